@@ -1,0 +1,4 @@
+/* cfg.h - placeholder */
+#ifndef DV_CFG_H
+#define DV_CFG_H
+#endif

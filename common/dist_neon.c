@@ -1,0 +1,1 @@
+/* dist_neon.c - placeholder, being written */

@@ -1,0 +1,1 @@
+/* dist_x86.c - placeholder, being written */

@@ -1,0 +1,1 @@
+/* hash.c - placeholder, being written */

@@ -1,0 +1,4 @@
+/* log.h - placeholder */
+#ifndef DV_LOG_H
+#define DV_LOG_H
+#endif

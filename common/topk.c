@@ -1,0 +1,1 @@
+/* topk.c - placeholder, being written */

@@ -1,0 +1,4 @@
+/* topk.h - placeholder */
+#ifndef DV_TOPK_H
+#define DV_TOPK_H
+#endif

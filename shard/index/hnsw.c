@@ -1,0 +1,1 @@
+/* hnsw.c - placeholder */

@@ -1,0 +1,1 @@
+/* sq8.c - placeholder */
