@@ -56,6 +56,13 @@ const struct dist_ops *dist_ops_for(enum dist_level level);
  */
 const struct dist_ops *dist_get(void);
 
+/*
+ * What dist_get() picks when DVEC_SIMD holds `env` (NULL or "" when unset): the CPU's best
+ * level, or the level `env` names when the CPU supports it. Logs an ignored value on stderr.
+ * dist_get() calls it once; tests call it directly.
+ */
+const struct dist_ops *dist_choose(const char *env);
+
 /* Parses a level name ("avx2"); returns -1 for an unknown name. */
 int dist_level_parse(const char *name);
 
