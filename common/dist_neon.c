@@ -11,12 +11,15 @@
  * accumulators hide the FMA latency; tails shorter than four lanes are done in scalar code.
  */
 
-/* 1 - dot / (|a| |b|), finished in double because na * nb can overflow float. */
-static float cos_finish(float dot, float na, float nb)
+/*
+ * 1 - dot / (|a| |b|). The norms are multiplied after the square roots: na * nb could
+ * overflow float, sqrt(na) * sqrt(nb) cannot.
+ */
+static inline float cos_finish(float dot, float na, float nb)
 {
     if (na == 0 || nb == 0)
         return 1.0f;
-    return (float)(1.0 - (double)dot / sqrt((double)na * (double)nb));
+    return 1.0f - dot / (sqrtf(na) * sqrtf(nb));
 }
 
 static float l2sq_neon(const float *a, const float *b, size_t n)
