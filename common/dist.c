@@ -140,6 +140,16 @@ static float sq8_l1_scalar(const float *q, const float *w, const uint8_t *c, siz
     return s0 + s1;
 }
 
+static uint32_t u8_l2sq_scalar(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint32_t s = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = (int)a[i] - (int)b[i];
+        s += (uint32_t)(d * d);
+    }
+    return s;
+}
+
 static const struct dist_ops dist_ops_scalar = {
     .level = DIST_SCALAR,
     .name = "scalar",
@@ -150,6 +160,7 @@ static const struct dist_ops dist_ops_scalar = {
     .sq8_l2 = sq8_l2_scalar,
     .sq8_dot = sq8_dot_scalar,
     .sq8_l1 = sq8_l1_scalar,
+    .u8_l2sq = u8_l2sq_scalar,
 };
 
 static const char *const level_names[] = {"scalar", "sse", "avx2", "avx512", "neon"};

@@ -25,6 +25,12 @@ typedef float (*dist_fn)(const float *a, const float *b, size_t n);
  *   sq8_dot(q, c, n)    = sum_d q[d] * c[d]                (q already multiplied by step)
  *   sq8_l1(q, w, c, n)  = sum_d w[d] * |q[d] - c[d]|       (w = step)
  */
+/*
+ * Exact squared euclidean distance between two uint8 code vectors: sum (a[d]-b[d])^2.
+ * Exact for n <= 66,052 (the sum stays below 2^32). Any alignment.
+ */
+typedef uint32_t (*dist_u8_fn)(const uint8_t *a, const uint8_t *b, size_t n);
+
 typedef float (*dist_sq8w_fn)(const float *q, const float *w, const uint8_t *c, size_t n);
 typedef float (*dist_sq8_fn)(const float *q, const uint8_t *c, size_t n);
 
@@ -38,6 +44,7 @@ struct dist_ops {
     dist_sq8w_fn sq8_l2;
     dist_sq8_fn sq8_dot;
     dist_sq8w_fn sq8_l1;
+    dist_u8_fn u8_l2sq;
 };
 
 /* Highest level the CPU supports (cpuid / hwcaps), ignoring DVEC_SIMD. */

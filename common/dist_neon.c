@@ -180,6 +180,25 @@ static float sq8_l1_neon(const float *q, const float *w, const uint8_t *c, size_
     return s;
 }
 
+static uint32_t u8_l2sq_neon(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint32x4_t s0 = vdupq_n_u32(0), s1 = vdupq_n_u32(0);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint8x16_t d = vabdq_u8(vld1q_u8(a + i), vld1q_u8(b + i));
+        uint16x8_t lo = vmull_u8(vget_low_u8(d), vget_low_u8(d));
+        uint16x8_t hi = vmull_u8(vget_high_u8(d), vget_high_u8(d));
+        s0 = vpadalq_u16(s0, lo);
+        s1 = vpadalq_u16(s1, hi);
+    }
+    uint32_t s = vaddvq_u32(vaddq_u32(s0, s1));
+    for (; i < n; i++) {
+        int d = (int)a[i] - (int)b[i];
+        s += (uint32_t)(d * d);
+    }
+    return s;
+}
+
 extern const struct dist_ops dist_ops_neon;
 const struct dist_ops dist_ops_neon = {
     .level = DIST_NEON,
@@ -191,6 +210,7 @@ const struct dist_ops dist_ops_neon = {
     .sq8_l2 = sq8_l2_neon,
     .sq8_dot = sq8_dot_neon,
     .sq8_l1 = sq8_l1_neon,
+    .u8_l2sq = u8_l2sq_neon,
 };
 
 #else

@@ -228,6 +228,31 @@ SSE41 static float sq8_l1_sse(const float *q, const float *w, const uint8_t *c, 
     return s;
 }
 
+/* |a-b| per byte, widened to 16 bits, squared and pair-summed into 32-bit lanes. */
+SSE41 static uint32_t u8_l2sq_sse(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    const __m128i z = _mm_setzero_si128();
+    __m128i s0 = _mm_setzero_si128(), s1 = _mm_setzero_si128();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(a + i));
+        __m128i y = _mm_loadu_si128((const __m128i *)(b + i));
+        __m128i d = _mm_or_si128(_mm_subs_epu8(x, y), _mm_subs_epu8(y, x));
+        __m128i lo = _mm_unpacklo_epi8(d, z), hi = _mm_unpackhi_epi8(d, z);
+        s0 = _mm_add_epi32(s0, _mm_madd_epi16(lo, lo));
+        s1 = _mm_add_epi32(s1, _mm_madd_epi16(hi, hi));
+    }
+    s0 = _mm_add_epi32(s0, s1);
+    s0 = _mm_add_epi32(s0, _mm_shuffle_epi32(s0, 0x4e));
+    s0 = _mm_add_epi32(s0, _mm_shuffle_epi32(s0, 0xb1));
+    uint32_t s = (uint32_t)_mm_cvtsi128_si32(s0);
+    for (; i < n; i++) {
+        int d = (int)a[i] - (int)b[i];
+        s += (uint32_t)(d * d);
+    }
+    return s;
+}
+
 extern const struct dist_ops dist_ops_sse;
 const struct dist_ops dist_ops_sse = {
     .level = DIST_SSE,
@@ -239,6 +264,7 @@ const struct dist_ops dist_ops_sse = {
     .sq8_l2 = sq8_l2_sse,
     .sq8_dot = sq8_dot_sse,
     .sq8_l1 = sq8_l1_sse,
+    .u8_l2sq = u8_l2sq_sse,
 };
 
 /* ---------------------------------------------------------------- AVX2 + FMA */
@@ -490,6 +516,31 @@ AVX2 static float sq8_l1_avx2(const float *q, const float *w, const uint8_t *c, 
     return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
+AVX2 static uint32_t u8_l2sq_avx2(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(a + i));
+        __m256i y = _mm256_loadu_si256((const __m256i *)(b + i));
+        __m256i d = _mm256_or_si256(_mm256_subs_epu8(x, y), _mm256_subs_epu8(y, x));
+        __m256i lo = _mm256_unpacklo_epi8(d, z), hi = _mm256_unpackhi_epi8(d, z);
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(lo, lo));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(hi, hi));
+    }
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(_mm256_add_epi32(s0, s1)),
+                              _mm256_extracti128_si256(_mm256_add_epi32(s0, s1), 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    uint32_t s = (uint32_t)_mm_cvtsi128_si32(t);
+    for (; i < n; i++) {
+        int d = (int)a[i] - (int)b[i];
+        s += (uint32_t)(d * d);
+    }
+    return s;
+}
+
 extern const struct dist_ops dist_ops_avx2;
 const struct dist_ops dist_ops_avx2 = {
     .level = DIST_AVX2,
@@ -501,6 +552,7 @@ const struct dist_ops dist_ops_avx2 = {
     .sq8_l2 = sq8_l2_avx2,
     .sq8_dot = sq8_dot_avx2,
     .sq8_l1 = sq8_l1_avx2,
+    .u8_l2sq = u8_l2sq_avx2,
 };
 
 /* ---------------------------------------------------------------- AVX-512 F + BW */
@@ -738,6 +790,23 @@ AVX512 static float sq8_l1_avx512(const float *q, const float *w, const uint8_t 
 }
 #undef ABS512
 
+AVX512 static uint32_t u8_l2sq_avx512(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    const __m512i z = _mm512_setzero_si512();
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i < n; i += 64) {
+        __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        __m512i x = _mm512_maskz_loadu_epi8(m, a + i);
+        __m512i y = _mm512_maskz_loadu_epi8(m, b + i);
+        __m512i d = _mm512_or_si512(_mm512_subs_epu8(x, y), _mm512_subs_epu8(y, x));
+        __m512i lo = _mm512_unpacklo_epi8(d, z), hi = _mm512_unpackhi_epi8(d, z);
+        s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(lo, lo));
+        s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(hi, hi));
+    }
+    return (uint32_t)_mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+}
+
 extern const struct dist_ops dist_ops_avx512;
 const struct dist_ops dist_ops_avx512 = {
     .level = DIST_AVX512,
@@ -749,6 +818,7 @@ const struct dist_ops dist_ops_avx512 = {
     .sq8_l2 = sq8_l2_avx512,
     .sq8_dot = sq8_dot_avx512,
     .sq8_l1 = sq8_l1_avx512,
+    .u8_l2sq = u8_l2sq_avx512,
 };
 
 #else

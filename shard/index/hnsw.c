@@ -37,6 +37,7 @@ struct scratch {
     uint32_t *out;   /* selected neighbours */
     float *q1;       /* normalised query */
     float *q2;       /* SQ8-prepared query */
+    uint8_t *qc;     /* SQ8-coded query (l2) */
 };
 
 struct hnsw_index {
@@ -289,6 +290,7 @@ static void scratch_free(struct scratch *s)
     free(s->out);
     free(s->q1);
     free(s->q2);
+    free(s->qc);
     free(s);
 }
 
@@ -329,7 +331,8 @@ static int scratch_get(struct hnsw_index *ix, size_t ef, struct scratch **out)
         s->out = malloc(sizeof(uint32_t) * (ix->m0 + 1));
         s->q1 = malloc(sizeof(float) * ix->dim);
         s->q2 = malloc(sizeof(float) * ix->dim);
-        if (s->batch == NULL || s->out == NULL || s->q1 == NULL || s->q2 == NULL)
+        s->qc = malloc(ix->dim);
+        if (s->batch == NULL || s->out == NULL || s->q1 == NULL || s->q2 == NULL || s->qc == NULL)
             goto err_free;
     }
     if (s->vcap < ix->cap) {
@@ -374,9 +377,10 @@ static inline void visit_reset(struct scratch *s)
 
 /* How a walk measures the query against stored nodes: float vectors or SQ8 codes. */
 struct qctx {
-    const float *q; /* float query (normalised for cosine), or SQ8-prepared query */
-    int sq8;
-    float bias; /* SQ8 dot: q.min */
+    const float *q;       /* float query (normalised for cosine), or SQ8-prepared query */
+    int sq8;              /* 0: float, 1: SQ8 asymmetric kernels, 2: SQ8 l2 on integer codes */
+    float bias;           /* SQ8 dot: q.min */
+    const uint8_t *codes; /* sq8 == 2: the coded query */
 };
 
 static inline float qdist(const struct hnsw_index *ix, const struct qctx *qc, uint32_t s)
@@ -384,6 +388,8 @@ static inline float qdist(const struct hnsw_index *ix, const struct qctx *qc, ui
     if (!qc->sq8)
         return fdist(ix, qc->q, vec_of(ix, s));
     const uint8_t *c = ix->codes + (size_t)s * ix->dim;
+    if (qc->sq8 == 2)
+        return ix->sq8.step2 * (float)ix->ops->u8_l2sq(qc->codes, c, ix->dim);
     switch (ix->p.metric) {
     case HNSW_L2:
         return ix->ops->sq8_l2(qc->q, ix->sq8.w2, c, ix->dim);
@@ -877,7 +883,7 @@ static int link_node(struct hnsw_index *ix, struct scratch *s, uint32_t slot, in
                      uint32_t ep, int top, bool replacing)
 {
     struct hnsw_stats st = {0, 0};
-    struct qctx qc = {vec_of(ix, slot), 0, 0.0f};
+    struct qctx qc = {vec_of(ix, slot), 0, 0.0f, NULL};
     struct walk w = {ix->p.ef_construction, 0, NULL, NULL, replacing ? slot : HNSW_NO_SLOT};
     uint32_t cur = ep;
     float cur_d = qdist(ix, &qc, cur);
@@ -1054,7 +1060,7 @@ int hnsw_search(struct hnsw_index *ix, const struct hnsw_query *q, struct hnsw_h
 {
     struct hnsw_stats st = {0, 0};
     struct scratch *s;
-    struct qctx qc = {q->vec, 0, 0.0f};
+    struct qctx qc = {q->vec, 0, 0.0f, NULL};
     uint32_t ef, k = q->k;
     int rc;
 
@@ -1074,7 +1080,8 @@ int hnsw_search(struct hnsw_index *ix, const struct hnsw_query *q, struct hnsw_h
         goto out_unlock;
     }
     qc.sq8 = q->quant != HNSW_QUANT_OFF && ready;
-    uint32_t rerank = q->rerank ? q->rerank : ef;
+    /* Default re-rank: 2k candidates (oversampling 2), at most the ef found. */
+    uint32_t rerank = q->rerank ? q->rerank : (2 * k < ef ? 2 * k : ef);
     if (rerank < k)
         rerank = k;
     rc = scratch_get(ix, ef > rerank ? ef : rerank, &s);
@@ -1089,7 +1096,10 @@ int hnsw_search(struct hnsw_index *ix, const struct hnsw_query *q, struct hnsw_h
     }
     qc.q = qv;
     if (qc.sq8) {
-        if (ix->p.metric == HNSW_L2 || ix->p.metric == HNSW_L1)
+        if (ix->sq8.shared && sq8_prep_codes(&ix->sq8, qv, s->qc)) {
+            qc.sq8 = 2;
+            qc.codes = s->qc;
+        } else if (ix->p.metric == HNSW_L2 || ix->p.metric == HNSW_L1)
             sq8_prep_offset(&ix->sq8, qv, s->q2);
         else
             sq8_prep_dot(&ix->sq8, qv, s->q2, &qc.bias);
@@ -1372,7 +1382,7 @@ int hnsw_sq8_train(struct hnsw_index *ix)
     for (size_t i = 0; i < ix->n_slots; i++)
         if (ix->flags[i] == FLAG_USED)
             sq8_observe(&ix->sq8, vec_of(ix, (uint32_t)i));
-    sq8_finish(&ix->sq8);
+    sq8_finish(&ix->sq8, ix->p.metric == HNSW_L2);
     for (size_t i = 0; i < ix->n_slots; i++)
         if (ix->flags[i] & FLAG_USED)
             sq8_encode(&ix->sq8, vec_of(ix, (uint32_t)i), ix->codes + i * ix->dim);

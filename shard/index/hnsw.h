@@ -114,7 +114,7 @@ struct hnsw_query {
     hnsw_filter_fn filter;
     void *filter_arg;
     enum hnsw_quant quant;
-    uint32_t rerank; /* SQ8: candidates re-ranked on float32; 0 = max(ef, k) */
+    uint32_t rerank; /* SQ8: best candidates re-ranked on float32; 0 = min(ef, 2k) */
 };
 
 struct hnsw_hit {

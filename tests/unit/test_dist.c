@@ -367,6 +367,46 @@ static void test_speed(void **state)
     }
 }
 
+/* u8_l2sq is exact: every level against an integer reference, all dims, unaligned, and
+ * arrays that end at a guard page (no over-read). */
+static void test_u8_l2sq(void **state)
+{
+    static uint8_t a[4096 + 64], b[4096 + 64];
+    long page = sysconf(_SC_PAGESIZE);
+    uint8_t *region =
+        mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(region != MAP_FAILED);
+    assert_int_equal(mprotect(region + page, (size_t)page, PROT_NONE), 0);
+    for (int lv = 0; lv < NLEVELS; lv++) {
+        const struct dist_ops *ops = dist_ops_for((enum dist_level)lv);
+        if (ops == NULL)
+            continue;
+        assert_non_null(ops->u8_l2sq);
+        for (size_t n = 0; n <= 4096; n = n < 300 ? n + 1 : n * 2 + 7) {
+            for (size_t off = 0; off < 3; off++) {
+                uint8_t *x = a + off, *y = b + 2 * off + 1;
+                uint64_t ref = 0;
+                for (size_t i = 0; i < n; i++) {
+                    x[i] = (uint8_t)rng_next();
+                    y[i] = (i % 7 == 0) ? (uint8_t)(255 - x[i]) : (uint8_t)rng_next();
+                    int d = (int)x[i] - (int)y[i];
+                    ref += (uint64_t)(d * d);
+                }
+                assert_int_equal(ops->u8_l2sq(x, y, n), ref);
+            }
+        }
+        /* Worst case per element (0 vs 255) and the guard page. */
+        for (size_t n = 0; n <= 200 && n <= (size_t)page; n++) {
+            uint8_t *x = region + page - n;
+            memset(a, 255, n);
+            memset(x, 0, n);
+            assert_int_equal(ops->u8_l2sq(x, a, n), (uint64_t)n * 65025u);
+            assert_int_equal(ops->u8_l2sq(a, x, n), (uint64_t)n * 65025u);
+        }
+    }
+    munmap(region, 2 * (size_t)page);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_cpu_level),
         cmocka_unit_test(test_choose),
         cmocka_unit_test(test_normalize),
+        cmocka_unit_test(test_u8_l2sq),
         cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
