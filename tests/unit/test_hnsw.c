@@ -388,6 +388,16 @@ static void test_sq8(void **state)
     assert_int_equal(hnsw_search(f.ix, &hq, h, &nh, NULL), DV_OK);
     double d = orc_dist(HNSW_L2, q, f.base + (size_t)f.row_of[h[0].slot] * dim, dim);
     assert_float_equal(h[0].dist, d, 1e-3 * d + 1e-5);
+
+    /* Queries far outside the trained ranges cannot be coded; they use the asymmetric
+     * kernel and must still find their neighbours. */
+    float *far = malloc(100 * dim * sizeof(float));
+    for (size_t i = 0; i < 100 * dim; i++)
+        far[i] = 3.0f * q[i];
+    double rfar = recall(&f, far, 100, 64, HNSW_QUANT_ON, NULL, NULL, NULL, NULL);
+    printf("# sq8 with out-of-range queries: recall@10 %.4f\n", rfar);
+    assert_true(rfar >= 0.9);
+    free(far);
     teardown_fx(&f);
 
     /* Other metrics with SQ8. */
