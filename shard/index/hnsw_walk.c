@@ -159,6 +159,8 @@ int hnsw_search_level(const struct hnsw_index *ix, struct scratch *s, const stru
         if (nt >= ef && c.d > s->top[0].d)
             break;
         minheap_pop(s->cand, &ncand);
+        if (ncand > 0) /* likely the next node to expand */
+            prefetch_lines(links_of(ix, s->cand[0].id, w->level), 2);
 
         const uint32_t *l = links_of(ix, c.id, w->level);
         uint32_t cnt = ld32(&l[0]);
@@ -182,6 +184,8 @@ int hnsw_search_level(const struct hnsw_index *ix, struct scratch *s, const stru
             st->dist_calls++;
             if (nt < ef || d < s->top[0].d) {
                 minheap_push(s->cand, &ncand, d, id);
+                if (s->cand[0].id == id) /* the next node to expand: its links, early */
+                    prefetch_lines(links_of(ix, id, w->level), 2);
                 if (accepted(ix, w, id)) {
                     maxheap_push(s->top, &nt, d, id);
                     if (nt > ef)
@@ -189,8 +193,6 @@ int hnsw_search_level(const struct hnsw_index *ix, struct scratch *s, const stru
                 }
             }
         }
-        if (ncand > 0) /* the links of the node expanded next */
-            __builtin_prefetch(links_of(ix, s->cand[0].id, w->level), 0, 3);
     }
     *ntop = nt;
     return DV_OK;
