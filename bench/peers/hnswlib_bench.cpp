@@ -10,7 +10,7 @@
 //       -o bench/peers/bin/hnswlib_bench bench/peers/hnswlib_bench.cpp
 // against Debian's header-only hnswlib (libhnswlib-dev, /usr/include/hnswlib, 0.6.2).
 //
-// What it measures (see docs/bench-peers-notes.md):
+// What it measures (see docs/benchmarks.md):
 //   build_s    wall clock of inserting all base vectors into a HierarchicalNSW
 //              (max_elements = n, fixed random seed). With --build-threads T, T
 //              std::threads take the next index from an atomic counter and call addPoint,
