@@ -166,6 +166,22 @@ static int grow(struct hnsw_index *ix, int what)
 
 /* ---- create / destroy ------------------------------------------------------------------- */
 
+/* Frees every array of the index (any of them may still be NULL). */
+static void free_storage(struct hnsw_index *ix)
+{
+    sq8_ranges_free(&ix->sq8);
+    region_free(ix->vecs, ix->vecs_map);
+    region_free(ix->level0, ix->level0_map);
+    free(ix->levels);
+    free(ix->ucap);
+    free(ix->flags);
+    free(ix->locks);
+    free(ix->upper_off);
+    region_free(ix->codes, ix->codes_map);
+    free(ix->upper);
+    free(ix->free_slots);
+}
+
 void hnsw_params_default(struct hnsw_params *p)
 {
     memset(p, 0, sizeof *p);
@@ -238,16 +254,7 @@ int hnsw_create(const struct hnsw_params *p, struct hnsw_index **out)
     return DV_OK;
 
 err_free:
-    sq8_ranges_free(&ix->sq8);
-    region_free(ix->vecs, ix->vecs_map);
-    region_free(ix->level0, ix->level0_map);
-    free(ix->levels);
-    free(ix->ucap);
-    free(ix->flags);
-    free(ix->locks);
-    free(ix->upper_off);
-    region_free(ix->codes, ix->codes_map);
-    free(ix->upper);
+    free_storage(ix);
     free(ix);
     return DV_ENOMEM;
 }
@@ -265,17 +272,7 @@ void hnsw_destroy(struct hnsw_index *ix)
     pthread_mutex_destroy(&ix->alloc_mu);
     pthread_mutex_destroy(&ix->ep_mu);
     pthread_mutex_destroy(&ix->pool_mu);
-    sq8_ranges_free(&ix->sq8);
-    region_free(ix->vecs, ix->vecs_map);
-    region_free(ix->level0, ix->level0_map);
-    free(ix->levels);
-    free(ix->ucap);
-    free(ix->flags);
-    free(ix->locks);
-    free(ix->upper_off);
-    region_free(ix->codes, ix->codes_map);
-    free(ix->upper);
-    free(ix->free_slots);
+    free_storage(ix);
     free(ix);
 }
 
