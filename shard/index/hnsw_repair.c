@@ -25,8 +25,17 @@ int hnsw_delete(struct hnsw_index *ix, uint32_t slot)
  * `dead`: candidates are its live neighbours plus live nodes reached through dead ones
  * (transitively, bounded), chosen by the heuristic.
  */
-static int relink(struct hnsw_index *ix, struct scratch *s, const uint8_t *dead, uint32_t x,
-                  int level)
+/*
+ * The tombstone snapshot of a repair covers slots [0, n); nodes inserted while the repair
+ * runs get slots past it (or reused free slots, never dead) and are live.
+ */
+static inline bool is_dead(const uint8_t *dead, size_t n, uint32_t id)
+{
+    return id < n && dead[id];
+}
+
+static int relink(struct hnsw_index *ix, struct scratch *s, const uint8_t *dead, size_t nsnap,
+                  uint32_t x, int level)
 {
     uint32_t max = level == 0 ? ix->m0 : ix->m;
     size_t limit = 4 * (size_t)max; /* candidates gathered at most */
@@ -51,7 +60,7 @@ static int relink(struct hnsw_index *ix, struct scratch *s, const uint8_t *dead,
             if (s->visited[e] == s->tag)
                 continue;
             s->visited[e] = s->tag;
-            if (dead[e]) {
+            if (is_dead(dead, nsnap, e)) {
                 if (qt < sizeof queue / sizeof queue[0])
                     queue[qt++] = e;
             } else {
@@ -69,12 +78,13 @@ static int relink(struct hnsw_index *ix, struct scratch *s, const uint8_t *dead,
     return DV_OK;
 }
 
-static bool links_touch(const struct hnsw_index *ix, const uint8_t *dead, uint32_t x, int level)
+static bool links_touch(const struct hnsw_index *ix, const uint8_t *dead, size_t n, uint32_t x,
+                        int level)
 {
     const uint32_t *l = links_of(ix, x, level);
     uint32_t cnt = ld32(&l[0]);
     for (uint32_t i = 0; i < cnt; i++)
-        if (dead[ld32(&l[1 + i])])
+        if (is_dead(dead, n, ld32(&l[1 + i])))
             return true;
     return false;
 }
@@ -114,8 +124,8 @@ int hnsw_repair(struct hnsw_index *ix, size_t *freed)
         if (dead[x] || !(flags_of(ix, x) & FLAG_USED))
             continue;
         for (int lev = ix->levels[x]; lev >= 0 && rc == DV_OK; lev--)
-            if (links_touch(ix, dead, x, lev))
-                rc = relink(ix, s, dead, x, lev);
+            if (links_touch(ix, dead, nslots, x, lev))
+                rc = relink(ix, s, dead, nslots, x, lev);
     }
     if (rc == DV_OK || rc != DV_ENOMEM)
         hnsw_scratch_put(ix, s);
@@ -140,13 +150,13 @@ int hnsw_repair(struct hnsw_index *ix, size_t *freed)
     }
     for (size_t i = 0; i < ix->n_slots; i++) {
         uint32_t x = (uint32_t)i;
-        if ((i < nslots && dead[x]) || !(ix->flags[x] & FLAG_USED))
+        if (is_dead(dead, nslots, x) || !(ix->flags[x] & FLAG_USED))
             continue;
         for (int lev = ix->levels[x]; lev >= 0; lev--) {
             uint32_t *l = links_of(ix, x, lev);
             uint32_t cnt = l[0], k = 0;
             for (uint32_t j = 0; j < cnt; j++)
-                if (l[1 + j] >= nslots || !dead[l[1 + j]])
+                if (!is_dead(dead, nslots, l[1 + j]))
                     l[1 + k++] = l[1 + j];
             l[0] = k;
         }
@@ -160,7 +170,7 @@ int hnsw_repair(struct hnsw_index *ix, size_t *freed)
         ix->free_slots[ix->n_free++] = (uint32_t)i;
     }
     ix->deleted -= ndead;
-    if (ix->ep != HNSW_NO_SLOT && dead[ix->ep]) {
+    if (ix->ep != HNSW_NO_SLOT && is_dead(dead, nslots, ix->ep)) {
         uint32_t best = HNSW_NO_SLOT;
         int bl = -1;
         for (size_t i = 0; i < ix->n_slots; i++) {

@@ -97,7 +97,8 @@ static bool keep_live(uint32_t row, void *arg)
     return !((struct shared *)arg)->deleted_rows[row];
 }
 
-static void test_concurrent(void **state)
+/* One round: everything at once, then counts and recall. */
+static void concurrent_round(void)
 {
     static struct shared sh;
     struct hnsw_params p;
@@ -169,6 +170,13 @@ static void test_concurrent(void **state)
     free(row_of);
     free(sh.base);
     hnsw_destroy(sh.ix);
+}
+
+/* Several rounds: the interleavings differ each time (repair racing with inserts, growth). */
+static void test_concurrent(void **state)
+{
+    for (int round = 0; round < 4; round++)
+        concurrent_round();
 }
 
 int main(void)
