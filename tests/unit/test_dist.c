@@ -326,46 +326,7 @@ static void test_normalize(void **state)
     assert_true(dist_normalize(a, 0) == 0.0f);
 }
 
-/* Best-of-5 nanoseconds per call of l2sq at dimension n. */
-static double time_l2sq(const struct dist_ops *ops, const float *a, const float *b, size_t n)
-{
-    double best = 1e30;
-    volatile float sink = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        struct timespec t0, t1;
-        int iters = 20000;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (int i = 0; i < iters; i++)
-            sink += ops->l2sq(a, b + (i & 1), n);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double ns =
-            ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / iters;
-        if (ns < best)
-            best = ns;
-    }
-    (void)sink;
-    return best;
-}
-
 /* Diagnostic: the wide kernels must clearly beat scalar (a very loose bound). */
-static void test_speed(void **state)
-{
-    const size_t n = 784;
-    float *a = buf_a + 1, *b = buf_b + 2;
-    fill(n + 1, a, b, buf_q, buf_w, buf_c);
-    double scalar = time_l2sq(dist_ops_for(DIST_SCALAR), a, b, n);
-    print_message("# l2sq n=784 scalar: %.1f ns\n", scalar);
-    static const enum dist_level wide[] = {DIST_SSE, DIST_AVX2, DIST_AVX512, DIST_NEON};
-    for (size_t k = 0; k < sizeof wide / sizeof wide[0]; k++) {
-        const struct dist_ops *ops = dist_ops_for(wide[k]);
-        if (ops == NULL)
-            continue;
-        double ns = time_l2sq(ops, a, b, n);
-        print_message("# l2sq n=784 %s: %.1f ns (%.1fx scalar)\n", ops->name, ns, scalar / ns);
-        if (wide[k] == DIST_AVX2 || wide[k] == DIST_AVX512)
-            assert_true(scalar / ns >= 1.5);
-    }
-}
 
 /* u8_l2sq is exact: every level against an integer reference, all dims, unaligned, and
  * arrays that end at a guard page (no over-read). */
@@ -420,7 +381,6 @@ int main(void)
         cmocka_unit_test(test_choose),
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_u8_l2sq),
-        cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
