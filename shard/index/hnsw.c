@@ -498,6 +498,58 @@ out_unlock:
     return rc;
 }
 
+int hnsw_search_slots(struct hnsw_index *ix, const float *vec, uint32_t k, const uint32_t *slots,
+                      size_t n, hnsw_filter_fn filter, void *filter_arg, struct hnsw_hit *out,
+                      uint32_t *n_out)
+{
+    struct scratch *s;
+    size_t nt = 0;
+    int rc;
+
+    *n_out = 0;
+    if (k == 0 || vec == NULL)
+        return DV_EINVAL;
+    if (!all_finite(vec, ix->dim))
+        return DV_ENAN;
+    pthread_rwlock_rdlock(&ix->rw);
+    rc = hnsw_scratch_get(ix, k, &s);
+    if (rc != DV_OK)
+        goto out_unlock;
+    const float *qv = vec;
+    if (ix->p.metric == HNSW_COSINE) {
+        memcpy(s->q1, vec, ix->dim * sizeof(float));
+        dist_normalize(s->q1, ix->dim);
+        qv = s->q1;
+    }
+    size_t used = slots_used(ix);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = slots[i];
+        if (x >= used || flags_of(ix, x) != FLAG_USED)
+            continue;
+        if (i + 4 < n && slots[i + 4] < used)
+            prefetch_lines(vec_of(ix, slots[i + 4]), ix->vec_lines);
+        if (filter != NULL && !filter(x, filter_arg))
+            continue;
+        float d = fdist(ix, qv, vec_of(ix, x));
+        if (nt < k) {
+            maxheap_push(s->top, &nt, d, x);
+        } else if (d < s->top[0].d) {
+            maxheap_pop(s->top, &nt);
+            maxheap_push(s->top, &nt, d, x);
+        }
+    }
+    size_t m = maxheap_drain_sorted(s->top, nt, s->sel);
+    for (size_t i = 0; i < m; i++) {
+        out[i].dist = s->sel[i].d;
+        out[i].slot = s->sel[i].id;
+    }
+    *n_out = (uint32_t)m;
+    hnsw_scratch_put(ix, s);
+out_unlock:
+    pthread_rwlock_unlock(&ix->rw);
+    return rc;
+}
+
 /* ---- reading ---------------------------------------------------------------------------- */
 
 int hnsw_get_vector(struct hnsw_index *ix, uint32_t slot, float *out)

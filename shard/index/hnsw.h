@@ -159,3 +159,58 @@ struct hnsw_info {
 void hnsw_get_info(struct hnsw_index *ix, struct hnsw_info *info);
 
 #endif
+
+/* ---- exact search over chosen slots ------------------------------------------------------ */
+
+/*
+ * Brute force over slots[0..n): the up to k nearest live slots for which filter (may be NULL)
+ * accepts, ascending. For filters so selective that a scan of their candidates beats the
+ * graph walk. Slots that are not live are skipped.
+ */
+int hnsw_search_slots(struct hnsw_index *ix, const float *vec, uint32_t k, const uint32_t *slots,
+                      size_t n, hnsw_filter_fn filter, void *filter_arg, struct hnsw_hit *out,
+                      uint32_t *n_out);
+
+/* ---- two-step repair --------------------------------------------------------------------- */
+
+/*
+ * hnsw_repair() in two steps, for owners that map slots to their own data and must know when
+ * slots are freed (a freed slot can be handed to the next insert): hnsw_repair_relink() does
+ * the long, concurrent part and returns a plan; hnsw_repair_free() unlinks and frees the
+ * planned slots (short, exclusive); hnsw_repair_drop() discards a plan. The plan is owned by
+ * the caller between the calls.
+ */
+struct hnsw_repair_plan;
+int hnsw_repair_relink(struct hnsw_index *ix, struct hnsw_repair_plan **plan);
+int hnsw_repair_free(struct hnsw_index *ix, struct hnsw_repair_plan *plan, size_t *freed);
+void hnsw_repair_drop(struct hnsw_repair_plan *plan);
+
+/* ---- persistence ------------------------------------------------------------------------- */
+
+/* The three parts of a saved index; an owner may store each in its own file. */
+enum hnsw_part {
+    HNSW_PART_GRAPH = 0,   /* state, node arrays, SQ8 ranges, level-0 and upper links */
+    HNSW_PART_VECTORS = 1, /* slots * dim float32 */
+    HNSW_PART_CODES = 2,   /* slots * dim SQ8 codes (only when params.sq8) */
+};
+
+/* Receives the bytes of a part, in order; returns 0 or a DV_* code (which aborts the save). */
+typedef int (*hnsw_save_fn)(void *arg, enum hnsw_part part, const void *buf, size_t n);
+/* Must fill buf with the next n bytes of the part; DV_ECORRUPT (or any code) when it cannot. */
+typedef int (*hnsw_load_fn)(void *arg, enum hnsw_part part, void *buf, size_t n);
+
+/*
+ * Writes the whole index through fn: every byte of GRAPH, then VECTORS, then CODES. The
+ * caller guarantees that no insert, delete, repair, replace or SQ8 training runs meanwhile;
+ * searches may. Fields are little-endian (dvec runs on little-endian machines only).
+ */
+int hnsw_save(struct hnsw_index *ix, hnsw_save_fn fn, void *arg);
+
+/*
+ * Rebuilds an index from the parts written by hnsw_save, reading GRAPH, VECTORS, CODES in
+ * that order: no graph construction, the arrays are read in place. `p` must hold the
+ * parameters the index was created with (dim, metric, m, sq8 are checked against the saved
+ * ones: DV_ECORRUPT with a message in errmsg when they differ or the graph is inconsistent).
+ */
+int hnsw_load(const struct hnsw_params *p, hnsw_load_fn fn, void *arg, struct hnsw_index **out,
+              char *errmsg);

@@ -89,60 +89,87 @@ static bool links_touch(const struct hnsw_index *ix, const uint8_t *dead, size_t
     return false;
 }
 
-int hnsw_repair(struct hnsw_index *ix, size_t *freed)
+struct hnsw_repair_plan {
+    uint8_t *dead; /* dead[slot]: tombstone in the snapshot */
+    size_t nslots; /* the snapshot covers slots [0, nslots) */
+    size_t ndead;
+};
+
+void hnsw_repair_drop(struct hnsw_repair_plan *plan)
 {
+    if (plan != NULL) {
+        free(plan->dead);
+        free(plan);
+    }
+}
+
+/* Phase 1, shared: snapshot the tombstones and relink around them. */
+int hnsw_repair_relink(struct hnsw_index *ix, struct hnsw_repair_plan **out)
+{
+    struct hnsw_repair_plan *pl;
     struct scratch *s;
-    uint8_t *dead;
-    size_t nslots, ndead = 0;
     int rc;
 
-    if (freed != NULL)
-        *freed = 0;
-    /* Phase 1, shared: snapshot the tombstones and relink around them. */
+    *out = NULL;
+    pl = calloc(1, sizeof *pl);
+    if (pl == NULL)
+        return DV_ENOMEM;
     pthread_rwlock_rdlock(&ix->rw);
-    nslots = slots_used(ix);
-    dead = calloc(nslots ? nslots : 1, 1);
-    if (dead == NULL) {
+    pl->nslots = slots_used(ix);
+    pl->dead = calloc(pl->nslots ? pl->nslots : 1, 1);
+    if (pl->dead == NULL) {
         pthread_rwlock_unlock(&ix->rw);
+        hnsw_repair_drop(pl);
         return DV_ENOMEM;
     }
-    for (size_t i = 0; i < nslots; i++) {
+    for (size_t i = 0; i < pl->nslots; i++) {
         uint8_t f = flags_of(ix, (uint32_t)i);
         if ((f & FLAG_USED) && (f & FLAG_DELETED)) {
-            dead[i] = 1;
-            ndead++;
+            pl->dead[i] = 1;
+            pl->ndead++;
         }
     }
-    if (ndead == 0) {
+    if (pl->ndead == 0) {
         pthread_rwlock_unlock(&ix->rw);
-        free(dead);
+        *out = pl;
         return DV_OK;
     }
     rc = hnsw_scratch_get(ix, ix->p.ef_construction, &s);
-    for (size_t i = 0; rc == DV_OK && i < nslots; i++) {
+    for (size_t i = 0; rc == DV_OK && i < pl->nslots; i++) {
         uint32_t x = (uint32_t)i;
-        if (dead[x] || !(flags_of(ix, x) & FLAG_USED))
+        if (pl->dead[x] || !(flags_of(ix, x) & FLAG_USED))
             continue;
         for (int lev = ix->levels[x]; lev >= 0 && rc == DV_OK; lev--)
-            if (links_touch(ix, dead, nslots, x, lev))
-                rc = relink(ix, s, dead, nslots, x, lev);
+            if (links_touch(ix, pl->dead, pl->nslots, x, lev))
+                rc = relink(ix, s, pl->dead, pl->nslots, x, lev);
     }
     if (rc == DV_OK || rc != DV_ENOMEM)
         hnsw_scratch_put(ix, s);
     pthread_rwlock_unlock(&ix->rw);
     if (rc != DV_OK) {
-        free(dead);
+        hnsw_repair_drop(pl);
         return rc;
     }
+    *out = pl;
+    return DV_OK;
+}
 
-    /* Phase 2, exclusive: drop links that still point at dead nodes, then free them. */
+/* Phase 2, exclusive: drop links that still point at dead nodes, then free them. */
+int hnsw_repair_free(struct hnsw_index *ix, struct hnsw_repair_plan *pl, size_t *freed)
+{
+    const uint8_t *dead = pl->dead;
+    size_t nslots = pl->nslots, ndead = pl->ndead;
+
+    if (freed != NULL)
+        *freed = 0;
+    if (ndead == 0)
+        return DV_OK;
     pthread_rwlock_wrlock(&ix->rw);
     size_t need = ix->n_free + ndead;
     if (need > ix->free_cap) {
         uint32_t *f = realloc(ix->free_slots, need * sizeof(uint32_t));
         if (f == NULL) {
             pthread_rwlock_unlock(&ix->rw);
-            free(dead);
             return DV_ENOMEM;
         }
         ix->free_slots = f;
@@ -183,10 +210,23 @@ int hnsw_repair(struct hnsw_index *ix, size_t *freed)
         ix->max_level = bl;
     }
     pthread_rwlock_unlock(&ix->rw);
-    free(dead);
+    pl->ndead = 0; /* a plan frees its slots once */
     if (freed != NULL)
         *freed = ndead;
     return DV_OK;
+}
+
+int hnsw_repair(struct hnsw_index *ix, size_t *freed)
+{
+    struct hnsw_repair_plan *pl;
+    if (freed != NULL)
+        *freed = 0;
+    int rc = hnsw_repair_relink(ix, &pl);
+    if (rc != DV_OK)
+        return rc;
+    rc = hnsw_repair_free(ix, pl, freed);
+    hnsw_repair_drop(pl);
+    return rc;
 }
 
 int hnsw_replace(struct hnsw_index *ix, uint32_t slot, const float *vec)

@@ -414,6 +414,179 @@ static void test_sq8(void **state)
     free(q);
 }
 
+/* In-memory parts for save/load: three growable byte arrays and read positions. */
+struct parts {
+    uint8_t *b[3];
+    size_t len[3], pos[3];
+    long fail_after; /* reads allowed before one fails (-1: never) */
+};
+
+static int save_part(void *arg, enum hnsw_part part, const void *buf, size_t n)
+{
+    struct parts *pp = arg;
+    pp->b[part] = realloc(pp->b[part], pp->len[part] + n);
+    memcpy(pp->b[part] + pp->len[part], buf, n);
+    pp->len[part] += n;
+    return DV_OK;
+}
+
+static int load_part(void *arg, enum hnsw_part part, void *buf, size_t n)
+{
+    struct parts *pp = arg;
+    if (pp->fail_after == 0)
+        return DV_EIO;
+    if (pp->fail_after > 0)
+        pp->fail_after--;
+    if (pp->pos[part] + n > pp->len[part])
+        return DV_ECORRUPT;
+    memcpy(buf, pp->b[part] + pp->pos[part], n);
+    pp->pos[part] += n;
+    return DV_OK;
+}
+
+static void rewind_parts(struct parts *pp, long fail_after)
+{
+    for (int i = 0; i < 3; i++)
+        pp->pos[i] = 0;
+    pp->fail_after = fail_after;
+}
+
+/* A saved and reloaded index answers every query exactly like the original, inserts go on. */
+static void test_save_load(void **state)
+{
+    uint32_t dim = 24;
+    size_t n = 3000;
+    for (int sq8 = 0; sq8 <= 1; sq8++) {
+        struct fixture f;
+        float *base = orc_clustered(n, dim, 20, 31 + (uint64_t)sq8);
+        float *q = orc_clustered(50, dim, 20, 77);
+        build(&f, base, n, dim, HNSW_L2, sq8, 1);
+        for (size_t i = 0; i < n; i += 7)
+            assert_int_equal(hnsw_delete(f.ix, f.slot_of[i]), DV_OK);
+        assert_int_equal(hnsw_repair(f.ix, NULL), DV_OK);
+        for (size_t i = 1; i < n; i += 11)
+            hnsw_delete(f.ix, f.slot_of[i]); /* tombstones saved as such */
+
+        struct parts pp = {0};
+        assert_int_equal(hnsw_save(f.ix, save_part, &pp), DV_OK);
+        struct hnsw_params p;
+        hnsw_params_default(&p);
+        p.dim = dim;
+        p.sq8 = sq8;
+        struct hnsw_index *ix2;
+        char err[DV_ERRMSG_SIZE] = "";
+        rewind_parts(&pp, -1);
+        assert_int_equal(hnsw_load(&p, load_part, &pp, &ix2, err), DV_OK);
+        struct hnsw_info a, b;
+        hnsw_get_info(f.ix, &a);
+        hnsw_get_info(ix2, &b);
+        assert_int_equal(a.live, b.live);
+        assert_int_equal(a.deleted, b.deleted);
+        assert_int_equal(a.slots, b.slots);
+        assert_int_equal(a.max_level, b.max_level);
+        assert_int_equal(a.sq8_ready, b.sq8_ready);
+        for (size_t i = 0; i < 50; i++) {
+            struct hnsw_query hq = {.vec = q + i * dim, .k = 10, .ef = 64};
+            struct hnsw_hit h1[10], h2[10];
+            uint32_t n1, n2;
+            assert_int_equal(hnsw_search(f.ix, &hq, h1, &n1, NULL), DV_OK);
+            assert_int_equal(hnsw_search(ix2, &hq, h2, &n2, NULL), DV_OK);
+            assert_int_equal(n1, n2);
+            for (uint32_t j = 0; j < n1; j++) {
+                assert_int_equal(h1[j].slot, h2[j].slot);
+                assert_true(h1[j].dist == h2[j].dist);
+            }
+        }
+        /* The loaded index keeps growing: reuses freed slots, then grows. */
+        float *more = orc_clustered(2 * n, dim, 20, 99);
+        uint32_t *slots = malloc(2 * n * sizeof(uint32_t));
+        assert_int_equal(hnsw_insert_batch(ix2, more, 2 * n, 2, slots), DV_OK);
+        free(slots);
+        free(more);
+
+        /* Wrong parameters, short parts, a bad link and a failed read are refused. */
+        p.dim = dim + 1;
+        rewind_parts(&pp, -1);
+        assert_int_equal(hnsw_load(&p, load_part, &pp, &ix2 /* unchanged on error */, err),
+                         DV_ECORRUPT);
+        assert_non_null(strstr(err, "dim"));
+        p.dim = dim;
+        for (long k = 0; k < 12; k++) {
+            struct hnsw_index *ix3 = NULL;
+            rewind_parts(&pp, k);
+            int rc = hnsw_load(&p, load_part, &pp, &ix3, err);
+            if (rc == DV_OK)
+                hnsw_destroy(ix3);
+            else
+                assert_null(ix3);
+        }
+        /* the level-0 block of a live slot */
+        size_t l0 = 128 + (sq8 ? (4 * dim + 1) * 4 : 0) + 7 * n + f.slot_of[2] * (2 * 16 + 1) * 4;
+        uint32_t bad = (uint32_t)n * 5;
+        uint32_t saved;
+        memcpy(&saved, pp.b[0] + l0 + 4, 4);
+        memcpy(pp.b[0] + l0 + 4, &bad, 4);
+        struct hnsw_index *ix3 = NULL;
+        rewind_parts(&pp, -1);
+        assert_int_equal(hnsw_load(&p, load_part, &pp, &ix3, err), DV_ECORRUPT);
+        assert_non_null(strstr(err, "link"));
+        memcpy(pp.b[0] + l0 + 4, &saved, 4);
+        pp.len[1] -= 4;
+        rewind_parts(&pp, -1);
+        assert_int_equal(hnsw_load(&p, load_part, &pp, &ix3, err), DV_ECORRUPT);
+        assert_non_null(strstr(err, "vectors"));
+
+        hnsw_destroy(ix2);
+        for (int i = 0; i < 3; i++)
+            free(pp.b[i]);
+        teardown_fx(&f);
+        free(q);
+    }
+}
+
+/* The exact scan over chosen slots equals the brute-force answer restricted to them. */
+static void test_search_slots(void **state)
+{
+    struct fixture f;
+    uint32_t dim = 16;
+    size_t n = 2000;
+    float *base = orc_random(n, dim, 5);
+    build(&f, base, n, dim, HNSW_COSINE, false, 1);
+    uint32_t *pick = malloc(n * sizeof(uint32_t));
+    size_t np = 0;
+    for (size_t i = 0; i < n; i += 3)
+        pick[np++] = f.slot_of[i];
+    hnsw_delete(f.ix, f.slot_of[0]);
+    float *q = orc_random(1, dim, 6);
+    struct hnsw_hit hits[10];
+    uint32_t nh;
+    assert_int_equal(hnsw_search_slots(f.ix, q, 10, pick, np, NULL, NULL, hits, &nh), DV_OK);
+    assert_int_equal(nh, 10);
+    /* oracle over rows 3, 6, 9, ... (row 0 is deleted) */
+    double best[10];
+    size_t nb = 0;
+    for (size_t i = 3; i < n; i += 3) {
+        double d = orc_dist(HNSW_COSINE, q, base + i * dim, dim);
+        size_t j = nb < 10 ? nb++ : 10;
+        if (j == 10 && d >= best[9])
+            continue;
+        if (j == 10)
+            j = 9;
+        while (j > 0 && best[j - 1] > d) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = d;
+    }
+    for (int i = 0; i < 10; i++) {
+        assert_true(fabs(hits[i].dist - best[i]) < 1e-4);
+        assert_true(f.row_of[hits[i].slot] % 3 == 0 && f.row_of[hits[i].slot] != 0);
+    }
+    free(pick);
+    free(q);
+    teardown_fx(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +603,8 @@ int main(void)
         cmocka_unit_test(test_replace),
         cmocka_unit_test(test_filter),
         cmocka_unit_test(test_sq8),
+        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_search_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
