@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_part.h"
 #include "bench_wal.h"
 #include "dist.h"
 #include "err.h"
@@ -588,10 +589,13 @@ int main(int argc, char **argv)
         return cmd_seed(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "wal") == 0)
         return bench_wal_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "storage") == 0)
+        return bench_part_main(argc - 1, argv + 1);
     fprintf(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
             "usage: dvec-bench index --base B.fvecs --queries Q.fvecs --gt G.ivecs [options]\n"
             "       dvec-bench seed [--json]\n"
             "       dvec-bench wal [--writers 4] [--batch 256] [--sync always] [--json]\n"
+            "       dvec-bench storage [--n 200000] [--dim 128] [--writers 4] [--json]\n"
             "Run `dvec-bench index --help` for the options.\n");
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 }

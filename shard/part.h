@@ -1,0 +1,227 @@
+/* part.h - a replica of a partition: durable points (id, vector, payload) with search. */
+#ifndef DV_PART_H
+#define DV_PART_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "filter.h"
+#include "hnsw.h"
+#include "io.h"
+#include "pid.h"
+#include "pindex.h"
+#include "wal.h"
+
+/*
+ * A replica lives in one directory (docs/formats.md): meta.dvm, wal/ and one checkpoint
+ * directory ckpt-<lsn>/ with the index graph, vectors, SQ8 codes, ids and payloads.
+ *
+ * Writes: one WAL record per batch, then the batch is applied to the index, then the call
+ * returns (after the fsync the policy asks for). Reads see a write once it is applied; a write
+ * whose call has not returned may be visible to reads but, with sync `always`, is only
+ * guaranteed to survive a crash once the call returned DV_OK.
+ *
+ * Threading: every call may run concurrently with every other call. Writers are serialised
+ * (one batch applies at a time, using `insert_threads` threads for the index); searches, gets,
+ * scrolls and counts run in parallel with writes and with checkpoints, and never wait for a
+ * checkpoint's disk writes. After an IO failure while writing (a failed fsync, a WAL record
+ * that could not be undone) the replica refuses writes (DV_EIO) until it is reopened; reads
+ * go on.
+ */
+
+struct part;
+
+struct part_opts {
+    struct hnsw_params index; /* dim, metric, m, ef_construction, ef_search, sq8 (create only) */
+    struct wal_opts wal;
+    uint64_t ckpt_wal_bytes;   /* checkpoint when the WAL holds this much, default 256 MiB */
+    uint32_t ckpt_interval_ms; /* and at least this often while writes happen, default 300 s */
+    uint32_t insert_threads;   /* index threads per upsert batch, default 2 */
+    uint32_t exact_threshold;  /* filtered searches with at most this many candidates are
+                                  answered by an exact scan, default 20000 */
+    uint32_t max_batch;        /* points per write call, default 65536 */
+    uint32_t max_payload;      /* bytes per payload, default 1 MiB */
+    bool background;           /* run the checkpoint/repair thread, default true */
+};
+
+void part_opts_default(struct part_opts *o);
+
+/*
+ * Creates a new replica in `dir` (which must not exist) with o->index parameters, and opens
+ * it. DV_EEXIST when dir exists. `io` must outlive the replica.
+ */
+int part_create(struct io *io, const char *dir, const struct part_opts *o, struct part **out,
+                char *errmsg);
+
+/*
+ * Opens an existing replica: loads the checkpoint (verifying every file's CRC32C; no index
+ * construction), replays the WAL after its LSN, cuts a torn WAL tail. The index parameters come
+ * from the replica's meta file (o->index is ignored); the rest of `o` applies. DV_ECORRUPT with
+ * the file and offset in errmsg when something is damaged: see part_repair().
+ */
+int part_open(struct io *io, const char *dir, const struct part_opts *o, struct part **out,
+              char *errmsg);
+
+/* Stops the background thread, syncs the WAL and frees the replica (no checkpoint). */
+void part_close(struct part *p);
+
+/*
+ * Offline repair of a replica that does not open because of a damaged WAL record: truncates
+ * the WAL at the first bad record (records after it are lost) and says what it cut in errmsg.
+ */
+int part_repair(struct io *io, const char *dir, char *errmsg);
+
+/* ---- writes ------------------------------------------------------------------------------ */
+
+struct part_point {
+    struct pid id;
+    const float *vec;    /* dim floats */
+    const void *payload; /* a msgpack map, or NULL for none */
+    size_t payload_len;
+};
+
+/*
+ * Inserts or replaces (same id: vector and payload replaced) n points. Checks everything
+ * first (dimension via the caller's contract, NaN/inf, payload is a map within max_payload,
+ * batch size) and writes nothing when something is wrong: DV_ENAN / DV_EINVAL / DV_ETOOBIG
+ * naming the point index in errmsg. *lsn (may be NULL) gets the record's LSN. When an id
+ * appears twice in a batch, the last one wins.
+ */
+int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t *lsn,
+                char *errmsg);
+
+/* Deletes points by id; missing ids are ignored. *deleted (may be NULL) gets the count. */
+int part_delete(struct part *p, const struct pid *ids, size_t n, uint64_t *lsn, size_t *deleted,
+                char *errmsg);
+
+enum part_payload_op {
+    PART_PAYLOAD_SET = 1,       /* merge: the keys given replace or add top-level keys */
+    PART_PAYLOAD_OVERWRITE = 2, /* the payload becomes exactly the one given */
+    PART_PAYLOAD_DELETE = 3,    /* `data` is a msgpack array of top-level key strings */
+    PART_PAYLOAD_CLEAR = 4,     /* no payload; data ignored */
+};
+
+/* Changes the payload of existing points. DV_ENOTFOUND (naming the id) if one is missing. */
+int part_set_payload(struct part *p, enum part_payload_op op, const struct pid *ids, size_t n,
+                     const void *data, size_t len, uint64_t *lsn, char *errmsg);
+
+/* Creates (or drops) the payload index on `key`; logged like a write. */
+int part_create_index(struct part *p, const char *key, enum pindex_kind kind, uint64_t *lsn,
+                      char *errmsg);
+int part_drop_index(struct part *p, const char *key, uint64_t *lsn, char *errmsg);
+
+/* ---- reads ------------------------------------------------------------------------------- */
+
+struct part_hit {
+    struct pid id;
+    float score;      /* search: cosine/dot similarity, euclid distance, manhattan distance */
+    float *vec;       /* with_vector: dim floats (normalised for cosine), else NULL */
+    uint8_t *payload; /* with_payload: msgpack map, NULL when the point has none */
+    size_t payload_len;
+};
+
+/* Results of a read: hits[n]; everything is owned by the result (part_result_free). */
+struct part_result {
+    struct part_hit *hits;
+    size_t n;
+};
+
+void part_result_free(struct part_result *r);
+
+/* Points by id, in request order; ids not found are left out. */
+int part_get(struct part *p, const struct pid *ids, size_t n, bool with_vector, bool with_payload,
+             struct part_result *out, char *errmsg);
+
+struct part_query {
+    const float *vec;            /* dim floats */
+    uint32_t k;                  /* >= 1 */
+    uint32_t ef;                 /* 0: the index default */
+    const struct filter *filter; /* NULL: none */
+    bool with_payload, with_vector;
+    enum hnsw_quant quant;
+};
+
+/* How a search was answered (for tests, metrics and EXPLAIN-like output). */
+enum part_plan {
+    PART_PLAN_WALK = 0,      /* graph walk, filter checked for every candidate */
+    PART_PLAN_INDEXED = 1,   /* exact scan of the candidates of a payload index */
+    PART_PLAN_SCAN = 2,      /* exact scan of every point (selective unindexed filter) */
+    PART_PLAN_WALK_SCAN = 3, /* walk found fewer than k: completed by an exact scan */
+};
+
+/* The k nearest points that match the filter, best first. `plan` may be NULL. */
+int part_search(struct part *p, const struct part_query *q, struct part_result *out,
+                enum part_plan *plan, char *errmsg);
+
+/* Exact number of points matching f (NULL: all). */
+int part_count(struct part *p, const struct filter *f, uint64_t *n, char *errmsg);
+
+/*
+ * Points in id order (pid_cmp) starting at *from (NULL: the first), at most limit, matching f.
+ * *next gets the id to continue from and *more whether there is one.
+ */
+int part_scroll(struct part *p, const struct pid *from, uint32_t limit, const struct filter *f,
+                bool with_vector, bool with_payload, struct part_result *out, struct pid *next,
+                bool *more, char *errmsg);
+
+/* ---- maintenance ------------------------------------------------------------------------- */
+
+/* Writes a checkpoint now (no-op when nothing changed) and drops the WAL it covers. */
+int part_checkpoint(struct part *p, char *errmsg);
+
+/* Relinks the graph around deleted points and frees their slots. */
+int part_compact(struct part *p, char *errmsg);
+
+struct part_info {
+    struct hnsw_params index;
+    uint64_t points;      /* live points */
+    uint64_t deleted;     /* tombstones in the index not yet compacted */
+    uint64_t applied_lsn; /* last write applied */
+    uint64_t durable_lsn; /* last write known to be on disk */
+    uint64_t ckpt_lsn;    /* LSN of the current checkpoint */
+    uint64_t ckpt_age_ms; /* since the checkpoint was written (or the replica opened) */
+    uint64_t wal_bytes;
+    uint64_t ckpt_count;    /* checkpoints written since open */
+    uint64_t ckpt_last_ms;  /* duration of the last checkpoint */
+    uint64_t ckpt_stall_ms; /* how long the last checkpoint held writes back */
+    uint64_t payload_bytes;
+    uint64_t open_ms; /* time part_open took */
+    size_t n_indexes;
+    bool failed; /* writes refused after an IO failure */
+};
+
+void part_get_info(struct part *p, struct part_info *info);
+
+/* ---- snapshots and catch-up (moving a replica to another node) --------------------------- */
+
+/* Receives snapshot stream bytes in order; returns 0 or a DV_* code that aborts. */
+typedef int (*part_sink_fn)(void *arg, const void *buf, size_t n);
+/* Fills up to n bytes; *got = 0 at the end of the stream. */
+typedef int (*part_source_fn)(void *arg, void *buf, size_t n, size_t *got);
+
+/*
+ * Writes a consistent snapshot of the live replica to `sink` (an LZ4 frame with block and
+ * content checksums; docs/formats.md) and returns the LSN it covers. Takes a checkpoint first
+ * and streams its files, so writes pause only for the checkpoint's capture.
+ */
+int part_snapshot(struct part *p, part_sink_fn sink, void *arg, uint64_t *lsn, char *errmsg);
+
+/*
+ * Creates a replica in `dir` (must not exist) from a snapshot stream and opens it; its next
+ * write must carry LSN snapshot LSN + 1 (see part_apply).
+ */
+int part_restore(struct io *io, const char *dir, part_source_fn src, void *arg,
+                 const struct part_opts *o, struct part **out, char *errmsg);
+
+/* Calls fn for every WAL record of p with lsn >= from (DV_ENOTFOUND if already dropped). */
+int part_read_wal(struct part *p, uint64_t from, wal_replay_fn fn, void *arg, char *errmsg);
+
+/*
+ * Applies a WAL record taken from another replica of the same partition; lsn must be the
+ * next one (applied LSN + 1), else DV_EINVAL. Logged and synced like a local write.
+ */
+int part_apply(struct part *p, uint64_t lsn, uint8_t type, const void *body, size_t len,
+               char *errmsg);
+
+#endif

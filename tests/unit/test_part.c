@@ -1,0 +1,746 @@
+/* test_part.c - replicas: operations, filters, reopen, checkpoints, corruption, fault sweep,
+ * snapshots. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "jsonmp.h"
+#include "part_int.h"
+#include "part_util.h"
+
+#define DIM 16
+
+static void opts(struct part_opts *o, enum hnsw_metric m)
+{
+    part_opts_default(o);
+    o->index.dim = DIM;
+    o->index.metric = m;
+    o->index.m = 8;
+    o->index.ef_construction = 64;
+    o->wal.sync = WAL_SYNC_NEVER;
+    o->background = false;
+}
+
+static struct filter *compile(const char *json)
+{
+    struct buf b = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    struct filter *f = NULL;
+    assert_int_equal(jsonmp_from_text(json, strlen(json), &b, err), DV_OK);
+    int rc = filter_compile(b.data, b.len, &f, err);
+    if (rc != DV_OK)
+        print_message("filter %s: %s\n", json, err);
+    assert_int_equal(rc, DV_OK);
+    buf_free(&b);
+    return f;
+}
+
+/* Checks that ids [0, n) are present exactly with version ver[i] (UINT32_MAX: absent). */
+static size_t extra_points; /* points outside ids [0, n) that count() sees */
+
+static void check_content(struct part *p, const uint32_t *ver, size_t n)
+{
+    char err[DV_ERRMSG_SIZE];
+    struct pid *ids = malloc(n * sizeof *ids);
+    size_t expect = 0;
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = pid_num(i);
+        expect += ver[i] != UINT32_MAX;
+    }
+    struct part_result r;
+    assert_int_equal(part_get(p, ids, n, true, true, &r, err), DV_OK);
+    assert_int_equal(r.n, expect);
+    float v[DIM];
+    struct part_info in;
+    part_get_info(p, &in);
+    for (size_t i = 0; i < r.n; i++) {
+        uint64_t id = r.hits[i].id.lo;
+        assert_true(id < n && ver[id] != UINT32_MAX);
+        assert_int_equal(pu_ver_of(r.hits[i].payload, r.hits[i].payload_len), ver[id]);
+        pu_vec(id, ver[id], DIM, v);
+        if (in.index.metric == HNSW_COSINE) {
+            double nn = 0;
+            for (int d = 0; d < DIM; d++)
+                nn += (double)v[d] * v[d];
+            for (int d = 0; d < DIM; d++)
+                assert_true(fabs(v[d] / sqrt(nn) - r.hits[i].vec[d]) < 1e-5);
+            continue;
+        }
+        assert_memory_equal(v, r.hits[i].vec, sizeof v);
+    }
+    part_result_free(&r);
+    uint64_t cnt;
+    assert_int_equal(part_count(p, NULL, &cnt, err), DV_OK);
+    assert_int_equal(cnt, expect + extra_points);
+    free(ids);
+}
+
+/* Every operation, its errors, and the content after close + reopen (WAL replay). */
+static void test_ops(void **state)
+{
+    char dir[4096], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p;
+    size_t n = 1500;
+    uint32_t *ver = malloc(n * sizeof *ver);
+    pu_tmpdir(dir, sizeof dir, "r");
+    opts(&o, HNSW_L2);
+    assert_int_equal(part_create(io_posix(), dir, &o, &p, err), DV_OK);
+    struct part *p2 = (struct part *)1;
+    assert_int_equal(part_create(io_posix(), dir, &o, &p2, err), DV_EEXIST);
+    assert_null(p2);
+    for (size_t i = 0; i < n; i += 250)
+        assert_int_equal(pu_upsert_range(p, i, 250, 0, NULL, err), DV_OK);
+    for (size_t i = 0; i < n; i++)
+        ver[i] = 0;
+    /* replace some, delete some (and some missing ids) */
+    assert_int_equal(pu_upsert_range(p, 100, 50, 1, NULL, err), DV_OK);
+    for (size_t i = 100; i < 150; i++)
+        ver[i] = 1;
+    struct pid del[30];
+    for (int i = 0; i < 30; i++)
+        del[i] = pid_num(200 + (uint64_t)i * 2);
+    del[29] = pid_num(999999);
+    size_t deleted;
+    assert_int_equal(part_delete(p, del, 30, NULL, &deleted, err), DV_OK);
+    assert_int_equal(deleted, 29);
+    for (int i = 0; i < 29; i++)
+        ver[200 + i * 2] = UINT32_MAX;
+    check_content(p, ver, n);
+
+    /* UUID ids keep their kind */
+    struct pid u;
+    assert_int_equal(pid_parse("6f1c2a3b-0000-4000-8000-00000000abcd", 36, &u), DV_OK);
+    float vec[DIM];
+    pu_vec(42, 7, DIM, vec);
+    struct part_point pt = {u, vec, NULL, 0};
+    assert_int_equal(part_upsert(p, &pt, 1, NULL, err), DV_OK);
+    extra_points = 1;
+    struct part_result r;
+    assert_int_equal(part_get(p, &u, 1, false, true, &r, err), DV_OK);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.hits[0].id.kind, PID_UUID);
+    assert_true(pid_eq(&r.hits[0].id, &u));
+    assert_null(r.hits[0].payload);
+    part_result_free(&r);
+
+    /* bad input: nothing written */
+    uint64_t before = 0, after = 0;
+    struct part_info in;
+    part_get_info(p, &in);
+    before = in.applied_lsn;
+    vec[3] = NAN;
+    pt.id = pid_num(5000);
+    assert_int_equal(part_upsert(p, &pt, 1, NULL, err), DV_ENAN);
+    assert_non_null(strstr(err, "vector[3]"));
+    vec[3] = INFINITY;
+    assert_int_equal(part_upsert(p, &pt, 1, NULL, err), DV_ENAN);
+    vec[3] = 0;
+    uint8_t notmap[] = {0x93, 1, 2, 3};
+    pt.payload = notmap;
+    pt.payload_len = sizeof notmap;
+    assert_int_equal(part_upsert(p, &pt, 1, NULL, err), DV_EINVAL);
+    assert_non_null(strstr(err, "map"));
+    uint8_t trunc[] = {0x82, 0xa1, 'a'};
+    pt.payload = trunc;
+    pt.payload_len = sizeof trunc;
+    assert_int_equal(part_upsert(p, &pt, 1, NULL, err), DV_EINVAL);
+    assert_int_equal(part_upsert(p, &pt, 0, NULL, err), DV_EINVAL);
+    struct pid missing = pid_num(777777);
+    uint8_t empty_map[] = {0x80};
+    assert_int_equal(part_set_payload(p, PART_PAYLOAD_SET, &missing, 1, empty_map, 1, NULL, err),
+                     DV_ENOTFOUND);
+    assert_non_null(strstr(err, "777777"));
+    part_get_info(p, &in);
+    after = in.applied_lsn;
+    assert_int_equal(before, after);
+
+    /* payload operations */
+    struct pid one = pid_num(7);
+    struct buf b = BUF_INIT;
+    mpw_map(&b, 2);
+    mpw_str(&b, "ver", 3);
+    mpw_u64(&b, 9);
+    mpw_str(&b, "extra", 5);
+    mpw_bool(&b, true);
+    assert_int_equal(part_set_payload(p, PART_PAYLOAD_SET, &one, 1, b.data, b.len, NULL, err),
+                     DV_OK);
+    assert_int_equal(part_get(p, &one, 1, false, true, &r, err), DV_OK);
+    assert_int_equal(pu_ver_of(r.hits[0].payload, r.hits[0].payload_len), 9);
+    const uint8_t *val;
+    size_t vl;
+    assert_int_equal(mpk_map_find(r.hits[0].payload, r.hits[0].payload_len, "color", 5, &val, &vl),
+                     DV_OK); /* merged: old keys stay */
+    part_result_free(&r);
+    buf_reset(&b);
+    mpw_array(&b, 1);
+    mpw_str(&b, "color", 5);
+    assert_int_equal(part_set_payload(p, PART_PAYLOAD_DELETE, &one, 1, b.data, b.len, NULL, err),
+                     DV_OK);
+    assert_int_equal(part_get(p, &one, 1, false, true, &r, err), DV_OK);
+    assert_int_equal(mpk_map_find(r.hits[0].payload, r.hits[0].payload_len, "color", 5, &val, &vl),
+                     DV_ENOTFOUND);
+    part_result_free(&r);
+    assert_int_equal(part_set_payload(p, PART_PAYLOAD_CLEAR, &one, 1, NULL, 0, NULL, err), DV_OK);
+    buf_reset(&b);
+    pu_payload(7, 0, &b);
+    assert_int_equal(part_set_payload(p, PART_PAYLOAD_OVERWRITE, &one, 1, b.data, b.len, NULL, err),
+                     DV_OK);
+    buf_free(&b);
+    check_content(p, ver, n);
+
+    /* scroll: every id once, in order, across pages */
+    struct pid from, next;
+    bool more = true, first = true;
+    size_t seen = 0;
+    uint64_t last = 0;
+    while (more) {
+        assert_int_equal(
+            part_scroll(p, first ? NULL : &from, 97, NULL, false, false, &r, &next, &more, err),
+            DV_OK);
+        for (size_t i = 0; i < r.n; i++) {
+            if (r.hits[i].id.kind == PID_NUM) {
+                assert_true(seen == 0 || r.hits[i].id.lo > last);
+                last = r.hits[i].id.lo;
+            }
+            seen++;
+        }
+        part_result_free(&r);
+        from = next;
+        first = false;
+    }
+    assert_int_equal(seen, n - 29 + 1);
+
+    /* reopen: the WAL alone brings everything back */
+    part_close(p);
+    assert_int_equal(part_open(io_posix(), dir, &o, &p, err), DV_OK);
+    check_content(p, ver, n);
+    assert_int_equal(part_get(p, &u, 1, true, false, &r, err), DV_OK);
+    assert_int_equal(r.n, 1);
+    part_result_free(&r);
+    part_close(p);
+    pu_tmpdir_free(dir);
+    free(ver);
+    extra_points = 0;
+}
+
+/* Brute-force oracle: the k nearest matching points among ids [0, n) with versions ver. */
+static size_t oracle(const float *q, const uint32_t *ver, size_t n, const struct filter *f,
+                     uint32_t k, uint64_t *out)
+{
+    double *bd = malloc(k * sizeof *bd);
+    size_t nb = 0;
+    float v[DIM];
+    struct buf pl = BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        if (ver[i] == UINT32_MAX)
+            continue;
+        struct pid id = pid_num(i);
+        pu_payload(i, ver[i], &pl);
+        if (f != NULL && !filter_match(f, &id, pl.data, pl.len))
+            continue;
+        pu_vec(i, ver[i], DIM, v);
+        double d = 0;
+        for (int j = 0; j < DIM; j++)
+            d += (double)(q[j] - v[j]) * (q[j] - v[j]);
+        size_t j = nb < k ? nb++ : k;
+        if (j == k && d >= bd[k - 1])
+            continue;
+        if (j == k)
+            j = k - 1;
+        while (j > 0 && bd[j - 1] > d) {
+            bd[j] = bd[j - 1];
+            out[j] = out[j - 1];
+            j--;
+        }
+        bd[j] = d;
+        out[j] = i;
+    }
+    buf_free(&pl);
+    free(bd);
+    return nb;
+}
+
+/* Filtered search at many selectivities: the planner's choice and recall against brute force. */
+static void test_filtered_search(void **state)
+{
+    char dir[4096], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p;
+    size_t n = 6000;
+    uint32_t *ver = calloc(n, sizeof *ver);
+    pu_tmpdir(dir, sizeof dir, "r");
+    opts(&o, HNSW_L2);
+    o.exact_threshold = 400;
+    assert_int_equal(part_create(io_posix(), dir, &o, &p, err), DV_OK);
+    for (size_t i = 0; i < n; i += 1000)
+        assert_int_equal(pu_upsert_range(p, i, 1000, 0, NULL, err), DV_OK);
+
+    struct {
+        const char *json;
+        bool indexed_after; /* answered from the payload index once it exists */
+    } cases[] = {
+        {"{\"must\":[{\"key\":\"n\",\"match\":{\"value\":17}}]}", true},           /* 0.1% */
+        {"{\"must\":[{\"key\":\"n\",\"range\":{\"gte\":10,\"lt\":60}}]}", true},   /* 5% */
+        {"{\"must\":[{\"key\":\"color\",\"match\":{\"value\":\"red\"}}]}", false}, /* 20% */
+        {"{\"must\":[{\"key\":\"color\",\"match\":{\"any\":[\"red\",\"blue\"]}}],"
+         "\"must_not\":[{\"key\":\"tags\",\"match\":{\"value\":\"t3\"}}]}",
+         false}, /* 34% */
+        {"{\"should\":[{\"key\":\"n\",\"range\":{\"lt\":5}},{\"has_id\":[4000,4001]}]}", false},
+        {"{\"must\":[{\"key\":\"tags\",\"match\":{\"value\":\"all\"}}]}", false},     /* 100% */
+        {"{\"must\":[{\"key\":\"color\",\"match\":{\"value\":\"purple\"}}]}", false}, /* none */
+    };
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            assert_int_equal(part_create_index(p, "n", PINDEX_INTEGER, NULL, err), DV_OK);
+            assert_int_equal(part_create_index(p, "color", PINDEX_KEYWORD, NULL, err), DV_OK);
+            assert_int_equal(part_create_index(p, "color", PINDEX_INTEGER, NULL, err), DV_EEXIST);
+        }
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            struct filter *f = compile(cases[c].json);
+            double hit = 0, tot = 0;
+            uint64_t cnt, want = 0;
+            for (size_t i = 0; i < n; i++) {
+                struct buf pl = BUF_INIT;
+                struct pid id = pid_num(i);
+                pu_payload(i, 0, &pl);
+                want += filter_match(f, &id, pl.data, pl.len);
+                buf_free(&pl);
+            }
+            assert_int_equal(part_count(p, f, &cnt, err), DV_OK);
+            assert_int_equal(cnt, want);
+            for (int qi = 0; qi < 20; qi++) {
+                float q[DIM];
+                pu_vec(100000 + (uint64_t)qi, 0, DIM, q);
+                uint64_t truth[10];
+                size_t nt = oracle(q, ver, n, f, 10, truth);
+                struct part_query pq = {q, 10, 64, f, true, false, HNSW_QUANT_AUTO};
+                struct part_result r;
+                enum part_plan plan;
+                assert_int_equal(part_search(p, &pq, &r, &plan, err), DV_OK);
+                assert_int_equal(r.n, nt);
+                if (round == 1 && cases[c].indexed_after)
+                    assert_int_equal(plan, PART_PLAN_INDEXED);
+                for (size_t i = 0; i < r.n; i++) {
+                    /* every result matches the filter */
+                    assert_true(
+                        filter_match(f, &r.hits[i].id, r.hits[i].payload, r.hits[i].payload_len));
+                    for (size_t j = 0; j < nt; j++)
+                        hit += r.hits[i].id.lo == truth[j];
+                    if (i > 0)
+                        assert_true(r.hits[i].score >= r.hits[i - 1].score);
+                }
+                tot += (double)nt;
+                part_result_free(&r);
+            }
+            double rec = tot > 0 ? hit / tot : 1.0;
+            if (rec < 0.95)
+                print_message("round %d filter %zu: recall %.3f\n", round, c, rec);
+            assert_true(rec >= 0.95);
+            filter_free(f);
+        }
+    }
+    /* indexes survive reopen (rebuilt from the payloads) */
+    part_close(p);
+    assert_int_equal(part_open(io_posix(), dir, &o, &p, err), DV_OK);
+    struct part_info in;
+    part_get_info(p, &in);
+    assert_int_equal(in.n_indexes, 2);
+    part_close(p);
+    pu_tmpdir_free(dir);
+    free(ver);
+}
+
+/* Checkpoint + WAL tail, reopen without rebuilding: identical answers; WAL segments dropped. */
+static void test_checkpoint_reopen(void **state)
+{
+    char dir[4096], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p;
+    size_t n = 3000;
+    uint32_t *ver = calloc(n, sizeof *ver);
+    pu_tmpdir(dir, sizeof dir, "r");
+    opts(&o, HNSW_COSINE);
+    o.index.sq8 = true;
+    o.index.sq8_train_min = 500;
+    o.wal.segment_bytes = 64 * 1024;
+    assert_int_equal(part_create(io_posix(), dir, &o, &p, err), DV_OK);
+    for (size_t i = 0; i < 2000; i += 200)
+        assert_int_equal(pu_upsert_range(p, i, 200, 0, NULL, err), DV_OK);
+    assert_int_equal(part_create_index(p, "color", PINDEX_KEYWORD, NULL, err), DV_OK);
+    struct part_info a, b;
+    part_get_info(p, &a);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    part_get_info(p, &b);
+    assert_int_equal(b.ckpt_lsn, a.applied_lsn);
+    assert_true(b.wal_bytes < a.wal_bytes);
+    assert_int_equal(part_checkpoint(p, err), DV_OK); /* nothing new: no-op */
+    for (size_t i = 2000; i < n; i += 250)
+        assert_int_equal(pu_upsert_range(p, i, 250, 0, NULL, err), DV_OK);
+    struct pid del[100];
+    for (int i = 0; i < 100; i++) {
+        del[i] = pid_num((uint64_t)i * 13);
+        ver[i * 13] = UINT32_MAX;
+    }
+    assert_int_equal(part_delete(p, del, 100, NULL, NULL, err), DV_OK);
+    assert_int_equal(part_compact(p, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    assert_int_equal(pu_upsert_range(p, 10, 5, 3, NULL, err), DV_OK);
+    for (int i = 10; i < 15; i++)
+        ver[i] = 3;
+
+    float q[DIM];
+    pu_vec(123456, 0, DIM, q);
+    struct part_query pq = {q, 10, 50, NULL, false, false, HNSW_QUANT_AUTO};
+    struct part_result r1, r2;
+    assert_int_equal(part_search(p, &pq, &r1, NULL, err), DV_OK);
+    part_close(p);
+    assert_int_equal(part_open(io_posix(), dir, &o, &p, err), DV_OK);
+    check_content(p, ver, n);
+    assert_int_equal(part_search(p, &pq, &r2, NULL, err), DV_OK);
+    assert_int_equal(r1.n, r2.n);
+    for (size_t i = 0; i < r1.n; i++) {
+        assert_true(pid_eq(&r1.hits[i].id, &r2.hits[i].id));
+        assert_true(fabsf(r1.hits[i].score - r2.hits[i].score) < 1e-6f);
+    }
+    part_result_free(&r1);
+    part_result_free(&r2);
+    /* only the current checkpoint directory is left */
+    char **names;
+    size_t nn, nck = 0;
+    assert_int_equal(io_posix()->list(io_posix(), dir, &names, &nn), 0);
+    for (size_t i = 0; i < nn; i++)
+        nck += strncmp(names[i], "ckpt-", 5) == 0;
+    io_free_list(names, nn);
+    assert_int_equal(nck, 1);
+    part_close(p);
+    pu_tmpdir_free(dir);
+    free(ver);
+}
+
+/* Flips one byte at `off` of file `path` (negative: from the end). */
+static void flip(const char *path, long off)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    struct stat st;
+    fstat(fd, &st);
+    off_t at = off >= 0 ? off : st.st_size + off;
+    uint8_t c;
+    assert_int_equal(pread(fd, &c, 1, at), 1);
+    c ^= 0x5a;
+    assert_int_equal(pwrite(fd, &c, 1, at), 1);
+    close(fd);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void copy_tree(const char *from, const char *to)
+{
+    char cmd[13000];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Damaged files of every kind: the replica refuses with a message naming the file. */
+static void test_corruption(void **state)
+{
+    char dir[4096], work[4200], path[8800], err[DV_ERRMSG_SIZE], ck[64];
+    struct part_opts o;
+    struct part *p;
+    pu_tmpdir(dir, sizeof dir, "r");
+    snprintf(work, sizeof work, "%s.work", dir);
+    opts(&o, HNSW_L2);
+    o.index.sq8 = true;
+    o.index.sq8_train_min = 100;
+    o.wal.segment_bytes = 64 * 1024;
+    assert_int_equal(part_create(io_posix(), dir, &o, &p, err), DV_OK);
+    for (size_t i = 0; i < 1000; i += 100)
+        assert_int_equal(pu_upsert_range(p, i, 100, 0, NULL, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    for (size_t i = 1000; i < 2600; i += 100)
+        assert_int_equal(pu_upsert_range(p, i, 100, 0, NULL, err), DV_OK);
+    struct part_info in;
+    part_get_info(p, &in);
+    snprintf(ck, sizeof ck, "ckpt-%020llu", (unsigned long long)in.ckpt_lsn);
+    part_close(p);
+
+    /* every checkpoint file: header byte and body byte */
+    for (int f = 0; f < CKPT_NFILES; f++) {
+        long offs[] = {5, 4096 + 3, -1};
+        for (int k = 0; k < 3; k++) {
+            copy_tree(dir, work);
+            snprintf(path, sizeof path, "%s/%s/%s", work, ck, part_ckpt_files[f]);
+            flip(path, offs[k]);
+            int rc = part_open(io_posix(), work, &o, &p, err);
+            if (rc == DV_OK)
+                print_message("file %s offset %ld: opened\n", part_ckpt_files[f], offs[k]);
+            assert_int_equal(rc, DV_ECORRUPT);
+            assert_non_null(strstr(err, part_ckpt_files[f]));
+        }
+    }
+    /* meta */
+    copy_tree(dir, work);
+    snprintf(path, sizeof path, "%s/meta.dvm", work);
+    flip(path, 20);
+    assert_int_equal(part_open(io_posix(), work, &o, &p, err), DV_ECORRUPT);
+    assert_non_null(strstr(err, "meta.dvm"));
+    /* a missing checkpoint file */
+    copy_tree(dir, work);
+    snprintf(path, sizeof path, "%s/%s/ids.dvi", work, ck);
+    unlink(path);
+    assert_int_equal(part_open(io_posix(), work, &o, &p, err), DV_ECORRUPT);
+    assert_non_null(strstr(err, "ids.dvi"));
+
+    /* WAL: a damaged record before the tail refuses to open, names file and offset; repair
+     * cuts there and the replica opens with the records before it */
+    copy_tree(dir, work);
+    char wdir[4400];
+    snprintf(wdir, sizeof wdir, "%s/wal", work);
+    char **names;
+    size_t nn;
+    assert_int_equal(io_posix()->list(io_posix(), wdir, &names, &nn), 0);
+    assert_true(nn >= 2);
+    qsort(names, nn, sizeof *names, name_cmp);
+    snprintf(path, sizeof path, "%s/%s", wdir, names[0]);
+    flip(path, 200);
+    assert_int_equal(part_open(io_posix(), work, &o, &p, err), DV_ECORRUPT);
+    assert_non_null(strstr(err, names[0]));
+    assert_non_null(strstr(err, "offset"));
+    io_free_list(names, nn);
+    assert_int_equal(part_repair(io_posix(), work, err), DV_OK);
+    assert_int_equal(part_open(io_posix(), work, &o, &p, err), DV_OK);
+    uint64_t cnt;
+    part_count(p, NULL, &cnt, err);
+    assert_true(cnt >= 1000 && cnt < 2600);
+    part_close(p);
+
+    /* a torn tail is cut silently and everything before it is there */
+    copy_tree(dir, work);
+    assert_int_equal(io_posix()->list(io_posix(), wdir, &names, &nn), 0);
+    qsort(names, nn, sizeof *names, name_cmp);
+    snprintf(path, sizeof path, "%s/%s", wdir, names[nn - 1]);
+    io_free_list(names, nn);
+    struct stat st;
+    stat(path, &st);
+    assert_int_equal(truncate(path, st.st_size - 7), 0);
+    int orc = part_open(io_posix(), work, &o, &p, err);
+    if (orc != DV_OK)
+        print_message("torn tail: %s\n", err);
+    assert_int_equal(orc, DV_OK);
+    part_count(p, NULL, &cnt, err);
+    assert_int_equal(cnt, 2500);
+    part_close(p);
+    pu_rmtree(work);
+    pu_tmpdir_free(dir);
+}
+
+/*
+ * Fault sweep: fail the 1st, 2nd, ... IO operation of a workload (writes, checkpoints,
+ * deletes, reopen) until none fails. Each run reports errors cleanly; reopening afterwards
+ * with the real io gives every acknowledged write and nothing never attempted.
+ */
+static void sweep(enum io_fault_kind kind, int err_no)
+{
+    char dir[4096], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    opts(&o, HNSW_L2);
+    o.wal.sync = WAL_SYNC_ALWAYS;
+    o.wal.segment_bytes = 64 * 1024;
+    for (long at = 1;; at++) {
+        struct io_fault f;
+        struct part *p = NULL;
+        io_fault_init(&f, io_posix());
+        f.kind = kind;
+        f.err = err_no;
+        f.only_writes = true;
+        f.fail_at = at;
+        pu_tmpdir(dir, sizeof dir, "r");
+        bool acked[8] = {false};
+        int rc = part_create(&f.io, dir, &o, &p, err);
+        if (rc == DV_OK) {
+            for (int b = 0; b < 8; b++) {
+                if (b == 4 || b == 6)
+                    part_checkpoint(p, err); /* may fail: the replica stays usable */
+                if (pu_upsert_range(p, (uint64_t)b * 50, 50, 0, NULL, err) == DV_OK)
+                    acked[b] = true;
+            }
+            part_close(p);
+        }
+        bool fired = f.fired;
+        /* reopen with the real io */
+        struct part *q = NULL;
+        rc = part_open(io_posix(), dir, &o, &q, err);
+        if (rc == DV_OK) {
+            uint64_t cnt;
+            part_count(q, NULL, &cnt, err);
+            for (int b = 0; b < 8; b++) {
+                struct pid ids[50];
+                for (int i = 0; i < 50; i++)
+                    ids[i] = pid_num((uint64_t)b * 50 + (uint64_t)i);
+                struct part_result r;
+                assert_int_equal(part_get(q, ids, 50, false, false, &r, err), DV_OK);
+                if (acked[b])
+                    assert_int_equal(r.n, 50);
+                else
+                    assert_true(r.n == 0 || r.n == 50); /* a batch is all or nothing */
+                part_result_free(&r);
+            }
+            part_close(q);
+        } else {
+            /* only acceptable when the replica was never fully created */
+            bool any = false;
+            for (int b = 0; b < 8; b++)
+                any |= acked[b];
+            if (any)
+                print_message("fault at %ld: reopen failed: %s\n", at, err);
+            assert_false(any);
+        }
+        pu_tmpdir_free(dir);
+        if (!fired)
+            break;
+        assert_true(at < 2000);
+    }
+}
+
+static void test_fault_sweep_enospc(void **state)
+{
+    sweep(IO_FAULT_ERRNO, ENOSPC);
+}
+
+static void test_fault_sweep_eio(void **state)
+{
+    sweep(IO_FAULT_ERRNO, EIO);
+}
+
+static void test_fault_sweep_crash(void **state)
+{
+    sweep(IO_FAULT_CRASH, EIO);
+}
+
+/* Snapshot stream of a live replica under writes, restore, catch up from the WAL. */
+struct writer {
+    struct part *p;
+    volatile int stop;
+    uint64_t next;
+};
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    char err[DV_ERRMSG_SIZE];
+    while (!w->stop && w->next < 20000) {
+        assert_int_equal(pu_upsert_range(w->p, w->next, 20, 0, NULL, err), DV_OK);
+        w->next += 20;
+    }
+    return NULL;
+}
+
+struct membuf {
+    struct buf b;
+    size_t pos;
+};
+
+static int mem_sink(void *arg, const void *buf, size_t n)
+{
+    return buf_append(&((struct membuf *)arg)->b, buf, n);
+}
+
+static int mem_source(void *arg, void *buf, size_t n, size_t *got)
+{
+    struct membuf *m = arg;
+    size_t left = m->b.len - m->pos;
+    *got = left < n ? left : n;
+    memcpy(buf, m->b.data + m->pos, *got);
+    m->pos += *got;
+    return DV_OK;
+}
+
+static int catch_up(uint64_t lsn, uint8_t type, const void *body, size_t len, void *arg)
+{
+    char err[DV_ERRMSG_SIZE];
+    int rc = part_apply(arg, lsn, type, body, len, err);
+    if (rc != DV_OK)
+        print_message("apply %llu: %s\n", (unsigned long long)lsn, err);
+    return rc;
+}
+
+static void test_snapshot(void **state)
+{
+    char dir[4096], dir2[4200], dir3[4200], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p, *q;
+    pu_tmpdir(dir, sizeof dir, "src");
+    snprintf(dir2, sizeof dir2, "%s.copy", dir);
+    snprintf(dir3, sizeof dir3, "%s.bad", dir);
+    opts(&o, HNSW_L2);
+    assert_int_equal(part_create(io_posix(), dir, &o, &p, err), DV_OK);
+    assert_int_equal(pu_upsert_range(p, 0, 1000, 0, NULL, err), DV_OK);
+    assert_int_equal(part_create_index(p, "n", PINDEX_INTEGER, NULL, err), DV_OK);
+    struct writer w = {p, 0, 1000};
+    pthread_t t;
+    pthread_create(&t, NULL, writer_main, &w);
+    struct membuf m = {BUF_INIT, 0};
+    uint64_t lsn;
+    usleep(20000);
+    assert_int_equal(part_snapshot(p, mem_sink, &m, &lsn, err), DV_OK);
+    usleep(20000);
+    w.stop = 1;
+    pthread_join(t, NULL);
+    assert_int_equal(part_restore(io_posix(), dir2, mem_source, &m, &o, &q, err), DV_OK);
+    struct part_info a, b;
+    part_get_info(q, &b);
+    assert_int_equal(b.applied_lsn, lsn);
+    assert_int_equal(part_read_wal(p, lsn + 1, catch_up, q, err), DV_OK);
+    part_get_info(p, &a);
+    part_get_info(q, &b);
+    assert_int_equal(a.applied_lsn, b.applied_lsn);
+    assert_int_equal(a.points, b.points);
+    assert_int_equal(b.points, w.next);
+    assert_int_equal(b.n_indexes, 1);
+    uint32_t *ver = calloc(w.next, sizeof *ver);
+    check_content(q, ver, w.next);
+    free(ver);
+    /* a damaged stream is refused and leaves nothing behind */
+    m.b.data[m.b.len / 2] ^= 0x40;
+    m.pos = 0;
+    struct part *bad;
+    assert_int_equal(part_restore(io_posix(), dir3, mem_source, &m, &o, &bad, err), DV_ECORRUPT);
+    assert_int_equal(access(dir3, F_OK), -1);
+    /* a truncated one too */
+    m.b.data[m.b.len / 2] ^= 0x40;
+    m.b.len -= 100;
+    m.pos = 0;
+    assert_int_equal(part_restore(io_posix(), dir3, mem_source, &m, &o, &bad, err), DV_ECORRUPT);
+    buf_free(&m.b);
+    part_close(p);
+    part_close(q);
+    pu_rmtree(dir2);
+    pu_tmpdir_free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ops),
+        cmocka_unit_test(test_filtered_search),
+        cmocka_unit_test(test_checkpoint_reopen),
+        cmocka_unit_test(test_corruption),
+        cmocka_unit_test(test_fault_sweep_enospc),
+        cmocka_unit_test(test_fault_sweep_eio),
+        cmocka_unit_test(test_fault_sweep_crash),
+        cmocka_unit_test(test_snapshot),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
