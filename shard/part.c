@@ -20,7 +20,7 @@ void part_opts_default(struct part_opts *o)
     o->ckpt_wal_bytes = 256ull << 20;
     o->ckpt_interval_ms = 300000;
     o->insert_threads = 2;
-    o->exact_threshold = 20000;
+    o->exact_threshold = 1000;
     o->max_batch = 65536;
     o->max_payload = 1u << 20;
     o->background = true;
@@ -1075,14 +1075,25 @@ int part_search(struct part *p, const struct part_query *q, struct part_result *
         return DV_ENOMEM;
     pthread_rwlock_rdlock(&p->rw);
     if (q->filter != NULL) {
+        /*
+         * Cost model, in distance computations: a filtered walk expands about ef / s nodes
+         * of 2m links each (s = selectivity); an exact pass over indexed candidates costs a
+         * distance and a filter check each; a scan checks the filter on every point.
+         */
         bool exact_ok = false;
+        uint64_t total = p->map.n ? p->map.n : 1;
         uint64_t est = filter_estimate(q->filter, p->pidx, p->n_pidx, p->map.n, &exact_ok);
-        if (exact_ok && est <= p->o.exact_threshold &&
-            filter_candidates(q->filter, p->pidx, p->n_pidx, &cands, &nc) == DV_OK) {
+        if (!exact_ok)
+            est = sample_estimate(p, &c);
+        double sel = (double)(est ? est : 1) / (double)total;
+        double ef = q->ef ? q->ef : p->o.index.ef_search;
+        double walk = (ef > q->k ? ef : q->k) * 2.0 * p->o.index.m / sel;
+        double exact = 2.0 * (double)est, scan = (double)total + (double)est;
+        if (exact_ok && (est <= p->o.exact_threshold || exact < walk) &&
+            filter_candidates(q->filter, p->pidx, p->n_pidx, &cands, &nc) == DV_OK)
             plan = PART_PLAN_INDEXED;
-        } else if (!exact_ok && sample_estimate(p, &c) <= p->o.exact_threshold) {
+        else if (!exact_ok && (est <= p->o.exact_threshold || scan < walk))
             plan = PART_PLAN_SCAN;
-        }
     }
     if (plan == PART_PLAN_SCAN && (rc = all_slots(p, &cands, &nc)) != DV_OK)
         goto out_unlock;
@@ -1383,7 +1394,10 @@ int part_open(struct io *io, const char *dir, const struct part_opts *o, struct 
     rc = wal_open(io, path, &p->o.wal, p->ckpt_lsn + 1, replay, p, &p->wal, errmsg);
     if (rc != DV_OK)
         goto err_free;
-    /* The WAL may end before the checkpoint (segments dropped): continue after both. */
+    /* Segments the checkpoint covers (left by a crash before they were dropped) go now. */
+    char werr[DV_ERRMSG_SIZE];
+    if (wal_drop_before(p->wal, p->ckpt_lsn, werr) != DV_OK)
+        log_warn("WAL segments not dropped", "dir=%s cause=\"%s\"", dir, werr);
     part_remove_stale(p);
     p->ckpt_at_ns = io->now_ns(io);
     p->open_ms = (p->ckpt_at_ns - t0) / 1000000;

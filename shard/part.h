@@ -38,8 +38,9 @@ struct part_opts {
     uint64_t ckpt_wal_bytes;   /* checkpoint when the WAL holds this much, default 256 MiB */
     uint32_t ckpt_interval_ms; /* and at least this often while writes happen, default 300 s */
     uint32_t insert_threads;   /* index threads per upsert batch, default 2 */
-    uint32_t exact_threshold;  /* filtered searches with at most this many candidates are
-                                  answered by an exact scan, default 20000 */
+    uint32_t exact_threshold;  /* filtered searches with at most this many matching points
+                                  are always answered exactly, default 1000 (above it a cost
+                                  model chooses between walk and exact pass) */
     uint32_t max_batch;        /* points per write call, default 65536 */
     uint32_t max_payload;      /* bytes per payload, default 1 MiB */
     bool background;           /* run the checkpoint/repair thread, default true */

@@ -473,12 +473,18 @@ out_files:
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
+#define FR_BUF (1u << 20)
+
+/* A checkpoint file being read: small reads are served from a 1 MiB buffer. */
 struct fr {
     int fd;
     uint64_t len, pos; /* body length and bytes consumed */
     uint32_t crc, want_crc;
     uint64_t slots;
     const char *name;
+    uint8_t *buf; /* may be NULL: unbuffered */
+    size_t blen, bpos;
+    uint64_t fpos; /* body bytes read from the file */
 };
 
 static int fr_open(struct part *p, const char *dir, int kind, uint64_t lsn, struct fr *f,
@@ -513,6 +519,8 @@ static int fr_open(struct part *p, const char *dir, int kind, uint64_t lsn, stru
     f->slots = buf_rd_le64(h + 40);
     f->pos = 0;
     f->crc = 0;
+    f->blen = f->bpos = 0;
+    f->fpos = 0;
     off_t size;
     if (p->io->fsize(p->io, f->fd, &size) < 0 || (uint64_t)size != FILE_HEAD + f->len) {
         dv_errmsg_set(errmsg, "%s: %lld bytes, header says %llu (truncated or extended)", f->name,
@@ -522,19 +530,47 @@ static int fr_open(struct part *p, const char *dir, int kind, uint64_t lsn, stru
     return DV_OK;
 }
 
+static int fr_pread(struct part *p, struct fr *f, void *buf, size_t n, char *errmsg)
+{
+    ssize_t r = io_read_full(p->io, f->fd, buf, n, (off_t)(FILE_HEAD + f->fpos));
+    if (r < 0 || (size_t)r != n) {
+        dv_errmsg_set(errmsg, "%s: read at offset %llu: %s", f->name,
+                      (unsigned long long)(FILE_HEAD + f->fpos),
+                      r < 0 ? strerror((int)-r) : "short");
+        return r < 0 ? DV_EIO : DV_ECORRUPT;
+    }
+    f->fpos += n;
+    return DV_OK;
+}
+
 static int fr_read(struct part *p, struct fr *f, void *buf, size_t n, char *errmsg)
 {
+    uint8_t *d = buf;
+    size_t left = n;
     if (f->pos + n > f->len) {
         dv_errmsg_set(errmsg, "%s: body ends at offset %llu, %zu more bytes expected", f->name,
                       (unsigned long long)(FILE_HEAD + f->len), n);
         return DV_ECORRUPT;
     }
-    ssize_t r = io_read_full(p->io, f->fd, buf, n, (off_t)(FILE_HEAD + f->pos));
-    if (r < 0 || (size_t)r != n) {
-        dv_errmsg_set(errmsg, "%s: read at offset %llu: %s", f->name,
-                      (unsigned long long)(FILE_HEAD + f->pos),
-                      r < 0 ? strerror((int)-r) : "short");
-        return r < 0 ? DV_EIO : DV_ECORRUPT;
+    while (left > 0) {
+        int rc;
+        if (f->bpos < f->blen) {
+            size_t take = f->blen - f->bpos < left ? f->blen - f->bpos : left;
+            memcpy(d, f->buf + f->bpos, take);
+            f->bpos += take;
+            d += take;
+            left -= take;
+        } else if (f->buf == NULL || left >= FR_BUF / 4) {
+            if ((rc = fr_pread(p, f, d, left, errmsg)) != DV_OK)
+                return rc;
+            left = 0;
+        } else {
+            size_t want = f->len - f->fpos < FR_BUF ? (size_t)(f->len - f->fpos) : FR_BUF;
+            if ((rc = fr_pread(p, f, f->buf, want, errmsg)) != DV_OK)
+                return rc;
+            f->blen = want;
+            f->bpos = 0;
+        }
     }
     f->crc = crc32c_update(f->crc, buf, n);
     f->pos += n;
@@ -583,6 +619,10 @@ static int load_ids_payloads(struct part *p, struct fr *fi, struct fr *fp, char 
     }
     if ((rc = part_reserve_slots(p, fi->slots)) != DV_OK)
         return rc;
+    struct hnsw_info hi;
+    hnsw_get_info(p->ix, &hi);
+    if ((rc = idmap_reserve(&p->map, p->ids, hi.live)) != DV_OK)
+        return rc;
     for (uint64_t s = 0; s < fi->slots; s++) {
         if ((rc = fr_read(p, fi, e, sizeof e, errmsg)) != DV_OK)
             return rc;
@@ -606,8 +646,6 @@ static int load_ids_payloads(struct part *p, struct fr *fi, struct fr *fp, char 
     }
     if ((rc = fr_finish(fi, errmsg)) != DV_OK)
         return rc;
-    struct hnsw_info hi;
-    hnsw_get_info(p->ix, &hi);
     if (hi.live != p->map.n) {
         dv_errmsg_set(errmsg, "%s: %zu ids for %llu live vectors", fi->name, p->map.n,
                       (unsigned long long)hi.live);
@@ -651,8 +689,10 @@ int part_load_ckpt(struct part *p, char *errmsg)
         return rc;
     }
     snprintf(dir, sizeof dir, "%s/%s", p->dir, p->ckpt_name);
-    for (int i = 0; i < CKPT_NFILES; i++)
+    for (int i = 0; i < CKPT_NFILES; i++) {
         fr[i].fd = -1;
+        fr[i].buf = i >= CKPT_IDS ? malloc(FR_BUF) : NULL;
+    }
     for (int i = 0; i < CKPT_NFILES && rc == DV_OK; i++)
         rc = fr_open(p, dir, i, p->ckpt_lsn, &fr[i], errmsg);
     if (rc == DV_OK) {
@@ -671,9 +711,11 @@ int part_load_ckpt(struct part *p, char *errmsg)
         for (size_t s = 0; s < p->cap && rc == DV_OK; s++)
             if (p->pay[s] != NULL)
                 rc = pindex_add(p->pidx[i], (uint32_t)s, p->pay[s]->data, p->pay[s]->len);
-    for (int i = 0; i < CKPT_NFILES; i++)
+    for (int i = 0; i < CKPT_NFILES; i++) {
+        free(fr[i].buf);
         if (fr[i].fd >= 0)
             p->io->close(p->io, fr[i].fd);
+    }
     if (rc != DV_OK)
         dv_errmsg_prefix(errmsg, "%s", p->ckpt_name);
     return rc;

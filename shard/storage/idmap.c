@@ -61,6 +61,14 @@ static int resize(struct idmap *m, const struct pid *ids, size_t ncap)
     return DV_OK;
 }
 
+int idmap_reserve(struct idmap *m, const struct pid *ids, size_t n)
+{
+    size_t cap = m->cap ? m->cap : 64;
+    while ((n + 1) * 4 > cap * 3)
+        cap *= 2;
+    return cap > m->cap ? resize(m, ids, cap) : DV_OK;
+}
+
 int idmap_put(struct idmap *m, const struct pid *ids, uint32_t slot)
 {
     if ((m->n + 1) * 4 > m->cap * 3) { /* load factor <= 0.75 */

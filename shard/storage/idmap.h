@@ -29,6 +29,9 @@ uint32_t idmap_get(const struct idmap *m, const struct pid *ids, const struct pi
 /* Adds slot (ids[slot] is its id, not already present). DV_ENOMEM on growth failure. */
 int idmap_put(struct idmap *m, const struct pid *ids, uint32_t slot);
 
+/* Makes room for n entries without growing (for loading). */
+int idmap_reserve(struct idmap *m, const struct pid *ids, size_t n);
+
 /* Removes the entry of id; returns its slot or IDMAP_EMPTY. */
 uint32_t idmap_del(struct idmap *m, const struct pid *ids, const struct pid *id);
 

@@ -1166,6 +1166,21 @@ int wal_drop_before(struct wal *w, uint64_t lsn, char *errmsg)
     int rc = DV_OK;
     size_t dropped = 0;
     pthread_mutex_lock(&w->mu);
+    /* When the segment being written is covered too, start a new one so that it can go:
+     * otherwise every reopen would scan up to a whole segment of records it skips. */
+    for (;;) {
+        struct wal_seg *cur = &w->segs[w->nsegs - 1];
+        if (w->failed || cur->last < cur->first || cur->last > lsn)
+            break;
+        if (w->syncing) { /* the syncer uses the descriptor rotation closes */
+            pthread_cond_wait(&w->cond, &w->mu);
+            continue;
+        }
+        char msg[DV_ERRMSG_SIZE];
+        if (rotate(w, msg) != DV_OK)
+            break; /* harmless: the segment stays until the next drop */
+        break;
+    }
     /* Oldest first, so a failure half way leaves the remaining segments contiguous. */
     while (w->nsegs > 1 && w->segs[0].last <= lsn) {
         char path[4096], name[NAME_LEN + 1];
