@@ -42,7 +42,7 @@ static float unit(uint64_t *s)
  * independent of the payload fields. Uniform random vectors would measure the hardest case of
  * any graph index rather than the storage layer.
  */
-static void rand_vec(uint64_t i, uint32_t dim, float *out)
+static void gen_vec(uint64_t i, uint32_t dim, float *out)
 {
     uint64_t h = i * 0x9e3779b97f4a7c15ull;
     uint64_t c = rng(&h) % 256, cs = c * 7919 + 17, s = i ^ 0xabcdef12345ull;
@@ -66,6 +66,45 @@ static void payload(uint64_t i, struct buf *b)
     mpw_str(b, i % 2 == 0 ? "yes" : "no", i % 2 == 0 ? 3 : 2);
     mpw_str(b, "g", 1);
     mpw_u64(b, i % 100);
+}
+
+/* All n vectors, generated once (by two threads) and shared by ingest and the oracle. */
+static float *g_data;
+static uint64_t g_n;
+
+static void rand_vec(uint64_t i, uint32_t dim, float *out)
+{
+    if (i < g_n)
+        memcpy(out, g_data + i * dim, dim * sizeof(float));
+    else
+        gen_vec(i, dim, out);
+}
+
+struct gen_job {
+    uint64_t from, to;
+    uint32_t dim;
+};
+
+static void *gen_main(void *arg)
+{
+    struct gen_job *j = arg;
+    for (uint64_t i = j->from; i < j->to; i++)
+        gen_vec(i, j->dim, g_data + i * j->dim);
+    return NULL;
+}
+
+static int gen_all(uint64_t n, uint32_t dim)
+{
+    g_data = malloc(n * dim * sizeof(float));
+    if (g_data == NULL)
+        return 1;
+    struct gen_job a = {0, n / 2, dim}, b = {n / 2, n, dim};
+    pthread_t t;
+    pthread_create(&t, NULL, gen_main, &b);
+    gen_main(&a);
+    pthread_join(t, NULL);
+    g_n = n;
+    return 0;
 }
 
 struct opts {
@@ -308,7 +347,7 @@ static int run_filtered(const struct opts *o, struct part *p)
                 rand_vec(1000000000ull + qi, o->dim, q);
                 size_t nb = 0;
                 for (uint64_t i = 0; i < o->n; i += mod[s]) {
-                    rand_vec(i, o->dim, v);
+                    memcpy(v, g_data + i * o->dim, o->dim * sizeof(float));
                     double d = 0;
                     for (uint32_t j = 0; j < o->dim; j++)
                         d += (double)(q[j] - v[j]) * (q[j] - v[j]);
@@ -434,6 +473,11 @@ int bench_part_main(int argc, char **argv)
         return 2;
     }
     struct part *p = NULL;
+    if (gen_all(o.n, o.dim) != 0) {
+        fprintf(stderr, "dvec-bench storage: out of memory for %llu vectors\n",
+                (unsigned long long)o.n);
+        return 1;
+    }
     int rc = run_ingest(&o, o.dir, &p);
     if (rc == 0 && !o.ingest_only)
         rc = run_filtered(&o, p);
@@ -445,5 +489,6 @@ int bench_part_main(int argc, char **argv)
         part_close(p);
     if (!o.keep)
         rmtree(o.dir);
+    free(g_data);
     return rc;
 }
