@@ -209,14 +209,26 @@ out:
 
 #define FW_BUF (1u << 20)
 
-/* A checkpoint file being written: small pieces are gathered into 1 MiB writes. */
+/* A piece of a checkpoint file captured in memory. */
+struct chunk {
+    struct chunk *next;
+    size_t len, cap;
+    uint8_t data[];
+};
+
+/*
+ * A checkpoint file being written. While writers are held back the bytes are only copied
+ * into memory chunks (a memory copy, the shortest possible pause); fw_drain() writes them to
+ * the file after writers resumed. When memory for a copy cannot be had, the file falls back
+ * to writing directly (a longer pause, same result).
+ */
 struct fw {
     int fd;
     uint64_t len; /* body bytes accepted */
     uint32_t crc;
     int err; /* -errno of the first failure */
-    uint8_t *buf;
-    size_t used;   /* bytes in buf not yet written */
+    struct chunk *head, *tail;
+    bool direct;
     uint64_t done; /* body bytes written to the file */
 };
 
@@ -231,13 +243,18 @@ static int fw_raw(struct part *p, struct fw *f, const void *buf, size_t n)
     return DV_OK;
 }
 
-static int fw_flush(struct part *p, struct fw *f)
+/* Writes and frees the captured chunks, in order. */
+static int fw_drain(struct part *p, struct fw *f)
 {
-    if (f->err)
-        return DV_EIO;
-    int rc = f->used ? fw_raw(p, f, f->buf, f->used) : DV_OK;
-    f->used = 0;
-    return rc;
+    while (f->head != NULL) {
+        struct chunk *c = f->head;
+        if (!f->err)
+            fw_raw(p, f, c->data, c->len);
+        f->head = c->next;
+        free(c);
+    }
+    f->tail = NULL;
+    return f->err ? DV_EIO : DV_OK;
 }
 
 static int fw_write(struct part *p, struct fw *f, const void *buf, size_t n)
@@ -246,17 +263,29 @@ static int fw_write(struct part *p, struct fw *f, const void *buf, size_t n)
         return DV_EIO;
     f->crc = crc32c_update(f->crc, buf, n);
     f->len += n;
-    if (f->buf != NULL && f->used + n <= FW_BUF) {
-        memcpy(f->buf + f->used, buf, n);
-        f->used += n;
-        return DV_OK;
-    }
-    if (fw_flush(p, f) != DV_OK)
-        return DV_EIO;
-    if (f->buf != NULL && n < FW_BUF) {
-        memcpy(f->buf, buf, n);
-        f->used = n;
-        return DV_OK;
+    if (!f->direct) {
+        if (f->tail != NULL && f->tail->cap - f->tail->len >= n) {
+            memcpy(f->tail->data + f->tail->len, buf, n);
+            f->tail->len += n;
+            return DV_OK;
+        }
+        size_t cap = n > FW_BUF ? n : FW_BUF;
+        struct chunk *c = malloc(sizeof *c + cap);
+        if (c != NULL) {
+            c->next = NULL;
+            c->len = n;
+            c->cap = cap;
+            memcpy(c->data, buf, n);
+            if (f->tail != NULL)
+                f->tail->next = c;
+            else
+                f->head = c;
+            f->tail = c;
+            return DV_OK;
+        }
+        f->direct = true;
+        if (fw_drain(p, f) != DV_OK)
+            return DV_EIO;
     }
     return fw_raw(p, f, buf, n);
 }
@@ -274,7 +303,7 @@ static int fw_header(struct part *p, struct fw *f, uint32_t kind, uint64_t lsn, 
     buf_wr_le32(h + 36, p->o.index.dim);
     buf_wr_le64(h + 40, slots);
     buf_wr_le32(h + 60, crc32c(h, 60));
-    if (fw_flush(p, f) != DV_OK)
+    if (fw_drain(p, f) != DV_OK)
         return DV_EIO;
     int rc = io_write_all(p->io, f->fd, h, sizeof h, 0);
     if (rc < 0) {
@@ -338,12 +367,13 @@ int part_checkpoint(struct part *p, char *errmsg)
     struct fw fw[CKPT_NFILES];
     uint64_t t0, t1, lsn, old_lsn = 0;
     bool made_dir = false;
+    struct hnsw_info hi = {0};
+    uint64_t id_slots = 0;
     int rc = DV_OK;
 
     errmsg[0] = '\0';
     for (int i = 0; i < CKPT_NFILES; i++) {
-        fw[i] = (struct fw){-1, 0, 0, 0, NULL, 0, 0};
-        fw[i].buf = malloc(FW_BUF); /* NULL: unbuffered writes, still correct */
+        fw[i] = (struct fw){-1, 0, 0, 0, NULL, NULL, false, 0};
     }
     pthread_mutex_lock(&p->ckpt_mu);
     t0 = p->io->now_ns(p->io);
@@ -381,10 +411,8 @@ int part_checkpoint(struct part *p, char *errmsg)
         rc = hnsw_save(p->ix, save_part_cb, &sc);
     if (rc == DV_OK)
         rc = write_ids_payloads(p, &fw[CKPT_IDS], &fw[CKPT_PAYLOADS]);
-    struct hnsw_info hi;
     hnsw_get_info(p->ix, &hi);
-    for (int i = 0; i < CKPT_NFILES && rc == DV_OK; i++)
-        rc = fw_header(p, &fw[i], (uint32_t)i, lsn, i == CKPT_IDS ? p->cap : hi.slots);
+    id_slots = p->cap;
 out_unlock:
     pthread_mutex_unlock(&p->wmu);
     pthread_mutex_unlock(&p->maint_mu);
@@ -392,7 +420,9 @@ out_unlock:
     if (rc != DV_OK || !made_dir)
         goto out_files;
 
-    /* Writers run again; make the files durable, then switch the meta file. */
+    /* Writers run again: write the captured bytes, make the files durable, switch the meta. */
+    for (int i = 0; i < CKPT_NFILES && rc == DV_OK; i++)
+        rc = fw_header(p, &fw[i], (uint32_t)i, lsn, i == CKPT_IDS ? id_slots : hi.slots);
     for (int i = 0; i < CKPT_NFILES && rc == DV_OK; i++) {
         e = p->io->fsync(p->io, fw[i].fd);
         if (e < 0) {
@@ -423,7 +453,7 @@ out_unlock:
             made_dir = false;
             pthread_mutex_unlock(&p->ckpt_mu);
             for (int i = 0; i < CKPT_NFILES; i++) {
-                free(fw[i].buf);
+                fw_drain(p, &fw[i]);
                 if (fw[i].fd >= 0)
                     p->io->close(p->io, fw[i].fd);
             }
@@ -432,8 +462,10 @@ out_unlock:
     }
 out_files:
     for (int i = 0; i < CKPT_NFILES; i++) {
-        free(fw[i].buf);
-        fw[i].buf = NULL;
+        fw[i].err = fw[i].err ? fw[i].err : -ECANCELED; /* drop what was not written */
+        fw_drain(p, &fw[i]);
+        if (fw[i].err == -ECANCELED)
+            fw[i].err = 0;
         if (fw[i].fd >= 0)
             p->io->close(p->io, fw[i].fd);
         if (fw[i].err && errmsg[0] == '\0')
@@ -465,9 +497,10 @@ out_files:
     p->ckpt_last_ms = (t2 - t0) / 1000000;
     p->ckpt_stall_ms = (t1 - t0) / 1000000;
     pthread_mutex_unlock(&p->ckpt_mu);
+    /* From t0..t2, not from p: the next checkpoint may be updating those already. */
     log_info("checkpoint written", "dir=%s lsn=%llu ms=%llu writes_paused_ms=%llu", p->dir,
-             (unsigned long long)lsn, (unsigned long long)p->ckpt_last_ms,
-             (unsigned long long)p->ckpt_stall_ms);
+             (unsigned long long)lsn, (unsigned long long)((t2 - t0) / 1000000),
+             (unsigned long long)((t1 - t0) / 1000000));
     return DV_OK;
 }
 
