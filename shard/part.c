@@ -1301,8 +1301,6 @@ void part_get_info(struct part *p, struct part_info *info)
     info->n_indexes = p->n_pidx;
     pthread_rwlock_unlock(&p->rw);
     info->deleted = hi.deleted;
-    info->applied_lsn = __atomic_load_n(&p->applied_lsn, __ATOMIC_ACQUIRE);
-    info->durable_lsn = wal_durable_lsn(p->wal);
     pthread_mutex_lock(&p->ckpt_mu);
     info->ckpt_lsn = p->ckpt_lsn;
     info->ckpt_age_ms = (p->io->now_ns(p->io) - p->ckpt_at_ns) / 1000000;
@@ -1310,6 +1308,9 @@ void part_get_info(struct part *p, struct part_info *info)
     info->ckpt_last_ms = p->ckpt_last_ms;
     info->ckpt_stall_ms = p->ckpt_stall_ms;
     pthread_mutex_unlock(&p->ckpt_mu);
+    /* After the checkpoint's LSN: a checkpoint written meanwhile cannot pass it. */
+    info->applied_lsn = __atomic_load_n(&p->applied_lsn, __ATOMIC_ACQUIRE);
+    info->durable_lsn = wal_durable_lsn(p->wal);
     info->wal_bytes = wal_bytes(p->wal);
     info->open_ms = p->open_ms;
     info->failed = __atomic_load_n(&p->failed, __ATOMIC_ACQUIRE);

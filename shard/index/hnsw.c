@@ -462,8 +462,11 @@ int hnsw_search(struct hnsw_index *ix, const struct hnsw_query *q, struct hnsw_h
         qc.q = s->q2;
     }
 
-    uint32_t ep = __atomic_load_n(&ix->ep, __ATOMIC_ACQUIRE);
+    /* The top level first: an insert that raises it stores the entry point before it, so the
+     * entry point read next is at least that high (read the other way round, an old entry
+     * point could meet a new top level and the walk read links above the node's own). */
     int top = __atomic_load_n(&ix->max_level, __ATOMIC_ACQUIRE);
+    uint32_t ep = __atomic_load_n(&ix->ep, __ATOMIC_ACQUIRE);
     if (ep != HNSW_NO_SLOT) {
         struct walk w = {ef, 0, q->filter, q->filter_arg, HNSW_NO_SLOT};
         float d = qdist(ix, &qc, ep);

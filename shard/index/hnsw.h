@@ -158,8 +158,6 @@ struct hnsw_info {
 
 void hnsw_get_info(struct hnsw_index *ix, struct hnsw_info *info);
 
-#endif
-
 /* ---- exact search over chosen slots ------------------------------------------------------ */
 
 /*
@@ -214,3 +212,5 @@ int hnsw_save(struct hnsw_index *ix, hnsw_save_fn fn, void *arg);
  */
 int hnsw_load(const struct hnsw_params *p, hnsw_load_fn fn, void *arg, struct hnsw_index **out,
               char *errmsg);
+
+#endif

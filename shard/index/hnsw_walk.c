@@ -307,26 +307,36 @@ int hnsw_link_node(struct hnsw_index *ix, struct scratch *s, uint32_t slot, int 
     }
     if (level < top)
         hnsw_greedy(ix, &qc, top, level, &cur, &cur_d, &st);
-    for (int lev = level < top ? level : top; lev >= 0; lev--) {
+    /*
+     * Neighbours are chosen top-down but linked bottom-up: once a level's back links make the
+     * node reachable, a concurrent search that descends into it finds its links on every lower
+     * level (linked top-down, a walk reaching it through an upper level found no level-0
+     * links and returned the node alone).
+     */
+    int from = level < top ? level : top;
+    uint32_t chosen[HNSW_MAX_LEVEL][HNSW_M_MAX], nchosen[HNSW_MAX_LEVEL];
+    for (int lev = from; lev >= 0; lev--) {
         size_t nt;
         w.level = lev;
+        nchosen[lev] = 0;
         int rc = hnsw_search_level(ix, s, &qc, cur, cur_d, &w, &nt, &st);
         if (rc != DV_OK)
             return rc;
         size_t n = maxheap_drain_sorted(s->top, nt, s->sel);
         if (n == 0)
             continue;
-        uint32_t k = hnsw_select_neighbours(ix, s->sel, n, ix->m, s->out, false);
-        struct cand next = s->sel[0]; /* s->sel is reused by connect_back */
+        nchosen[lev] = hnsw_select_neighbours(ix, s->sel, n, ix->m, chosen[lev], false);
+        cur = s->sel[0].id;
+        cur_d = s->sel[0].d;
+    }
+    for (int lev = 0; lev <= from; lev++) {
+        if (nchosen[lev] == 0)
+            continue;
         node_lock(ix, slot);
-        hnsw_write_links(ix, slot, lev, s->out, k);
+        hnsw_write_links(ix, slot, lev, chosen[lev], nchosen[lev]);
         node_unlock(ix, slot);
-        uint32_t chosen[HNSW_M_MAX];
-        memcpy(chosen, s->out, k * sizeof(uint32_t));
-        for (uint32_t i = 0; i < k; i++)
-            connect_back(ix, chosen[i], slot, lev, s->sel, s->out, replacing);
-        cur = next.id;
-        cur_d = next.d;
+        for (uint32_t i = 0; i < nchosen[lev]; i++)
+            connect_back(ix, chosen[lev][i], slot, lev, s->sel, s->out, replacing);
     }
     return DV_OK;
 }
