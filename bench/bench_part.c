@@ -144,6 +144,7 @@ static void *ingest_main(void *arg)
             payload(first + i, &pl[i]);
             pts[i].id = pid_num(first + i);
             pts[i].vec = v + (size_t)i * o->dim;
+            pts[i].dim = o->dim;
             pts[i].payload = pl[i].data;
             pts[i].payload_len = pl[i].len;
         }

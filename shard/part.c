@@ -668,6 +668,12 @@ int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t
             dv_errmsg_set(errmsg, "point %zu (id %s): no vector", i, id);
             return DV_EINVAL;
         }
+        if (pts[i].dim != dim) {
+            pid_format(&pts[i].id, id);
+            dv_errmsg_set(errmsg, "point %zu (id %s): vector has %u dimensions, the collection %u",
+                          i, id, pts[i].dim, dim);
+            return DV_EDIM;
+        }
         for (uint32_t d = 0; d < dim; d++) {
             if (!isfinite(pts[i].vec[d])) {
                 pid_format(&pts[i].id, id);

@@ -77,14 +77,15 @@ int part_repair(struct io *io, const char *dir, char *errmsg);
 
 struct part_point {
     struct pid id;
-    const float *vec;    /* dim floats */
+    const float *vec;    /* `dim` floats */
+    uint32_t dim;        /* must equal the replica's dimension (DV_EDIM otherwise) */
     const void *payload; /* a msgpack map, or NULL for none */
     size_t payload_len;
 };
 
 /*
  * Inserts or replaces (same id: vector and payload replaced) n points. Checks everything
- * first (dimension via the caller's contract, NaN/inf, payload is a map within max_payload,
+ * first (dimension, NaN/inf, payload is a map within max_payload,
  * batch size) and writes nothing when something is wrong: DV_ENAN / DV_EINVAL / DV_ETOOBIG
  * naming the point index in errmsg. *lsn (may be NULL) gets the record's LSN. When an id
  * appears twice in a batch, the last one wins.

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "crc32c.h"
 #include "log.h"
@@ -213,8 +214,42 @@ out:
 struct chunk {
     struct chunk *next;
     size_t len, cap;
-    uint8_t data[];
+    uint8_t *data;
+    bool mapped; /* data is an mmap of cap bytes (pre-faulted), else part of this malloc */
 };
+
+static void chunk_free(struct chunk *c)
+{
+    if (c->mapped)
+        munmap(c->data, c->cap);
+    free(c);
+}
+
+/*
+ * A chunk of about `bytes`, its pages touched before writers are held back, so the capture
+ * itself is a plain memory copy (page faults on fresh memory cost more than the copy).
+ */
+static struct chunk *chunk_prefault(size_t bytes)
+{
+    struct chunk *c = malloc(sizeof *c);
+    if (c == NULL || bytes == 0) {
+        free(c);
+        return NULL;
+    }
+    bytes = (bytes + 4095) & ~(size_t)4095;
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        free(c);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(m, bytes, MADV_HUGEPAGE);
+#endif
+    for (size_t off = 0; off < bytes; off += 4096)
+        ((volatile uint8_t *)m)[off] = 0;
+    *c = (struct chunk){NULL, 0, bytes, m, true};
+    return c;
+}
 
 /*
  * A checkpoint file being written. While writers are held back the bytes are only copied
@@ -248,10 +283,10 @@ static int fw_drain(struct part *p, struct fw *f)
 {
     while (f->head != NULL) {
         struct chunk *c = f->head;
-        if (!f->err)
+        if (!f->err && c->len > 0)
             fw_raw(p, f, c->data, c->len);
         f->head = c->next;
-        free(c);
+        chunk_free(c);
     }
     f->tail = NULL;
     return f->err ? DV_EIO : DV_OK;
@@ -275,6 +310,8 @@ static int fw_write(struct part *p, struct fw *f, const void *buf, size_t n)
             c->next = NULL;
             c->len = n;
             c->cap = cap;
+            c->data = (uint8_t *)(c + 1);
+            c->mapped = false;
             memcpy(c->data, buf, n);
             if (f->tail != NULL)
                 f->tail->next = c;
@@ -376,6 +413,28 @@ int part_checkpoint(struct part *p, char *errmsg)
         fw[i] = (struct fw){-1, 0, 0, 0, NULL, NULL, false, 0};
     }
     pthread_mutex_lock(&p->ckpt_mu);
+    /* Memory for the capture, sized from the current state with some room for growth. */
+    if (__atomic_load_n(&p->applied_lsn, __ATOMIC_ACQUIRE) != p->ckpt_lsn) {
+        struct hnsw_info pi;
+        hnsw_get_info(p->ix, &pi);
+        size_t room = (size_t)(pi.slots + pi.slots / 16 + 1024);
+        size_t est[CKPT_NFILES] = {
+            128 + 16 * (size_t)pi.dim + 4 + room * (7 + (2 * (size_t)pi.m + 1) * 4) +
+                room / 4 * ((size_t)pi.m + 1) * 4,
+            room * pi.dim * sizeof(float),
+            pi.sq8_ready ? room * pi.dim : 0,
+            0,
+            0,
+        };
+        pthread_rwlock_rdlock(&p->rw);
+        est[CKPT_IDS] = (p->cap + p->cap / 16 + 1024) * ID_ENTRY;
+        est[CKPT_PAYLOADS] = p->payload_bytes + p->payload_bytes / 8 + room * 8;
+        pthread_rwlock_unlock(&p->rw);
+        for (int i = 0; i < CKPT_NFILES; i++) {
+            if (est[i] >= FW_BUF && (fw[i].head = chunk_prefault(est[i])) != NULL)
+                fw[i].tail = fw[i].head;
+        }
+    }
     t0 = p->io->now_ns(p->io);
     pthread_mutex_lock(&p->maint_mu);
     pthread_mutex_lock(&p->wmu);

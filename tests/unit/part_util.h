@@ -67,6 +67,7 @@ static inline int pu_upsert_range(struct part *p, uint64_t first, size_t n, uint
         pu_payload(first + i, ver, &pl[i]);
         pts[i].id = pid_num(first + i);
         pts[i].vec = v + i * dim;
+        pts[i].dim = dim;
         pts[i].payload = pl[i].data;
         pts[i].payload_len = pl[i].len;
     }

@@ -121,7 +121,7 @@ static void test_ops(void **state)
     assert_int_equal(pid_parse("6f1c2a3b-0000-4000-8000-00000000abcd", 36, &u), DV_OK);
     float vec[DIM];
     pu_vec(42, 7, DIM, vec);
-    struct part_point pt = {u, vec, NULL, 0};
+    struct part_point pt = {u, vec, DIM, NULL, 0};
     assert_int_equal(part_upsert(p, &pt, 1, NULL, err), DV_OK);
     extra_points = 1;
     struct part_result r;
@@ -137,8 +137,12 @@ static void test_ops(void **state)
     struct part_info in;
     part_get_info(p, &in);
     before = in.applied_lsn;
-    vec[3] = NAN;
     pt.id = pid_num(5000);
+    pt.dim = DIM + 1;
+    assert_int_equal(part_upsert(p, &pt, 1, NULL, err), DV_EDIM);
+    assert_non_null(strstr(err, "dimensions"));
+    pt.dim = DIM;
+    vec[3] = NAN;
     assert_int_equal(part_upsert(p, &pt, 1, NULL, err), DV_ENAN);
     assert_non_null(strstr(err, "vector[3]"));
     vec[3] = INFINITY;
@@ -629,6 +633,67 @@ static void test_fault_sweep_crash(void **state)
     sweep(IO_FAULT_CRASH, EIO);
 }
 
+/*
+ * Fault sweep over recovery: open a replica (checkpoint + WAL tail) with the 1st, 2nd, ... IO
+ * operation failing (reads too). The open either fails cleanly or gives the full content; and
+ * whatever it did, a later open with the real io gives the full content.
+ */
+static void sweep_open(enum io_fault_kind kind)
+{
+    char dir[4096], work[4200], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p;
+    size_t n = 600;
+    uint32_t ver[600];
+    opts(&o, HNSW_L2);
+    o.wal.segment_bytes = 64 * 1024;
+    pu_tmpdir(dir, sizeof dir, "r");
+    snprintf(work, sizeof work, "%s.work", dir);
+    assert_int_equal(part_create(io_posix(), dir, &o, &p, err), DV_OK);
+    assert_int_equal(pu_upsert_range(p, 0, 300, 0, NULL, err), DV_OK);
+    assert_int_equal(part_create_index(p, "color", PINDEX_KEYWORD, NULL, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    assert_int_equal(pu_upsert_range(p, 300, 300, 0, NULL, err), DV_OK);
+    assert_int_equal(pu_upsert_range(p, 0, 50, 1, NULL, err), DV_OK);
+    struct pid del[10];
+    for (int i = 0; i < 10; i++)
+        del[i] = pid_num(100 + (uint64_t)i);
+    assert_int_equal(part_delete(p, del, 10, NULL, NULL, err), DV_OK);
+    part_close(p);
+    for (size_t i = 0; i < n; i++)
+        ver[i] = i < 50 ? 1 : (i >= 100 && i < 110 ? UINT32_MAX : 0);
+    for (long at = 1;; at++) {
+        struct io_fault f;
+        io_fault_init(&f, io_posix());
+        f.kind = kind;
+        f.fail_at = at;
+        copy_tree(dir, work);
+        p = (struct part *)1;
+        int rc = part_open(&f.io, work, &o, &p, err);
+        if (rc == DV_OK) {
+            check_content(p, ver, n);
+            part_close(p);
+        } else {
+            assert_null(p);
+            assert_true(err[0] != '\0');
+        }
+        assert_int_equal(part_open(io_posix(), work, &o, &p, err), DV_OK);
+        check_content(p, ver, n);
+        part_close(p);
+        if (!f.fired)
+            break;
+        assert_true(at < 5000);
+    }
+    pu_rmtree(work);
+    pu_tmpdir_free(dir);
+}
+
+static void test_fault_sweep_open(void **state)
+{
+    sweep_open(IO_FAULT_ERRNO);
+    sweep_open(IO_FAULT_CRASH);
+}
+
 /* Snapshot stream of a live replica under writes, restore, catch up from the WAL. */
 struct writer {
     struct part *p;
@@ -740,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_fault_sweep_enospc),
         cmocka_unit_test(test_fault_sweep_eio),
         cmocka_unit_test(test_fault_sweep_crash),
+        cmocka_unit_test(test_fault_sweep_open),
         cmocka_unit_test(test_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

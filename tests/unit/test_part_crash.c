@@ -236,7 +236,7 @@ static void test_kill9(void **state)
         assert_true(rec >= 0.9);
         part_close(p);
     }
-    print_message("%d kill -9 cycles, %lu acknowledged batches checked, %lu in-flight batches "
+    print_message("# %d kill -9 cycles, %lu acknowledged batches checked, %lu in-flight batches "
                   "found applied\n",
                   cycles, acked_total, inflight_applied);
     assert_true(acked_total > (unsigned long)cycles); /* the children did write */

@@ -408,7 +408,7 @@ static bool upsert(struct writer *w, const uint32_t *js, const uint32_t *vers, s
         buf_init(&pl[i]);
         pu_vec(id, vers[i], DIM, v[i]);
         pu_payload(id, vers[i], &pl[i]);
-        pts[i] = (struct part_point){pid_num(id), v[i], pl[i].data, pl[i].len};
+        pts[i] = (struct part_point){pid_num(id), v[i], DIM, pl[i].data, pl[i].len};
         if (__atomic_load_n(&r->issued[id], __ATOMIC_SEQ_CST) < vers[i] + 1)
             __atomic_store_n(&r->issued[id], vers[i] + 1, __ATOMIC_SEQ_CST);
     }
