@@ -647,6 +647,16 @@ static void applied(struct part *p, uint64_t lsn)
     __atomic_store_n(&p->applied_lsn, lsn, __ATOMIC_RELEASE);
 }
 
+/* After applying logged record `lsn` (result rc): advance, or fail the replica. */
+static int settle(struct part *p, int rc, uint64_t lsn, const char *errmsg)
+{
+    if (rc != DV_OK)
+        set_failed(p, errmsg);
+    else
+        applied(p, lsn);
+    return rc;
+}
+
 int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t *lsn_out,
                 char *errmsg)
 {
@@ -710,11 +720,7 @@ int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t
     if (rc == DV_OK)
         rc = log_record(p, REC_UPSERT, &body, &lsn, errmsg);
     if (rc == DV_OK) {
-        rc = apply_upsert(p, &u, errmsg);
-        if (rc != DV_OK)
-            set_failed(p, errmsg);
-        else
-            applied(p, lsn);
+        rc = settle(p, apply_upsert(p, &u, errmsg), lsn, errmsg);
     }
     pthread_mutex_unlock(&p->wmu);
     if (rc == DV_OK)
@@ -876,11 +882,7 @@ static int index_op(struct part *p, uint8_t type, const char *key, enum pindex_k
     if (rc == DV_OK)
         rc = log_record(p, type, &body, &lsn, errmsg);
     if (rc == DV_OK) {
-        rc = part_apply_record(p, type, body.data, body.len, errmsg);
-        if (rc != DV_OK)
-            set_failed(p, errmsg);
-        else
-            applied(p, lsn);
+        rc = settle(p, part_apply_record(p, type, body.data, body.len, errmsg), lsn, errmsg);
     }
     pthread_mutex_unlock(&p->wmu);
     buf_free(&body);
@@ -926,11 +928,7 @@ int part_apply(struct part *p, uint64_t lsn, uint8_t type, const void *body, siz
         rc = DV_EIO;
     }
     if (rc == DV_OK) {
-        rc = part_apply_record(p, type, body, len, errmsg);
-        if (rc != DV_OK)
-            set_failed(p, errmsg);
-        else
-            applied(p, lsn);
+        rc = settle(p, part_apply_record(p, type, body, len, errmsg), lsn, errmsg);
     }
     pthread_mutex_unlock(&p->wmu);
     if (rc == DV_OK)

@@ -93,6 +93,27 @@ static inline uint32_t pu_ver_of(const uint8_t *pl, size_t n)
     return mpk_u64(&r, &x) == DV_OK ? (uint32_t)x : UINT32_MAX;
 }
 
+/* A snapshot stream in memory: pu_mem_sink appends, pu_mem_source reads from pos. */
+struct membuf {
+    struct buf b;
+    size_t pos;
+};
+
+static inline int pu_mem_sink(void *arg, const void *buf, size_t n)
+{
+    return buf_append(&((struct membuf *)arg)->b, buf, n);
+}
+
+static inline int pu_mem_source(void *arg, void *buf, size_t n, size_t *got)
+{
+    struct membuf *m = arg;
+    size_t left = m->b.len - m->pos;
+    *got = left < n ? left : n;
+    memcpy(buf, m->b.data + m->pos, *got);
+    m->pos += *got;
+    return DV_OK;
+}
+
 static inline int pu_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     return remove(path);

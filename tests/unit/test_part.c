@@ -712,26 +712,6 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-struct membuf {
-    struct buf b;
-    size_t pos;
-};
-
-static int mem_sink(void *arg, const void *buf, size_t n)
-{
-    return buf_append(&((struct membuf *)arg)->b, buf, n);
-}
-
-static int mem_source(void *arg, void *buf, size_t n, size_t *got)
-{
-    struct membuf *m = arg;
-    size_t left = m->b.len - m->pos;
-    *got = left < n ? left : n;
-    memcpy(buf, m->b.data + m->pos, *got);
-    m->pos += *got;
-    return DV_OK;
-}
-
 static int catch_up(uint64_t lsn, uint8_t type, const void *body, size_t len, void *arg)
 {
     char err[DV_ERRMSG_SIZE];
@@ -759,11 +739,11 @@ static void test_snapshot(void **state)
     struct membuf m = {BUF_INIT, 0};
     uint64_t lsn;
     usleep(20000);
-    assert_int_equal(part_snapshot(p, mem_sink, &m, &lsn, err), DV_OK);
+    assert_int_equal(part_snapshot(p, pu_mem_sink, &m, &lsn, err), DV_OK);
     usleep(20000);
     w.stop = 1;
     pthread_join(t, NULL);
-    assert_int_equal(part_restore(io_posix(), dir2, mem_source, &m, &o, &q, err), DV_OK);
+    assert_int_equal(part_restore(io_posix(), dir2, pu_mem_source, &m, &o, &q, err), DV_OK);
     struct part_info a, b;
     part_get_info(q, &b);
     assert_int_equal(b.applied_lsn, lsn);
@@ -781,13 +761,13 @@ static void test_snapshot(void **state)
     m.b.data[m.b.len / 2] ^= 0x40;
     m.pos = 0;
     struct part *bad;
-    assert_int_equal(part_restore(io_posix(), dir3, mem_source, &m, &o, &bad, err), DV_ECORRUPT);
+    assert_int_equal(part_restore(io_posix(), dir3, pu_mem_source, &m, &o, &bad, err), DV_ECORRUPT);
     assert_int_equal(access(dir3, F_OK), -1);
     /* a truncated one too */
     m.b.data[m.b.len / 2] ^= 0x40;
     m.b.len -= 100;
     m.pos = 0;
-    assert_int_equal(part_restore(io_posix(), dir3, mem_source, &m, &o, &bad, err), DV_ECORRUPT);
+    assert_int_equal(part_restore(io_posix(), dir3, pu_mem_source, &m, &o, &bad, err), DV_ECORRUPT);
     buf_free(&m.b);
     part_close(p);
     part_close(q);

@@ -69,11 +69,6 @@ struct model {
     uint64_t mark[MAX_IDS];
 };
 
-struct membuf {
-    struct buf b;
-    size_t pos;
-};
-
 struct run;
 
 struct writer {
@@ -143,21 +138,6 @@ static bool fail_at(struct run *r, int line, const char *fmt, ...)
 }
 
 #define CHECK(r, cond, ...) ((cond) ? true : fail_at((r), __LINE__, __VA_ARGS__))
-
-static int mem_sink(void *arg, const void *buf, size_t n)
-{
-    return buf_append(&((struct membuf *)arg)->b, buf, n);
-}
-
-static int mem_source(void *arg, void *buf, size_t n, size_t *got)
-{
-    struct membuf *m = arg;
-    size_t left = m->b.len - m->pos;
-    *got = left < n ? left : n;
-    memcpy(buf, m->b.data + m->pos, *got);
-    m->pos += *got;
-    return DV_OK;
-}
 
 /* The exact payload of id in version ver with mark (0: none), as set_payload leaves it. */
 static void expect_payload(uint64_t id, uint32_t ver, uint64_t mark, struct buf *b)
@@ -572,10 +552,10 @@ static void *maint_main(void *arg)
         CHECK(r, part_compact(r->p, err) == DV_OK, "compact: %s", err);
         struct membuf m = {BUF_INIT, 0};
         uint64_t lsn = 0;
-        bool ok =
-            CHECK(r, part_snapshot(r->p, mem_sink, &m, &lsn, err) == DV_OK, "snapshot: %s", err) &&
-            CHECK(r, lsn >= r->snap_lsn, "snapshot LSN %llu after %llu", (unsigned long long)lsn,
-                  (unsigned long long)r->snap_lsn);
+        bool ok = CHECK(r, part_snapshot(r->p, pu_mem_sink, &m, &lsn, err) == DV_OK, "snapshot: %s",
+                        err) &&
+                  CHECK(r, lsn >= r->snap_lsn, "snapshot LSN %llu after %llu",
+                        (unsigned long long)lsn, (unsigned long long)r->snap_lsn);
         /* keep the last one taken while writers were still busy: a true prefix */
         if (ok && (r->snap_lsn == 0 || __atomic_load_n(&r->writers_left, __ATOMIC_SEQ_CST) > 0)) {
             buf_free(&r->snap.b);
@@ -832,7 +812,7 @@ static void run_mt(enum wal_sync sync)
     /* the last snapshot: exactly the writes up to its LSN */
     struct part *q;
     assert_true(r->snap_lsn > 0);
-    assert_int_equal(part_restore(io_posix(), dir2, mem_source, &r->snap, &o, &q, err), DV_OK);
+    assert_int_equal(part_restore(io_posix(), dir2, pu_mem_source, &r->snap, &o, &q, err), DV_OK);
     part_get_info(q, &in);
     assert_int_equal(in.applied_lsn, r->snap_lsn);
     model_at(ws, r->snap_lsn, m);
