@@ -1305,13 +1305,14 @@ void part_get_info(struct part *p, struct part_info *info)
     info->n_indexes = p->n_pidx;
     pthread_rwlock_unlock(&p->rw);
     info->deleted = hi.deleted;
-    pthread_mutex_lock(&p->ckpt_mu);
-    info->ckpt_lsn = p->ckpt_lsn;
-    info->ckpt_age_ms = (p->io->now_ns(p->io) - p->ckpt_at_ns) / 1000000;
-    info->ckpt_count = p->ckpt_count;
-    info->ckpt_last_ms = p->ckpt_last_ms;
-    info->ckpt_stall_ms = p->ckpt_stall_ms;
-    pthread_mutex_unlock(&p->ckpt_mu);
+    /* Atomics, not ckpt_mu: a checkpoint holds that through its fsyncs, and this must not
+     * wait (metrics, the background thread). */
+    info->ckpt_lsn = __atomic_load_n(&p->ckpt_lsn, __ATOMIC_ACQUIRE);
+    uint64_t now = p->io->now_ns(p->io), at = __atomic_load_n(&p->ckpt_at_ns, __ATOMIC_ACQUIRE);
+    info->ckpt_age_ms = now > at ? (now - at) / 1000000 : 0;
+    info->ckpt_count = __atomic_load_n(&p->ckpt_count, __ATOMIC_RELAXED);
+    info->ckpt_last_ms = __atomic_load_n(&p->ckpt_last_ms, __ATOMIC_RELAXED);
+    info->ckpt_stall_ms = __atomic_load_n(&p->ckpt_stall_ms, __ATOMIC_RELAXED);
     /* After the checkpoint's LSN: a checkpoint written meanwhile cannot pass it. */
     info->applied_lsn = __atomic_load_n(&p->applied_lsn, __ATOMIC_ACQUIRE);
     info->durable_lsn = wal_durable_lsn(p->wal);

@@ -55,7 +55,7 @@ struct part {
     size_t n_pidx;
 
     uint64_t applied_lsn; /* atomic */
-    uint64_t ckpt_lsn;    /* guarded by ckpt_mu */
+    uint64_t ckpt_lsn;    /* written under ckpt_mu, atomically: read without it */
     char ckpt_name[64];   /* "ckpt-<lsn>" or "" */
     uint64_t ckpt_at_ns;
     uint64_t ckpt_count, ckpt_last_ms, ckpt_stall_ms, open_ms;

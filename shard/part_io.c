@@ -414,7 +414,8 @@ int part_checkpoint(struct part *p, char *errmsg)
     }
     pthread_mutex_lock(&p->ckpt_mu);
     /* Memory for the capture, sized from the current state with some room for growth. */
-    if (__atomic_load_n(&p->applied_lsn, __ATOMIC_ACQUIRE) != p->ckpt_lsn) {
+    if (__atomic_load_n(&p->applied_lsn, __ATOMIC_ACQUIRE) !=
+        __atomic_load_n(&p->ckpt_lsn, __ATOMIC_ACQUIRE)) {
         struct hnsw_info pi;
         hnsw_get_info(p->ix, &pi);
         size_t room = (size_t)(pi.slots + pi.slots / 16 + 1024);
@@ -498,14 +499,14 @@ out_unlock:
         snprintf(old, sizeof old, "%s", p->ckpt_name);
         old_lsn = p->ckpt_lsn;
         snprintf(p->ckpt_name, sizeof p->ckpt_name, "%s", name);
-        p->ckpt_lsn = lsn;
+        __atomic_store_n(&p->ckpt_lsn, lsn, __ATOMIC_RELEASE);
         bool switched;
         pthread_rwlock_rdlock(&p->rw); /* index definitions as of now (>= lsn: harmless) */
         rc = part_write_meta(p, &switched, errmsg);
         pthread_rwlock_unlock(&p->rw);
         if (rc != DV_OK && !switched) {
             snprintf(p->ckpt_name, sizeof p->ckpt_name, "%s", old);
-            p->ckpt_lsn = old_lsn;
+            __atomic_store_n(&p->ckpt_lsn, old_lsn, __ATOMIC_RELEASE);
         } else if (rc != DV_OK) {
             /* A restart may read the old or the new meta: keep both checkpoints (the next
              * open removes the one its meta does not name) and the WAL. */
@@ -551,10 +552,10 @@ out_files:
         io_remove_dir(p->io, dir);
     }
     uint64_t t2 = p->io->now_ns(p->io);
-    p->ckpt_at_ns = t2;
-    p->ckpt_count++;
-    p->ckpt_last_ms = (t2 - t0) / 1000000;
-    p->ckpt_stall_ms = (t1 - t0) / 1000000;
+    __atomic_store_n(&p->ckpt_at_ns, t2, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&p->ckpt_count, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->ckpt_last_ms, (t2 - t0) / 1000000, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->ckpt_stall_ms, (t1 - t0) / 1000000, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&p->ckpt_mu);
     /* From t0..t2, not from p: the next checkpoint may be updating those already. */
     log_info("checkpoint written", "dir=%s lsn=%llu ms=%llu writes_paused_ms=%llu", p->dir,
