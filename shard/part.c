@@ -1082,7 +1082,8 @@ int part_search(struct part *p, const struct part_query *q, struct part_result *
         /*
          * Cost model, in distance computations: a filtered walk expands about ef / s nodes
          * of 2m links each (s = selectivity); an exact pass over indexed candidates costs a
-         * distance and a filter check each; a scan checks the filter on every point.
+         * distance each, plus a filter check unless the index answers the filter exactly; a
+         * scan checks the filter on every point.
          */
         bool exact_ok = false;
         uint64_t total = p->map.n ? p->map.n : 1;
@@ -1092,11 +1093,14 @@ int part_search(struct part *p, const struct part_query *q, struct part_result *
         double sel = (double)(est ? est : 1) / (double)total;
         double ef = q->ef ? q->ef : p->o.index.ef_search;
         double walk = (ef > q->k ? ef : q->k) * 2.0 * p->o.index.m / sel;
-        double exact = 2.0 * (double)est, scan = (double)total + (double)est;
+        bool by_index = exact_ok && filter_index_exact(q->filter, p->pidx, p->n_pidx);
+        double exact = (by_index ? 1.0 : 2.0) * (double)est, scan = (double)total + (double)est;
         if (exact_ok && (est <= p->o.exact_threshold || exact < walk) &&
-            filter_candidates(q->filter, p->pidx, p->n_pidx, &cands, &nc) == DV_OK)
+            filter_candidates(q->filter, p->pidx, p->n_pidx, &cands, &nc) == DV_OK) {
             plan = PART_PLAN_INDEXED;
-        else if (!exact_ok && (est <= p->o.exact_threshold || scan < walk))
+            if (by_index)
+                c.f = NULL; /* every candidate matches: only visibility is left to check */
+        } else if (!exact_ok && (est <= p->o.exact_threshold || scan < walk))
             plan = PART_PLAN_SCAN;
     }
     if (plan == PART_PLAN_SCAN && (rc = all_slots(p, &cands, &nc)) != DV_OK)
@@ -1154,6 +1158,8 @@ int part_count(struct part *p, const struct filter *f, uint64_t *n, char *errmsg
         bool exact_ok = false;
         filter_estimate(f, p->pidx, p->n_pidx, p->map.n, &exact_ok);
         if (exact_ok && filter_candidates(f, p->pidx, p->n_pidx, &cands, &nc) == DV_OK) {
+            if (filter_index_exact(f, p->pidx, p->n_pidx))
+                c.f = NULL;
             for (size_t i = 0; i < nc; i++)
                 cnt += accept(cands[i], &c);
         } else {
@@ -1330,7 +1336,10 @@ static void *bg_main(void *arg)
     while (!p->bg_stop) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 200 * 1000000L;
+        /* Poll at least twice per checkpoint interval (10..200 ms). */
+        long wait_ms = p->o.ckpt_interval_ms / 2;
+        wait_ms = wait_ms < 10 ? 10 : wait_ms > 200 ? 200 : wait_ms;
+        ts.tv_nsec += wait_ms * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;

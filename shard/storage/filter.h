@@ -95,6 +95,13 @@ int filter_candidates(const struct filter *f, struct pindex *const *ix, size_t n
                       uint32_t **slots, size_t *n);
 
 /*
+ * True when the candidates of filter_candidates() are exactly the matching points, so the
+ * caller may skip filter_match() on them: the filter is one must-condition, a match of a
+ * value or of any of a list, on a key with an index of that value's type.
+ */
+bool filter_index_exact(const struct filter *f, struct pindex *const *ix, size_t nix);
+
+/*
  * Key paths, shared with the payload index. A parsed path owns a copy of its text.
  */
 enum filter_seg_kind {

@@ -292,3 +292,15 @@ int filter_candidates(const struct filter *f, struct pindex *const *ix, size_t n
     *n = m;
     return DV_OK;
 }
+
+bool filter_index_exact(const struct filter *f, struct pindex *const *ix, size_t nix)
+{
+    if (f->must.n != 1 || f->should.n != 0 || f->must_not.n != 0 || f->has_min)
+        return false;
+    const struct cond *c = &f->must.v[0];
+    if (c->kind != C_VALUE && c->kind != C_ANY)
+        return false;
+    if (c->vt != V_STR && c->vt != V_INT)
+        return false;
+    return find_index(c, ix, nix, c->vt == V_STR ? PINDEX_KEYWORD : PINDEX_INTEGER) != NULL;
+}
