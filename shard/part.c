@@ -1074,6 +1074,10 @@ int part_search(struct part *p, const struct part_query *q, struct part_result *
         dv_errmsg_set(errmsg, "search needs a vector and k >= 1");
         return DV_EINVAL;
     }
+    if (q->k > PART_MAX_K || q->ef > PART_MAX_K) {
+        dv_errmsg_set(errmsg, "search: k %u and ef %u must be at most %u", q->k, q->ef, PART_MAX_K);
+        return DV_ERANGE;
+    }
     struct hnsw_hit *hits = malloc(q->k * sizeof *hits);
     if (hits == NULL)
         return DV_ENOMEM;
@@ -1204,11 +1208,10 @@ static void idheap_sift_down(const struct part *p, uint32_t *h, size_t n, size_t
     }
 }
 
-static const struct part *sort_part;
-
-static int slot_id_cmp(const void *a, const void *b)
+static int slot_id_cmp(const void *a, const void *b, void *arg)
 {
-    return pid_cmp(&sort_part->ids[*(const uint32_t *)a], &sort_part->ids[*(const uint32_t *)b]);
+    const struct part *p = arg;
+    return pid_cmp(&p->ids[*(const uint32_t *)a], &p->ids[*(const uint32_t *)b]);
 }
 
 int part_scroll(struct part *p, const struct pid *from, uint32_t limit, const struct filter *f,
@@ -1222,9 +1225,9 @@ int part_scroll(struct part *p, const struct pid *from, uint32_t limit, const st
     out->hits = NULL;
     out->n = 0;
     *more = false;
-    if (limit == 0) {
-        dv_errmsg_set(errmsg, "scroll limit must be >= 1");
-        return DV_EINVAL;
+    if (limit == 0 || limit > PART_MAX_K) {
+        dv_errmsg_set(errmsg, "scroll limit must be 1 to %u, not %u", PART_MAX_K, limit);
+        return limit == 0 ? DV_EINVAL : DV_ERANGE;
     }
     uint32_t *h = malloc(want * sizeof *h);
     if (h == NULL)
@@ -1246,11 +1249,7 @@ int part_scroll(struct part *p, const struct pid *from, uint32_t limit, const st
         }
     }
     /* Sorting by id under the read lock: ids cannot change meanwhile. */
-    static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&sort_mu);
-    sort_part = p;
-    qsort(h, n, sizeof *h, slot_id_cmp);
-    pthread_mutex_unlock(&sort_mu);
+    qsort_r(h, n, sizeof *h, slot_id_cmp, p);
     if (n == want) {
         *more = true;
         *next = p->ids[h[limit]];

@@ -135,6 +135,9 @@ void part_result_free(struct part_result *r);
 int part_get(struct part *p, const struct pid *ids, size_t n, bool with_vector, bool with_payload,
              struct part_result *out, char *errmsg);
 
+/* Largest k, ef and scroll limit a read accepts (DV_ERANGE above). */
+#define PART_MAX_K 100000
+
 struct part_query {
     const float *vec;            /* dim floats */
     uint32_t k;                  /* >= 1 */

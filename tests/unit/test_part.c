@@ -204,6 +204,15 @@ static void test_ops(void **state)
     /* scroll: every id once, in order, across pages */
     struct pid from, next;
     bool more = true, first = true;
+    /* k, ef and limit are bounded */
+    struct part_query big = {vec, PART_MAX_K + 1, 0, NULL, false, false, HNSW_QUANT_AUTO};
+    assert_int_equal(part_search(p, &big, &r, NULL, err), DV_ERANGE);
+    assert_non_null(strstr(err, "at most"));
+    bool more2;
+    assert_int_equal(
+        part_scroll(p, NULL, PART_MAX_K + 1, NULL, false, false, &r, &next, &more2, err),
+        DV_ERANGE);
+
     size_t seen = 0;
     uint64_t last = 0;
     while (more) {
