@@ -1,0 +1,335 @@
+/* msg.c - message type names and the encoder of the coordinator <-> node messages (msg.h). */
+#include "msg.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "mpk.h"
+#include "msg_int.h"
+
+static const char *const type_names[MSG_TYPE_COUNT] = {
+    "error",  "hello", "replica_create", "replica_drop", "replica_list", "replica_info", "upsert",
+    "delete", "get",   "set_payload",    "count",        "scroll",       "search",       "stats",
+};
+
+const char *msg_type_name(int type)
+{
+    return type >= 0 && type < MSG_TYPE_COUNT ? type_names[type] : "unknown";
+}
+
+bool msg_type_addressed(int type)
+{
+    switch (type) {
+    case MSG_REPLICA_CREATE:
+    case MSG_REPLICA_DROP:
+    case MSG_REPLICA_INFO:
+    case MSG_UPSERT:
+    case MSG_DELETE:
+    case MSG_GET:
+    case MSG_SET_PAYLOAD:
+    case MSG_COUNT:
+    case MSG_SCROLL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool msg_code_known(int64_t code)
+{
+    return code < 0 && code >= INT32_MIN && strcmp(dv_errname((int)code), "unknown") != 0;
+}
+
+uint32_t msg_request_fields(int type)
+{
+    static const uint8_t fields[MSG_TYPE_COUNT] = {
+        [MSG_REPLICA_CREATE] = 7, [MSG_UPSERT] = 4, [MSG_DELETE] = 1, [MSG_GET] = 3,
+        [MSG_SET_PAYLOAD] = 3,    [MSG_COUNT] = 1,  [MSG_SCROLL] = 5, [MSG_SEARCH] = 3,
+    };
+    return (msg_type_addressed(type) ? 3 : 0) + fields[type];
+}
+
+/* ---- encode ------------------------------------------------------------------------------ */
+
+#define W(x)                                                                                       \
+    do {                                                                                           \
+        if ((rc = (x)) != DV_OK)                                                                   \
+            return rc;                                                                             \
+    } while (0)
+
+static int w_str(struct buf *b, struct msg_str s)
+{
+    return mpw_str(b, s.p ? s.p : "", s.p ? s.len : 0);
+}
+
+static int w_bin_or_nil(struct buf *b, struct msg_bytes v)
+{
+    return v.p ? mpw_bin(b, v.p, v.len) : mpw_nil(b);
+}
+
+/* One raw msgpack value or nil; DV_EINVAL unless the bytes are exactly one value. */
+static int w_raw_or_nil(struct buf *b, struct msg_bytes v)
+{
+    if (!v.p)
+        return mpw_nil(b);
+    struct mpk r;
+    mpk_init(&r, v.p, v.len);
+    if (mpk_skip(&r) != DV_OK || !mpk_done(&r))
+        return DV_EINVAL;
+    return mpw_raw(b, v.p, v.len);
+}
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "proto: vectors are written as host floats; big-endian hosts need a byte swap here"
+#endif
+
+static int w_floats(struct buf *b, const float *v, size_t n)
+{
+    return mpw_bin(b, v, n * 4);
+}
+
+static int w_ids(struct buf *b, const struct pid *ids, uint32_t n)
+{
+    int rc;
+    W(mpw_array(b, n));
+    for (uint32_t i = 0; i < n; i++)
+        W(mpw_pid(b, &ids[i]));
+    return DV_OK;
+}
+
+static int w_replicas(struct buf *b, const struct msg_replica *r, uint32_t n)
+{
+    int rc;
+    W(mpw_array(b, n));
+    for (uint32_t i = 0; i < n; i++) {
+        W(mpw_array(b, 3));
+        W(w_str(b, r[i].coll));
+        W(mpw_u64(b, r[i].part));
+        W(mpw_u64(b, r[i].applied_lsn));
+    }
+    return DV_OK;
+}
+
+static int w_hits(struct buf *b, const struct msg_hits *h)
+{
+    int rc;
+    W(mpw_array(b, h->n));
+    for (uint32_t i = 0; i < h->n; i++) {
+        const struct msg_hit *x = &h->hits[i];
+        W(mpw_array(b, 4));
+        W(mpw_pid(b, &x->id));
+        W(mpw_f32(b, x->score));
+        W(x->vec ? w_floats(b, x->vec, x->dim) : mpw_nil(b));
+        W(w_bin_or_nil(b, x->payload));
+    }
+    return DV_OK;
+}
+
+static int w_error(struct buf *b, const struct msg_error *e)
+{
+    int rc;
+    if (!msg_code_known(e->code))
+        return DV_EINVAL;
+    W(mpw_array(b, 3));
+    W(mpw_i64(b, e->code));
+    W(w_str(b, e->text));
+    return mpw_u64(b, e->epoch);
+}
+
+static int w_request(struct buf *b, const struct msg *m)
+{
+    int rc;
+    const int t = m->type;
+    W(mpw_array(b, msg_request_fields(t)));
+    if (msg_type_addressed(t)) {
+        W(w_str(b, m->addr.coll));
+        W(mpw_u64(b, m->addr.part));
+        W(mpw_u64(b, m->addr.epoch));
+    }
+    switch (t) {
+    case MSG_REPLICA_CREATE: {
+        const struct msg_create_req *c = &m->u.create_req;
+        W(mpw_u64(b, c->dim));
+        W(mpw_u64(b, c->metric));
+        W(mpw_u64(b, c->m));
+        W(mpw_u64(b, c->ef_construction));
+        W(mpw_u64(b, c->ef_search));
+        W(mpw_bool(b, c->sq8));
+        W(mpw_u64(b, c->fsync));
+        break;
+    }
+    case MSG_UPSERT: {
+        const struct msg_upsert_req *u = &m->u.upsert_req;
+        W(w_ids(b, u->ids, u->n));
+        W(mpw_u64(b, u->dim));
+        W(w_floats(b, u->vecs, (size_t)u->n * u->dim));
+        W(mpw_array(b, u->n));
+        for (uint32_t i = 0; i < u->n; i++) {
+            struct msg_bytes none = {NULL, 0};
+            W(w_bin_or_nil(b, u->payloads ? u->payloads[i] : none));
+        }
+        break;
+    }
+    case MSG_DELETE:
+        W(w_ids(b, m->u.delete_req.ids, m->u.delete_req.n));
+        break;
+    case MSG_GET:
+        W(w_ids(b, m->u.get_req.ids, m->u.get_req.n));
+        W(mpw_bool(b, m->u.get_req.with_vector));
+        W(mpw_bool(b, m->u.get_req.with_payload));
+        break;
+    case MSG_SET_PAYLOAD:
+        W(mpw_u64(b, m->u.set_payload_req.op));
+        W(w_ids(b, m->u.set_payload_req.ids, m->u.set_payload_req.n));
+        W(w_raw_or_nil(b, m->u.set_payload_req.data));
+        break;
+    case MSG_COUNT:
+        W(w_raw_or_nil(b, m->u.count_req.filter));
+        break;
+    case MSG_SCROLL: {
+        const struct msg_scroll_req *s = &m->u.scroll_req;
+        W(s->has_from ? mpw_pid(b, &s->from) : mpw_nil(b));
+        W(mpw_u64(b, s->limit));
+        W(w_raw_or_nil(b, s->filter));
+        W(mpw_bool(b, s->with_vector));
+        W(mpw_bool(b, s->with_payload));
+        break;
+    }
+    case MSG_SEARCH: {
+        const struct msg_search_req *s = &m->u.search_req;
+        W(w_str(b, m->addr.coll));
+        W(mpw_array(b, s->n_parts));
+        for (uint32_t i = 0; i < s->n_parts; i++) {
+            W(mpw_array(b, 2));
+            W(mpw_u64(b, s->parts[i].part));
+            W(mpw_u64(b, s->parts[i].epoch));
+        }
+        W(mpw_array(b, s->n_queries));
+        for (uint32_t i = 0; i < s->n_queries; i++) {
+            const struct msg_query *q = &s->queries[i];
+            W(mpw_array(b, 6));
+            W(w_floats(b, q->vec, q->dim));
+            W(mpw_u64(b, q->k));
+            W(mpw_u64(b, q->ef));
+            W(w_raw_or_nil(b, q->filter));
+            W(mpw_bool(b, q->with_payload));
+            W(mpw_bool(b, q->with_vector));
+        }
+        break;
+    }
+    default: /* hello, drop, list, info, stats: nothing beyond the address */
+        break;
+    }
+    return DV_OK;
+}
+
+static int w_reply_body(struct buf *b, const struct msg *m)
+{
+    int rc;
+    switch (m->type) {
+    case MSG_HELLO: {
+        const struct msg_hello_rep *h = &m->u.hello_rep;
+        W(mpw_array(b, 4));
+        W(w_str(b, h->node_id));
+        W(w_str(b, h->version));
+        W(mpw_u64(b, h->capacity));
+        return w_replicas(b, h->replicas, h->n_replicas);
+    }
+    case MSG_REPLICA_LIST:
+        W(mpw_array(b, 1));
+        return w_replicas(b, m->u.list_rep.replicas, m->u.list_rep.n);
+    case MSG_REPLICA_INFO: {
+        const struct msg_info_rep *f = &m->u.info_rep;
+        const uint64_t v[] = {f->dim,         f->metric,   f->m,         f->ef_construction,
+                              f->ef_search,   f->points,   f->deleted,   f->applied_lsn,
+                              f->durable_lsn, f->ckpt_lsn, f->wal_bytes, f->payload_bytes};
+        W(mpw_array(b, 13));
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+            W(mpw_u64(b, v[i]));
+        return mpw_bool(b, f->sq8);
+    }
+    case MSG_UPSERT:
+    case MSG_DELETE:
+    case MSG_SET_PAYLOAD:
+        W(mpw_array(b, 2));
+        W(mpw_u64(b, m->u.write_rep.lsn));
+        return mpw_u64(b, m->u.write_rep.affected);
+    case MSG_GET:
+        W(mpw_array(b, 1));
+        return w_hits(b, &m->u.get_rep);
+    case MSG_COUNT:
+        W(mpw_array(b, 1));
+        return mpw_u64(b, m->u.count_rep.count);
+    case MSG_SCROLL: {
+        const struct msg_scroll_rep *s = &m->u.scroll_rep;
+        W(mpw_array(b, 2));
+        W(w_hits(b, &s->hits));
+        return s->more ? mpw_pid(b, &s->next) : mpw_nil(b);
+    }
+    case MSG_SEARCH: {
+        const struct msg_search_rep *s = &m->u.search_rep;
+        W(mpw_array(b, 1));
+        W(mpw_array(b, s->n_parts));
+        for (uint32_t i = 0; i < s->n_parts; i++) {
+            const struct msg_search_part *sp = &s->parts[i];
+            W(mpw_array(b, 3));
+            W(mpw_u64(b, sp->part));
+            W(sp->err.code ? w_error(b, &sp->err) : mpw_nil(b));
+            W(mpw_array(b, sp->err.code ? 0 : sp->n));
+            for (uint32_t j = 0; !sp->err.code && j < sp->n; j++)
+                W(w_hits(b, &sp->results[j]));
+        }
+        return DV_OK;
+    }
+    case MSG_STATS:
+        W(mpw_array(b, 1));
+        W(mpw_array(b, m->u.stats_rep.n));
+        for (uint32_t i = 0; i < m->u.stats_rep.n; i++) {
+            W(mpw_array(b, 2));
+            W(w_str(b, m->u.stats_rep.stats[i].name));
+            W(mpw_u64(b, m->u.stats_rep.stats[i].value));
+        }
+        return DV_OK;
+    default: /* create, drop */
+        return mpw_array(b, 0);
+    }
+}
+
+static int w_msg(struct buf *b, const struct msg *m)
+{
+    int rc;
+    W(mpw_array(b, m->reply ? 6 : 5));
+    W(mpw_u64(b, PROTO_VERSION));
+    W(mpw_u64(b, (uint64_t)m->type));
+    W(mpw_u64(b, m->reply ? 1 : 0));
+    W(mpw_u64(b, m->req_id));
+    if (!m->reply)
+        return w_request(b, m);
+    if (m->err.code) {
+        W(w_error(b, &m->err));
+        return mpw_nil(b);
+    }
+    W(mpw_nil(b));
+    return w_reply_body(b, m);
+}
+
+int msg_encode(const struct msg *m, struct buf *out, char *errmsg)
+{
+    if (m->type < 0 || m->type >= MSG_TYPE_COUNT || (m->type == MSG_ERROR && !m->err.code) ||
+        (m->type == MSG_ERROR && !m->reply)) {
+        dv_errmsg_set(errmsg, "msg: cannot encode message type %d", m->type);
+        return DV_EINVAL;
+    }
+    size_t start = out->len;
+    int rc = w_msg(out, m);
+    if (rc == DV_OK && out->len - start > PROTO_MAX_MSG)
+        rc = DV_ETOOBIG;
+    if (rc != DV_OK) {
+        out->len = start;
+        dv_errmsg_set(errmsg, "msg: encode %s %s: %s", msg_type_name(m->type),
+                      m->reply ? "reply" : "request", dv_strerror(rc));
+    }
+    return rc;
+}

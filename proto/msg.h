@@ -1,0 +1,284 @@
+/* msg.h - the messages between coordinator and shard node: structs, encode and decode. */
+#ifndef DV_MSG_H
+#define DV_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "pid.h"
+
+/*
+ * Wire format: docs/protocol.md. Every message is one msgpack array
+ *   request: [version, type, 0, req_id, body]
+ *   reply:   [version, type, 1, req_id, error, body]
+ * where error is nil or [code, message, epoch] and body is a positional array (nil when the
+ * reply carries an error). Partition-addressed bodies start with collection, partition, epoch.
+ *
+ * Decoding goes through our bounds-checked reader (common/mpk.h), never msgpack-c's unpacker:
+ * msgpack-c trusts declared counts and reserves memory for them (LIBRARY-NOTES.md). Every
+ * declared count is checked against the bytes left before anything is allocated.
+ */
+
+#define PROTO_VERSION 1
+#define PROTO_MAX_MSG (64u * 1024 * 1024) /* bytes of one encoded message, both directions */
+#define PROTO_MAX_DIM 65536               /* floats per vector */
+
+enum msg_type {
+    MSG_ERROR = 0, /* a reply to a request whose type could not be read: error only */
+    MSG_HELLO = 1,
+    MSG_REPLICA_CREATE = 2,
+    MSG_REPLICA_DROP = 3,
+    MSG_REPLICA_LIST = 4,
+    MSG_REPLICA_INFO = 5,
+    MSG_UPSERT = 6,
+    MSG_DELETE = 7,
+    MSG_GET = 8,
+    MSG_SET_PAYLOAD = 9,
+    MSG_COUNT = 10,
+    MSG_SCROLL = 11,
+    MSG_SEARCH = 12,
+    MSG_STATS = 13,
+    /* TODO (issue 4): MSG_SNAPSHOT_READ = 14 and MSG_WAL_READ = 15, chunked streams for
+     * rebalancing; not implemented yet, they decode to DV_EPROTO like any unknown type. */
+    MSG_TYPE_COUNT = 14,
+};
+
+/* Name of a message type ("upsert"), "unknown" otherwise. */
+const char *msg_type_name(int type);
+
+/* A string or byte range. In a decoded message it points into the input buffer. For optional
+ * values (payloads, filters, set-payload data) p == NULL means nil. */
+struct msg_str {
+    const char *p;
+    uint32_t len;
+};
+
+struct msg_bytes {
+    const uint8_t *p;
+    uint32_t len;
+};
+
+/* Where a partition-addressed request goes, and the map epoch the sender routed with. */
+struct msg_addr {
+    struct msg_str coll;
+    uint32_t part;
+    uint64_t epoch;
+};
+
+/* An error reply: code is a negative DV_* value; epoch is the node's newer map epoch when
+ * code is DV_ESTALE ("stale map"), else 0. */
+struct msg_error {
+    int code;
+    struct msg_str text;
+    uint64_t epoch;
+};
+
+struct msg_replica {
+    struct msg_str coll;
+    uint32_t part;
+    uint64_t applied_lsn;
+};
+
+struct msg_hello_rep {
+    struct msg_str node_id, version;
+    uint64_t capacity; /* points the node accepts in total, 0: unlimited */
+    struct msg_replica *replicas;
+    uint32_t n_replicas;
+};
+
+/* Replica parameters: metric is enum hnsw_metric, fsync is enum wal_sync (shard/). */
+struct msg_create_req {
+    uint32_t dim, metric, m, ef_construction, ef_search, fsync;
+    bool sq8;
+};
+
+struct msg_list_rep {
+    struct msg_replica *replicas;
+    uint32_t n;
+};
+
+struct msg_info_rep {
+    uint32_t dim, metric, m, ef_construction, ef_search;
+    bool sq8;
+    uint64_t points, deleted, applied_lsn, durable_lsn, ckpt_lsn, wal_bytes, payload_bytes;
+};
+
+/* n points: ids[n], vecs[n * dim] (row-major), payloads[n] (msgpack maps or nil; NULL when
+ * encoding means every payload is nil; never NULL after decoding). */
+struct msg_upsert_req {
+    struct pid *ids;
+    float *vecs;
+    struct msg_bytes *payloads;
+    uint32_t n, dim;
+};
+
+/* Reply of upsert, delete and set payload: the WAL record's LSN, and for delete the number of
+ * points deleted (the number of points written otherwise). */
+struct msg_write_rep {
+    uint64_t lsn, affected;
+};
+
+struct msg_ids_req {
+    struct pid *ids;
+    uint32_t n;
+};
+
+struct msg_get_req {
+    struct pid *ids;
+    uint32_t n;
+    bool with_vector, with_payload;
+};
+
+/* op is enum part_payload_op; data is one msgpack value (a map, or an array of keys for
+ * delete) or nil. */
+struct msg_set_payload_req {
+    uint32_t op;
+    struct pid *ids;
+    uint32_t n;
+    struct msg_bytes data;
+};
+
+/* filter: one encoded msgpack value (docs/filters.md) or nil. */
+struct msg_count_req {
+    struct msg_bytes filter;
+};
+
+struct msg_count_rep {
+    uint64_t count;
+};
+
+struct msg_scroll_req {
+    bool has_from;
+    struct pid from;
+    uint32_t limit;
+    struct msg_bytes filter;
+    bool with_vector, with_payload;
+};
+
+/* vec: dim floats or NULL; payload: a msgpack map or nil. */
+struct msg_hit {
+    struct pid id;
+    float score;
+    float *vec;
+    uint32_t dim;
+    struct msg_bytes payload;
+};
+
+struct msg_hits {
+    struct msg_hit *hits;
+    uint32_t n;
+};
+
+struct msg_scroll_rep {
+    struct msg_hits hits;
+    bool more;
+    struct pid next; /* meaningful when more */
+};
+
+struct msg_query {
+    float *vec;
+    uint32_t dim, k, ef;
+    struct msg_bytes filter;
+    bool with_payload, with_vector;
+};
+
+struct msg_target {
+    uint32_t part;
+    uint64_t epoch;
+};
+
+/* Search of one collection (addr.coll; addr.part and addr.epoch unused) on several partitions
+ * of a node, several queries each. */
+struct msg_search_req {
+    struct msg_target *parts;
+    uint32_t n_parts;
+    struct msg_query *queries;
+    uint32_t n_queries;
+};
+
+/* One partition's answer: err.code == 0 and results[n] (n == the request's n_queries, in
+ * query order), or an error (e.g. DV_ESTALE with the newer epoch) and n == 0. */
+struct msg_search_part {
+    uint32_t part;
+    struct msg_error err;
+    struct msg_hits *results;
+    uint32_t n;
+};
+
+struct msg_search_rep {
+    struct msg_search_part *parts;
+    uint32_t n_parts;
+};
+
+struct msg_stat {
+    struct msg_str name;
+    uint64_t value;
+};
+
+struct msg_stats_rep {
+    struct msg_stat *stats;
+    uint32_t n;
+};
+
+/*
+ * One message. `type` selects the union member: requests use u.<op>_req (hello, list and
+ * stats requests have no body), replies with err.code == 0 use u.<op>_rep (create, drop have
+ * an empty body). `addr` is used by partition-addressed requests and by search (collection).
+ */
+struct msg {
+    int type; /* enum msg_type */
+    bool reply;
+    uint64_t req_id;
+    struct msg_addr addr;
+    struct msg_error err; /* replies: code 0 for success */
+    union {
+        struct msg_hello_rep hello_rep;
+        struct msg_create_req create_req;
+        struct msg_list_rep list_rep;
+        struct msg_info_rep info_rep;
+        struct msg_upsert_req upsert_req;
+        struct msg_write_rep write_rep; /* upsert, delete, set payload */
+        struct msg_ids_req delete_req;
+        struct msg_get_req get_req;
+        struct msg_hits get_rep;
+        struct msg_set_payload_req set_payload_req;
+        struct msg_count_req count_req;
+        struct msg_count_rep count_rep;
+        struct msg_scroll_req scroll_req;
+        struct msg_scroll_rep scroll_rep;
+        struct msg_search_req search_req;
+        struct msg_search_rep search_rep;
+        struct msg_stats_rep stats_rep;
+    } u;
+    void *arena_; /* allocations made by msg_decode, freed by msg_free */
+};
+
+/* True when requests of this type carry a struct msg_addr. */
+bool msg_type_addressed(int type);
+
+/*
+ * Appends the encoding of `m` to `out`. The caller keeps ownership of `m`. DV_EINVAL for a
+ * bad message (unknown type, an error reply with a code that is not a DV_* error, a filter or
+ * set-payload data that is not exactly one msgpack value), DV_ETOOBIG when the encoding would
+ * exceed PROTO_MAX_MSG, DV_ENOMEM; on error `out` is left as it was.
+ */
+int msg_encode(const struct msg *m, struct buf *out, char *errmsg);
+
+/*
+ * Decodes one message of exactly `n` bytes into `m`. Strings, payloads and filters in `m`
+ * point into `p` and stay valid as long as those bytes do (do not free or reuse the receive
+ * buffer before you are done with `m`); vectors are copied into aligned memory owned by `m`.
+ * Errors: DV_ETOOBIG when n > PROTO_MAX_MSG (checked first), DV_EPROTO for anything
+ * malformed (wrong version, unknown type, truncation, a count larger than the input, a
+ * vector bin of the wrong length, trailing bytes), DV_ENOMEM; errmsg names the field.
+ * NaN and infinity are not rejected here. Call msg_free() after success; on failure `m` owns
+ * nothing (msg_free is still safe).
+ */
+int msg_decode(const void *p, size_t n, struct msg *m, char *errmsg);
+
+/* Frees what msg_decode allocated and zeroes `m`. */
+void msg_free(struct msg *m);
+
+#endif

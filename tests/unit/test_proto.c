@@ -1,0 +1,425 @@
+/* test_proto.c - round trips, truncation and malformed input for proto/msg. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "err.h"
+#include "mpk.h"
+#include "msg.h"
+#include "pid.h"
+
+#define S(lit) ((struct msg_str){lit, sizeof(lit) - 1})
+
+static char errmsg[DV_ERRMSG_SIZE];
+static const uint8_t filter[] = {0x81, 0xa3, 'k', 'e', 'y', 0x07}; /* {"key": 7} */
+static const uint8_t payload[] = {0x81, 0xa1, 'a', 0xc3};          /* {"a": true} */
+
+static struct pid test_id(uint32_t i)
+{
+    if (i % 3 == 0) {
+        struct pid p = {0x0123456789abcdefULL + i, 0xfedcba9876543210ULL ^ i, PID_UUID};
+        return p;
+    }
+    return pid_num((uint64_t)i * 0x10001ULL + (i == 1 ? UINT64_MAX - 0x10001ULL : 0));
+}
+
+/*
+ * Encodes m, decodes it, re-encodes the decoded message and checks the bytes are equal; then
+ * checks that every shorter prefix fails to decode (ASan catches any read past the end, since
+ * each prefix is copied into its own allocation).
+ */
+static struct buf last; /* the encoding the last decoded message points into */
+
+static void round_trip(const struct msg *m, struct msg *out)
+{
+    struct buf b = BUF_INIT;
+    buf_free(&last);
+    struct buf a = BUF_INIT;
+    assert_int_equal(msg_encode(m, &a, errmsg), DV_OK);
+    assert_int_equal(msg_decode(a.data, a.len, out, errmsg), DV_OK);
+    assert_int_equal(out->type, m->type);
+    assert_int_equal(out->reply, m->reply);
+    assert_true(out->req_id == m->req_id);
+    assert_int_equal(msg_encode(out, &b, errmsg), DV_OK);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    size_t step = a.len > 20000 ? 97 : 1;
+    for (size_t len = 0; len < a.len; len += step) {
+        uint8_t *cut = malloc(len ? len : 1);
+        assert_non_null(cut);
+        memcpy(cut, a.data, len);
+        struct msg t;
+        int rc = msg_decode(cut, len, &t, errmsg);
+        assert_int_not_equal(rc, DV_OK);
+        msg_free(&t);
+        free(cut);
+    }
+    last = a; /* `out` points into it: kept until the next round trip */
+    buf_free(&b);
+}
+
+static void check_simple(void **state)
+{
+    struct msg m = {0}, out;
+    int simple[] = {MSG_HELLO, MSG_REPLICA_LIST, MSG_STATS, MSG_REPLICA_DROP, MSG_REPLICA_INFO};
+    for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++) {
+        memset(&m, 0, sizeof m);
+        m.type = simple[i];
+        m.req_id = UINT64_MAX - i;
+        if (msg_type_addressed(m.type)) {
+            m.addr.coll = S("docs");
+            m.addr.part = 4000000000u;
+            m.addr.epoch = 77;
+        }
+        round_trip(&m, &out);
+        assert_int_equal(out.addr.part, m.addr.part);
+        assert_true(out.addr.epoch == m.addr.epoch);
+        msg_free(&out);
+        /* the empty replies */
+        m.reply = true;
+        round_trip(&m, &out);
+        msg_free(&out);
+    }
+}
+
+static void check_hello_list_info_stats(void **state)
+{
+    struct msg_replica reps[3] = {
+        {S("a"), 0, 0}, {S("coll-b"), 7, 123456789012ULL}, {S(""), UINT32_MAX, UINT64_MAX}};
+    struct msg m = {.type = MSG_HELLO, .reply = true, .req_id = 9}, out;
+    m.u.hello_rep = (struct msg_hello_rep){S("node-1"), S("0.1.0"), 1000000, reps, 3};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.hello_rep.n_replicas, 3);
+    assert_memory_equal(out.u.hello_rep.node_id.p, "node-1", 6);
+    assert_true(out.u.hello_rep.replicas[1].applied_lsn == 123456789012ULL);
+    msg_free(&out);
+
+    m.type = MSG_REPLICA_LIST;
+    m.u.list_rep = (struct msg_list_rep){reps, 3};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.list_rep.replicas[2].part, UINT32_MAX);
+    msg_free(&out);
+    m.u.list_rep.n = 0;
+    round_trip(&m, &out);
+    msg_free(&out);
+
+    m.type = MSG_REPLICA_INFO;
+    m.u.info_rep = (struct msg_info_rep){768, 1, 16, 200, 64, true, 5, 6, 7, 8, 9, 10, 11};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.info_rep.dim, 768);
+    assert_true(out.u.info_rep.sq8);
+    assert_true(out.u.info_rep.payload_bytes == 11);
+    msg_free(&out);
+
+    struct msg_stat st[2] = {{S("requests"), 12}, {S("points"), UINT64_MAX}};
+    m.type = MSG_STATS;
+    m.u.stats_rep = (struct msg_stats_rep){st, 2};
+    round_trip(&m, &out);
+    assert_true(out.u.stats_rep.stats[1].value == UINT64_MAX);
+    msg_free(&out);
+
+    memset(&m, 0, sizeof m);
+    m.type = MSG_REPLICA_CREATE;
+    m.addr = (struct msg_addr){S("docs"), 3, 5};
+    m.u.create_req = (struct msg_create_req){128, 2, 32, 400, 100, 1, true};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.create_req.ef_construction, 400);
+    assert_int_equal(out.u.create_req.fsync, 1);
+    msg_free(&out);
+}
+
+/* Upsert of n points of dim floats, with UUID and integer ids and some nil payloads. */
+static void upsert_n(uint32_t n, uint32_t dim)
+{
+    struct pid *ids = calloc(n ? n : 1, sizeof *ids);
+    float *vecs = calloc((size_t)n * dim + 1, sizeof *vecs);
+    struct msg_bytes *pl = calloc(n ? n : 1, sizeof *pl);
+    for (uint32_t i = 0; i < n; i++) {
+        ids[i] = test_id(i);
+        for (uint32_t j = 0; j < dim; j++)
+            vecs[(size_t)i * dim + j] = (float)i - 0.25f * (float)j;
+        if (i % 2)
+            pl[i] = (struct msg_bytes){payload, sizeof payload};
+    }
+    struct msg m = {.type = MSG_UPSERT, .req_id = 42}, out;
+    m.addr = (struct msg_addr){S("vectors"), 11, 1234};
+    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pl, n, dim};
+    round_trip(&m, &out);
+    const struct msg_upsert_req *u = &out.u.upsert_req;
+    assert_int_equal(u->n, n);
+    assert_int_equal(u->dim, dim);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_true(pid_eq(&u->ids[i], &ids[i]));
+        assert_int_equal(u->payloads[i].p != NULL, i % 2);
+    }
+    if (n && dim) {
+        assert_memory_equal(u->vecs, vecs, (size_t)n * dim * 4);
+        assert_true((uintptr_t)u->vecs % _Alignof(float) == 0);
+    }
+    msg_free(&out);
+    free(ids);
+    free(vecs);
+    free(pl);
+}
+
+static void check_upsert(void **state)
+{
+    upsert_n(0, 4);
+    upsert_n(1, 3);
+    upsert_n(5, 17);
+    upsert_n(2000, 128); /* big: prefixes are sampled */
+}
+
+static void check_writes_reads(void **state)
+{
+    struct pid ids[4] = {test_id(0), test_id(1), test_id(2), test_id(3)};
+    struct msg m = {.type = MSG_DELETE, .req_id = 1}, out;
+    m.addr = (struct msg_addr){S("c"), 1, 2};
+    m.u.delete_req = (struct msg_ids_req){ids, 4};
+    round_trip(&m, &out);
+    assert_true(pid_eq(&out.u.delete_req.ids[3], &ids[3]));
+    msg_free(&out);
+    m.u.delete_req.n = 0;
+    round_trip(&m, &out);
+    msg_free(&out);
+
+    m.type = MSG_GET;
+    m.u.get_req = (struct msg_get_req){ids, 4, true, false};
+    round_trip(&m, &out);
+    assert_true(out.u.get_req.with_vector);
+    msg_free(&out);
+
+    m.type = MSG_SET_PAYLOAD;
+    m.u.set_payload_req = (struct msg_set_payload_req){1, ids, 2, {payload, sizeof payload}};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.set_payload_req.data.len, sizeof payload);
+    msg_free(&out);
+    m.u.set_payload_req = (struct msg_set_payload_req){4, ids, 1, {NULL, 0}};
+    round_trip(&m, &out);
+    assert_null(out.u.set_payload_req.data.p);
+    msg_free(&out);
+
+    m.type = MSG_COUNT;
+    m.u.count_req.filter = (struct msg_bytes){filter, sizeof filter};
+    round_trip(&m, &out);
+    assert_memory_equal(out.u.count_req.filter.p, filter, sizeof filter);
+    msg_free(&out);
+
+    m.type = MSG_SCROLL;
+    m.u.scroll_req = (struct msg_scroll_req){true, ids[0], 100, {filter, sizeof filter}, 1, 1};
+    round_trip(&m, &out);
+    assert_true(out.u.scroll_req.has_from && pid_eq(&out.u.scroll_req.from, &ids[0]));
+    msg_free(&out);
+    m.u.scroll_req = (struct msg_scroll_req){false, {0}, 10, {NULL, 0}, 0, 0};
+    round_trip(&m, &out);
+    assert_false(out.u.scroll_req.has_from);
+    msg_free(&out);
+
+    /* replies with hits */
+    float v[3] = {1.5f, -2, 0.125f};
+    struct msg_hit hits[3] = {{ids[0], 0.5f, v, 3, {payload, sizeof payload}},
+                              {ids[1], -1.0f, NULL, 0, {NULL, 0}},
+                              {ids[2], 3e30f, v, 3, {NULL, 0}}};
+    struct msg r = {.type = MSG_GET, .reply = true, .req_id = 5};
+    r.u.get_rep = (struct msg_hits){hits, 3};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.get_rep.n, 3);
+    assert_memory_equal(out.u.get_rep.hits[0].vec, v, sizeof v);
+    assert_null(out.u.get_rep.hits[1].vec);
+    assert_true(out.u.get_rep.hits[2].score == 3e30f);
+    msg_free(&out);
+
+    r.type = MSG_SCROLL;
+    r.u.scroll_rep = (struct msg_scroll_rep){{hits, 2}, true, ids[3]};
+    round_trip(&r, &out);
+    assert_true(out.u.scroll_rep.more && pid_eq(&out.u.scroll_rep.next, &ids[3]));
+    msg_free(&out);
+
+    int wt[] = {MSG_UPSERT, MSG_DELETE, MSG_SET_PAYLOAD};
+    for (int i = 0; i < 3; i++) {
+        r.type = wt[i];
+        r.u.write_rep = (struct msg_write_rep){UINT64_MAX, 3};
+        round_trip(&r, &out);
+        assert_true(out.u.write_rep.lsn == UINT64_MAX);
+        msg_free(&out);
+    }
+    r.type = MSG_COUNT;
+    r.u.count_rep.count = 1ULL << 40;
+    round_trip(&r, &out);
+    assert_true(out.u.count_rep.count == 1ULL << 40);
+    msg_free(&out);
+}
+
+static void check_search(void **state)
+{
+    float v1[4] = {1, 2, 3, 4}, v2[4] = {0, 0, 0, 1};
+    struct msg_target parts[3] = {{0, 1}, {5, 2}, {9, 3}};
+    struct msg_query qs[2] = {{v1, 4, 10, 0, {filter, sizeof filter}, true, false},
+                              {v2, 4, 1, 128, {NULL, 0}, false, true}};
+    struct msg m = {.type = MSG_SEARCH, .req_id = 3}, out;
+    m.addr.coll = S("docs");
+    m.u.search_req = (struct msg_search_req){parts, 3, qs, 2};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.search_req.n_parts, 3);
+    assert_int_equal(out.u.search_req.queries[1].ef, 128);
+    assert_memory_equal(out.u.search_req.queries[0].vec, v1, sizeof v1);
+    assert_memory_equal(out.addr.coll.p, "docs", 4);
+    msg_free(&out);
+
+    struct msg_hit hits[2] = {{test_id(3), 0.9f, v1, 4, {payload, sizeof payload}},
+                              {test_id(4), 0.1f, NULL, 0, {NULL, 0}}};
+    struct msg_hits res[2] = {{hits, 2}, {hits, 0}};
+    struct msg_search_part sp[2] = {{5, {0}, res, 2},
+                                    {9, {DV_ESTALE, S("stale map"), 99}, NULL, 0}};
+    struct msg r = {.type = MSG_SEARCH, .reply = true, .req_id = 3};
+    r.u.search_rep = (struct msg_search_rep){sp, 2};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.search_rep.parts[0].n, 2);
+    assert_int_equal(out.u.search_rep.parts[0].results[0].n, 2);
+    assert_int_equal(out.u.search_rep.parts[1].err.code, DV_ESTALE);
+    assert_true(out.u.search_rep.parts[1].err.epoch == 99);
+    msg_free(&out);
+}
+
+static void check_errors(void **state)
+{
+    struct msg m = {.type = MSG_UPSERT, .reply = true, .req_id = 8}, out;
+    m.err = (struct msg_error){DV_ESTALE, S("partition 3: map epoch 4 < 6"), 6};
+    round_trip(&m, &out);
+    assert_int_equal(out.err.code, DV_ESTALE);
+    assert_true(out.err.epoch == 6);
+    msg_free(&out);
+    m.type = MSG_ERROR;
+    m.err = (struct msg_error){DV_EPROTO, S("bad message"), 0};
+    round_trip(&m, &out);
+    assert_int_equal(out.type, MSG_ERROR);
+    msg_free(&out);
+
+    struct buf b = BUF_INIT;
+    m.err.code = -1000; /* not a DV_* code */
+    assert_int_equal(msg_encode(&m, &b, errmsg), DV_EINVAL);
+    m.err.code = 0; /* MSG_ERROR without an error */
+    assert_int_equal(msg_encode(&m, &b, errmsg), DV_EINVAL);
+    m.type = MSG_COUNT;
+    m.reply = false;
+    m.u.count_req.filter = (struct msg_bytes){filter, sizeof filter - 1}; /* not one value */
+    assert_int_equal(msg_encode(&m, &b, errmsg), DV_EINVAL);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+}
+
+/* Builds [version, type, 0, id, body...] by hand. */
+static void header(struct buf *b, uint64_t version, uint64_t type)
+{
+    assert_int_equal(mpw_array(b, 5), DV_OK);
+    assert_int_equal(mpw_u64(b, version), DV_OK);
+    assert_int_equal(mpw_u64(b, type), DV_OK);
+    assert_int_equal(mpw_u64(b, 0), DV_OK);
+    assert_int_equal(mpw_u64(b, 1), DV_OK);
+}
+
+static void check_malformed(void **state)
+{
+    struct buf b = BUF_INIT;
+    struct msg out;
+
+    header(&b, 2, MSG_HELLO);
+    mpw_array(&b, 0);
+    assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
+    assert_non_null(strstr(errmsg, "version 2"));
+    assert_non_null(strstr(errmsg, "version 1"));
+
+    buf_reset(&b);
+    header(&b, 1, 14);
+    mpw_array(&b, 0);
+    assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
+    assert_non_null(strstr(errmsg, "unknown message type 14"));
+    buf_reset(&b);
+    header(&b, 1, 1u << 31);
+    mpw_array(&b, 0);
+    assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
+
+    /* a delete declaring 2^32 - 1 ids in a few bytes */
+    buf_reset(&b);
+    header(&b, 1, MSG_DELETE);
+    mpw_array(&b, 4);
+    mpw_str(&b, "c", 1);
+    mpw_u64(&b, 0);
+    mpw_u64(&b, 0);
+    mpw_array(&b, UINT32_MAX);
+    mpw_u64(&b, 1);
+    assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
+
+    /* upsert whose vector bin is one float short, then one byte long */
+    for (int delta = -4; delta <= 1; delta += 5) {
+        float v[9] = {0};
+        buf_reset(&b);
+        header(&b, 1, MSG_UPSERT);
+        mpw_array(&b, 7);
+        mpw_str(&b, "c", 1);
+        mpw_u64(&b, 0);
+        mpw_u64(&b, 0);
+        mpw_array(&b, 2);
+        mpw_u64(&b, 1);
+        mpw_u64(&b, 2);
+        mpw_u64(&b, 4);
+        mpw_bin(&b, v, (size_t)(32 + delta));
+        mpw_array(&b, 2);
+        mpw_nil(&b);
+        mpw_nil(&b);
+        assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
+        assert_non_null(strstr(errmsg, "vector"));
+    }
+
+    /* trailing bytes, and garbage */
+    buf_reset(&b);
+    header(&b, 1, MSG_HELLO);
+    mpw_array(&b, 0);
+    assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_OK);
+    msg_free(&out);
+    mpw_nil(&b);
+    assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
+    const uint8_t junk[] = {0xc1, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(msg_decode(junk, sizeof junk, &out, errmsg), DV_EPROTO);
+
+    /* oversized: checked before any byte is read */
+    assert_int_equal(msg_decode(junk, (size_t)PROTO_MAX_MSG + 1, &out, errmsg), DV_ETOOBIG);
+    buf_free(&b);
+}
+
+static void check_too_big_encode(void **state)
+{
+    uint32_t dim = 4096, n = PROTO_MAX_MSG / (dim * 4) + 1;
+    float *vecs = calloc((size_t)n * dim, sizeof(float));
+    struct pid *ids = calloc(n, sizeof *ids);
+    assert_non_null(vecs);
+    assert_non_null(ids);
+    struct msg m = {.type = MSG_UPSERT};
+    m.addr.coll = S("c");
+    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, NULL, n, dim};
+    struct buf b = BUF_INIT;
+    assert_int_equal(msg_encode(&m, &b, errmsg), DV_ETOOBIG);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+    free(vecs);
+    free(ids);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(check_simple),    cmocka_unit_test(check_hello_list_info_stats),
+        cmocka_unit_test(check_upsert),    cmocka_unit_test(check_writes_reads),
+        cmocka_unit_test(check_search),    cmocka_unit_test(check_errors),
+        cmocka_unit_test(check_malformed), cmocka_unit_test(check_too_big_encode),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    buf_free(&last);
+    return failed;
+}
