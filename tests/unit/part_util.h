@@ -80,6 +80,27 @@ static inline int pu_upsert_range(struct part *p, uint64_t first, size_t n, uint
     return rc;
 }
 
+/*
+ * Brute-force oracle step: offers (d, id) to the k best kept in bd[]/bi[] (ascending, *nb of
+ * them).
+ */
+static inline void pu_topk_offer(double *bd, uint64_t *bi, size_t *nb, size_t k, double d,
+                                 uint64_t id)
+{
+    size_t j = *nb < k ? (*nb)++ : k;
+    if (j == k && d >= bd[k - 1])
+        return;
+    if (j == k)
+        j = k - 1;
+    while (j > 0 && bd[j - 1] > d) {
+        bd[j] = bd[j - 1];
+        bi[j] = bi[j - 1];
+        j--;
+    }
+    bd[j] = d;
+    bi[j] = id;
+}
+
 /* Reads the "ver" field of a payload (UINT32_MAX when absent). */
 static inline uint32_t pu_ver_of(const uint8_t *pl, size_t n)
 {

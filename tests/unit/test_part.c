@@ -264,18 +264,7 @@ static size_t oracle(const float *q, const uint32_t *ver, size_t n, const struct
         double d = 0;
         for (int j = 0; j < DIM; j++)
             d += (double)(q[j] - v[j]) * (q[j] - v[j]);
-        size_t j = nb < k ? nb++ : k;
-        if (j == k && d >= bd[k - 1])
-            continue;
-        if (j == k)
-            j = k - 1;
-        while (j > 0 && bd[j - 1] > d) {
-            bd[j] = bd[j - 1];
-            out[j] = out[j - 1];
-            j--;
-        }
-        bd[j] = d;
-        out[j] = i;
+        pu_topk_offer(bd, out, &nb, k, d, i);
     }
     buf_free(&pl);
     free(bd);

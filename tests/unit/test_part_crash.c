@@ -138,18 +138,7 @@ static double recall(struct part *p, const uint32_t *ver)
             double d = 0;
             for (int j = 0; j < DIM; j++)
                 d += (double)(q[j] - v[j]) * (q[j] - v[j]);
-            size_t j = nb < 10 ? nb++ : 10;
-            if (j == 10 && d >= bd[9])
-                continue;
-            if (j == 10)
-                j = 9;
-            while (j > 0 && bd[j - 1] > d) {
-                bd[j] = bd[j - 1];
-                bi[j] = bi[j - 1];
-                j--;
-            }
-            bd[j] = d;
-            bi[j] = i;
+            pu_topk_offer(bd, bi, &nb, 10, d, i);
         }
         struct part_query pq = {q, 10, 64, NULL, false, false, HNSW_QUANT_AUTO};
         struct part_result r;
