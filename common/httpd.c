@@ -1,0 +1,324 @@
+/* httpd.c - GET endpoints over nng's HTTP server, with a clean stop. */
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+
+#include "err.h"
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define TEXT_CONTENT_TYPE    "text/plain; charset=utf-8"
+/* GET requests carry no body worth reading; a bigger one is answered 400. */
+#define MAX_REQUEST_BODY 4096
+
+/*
+ * What the handlers of one server share. nng frees a handler (and so our route) only when it
+ * is done with it, which may be after httpd_free() returns, so this is reference-counted: one
+ * reference for the httpd, one per route.
+ */
+struct core {
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    int refs;
+    int inflight; /* handler fn calls in progress */
+    bool stopping;
+};
+
+/* The data of one nng handler; freed by nng through route_free(). */
+struct route {
+    struct core *core;
+    httpd_handler_fn fn;
+    void *arg;
+};
+
+struct health {
+    httpd_ready_fn ready;
+    void *arg;
+};
+
+struct httpd {
+    nng_http_server *srv;
+    struct core *core;
+    bool started, stopped;
+    struct health health;
+};
+
+static int from_nng(int rv)
+{
+    switch (rv) {
+    case 0:
+        return DV_OK;
+    case NNG_ENOMEM:
+        return DV_ENOMEM;
+    case NNG_EINVAL:
+    case NNG_EADDRINVAL:
+    case NNG_ENOTSUP:
+        return DV_EINVAL;
+    case NNG_EADDRINUSE:
+        return DV_EBUSY;
+    default:
+        return DV_EOS;
+    }
+}
+
+static void core_unref(struct core *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool last = --c->refs == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->idle);
+    free(c);
+}
+
+static void route_free(void *p)
+{
+    struct route *r = p;
+    core_unref(r->core);
+    free(r);
+}
+
+/* nng's handler callback: runs fn unless the server is stopping, and sends its answer. */
+static void route_cb(nng_aio *aio)
+{
+    nng_http_handler *hh = nng_aio_get_input(aio, 1);
+    struct route *r = nng_http_handler_get_data(hh);
+    struct core *c = r->core;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        nng_aio_finish(aio, NNG_ECLOSED);
+        return;
+    }
+    c->inflight++;
+    pthread_mutex_unlock(&c->mu);
+
+    struct buf body = BUF_INIT;
+    const char *ctype = NULL;
+    int status = r->fn(r->arg, &body, &ctype);
+    if (status < 100 || status > 599)
+        status = NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR;
+    nng_http_res *res = NULL;
+    int rv = nng_http_res_alloc(&res);
+    if (rv == 0)
+        rv = nng_http_res_set_status(res, (uint16_t)status);
+    if (rv == 0)
+        rv = nng_http_res_set_header(res, "Content-Type", ctype ? ctype : TEXT_CONTENT_TYPE);
+    if (rv == 0 && body.len > 0) /* nng takes an empty copy for out of memory */
+        rv = nng_http_res_copy_data(res, body.data, body.len);
+    buf_free(&body);
+
+    /* ctype may point into the caller's memory: done with it only now. */
+    pthread_mutex_lock(&c->mu);
+    if (--c->inflight == 0 && c->stopping)
+        pthread_cond_broadcast(&c->idle);
+    pthread_mutex_unlock(&c->mu);
+
+    if (rv != 0) {
+        nng_http_res_free(res);
+        nng_aio_finish(aio, rv); /* nng closes the connection */
+        return;
+    }
+    nng_aio_set_output(aio, 0, res);
+    nng_aio_finish(aio, 0);
+}
+
+int httpd_new(const char *url, struct httpd **out, char *errmsg)
+{
+    nng_url *u = NULL;
+    int rv = nng_url_parse(&u, url);
+    if (rv != 0) {
+        if (errmsg)
+            dv_errmsg_set(errmsg, "httpd: %s: %s", url, nng_strerror(rv));
+        return rv == NNG_ENOMEM ? DV_ENOMEM : DV_EINVAL;
+    }
+    if (strcmp(u->u_scheme, "http") != 0) {
+        if (errmsg)
+            dv_errmsg_set(errmsg, "httpd: %s: only http:// URLs are served", url);
+        nng_url_free(u);
+        return DV_EINVAL;
+    }
+    int rc = DV_ENOMEM;
+    struct httpd *h = calloc(1, sizeof *h);
+    struct core *c = calloc(1, sizeof *c);
+    if (h == NULL || c == NULL)
+        goto err_free;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->idle, NULL);
+    c->refs = 1;
+    h->core = c;
+    if ((rv = nng_http_server_hold(&h->srv, u)) != 0) {
+        rc = from_nng(rv);
+        goto err_free_core;
+    }
+    nng_url_free(u);
+    *out = h;
+    return DV_OK;
+
+err_free_core:
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->idle);
+err_free:
+    if (errmsg)
+        dv_errmsg_set(errmsg, "httpd: %s: %s", url,
+                      rc == DV_ENOMEM ? "out of memory" : nng_strerror(rv));
+    free(c);
+    free(h);
+    nng_url_free(u);
+    return rc;
+}
+
+int httpd_add(struct httpd *h, const char *path, httpd_handler_fn fn, void *arg, char *errmsg)
+{
+    nng_http_handler *hh = NULL;
+    struct route *r = malloc(sizeof *r);
+    if (r == NULL) {
+        if (errmsg)
+            dv_errmsg_set(errmsg, "httpd: %s: out of memory", path);
+        return DV_ENOMEM;
+    }
+    r->fn = fn;
+    r->arg = arg;
+    r->core = h->core;
+    pthread_mutex_lock(&h->core->mu);
+    h->core->refs++;
+    pthread_mutex_unlock(&h->core->mu);
+
+    int rv = nng_http_handler_alloc(&hh, path, route_cb);
+    if (rv != 0) {
+        route_free(r);
+        goto err;
+    }
+    /* From here nng owns r: freeing the handler frees it. */
+    if ((rv = nng_http_handler_set_data(hh, r, route_free)) != 0) {
+        route_free(r);
+        nng_http_handler_free(hh);
+        goto err;
+    }
+    if ((rv = nng_http_handler_set_method(hh, "GET")) != 0 ||
+        (rv = nng_http_handler_collect_body(hh, true, MAX_REQUEST_BODY)) != 0 ||
+        (rv = nng_http_server_add_handler(h->srv, hh)) != 0) {
+        nng_http_handler_free(hh);
+        goto err;
+    }
+    return DV_OK;
+err:
+    if (errmsg)
+        dv_errmsg_set(errmsg, "httpd: handler for %s: %s", path, nng_strerror(rv));
+    return rv == NNG_EADDRINUSE ? DV_EEXIST : from_nng(rv);
+}
+
+static int metrics_handler(void *arg, struct buf *body, const char **content_type)
+{
+    if (metrics_render(arg, body) != DV_OK) {
+        buf_reset(body);
+        buf_appendf(body, "metrics could not be rendered\n");
+        return NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR;
+    }
+    *content_type = METRICS_CONTENT_TYPE;
+    return NNG_HTTP_STATUS_OK;
+}
+
+int httpd_add_metrics(struct httpd *h, struct metrics *reg, char *errmsg)
+{
+    return httpd_add(h, "/metrics", metrics_handler, reg, errmsg);
+}
+
+static int healthz_handler(void *arg, struct buf *body, const char **content_type)
+{
+    return buf_appendf(body, "ok\n") == DV_OK ? NNG_HTTP_STATUS_OK
+                                              : NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR;
+}
+
+static int readyz_handler(void *arg, struct buf *body, const char **content_type)
+{
+    const struct health *hl = arg;
+    if (hl->ready == NULL || hl->ready(hl->arg, body)) {
+        buf_reset(body);
+        return buf_appendf(body, "ready\n") == DV_OK ? NNG_HTTP_STATUS_OK
+                                                     : NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR;
+    }
+    if (body->len == 0)
+        buf_appendf(body, "not ready");
+    if (body->len > 0 && body->data[body->len - 1] != '\n')
+        buf_append(body, "\n", 1);
+    return NNG_HTTP_STATUS_SERVICE_UNAVAILABLE;
+}
+
+int httpd_add_health(struct httpd *h, httpd_ready_fn ready, void *arg, char *errmsg)
+{
+    h->health.ready = ready;
+    h->health.arg = arg;
+    int rc = httpd_add(h, "/healthz", healthz_handler, NULL, errmsg);
+    if (rc == DV_OK)
+        rc = httpd_add(h, "/readyz", readyz_handler, &h->health, errmsg);
+    return rc;
+}
+
+int httpd_start(struct httpd *h, char *errmsg)
+{
+    if (h->started || h->stopped) {
+        if (errmsg)
+            dv_errmsg_set(errmsg, "httpd: %s", h->stopped ? "stopped" : "already started");
+        return DV_EINVAL;
+    }
+    int rv = nng_http_server_start(h->srv);
+    if (rv != 0) {
+        if (errmsg)
+            dv_errmsg_set(errmsg, "httpd: listen: %s", nng_strerror(rv));
+        return from_nng(rv);
+    }
+    h->started = true;
+    return DV_OK;
+}
+
+int httpd_port(struct httpd *h, uint16_t *port)
+{
+    nng_sockaddr sa;
+    if (!h->started || h->stopped || nng_http_server_get_addr(h->srv, &sa) != 0)
+        return DV_EINVAL;
+    switch (sa.s_family) {
+    case NNG_AF_INET:
+        *port = ntohs(sa.s_in.sa_port);
+        return DV_OK;
+    case NNG_AF_INET6:
+        *port = ntohs(sa.s_in6.sa_port);
+        return DV_OK;
+    default:
+        return DV_EINVAL;
+    }
+}
+
+void httpd_stop(struct httpd *h)
+{
+    if (h->stopped)
+        return;
+    h->stopped = true;
+    if (h->started)
+        nng_http_server_stop(h->srv);
+    struct core *c = h->core;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    while (c->inflight > 0)
+        pthread_cond_wait(&c->idle, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void httpd_free(struct httpd *h)
+{
+    if (h == NULL)
+        return;
+    httpd_stop(h);
+    /* The server frees our handlers (and their routes) once no connection uses them. */
+    nng_http_server_release(h->srv);
+    core_unref(h->core);
+    free(h);
+}

@@ -1,0 +1,75 @@
+/* httpd.h - a tiny HTTP server (nng's) for GET endpoints: /metrics, /healthz, /readyz. */
+#ifndef DV_HTTPD_H
+#define DV_HTTPD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "metrics.h"
+
+struct httpd;
+
+/*
+ * Answers one GET (or HEAD) request: appends the body to `body` (empty on entry), may point
+ * `*content_type` at a string that lives at least until it returns (default
+ * "text/plain; charset=utf-8"), and returns the HTTP status (a value outside 100..599 is
+ * sent as 500). Runs on an nng thread, possibly on several at once for concurrent requests:
+ * it must be thread-safe and must not block for long.
+ */
+typedef int (*httpd_handler_fn)(void *arg, struct buf *body, const char **content_type);
+
+/* Tells whether the process is ready to serve; when not, appends the reason to `reason`.
+ * Same threading rules as httpd_handler_fn. */
+typedef bool (*httpd_ready_fn)(void *arg, struct buf *reason);
+
+/*
+ * Makes a server for `url` ("http://127.0.0.1:9100"; port 0 lets the kernel choose, see
+ * httpd_port()). Nothing listens until httpd_start(). DV_EINVAL for a bad URL, DV_ENOMEM;
+ * `errmsg` (DV_ERRMSG_SIZE bytes, may be NULL) says why.
+ *
+ * nng shares one server among holders of the same host and port in a process: two httpd on
+ * one fixed address serve each other's paths. Servers on port 0 each get their own port.
+ */
+int httpd_new(const char *url, struct httpd **out, char *errmsg);
+
+/*
+ * Serves GET `path` (exact, e.g. "/metrics"; a trailing '/' also matches) with fn(arg).
+ * Other methods on a registered path get 405, unregistered paths 404; HEAD is answered as
+ * GET without the body. The caller keeps `arg` valid until httpd_stop() or httpd_free()
+ * returns. Allowed before or after httpd_start(). DV_EEXIST if the path is taken, DV_EINVAL
+ * for a path not starting with '/', DV_ENOMEM.
+ */
+int httpd_add(struct httpd *h, const char *path, httpd_handler_fn fn, void *arg, char *errmsg);
+
+/* GET /metrics: metrics_render(reg) as "text/plain; version=0.0.4; charset=utf-8", or 500 if
+ * rendering fails. reg's collectors then run on nng's threads: keep them quick. */
+int httpd_add_metrics(struct httpd *h, struct metrics *reg, char *errmsg);
+
+/*
+ * GET /healthz: 200 "ok" whenever the server answers. GET /readyz: 200 "ready" if
+ * ready(arg) is true (or ready is NULL), else 503 with the reason it gave.
+ */
+int httpd_add_health(struct httpd *h, httpd_ready_fn ready, void *arg, char *errmsg);
+
+/* Starts listening. DV_EBUSY if the address is in use, DV_EOS for other listen errors. */
+int httpd_start(struct httpd *h, char *errmsg);
+
+/*
+ * The port the server listens on (the chosen one when the URL gave port 0), in host order.
+ * Valid after httpd_start(); DV_EINVAL before it.
+ */
+int httpd_port(struct httpd *h, uint16_t *port);
+
+/*
+ * Stops accepting and closes every connection; waits for handler calls in progress, after
+ * which none runs again. The server cannot be started again. Must not be called from a
+ * handler. Idempotent.
+ */
+void httpd_stop(struct httpd *h);
+
+/* Stops the server (see httpd_stop) and frees it. nng frees the handlers' memory once its
+ * last connection is gone, possibly a little later. NULL is a no-op. */
+void httpd_free(struct httpd *h);
+
+#endif
