@@ -10,8 +10,10 @@
 #include "msg_int.h"
 
 static const char *const type_names[MSG_TYPE_COUNT] = {
-    "error",  "hello", "replica_create", "replica_drop", "replica_list", "replica_info", "upsert",
-    "delete", "get",   "set_payload",    "count",        "scroll",       "search",       "stats",
+    "error",        "hello",         "replica_create", "replica_drop", "replica_list",
+    "replica_info", "upsert",        "delete",         "get",          "set_payload",
+    "count",        "scroll",        "search",         "stats",        "snapshot_read",
+    "wal_read",     "payload_index",
 };
 
 const char *msg_type_name(int type)
@@ -31,6 +33,9 @@ bool msg_type_addressed(int type)
     case MSG_SET_PAYLOAD:
     case MSG_COUNT:
     case MSG_SCROLL:
+    case MSG_SNAPSHOT_READ:
+    case MSG_WAL_READ:
+    case MSG_PAYLOAD_INDEX:
         return true;
     default:
         return false;
@@ -45,8 +50,9 @@ bool msg_code_known(int64_t code)
 uint32_t msg_request_fields(int type)
 {
     static const uint8_t fields[MSG_TYPE_COUNT] = {
-        [MSG_REPLICA_CREATE] = 7, [MSG_UPSERT] = 4, [MSG_DELETE] = 1, [MSG_GET] = 3,
-        [MSG_SET_PAYLOAD] = 3,    [MSG_COUNT] = 1,  [MSG_SCROLL] = 5, [MSG_SEARCH] = 3,
+        [MSG_REPLICA_CREATE] = 7, [MSG_UPSERT] = 4,   [MSG_DELETE] = 1,        [MSG_GET] = 3,
+        [MSG_SET_PAYLOAD] = 3,    [MSG_COUNT] = 1,    [MSG_SCROLL] = 5,        [MSG_SEARCH] = 3,
+        [MSG_SNAPSHOT_READ] = 3,  [MSG_WAL_READ] = 2, [MSG_PAYLOAD_INDEX] = 3,
     };
     return (msg_type_addressed(type) ? 3 : 0) + fields[type];
 }
@@ -62,6 +68,14 @@ uint32_t msg_request_fields(int type)
 static int w_str(struct buf *b, struct msg_str s)
 {
     return mpw_str(b, s.p ? s.p : "", s.p ? s.len : 0);
+}
+
+/* A bin that is never nil: {NULL, 0} is the empty bin; DV_EINVAL for NULL with a length. */
+static int w_bin(struct buf *b, struct msg_bytes v)
+{
+    if (!v.p && v.len)
+        return DV_EINVAL;
+    return mpw_bin(b, v.p ? (const void *)v.p : "", v.len);
 }
 
 static int w_bin_or_nil(struct buf *b, struct msg_bytes v)
@@ -219,6 +233,20 @@ static int w_request(struct buf *b, const struct msg *m)
         }
         break;
     }
+    case MSG_SNAPSHOT_READ:
+        W(mpw_u64(b, m->u.snapshot_req.session));
+        W(mpw_u64(b, m->u.snapshot_req.offset));
+        W(mpw_u64(b, m->u.snapshot_req.max_bytes));
+        break;
+    case MSG_WAL_READ:
+        W(mpw_u64(b, m->u.wal_req.from));
+        W(mpw_u64(b, m->u.wal_req.max_bytes));
+        break;
+    case MSG_PAYLOAD_INDEX:
+        W(mpw_u64(b, m->u.index_req.op));
+        W(w_str(b, m->u.index_req.key));
+        W(mpw_u64(b, m->u.index_req.kind));
+        break;
     default: /* hello, drop, list, info, stats: nothing beyond the address */
         break;
     }
@@ -253,6 +281,7 @@ static int w_reply_body(struct buf *b, const struct msg *m)
     case MSG_UPSERT:
     case MSG_DELETE:
     case MSG_SET_PAYLOAD:
+    case MSG_PAYLOAD_INDEX:
         W(mpw_array(b, 2));
         W(mpw_u64(b, m->u.write_rep.lsn));
         return mpw_u64(b, m->u.write_rep.affected);
@@ -292,6 +321,27 @@ static int w_reply_body(struct buf *b, const struct msg *m)
             W(mpw_u64(b, m->u.stats_rep.stats[i].value));
         }
         return DV_OK;
+    case MSG_SNAPSHOT_READ: {
+        const struct msg_snapshot_rep *s = &m->u.snapshot_rep;
+        W(mpw_array(b, 5));
+        W(mpw_u64(b, s->session));
+        W(mpw_u64(b, s->lsn));
+        W(mpw_u64(b, s->total));
+        W(w_bin(b, s->data));
+        return mpw_bool(b, s->done);
+    }
+    case MSG_WAL_READ: {
+        const struct msg_wal_rep *w = &m->u.wal_rep;
+        W(mpw_array(b, 2));
+        W(mpw_array(b, w->n));
+        for (uint32_t i = 0; i < w->n; i++) {
+            W(mpw_array(b, 3));
+            W(mpw_u64(b, w->recs[i].lsn));
+            W(mpw_u64(b, w->recs[i].type));
+            W(w_bin(b, w->recs[i].body));
+        }
+        return mpw_u64(b, w->applied_lsn);
+    }
     default: /* create, drop */
         return mpw_array(b, 0);
     }

@@ -40,9 +40,10 @@ enum msg_type {
     MSG_SCROLL = 11,
     MSG_SEARCH = 12,
     MSG_STATS = 13,
-    /* TODO (issue 4): MSG_SNAPSHOT_READ = 14 and MSG_WAL_READ = 15, chunked streams for
-     * rebalancing; not implemented yet, they decode to DV_EPROTO like any unknown type. */
-    MSG_TYPE_COUNT = 14,
+    MSG_SNAPSHOT_READ = 14, /* a replica's snapshot, in chunks (rebalancing) */
+    MSG_WAL_READ = 15,      /* a replica's WAL records from an LSN, in chunks (rebalancing) */
+    MSG_PAYLOAD_INDEX = 16, /* create or drop a payload index */
+    MSG_TYPE_COUNT = 17,
 };
 
 /* Name of a message type ("upsert"), "unknown" otherwise. */
@@ -222,6 +223,53 @@ struct msg_stats_rep {
     uint32_t n;
 };
 
+/* Reads max_bytes of snapshot session `session` (0: start a new one) from byte `offset`. */
+struct msg_snapshot_req {
+    uint64_t session, offset;
+    uint32_t max_bytes;
+};
+
+/* One chunk: the session to continue with, the LSN the snapshot holds everything up to, the
+ * snapshot's total size in bytes, the bytes at the request's offset (data.len may be 0, data.p
+ * may then be NULL when encoding), and whether this chunk reaches the end. */
+struct msg_snapshot_rep {
+    uint64_t session, lsn, total;
+    struct msg_bytes data;
+    bool done;
+};
+
+/* Reads WAL records with lsn >= from, about max_bytes of record bodies. */
+struct msg_wal_req {
+    uint64_t from;
+    uint32_t max_bytes;
+};
+
+/* One WAL record: type is the WAL's record type (shard/storage/wal.h), body its bytes. */
+struct msg_wal_rec {
+    uint64_t lsn;
+    uint32_t type;
+    struct msg_bytes body;
+};
+
+/* Records in LSN order (n may be 0), and the replica's applied LSN when it read them. */
+struct msg_wal_rep {
+    struct msg_wal_rec *recs;
+    uint32_t n;
+    uint64_t applied_lsn;
+};
+
+/* op: MSG_INDEX_CREATE or MSG_INDEX_DROP; kind is enum pindex_kind (shard/storage/pindex.h,
+ * 0 keyword, 1 integer; ignored by drop); key is the payload path indexed. */
+enum msg_index_op {
+    MSG_INDEX_CREATE = 1,
+    MSG_INDEX_DROP = 2,
+};
+
+struct msg_index_req {
+    uint32_t op, kind;
+    struct msg_str key;
+};
+
 /*
  * One message. `type` selects the union member: requests use u.<op>_req (hello, list and
  * stats requests have no body), replies with err.code == 0 use u.<op>_rep (create, drop have
@@ -239,7 +287,7 @@ struct msg {
         struct msg_list_rep list_rep;
         struct msg_info_rep info_rep;
         struct msg_upsert_req upsert_req;
-        struct msg_write_rep write_rep; /* upsert, delete, set payload */
+        struct msg_write_rep write_rep; /* upsert, delete, set payload, payload index */
         struct msg_ids_req delete_req;
         struct msg_get_req get_req;
         struct msg_hits get_rep;
@@ -251,6 +299,11 @@ struct msg {
         struct msg_search_req search_req;
         struct msg_search_rep search_rep;
         struct msg_stats_rep stats_rep;
+        struct msg_snapshot_req snapshot_req;
+        struct msg_snapshot_rep snapshot_rep;
+        struct msg_wal_req wal_req;
+        struct msg_wal_rep wal_rep;
+        struct msg_index_req index_req;
     } u;
     void *arena_; /* allocations made by msg_decode, freed by msg_free */
 };
@@ -271,7 +324,7 @@ int msg_encode(const struct msg *m, struct buf *out, char *errmsg);
  * point into `p` and stay valid as long as those bytes do (do not free or reuse the receive
  * buffer before you are done with `m`); vectors are copied into aligned memory owned by `m`.
  * Errors: DV_ETOOBIG when n > PROTO_MAX_MSG (checked first), DV_EPROTO for anything
- * malformed (wrong version, unknown type, truncation, a count larger than the input, a
+ * malformed (wrong version, unknown type, truncation, a count the input cannot hold, a
  * vector bin of the wrong length, trailing bytes), DV_ENOMEM; errmsg names the field.
  * NaN and infinity are not rejected here. Call msg_free() after success; on failure `m` owns
  * nothing (msg_free is still safe).

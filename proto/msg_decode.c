@@ -81,6 +81,43 @@ static int d_tuple(struct dec *d, uint32_t n, const char *field)
     return DV_OK;
 }
 
+/*
+ * The smallest encoding of one element of each list, used to bound a declared count by the
+ * bytes left before allocating for it (mpk_array alone allows one byte per element, and a
+ * decoded element takes up to 64 bytes of memory).
+ */
+enum {
+    MIN_ID = 1,      /* a positive fixint */
+    MIN_PAYLOAD = 1, /* nil */
+    MIN_REPLICA = 4, /* [coll "", part, lsn] */
+    MIN_HIT = 5,     /* [id, score, nil, nil] */
+    MIN_HITS = 1,    /* [] */
+    MIN_TARGET = 3,  /* [part, epoch] */
+    MIN_QUERY = 8,   /* [bin8 "", k, ef, nil, false, false] */
+    MIN_PART = 4,    /* [part, nil, []] */
+    MIN_STAT = 3,    /* [name "", value] */
+    MIN_WAL_REC = 5, /* [lsn, type, bin8 ""] */
+};
+
+/* An array header whose count `*n` the bytes left can hold at `min` bytes per element. */
+static int d_list(struct dec *d, uint32_t *n, size_t min, const char *field)
+{
+    int rc;
+    R(mpk_array(&d->r, n), field);
+    if ((uint64_t)*n * min > (uint64_t)(d->r.end - d->r.p))
+        return fail(d, DV_ECORRUPT, field);
+    return DV_OK;
+}
+
+static int d_bin(struct dec *d, struct msg_bytes *v, const char *field)
+{
+    const void *p;
+    int rc;
+    R(mpk_bin(&d->r, &p, &v->len), field);
+    v->p = p;
+    return DV_OK;
+}
+
 static int d_bin_or_nil(struct dec *d, struct msg_bytes *v, const char *field)
 {
     int rc;
@@ -90,10 +127,7 @@ static int d_bin_or_nil(struct dec *d, struct msg_bytes *v, const char *field)
         R(mpk_nil(&d->r), field);
         return DV_OK;
     }
-    const void *p;
-    R(mpk_bin(&d->r, &p, &v->len), field);
-    v->p = p;
-    return DV_OK;
+    return d_bin(d, v, field);
 }
 
 static int d_raw_or_nil(struct dec *d, struct msg_bytes *v, const char *field)
@@ -138,7 +172,8 @@ static int d_floats(struct dec *d, uint64_t count, float **out, const char *fiel
 static int d_ids(struct dec *d, struct pid **ids, uint32_t *n, const char *field)
 {
     int rc;
-    R(mpk_array(&d->r, n), field);
+    if ((rc = d_list(d, n, MIN_ID, field)))
+        return rc;
     *ids = d_alloc(d, *n, sizeof **ids);
     if (!*ids)
         return fail(d, DV_ENOMEM, field);
@@ -164,7 +199,8 @@ static int d_u64(struct dec *d, uint64_t *v, const char *field)
 static int d_replicas(struct dec *d, struct msg_replica **out, uint32_t *n)
 {
     int rc;
-    R(mpk_array(&d->r, n), "replicas");
+    if ((rc = d_list(d, n, MIN_REPLICA, "replicas")))
+        return rc;
     struct msg_replica *r = d_alloc(d, *n, sizeof *r);
     if (!r)
         return fail(d, DV_ENOMEM, "replicas");
@@ -181,7 +217,8 @@ static int d_replicas(struct dec *d, struct msg_replica **out, uint32_t *n)
 static int d_hits(struct dec *d, struct msg_hits *h)
 {
     int rc;
-    R(mpk_array(&d->r, &h->n), "hits");
+    if ((rc = d_list(d, &h->n, MIN_HIT, "hits")))
+        return rc;
     h->hits = d_alloc(d, h->n, sizeof *h->hits);
     if (!h->hits)
         return fail(d, DV_ENOMEM, "hits");
@@ -281,7 +318,8 @@ static int d_request(struct dec *d)
             return fail(d, DV_ERANGE, "dim");
         if ((rc = d_floats(d, (uint64_t)u->n * u->dim, &u->vecs, "vectors")))
             return rc;
-        R(mpk_array(&d->r, &np), "payloads");
+        if ((rc = d_list(d, &np, MIN_PAYLOAD, "payloads")))
+            return rc;
         if (np != u->n)
             return fail(d, DV_ECORRUPT, "payload count");
         u->payloads = d_alloc(d, np, sizeof *u->payloads);
@@ -328,7 +366,8 @@ static int d_request(struct dec *d)
         struct msg_search_req *s = &m->u.search_req;
         if ((rc = d_str(d, &m->addr.coll, "collection")))
             return rc;
-        R(mpk_array(&d->r, &s->n_parts), "partitions");
+        if ((rc = d_list(d, &s->n_parts, MIN_TARGET, "partitions")))
+            return rc;
         s->parts = d_alloc(d, s->n_parts, sizeof *s->parts);
         if (!s->parts)
             return fail(d, DV_ENOMEM, "partitions");
@@ -337,13 +376,33 @@ static int d_request(struct dec *d)
                 (rc = d_u32(d, &s->parts[i].part, "partition")) ||
                 (rc = d_u64(d, &s->parts[i].epoch, "partition epoch")))
                 return rc;
-        R(mpk_array(&d->r, &s->n_queries), "queries");
+        if ((rc = d_list(d, &s->n_queries, MIN_QUERY, "queries")))
+            return rc;
         s->queries = d_alloc(d, s->n_queries, sizeof *s->queries);
         if (!s->queries)
             return fail(d, DV_ENOMEM, "queries");
         for (uint32_t i = 0; i < s->n_queries; i++)
             if ((rc = d_query(d, &s->queries[i])))
                 return rc;
+        return DV_OK;
+    }
+    case MSG_SNAPSHOT_READ: {
+        struct msg_snapshot_req *s = &m->u.snapshot_req;
+        if ((rc = d_u64(d, &s->session, "session")) || (rc = d_u64(d, &s->offset, "offset")) ||
+            (rc = d_u32(d, &s->max_bytes, "max_bytes")))
+            return rc;
+        return DV_OK;
+    }
+    case MSG_WAL_READ:
+        if ((rc = d_u64(d, &m->u.wal_req.from, "from")) ||
+            (rc = d_u32(d, &m->u.wal_req.max_bytes, "max_bytes")))
+            return rc;
+        return DV_OK;
+    case MSG_PAYLOAD_INDEX: {
+        struct msg_index_req *x = &m->u.index_req;
+        if ((rc = d_u32(d, &x->op, "op")) || (rc = d_str(d, &x->key, "key")) ||
+            (rc = d_u32(d, &x->kind, "kind")))
+            return rc;
         return DV_OK;
     }
     default:
@@ -385,6 +444,7 @@ static int d_reply_body(struct dec *d)
     case MSG_UPSERT:
     case MSG_DELETE:
     case MSG_SET_PAYLOAD:
+    case MSG_PAYLOAD_INDEX:
         if ((rc = d_tuple(d, 2, "body")) || (rc = d_u64(d, &m->u.write_rep.lsn, "lsn")) ||
             (rc = d_u64(d, &m->u.write_rep.affected, "affected")))
             return rc;
@@ -412,7 +472,8 @@ static int d_reply_body(struct dec *d)
         struct msg_search_rep *s = &m->u.search_rep;
         if ((rc = d_tuple(d, 1, "body")))
             return rc;
-        R(mpk_array(&d->r, &s->n_parts), "partitions");
+        if ((rc = d_list(d, &s->n_parts, MIN_PART, "partitions")))
+            return rc;
         s->parts = d_alloc(d, s->n_parts, sizeof *s->parts);
         if (!s->parts)
             return fail(d, DV_ENOMEM, "partitions");
@@ -425,7 +486,8 @@ static int d_reply_body(struct dec *d)
                 R(mpk_nil(&d->r), "partition error");
             else if ((rc = d_error(d, &sp->err)))
                 return rc;
-            R(mpk_array(&d->r, &sp->n), "results");
+            if ((rc = d_list(d, &sp->n, MIN_HITS, "results")))
+                return rc;
             if (sp->err.code && sp->n)
                 return fail(d, DV_ECORRUPT, "results");
             sp->results = d_alloc(d, sp->n, sizeof *sp->results);
@@ -441,7 +503,8 @@ static int d_reply_body(struct dec *d)
         struct msg_stats_rep *s = &m->u.stats_rep;
         if ((rc = d_tuple(d, 1, "body")))
             return rc;
-        R(mpk_array(&d->r, &s->n), "stats");
+        if ((rc = d_list(d, &s->n, MIN_STAT, "stats")))
+            return rc;
         s->stats = d_alloc(d, s->n, sizeof *s->stats);
         if (!s->stats)
             return fail(d, DV_ENOMEM, "stats");
@@ -450,6 +513,28 @@ static int d_reply_body(struct dec *d)
                 (rc = d_u64(d, &s->stats[i].value, "stat value")))
                 return rc;
         return DV_OK;
+    }
+    case MSG_SNAPSHOT_READ: {
+        struct msg_snapshot_rep *s = &m->u.snapshot_rep;
+        if ((rc = d_tuple(d, 5, "body")) || (rc = d_u64(d, &s->session, "session")) ||
+            (rc = d_u64(d, &s->lsn, "lsn")) || (rc = d_u64(d, &s->total, "total")) ||
+            (rc = d_bin(d, &s->data, "data")) || (rc = d_bool(d, &s->done, "done")))
+            return rc;
+        return DV_OK;
+    }
+    case MSG_WAL_READ: {
+        struct msg_wal_rep *w = &m->u.wal_rep;
+        if ((rc = d_tuple(d, 2, "body")) || (rc = d_list(d, &w->n, MIN_WAL_REC, "records")))
+            return rc;
+        w->recs = d_alloc(d, w->n, sizeof *w->recs);
+        if (!w->recs)
+            return fail(d, DV_ENOMEM, "records");
+        for (uint32_t i = 0; i < w->n; i++)
+            if ((rc = d_tuple(d, 3, "record")) || (rc = d_u64(d, &w->recs[i].lsn, "record lsn")) ||
+                (rc = d_u32(d, &w->recs[i].type, "record type")) ||
+                (rc = d_bin(d, &w->recs[i].body, "record body")))
+                return rc;
+        return d_u64(d, &w->applied_lsn, "applied_lsn");
     }
     default: /* create, drop */
         return d_tuple(d, 0, "body");

@@ -1,0 +1,210 @@
+/* gen_seeds.c - writes the seed corpus of fuzz_msg: one valid encoding of every request and
+ * reply type of proto/msg.h (and a few variants) into a directory, one file each. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "err.h"
+#include "msg.h"
+#include "pid.h"
+
+#define S(lit) ((struct msg_str){lit, sizeof(lit) - 1})
+#define B(arr) ((struct msg_bytes){arr, sizeof arr})
+
+static const uint8_t filter[] = {0x81, 0xa3, 't', 'a', 'g', 0xa1, 'x'}; /* {"tag":"x"} */
+static const uint8_t range[] = {0x81, 0xa1, 'n', 0x81, 0xa3,
+                                'g',  't',  'e', 0x05}; /* {"n":{"gte":5}} */
+static const uint8_t payload[] = {0x82, 0xa3, 't', 'a', 'g', 0xa1, 'x', 0xa1, 'n', 0x07};
+static const uint8_t keys[] = {0x91, 0xa1, 'n'}; /* ["n"]: set_payload delete keys */
+
+static const char *dir;
+static int written;
+
+/* Encodes m into dir/NN-name-kind[-variant]; exits on failure. */
+static void put(const struct msg *m, const char *variant)
+{
+    char errmsg[DV_ERRMSG_SIZE], path[4096];
+    struct buf b = BUF_INIT;
+    int rc = msg_encode(m, &b, errmsg);
+    if (rc != DV_OK) {
+        fprintf(stderr, "gen_seeds: %s\n", errmsg);
+        exit(1);
+    }
+    snprintf(path, sizeof path, "%s/%02d-%s-%s%s%s", dir, m->type, msg_type_name(m->type),
+             m->reply ? "rep" : "req", variant ? "-" : "", variant ? variant : "");
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b.data, 1, b.len, f) != b.len || fclose(f) != 0) {
+        fprintf(stderr, "gen_seeds: %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    buf_free(&b);
+    written++;
+}
+
+static struct msg req(int type)
+{
+    struct msg m = {.type = type, .req_id = 1000 + (uint64_t)type};
+    if (msg_type_addressed(type))
+        m.addr = (struct msg_addr){S("docs"), 3, 7};
+    return m;
+}
+
+static struct msg rep(int type)
+{
+    struct msg m = {.type = type, .reply = true, .req_id = 1000 + (uint64_t)type};
+    return m;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: gen_seeds DIR\n");
+        return 2;
+    }
+    dir = argv[1];
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "gen_seeds: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+
+    struct pid ids[3] = {
+        pid_num(1), pid_num(UINT64_MAX), {0x0123456789abcdefULL, 0xfedcba9876543210ULL, PID_UUID}};
+    float vecs[12] = {0.5f, -1, 2, 0, 1, 1, 1, 1, -0.25f, 3e30f, 1e-30f, 0};
+    struct msg_bytes pls[3] = {B(payload), {NULL, 0}, B(payload)};
+    struct msg_replica reps[2] = {{S("docs"), 3, 41}, {S("images"), 0, 0}};
+    struct msg_hit hits[3] = {{ids[0], 0.9f, vecs, 4, B(payload)},
+                              {ids[2], 0.5f, NULL, 0, {NULL, 0}},
+                              {ids[1], -1.5f, vecs + 4, 4, {NULL, 0}}};
+    struct msg m;
+
+    /* ---- requests ---- */
+    m = req(MSG_HELLO);
+    put(&m, NULL);
+    m = req(MSG_REPLICA_CREATE);
+    m.u.create_req = (struct msg_create_req){4, 1, 16, 200, 64, 0, true};
+    put(&m, NULL);
+    m = req(MSG_REPLICA_DROP);
+    put(&m, NULL);
+    m = req(MSG_REPLICA_LIST);
+    put(&m, NULL);
+    m = req(MSG_REPLICA_INFO);
+    put(&m, NULL);
+    m = req(MSG_UPSERT);
+    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pls, 3, 4};
+    put(&m, NULL);
+    m = req(MSG_DELETE);
+    m.u.delete_req = (struct msg_ids_req){ids, 3};
+    put(&m, NULL);
+    m = req(MSG_GET);
+    m.u.get_req = (struct msg_get_req){ids, 2, true, true};
+    put(&m, NULL);
+    m = req(MSG_SET_PAYLOAD);
+    m.u.set_payload_req = (struct msg_set_payload_req){1, ids, 2, B(payload)};
+    put(&m, "set");
+    m.u.set_payload_req = (struct msg_set_payload_req){3, ids + 2, 1, B(keys)};
+    put(&m, "delete-keys");
+    m = req(MSG_COUNT);
+    m.u.count_req.filter = B(range);
+    put(&m, NULL);
+    m.u.count_req.filter = (struct msg_bytes){NULL, 0};
+    put(&m, "all");
+    m = req(MSG_SCROLL);
+    m.u.scroll_req = (struct msg_scroll_req){true, ids[2], 100, B(filter), true, true};
+    put(&m, "from");
+    m.u.scroll_req = (struct msg_scroll_req){false, {0}, 10, {NULL, 0}, false, false};
+    put(&m, "start");
+    struct msg_target parts[3] = {{0, 7}, {3, 7}, {9, 8}};
+    struct msg_query qs[3] = {{vecs, 4, 10, 0, B(filter), true, false},
+                              {vecs + 4, 4, 1, 128, {NULL, 0}, false, true},
+                              {vecs + 8, 4, 5, 64, B(range), true, true}};
+    m = req(MSG_SEARCH);
+    m.addr.coll = S("docs");
+    m.u.search_req = (struct msg_search_req){parts, 3, qs, 3};
+    put(&m, NULL);
+    m = req(MSG_STATS);
+    put(&m, NULL);
+    m = req(MSG_SNAPSHOT_READ);
+    m.u.snapshot_req = (struct msg_snapshot_req){0, 0, 4u << 20};
+    put(&m, "new");
+    m.u.snapshot_req = (struct msg_snapshot_req){17, 4u << 20, 4u << 20};
+    put(&m, "next");
+    m = req(MSG_WAL_READ);
+    m.u.wal_req = (struct msg_wal_req){42, 1u << 20};
+    put(&m, NULL);
+    m = req(MSG_PAYLOAD_INDEX);
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 1, S("n")};
+    put(&m, "create");
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_DROP, 0, S("tag")};
+    put(&m, "drop");
+
+    /* ---- replies ---- */
+    m = rep(MSG_ERROR);
+    m.err = (struct msg_error){DV_EPROTO, S("msg: unknown message type 99"), 0};
+    put(&m, NULL);
+    m = rep(MSG_UPSERT);
+    m.err = (struct msg_error){DV_ESTALE, S("partition 3: map epoch 7 < 9"), 9};
+    put(&m, "stale");
+    m = rep(MSG_SNAPSHOT_READ);
+    m.err = (struct msg_error){DV_ENOTFOUND, S("snapshot session 17 expired"), 0};
+    put(&m, "expired");
+    m = rep(MSG_HELLO);
+    m.u.hello_rep = (struct msg_hello_rep){S("node-1"), S("0.1.0"), 1000000, reps, 2};
+    put(&m, NULL);
+    m = rep(MSG_REPLICA_CREATE);
+    put(&m, NULL);
+    m = rep(MSG_REPLICA_DROP);
+    put(&m, NULL);
+    m = rep(MSG_REPLICA_LIST);
+    m.u.list_rep = (struct msg_list_rep){reps, 2};
+    put(&m, NULL);
+    m = rep(MSG_REPLICA_INFO);
+    m.u.info_rep = (struct msg_info_rep){4, 1, 16, 200, 64, true, 3, 1, 41, 40, 32, 4096, 30};
+    put(&m, NULL);
+    int writes[] = {MSG_UPSERT, MSG_DELETE, MSG_SET_PAYLOAD, MSG_PAYLOAD_INDEX};
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        m = rep(writes[i]);
+        m.u.write_rep = (struct msg_write_rep){41 + i, 3};
+        put(&m, NULL);
+    }
+    m = rep(MSG_GET);
+    m.u.get_rep = (struct msg_hits){hits, 3};
+    put(&m, NULL);
+    m = rep(MSG_COUNT);
+    m.u.count_rep.count = 123456;
+    put(&m, NULL);
+    m = rep(MSG_SCROLL);
+    m.u.scroll_rep = (struct msg_scroll_rep){{hits, 2}, true, ids[1]};
+    put(&m, "more");
+    m.u.scroll_rep = (struct msg_scroll_rep){{hits + 2, 1}, false, {0}};
+    put(&m, "end");
+    struct msg_hits res[3] = {{hits, 3}, {hits + 1, 1}, {hits, 0}}; /* one per query */
+    struct msg_hits res9[3] = {{hits + 2, 1}, {hits, 0}, {hits, 2}};
+    struct msg_search_part sps[3] = {
+        {0, {0}, res, 3}, {3, {DV_ESTALE, S("stale map"), 8}, NULL, 0}, {9, {0}, res9, 3}};
+    m = rep(MSG_SEARCH);
+    m.u.search_rep = (struct msg_search_rep){sps, 3};
+    put(&m, NULL);
+    struct msg_stat st[2] = {{S("requests"), 12}, {S("points"), 3}};
+    m = rep(MSG_STATS);
+    m.u.stats_rep = (struct msg_stats_rep){st, 2};
+    put(&m, NULL);
+    uint8_t lz4[32] = {0x04, 0x22, 0x4d, 0x18}; /* an LZ4 frame starts with its magic */
+    m = rep(MSG_SNAPSHOT_READ);
+    m.u.snapshot_rep = (struct msg_snapshot_rep){17, 41, 64, B(lz4), false};
+    put(&m, "chunk");
+    m.u.snapshot_rep = (struct msg_snapshot_rep){17, 41, 64, {NULL, 0}, true};
+    put(&m, "done");
+    struct msg_wal_rec recs[3] = {
+        {42, 1, B(payload)}, {43, 2, {NULL, 0}}, {44, 3, {keys, sizeof keys}}};
+    m = rep(MSG_WAL_READ);
+    m.u.wal_rep = (struct msg_wal_rep){recs, 3, 44};
+    put(&m, NULL);
+    m.u.wal_rep = (struct msg_wal_rep){NULL, 0, 44};
+    put(&m, "empty");
+
+    printf("gen_seeds: %d seeds in %s\n", written, dir);
+    return 0;
+}
