@@ -1,0 +1,471 @@
+/* bench_node.c - `dvec-bench node`: search and upsert through a real dvec-shard over loopback,
+ * against the same replica searched in-process. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_node.h"
+#include "dist.h"
+#include "err.h"
+#include "mpk.h"
+#include "part.h"
+#include "rpc.h"
+
+struct nopts {
+    const char *shard, *dir;
+    uint64_t n;
+    uint32_t dim, queries, k, ef, batch, port, workers, rounds;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rng(uint64_t *s)
+{
+    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static float unit(uint64_t *s)
+{
+    return (float)((rng(s) >> 40) * (1.0 / 16777216.0));
+}
+
+/* Clustered embedding-like data, as in `dvec-bench storage` (256 centres, noise 0.25). */
+static void gen_vec(uint64_t i, uint32_t dim, float *out)
+{
+    uint64_t h = i * 0x9e3779b97f4a7c15ull;
+    uint64_t c = rng(&h) % 256, cs = c * 7919 + 17, s = i ^ 0xabcdef12345ull;
+    for (uint32_t d = 0; d < dim; d++) {
+        float u = unit(&s) + 1e-7f, v = unit(&s);
+        float g = sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+        out[d] = unit(&cs) * 2.0f - 1.0f + 0.25f * g;
+    }
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* ---- the node process -------------------------------------------------------------------- */
+
+static pid_t start_node(const struct nopts *o, char *url, size_t cap)
+{
+    char port[16], listen[64], workers[16];
+    snprintf(port, sizeof port, "%u", o->port);
+    snprintf(listen, sizeof listen, "tcp://127.0.0.1:%u", o->port);
+    snprintf(workers, sizeof workers, "%u", o->workers);
+    snprintf(url, cap, "%s", listen);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("DVEC_LOG_LEVEL", "warn", 1);
+        execl(o->shard, o->shard, "--data_dir", o->dir, "--listen", listen, "--http", "",
+              "--workers", workers, (char *)NULL);
+        fprintf(stderr, "dvec-bench: exec %s: %s\n", o->shard, strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static int stop_node(pid_t pid)
+{
+    int st;
+    kill(pid, SIGTERM);
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int wait_ready(struct rpc *r)
+{
+    char err[DV_ERRMSG_SIZE];
+    for (int i = 0; i < 200; i++) {
+        struct msg req = {.type = MSG_HELLO};
+        struct rpc_reply rep;
+        int rc = rpc_call(r, &req, &rep, err);
+        rpc_reply_free(&rep);
+        if (rc == DV_OK)
+            return 0;
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "dvec-bench: the node did not answer: %s\n", err);
+    return -1;
+}
+
+#define COLL "bench"
+
+static struct msg_addr addr(void)
+{
+    return (struct msg_addr){{COLL, sizeof COLL - 1}, 0, 1};
+}
+
+/* ---- load -------------------------------------------------------------------------------- */
+
+struct load {
+    struct rpc *r;
+    const struct nopts *o;
+    const float *data;
+    atomic_uint_least64_t next;
+    atomic_int failed;
+};
+
+static void *load_main(void *arg)
+{
+    struct load *l = arg;
+    const struct nopts *o = l->o;
+    char err[DV_ERRMSG_SIZE];
+    struct pid *ids = malloc(o->batch * sizeof *ids);
+    for (;;) {
+        uint64_t from = atomic_fetch_add(&l->next, o->batch);
+        if (from >= o->n)
+            break;
+        uint32_t cnt = (uint32_t)(o->n - from < o->batch ? o->n - from : o->batch);
+        for (uint32_t i = 0; i < cnt; i++)
+            ids[i] = (struct pid){.lo = from + i, .kind = PID_NUM};
+        struct msg req = {.type = MSG_UPSERT, .addr = addr()};
+        req.u.upsert_req =
+            (struct msg_upsert_req){ids, (float *)l->data + from * o->dim, NULL, cnt, o->dim};
+        struct rpc_reply rep;
+        int rc = rpc_call(l->r, &req, &rep, err);
+        rpc_reply_free(&rep);
+        if (rc != DV_OK) {
+            fprintf(stderr, "dvec-bench: upsert: %s (%s)\n", err, dv_errname(rc));
+            atomic_store(&l->failed, 1);
+            break;
+        }
+    }
+    free(ids);
+    return NULL;
+}
+
+/* ---- searches ---------------------------------------------------------------------------- */
+
+struct run {
+    const struct nopts *o;
+    struct rpc *r;  /* through the node, or NULL */
+    struct part *p; /* in-process, or NULL */
+    const float *queries;
+    uint32_t nq;
+    uint64_t *found; /* [nq * k] ids */
+    double *lat;     /* [nq] seconds */
+    atomic_uint next;
+    atomic_int failed;
+};
+
+static void *search_main(void *arg)
+{
+    struct run *x = arg;
+    const struct nopts *o = x->o;
+    char err[DV_ERRMSG_SIZE];
+    for (;;) {
+        uint32_t q = atomic_fetch_add(&x->next, 1);
+        if (q >= x->nq)
+            break;
+        const float *v = x->queries + (size_t)q * o->dim;
+        double t0 = now_s();
+        if (x->r) {
+            struct msg_target t = {0, 1};
+            struct msg_query mq = {(float *)v, o->dim, o->k, o->ef, {NULL, 0}, false, false};
+            struct msg req = {.type = MSG_SEARCH, .addr = addr()};
+            req.u.search_req = (struct msg_search_req){&t, 1, &mq, 1};
+            struct rpc_reply rep;
+            int rc = rpc_call(x->r, &req, &rep, err);
+            if (rc == DV_OK &&
+                (rep.m.u.search_rep.n_parts != 1 || rep.m.u.search_rep.parts[0].err.code != 0)) {
+                rc = DV_EIO;
+                snprintf(err, sizeof err, "partition error in the reply");
+            }
+            if (rc != DV_OK) {
+                fprintf(stderr, "dvec-bench: search: %s\n", err);
+                atomic_store(&x->failed, 1);
+                rpc_reply_free(&rep);
+                break;
+            }
+            const struct msg_hits *h = &rep.m.u.search_rep.parts[0].results[0];
+            for (uint32_t i = 0; i < o->k; i++)
+                x->found[(size_t)q * o->k + i] = i < h->n ? h->hits[i].id.lo : UINT64_MAX;
+            rpc_reply_free(&rep);
+        } else {
+            struct part_query pq = {.vec = v, .k = o->k, .ef = o->ef};
+            struct part_result res;
+            if (part_search(x->p, &pq, &res, NULL, err) != DV_OK) {
+                fprintf(stderr, "dvec-bench: search: %s\n", err);
+                atomic_store(&x->failed, 1);
+                break;
+            }
+            for (uint32_t i = 0; i < o->k; i++)
+                x->found[(size_t)q * o->k + i] = i < res.n ? res.hits[i].id.lo : UINT64_MAX;
+            part_result_free(&res);
+        }
+        x->lat[q] = now_s() - t0;
+    }
+    return NULL;
+}
+
+struct result {
+    double qps, p50_ms, p99_ms, recall;
+};
+
+static int run_searches(const struct nopts *o, struct rpc *r, struct part *p, const float *qv,
+                        const uint64_t *truth, uint32_t threads, struct result *out)
+{
+    struct run x = {.o = o, .r = r, .p = p, .queries = qv, .nq = o->queries};
+    x.found = malloc((size_t)o->queries * o->k * sizeof *x.found);
+    x.lat = malloc(o->queries * sizeof *x.lat);
+    pthread_t t[16];
+    double best = 0;
+    for (uint32_t round = 0; round < o->rounds; round++) {
+        atomic_store(&x.next, 0);
+        double t0 = now_s();
+        for (uint32_t i = 1; i < threads; i++)
+            pthread_create(&t[i], NULL, search_main, &x);
+        search_main(&x);
+        for (uint32_t i = 1; i < threads; i++)
+            pthread_join(t[i], NULL);
+        double qps = o->queries / (now_s() - t0);
+        if (qps > best) {
+            best = qps;
+            qsort(x.lat, o->queries, sizeof *x.lat, cmp_d);
+            out->p50_ms = x.lat[o->queries / 2] * 1e3;
+            out->p99_ms = x.lat[(size_t)(o->queries * 0.99)] * 1e3;
+        }
+    }
+    out->qps = best;
+    uint64_t hit = 0;
+    for (uint32_t q = 0; q < o->queries; q++)
+        for (uint32_t i = 0; i < o->k; i++)
+            for (uint32_t j = 0; j < o->k; j++)
+                if (x.found[(size_t)q * o->k + i] == truth[(size_t)q * o->k + j]) {
+                    hit++;
+                    break;
+                }
+    out->recall = (double)hit / ((double)o->queries * o->k);
+    int failed = atomic_load(&x.failed);
+    free(x.found);
+    free(x.lat);
+    return failed ? -1 : 0;
+}
+
+/* Brute-force top-k ids of every query (L2). */
+static uint64_t *oracle(const struct nopts *o, const float *data, const float *qv)
+{
+    uint64_t *truth = malloc((size_t)o->queries * o->k * sizeof *truth);
+    float *best = malloc(o->k * sizeof *best);
+    const struct dist_ops *d = dist_get();
+    for (uint32_t q = 0; q < o->queries; q++) {
+        uint64_t *ids = truth + (size_t)q * o->k;
+        uint32_t have = 0;
+        for (uint64_t i = 0; i < o->n; i++) {
+            float s = d->l2sq(qv + (size_t)q * o->dim, data + i * o->dim, o->dim);
+            if (have == o->k && s >= best[have - 1])
+                continue;
+            uint32_t j = have < o->k ? have++ : have - 1;
+            while (j > 0 && best[j - 1] > s) {
+                best[j] = best[j - 1];
+                ids[j] = ids[j - 1];
+                j--;
+            }
+            best[j] = s;
+            ids[j] = i;
+        }
+    }
+    free(best);
+    return truth;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: dvec-bench node [--shard PATH] [--dir D] [--n N] [--dim D] [--queries Q]\n"
+               "         [--k K] [--ef EF] [--batch B] [--port P] [--workers W] [--rounds R]\n"
+               "  Starts a dvec-shard, loads N points through it (fsync always), then runs the\n"
+               "  same queries through the node over loopback and in-process on the same\n"
+               "  replica (after stopping the node), with 1 and 2 client threads.\n"
+               "  Defaults: --n 100000 --dim 128 --queries 2000 --k 10 --ef 64 --batch 1000\n"
+               "  --port 17400 --workers 2 --rounds 3 --dir /var/tmp/dvec-bench-node;\n"
+               "  --shard defaults to ../shard/dvec-shard next to this program.\n");
+}
+
+int bench_node_main(int argc, char **argv)
+{
+    static char shard_path[4200];
+    struct nopts o = {NULL, "/var/tmp/dvec-bench-node", 100000, 128, 2000, 10, 64, 1000, 17400, 2,
+                      3};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (v == NULL) {
+            usage(stderr);
+            return 2;
+        } else if (strcmp(a, "--shard") == 0) {
+            o.shard = v, i++;
+        } else if (strcmp(a, "--dir") == 0) {
+            o.dir = v, i++;
+        } else if (strcmp(a, "--n") == 0) {
+            o.n = strtoull(v, NULL, 10), i++;
+        } else if (strcmp(a, "--dim") == 0) {
+            o.dim = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--queries") == 0) {
+            o.queries = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--k") == 0) {
+            o.k = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--ef") == 0) {
+            o.ef = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--batch") == 0) {
+            o.batch = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--port") == 0) {
+            o.port = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--workers") == 0) {
+            o.workers = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--rounds") == 0) {
+            o.rounds = (uint32_t)atoi(v), i++;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (o.n == 0 || o.dim == 0 || o.queries == 0 || o.k == 0 || o.batch == 0 || o.rounds == 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (o.shard == NULL) {
+        char self[4096];
+        ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[k > 0 ? k : 0] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(shard_path, sizeof shard_path, "%s/../shard/dvec-shard", self);
+        o.shard = shard_path;
+    }
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.dir);
+    if (system(cmd) != 0)
+        return 1;
+
+    float *data = malloc(o.n * o.dim * sizeof(float));
+    float *qv = malloc((size_t)o.queries * o.dim * sizeof(float));
+    for (uint64_t i = 0; i < o.n; i++)
+        gen_vec(i, o.dim, data + i * o.dim);
+    for (uint32_t q = 0; q < o.queries; q++)
+        gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
+    uint64_t *truth = oracle(&o, data, qv);
+
+    char url[128], err[DV_ERRMSG_SIZE];
+    pid_t pid = start_node(&o, url, sizeof url);
+    struct rpc *r;
+    struct rpc_opts ro;
+    rpc_opts_default(&ro);
+    ro.timeout_ms = 120000;
+    if (rpc_open(url, &ro, &r, err) != DV_OK || wait_ready(r) != 0) {
+        fprintf(stderr, "dvec-bench: %s\n", err);
+        kill(pid, SIGKILL);
+        return 1;
+    }
+    struct msg req = {.type = MSG_REPLICA_CREATE, .addr = addr()};
+    req.u.create_req = (struct msg_create_req){o.dim, HNSW_L2, 16, 200, o.ef, 0, false};
+    struct rpc_reply rep;
+    int rc = rpc_call(r, &req, &rep, err);
+    rpc_reply_free(&rep);
+    if (rc != DV_OK) {
+        fprintf(stderr, "dvec-bench: create: %s\n", err);
+        kill(pid, SIGKILL);
+        return 1;
+    }
+
+    /* Upserts through the node, fsync always: 1 then 2 client threads over halves. */
+    double up[2];
+    uint64_t half = o.n / 2;
+    for (int t = 0; t < 2; t++) {
+        struct load l = {.r = r, .o = &o, .data = data};
+        struct nopts part = o;
+        part.n = t == 0 ? half : o.n;
+        l.o = &part;
+        atomic_store(&l.next, t == 0 ? 0 : half);
+        double t0 = now_s();
+        pthread_t th;
+        if (t == 1)
+            pthread_create(&th, NULL, load_main, &l);
+        load_main(&l);
+        if (t == 1)
+            pthread_join(th, NULL);
+        up[t] = (double)(part.n - (t == 0 ? 0 : half)) / (now_s() - t0);
+        if (atomic_load(&l.failed)) {
+            kill(pid, SIGKILL);
+            return 1;
+        }
+    }
+
+    struct result node[2], local[2];
+    for (uint32_t t = 1; t <= 2; t++)
+        if (run_searches(&o, r, NULL, qv, truth, t, &node[t - 1]) != 0) {
+            kill(pid, SIGKILL);
+            return 1;
+        }
+    rpc_close(r);
+    int st = stop_node(pid);
+    if (st != 0) {
+        fprintf(stderr, "dvec-bench: dvec-shard exited with status %d after SIGTERM\n", st);
+        return 1;
+    }
+
+    /* The same replica, in-process (the node checkpointed it on SIGTERM). */
+    char rdir[4200];
+    snprintf(rdir, sizeof rdir, "%s/replicas/" COLL ".0/data", o.dir);
+    struct part_opts po;
+    part_opts_default(&po);
+    po.background = false;
+    struct part *p;
+    if (part_open(io_posix(), rdir, &po, &p, err) != DV_OK) {
+        fprintf(stderr, "dvec-bench: %s\n", err);
+        return 1;
+    }
+    for (uint32_t t = 1; t <= 2; t++)
+        if (run_searches(&o, NULL, p, qv, truth, t, &local[t - 1]) != 0)
+            return 1;
+    part_close(p);
+
+    printf("\n## dvec-bench node: %llu x %u (clustered), L2, M 16, ef_construction 200, "
+           "ef %u, k %u, %u queries, best of %u rounds, node workers %u, kernel %s\n\n",
+           (unsigned long long)o.n, o.dim, o.ef, o.k, o.queries, o.rounds, o.workers,
+           dist_get()->name);
+    printf("| path | client threads | QPS | p50 ms | p99 ms | recall@%u | node / in-process |\n",
+           o.k);
+    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int t = 0; t < 2; t++) {
+        printf("| in-process part_search | %d | %.0f | %.3f | %.3f | %.4f | |\n", t + 1,
+               local[t].qps, local[t].p50_ms, local[t].p99_ms, local[t].recall);
+        printf("| dvec-shard over loopback | %d | %.0f | %.3f | %.3f | %.4f | %.2fx |\n", t + 1,
+               node[t].qps, node[t].p50_ms, node[t].p99_ms, node[t].recall,
+               node[t].qps / local[t].qps);
+    }
+    printf("\n| upsert through the node (fsync always, batches of %u) | client threads | "
+           "vectors/s |\n|---|---:|---:|\n",
+           o.batch);
+    printf("| first half | 1 | %.0f |\n| second half | 2 | %.0f |\n", up[0], up[1]);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "dvec-bench: could not remove %s\n", o.dir);
+    free(data);
+    free(qv);
+    free(truth);
+    return 0;
+}

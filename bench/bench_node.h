@@ -1,0 +1,7 @@
+/* bench_node.h - `dvec-bench node` (bench_node.c). */
+#ifndef DV_BENCH_NODE_H
+#define DV_BENCH_NODE_H
+
+int bench_node_main(int argc, char **argv);
+
+#endif

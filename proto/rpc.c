@@ -1,0 +1,167 @@
+/* rpc.c - native protocol client over NNG req contexts. */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "err.h"
+#include "rpc.h"
+
+struct rpc {
+    nng_socket sock;
+    nng_dialer dialer;
+    struct rpc_opts o;
+    char url[256];
+    atomic_uint_least64_t next_id;
+};
+
+void rpc_opts_default(struct rpc_opts *o)
+{
+    o->timeout_ms = 10000;
+    o->recv_max = PROTO_MAX_MSG;
+    o->reconnect_ms = 50;
+}
+
+int rpc_open(const char *url, const struct rpc_opts *o, struct rpc **out, char *errmsg)
+{
+    struct rpc *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return DV_ENOMEM;
+    if (o)
+        r->o = *o;
+    else
+        rpc_opts_default(&r->o);
+    snprintf(r->url, sizeof r->url, "%s", url);
+    atomic_init(&r->next_id, 1);
+    int rv;
+    if ((rv = nng_req0_open(&r->sock)) != 0) {
+        dv_errmsg_set(errmsg, "nng_req0_open: %s", nng_strerror(rv));
+        free(r);
+        return DV_EIO;
+    }
+    nng_socket_set_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, (nng_duration)r->o.reconnect_ms);
+    nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, (nng_duration)r->o.reconnect_ms * 10);
+    nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, (size_t)r->o.recv_max);
+    if ((rv = nng_dialer_create(&r->dialer, r->sock, url)) != 0 ||
+        (rv = nng_dialer_start(r->dialer, NNG_FLAG_NONBLOCK)) != 0) {
+        dv_errmsg_set(errmsg, "cannot dial %s: %s", url, nng_strerror(rv));
+        nng_close(r->sock);
+        free(r);
+        return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? DV_EINVAL : DV_EIO;
+    }
+    *out = r;
+    return DV_OK;
+}
+
+void rpc_close(struct rpc *r)
+{
+    if (r == NULL)
+        return;
+    nng_close(r->sock);
+    free(r);
+}
+
+void rpc_reply_free(struct rpc_reply *rep)
+{
+    msg_free(&rep->m);
+    free(rep->raw_);
+    rep->raw_ = NULL;
+}
+
+static int transport_err(struct rpc *r, int rv, const char *what, char *errmsg)
+{
+    if (rv == NNG_ETIMEDOUT) {
+        dv_errmsg_set(errmsg, "%s: no reply from %s within %u ms", what, r->url, r->o.timeout_ms);
+        return DV_ETIMEDOUT;
+    }
+    dv_errmsg_set(errmsg, "%s %s: %s", what, r->url, nng_strerror(rv));
+    return DV_EIO;
+}
+
+int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len, char *errmsg)
+{
+    nng_ctx ctx;
+    nng_aio *aio;
+    nng_msg *m;
+    int rv, rc = DV_OK;
+    *out = NULL;
+    *out_len = 0;
+    if ((rv = nng_ctx_open(&ctx, r->sock)) != 0)
+        return transport_err(r, rv, "context", errmsg);
+    if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+        nng_ctx_close(ctx);
+        return DV_ENOMEM;
+    }
+    nng_aio_set_timeout(aio, (nng_duration)r->o.timeout_ms);
+    if ((rv = nng_msg_alloc(&m, 0)) != 0 || (rv = nng_msg_append(m, p, n)) != 0) {
+        rc = DV_ENOMEM;
+        goto out;
+    }
+    nng_aio_set_msg(aio, m);
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    if ((rv = nng_aio_result(aio)) != 0) {
+        nng_msg_free(m);
+        rc = transport_err(r, rv, "sending to", errmsg);
+        goto out;
+    }
+    nng_ctx_recv(ctx, aio);
+    nng_aio_wait(aio);
+    if ((rv = nng_aio_result(aio)) != 0) {
+        rc = transport_err(r, rv, "waiting for", errmsg);
+        goto out;
+    }
+    m = nng_aio_get_msg(aio);
+    *out_len = nng_msg_len(m);
+    *out = malloc(*out_len ? *out_len : 1);
+    if (*out == NULL)
+        rc = DV_ENOMEM;
+    else
+        memcpy(*out, nng_msg_body(m), *out_len);
+    nng_msg_free(m);
+out:
+    nng_aio_free(aio);
+    nng_ctx_close(ctx);
+    return rc;
+}
+
+int rpc_call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *errmsg)
+{
+    memset(rep, 0, sizeof *rep);
+    struct msg copy = *req;
+    if (copy.req_id == 0)
+        copy.req_id = atomic_fetch_add(&r->next_id, 1);
+    struct buf b;
+    buf_init(&b);
+    int rc = msg_encode(&copy, &b, errmsg);
+    if (rc != DV_OK) {
+        buf_free(&b);
+        return rc;
+    }
+    size_t len;
+    rc = rpc_call_raw(r, b.data, b.len, &rep->raw_, &len, errmsg);
+    buf_free(&b);
+    if (rc != DV_OK)
+        return rc;
+    rc = msg_decode(rep->raw_, len, &rep->m, errmsg);
+    if (rc != DV_OK) {
+        dv_errmsg_prefix(errmsg, "reply from %s: ", r->url);
+        return DV_EPROTO;
+    }
+    if (!rep->m.reply || rep->m.req_id != copy.req_id ||
+        (rep->m.type != copy.type && rep->m.type != MSG_ERROR)) {
+        dv_errmsg_set(errmsg, "reply from %s does not match the request (%s #%" PRIu64 ")", r->url,
+                      msg_type_name(copy.type), copy.req_id);
+        return DV_EPROTO;
+    }
+    if (rep->m.err.code != 0) {
+        dv_errmsg_set(errmsg, "%.*s", (int)rep->m.err.text.len, rep->m.err.text.p);
+        return rep->m.err.code;
+    }
+    return DV_OK;
+}

@@ -1,0 +1,51 @@
+/* rpc.h - a client of the native protocol: one request, one reply, over an NNG req socket. */
+#ifndef DV_RPC_H
+#define DV_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+/*
+ * One connection to one server URL (a REQ socket dialed to it; nng reconnects by itself).
+ * Thread-safe: each call uses its own NNG context, so many threads may call at once.
+ * Requests are never resent by the transport (NNG_OPT_REQ_RESENDTIME is infinite): a call
+ * whose connection broke fails, and the caller decides whether to retry.
+ */
+struct rpc;
+
+struct rpc_opts {
+    uint32_t timeout_ms;   /* per call, default 10000 */
+    uint64_t recv_max;     /* largest reply accepted, default PROTO_MAX_MSG */
+    uint32_t reconnect_ms; /* first reconnect delay, default 50 (at most 10x backoff) */
+};
+
+void rpc_opts_default(struct rpc_opts *o);
+
+/* Opens the socket and starts dialing `url` (non-blocking: the server may start later). */
+int rpc_open(const char *url, const struct rpc_opts *o, struct rpc **out, char *errmsg);
+void rpc_close(struct rpc *r);
+
+/* A decoded reply; `m` points into memory owned by the reply. */
+struct rpc_reply {
+    struct msg m;
+    void *raw_;
+};
+
+void rpc_reply_free(struct rpc_reply *rep);
+
+/*
+ * Sends `req` (req->req_id 0: one is assigned) and waits for its reply, decoded into *rep
+ * (free it with rpc_reply_free whatever the result). Returns DV_OK, or the error of the reply
+ * (rep->m.err holds code, text and stale epoch; errmsg gets the text), or a transport error:
+ * DV_ETIMEDOUT (no reply in time), DV_EIO (connection failed), DV_EPROTO (the reply does
+ * not decode or does not match the request).
+ */
+int rpc_call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *errmsg);
+
+/* Sends raw bytes and returns the raw reply (malloc'd, caller frees): for tests that send
+ * malformed messages. Same transport errors as rpc_call. */
+int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len, char *errmsg);
+
+#endif

@@ -1,0 +1,634 @@
+/* handle.c - the node's request handlers: decode, check, call the replica, encode. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "err.h"
+#include "filter.h"
+#include "handle.h"
+#include "log.h"
+#include "mpk.h"
+
+#define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+/* Best effort: type and req_id of a request that did not decode, for the error reply. */
+static void peek_header(const void *p, size_t n, int *type, uint64_t *req_id)
+{
+    struct mpk r;
+    uint32_t len;
+    uint64_t v, t, id;
+    *type = MSG_ERROR;
+    *req_id = 0;
+    mpk_init(&r, p, n);
+    if (mpk_array(&r, &len) != 0 || len < 4 || mpk_u64(&r, &v) != 0 || mpk_u64(&r, &t) != 0 ||
+        mpk_u64(&r, &v) != 0 || mpk_u64(&r, &id) != 0)
+        return;
+    *req_id = id;
+    if (t > 0 && t < MSG_TYPE_COUNT)
+        *type = (int)t;
+}
+
+static int compile_filter(struct msg_bytes f, struct filter **out, char *errmsg)
+{
+    *out = NULL;
+    if (f.p == NULL)
+        return DV_OK;
+    return filter_compile(f.p, f.len, out, errmsg);
+}
+
+/* Copies a C string for the reply's lifetime is not needed: replies are encoded before the
+ * replicas are released. Hits point into the part_result. */
+static int hits_from(const struct part_result *r, uint32_t dim, struct msg_hits *out)
+{
+    out->n = (uint32_t)r->n;
+    out->hits = calloc(r->n ? r->n : 1, sizeof *out->hits);
+    if (out->hits == NULL)
+        return DV_ENOMEM;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct part_hit *h = &r->hits[i];
+        struct msg_hit *x = &out->hits[i];
+        x->id = h->id;
+        x->score = h->score;
+        x->vec = h->vec;
+        x->dim = h->vec ? dim : 0;
+        x->payload.p = h->payload;
+        x->payload.len = (uint32_t)h->payload_len;
+    }
+    return DV_OK;
+}
+
+static uint32_t replica_dim(struct node_replica *r)
+{
+    struct part_info info;
+    part_get_info(r->part, &info);
+    return info.index.dim;
+}
+
+/* ---- replicas ---------------------------------------------------------------------------- */
+
+struct replica_list {
+    struct msg_replica *items;
+    char (*names)[NODE_MAX_COLL + 1];
+    uint32_t n, cap;
+};
+
+static void collect_replica(void *arg, struct node_replica *r)
+{
+    struct replica_list *l = arg;
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 16;
+        void *a = realloc(l->items, cap * sizeof *l->items);
+        if (a == NULL)
+            return;
+        l->items = a;
+        void *b = realloc(l->names, cap * sizeof *l->names);
+        if (b == NULL)
+            return;
+        l->names = b;
+        l->cap = cap;
+    }
+    struct part_info info;
+    part_get_info(r->part, &info);
+    memcpy(l->names[l->n], r->coll, sizeof l->names[l->n]);
+    l->items[l->n].part = r->partition;
+    l->items[l->n].applied_lsn = info.applied_lsn;
+    l->n++;
+}
+
+static int list_replicas(struct handle_ctx *c, struct replica_list *l)
+{
+    memset(l, 0, sizeof *l);
+    node_foreach(c->node, collect_replica, l);
+    for (uint32_t i = 0; i < l->n; i++)
+        l->items[i].coll = S(l->names[i]);
+    return DV_OK;
+}
+
+static void replica_list_free(struct replica_list *l)
+{
+    free(l->items);
+    free(l->names);
+}
+
+/* ---- search ------------------------------------------------------------------------------ */
+
+struct search_job {
+    const struct msg_search_req *req;
+    struct node_replica **reps;  /* per partition, NULL when it failed */
+    struct filter **filters;     /* per query */
+    struct part_result *results; /* [part * n_queries + query] */
+    int *codes;                  /* per (part, query) */
+    char (*errs)[DV_ERRMSG_SIZE];
+    uint32_t *dims;
+};
+
+static void search_one(void *arg, size_t i)
+{
+    struct search_job *j = arg;
+    uint32_t nq = j->req->n_queries;
+    size_t p = i / nq, q = i % nq;
+    if (j->reps[p] == NULL)
+        return;
+    const struct msg_query *mq = &j->req->queries[q];
+    if (mq->dim != j->dims[p]) {
+        j->codes[i] = DV_EDIM;
+        dv_errmsg_set(j->errs[i], "query %zu has %u dimensions, the collection has %u", q, mq->dim,
+                      j->dims[p]);
+        return;
+    }
+    struct part_query pq = {
+        .vec = mq->vec,
+        .k = mq->k,
+        .ef = mq->ef,
+        .filter = j->filters[q],
+        .with_payload = mq->with_payload,
+        .with_vector = mq->with_vector,
+        .quant = HNSW_QUANT_AUTO,
+    };
+    j->codes[i] = part_search(j->reps[p]->part, &pq, &j->results[i], NULL, j->errs[i]);
+}
+
+static int do_search(struct handle_ctx *c, const struct msg *req, struct msg *rep, char *errmsg,
+                     struct buf *out)
+{
+    const struct msg_search_req *s = &req->u.search_req;
+    uint32_t np = s->n_parts, nq = s->n_queries;
+    size_t total = (size_t)np * nq;
+    int rc = DV_ENOMEM;
+    struct search_job j = {.req = s};
+    j.reps = calloc(np ? np : 1, sizeof *j.reps);
+    j.filters = calloc(nq ? nq : 1, sizeof *j.filters);
+    j.results = calloc(total ? total : 1, sizeof *j.results);
+    j.codes = calloc(total ? total : 1, sizeof *j.codes);
+    j.errs = calloc(total ? total : 1, sizeof *j.errs);
+    j.dims = calloc(np ? np : 1, sizeof *j.dims);
+    struct msg_search_part *parts = calloc(np ? np : 1, sizeof *parts);
+    struct msg_hits *hits = calloc(total ? total : 1, sizeof *hits);
+    char(*perr)[DV_ERRMSG_SIZE] = calloc(np ? np : 1, sizeof *perr);
+    if (!j.reps || !j.filters || !j.results || !j.codes || !j.errs || !j.dims || !parts || !hits ||
+        !perr)
+        goto done;
+
+    for (uint32_t q = 0; q < nq; q++) {
+        rc = compile_filter(s->queries[q].filter, &j.filters[q], errmsg);
+        if (rc != DV_OK) {
+            dv_errmsg_prefix(errmsg, "query %u: ", q);
+            goto done;
+        }
+        if (s->queries[q].k == 0 || s->queries[q].k > PART_MAX_K) {
+            dv_errmsg_set(errmsg, "query %u: k must be 1 to %d, got %u", q, PART_MAX_K,
+                          s->queries[q].k);
+            rc = DV_ERANGE;
+            goto done;
+        }
+    }
+    for (uint32_t p = 0; p < np; p++) {
+        uint64_t known;
+        parts[p].part = s->parts[p].part;
+        int prc = node_acquire(c->node, req->addr.coll.p, req->addr.coll.len, s->parts[p].part,
+                               s->parts[p].epoch, &j.reps[p], &known, perr[p]);
+        if (prc != DV_OK) {
+            j.reps[p] = NULL;
+            parts[p].err = (struct msg_error){prc, S(perr[p]), known};
+            continue;
+        }
+        j.dims[p] = replica_dim(j.reps[p]);
+    }
+    if (c->parallel && total > 1)
+        c->parallel(c->pool, total, search_one, &j);
+    else
+        for (size_t i = 0; i < total; i++)
+            search_one(&j, i);
+
+    for (uint32_t p = 0; p < np; p++) {
+        if (j.reps[p] == NULL)
+            continue;
+        int first = DV_OK;
+        for (uint32_t q = 0; q < nq && first == DV_OK; q++) {
+            size_t i = (size_t)p * nq + q;
+            if (j.codes[i] != DV_OK) {
+                first = j.codes[i];
+                memcpy(perr[p], j.errs[i], DV_ERRMSG_SIZE);
+            }
+        }
+        if (first != DV_OK) {
+            parts[p].err = (struct msg_error){first, S(perr[p]), 0};
+            continue;
+        }
+        parts[p].results = &hits[(size_t)p * nq];
+        parts[p].n = nq;
+        for (uint32_t q = 0; q < nq; q++) {
+            size_t i = (size_t)p * nq + q;
+            if ((rc = hits_from(&j.results[i], j.dims[p], &hits[i])) != DV_OK)
+                goto done;
+        }
+    }
+    rep->u.search_rep.parts = parts;
+    rep->u.search_rep.n_parts = np;
+    rc = msg_encode(rep, out, errmsg);
+
+done:
+    for (size_t i = 0; hits && i < total; i++)
+        free(hits[i].hits);
+    for (size_t i = 0; j.results && i < total; i++)
+        part_result_free(&j.results[i]);
+    for (uint32_t q = 0; j.filters && q < nq; q++)
+        filter_free(j.filters[q]);
+    for (uint32_t p = 0; j.reps && p < np; p++)
+        if (j.reps[p])
+            node_release(c->node, j.reps[p]);
+    free(j.reps);
+    free(j.filters);
+    free(j.results);
+    free(j.codes);
+    free(j.errs);
+    free(j.dims);
+    free(parts);
+    free(hits);
+    free(perr);
+    return rc;
+}
+
+/* ---- WAL read ---------------------------------------------------------------------------- */
+
+struct wal_acc {
+    struct msg_wal_rec *recs;
+    uint32_t n, cap;
+    uint64_t bytes, max;
+};
+
+static int wal_collect(uint64_t lsn, uint8_t type, const void *body, size_t len, void *arg)
+{
+    struct wal_acc *a = arg;
+    if (a->n > 0 && a->bytes + len > a->max)
+        return 1; /* enough for one reply */
+    if (a->n == a->cap) {
+        uint32_t cap = a->cap ? a->cap * 2 : 64;
+        void *p = realloc(a->recs, cap * sizeof *a->recs);
+        if (p == NULL)
+            return DV_ENOMEM;
+        a->recs = p;
+        a->cap = cap;
+    }
+    void *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        return DV_ENOMEM;
+    memcpy(copy, body, len);
+    a->recs[a->n++] = (struct msg_wal_rec){lsn, type, {copy, (uint32_t)len}};
+    a->bytes += len + 16;
+    return 0;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+/* Runs a partition-addressed request on its replica. */
+static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, char *errmsg,
+                        struct buf *out, uint64_t *stale_epoch)
+{
+    struct node_replica *r;
+    int rc = node_acquire(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
+                          req->addr.epoch, &r, stale_epoch, errmsg);
+    if (rc != DV_OK)
+        return rc;
+    struct part *p = r->part;
+    struct part_result res = {0};
+    struct filter *f = NULL;
+    void *chunk = NULL;
+    struct wal_acc acc = {0};
+    struct part_point *pts = NULL;
+
+    switch (req->type) {
+    case MSG_REPLICA_INFO: {
+        struct part_info info;
+        part_get_info(p, &info);
+        struct msg_info_rep *o = &rep->u.info_rep;
+        o->dim = info.index.dim;
+        o->metric = (uint32_t)info.index.metric;
+        o->m = info.index.m;
+        o->ef_construction = info.index.ef_construction;
+        o->ef_search = info.index.ef_search;
+        o->sq8 = info.index.sq8;
+        o->points = info.points;
+        o->deleted = info.deleted;
+        o->applied_lsn = info.applied_lsn;
+        o->durable_lsn = info.durable_lsn;
+        o->ckpt_lsn = info.ckpt_lsn;
+        o->wal_bytes = info.wal_bytes;
+        o->payload_bytes = info.payload_bytes;
+        break;
+    }
+    case MSG_UPSERT: {
+        const struct msg_upsert_req *u = &req->u.upsert_req;
+        uint32_t dim = replica_dim(r);
+        if (u->n > 0 && u->dim != dim) {
+            dv_errmsg_set(errmsg,
+                          "wrong dimension: the vectors have %u dimensions, collection %s "
+                          "partition %u has %u",
+                          u->dim, r->coll, r->partition, dim);
+            rc = DV_EDIM;
+            break;
+        }
+        if (c->capacity && node_points(c->node) + u->n > c->capacity) {
+            dv_errmsg_set(errmsg, "node is full: capacity %" PRIu64 " points", c->capacity);
+            rc = DV_EFULL;
+            break;
+        }
+        pts = calloc(u->n ? u->n : 1, sizeof *pts);
+        if (pts == NULL) {
+            rc = DV_ENOMEM;
+            break;
+        }
+        for (uint32_t i = 0; i < u->n; i++) {
+            pts[i].id = u->ids[i];
+            pts[i].vec = u->vecs + (size_t)i * u->dim;
+            pts[i].dim = u->dim;
+            pts[i].payload = u->payloads[i].p;
+            pts[i].payload_len = u->payloads[i].len;
+        }
+        rc = part_upsert(p, pts, u->n, &rep->u.write_rep.lsn, errmsg);
+        rep->u.write_rep.affected = u->n;
+        break;
+    }
+    case MSG_DELETE: {
+        size_t deleted = 0;
+        rc = part_delete(p, req->u.delete_req.ids, req->u.delete_req.n, &rep->u.write_rep.lsn,
+                         &deleted, errmsg);
+        rep->u.write_rep.affected = deleted;
+        break;
+    }
+    case MSG_SET_PAYLOAD: {
+        const struct msg_set_payload_req *s = &req->u.set_payload_req;
+        if (s->op < PART_PAYLOAD_SET || s->op > PART_PAYLOAD_CLEAR) {
+            dv_errmsg_set(errmsg,
+                          "unknown payload operation %u (1 set, 2 overwrite, 3 delete "
+                          "keys, 4 clear)",
+                          s->op);
+            rc = DV_EINVAL;
+            break;
+        }
+        rc = part_set_payload(p, (enum part_payload_op)s->op, s->ids, s->n, s->data.p, s->data.len,
+                              &rep->u.write_rep.lsn, errmsg);
+        rep->u.write_rep.affected = s->n;
+        break;
+    }
+    case MSG_PAYLOAD_INDEX: {
+        const struct msg_index_req *x = &req->u.index_req;
+        char key[256];
+        if (x->key.len == 0 || x->key.len >= sizeof key) {
+            dv_errmsg_set(errmsg, "payload index key must be 1 to %zu bytes", sizeof key - 1);
+            rc = DV_EINVAL;
+            break;
+        }
+        memcpy(key, x->key.p, x->key.len);
+        key[x->key.len] = '\0';
+        if (x->op == 1 && x->kind <= PINDEX_INTEGER) {
+            rc =
+                part_create_index(p, key, (enum pindex_kind)x->kind, &rep->u.write_rep.lsn, errmsg);
+        } else if (x->op == 2) {
+            rc = part_drop_index(p, key, &rep->u.write_rep.lsn, errmsg);
+        } else {
+            dv_errmsg_set(errmsg,
+                          "payload index: op must be 1 (create) or 2 (drop) and kind "
+                          "0 (keyword) or 1 (integer), got op %u kind %u",
+                          x->op, x->kind);
+            rc = DV_EINVAL;
+        }
+        rep->u.write_rep.affected = rc == DV_OK;
+        break;
+    }
+    case MSG_GET: {
+        const struct msg_get_req *g = &req->u.get_req;
+        rc = part_get(p, g->ids, g->n, g->with_vector, g->with_payload, &res, errmsg);
+        if (rc == DV_OK)
+            rc = hits_from(&res, replica_dim(r), &rep->u.get_rep);
+        break;
+    }
+    case MSG_COUNT:
+        rc = compile_filter(req->u.count_req.filter, &f, errmsg);
+        if (rc == DV_OK)
+            rc = part_count(p, f, &rep->u.count_rep.count, errmsg);
+        break;
+    case MSG_SCROLL: {
+        const struct msg_scroll_req *s = &req->u.scroll_req;
+        rc = compile_filter(s->filter, &f, errmsg);
+        if (rc == DV_OK)
+            rc = part_scroll(p, s->has_from ? &s->from : NULL, s->limit, f, s->with_vector,
+                             s->with_payload, &res, &rep->u.scroll_rep.next,
+                             &rep->u.scroll_rep.more, errmsg);
+        if (rc == DV_OK)
+            rc = hits_from(&res, replica_dim(r), &rep->u.scroll_rep.hits);
+        break;
+    }
+    case MSG_SNAPSHOT_READ: {
+        const struct msg_snapshot_req *s = &req->u.snapshot_req;
+        struct msg_snapshot_rep *o = &rep->u.snapshot_rep;
+        size_t len = 0;
+        o->session = s->session;
+        rc = node_snapshot_read(c->node, r, &o->session, s->offset, s->max_bytes, &chunk, &len,
+                                &o->lsn, &o->total, &o->done, errmsg);
+        o->data.p = chunk;
+        o->data.len = (uint32_t)len;
+        break;
+    }
+    case MSG_WAL_READ: {
+        const struct msg_wal_req *w = &req->u.wal_req;
+        struct part_info info;
+        part_get_info(p, &info);
+        acc.max = w->max_bytes == 0 || w->max_bytes > NODE_SNAPSHOT_CHUNK ? NODE_SNAPSHOT_CHUNK
+                                                                          : w->max_bytes;
+        rep->u.wal_rep.applied_lsn = info.applied_lsn;
+        if (w->from > info.applied_lsn)
+            break; /* nothing newer: an empty list */
+        rc = part_read_wal(p, w->from, wal_collect, &acc, errmsg);
+        if (rc == 1)
+            rc = DV_OK;
+        rep->u.wal_rep.recs = acc.recs;
+        rep->u.wal_rep.n = acc.n;
+        break;
+    }
+    default:
+        dv_errmsg_set(errmsg, "%s is not a partition request", msg_type_name(req->type));
+        rc = DV_EINVAL;
+    }
+    if (rc == DV_OK)
+        rc = msg_encode(rep, out, errmsg);
+
+    free(pts);
+    free(chunk);
+    for (uint32_t i = 0; i < acc.n; i++)
+        free((void *)acc.recs[i].body.p);
+    free(acc.recs);
+    filter_free(f);
+    free(rep->type == MSG_GET && rep->u.get_rep.hits ? rep->u.get_rep.hits : NULL);
+    if (rep->type == MSG_SCROLL)
+        free(rep->u.scroll_rep.hits.hits);
+    part_result_free(&res);
+    node_release(c->node, r);
+    return rc;
+}
+
+struct stat_acc {
+    uint64_t points, deleted, wal_bytes, payload_bytes, max_ckpt_age_ms, replicas;
+};
+
+static void stat_one(void *arg, struct node_replica *r)
+{
+    struct stat_acc *a = arg;
+    struct part_info info;
+    part_get_info(r->part, &info);
+    a->replicas++;
+    a->points += info.points;
+    a->deleted += info.deleted;
+    a->wal_bytes += info.wal_bytes;
+    a->payload_bytes += info.payload_bytes;
+    if (info.ckpt_age_ms > a->max_ckpt_age_ms)
+        a->max_ckpt_age_ms = info.ckpt_age_ms;
+}
+
+static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *errmsg,
+               struct buf *out, uint64_t *stale_epoch)
+{
+    int rc;
+    switch (req->type) {
+    case MSG_HELLO: {
+        struct replica_list l;
+        list_replicas(c, &l);
+        struct msg_hello_rep *h = &rep->u.hello_rep;
+        h->node_id = S(c->node_id);
+        h->version = S(c->version);
+        h->capacity = c->capacity;
+        h->replicas = l.items;
+        h->n_replicas = l.n;
+        rc = msg_encode(rep, out, errmsg);
+        replica_list_free(&l);
+        return rc;
+    }
+    case MSG_REPLICA_LIST: {
+        struct replica_list l;
+        list_replicas(c, &l);
+        rep->u.list_rep.replicas = l.items;
+        rep->u.list_rep.n = l.n;
+        rc = msg_encode(rep, out, errmsg);
+        replica_list_free(&l);
+        return rc;
+    }
+    case MSG_REPLICA_CREATE: {
+        const struct msg_create_req *cr = &req->u.create_req;
+        struct hnsw_params hp;
+        hnsw_params_default(&hp);
+        hp.dim = cr->dim;
+        hp.metric = (enum hnsw_metric)cr->metric;
+        if (cr->metric > HNSW_L1) {
+            dv_errmsg_set(errmsg, "unknown metric %u (0 euclid, 1 dot, 2 cosine, 3 manhattan)",
+                          cr->metric);
+            return DV_EINVAL;
+        }
+        if (cr->m)
+            hp.m = cr->m;
+        if (cr->ef_construction)
+            hp.ef_construction = cr->ef_construction;
+        if (cr->ef_search)
+            hp.ef_search = cr->ef_search;
+        hp.sq8 = cr->sq8;
+        rc = node_create(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
+                         req->addr.epoch, &hp, (enum wal_sync)cr->fsync, stale_epoch, errmsg);
+        return rc == DV_OK ? msg_encode(rep, out, errmsg) : rc;
+    }
+    case MSG_REPLICA_DROP:
+        rc = node_drop(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
+                       req->addr.epoch, stale_epoch, errmsg);
+        return rc == DV_OK ? msg_encode(rep, out, errmsg) : rc;
+    case MSG_SEARCH:
+        return do_search(c, req, rep, errmsg, out);
+    case MSG_STATS: {
+        struct stat_acc a = {0};
+        node_foreach(c->node, stat_one, &a);
+        struct msg_stat st[] = {
+            {S("replicas"), a.replicas},
+            {S("points"), a.points},
+            {S("deleted"), a.deleted},
+            {S("wal_bytes"), a.wal_bytes},
+            {S("payload_bytes"), a.payload_bytes},
+            {S("max_checkpoint_age_ms"), a.max_ckpt_age_ms},
+            {S("replicas_failed_to_open"), node_open_failures(c->node)},
+            {S("uptime_ms"), clock_mono_ms() - c->started_ms},
+        };
+        rep->u.stats_rep.stats = st;
+        rep->u.stats_rep.n = sizeof st / sizeof st[0];
+        return msg_encode(rep, out, errmsg);
+    }
+    default:
+        return do_addressed(c, req, rep, errmsg, out, stale_epoch);
+    }
+}
+
+int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
+                   struct handle_result *res)
+{
+    struct msg req, rep;
+    uint64_t stale_epoch = 0;
+    int rc;
+    memset(res, 0, sizeof *res);
+    memset(&rep, 0, sizeof rep);
+    buf_reset(out);
+
+    if (n > c->max_msg) {
+        peek_header(in, n, &res->type, &res->req_id);
+        dv_errmsg_set(res->errmsg, "message of %zu bytes exceeds this node's maximum of %" PRIu64,
+                      n, c->max_msg);
+        rc = DV_ETOOBIG;
+        goto err_reply;
+    }
+    rc = msg_decode(in, n, &req, res->errmsg);
+    if (rc != DV_OK) {
+        peek_header(in, n, &res->type, &res->req_id);
+        goto err_reply;
+    }
+    res->type = req.type;
+    res->req_id = req.req_id;
+    if (req.reply) {
+        dv_errmsg_set(res->errmsg, "got a reply (%s) where a request was expected",
+                      msg_type_name(req.type));
+        msg_free(&req);
+        rc = DV_EPROTO;
+        goto err_reply;
+    }
+    if (atomic_load(&c->draining)) {
+        dv_errmsg_set(res->errmsg, "node is shutting down");
+        msg_free(&req);
+        rc = DV_ESHUTDOWN;
+        goto err_reply;
+    }
+    rep.type = req.type;
+    rep.reply = true;
+    rep.req_id = req.req_id;
+    rc = run(c, &req, &rep, res->errmsg, out, &stale_epoch);
+    msg_free(&req);
+    if (rc == DV_OK) {
+        res->code = DV_OK;
+        return DV_OK;
+    }
+
+err_reply:
+    res->code = rc;
+    buf_reset(out);
+    memset(&rep, 0, sizeof rep);
+    rep.type = res->type;
+    rep.reply = true;
+    rep.req_id = res->req_id;
+    rep.err.code = rc;
+    rep.err.text = S(res->errmsg);
+    rep.err.epoch = rc == DV_ESTALE ? stale_epoch : 0;
+    char err2[DV_ERRMSG_SIZE];
+    if (msg_encode(&rep, out, err2) != DV_OK) {
+        /* A code unknown to the protocol: report it as an IO error rather than not at all. */
+        rep.err.code = DV_EIO;
+        if (msg_encode(&rep, out, err2) != DV_OK)
+            return DV_ENOMEM;
+    }
+    return DV_OK;
+}

@@ -1,0 +1,46 @@
+/* handle.h - one request of the native protocol in, one reply out (dvec-shard). */
+#ifndef DV_HANDLE_H
+#define DV_HANDLE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "msg.h"
+#include "node.h"
+
+/* Runs fn(arg, 0) .. fn(arg, n - 1), possibly on several threads, and returns when all ran. */
+typedef void (*handle_parallel_fn)(void *pool, size_t n, void (*fn)(void *arg, size_t i),
+                                   void *arg);
+
+struct handle_ctx {
+    struct node *node;
+    const char *node_id;
+    const char *version;
+    uint64_t capacity;           /* points over all replicas, 0: unlimited */
+    uint64_t max_msg;            /* largest request accepted, bytes */
+    handle_parallel_fn parallel; /* NULL: everything on the calling thread */
+    void *pool;
+    atomic_bool draining; /* shutting down: new requests get DV_ESHUTDOWN */
+    uint64_t started_ms;  /* clock_mono_ms at start, for stats */
+};
+
+/* What a request was, for metrics and logs. */
+struct handle_result {
+    int type; /* enum msg_type, MSG_ERROR when unreadable */
+    int code; /* DV_OK or the error answered */
+    uint64_t req_id;
+    char errmsg[DV_ERRMSG_SIZE];
+};
+
+/*
+ * Decodes `n` bytes of request, runs it, and appends the encoded reply to `out` (an error
+ * reply for anything wrong with the request: it never fails to produce a reply unless out of
+ * memory, in which case it returns DV_ENOMEM and `out` is empty).
+ */
+int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
+                   struct handle_result *res);
+
+#endif

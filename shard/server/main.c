@@ -1,0 +1,296 @@
+/* main.c - dvec-shard: configuration, data dir lock, signals, start and orderly stop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "node.h"
+#include "server.h"
+#include "shard_cfg.h"
+#include "shard_http.h"
+
+#define SHARD_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: dvec-shard [--config FILE] [--KEY VALUE | --KEY=VALUE]...\n"
+               "       dvec-shard --help | --version\n"
+               "\n"
+               "Serves replicas of partitions to dvec coordinators over NNG (docs/protocol.md).\n"
+               "Settings come from the YAML file, then from flags (flags win); every key of the\n"
+               "file is also a flag: --data_dir ./var/n1 --checkpoint.interval 2m.\n"
+               "SIGTERM or SIGINT: stop accepting, finish requests in flight, checkpoint every\n"
+               "replica, exit 0 (forced exit after shutdown_timeout).\n\n"
+               "Settings:\n");
+    cfg_print_help(shard_cfg_schema, f);
+}
+
+/* Holds the data dir's LOCK file for the life of the process. */
+static int lock_data_dir(const char *dir, int *fd_out, char *errmsg)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        dv_errmsg_set(errmsg, "%s: %s", path, strerror(errno));
+        return DV_EOS;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char other[32] = "";
+        ssize_t k = pread(fd, other, sizeof other - 1, 0);
+        other[k > 0 ? k : 0] = '\0';
+        other[strcspn(other, "\n")] = '\0';
+        dv_errmsg_set(errmsg,
+                      "data dir %s is in use by another dvec-shard (pid %s); stop it first or "
+                      "choose another data_dir",
+                      dir, other[0] ? other : "unknown");
+        close(fd);
+        return DV_EBUSY;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        log_warn("cannot write pid to LOCK", "path=%s", path);
+    *fd_out = fd;
+    return DV_OK;
+}
+
+/* The configured node id, or the one stored in data_dir/node.id (created once). */
+static int node_id(const struct shard_cfg *c, char *out, size_t cap, char *errmsg)
+{
+    if (c->node_id && c->node_id[0]) {
+        snprintf(out, cap, "%s", c->node_id);
+        return DV_OK;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/node.id", c->data_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        bool ok = fgets(out, (int)cap, f) != NULL;
+        fclose(f);
+        out[strcspn(out, "\n")] = '\0';
+        if (ok && out[0])
+            return DV_OK;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t r = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_sec;
+    snprintf(out, cap, "node-%08" PRIx64, (uint64_t)((r * 0x9e3779b97f4a7c15ull) >> 32));
+    char text[128];
+    int n = snprintf(text, sizeof text, "%s\n", out);
+    if (io_replace_file(io_posix(), path, text, (size_t)n) != 0) {
+        dv_errmsg_set(errmsg, "%s: cannot write", path);
+        return DV_EOS;
+    }
+    return DV_OK;
+}
+
+static int parse_args(int argc, char **argv, struct shard_cfg *c, char *errmsg)
+{
+    /* The file first, whatever its position, so flags override it. */
+    for (int i = 1; i < argc; i++) {
+        const char *path = NULL;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+        if (path) {
+            int rc = cfg_load_file(shard_cfg_schema, c, path, errmsg);
+            if (rc != DV_OK)
+                return rc;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--config=", 9) == 0)
+            continue;
+        if (strncmp(a, "--", 2) != 0) {
+            dv_errmsg_set(errmsg, "unexpected argument '%s' (see --help)", a);
+            return DV_EINVAL;
+        }
+        a += 2;
+        int rc;
+        const char *eq = strchr(a, '=');
+        if (eq) {
+            rc = cfg_set_arg(shard_cfg_schema, c, a, errmsg);
+        } else {
+            if (i + 1 >= argc) {
+                dv_errmsg_set(errmsg, "--%s needs a value", a);
+                return DV_EINVAL;
+            }
+            rc = cfg_set(shard_cfg_schema, c, a, argv[++i], errmsg);
+        }
+        if (rc != DV_OK) {
+            dv_errmsg_prefix(errmsg, "--%.*s: ", (int)(eq ? eq - a : (long)strlen(a)), a);
+            return rc;
+        }
+    }
+    if (c->data_dir == NULL || c->data_dir[0] == '\0') {
+        dv_errmsg_set(errmsg, "data_dir is not set (in the config file or --data_dir DIR)");
+        return DV_EINVAL;
+    }
+    return DV_OK;
+}
+
+/* Forced exit when a graceful stop takes too long (nng_close can hang: LIBRARY-NOTES). */
+static uint64_t watchdog_ns;
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    clock_sleep_ns(watchdog_ns);
+    log_error("shutdown took longer than shutdown_timeout; exiting now", "timeout_ms=%" PRIu64,
+              watchdog_ns / 1000000);
+    _exit(3);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    char err[DV_ERRMSG_SIZE];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("dvec-shard %s (protocol %d)\n", SHARD_VERSION, PROTO_VERSION);
+            return 0;
+        }
+    }
+    struct shard_cfg c;
+    if (cfg_defaults(shard_cfg_schema, &c) != DV_OK) {
+        fprintf(stderr, "dvec-shard: bad built-in defaults\n");
+        return 2;
+    }
+    int rc = parse_args(argc, argv, &c, err);
+    if (rc != DV_OK) {
+        fprintf(stderr, "dvec-shard: %s\n", err);
+        cfg_free(shard_cfg_schema, &c);
+        return 2;
+    }
+    log_set_level((enum log_level)c.log_level);
+    log_level_from_env(); /* DVEC_LOG_LEVEL, when set, wins over the file */
+
+    /* Signals: SIGPIPE ignored; SIGTERM/SIGINT taken by sigwait in this thread only. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    if (mkdir(c.data_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "dvec-shard: data_dir %s: %s\n", c.data_dir, strerror(errno));
+        return 2;
+    }
+    int lock_fd;
+    if ((rc = lock_data_dir(c.data_dir, &lock_fd, err)) != DV_OK) {
+        fprintf(stderr, "dvec-shard: %s\n", err);
+        log_error("cannot start", "error=\"%s\"", err);
+        return 2;
+    }
+    char id[128];
+    if ((rc = node_id(&c, id, sizeof id, err)) != DV_OK) {
+        fprintf(stderr, "dvec-shard: %s\n", err);
+        return 2;
+    }
+    uint64_t t0 = clock_mono_ms();
+    log_info("starting", "node_id=%s version=%s data_dir=%s listen=%s", id, SHARD_VERSION,
+             c.data_dir, c.listen);
+
+    struct node_opts no;
+    part_opts_default(&no.part);
+    no.part.ckpt_wal_bytes = c.ckpt_wal_bytes;
+    no.part.ckpt_interval_ms = (uint32_t)(c.ckpt_interval_ns / 1000000);
+    no.part.insert_threads = (uint32_t)c.insert_threads;
+    no.part.wal.interval_ms = (uint32_t)(c.fsync_interval_ns / 1000000);
+    no.capacity = c.capacity;
+    no.snapshot_idle_ms = (uint32_t)(c.snapshot_idle_ns / 1000000);
+    no.force_fsync = c.fsync == SHARD_FSYNC_REPLICA ? -1 : c.fsync - 1;
+    struct node *node;
+    if ((rc = node_open(c.data_dir, &no, &node, err)) != DV_OK) {
+        fprintf(stderr, "dvec-shard: %s\n", err);
+        log_error("cannot open data dir", "error=\"%s\"", err);
+        return 2;
+    }
+
+    struct handle_ctx hc = {
+        .node = node,
+        .node_id = id,
+        .version = SHARD_VERSION,
+        .capacity = c.capacity,
+        .max_msg = c.max_message,
+        .started_ms = t0,
+    };
+    atomic_init(&hc.draining, false);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    struct shard_metrics *sm = shard_metrics_new(node);
+    struct server_opts so = {
+        .listen = c.listen,
+        .workers = c.workers ? (uint32_t)c.workers : (uint32_t)(cpus > 0 ? cpus : 2),
+        .contexts = (uint32_t)c.contexts,
+        .recv_max = 2 * c.max_message,
+        .done = shard_metrics_done,
+        .done_arg = sm,
+    };
+    struct server *srv;
+    if ((rc = server_start(&so, &hc, &srv, err)) != DV_OK) {
+        fprintf(stderr, "dvec-shard: %s\n", err);
+        log_error("cannot start", "error=\"%s\"", err);
+        node_close(node, false);
+        return 2;
+    }
+    shard_metrics_set_server(sm, srv);
+    struct shard_http *http = NULL;
+    if (c.http && c.http[0]) {
+        if ((rc = shard_http_start(c.http, sm, &hc, &http, err)) != DV_OK) {
+            fprintf(stderr, "dvec-shard: %s\n", err);
+            log_error("cannot start", "error=\"%s\"", err);
+            _exit(2); /* nng is running: leave without a slow graceful close */
+        }
+    }
+    log_info("ready", "node_id=%s replicas_failed=%zu workers=%u contexts=%u startup_ms=%" PRIu64,
+             id, node_open_failures(node), so.workers, so.contexts, clock_mono_ms() - t0);
+
+    /* Wait for SIGTERM/SIGINT; expire idle snapshot sessions meanwhile. */
+    int sig = 0;
+    for (;;) {
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(&stop, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        node_snapshot_expire(node);
+    }
+    uint64_t ts = clock_mono_ms();
+    log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    watchdog_ns = c.shutdown_timeout_ns;
+    pthread_t wd;
+    pthread_create(&wd, NULL, watchdog, NULL);
+
+    int left = server_drain(srv, c.shutdown_timeout_ns / 1000000 / 2);
+    if (left)
+        log_warn("requests still running at the drain deadline", "count=%d", left);
+    shard_http_stop(http);
+    server_stop(srv);
+    node_close(node, true);
+    log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - ts);
+    shard_metrics_free(sm);
+    cfg_free(shard_cfg_schema, &c);
+    close(lock_fd);
+    return 0;
+}

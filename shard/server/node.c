@@ -1,0 +1,575 @@
+/* node.c - the replica table of a dvec-shard: layout on disk, epochs, create and drop. */
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "clock.h"
+#include "hash.h"
+#include "log.h"
+#include "node_int.h"
+
+static const char *const sync_names[] = {"always", "interval", "never"};
+
+bool node_coll_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > NODE_MAX_COLL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static unsigned bucket_of(const char *coll, size_t len, uint32_t partition)
+{
+    return (unsigned)(hash64_bytes(coll, len, partition) % NODE_BUCKETS);
+}
+
+/* Called with n->mu held. */
+static struct rep *find(struct node *n, const char *coll, size_t len, uint32_t partition)
+{
+    for (struct rep *r = n->buckets[bucket_of(coll, len, partition)]; r; r = r->next)
+        if (r->pub.partition == partition && strlen(r->pub.coll) == len &&
+            memcmp(r->pub.coll, coll, len) == 0)
+            return r;
+    return NULL;
+}
+
+static void insert(struct node *n, struct rep *r)
+{
+    unsigned b = bucket_of(r->pub.coll, strlen(r->pub.coll), r->pub.partition);
+    r->next = n->buckets[b];
+    n->buckets[b] = r;
+    n->n_replicas++;
+}
+
+static void unlink_rep(struct node *n, struct rep *r)
+{
+    unsigned b = bucket_of(r->pub.coll, strlen(r->pub.coll), r->pub.partition);
+    for (struct rep **pp = &n->buckets[b]; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            n->n_replicas--;
+            return;
+        }
+}
+
+/* ---- node.meta --------------------------------------------------------------------------- */
+
+static int meta_write(struct node *n, const char *dir, uint64_t epoch, enum wal_sync fsync)
+{
+    char path[PATH_MAX + 16], text[128];
+    snprintf(path, sizeof path, "%s/node.meta", dir);
+    int len = snprintf(text, sizeof text, "dvec-node-meta 1\nepoch %" PRIu64 "\nfsync %s\n", epoch,
+                       sync_names[fsync]);
+    return io_replace_file(n->io, path, text, (size_t)len);
+}
+
+static int meta_read(struct node *n, const char *dir, uint64_t *epoch, enum wal_sync *fsync,
+                     char *errmsg)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/node.meta", dir);
+    void *buf;
+    size_t len;
+    int rc = io_read_file(n->io, path, 4096, &buf, &len);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "%s: %s", path, strerror(-rc));
+        return DV_EOS;
+    }
+    char text[4097], sync[16];
+    memcpy(text, buf, len);
+    text[len] = '\0';
+    free(buf);
+    unsigned long long e;
+    if (sscanf(text, "dvec-node-meta 1\nepoch %llu\nfsync %15s\n", &e, sync) != 2) {
+        dv_errmsg_set(errmsg, "%s: not a node meta file", path);
+        return DV_ECORRUPT;
+    }
+    for (int i = 0; i < 3; i++)
+        if (strcmp(sync, sync_names[i]) == 0) {
+            *epoch = e;
+            *fsync = (enum wal_sync)i;
+            return DV_OK;
+        }
+    dv_errmsg_set(errmsg, "%s: unknown fsync policy '%s'", path, sync);
+    return DV_ECORRUPT;
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
+    if (rc != 0 && errno != ENOENT)
+        log_warn("cannot remove", "path=%s error=\"%s\"", path, strerror(errno));
+    return 0;
+}
+
+/* Removes a directory tree (the files of a dropped replica). */
+static void remove_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void replica_opts(struct node *n, enum wal_sync fsync, struct part_opts *o)
+{
+    *o = n->opts.part;
+    o->wal.sync = n->opts.force_fsync >= 0 ? (enum wal_sync)n->opts.force_fsync : fsync;
+}
+
+static struct rep *rep_new(const char *dir, const char *coll, size_t len, uint32_t partition,
+                           uint64_t epoch, enum wal_sync fsync)
+{
+    struct rep *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    memcpy(r->pub.coll, coll, len);
+    r->pub.coll[len] = '\0';
+    r->pub.partition = partition;
+    r->pub.epoch = epoch;
+    r->pub.fsync = fsync;
+    pthread_mutex_init(&r->meta_mu, NULL);
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    return r;
+}
+
+static void rep_free(struct rep *r)
+{
+    pthread_mutex_destroy(&r->meta_mu);
+    free(r);
+}
+
+/* Parses "<coll>.<part>" into its parts. */
+static bool parse_name(const char *name, size_t *coll_len, uint32_t *partition)
+{
+    const char *dot = strrchr(name, '.');
+    if (dot == NULL || !node_coll_valid(name, (size_t)(dot - name)) || dot[1] == '\0')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(dot + 1, &end, 10);
+    if (*end != '\0' || errno != 0 || v > UINT32_MAX || dot[1] < '0' || dot[1] > '9')
+        return false;
+    *coll_len = (size_t)(dot - name);
+    *partition = (uint32_t)v;
+    return true;
+}
+
+static int open_one(struct node *n, const char *name)
+{
+    char err[DV_ERRMSG_SIZE], dir[PATH_MAX], data[PATH_MAX + 8];
+    size_t coll_len;
+    uint32_t partition;
+    if (!parse_name(name, &coll_len, &partition)) {
+        log_warn("ignoring unknown entry in replicas/", "name=%s", name);
+        return DV_OK;
+    }
+    snprintf(dir, sizeof dir, "%s/replicas/%s", n->dir, name);
+    uint64_t epoch;
+    enum wal_sync fsync;
+    int rc = meta_read(n, dir, &epoch, &fsync, err);
+    if (rc != DV_OK)
+        goto err_log;
+    struct part_opts o;
+    replica_opts(n, fsync, &o);
+    struct part *p;
+    snprintf(data, sizeof data, "%s/data", dir);
+    rc = part_open(n->io, data, &o, &p, err);
+    if (rc != DV_OK)
+        goto err_log;
+    struct rep *r = rep_new(dir, name, coll_len, partition, epoch, fsync);
+    if (r == NULL) {
+        part_close(p);
+        return DV_ENOMEM;
+    }
+    r->pub.part = p;
+    struct part_info info;
+    part_get_info(p, &info);
+    log_info("replica opened",
+             "collection=%s partition=%u epoch=%" PRIu64 " points=%" PRIu64 " lsn=%" PRIu64
+             " open_ms=%" PRIu64,
+             r->pub.coll, partition, epoch, info.points, info.applied_lsn, info.open_ms);
+    pthread_mutex_lock(&n->mu);
+    insert(n, r);
+    pthread_mutex_unlock(&n->mu);
+    return DV_OK;
+
+err_log:
+    n->open_failures++;
+    log_error("replica does not open; not served", "dir=%s code=%s error=\"%s\"", dir,
+              dv_errname(rc), err);
+    return DV_OK;
+}
+
+int node_open(const char *data_dir, const struct node_opts *o, struct node **out, char *errmsg)
+{
+    if (strlen(data_dir) >= NODE_DIR_MAX) {
+        dv_errmsg_set(errmsg, "data dir path is longer than %d bytes", NODE_DIR_MAX - 1);
+        return DV_EINVAL;
+    }
+    struct node *n = calloc(1, sizeof *n);
+    if (n == NULL)
+        return DV_ENOMEM;
+    snprintf(n->dir, sizeof n->dir, "%s", data_dir);
+    n->opts = *o;
+    n->io = io_posix();
+    /* Session ids unique across restarts: a reader holding an id from before a restart gets
+     * "unknown session", never another snapshot under the same id. */
+    n->next_session = (clock_wall_ns() / 1000) << 8;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_cond_init(&n->released, NULL);
+    pthread_mutex_init(&n->snap_mu, NULL);
+
+    char path[PATH_MAX + 16];
+    const char *subs[] = {"replicas", "tmp"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", data_dir, subs[i]);
+        int rc = n->io->mkdir(n->io, path, 0755);
+        if (rc != 0 && rc != -EEXIST) {
+            dv_errmsg_set(errmsg, "%s: %s", path, strerror(-rc));
+            node_close(n, false);
+            return DV_EOS;
+        }
+    }
+    /* Snapshot files of an earlier run are useless now. */
+    snprintf(path, sizeof path, "%s/tmp", data_dir);
+    remove_tree(path);
+    n->io->mkdir(n->io, path, 0755);
+
+    snprintf(path, sizeof path, "%s/replicas", data_dir);
+    char **names;
+    size_t nn;
+    int rc = n->io->list(n->io, path, &names, &nn);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "%s: %s", path, strerror(-rc));
+        node_close(n, false);
+        return DV_EOS;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        if (names[i][0] == '.') {
+            /* A create or drop that a crash interrupted: finish it. */
+            char leftover[PATH_MAX + 300];
+            snprintf(leftover, sizeof leftover, "%s/%s", path, names[i]);
+            log_warn("removing leftover of an interrupted create or drop", "dir=%s", leftover);
+            remove_tree(leftover);
+            continue;
+        }
+        rc = open_one(n, names[i]);
+        if (rc != DV_OK) {
+            io_free_list(names, nn);
+            dv_errmsg_set(errmsg, "opening replicas: %s", dv_strerror(rc));
+            node_close(n, false);
+            return rc;
+        }
+    }
+    io_free_list(names, nn);
+    *out = n;
+    return DV_OK;
+}
+
+size_t node_open_failures(struct node *n)
+{
+    return n->open_failures;
+}
+
+void node_close(struct node *n, bool checkpoint)
+{
+    if (n == NULL)
+        return;
+    char err[DV_ERRMSG_SIZE];
+    for (unsigned b = 0; b < NODE_BUCKETS; b++) {
+        struct rep *r = n->buckets[b];
+        while (r) {
+            struct rep *next = r->next;
+            if (checkpoint) {
+                int rc = part_checkpoint(r->pub.part, err);
+                if (rc != DV_OK)
+                    log_error("checkpoint at shutdown failed",
+                              "collection=%s partition=%u "
+                              "error=\"%s\"",
+                              r->pub.coll, r->pub.partition, err);
+            }
+            part_close(r->pub.part);
+            rep_free(r);
+            r = next;
+        }
+        n->buckets[b] = NULL;
+    }
+    node_snapshot_expire_all_(n);
+    pthread_mutex_destroy(&n->snap_mu);
+    pthread_cond_destroy(&n->released);
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+}
+
+/* ---- lookups ----------------------------------------------------------------------------- */
+
+int node_acquire(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                 uint64_t epoch, struct node_replica **out, uint64_t *known, char *errmsg)
+{
+    *known = 0;
+    pthread_mutex_lock(&n->mu);
+    struct rep *r = find(n, coll, coll_len, partition);
+    if (r == NULL) {
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg, "stale map: collection %.*s partition %u is not held by this node",
+                      (int)coll_len, coll, partition);
+        return DV_ESTALE;
+    }
+    if (epoch < r->pub.epoch) {
+        *known = r->pub.epoch;
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg,
+                      "stale map: collection %.*s partition %u: request routed with epoch %" PRIu64
+                      ", this node has epoch %" PRIu64,
+                      (int)coll_len, coll, partition, epoch, *known);
+        return DV_ESTALE;
+    }
+    bool raise = epoch > r->pub.epoch;
+    r->pub.refs_++;
+    pthread_mutex_unlock(&n->mu);
+    if (raise) {
+        /* Persist before serving under the new epoch, so a restart never forgets it. */
+        pthread_mutex_lock(&r->meta_mu);
+        pthread_mutex_lock(&n->mu);
+        bool still = epoch > r->pub.epoch;
+        pthread_mutex_unlock(&n->mu);
+        if (still) {
+            int rc = meta_write(n, r->dir, epoch, r->pub.fsync);
+            if (rc == 0) {
+                pthread_mutex_lock(&n->mu);
+                if (epoch > r->pub.epoch)
+                    r->pub.epoch = epoch;
+                pthread_mutex_unlock(&n->mu);
+                log_info("replica epoch raised", "collection=%s partition=%u epoch=%" PRIu64,
+                         r->pub.coll, partition, epoch);
+            } else {
+                log_error("cannot persist epoch", "dir=%s error=\"%s\"", r->dir, strerror(-rc));
+            }
+        }
+        pthread_mutex_unlock(&r->meta_mu);
+    }
+    *out = &r->pub;
+    return DV_OK;
+}
+
+void node_release(struct node *n, struct node_replica *pub)
+{
+    pthread_mutex_lock(&n->mu);
+    pub->refs_--;
+    if (pub->dropped_ && pub->refs_ == 0)
+        pthread_cond_broadcast(&n->released);
+    pthread_mutex_unlock(&n->mu);
+}
+
+void node_foreach(struct node *n, void (*fn)(void *arg, struct node_replica *r), void *arg)
+{
+    pthread_mutex_lock(&n->mu);
+    size_t cap = n->n_replicas, cnt = 0;
+    struct rep **all = malloc((cap ? cap : 1) * sizeof *all);
+    if (all == NULL) {
+        pthread_mutex_unlock(&n->mu);
+        return;
+    }
+    for (unsigned b = 0; b < NODE_BUCKETS; b++)
+        for (struct rep *r = n->buckets[b]; r; r = r->next) {
+            r->pub.refs_++;
+            all[cnt++] = r;
+        }
+    pthread_mutex_unlock(&n->mu);
+    for (size_t i = 0; i < cnt; i++) {
+        fn(arg, &all[i]->pub);
+        node_release(n, &all[i]->pub);
+    }
+    free(all);
+}
+
+static void add_points(void *arg, struct node_replica *r)
+{
+    struct part_info info;
+    part_get_info(r->part, &info);
+    *(uint64_t *)arg += info.points;
+}
+
+uint64_t node_points(struct node *n)
+{
+    uint64_t total = 0;
+    node_foreach(n, add_points, &total);
+    return total;
+}
+
+static void checkpoint_one(void *arg, struct node_replica *r)
+{
+    char err[DV_ERRMSG_SIZE];
+    (void)arg;
+    if (part_checkpoint(r->part, err) != DV_OK)
+        log_error("checkpoint failed", "collection=%s partition=%u error=\"%s\"", r->coll,
+                  r->partition, err);
+}
+
+void node_checkpoint_all(struct node *n)
+{
+    node_foreach(n, checkpoint_one, NULL);
+}
+
+/* ---- create and drop --------------------------------------------------------------------- */
+
+int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                uint64_t epoch, const struct hnsw_params *index, enum wal_sync fsync,
+                uint64_t *known, char *errmsg)
+{
+    char err[DV_ERRMSG_SIZE];
+    *known = 0;
+    if (!node_coll_valid(coll, coll_len)) {
+        dv_errmsg_set(errmsg, "collection name must be 1 to %d characters of A-Z a-z 0-9 _ -",
+                      NODE_MAX_COLL);
+        return DV_EINVAL;
+    }
+    if ((unsigned)fsync > WAL_SYNC_NEVER) {
+        dv_errmsg_set(errmsg, "unknown fsync policy %u", (unsigned)fsync);
+        return DV_EINVAL;
+    }
+    struct node_replica *have;
+    int rc = node_acquire(n, coll, coll_len, partition, epoch, &have, known, errmsg);
+    if (rc == DV_OK) {
+        struct part_info info;
+        part_get_info(have->part, &info);
+        bool same = info.index.dim == index->dim && info.index.metric == index->metric;
+        node_release(n, have);
+        if (!same) {
+            dv_errmsg_set(errmsg, "collection %.*s partition %u exists with dimension %u metric %d",
+                          (int)coll_len, coll, partition, info.index.dim, (int)info.index.metric);
+            return DV_EEXIST;
+        }
+        return DV_OK;
+    }
+    if (*known != 0)
+        return rc; /* exists with a newer epoch */
+
+    /* Build it under a hidden name, then rename: a crash leaves a leftover, not a half
+     * replica. Two concurrent creates of the same partition: the second rename fails. */
+    char name[NODE_MAX_COLL + 16], tmp[PATH_MAX], final[PATH_MAX], data[PATH_MAX + 8];
+    snprintf(name, sizeof name, "%.*s.%u", (int)coll_len, coll, partition);
+    static uint64_t seq;
+    uint64_t s = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+    snprintf(tmp, sizeof tmp, "%s/replicas/.creating-%s-%" PRIu64, n->dir, name, s);
+    snprintf(final, sizeof final, "%s/replicas/%s", n->dir, name);
+    rc = n->io->mkdir(n->io, tmp, 0755);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "%s: %s", tmp, strerror(-rc));
+        return DV_EOS;
+    }
+    struct part_opts o;
+    replica_opts(n, fsync, &o);
+    o.index = *index;
+    snprintf(data, sizeof data, "%s/data", tmp);
+    struct part *p;
+    rc = part_create(n->io, data, &o, &p, err);
+    if (rc != DV_OK) {
+        dv_errmsg_set(errmsg, "%s", err);
+        goto err_remove;
+    }
+    part_close(p);
+    if ((rc = meta_write(n, tmp, epoch, fsync)) != 0) {
+        dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
+        rc = DV_EOS;
+        goto err_remove;
+    }
+    pthread_mutex_lock(&n->mu);
+    if (find(n, coll, coll_len, partition) != NULL) {
+        pthread_mutex_unlock(&n->mu);
+        remove_tree(tmp);
+        return node_create(n, coll, coll_len, partition, epoch, index, fsync, known, errmsg);
+    }
+    rc = n->io->rename(n->io, tmp, final);
+    char replicas[PATH_MAX + 16];
+    snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
+    if (rc == 0)
+        rc = io_fsync_dir(n->io, replicas);
+    if (rc != 0) {
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg, "renaming %s: %s", tmp, strerror(-rc));
+        rc = DV_EOS;
+        goto err_remove;
+    }
+    snprintf(data, sizeof data, "%s/data", final);
+    rc = part_open(n->io, data, &o, &p, err);
+    if (rc != DV_OK) {
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg, "%s", err);
+        remove_tree(final);
+        return rc;
+    }
+    struct rep *r = rep_new(final, coll, coll_len, partition, epoch, fsync);
+    if (r == NULL) {
+        pthread_mutex_unlock(&n->mu);
+        part_close(p);
+        remove_tree(final);
+        return DV_ENOMEM;
+    }
+    r->pub.part = p;
+    insert(n, r);
+    pthread_mutex_unlock(&n->mu);
+    log_info("replica created",
+             "collection=%s partition=%u epoch=%" PRIu64 " dim=%u metric=%d fsync=%s", r->pub.coll,
+             partition, epoch, index->dim, (int)index->metric, sync_names[fsync]);
+    return DV_OK;
+
+err_remove:
+    remove_tree(tmp);
+    return rc;
+}
+
+int node_drop(struct node *n, const char *coll, size_t coll_len, uint32_t partition, uint64_t epoch,
+              uint64_t *known, char *errmsg)
+{
+    *known = 0;
+    pthread_mutex_lock(&n->mu);
+    struct rep *r = find(n, coll, coll_len, partition);
+    if (r == NULL || epoch < r->pub.epoch) {
+        *known = r ? r->pub.epoch : 0;
+        pthread_mutex_unlock(&n->mu);
+        if (r == NULL)
+            dv_errmsg_set(errmsg,
+                          "stale map: collection %.*s partition %u is not held by this node",
+                          (int)coll_len, coll, partition);
+        else
+            dv_errmsg_set(errmsg,
+                          "stale map: collection %.*s partition %u: drop routed with epoch %" PRIu64
+                          ", this node has epoch %" PRIu64,
+                          (int)coll_len, coll, partition, epoch, *known);
+        return DV_ESTALE;
+    }
+    unlink_rep(n, r);
+    r->pub.dropped_ = true;
+    while (r->pub.refs_ > 0)
+        pthread_cond_wait(&n->released, &n->mu);
+    pthread_mutex_unlock(&n->mu);
+
+    part_close(r->pub.part);
+    char gone[PATH_MAX + 64], replicas[PATH_MAX + 16];
+    static uint64_t seq;
+    uint64_t s = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+    snprintf(gone, sizeof gone, "%s/replicas/.dropping-%s.%u-%" PRIu64, n->dir, r->pub.coll,
+             partition, s);
+    snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
+    int rc = n->io->rename(n->io, r->dir, gone);
+    if (rc == 0)
+        io_fsync_dir(n->io, replicas);
+    remove_tree(rc == 0 ? gone : r->dir);
+    log_info("replica dropped", "collection=%s partition=%u epoch=%" PRIu64, r->pub.coll, partition,
+             epoch);
+    rep_free(r);
+    return DV_OK;
+}

@@ -1,0 +1,116 @@
+/* node.h - the replicas one dvec-shard holds: create, open, look up by partition, drop. */
+#ifndef DV_NODE_H
+#define DV_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "part.h"
+
+/*
+ * Layout under the data dir (docs/formats.md, "Node directory"):
+ *   LOCK                       flock'ed by the running process
+ *   node.id                    the node id when none is configured (generated once)
+ *   replicas/<coll>.<part>/    one replica: node.meta (epoch, fsync policy) and data/ (the
+ *                              replica directory of part.h)
+ *   replicas/.creating-*, .dropping-*   leftovers of a crash, removed at start
+ *   tmp/                       snapshot files served to other nodes, emptied at start
+ *
+ * Epochs fence stale routing: each replica remembers the highest map epoch a request named.
+ * A request with a lower epoch gets DV_ESTALE with the replica's epoch; a request for a
+ * partition the node does not hold gets DV_ESTALE with epoch 0.
+ *
+ * Threading: every function may be called from any thread. A replica found by node_acquire
+ * stays open until node_release, even when it is dropped meanwhile (the drop waits).
+ */
+
+struct node;
+
+struct node_opts {
+    struct part_opts part;     /* per-replica settings; index and wal.sync come per replica */
+    uint64_t capacity;         /* points accepted in total, 0: unlimited */
+    uint32_t snapshot_idle_ms; /* a snapshot session unused this long is removed */
+    int force_fsync;           /* -1: each replica's own policy, else an enum wal_sync for all */
+};
+
+/* Collection names: 1..128 bytes of [A-Za-z0-9_-]. */
+#define NODE_MAX_COLL 128
+bool node_coll_valid(const char *s, size_t n);
+
+/*
+ * Opens every replica under data_dir (which must exist and be locked by the caller).
+ * A replica that does not open is logged and left out (not deleted): the node serves the
+ * others and reports it in errmsg of node_open_failures(). DV_EOS when the layout cannot be
+ * created or read.
+ */
+int node_open(const char *data_dir, const struct node_opts *o, struct node **out, char *errmsg);
+
+/* Checkpoints (when `checkpoint`) and closes every replica, frees the node. */
+void node_close(struct node *n, bool checkpoint);
+
+/* Number of replicas that failed to open at start. */
+size_t node_open_failures(struct node *n);
+
+/* A replica held by the node, counted: release it with node_release(). */
+struct node_replica {
+    struct part *part;
+    uint64_t epoch;
+    uint32_t partition;
+    char coll[NODE_MAX_COLL + 1];
+    enum wal_sync fsync;
+    /* private */
+    int refs_;
+    bool dropped_;
+};
+
+/*
+ * Finds the replica of (coll, partition) for a request routed with `epoch`. DV_ESTALE (with
+ * *known = the replica's epoch, or 0 when the node does not hold it) and a message otherwise.
+ * A higher epoch than the replica's is remembered (and persisted).
+ */
+int node_acquire(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                 uint64_t epoch, struct node_replica **out, uint64_t *known, char *errmsg);
+void node_release(struct node *n, struct node_replica *r);
+
+/*
+ * Creates a replica. Idempotent: when it exists with the same dimension and metric, its
+ * epoch is raised to `epoch` and DV_OK returned; with other parameters, DV_EEXIST. A lower
+ * epoch than the existing replica's: DV_ESTALE.
+ */
+int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                uint64_t epoch, const struct hnsw_params *index, enum wal_sync fsync,
+                uint64_t *known, char *errmsg);
+
+/* Drops a replica (waits for requests using it, then deletes its files). DV_ESTALE when
+ * `epoch` is older than the replica's or the node does not hold it. */
+int node_drop(struct node *n, const char *coll, size_t coll_len, uint32_t partition, uint64_t epoch,
+              uint64_t *known, char *errmsg);
+
+/* Calls fn for every replica (acquired for the duration of the call), in no fixed order. */
+void node_foreach(struct node *n, void (*fn)(void *arg, struct node_replica *r), void *arg);
+
+/* Total live points over all replicas (for the capacity check and metrics). */
+uint64_t node_points(struct node *n);
+
+/* Checkpoints every replica (errors logged). */
+void node_checkpoint_all(struct node *n);
+
+/* ---- snapshot sessions (node_snap.c) ------------------------------------------------------ */
+
+#define NODE_SNAPSHOT_CHUNK (4u * 1024 * 1024) /* largest chunk served in one reply */
+
+/*
+ * Reads a chunk of a snapshot of replica r. session 0 starts a new session: the snapshot is
+ * written to a file under tmp/ and *session gets its id. Afterwards chunks are read by offset.
+ * *data (malloc'd, caller frees) gets up to max_bytes (capped at NODE_SNAPSHOT_CHUNK) bytes.
+ * DV_ENOTFOUND when the session is unknown or expired.
+ */
+int node_snapshot_read(struct node *n, struct node_replica *r, uint64_t *session, uint64_t offset,
+                       uint32_t max_bytes, void **data, size_t *len, uint64_t *lsn, uint64_t *total,
+                       bool *done, char *errmsg);
+
+/* Removes snapshot sessions idle for longer than snapshot_idle_ms. */
+void node_snapshot_expire(struct node *n);
+
+#endif

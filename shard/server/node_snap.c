@@ -1,0 +1,202 @@
+/* node_snap.c - snapshot sessions: a replica's snapshot written to tmp/, served by offset. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "node_int.h"
+
+struct snap_session {
+    struct snap_session *next;
+    uint64_t id;
+    char coll[NODE_MAX_COLL + 1];
+    uint32_t partition;
+    char path[PATH_MAX + 64];
+    int fd;
+    uint64_t lsn, total;
+    uint64_t last_used_ms;
+    int users; /* readers between lookup and pread */
+};
+
+struct file_sink {
+    int fd;
+    uint64_t off;
+};
+
+static int sink_write(void *arg, const void *buf, size_t n)
+{
+    struct file_sink *s = arg;
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = pwrite(s->fd, p, n, (off_t)s->off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return DV_EOS;
+        }
+        p += w;
+        n -= (size_t)w;
+        s->off += (uint64_t)w;
+    }
+    return DV_OK;
+}
+
+static void session_free(struct snap_session *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    unlink(s->path);
+    free(s);
+}
+
+/* Starts a session: writes the snapshot file. Called without snap_mu held. */
+static int session_start(struct node *n, struct node_replica *r, struct snap_session **out,
+                         char *errmsg)
+{
+    struct snap_session *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return DV_ENOMEM;
+    pthread_mutex_lock(&n->snap_mu);
+    s->id = n->next_session++;
+    pthread_mutex_unlock(&n->snap_mu);
+    snprintf(s->coll, sizeof s->coll, "%s", r->coll);
+    s->partition = r->partition;
+    snprintf(s->path, sizeof s->path, "%s/tmp/snap-%" PRIu64 ".lz4", n->dir, s->id);
+    s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (s->fd < 0) {
+        dv_errmsg_set(errmsg, "%s: %s", s->path, strerror(errno));
+        free(s);
+        return DV_EOS;
+    }
+    struct file_sink sink = {s->fd, 0};
+    uint64_t t0 = clock_mono_ms();
+    int rc = part_snapshot(r->part, sink_write, &sink, &s->lsn, errmsg);
+    if (rc != DV_OK) {
+        session_free(s);
+        return rc;
+    }
+    s->total = sink.off;
+    s->last_used_ms = clock_mono_ms();
+    log_info("snapshot session started",
+             "session=%" PRIu64 " collection=%s partition=%u lsn=%" PRIu64 " bytes=%" PRIu64
+             " ms=%" PRIu64,
+             s->id, s->coll, s->partition, s->lsn, s->total, s->last_used_ms - t0);
+    *out = s;
+    return DV_OK;
+}
+
+int node_snapshot_read(struct node *n, struct node_replica *r, uint64_t *session, uint64_t offset,
+                       uint32_t max_bytes, void **data, size_t *len, uint64_t *lsn, uint64_t *total,
+                       bool *done, char *errmsg)
+{
+    struct snap_session *s = NULL;
+    int rc;
+    node_snapshot_expire(n);
+    if (*session == 0) {
+        rc = session_start(n, r, &s, errmsg);
+        if (rc != DV_OK)
+            return rc;
+        pthread_mutex_lock(&n->snap_mu);
+        s->next = n->sessions;
+        n->sessions = s;
+    } else {
+        pthread_mutex_lock(&n->snap_mu);
+        for (s = n->sessions; s; s = s->next)
+            if (s->id == *session)
+                break;
+        if (s == NULL) {
+            pthread_mutex_unlock(&n->snap_mu);
+            dv_errmsg_set(errmsg,
+                          "snapshot session %" PRIu64 " is unknown or expired (idle over %u ms); "
+                          "start a new one with session 0",
+                          *session, n->opts.snapshot_idle_ms);
+            return DV_ENOTFOUND;
+        }
+        if (s->partition != r->partition || strcmp(s->coll, r->coll) != 0) {
+            pthread_mutex_unlock(&n->snap_mu);
+            dv_errmsg_set(errmsg, "snapshot session %" PRIu64 " belongs to %s partition %u",
+                          *session, s->coll, s->partition);
+            return DV_EINVAL;
+        }
+    }
+    s->users++;
+    s->last_used_ms = clock_mono_ms();
+    pthread_mutex_unlock(&n->snap_mu);
+
+    *session = s->id;
+    *lsn = s->lsn;
+    *total = s->total;
+    rc = DV_OK;
+    if (offset > s->total) {
+        dv_errmsg_set(errmsg, "offset %" PRIu64 " is past the snapshot's end (%" PRIu64 " bytes)",
+                      offset, s->total);
+        rc = DV_ERANGE;
+        goto out;
+    }
+    size_t want =
+        max_bytes == 0 || max_bytes > NODE_SNAPSHOT_CHUNK ? NODE_SNAPSHOT_CHUNK : max_bytes;
+    if (want > s->total - offset)
+        want = (size_t)(s->total - offset);
+    void *p = malloc(want ? want : 1);
+    if (p == NULL) {
+        rc = DV_ENOMEM;
+        goto out;
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t k = pread(s->fd, (char *)p + got, want - got, (off_t)(offset + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            dv_errmsg_set(errmsg, "%s: %s", s->path, k < 0 ? strerror(errno) : "short file");
+            free(p);
+            rc = DV_EOS;
+            goto out;
+        }
+        got += (size_t)k;
+    }
+    *data = p;
+    *len = got;
+    *done = offset + got == s->total;
+out:
+    pthread_mutex_lock(&n->snap_mu);
+    s->users--;
+    pthread_mutex_unlock(&n->snap_mu);
+    return rc;
+}
+
+void node_snapshot_expire(struct node *n)
+{
+    uint64_t now = clock_mono_ms();
+    pthread_mutex_lock(&n->snap_mu);
+    struct snap_session **pp = &n->sessions;
+    while (*pp) {
+        struct snap_session *s = *pp;
+        if (s->users == 0 && now - s->last_used_ms > n->opts.snapshot_idle_ms) {
+            *pp = s->next;
+            log_info("snapshot session expired", "session=%" PRIu64 " collection=%s partition=%u",
+                     s->id, s->coll, s->partition);
+            session_free(s);
+        } else {
+            pp = &s->next;
+        }
+    }
+    pthread_mutex_unlock(&n->snap_mu);
+}
+
+void node_snapshot_expire_all_(struct node *n)
+{
+    pthread_mutex_lock(&n->snap_mu);
+    while (n->sessions) {
+        struct snap_session *s = n->sessions;
+        n->sessions = s->next;
+        session_free(s);
+    }
+    pthread_mutex_unlock(&n->snap_mu);
+}

@@ -1,0 +1,338 @@
+/* server.c - NNG rep socket with one context per in-flight request, and a worker pool.
+ *
+ * An nng callback never blocks: a received request is queued for the workers, a worker runs
+ * it and starts the send, the send's callback posts the next receive on the same context
+ * (LIBRARY-NOTES.md, nng). Searches over several partitions fork into the same pool; a
+ * thread that waits for its forks runs forks itself, so the pool cannot deadlock.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "server.h"
+
+enum ctx_state { CTX_RECV, CTX_WORK, CTX_SEND };
+
+struct sctx {
+    struct server *s;
+    nng_ctx ctx;
+    nng_aio *aio;
+    enum ctx_state state;
+    nng_msg *msg;
+    uint64_t t0;
+    struct sctx *next; /* work queue */
+};
+
+/* A fork of parallel(): indices handed out one at a time to whoever asks. */
+struct fork {
+    void (*fn)(void *arg, size_t i);
+    void *arg;
+    size_t n, next, done;
+    int helpers; /* workers currently inside it */
+    struct fork *link;
+    pthread_cond_t cv;
+};
+
+struct server {
+    struct server_opts o;
+    struct handle_ctx *hc;
+    nng_socket sock;
+    nng_listener lst;
+    struct sctx *ctxs;
+    uint32_t n_ctx;
+    pthread_t *threads;
+    uint32_t n_threads;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* work or forks available, or stopping */
+    pthread_cond_t idle_cv; /* a request finished (drain waits) */
+    struct sctx *head, *tail;
+    struct fork *forks;
+    uint64_t queued, running; /* requests */
+    atomic_uint_least64_t sending;
+    bool stopping;
+};
+
+/* ---- forks ------------------------------------------------------------------------------- */
+
+/* Runs indices of f until none is left. Called with s->mu held; returns with it held. */
+static void fork_work(struct server *s, struct fork *f)
+{
+    while (f->next < f->n) {
+        size_t i = f->next++;
+        pthread_mutex_unlock(&s->mu);
+        f->fn(f->arg, i);
+        pthread_mutex_lock(&s->mu);
+        f->done++;
+    }
+    /* Exhausted: unlink it so no one else enters. */
+    for (struct fork **pp = &s->forks; *pp; pp = &(*pp)->link)
+        if (*pp == f) {
+            *pp = f->link;
+            break;
+        }
+}
+
+static void parallel(void *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg)
+{
+    struct server *s = pool;
+    struct fork f = {.fn = fn, .arg = arg, .n = n};
+    pthread_cond_init(&f.cv, NULL);
+    pthread_mutex_lock(&s->mu);
+    f.link = s->forks;
+    s->forks = &f;
+    pthread_cond_broadcast(&s->cv);
+    fork_work(s, &f);
+    while (f.done < f.n || f.helpers > 0)
+        pthread_cond_wait(&f.cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&f.cv);
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static void ctx_recv(struct sctx *c)
+{
+    c->state = CTX_RECV;
+    nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void run_request(struct server *s, struct sctx *c, struct buf *out)
+{
+    struct handle_result res;
+    nng_msg *m = c->msg;
+    c->msg = NULL;
+    int rc = handle_request(s->hc, nng_msg_body(m), nng_msg_len(m), out, &res);
+    uint64_t ns = clock_mono_ns() - c->t0;
+    if (res.code != DV_OK) {
+        if (res.code == DV_ESTALE || res.code == DV_ESHUTDOWN)
+            log_info("request refused", "op=%s req_id=%" PRIu64 " code=%s error=\"%s\"",
+                     msg_type_name(res.type), res.req_id, dv_errname(res.code), res.errmsg);
+        else
+            log_warn("request failed", "op=%s req_id=%" PRIu64 " code=%s error=\"%s\"",
+                     msg_type_name(res.type), res.req_id, dv_errname(res.code), res.errmsg);
+    }
+    if (s->o.done)
+        s->o.done(s->o.done_arg, &res, ns);
+    nng_msg_clear(m);
+    if (rc != DV_OK || nng_msg_append(m, out->data, out->len) != 0) {
+        log_error("no memory for a reply; the request is dropped", "op=%s req_id=%" PRIu64,
+                  msg_type_name(res.type), res.req_id);
+        nng_msg_free(m);
+        ctx_recv(c);
+        return;
+    }
+    atomic_fetch_add(&s->sending, 1);
+    c->state = CTX_SEND;
+    nng_aio_set_msg(c->aio, m);
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+static void aio_cb(void *arg)
+{
+    struct sctx *c = arg;
+    struct server *s = c->s;
+    int rv = nng_aio_result(c->aio);
+    if (c->state == CTX_SEND) {
+        atomic_fetch_sub(&s->sending, 1);
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(c->aio)); /* the peer went away */
+            if (rv == NNG_ECLOSED)
+                return;
+        }
+        ctx_recv(c);
+        return;
+    }
+    if (rv != 0) {
+        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+            return;
+        ctx_recv(c); /* e.g. a connection reset: keep receiving */
+        return;
+    }
+    c->msg = nng_aio_get_msg(c->aio);
+    c->t0 = clock_mono_ns();
+    c->state = CTX_WORK;
+    c->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = c;
+    else
+        s->head = c;
+    s->tail = c;
+    s->queued++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *worker(void *arg)
+{
+    struct server *s = arg;
+    struct buf out;
+    buf_init(&out);
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (s->forks) {
+            struct fork *f = s->forks;
+            f->helpers++;
+            fork_work(s, f);
+            f->helpers--;
+            pthread_cond_broadcast(&f->cv);
+            continue;
+        }
+        if (s->head) {
+            struct sctx *c = s->head;
+            s->head = c->next;
+            if (s->head == NULL)
+                s->tail = NULL;
+            s->queued--;
+            s->running++;
+            pthread_mutex_unlock(&s->mu);
+            run_request(s, c, &out);
+            if (out.cap > (1u << 22))
+                buf_free(&out); /* do not keep a huge reply buffer per thread */
+            pthread_mutex_lock(&s->mu);
+            s->running--;
+            pthread_cond_broadcast(&s->idle_cv);
+            continue;
+        }
+        if (s->stopping)
+            break;
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    buf_free(&out);
+    return NULL;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+int server_start(const struct server_opts *o, struct handle_ctx *hc, struct server **out,
+                 char *errmsg)
+{
+    struct server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return DV_ENOMEM;
+    s->o = *o;
+    s->hc = hc;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->idle_cv, NULL);
+    hc->parallel = parallel;
+    hc->pool = s;
+
+    int rv;
+    if ((rv = nng_rep0_open(&s->sock)) != 0) {
+        dv_errmsg_set(errmsg, "nng_rep0_open: %s", nng_strerror(rv));
+        goto err_free;
+    }
+    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, (size_t)o->recv_max);
+    s->n_ctx = o->contexts;
+    s->ctxs = calloc(s->n_ctx, sizeof *s->ctxs);
+    s->n_threads = o->workers;
+    s->threads = calloc(s->n_threads, sizeof *s->threads);
+    if (s->ctxs == NULL || s->threads == NULL) {
+        dv_errmsg_set(errmsg, "out of memory");
+        goto err_close;
+    }
+    for (uint32_t i = 0; i < s->n_ctx; i++) {
+        struct sctx *c = &s->ctxs[i];
+        c->s = s;
+        if ((rv = nng_ctx_open(&c->ctx, s->sock)) != 0 ||
+            (rv = nng_aio_alloc(&c->aio, aio_cb, c)) != 0) {
+            dv_errmsg_set(errmsg, "nng context: %s", nng_strerror(rv));
+            goto err_close;
+        }
+    }
+    if ((rv = nng_listener_create(&s->lst, s->sock, o->listen)) != 0 ||
+        (rv = nng_listener_start(s->lst, 0)) != 0) {
+        dv_errmsg_set(errmsg, "cannot listen on %s: %s", o->listen, nng_strerror(rv));
+        goto err_close;
+    }
+    for (uint32_t i = 0; i < s->n_threads; i++)
+        if (pthread_create(&s->threads[i], NULL, worker, s) != 0) {
+            s->n_threads = i;
+            dv_errmsg_set(errmsg, "cannot start worker threads");
+            server_stop(s);
+            return DV_EOS;
+        }
+    for (uint32_t i = 0; i < s->n_ctx; i++)
+        ctx_recv(&s->ctxs[i]);
+    *out = s;
+    return DV_OK;
+
+err_close:
+    nng_close(s->sock);
+    for (uint32_t i = 0; s->ctxs && i < s->n_ctx; i++)
+        if (s->ctxs[i].aio)
+            nng_aio_free(s->ctxs[i].aio);
+    free(s->ctxs);
+    free(s->threads);
+err_free:
+    pthread_cond_destroy(&s->idle_cv);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return DV_EOS;
+}
+
+uint64_t server_inflight(struct server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t n = s->queued + s->running;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+int server_drain(struct server *s, uint64_t timeout_ms)
+{
+    atomic_store(&s->hc->draining, true);
+    nng_listener_close(s->lst);
+    uint64_t deadline = clock_mono_ms() + timeout_ms;
+    pthread_mutex_lock(&s->mu);
+    while (s->queued + s->running > 0 && clock_mono_ms() < deadline) {
+        pthread_mutex_unlock(&s->mu);
+        clock_sleep_ms(5);
+        pthread_mutex_lock(&s->mu);
+    }
+    int left = (int)(s->queued + s->running);
+    pthread_mutex_unlock(&s->mu);
+    /* Give the replies just sent a moment to leave (sends complete asynchronously). */
+    while (atomic_load(&s->sending) > 0 && clock_mono_ms() < deadline)
+        clock_sleep_ms(2);
+    return left;
+}
+
+void server_stop(struct server *s)
+{
+    nng_close(s->sock);
+    for (uint32_t i = 0; i < s->n_ctx; i++)
+        if (s->ctxs[i].aio)
+            nng_aio_stop(s->ctxs[i].aio);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (uint32_t i = 0; i < s->n_threads; i++)
+        pthread_join(s->threads[i], NULL);
+    /* Requests queued but never run: drop their messages. */
+    for (struct sctx *c = s->head; c; c = c->next)
+        nng_msg_free(c->msg);
+    for (uint32_t i = 0; i < s->n_ctx; i++)
+        if (s->ctxs[i].aio)
+            nng_aio_free(s->ctxs[i].aio);
+    free(s->ctxs);
+    free(s->threads);
+    pthread_cond_destroy(&s->idle_cv);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,47 @@
+/* shard_cfg.c - dvec-shard's configuration schema (docs/configuration.md lists it). */
+#include <stddef.h>
+
+#include "shard_cfg.h"
+
+static const char *const fsync_values[] = {"replica", "always", "interval", "never", NULL};
+static const char *const level_values[] = {"debug", "info", "warn", "error", NULL};
+
+#define F(k, t, m) .key = k, .type = t, .offset = offsetof(struct shard_cfg, m)
+const struct cfg_field shard_cfg_schema[] = {
+    {F("listen", CFG_STRING, listen), .def = "tcp://127.0.0.1:7400",
+     .doc = "NNG URL the native protocol listens on (coordinators and other nodes)"},
+    {F("http", CFG_STRING, http), .def = "http://127.0.0.1:7480",
+     .doc = "HTTP URL for /metrics, /healthz and /readyz; empty disables it"},
+    {F("data_dir", CFG_STRING, data_dir),
+     .doc = "directory holding this node's replicas (required; locked while running)"},
+    {F("node_id", CFG_STRING, node_id),
+     .doc = "node id; unset: the id stored in data_dir/node.id, generated on first start"},
+    {F("coordinators", CFG_STRLIST, coordinators),
+     .doc = "NNG URLs of the coordinators this node registers with"},
+    {F("workers", CFG_UINT64, workers), .def = "0", .max = "256",
+     .doc = "worker threads running requests; 0: one per CPU"},
+    {F("contexts", CFG_UINT64, contexts), .def = "64", .min = "1", .max = "4096",
+     .doc = "requests received concurrently (NNG contexts)"},
+    {F("fsync", CFG_ENUM, fsync), .def = "replica", .values = fsync_values,
+     .doc = "WAL fsync policy: as each replica was created with, or forced for all"},
+    {F("fsync_interval", CFG_DURATION, fsync_interval_ns), .def = "100ms", .min = "1ms",
+     .max = "1m", .doc = "period of the WAL fsync under the interval policy"},
+    {F("max_message", CFG_BYTES, max_message), .def = "64MiB", .min = "64KiB", .max = "64MiB",
+     .doc = "largest request accepted; up to twice this gets an error reply, more closes the "
+            "connection"},
+    {F("checkpoint.wal_bytes", CFG_BYTES, ckpt_wal_bytes), .def = "256MiB", .min = "1MiB",
+     .doc = "checkpoint a replica when its WAL holds this much"},
+    {F("checkpoint.interval", CFG_DURATION, ckpt_interval_ns), .def = "5m", .min = "1s",
+     .max = "24h", .doc = "and at least this often while it is written"},
+    {F("insert_threads", CFG_UINT64, insert_threads), .def = "2", .min = "1", .max = "64",
+     .doc = "index threads per upsert batch"},
+    {F("capacity", CFG_UINT64, capacity), .def = "0",
+     .doc = "points this node accepts over all replicas; 0: unlimited"},
+    {F("shutdown_timeout", CFG_DURATION, shutdown_timeout_ns), .def = "30s", .min = "1s",
+     .max = "1h", .doc = "SIGTERM: longest time to drain and checkpoint before a forced exit"},
+    {F("snapshot_idle", CFG_DURATION, snapshot_idle_ns), .def = "60s", .min = "1s", .max = "1h",
+     .doc = "a snapshot session (rebalancing) unused this long is removed"},
+    {F("log_level", CFG_ENUM, log_level), .def = "info", .values = level_values,
+     .doc = "least important log level written"},
+    {.key = NULL},
+};

@@ -1,0 +1,226 @@
+/* shard_http.c - dvec-shard's Prometheus metrics and its /metrics, /healthz, /readyz. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+#include "shard_http.h"
+
+enum outcome { OUT_OK, OUT_STALE, OUT_CLIENT, OUT_SERVER, OUT_SHUTDOWN, OUT_COUNT };
+
+static const char *const outcome_names[OUT_COUNT] = {"ok", "stale_map", "client_error",
+                                                     "server_error", "shutdown"};
+
+struct shard_metrics {
+    struct metrics *reg;
+    struct node *node;
+    struct server *_Atomic server;
+    struct metrics_counter *req[MSG_TYPE_COUNT][OUT_COUNT];
+    struct metrics_histogram *lat[MSG_TYPE_COUNT];
+};
+
+struct shard_http {
+    struct httpd *h;
+};
+
+static enum outcome outcome_of(int code)
+{
+    switch (code) {
+    case DV_OK:
+        return OUT_OK;
+    case DV_ESTALE:
+        return OUT_STALE;
+    case DV_ESHUTDOWN:
+        return OUT_SHUTDOWN;
+    case DV_EINVAL:
+    case DV_ENOTFOUND:
+    case DV_EEXIST:
+    case DV_EDIM:
+    case DV_ENAN:
+    case DV_EFULL:
+    case DV_ERANGE:
+    case DV_ETYPE:
+    case DV_EUNKNOWN_KEY:
+    case DV_EPARSE:
+    case DV_ETOOBIG:
+    case DV_EPROTO:
+    case DV_EDELETED:
+        return OUT_CLIENT;
+    default:
+        return OUT_SERVER;
+    }
+}
+
+/* ---- collector: replicas, computed at scrape time ---------------------------------------- */
+
+struct emit_ctx {
+    struct metrics_writer *w;
+    int rc;
+    uint64_t replicas;
+};
+
+static void emit_replica(void *arg, struct node_replica *r)
+{
+    struct emit_ctx *e = arg;
+    struct part_info info;
+    char part[16];
+    part_get_info(r->part, &info);
+    snprintf(part, sizeof part, "%u", r->partition);
+    const char *lbl[] = {"collection", r->coll, "partition", part, NULL};
+    struct {
+        const char *name, *help;
+        double v;
+        bool counter;
+    } s[] = {
+        {"dvec_shard_replica_points", "Live points in the replica.", (double)info.points, false},
+        {"dvec_shard_replica_deleted_points", "Deleted points not yet compacted away.",
+         (double)info.deleted, false},
+        {"dvec_shard_replica_wal_bytes", "Bytes in the replica's WAL.", (double)info.wal_bytes,
+         false},
+        {"dvec_shard_replica_payload_bytes", "Bytes of payloads.", (double)info.payload_bytes,
+         false},
+        {"dvec_shard_replica_applied_lsn", "LSN of the last write applied.",
+         (double)info.applied_lsn, false},
+        {"dvec_shard_replica_checkpoint_age_seconds",
+         "Seconds since the replica's last checkpoint (or since it was opened).",
+         (double)info.ckpt_age_ms / 1e3, false},
+        {"dvec_shard_replica_checkpoint_stall_seconds",
+         "How long the last checkpoint held writes back.", (double)info.ckpt_stall_ms / 1e3, false},
+        {"dvec_shard_replica_epoch", "Highest cluster map epoch seen for the partition.",
+         (double)r->epoch, false},
+        {"dvec_shard_replica_failed", "1 when the replica refuses writes after an IO error.",
+         info.failed ? 1.0 : 0.0, false},
+        {"dvec_shard_replica_checkpoints", "Checkpoints written since the replica was opened.",
+         (double)info.ckpt_count, true},
+    };
+    for (size_t i = 0; i < sizeof s / sizeof s[0] && e->rc == DV_OK; i++)
+        e->rc = s[i].counter ? metrics_emit_counter(e->w, s[i].name, s[i].help, lbl, s[i].v)
+                             : metrics_emit_gauge(e->w, s[i].name, s[i].help, lbl, s[i].v);
+    e->replicas++;
+}
+
+static int collect(void *arg, struct metrics_writer *w)
+{
+    struct shard_metrics *sm = arg;
+    struct emit_ctx e = {w, DV_OK, 0};
+    node_foreach(sm->node, emit_replica, &e);
+    if (e.rc != DV_OK)
+        return e.rc;
+    int rc = metrics_emit_gauge(w, "dvec_shard_replicas", "Replicas this node serves.", NULL,
+                                (double)e.replicas);
+    if (rc == DV_OK)
+        rc = metrics_emit_gauge(w, "dvec_shard_replicas_failed_to_open",
+                                "Replicas found on disk that did not open at start.", NULL,
+                                (double)node_open_failures(sm->node));
+    struct server *s = atomic_load(&sm->server);
+    if (rc == DV_OK && s)
+        rc = metrics_emit_gauge(w, "dvec_shard_requests_in_flight", "Requests queued or running.",
+                                NULL, (double)server_inflight(s));
+    return rc;
+}
+
+struct shard_metrics *shard_metrics_new(struct node *n)
+{
+    char err[DV_ERRMSG_SIZE];
+    struct shard_metrics *sm = calloc(1, sizeof *sm);
+    if (sm == NULL || metrics_new(&sm->reg) != DV_OK)
+        goto err;
+    sm->node = n;
+    for (int t = 0; t < MSG_TYPE_COUNT; t++) {
+        const char *op = msg_type_name(t);
+        const char *lat_lbl[] = {"op", op, NULL};
+        if (metrics_histogram(sm->reg, "dvec_shard_request_duration_seconds",
+                              "Time from receiving a request to its reply being ready.", NULL, 0,
+                              lat_lbl, &sm->lat[t], err) != DV_OK)
+            goto err;
+        for (int o = 0; o < OUT_COUNT; o++) {
+            const char *lbl[] = {"op", op, "outcome", outcome_names[o], NULL};
+            if (metrics_counter(sm->reg, "dvec_shard_requests",
+                                "Requests answered, by operation and outcome.", lbl, &sm->req[t][o],
+                                err) != DV_OK)
+                goto err;
+        }
+    }
+    if (metrics_add_collector(sm->reg, collect, sm) != DV_OK ||
+        metrics_add_process(sm->reg) != DV_OK)
+        goto err;
+    return sm;
+err:
+    log_error("cannot set up metrics", "error=\"%s\"", err);
+    shard_metrics_free(sm);
+    return NULL;
+}
+
+void shard_metrics_set_server(struct shard_metrics *sm, struct server *s)
+{
+    if (sm)
+        atomic_store(&sm->server, s);
+}
+
+void shard_metrics_free(struct shard_metrics *sm)
+{
+    if (sm == NULL)
+        return;
+    metrics_free(sm->reg);
+    free(sm);
+}
+
+void shard_metrics_done(void *arg, const struct handle_result *res, uint64_t ns)
+{
+    struct shard_metrics *sm = arg;
+    if (sm == NULL)
+        return;
+    int t = res->type >= 0 && res->type < MSG_TYPE_COUNT ? res->type : MSG_ERROR;
+    metrics_counter_inc(sm->req[t][outcome_of(res->code)]);
+    metrics_histogram_observe(sm->lat[t], (double)ns * 1e-9);
+}
+
+/* ---- HTTP -------------------------------------------------------------------------------- */
+
+static bool ready(void *arg, struct buf *reason)
+{
+    struct handle_ctx *hc = arg;
+    if (atomic_load(&hc->draining)) {
+        buf_appendf(reason, "shutting down");
+        return false;
+    }
+    return true;
+}
+
+int shard_http_start(const char *url, struct shard_metrics *sm, struct handle_ctx *hc,
+                     struct shard_http **out, char *errmsg)
+{
+    struct shard_http *sh = calloc(1, sizeof *sh);
+    if (sh == NULL)
+        return DV_ENOMEM;
+    int rc = httpd_new(url, &sh->h, errmsg);
+    if (rc == DV_OK && sm)
+        rc = httpd_add_metrics(sh->h, sm->reg, errmsg);
+    if (rc == DV_OK)
+        rc = httpd_add_health(sh->h, ready, hc, errmsg);
+    if (rc == DV_OK)
+        rc = httpd_start(sh->h, errmsg);
+    if (rc != DV_OK) {
+        dv_errmsg_prefix(errmsg, "http %s: ", url);
+        httpd_free(sh->h);
+        free(sh);
+        return rc;
+    }
+    uint16_t port = 0;
+    httpd_port(sh->h, &port);
+    log_info("http listening", "url=%s port=%u", url, (unsigned)port);
+    *out = sh;
+    return DV_OK;
+}
+
+void shard_http_stop(struct shard_http *sh)
+{
+    if (sh == NULL)
+        return;
+    httpd_free(sh->h);
+    free(sh);
+}
