@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+
 #include "clock.h"
 #include "err.h"
 #include "log.h"
@@ -291,6 +293,7 @@ int main(int argc, char **argv)
     log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - ts);
     shard_metrics_free(sm);
     cfg_free(shard_cfg_schema, &c);
+    nng_fini(); /* every socket and server is closed: frees nng's threads and caches */
     close(lock_fd);
     return 0;
 }
