@@ -32,7 +32,7 @@ static void usage(FILE *f)
                "Serves replicas of partitions to dvec coordinators over NNG (docs/protocol.md).\n"
                "Settings come from the YAML file, then from flags (flags win); every key of the\n"
                "file is also a flag: --data_dir ./var/n1 --checkpoint.interval 2m.\n"
-               "SIGTERM or SIGINT: stop accepting, finish requests in flight, checkpoint every\n"
+               "SIGTERM or SIGINT: refuse new requests, finish those in flight, checkpoint every\n"
                "replica, exit 0 (forced exit after shutdown_timeout).\n\n"
                "Settings:\n");
     cfg_print_help(shard_cfg_schema, f);

@@ -294,8 +294,10 @@ uint64_t server_inflight(struct server *s)
 
 int server_drain(struct server *s, uint64_t timeout_ms)
 {
+    /* The listener stays open: closing an nng listener closes every connection it accepted,
+     * which would cut the replies of the requests being finished. New requests are answered
+     * DV_ESHUTDOWN instead (handle.c). */
     atomic_store(&s->hc->draining, true);
-    nng_listener_close(s->lst);
     uint64_t deadline = clock_mono_ms() + timeout_ms;
     pthread_mutex_lock(&s->mu);
     while (s->queued + s->running > 0 && clock_mono_ms() < deadline) {
@@ -308,6 +310,8 @@ int server_drain(struct server *s, uint64_t timeout_ms)
     /* Give the replies just sent a moment to leave (sends complete asynchronously). */
     while (atomic_load(&s->sending) > 0 && clock_mono_ms() < deadline)
         clock_sleep_ms(2);
+    /* A finished send is queued on the connection, not yet written: let it leave. */
+    clock_sleep_ms(50);
     return left;
 }
 

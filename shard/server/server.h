@@ -29,8 +29,8 @@ int server_start(const struct server_opts *o, struct handle_ctx *hc, struct serv
                  char *errmsg);
 
 /*
- * Graceful stop, first half: stops accepting connections, answers new requests with
- * DV_ESHUTDOWN, and waits (at most timeout_ms) until every request being run has been
+ * Graceful stop, first half: answers new requests with DV_ESHUTDOWN (connections stay open
+ * so that replies in flight reach their clients), and waits (at most timeout_ms) until every request being run has been
  * answered. Returns the number of requests still running at the deadline (0: drained).
  */
 int server_drain(struct server *s, uint64_t timeout_ms);
