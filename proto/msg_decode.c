@@ -20,6 +20,7 @@ struct dec {
     struct mpk r;
     struct msg *m;
     char *errmsg;
+    bool typed; /* m->type has been read: messages name it */
 };
 
 static void *d_alloc(struct dec *d, size_t count, size_t size)
@@ -41,8 +42,17 @@ static int fail(struct dec *d, int rc, const char *field)
         dv_errmsg_set(d->errmsg, "msg: %s: out of memory", field);
         return rc;
     }
-    dv_errmsg_set(d->errmsg, "msg: %s %s: %s (%zu bytes left)", msg_type_name(d->m->type), field,
-                  dv_strerror(rc), (size_t)(d->r.end - d->r.p));
+    const char *why = rc == DV_ETYPE      ? "wrong msgpack type"
+                      : rc == DV_ECORRUPT ? "malformed or truncated msgpack"
+                                          : dv_strerror(rc);
+    if (d->typed)
+        dv_errmsg_set(d->errmsg, "msg: %s %s: %s (%zu bytes left)", msg_type_name(d->m->type),
+                      field, why, (size_t)(d->r.end - d->r.p));
+    else
+        dv_errmsg_set(d->errmsg,
+                      "msg: %s: %s (%zu bytes left); a message is [version, type, kind, "
+                      "request id, ...]",
+                      field, why, (size_t)(d->r.end - d->r.p));
     return DV_EPROTO;
 }
 
@@ -556,8 +566,11 @@ static int d_msg(struct dec *d)
                       (unsigned long long)version, PROTO_VERSION);
         return DV_EPROTO;
     }
-    if (n != 5 && n != 6)
-        return fail(d, DV_ECORRUPT, "envelope");
+    if (n != 5 && n != 6) {
+        dv_errmsg_set(d->errmsg, "msg: envelope has %u elements, expected 5 (request) or 6 (reply)",
+                      n);
+        return DV_EPROTO;
+    }
     if ((rc = d_u32(d, &type, "type")))
         return rc;
     if (type >= MSG_TYPE_COUNT) {
@@ -565,10 +578,16 @@ static int d_msg(struct dec *d)
         return DV_EPROTO;
     }
     m->type = (int)type;
+    d->typed = true;
     if ((rc = d_u32(d, &reply, "kind")) || (rc = d_u64(d, &m->req_id, "request id")))
         return rc;
-    if (reply > 1 || n != (reply ? 6 : 5) || (type == MSG_ERROR && !reply))
-        return fail(d, DV_ECORRUPT, "envelope");
+    if (reply > 1 || n != (reply ? 6 : 5) || (type == MSG_ERROR && !reply)) {
+        dv_errmsg_set(d->errmsg,
+                      "msg: envelope of %s: kind %u with %u elements (a request is kind 0 with "
+                      "5, a reply kind 1 with 6; type 0 is only a reply)",
+                      msg_type_name(m->type), reply, n);
+        return DV_EPROTO;
+    }
     m->reply = reply;
     if (!reply)
         return d_request(d);
