@@ -183,7 +183,7 @@ int main(int argc, char **argv)
     if (rc != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
         cfg_free(shard_cfg_schema, &c);
-        return 2;
+        goto err_cfg;
     }
     log_set_level((enum log_level)c.log_level);
     log_level_from_env(); /* DVEC_LOG_LEVEL, when set, wins over the file */
@@ -198,18 +198,18 @@ int main(int argc, char **argv)
 
     if (mkdir(c.data_dir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "dvec-shard: data_dir %s: %s\n", c.data_dir, strerror(errno));
-        return 2;
+        goto err_cfg;
     }
     int lock_fd;
     if ((rc = lock_data_dir(c.data_dir, &lock_fd, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
         log_error("cannot start", "error=\"%s\"", err);
-        return 2;
+        goto err_cfg;
     }
     char id[128];
     if ((rc = node_id(&c, id, sizeof id, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
-        return 2;
+        goto err_cfg;
     }
     uint64_t t0 = clock_mono_ms();
     log_info("starting", "node_id=%s version=%s data_dir=%s listen=%s", id, SHARD_VERSION,
@@ -228,7 +228,7 @@ int main(int argc, char **argv)
     if ((rc = node_open(c.data_dir, &no, &node, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
         log_error("cannot open data dir", "error=\"%s\"", err);
-        return 2;
+        goto err_cfg;
     }
 
     struct handle_ctx hc = {
@@ -255,7 +255,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "dvec-shard: %s\n", err);
         log_error("cannot start", "error=\"%s\"", err);
         node_close(node, false);
-        return 2;
+        goto err_cfg;
     }
     shard_metrics_set_server(sm, srv);
     struct shard_http *http = NULL;
@@ -296,4 +296,8 @@ int main(int argc, char **argv)
     nng_fini(); /* every socket and server is closed: frees nng's threads and caches */
     close(lock_fd);
     return 0;
+
+err_cfg:
+    cfg_free(shard_cfg_schema, &c);
+    return 2;
 }
