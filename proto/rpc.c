@@ -150,7 +150,7 @@ int rpc_call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *
         return rc;
     rc = msg_decode(rep->raw_, len, &rep->m, errmsg);
     if (rc != DV_OK) {
-        dv_errmsg_prefix(errmsg, "reply from %s: ", r->url);
+        dv_errmsg_prefix(errmsg, "reply from %s", r->url);
         return DV_EPROTO;
     }
     if (!rep->m.reply || rep->m.req_id != copy.req_id ||

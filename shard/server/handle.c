@@ -176,7 +176,7 @@ static int do_search(struct handle_ctx *c, const struct msg *req, struct msg *re
     for (uint32_t q = 0; q < nq; q++) {
         rc = compile_filter(s->queries[q].filter, &j.filters[q], errmsg);
         if (rc != DV_OK) {
-            dv_errmsg_prefix(errmsg, "query %u: ", q);
+            dv_errmsg_prefix(errmsg, "query %u", q);
             goto done;
         }
         if (s->queries[q].k == 0 || s->queries[q].k > PART_MAX_K) {

@@ -138,7 +138,7 @@ static int parse_args(int argc, char **argv, struct shard_cfg *c, char *errmsg)
             rc = cfg_set(shard_cfg_schema, c, a, argv[++i], errmsg);
         }
         if (rc != DV_OK) {
-            dv_errmsg_prefix(errmsg, "--%.*s: ", (int)(eq ? eq - a : (long)strlen(a)), a);
+            dv_errmsg_prefix(errmsg, "--%.*s", (int)(eq ? eq - a : (long)strlen(a)), a);
             return rc;
         }
     }
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
     int lock_fd;
     if ((rc = lock_data_dir(c.data_dir, &lock_fd, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
-        log_error("cannot start", "error=\"%s\"", err);
+        log_error("cannot start", "error=%s", err);
         goto err_cfg;
     }
     char id[128];
@@ -227,7 +227,7 @@ int main(int argc, char **argv)
     struct node *node;
     if ((rc = node_open(c.data_dir, &no, &node, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
-        log_error("cannot open data dir", "error=\"%s\"", err);
+        log_error("cannot open data dir", "error=%s", err);
         goto err_cfg;
     }
 
@@ -253,7 +253,7 @@ int main(int argc, char **argv)
     struct server *srv;
     if ((rc = server_start(&so, &hc, &srv, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
-        log_error("cannot start", "error=\"%s\"", err);
+        log_error("cannot start", "error=%s", err);
         node_close(node, false);
         goto err_cfg;
     }
@@ -262,7 +262,7 @@ int main(int argc, char **argv)
     if (c.http && c.http[0]) {
         if ((rc = shard_http_start(c.http, sm, &hc, &http, err)) != DV_OK) {
             fprintf(stderr, "dvec-shard: %s\n", err);
-            log_error("cannot start", "error=\"%s\"", err);
+            log_error("cannot start", "error=%s", err);
             _exit(2); /* nng is running: leave without a slow graceful close */
         }
     }
@@ -287,7 +287,14 @@ int main(int argc, char **argv)
     int left = server_drain(srv, c.shutdown_timeout_ns / 1000000 / 2);
     if (left)
         log_warn("requests still running at the drain deadline", "count=%d", left);
-    shard_http_stop(http);
+    shard_http_stop(http); /* /metrics reads the replicas */
+    if (left == 0) {
+        /* Drained: every request from now on is refused before it touches a replica, so the
+         * replicas can be checkpointed and closed before nng_close, which can hang
+         * (LIBRARY-NOTES): a hang then costs nothing but the watchdog's exit status. */
+        node_close(node, true);
+        node = NULL;
+    }
     server_stop(srv);
     node_close(node, true);
     log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - ts);

@@ -112,7 +112,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     (void)st, (void)ftw;
     int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
     if (rc != 0 && errno != ENOENT)
-        log_warn("cannot remove", "path=%s error=\"%s\"", path, strerror(errno));
+        log_warn("cannot remove", "path=%s error=%s", path, strerror(errno));
     return 0;
 }
 
@@ -207,8 +207,8 @@ static int open_one(struct node *n, const char *name)
 
 err_log:
     n->open_failures++;
-    log_error("replica does not open; not served", "dir=%s code=%s error=\"%s\"", dir,
-              dv_errname(rc), err);
+    log_error("replica does not open; not served", "dir=%s code=%s error=%s", dir, dv_errname(rc),
+              err);
     return DV_OK;
 }
 
@@ -297,7 +297,7 @@ void node_close(struct node *n, bool checkpoint)
                 if (rc != DV_OK)
                     log_error("checkpoint at shutdown failed",
                               "collection=%s partition=%u "
-                              "error=\"%s\"",
+                              "error=%s",
                               r->pub.coll, r->pub.partition, err);
             }
             part_close(r->pub.part);
@@ -355,7 +355,7 @@ int node_acquire(struct node *n, const char *coll, size_t coll_len, uint32_t par
                 log_info("replica epoch raised", "collection=%s partition=%u epoch=%" PRIu64,
                          r->pub.coll, partition, epoch);
             } else {
-                log_error("cannot persist epoch", "dir=%s error=\"%s\"", r->dir, strerror(-rc));
+                log_error("cannot persist epoch", "dir=%s error=%s", r->dir, strerror(-rc));
             }
         }
         pthread_mutex_unlock(&r->meta_mu);
@@ -414,8 +414,8 @@ static void checkpoint_one(void *arg, struct node_replica *r)
     char err[DV_ERRMSG_SIZE];
     (void)arg;
     if (part_checkpoint(r->part, err) != DV_OK)
-        log_error("checkpoint failed", "collection=%s partition=%u error=\"%s\"", r->coll,
-                  r->partition, err);
+        log_error("checkpoint failed", "collection=%s partition=%u error=%s", r->coll, r->partition,
+                  err);
 }
 
 void node_checkpoint_all(struct node *n)

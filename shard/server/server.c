@@ -115,10 +115,10 @@ static void run_request(struct server *s, struct sctx *c, struct buf *out)
     uint64_t ns = clock_mono_ns() - c->t0;
     if (res.code != DV_OK) {
         if (res.code == DV_ESTALE || res.code == DV_ESHUTDOWN)
-            log_info("request refused", "op=%s req_id=%" PRIu64 " code=%s error=\"%s\"",
+            log_info("request refused", "op=%s req_id=%" PRIu64 " code=%s error=%s",
                      msg_type_name(res.type), res.req_id, dv_errname(res.code), res.errmsg);
         else
-            log_warn("request failed", "op=%s req_id=%" PRIu64 " code=%s error=\"%s\"",
+            log_warn("request failed", "op=%s req_id=%" PRIu64 " code=%s error=%s",
                      msg_type_name(res.type), res.req_id, dv_errname(res.code), res.errmsg);
     }
     if (s->o.done)

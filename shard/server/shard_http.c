@@ -150,7 +150,7 @@ struct shard_metrics *shard_metrics_new(struct node *n)
         goto err;
     return sm;
 err:
-    log_error("cannot set up metrics", "error=\"%s\"", err);
+    log_error("cannot set up metrics", "error=%s", err);
     shard_metrics_free(sm);
     return NULL;
 }
@@ -205,7 +205,7 @@ int shard_http_start(const char *url, struct shard_metrics *sm, struct handle_ct
     if (rc == DV_OK)
         rc = httpd_start(sh->h, errmsg);
     if (rc != DV_OK) {
-        dv_errmsg_prefix(errmsg, "http %s: ", url);
+        dv_errmsg_prefix(errmsg, "http %s", url);
         httpd_free(sh->h);
         free(sh);
         return rc;
