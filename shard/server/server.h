@@ -30,8 +30,9 @@ int server_start(const struct server_opts *o, struct handle_ctx *hc, struct serv
 
 /*
  * Graceful stop, first half: answers new requests with DV_ESHUTDOWN (connections stay open
- * so that replies in flight reach their clients), and waits (at most timeout_ms) until every request being run has been
- * answered. Returns the number of requests still running at the deadline (0: drained).
+ * so that replies in flight reach their clients), and waits (at most timeout_ms) until every
+ * request being run has been answered. Returns the number of requests still running at the deadline
+ * (0: drained).
  */
 int server_drain(struct server *s, uint64_t timeout_ms);
 
