@@ -567,7 +567,7 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
 }
 
 int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
-                   struct handle_result *res)
+                   struct rpcsrv_result *res)
 {
     struct msg req, rep;
     uint64_t stale_epoch = 0;

@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "msg.h"
 #include "node.h"
+#include "rpcsrv.h"
 
 /* Runs fn(arg, 0) .. fn(arg, n - 1), possibly on several threads, and returns when all ran. */
 typedef void (*handle_parallel_fn)(void *pool, size_t n, void (*fn)(void *arg, size_t i),
@@ -27,20 +28,12 @@ struct handle_ctx {
     uint64_t started_ms;  /* clock_mono_ms at start, for stats */
 };
 
-/* What a request was, for metrics and logs. */
-struct handle_result {
-    int type; /* enum msg_type, MSG_ERROR when unreadable */
-    int code; /* DV_OK or the error answered */
-    uint64_t req_id;
-    char errmsg[DV_ERRMSG_SIZE];
-};
-
 /*
  * Decodes `n` bytes of request, runs it, and appends the encoded reply to `out` (an error
  * reply for anything wrong with the request: it never fails to produce a reply unless out of
  * memory, in which case it returns DV_ENOMEM and `out` is empty).
  */
 int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
-                   struct handle_result *res);
+                   struct rpcsrv_result *res);
 
 #endif

@@ -18,7 +18,7 @@
 #include "err.h"
 #include "log.h"
 #include "node.h"
-#include "server.h"
+#include "rpcsrv.h"
 #include "shard_cfg.h"
 #include "shard_http.h"
 
@@ -149,6 +149,12 @@ static int parse_args(int argc, char **argv, struct shard_cfg *c, char *errmsg)
     return DV_OK;
 }
 
+static int shard_handle(void *arg, const void *in, size_t n, struct buf *out,
+                        struct rpcsrv_result *res)
+{
+    return handle_request(arg, in, n, out, res);
+}
+
 /* Forced exit when a graceful stop takes too long (nng_close can hang: LIBRARY-NOTES). */
 static uint64_t watchdog_ns;
 static void *watchdog(void *arg)
@@ -242,16 +248,24 @@ int main(int argc, char **argv)
     atomic_init(&hc.draining, false);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     struct shard_metrics *sm = shard_metrics_new(node);
-    struct server_opts so = {
+    struct rpcsrv_opts so = {
         .listen = c.listen,
         .workers = c.workers ? (uint32_t)c.workers : (uint32_t)(cpus > 0 ? cpus : 2),
         .contexts = (uint32_t)c.contexts,
         .recv_max = 2 * c.max_message,
+        .handle = shard_handle,
+        .handle_arg = &hc,
         .done = shard_metrics_done,
         .done_arg = sm,
     };
-    struct server *srv;
-    if ((rc = server_start(&so, &hc, &srv, err)) != DV_OK) {
+    struct rpcsrv *srv;
+    if ((rc = rpcsrv_new(&so, &srv, err)) == DV_OK) {
+        hc.parallel = rpcsrv_parallel; /* before the first request can arrive */
+        hc.pool = srv;
+        if ((rc = rpcsrv_listen(srv, err)) != DV_OK)
+            rpcsrv_stop(srv);
+    }
+    if (rc != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
         log_error("cannot start", "error=%s", err);
         node_close(node, false);
@@ -284,7 +298,8 @@ int main(int argc, char **argv)
     pthread_t wd;
     pthread_create(&wd, NULL, watchdog, NULL);
 
-    int left = server_drain(srv, c.shutdown_timeout_ns / 1000000 / 2);
+    atomic_store(&hc.draining, true); /* new requests: DV_ESHUTDOWN */
+    int left = rpcsrv_drain(srv, c.shutdown_timeout_ns / 1000000 / 2);
     if (left)
         log_warn("requests still running at the drain deadline", "count=%d", left);
     shard_http_stop(http); /* /metrics reads the replicas */
@@ -295,7 +310,7 @@ int main(int argc, char **argv)
         node_close(node, true);
         node = NULL;
     }
-    server_stop(srv);
+    rpcsrv_stop(srv);
     node_close(node, true);
     log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - ts);
     shard_metrics_free(sm);

@@ -18,7 +18,7 @@ static const char *const outcome_names[OUT_COUNT] = {"ok", "stale_map", "client_
 struct shard_metrics {
     struct metrics *reg;
     struct node *node;
-    struct server *_Atomic server;
+    struct rpcsrv *_Atomic server;
     struct metrics_counter *req[MSG_TYPE_COUNT][OUT_COUNT];
     struct metrics_histogram *lat[MSG_TYPE_COUNT];
 };
@@ -116,10 +116,10 @@ static int collect(void *arg, struct metrics_writer *w)
         rc = metrics_emit_gauge(w, "dvec_shard_replicas_failed_to_open",
                                 "Replicas found on disk that did not open at start.", NULL,
                                 (double)node_open_failures(sm->node));
-    struct server *s = atomic_load(&sm->server);
+    struct rpcsrv *s = atomic_load(&sm->server);
     if (rc == DV_OK && s)
         rc = metrics_emit_gauge(w, "dvec_shard_requests_in_flight", "Requests queued or running.",
-                                NULL, (double)server_inflight(s));
+                                NULL, (double)rpcsrv_inflight(s));
     return rc;
 }
 
@@ -155,7 +155,7 @@ err:
     return NULL;
 }
 
-void shard_metrics_set_server(struct shard_metrics *sm, struct server *s)
+void shard_metrics_set_server(struct shard_metrics *sm, struct rpcsrv *s)
 {
     if (sm)
         atomic_store(&sm->server, s);
@@ -169,7 +169,7 @@ void shard_metrics_free(struct shard_metrics *sm)
     free(sm);
 }
 
-void shard_metrics_done(void *arg, const struct handle_result *res, uint64_t ns)
+void shard_metrics_done(void *arg, const struct rpcsrv_result *res, uint64_t ns)
 {
     struct shard_metrics *sm = arg;
     if (sm == NULL)

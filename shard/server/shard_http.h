@@ -6,7 +6,7 @@
 
 #include "handle.h"
 #include "node.h"
-#include "server.h"
+#include "rpcsrv.h"
 
 /*
  * Metrics of a node (docs/operations.md lists them): requests by operation and outcome,
@@ -16,11 +16,11 @@
 struct shard_metrics;
 
 struct shard_metrics *shard_metrics_new(struct node *n);
-void shard_metrics_set_server(struct shard_metrics *sm, struct server *s);
+void shard_metrics_set_server(struct shard_metrics *sm, struct rpcsrv *s);
 void shard_metrics_free(struct shard_metrics *sm);
 
-/* server_done_fn: counts one request. */
-void shard_metrics_done(void *arg, const struct handle_result *res, uint64_t ns);
+/* rpcsrv_done_fn: counts one request. */
+void shard_metrics_done(void *arg, const struct rpcsrv_result *res, uint64_t ns);
 
 /* GET /metrics, /healthz (alive) and /readyz (ready: not draining) on `url`. */
 struct shard_http;

@@ -1,4 +1,4 @@
-/* server.c - NNG rep socket with one context per in-flight request, and a worker pool.
+/* rpcsrv.c - NNG rep socket with one context per in-flight request, and a worker pool.
  *
  * An nng callback never blocks: a received request is queued for the workers, a worker runs
  * it and starts the send, the send's callback posts the next receive on the same context
@@ -18,12 +18,13 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
-#include "server.h"
+#include "msg.h"
+#include "rpcsrv.h"
 
 enum ctx_state { CTX_RECV, CTX_WORK, CTX_SEND };
 
 struct sctx {
-    struct server *s;
+    struct rpcsrv *s;
     nng_ctx ctx;
     nng_aio *aio;
     enum ctx_state state;
@@ -42,9 +43,8 @@ struct fork {
     pthread_cond_t cv;
 };
 
-struct server {
-    struct server_opts o;
-    struct handle_ctx *hc;
+struct rpcsrv {
+    struct rpcsrv_opts o;
     nng_socket sock;
     nng_listener lst;
     struct sctx *ctxs;
@@ -65,7 +65,7 @@ struct server {
 /* ---- forks ------------------------------------------------------------------------------- */
 
 /* Runs indices of f until none is left. Called with s->mu held; returns with it held. */
-static void fork_work(struct server *s, struct fork *f)
+static void fork_work(struct rpcsrv *s, struct fork *f)
 {
     while (f->next < f->n) {
         size_t i = f->next++;
@@ -82,9 +82,9 @@ static void fork_work(struct server *s, struct fork *f)
         }
 }
 
-static void parallel(void *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg)
+void rpcsrv_parallel(void *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg)
 {
-    struct server *s = pool;
+    struct rpcsrv *s = pool;
     struct fork f = {.fn = fn, .arg = arg, .n = n};
     pthread_cond_init(&f.cv, NULL);
     pthread_mutex_lock(&s->mu);
@@ -106,12 +106,13 @@ static void ctx_recv(struct sctx *c)
     nng_ctx_recv(c->ctx, c->aio);
 }
 
-static void run_request(struct server *s, struct sctx *c, struct buf *out)
+static void run_request(struct rpcsrv *s, struct sctx *c, struct buf *out)
 {
-    struct handle_result res;
+    struct rpcsrv_result res;
     nng_msg *m = c->msg;
     c->msg = NULL;
-    int rc = handle_request(s->hc, nng_msg_body(m), nng_msg_len(m), out, &res);
+    memset(&res, 0, sizeof res);
+    int rc = s->o.handle(s->o.handle_arg, nng_msg_body(m), nng_msg_len(m), out, &res);
     uint64_t ns = clock_mono_ns() - c->t0;
     if (res.code != DV_OK) {
         if (res.code == DV_ESTALE || res.code == DV_ESHUTDOWN)
@@ -140,7 +141,7 @@ static void run_request(struct server *s, struct sctx *c, struct buf *out)
 static void aio_cb(void *arg)
 {
     struct sctx *c = arg;
-    struct server *s = c->s;
+    struct rpcsrv *s = c->s;
     int rv = nng_aio_result(c->aio);
     if (c->state == CTX_SEND) {
         atomic_fetch_sub(&s->sending, 1);
@@ -175,7 +176,7 @@ static void aio_cb(void *arg)
 
 static void *worker(void *arg)
 {
-    struct server *s = arg;
+    struct rpcsrv *s = arg;
     struct buf out;
     buf_init(&out);
     pthread_mutex_lock(&s->mu);
@@ -215,19 +216,15 @@ static void *worker(void *arg)
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-int server_start(const struct server_opts *o, struct handle_ctx *hc, struct server **out,
-                 char *errmsg)
+int rpcsrv_new(const struct rpcsrv_opts *o, struct rpcsrv **out, char *errmsg)
 {
-    struct server *s = calloc(1, sizeof *s);
+    struct rpcsrv *s = calloc(1, sizeof *s);
     if (s == NULL)
         return DV_ENOMEM;
     s->o = *o;
-    s->hc = hc;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->idle_cv, NULL);
-    hc->parallel = parallel;
-    hc->pool = s;
 
     int rv;
     if ((rv = nng_rep0_open(&s->sock)) != 0) {
@@ -252,20 +249,13 @@ int server_start(const struct server_opts *o, struct handle_ctx *hc, struct serv
             goto err_close;
         }
     }
-    if ((rv = nng_listener_create(&s->lst, s->sock, o->listen)) != 0 ||
-        (rv = nng_listener_start(s->lst, 0)) != 0) {
-        dv_errmsg_set(errmsg, "cannot listen on %s: %s", o->listen, nng_strerror(rv));
-        goto err_close;
-    }
     for (uint32_t i = 0; i < s->n_threads; i++)
         if (pthread_create(&s->threads[i], NULL, worker, s) != 0) {
             s->n_threads = i;
             dv_errmsg_set(errmsg, "cannot start worker threads");
-            server_stop(s);
+            rpcsrv_stop(s);
             return DV_EOS;
         }
-    for (uint32_t i = 0; i < s->n_ctx; i++)
-        ctx_recv(&s->ctxs[i]);
     *out = s;
     return DV_OK;
 
@@ -284,7 +274,20 @@ err_free:
     return DV_EOS;
 }
 
-uint64_t server_inflight(struct server *s)
+int rpcsrv_listen(struct rpcsrv *s, char *errmsg)
+{
+    int rv;
+    if ((rv = nng_listener_create(&s->lst, s->sock, s->o.listen)) != 0 ||
+        (rv = nng_listener_start(s->lst, 0)) != 0) {
+        dv_errmsg_set(errmsg, "cannot listen on %s: %s", s->o.listen, nng_strerror(rv));
+        return DV_EOS;
+    }
+    for (uint32_t i = 0; i < s->n_ctx; i++)
+        ctx_recv(&s->ctxs[i]);
+    return DV_OK;
+}
+
+uint64_t rpcsrv_inflight(struct rpcsrv *s)
 {
     pthread_mutex_lock(&s->mu);
     uint64_t n = s->queued + s->running;
@@ -292,12 +295,11 @@ uint64_t server_inflight(struct server *s)
     return n;
 }
 
-int server_drain(struct server *s, uint64_t timeout_ms)
+int rpcsrv_drain(struct rpcsrv *s, uint64_t timeout_ms)
 {
     /* The listener stays open: closing an nng listener closes every connection it accepted,
-     * which would cut the replies of the requests being finished. New requests are answered
-     * DV_ESHUTDOWN instead (handle.c). */
-    atomic_store(&s->hc->draining, true);
+     * which would cut the replies of the requests being finished. The handler refuses new
+     * requests instead. */
     uint64_t deadline = clock_mono_ms() + timeout_ms;
     pthread_mutex_lock(&s->mu);
     while (s->queued + s->running > 0 && clock_mono_ms() < deadline) {
@@ -315,7 +317,7 @@ int server_drain(struct server *s, uint64_t timeout_ms)
     return left;
 }
 
-void server_stop(struct server *s)
+void rpcsrv_stop(struct rpcsrv *s)
 {
     nng_close(s->sock);
     for (uint32_t i = 0; i < s->n_ctx; i++)

@@ -1,0 +1,73 @@
+/* rpcsrv.h - the server side of the native protocol: an NNG rep socket with one context per
+ * in-flight request, and a pool of worker threads running a handler (dvec-shard, dvec-coord). */
+#ifndef DV_RPCSRV_H
+#define DV_RPCSRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct rpcsrv;
+
+/* What a request was, for metrics and logs (filled by the handler). */
+struct rpcsrv_result {
+    int type; /* enum msg_type, MSG_ERROR when unreadable */
+    int code; /* DV_OK or the error answered */
+    uint64_t req_id;
+    char errmsg[DV_ERRMSG_SIZE];
+};
+
+/*
+ * Runs one request of n bytes and appends the encoded reply to `out` (empty on entry). Runs on
+ * a worker thread; may block (it holds that worker). Returns DV_OK when `out` holds a reply,
+ * anything else drops the request without a reply (the client times out).
+ */
+typedef int (*rpcsrv_handle_fn)(void *arg, const void *in, size_t n, struct buf *out,
+                                struct rpcsrv_result *res);
+
+/* Called on a worker thread after each request with what it was and how long it took. */
+typedef void (*rpcsrv_done_fn)(void *arg, const struct rpcsrv_result *res, uint64_t ns);
+
+struct rpcsrv_opts {
+    const char *listen; /* NNG URL */
+    uint32_t workers;   /* threads running requests (>= 1) */
+    uint32_t contexts;  /* requests received concurrently (>= 1) */
+    uint64_t recv_max;  /* transport limit (NNG_OPT_RECVMAXSZ); larger messages are dropped */
+    rpcsrv_handle_fn handle;
+    void *handle_arg;
+    rpcsrv_done_fn done; /* may be NULL */
+    void *done_arg;
+};
+
+/* Opens the socket and starts the workers; nothing is received before rpcsrv_listen(). */
+int rpcsrv_new(const struct rpcsrv_opts *o, struct rpcsrv **out, char *errmsg);
+
+/* Starts listening and receiving. DV_EOS with the NNG error in errmsg when the URL cannot be
+ * listened on (call rpcsrv_stop then). */
+int rpcsrv_listen(struct rpcsrv *s, char *errmsg);
+
+/*
+ * Runs fn(arg, 0) .. fn(arg, n - 1) on the pool's workers and the calling thread, and returns
+ * when all ran. May be called from a handler (the caller runs tasks while it waits, so the
+ * pool cannot deadlock). `pool` is a struct rpcsrv.
+ */
+void rpcsrv_parallel(void *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg);
+
+/*
+ * Graceful stop, first half: waits (at most timeout_ms) until every request being run has been
+ * answered. The caller makes its handler refuse new requests first (connections stay open so
+ * that replies in flight reach their clients: closing an nng listener closes the connections
+ * it accepted). Returns the number of requests still running at the deadline (0: drained).
+ */
+int rpcsrv_drain(struct rpcsrv *s, uint64_t timeout_ms);
+
+/* Closes the socket and joins the workers. May hang inside nng (LIBRARY-NOTES: run it under
+ * a watchdog). */
+void rpcsrv_stop(struct rpcsrv *s);
+
+/* Requests currently queued or running (for /metrics). */
+uint64_t rpcsrv_inflight(struct rpcsrv *s);
+
+#endif
