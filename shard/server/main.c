@@ -15,6 +15,7 @@
 #include <nng/nng.h>
 
 #include "clock.h"
+#include "daemon.h"
 #include "err.h"
 #include "log.h"
 #include "node.h"
@@ -36,36 +37,6 @@ static void usage(FILE *f)
                "replica, exit 0 (forced exit after shutdown_timeout).\n\n"
                "Settings:\n");
     cfg_print_help(shard_cfg_schema, f);
-}
-
-/* Holds the data dir's LOCK file for the life of the process. */
-static int lock_data_dir(const char *dir, int *fd_out, char *errmsg)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/LOCK", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        dv_errmsg_set(errmsg, "%s: %s", path, strerror(errno));
-        return DV_EOS;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        char other[32] = "";
-        ssize_t k = pread(fd, other, sizeof other - 1, 0);
-        other[k > 0 ? k : 0] = '\0';
-        other[strcspn(other, "\n")] = '\0';
-        dv_errmsg_set(errmsg,
-                      "data dir %s is in use by another dvec-shard (pid %s); stop it first or "
-                      "choose another data_dir",
-                      dir, other[0] ? other : "unknown");
-        close(fd);
-        return DV_EBUSY;
-    }
-    char pid[32];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
-        log_warn("cannot write pid to LOCK", "path=%s", path);
-    *fd_out = fd;
-    return DV_OK;
 }
 
 /* The configured node id, or the one stored in data_dir/node.id (created once). */
@@ -98,73 +69,10 @@ static int node_id(const struct shard_cfg *c, char *out, size_t cap, char *errms
     return DV_OK;
 }
 
-static int parse_args(int argc, char **argv, struct shard_cfg *c, char *errmsg)
-{
-    /* The file first, whatever its position, so flags override it. */
-    for (int i = 1; i < argc; i++) {
-        const char *path = NULL;
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            path = argv[i + 1];
-        else if (strncmp(argv[i], "--config=", 9) == 0)
-            path = argv[i] + 9;
-        if (path) {
-            int rc = cfg_load_file(shard_cfg_schema, c, path, errmsg);
-            if (rc != DV_OK)
-                return rc;
-        }
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--config") == 0) {
-            i++;
-            continue;
-        }
-        if (strncmp(a, "--config=", 9) == 0)
-            continue;
-        if (strncmp(a, "--", 2) != 0) {
-            dv_errmsg_set(errmsg, "unexpected argument '%s' (see --help)", a);
-            return DV_EINVAL;
-        }
-        a += 2;
-        int rc;
-        const char *eq = strchr(a, '=');
-        if (eq) {
-            rc = cfg_set_arg(shard_cfg_schema, c, a, errmsg);
-        } else {
-            if (i + 1 >= argc) {
-                dv_errmsg_set(errmsg, "--%s needs a value", a);
-                return DV_EINVAL;
-            }
-            rc = cfg_set(shard_cfg_schema, c, a, argv[++i], errmsg);
-        }
-        if (rc != DV_OK) {
-            dv_errmsg_prefix(errmsg, "--%.*s", (int)(eq ? eq - a : (long)strlen(a)), a);
-            return rc;
-        }
-    }
-    if (c->data_dir == NULL || c->data_dir[0] == '\0') {
-        dv_errmsg_set(errmsg, "data_dir is not set (in the config file or --data_dir DIR)");
-        return DV_EINVAL;
-    }
-    return DV_OK;
-}
-
 static int shard_handle(void *arg, const void *in, size_t n, struct buf *out,
                         struct rpcsrv_result *res)
 {
     return handle_request(arg, in, n, out, res);
-}
-
-/* Forced exit when a graceful stop takes too long (nng_close can hang: LIBRARY-NOTES). */
-static uint64_t watchdog_ns;
-static void *watchdog(void *arg)
-{
-    (void)arg;
-    clock_sleep_ns(watchdog_ns);
-    log_error("shutdown took longer than shutdown_timeout; exiting now", "timeout_ms=%" PRIu64,
-              watchdog_ns / 1000000);
-    _exit(3);
-    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -185,7 +93,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "dvec-shard: bad built-in defaults\n");
         return 2;
     }
-    int rc = parse_args(argc, argv, &c, err);
+    int rc = daemon_parse_args(shard_cfg_schema, &c, argc, argv, err);
+    if (rc == DV_OK && (c.data_dir == NULL || c.data_dir[0] == '\0')) {
+        dv_errmsg_set(err, "data_dir is not set (in the config file or --data_dir DIR)");
+        rc = DV_EINVAL;
+    }
     if (rc != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
         cfg_free(shard_cfg_schema, &c);
@@ -202,12 +114,8 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-    if (mkdir(c.data_dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "dvec-shard: data_dir %s: %s\n", c.data_dir, strerror(errno));
-        goto err_cfg;
-    }
     int lock_fd;
-    if ((rc = lock_data_dir(c.data_dir, &lock_fd, err)) != DV_OK) {
+    if ((rc = daemon_lock_dir(c.data_dir, "dvec-shard", &lock_fd, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
         log_error("cannot start", "error=%s", err);
         goto err_cfg;
@@ -294,9 +202,7 @@ int main(int argc, char **argv)
     }
     uint64_t ts = clock_mono_ms();
     log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    watchdog_ns = c.shutdown_timeout_ns;
-    pthread_t wd;
-    pthread_create(&wd, NULL, watchdog, NULL);
+    daemon_watchdog(c.shutdown_timeout_ns);
 
     atomic_store(&hc.draining, true); /* new requests: DV_ESHUTDOWN */
     int left = rpcsrv_drain(srv, c.shutdown_timeout_ns / 1000000 / 2);
