@@ -1,0 +1,699 @@
+/* cmap_cmd.c - encoding and bounds-checked decoding of cluster-map commands and batches. */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmap.h"
+#include "cmap_int.h"
+#include "err.h"
+#include "mpk.h"
+
+/*
+ * An entry is one msgpack array [version, type, req_hi, req_lo, body] followed by zero bytes
+ * up to a multiple of 8 (raft 0.15 treats entries of other lengths as corrupt on restart).
+ * Bodies are positional arrays (docs/architecture.md, "The cluster map"). A batch is
+ * [version, CMAP_CMD_BATCH, 0, 0, [command, ...]] where each command is a whole array as
+ * above, without padding.
+ */
+
+/* ---- encode ------------------------------------------------------------------------------ */
+
+#define W(x)                                                                                       \
+    do {                                                                                           \
+        if ((rc = (x)) != DV_OK)                                                                   \
+            goto err;                                                                              \
+    } while (0)
+
+/* A fixed-size string field: NUL-terminated within `size` and at most `max` bytes. */
+static bool str_fits(const char *s, size_t size, size_t max)
+{
+    size_t n = strnlen(s, size);
+    return n < size && n <= max;
+}
+
+static int w_str(struct buf *b, const char *s)
+{
+    return mpw_str(b, s, strlen(s));
+}
+
+static int w_reports(struct buf *b, const struct cmap_report *r, uint32_t n)
+{
+    int rc;
+    W(mpw_array(b, n));
+    for (uint32_t i = 0; i < n; i++) {
+        W(mpw_array(b, 3));
+        W(w_str(b, r[i].coll));
+        W(mpw_u64(b, r[i].part));
+        W(mpw_u64(b, r[i].lsn));
+    }
+err:
+    return rc;
+}
+
+static bool reports_fit(const struct cmap_report *r, uint32_t n)
+{
+    if (n > CMAP_MAX_REPORTS || (n && !r))
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (!r[i].coll || strnlen(r[i].coll, CMAP_NAME_MAX + 1) > CMAP_NAME_MAX)
+            return false;
+    return true;
+}
+
+/* Checks the shape of a command; false with errmsg set. */
+static bool cmd_shape_ok(const struct cmap_cmd *c, char *errmsg)
+{
+    const char *bad = NULL;
+    const char *t = cmap_cmd_type_name(c->type);
+    switch (c->type) {
+    case CMAP_CMD_NODE_REGISTER:
+        if (!str_fits(c->u.reg.id, sizeof c->u.reg.id, CMAP_ID_MAX))
+            bad = "id";
+        else if (!str_fits(c->u.reg.url, sizeof c->u.reg.url, CMAP_URL_MAX) ||
+                 !str_fits(c->u.reg.http_url, sizeof c->u.reg.http_url, CMAP_URL_MAX))
+            bad = "url";
+        else if (!reports_fit(c->u.reg.reports, c->u.reg.n_reports))
+            bad = "reports";
+        break;
+    case CMAP_CMD_NODE_STATE:
+        if (!str_fits(c->u.node_state.id, sizeof c->u.node_state.id, CMAP_ID_MAX))
+            bad = "id";
+        else if (c->u.node_state.has_reports &&
+                 !reports_fit(c->u.node_state.reports, c->u.node_state.n_reports))
+            bad = "reports";
+        break;
+    case CMAP_CMD_NODE_WEIGHT:
+        if (!str_fits(c->u.node_weight.id, sizeof c->u.node_weight.id, CMAP_ID_MAX))
+            bad = "id";
+        break;
+    case CMAP_CMD_NODE_REMOVE:
+        if (!str_fits(c->u.node_remove.id, sizeof c->u.node_remove.id, CMAP_ID_MAX))
+            bad = "id";
+        break;
+    case CMAP_CMD_COLL_CREATE: {
+        const typeof(c->u.coll_create) *cc = &c->u.coll_create;
+        if (!str_fits(cc->name, sizeof cc->name, CMAP_NAME_MAX))
+            bad = "name";
+        else if (cc->cfg.n_parts < 1 || cc->cfg.n_parts > CMAP_MAX_PARTS || !cc->parts)
+            bad = "partitions";
+        else if (cc->n_node_ids > CMAP_MAX_NODES || (cc->n_node_ids && !cc->node_ids))
+            bad = "node table";
+        for (uint32_t i = 0; !bad && i < cc->n_node_ids; i++)
+            if (!str_fits(cc->node_ids[i], sizeof cc->node_ids[i], CMAP_ID_MAX))
+                bad = "node table";
+        for (uint32_t p = 0; !bad && p < cc->cfg.n_parts; p++) {
+            const struct cmap_cmd_part *cp = &cc->parts[p];
+            if (cp->n > CMAP_MAX_REPLICAS || (cp->n && cp->primary >= cp->n))
+                bad = "partition replicas";
+            for (uint32_t k = 0; !bad && k < cp->n; k++)
+                if (cp->nodes[k] >= cc->n_node_ids)
+                    bad = "partition replicas";
+        }
+        break;
+    }
+    case CMAP_CMD_COLL_DROP:
+        if (!str_fits(c->u.coll_drop.name, sizeof c->u.coll_drop.name, CMAP_NAME_MAX))
+            bad = "name";
+        break;
+    case CMAP_CMD_PART_SET: {
+        const typeof(c->u.part_set) *ps = &c->u.part_set;
+        if (!str_fits(ps->coll, sizeof ps->coll, CMAP_NAME_MAX))
+            bad = "collection";
+        else if (ps->n > CMAP_MAX_REPLICAS || (ps->n && ps->primary >= ps->n))
+            bad = "replicas";
+        for (uint32_t k = 0; !bad && k < ps->n; k++)
+            if (!str_fits(ps->nodes[k], sizeof ps->nodes[k], CMAP_ID_MAX))
+                bad = "replicas";
+        break;
+    }
+    case CMAP_CMD_MOVE_ADD:
+    case CMAP_CMD_MOVE_UPDATE:
+    case CMAP_CMD_MOVE_REMOVE:
+        if (!str_fits(c->u.move.coll, sizeof c->u.move.coll, CMAP_NAME_MAX))
+            bad = "collection";
+        else if (!str_fits(c->u.move.from, sizeof c->u.move.from, CMAP_ID_MAX) ||
+                 !str_fits(c->u.move.to, sizeof c->u.move.to, CMAP_ID_MAX))
+            bad = "node";
+        else if (c->u.move.state < 0)
+            bad = "state";
+        break;
+    default:
+        dv_errmsg_set(errmsg, "cmap: command type %d cannot be encoded alone", c->type);
+        return false;
+    }
+    if (!bad && c->req.hi == 0 && c->req.lo == 0)
+        bad = "request id (zero)";
+    if (bad) {
+        dv_errmsg_set(errmsg, "cmap: %s: bad %s", t, bad);
+        return false;
+    }
+    return true;
+}
+
+static int w_body(struct buf *b, const struct cmap_cmd *c)
+{
+    int rc;
+    switch (c->type) {
+    case CMAP_CMD_NODE_REGISTER:
+        W(mpw_array(b, 7));
+        W(w_str(b, c->u.reg.id));
+        W(w_str(b, c->u.reg.url));
+        W(w_str(b, c->u.reg.http_url));
+        W(mpw_f64(b, c->u.reg.weight));
+        W(mpw_i64(b, c->u.reg.state));
+        W(mpw_u64(b, c->u.reg.heartbeat_ms));
+        W(w_reports(b, c->u.reg.reports, c->u.reg.n_reports));
+        break;
+    case CMAP_CMD_NODE_STATE:
+        W(mpw_array(b, 4));
+        W(w_str(b, c->u.node_state.id));
+        W(mpw_i64(b, c->u.node_state.state));
+        W(mpw_u64(b, c->u.node_state.heartbeat_ms));
+        if (c->u.node_state.has_reports)
+            W(w_reports(b, c->u.node_state.reports, c->u.node_state.n_reports));
+        else
+            W(mpw_nil(b));
+        break;
+    case CMAP_CMD_NODE_WEIGHT:
+        W(mpw_array(b, 2));
+        W(w_str(b, c->u.node_weight.id));
+        W(mpw_f64(b, c->u.node_weight.weight));
+        break;
+    case CMAP_CMD_NODE_REMOVE:
+        W(mpw_array(b, 2));
+        W(w_str(b, c->u.node_remove.id));
+        W(mpw_bool(b, c->u.node_remove.force));
+        break;
+    case CMAP_CMD_COLL_CREATE: {
+        const typeof(c->u.coll_create) *cc = &c->u.coll_create;
+        const struct cmap_coll_cfg *g = &cc->cfg;
+        W(mpw_array(b, 4));
+        W(w_str(b, cc->name));
+        W(mpw_array(b, 9));
+        W(mpw_u64(b, g->dim));
+        W(mpw_u64(b, g->metric));
+        W(mpw_u64(b, g->m));
+        W(mpw_u64(b, g->ef_construction));
+        W(mpw_u64(b, g->ef_search));
+        W(mpw_u64(b, g->n_parts));
+        W(mpw_u64(b, g->rf));
+        W(mpw_u64(b, g->fsync));
+        W(mpw_bool(b, g->sq8));
+        W(mpw_array(b, cc->n_node_ids));
+        for (uint32_t i = 0; i < cc->n_node_ids; i++)
+            W(w_str(b, cc->node_ids[i]));
+        W(mpw_array(b, g->n_parts));
+        for (uint32_t p = 0; p < g->n_parts; p++) {
+            const struct cmap_cmd_part *cp = &cc->parts[p];
+            W(mpw_array(b, 2));
+            W(mpw_u64(b, cp->primary));
+            W(mpw_array(b, cp->n));
+            for (uint32_t k = 0; k < cp->n; k++)
+                W(mpw_u64(b, cp->nodes[k]));
+        }
+        break;
+    }
+    case CMAP_CMD_COLL_DROP:
+        W(mpw_array(b, 1));
+        W(w_str(b, c->u.coll_drop.name));
+        break;
+    case CMAP_CMD_PART_SET: {
+        const typeof(c->u.part_set) *ps = &c->u.part_set;
+        W(mpw_array(b, 5));
+        W(w_str(b, ps->coll));
+        W(mpw_u64(b, ps->part));
+        W(mpw_u64(b, ps->expect_epoch));
+        W(mpw_u64(b, ps->primary));
+        W(mpw_array(b, ps->n));
+        for (uint32_t k = 0; k < ps->n; k++)
+            W(w_str(b, ps->nodes[k]));
+        break;
+    }
+    default: /* moves */
+        W(mpw_array(b, 5));
+        W(w_str(b, c->u.move.coll));
+        W(mpw_u64(b, c->u.move.part));
+        W(w_str(b, c->u.move.from));
+        W(w_str(b, c->u.move.to));
+        W(mpw_u64(b, (uint64_t)c->u.move.state));
+        break;
+    }
+err:
+    return rc;
+}
+
+/* Zero bytes up to a multiple of 8 counted from `start`. */
+static int pad8(struct buf *b, size_t start)
+{
+    static const uint8_t zeros[8];
+    size_t len = b->len - start;
+    int rc = buf_append(b, zeros, (8 - len % 8) % 8);
+    assert(rc != DV_OK || (b->len - start) % 8 == 0);
+    return rc;
+}
+
+int cmap_cmd_encode(const struct cmap_cmd *cmd, struct buf *out, char *errmsg)
+{
+    if (!cmd_shape_ok(cmd, errmsg))
+        return DV_EINVAL;
+    size_t start = out->len;
+    int rc;
+    W(mpw_array(out, 5));
+    W(mpw_u64(out, CMAP_CMD_VERSION));
+    W(mpw_u64(out, (uint64_t)cmd->type));
+    W(mpw_u64(out, cmd->req.hi));
+    W(mpw_u64(out, cmd->req.lo));
+    W(w_body(out, cmd));
+    if (out->len - start > CMAP_MAX_ENTRY - 8) {
+        rc = DV_ETOOBIG;
+        dv_errmsg_set(errmsg, "cmap: %s: %zu bytes, at most %u", cmap_cmd_type_name(cmd->type),
+                      out->len - start, CMAP_MAX_ENTRY);
+        goto err;
+    }
+    W(pad8(out, start));
+    return DV_OK;
+err:
+    if (rc == DV_ENOMEM)
+        dv_errmsg_set(errmsg, "cmap: encode: out of memory");
+    out->len = start;
+    return rc;
+}
+
+/* ---- decode ------------------------------------------------------------------------------ */
+
+struct dec {
+    struct mpk r;
+    struct cmap_cmd *cmd;
+    char *errmsg;
+};
+
+/* Turns a reader failure into DV_EPROTO naming the field (DV_ENOMEM passes through). */
+static int dfail(struct dec *d, int rc, const char *field)
+{
+    if (rc == DV_ENOMEM) {
+        dv_errmsg_set(d->errmsg, "cmap: %s: out of memory", field);
+        return rc;
+    }
+    dv_errmsg_set(d->errmsg, "cmap: %s %s: %s (%zu bytes left)", cmap_cmd_type_name(d->cmd->type),
+                  field, dv_strerror(rc), (size_t)(d->r.end - d->r.p));
+    return DV_EPROTO;
+}
+
+#define R(x, field)                                                                                \
+    do {                                                                                           \
+        if ((rc = (x)) != DV_OK)                                                                   \
+            return dfail(d, rc, field);                                                            \
+    } while (0)
+
+static int d_u32(struct dec *d, uint32_t *v, const char *field)
+{
+    uint64_t x;
+    int rc;
+    R(mpk_u64(&d->r, &x), field);
+    if (x > UINT32_MAX)
+        return dfail(d, DV_ERANGE, field);
+    *v = (uint32_t)x;
+    return DV_OK;
+}
+
+static int d_int(struct dec *d, int *v, const char *field)
+{
+    int64_t x;
+    int rc;
+    R(mpk_i64(&d->r, &x), field);
+    if (x < -1 || x > INT32_MAX)
+        return dfail(d, DV_ERANGE, field);
+    *v = (int)x;
+    return DV_OK;
+}
+
+/* A string of at most `max` bytes without NUL, copied into `dst` (max + 1 bytes). */
+static int d_str(struct dec *d, char *dst, size_t max, const char *field)
+{
+    const char *s;
+    uint32_t n;
+    int rc;
+    R(mpk_str(&d->r, &s, &n), field);
+    if (n > max || memchr(s, 0, n))
+        return dfail(d, DV_ERANGE, field);
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return DV_OK;
+}
+
+/* An array header with exactly n elements. */
+static int d_tuple(struct dec *d, uint32_t n, const char *field)
+{
+    uint32_t got;
+    int rc;
+    R(mpk_array(&d->r, &got), field);
+    if (got != n)
+        return dfail(d, DV_ECORRUPT, field);
+    return DV_OK;
+}
+
+/* An array header whose count the bytes left can hold at `min` bytes per element and that is
+ * at most `max`. */
+static int d_list(struct dec *d, uint32_t *n, size_t min, uint32_t max, const char *field)
+{
+    int rc;
+    R(mpk_array(&d->r, n), field);
+    if ((uint64_t)*n * min > (uint64_t)(d->r.end - d->r.p) || *n > max)
+        return dfail(d, DV_ECORRUPT, field);
+    return DV_OK;
+}
+
+static int d_reports(struct dec *d, struct cmap_report **out, uint32_t *count)
+{
+    uint32_t n;
+    int rc;
+    /* [coll "", part, lsn] takes at least 4 bytes. */
+    if ((rc = d_list(d, &n, 4, CMAP_MAX_REPORTS, "reports")) != DV_OK)
+        return rc;
+    if (n == 0)
+        return DV_OK;
+    struct cmap_report *r = calloc(n, sizeof *r);
+    if (!r)
+        return dfail(d, DV_ENOMEM, "reports");
+    /* Owned by the command from here on, so an error below frees what was decoded. */
+    *out = r;
+    for (uint32_t i = 0; i < n; i++) {
+        char name[CMAP_NAME_MAX + 1];
+        if ((rc = d_tuple(d, 3, "report")) != DV_OK ||
+            (rc = d_str(d, name, CMAP_NAME_MAX, "report collection")) != DV_OK)
+            return rc;
+        r[i].coll = cmap_strdup(name);
+        if (!r[i].coll)
+            return dfail(d, DV_ENOMEM, "reports");
+        *count = i + 1;
+        if ((rc = d_u32(d, &r[i].part, "report partition")) != DV_OK)
+            return rc;
+        R(mpk_u64(&d->r, &r[i].lsn), "report lsn");
+    }
+    return DV_OK;
+}
+
+static int d_weight(struct dec *d, double *w)
+{
+    int rc;
+    R(mpk_f64(&d->r, w), "weight");
+    return DV_OK;
+}
+
+static int d_create(struct dec *d)
+{
+    typeof(d->cmd->u.coll_create) *cc = &d->cmd->u.coll_create;
+    struct cmap_coll_cfg *g = &cc->cfg;
+    uint32_t n;
+    int rc;
+    if ((rc = d_tuple(d, 4, "body")) != DV_OK ||
+        (rc = d_str(d, cc->name, CMAP_NAME_MAX, "name")) != DV_OK ||
+        (rc = d_tuple(d, 9, "config")) != DV_OK || (rc = d_u32(d, &g->dim, "dim")) != DV_OK ||
+        (rc = d_u32(d, &g->metric, "metric")) != DV_OK || (rc = d_u32(d, &g->m, "m")) != DV_OK ||
+        (rc = d_u32(d, &g->ef_construction, "ef_construction")) != DV_OK ||
+        (rc = d_u32(d, &g->ef_search, "ef_search")) != DV_OK ||
+        (rc = d_u32(d, &g->n_parts, "partitions")) != DV_OK ||
+        (rc = d_u32(d, &g->rf, "replication")) != DV_OK ||
+        (rc = d_u32(d, &g->fsync, "fsync")) != DV_OK)
+        return rc;
+    R(mpk_bool(&d->r, &g->sq8), "sq8");
+    if (g->n_parts < 1 || g->n_parts > CMAP_MAX_PARTS)
+        return dfail(d, DV_ERANGE, "partitions");
+
+    /* The node table: strings of at least 1 byte each. */
+    if ((rc = d_list(d, &n, 1, CMAP_MAX_NODES, "node table")) != DV_OK)
+        return rc;
+    if (n) {
+        cc->node_ids = calloc(n, sizeof *cc->node_ids);
+        if (!cc->node_ids)
+            return dfail(d, DV_ENOMEM, "node table");
+        for (uint32_t i = 0; i < n; i++) {
+            if ((rc = d_str(d, cc->node_ids[i], CMAP_ID_MAX, "node table")) != DV_OK)
+                return rc;
+            cc->n_node_ids = i + 1;
+        }
+    }
+
+    /* [primary, [node, ...]] takes at least 3 bytes. */
+    if ((rc = d_list(d, &n, 3, CMAP_MAX_PARTS, "placement")) != DV_OK)
+        return rc;
+    if (n != g->n_parts)
+        return dfail(d, DV_ECORRUPT, "placement");
+    cc->parts = calloc(n, sizeof *cc->parts);
+    if (!cc->parts)
+        return dfail(d, DV_ENOMEM, "placement");
+    for (uint32_t p = 0; p < n; p++) {
+        struct cmap_cmd_part *cp = &cc->parts[p];
+        if ((rc = d_tuple(d, 2, "placement")) != DV_OK ||
+            (rc = d_u32(d, &cp->primary, "primary")) != DV_OK ||
+            (rc = d_list(d, &cp->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
+            return rc;
+        for (uint32_t k = 0; k < cp->n; k++)
+            if ((rc = d_u32(d, &cp->nodes[k], "replica")) != DV_OK)
+                return rc;
+    }
+    return DV_OK;
+}
+
+static int d_body(struct dec *d)
+{
+    struct cmap_cmd *c = d->cmd;
+    int rc;
+    switch (c->type) {
+    case CMAP_CMD_NODE_REGISTER:
+        if ((rc = d_tuple(d, 7, "body")) != DV_OK ||
+            (rc = d_str(d, c->u.reg.id, CMAP_ID_MAX, "id")) != DV_OK ||
+            (rc = d_str(d, c->u.reg.url, CMAP_URL_MAX, "url")) != DV_OK ||
+            (rc = d_str(d, c->u.reg.http_url, CMAP_URL_MAX, "http_url")) != DV_OK ||
+            (rc = d_weight(d, &c->u.reg.weight)) != DV_OK ||
+            (rc = d_int(d, &c->u.reg.state, "state")) != DV_OK)
+            return rc;
+        R(mpk_u64(&d->r, &c->u.reg.heartbeat_ms), "heartbeat");
+        return d_reports(d, &c->u.reg.reports, &c->u.reg.n_reports);
+    case CMAP_CMD_NODE_STATE:
+        if ((rc = d_tuple(d, 4, "body")) != DV_OK ||
+            (rc = d_str(d, c->u.node_state.id, CMAP_ID_MAX, "id")) != DV_OK ||
+            (rc = d_int(d, &c->u.node_state.state, "state")) != DV_OK)
+            return rc;
+        R(mpk_u64(&d->r, &c->u.node_state.heartbeat_ms), "heartbeat");
+        if (mpk_peek(&d->r) == MPK_NIL) {
+            R(mpk_nil(&d->r), "reports");
+            return DV_OK;
+        }
+        c->u.node_state.has_reports = true;
+        return d_reports(d, &c->u.node_state.reports, &c->u.node_state.n_reports);
+    case CMAP_CMD_NODE_WEIGHT:
+        if ((rc = d_tuple(d, 2, "body")) != DV_OK ||
+            (rc = d_str(d, c->u.node_weight.id, CMAP_ID_MAX, "id")) != DV_OK)
+            return rc;
+        return d_weight(d, &c->u.node_weight.weight);
+    case CMAP_CMD_NODE_REMOVE:
+        if ((rc = d_tuple(d, 2, "body")) != DV_OK ||
+            (rc = d_str(d, c->u.node_remove.id, CMAP_ID_MAX, "id")) != DV_OK)
+            return rc;
+        R(mpk_bool(&d->r, &c->u.node_remove.force), "force");
+        return DV_OK;
+    case CMAP_CMD_COLL_CREATE:
+        return d_create(d);
+    case CMAP_CMD_COLL_DROP:
+        if ((rc = d_tuple(d, 1, "body")) != DV_OK)
+            return rc;
+        return d_str(d, c->u.coll_drop.name, CMAP_NAME_MAX, "name");
+    case CMAP_CMD_PART_SET: {
+        typeof(c->u.part_set) *ps = &c->u.part_set;
+        if ((rc = d_tuple(d, 5, "body")) != DV_OK ||
+            (rc = d_str(d, ps->coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
+            (rc = d_u32(d, &ps->part, "partition")) != DV_OK)
+            return rc;
+        R(mpk_u64(&d->r, &ps->expect_epoch), "expect_epoch");
+        if ((rc = d_u32(d, &ps->primary, "primary")) != DV_OK ||
+            (rc = d_list(d, &ps->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
+            return rc;
+        for (uint32_t k = 0; k < ps->n; k++)
+            if ((rc = d_str(d, ps->nodes[k], CMAP_ID_MAX, "replica")) != DV_OK)
+                return rc;
+        return DV_OK;
+    }
+    case CMAP_CMD_MOVE_ADD:
+    case CMAP_CMD_MOVE_UPDATE:
+    case CMAP_CMD_MOVE_REMOVE: {
+        uint32_t state;
+        if ((rc = d_tuple(d, 5, "body")) != DV_OK ||
+            (rc = d_str(d, c->u.move.coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
+            (rc = d_u32(d, &c->u.move.part, "partition")) != DV_OK ||
+            (rc = d_str(d, c->u.move.from, CMAP_ID_MAX, "from")) != DV_OK ||
+            (rc = d_str(d, c->u.move.to, CMAP_ID_MAX, "to")) != DV_OK ||
+            (rc = d_u32(d, &state, "state")) != DV_OK)
+            return rc;
+        if (state > INT32_MAX)
+            return dfail(d, DV_ERANGE, "state");
+        c->u.move.state = (int)state;
+        return DV_OK;
+    }
+    default:
+        return dfail(d, DV_EINVAL, "type");
+    }
+}
+
+/* After the value: only zero padding, fewer than 8 bytes of it. */
+static int d_padding(struct dec *d)
+{
+    size_t left = (size_t)(d->r.end - d->r.p);
+    if (left >= 8)
+        return dfail(d, DV_ECORRUPT, "padding");
+    for (size_t i = 0; i < left; i++)
+        if (d->r.p[i] != 0)
+            return dfail(d, DV_ECORRUPT, "padding");
+    return DV_OK;
+}
+
+/* The envelope: [version, type, req_hi, req_lo, ...]; leaves the reader at the body. */
+static int d_head(struct dec *d, int *type, struct cmap_reqid *req)
+{
+    uint64_t v, t;
+    int rc;
+    if ((rc = d_tuple(d, 5, "envelope")) != DV_OK)
+        return rc;
+    R(mpk_u64(&d->r, &v), "version");
+    if (v != CMAP_CMD_VERSION)
+        return dfail(d, DV_EUNSUPPORTED, "version");
+    R(mpk_u64(&d->r, &t), "type");
+    if (t == 0 || t >= CMAP_CMD_TYPE_COUNT)
+        return dfail(d, DV_EINVAL, "type");
+    *type = (int)t;
+    R(mpk_u64(&d->r, &req->hi), "request id");
+    R(mpk_u64(&d->r, &req->lo), "request id");
+    return DV_OK;
+}
+
+int cmap_cmd_decode(const void *p, size_t n, struct cmap_cmd *cmd, char *errmsg)
+{
+    struct dec d = {.cmd = cmd, .errmsg = errmsg};
+    int rc;
+    memset(cmd, 0, sizeof *cmd);
+    if (n > CMAP_MAX_ENTRY) {
+        dv_errmsg_set(errmsg, "cmap: command of %zu bytes, at most %u", n, CMAP_MAX_ENTRY);
+        return DV_EPROTO;
+    }
+    mpk_init(&d.r, p, n);
+    if ((rc = d_head(&d, &cmd->type, &cmd->req)) != DV_OK)
+        goto err;
+    if (cmd->type == CMAP_CMD_BATCH) {
+        rc = dfail(&d, DV_EINVAL, "type (a batch is not one command)");
+        goto err;
+    }
+    if ((rc = d_body(&d)) != DV_OK || (rc = d_padding(&d)) != DV_OK)
+        goto err;
+    return DV_OK;
+err:
+    cmap_cmd_free(cmd);
+    return rc;
+}
+
+void cmap_cmd_free(struct cmap_cmd *cmd)
+{
+    switch (cmd->type) {
+    case CMAP_CMD_NODE_REGISTER:
+        cmap_reports_free(cmd->u.reg.reports, cmd->u.reg.n_reports);
+        break;
+    case CMAP_CMD_NODE_STATE:
+        cmap_reports_free(cmd->u.node_state.reports, cmd->u.node_state.n_reports);
+        break;
+    case CMAP_CMD_COLL_CREATE:
+        free(cmd->u.coll_create.node_ids);
+        free(cmd->u.coll_create.parts);
+        break;
+    default:
+        break;
+    }
+    memset(cmd, 0, sizeof *cmd);
+}
+
+/* ---- batches ----------------------------------------------------------------------------- */
+
+int cmap_batch_open(const void *p, size_t n, const uint8_t **items, size_t *len, uint32_t *count,
+                    char *errmsg)
+{
+    struct cmap_cmd head = {0};
+    struct dec dd = {.cmd = &head, .errmsg = errmsg}, *d = &dd;
+    uint32_t k;
+    int rc;
+    if (n > CMAP_MAX_ENTRY) {
+        dv_errmsg_set(errmsg, "cmap: entry of %zu bytes, at most %u", n, CMAP_MAX_ENTRY);
+        return DV_EPROTO;
+    }
+    mpk_init(&d->r, p, n);
+    if ((rc = d_head(d, &head.type, &head.req)) != DV_OK)
+        return rc;
+    if (head.type != CMAP_CMD_BATCH)
+        return DV_ENOTFOUND;
+    /* A command takes at least 6 bytes: [1, type, hi, lo, []]. */
+    if ((rc = d_list(d, &k, 6, 65536, "commands")) != DV_OK)
+        return rc;
+    if (k == 0)
+        return dfail(d, DV_ECORRUPT, "commands (none)");
+    const uint8_t *first = d->r.p;
+    for (uint32_t i = 0; i < k; i++) {
+        const uint8_t *s;
+        size_t sz;
+        R(mpk_span(&d->r, &s, &sz), "command");
+    }
+    *items = first;
+    *len = (size_t)(d->r.p - first);
+    if ((rc = d_padding(d)) != DV_OK)
+        return rc;
+    *count = k;
+    return DV_OK;
+}
+
+int cmap_batch_pack(const void *const *cmds, const size_t *lens, size_t n, struct buf *out,
+                    char *errmsg)
+{
+    if (n < 1 || n > 65536) {
+        dv_errmsg_set(errmsg, "cmap: a batch holds 1..65536 commands, not %zu", n);
+        return DV_EINVAL;
+    }
+    size_t start = out->len;
+    int rc;
+    W(mpw_array(out, 5));
+    W(mpw_u64(out, CMAP_CMD_VERSION));
+    W(mpw_u64(out, CMAP_CMD_BATCH));
+    W(mpw_u64(out, 0));
+    W(mpw_u64(out, 0));
+    W(mpw_array(out, (uint32_t)n));
+    for (size_t i = 0; i < n; i++) {
+        /* Each input: one command envelope (not a batch), then only zero padding. */
+        struct cmap_cmd head = {0};
+        struct dec d = {.cmd = &head, .errmsg = errmsg};
+        const uint8_t *s;
+        size_t sz;
+        mpk_init(&d.r, cmds[i], lens[i]);
+        struct mpk at = d.r;
+        if (d_head(&d, &head.type, &head.req) != DV_OK || head.type == CMAP_CMD_BATCH ||
+            mpk_span(&at, &s, &sz) != DV_OK) {
+            dv_errmsg_set(errmsg, "cmap: batch: command %zu is not one encoded command", i);
+            rc = DV_EINVAL;
+            goto err;
+        }
+        d.r = at;
+        if (d_padding(&d) != DV_OK) {
+            dv_errmsg_set(errmsg, "cmap: batch: command %zu has bytes after it", i);
+            rc = DV_EINVAL;
+            goto err;
+        }
+        W(mpw_raw(out, s, sz));
+        if (out->len - start > CMAP_MAX_ENTRY - 8) {
+            dv_errmsg_set(errmsg, "cmap: batch larger than %u bytes", CMAP_MAX_ENTRY);
+            rc = DV_ETOOBIG;
+            goto err;
+        }
+    }
+    W(pad8(out, start));
+    return DV_OK;
+err:
+    if (rc == DV_ENOMEM)
+        dv_errmsg_set(errmsg, "cmap: batch: out of memory");
+    out->len = start;
+    return rc;
+}

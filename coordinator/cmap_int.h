@@ -1,0 +1,60 @@
+/* cmap_int.h - helpers shared by the files of the cluster map (not for users of cmap.h). */
+#ifndef DV_CMAP_INT_H
+#define DV_CMAP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmap.h"
+
+/* Version of the command encoding (first element of every command) and of the snapshot. */
+#define CMAP_CMD_VERSION  1
+#define CMAP_SNAP_VERSION 1
+#define CMAP_SNAP_MAGIC   "CMAP"
+#define CMAP_SNAP_HDR     24
+
+/* Names and URLs: the rules of cmap.h. `s` is NUL-terminated. */
+bool cmap_id_valid(const char *s);
+bool cmap_name_valid(const char *s);
+bool cmap_url_valid(const char *s, bool may_be_empty);
+bool cmap_weight_valid(double w);
+
+/* Checks collection parameters; false with a message in `msg` (CMAP_MSG_MAX bytes). */
+bool cmap_cfg_valid(const struct cmap_coll_cfg *c, char *msg);
+
+/* Deep copy of n reports (NULL when n == 0), and freeing them. DV_ENOMEM. */
+int cmap_reports_copy(const struct cmap_report *src, uint32_t n, struct cmap_report **out);
+void cmap_reports_free(struct cmap_report *r, uint32_t n);
+
+/* Frees a collection and its partitions. */
+void cmap_coll_destroy(struct cmap_coll *c);
+
+/* Index in m->colls where `name` is, or would be inserted; *found says which. */
+uint32_t cmap_coll_slot(const struct cmap *m, const char *name, bool *found);
+
+/* Position in m->by_id where `id` is, or would be inserted; *found says which. */
+uint32_t cmap_node_slot(const struct cmap *m, const char *id, bool *found);
+
+/* Grows an array of `*cap` elements of `size` bytes to hold at least `need`. DV_ENOMEM. */
+int cmap_grow(void **arr, uint32_t *cap, uint32_t need, size_t size);
+
+/* The request-id memory. */
+const struct cmap_seen *cmap_seen_find(const struct cmap *m, const struct cmap_reqid *id);
+void cmap_seen_add(struct cmap *m, const struct cmap_reqid *id, const struct cmap_result *r);
+
+/*
+ * Looks at an entry of n bytes: DV_ENOTFOUND when it is not a batch (decode it as one command),
+ * DV_EPROTO (errmsg says why) when it is a malformed batch, else DV_OK with `*items`/`*len`
+ * the bytes of its `*count` commands, each checked to span one msgpack value.
+ */
+int cmap_batch_open(const void *p, size_t n, const uint8_t **items, size_t *len, uint32_t *count,
+                    char *errmsg);
+
+/* strdup through malloc (so that tests that wrap malloc see it). NULL on failure. */
+char *cmap_strdup(const char *s);
+
+/* Copies at most max-1 bytes of the NUL-terminated `src` into dst and terminates it. */
+void cmap_strlcpy(char *dst, const char *src, size_t max);
+
+#endif

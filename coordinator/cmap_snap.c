@@ -1,0 +1,512 @@
+/* cmap_snap.c - the whole cluster map as bytes (Raft snapshots): encode, checked decode. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmap.h"
+#include "cmap_int.h"
+#include "crc32c.h"
+#include "err.h"
+#include "mpk.h"
+
+/*
+ * Layout: a 24-byte header, all little-endian
+ *   0  "CMAP"    4  u32 version    8  u64 body length    16  u32 CRC32C of the body    20  u32 0
+ * then the body, one msgpack array:
+ *   [epoch, dedup_cap, nodes, collections, moves, seen]
+ *   node:       [id, url, http_url, weight (f64), state, heartbeat_ms, [[coll, part, lsn], ...]]
+ *   collection: [name, [dim, metric, m, ef_construction, ef_search, partitions, rf, fsync, sq8],
+ *                epoch, [[epoch, primary, [node, ...]], ...]]     (nodes by number)
+ *   move:       [coll, part, from, to, state, epoch]
+ *   seen:       [req_hi, req_lo, code, epoch, message]            (oldest first)
+ * Nodes come in number order, collections in name order.
+ */
+
+#define W(x)                                                                                       \
+    do {                                                                                           \
+        if ((rc = (x)) != DV_OK)                                                                   \
+            goto err;                                                                              \
+    } while (0)
+
+static int w_str(struct buf *b, const char *s)
+{
+    return mpw_str(b, s, strlen(s));
+}
+
+static int w_node(struct buf *b, const struct cmap_node *n)
+{
+    int rc;
+    W(mpw_array(b, 7));
+    W(w_str(b, n->id));
+    W(w_str(b, n->url));
+    W(w_str(b, n->http_url));
+    W(mpw_f64(b, n->weight));
+    W(mpw_u64(b, (uint64_t)n->state));
+    W(mpw_u64(b, n->heartbeat_ms));
+    W(mpw_array(b, n->n_reports));
+    for (uint32_t i = 0; i < n->n_reports; i++) {
+        W(mpw_array(b, 3));
+        W(w_str(b, n->reports[i].coll));
+        W(mpw_u64(b, n->reports[i].part));
+        W(mpw_u64(b, n->reports[i].lsn));
+    }
+err:
+    return rc;
+}
+
+static int w_coll(struct buf *b, const struct cmap_coll *c)
+{
+    const struct cmap_coll_cfg *g = &c->cfg;
+    int rc;
+    W(mpw_array(b, 4));
+    W(w_str(b, c->name));
+    W(mpw_array(b, 9));
+    W(mpw_u64(b, g->dim));
+    W(mpw_u64(b, g->metric));
+    W(mpw_u64(b, g->m));
+    W(mpw_u64(b, g->ef_construction));
+    W(mpw_u64(b, g->ef_search));
+    W(mpw_u64(b, g->n_parts));
+    W(mpw_u64(b, g->rf));
+    W(mpw_u64(b, g->fsync));
+    W(mpw_bool(b, g->sq8));
+    W(mpw_u64(b, c->epoch));
+    W(mpw_array(b, g->n_parts));
+    for (uint32_t p = 0; p < g->n_parts; p++) {
+        const struct cmap_part *part = &c->parts[p];
+        W(mpw_array(b, 3));
+        W(mpw_u64(b, part->epoch));
+        W(mpw_u64(b, part->primary));
+        W(mpw_array(b, part->n));
+        for (uint32_t k = 0; k < part->n; k++)
+            W(mpw_u64(b, part->nodes[k]));
+    }
+err:
+    return rc;
+}
+
+int cmap_encode(const struct cmap *m, struct buf *out)
+{
+    size_t start = out->len;
+    int rc;
+    uint8_t hdr[CMAP_SNAP_HDR] = {0};
+    W(buf_append(out, hdr, sizeof hdr));
+    size_t body = out->len;
+    W(mpw_array(out, 6));
+    W(mpw_u64(out, m->epoch));
+    W(mpw_u64(out, m->dedup_cap));
+    W(mpw_array(out, m->n_nodes));
+    for (uint32_t i = 0; i < m->n_nodes; i++)
+        W(w_node(out, &m->nodes[i]));
+    W(mpw_array(out, m->n_colls));
+    for (uint32_t i = 0; i < m->n_colls; i++)
+        W(w_coll(out, m->colls[i]));
+    W(mpw_array(out, m->n_moves));
+    for (uint32_t i = 0; i < m->n_moves; i++) {
+        const struct cmap_move *mv = &m->moves[i];
+        W(mpw_array(out, 6));
+        W(w_str(out, mv->coll));
+        W(mpw_u64(out, mv->part));
+        W(mpw_u64(out, mv->from));
+        W(mpw_u64(out, mv->to));
+        W(mpw_u64(out, (uint64_t)mv->state));
+        W(mpw_u64(out, mv->epoch));
+    }
+    W(mpw_array(out, m->n_seen));
+    for (uint32_t i = 0; i < m->n_seen; i++) {
+        const struct cmap_seen *s = &m->seen[(m->seen_head + i) % m->dedup_cap];
+        W(mpw_array(out, 5));
+        W(mpw_u64(out, s->id.hi));
+        W(mpw_u64(out, s->id.lo));
+        W(mpw_i64(out, s->code));
+        W(mpw_u64(out, s->epoch));
+        W(w_str(out, s->msg));
+    }
+    if (out->len - start > CMAP_MAX_SNAPSHOT) {
+        rc = DV_ETOOBIG;
+        goto err;
+    }
+    uint8_t *h = out->data + start;
+    memcpy(h, CMAP_SNAP_MAGIC, 4);
+    buf_wr_le32(h + 4, CMAP_SNAP_VERSION);
+    buf_wr_le64(h + 8, out->len - body);
+    buf_wr_le32(h + 16, crc32c(out->data + body, out->len - body));
+    return DV_OK;
+err:
+    out->len = start;
+    return rc;
+}
+
+/* ---- decode ------------------------------------------------------------------------------ */
+
+struct sdec {
+    struct mpk r;
+    struct cmap *m;
+    char *errmsg;
+};
+
+static int bad(struct sdec *d, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Any failure is DV_ECORRUPT (DV_ENOMEM passes through), with the field in errmsg. */
+static int bad(struct sdec *d, int rc, const char *fmt, ...)
+{
+    char what[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (rc == DV_ENOMEM) {
+        dv_errmsg_set(d->errmsg, "cmap snapshot: %s: out of memory", what);
+        return rc;
+    }
+    dv_errmsg_set(d->errmsg, "cmap snapshot: %s: %s (%zu bytes left)", what, dv_strerror(rc),
+                  (size_t)(d->r.end - d->r.p));
+    return DV_ECORRUPT;
+}
+
+#define R(x, ...)                                                                                  \
+    do {                                                                                           \
+        if ((rc = (x)) != DV_OK)                                                                   \
+            return bad(d, rc, __VA_ARGS__);                                                        \
+    } while (0)
+
+static int s_u32(struct sdec *d, uint32_t *v, const char *field)
+{
+    uint64_t x;
+    int rc;
+    R(mpk_u64(&d->r, &x), "%s", field);
+    if (x > UINT32_MAX)
+        return bad(d, DV_ERANGE, "%s", field);
+    *v = (uint32_t)x;
+    return DV_OK;
+}
+
+static int s_str(struct sdec *d, char *dst, size_t max, const char *field)
+{
+    const char *s;
+    uint32_t n;
+    int rc;
+    R(mpk_str(&d->r, &s, &n), "%s", field);
+    if (n > max || memchr(s, 0, n))
+        return bad(d, DV_ERANGE, "%s", field);
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return DV_OK;
+}
+
+static int s_tuple(struct sdec *d, uint32_t n, const char *field)
+{
+    uint32_t got;
+    int rc;
+    R(mpk_array(&d->r, &got), "%s", field);
+    if (got != n)
+        return bad(d, DV_ECORRUPT, "%s", field);
+    return DV_OK;
+}
+
+static int s_list(struct sdec *d, uint32_t *n, size_t min, uint32_t max, const char *field)
+{
+    int rc;
+    R(mpk_array(&d->r, n), "%s", field);
+    if ((uint64_t)*n * min > (uint64_t)(d->r.end - d->r.p) || *n > max)
+        return bad(d, DV_ECORRUPT, "%s count %u", field, *n);
+    return DV_OK;
+}
+
+static int s_epoch(struct sdec *d, uint64_t *e, const char *field)
+{
+    int rc;
+    R(mpk_u64(&d->r, e), "%s", field);
+    if (*e > d->m->epoch)
+        return bad(d, DV_ERANGE, "%s after the map epoch", field);
+    return DV_OK;
+}
+
+static int s_node(struct sdec *d, struct cmap_node *n, uint32_t num)
+{
+    uint32_t state = 0, k;
+    int rc;
+    n->num = num;
+    if ((rc = s_tuple(d, 7, "node")) != DV_OK ||
+        (rc = s_str(d, n->id, CMAP_ID_MAX, "node id")) != DV_OK ||
+        (rc = s_str(d, n->url, CMAP_URL_MAX, "node url")) != DV_OK ||
+        (rc = s_str(d, n->http_url, CMAP_URL_MAX, "node http_url")) != DV_OK)
+        return rc;
+    if (!cmap_id_valid(n->id) || !cmap_url_valid(n->url, false) ||
+        !cmap_url_valid(n->http_url, true))
+        return bad(d, DV_EINVAL, "node %u", num);
+    R(mpk_f64(&d->r, &n->weight), "node %s weight", n->id);
+    if (!cmap_weight_valid(n->weight))
+        return bad(d, DV_ERANGE, "node %s weight", n->id);
+    if ((rc = s_u32(d, &state, "node state")) != DV_OK)
+        return rc;
+    if (state >= CMAP_NODE_STATE_COUNT)
+        return bad(d, DV_ERANGE, "node %s state", n->id);
+    n->state = (int)state;
+    R(mpk_u64(&d->r, &n->heartbeat_ms), "node %s heartbeat", n->id);
+    if ((rc = s_list(d, &k, 4, CMAP_MAX_REPORTS, "reports")) != DV_OK)
+        return rc;
+    if (k == 0)
+        return DV_OK;
+    n->reports = calloc(k, sizeof *n->reports);
+    if (!n->reports)
+        return bad(d, DV_ENOMEM, "reports");
+    for (uint32_t i = 0; i < k; i++) {
+        char name[CMAP_NAME_MAX + 1];
+        struct cmap_report *r = &n->reports[i];
+        if ((rc = s_tuple(d, 3, "report")) != DV_OK ||
+            (rc = s_str(d, name, CMAP_NAME_MAX, "report collection")) != DV_OK)
+            return rc;
+        if (!cmap_name_valid(name))
+            return bad(d, DV_EINVAL, "node %s report %u", n->id, i);
+        if (!(r->coll = cmap_strdup(name)))
+            return bad(d, DV_ENOMEM, "reports");
+        n->n_reports = i + 1;
+        if ((rc = s_u32(d, &r->part, "report partition")) != DV_OK)
+            return rc;
+        R(mpk_u64(&d->r, &r->lsn), "report lsn");
+    }
+    return DV_OK;
+}
+
+static int cmp_by_id(const void *a, const void *b, void *arg)
+{
+    const struct cmap_node *nodes = arg;
+    return strcmp(nodes[*(const uint32_t *)a].id, nodes[*(const uint32_t *)b].id);
+}
+
+static int s_nodes(struct sdec *d)
+{
+    struct cmap *m = d->m;
+    uint32_t n;
+    int rc;
+    /* [id "x", url "x", "", weight, state, heartbeat, []] takes at least 10 bytes (a weight
+     * written as a fixint is read too). */
+    if ((rc = s_list(d, &n, 10, CMAP_MAX_NODES, "nodes")) != DV_OK)
+        return rc;
+    if (n == 0)
+        return DV_OK;
+    m->nodes = calloc(n, sizeof *m->nodes);
+    m->by_id = malloc(n * sizeof *m->by_id);
+    if (!m->nodes || !m->by_id)
+        return bad(d, DV_ENOMEM, "nodes");
+    m->cap_nodes = n;
+    for (uint32_t i = 0; i < n; i++) {
+        m->n_nodes = i + 1; /* so that cmap_free frees its reports */
+        if ((rc = s_node(d, &m->nodes[i], i)) != DV_OK)
+            return rc;
+        m->by_id[i] = i;
+    }
+    qsort_r(m->by_id, n, sizeof *m->by_id, cmp_by_id, m->nodes);
+    for (uint32_t i = 1; i < n; i++)
+        if (strcmp(m->nodes[m->by_id[i - 1]].id, m->nodes[m->by_id[i]].id) == 0)
+            return bad(d, DV_EEXIST, "node %s", m->nodes[m->by_id[i]].id);
+    return DV_OK;
+}
+
+static int s_part(struct sdec *d, struct cmap_part *part, const char *coll, uint32_t p)
+{
+    struct cmap *m = d->m;
+    int rc;
+    if ((rc = s_tuple(d, 3, "partition")) != DV_OK ||
+        (rc = s_epoch(d, &part->epoch, "partition epoch")) != DV_OK ||
+        (rc = s_u32(d, &part->primary, "partition primary")) != DV_OK ||
+        (rc = s_list(d, &part->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
+        return rc;
+    bool has_primary = false;
+    for (uint32_t k = 0; k < part->n; k++) {
+        if ((rc = s_u32(d, &part->nodes[k], "replica")) != DV_OK)
+            return rc;
+        if (part->nodes[k] >= m->n_nodes)
+            return bad(d, DV_ERANGE, "%s/%u: replica %u", coll, p, part->nodes[k]);
+        for (uint32_t j = 0; j < k; j++)
+            if (part->nodes[j] == part->nodes[k])
+                return bad(d, DV_EEXIST, "%s/%u: replica %u", coll, p, part->nodes[k]);
+        has_primary |= part->nodes[k] == part->primary;
+    }
+    if (part->n ? !has_primary : part->primary != CMAP_NONE)
+        return bad(d, DV_EINVAL, "%s/%u: primary %u", coll, p, part->primary);
+    return DV_OK;
+}
+
+static int s_coll(struct sdec *d, struct cmap_coll *c)
+{
+    struct cmap_coll_cfg *g = &c->cfg;
+    char why[CMAP_MSG_MAX];
+    uint32_t n;
+    int rc;
+    if ((rc = s_tuple(d, 4, "collection")) != DV_OK ||
+        (rc = s_str(d, c->name, CMAP_NAME_MAX, "collection name")) != DV_OK)
+        return rc;
+    if (!cmap_name_valid(c->name))
+        return bad(d, DV_EINVAL, "collection name");
+    if ((rc = s_tuple(d, 9, "collection config")) != DV_OK ||
+        (rc = s_u32(d, &g->dim, "dim")) != DV_OK ||
+        (rc = s_u32(d, &g->metric, "metric")) != DV_OK || (rc = s_u32(d, &g->m, "m")) != DV_OK ||
+        (rc = s_u32(d, &g->ef_construction, "ef_construction")) != DV_OK ||
+        (rc = s_u32(d, &g->ef_search, "ef_search")) != DV_OK ||
+        (rc = s_u32(d, &g->n_parts, "partitions")) != DV_OK ||
+        (rc = s_u32(d, &g->rf, "replication")) != DV_OK ||
+        (rc = s_u32(d, &g->fsync, "fsync")) != DV_OK)
+        return rc;
+    R(mpk_bool(&d->r, &g->sq8), "%s sq8", c->name);
+    if (!cmap_cfg_valid(g, why))
+        return bad(d, DV_EINVAL, "%s: %s", c->name, why);
+    if ((rc = s_epoch(d, &c->epoch, "collection epoch")) != DV_OK ||
+        (rc = s_list(d, &n, 4, CMAP_MAX_PARTS, "partitions")) != DV_OK)
+        return rc;
+    if (n != g->n_parts)
+        return bad(d, DV_ECORRUPT, "%s: %u partitions for %u", c->name, n, g->n_parts);
+    c->parts = calloc(n, sizeof *c->parts);
+    if (!c->parts)
+        return bad(d, DV_ENOMEM, "partitions");
+    for (uint32_t p = 0; p < n; p++)
+        if ((rc = s_part(d, &c->parts[p], c->name, p)) != DV_OK)
+            return rc;
+    return DV_OK;
+}
+
+static int s_colls(struct sdec *d)
+{
+    struct cmap *m = d->m;
+    uint32_t n;
+    int rc;
+    /* [name "x", [9 fixints + bool], epoch, [[e, p, [x]]]] takes at least 21 bytes. */
+    if ((rc = s_list(d, &n, 20, CMAP_MAX_COLLS, "collections")) != DV_OK)
+        return rc;
+    if (n == 0)
+        return DV_OK;
+    m->colls = calloc(n, sizeof *m->colls);
+    if (!m->colls)
+        return bad(d, DV_ENOMEM, "collections");
+    m->cap_colls = n;
+    for (uint32_t i = 0; i < n; i++) {
+        struct cmap_coll *c = calloc(1, sizeof *c);
+        if (!c)
+            return bad(d, DV_ENOMEM, "collections");
+        m->colls[i] = c;
+        m->n_colls = i + 1;
+        if ((rc = s_coll(d, c)) != DV_OK)
+            return rc;
+        if (i > 0 && strcmp(m->colls[i - 1]->name, c->name) >= 0)
+            return bad(d, DV_ECORRUPT, "collection %s out of order", c->name);
+    }
+    return DV_OK;
+}
+
+static bool move_same(const struct cmap_move *a, const struct cmap_move *b)
+{
+    return a->part == b->part && a->from == b->from && a->to == b->to &&
+           strcmp(a->coll, b->coll) == 0;
+}
+
+static int s_moves(struct sdec *d)
+{
+    struct cmap *m = d->m;
+    uint32_t n, state = 0;
+    int rc;
+    /* [coll "x", part, from, to, state, epoch] takes at least 8 bytes. */
+    if ((rc = s_list(d, &n, 8, CMAP_MAX_MOVES, "moves")) != DV_OK)
+        return rc;
+    if (n == 0)
+        return DV_OK;
+    m->moves = calloc(n, sizeof *m->moves);
+    if (!m->moves)
+        return bad(d, DV_ENOMEM, "moves");
+    m->cap_moves = n;
+    for (uint32_t i = 0; i < n; i++) {
+        struct cmap_move *mv = &m->moves[i];
+        if ((rc = s_tuple(d, 6, "move")) != DV_OK ||
+            (rc = s_str(d, mv->coll, CMAP_NAME_MAX, "move collection")) != DV_OK ||
+            (rc = s_u32(d, &mv->part, "move partition")) != DV_OK ||
+            (rc = s_u32(d, &mv->from, "move from")) != DV_OK ||
+            (rc = s_u32(d, &mv->to, "move to")) != DV_OK ||
+            (rc = s_u32(d, &state, "move state")) != DV_OK ||
+            (rc = s_epoch(d, &mv->epoch, "move epoch")) != DV_OK)
+            return rc;
+        const struct cmap_coll *c = cmap_coll_find(m, mv->coll);
+        if (!c || mv->part >= c->cfg.n_parts || mv->from >= m->n_nodes || mv->to >= m->n_nodes ||
+            mv->from == mv->to || state >= CMAP_MOVE_STATE_COUNT)
+            return bad(d, DV_EINVAL, "move %u", i);
+        mv->state = (int)state;
+        for (uint32_t j = 0; j < i; j++)
+            if (move_same(&m->moves[j], mv))
+                return bad(d, DV_EEXIST, "move %u", i);
+        m->n_moves = i + 1;
+    }
+    return DV_OK;
+}
+
+static int s_seen(struct sdec *d)
+{
+    struct cmap *m = d->m;
+    uint32_t n;
+    int rc;
+    /* [hi, lo, code, epoch, ""] takes at least 6 bytes. */
+    if ((rc = s_list(d, &n, 6, m->dedup_cap, "request ids")) != DV_OK)
+        return rc;
+    for (uint32_t i = 0; i < n; i++) {
+        struct cmap_seen *s = &m->seen[i];
+        int64_t code;
+        if ((rc = s_tuple(d, 5, "request id")) != DV_OK)
+            return rc;
+        R(mpk_u64(&d->r, &s->id.hi), "request id");
+        R(mpk_u64(&d->r, &s->id.lo), "request id");
+        R(mpk_i64(&d->r, &code), "request result");
+        if ((rc = s_epoch(d, &s->epoch, "request epoch")) != DV_OK ||
+            (rc = s_str(d, s->msg, CMAP_MSG_MAX - 1, "request message")) != DV_OK)
+            return rc;
+        if ((s->id.hi == 0 && s->id.lo == 0) || code > 0 || code < -1000)
+            return bad(d, DV_EINVAL, "request id %u", i);
+        s->code = (int)code;
+        m->n_seen = i + 1;
+    }
+    return DV_OK;
+}
+
+int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
+{
+    const uint8_t *b = p;
+    struct sdec d = {.m = out, .errmsg = errmsg};
+    uint64_t epoch, cap;
+    int rc;
+    memset(out, 0, sizeof *out);
+    mpk_init(&d.r, b, 0);
+    if (n < CMAP_SNAP_HDR || memcmp(b, CMAP_SNAP_MAGIC, 4) != 0)
+        return bad(&d, DV_ECORRUPT, "header");
+    if (buf_rd_le32(b + 4) != CMAP_SNAP_VERSION) {
+        dv_errmsg_set(errmsg, "cmap snapshot: version %u, this build reads %u", buf_rd_le32(b + 4),
+                      CMAP_SNAP_VERSION);
+        return DV_EPROTO;
+    }
+    uint64_t len = buf_rd_le64(b + 8);
+    if (len != n - CMAP_SNAP_HDR || buf_rd_le32(b + 20) != 0)
+        return bad(&d, DV_ECORRUPT, "header (body of %llu bytes in %zu)", (unsigned long long)len,
+                   n - CMAP_SNAP_HDR);
+    if (crc32c(b + CMAP_SNAP_HDR, len) != buf_rd_le32(b + 16))
+        return bad(&d, DV_ECORRUPT, "crc");
+    mpk_init(&d.r, b + CMAP_SNAP_HDR, len);
+    if ((rc = s_tuple(&d, 6, "map")) != DV_OK)
+        return rc;
+    if ((rc = mpk_u64(&d.r, &epoch)) != DV_OK)
+        return bad(&d, rc, "epoch");
+    if ((rc = mpk_u64(&d.r, &cap)) != DV_OK)
+        return bad(&d, rc, "dedup_cap");
+    if (cap < 1 || cap > CMAP_DEDUP_MAX)
+        return bad(&d, DV_ERANGE, "dedup_cap");
+    if ((rc = cmap_init(out, (uint32_t)cap)) != DV_OK)
+        return bad(&d, rc, "dedup_cap");
+    out->epoch = epoch;
+    if ((rc = s_nodes(&d)) != DV_OK || (rc = s_colls(&d)) != DV_OK || (rc = s_moves(&d)) != DV_OK ||
+        (rc = s_seen(&d)) != DV_OK)
+        goto err_free;
+    if (!mpk_done(&d.r)) {
+        rc = bad(&d, DV_ECORRUPT, "bytes after the map");
+        goto err_free;
+    }
+    return DV_OK;
+err_free:
+    cmap_free(out);
+    return rc;
+}

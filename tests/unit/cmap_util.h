@@ -1,0 +1,164 @@
+/* cmap_util.h - command builders shared by the cluster-map tests (header-only, test code). */
+#ifndef DV_TEST_CMAP_UTIL_H
+#define DV_TEST_CMAP_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmap.h"
+
+/* Request ids: client 7, a sequence that never repeats within a test binary. */
+static uint64_t cu_seq = 1;
+
+static inline struct cmap_reqid cu_rid(void)
+{
+    return cmap_reqid_make(7, cu_seq++);
+}
+
+static inline struct cmap_cmd cu_reg(const char *id, int state, double weight)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_NODE_REGISTER;
+    c.req = cu_rid();
+    snprintf(c.u.reg.id, sizeof c.u.reg.id, "%s", id);
+    snprintf(c.u.reg.url, sizeof c.u.reg.url, "tcp://127.0.0.1:7%s", id);
+    snprintf(c.u.reg.http_url, sizeof c.u.reg.http_url, "http://127.0.0.1:8%s", id);
+    c.u.reg.weight = weight;
+    c.u.reg.state = state;
+    c.u.reg.heartbeat_ms = 1000;
+    return c;
+}
+
+/* A register command that reports `n` replicas of collection "c" (malloc'd, for
+ * cmap_cmd_free). */
+static inline struct cmap_cmd cu_reg_reports(const char *id, uint32_t n)
+{
+    struct cmap_cmd c = cu_reg(id, CMAP_NODE_ALIVE, 1.0);
+    c.u.reg.reports = calloc(n ? n : 1, sizeof *c.u.reg.reports);
+    for (uint32_t i = 0; i < n; i++) {
+        c.u.reg.reports[i].coll = strdup(i % 2 ? "c" : "other_coll");
+        c.u.reg.reports[i].part = i;
+        c.u.reg.reports[i].lsn = 1000 + i;
+    }
+    c.u.reg.n_reports = n;
+    return c;
+}
+
+static inline struct cmap_cmd cu_state(const char *id, int state, uint64_t heartbeat_ms)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_NODE_STATE;
+    c.req = cu_rid();
+    snprintf(c.u.node_state.id, sizeof c.u.node_state.id, "%s", id);
+    c.u.node_state.state = state;
+    c.u.node_state.heartbeat_ms = heartbeat_ms;
+    return c;
+}
+
+static inline struct cmap_cmd cu_weight(const char *id, double w)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_NODE_WEIGHT;
+    c.req = cu_rid();
+    snprintf(c.u.node_weight.id, sizeof c.u.node_weight.id, "%s", id);
+    c.u.node_weight.weight = w;
+    return c;
+}
+
+static inline struct cmap_cmd cu_remove(const char *id, bool force)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_NODE_REMOVE;
+    c.req = cu_rid();
+    snprintf(c.u.node_remove.id, sizeof c.u.node_remove.id, "%s", id);
+    c.u.node_remove.force = force;
+    return c;
+}
+
+static inline struct cmap_coll_cfg cu_cfg(uint32_t n_parts, uint32_t rf)
+{
+    struct cmap_coll_cfg g = {.dim = 8,
+                              .metric = CMAP_METRIC_COSINE,
+                              .m = 16,
+                              .ef_construction = 200,
+                              .ef_search = 64,
+                              .n_parts = n_parts,
+                              .rf = rf,
+                              .fsync = CMAP_FSYNC_INTERVAL,
+                              .sq8 = false};
+    return g;
+}
+
+/* A create command placing partition p on ids[(p + k) % n_ids], k < rf, primary the first
+ * (arrays malloc'd, for cmap_cmd_free). */
+static inline struct cmap_cmd cu_create(const char *name, uint32_t n_parts, uint32_t rf,
+                                        const char *const *ids, uint32_t n_ids)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_COLL_CREATE;
+    c.req = cu_rid();
+    snprintf(c.u.coll_create.name, sizeof c.u.coll_create.name, "%s", name);
+    c.u.coll_create.cfg = cu_cfg(n_parts, rf);
+    c.u.coll_create.node_ids = calloc(n_ids ? n_ids : 1, sizeof *c.u.coll_create.node_ids);
+    for (uint32_t i = 0; i < n_ids; i++)
+        snprintf(c.u.coll_create.node_ids[i], sizeof c.u.coll_create.node_ids[i], "%s", ids[i]);
+    c.u.coll_create.n_node_ids = n_ids;
+    c.u.coll_create.parts = calloc(n_parts ? n_parts : 1, sizeof *c.u.coll_create.parts);
+    for (uint32_t p = 0; p < n_parts; p++) {
+        struct cmap_cmd_part *cp = &c.u.coll_create.parts[p];
+        cp->n = rf < n_ids ? rf : n_ids;
+        for (uint32_t k = 0; k < cp->n; k++)
+            cp->nodes[k] = (p + k) % n_ids;
+    }
+    return c;
+}
+
+static inline struct cmap_cmd cu_drop(const char *name)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_COLL_DROP;
+    c.req = cu_rid();
+    snprintf(c.u.coll_drop.name, sizeof c.u.coll_drop.name, "%s", name);
+    return c;
+}
+
+static inline struct cmap_cmd cu_pset(const char *coll, uint32_t part, uint64_t expect,
+                                      const char *const *ids, uint32_t n, uint32_t primary)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_PART_SET;
+    c.req = cu_rid();
+    snprintf(c.u.part_set.coll, sizeof c.u.part_set.coll, "%s", coll);
+    c.u.part_set.part = part;
+    c.u.part_set.expect_epoch = expect;
+    c.u.part_set.n = n;
+    c.u.part_set.primary = primary;
+    for (uint32_t k = 0; k < n; k++)
+        snprintf(c.u.part_set.nodes[k], sizeof c.u.part_set.nodes[k], "%s", ids[k]);
+    return c;
+}
+
+static inline struct cmap_cmd cu_move(int type, const char *coll, uint32_t part, const char *from,
+                                      const char *to, int state)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = type;
+    c.req = cu_rid();
+    snprintf(c.u.move.coll, sizeof c.u.move.coll, "%s", coll);
+    c.u.move.part = part;
+    snprintf(c.u.move.from, sizeof c.u.move.from, "%s", from);
+    snprintf(c.u.move.to, sizeof c.u.move.to, "%s", to);
+    c.u.move.state = state;
+    return c;
+}
+
+#endif

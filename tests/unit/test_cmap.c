@@ -1,0 +1,1085 @@
+/* test_cmap.c - cluster map: command codec, apply semantics, idempotency, snapshots, bad bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "cmap.h"
+#include "cmap_util.h"
+#include "crc32c.h"
+#include "err.h"
+#include "mpk.h"
+
+/* Test-local generator (splitmix64), so the tests do not depend on libc's rand. */
+static uint64_t rng_state = 777;
+
+static uint64_t rng(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/*
+ * Allocation faults: the test binary is linked with --wrap for malloc, calloc and realloc,
+ * so the library's allocations go through these. When fault_countdown is >= 0 the allocation
+ * that finds it at 0 fails (once), the others go through.
+ */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+
+static long fault_countdown = -1;
+
+static bool fault_now(void)
+{
+    if (fault_countdown < 0)
+        return false;
+    return fault_countdown-- == 0;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return fault_now() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return fault_now() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return fault_now() ? NULL : __real_realloc(p, n);
+}
+
+/* Encodes `cmd` (asserting the padding), applies the entry and returns its one result. */
+static struct cmap_result run(struct cmap *m, const struct cmap_cmd *cmd)
+{
+    struct buf b = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    struct cmap_results res = {0};
+    int rc = cmap_cmd_encode(cmd, &b, err);
+    if (rc != DV_OK)
+        fail_msg("encode %s: %s", cmap_cmd_type_name(cmd->type), err);
+    assert_int_equal(b.len % 8, 0);
+    assert_int_equal(cmap_apply(m, b.data, b.len, &res), DV_OK);
+    assert_int_equal(res.n, 1);
+    struct cmap_result r = res.r[0];
+    cmap_results_free(&res);
+    buf_free(&b);
+    return r;
+}
+
+/* run() then cmap_cmd_free(); returns the result code. */
+static int run_free(struct cmap *m, struct cmap_cmd cmd)
+{
+    struct cmap_result r = run(m, &cmd);
+    cmap_cmd_free(&cmd);
+    return r.code;
+}
+
+static const char *const ids3[] = {"n0", "n1", "n2"};
+
+/* A map with nodes n0..n2 alive and collection "c" (8 partitions, rf 2). */
+static void base_map(struct cmap *m, uint32_t dedup_cap)
+{
+    assert_int_equal(cmap_init(m, dedup_cap), DV_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(run_free(m, cu_reg(ids3[i], CMAP_NODE_ALIVE, 1.0)), DV_OK);
+    assert_int_equal(run_free(m, cu_create("c", 8, 2, ids3, 3)), DV_OK);
+}
+
+/* ---- codec ------------------------------------------------------------------------------- */
+
+/* One command of every type, with every optional part filled. */
+static int all_commands(struct cmap_cmd *out)
+{
+    int n = 0;
+    out[n++] = cu_reg_reports("n0", 5);
+    out[n] = cu_state("n1", CMAP_NODE_SUSPECT, 123456789);
+    out[n].u.node_state.has_reports = true;
+    out[n].u.node_state.reports = calloc(2, sizeof(struct cmap_report));
+    out[n].u.node_state.reports[0].coll = strdup("c");
+    out[n].u.node_state.reports[0].part = 3;
+    out[n].u.node_state.reports[0].lsn = UINT64_MAX;
+    out[n].u.node_state.reports[1].coll = strdup("d");
+    out[n].u.node_state.n_reports = 2;
+    n++;
+    out[n++] = cu_state("n2", CMAP_NODE_KEEP, 0);
+    out[n++] = cu_weight("n1", 2.5);
+    out[n++] = cu_remove("n2", true);
+    out[n++] = cu_create("coll-1", 16, 3, ids3, 3);
+    out[n++] = cu_drop("coll-1");
+    out[n++] = cu_pset("c", 7, 42, ids3, 3, 2);
+    out[n++] = cu_move(CMAP_CMD_MOVE_ADD, "c", 1, "n0", "n1", CMAP_MOVE_PLANNED);
+    out[n++] = cu_move(CMAP_CMD_MOVE_UPDATE, "c", 1, "n0", "n1", CMAP_MOVE_SWITCHING);
+    out[n++] = cu_move(CMAP_CMD_MOVE_REMOVE, "c", 1, "n0", "n1", 0);
+    out[n - 1].req = cmap_reqid_make(UINT64_MAX, UINT64_MAX);
+    return n;
+}
+
+static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
+{
+    assert_int_equal(a->type, b->type);
+    assert_true(a->req.hi == b->req.hi && a->req.lo == b->req.lo);
+    switch (a->type) {
+    case CMAP_CMD_NODE_REGISTER:
+        assert_string_equal(a->u.reg.id, b->u.reg.id);
+        assert_string_equal(a->u.reg.url, b->u.reg.url);
+        assert_string_equal(a->u.reg.http_url, b->u.reg.http_url);
+        assert_true(a->u.reg.weight == b->u.reg.weight);
+        assert_int_equal(a->u.reg.state, b->u.reg.state);
+        assert_int_equal(a->u.reg.heartbeat_ms, b->u.reg.heartbeat_ms);
+        assert_int_equal(a->u.reg.n_reports, b->u.reg.n_reports);
+        for (uint32_t i = 0; i < a->u.reg.n_reports; i++) {
+            assert_string_equal(a->u.reg.reports[i].coll, b->u.reg.reports[i].coll);
+            assert_int_equal(a->u.reg.reports[i].part, b->u.reg.reports[i].part);
+            assert_int_equal(a->u.reg.reports[i].lsn, b->u.reg.reports[i].lsn);
+        }
+        break;
+    case CMAP_CMD_NODE_STATE:
+        assert_string_equal(a->u.node_state.id, b->u.node_state.id);
+        assert_int_equal(a->u.node_state.state, b->u.node_state.state);
+        assert_int_equal(a->u.node_state.heartbeat_ms, b->u.node_state.heartbeat_ms);
+        assert_int_equal(a->u.node_state.has_reports, b->u.node_state.has_reports);
+        assert_int_equal(a->u.node_state.n_reports, b->u.node_state.n_reports);
+        for (uint32_t i = 0; i < a->u.node_state.n_reports; i++) {
+            assert_string_equal(a->u.node_state.reports[i].coll, b->u.node_state.reports[i].coll);
+            assert_int_equal(a->u.node_state.reports[i].lsn, b->u.node_state.reports[i].lsn);
+        }
+        break;
+    case CMAP_CMD_NODE_WEIGHT:
+        assert_string_equal(a->u.node_weight.id, b->u.node_weight.id);
+        assert_true(a->u.node_weight.weight == b->u.node_weight.weight);
+        break;
+    case CMAP_CMD_NODE_REMOVE:
+        assert_string_equal(a->u.node_remove.id, b->u.node_remove.id);
+        assert_int_equal(a->u.node_remove.force, b->u.node_remove.force);
+        break;
+    case CMAP_CMD_COLL_CREATE: {
+        const typeof(a->u.coll_create) *x = &a->u.coll_create, *y = &b->u.coll_create;
+        assert_string_equal(x->name, y->name);
+        assert_memory_equal(&x->cfg, &y->cfg, offsetof(struct cmap_coll_cfg, sq8));
+        assert_int_equal(x->cfg.sq8, y->cfg.sq8);
+        assert_int_equal(x->n_node_ids, y->n_node_ids);
+        for (uint32_t i = 0; i < x->n_node_ids; i++)
+            assert_string_equal(x->node_ids[i], y->node_ids[i]);
+        for (uint32_t p = 0; p < x->cfg.n_parts; p++) {
+            assert_int_equal(x->parts[p].n, y->parts[p].n);
+            assert_int_equal(x->parts[p].primary, y->parts[p].primary);
+            assert_memory_equal(x->parts[p].nodes, y->parts[p].nodes,
+                                x->parts[p].n * sizeof(uint32_t));
+        }
+        break;
+    }
+    case CMAP_CMD_COLL_DROP:
+        assert_string_equal(a->u.coll_drop.name, b->u.coll_drop.name);
+        break;
+    case CMAP_CMD_PART_SET:
+        assert_string_equal(a->u.part_set.coll, b->u.part_set.coll);
+        assert_int_equal(a->u.part_set.part, b->u.part_set.part);
+        assert_int_equal(a->u.part_set.expect_epoch, b->u.part_set.expect_epoch);
+        assert_int_equal(a->u.part_set.n, b->u.part_set.n);
+        assert_int_equal(a->u.part_set.primary, b->u.part_set.primary);
+        for (uint32_t k = 0; k < a->u.part_set.n; k++)
+            assert_string_equal(a->u.part_set.nodes[k], b->u.part_set.nodes[k]);
+        break;
+    default:
+        assert_string_equal(a->u.move.coll, b->u.move.coll);
+        assert_int_equal(a->u.move.part, b->u.move.part);
+        assert_string_equal(a->u.move.from, b->u.move.from);
+        assert_string_equal(a->u.move.to, b->u.move.to);
+        if (a->type != CMAP_CMD_MOVE_REMOVE)
+            assert_int_equal(a->u.move.state, b->u.move.state);
+        break;
+    }
+}
+
+static void test_cmd_roundtrip(void **state)
+{
+    struct cmap_cmd cmds[16];
+    int n = all_commands(cmds);
+    char err[DV_ERRMSG_SIZE];
+    bool seen[CMAP_CMD_TYPE_COUNT] = {false};
+    for (int i = 0; i < n; i++) {
+        struct buf b = BUF_INIT, b2 = BUF_INIT;
+        struct cmap_cmd d;
+        assert_int_equal(cmap_cmd_encode(&cmds[i], &b, err), DV_OK);
+        assert_int_equal(b.len % 8, 0);
+        int rc = cmap_cmd_decode(b.data, b.len, &d, err);
+        if (rc != DV_OK)
+            fail_msg("decode %s: %s", cmap_cmd_type_name(cmds[i].type), err);
+        assert_cmd_equal(&cmds[i], &d);
+        /* Encoding the decoded command gives the same bytes. */
+        assert_int_equal(cmap_cmd_encode(&d, &b2, err), DV_OK);
+        assert_int_equal(b.len, b2.len);
+        assert_memory_equal(b.data, b2.data, b.len);
+        seen[d.type] = true;
+        cmap_cmd_free(&d);
+        cmap_cmd_free(&cmds[i]);
+        buf_free(&b);
+        buf_free(&b2);
+    }
+    for (int t = 1; t < CMAP_CMD_TYPE_COUNT; t++)
+        if (t != CMAP_CMD_BATCH)
+            assert_true(seen[t]);
+}
+
+static void test_cmd_encode_rejects(void **state)
+{
+    char err[DV_ERRMSG_SIZE];
+    struct buf b = BUF_INIT;
+    struct cmap_cmd c = cu_drop("x");
+    c.req = cmap_reqid_make(0, 0);
+    assert_int_equal(cmap_cmd_encode(&c, &b, err), DV_EINVAL);
+    c = cu_drop("x");
+    c.type = CMAP_CMD_BATCH;
+    assert_int_equal(cmap_cmd_encode(&c, &b, err), DV_EINVAL);
+    c.type = 99;
+    assert_int_equal(cmap_cmd_encode(&c, &b, err), DV_EINVAL);
+    c = cu_drop("x");
+    memset(c.u.coll_drop.name, 'a', sizeof c.u.coll_drop.name); /* no NUL */
+    assert_int_equal(cmap_cmd_encode(&c, &b, err), DV_EINVAL);
+    c = cu_create("x", 4, 1, ids3, 3);
+    c.u.coll_create.parts[2].nodes[0] = 3; /* outside the node table */
+    assert_int_equal(cmap_cmd_encode(&c, &b, err), DV_EINVAL);
+    cmap_cmd_free(&c);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+}
+
+/* Every prefix of every command, and every single-byte change, decodes to an error or to a
+ * command that encodes again; applying garbage answers DV_EPROTO and leaves the map alone. */
+static void test_cmd_truncated_and_garbage(void **state)
+{
+    struct cmap_cmd cmds[16];
+    int n = all_commands(cmds);
+    char err[DV_ERRMSG_SIZE];
+    struct cmap m, before;
+    base_map(&m, 0);
+    assert_int_equal(cmap_copy(&before, &m), DV_OK);
+    struct cmap_results res = {0};
+    for (int i = 0; i < n; i++) {
+        struct buf b = BUF_INIT;
+        struct cmap_cmd d;
+        assert_int_equal(cmap_cmd_encode(&cmds[i], &b, err), DV_OK);
+        /* Strip the padding: every shorter length is a truncated value. */
+        size_t len = b.len;
+        while (len > 0 && b.data[len - 1] == 0)
+            len--;
+        struct mpk r;
+        const uint8_t *s;
+        size_t sz;
+        mpk_init(&r, b.data, b.len);
+        assert_int_equal(mpk_span(&r, &s, &sz), DV_OK);
+        for (size_t cut = 0; cut < sz; cut++) {
+            uint8_t *copy = malloc(cut ? cut : 1); /* exact size, so ASan sees overreads */
+            memcpy(copy, b.data, cut);
+            assert_int_equal(cmap_cmd_decode(copy, cut, &d, err), DV_EPROTO);
+            assert_int_equal(cmap_apply(&m, copy, cut, &res), DV_OK);
+            assert_int_equal(res.n, 1);
+            assert_int_equal(res.r[0].code, DV_EPROTO);
+            free(copy);
+        }
+        /* Non-zero padding, or 8 bytes of it, is not an entry. */
+        struct buf p = BUF_INIT;
+        buf_append(&p, b.data, sz);
+        buf_append(&p, "\0\0\0\0\0\0\0\0", 8);
+        assert_int_equal(cmap_cmd_decode(p.data, p.len, &d, err), DV_EPROTO);
+        p.data[sz] = 1;
+        assert_int_equal(cmap_cmd_decode(p.data, sz + 1, &d, err), DV_EPROTO);
+        buf_free(&p);
+        /* Flip each byte to random values: never a crash. */
+        for (size_t at = 0; at < b.len; at++) {
+            uint8_t *copy = malloc(b.len);
+            memcpy(copy, b.data, b.len);
+            copy[at] ^= (uint8_t)(1 + rng() % 255);
+            int rc = cmap_cmd_decode(copy, b.len, &d, err);
+            assert_true(rc == DV_OK || rc == DV_EPROTO);
+            if (rc == DV_OK)
+                cmap_cmd_free(&d);
+            free(copy);
+        }
+        cmap_cmd_free(&cmds[i]);
+        buf_free(&b);
+    }
+    /* Random bytes. */
+    for (int t = 0; t < 2000; t++) {
+        uint8_t junk[64];
+        size_t len = 1 + rng() % sizeof junk;
+        for (size_t k = 0; k < len; k++)
+            junk[k] = (uint8_t)rng();
+        if (t % 2)
+            junk[0] = 0x95; /* an array of 5, to get past the first check */
+        struct cmap_cmd d;
+        int rc = cmap_cmd_decode(junk, len, &d, err);
+        assert_true(rc == DV_OK || rc == DV_EPROTO);
+        if (rc == DV_OK)
+            cmap_cmd_free(&d);
+    }
+    /* The truncated entries were answered, never applied. */
+    assert_true(cmap_equal(&m, &before));
+    cmap_results_free(&res);
+    cmap_free(&m);
+    cmap_free(&before);
+}
+
+/* ---- apply semantics --------------------------------------------------------------------- */
+
+static void test_register(void **state)
+{
+    struct cmap m;
+    assert_int_equal(cmap_init(&m, 0), DV_OK);
+    struct cmap_cmd c = cu_reg("a", CMAP_NODE_JOINING, 1.5);
+    struct cmap_result r = run(&m, &c);
+    assert_int_equal(r.code, DV_OK);
+    assert_int_equal(r.epoch, 1);
+    assert_int_equal(run_free(&m, cu_reg("b", CMAP_NODE_ALIVE, 1.0)), DV_OK);
+    const struct cmap_node *a = cmap_node_find(&m, "a");
+    assert_non_null(a);
+    assert_int_equal(a->num, 0);
+    assert_int_equal(a->state, CMAP_NODE_JOINING);
+    assert_true(a->weight == 1.5);
+    assert_string_equal(a->url, "tcp://127.0.0.1:7a");
+    assert_int_equal(cmap_node_find(&m, "b")->num, 1);
+    assert_null(cmap_node_find(&m, "c"));
+    assert_ptr_equal(cmap_node_get(&m, 1), cmap_node_find(&m, "b"));
+    assert_null(cmap_node_get(&m, 2));
+
+    /* Re-register: same number, new URL, state ALIVE, weight kept, reports replaced. */
+    c = cu_reg_reports("a", 3);
+    snprintf(c.u.reg.url, sizeof c.u.reg.url, "tcp://10.0.0.1:9");
+    c.u.reg.weight = 9;
+    c.u.reg.heartbeat_ms = 5000;
+    assert_int_equal(run_free(&m, c), DV_OK);
+    a = cmap_node_find(&m, "a");
+    assert_int_equal(a->num, 0);
+    assert_string_equal(a->url, "tcp://10.0.0.1:9");
+    assert_int_equal(a->state, CMAP_NODE_ALIVE);
+    assert_true(a->weight == 1.5);
+    assert_int_equal(a->heartbeat_ms, 5000);
+    assert_int_equal(a->n_reports, 3);
+    assert_int_equal(a->reports[2].lsn, 1002);
+    assert_int_equal(m.n_nodes, 2);
+    assert_int_equal(m.epoch, 3);
+
+    /* A draining node stays draining when it registers again. */
+    assert_int_equal(run_free(&m, cu_state("b", CMAP_NODE_DRAINING, 0)), DV_OK);
+    assert_int_equal(run_free(&m, cu_reg("b", CMAP_NODE_ALIVE, 1.0)), DV_OK);
+    assert_int_equal(cmap_node_find(&m, "b")->state, CMAP_NODE_DRAINING);
+
+    /* Bad registrations change nothing. */
+    uint64_t epoch = m.epoch;
+    assert_int_equal(run_free(&m, cu_reg("bad id", CMAP_NODE_ALIVE, 1.0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_reg("x", CMAP_NODE_ALIVE, 0.0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_reg("x", CMAP_NODE_ALIVE, -1.0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_reg("x", CMAP_NODE_DEAD, 1.0)), DV_EINVAL);
+    c = cu_reg("x", CMAP_NODE_ALIVE, 1.0);
+    c.u.reg.url[0] = '\0';
+    assert_int_equal(run_free(&m, c), DV_EINVAL);
+    assert_int_equal(m.epoch, epoch);
+    assert_int_equal(m.n_nodes, 2);
+    cmap_free(&m);
+}
+
+static void test_node_states(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+    uint64_t epoch = m.epoch;
+    assert_int_equal(run_free(&m, cu_state("n1", CMAP_NODE_KEEP, 777)), DV_OK);
+    assert_int_equal(cmap_node_find(&m, "n1")->heartbeat_ms, 777);
+    assert_int_equal(cmap_node_find(&m, "n1")->state, CMAP_NODE_ALIVE);
+    assert_int_equal(m.epoch, epoch + 1);
+    static const int path[] = {CMAP_NODE_SUSPECT, CMAP_NODE_DEAD, CMAP_NODE_ALIVE,
+                               CMAP_NODE_DRAINING, CMAP_NODE_ALIVE};
+    for (size_t i = 0; i < sizeof path / sizeof path[0]; i++) {
+        assert_int_equal(run_free(&m, cu_state("n1", path[i], 0)), DV_OK);
+        assert_int_equal(cmap_node_find(&m, "n1")->state, path[i]);
+        assert_int_equal(cmap_node_find(&m, "n1")->heartbeat_ms, 777); /* 0 keeps it */
+    }
+    epoch = m.epoch;
+    assert_int_equal(run_free(&m, cu_state("n1", CMAP_NODE_JOINING, 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_state("n1", CMAP_NODE_REMOVED, 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_state("n1", 17, 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_state("zz", CMAP_NODE_ALIVE, 0)), DV_ENOTFOUND);
+    assert_int_equal(run_free(&m, cu_weight("n1", 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_weight("zz", 1)), DV_ENOTFOUND);
+    assert_int_equal(m.epoch, epoch);
+    assert_int_equal(run_free(&m, cu_weight("n1", 3.25)), DV_OK);
+    assert_true(cmap_node_find(&m, "n1")->weight == 3.25);
+
+    /* A removed node accepts no state change until it registers again. */
+    assert_int_equal(run_free(&m, cu_reg("n9", CMAP_NODE_ALIVE, 1.0)), DV_OK);
+    assert_int_equal(run_free(&m, cu_remove("n9", false)), DV_OK);
+    assert_int_equal(cmap_node_find(&m, "n9")->state, CMAP_NODE_REMOVED);
+    assert_int_equal(run_free(&m, cu_state("n9", CMAP_NODE_ALIVE, 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_weight("n9", 2)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_reg("n9", CMAP_NODE_JOINING, 4.0)), DV_OK);
+    assert_int_equal(cmap_node_find(&m, "n9")->state, CMAP_NODE_JOINING);
+    assert_true(cmap_node_find(&m, "n9")->weight == 4.0);
+    assert_int_equal(cmap_node_find(&m, "n9")->num, 3);
+    cmap_free(&m);
+}
+
+static void test_collections(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+    const struct cmap_coll *c = cmap_coll_find(&m, "c");
+    assert_non_null(c);
+    assert_int_equal(c->cfg.n_parts, 8);
+    assert_int_equal(c->epoch, m.epoch);
+    for (uint32_t p = 0; p < 8; p++) {
+        assert_int_equal(c->parts[p].epoch, m.epoch);
+        assert_int_equal(c->parts[p].n, 2);
+        assert_int_equal(c->parts[p].nodes[0], p % 3);
+        assert_int_equal(c->parts[p].nodes[1], (p + 1) % 3);
+        assert_int_equal(c->parts[p].primary, p % 3);
+    }
+    uint64_t epoch = m.epoch;
+    assert_int_equal(run_free(&m, cu_create("c", 4, 1, ids3, 3)), DV_EEXIST);
+    assert_int_equal(run_free(&m, cu_drop("nope")), DV_ENOTFOUND);
+    static const char *const unknown[] = {"n0", "zz"};
+    assert_int_equal(run_free(&m, cu_create("d", 4, 2, unknown, 2)), DV_ENOTFOUND);
+    struct cmap_cmd cmd = cu_create("d", 4, 2, ids3, 3);
+    cmd.u.coll_create.cfg.metric = 4;
+    assert_int_equal(run_free(&m, cmd), DV_EINVAL);
+    cmd = cu_create("d", 4, 2, ids3, 3);
+    cmd.u.coll_create.parts[1].nodes[1] = cmd.u.coll_create.parts[1].nodes[0];
+    assert_int_equal(run_free(&m, cmd), DV_EINVAL);
+    cmd = cu_create("d", 4, 1, ids3, 3);
+    cmd.u.coll_create.parts[3].n = 2; /* more replicas than rf */
+    cmd.u.coll_create.parts[3].nodes[1] = 2;
+    assert_int_equal(run_free(&m, cmd), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_create("bad/name", 4, 1, ids3, 3)), DV_EINVAL);
+    assert_int_equal(m.epoch, epoch);
+    assert_int_equal(m.n_colls, 1);
+
+    /* Names stay sorted; lookups find each. */
+    assert_int_equal(run_free(&m, cu_create("a", 4, 1, ids3, 3)), DV_OK);
+    assert_int_equal(run_free(&m, cu_create("z", 4, 3, ids3, 3)), DV_OK);
+    assert_int_equal(run_free(&m, cu_create("b", 1024, 1, ids3, 3)), DV_OK);
+    assert_int_equal(m.n_colls, 4);
+    assert_string_equal(m.colls[0]->name, "a");
+    assert_string_equal(m.colls[1]->name, "b");
+    assert_string_equal(m.colls[3]->name, "z");
+    assert_non_null(cmap_part_find(&m, "b", 1023));
+    assert_null(cmap_part_find(&m, "b", 1024));
+    assert_null(cmap_part_find(&m, "q", 0));
+
+    /* Dropping removes the collection and its moves only. */
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "a", 0, "n0", "n1", CMAP_MOVE_PLANNED)), DV_OK);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 0, "n0", "n2", CMAP_MOVE_PLANNED)), DV_OK);
+    assert_int_equal(run_free(&m, cu_drop("a")), DV_OK);
+    assert_null(cmap_coll_find(&m, "a"));
+    assert_int_equal(m.n_moves, 1);
+    assert_string_equal(m.moves[0].coll, "c");
+    assert_int_equal(run_free(&m, cu_drop("a")), DV_ENOTFOUND);
+    /* And the name can be used again. */
+    assert_int_equal(run_free(&m, cu_create("a", 4, 1, ids3, 3)), DV_OK);
+    cmap_free(&m);
+}
+
+static void test_part_set(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+    const struct cmap_coll *c = cmap_coll_find(&m, "c");
+    uint64_t created = c->epoch;
+    static const char *const two[] = {"n2", "n0"};
+    struct cmap_cmd cmd = cu_pset("c", 5, created, two, 2, 1);
+    struct cmap_result r = run(&m, &cmd);
+    assert_int_equal(r.code, DV_OK);
+    assert_int_equal(r.epoch, created + 1);
+    c = cmap_coll_find(&m, "c");
+    assert_int_equal(c->parts[5].epoch, created + 1);
+    assert_int_equal(c->parts[5].n, 2);
+    assert_int_equal(c->parts[5].nodes[0], 2);
+    assert_int_equal(c->parts[5].nodes[1], 0);
+    assert_int_equal(c->parts[5].primary, 0);
+    for (uint32_t p = 0; p < 8; p++)
+        if (p != 5)
+            assert_int_equal(c->parts[p].epoch, created);
+
+    /* The same expected epoch again is stale now. */
+    cmd.req = cu_rid();
+    r = run(&m, &cmd);
+    assert_int_equal(r.code, DV_ESTALE);
+    /* No expectation: always applies, and the epoch grows again. */
+    assert_int_equal(run_free(&m, cu_pset("c", 5, 0, ids3, 3, 0)), DV_OK);
+    assert_int_equal(cmap_part_find(&m, "c", 5)->epoch, created + 2);
+
+    static const char *const dup[] = {"n1", "n1"};
+    static const char *const unknown[] = {"n1", "zz"};
+    uint64_t epoch = m.epoch;
+    assert_int_equal(run_free(&m, cu_pset("c", 5, 0, dup, 2, 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_pset("c", 5, 0, unknown, 2, 0)), DV_ENOTFOUND);
+    assert_int_equal(run_free(&m, cu_pset("c", 5, 0, ids3, 0, 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_pset("c", 8, 0, ids3, 1, 0)), DV_ENOTFOUND);
+    assert_int_equal(run_free(&m, cu_pset("q", 0, 0, ids3, 1, 0)), DV_ENOTFOUND);
+    /* A primary outside the list: the encoder refuses it, and so does apply. */
+    struct cmap_cmd bad = cu_pset("c", 0, 0, ids3, 2, 2);
+    struct buf b = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(cmap_cmd_encode(&bad, &b, err), DV_EINVAL);
+    assert_int_equal(cmap_apply_cmd(&m, &bad, &r), DV_OK);
+    assert_int_equal(r.code, DV_EINVAL);
+    assert_int_equal(m.epoch, epoch);
+
+    /* Replicas held by a node. */
+    struct cmap_held *h;
+    size_t n;
+    assert_int_equal(cmap_node_parts(&m, 1, &h, &n), DV_OK);
+    size_t want = 0;
+    c = cmap_coll_find(&m, "c");
+    for (uint32_t p = 0; p < 8; p++)
+        for (uint32_t k = 0; k < c->parts[p].n; k++)
+            want += c->parts[p].nodes[k] == 1;
+    assert_int_equal(n, want);
+    for (size_t i = 0; i < n; i++) {
+        assert_ptr_equal(h[i].coll, c);
+        assert_int_equal(h[i].primary, c->parts[h[i].part].primary == 1);
+        if (i)
+            assert_true(h[i].part > h[i - 1].part);
+    }
+    free(h);
+    assert_int_equal(cmap_node_parts(&m, 99, &h, &n), DV_OK);
+    assert_int_equal(n, 0);
+    assert_null(h);
+    cmap_free(&m);
+}
+
+static void test_moves(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+#define MV(type, st) run_free(&m, cu_move(type, "c", 3, "n0", "n2", st))
+    assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_COPYING), DV_ENOTFOUND);
+    assert_int_equal(MV(CMAP_CMD_MOVE_REMOVE, 0), DV_ENOTFOUND);
+    assert_int_equal(MV(CMAP_CMD_MOVE_ADD, CMAP_MOVE_PLANNED), DV_OK);
+    assert_int_equal(MV(CMAP_CMD_MOVE_ADD, CMAP_MOVE_PLANNED), DV_EEXIST);
+    const struct cmap_move *mv = cmap_move_find(&m, "c", 3, 0, 2);
+    assert_non_null(mv);
+    assert_int_equal(mv->epoch, m.epoch);
+    assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_COPYING), DV_OK);
+    assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_SWITCHING), DV_OK);
+    assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_SWITCHING), DV_OK);   /* same: fine */
+    assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_COPYING), DV_EINVAL); /* backwards */
+    assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, 6), DV_EINVAL);
+    assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_DONE), DV_OK);
+    assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_FAILED), DV_EINVAL); /* done is final */
+    mv = cmap_move_find(&m, "c", 3, 0, 2);
+    assert_int_equal(mv->state, CMAP_MOVE_DONE);
+    assert_int_equal(mv->epoch, m.epoch);
+    assert_int_equal(MV(CMAP_CMD_MOVE_REMOVE, 0), DV_OK);
+    assert_null(cmap_move_find(&m, "c", 3, 0, 2));
+#undef MV
+    /* Failing from the middle; failed is final too. */
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 1, "n1", "n2", CMAP_MOVE_COPYING)), DV_OK);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_UPDATE, "c", 1, "n1", "n2", CMAP_MOVE_FAILED)), DV_OK);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_UPDATE, "c", 1, "n1", "n2", CMAP_MOVE_DONE)), DV_EINVAL);
+    /* Bad records. */
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 1, "n1", "n1", CMAP_MOVE_PLANNED)), DV_EINVAL);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 8, "n1", "n2", CMAP_MOVE_PLANNED)),
+        DV_ENOTFOUND);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "q", 0, "n1", "n2", CMAP_MOVE_PLANNED)),
+        DV_ENOTFOUND);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 0, "n1", "zz", CMAP_MOVE_PLANNED)),
+        DV_ENOTFOUND);
+    /* Records keep their order of addition. */
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 0, "n2", "n0", CMAP_MOVE_PLANNED)), DV_OK);
+    assert_int_equal(m.n_moves, 2);
+    assert_int_equal(m.moves[0].part, 1);
+    assert_int_equal(m.moves[1].part, 0);
+    cmap_free(&m);
+}
+
+static void test_node_remove(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+    assert_int_equal(run_free(&m, cu_remove("zz", false)), DV_ENOTFOUND);
+    assert_int_equal(run_free(&m, cu_remove("n1", false)), DV_EBUSY);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 2, "n1", "n0", CMAP_MOVE_COPYING)), DV_OK);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 2, "n2", "n0", CMAP_MOVE_PLANNED)), DV_OK);
+    uint64_t before = m.epoch;
+    assert_int_equal(run_free(&m, cu_remove("n1", true)), DV_OK);
+    assert_int_equal(m.epoch, before + 1);
+    const struct cmap_coll *c = cmap_coll_find(&m, "c");
+    for (uint32_t p = 0; p < 8; p++) {
+        bool had = p % 3 == 1 || (p + 1) % 3 == 1;
+        assert_int_equal(c->parts[p].n, had ? 1 : 2);
+        assert_int_equal(c->parts[p].epoch, had ? m.epoch : before - 2);
+        for (uint32_t k = 0; k < c->parts[p].n; k++)
+            assert_int_not_equal(c->parts[p].nodes[k], 1);
+        assert_true(c->parts[p].primary == c->parts[p].nodes[0] ||
+                    c->parts[p].primary == c->parts[p].nodes[1]);
+    }
+    /* Partition 1 had n1 as primary: the next replica took over. */
+    assert_int_equal(c->parts[1].primary, 2);
+    assert_int_equal(cmap_move_find(&m, "c", 2, 1, 0)->state, CMAP_MOVE_FAILED);
+    assert_int_equal(cmap_move_find(&m, "c", 2, 2, 0)->state, CMAP_MOVE_PLANNED);
+    assert_int_equal(cmap_node_find(&m, "n1")->state, CMAP_NODE_REMOVED);
+    /* Removing a removed node again is fine; placing on it is not. */
+    assert_int_equal(run_free(&m, cu_remove("n1", false)), DV_OK);
+    assert_int_equal(run_free(&m, cu_pset("c", 0, 0, ids3 + 1, 1, 0)), DV_EINVAL);
+    /* Forced removal of the last replica leaves a partition without primary. */
+    assert_int_equal(run_free(&m, cu_remove("n2", true)), DV_OK);
+    assert_int_equal(run_free(&m, cu_remove("n0", true)), DV_OK);
+    c = cmap_coll_find(&m, "c");
+    assert_int_equal(c->parts[0].n, 0);
+    assert_int_equal(c->parts[0].primary, CMAP_NONE);
+    cmap_free(&m);
+}
+
+/* ---- idempotency and batches ------------------------------------------------------------- */
+
+static void test_idempotent(void **state)
+{
+    struct cmap m, snap;
+    base_map(&m, 4);
+    struct cmap_cmd create = cu_create("d", 4, 1, ids3, 3);
+    struct cmap_result r1 = run(&m, &create);
+    assert_int_equal(r1.code, DV_OK);
+    assert_false(r1.dup);
+    assert_int_equal(cmap_copy(&snap, &m), DV_OK);
+    /* The retry changes nothing and answers the first result. */
+    struct cmap_result r2 = run(&m, &create);
+    assert_int_equal(r2.code, DV_OK);
+    assert_true(r2.dup);
+    assert_int_equal(r2.epoch, r1.epoch);
+    assert_true(cmap_equal(&m, &snap));
+    /* A command that failed fails again the same way, as a retry. */
+    struct cmap_cmd again = cu_create("d", 4, 1, ids3, 3);
+    struct cmap_result r3 = run(&m, &again);
+    assert_int_equal(r3.code, DV_EEXIST);
+    assert_false(r3.dup);
+    struct cmap_result r4 = run(&m, &again);
+    assert_int_equal(r4.code, DV_EEXIST);
+    assert_true(r4.dup);
+    assert_string_equal(r4.msg, r3.msg);
+    assert_int_equal(m.n_seen, 4);
+    cmap_free(&snap);
+
+    /* The memory holds 4 ids: after 4 more commands the create is forgotten, and a retry
+     * now reads as a new command (here: the name exists). */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(run_free(&m, cu_state("n0", CMAP_NODE_KEEP, 100 + i)), DV_OK);
+    assert_int_equal(m.n_seen, 4);
+    struct cmap_result r5 = run(&m, &create);
+    assert_int_equal(r5.code, DV_EEXIST);
+    assert_false(r5.dup);
+    cmap_cmd_free(&create);
+    cmap_cmd_free(&again);
+
+    /* A zero request id is refused and not remembered. */
+    struct cmap_cmd z = cu_drop("d");
+    z.req = cmap_reqid_make(0, 0);
+    struct cmap_result rz;
+    assert_int_equal(cmap_apply_cmd(&m, &z, &rz), DV_OK);
+    assert_int_equal(rz.code, DV_EINVAL);
+    assert_non_null(cmap_coll_find(&m, "d"));
+    cmap_free(&m);
+}
+
+static void test_batch(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+    struct cmap_cmd cmds[3] = {cu_reg("n3", CMAP_NODE_ALIVE, 1.0), cu_drop("nope"),
+                               cu_create("d", 4, 2, ids3, 3)};
+    struct buf enc[3] = {BUF_INIT, BUF_INIT, BUF_INIT};
+    const void *ptrs[3];
+    size_t lens[3];
+    char err[DV_ERRMSG_SIZE];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cmap_cmd_encode(&cmds[i], &enc[i], err), DV_OK);
+        ptrs[i] = enc[i].data;
+        lens[i] = enc[i].len;
+    }
+    struct buf batch = BUF_INIT;
+    assert_int_equal(cmap_batch_pack(ptrs, lens, 3, &batch, err), DV_OK);
+    assert_int_equal(batch.len % 8, 0);
+    struct cmap_results res = {0};
+    uint64_t epoch = m.epoch;
+    assert_int_equal(cmap_apply(&m, batch.data, batch.len, &res), DV_OK);
+    assert_int_equal(res.n, 3);
+    assert_int_equal(res.r[0].code, DV_OK);
+    assert_int_equal(res.r[1].code, DV_ENOTFOUND);
+    assert_int_equal(res.r[2].code, DV_OK);
+    assert_int_equal(res.r[2].epoch, epoch + 2);
+    assert_int_equal(m.epoch, epoch + 2);
+    assert_non_null(cmap_node_find(&m, "n3"));
+    assert_non_null(cmap_coll_find(&m, "d"));
+
+    /* The same batch again: every member is a retry. */
+    struct cmap snap;
+    assert_int_equal(cmap_copy(&snap, &m), DV_OK);
+    assert_int_equal(cmap_apply(&m, batch.data, batch.len, &res), DV_OK);
+    assert_int_equal(res.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(res.r[i].dup);
+    assert_int_equal(res.r[1].code, DV_ENOTFOUND);
+    assert_true(cmap_equal(&m, &snap));
+    cmap_free(&snap);
+
+    /* A batch is one entry, not a command; a batch cannot hold a batch or junk. */
+    struct cmap_cmd d;
+    assert_int_equal(cmap_cmd_decode(batch.data, batch.len, &d, err), DV_EPROTO);
+    const void *bp[1] = {batch.data};
+    size_t bl[1] = {batch.len};
+    struct buf out = BUF_INIT;
+    assert_int_equal(cmap_batch_pack(bp, bl, 1, &out, err), DV_EINVAL);
+    const void *jp[1] = {"\x95\x01"};
+    size_t jl[1] = {2};
+    assert_int_equal(cmap_batch_pack(jp, jl, 1, &out, err), DV_EINVAL);
+    assert_int_equal(cmap_batch_pack(ptrs, lens, 0, &out, err), DV_EINVAL);
+    assert_int_equal(out.len, 0);
+
+    /* A member that is well-formed msgpack but not a command answers DV_EPROTO alone. */
+    mpw_array(&out, 5);
+    mpw_u64(&out, 1);
+    mpw_u64(&out, CMAP_CMD_BATCH);
+    mpw_u64(&out, 0);
+    mpw_u64(&out, 0);
+    mpw_array(&out, 2);
+    mpw_array(&out, 5);
+    mpw_u64(&out, 1);
+    mpw_u64(&out, CMAP_CMD_COLL_DROP);
+    mpw_u64(&out, 1);
+    mpw_u64(&out, 1);
+    mpw_str(&out, "not a tuple", 11);
+    struct cmap_cmd drop = cu_drop("d");
+    assert_int_equal(cmap_cmd_encode(&drop, &out, err), DV_OK); /* padding inside: trim it */
+    while (out.data[out.len - 1] == 0)
+        out.len--;
+    while (out.len % 8)
+        buf_put_u8(&out, 0);
+    assert_int_equal(cmap_apply(&m, out.data, out.len, &res), DV_OK);
+    assert_int_equal(res.n, 2);
+    assert_int_equal(res.r[0].code, DV_EPROTO);
+    assert_int_equal(res.r[1].code, DV_OK);
+    assert_null(cmap_coll_find(&m, "d"));
+
+    /* Truncating a batch anywhere answers one DV_EPROTO and changes nothing. */
+    assert_int_equal(cmap_copy(&snap, &m), DV_OK);
+    size_t end = batch.len;
+    while (batch.data[end - 1] == 0)
+        end--;
+    for (size_t cut = 0; cut < end; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        memcpy(copy, batch.data, cut);
+        assert_int_equal(cmap_apply(&m, copy, cut, &res), DV_OK);
+        assert_int_equal(res.n, 1);
+        assert_int_equal(res.r[0].code, DV_EPROTO);
+        free(copy);
+    }
+    assert_true(cmap_equal(&m, &snap));
+    cmap_free(&snap);
+
+    for (int i = 0; i < 3; i++) {
+        cmap_cmd_free(&cmds[i]);
+        buf_free(&enc[i]);
+    }
+    buf_free(&batch);
+    buf_free(&out);
+    cmap_results_free(&res);
+    cmap_free(&m);
+}
+
+/* ---- snapshots --------------------------------------------------------------------------- */
+
+/* A map with some of everything, its request-id ring wrapped around. */
+static void rich_map(struct cmap *m)
+{
+    base_map(m, 8);
+    assert_int_equal(run_free(m, cu_reg_reports("n3", 4)), DV_OK);
+    assert_int_equal(run_free(m, cu_weight("n3", 0.1)), DV_OK);
+    assert_int_equal(run_free(m, cu_state("n2", CMAP_NODE_SUSPECT, 99999)), DV_OK);
+    static const char *const four[] = {"n0", "n1", "n2", "n3"};
+    assert_int_equal(run_free(m, cu_create("big", 64, 3, four, 4)), DV_OK);
+    assert_int_equal(run_free(m, cu_pset("big", 9, 0, four + 1, 3, 2)), DV_OK);
+    assert_int_equal(
+        run_free(m, cu_move(CMAP_CMD_MOVE_ADD, "big", 9, "n1", "n0", CMAP_MOVE_CATCHING_UP)),
+        DV_OK);
+    assert_int_equal(run_free(m, cu_move(CMAP_CMD_MOVE_ADD, "c", 0, "n0", "n3", CMAP_MOVE_PLANNED)),
+                     DV_OK);
+    assert_int_equal(run_free(m, cu_drop("missing")), DV_ENOTFOUND); /* a failure to remember */
+    assert_int_equal(run_free(m, cu_reg("n4", CMAP_NODE_ALIVE, 1.0)), DV_OK);
+    assert_int_equal(run_free(m, cu_remove("n4", false)), DV_OK);
+    assert_true(m->n_seen == m->dedup_cap && m->seen_head != 0);
+}
+
+static void test_snapshot_roundtrip(void **state)
+{
+    struct cmap m, d, cp;
+    char err[DV_ERRMSG_SIZE];
+    rich_map(&m);
+    struct buf b = BUF_INIT, b2 = BUF_INIT;
+    assert_int_equal(cmap_encode(&m, &b), DV_OK);
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_OK);
+    assert_true(cmap_equal(&m, &d));
+    assert_int_equal(cmap_encode(&d, &b2), DV_OK);
+    assert_int_equal(b.len, b2.len);
+    assert_memory_equal(b.data, b2.data, b.len);
+    /* The decoded map goes on exactly like the original. */
+    struct cmap_cmd next = cu_pset("c", 3, 0, ids3, 3, 1);
+    struct cmap_result r1 = run(&m, &next), r2 = run(&d, &next);
+    assert_int_equal(r1.code, DV_OK);
+    assert_int_equal(r2.code, DV_OK);
+    assert_true(cmap_equal(&m, &d));
+    /* A copy too. */
+    assert_int_equal(cmap_copy(&cp, &m), DV_OK);
+    assert_true(cmap_equal(&m, &cp));
+    assert_int_equal(run_free(&cp, cu_state("n0", CMAP_NODE_DEAD, 1)), DV_OK);
+    assert_false(cmap_equal(&m, &cp));
+    cmap_free(&cp);
+    cmap_free(&d);
+    cmap_free(&m);
+
+    /* An empty map. */
+    assert_int_equal(cmap_init(&m, 0), DV_OK);
+    buf_reset(&b);
+    assert_int_equal(cmap_encode(&m, &b), DV_OK);
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_OK);
+    assert_true(cmap_equal(&m, &d));
+    assert_int_equal(d.dedup_cap, CMAP_DEDUP_DEFAULT);
+    cmap_free(&d);
+    cmap_free(&m);
+    buf_free(&b);
+    buf_free(&b2);
+}
+
+/* Fixes the header's CRC after the body was changed on purpose. */
+static void reseal(uint8_t *p, size_t n)
+{
+    buf_wr_le32(p + 16, crc32c(p + 24, n - 24));
+}
+
+static void test_snapshot_corrupt(void **state)
+{
+    struct cmap m, d;
+    char err[DV_ERRMSG_SIZE];
+    rich_map(&m);
+    struct buf b = BUF_INIT;
+    assert_int_equal(cmap_encode(&m, &b), DV_OK);
+
+    /* Every truncation. */
+    for (size_t cut = 0; cut < b.len; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        memcpy(copy, b.data, cut);
+        assert_int_equal(cmap_decode(copy, cut, &d, err), DV_ECORRUPT);
+        free(copy);
+    }
+    /* Every byte changed: caught by the header checks or the CRC. */
+    uint8_t *copy = malloc(b.len);
+    for (size_t at = 0; at < b.len; at++) {
+        memcpy(copy, b.data, b.len);
+        copy[at] ^= (uint8_t)(1 + rng() % 255);
+        int rc = cmap_decode(copy, b.len, &d, err);
+        assert_true(rc == DV_ECORRUPT || (at >= 4 && at < 8 && rc == DV_EPROTO));
+    }
+    /* Behind a valid CRC, the body checks: change bytes, reseal, decode. A map that decodes
+     * must be whole: it encodes, decodes again and equals itself. */
+    int decoded = 0;
+    for (size_t at = 24; at < b.len; at++) {
+        for (int k = 0; k < 3; k++) {
+            memcpy(copy, b.data, b.len);
+            copy[at] = k == 0 ? (uint8_t)(copy[at] + 1) : (uint8_t)rng();
+            reseal(copy, b.len);
+            int rc = cmap_decode(copy, b.len, &d, err);
+            assert_true(rc == DV_OK || rc == DV_ECORRUPT);
+            if (rc == DV_OK) {
+                struct buf again = BUF_INIT;
+                struct cmap d2;
+                assert_int_equal(cmap_encode(&d, &again), DV_OK);
+                assert_int_equal(cmap_decode(again.data, again.len, &d2, err), DV_OK);
+                assert_true(cmap_equal(&d, &d2));
+                cmap_free(&d2);
+                buf_free(&again);
+                cmap_free(&d);
+                decoded++;
+            }
+        }
+    }
+    assert_true(decoded > 0); /* e.g. a changed heartbeat or lsn */
+    /* An unknown version. */
+    memcpy(copy, b.data, b.len);
+    buf_wr_le32(copy + 4, 2);
+    assert_int_equal(cmap_decode(copy, b.len, &d, err), DV_EPROTO);
+    free(copy);
+    /* Random bytes behind a valid header. */
+    for (int t = 0; t < 2000; t++) {
+        uint8_t junk[96];
+        size_t len = 24 + rng() % (sizeof junk - 24);
+        for (size_t k = 24; k < len; k++)
+            junk[k] = (uint8_t)rng();
+        if (t % 2)
+            junk[24] = 0x96; /* an array of 6 */
+        memcpy(junk, "CMAP", 4);
+        buf_wr_le32(junk + 4, 1);
+        buf_wr_le64(junk + 8, len - 24);
+        buf_wr_le32(junk + 20, 0);
+        reseal(junk, len);
+        int rc = cmap_decode(junk, len, &d, err);
+        assert_true(rc == DV_OK || rc == DV_ECORRUPT);
+        if (rc == DV_OK)
+            cmap_free(&d);
+    }
+    buf_free(&b);
+    cmap_free(&m);
+}
+
+/*
+ * Fault sweep (SQLite's do_faultsim_test): fail the 1st, 2nd, ... allocation while a series
+ * of entries is applied. A single command that gets DV_ENOMEM leaves the map exactly as it
+ * was; applied again it succeeds. A batch may stop in the middle; applied again, the members
+ * done already answer from the request-id memory. Either way the final map equals the one
+ * of a run without faults.
+ */
+static void test_apply_faults(void **state)
+{
+    static const char *const four[] = {"n0", "n1", "n2", "n3"};
+    struct cmap_cmd cmds[] = {
+        cu_reg_reports("n3", 6),
+        cu_reg_reports("n1", 3),
+        cu_create("big", 256, 3, four, 4),
+        cu_move(CMAP_CMD_MOVE_ADD, "big", 3, "n0", "n2", CMAP_MOVE_PLANNED),
+        cu_pset("big", 7, 0, four, 4, 3),
+        cu_reg("n4", CMAP_NODE_JOINING, 2.0),
+        cu_remove("n2", true),
+        cu_drop("c"),
+    };
+    const size_t n_cmds = sizeof cmds / sizeof cmds[0];
+    cmds[1].type = CMAP_CMD_NODE_STATE; /* reports through a state command */
+    struct cmap_report *r = cmds[1].u.reg.reports;
+    uint32_t nr = cmds[1].u.reg.n_reports;
+    memset(&cmds[1].u, 0, sizeof cmds[1].u);
+    snprintf(cmds[1].u.node_state.id, sizeof cmds[1].u.node_state.id, "n1");
+    cmds[1].u.node_state.state = CMAP_NODE_KEEP;
+    cmds[1].u.node_state.has_reports = true;
+    cmds[1].u.node_state.reports = r;
+    cmds[1].u.node_state.n_reports = nr;
+
+    /* Entries: each command alone, then the last three again as one batch of new ids. */
+    struct buf entries[16];
+    size_t n_entries = 0;
+    char err[DV_ERRMSG_SIZE];
+    for (size_t i = 0; i < n_cmds; i++) {
+        buf_init(&entries[n_entries]);
+        assert_int_equal(cmap_cmd_encode(&cmds[i], &entries[n_entries++], err), DV_OK);
+    }
+    struct buf parts[3] = {BUF_INIT, BUF_INIT, BUF_INIT};
+    const void *pp[3];
+    size_t pl[3];
+    struct cmap_cmd more[3] = {cu_reg_reports("n5", 2), cu_create("c", 16, 2, four, 2),
+                               cu_state("n5", CMAP_NODE_DRAINING, 9)};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cmap_cmd_encode(&more[i], &parts[i], err), DV_OK);
+        pp[i] = parts[i].data;
+        pl[i] = parts[i].len;
+    }
+    buf_init(&entries[n_entries]);
+    assert_int_equal(cmap_batch_pack(pp, pl, 3, &entries[n_entries++], err), DV_OK);
+
+    /* The run without faults. */
+    struct cmap want, start;
+    base_map(&start, 0);
+    assert_int_equal(cmap_copy(&want, &start), DV_OK);
+    struct cmap_results res = {0};
+    for (size_t e = 0; e < n_entries; e++)
+        assert_int_equal(cmap_apply(&want, entries[e].data, entries[e].len, &res), DV_OK);
+    cmap_results_free(&res);
+
+    int faults = 0;
+    for (long k = 0;; k++) {
+        struct cmap m, before;
+        assert_int_equal(cmap_copy(&m, &start), DV_OK);
+        struct cmap_results rs = {0};
+        long left = k; /* allocations to let through before the one that fails */
+        bool fired = false;
+        for (size_t e = 0; e < n_entries; e++) {
+            assert_int_equal(cmap_copy(&before, &m), DV_OK);
+            fault_countdown = fired ? -1 : left;
+            int rc = cmap_apply(&m, entries[e].data, entries[e].len, &rs);
+            bool now = !fired && fault_countdown < 0;
+            left = fault_countdown;
+            fault_countdown = -1;
+            if (now) {
+                /* Every failed allocation is reported, and the retry goes through. */
+                if (rc != DV_ENOMEM)
+                    fail_msg("allocation %ld failed in entry %zu: apply said %d", k, e, rc);
+                fired = true;
+                faults++;
+                if (e < n_cmds)
+                    assert_true(cmap_equal(&m, &before));
+                assert_int_equal(cmap_apply(&m, entries[e].data, entries[e].len, &rs), DV_OK);
+            } else {
+                assert_int_equal(rc, DV_OK);
+            }
+            cmap_free(&before);
+        }
+        cmap_results_free(&rs);
+        assert_true(cmap_equal(&m, &want));
+        cmap_free(&m);
+        if (!fired)
+            break; /* k is past the last allocation */
+    }
+    assert_true(faults > 10);
+    print_message("# fault sweep: %d allocation failures, each answered by DV_ENOMEM\n", faults);
+
+    for (size_t i = 0; i < n_cmds; i++)
+        cmap_cmd_free(&cmds[i]);
+    for (int i = 0; i < 3; i++) {
+        cmap_cmd_free(&more[i]);
+        buf_free(&parts[i]);
+    }
+    for (size_t e = 0; e < n_entries; e++)
+        buf_free(&entries[e]);
+    cmap_free(&want);
+    cmap_free(&start);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cmd_roundtrip),
+        cmocka_unit_test(test_cmd_encode_rejects),
+        cmocka_unit_test(test_cmd_truncated_and_garbage),
+        cmocka_unit_test(test_register),
+        cmocka_unit_test(test_node_states),
+        cmocka_unit_test(test_collections),
+        cmocka_unit_test(test_part_set),
+        cmocka_unit_test(test_moves),
+        cmocka_unit_test(test_node_remove),
+        cmocka_unit_test(test_idempotent),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_snapshot_roundtrip),
+        cmocka_unit_test(test_snapshot_corrupt),
+        cmocka_unit_test(test_apply_faults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
