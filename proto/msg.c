@@ -1,4 +1,4 @@
-/* msg.c - message type names and the encoder of the coordinator <-> node messages (msg.h). */
+/* msg.c - message type names and the encoder of the native protocol's messages (msg.h). */
 #include "msg.h"
 
 #include <stddef.h>
@@ -9,16 +9,49 @@
 #include "mpk.h"
 #include "msg_int.h"
 
+/* The known types: a type without a name here (a gap in the enum) is unknown. */
 static const char *const type_names[MSG_TYPE_COUNT] = {
-    "error",        "hello",         "replica_create", "replica_drop", "replica_list",
-    "replica_info", "upsert",        "delete",         "get",          "set_payload",
-    "count",        "scroll",        "search",         "stats",        "snapshot_read",
-    "wal_read",     "payload_index",
+    [MSG_ERROR] = "error",
+    [MSG_HELLO] = "hello",
+    [MSG_REPLICA_CREATE] = "replica_create",
+    [MSG_REPLICA_DROP] = "replica_drop",
+    [MSG_REPLICA_LIST] = "replica_list",
+    [MSG_REPLICA_INFO] = "replica_info",
+    [MSG_UPSERT] = "upsert",
+    [MSG_DELETE] = "delete",
+    [MSG_GET] = "get",
+    [MSG_SET_PAYLOAD] = "set_payload",
+    [MSG_COUNT] = "count",
+    [MSG_SCROLL] = "scroll",
+    [MSG_SEARCH] = "search",
+    [MSG_STATS] = "stats",
+    [MSG_SNAPSHOT_READ] = "snapshot_read",
+    [MSG_WAL_READ] = "wal_read",
+    [MSG_PAYLOAD_INDEX] = "payload_index",
+    [MSG_COLL_CREATE] = "coll_create",
+    [MSG_COLL_DROP] = "coll_drop",
+    [MSG_COLL_LIST] = "coll_list",
+    [MSG_COLL_INFO] = "coll_info",
+    [MSG_P_UPSERT] = "points_upsert",
+    [MSG_P_DELETE] = "points_delete",
+    [MSG_P_GET] = "points_get",
+    [MSG_P_SET_PAYLOAD] = "points_set_payload",
+    [MSG_P_COUNT] = "points_count",
+    [MSG_P_SCROLL] = "points_scroll",
+    [MSG_P_SEARCH] = "points_search",
+    [MSG_P_INDEX] = "points_index",
+    [MSG_CLUSTER] = "cluster",
+    [MSG_NODE_REPORT] = "node_report",
 };
+
+bool msg_type_known(int type)
+{
+    return type >= 0 && type < MSG_TYPE_COUNT && type_names[type] != NULL;
+}
 
 const char *msg_type_name(int type)
 {
-    return type >= 0 && type < MSG_TYPE_COUNT ? type_names[type] : "unknown";
+    return msg_type_known(type) ? type_names[type] : "unknown";
 }
 
 bool msg_type_addressed(int type)
@@ -42,6 +75,26 @@ bool msg_type_addressed(int type)
     }
 }
 
+bool msg_type_collection(int type)
+{
+    switch (type) {
+    case MSG_COLL_CREATE:
+    case MSG_COLL_DROP:
+    case MSG_COLL_INFO:
+    case MSG_P_UPSERT:
+    case MSG_P_DELETE:
+    case MSG_P_GET:
+    case MSG_P_SET_PAYLOAD:
+    case MSG_P_COUNT:
+    case MSG_P_SCROLL:
+    case MSG_P_SEARCH:
+    case MSG_P_INDEX:
+        return true;
+    default:
+        return false;
+    }
+}
+
 bool msg_code_known(int64_t code)
 {
     return code < 0 && code >= INT32_MIN && strcmp(dv_errname((int)code), "unknown") != 0;
@@ -50,11 +103,19 @@ bool msg_code_known(int64_t code)
 uint32_t msg_request_fields(int type)
 {
     static const uint8_t fields[MSG_TYPE_COUNT] = {
-        [MSG_REPLICA_CREATE] = 7, [MSG_UPSERT] = 4,   [MSG_DELETE] = 1,        [MSG_GET] = 3,
-        [MSG_SET_PAYLOAD] = 3,    [MSG_COUNT] = 1,    [MSG_SCROLL] = 5,        [MSG_SEARCH] = 3,
-        [MSG_SNAPSHOT_READ] = 3,  [MSG_WAL_READ] = 2, [MSG_PAYLOAD_INDEX] = 3,
+        [MSG_REPLICA_CREATE] = 7, [MSG_UPSERT] = 4,
+        [MSG_DELETE] = 1,         [MSG_GET] = 3,
+        [MSG_SET_PAYLOAD] = 3,    [MSG_COUNT] = 1,
+        [MSG_SCROLL] = 5,         [MSG_SEARCH] = 3,
+        [MSG_SNAPSHOT_READ] = 3,  [MSG_WAL_READ] = 2,
+        [MSG_PAYLOAD_INDEX] = 3,  [MSG_COLL_CREATE] = 9,
+        [MSG_P_UPSERT] = 4,       [MSG_P_DELETE] = 1,
+        [MSG_P_GET] = 3,          [MSG_P_SET_PAYLOAD] = 3,
+        [MSG_P_COUNT] = 1,        [MSG_P_SCROLL] = 5,
+        [MSG_P_SEARCH] = 3,       [MSG_P_INDEX] = 3,
+        [MSG_NODE_REPORT] = 6,
     };
-    return (msg_type_addressed(type) ? 3 : 0) + fields[type];
+    return (msg_type_addressed(type) ? 3 : msg_type_collection(type) ? 1 : 0) + fields[type];
 }
 
 /* ---- encode ------------------------------------------------------------------------------ */
@@ -141,6 +202,43 @@ static int w_hits(struct buf *b, const struct msg_hits *h)
     return DV_OK;
 }
 
+/* dim, metric, m, ef_construction, ef_search, sq8, fsync, partitions, replication: the body of
+ * coll_create after the name and the start of coll_info's reply. */
+static int w_coll_cfg(struct buf *b, const struct msg_coll_cfg *c)
+{
+    int rc;
+    W(mpw_u64(b, c->dim));
+    W(mpw_u64(b, c->metric));
+    W(mpw_u64(b, c->m));
+    W(mpw_u64(b, c->ef_construction));
+    W(mpw_u64(b, c->ef_search));
+    W(mpw_bool(b, c->sq8));
+    W(mpw_u64(b, c->fsync));
+    W(mpw_u64(b, c->partitions));
+    return mpw_u64(b, c->replication);
+}
+
+static int w_strs(struct buf *b, const struct msg_str *s, uint32_t n)
+{
+    int rc;
+    W(mpw_array(b, n));
+    for (uint32_t i = 0; i < n; i++)
+        W(w_str(b, s[i]));
+    return DV_OK;
+}
+
+static int w_query(struct buf *b, const struct msg_query *q)
+{
+    int rc;
+    W(mpw_array(b, 6));
+    W(w_floats(b, q->vec, q->dim));
+    W(mpw_u64(b, q->k));
+    W(mpw_u64(b, q->ef));
+    W(w_raw_or_nil(b, q->filter));
+    W(mpw_bool(b, q->with_payload));
+    return mpw_bool(b, q->with_vector);
+}
+
 static int w_error(struct buf *b, const struct msg_error *e)
 {
     int rc;
@@ -161,6 +259,8 @@ static int w_request(struct buf *b, const struct msg *m)
         W(w_str(b, m->addr.coll));
         W(mpw_u64(b, m->addr.part));
         W(mpw_u64(b, m->addr.epoch));
+    } else if (msg_type_collection(t)) {
+        W(w_str(b, m->addr.coll));
     }
     switch (t) {
     case MSG_REPLICA_CREATE: {
@@ -174,7 +274,11 @@ static int w_request(struct buf *b, const struct msg *m)
         W(mpw_u64(b, c->fsync));
         break;
     }
-    case MSG_UPSERT: {
+    case MSG_COLL_CREATE:
+        W(w_coll_cfg(b, &m->u.coll_cfg));
+        break;
+    case MSG_UPSERT:
+    case MSG_P_UPSERT: {
         const struct msg_upsert_req *u = &m->u.upsert_req;
         W(w_ids(b, u->ids, u->n));
         W(mpw_u64(b, u->dim));
@@ -187,22 +291,27 @@ static int w_request(struct buf *b, const struct msg *m)
         break;
     }
     case MSG_DELETE:
+    case MSG_P_DELETE:
         W(w_ids(b, m->u.delete_req.ids, m->u.delete_req.n));
         break;
     case MSG_GET:
+    case MSG_P_GET:
         W(w_ids(b, m->u.get_req.ids, m->u.get_req.n));
         W(mpw_bool(b, m->u.get_req.with_vector));
         W(mpw_bool(b, m->u.get_req.with_payload));
         break;
     case MSG_SET_PAYLOAD:
+    case MSG_P_SET_PAYLOAD:
         W(mpw_u64(b, m->u.set_payload_req.op));
         W(w_ids(b, m->u.set_payload_req.ids, m->u.set_payload_req.n));
         W(w_raw_or_nil(b, m->u.set_payload_req.data));
         break;
     case MSG_COUNT:
+    case MSG_P_COUNT:
         W(w_raw_or_nil(b, m->u.count_req.filter));
         break;
-    case MSG_SCROLL: {
+    case MSG_SCROLL:
+    case MSG_P_SCROLL: {
         const struct msg_scroll_req *s = &m->u.scroll_req;
         W(s->has_from ? mpw_pid(b, &s->from) : mpw_nil(b));
         W(mpw_u64(b, s->limit));
@@ -221,16 +330,17 @@ static int w_request(struct buf *b, const struct msg *m)
             W(mpw_u64(b, s->parts[i].epoch));
         }
         W(mpw_array(b, s->n_queries));
-        for (uint32_t i = 0; i < s->n_queries; i++) {
-            const struct msg_query *q = &s->queries[i];
-            W(mpw_array(b, 6));
-            W(w_floats(b, q->vec, q->dim));
-            W(mpw_u64(b, q->k));
-            W(mpw_u64(b, q->ef));
-            W(w_raw_or_nil(b, q->filter));
-            W(mpw_bool(b, q->with_payload));
-            W(mpw_bool(b, q->with_vector));
-        }
+        for (uint32_t i = 0; i < s->n_queries; i++)
+            W(w_query(b, &s->queries[i]));
+        break;
+    }
+    case MSG_P_SEARCH: {
+        const struct msg_csearch_req *s = &m->u.csearch_req;
+        W(mpw_array(b, s->n_queries));
+        for (uint32_t i = 0; i < s->n_queries; i++)
+            W(w_query(b, &s->queries[i]));
+        W(mpw_bool(b, s->allow_partial));
+        W(mpw_u64(b, s->timeout_ms));
         break;
     }
     case MSG_SNAPSHOT_READ:
@@ -243,11 +353,30 @@ static int w_request(struct buf *b, const struct msg *m)
         W(mpw_u64(b, m->u.wal_req.max_bytes));
         break;
     case MSG_PAYLOAD_INDEX:
+    case MSG_P_INDEX:
         W(mpw_u64(b, m->u.index_req.op));
         W(w_str(b, m->u.index_req.key));
         W(mpw_u64(b, m->u.index_req.kind));
         break;
-    default: /* hello, drop, list, info, stats: nothing beyond the address */
+    case MSG_NODE_REPORT: {
+        const struct msg_node_report_req *r = &m->u.node_report_req;
+        W(w_str(b, r->node_id));
+        W(w_str(b, r->url));
+        W(w_str(b, r->http_url));
+        W(mpw_f64(b, r->weight));
+        W(mpw_u64(b, r->capacity));
+        W(mpw_array(b, r->n));
+        for (uint32_t i = 0; i < r->n; i++) {
+            W(mpw_array(b, 4));
+            W(w_str(b, r->replicas[i].coll));
+            W(mpw_u64(b, r->replicas[i].part));
+            W(mpw_u64(b, r->replicas[i].applied_lsn));
+            W(mpw_u64(b, r->replicas[i].points));
+        }
+        break;
+    }
+    default: /* hello, drop, list, info, stats, coll_drop, coll_list, coll_info, cluster:
+              * nothing beyond the address or the name */
         break;
     }
     return DV_OK;
@@ -282,16 +411,23 @@ static int w_reply_body(struct buf *b, const struct msg *m)
     case MSG_DELETE:
     case MSG_SET_PAYLOAD:
     case MSG_PAYLOAD_INDEX:
+    case MSG_P_UPSERT:
+    case MSG_P_DELETE:
+    case MSG_P_SET_PAYLOAD:
+    case MSG_P_INDEX:
         W(mpw_array(b, 2));
         W(mpw_u64(b, m->u.write_rep.lsn));
         return mpw_u64(b, m->u.write_rep.affected);
     case MSG_GET:
+    case MSG_P_GET:
         W(mpw_array(b, 1));
         return w_hits(b, &m->u.get_rep);
     case MSG_COUNT:
+    case MSG_P_COUNT:
         W(mpw_array(b, 1));
         return mpw_u64(b, m->u.count_rep.count);
-    case MSG_SCROLL: {
+    case MSG_SCROLL:
+    case MSG_P_SCROLL: {
         const struct msg_scroll_rep *s = &m->u.scroll_rep;
         W(mpw_array(b, 2));
         W(w_hits(b, &s->hits));
@@ -342,7 +478,45 @@ static int w_reply_body(struct buf *b, const struct msg *m)
         }
         return mpw_u64(b, w->applied_lsn);
     }
-    default: /* create, drop */
+    case MSG_COLL_LIST:
+        W(mpw_array(b, 1));
+        return w_strs(b, m->u.coll_list_rep.names, m->u.coll_list_rep.n);
+    case MSG_COLL_INFO: {
+        const struct msg_coll_info_rep *f = &m->u.coll_info_rep;
+        W(mpw_array(b, 11));
+        W(w_coll_cfg(b, &f->cfg));
+        W(mpw_u64(b, f->points));
+        W(mpw_array(b, f->n_parts));
+        for (uint32_t i = 0; i < f->n_parts; i++) {
+            const struct msg_coll_part *p = &f->parts[i];
+            W(mpw_array(b, 4));
+            W(mpw_u64(b, p->part));
+            W(mpw_u64(b, p->epoch));
+            W(w_strs(b, p->nodes, p->n_nodes));
+            W(mpw_u64(b, p->points));
+        }
+        return DV_OK;
+    }
+    case MSG_P_SEARCH: {
+        const struct msg_csearch_rep *s = &m->u.csearch_rep;
+        W(mpw_array(b, 3));
+        W(mpw_array(b, s->n));
+        for (uint32_t i = 0; i < s->n; i++)
+            W(w_hits(b, &s->results[i]));
+        W(mpw_bool(b, s->partial));
+        W(mpw_array(b, s->n_failed));
+        for (uint32_t i = 0; i < s->n_failed; i++)
+            W(mpw_u64(b, s->failed[i]));
+        return DV_OK;
+    }
+    case MSG_CLUSTER:
+        W(mpw_array(b, 1));
+        return w_raw_or_nil(b, m->u.cluster_rep.status);
+    case MSG_NODE_REPORT:
+        W(mpw_array(b, 2));
+        W(mpw_u64(b, m->u.node_report_rep.map_epoch));
+        return w_str(b, m->u.node_report_rep.leader_url);
+    default: /* create, drop, coll_create, coll_drop */
         return mpw_array(b, 0);
     }
 }
@@ -367,7 +541,7 @@ static int w_msg(struct buf *b, const struct msg *m)
 
 int msg_encode(const struct msg *m, struct buf *out, char *errmsg)
 {
-    if (m->type < 0 || m->type >= MSG_TYPE_COUNT || (m->type == MSG_ERROR && !m->err.code) ||
+    if (!msg_type_known(m->type) || (m->type == MSG_ERROR && !m->err.code) ||
         (m->type == MSG_ERROR && !m->reply)) {
         dv_errmsg_set(errmsg, "msg: cannot encode message type %d", m->type);
         return DV_EINVAL;

@@ -1,4 +1,5 @@
-/* msg.h - the messages between coordinator and shard node: structs, encode and decode. */
+/* msg.h - the native protocol's messages (coordinator <-> node, client -> coordinator): structs,
+ * encode and decode. */
 #ifndef DV_MSG_H
 #define DV_MSG_H
 
@@ -14,7 +15,8 @@
  *   request: [version, type, 0, req_id, body]
  *   reply:   [version, type, 1, req_id, error, body]
  * where error is nil or [code, message, epoch] and body is a positional array (nil when the
- * reply carries an error). Partition-addressed bodies start with collection, partition, epoch.
+ * reply carries an error). Partition-addressed bodies start with collection, partition, epoch;
+ * collection-level bodies (the client API) start with the collection's name.
  *
  * Decoding goes through our bounds-checked reader (common/mpk.h), never msgpack-c's unpacker:
  * msgpack-c trusts declared counts and reserves memory for them (LIBRARY-NOTES.md). Every
@@ -43,11 +45,30 @@ enum msg_type {
     MSG_SNAPSHOT_READ = 14, /* a replica's snapshot, in chunks (rebalancing) */
     MSG_WAL_READ = 15,      /* a replica's WAL records from an LSN, in chunks (rebalancing) */
     MSG_PAYLOAD_INDEX = 16, /* create or drop a payload index */
-    MSG_TYPE_COUNT = 17,
+    /* 17..31: unassigned (unknown, like any type not listed here) */
+    /* The client API: clients (SDK, REST gateway) -> coordinator, whole collections. */
+    MSG_COLL_CREATE = 32,
+    MSG_COLL_DROP = 33,
+    MSG_COLL_LIST = 34,
+    MSG_COLL_INFO = 35,
+    MSG_P_UPSERT = 36,
+    MSG_P_DELETE = 37,
+    MSG_P_GET = 38,
+    MSG_P_SET_PAYLOAD = 39,
+    MSG_P_COUNT = 40,
+    MSG_P_SCROLL = 41,
+    MSG_P_SEARCH = 42,
+    MSG_P_INDEX = 43,
+    MSG_CLUSTER = 44,     /* the cluster's status, for admin tools */
+    MSG_NODE_REPORT = 45, /* node -> coordinator: registration and heartbeat */
+    MSG_TYPE_COUNT = 46,  /* one more than the highest type; not every type below it exists */
 };
 
-/* Name of a message type ("upsert"), "unknown" otherwise. */
+/* Name of a message type ("upsert", "points_search"), "unknown" otherwise. */
 const char *msg_type_name(int type);
+
+/* True for a type of the enum above (not for the gaps between them). */
+bool msg_type_known(int type);
 
 /* A string or byte range. In a decoded message it points into the input buffer. For optional
  * values (payloads, filters, set-payload data) p == NULL means nil. */
@@ -270,10 +291,99 @@ struct msg_index_req {
     struct msg_str key;
 };
 
+/* ---- client API (client -> coordinator) and node reports (node -> coordinator) ---- */
+
+/* A collection's parameters (coll_create; coll_info's reply). metric, m, ef_construction,
+ * ef_search, sq8 and fsync as in msg_create_req; partitions 0: the coordinator's default;
+ * replication 0: 1. The name travels in msg.addr.coll. */
+struct msg_coll_cfg {
+    uint32_t dim, metric, m, ef_construction, ef_search, fsync, partitions, replication;
+    bool sq8;
+};
+
+struct msg_coll_list_rep {
+    struct msg_str *names;
+    uint32_t n;
+};
+
+/* One partition of a collection: its placement epoch, the ids of the nodes holding a replica
+ * and its point count. */
+struct msg_coll_part {
+    uint32_t part;
+    uint64_t epoch;
+    struct msg_str *nodes;
+    uint32_t n_nodes;
+    uint64_t points;
+};
+
+struct msg_coll_info_rep {
+    struct msg_coll_cfg cfg;
+    uint64_t points;
+    struct msg_coll_part *parts;
+    uint32_t n_parts;
+};
+
+/* Search of a whole collection (addr.coll): queries as in msg_search_req; allow_partial asks
+ * for what came back rather than an error when partitions fail; timeout_ms 0: the
+ * coordinator's default deadline. */
+struct msg_csearch_req {
+    struct msg_query *queries;
+    uint32_t n_queries;
+    bool allow_partial;
+    uint32_t timeout_ms;
+};
+
+/* results[n] (one hit list per query, in query order); partial: some partitions did not
+ * answer and failed[n_failed] lists them (only with allow_partial). */
+struct msg_csearch_rep {
+    struct msg_hits *results;
+    uint32_t n;
+    bool partial;
+    uint32_t *failed;
+    uint32_t n_failed;
+};
+
+/* status: one msgpack value (a map built by the coordinator, passed through) or nil. */
+struct msg_cluster_rep {
+    struct msg_bytes status;
+};
+
+/* A replica a node holds, as it reports it. */
+struct msg_replica_report {
+    struct msg_str coll;
+    uint32_t part;
+    uint64_t applied_lsn, points;
+};
+
+/* A node's registration and heartbeat: its id, native and HTTP URLs (http_url may be empty),
+ * capacity weight (the codec passes any double, NaN included), capacity in points (0:
+ * unlimited) and its replicas. */
+struct msg_node_report_req {
+    struct msg_str node_id, url, http_url;
+    double weight;
+    uint64_t capacity;
+    struct msg_replica_report *replicas;
+    uint32_t n;
+};
+
+/* The epoch of the answering coordinator's map and the leader's URL (empty: not known). */
+struct msg_node_report_rep {
+    uint64_t map_epoch;
+    struct msg_str leader_url;
+};
+
 /*
  * One message. `type` selects the union member: requests use u.<op>_req (hello, list and
  * stats requests have no body), replies with err.code == 0 use u.<op>_rep (create, drop have
- * an empty body). `addr` is used by partition-addressed requests and by search (collection).
+ * an empty body). `addr` is used by partition-addressed requests and by search (collection);
+ * collection-level requests use addr.coll only. The client API reuses the members of the node
+ * messages of the same shape: points_upsert upsert_req, points_delete delete_req, points_get
+ * get_req / get_rep, points_set_payload set_payload_req, points_count count_req / count_rep,
+ * points_scroll scroll_req / scroll_rep, points_index index_req, and write_rep answers its
+ * writes. Its own: coll_create coll_cfg, coll_list coll_list_rep, coll_info coll_info_rep,
+ * points_search csearch_req / csearch_rep, cluster cluster_rep, node_report node_report_req /
+ * node_report_rep (coll_list and cluster requests have no body, coll_drop and coll_info
+ * nothing beyond the name; coll_create and coll_drop replies are empty).
  */
 struct msg {
     int type; /* enum msg_type */
@@ -287,7 +397,7 @@ struct msg {
         struct msg_list_rep list_rep;
         struct msg_info_rep info_rep;
         struct msg_upsert_req upsert_req;
-        struct msg_write_rep write_rep; /* upsert, delete, set payload, payload index */
+        struct msg_write_rep write_rep; /* upsert, delete, set payload, payload index, points_* */
         struct msg_ids_req delete_req;
         struct msg_get_req get_req;
         struct msg_hits get_rep;
@@ -304,6 +414,14 @@ struct msg {
         struct msg_wal_req wal_req;
         struct msg_wal_rep wal_rep;
         struct msg_index_req index_req;
+        struct msg_coll_cfg coll_cfg;
+        struct msg_coll_list_rep coll_list_rep;
+        struct msg_coll_info_rep coll_info_rep;
+        struct msg_csearch_req csearch_req;
+        struct msg_csearch_rep csearch_rep;
+        struct msg_cluster_rep cluster_rep;
+        struct msg_node_report_req node_report_req;
+        struct msg_node_report_rep node_report_rep;
     } u;
     void *arena_; /* allocations made by msg_decode, freed by msg_free */
 };
@@ -311,11 +429,15 @@ struct msg {
 /* True when requests of this type carry a struct msg_addr. */
 bool msg_type_addressed(int type);
 
+/* True when requests of this type name a collection first (addr.coll; addr.part and
+ * addr.epoch are not sent): coll_create, coll_drop, coll_info and points_*. */
+bool msg_type_collection(int type);
+
 /*
  * Appends the encoding of `m` to `out`. The caller keeps ownership of `m`. DV_EINVAL for a
- * bad message (unknown type, an error reply with a code that is not a DV_* error, a filter or
- * set-payload data that is not exactly one msgpack value), DV_ETOOBIG when the encoding would
- * exceed PROTO_MAX_MSG, DV_ENOMEM; on error `out` is left as it was.
+ * bad message (unknown type, an error reply with a code that is not a DV_* error, a filter,
+ * set-payload data or cluster status that is not exactly one msgpack value), DV_ETOOBIG
+ * when the encoding would exceed PROTO_MAX_MSG, DV_ENOMEM; on error `out` is left as it was.
  */
 int msg_encode(const struct msg *m, struct buf *out, char *errmsg);
 

@@ -1,4 +1,4 @@
-/* msg_decode.c - the bounds-checked decoder of the coordinator <-> node messages (msg.h). */
+/* msg_decode.c - the bounds-checked decoder of the native protocol's messages (msg.h). */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,16 +97,20 @@ static int d_tuple(struct dec *d, uint32_t n, const char *field)
  * decoded element takes up to 64 bytes of memory).
  */
 enum {
-    MIN_ID = 1,      /* a positive fixint */
-    MIN_PAYLOAD = 1, /* nil */
-    MIN_REPLICA = 4, /* [coll "", part, lsn] */
-    MIN_HIT = 5,     /* [id, score, nil, nil] */
-    MIN_HITS = 1,    /* [] */
-    MIN_TARGET = 3,  /* [part, epoch] */
-    MIN_QUERY = 8,   /* [bin8 "", k, ef, nil, false, false] */
-    MIN_PART = 4,    /* [part, nil, []] */
-    MIN_STAT = 3,    /* [name "", value] */
-    MIN_WAL_REC = 5, /* [lsn, type, bin8 ""] */
+    MIN_ID = 1,        /* a positive fixint */
+    MIN_PAYLOAD = 1,   /* nil */
+    MIN_REPLICA = 4,   /* [coll "", part, lsn] */
+    MIN_HIT = 5,       /* [id, score, nil, nil] */
+    MIN_HITS = 1,      /* [] */
+    MIN_TARGET = 3,    /* [part, epoch] */
+    MIN_QUERY = 8,     /* [bin8 "", k, ef, nil, false, false] */
+    MIN_PART = 4,      /* [part, nil, []] */
+    MIN_STAT = 3,      /* [name "", value] */
+    MIN_WAL_REC = 5,   /* [lsn, type, bin8 ""] */
+    MIN_NAME = 1,      /* "" */
+    MIN_U32 = 1,       /* a positive fixint */
+    MIN_COLL_PART = 5, /* [part, epoch, [], points] */
+    MIN_REPORT = 5,    /* [coll "", part, lsn, points] */
 };
 
 /* An array header whose count `*n` the bytes left can hold at `min` bytes per element. */
@@ -206,6 +210,34 @@ static int d_u64(struct dec *d, uint64_t *v, const char *field)
     return DV_OK;
 }
 
+/* A list of strings (names, node ids). */
+static int d_strs(struct dec *d, struct msg_str **out, uint32_t *n, const char *field)
+{
+    int rc;
+    if ((rc = d_list(d, n, MIN_NAME, field)))
+        return rc;
+    *out = d_alloc(d, *n, sizeof **out);
+    if (!*out)
+        return fail(d, DV_ENOMEM, field);
+    for (uint32_t i = 0; i < *n; i++)
+        if ((rc = d_str(d, &(*out)[i], field)))
+            return rc;
+    return DV_OK;
+}
+
+/* The collection parameters of coll_create and coll_info's reply (see w_coll_cfg). */
+static int d_coll_cfg(struct dec *d, struct msg_coll_cfg *c)
+{
+    int rc;
+    if ((rc = d_u32(d, &c->dim, "dim")) || (rc = d_u32(d, &c->metric, "metric")) ||
+        (rc = d_u32(d, &c->m, "m")) || (rc = d_u32(d, &c->ef_construction, "ef_construction")) ||
+        (rc = d_u32(d, &c->ef_search, "ef_search")) || (rc = d_bool(d, &c->sq8, "sq8")) ||
+        (rc = d_u32(d, &c->fsync, "fsync")) || (rc = d_u32(d, &c->partitions, "partitions")) ||
+        (rc = d_u32(d, &c->replication, "replication")))
+        return rc;
+    return DV_OK;
+}
+
 static int d_replicas(struct dec *d, struct msg_replica **out, uint32_t *n)
 {
     int rc;
@@ -295,6 +327,44 @@ static int d_query(struct dec *d, struct msg_query *q)
     return DV_OK;
 }
 
+static int d_queries(struct dec *d, struct msg_query **out, uint32_t *n)
+{
+    int rc;
+    if ((rc = d_list(d, n, MIN_QUERY, "queries")))
+        return rc;
+    *out = d_alloc(d, *n, sizeof **out);
+    if (!*out)
+        return fail(d, DV_ENOMEM, "queries");
+    for (uint32_t i = 0; i < *n; i++)
+        if ((rc = d_query(d, &(*out)[i])))
+            return rc;
+    return DV_OK;
+}
+
+static int d_node_report(struct dec *d, struct msg_node_report_req *r)
+{
+    int rc;
+    if ((rc = d_str(d, &r->node_id, "node id")) || (rc = d_str(d, &r->url, "url")) ||
+        (rc = d_str(d, &r->http_url, "http url")))
+        return rc;
+    R(mpk_f64(&d->r, &r->weight), "weight");
+    if ((rc = d_u64(d, &r->capacity, "capacity")) ||
+        (rc = d_list(d, &r->n, MIN_REPORT, "replicas")))
+        return rc;
+    r->replicas = d_alloc(d, r->n, sizeof *r->replicas);
+    if (!r->replicas)
+        return fail(d, DV_ENOMEM, "replicas");
+    for (uint32_t i = 0; i < r->n; i++) {
+        struct msg_replica_report *x = &r->replicas[i];
+        if ((rc = d_tuple(d, 4, "replica")) || (rc = d_str(d, &x->coll, "replica collection")) ||
+            (rc = d_u32(d, &x->part, "replica partition")) ||
+            (rc = d_u64(d, &x->applied_lsn, "replica lsn")) ||
+            (rc = d_u64(d, &x->points, "replica points")))
+            return rc;
+    }
+    return DV_OK;
+}
+
 static int d_request(struct dec *d)
 {
     struct msg *m = d->m;
@@ -306,6 +376,9 @@ static int d_request(struct dec *d)
     if (msg_type_addressed(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")) ||
             (rc = d_u32(d, &m->addr.part, "partition")) || (rc = d_u64(d, &m->addr.epoch, "epoch")))
+            return rc;
+    } else if (msg_type_collection(m->type)) {
+        if ((rc = d_str(d, &m->addr.coll, "collection")))
             return rc;
     }
     switch (m->type) {
@@ -319,7 +392,10 @@ static int d_request(struct dec *d)
             return rc;
         return DV_OK;
     }
-    case MSG_UPSERT: {
+    case MSG_COLL_CREATE:
+        return d_coll_cfg(d, &m->u.coll_cfg);
+    case MSG_UPSERT:
+    case MSG_P_UPSERT: {
         struct msg_upsert_req *u = &m->u.upsert_req;
         uint32_t np;
         if ((rc = d_ids(d, &u->ids, &u->n, "ids")) || (rc = d_u32(d, &u->dim, "dim")))
@@ -341,8 +417,10 @@ static int d_request(struct dec *d)
         return DV_OK;
     }
     case MSG_DELETE:
+    case MSG_P_DELETE:
         return d_ids(d, &m->u.delete_req.ids, &m->u.delete_req.n, "ids");
-    case MSG_GET: {
+    case MSG_GET:
+    case MSG_P_GET: {
         struct msg_get_req *g = &m->u.get_req;
         if ((rc = d_ids(d, &g->ids, &g->n, "ids")) ||
             (rc = d_bool(d, &g->with_vector, "with_vector")) ||
@@ -350,7 +428,8 @@ static int d_request(struct dec *d)
             return rc;
         return DV_OK;
     }
-    case MSG_SET_PAYLOAD: {
+    case MSG_SET_PAYLOAD:
+    case MSG_P_SET_PAYLOAD: {
         struct msg_set_payload_req *s = &m->u.set_payload_req;
         if ((rc = d_u32(d, &s->op, "op")) || (rc = d_ids(d, &s->ids, &s->n, "ids")) ||
             (rc = d_raw_or_nil(d, &s->data, "data")))
@@ -358,8 +437,10 @@ static int d_request(struct dec *d)
         return DV_OK;
     }
     case MSG_COUNT:
+    case MSG_P_COUNT:
         return d_raw_or_nil(d, &m->u.count_req.filter, "filter");
-    case MSG_SCROLL: {
+    case MSG_SCROLL:
+    case MSG_P_SCROLL: {
         struct msg_scroll_req *s = &m->u.scroll_req;
         s->has_from = mpk_peek(&d->r) != MPK_NIL;
         if (s->has_from)
@@ -386,14 +467,14 @@ static int d_request(struct dec *d)
                 (rc = d_u32(d, &s->parts[i].part, "partition")) ||
                 (rc = d_u64(d, &s->parts[i].epoch, "partition epoch")))
                 return rc;
-        if ((rc = d_list(d, &s->n_queries, MIN_QUERY, "queries")))
+        return d_queries(d, &s->queries, &s->n_queries);
+    }
+    case MSG_P_SEARCH: {
+        struct msg_csearch_req *s = &m->u.csearch_req;
+        if ((rc = d_queries(d, &s->queries, &s->n_queries)) ||
+            (rc = d_bool(d, &s->allow_partial, "allow_partial")) ||
+            (rc = d_u32(d, &s->timeout_ms, "timeout_ms")))
             return rc;
-        s->queries = d_alloc(d, s->n_queries, sizeof *s->queries);
-        if (!s->queries)
-            return fail(d, DV_ENOMEM, "queries");
-        for (uint32_t i = 0; i < s->n_queries; i++)
-            if ((rc = d_query(d, &s->queries[i])))
-                return rc;
         return DV_OK;
     }
     case MSG_SNAPSHOT_READ: {
@@ -408,13 +489,16 @@ static int d_request(struct dec *d)
             (rc = d_u32(d, &m->u.wal_req.max_bytes, "max_bytes")))
             return rc;
         return DV_OK;
-    case MSG_PAYLOAD_INDEX: {
+    case MSG_PAYLOAD_INDEX:
+    case MSG_P_INDEX: {
         struct msg_index_req *x = &m->u.index_req;
         if ((rc = d_u32(d, &x->op, "op")) || (rc = d_str(d, &x->key, "key")) ||
             (rc = d_u32(d, &x->kind, "kind")))
             return rc;
         return DV_OK;
     }
+    case MSG_NODE_REPORT:
+        return d_node_report(d, &m->u.node_report_req);
     default:
         return DV_OK;
     }
@@ -455,19 +539,26 @@ static int d_reply_body(struct dec *d)
     case MSG_DELETE:
     case MSG_SET_PAYLOAD:
     case MSG_PAYLOAD_INDEX:
+    case MSG_P_UPSERT:
+    case MSG_P_DELETE:
+    case MSG_P_SET_PAYLOAD:
+    case MSG_P_INDEX:
         if ((rc = d_tuple(d, 2, "body")) || (rc = d_u64(d, &m->u.write_rep.lsn, "lsn")) ||
             (rc = d_u64(d, &m->u.write_rep.affected, "affected")))
             return rc;
         return DV_OK;
     case MSG_GET:
+    case MSG_P_GET:
         if ((rc = d_tuple(d, 1, "body")))
             return rc;
         return d_hits(d, &m->u.get_rep);
     case MSG_COUNT:
+    case MSG_P_COUNT:
         if ((rc = d_tuple(d, 1, "body")))
             return rc;
         return d_u64(d, &m->u.count_rep.count, "count");
-    case MSG_SCROLL: {
+    case MSG_SCROLL:
+    case MSG_P_SCROLL: {
         struct msg_scroll_rep *s = &m->u.scroll_rep;
         if ((rc = d_tuple(d, 2, "body")) || (rc = d_hits(d, &s->hits)))
             return rc;
@@ -546,7 +637,62 @@ static int d_reply_body(struct dec *d)
                 return rc;
         return d_u64(d, &w->applied_lsn, "applied_lsn");
     }
-    default: /* create, drop */
+    case MSG_COLL_LIST:
+        if ((rc = d_tuple(d, 1, "body")))
+            return rc;
+        return d_strs(d, &m->u.coll_list_rep.names, &m->u.coll_list_rep.n, "names");
+    case MSG_COLL_INFO: {
+        struct msg_coll_info_rep *f = &m->u.coll_info_rep;
+        if ((rc = d_tuple(d, 11, "body")) || (rc = d_coll_cfg(d, &f->cfg)) ||
+            (rc = d_u64(d, &f->points, "points")) ||
+            (rc = d_list(d, &f->n_parts, MIN_COLL_PART, "partition list")))
+            return rc;
+        f->parts = d_alloc(d, f->n_parts, sizeof *f->parts);
+        if (!f->parts)
+            return fail(d, DV_ENOMEM, "partition list");
+        for (uint32_t i = 0; i < f->n_parts; i++) {
+            struct msg_coll_part *p = &f->parts[i];
+            if ((rc = d_tuple(d, 4, "partition")) || (rc = d_u32(d, &p->part, "partition")) ||
+                (rc = d_u64(d, &p->epoch, "partition epoch")) ||
+                (rc = d_strs(d, &p->nodes, &p->n_nodes, "partition nodes")) ||
+                (rc = d_u64(d, &p->points, "partition points")))
+                return rc;
+        }
+        return DV_OK;
+    }
+    case MSG_P_SEARCH: {
+        struct msg_csearch_rep *s = &m->u.csearch_rep;
+        if ((rc = d_tuple(d, 3, "body")) || (rc = d_list(d, &s->n, MIN_HITS, "results")))
+            return rc;
+        s->results = d_alloc(d, s->n, sizeof *s->results);
+        if (!s->results)
+            return fail(d, DV_ENOMEM, "results");
+        for (uint32_t i = 0; i < s->n; i++)
+            if ((rc = d_hits(d, &s->results[i])))
+                return rc;
+        if ((rc = d_bool(d, &s->partial, "partial")) ||
+            (rc = d_list(d, &s->n_failed, MIN_U32, "failed partitions")))
+            return rc;
+        s->failed = d_alloc(d, s->n_failed, sizeof *s->failed);
+        if (!s->failed)
+            return fail(d, DV_ENOMEM, "failed partitions");
+        for (uint32_t i = 0; i < s->n_failed; i++)
+            if ((rc = d_u32(d, &s->failed[i], "failed partition")))
+                return rc;
+        return DV_OK;
+    }
+    case MSG_CLUSTER:
+        if ((rc = d_tuple(d, 1, "body")))
+            return rc;
+        return d_raw_or_nil(d, &m->u.cluster_rep.status, "status");
+    case MSG_NODE_REPORT: {
+        struct msg_node_report_rep *r = &m->u.node_report_rep;
+        if ((rc = d_tuple(d, 2, "body")) || (rc = d_u64(d, &r->map_epoch, "map_epoch")) ||
+            (rc = d_str(d, &r->leader_url, "leader_url")))
+            return rc;
+        return DV_OK;
+    }
+    default: /* create, drop, coll_create, coll_drop */
         return d_tuple(d, 0, "body");
     }
 }
@@ -573,7 +719,7 @@ static int d_msg(struct dec *d)
     }
     if ((rc = d_u32(d, &type, "type")))
         return rc;
-    if (type >= MSG_TYPE_COUNT) {
+    if (type >= MSG_TYPE_COUNT || !msg_type_known((int)type)) {
         dv_errmsg_set(d->errmsg, "msg: unknown message type %u", type);
         return DV_EPROTO;
     }

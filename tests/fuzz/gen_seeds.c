@@ -1,5 +1,6 @@
 /* gen_seeds.c - writes the seed corpus of fuzz_msg: one valid encoding of every request and
- * reply type of proto/msg.h (and a few variants) into a directory, one file each. */
+ * reply type of proto/msg.h (node messages, the client API, node reports; and a few variants)
+ * into a directory, one file each. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,8 @@ static struct msg req(int type)
     struct msg m = {.type = type, .req_id = 1000 + (uint64_t)type};
     if (msg_type_addressed(type))
         m.addr = (struct msg_addr){S("docs"), 3, 7};
+    else if (msg_type_collection(type))
+        m.addr.coll = S("docs");
     return m;
 }
 
@@ -140,6 +143,55 @@ int main(int argc, char **argv)
     m.u.index_req = (struct msg_index_req){MSG_INDEX_DROP, 0, S("tag")};
     put(&m, "drop");
 
+    /* ---- client API and node report requests ---- */
+    m = req(MSG_COLL_CREATE);
+    m.u.coll_cfg = (struct msg_coll_cfg){4, 2, 16, 200, 64, 1, 8, 2, false};
+    put(&m, NULL);
+    m.u.coll_cfg = (struct msg_coll_cfg){4, 0, 0, 0, 0, 0, 0, 0, true};
+    put(&m, "defaults");
+    m = req(MSG_COLL_DROP);
+    put(&m, NULL);
+    m = req(MSG_COLL_LIST);
+    put(&m, NULL);
+    m = req(MSG_COLL_INFO);
+    put(&m, NULL);
+    m = req(MSG_P_UPSERT);
+    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pls, 3, 4};
+    put(&m, NULL);
+    m = req(MSG_P_DELETE);
+    m.u.delete_req = (struct msg_ids_req){ids, 3};
+    put(&m, NULL);
+    m = req(MSG_P_GET);
+    m.u.get_req = (struct msg_get_req){ids + 1, 2, false, true};
+    put(&m, NULL);
+    m = req(MSG_P_SET_PAYLOAD);
+    m.u.set_payload_req = (struct msg_set_payload_req){2, ids, 3, B(payload)};
+    put(&m, NULL);
+    m = req(MSG_P_COUNT);
+    m.u.count_req.filter = B(filter);
+    put(&m, NULL);
+    m = req(MSG_P_SCROLL);
+    m.u.scroll_req = (struct msg_scroll_req){true, ids[0], 50, B(range), false, true};
+    put(&m, NULL);
+    m = req(MSG_P_SEARCH);
+    m.u.csearch_req = (struct msg_csearch_req){qs, 3, true, 2500};
+    put(&m, "partial");
+    m.u.csearch_req = (struct msg_csearch_req){qs + 1, 1, false, 0};
+    put(&m, "strict");
+    m = req(MSG_P_INDEX);
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 0, S("tag")};
+    put(&m, NULL);
+    m = req(MSG_CLUSTER);
+    put(&m, NULL);
+    struct msg_replica_report rrs[2] = {{S("docs"), 3, 41, 3}, {S("images"), 0, 0, 0}};
+    m = req(MSG_NODE_REPORT);
+    m.u.node_report_req = (struct msg_node_report_req){
+        S("node-1"), S("tcp://127.0.0.1:7001"), S("http://127.0.0.1:8001"), 1.0, 1000000, rrs, 2};
+    put(&m, NULL);
+    m.u.node_report_req = (struct msg_node_report_req){
+        S("node-2"), S("tcp://127.0.0.1:7002"), {NULL, 0}, 0.5, 0, NULL, 0};
+    put(&m, "new");
+
     /* ---- replies ---- */
     m = rep(MSG_ERROR);
     m.err = (struct msg_error){DV_EPROTO, S("msg: unknown message type 99"), 0};
@@ -204,6 +256,58 @@ int main(int argc, char **argv)
     put(&m, NULL);
     m.u.wal_rep = (struct msg_wal_rep){NULL, 0, 44};
     put(&m, "empty");
+
+    /* ---- client API and node report replies ---- */
+    m = rep(MSG_COLL_CREATE);
+    put(&m, NULL);
+    m.err = (struct msg_error){DV_EEXIST, S("collection \"docs\" exists"), 0};
+    put(&m, "exists");
+    m = rep(MSG_COLL_DROP);
+    put(&m, NULL);
+    struct msg_str names[2] = {S("docs"), S("images")};
+    m = rep(MSG_COLL_LIST);
+    m.u.coll_list_rep = (struct msg_coll_list_rep){names, 2};
+    put(&m, NULL);
+    struct msg_str nodes[3] = {S("node-1"), S("node-2"), S("node-3")};
+    struct msg_coll_part cps[3] = {
+        {0, 5, nodes, 2, 10}, {1, 6, nodes + 1, 2, 0}, {2, 7, NULL, 0, 3}};
+    m = rep(MSG_COLL_INFO);
+    m.u.coll_info_rep = (struct msg_coll_info_rep){{4, 2, 16, 200, 64, 1, 3, 2, false}, 13, cps, 3};
+    put(&m, NULL);
+    int pwrites[] = {MSG_P_UPSERT, MSG_P_DELETE, MSG_P_SET_PAYLOAD, MSG_P_INDEX};
+    for (size_t i = 0; i < sizeof pwrites / sizeof pwrites[0]; i++) {
+        m = rep(pwrites[i]);
+        m.u.write_rep = (struct msg_write_rep){0, 3 - i};
+        put(&m, NULL);
+    }
+    m = rep(MSG_P_GET);
+    m.u.get_rep = (struct msg_hits){hits, 2};
+    put(&m, NULL);
+    m = rep(MSG_P_COUNT);
+    m.u.count_rep.count = 42;
+    put(&m, NULL);
+    m = rep(MSG_P_SCROLL);
+    m.u.scroll_rep = (struct msg_scroll_rep){{hits + 1, 2}, true, ids[0]};
+    put(&m, NULL);
+    uint32_t failed[2] = {3, 9};
+    m = rep(MSG_P_SEARCH);
+    m.u.csearch_rep = (struct msg_csearch_rep){res, 3, true, failed, 2};
+    put(&m, "partial");
+    m.u.csearch_rep = (struct msg_csearch_rep){res9, 3, false, NULL, 0};
+    put(&m, "full");
+    m = rep(MSG_P_SEARCH);
+    m.err = (struct msg_error){DV_ETIMEDOUT, S("partition 3: no answer within 2500 ms"), 0};
+    put(&m, "timeout");
+    static const uint8_t status[] = {0x82, 0xa6, 'l', 'e', 'a', 'd', 'e',  'r',  0xa1, 'a',
+                                     0xa5, 'n',  'o', 'd', 'e', 's', 0x91, 0xa1, 'b'};
+    m = rep(MSG_CLUSTER);
+    m.u.cluster_rep.status = B(status);
+    put(&m, NULL);
+    m = rep(MSG_NODE_REPORT);
+    m.u.node_report_rep = (struct msg_node_report_rep){12, S("tcp://127.0.0.1:7000")};
+    put(&m, NULL);
+    m.u.node_report_rep = (struct msg_node_report_rep){0, {NULL, 0}};
+    put(&m, "no-leader");
 
     printf("gen_seeds: %d seeds in %s\n", written, dir);
     return 0;

@@ -1,8 +1,11 @@
-/* test_proto.c - round trips, truncation and malformed input for proto/msg. */
+/* test_proto.c - round trips, truncation and malformed input for proto/msg (node messages, the
+ * client API and node reports). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,8 +137,9 @@ static void check_hello_list_info_stats(void **state)
     msg_free(&out);
 }
 
-/* Upsert of n points of dim floats, with UUID and integer ids and some nil payloads. */
-static void upsert_n(uint32_t n, uint32_t dim)
+/* Upsert (node or client API) of n points of dim floats, with UUID and integer ids and some
+ * nil payloads. */
+static void upsert_n(int type, uint32_t n, uint32_t dim)
 {
     struct pid *ids = calloc(n ? n : 1, sizeof *ids);
     float *vecs = calloc((size_t)n * dim + 1, sizeof *vecs);
@@ -147,10 +151,15 @@ static void upsert_n(uint32_t n, uint32_t dim)
         if (i % 2)
             pl[i] = (struct msg_bytes){payload, sizeof payload};
     }
-    struct msg m = {.type = MSG_UPSERT, .req_id = 42}, out;
+    struct msg m = {.type = type, .req_id = 42}, out;
     m.addr = (struct msg_addr){S("vectors"), 11, 1234};
     m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pl, n, dim};
     round_trip(&m, &out);
+    assert_int_equal(out.addr.coll.len, 7);
+    assert_memory_equal(out.addr.coll.p, "vectors", 7);
+    /* the client API names the collection only */
+    assert_int_equal(out.addr.part, type == MSG_UPSERT ? 11 : 0);
+    assert_true(out.addr.epoch == (type == MSG_UPSERT ? 1234 : 0));
     const struct msg_upsert_req *u = &out.u.upsert_req;
     assert_int_equal(u->n, n);
     assert_int_equal(u->dim, dim);
@@ -170,32 +179,42 @@ static void upsert_n(uint32_t n, uint32_t dim)
 
 static void check_upsert(void **state)
 {
-    upsert_n(0, 4);
-    upsert_n(1, 3);
-    upsert_n(5, 17);
-    upsert_n(2000, 128); /* big: prefixes are sampled */
+    const int types[] = {MSG_UPSERT, MSG_P_UPSERT};
+    for (int i = 0; i < 2; i++) {
+        upsert_n(types[i], 0, 4);
+        upsert_n(types[i], 1, 3);
+        upsert_n(types[i], 5, 17);
+        upsert_n(types[i], 2000, 128); /* big: prefixes are sampled */
+    }
 }
 
-static void check_writes_reads(void **state)
+#define T(name) (cl ? MSG_P_##name : MSG_##name)
+
+/* The same writes and reads to one partition (node messages) or to a whole collection (client
+ * API, `cl`): same bodies, but the client API's address is the collection's name only. */
+static void writes_reads(bool cl)
 {
     struct pid ids[4] = {test_id(0), test_id(1), test_id(2), test_id(3)};
-    struct msg m = {.type = MSG_DELETE, .req_id = 1}, out;
+    struct msg m = {.type = T(DELETE), .req_id = 1}, out;
     m.addr = (struct msg_addr){S("c"), 1, 2};
     m.u.delete_req = (struct msg_ids_req){ids, 4};
     round_trip(&m, &out);
     assert_true(pid_eq(&out.u.delete_req.ids[3], &ids[3]));
+    assert_int_equal(out.addr.coll.len, 1);
+    assert_int_equal(out.addr.part, cl ? 0 : 1);
+    assert_true(out.addr.epoch == (cl ? 0 : 2));
     msg_free(&out);
     m.u.delete_req.n = 0;
     round_trip(&m, &out);
     msg_free(&out);
 
-    m.type = MSG_GET;
+    m.type = T(GET);
     m.u.get_req = (struct msg_get_req){ids, 4, true, false};
     round_trip(&m, &out);
     assert_true(out.u.get_req.with_vector);
     msg_free(&out);
 
-    m.type = MSG_SET_PAYLOAD;
+    m.type = T(SET_PAYLOAD);
     m.u.set_payload_req = (struct msg_set_payload_req){1, ids, 2, {payload, sizeof payload}};
     round_trip(&m, &out);
     assert_int_equal(out.u.set_payload_req.data.len, sizeof payload);
@@ -205,13 +224,20 @@ static void check_writes_reads(void **state)
     assert_null(out.u.set_payload_req.data.p);
     msg_free(&out);
 
-    m.type = MSG_COUNT;
+    m.type = T(COUNT);
     m.u.count_req.filter = (struct msg_bytes){filter, sizeof filter};
     round_trip(&m, &out);
     assert_memory_equal(out.u.count_req.filter.p, filter, sizeof filter);
     msg_free(&out);
 
-    m.type = MSG_SCROLL;
+    m.type = cl ? MSG_P_INDEX : MSG_PAYLOAD_INDEX;
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 1, S("meta.year")};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.index_req.kind, 1);
+    assert_memory_equal(out.u.index_req.key.p, "meta.year", 9);
+    msg_free(&out);
+
+    m.type = T(SCROLL);
     m.u.scroll_req = (struct msg_scroll_req){true, ids[0], 100, {filter, sizeof filter}, 1, 1};
     round_trip(&m, &out);
     assert_true(out.u.scroll_req.has_from && pid_eq(&out.u.scroll_req.from, &ids[0]));
@@ -226,7 +252,7 @@ static void check_writes_reads(void **state)
     struct msg_hit hits[3] = {{ids[0], 0.5f, v, 3, {payload, sizeof payload}},
                               {ids[1], -1.0f, NULL, 0, {NULL, 0}},
                               {ids[2], 3e30f, v, 3, {NULL, 0}}};
-    struct msg r = {.type = MSG_GET, .reply = true, .req_id = 5};
+    struct msg r = {.type = T(GET), .reply = true, .req_id = 5};
     r.u.get_rep = (struct msg_hits){hits, 3};
     round_trip(&r, &out);
     assert_int_equal(out.u.get_rep.n, 3);
@@ -235,26 +261,34 @@ static void check_writes_reads(void **state)
     assert_true(out.u.get_rep.hits[2].score == 3e30f);
     msg_free(&out);
 
-    r.type = MSG_SCROLL;
+    r.type = T(SCROLL);
     r.u.scroll_rep = (struct msg_scroll_rep){{hits, 2}, true, ids[3]};
     round_trip(&r, &out);
     assert_true(out.u.scroll_rep.more && pid_eq(&out.u.scroll_rep.next, &ids[3]));
     msg_free(&out);
 
-    int wt[] = {MSG_UPSERT, MSG_DELETE, MSG_SET_PAYLOAD};
-    for (int i = 0; i < 3; i++) {
+    int wt[] = {T(UPSERT), T(DELETE), T(SET_PAYLOAD), cl ? MSG_P_INDEX : MSG_PAYLOAD_INDEX};
+    for (int i = 0; i < 4; i++) {
         r.type = wt[i];
         r.u.write_rep = (struct msg_write_rep){UINT64_MAX, 3};
         round_trip(&r, &out);
         assert_true(out.u.write_rep.lsn == UINT64_MAX);
         msg_free(&out);
     }
-    r.type = MSG_COUNT;
+    r.type = T(COUNT);
     r.u.count_rep.count = 1ULL << 40;
     round_trip(&r, &out);
     assert_true(out.u.count_rep.count == 1ULL << 40);
     msg_free(&out);
 }
+
+static void check_writes_reads(void **state)
+{
+    writes_reads(false);
+    writes_reads(true);
+}
+
+#undef T
 
 static void check_search(void **state)
 {
@@ -336,7 +370,7 @@ static void check_malformed(void **state)
     assert_non_null(strstr(errmsg, "version 1"));
 
     buf_reset(&b);
-    header(&b, 1, MSG_TYPE_COUNT);
+    header(&b, 1, 17);
     mpw_array(&b, 0);
     assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
     assert_non_null(strstr(errmsg, "unknown message type 17"));
@@ -430,7 +464,6 @@ static void check_new_types(void **state)
         assert_string_equal(msg_type_name(types[i]), names[i]);
         assert_true(msg_type_addressed(types[i]));
     }
-    assert_int_equal(MSG_TYPE_COUNT, 17);
     assert_string_equal(msg_type_name(MSG_TYPE_COUNT), "unknown");
 
     /* each of them as an error reply, e.g. an expired snapshot session */
@@ -691,6 +724,551 @@ static void check_new_malformed(void **state)
     buf_free(&b);
 }
 
+/* ---- the client API and node reports -------------------------------------------------- */
+
+/* Every type in 0..MSG_TYPE_COUNT is known with a name of its own, or a gap that decodes to
+ * "unknown message type N" and does not encode. */
+static void check_type_table(void **state)
+{
+    const struct {
+        int type;
+        const char *name;
+        bool coll;
+    } client[] = {
+        {MSG_COLL_CREATE, "coll_create", true}, {MSG_COLL_DROP, "coll_drop", true},
+        {MSG_COLL_LIST, "coll_list", false},    {MSG_COLL_INFO, "coll_info", true},
+        {MSG_P_UPSERT, "points_upsert", true},  {MSG_P_DELETE, "points_delete", true},
+        {MSG_P_GET, "points_get", true},        {MSG_P_SET_PAYLOAD, "points_set_payload", true},
+        {MSG_P_COUNT, "points_count", true},    {MSG_P_SCROLL, "points_scroll", true},
+        {MSG_P_SEARCH, "points_search", true},  {MSG_P_INDEX, "points_index", true},
+        {MSG_CLUSTER, "cluster", false},        {MSG_NODE_REPORT, "node_report", false},
+    };
+    for (size_t i = 0; i < sizeof client / sizeof client[0]; i++) {
+        assert_int_equal(client[i].type, 32 + (int)i);
+        assert_true(msg_type_known(client[i].type));
+        assert_string_equal(msg_type_name(client[i].type), client[i].name);
+        assert_int_equal(msg_type_collection(client[i].type), client[i].coll);
+        assert_false(msg_type_addressed(client[i].type));
+    }
+    assert_int_equal(MSG_TYPE_COUNT, 46);
+
+    struct buf b = BUF_INIT;
+    for (int t = -1; t <= MSG_TYPE_COUNT; t++) {
+        bool gap = t < 0 || (t >= 17 && t <= 31) || t >= MSG_TYPE_COUNT;
+        assert_int_equal(msg_type_known(t), !gap);
+        assert_false(msg_type_addressed(t) && msg_type_collection(t));
+        if (gap) {
+            assert_string_equal(msg_type_name(t), "unknown");
+            assert_false(msg_type_addressed(t) || msg_type_collection(t));
+        } else {
+            assert_string_not_equal(msg_type_name(t), "unknown");
+            for (int u = 0; u < t; u++)
+                assert_string_not_equal(msg_type_name(t), msg_type_name(u));
+        }
+        if (t < 0)
+            continue;
+        struct msg out;
+        char want[64];
+        snprintf(want, sizeof want, "unknown message type %d", t);
+        buf_reset(&b);
+        header(&b, 1, (uint64_t)t);
+        mpw_array(&b, 0);
+        int rc = msg_decode(b.data, b.len, &out, errmsg);
+        if (gap) {
+            assert_int_equal(rc, DV_EPROTO);
+            assert_non_null(strstr(errmsg, want));
+        } else if (rc != DV_OK) {
+            assert_int_equal(rc, DV_EPROTO); /* the body does not fit the type */
+            assert_null(strstr(errmsg, "unknown message type"));
+        }
+        msg_free(&out);
+        if (!gap)
+            continue;
+        /* a gap is not encoded, neither as a request nor as an error reply */
+        struct msg m = {.type = t, .req_id = 1};
+        buf_reset(&b);
+        assert_int_equal(msg_encode(&m, &b, errmsg), DV_EINVAL);
+        m.reply = true;
+        m.err = (struct msg_error){DV_EPROTO, S("bad"), 0};
+        assert_int_equal(msg_encode(&m, &b, errmsg), DV_EINVAL);
+        assert_int_equal(b.len, 0);
+    }
+    buf_free(&b);
+}
+
+static void check_coll_admin(void **state)
+{
+    struct msg m = {.type = MSG_COLL_CREATE, .req_id = 50}, out;
+    m.addr = (struct msg_addr){S("docs"), 7, 8}; /* part and epoch are not sent */
+    m.u.coll_cfg = (struct msg_coll_cfg){768, 2, 32, 400, 128, 1, 16, 3, true};
+    round_trip(&m, &out);
+    const struct msg_coll_cfg *c = &out.u.coll_cfg;
+    assert_int_equal(out.addr.coll.len, 4);
+    assert_memory_equal(out.addr.coll.p, "docs", 4);
+    assert_int_equal(out.addr.part, 0);
+    assert_true(out.addr.epoch == 0);
+    assert_int_equal(c->dim, 768);
+    assert_int_equal(c->metric, 2);
+    assert_int_equal(c->m, 32);
+    assert_int_equal(c->ef_construction, 400);
+    assert_int_equal(c->ef_search, 128);
+    assert_int_equal(c->fsync, 1);
+    assert_int_equal(c->partitions, 16);
+    assert_int_equal(c->replication, 3);
+    assert_true(c->sq8);
+    msg_free(&out);
+    /* defaults (0) and extremes pass the codec: the coordinator judges them */
+    m.u.coll_cfg = (struct msg_coll_cfg){0};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.coll_cfg.partitions, 0);
+    assert_int_equal(out.u.coll_cfg.replication, 0);
+    assert_false(out.u.coll_cfg.sq8);
+    msg_free(&out);
+    m.u.coll_cfg = (struct msg_coll_cfg){UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX,
+                                         UINT32_MAX, UINT32_MAX, UINT32_MAX, true};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.coll_cfg.replication, UINT32_MAX);
+    msg_free(&out);
+    m.addr.coll = (struct msg_str){NULL, 0}; /* an empty name is the coordinator's to refuse */
+    round_trip(&m, &out);
+    assert_int_equal(out.addr.coll.len, 0);
+    msg_free(&out);
+
+    /* the name-only requests and the empty replies */
+    const int named[] = {MSG_COLL_CREATE, MSG_COLL_DROP, MSG_COLL_INFO, MSG_COLL_LIST, MSG_CLUSTER};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        memset(&m, 0, sizeof m);
+        m.type = named[i];
+        m.req_id = 60 + i;
+        m.addr = (struct msg_addr){S("images"), 1, 2};
+        if (m.type != MSG_COLL_CREATE) {
+            round_trip(&m, &out);
+            if (msg_type_collection(m.type))
+                assert_memory_equal(out.addr.coll.p, "images", 6);
+            else
+                assert_int_equal(out.addr.coll.len, 0); /* list and cluster name nothing */
+            msg_free(&out);
+        }
+        if (m.type == MSG_COLL_CREATE || m.type == MSG_COLL_DROP) {
+            m.reply = true;
+            round_trip(&m, &out);
+            msg_free(&out);
+        }
+        m.reply = true;
+        m.err = (struct msg_error){DV_ENOTFOUND, S("collection \"images\" does not exist"), 0};
+        round_trip(&m, &out);
+        assert_int_equal(out.err.code, DV_ENOTFOUND);
+        msg_free(&out);
+    }
+
+    struct msg_str names[3] = {S("a"), S("docs"), S("")};
+    struct msg r = {.type = MSG_COLL_LIST, .reply = true, .req_id = 70};
+    r.u.coll_list_rep = (struct msg_coll_list_rep){names, 3};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.coll_list_rep.n, 3);
+    assert_memory_equal(out.u.coll_list_rep.names[1].p, "docs", 4);
+    assert_int_equal(out.u.coll_list_rep.names[2].len, 0);
+    msg_free(&out);
+    r.u.coll_list_rep = (struct msg_coll_list_rep){NULL, 0};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.coll_list_rep.n, 0);
+    msg_free(&out);
+
+    struct msg_str nodes[3] = {S("node-1"), S("node-2"), S("n3")};
+    struct msg_coll_part parts[3] = {{0, 5, nodes, 3, 100},
+                                     {1, UINT64_MAX, nodes + 1, 1, 0},
+                                     {UINT32_MAX, 0, NULL, 0, UINT64_MAX}};
+    r.type = MSG_COLL_INFO;
+    r.u.coll_info_rep =
+        (struct msg_coll_info_rep){{128, 1, 16, 200, 64, 0, 3, 2, false}, 1ULL << 40, parts, 3};
+    round_trip(&r, &out);
+    const struct msg_coll_info_rep *f = &out.u.coll_info_rep;
+    assert_int_equal(f->cfg.dim, 128);
+    assert_int_equal(f->cfg.partitions, 3);
+    assert_int_equal(f->cfg.replication, 2);
+    assert_true(f->points == 1ULL << 40);
+    assert_int_equal(f->n_parts, 3);
+    assert_int_equal(f->parts[0].n_nodes, 3);
+    assert_memory_equal(f->parts[0].nodes[2].p, "n3", 2);
+    assert_true(f->parts[0].points == 100);
+    assert_true(f->parts[1].epoch == UINT64_MAX);
+    assert_memory_equal(f->parts[1].nodes[0].p, "node-2", 6);
+    assert_int_equal(f->parts[2].part, UINT32_MAX);
+    assert_int_equal(f->parts[2].n_nodes, 0);
+    assert_true(f->parts[2].points == UINT64_MAX);
+    msg_free(&out);
+    r.u.coll_info_rep.n_parts = 0;
+    round_trip(&r, &out);
+    assert_int_equal(out.u.coll_info_rep.n_parts, 0);
+    msg_free(&out);
+}
+
+static void check_csearch(void **state)
+{
+    float v1[4] = {1, 2, 3, 4}, v2[4] = {0, 0, 0, 1};
+    struct msg_query qs[2] = {{v1, 4, 10, 0, {filter, sizeof filter}, true, false},
+                              {v2, 4, 1, 128, {NULL, 0}, false, true}};
+    struct msg m = {.type = MSG_P_SEARCH, .req_id = 80}, out;
+    m.addr.coll = S("docs");
+    m.u.csearch_req = (struct msg_csearch_req){qs, 2, true, 2500};
+    round_trip(&m, &out);
+    const struct msg_csearch_req *q = &out.u.csearch_req;
+    assert_memory_equal(out.addr.coll.p, "docs", 4);
+    assert_int_equal(q->n_queries, 2);
+    assert_memory_equal(q->queries[0].vec, v1, sizeof v1);
+    assert_int_equal(q->queries[0].filter.len, sizeof filter);
+    assert_int_equal(q->queries[1].ef, 128);
+    assert_true(q->queries[1].with_vector);
+    assert_true(q->allow_partial);
+    assert_int_equal(q->timeout_ms, 2500);
+    msg_free(&out);
+    m.u.csearch_req = (struct msg_csearch_req){qs + 1, 1, false, UINT32_MAX};
+    round_trip(&m, &out);
+    assert_false(out.u.csearch_req.allow_partial);
+    assert_int_equal(out.u.csearch_req.timeout_ms, UINT32_MAX);
+    msg_free(&out);
+    m.u.csearch_req = (struct msg_csearch_req){NULL, 0, false, 0};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.csearch_req.n_queries, 0);
+    msg_free(&out);
+
+    struct msg_hit hits[2] = {{test_id(3), 0.9f, v1, 4, {payload, sizeof payload}},
+                              {test_id(4), 0.1f, NULL, 0, {NULL, 0}}};
+    struct msg_hits res[2] = {{hits, 2}, {hits, 0}};
+    uint32_t failed[2] = {3, UINT32_MAX};
+    struct msg r = {.type = MSG_P_SEARCH, .reply = true, .req_id = 80};
+    r.u.csearch_rep = (struct msg_csearch_rep){res, 2, true, failed, 2};
+    round_trip(&r, &out);
+    const struct msg_csearch_rep *o = &out.u.csearch_rep;
+    assert_int_equal(o->n, 2);
+    assert_int_equal(o->results[0].n, 2);
+    assert_true(pid_eq(&o->results[0].hits[1].id, &hits[1].id));
+    assert_memory_equal(o->results[0].hits[0].vec, v1, sizeof v1);
+    assert_int_equal(o->results[1].n, 0);
+    assert_true(o->partial);
+    assert_int_equal(o->n_failed, 2);
+    assert_int_equal(o->failed[0], 3);
+    assert_int_equal(o->failed[1], UINT32_MAX);
+    msg_free(&out);
+    r.u.csearch_rep = (struct msg_csearch_rep){res, 1, false, NULL, 0};
+    round_trip(&r, &out);
+    assert_false(out.u.csearch_rep.partial);
+    assert_int_equal(out.u.csearch_rep.n_failed, 0);
+    msg_free(&out);
+    r.u.csearch_rep = (struct msg_csearch_rep){NULL, 0, false, NULL, 0};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.csearch_rep.n, 0);
+    msg_free(&out);
+
+    /* without allow_partial a partition that does not answer fails the request */
+    r.err = (struct msg_error){DV_ETIMEDOUT, S("partition 3: no answer within 2500 ms"), 0};
+    round_trip(&r, &out);
+    assert_int_equal(out.err.code, DV_ETIMEDOUT);
+    msg_free(&out);
+}
+
+static void check_cluster_node_report(void **state)
+{
+    struct msg m = {.type = MSG_CLUSTER, .reply = true, .req_id = 90}, out;
+    m.u.cluster_rep.status = (struct msg_bytes){payload, sizeof payload};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.cluster_rep.status.len, sizeof payload);
+    assert_memory_equal(out.u.cluster_rep.status.p, payload, sizeof payload);
+    msg_free(&out);
+    m.u.cluster_rep.status = (struct msg_bytes){NULL, 0};
+    round_trip(&m, &out);
+    assert_null(out.u.cluster_rep.status.p);
+    msg_free(&out);
+    struct buf b = BUF_INIT;
+    m.u.cluster_rep.status = (struct msg_bytes){filter, sizeof filter - 1}; /* not one value */
+    assert_int_equal(msg_encode(&m, &b, errmsg), DV_EINVAL);
+    m.u.cluster_rep.status = (struct msg_bytes){payload, 0};
+    assert_int_equal(msg_encode(&m, &b, errmsg), DV_EINVAL);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+
+    struct msg_replica_report reps[3] = {{S("docs"), 3, 41, 1000},
+                                         {S("images"), 0, 0, 0},
+                                         {S(""), UINT32_MAX, UINT64_MAX, UINT64_MAX}};
+    m = (struct msg){.type = MSG_NODE_REPORT, .req_id = 91};
+    m.u.node_report_req = (struct msg_node_report_req){
+        S("node-1"), S("tcp://127.0.0.1:7001"), S("http://127.0.0.1:8001"), 1.5, 1000000, reps, 3};
+    round_trip(&m, &out);
+    const struct msg_node_report_req *q = &out.u.node_report_req;
+    assert_int_equal(q->node_id.len, 6);
+    assert_memory_equal(q->node_id.p, "node-1", 6);
+    assert_memory_equal(q->url.p, "tcp://127.0.0.1:7001", 20);
+    assert_memory_equal(q->http_url.p, "http://127.0.0.1:8001", 21);
+    assert_true(q->weight == 1.5);
+    assert_true(q->capacity == 1000000);
+    assert_int_equal(q->n, 3);
+    assert_memory_equal(q->replicas[1].coll.p, "images", 6);
+    assert_int_equal(q->replicas[0].part, 3);
+    assert_true(q->replicas[0].applied_lsn == 41 && q->replicas[0].points == 1000);
+    assert_int_equal(q->replicas[2].part, UINT32_MAX);
+    assert_true(q->replicas[2].applied_lsn == UINT64_MAX && q->replicas[2].points == UINT64_MAX);
+    msg_free(&out);
+    /* no replicas, no HTTP URL; any weight passes the codec (NaN included) */
+    const double weights[] = {0, -1, 1e300, 0.1, NAN};
+    for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++) {
+        m.u.node_report_req =
+            (struct msg_node_report_req){S("n"), S("tcp://h:1"), {NULL, 0}, weights[i], 0, NULL, 0};
+        round_trip(&m, &out);
+        if (isnan(weights[i]))
+            assert_true(isnan(out.u.node_report_req.weight));
+        else
+            assert_true(out.u.node_report_req.weight == weights[i]);
+        assert_int_equal(out.u.node_report_req.http_url.len, 0);
+        assert_int_equal(out.u.node_report_req.n, 0);
+        msg_free(&out);
+    }
+
+    struct msg r = {.type = MSG_NODE_REPORT, .reply = true, .req_id = 91};
+    r.u.node_report_rep = (struct msg_node_report_rep){77, S("tcp://10.0.0.1:7000")};
+    round_trip(&r, &out);
+    assert_true(out.u.node_report_rep.map_epoch == 77);
+    assert_memory_equal(out.u.node_report_rep.leader_url.p, "tcp://10.0.0.1:7000", 19);
+    msg_free(&out);
+    r.u.node_report_rep = (struct msg_node_report_rep){UINT64_MAX, {NULL, 0}};
+    round_trip(&r, &out);
+    assert_true(out.u.node_report_rep.map_epoch == UINT64_MAX);
+    assert_int_equal(out.u.node_report_rep.leader_url.len, 0);
+    msg_free(&out);
+}
+
+/* The start of a collection-level request body of n elements in all: the name "c". */
+static void coll_body(struct buf *b, uint64_t type, uint32_t n)
+{
+    header(b, 1, type);
+    assert_int_equal(mpw_array(b, n), DV_OK);
+    assert_int_equal(mpw_str(b, "c", 1), DV_OK);
+}
+
+/* Nine collection parameters: dim, metric, m, ef_construction, ef_search, sq8, fsync,
+ * partitions, replication. */
+static void coll_cfg_fields(struct buf *b)
+{
+    for (int i = 0; i < 5; i++)
+        mpw_u64(b, 1);
+    mpw_bool(b, false);
+    for (int i = 0; i < 3; i++)
+        mpw_u64(b, 1);
+}
+
+/* Hand-made malformed bodies of the client API and node reports. */
+static void check_client_malformed(void **state)
+{
+    struct buf b = BUF_INIT;
+
+    /* a name that is not a string; a partition-addressed body where a name is expected */
+    buf_reset(&b);
+    header(&b, 1, MSG_P_DELETE);
+    mpw_array(&b, 2);
+    mpw_u64(&b, 5);
+    mpw_array(&b, 0);
+    expect_eproto(&b, "collection");
+    buf_reset(&b);
+    header(&b, 1, MSG_P_DELETE);
+    addressed_body(&b, 4);
+    mpw_array(&b, 0);
+    expect_eproto(&b, "body length");
+    /* coll_list takes no name */
+    buf_reset(&b);
+    coll_body(&b, MSG_COLL_LIST, 1);
+    expect_eproto(&b, "body length");
+
+    /* coll_create without replication; with replication beyond u32; sq8 not a bool */
+    buf_reset(&b);
+    coll_body(&b, MSG_COLL_CREATE, 9);
+    for (int i = 0; i < 5; i++)
+        mpw_u64(&b, 1);
+    mpw_bool(&b, true);
+    mpw_u64(&b, 0);
+    mpw_u64(&b, 0);
+    expect_eproto(&b, "body length");
+    buf_reset(&b);
+    coll_body(&b, MSG_COLL_CREATE, 10);
+    for (int i = 0; i < 5; i++)
+        mpw_u64(&b, 1);
+    mpw_bool(&b, true);
+    mpw_u64(&b, 0);
+    mpw_u64(&b, 0);
+    mpw_u64(&b, 1ULL << 32);
+    expect_eproto(&b, "replication");
+    buf_reset(&b);
+    coll_body(&b, MSG_COLL_CREATE, 10);
+    for (int i = 0; i < 5; i++)
+        mpw_u64(&b, 1);
+    mpw_u64(&b, 1);
+    mpw_u64(&b, 0);
+    mpw_u64(&b, 0);
+    mpw_u64(&b, 0);
+    expect_eproto(&b, "sq8");
+
+    /* coll_list reply declaring 2^32 - 1 names, then 10 names in 9 bytes */
+    uint32_t counts[] = {UINT32_MAX, 10};
+    for (int i = 0; i < 2; i++) {
+        buf_reset(&b);
+        reply_header(&b, MSG_COLL_LIST);
+        mpw_array(&b, 1);
+        mpw_array(&b, counts[i]);
+        for (int j = 0; j < 9; j++)
+            mpw_str(&b, "", 0);
+        expect_eproto(&b, "names");
+    }
+    /* a name that is not a string */
+    buf_reset(&b);
+    reply_header(&b, MSG_COLL_LIST);
+    mpw_array(&b, 1);
+    mpw_array(&b, 1);
+    mpw_nil(&b);
+    expect_eproto(&b, "names");
+
+    /* coll_info reply: two partitions declared, 9 bytes left (two need 10); a partition of
+     * three elements; a partition declaring 100 nodes in 3 bytes */
+    buf_reset(&b);
+    reply_header(&b, MSG_COLL_INFO);
+    mpw_array(&b, 11);
+    coll_cfg_fields(&b);
+    mpw_u64(&b, 0);
+    mpw_array(&b, 2);
+    for (int j = 0; j < 9; j++)
+        mpw_nil(&b);
+    expect_eproto(&b, "partition list");
+    buf_reset(&b);
+    reply_header(&b, MSG_COLL_INFO);
+    mpw_array(&b, 11);
+    coll_cfg_fields(&b);
+    mpw_u64(&b, 0);
+    mpw_array(&b, 1);
+    mpw_array(&b, 3);
+    mpw_u64(&b, 0);
+    mpw_u64(&b, 0);
+    mpw_array(&b, 0);
+    mpw_u64(&b, 0);
+    expect_eproto(&b, "partition");
+    buf_reset(&b);
+    reply_header(&b, MSG_COLL_INFO);
+    mpw_array(&b, 11);
+    coll_cfg_fields(&b);
+    mpw_u64(&b, 0);
+    mpw_array(&b, 1);
+    mpw_array(&b, 4);
+    mpw_u64(&b, 0);
+    mpw_u64(&b, 0);
+    mpw_array(&b, 100);
+    mpw_str(&b, "a", 1);
+    mpw_u64(&b, 0);
+    expect_eproto(&b, "partition nodes");
+    /* a coll_info reply of the old shape (10 elements) */
+    buf_reset(&b);
+    reply_header(&b, MSG_COLL_INFO);
+    mpw_array(&b, 10);
+    coll_cfg_fields(&b);
+    mpw_u64(&b, 0);
+    expect_eproto(&b, "body");
+
+    /* points_search request: timeout beyond u32, allow_partial not a bool */
+    buf_reset(&b);
+    coll_body(&b, MSG_P_SEARCH, 4);
+    mpw_array(&b, 0);
+    mpw_bool(&b, true);
+    mpw_u64(&b, 1ULL << 32);
+    expect_eproto(&b, "timeout_ms");
+    buf_reset(&b);
+    coll_body(&b, MSG_P_SEARCH, 4);
+    mpw_array(&b, 0);
+    mpw_nil(&b);
+    mpw_u64(&b, 0);
+    expect_eproto(&b, "allow_partial");
+    /* the node search's shape (partitions, then queries) is not a points_search */
+    buf_reset(&b);
+    coll_body(&b, MSG_P_SEARCH, 3);
+    mpw_array(&b, 0);
+    mpw_array(&b, 0);
+    expect_eproto(&b, "body length");
+
+    /* points_search reply: a failed partition beyond u32; 5 failed partitions in 4 bytes;
+     * 2^32 - 1 result lists */
+    buf_reset(&b);
+    reply_header(&b, MSG_P_SEARCH);
+    mpw_array(&b, 3);
+    mpw_array(&b, 0);
+    mpw_bool(&b, true);
+    mpw_array(&b, 1);
+    mpw_u64(&b, 1ULL << 32);
+    expect_eproto(&b, "failed partition");
+    buf_reset(&b);
+    reply_header(&b, MSG_P_SEARCH);
+    mpw_array(&b, 3);
+    mpw_array(&b, 0);
+    mpw_bool(&b, true);
+    mpw_array(&b, 5);
+    for (int j = 0; j < 4; j++)
+        mpw_u64(&b, 1);
+    expect_eproto(&b, "failed partitions");
+    buf_reset(&b);
+    reply_header(&b, MSG_P_SEARCH);
+    mpw_array(&b, 3);
+    mpw_array(&b, UINT32_MAX);
+    mpw_bool(&b, false);
+    mpw_array(&b, 0);
+    expect_eproto(&b, "results");
+
+    /* node_report: a weight that is a string; replicas of three elements; 1000 replicas in a
+     * few bytes */
+    buf_reset(&b);
+    header(&b, 1, MSG_NODE_REPORT);
+    mpw_array(&b, 6);
+    mpw_str(&b, "n", 1);
+    mpw_str(&b, "u", 1);
+    mpw_str(&b, "", 0);
+    mpw_str(&b, "1.0", 3);
+    mpw_u64(&b, 0);
+    mpw_array(&b, 0);
+    expect_eproto(&b, "weight");
+    for (int k = 0; k < 2; k++) {
+        buf_reset(&b);
+        header(&b, 1, MSG_NODE_REPORT);
+        mpw_array(&b, 6);
+        mpw_str(&b, "n", 1);
+        mpw_str(&b, "u", 1);
+        mpw_str(&b, "", 0);
+        mpw_f64(&b, 1.0);
+        mpw_u64(&b, 0);
+        mpw_array(&b, k ? 1000 : 1);
+        mpw_array(&b, 3);
+        mpw_str(&b, "docs", 4);
+        mpw_u64(&b, 1);
+        mpw_u64(&b, 1);
+        expect_eproto(&b, k ? "replicas" : "replica");
+    }
+    /* two replicas declared and one present: its 9 bytes could hold two at one byte each */
+    buf_reset(&b);
+    header(&b, 1, MSG_NODE_REPORT);
+    mpw_array(&b, 6);
+    mpw_str(&b, "n", 1);
+    mpw_str(&b, "u", 1);
+    mpw_str(&b, "", 0);
+    mpw_f64(&b, 1.0);
+    mpw_u64(&b, 0);
+    mpw_array(&b, 2);
+    mpw_array(&b, 4);
+    mpw_str(&b, "docs", 4);
+    mpw_u64(&b, 1);
+    mpw_u64(&b, 1);
+    mpw_u64(&b, 1);
+    expect_eproto(&b, "replicas: malformed or truncated msgpack (9 bytes left)");
+    /* node_report reply with a nil leader URL */
+    buf_reset(&b);
+    reply_header(&b, MSG_NODE_REPORT);
+    mpw_array(&b, 2);
+    mpw_u64(&b, 1);
+    mpw_nil(&b);
+    expect_eproto(&b, "leader_url");
+    buf_free(&b);
+}
+
 static void check_too_big_encode(void **state)
 {
     uint32_t dim = 4096, n = PROTO_MAX_MSG / (dim * 4) + 1;
@@ -712,13 +1290,24 @@ static void check_too_big_encode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(check_simple),        cmocka_unit_test(check_hello_list_info_stats),
-        cmocka_unit_test(check_upsert),        cmocka_unit_test(check_writes_reads),
-        cmocka_unit_test(check_search),        cmocka_unit_test(check_errors),
-        cmocka_unit_test(check_malformed),     cmocka_unit_test(check_too_big_encode),
-        cmocka_unit_test(check_new_types),     cmocka_unit_test(check_snapshot),
-        cmocka_unit_test(check_wal_read),      cmocka_unit_test(check_payload_index),
+        cmocka_unit_test(check_simple),
+        cmocka_unit_test(check_hello_list_info_stats),
+        cmocka_unit_test(check_upsert),
+        cmocka_unit_test(check_writes_reads),
+        cmocka_unit_test(check_search),
+        cmocka_unit_test(check_errors),
+        cmocka_unit_test(check_malformed),
+        cmocka_unit_test(check_too_big_encode),
+        cmocka_unit_test(check_new_types),
+        cmocka_unit_test(check_snapshot),
+        cmocka_unit_test(check_wal_read),
+        cmocka_unit_test(check_payload_index),
         cmocka_unit_test(check_new_malformed),
+        cmocka_unit_test(check_type_table),
+        cmocka_unit_test(check_coll_admin),
+        cmocka_unit_test(check_csearch),
+        cmocka_unit_test(check_cluster_node_report),
+        cmocka_unit_test(check_client_malformed),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     buf_free(&last);
