@@ -112,6 +112,7 @@ static void run_request(struct rpcsrv *s, struct sctx *c, struct buf *out)
     nng_msg *m = c->msg;
     c->msg = NULL;
     memset(&res, 0, sizeof res);
+    buf_reset(out); /* the handler appends to an empty buffer */
     int rc = s->o.handle(s->o.handle_arg, nng_msg_body(m), nng_msg_len(m), out, &res);
     uint64_t ns = clock_mono_ns() - c->t0;
     if (res.code != DV_OK) {

@@ -28,7 +28,7 @@ static void peek_header(const void *p, size_t n, int *type, uint64_t *req_id)
         mpk_u64(&r, &v) != 0 || mpk_u64(&r, &id) != 0)
         return;
     *req_id = id;
-    if (t > 0 && t < MSG_TYPE_COUNT)
+    if (t > 0 && t < MSG_TYPE_COUNT && msg_type_known((int)t))
         *type = (int)t;
 }
 
@@ -562,6 +562,11 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
         return msg_encode(rep, out, errmsg);
     }
     default:
+        if (!msg_type_addressed(req->type)) {
+            dv_errmsg_set(errmsg, "%s is not a request a node answers (send it to a coordinator)",
+                          msg_type_name(req->type));
+            return DV_EINVAL;
+        }
         return do_addressed(c, req, rep, errmsg, out, stale_epoch);
     }
 }

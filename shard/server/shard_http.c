@@ -131,6 +131,10 @@ struct shard_metrics *shard_metrics_new(struct node *n)
         goto err;
     sm->node = n;
     for (int t = 0; t < MSG_TYPE_COUNT; t++) {
+        /* Node operations only: client API types and gaps are answered as errors. */
+        if (t != MSG_ERROR && (!msg_type_known(t) || msg_type_collection(t) || t == MSG_COLL_LIST ||
+                               t == MSG_CLUSTER || t == MSG_NODE_REPORT))
+            continue;
         const char *op = msg_type_name(t);
         const char *lat_lbl[] = {"op", op, NULL};
         if (metrics_histogram(sm->reg, "dvec_shard_request_duration_seconds",
@@ -174,7 +178,8 @@ void shard_metrics_done(void *arg, const struct rpcsrv_result *res, uint64_t ns)
     struct shard_metrics *sm = arg;
     if (sm == NULL)
         return;
-    int t = res->type >= 0 && res->type < MSG_TYPE_COUNT ? res->type : MSG_ERROR;
+    int t =
+        res->type >= 0 && res->type < MSG_TYPE_COUNT && sm->lat[res->type] ? res->type : MSG_ERROR;
     metrics_counter_inc(sm->req[t][outcome_of(res->code)]);
     metrics_histogram_observe(sm->lat[t], (double)ns * 1e-9);
 }
