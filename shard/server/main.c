@@ -19,6 +19,7 @@
 #include "err.h"
 #include "log.h"
 #include "node.h"
+#include "report.h"
 #include "rpcsrv.h"
 #include "shard_cfg.h"
 #include "shard_http.h"
@@ -188,6 +189,19 @@ int main(int argc, char **argv)
             _exit(2); /* nng is running: leave without a slow graceful close */
         }
     }
+    struct report_opts rop = {
+        .node_id = id,
+        .url = c.listen,
+        .http_url = c.http ? c.http : "",
+        .weight = c.weight,
+        .capacity = c.capacity,
+        .coordinators = &c.coordinators,
+        .interval_ms = (uint32_t)(c.report_interval_ns / 1000000),
+        .timeout_ms = 2000,
+    };
+    struct reporter *reporter = NULL;
+    if ((rc = report_start(&rop, node, &reporter)) != DV_OK)
+        log_error("cannot report to the coordinators", "code=%s", dv_errname(rc));
     log_info("ready", "node_id=%s replicas_failed=%zu workers=%u contexts=%u startup_ms=%" PRIu64,
              id, node_open_failures(node), so.workers, so.contexts, clock_mono_ms() - t0);
 
@@ -204,6 +218,7 @@ int main(int argc, char **argv)
     log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     daemon_watchdog(c.shutdown_timeout_ns);
 
+    report_stop(reporter);
     atomic_store(&hc.draining, true); /* new requests: DV_ESHUTDOWN */
     int left = rpcsrv_drain(srv, c.shutdown_timeout_ns / 1000000 / 2);
     if (left)

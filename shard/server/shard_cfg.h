@@ -19,9 +19,11 @@ struct shard_cfg {
     char *data_dir; /* required */
     char *node_id;  /* NULL: the one in data_dir/node.id (generated on first start) */
     struct cfg_strlist coordinators;
-    uint64_t workers;  /* 0: one per CPU */
-    uint64_t contexts; /* requests in flight */
-    int fsync;         /* enum shard_fsync */
+    double weight;               /* capacity weight in placement */
+    uint64_t report_interval_ns; /* registration / heartbeat period */
+    uint64_t workers;            /* 0: one per CPU */
+    uint64_t contexts;           /* requests in flight */
+    int fsync;                   /* enum shard_fsync */
     uint64_t fsync_interval_ns;
     uint64_t max_message;
     uint64_t ckpt_wal_bytes;

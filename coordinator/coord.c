@@ -1,0 +1,99 @@
+/* coord.c - connections, request ids, applying map commands with retries, node liveness. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "coord.h"
+#include "err.h"
+#include "log.h"
+
+struct rpc *coord_conn(struct coord *c, const char *url, char *errmsg)
+{
+    pthread_mutex_lock(&c->conns_mu);
+    for (size_t i = 0; i < c->n_conns; i++)
+        if (strcmp(c->conns[i].url, url) == 0) {
+            struct rpc *r = c->conns[i].rpc;
+            pthread_mutex_unlock(&c->conns_mu);
+            return r;
+        }
+    if (c->n_conns == c->cap_conns) {
+        size_t cap = c->cap_conns ? c->cap_conns * 2 : 16;
+        void *p = realloc(c->conns, cap * sizeof *c->conns);
+        if (p == NULL) {
+            pthread_mutex_unlock(&c->conns_mu);
+            dv_errmsg_set(errmsg, "out of memory");
+            return NULL;
+        }
+        c->conns = p;
+        c->cap_conns = cap;
+    }
+    struct rpc_opts ro;
+    rpc_opts_default(&ro);
+    ro.timeout_ms = c->o.request_timeout_ms;
+    struct rpc *r;
+    if (rpc_open(url, &ro, &r, errmsg) != DV_OK) {
+        pthread_mutex_unlock(&c->conns_mu);
+        return NULL;
+    }
+    struct coord_conn *cc = &c->conns[c->n_conns++];
+    snprintf(cc->url, sizeof cc->url, "%s", url);
+    cc->rpc = r;
+    pthread_mutex_unlock(&c->conns_mu);
+    return r;
+}
+
+struct cmap_reqid coord_reqid(struct coord *c)
+{
+    return cmap_reqid_make(c->client_id, atomic_fetch_add(&c->seq, 1) + 1);
+}
+
+int coord_apply(struct coord *c, const struct cmap_cmd *cmd, struct cmap_result *res, char *errmsg)
+{
+    struct buf b;
+    buf_init(&b);
+    int rc = cmap_cmd_encode(cmd, &b, errmsg);
+    if (rc != DV_OK) {
+        buf_free(&b);
+        return rc;
+    }
+    /* Leadership lost or a timeout does not mean the command failed: retry with the same
+     * request id; the map applies it once and answers the retry with the first result. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        rc = craft_apply(c->raft, b.data, b.len, c->o.request_timeout_ms, res, errmsg);
+        if (rc != DV_EIO && rc != DV_ETIMEDOUT)
+            break;
+        log_warn("map command not confirmed; retrying", "type=%s attempt=%d error=%s",
+                 cmap_cmd_type_name(cmd->type), attempt + 1, errmsg);
+        clock_sleep_ms(50);
+    }
+    buf_free(&b);
+    return rc;
+}
+
+void coord_seen(struct coord *c, const char *node_id)
+{
+    uint64_t now = clock_mono_ms();
+    pthread_mutex_lock(&c->seen_mu);
+    for (size_t i = 0; i < c->n_seen; i++)
+        if (strcmp(c->seen[i].id, node_id) == 0) {
+            c->seen[i].last_ms = now;
+            pthread_mutex_unlock(&c->seen_mu);
+            return;
+        }
+    if (c->n_seen == c->cap_seen) {
+        size_t cap = c->cap_seen ? c->cap_seen * 2 : 16;
+        void *p = realloc(c->seen, cap * sizeof *c->seen);
+        if (p == NULL) {
+            pthread_mutex_unlock(&c->seen_mu);
+            return;
+        }
+        c->seen = p;
+        c->cap_seen = cap;
+    }
+    snprintf(c->seen[c->n_seen].id, sizeof c->seen[c->n_seen].id, "%s", node_id);
+    c->seen[c->n_seen].last_ms = now;
+    c->n_seen++;
+    pthread_mutex_unlock(&c->seen_mu);
+}

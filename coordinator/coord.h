@@ -1,0 +1,101 @@
+/* coord.h - a dvec-coord process: its raft instance, its connections, its request handling. */
+#ifndef DV_COORD_H
+#define DV_COORD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "cmap.h"
+#include "craft.h"
+#include "msg.h"
+#include "rpc.h"
+#include "rpcsrv.h"
+
+/* Settings the daemon passes down (coord_cfg.c fills them from YAML and flags). */
+struct coord_opts {
+    uint64_t id;
+    uint32_t request_timeout_ms; /* to nodes and to the leader, default 5000 */
+    uint32_t suspect_ms;         /* no report from a node for this long: SUSPECT */
+    uint32_t dead_ms;            /* ... and this long: DEAD */
+    uint32_t report_every_ms;    /* what nodes are told; the leader checks at this pace */
+    uint32_t max_batch;          /* points per client upsert */
+};
+
+/* A connection to a node or a coordinator, by URL; made on first use and kept. */
+struct coord_conn {
+    char url[CRAFT_ADDR_MAX * 2];
+    struct rpc *rpc;
+};
+
+/* The leader's view of node liveness (not replicated: rebuilt from reports after a change of
+ * leader). */
+struct coord_seen {
+    char id[CMAP_ID_MAX + 1];
+    uint64_t last_ms; /* local monotonic clock */
+};
+
+struct coord {
+    struct coord_opts o;
+    struct craft *raft;
+    struct rpcsrv *srv;
+    atomic_bool draining;
+    uint64_t client_id; /* request ids of commands this coordinator submits: (client_id, seq) */
+    atomic_uint_least64_t seq;
+
+    pthread_mutex_t conns_mu;
+    struct coord_conn *conns;
+    size_t n_conns, cap_conns;
+
+    pthread_mutex_t seen_mu;
+    struct coord_seen *seen;
+    size_t n_seen, cap_seen;
+
+    pthread_t leader_thread;
+    atomic_bool stop;
+};
+
+/* ---- coord.c ----------------------------------------------------------------------------- */
+
+/* The connection to `url` (made if needed); NULL with errmsg when it cannot be opened. */
+struct rpc *coord_conn(struct coord *c, const char *url, char *errmsg);
+
+/* A fresh request id for a command this coordinator submits. */
+struct cmap_reqid coord_reqid(struct coord *c);
+
+/*
+ * Applies a map command: on the leader through raft; elsewhere the caller forwards the
+ * client's request instead (see coord_handle.c). Retries with the same request id when raft
+ * loses leadership mid-apply. *res gets the command's result.
+ */
+int coord_apply(struct coord *c, const struct cmap_cmd *cmd, struct cmap_result *res, char *errmsg);
+
+/* Notes a report from a node (leader's liveness table). */
+void coord_seen(struct coord *c, const char *node_id);
+
+/* Makes node n hold the replicas the map places on it (creates; drops the others unless
+ * only_coll limits it to creating one collection's). Returns the number of failed calls. */
+int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cmap_node *n,
+                         const char *only_coll);
+
+/* Starts / stops the leader's background work (coord_leader.c). */
+int coord_leader_start(struct coord *c);
+void coord_leader_stop(struct coord *c);
+
+/* ---- coord_handle.c ---------------------------------------------------------------------- */
+
+/* rpcsrv_handle_fn for the client API, node reports and forwarded map changes. */
+int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rpcsrv_result *res);
+
+/* ---- router.c ---------------------------------------------------------------------------- */
+
+/* Data requests routed from the local map copy: fills rep (reply body) or returns an error
+ * with errmsg. `tmp` keeps memory the reply points into until it is encoded. */
+struct coord_tmp;
+int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct coord_tmp **tmp,
+               char *errmsg);
+void router_tmp_free(struct coord_tmp *t);
+
+#endif

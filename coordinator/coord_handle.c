@@ -1,0 +1,581 @@
+/* coord_handle.c - the coordinator's requests: map changes (on the leader, forwarded by the
+ * others), map reads, node reports, and data requests handed to the router. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "coord.h"
+#include "err.h"
+#include "log.h"
+#include "mpk.h"
+#include "place.h"
+
+#define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
+
+static void peek_header(const void *p, size_t n, int *type, uint64_t *req_id)
+{
+    struct mpk r;
+    uint32_t len;
+    uint64_t v, t, id;
+    *type = MSG_ERROR;
+    *req_id = 0;
+    mpk_init(&r, p, n);
+    if (mpk_array(&r, &len) != 0 || len < 4 || mpk_u64(&r, &v) != 0 || mpk_u64(&r, &t) != 0 ||
+        mpk_u64(&r, &v) != 0 || mpk_u64(&r, &id) != 0)
+        return;
+    *req_id = id;
+    if (t < MSG_TYPE_COUNT && msg_type_known((int)t))
+        *type = (int)t;
+}
+
+static int name_of(const struct msg *m, char *out, char *errmsg)
+{
+    if (m->addr.coll.len == 0 || m->addr.coll.len > CMAP_NAME_MAX) {
+        dv_errmsg_set(errmsg, "collection name must be 1 to %d bytes", CMAP_NAME_MAX);
+        return DV_EINVAL;
+    }
+    memcpy(out, m->addr.coll.p, m->addr.coll.len);
+    out[m->addr.coll.len] = '\0';
+    if (strlen(out) != m->addr.coll.len) {
+        dv_errmsg_set(errmsg, "collection name holds a NUL byte");
+        return DV_EINVAL;
+    }
+    return DV_OK;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- forwarding to the leader ------------------------------------------------------------ */
+
+/* Sends the client's bytes to the leader and copies its reply into `out`. */
+static int forward(struct coord *c, const void *in, size_t n, struct buf *out, char *errmsg)
+{
+    struct craft_status st;
+    craft_status(c->raft, &st);
+    if (st.leader_id == 0 || st.leader_url[0] == '\0') {
+        dv_errmsg_set(errmsg, "no coordinator is leader right now (election in progress); retry");
+        return DV_EBUSY;
+    }
+    if (st.leader_id == c->o.id) {
+        dv_errmsg_set(errmsg, "this coordinator was just elected and is not ready yet; retry");
+        return DV_EBUSY;
+    }
+    struct rpc *r = coord_conn(c, st.leader_url, errmsg);
+    if (r == NULL)
+        return DV_EIO;
+    void *rep;
+    size_t len;
+    int rc = rpc_call_raw(r, in, n, &rep, &len, errmsg);
+    if (rc != DV_OK) {
+        dv_errmsg_prefix(errmsg, "forwarding to the leader (coordinator %" PRIu64 ")",
+                         st.leader_id);
+        return rc;
+    }
+    rc = buf_append(out, rep, len);
+    free(rep);
+    return rc;
+}
+
+/* ---- map changes (leader) ---------------------------------------------------------------- */
+
+static int coll_create(struct coord *c, const struct msg *req, char *errmsg)
+{
+    char name[CMAP_NAME_MAX + 1];
+    int rc = name_of(req, name, errmsg);
+    if (rc != DV_OK)
+        return rc;
+    const struct msg_coll_cfg *cf = &req->u.coll_cfg;
+    struct cmap_cmd cmd = {.type = CMAP_CMD_COLL_CREATE, .req = coord_reqid(c)};
+    snprintf(cmd.u.coll_create.name, sizeof cmd.u.coll_create.name, "%s", name);
+    struct cmap_coll_cfg *g = &cmd.u.coll_create.cfg;
+    g->dim = cf->dim;
+    g->metric = cf->metric;
+    g->m = cf->m ? cf->m : 16;
+    g->ef_construction = cf->ef_construction ? cf->ef_construction : 200;
+    g->ef_search = cf->ef_search ? cf->ef_search : 64;
+    g->n_parts = cf->partitions;
+    g->rf = cf->replication ? cf->replication : 1;
+    g->fsync = cf->fsync;
+    g->sq8 = cf->sq8;
+    struct cmap_ref *ref = craft_map(c->raft);
+    if (cmap_coll_find(&ref->map, name) != NULL) {
+        craft_map_release(c->raft, ref);
+        dv_errmsg_set(errmsg, "collection %s already exists", name);
+        return DV_EEXIST;
+    }
+    rc = place_fill_create(&ref->map, &cmd, errmsg);
+    craft_map_release(c->raft, ref);
+    if (rc != DV_OK)
+        return rc;
+    struct cmap_result res;
+    struct cmap_coll_cfg made = *g;
+    rc = coord_apply(c, &cmd, &res, errmsg);
+    cmap_cmd_free(&cmd);
+    if (rc != DV_OK)
+        return rc;
+    if (res.code != DV_OK) {
+        dv_errmsg_set(errmsg, "%s", res.msg);
+        return res.code;
+    }
+    log_info("collection created", "name=%s dim=%u partitions=%u rf=%u epoch=%" PRIu64, name,
+             made.dim, made.n_parts, made.rf, res.epoch);
+    /* Create the replicas now, so that the collection is usable when the client hears back;
+     * the leader's loop retries whatever fails here. */
+    ref = craft_map(c->raft);
+    for (uint32_t i = 0; i < ref->map.n_nodes; i++) {
+        const struct cmap_node *n = &ref->map.nodes[i];
+        if (n->state != CMAP_NODE_REMOVED && n->state != CMAP_NODE_DEAD)
+            coord_reconcile_node(c, &ref->map, n, name);
+    }
+    craft_map_release(c->raft, ref);
+    return DV_OK;
+}
+
+static int coll_drop(struct coord *c, const struct msg *req, char *errmsg)
+{
+    char name[CMAP_NAME_MAX + 1];
+    int rc = name_of(req, name, errmsg);
+    if (rc != DV_OK)
+        return rc;
+    struct cmap_cmd cmd = {.type = CMAP_CMD_COLL_DROP, .req = coord_reqid(c)};
+    snprintf(cmd.u.coll_drop.name, sizeof cmd.u.coll_drop.name, "%s", name);
+    struct cmap_result res;
+    if ((rc = coord_apply(c, &cmd, &res, errmsg)) != DV_OK)
+        return rc;
+    if (res.code != DV_OK) {
+        dv_errmsg_set(errmsg, "%s", res.msg);
+        return res.code;
+    }
+    log_info("collection dropped", "name=%s epoch=%" PRIu64, name, res.epoch);
+    return DV_OK;
+}
+
+/* Same replicas (collection, partition) reported as the map holds for the node? */
+static bool same_reports(const struct cmap_node *n, const struct msg_node_report_req *r)
+{
+    if (n->n_reports != r->n)
+        return false;
+    for (uint32_t i = 0; i < r->n; i++) {
+        bool found = false;
+        for (uint32_t j = 0; j < n->n_reports && !found; j++)
+            found = n->reports[j].part == r->replicas[i].part &&
+                    strlen(n->reports[j].coll) == r->replicas[i].coll.len &&
+                    memcmp(n->reports[j].coll, r->replicas[i].coll.p, r->replicas[i].coll.len) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static int node_report(struct coord *c, const struct msg *req, struct msg *rep, char *errmsg)
+{
+    const struct msg_node_report_req *r = &req->u.node_report_req;
+    char id[CMAP_ID_MAX + 1], url[CMAP_URL_MAX + 1], http[CMAP_URL_MAX + 1];
+    if (r->node_id.len == 0 || r->node_id.len > CMAP_ID_MAX || r->url.len > CMAP_URL_MAX ||
+        r->http_url.len > CMAP_URL_MAX) {
+        dv_errmsg_set(errmsg, "node report: id must be 1 to %d bytes, URLs at most %d", CMAP_ID_MAX,
+                      CMAP_URL_MAX);
+        return DV_EINVAL;
+    }
+    snprintf(id, sizeof id, "%.*s", (int)r->node_id.len, r->node_id.p);
+    snprintf(url, sizeof url, "%.*s", (int)r->url.len, r->url.p);
+    snprintf(http, sizeof http, "%.*s", (int)r->http_url.len, r->http_url.p);
+    coord_seen(c, id);
+
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap_node *n = cmap_node_find(&ref->map, id);
+    bool reg = n == NULL || n->state == CMAP_NODE_REMOVED || n->state == CMAP_NODE_DEAD ||
+               n->state == CMAP_NODE_SUSPECT || n->state == CMAP_NODE_JOINING ||
+               strcmp(n->url, url) != 0 || strcmp(n->http_url, http) != 0;
+    bool update = !reg && (!same_reports(n, r) || wall_ms() - n->heartbeat_ms > 10000);
+    craft_map_release(c->raft, ref);
+
+    int rc = DV_OK;
+    if (reg || update) {
+        struct cmap_report *reports = calloc(r->n ? r->n : 1, sizeof *reports);
+        char(*names)[CMAP_NAME_MAX + 1] = calloc(r->n ? r->n : 1, sizeof *names);
+        if (reports == NULL || names == NULL) {
+            free(reports);
+            free(names);
+            return DV_ENOMEM;
+        }
+        for (uint32_t i = 0; i < r->n; i++) {
+            snprintf(names[i], sizeof names[i], "%.*s", (int)r->replicas[i].coll.len,
+                     r->replicas[i].coll.p);
+            reports[i] =
+                (struct cmap_report){names[i], r->replicas[i].part, r->replicas[i].applied_lsn};
+        }
+        struct cmap_cmd cmd = {.req = coord_reqid(c)};
+        if (reg) {
+            cmd.type = CMAP_CMD_NODE_REGISTER;
+            snprintf(cmd.u.reg.id, sizeof cmd.u.reg.id, "%s", id);
+            snprintf(cmd.u.reg.url, sizeof cmd.u.reg.url, "%s", url);
+            snprintf(cmd.u.reg.http_url, sizeof cmd.u.reg.http_url, "%s", http);
+            cmd.u.reg.weight = r->weight > 0 ? r->weight : 1.0;
+            cmd.u.reg.state = CMAP_NODE_ALIVE;
+            cmd.u.reg.heartbeat_ms = wall_ms();
+            cmd.u.reg.reports = reports;
+            cmd.u.reg.n_reports = r->n;
+        } else {
+            cmd.type = CMAP_CMD_NODE_STATE;
+            snprintf(cmd.u.node_state.id, sizeof cmd.u.node_state.id, "%s", id);
+            cmd.u.node_state.state = CMAP_NODE_KEEP;
+            cmd.u.node_state.heartbeat_ms = wall_ms();
+            cmd.u.node_state.has_reports = true;
+            cmd.u.node_state.reports = reports;
+            cmd.u.node_state.n_reports = r->n;
+        }
+        struct cmap_result res;
+        rc = coord_apply(c, &cmd, &res, errmsg);
+        free(reports);
+        free(names);
+        if (rc == DV_OK && res.code != DV_OK) {
+            dv_errmsg_set(errmsg, "%s", res.msg);
+            rc = res.code;
+        }
+        if (rc == DV_OK && reg)
+            log_info("node registered", "node=%s url=%s replicas=%u", id, url, r->n);
+    }
+    if (rc != DV_OK)
+        return rc;
+    struct craft_status st;
+    craft_status(c->raft, &st);
+    ref = craft_map(c->raft);
+    rep->u.node_report_rep.map_epoch = ref->map.epoch;
+    craft_map_release(c->raft, ref);
+    return DV_OK;
+}
+
+/* ---- map reads --------------------------------------------------------------------------- */
+
+static int cluster_status(struct coord *c, struct buf *b)
+{
+    struct craft_status st;
+    craft_status(c->raft, &st);
+    static const char *const states[] = {"unavailable", "follower", "candidate", "leader"};
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap *m = &ref->map;
+    int rc;
+#define K(s) mpw_str(b, s, strlen(s))
+#define T(x)                                                                                       \
+    do {                                                                                           \
+        if ((rc = (x)) != DV_OK)                                                                   \
+            goto out;                                                                              \
+    } while (0)
+    T(mpw_map(b, 5));
+    T(K("coordinator"));
+    T(mpw_map(b, 8));
+    T(K("id"));
+    T(mpw_u64(b, st.id));
+    T(K("state"));
+    T(K(st.state >= 0 && st.state <= 3 ? states[st.state] : "unknown"));
+    T(K("leader_id"));
+    T(mpw_u64(b, st.leader_id));
+    T(K("leader_url"));
+    T(K(st.leader_url));
+    T(K("term"));
+    T(mpw_u64(b, st.term));
+    T(K("commit_index"));
+    T(mpw_u64(b, st.commit_index));
+    T(K("last_applied"));
+    T(mpw_u64(b, st.last_applied));
+    T(K("leader_ready"));
+    T(mpw_bool(b, st.leader_ready));
+    T(K("map_epoch"));
+    T(mpw_u64(b, m->epoch));
+    T(K("nodes"));
+    T(mpw_array(b, m->n_nodes));
+    for (uint32_t i = 0; i < m->n_nodes; i++) {
+        const struct cmap_node *n = &m->nodes[i];
+        T(mpw_map(b, 7));
+        T(K("id"));
+        T(K(n->id));
+        T(K("url"));
+        T(K(n->url));
+        T(K("http_url"));
+        T(K(n->http_url));
+        T(K("state"));
+        T(K(cmap_node_state_name(n->state)));
+        T(K("weight"));
+        T(mpw_f64(b, n->weight));
+        T(K("heartbeat_ms"));
+        T(mpw_u64(b, n->heartbeat_ms));
+        T(K("replicas"));
+        T(mpw_u64(b, n->n_reports));
+    }
+    T(K("collections"));
+    T(mpw_array(b, m->n_colls));
+    for (uint32_t i = 0; i < m->n_colls; i++) {
+        const struct cmap_coll *cl = m->colls[i];
+        T(mpw_map(b, 4));
+        T(K("name"));
+        T(K(cl->name));
+        T(K("dim"));
+        T(mpw_u64(b, cl->cfg.dim));
+        T(K("partitions"));
+        T(mpw_u64(b, cl->cfg.n_parts));
+        T(K("replication"));
+        T(mpw_u64(b, cl->cfg.rf));
+    }
+    T(K("moves"));
+    T(mpw_u64(b, m->n_moves));
+#undef T
+#undef K
+out:
+    craft_map_release(c->raft, ref);
+    return rc;
+}
+
+/* Memory a map-read reply points into until it is encoded. */
+struct info_tmp {
+    struct msg_str *names;
+    struct msg_coll_part *parts;
+    char (*text)[CMAP_NAME_MAX + 1];
+};
+
+static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, struct info_tmp *t,
+                     char *errmsg)
+{
+    char name[CMAP_NAME_MAX + 1];
+    int rc = name_of(req, name, errmsg);
+    if (rc != DV_OK)
+        return rc;
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap_coll *cl = cmap_coll_find(&ref->map, name);
+    if (cl == NULL) {
+        craft_map_release(c->raft, ref);
+        dv_errmsg_set(errmsg, "collection %s does not exist", name);
+        return DV_ENOTFOUND;
+    }
+    struct msg_coll_info_rep *o = &rep->u.coll_info_rep;
+    o->cfg = (struct msg_coll_cfg){
+        cl->cfg.dim,       cl->cfg.metric, cl->cfg.m,       cl->cfg.ef_construction,
+        cl->cfg.ef_search, cl->cfg.fsync,  cl->cfg.n_parts, cl->cfg.rf,
+        cl->cfg.sq8};
+    uint32_t np = cl->cfg.n_parts, total_nodes = 0;
+    for (uint32_t p = 0; p < np; p++)
+        total_nodes += cl->parts[p].n;
+    t->parts = calloc(np, sizeof *t->parts);
+    t->names = calloc(total_nodes ? total_nodes : 1, sizeof *t->names);
+    t->text = calloc(total_nodes ? total_nodes : 1, sizeof *t->text);
+    if (t->parts == NULL || t->names == NULL || t->text == NULL) {
+        craft_map_release(c->raft, ref);
+        return DV_ENOMEM;
+    }
+    /* Points per partition from its primary; a node that does not answer counts 0 (the
+     * partition is listed all the same). */
+    uint32_t k = 0;
+    for (uint32_t p = 0; p < np; p++) {
+        const struct cmap_part *pt = &cl->parts[p];
+        struct msg_coll_part *mp = &t->parts[p];
+        mp->part = p;
+        mp->epoch = pt->epoch;
+        mp->nodes = &t->names[k];
+        mp->n_nodes = pt->n;
+        for (uint32_t j = 0; j < pt->n; j++, k++) {
+            const struct cmap_node *n = cmap_node_get(&ref->map, pt->nodes[j]);
+            snprintf(t->text[k], sizeof t->text[k], "%s", n ? n->id : "?");
+            t->names[k] = S(t->text[k]);
+        }
+        const struct cmap_node *prim = cmap_node_get(&ref->map, pt->primary);
+        struct rpc *r = prim ? coord_conn(c, prim->url, errmsg) : NULL;
+        if (r) {
+            struct msg q = {.type = MSG_REPLICA_INFO};
+            q.addr = (struct msg_addr){S(cl->name), p, pt->epoch};
+            struct rpc_reply rr;
+            char err2[DV_ERRMSG_SIZE];
+            if (rpc_call(r, &q, &rr, err2) == DV_OK)
+                mp->points = rr.m.u.info_rep.points;
+            rpc_reply_free(&rr);
+        }
+        o->points += mp->points;
+    }
+    o->parts = t->parts;
+    o->n_parts = np;
+    craft_map_release(c->raft, ref);
+    return DV_OK;
+}
+
+static int coll_list(struct coord *c, struct msg *rep, struct info_tmp *t)
+{
+    struct cmap_ref *ref = craft_map(c->raft);
+    uint32_t n = ref->map.n_colls;
+    t->names = calloc(n ? n : 1, sizeof *t->names);
+    t->text = calloc(n ? n : 1, sizeof *t->text);
+    if (t->names == NULL || t->text == NULL) {
+        craft_map_release(c->raft, ref);
+        return DV_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(t->text[i], sizeof t->text[i], "%s", ref->map.colls[i]->name);
+        t->names[i] = S(t->text[i]);
+    }
+    rep->u.coll_list_rep.names = t->names;
+    rep->u.coll_list_rep.n = n;
+    craft_map_release(c->raft, ref);
+    return DV_OK;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+/* Waits (at most request_timeout) until the local map has (or no longer has) collection
+ * `name`. */
+static void wait_local(struct coord *c, const char *name, bool present)
+{
+    uint64_t deadline = clock_mono_ms() + c->o.request_timeout_ms;
+    while (clock_mono_ms() < deadline) {
+        struct cmap_ref *ref = craft_map(c->raft);
+        bool has = cmap_coll_find(&ref->map, name) != NULL;
+        craft_map_release(c->raft, ref);
+        if (has == present)
+            return;
+        clock_sleep_ms(5);
+    }
+}
+
+static bool leader_only(int type)
+{
+    return type == MSG_COLL_CREATE || type == MSG_COLL_DROP || type == MSG_NODE_REPORT;
+}
+
+int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rpcsrv_result *res)
+{
+    struct coord *c = arg;
+    struct msg req, rep;
+    int rc;
+    memset(&rep, 0, sizeof rep);
+    struct info_tmp t = {0};
+    struct coord_tmp *rt = NULL;
+    struct buf status;
+    buf_init(&status);
+
+    rc = msg_decode(in, n, &req, res->errmsg);
+    if (rc != DV_OK) {
+        peek_header(in, n, &res->type, &res->req_id);
+        goto err_reply;
+    }
+    res->type = req.type;
+    res->req_id = req.req_id;
+    if (req.reply) {
+        dv_errmsg_set(res->errmsg, "got a reply (%s) where a request was expected",
+                      msg_type_name(req.type));
+        rc = DV_EPROTO;
+        goto err_free;
+    }
+    if (atomic_load(&c->draining)) {
+        dv_errmsg_set(res->errmsg, "coordinator is shutting down; use another");
+        rc = DV_ESHUTDOWN;
+        goto err_free;
+    }
+    if (leader_only(req.type)) {
+        struct craft_status st;
+        craft_status(c->raft, &st);
+        if (!st.leader_ready) {
+            char name[CMAP_NAME_MAX + 1] = "";
+            bool create = req.type == MSG_COLL_CREATE, drop = req.type == MSG_COLL_DROP;
+            if (create || drop)
+                name_of(&req, name, res->errmsg);
+            msg_free(&req);
+            rc = forward(c, in, n, out, res->errmsg);
+            if (rc != DV_OK)
+                goto err_reply;
+            /* Read your writes: a client that created a collection through this coordinator
+             * uses it next through this coordinator, so wait until the local copy of the map
+             * has it (raft tells followers of a commit with the next heartbeat). */
+            if (name[0]) {
+                struct msg r;
+                char e2[DV_ERRMSG_SIZE];
+                if (msg_decode(out->data, out->len, &r, e2) == DV_OK && r.err.code == DV_OK)
+                    wait_local(c, name, create);
+                msg_free(&r);
+            }
+            return DV_OK;
+        }
+    }
+    rep.type = req.type;
+    rep.reply = true;
+    rep.req_id = req.req_id;
+    switch (req.type) {
+    case MSG_COLL_CREATE:
+        rc = coll_create(c, &req, res->errmsg);
+        break;
+    case MSG_COLL_DROP:
+        rc = coll_drop(c, &req, res->errmsg);
+        break;
+    case MSG_NODE_REPORT:
+        rc = node_report(c, &req, &rep, res->errmsg);
+        break;
+    case MSG_COLL_LIST:
+        rc = coll_list(c, &rep, &t);
+        break;
+    case MSG_COLL_INFO:
+        rc = coll_info(c, &req, &rep, &t, res->errmsg);
+        break;
+    case MSG_CLUSTER:
+        rc = cluster_status(c, &status);
+        rep.u.cluster_rep.status = (struct msg_bytes){status.data, (uint32_t)status.len};
+        break;
+    case MSG_P_UPSERT:
+    case MSG_P_DELETE:
+    case MSG_P_GET:
+    case MSG_P_SET_PAYLOAD:
+    case MSG_P_COUNT:
+    case MSG_P_SCROLL:
+    case MSG_P_SEARCH:
+    case MSG_P_INDEX:
+        rc = router_run(c, &req, &rep, &rt, res->errmsg);
+        break;
+    default:
+        dv_errmsg_set(res->errmsg, "%s is not a request a coordinator answers",
+                      msg_type_name(req.type));
+        rc = DV_EINVAL;
+    }
+    if (rc == DV_OK) {
+        if (req.type == MSG_NODE_REPORT) {
+            struct craft_status st;
+            craft_status(c->raft, &st);
+            rep.u.node_report_rep.leader_url = S(st.leader_url);
+            rc = msg_encode(&rep, out, res->errmsg);
+        } else {
+            rc = msg_encode(&rep, out, res->errmsg);
+        }
+    }
+    router_tmp_free(rt);
+    free(t.names);
+    free(t.parts);
+    free(t.text);
+    buf_free(&status);
+    msg_free(&req);
+    if (rc == DV_OK) {
+        res->code = DV_OK;
+        return DV_OK;
+    }
+    goto err_reply;
+
+err_free:
+    msg_free(&req);
+err_reply:
+    res->code = rc;
+    buf_reset(out);
+    memset(&rep, 0, sizeof rep);
+    rep.type = res->type;
+    rep.reply = true;
+    rep.req_id = res->req_id;
+    rep.err.code = rc;
+    rep.err.text = S(res->errmsg);
+    char err2[DV_ERRMSG_SIZE];
+    if (msg_encode(&rep, out, err2) != DV_OK) {
+        rep.err.code = DV_EIO;
+        if (msg_encode(&rep, out, err2) != DV_OK)
+            return DV_ENOMEM;
+    }
+    return DV_OK;
+}

@@ -1,0 +1,180 @@
+/* coord_leader.c - the leader's background work: node liveness (suspect, dead, back alive) and
+ * reconciling nodes with the map (create the replicas placed on a node, drop the others). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "coord.h"
+#include "err.h"
+#include "log.h"
+
+/* Last report time of a node in the leader's table, 0 if none since it became leader. */
+static uint64_t last_seen(struct coord *c, const char *id)
+{
+    uint64_t t = 0;
+    pthread_mutex_lock(&c->seen_mu);
+    for (size_t i = 0; i < c->n_seen; i++)
+        if (strcmp(c->seen[i].id, id) == 0)
+            t = c->seen[i].last_ms;
+    pthread_mutex_unlock(&c->seen_mu);
+    return t;
+}
+
+static void set_state(struct coord *c, const struct cmap_node *n, int state, uint64_t silent_ms)
+{
+    char err[DV_ERRMSG_SIZE];
+    struct cmap_cmd cmd = {.type = CMAP_CMD_NODE_STATE, .req = coord_reqid(c)};
+    snprintf(cmd.u.node_state.id, sizeof cmd.u.node_state.id, "%s", n->id);
+    cmd.u.node_state.state = state;
+    struct cmap_result res;
+    int rc = coord_apply(c, &cmd, &res, err);
+    if (rc == DV_OK && res.code == DV_OK)
+        log_warn("node state changed", "node=%s from=%s to=%s silent_ms=%" PRIu64, n->id,
+                 cmap_node_state_name(n->state), cmap_node_state_name(state), silent_ms);
+    else
+        log_warn("cannot change node state", "node=%s error=%s", n->id,
+                 rc == DV_OK ? res.msg : err);
+}
+
+/* Is (coll, part) among the replicas the node reported? */
+static bool reported(const struct cmap_node *n, const char *coll, uint32_t part)
+{
+    for (uint32_t i = 0; i < n->n_reports; i++)
+        if (n->reports[i].part == part && strcmp(n->reports[i].coll, coll) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Makes node n match the map: creates every replica placed on it that it did not report
+ * (creating is idempotent on the node), drops every replica it reported that the map does not
+ * place on it. only_coll != NULL limits creates to one collection (right after its creation).
+ * Returns the number of failed calls.
+ */
+int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cmap_node *n,
+                         const char *only_coll)
+{
+    char err[DV_ERRMSG_SIZE];
+    int failed = 0;
+    struct rpc *r = coord_conn(c, n->url, err);
+    if (r == NULL)
+        return 1;
+    struct cmap_held *held;
+    size_t nh;
+    if (cmap_node_parts(m, n->num, &held, &nh) != DV_OK)
+        return 1;
+    for (size_t i = 0; i < nh; i++) {
+        const struct cmap_coll *coll = held[i].coll;
+        if (only_coll ? strcmp(coll->name, only_coll) != 0 : reported(n, coll->name, held[i].part))
+            continue;
+        struct msg req = {.type = MSG_REPLICA_CREATE};
+        req.addr.coll = (struct msg_str){coll->name, (uint32_t)strlen(coll->name)};
+        req.addr.part = held[i].part;
+        req.addr.epoch = held[i].epoch;
+        req.u.create_req = (struct msg_create_req){
+            coll->cfg.dim,       coll->cfg.metric, coll->cfg.m,  coll->cfg.ef_construction,
+            coll->cfg.ef_search, coll->cfg.fsync,  coll->cfg.sq8};
+        struct rpc_reply rep;
+        int rc = rpc_call(r, &req, &rep, err);
+        rpc_reply_free(&rep);
+        if (rc != DV_OK) {
+            failed++;
+            log_warn("cannot create a replica on its node",
+                     "node=%s collection=%s partition=%u "
+                     "code=%s error=%s",
+                     n->id, coll->name, held[i].part, dv_errname(rc), err);
+        } else {
+            log_info("replica created on node", "node=%s collection=%s partition=%u epoch=%" PRIu64,
+                     n->id, coll->name, held[i].part, held[i].epoch);
+        }
+    }
+    if (only_coll == NULL)
+        for (uint32_t i = 0; i < n->n_reports; i++) {
+            const struct cmap_report *rp = &n->reports[i];
+            bool placed = false;
+            for (size_t j = 0; j < nh && !placed; j++)
+                placed = held[j].part == rp->part && strcmp(held[j].coll->name, rp->coll) == 0;
+            /* A replica being moved to or from this node is the mover's business. */
+            const struct cmap_coll *coll = cmap_coll_find(m, rp->coll);
+            bool moving = false;
+            for (uint32_t k = 0; k < m->n_moves && !moving; k++)
+                moving = m->moves[k].part == rp->part && strcmp(m->moves[k].coll, rp->coll) == 0 &&
+                         m->moves[k].state != CMAP_MOVE_DONE &&
+                         m->moves[k].state != CMAP_MOVE_FAILED;
+            if (placed || moving)
+                continue;
+            struct msg req = {.type = MSG_REPLICA_DROP};
+            req.addr.coll = (struct msg_str){rp->coll, (uint32_t)strlen(rp->coll)};
+            req.addr.part = rp->part;
+            req.addr.epoch = m->epoch;
+            struct rpc_reply rep;
+            int rc = rpc_call(r, &req, &rep, err);
+            rpc_reply_free(&rep);
+            if (rc != DV_OK && rc != DV_ESTALE)
+                failed++;
+            else
+                log_info("replica dropped from node: not in the map",
+                         "node=%s collection=%s "
+                         "partition=%u collection_exists=%d",
+                         n->id, rp->coll, rp->part, coll != NULL);
+        }
+    free(held);
+    return failed;
+}
+
+static void tick(struct coord *c, uint64_t leader_since)
+{
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap *m = &ref->map;
+    uint64_t now = clock_mono_ms();
+    for (uint32_t i = 0; i < m->n_nodes; i++) {
+        const struct cmap_node *n = &m->nodes[i];
+        if (n->state == CMAP_NODE_REMOVED)
+            continue;
+        uint64_t seen = last_seen(c, n->id);
+        uint64_t silent = now - (seen > leader_since ? seen : leader_since);
+        if (n->state != CMAP_NODE_DEAD && silent > c->o.dead_ms)
+            set_state(c, n, CMAP_NODE_DEAD, silent);
+        else if ((n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_JOINING) &&
+                 silent > c->o.suspect_ms)
+            set_state(c, n, CMAP_NODE_SUSPECT, silent);
+        else if (n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_DRAINING)
+            coord_reconcile_node(c, m, n, NULL);
+    }
+    craft_map_release(c->raft, ref);
+}
+
+static void *leader_main(void *arg)
+{
+    struct coord *c = arg;
+    uint64_t leader_since = 0;
+    while (!atomic_load(&c->stop)) {
+        struct craft_status st;
+        craft_status(c->raft, &st);
+        if (st.leader_ready) {
+            if (leader_since == 0) {
+                leader_since = clock_mono_ms();
+                log_info("leader duties start", "id=%" PRIu64 " term=%" PRIu64, st.id, st.term);
+            }
+            tick(c, leader_since);
+        } else {
+            leader_since = 0;
+        }
+        clock_sleep_ms(c->o.report_every_ms);
+    }
+    return NULL;
+}
+
+int coord_leader_start(struct coord *c)
+{
+    atomic_store(&c->stop, false);
+    return pthread_create(&c->leader_thread, NULL, leader_main, c) == 0 ? DV_OK : DV_EOS;
+}
+
+void coord_leader_stop(struct coord *c)
+{
+    atomic_store(&c->stop, true);
+    pthread_join(c->leader_thread, NULL);
+}

@@ -1,0 +1,281 @@
+/* coord_main.c - dvec-coord: configuration, raft, the native protocol server, stop. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+
+#include "clock.h"
+#include "coord.h"
+#include "coord_cfg.h"
+#include "daemon.h"
+#include "err.h"
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+
+#define COORD_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: dvec-coord [--config FILE] [--KEY VALUE | --KEY=VALUE]...\n"
+               "       dvec-coord --help | --version\n"
+               "\n"
+               "A coordinator of a dvec cluster: keeps the cluster map replicated with Raft among\n"
+               "1, 3 or 5 coordinators (the `group`, the same list everywhere), places partitions\n"
+               "on the nodes that register with it, and routes clients' requests to the nodes.\n"
+               "Every key of the file is also a flag; flags win.\n\n"
+               "Settings:\n");
+    cfg_print_help(coord_cfg_schema, f);
+}
+
+/* "ID=RAFT_HOST:PORT=CLIENT_URL" */
+static int parse_peer(const char *s, struct craft_peer *p, char *errmsg)
+{
+    const char *a = strchr(s, '='), *b = a ? strchr(a + 1, '=') : NULL;
+    char *end;
+    unsigned long long id = strtoull(s, &end, 10);
+    if (a == NULL || b == NULL || end != a || id == 0 || (size_t)(b - a - 1) >= CRAFT_ADDR_MAX ||
+        strlen(b + 1) >= CRAFT_ADDR_MAX || b == a + 1 || b[1] == '\0') {
+        dv_errmsg_set(errmsg, "group entry '%s' is not ID=RAFT_HOST:PORT=CLIENT_URL", s);
+        return DV_EINVAL;
+    }
+    p->id = id;
+    snprintf(p->raft_addr, sizeof p->raft_addr, "%.*s", (int)(b - a - 1), a + 1);
+    snprintf(p->client_url, sizeof p->client_url, "%s", b + 1);
+    return DV_OK;
+}
+
+static bool ready(void *arg, struct buf *reason)
+{
+    struct coord *c = arg;
+    if (atomic_load(&c->draining)) {
+        buf_appendf(reason, "shutting down");
+        return false;
+    }
+    struct craft_status st;
+    craft_status(c->raft, &st);
+    if (st.leader_id == 0) {
+        buf_appendf(reason, "no raft leader known");
+        return false;
+    }
+    return true;
+}
+
+static int collect(void *arg, struct metrics_writer *w)
+{
+    struct coord *c = arg;
+    struct craft_status st;
+    craft_status(c->raft, &st);
+    struct cmap_ref *ref = craft_map(c->raft);
+    uint64_t alive = 0;
+    for (uint32_t i = 0; i < ref->map.n_nodes; i++)
+        alive += ref->map.nodes[i].state == CMAP_NODE_ALIVE;
+    double v[] = {st.state == 3,           (double)st.term,         (double)st.commit_index,
+                  (double)st.last_applied, (double)ref->map.epoch,  (double)ref->map.n_nodes,
+                  (double)alive,           (double)ref->map.n_colls};
+    const char *names[] = {"dvec_coord_is_leader",         "dvec_coord_raft_term",
+                           "dvec_coord_raft_commit_index", "dvec_coord_raft_last_applied",
+                           "dvec_coord_map_epoch",         "dvec_coord_nodes",
+                           "dvec_coord_nodes_alive",       "dvec_coord_collections"};
+    const char *help[] = {"1 on the raft leader.",
+                          "Current raft term.",
+                          "Highest raft entry known committed.",
+                          "Highest raft entry applied.",
+                          "Epoch of the cluster map.",
+                          "Nodes in the map (removed included).",
+                          "Nodes alive.",
+                          "Collections."};
+    int rc = DV_OK;
+    for (size_t i = 0; i < sizeof v / sizeof v[0] && rc == DV_OK; i++)
+        rc = metrics_emit_gauge(w, names[i], help[i], NULL, v[i]);
+    craft_map_release(c->raft, ref);
+    return rc;
+}
+
+struct req_metrics {
+    struct metrics_counter *req[MSG_TYPE_COUNT][2];
+    struct metrics_histogram *lat[MSG_TYPE_COUNT];
+};
+
+static void done(void *arg, const struct rpcsrv_result *res, uint64_t ns)
+{
+    struct req_metrics *rm = arg;
+    int t = res->type >= 0 && res->type < MSG_TYPE_COUNT ? res->type : 0;
+    if (rm->req[t][res->code != DV_OK])
+        metrics_counter_inc(rm->req[t][res->code != DV_OK]);
+    if (rm->lat[t])
+        metrics_histogram_observe(rm->lat[t], (double)ns * 1e-9);
+    if (res->code != DV_OK && res->code != DV_ESHUTDOWN)
+        log_warn("request failed", "op=%s req_id=%" PRIu64 " code=%s error=%s",
+                 msg_type_name(res->type), res->req_id, dv_errname(res->code), res->errmsg);
+}
+
+int main(int argc, char **argv)
+{
+    char err[DV_ERRMSG_SIZE];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("dvec-coord %s (protocol %d)\n", COORD_VERSION, PROTO_VERSION);
+            return 0;
+        }
+    }
+    struct coord_cfg cf;
+    if (cfg_defaults(coord_cfg_schema, &cf) != DV_OK)
+        return 2;
+    int rc = daemon_parse_args(coord_cfg_schema, &cf, argc, argv, err);
+    if (rc == DV_OK && (cf.data_dir == NULL || cf.data_dir[0] == '\0')) {
+        dv_errmsg_set(err, "data_dir is not set (in the config file or --data_dir DIR)");
+        rc = DV_EINVAL;
+    }
+    struct craft_opts ro = {
+        .id = cf.id,
+        .join = cf.join,
+        .election_ms = (unsigned)(cf.election_timeout_ns / 1000000),
+        .heartbeat_ms = (unsigned)(cf.heartbeat_ns / 1000000),
+        .snapshot_threshold = (unsigned)cf.snapshot_threshold,
+        .snapshot_trailing = (unsigned)cf.snapshot_threshold * 2,
+    };
+    if (rc == DV_OK && (cf.group.n == 0 || cf.group.n > CRAFT_MAX_PEERS)) {
+        dv_errmsg_set(err, "group must list 1 to %d coordinators", CRAFT_MAX_PEERS);
+        rc = DV_EINVAL;
+    }
+    for (size_t i = 0; rc == DV_OK && i < cf.group.n; i++)
+        rc = parse_peer(cf.group.items[i], &ro.peers[ro.n_peers++], err);
+    if (rc != DV_OK) {
+        fprintf(stderr, "dvec-coord: %s\n", err);
+        cfg_free(coord_cfg_schema, &cf);
+        return 2;
+    }
+    log_set_level((enum log_level)cf.log_level);
+    log_level_from_env();
+    signal(SIGPIPE, SIG_IGN); /* raft 0.15 writes to dead peers (LIBRARY-NOTES bug 1) */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    int lock_fd;
+    if ((rc = daemon_lock_dir(cf.data_dir, "dvec-coord", &lock_fd, err)) != DV_OK) {
+        fprintf(stderr, "dvec-coord: %s\n", err);
+        cfg_free(coord_cfg_schema, &cf);
+        return 2;
+    }
+    char raft_dir[4200];
+    snprintf(raft_dir, sizeof raft_dir, "%s/raft", cf.data_dir);
+    ro.dir = raft_dir;
+    log_info("starting", "id=%" PRIu64 " version=%s listen=%s group=%zu", cf.id, COORD_VERSION,
+             cf.listen, cf.group.n);
+
+    static struct coord c;
+    c.o = (struct coord_opts){
+        .id = cf.id,
+        .request_timeout_ms = (uint32_t)(cf.request_timeout_ns / 1000000),
+        .suspect_ms = (uint32_t)(cf.node_suspect_ns / 1000000),
+        .dead_ms = (uint32_t)(cf.node_dead_ns / 1000000),
+        .report_every_ms = (uint32_t)(cf.reconcile_every_ns / 1000000),
+        .max_batch = (uint32_t)cf.max_batch,
+    };
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c.client_id = ((uint64_t)ts.tv_sec << 24) ^ ((uint64_t)ts.tv_nsec << 4) ^ cf.id;
+    pthread_mutex_init(&c.conns_mu, NULL);
+    pthread_mutex_init(&c.seen_mu, NULL);
+    if ((rc = craft_start(&ro, &c.raft, err)) != DV_OK) {
+        fprintf(stderr, "dvec-coord: %s\n", err);
+        log_error("cannot start raft", "error=%s", err);
+        _exit(2);
+    }
+
+    static struct req_metrics rm;
+    struct metrics *reg = NULL;
+    if (metrics_new(&reg) == DV_OK) {
+        for (int t = 0; t < MSG_TYPE_COUNT; t++) {
+            const char *op = msg_type_name(t);
+            if (strcmp(op, "unknown") == 0)
+                continue;
+            const char *l0[] = {"op", op, "outcome", "ok", NULL};
+            const char *l1[] = {"op", op, "outcome", "error", NULL};
+            const char *ll[] = {"op", op, NULL};
+            metrics_counter(reg, "dvec_coord_requests", "Requests answered, by operation.", l0,
+                            &rm.req[t][0], NULL);
+            metrics_counter(reg, "dvec_coord_requests", "Requests answered, by operation.", l1,
+                            &rm.req[t][1], NULL);
+            metrics_histogram(reg, "dvec_coord_request_duration_seconds",
+                              "Time to answer a request, by operation.", NULL, 0, ll, &rm.lat[t],
+                              NULL);
+        }
+        metrics_add_collector(reg, collect, &c);
+        metrics_add_process(reg);
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t workers = cf.workers ? (uint32_t)cf.workers : (uint32_t)(cpus > 0 ? cpus * 4 : 8);
+    if (workers < 8 && cf.workers == 0)
+        workers = 8;
+    struct rpcsrv_opts so = {
+        .listen = cf.listen,
+        .workers = workers,
+        .contexts = (uint32_t)cf.contexts,
+        .recv_max = cf.max_message,
+        .handle = coord_handle,
+        .handle_arg = &c,
+        .done = done,
+        .done_arg = &rm,
+    };
+    if ((rc = rpcsrv_new(&so, &c.srv, err)) != DV_OK || (rc = rpcsrv_listen(c.srv, err)) != DV_OK) {
+        fprintf(stderr, "dvec-coord: %s\n", err);
+        log_error("cannot start", "error=%s", err);
+        _exit(2);
+    }
+    struct httpd *http = NULL;
+    if (cf.http && cf.http[0]) {
+        if ((rc = httpd_new(cf.http, &http, err)) != DV_OK ||
+            (reg && (rc = httpd_add_metrics(http, reg, err)) != DV_OK) ||
+            (rc = httpd_add_health(http, ready, &c, err)) != DV_OK ||
+            (rc = httpd_start(http, err)) != DV_OK) {
+            fprintf(stderr, "dvec-coord: http %s: %s\n", cf.http, err);
+            log_error("cannot start", "http=%s error=%s", cf.http, err);
+            _exit(2);
+        }
+    }
+    coord_leader_start(&c);
+    log_info("ready", "id=%" PRIu64 " workers=%u", cf.id, workers);
+
+    int sig;
+    for (;;) {
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(&stop, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
+    uint64_t t0 = clock_mono_ms();
+    log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    daemon_watchdog(cf.shutdown_timeout_ns);
+    atomic_store(&c.draining, true);
+    int left = rpcsrv_drain(c.srv, cf.shutdown_timeout_ns / 1000000 / 2);
+    if (left)
+        log_warn("requests still running at the drain deadline", "count=%d", left);
+    coord_leader_stop(&c);
+    httpd_free(http);
+    craft_stop(c.raft); /* drains raft's applies, then raft_close (LIBRARY-NOTES bug 2) */
+    rpcsrv_stop(c.srv);
+    for (size_t i = 0; i < c.n_conns; i++)
+        rpc_close(c.conns[i].rpc);
+    free(c.conns);
+    free(c.seen);
+    metrics_free(reg);
+    log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - t0);
+    cfg_free(coord_cfg_schema, &cf);
+    nng_fini();
+    close(lock_fd);
+    return 0;
+}

@@ -1,0 +1,608 @@
+/* router.c - data requests: split by partition, sent to the nodes in parallel, answers merged.
+ * Routing reads the coordinator's local copy of the map; a node's "stale map" answer makes
+ * the router take the newest copy and try once more. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "coord.h"
+#include "err.h"
+#include "log.h"
+#include "place.h"
+
+#define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
+
+/* One request to one node. */
+struct call {
+    struct rpc *r;
+    struct msg req;
+    struct rpc_reply rep;
+    int rc;
+    uint32_t part;
+    uint32_t node; /* number in the map */
+    const char *node_id;
+    char err[DV_ERRMSG_SIZE];
+};
+
+/* Memory a reply points into until it is encoded. */
+struct coord_tmp {
+    struct call *calls;
+    size_t n_calls;
+    void *blocks[8];
+    size_t n_blocks;
+};
+
+static void *tmp_alloc(struct coord_tmp *t, size_t size)
+{
+    if (t->n_blocks == sizeof t->blocks / sizeof t->blocks[0])
+        return NULL;
+    void *p = calloc(1, size ? size : 1);
+    if (p)
+        t->blocks[t->n_blocks++] = p;
+    return p;
+}
+
+void router_tmp_free(struct coord_tmp *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n_calls; i++)
+        rpc_reply_free(&t->calls[i].rep);
+    free(t->calls);
+    for (size_t i = 0; i < t->n_blocks; i++)
+        free(t->blocks[i]);
+    free(t);
+}
+
+static void call_one(void *arg, size_t i)
+{
+    struct call *c = &((struct call *)arg)[i];
+    if (c->r == NULL)
+        return; /* failed before sending: rc and err are set */
+    c->rc = rpc_call(c->r, &c->req, &c->rep, c->err);
+}
+
+static void run_calls(struct coord *c, struct call *calls, size_t n)
+{
+    if (n == 1)
+        call_one(calls, 0);
+    else if (n > 1)
+        rpcsrv_parallel(c->srv, n, call_one, calls);
+}
+
+/* The first failed call as the request's error, naming partition and node. */
+static int first_error(struct call *calls, size_t n, char *errmsg)
+{
+    for (size_t i = 0; i < n; i++)
+        if (calls[i].rc != DV_OK) {
+            dv_errmsg_set(errmsg, "partition %u on node %s: %s", calls[i].part,
+                          calls[i].node_id ? calls[i].node_id : "?", calls[i].err);
+            return calls[i].rc;
+        }
+    return DV_OK;
+}
+
+static bool any_stale(struct call *calls, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (calls[i].rc == DV_ESTALE)
+            return true;
+    return false;
+}
+
+/* Points a call at node `num` of the map (the connection, or an error without sending). */
+static void aim(struct coord *c, const struct cmap *m, uint32_t num, struct call *k)
+{
+    const struct cmap_node *n = cmap_node_get(m, num);
+    k->node = num;
+    k->node_id = n ? n->id : NULL;
+    if (n == NULL || n->state == CMAP_NODE_DEAD || n->state == CMAP_NODE_REMOVED) {
+        k->rc = DV_EIO;
+        dv_errmsg_set(k->err, "node is %s", n ? cmap_node_state_name(n->state) : "unknown");
+        return;
+    }
+    k->r = coord_conn(c, n->url, k->err);
+    if (k->r == NULL)
+        k->rc = DV_EIO;
+}
+
+/* ---- writes and gets by id --------------------------------------------------------------- */
+
+struct split {
+    uint32_t *part_of;  /* [n] partition of each point */
+    uint32_t *count;    /* [P] points per partition */
+    uint32_t **members; /* [P] indexes of the points of each partition */
+};
+
+static void split_free(struct split *s, uint32_t np)
+{
+    if (s->members)
+        for (uint32_t p = 0; p < np; p++)
+            free(s->members[p]);
+    free(s->members);
+    free(s->count);
+    free(s->part_of);
+}
+
+static int split_ids(const struct pid *ids, uint32_t n, uint32_t np, struct split *s)
+{
+    s->part_of = calloc(n ? n : 1, sizeof *s->part_of);
+    s->count = calloc(np, sizeof *s->count);
+    s->members = calloc(np, sizeof *s->members);
+    if (!s->part_of || !s->count || !s->members)
+        return DV_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        s->part_of[i] = place_partition_of(&ids[i], np);
+        s->count[s->part_of[i]]++;
+    }
+    for (uint32_t p = 0; p < np; p++)
+        if (s->count[p] && !(s->members[p] = malloc(s->count[p] * sizeof **s->members)))
+            return DV_ENOMEM;
+    uint32_t *fill = calloc(np, sizeof *fill);
+    if (fill == NULL)
+        return DV_ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        s->members[s->part_of[i]][fill[s->part_of[i]]++] = i;
+    free(fill);
+    return DV_OK;
+}
+
+/* Per-partition copies of the request's arrays (ids, vectors, payloads). */
+struct part_batch {
+    struct pid *ids;
+    float *vecs;
+    struct msg_bytes *payloads;
+};
+
+static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                  const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
+{
+    const struct pid *ids;
+    uint32_t n;
+    switch (req->type) {
+    case MSG_P_UPSERT:
+        ids = req->u.upsert_req.ids, n = req->u.upsert_req.n;
+        break;
+    case MSG_P_DELETE:
+        ids = req->u.delete_req.ids, n = req->u.delete_req.n;
+        break;
+    case MSG_P_GET:
+        ids = req->u.get_req.ids, n = req->u.get_req.n;
+        break;
+    default:
+        ids = req->u.set_payload_req.ids, n = req->u.set_payload_req.n;
+    }
+    if (n > c->o.max_batch) {
+        dv_errmsg_set(errmsg, "batch of %u points exceeds the maximum of %u", n, c->o.max_batch);
+        return DV_ETOOBIG;
+    }
+    if (req->type == MSG_P_UPSERT && n > 0 && req->u.upsert_req.dim != cl->cfg.dim) {
+        dv_errmsg_set(errmsg,
+                      "wrong dimension: the vectors have %u dimensions, collection %s has %u",
+                      req->u.upsert_req.dim, cl->name, cl->cfg.dim);
+        return DV_EDIM;
+    }
+    uint32_t np = cl->cfg.n_parts;
+    struct split s = {0};
+    int rc = split_ids(ids, n, np, &s);
+    struct part_batch *pb = calloc(np, sizeof *pb);
+    size_t ncalls = 0;
+    for (uint32_t p = 0; p < np; p++)
+        if (s.count[p])
+            ncalls += req->type == MSG_P_GET ? 1 : cl->parts[p].n;
+    struct call *calls = calloc(ncalls ? ncalls : 1, sizeof *calls);
+    if (rc != DV_OK || pb == NULL || calls == NULL) {
+        rc = DV_ENOMEM;
+        goto out;
+    }
+    size_t k = 0;
+    for (uint32_t p = 0; p < np; p++) {
+        uint32_t cnt = s.count[p];
+        if (cnt == 0)
+            continue;
+        const struct cmap_part *pt = &cl->parts[p];
+        pb[p].ids = malloc(cnt * sizeof *pb[p].ids);
+        if (pb[p].ids == NULL) {
+            rc = DV_ENOMEM;
+            goto out;
+        }
+        for (uint32_t j = 0; j < cnt; j++)
+            pb[p].ids[j] = ids[s.members[p][j]];
+        struct msg sub = {.addr = {S(cl->name), p, pt->epoch}};
+        switch (req->type) {
+        case MSG_P_UPSERT: {
+            const struct msg_upsert_req *u = &req->u.upsert_req;
+            pb[p].vecs = malloc((size_t)cnt * u->dim * sizeof(float));
+            pb[p].payloads = calloc(cnt, sizeof *pb[p].payloads);
+            if (pb[p].vecs == NULL || pb[p].payloads == NULL) {
+                rc = DV_ENOMEM;
+                goto out;
+            }
+            for (uint32_t j = 0; j < cnt; j++) {
+                uint32_t i = s.members[p][j];
+                memcpy(pb[p].vecs + (size_t)j * u->dim, u->vecs + (size_t)i * u->dim,
+                       u->dim * sizeof(float));
+                pb[p].payloads[j] = u->payloads[i];
+            }
+            sub.type = MSG_UPSERT;
+            sub.u.upsert_req =
+                (struct msg_upsert_req){pb[p].ids, pb[p].vecs, pb[p].payloads, cnt, u->dim};
+            break;
+        }
+        case MSG_P_DELETE:
+            sub.type = MSG_DELETE;
+            sub.u.delete_req = (struct msg_ids_req){pb[p].ids, cnt};
+            break;
+        case MSG_P_GET:
+            sub.type = MSG_GET;
+            sub.u.get_req = (struct msg_get_req){pb[p].ids, cnt, req->u.get_req.with_vector,
+                                                 req->u.get_req.with_payload};
+            break;
+        default:
+            sub.type = MSG_SET_PAYLOAD;
+            sub.u.set_payload_req = req->u.set_payload_req;
+            sub.u.set_payload_req.ids = pb[p].ids;
+            sub.u.set_payload_req.n = cnt;
+        }
+        /* Writes go to every replica; reads to the primary. */
+        uint32_t nr = req->type == MSG_P_GET ? 1 : pt->n;
+        for (uint32_t j = 0; j < nr; j++, k++) {
+            calls[k].req = sub;
+            calls[k].part = p;
+            aim(c, m, req->type == MSG_P_GET ? pt->primary : pt->nodes[j], &calls[k]);
+        }
+    }
+    run_calls(c, calls, ncalls);
+    t->calls = calls;
+    t->n_calls = ncalls;
+    calls = NULL;
+    if ((rc = first_error(t->calls, t->n_calls, errmsg)) != DV_OK)
+        goto out;
+
+    if (req->type == MSG_P_GET) {
+        /* Each node answers in its request's order, leaving out ids it does not have: walk
+         * the request once, taking from each partition's answer in turn. */
+        struct msg_hit *hits = tmp_alloc(t, (size_t)n * sizeof *hits);
+        uint32_t *next = tmp_alloc(t, np * sizeof *next);
+        struct msg_hits **perpart = tmp_alloc(t, np * sizeof *perpart);
+        if (!hits || !next || !perpart) {
+            rc = DV_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < t->n_calls; i++)
+            perpart[t->calls[i].part] = &t->calls[i].rep.m.u.get_rep;
+        uint32_t got = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t p = s.part_of[i];
+            struct msg_hits *h = perpart[p];
+            if (h && next[p] < h->n && pid_cmp(&h->hits[next[p]].id, &ids[i]) == 0)
+                hits[got++] = h->hits[next[p]++];
+        }
+        rep->u.get_rep = (struct msg_hits){hits, got};
+    } else {
+        uint64_t affected = 0;
+        for (size_t i = 0; i < t->n_calls; i++)
+            if (cl->parts[t->calls[i].part].primary == t->calls[i].node)
+                affected += t->calls[i].rep.m.u.write_rep.affected;
+        rep->u.write_rep = (struct msg_write_rep){0, affected};
+    }
+out:
+    if (pb)
+        for (uint32_t p = 0; p < np; p++) {
+            free(pb[p].ids);
+            free(pb[p].vecs);
+            free(pb[p].payloads);
+        }
+    free(pb);
+    free(calls);
+    split_free(&s, np);
+    return rc;
+}
+
+/* ---- fan-out reads ----------------------------------------------------------------------- */
+
+/* One call per partition to its primary, of the same request `sub` (addr filled here). */
+static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                   const struct msg *sub, struct coord_tmp *t, char *errmsg)
+{
+    uint32_t np = cl->cfg.n_parts;
+    struct call *calls = calloc(np, sizeof *calls);
+    if (calls == NULL)
+        return DV_ENOMEM;
+    for (uint32_t p = 0; p < np; p++) {
+        calls[p].req = *sub;
+        calls[p].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch};
+        calls[p].part = p;
+        aim(c, m, cl->parts[p].primary, &calls[p]);
+    }
+    run_calls(c, calls, np);
+    t->calls = calls;
+    t->n_calls = np;
+    return first_error(calls, np, errmsg);
+}
+
+static int count(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                 const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
+{
+    struct msg sub = {.type = MSG_COUNT, .u.count_req = req->u.count_req};
+    int rc = fan_out(c, m, cl, &sub, t, errmsg);
+    if (rc != DV_OK)
+        return rc;
+    uint64_t total = 0;
+    for (size_t i = 0; i < t->n_calls; i++)
+        total += t->calls[i].rep.m.u.count_rep.count;
+    rep->u.count_rep.count = total;
+    return DV_OK;
+}
+
+static int cmp_hit_id(const void *a, const void *b)
+{
+    return pid_cmp(&((const struct msg_hit *)a)->id, &((const struct msg_hit *)b)->id);
+}
+
+/* Scroll across partitions in global id order: every partition is asked for limit + 1 points
+ * from the cursor; the merged first `limit` are the page and the next one the new cursor. */
+static int scroll(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                  const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
+{
+    struct msg sub = {.type = MSG_SCROLL, .u.scroll_req = req->u.scroll_req};
+    uint32_t limit = req->u.scroll_req.limit;
+    if (limit == 0 || limit > PROTO_MAX_DIM) {
+        dv_errmsg_set(errmsg, "scroll limit must be 1 to %d", PROTO_MAX_DIM);
+        return DV_ERANGE;
+    }
+    sub.u.scroll_req.limit = limit + 1;
+    int rc = fan_out(c, m, cl, &sub, t, errmsg);
+    if (rc != DV_OK)
+        return rc;
+    size_t total = 0;
+    for (size_t i = 0; i < t->n_calls; i++)
+        total += t->calls[i].rep.m.u.scroll_rep.hits.n;
+    struct msg_hit *all = tmp_alloc(t, total * sizeof *all);
+    if (all == NULL)
+        return DV_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < t->n_calls; i++) {
+        const struct msg_hits *h = &t->calls[i].rep.m.u.scroll_rep.hits;
+        memcpy(all + k, h->hits, h->n * sizeof *all);
+        k += h->n;
+    }
+    qsort(all, total, sizeof *all, cmp_hit_id);
+    struct msg_scroll_rep *o = &rep->u.scroll_rep;
+    o->hits = (struct msg_hits){all, (uint32_t)(total < limit ? total : limit)};
+    o->more = total > limit;
+    if (o->more)
+        o->next = all[limit].id;
+    return DV_OK;
+}
+
+/* ---- search ------------------------------------------------------------------------------ */
+
+static bool higher_better(uint32_t metric)
+{
+    return metric == CMAP_METRIC_IP || metric == CMAP_METRIC_COSINE;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    const struct msg_hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return pid_cmp(&x->id, &y->id);
+}
+
+static int cmp_asc(const void *a, const void *b)
+{
+    const struct msg_hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? 1 : -1;
+    return pid_cmp(&x->id, &y->id);
+}
+
+static int search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                  const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
+{
+    const struct msg_csearch_req *s = &req->u.csearch_req;
+    uint32_t np = cl->cfg.n_parts, nq = s->n_queries;
+    for (uint32_t q = 0; q < nq; q++)
+        if (s->queries[q].dim != cl->cfg.dim) {
+            dv_errmsg_set(errmsg, "query %u: wrong dimension: %u, collection %s has %u dimensions",
+                          q, s->queries[q].dim, cl->name, cl->cfg.dim);
+            return DV_EDIM;
+        }
+    /* One request per node naming the partitions it is primary of. */
+    uint32_t *node_of = tmp_alloc(t, np * sizeof *node_of);
+    struct msg_target *targets = tmp_alloc(t, np * sizeof *targets);
+    uint32_t *first = tmp_alloc(t, (np + 1) * sizeof *first);
+    struct call *calls = calloc(np, sizeof *calls);
+    if (!node_of || !targets || !first || !calls) {
+        free(calls);
+        return DV_ENOMEM;
+    }
+    size_t ncalls = 0;
+    uint32_t nt = 0;
+    bool *done = calloc(np, sizeof *done);
+    if (done == NULL) {
+        free(calls);
+        return DV_ENOMEM;
+    }
+    for (uint32_t p = 0; p < np; p++) {
+        if (done[p])
+            continue;
+        uint32_t node = cl->parts[p].primary;
+        struct call *k = &calls[ncalls++];
+        k->req.type = MSG_SEARCH;
+        k->req.addr.coll = S(cl->name);
+        k->part = p;
+        uint32_t start = nt;
+        for (uint32_t p2 = p; p2 < np; p2++)
+            if (!done[p2] && cl->parts[p2].primary == node) {
+                targets[nt++] = (struct msg_target){p2, cl->parts[p2].epoch};
+                done[p2] = true;
+            }
+        k->req.u.search_req = (struct msg_search_req){&targets[start], nt - start, s->queries, nq};
+        aim(c, m, node, k);
+    }
+    free(done);
+    run_calls(c, calls, ncalls);
+    t->calls = calls;
+    t->n_calls = ncalls;
+
+    /* Which partitions answered. */
+    uint32_t *failed = tmp_alloc(t, np * sizeof *failed);
+    if (failed == NULL)
+        return DV_ENOMEM;
+    uint32_t nfailed = 0;
+    int err = DV_OK;
+    for (size_t i = 0; i < ncalls; i++) {
+        struct call *k = &calls[i];
+        const struct msg_search_req *sr = &k->req.u.search_req;
+        if (k->rc != DV_OK) {
+            for (uint32_t j = 0; j < sr->n_parts; j++)
+                failed[nfailed++] = sr->parts[j].part;
+            if (err == DV_OK) {
+                err = k->rc;
+                dv_errmsg_set(errmsg, "node %s (partitions %u..) did not answer: %s",
+                              k->node_id ? k->node_id : "?", sr->parts[0].part, k->err);
+            }
+            continue;
+        }
+        const struct msg_search_rep *r = &k->rep.m.u.search_rep;
+        for (uint32_t j = 0; j < r->n_parts; j++)
+            if (r->parts[j].err.code != 0) {
+                failed[nfailed++] = r->parts[j].part;
+                if (err == DV_OK) {
+                    err = r->parts[j].err.code;
+                    dv_errmsg_set(errmsg, "partition %u on node %s: %.*s", r->parts[j].part,
+                                  k->node_id ? k->node_id : "?", (int)r->parts[j].err.text.len,
+                                  r->parts[j].err.text.p);
+                }
+            }
+    }
+    if (err != DV_OK && !s->allow_partial)
+        return err;
+
+    /* Merge: per query, every partition's hits, best first, the k best. */
+    struct msg_hits *results = tmp_alloc(t, (nq ? nq : 1) * sizeof *results);
+    size_t total = 0;
+    for (size_t i = 0; i < ncalls; i++)
+        if (calls[i].rc == DV_OK)
+            for (uint32_t j = 0; j < calls[i].rep.m.u.search_rep.n_parts; j++)
+                for (uint32_t q = 0; q < calls[i].rep.m.u.search_rep.parts[j].n; q++)
+                    total += calls[i].rep.m.u.search_rep.parts[j].results[q].n;
+    struct msg_hit *pool = tmp_alloc(t, (total ? total : 1) * sizeof *pool);
+    if (results == NULL || pool == NULL)
+        return DV_ENOMEM;
+    size_t used = 0;
+    for (uint32_t q = 0; q < nq; q++) {
+        struct msg_hit *h = pool + used;
+        size_t cnt = 0;
+        for (size_t i = 0; i < ncalls; i++) {
+            if (calls[i].rc != DV_OK)
+                continue;
+            const struct msg_search_rep *r = &calls[i].rep.m.u.search_rep;
+            for (uint32_t j = 0; j < r->n_parts; j++)
+                if (r->parts[j].err.code == 0 && q < r->parts[j].n) {
+                    const struct msg_hits *x = &r->parts[j].results[q];
+                    memcpy(h + cnt, x->hits, x->n * sizeof *h);
+                    cnt += x->n;
+                }
+        }
+        qsort(h, cnt, sizeof *h, higher_better(cl->cfg.metric) ? cmp_desc : cmp_asc);
+        uint32_t k = s->queries[q].k;
+        results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
+        used += cnt;
+    }
+    rep->u.csearch_rep = (struct msg_csearch_rep){results, nq, nfailed > 0, failed, nfailed};
+    return DV_OK;
+}
+
+/* Payload index on every replica of every partition. */
+static int payload_index(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                         const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
+{
+    uint32_t np = cl->cfg.n_parts;
+    size_t n = 0;
+    for (uint32_t p = 0; p < np; p++)
+        n += cl->parts[p].n;
+    struct call *calls = calloc(n ? n : 1, sizeof *calls);
+    if (calls == NULL)
+        return DV_ENOMEM;
+    size_t k = 0;
+    for (uint32_t p = 0; p < np; p++)
+        for (uint32_t j = 0; j < cl->parts[p].n; j++, k++) {
+            calls[k].req.type = MSG_PAYLOAD_INDEX;
+            calls[k].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch};
+            calls[k].req.u.index_req = req->u.index_req;
+            calls[k].part = p;
+            aim(c, m, cl->parts[p].nodes[j], &calls[k]);
+        }
+    run_calls(c, calls, n);
+    t->calls = calls;
+    t->n_calls = n;
+    rep->u.write_rep = (struct msg_write_rep){0, 1};
+    return first_error(calls, n, errmsg);
+}
+
+int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct coord_tmp **tmp,
+               char *errmsg)
+{
+    char name[CMAP_NAME_MAX + 1];
+    if (req->addr.coll.len == 0 || req->addr.coll.len > CMAP_NAME_MAX) {
+        dv_errmsg_set(errmsg, "collection name must be 1 to %d bytes", CMAP_NAME_MAX);
+        return DV_EINVAL;
+    }
+    snprintf(name, sizeof name, "%.*s", (int)req->addr.coll.len, req->addr.coll.p);
+    int rc = DV_OK;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct coord_tmp *t = calloc(1, sizeof *t);
+        if (t == NULL)
+            return DV_ENOMEM;
+        struct cmap_ref *ref = craft_map(c->raft);
+        const struct cmap_coll *cl = cmap_coll_find(&ref->map, name);
+        if (cl == NULL) {
+            craft_map_release(c->raft, ref);
+            free(t);
+            dv_errmsg_set(errmsg, "collection %s does not exist", name);
+            return DV_ENOTFOUND;
+        }
+        uint64_t epoch = ref->map.epoch;
+        switch (req->type) {
+        case MSG_P_UPSERT:
+        case MSG_P_DELETE:
+        case MSG_P_GET:
+        case MSG_P_SET_PAYLOAD:
+            rc = by_ids(c, &ref->map, cl, req, rep, t, errmsg);
+            break;
+        case MSG_P_COUNT:
+            rc = count(c, &ref->map, cl, req, rep, t, errmsg);
+            break;
+        case MSG_P_SCROLL:
+            rc = scroll(c, &ref->map, cl, req, rep, t, errmsg);
+            break;
+        case MSG_P_SEARCH:
+            rc = search(c, &ref->map, cl, req, rep, t, errmsg);
+            break;
+        default:
+            rc = payload_index(c, &ref->map, cl, req, rep, t, errmsg);
+        }
+        craft_map_release(c->raft, ref);
+        /* A node knows a newer map: take the newest copy and try once more (writes are
+         * idempotent by id). */
+        bool retry = (rc == DV_ESTALE || any_stale(t->calls, t->n_calls)) && attempt == 0;
+        if (!retry) {
+            *tmp = t;
+            return rc;
+        }
+        router_tmp_free(t);
+        memset(&rep->u, 0, sizeof rep->u);
+        struct cmap_ref *now = craft_map(c->raft);
+        bool newer = now->map.epoch > epoch;
+        craft_map_release(c->raft, now);
+        if (!newer)
+            clock_sleep_ms(100); /* give the map a moment to catch up */
+    }
+    return rc;
+}
