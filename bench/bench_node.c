@@ -111,9 +111,14 @@ static int wait_ready(struct rpc *r)
 
 #define COLL "bench"
 
+/* Through a coordinator (client API) instead of a node; the partition epoch for direct node
+ * requests (the map's, read from the coordinator in cluster mode). */
+static bool g_coord;
+static uint64_t g_epoch = 1;
+
 static struct msg_addr addr(void)
 {
-    return (struct msg_addr){{COLL, sizeof COLL - 1}, 0, 1};
+    return (struct msg_addr){{COLL, sizeof COLL - 1}, 0, g_epoch};
 }
 
 /* ---- load -------------------------------------------------------------------------------- */
@@ -139,7 +144,7 @@ static void *load_main(void *arg)
         uint32_t cnt = (uint32_t)(o->n - from < o->batch ? o->n - from : o->batch);
         for (uint32_t i = 0; i < cnt; i++)
             ids[i] = (struct pid){.lo = from + i, .kind = PID_NUM};
-        struct msg req = {.type = MSG_UPSERT, .addr = addr()};
+        struct msg req = {.type = g_coord ? MSG_P_UPSERT : MSG_UPSERT, .addr = addr()};
         req.u.upsert_req =
             (struct msg_upsert_req){ids, (float *)l->data + from * o->dim, NULL, cnt, o->dim};
         struct rpc_reply rep;
@@ -183,7 +188,7 @@ static void *search_main(void *arg)
         uint32_t cnt = x->nq - q0 < x->qbatch ? x->nq - q0 : x->qbatch;
         double t0 = now_s();
         if (x->r) {
-            struct msg_target t = {0, 1};
+            struct msg_target t = {0, g_epoch};
             for (uint32_t j = 0; j < cnt; j++)
                 mq[j] = (struct msg_query){(float *)x->queries + (size_t)(q0 + j) * o->dim,
                                            o->dim,
@@ -192,15 +197,22 @@ static void *search_main(void *arg)
                                            {NULL, 0},
                                            false,
                                            false};
-            struct msg req = {.type = MSG_SEARCH, .addr = addr()};
-            req.u.search_req = (struct msg_search_req){&t, 1, mq, cnt};
+            struct msg req = {.type = g_coord ? MSG_P_SEARCH : MSG_SEARCH, .addr = addr()};
+            if (g_coord)
+                req.u.csearch_req = (struct msg_csearch_req){mq, cnt, false, 0};
+            else
+                req.u.search_req = (struct msg_search_req){&t, 1, mq, cnt};
             struct rpc_reply rep;
             int rc = rpc_call(x->r, &req, &rep, err);
-            if (rc == DV_OK &&
+            if (rc == DV_OK && !g_coord &&
                 (rep.m.u.search_rep.n_parts != 1 || rep.m.u.search_rep.parts[0].err.code != 0 ||
                  rep.m.u.search_rep.parts[0].n != cnt)) {
                 rc = DV_EIO;
                 snprintf(err, sizeof err, "partition error in the reply");
+            }
+            if (rc == DV_OK && g_coord && rep.m.u.csearch_rep.n != cnt) {
+                rc = DV_EIO;
+                snprintf(err, sizeof err, "wrong number of results in the reply");
             }
             if (rc != DV_OK) {
                 fprintf(stderr, "dvec-bench: search: %s\n", err);
@@ -209,7 +221,8 @@ static void *search_main(void *arg)
                 break;
             }
             for (uint32_t j = 0; j < cnt; j++) {
-                const struct msg_hits *h = &rep.m.u.search_rep.parts[0].results[j];
+                const struct msg_hits *h = g_coord ? &rep.m.u.csearch_rep.results[j]
+                                                   : &rep.m.u.search_rep.parts[0].results[j];
                 for (uint32_t i = 0; i < o->k; i++)
                     x->found[(size_t)(q0 + j) * o->k + i] =
                         i < h->n ? h->hits[i].id.lo : UINT64_MAX;
@@ -500,4 +513,200 @@ int bench_node_main(int argc, char **argv)
     free(qv);
     free(truth);
     return 0;
+}
+
+/* ---- dvec-bench cluster: through a coordinator ------------------------------------------- */
+
+static pid_t spawn(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("DVEC_LOG_LEVEL", "warn", 1);
+        execv(argv[0], argv);
+        fprintf(stderr, "dvec-bench: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static void cusage(FILE *f)
+{
+    fprintf(f, "usage: dvec-bench cluster [--n N] [--dim D] [--queries Q] [--ef EF] [--parts P]\n"
+               "         [--rounds R] [--port P] [--dir D]\n"
+               "  Starts one dvec-coord and one dvec-shard, creates a collection of P partitions\n"
+               "  (default 1) through the coordinator, loads N points through it (fsync always),\n"
+               "  then runs the same queries through the coordinator and straight to the node,\n"
+               "  one query per request, with 1 and 2 client threads.\n"
+               "  Defaults: --n 100000 --dim 128 --queries 2000 --ef 64 --parts 1 --rounds 3\n"
+               "  --port 17500 --dir /var/tmp/dvec-bench-cluster.\n");
+}
+
+int bench_cluster_main(int argc, char **argv)
+{
+    static char shard_path[4200], coord_path[4200];
+    struct nopts o = {
+        NULL, "/var/tmp/dvec-bench-cluster", 100000, 128, 2000, 10, 64, 1000, 17500, 2, 3, 1};
+    uint32_t parts = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0) {
+            cusage(stdout);
+            return 0;
+        } else if (v == NULL) {
+            cusage(stderr);
+            return 2;
+        } else if (strcmp(a, "--n") == 0) {
+            o.n = strtoull(v, NULL, 10), i++;
+        } else if (strcmp(a, "--dim") == 0) {
+            o.dim = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--queries") == 0) {
+            o.queries = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--ef") == 0) {
+            o.ef = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--parts") == 0) {
+            parts = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--rounds") == 0) {
+            o.rounds = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--port") == 0) {
+            o.port = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--dir") == 0) {
+            o.dir = v, i++;
+        } else {
+            cusage(stderr);
+            return 2;
+        }
+    }
+    if (o.n == 0 || o.dim == 0 || o.queries == 0 || o.rounds == 0 || parts == 0) {
+        cusage(stderr);
+        return 2;
+    }
+    char self[4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[k > 0 ? k : 0] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(shard_path, sizeof shard_path, "%s/../shard/dvec-shard", self);
+    snprintf(coord_path, sizeof coord_path, "%s/../coordinator/dvec-coord", self);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", o.dir, o.dir);
+    if (system(cmd) != 0)
+        return 1;
+
+    float *data = malloc(o.n * o.dim * sizeof(float));
+    float *qv = malloc((size_t)o.queries * o.dim * sizeof(float));
+    for (uint64_t i = 0; i < o.n; i++)
+        gen_vec(i, o.dim, data + i * o.dim);
+    for (uint32_t q = 0; q < o.queries; q++)
+        gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
+    uint64_t *truth = oracle(&o, data, qv);
+
+    char curl[64], craft[64], group[256], nurl[64], cdir[4200], ndir[4200];
+    snprintf(curl, sizeof curl, "tcp://127.0.0.1:%u", o.port);
+    snprintf(craft, sizeof craft, "127.0.0.1:%u", o.port + 1);
+    snprintf(nurl, sizeof nurl, "tcp://127.0.0.1:%u", o.port + 2);
+    snprintf(group, sizeof group, "1=%s=%s", craft, curl);
+    snprintf(cdir, sizeof cdir, "%s/coord", o.dir);
+    snprintf(ndir, sizeof ndir, "%s/node", o.dir);
+    char *cargv[] = {coord_path, "--id",   "1", "--data_dir", cdir,  "--listen",
+                     curl,       "--http", "",  "--group",    group, NULL};
+    char *nargv[] = {shard_path, "--data_dir", ndir, "--node_id", "n1", "--listen",
+                     nurl,       "--http",     "",   "--workers", "2",  "--coordinators",
+                     curl,       NULL};
+    pid_t cpid = spawn(cargv), npid = spawn(nargv);
+    char err[DV_ERRMSG_SIZE];
+    struct rpc_opts ro;
+    rpc_opts_default(&ro);
+    ro.timeout_ms = 120000;
+    struct rpc *cr, *nr;
+    int rc = DV_EIO;
+    if (rpc_open(curl, &ro, &cr, err) != DV_OK || rpc_open(nurl, &ro, &nr, err) != DV_OK)
+        goto fail;
+    /* The node must have registered before a collection can be placed. */
+    for (int i = 0; i < 200 && rc != DV_OK; i++) {
+        struct msg req = {.type = MSG_COLL_CREATE};
+        req.addr.coll = (struct msg_str){COLL, sizeof COLL - 1};
+        req.u.coll_cfg = (struct msg_coll_cfg){.dim = o.dim,
+                                               .metric = 0,
+                                               .m = 16,
+                                               .ef_construction = 200,
+                                               .ef_search = o.ef,
+                                               .partitions = parts};
+        struct rpc_reply rep;
+        rc = rpc_call(cr, &req, &rep, err);
+        rpc_reply_free(&rep);
+        if (rc != DV_OK) {
+            struct timespec ts = {0, 50 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (rc != DV_OK)
+        goto fail;
+    struct msg iq = {.type = MSG_COLL_INFO};
+    iq.addr.coll = (struct msg_str){COLL, sizeof COLL - 1};
+    struct rpc_reply irep;
+    if ((rc = rpc_call(cr, &iq, &irep, err)) != DV_OK)
+        goto fail;
+    g_epoch = irep.m.u.coll_info_rep.parts[0].epoch;
+    rpc_reply_free(&irep);
+
+    g_coord = true;
+    struct load l = {.r = cr, .o = &o, .data = data};
+    double t0 = now_s();
+    pthread_t th;
+    pthread_create(&th, NULL, load_main, &l);
+    load_main(&l);
+    pthread_join(th, NULL);
+    double up = (double)o.n / (now_s() - t0);
+    if (atomic_load(&l.failed))
+        goto fail;
+
+    struct result viac[2], node[2];
+    for (uint32_t t = 1; t <= 2; t++) {
+        g_coord = true;
+        if (run_searches(&o, cr, NULL, qv, truth, t, 1, &viac[t - 1]) != 0)
+            goto fail;
+        g_coord = false;
+        if (parts == 1 && run_searches(&o, nr, NULL, qv, truth, t, 1, &node[t - 1]) != 0)
+            goto fail;
+    }
+    rpc_close(cr);
+    rpc_close(nr);
+    int st1 = stop_node(npid), st2 = stop_node(cpid);
+
+    printf("\n## dvec-bench cluster: %llu x %u (clustered), L2, %u partition(s) on 1 node, "
+           "ef %u, k %u, %u queries, one query per request, best of %u rounds\n\n",
+           (unsigned long long)o.n, o.dim, parts, o.ef, o.k, o.queries, o.rounds);
+    printf("| path | client threads | QPS | p50 ms | p99 ms | recall@%u | coordinator / node |\n",
+           o.k);
+    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int t = 0; t < 2; t++) {
+        if (parts == 1)
+            printf("| straight to the node | %d | %.0f | %.3f | %.3f | %.4f | |\n", t + 1,
+                   node[t].qps, node[t].p50_ms, node[t].p99_ms, node[t].recall);
+        printf("| through dvec-coord | %d | %.0f | %.3f | %.3f | %.4f | %s%.2fx |\n", t + 1,
+               viac[t].qps, viac[t].p50_ms, viac[t].p99_ms, viac[t].recall, "",
+               parts == 1 ? viac[t].qps / node[t].qps : 0.0);
+    }
+    printf("\nUpsert through the coordinator (fsync always, batches of %u, 2 client threads): "
+           "%.0f vectors/s\n",
+           o.batch, up);
+    if (st1 != 0 || st2 != 0)
+        fprintf(stderr, "dvec-bench: exit status node %d, coordinator %d after SIGTERM\n", st1,
+                st2);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "dvec-bench: could not remove %s\n", o.dir);
+    free(data);
+    free(qv);
+    free(truth);
+    return 0;
+
+fail:
+    fprintf(stderr, "dvec-bench: %s (%s)\n", err, dv_errname(rc));
+    kill(npid, SIGKILL);
+    kill(cpid, SIGKILL);
+    waitpid(npid, NULL, 0);
+    waitpid(cpid, NULL, 0);
+    return 1;
 }

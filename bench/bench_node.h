@@ -3,5 +3,6 @@
 #define DV_BENCH_NODE_H
 
 int bench_node_main(int argc, char **argv);
+int bench_cluster_main(int argc, char **argv);
 
 #endif

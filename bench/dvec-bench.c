@@ -594,12 +594,15 @@ int main(int argc, char **argv)
         return bench_part_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "node") == 0)
         return bench_node_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
+        return bench_cluster_main(argc - 1, argv + 1);
     fprintf(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
             "usage: dvec-bench index --base B.fvecs --queries Q.fvecs --gt G.ivecs [options]\n"
             "       dvec-bench seed [--json]\n"
             "       dvec-bench wal [--writers 4] [--batch 256] [--sync always] [--json]\n"
             "       dvec-bench storage [--n 200000] [--dim 128] [--writers 4] [--json]\n"
             "       dvec-bench node [--n 100000] [--dim 128] [--queries 2000] [--ef 64]\n"
+            "       dvec-bench cluster [--n 100000] [--dim 128] [--parts 1] [--ef 64]\n"
             "Run `dvec-bench index --help` for the options.\n");
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 }

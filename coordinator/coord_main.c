@@ -110,9 +110,6 @@ static void done(void *arg, const struct rpcsrv_result *res, uint64_t ns)
         metrics_counter_inc(rm->req[t][res->code != DV_OK]);
     if (rm->lat[t])
         metrics_histogram_observe(rm->lat[t], (double)ns * 1e-9);
-    if (res->code != DV_OK && res->code != DV_ESHUTDOWN)
-        log_warn("request failed", "op=%s req_id=%" PRIu64 " code=%s error=%s",
-                 msg_type_name(res->type), res->req_id, dv_errname(res->code), res->errmsg);
 }
 
 int main(int argc, char **argv)
