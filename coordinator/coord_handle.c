@@ -15,22 +15,6 @@
 
 #define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
 
-static void peek_header(const void *p, size_t n, int *type, uint64_t *req_id)
-{
-    struct mpk r;
-    uint32_t len;
-    uint64_t v, t, id;
-    *type = MSG_ERROR;
-    *req_id = 0;
-    mpk_init(&r, p, n);
-    if (mpk_array(&r, &len) != 0 || len < 4 || mpk_u64(&r, &v) != 0 || mpk_u64(&r, &t) != 0 ||
-        mpk_u64(&r, &v) != 0 || mpk_u64(&r, &id) != 0)
-        return;
-    *req_id = id;
-    if (t < MSG_TYPE_COUNT && msg_type_known((int)t))
-        *type = (int)t;
-}
-
 static int name_of(const struct msg *m, char *out, char *errmsg)
 {
     if (m->addr.coll.len == 0 || m->addr.coll.len > CMAP_NAME_MAX) {
@@ -459,7 +443,7 @@ int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rp
 
     rc = msg_decode(in, n, &req, res->errmsg);
     if (rc != DV_OK) {
-        peek_header(in, n, &res->type, &res->req_id);
+        msg_peek_header(in, n, &res->type, &res->req_id);
         goto err_reply;
     }
     res->type = req.type;
@@ -564,18 +548,5 @@ err_free:
     msg_free(&req);
 err_reply:
     res->code = rc;
-    buf_reset(out);
-    memset(&rep, 0, sizeof rep);
-    rep.type = res->type;
-    rep.reply = true;
-    rep.req_id = res->req_id;
-    rep.err.code = rc;
-    rep.err.text = S(res->errmsg);
-    char err2[DV_ERRMSG_SIZE];
-    if (msg_encode(&rep, out, err2) != DV_OK) {
-        rep.err.code = DV_EIO;
-        if (msg_encode(&rep, out, err2) != DV_OK)
-            return DV_ENOMEM;
-    }
-    return DV_OK;
+    return msg_encode_error(out, res->type, res->req_id, rc, res->errmsg, 0);
 }

@@ -557,3 +557,35 @@ int msg_encode(const struct msg *m, struct buf *out, char *errmsg)
     }
     return rc;
 }
+
+void msg_peek_header(const void *p, size_t n, int *type, uint64_t *req_id)
+{
+    struct mpk r;
+    uint32_t len;
+    uint64_t v, t, id;
+    *type = MSG_ERROR;
+    *req_id = 0;
+    mpk_init(&r, p, n);
+    if (mpk_array(&r, &len) != 0 || len < 4 || mpk_u64(&r, &v) != 0 || mpk_u64(&r, &t) != 0 ||
+        mpk_u64(&r, &v) != 0 || mpk_u64(&r, &id) != 0)
+        return;
+    *req_id = id;
+    if (t > 0 && t < MSG_TYPE_COUNT && msg_type_known((int)t))
+        *type = (int)t;
+}
+
+int msg_encode_error(struct buf *out, int type, uint64_t req_id, int code, const char *text,
+                     uint64_t epoch)
+{
+    struct msg rep;
+    char err[DV_ERRMSG_SIZE];
+    memset(&rep, 0, sizeof rep);
+    rep.type = msg_type_known(type) ? type : MSG_ERROR;
+    rep.reply = true;
+    rep.req_id = req_id;
+    rep.err.code = msg_code_known(code) ? code : DV_EIO;
+    rep.err.text = (struct msg_str){text, (uint32_t)strlen(text)};
+    rep.err.epoch = code == DV_ESTALE ? epoch : 0;
+    buf_reset(out);
+    return msg_encode(&rep, out, err);
+}

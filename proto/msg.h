@@ -456,4 +456,13 @@ int msg_decode(const void *p, size_t n, struct msg *m, char *errmsg);
 /* Frees what msg_decode allocated and zeroes `m`. */
 void msg_free(struct msg *m);
 
+/* Best effort, for the error reply to a message that did not decode: its type (MSG_ERROR when
+ * unreadable or unknown) and request id (0 when unreadable). */
+void msg_peek_header(const void *p, size_t n, int *type, uint64_t *req_id);
+
+/* Replaces `out` with an error reply to (type, req_id): code, text, and epoch when code is
+ * DV_ESTALE. A code the protocol does not know is sent as DV_EIO. DV_ENOMEM. */
+int msg_encode_error(struct buf *out, int type, uint64_t req_id, int code, const char *text,
+                     uint64_t epoch);
+
 #endif

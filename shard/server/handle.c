@@ -15,23 +15,6 @@
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-/* Best effort: type and req_id of a request that did not decode, for the error reply. */
-static void peek_header(const void *p, size_t n, int *type, uint64_t *req_id)
-{
-    struct mpk r;
-    uint32_t len;
-    uint64_t v, t, id;
-    *type = MSG_ERROR;
-    *req_id = 0;
-    mpk_init(&r, p, n);
-    if (mpk_array(&r, &len) != 0 || len < 4 || mpk_u64(&r, &v) != 0 || mpk_u64(&r, &t) != 0 ||
-        mpk_u64(&r, &v) != 0 || mpk_u64(&r, &id) != 0)
-        return;
-    *req_id = id;
-    if (t > 0 && t < MSG_TYPE_COUNT && msg_type_known((int)t))
-        *type = (int)t;
-}
-
 static int compile_filter(struct msg_bytes f, struct filter **out, char *errmsg)
 {
     *out = NULL;
@@ -582,7 +565,7 @@ int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *o
     buf_reset(out);
 
     if (n > c->max_msg) {
-        peek_header(in, n, &res->type, &res->req_id);
+        msg_peek_header(in, n, &res->type, &res->req_id);
         dv_errmsg_set(res->errmsg, "message of %zu bytes exceeds this node's maximum of %" PRIu64,
                       n, c->max_msg);
         rc = DV_ETOOBIG;
@@ -590,7 +573,7 @@ int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *o
     }
     rc = msg_decode(in, n, &req, res->errmsg);
     if (rc != DV_OK) {
-        peek_header(in, n, &res->type, &res->req_id);
+        msg_peek_header(in, n, &res->type, &res->req_id);
         goto err_reply;
     }
     res->type = req.type;
@@ -620,20 +603,5 @@ int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *o
 
 err_reply:
     res->code = rc;
-    buf_reset(out);
-    memset(&rep, 0, sizeof rep);
-    rep.type = res->type;
-    rep.reply = true;
-    rep.req_id = res->req_id;
-    rep.err.code = rc;
-    rep.err.text = S(res->errmsg);
-    rep.err.epoch = rc == DV_ESTALE ? stale_epoch : 0;
-    char err2[DV_ERRMSG_SIZE];
-    if (msg_encode(&rep, out, err2) != DV_OK) {
-        /* A code unknown to the protocol: report it as an IO error rather than not at all. */
-        rep.err.code = DV_EIO;
-        if (msg_encode(&rep, out, err2) != DV_OK)
-            return DV_ENOMEM;
-    }
-    return DV_OK;
+    return msg_encode_error(out, res->type, res->req_id, rc, res->errmsg, stale_epoch);
 }
