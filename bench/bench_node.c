@@ -14,6 +14,7 @@
 
 #include "bench_node.h"
 #include "dist.h"
+#include "bench_util.h"
 #include "err.h"
 #include "mpk.h"
 #include "part.h"
@@ -24,44 +25,6 @@ struct nopts {
     uint64_t n;
     uint32_t dim, queries, k, ef, batch, port, workers, rounds, qbatch;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static float unit(uint64_t *s)
-{
-    return (float)((rng(s) >> 40) * (1.0 / 16777216.0));
-}
-
-/* Clustered embedding-like data, as in `dvec-bench storage` (256 centres, noise 0.25). */
-static void gen_vec(uint64_t i, uint32_t dim, float *out)
-{
-    uint64_t h = i * 0x9e3779b97f4a7c15ull;
-    uint64_t c = rng(&h) % 256, cs = c * 7919 + 17, s = i ^ 0xabcdef12345ull;
-    for (uint32_t d = 0; d < dim; d++) {
-        float u = unit(&s) + 1e-7f, v = unit(&s);
-        float g = sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
-        out[d] = unit(&cs) * 2.0f - 1.0f + 0.25f * g;
-    }
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* ---- the node process -------------------------------------------------------------------- */
 
@@ -186,7 +149,7 @@ static void *search_main(void *arg)
         if (q0 >= x->nq)
             break;
         uint32_t cnt = x->nq - q0 < x->qbatch ? x->nq - q0 : x->qbatch;
-        double t0 = now_s();
+        double t0 = bench_now();
         if (x->r) {
             struct msg_target t = {0, g_epoch};
             for (uint32_t j = 0; j < cnt; j++)
@@ -244,7 +207,7 @@ static void *search_main(void *arg)
                 part_result_free(&res);
             }
         }
-        double dt = now_s() - t0;
+        double dt = bench_now() - t0;
         for (uint32_t j = 0; j < cnt; j++)
             x->lat[q0 + j] = dt; /* the request's latency, for each of its queries */
     }
@@ -267,16 +230,16 @@ static int run_searches(const struct nopts *o, struct rpc *r, struct part *p, co
     double best = 0;
     for (uint32_t round = 0; round < o->rounds; round++) {
         atomic_store(&x.next, 0);
-        double t0 = now_s();
+        double t0 = bench_now();
         for (uint32_t i = 1; i < threads; i++)
             pthread_create(&t[i], NULL, search_main, &x);
         search_main(&x);
         for (uint32_t i = 1; i < threads; i++)
             pthread_join(t[i], NULL);
-        double qps = o->queries / (now_s() - t0);
+        double qps = o->queries / (bench_now() - t0);
         if (qps > best) {
             best = qps;
-            qsort(x.lat, o->queries, sizeof *x.lat, cmp_d);
+            qsort(x.lat, o->queries, sizeof *x.lat, bench_cmp_double);
             out->p50_ms = x.lat[o->queries / 2] * 1e3;
             out->p99_ms = x.lat[(size_t)(o->queries * 0.99)] * 1e3;
         }
@@ -403,9 +366,9 @@ int bench_node_main(int argc, char **argv)
     float *data = malloc(o.n * o.dim * sizeof(float));
     float *qv = malloc((size_t)o.queries * o.dim * sizeof(float));
     for (uint64_t i = 0; i < o.n; i++)
-        gen_vec(i, o.dim, data + i * o.dim);
+        bench_gen_vec(i, o.dim, data + i * o.dim);
     for (uint32_t q = 0; q < o.queries; q++)
-        gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
+        bench_gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
     uint64_t *truth = oracle(&o, data, qv);
 
     char url[128], err[DV_ERRMSG_SIZE];
@@ -439,14 +402,14 @@ int bench_node_main(int argc, char **argv)
         part.n = t == 0 ? half : o.n;
         l.o = &part;
         atomic_store(&l.next, t == 0 ? 0 : half);
-        double t0 = now_s();
+        double t0 = bench_now();
         pthread_t th;
         if (t == 1)
             pthread_create(&th, NULL, load_main, &l);
         load_main(&l);
         if (t == 1)
             pthread_join(th, NULL);
-        up[t] = (double)(part.n - (t == 0 ? 0 : half)) / (now_s() - t0);
+        up[t] = (double)(part.n - (t == 0 ? 0 : half)) / (bench_now() - t0);
         if (atomic_load(&l.failed)) {
             kill(pid, SIGKILL);
             return 1;
@@ -596,9 +559,9 @@ int bench_cluster_main(int argc, char **argv)
     float *data = malloc(o.n * o.dim * sizeof(float));
     float *qv = malloc((size_t)o.queries * o.dim * sizeof(float));
     for (uint64_t i = 0; i < o.n; i++)
-        gen_vec(i, o.dim, data + i * o.dim);
+        bench_gen_vec(i, o.dim, data + i * o.dim);
     for (uint32_t q = 0; q < o.queries; q++)
-        gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
+        bench_gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
     uint64_t *truth = oracle(&o, data, qv);
 
     char curl[64], craft[64], group[256], nurl[64], cdir[4200], ndir[4200];
@@ -652,12 +615,12 @@ int bench_cluster_main(int argc, char **argv)
 
     g_coord = true;
     struct load l = {.r = cr, .o = &o, .data = data};
-    double t0 = now_s();
+    double t0 = bench_now();
     pthread_t th;
     pthread_create(&th, NULL, load_main, &l);
     load_main(&l);
     pthread_join(th, NULL);
-    double up = (double)o.n / (now_s() - t0);
+    double up = (double)o.n / (bench_now() - t0);
     if (atomic_load(&l.failed))
         goto fail;
 

@@ -12,46 +12,10 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "bench_util.h"
 #include "err.h"
 #include "mpk.h"
 #include "part.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static float unit(uint64_t *s)
-{
-    return (float)((rng(s) >> 40) * (1.0 / 16777216.0));
-}
-
-/*
- * Vector of point i: embedding-like clustered data (256 random centres in [-1, 1)^dim, the
- * point a centre plus gaussian noise of 0.25), the centre chosen by a hash of i so that it is
- * independent of the payload fields. Uniform random vectors would measure the hardest case of
- * any graph index rather than the storage layer.
- */
-static void gen_vec(uint64_t i, uint32_t dim, float *out)
-{
-    uint64_t h = i * 0x9e3779b97f4a7c15ull;
-    uint64_t c = rng(&h) % 256, cs = c * 7919 + 17, s = i ^ 0xabcdef12345ull;
-    for (uint32_t d = 0; d < dim; d++) {
-        float u = unit(&s) + 1e-7f, v = unit(&s);
-        float g = sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
-        out[d] = unit(&cs) * 2.0f - 1.0f + 0.25f * g;
-    }
-}
 
 /* Payload of point i: {"s1": "yes" when i%100==0, "s10": i%10==0, "s50": i%2==0, "g": i%100}. */
 static void payload(uint64_t i, struct buf *b)
@@ -77,7 +41,7 @@ static void rand_vec(uint64_t i, uint32_t dim, float *out)
     if (i < g_n)
         memcpy(out, g_data + i * dim, dim * sizeof(float));
     else
-        gen_vec(i, dim, out);
+        bench_gen_vec(i, dim, out);
 }
 
 struct gen_job {
@@ -89,7 +53,7 @@ static void *gen_main(void *arg)
 {
     struct gen_job *j = arg;
     for (uint64_t i = j->from; i < j->to; i++)
-        gen_vec(i, j->dim, g_data + i * j->dim);
+        bench_gen_vec(i, j->dim, g_data + i * j->dim);
     return NULL;
 }
 
@@ -148,9 +112,9 @@ static void *ingest_main(void *arg)
             pts[i].payload = pl[i].data;
             pts[i].payload_len = pl[i].len;
         }
-        double t0 = now_s();
+        double t0 = bench_now();
         int rc = part_upsert(in->p, pts, cnt, NULL, err);
-        double t1 = now_s();
+        double t1 = bench_now();
         if (rc != DV_OK) {
             fprintf(stderr, "dvec-bench storage: upsert: %s\n", err);
             in->rc = rc;
@@ -166,12 +130,6 @@ static void *ingest_main(void *arg)
     free(pts);
     free(v);
     return NULL;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static void rmtree(const char *dir)
@@ -208,13 +166,13 @@ static int run_ingest(const struct opts *o, const char *dir, struct part **keep)
     struct ingest in = {p, o, 0, DV_OK, NULL, 0, PTHREAD_MUTEX_INITIALIZER};
     in.lat = malloc((o->n / o->batch + 2) * sizeof(double));
     pthread_t t[64];
-    double t0 = now_s();
+    double t0 = bench_now();
     for (uint32_t i = 0; i < o->writers; i++)
         pthread_create(&t[i], NULL, ingest_main, &in);
     for (uint32_t i = 0; i < o->writers; i++)
         pthread_join(t[i], NULL);
-    double secs = now_s() - t0;
-    qsort(in.lat, in.nlat, sizeof(double), cmp_d);
+    double secs = bench_now() - t0;
+    qsort(in.lat, in.nlat, sizeof(double), bench_cmp_double);
     double p50 = in.nlat ? in.lat[in.nlat / 2] : 0, p99 = in.nlat ? in.lat[in.nlat * 99 / 100] : 0;
     const char *sync = o->sync == WAL_SYNC_ALWAYS     ? "always"
                        : o->sync == WAL_SYNC_INTERVAL ? "interval"
@@ -236,14 +194,14 @@ static int run_ingest(const struct opts *o, const char *dir, struct part **keep)
         uint32_t *slots = malloc((size_t)o->batch * sizeof *slots);
         float *v = malloc((size_t)o->batch * o->dim * sizeof(float));
         if (hnsw_create(&po.index, &ix) == DV_OK && slots && v) {
-            double i0 = now_s();
+            double i0 = bench_now();
             for (uint64_t f = 0; f < o->n; f += o->batch) {
                 uint32_t cnt = (uint32_t)(o->n - f < o->batch ? o->n - f : o->batch);
                 for (uint32_t i = 0; i < cnt; i++)
                     rand_vec(f + i, o->dim, v + (size_t)i * o->dim);
                 hnsw_insert_batch(ix, v, cnt, po.insert_threads, slots);
             }
-            double isecs = now_s() - i0;
+            double isecs = bench_now() - i0;
             if (o->json)
                 printf("{\"bench\":\"index_only\",\"n\":%llu,\"vectors_per_s\":%.0f,"
                        "\"replica_over_index\":%.3f}\n",
@@ -273,21 +231,21 @@ static int run_reopen(const struct opts *o, const char *dir, struct part *p)
     struct part_opts po;
     struct part_info in;
     base_opts(o, &po);
-    double t0 = now_s();
+    double t0 = bench_now();
     if (part_checkpoint(p, err) != DV_OK) {
         fprintf(stderr, "dvec-bench storage: checkpoint: %s\n", err);
         return 1;
     }
-    double ck = now_s() - t0;
+    double ck = bench_now() - t0;
     part_get_info(p, &in);
     uint64_t stall = in.ckpt_stall_ms;
     part_close(p);
-    t0 = now_s();
+    t0 = bench_now();
     if (part_open(io_posix(), dir, &po, &p, err) != DV_OK) {
         fprintf(stderr, "dvec-bench storage: reopen: %s\n", err);
         return 1;
     }
-    double ro = now_s() - t0;
+    double ro = bench_now() - t0;
     part_get_info(p, &in);
     if (o->json)
         printf("{\"bench\":\"reopen\",\"points\":%llu,\"dim\":%u,\"checkpoint_s\":%.3f,"
@@ -367,12 +325,12 @@ static int run_filtered(const struct opts *o, struct part *p)
                 }
                 struct part_query pq = {q, o->k, o->ef, f, false, false, HNSW_QUANT_OFF};
                 struct part_result r;
-                double t0 = now_s();
+                double t0 = bench_now();
                 if (part_search(p, &pq, &r, &plan, err) != DV_OK) {
                     fprintf(stderr, "dvec-bench storage: search: %s\n", err);
                     return 1;
                 }
-                secs += now_s() - t0;
+                secs += bench_now() - t0;
                 for (size_t i = 0; i < r.n; i++)
                     for (size_t j = 0; j < nb; j++)
                         hit += r.hits[i].id.lo == truth[j];

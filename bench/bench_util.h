@@ -1,0 +1,54 @@
+/* bench_util.h - what the benchmarks share: the clock, a seeded generator, the data. */
+#ifndef DV_BENCH_UTIL_H
+#define DV_BENCH_UTIL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <time.h>
+
+static inline double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* splitmix64 */
+static inline uint64_t bench_rng(uint64_t *s)
+{
+    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static inline float bench_unit(uint64_t *s)
+{
+    return (float)((bench_rng(s) >> 40) * (1.0 / 16777216.0));
+}
+
+/*
+ * Vector of point i: embedding-like clustered data (256 random centres in [-1, 1)^dim, the
+ * point a centre plus gaussian noise of 0.25), the centre chosen by a hash of i so that it is
+ * independent of the payload fields. Uniform random vectors would measure the hardest case of
+ * any graph index rather than the layer under test.
+ */
+static inline void bench_gen_vec(uint64_t i, uint32_t dim, float *out)
+{
+    uint64_t h = i * 0x9e3779b97f4a7c15ull;
+    uint64_t c = bench_rng(&h) % 256, cs = c * 7919 + 17, s = i ^ 0xabcdef12345ull;
+    for (uint32_t d = 0; d < dim; d++) {
+        float u = bench_unit(&s) + 1e-7f, v = bench_unit(&s);
+        float g = sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+        out[d] = bench_unit(&cs) * 2.0f - 1.0f + 0.25f * g;
+    }
+}
+
+/* qsort comparator of doubles, ascending. */
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+#endif
