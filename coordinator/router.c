@@ -21,7 +21,8 @@ struct call {
     struct rpc_reply rep;
     int rc;
     uint32_t part;
-    uint32_t node; /* number in the map */
+    uint32_t node;       /* number in the map */
+    uint32_t timeout_ms; /* 0: the connection's (request_timeout) */
     const char *node_id;
     char err[DV_ERRMSG_SIZE];
 };
@@ -61,7 +62,7 @@ static void call_one(void *arg, size_t i)
     struct call *c = &((struct call *)arg)[i];
     if (c->r == NULL)
         return; /* failed before sending: rc and err are set */
-    c->rc = rpc_call(c->r, &c->req, &c->rep, c->err);
+    c->rc = rpc_call_timeout(c->r, &c->req, &c->rep, c->timeout_ms, c->err);
 }
 
 static void run_calls(struct coord *c, struct call *calls, size_t n)
@@ -443,6 +444,7 @@ static int search(struct coord *c, const struct cmap *m, const struct cmap_coll 
                 done[p2] = true;
             }
         k->req.u.search_req = (struct msg_search_req){&targets[start], nt - start, s->queries, nq};
+        k->timeout_ms = s->timeout_ms; /* the client's deadline for the whole search */
         aim(c, m, node, k);
     }
     free(done);

@@ -73,17 +73,18 @@ void rpc_reply_free(struct rpc_reply *rep)
     rep->raw_ = NULL;
 }
 
-static int transport_err(struct rpc *r, int rv, const char *what, char *errmsg)
+static int transport_err(struct rpc *r, int rv, const char *what, uint32_t timeout_ms, char *errmsg)
 {
     if (rv == NNG_ETIMEDOUT) {
-        dv_errmsg_set(errmsg, "%s: no reply from %s within %u ms", what, r->url, r->o.timeout_ms);
+        dv_errmsg_set(errmsg, "%s: no reply from %s within %u ms", what, r->url, timeout_ms);
         return DV_ETIMEDOUT;
     }
     dv_errmsg_set(errmsg, "%s %s: %s", what, r->url, nng_strerror(rv));
     return DV_EIO;
 }
 
-int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len, char *errmsg)
+static int call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len,
+                    uint32_t timeout_ms, char *errmsg)
 {
     nng_ctx ctx;
     nng_aio *aio;
@@ -92,12 +93,12 @@ int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out
     *out = NULL;
     *out_len = 0;
     if ((rv = nng_ctx_open(&ctx, r->sock)) != 0)
-        return transport_err(r, rv, "context", errmsg);
+        return transport_err(r, rv, "context", timeout_ms, errmsg);
     if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
         nng_ctx_close(ctx);
         return DV_ENOMEM;
     }
-    nng_aio_set_timeout(aio, (nng_duration)r->o.timeout_ms);
+    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
     if ((rv = nng_msg_alloc(&m, 0)) != 0 || (rv = nng_msg_append(m, p, n)) != 0) {
         rc = DV_ENOMEM;
         goto out;
@@ -107,13 +108,13 @@ int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out
     nng_aio_wait(aio);
     if ((rv = nng_aio_result(aio)) != 0) {
         nng_msg_free(m);
-        rc = transport_err(r, rv, "sending to", errmsg);
+        rc = transport_err(r, rv, "sending to", timeout_ms, errmsg);
         goto out;
     }
     nng_ctx_recv(ctx, aio);
     nng_aio_wait(aio);
     if ((rv = nng_aio_result(aio)) != 0) {
-        rc = transport_err(r, rv, "waiting for", errmsg);
+        rc = transport_err(r, rv, "waiting for", timeout_ms, errmsg);
         goto out;
     }
     m = nng_aio_get_msg(aio);
@@ -130,7 +131,18 @@ out:
     return rc;
 }
 
+int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len, char *errmsg)
+{
+    return call_raw(r, p, n, out, out_len, r->o.timeout_ms, errmsg);
+}
+
 int rpc_call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *errmsg)
+{
+    return rpc_call_timeout(r, req, rep, r->o.timeout_ms, errmsg);
+}
+
+int rpc_call_timeout(struct rpc *r, const struct msg *req, struct rpc_reply *rep,
+                     uint32_t timeout_ms, char *errmsg)
 {
     memset(rep, 0, sizeof *rep);
     struct msg copy = *req;
@@ -144,7 +156,8 @@ int rpc_call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *
         return rc;
     }
     size_t len;
-    rc = rpc_call_raw(r, b.data, b.len, &rep->raw_, &len, errmsg);
+    rc = call_raw(r, b.data, b.len, &rep->raw_, &len, timeout_ms ? timeout_ms : r->o.timeout_ms,
+                  errmsg);
     buf_free(&b);
     if (rc != DV_OK)
         return rc;

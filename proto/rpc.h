@@ -44,6 +44,10 @@ void rpc_reply_free(struct rpc_reply *rep);
  */
 int rpc_call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *errmsg);
 
+/* rpc_call with its own timeout (0: the connection's). */
+int rpc_call_timeout(struct rpc *r, const struct msg *req, struct rpc_reply *rep,
+                     uint32_t timeout_ms, char *errmsg);
+
 /* Sends raw bytes and returns the raw reply (malloc'd, caller frees): for tests that send
  * malformed messages. Same transport errors as rpc_call. */
 int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len, char *errmsg);
