@@ -365,7 +365,11 @@ static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, st
         mp->nodes = &t->names[k];
         mp->n_nodes = pt->n;
         for (uint32_t j = 0; j < pt->n; j++, k++) {
-            const struct cmap_node *n = cmap_node_get(&ref->map, pt->nodes[j]);
+            /* The primary first, then the others in map order. */
+            uint32_t num = j == 0 ? pt->primary : pt->nodes[j];
+            if (j > 0 && pt->nodes[j] == pt->primary)
+                num = pt->nodes[0];
+            const struct cmap_node *n = cmap_node_get(&ref->map, num);
             snprintf(t->text[k], sizeof t->text[k], "%s", n ? n->id : "?");
             t->names[k] = S(t->text[k]);
         }
