@@ -128,13 +128,17 @@ static void tick(struct coord *c, uint64_t leader_since)
 {
     struct cmap_ref *ref = craft_map(c->raft);
     const struct cmap *m = &ref->map;
-    uint64_t now = clock_mono_ms();
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         const struct cmap_node *n = &m->nodes[i];
         if (n->state == CMAP_NODE_REMOVED)
             continue;
+        /* The clock is read after the report time: reconciling an earlier node can take long
+         * enough for this one to report meanwhile, and a report newer than `now` must not
+         * wrap the difference into an enormous silence. */
         uint64_t seen = last_seen(c, n->id);
-        uint64_t silent = now - (seen > leader_since ? seen : leader_since);
+        uint64_t since = seen > leader_since ? seen : leader_since;
+        uint64_t now = clock_mono_ms();
+        uint64_t silent = now > since ? now - since : 0;
         if (n->state != CMAP_NODE_DEAD && silent > c->o.dead_ms)
             set_state(c, n, CMAP_NODE_DEAD, silent);
         else if ((n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_JOINING) &&
