@@ -491,7 +491,11 @@ static void *loop_main(void *arg)
     raft_set_snapshot_trailing(&c->raft, c->o.snapshot_trailing);
     raft_set_install_snapshot_timeout(&c->raft, 5000);
     if ((rv = raft_start(&c->raft)) != 0) {
-        snprintf(err, sizeof err, "raft_start: %s", raft_errmsg(&c->raft));
+        /* raft 0.15 gives no message when its transport cannot listen (the raft address
+         * in use, or not local): name the address and the code at least. */
+        const char *why = raft_errmsg(&c->raft);
+        dv_errmsg_set(err, "raft_start: %s: %s", c->self_addr,
+                      why && why[0] ? why : raft_strerror(rv));
         goto err_loop;
     }
     uv_async_init(&c->loop, &c->async, async_cb);
