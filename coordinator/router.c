@@ -465,9 +465,19 @@ static int search(struct coord *c, const struct cmap *m, const struct cmap_coll 
             for (uint32_t j = 0; j < sr->n_parts; j++)
                 failed[nfailed++] = sr->parts[j].part;
             if (err == DV_OK) {
+                /* Name every partition the node was asked for (docs/protocol.md): the
+                 * client cannot tell which ones failed otherwise. */
+                char list[96] = "";
+                size_t len = 0;
+                for (uint32_t j = 0; j < sr->n_parts && len < sizeof list; j++)
+                    len += (size_t)snprintf(list + len, sizeof list - len, "%s%u", j ? "," : "",
+                                            sr->parts[j].part);
+                if (len >= sizeof list)
+                    memcpy(list + sizeof list - 4, "...", 4);
                 err = k->rc;
-                dv_errmsg_set(errmsg, "node %s (partitions %u..) did not answer: %s",
-                              k->node_id ? k->node_id : "?", sr->parts[0].part, k->err);
+                dv_errmsg_set(errmsg, "node %s (partition%s %s) did not answer: %s",
+                              k->node_id ? k->node_id : "?", sr->n_parts > 1 ? "s" : "", list,
+                              k->err);
             }
             continue;
         }
