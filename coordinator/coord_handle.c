@@ -521,6 +521,14 @@ int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rp
     case MSG_P_INDEX:
         rc = router_run(c, &req, &rep, &rt, res->errmsg);
         break;
+    case MSG_COORD_ADD:
+    case MSG_COORD_REMOVE:
+        dv_errmsg_set(res->errmsg,
+                      "%s: changing the coordinators at run time is not "
+                      "implemented yet; restart the group with a new `group` list",
+                      msg_type_name(req.type));
+        rc = DV_EUNSUPPORTED;
+        break;
     default:
         dv_errmsg_set(res->errmsg, "%s is not a request a coordinator answers",
                       msg_type_name(req.type));

@@ -42,6 +42,8 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_P_INDEX] = "points_index",
     [MSG_CLUSTER] = "cluster",
     [MSG_NODE_REPORT] = "node_report",
+    [MSG_COORD_ADD] = "coord_add",
+    [MSG_COORD_REMOVE] = "coord_remove",
 };
 
 bool msg_type_known(int type)
@@ -113,7 +115,8 @@ uint32_t msg_request_fields(int type)
         [MSG_P_GET] = 3,          [MSG_P_SET_PAYLOAD] = 3,
         [MSG_P_COUNT] = 1,        [MSG_P_SCROLL] = 5,
         [MSG_P_SEARCH] = 3,       [MSG_P_INDEX] = 3,
-        [MSG_NODE_REPORT] = 6,
+        [MSG_NODE_REPORT] = 6,    [MSG_COORD_ADD] = 3,
+        [MSG_COORD_REMOVE] = 1,
     };
     return (msg_type_addressed(type) ? 3 : msg_type_collection(type) ? 1 : 0) + fields[type];
 }
@@ -357,6 +360,14 @@ static int w_request(struct buf *b, const struct msg *m)
         W(mpw_u64(b, m->u.index_req.op));
         W(w_str(b, m->u.index_req.key));
         W(mpw_u64(b, m->u.index_req.kind));
+        break;
+    case MSG_COORD_ADD:
+        W(mpw_u64(b, m->u.coord_req.id));
+        W(w_str(b, m->u.coord_req.raft_addr));
+        W(w_str(b, m->u.coord_req.client_url));
+        break;
+    case MSG_COORD_REMOVE:
+        W(mpw_u64(b, m->u.coord_req.id));
         break;
     case MSG_NODE_REPORT: {
         const struct msg_node_report_req *r = &m->u.node_report_req;

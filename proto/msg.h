@@ -59,9 +59,11 @@ enum msg_type {
     MSG_P_SCROLL = 41,
     MSG_P_SEARCH = 42,
     MSG_P_INDEX = 43,
-    MSG_CLUSTER = 44,     /* the cluster's status, for admin tools */
-    MSG_NODE_REPORT = 45, /* node -> coordinator: registration and heartbeat */
-    MSG_TYPE_COUNT = 46,  /* one more than the highest type; not every type below it exists */
+    MSG_CLUSTER = 44,      /* the cluster's status, for admin tools */
+    MSG_NODE_REPORT = 45,  /* node -> coordinator: registration and heartbeat */
+    MSG_COORD_ADD = 46,    /* admin -> coordinator: add a coordinator to the raft group */
+    MSG_COORD_REMOVE = 47, /* admin -> coordinator: remove one */
+    MSG_TYPE_COUNT = 48,   /* one more than the highest type; not every type below it exists */
 };
 
 /* Name of a message type ("upsert", "points_search"), "unknown" otherwise. */
@@ -367,6 +369,13 @@ struct msg_node_report_req {
 };
 
 /* The epoch of the answering coordinator's map and the leader's URL (empty: not known). */
+/* A coordinator of the raft group: its raft id, raft address (host:port) and client URL
+ * (remove uses the id only). */
+struct msg_coord_req {
+    uint64_t id;
+    struct msg_str raft_addr, client_url;
+};
+
 struct msg_node_report_rep {
     uint64_t map_epoch;
     struct msg_str leader_url;
@@ -422,6 +431,7 @@ struct msg {
         struct msg_cluster_rep cluster_rep;
         struct msg_node_report_req node_report_req;
         struct msg_node_report_rep node_report_rep;
+        struct msg_coord_req coord_req;
     } u;
     void *arena_; /* allocations made by msg_decode, freed by msg_free */
 };

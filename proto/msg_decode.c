@@ -499,6 +499,14 @@ static int d_request(struct dec *d)
     }
     case MSG_NODE_REPORT:
         return d_node_report(d, &m->u.node_report_req);
+    case MSG_COORD_ADD:
+        if ((rc = d_u64(d, &m->u.coord_req.id, "coordinator id")) ||
+            (rc = d_str(d, &m->u.coord_req.raft_addr, "raft address")) ||
+            (rc = d_str(d, &m->u.coord_req.client_url, "client url")))
+            return rc;
+        return DV_OK;
+    case MSG_COORD_REMOVE:
+        return d_u64(d, &m->u.coord_req.id, "coordinator id");
     default:
         return DV_OK;
     }

@@ -132,8 +132,7 @@ struct shard_metrics *shard_metrics_new(struct node *n)
     sm->node = n;
     for (int t = 0; t < MSG_TYPE_COUNT; t++) {
         /* Node operations only: client API types and gaps are answered as errors. */
-        if (t != MSG_ERROR && (!msg_type_known(t) || msg_type_collection(t) || t == MSG_COLL_LIST ||
-                               t == MSG_CLUSTER || t == MSG_NODE_REPORT))
+        if (t > MSG_PAYLOAD_INDEX || !msg_type_known(t))
             continue;
         const char *op = msg_type_name(t);
         const char *lat_lbl[] = {"op", op, NULL};

@@ -191,6 +191,12 @@ int main(int argc, char **argv)
     m.u.node_report_req = (struct msg_node_report_req){
         S("node-2"), S("tcp://127.0.0.1:7002"), {NULL, 0}, 0.5, 0, NULL, 0};
     put(&m, "new");
+    m = req(MSG_COORD_ADD);
+    m.u.coord_req = (struct msg_coord_req){4, S("127.0.0.1:7313"), S("tcp://127.0.0.1:7303")};
+    put(&m, NULL);
+    m = req(MSG_COORD_REMOVE);
+    m.u.coord_req.id = 4;
+    put(&m, NULL);
 
     /* ---- replies ---- */
     m = rep(MSG_ERROR);
@@ -308,6 +314,10 @@ int main(int argc, char **argv)
     put(&m, NULL);
     m.u.node_report_rep = (struct msg_node_report_rep){0, {NULL, 0}};
     put(&m, "no-leader");
+    m = rep(MSG_COORD_ADD);
+    put(&m, NULL);
+    m = rep(MSG_COORD_REMOVE);
+    put(&m, NULL);
 
     printf("gen_seeds: %d seeds in %s\n", written, dir);
     return 0;

@@ -742,6 +742,7 @@ static void check_type_table(void **state)
         {MSG_P_COUNT, "points_count", true},    {MSG_P_SCROLL, "points_scroll", true},
         {MSG_P_SEARCH, "points_search", true},  {MSG_P_INDEX, "points_index", true},
         {MSG_CLUSTER, "cluster", false},        {MSG_NODE_REPORT, "node_report", false},
+        {MSG_COORD_ADD, "coord_add", false},    {MSG_COORD_REMOVE, "coord_remove", false},
     };
     for (size_t i = 0; i < sizeof client / sizeof client[0]; i++) {
         assert_int_equal(client[i].type, 32 + (int)i);
@@ -750,7 +751,7 @@ static void check_type_table(void **state)
         assert_int_equal(msg_type_collection(client[i].type), client[i].coll);
         assert_false(msg_type_addressed(client[i].type));
     }
-    assert_int_equal(MSG_TYPE_COUNT, 46);
+    assert_int_equal(MSG_TYPE_COUNT, 48);
 
     struct buf b = BUF_INIT;
     for (int t = -1; t <= MSG_TYPE_COUNT; t++) {
@@ -1287,6 +1288,34 @@ static void check_too_big_encode(void **state)
     free(ids);
 }
 
+static void check_coord_membership(void **state)
+{
+    (void)state;
+    struct msg m = {.type = MSG_COORD_ADD, .req_id = 95}, out;
+    m.u.coord_req = (struct msg_coord_req){4, S("127.0.0.1:7313"), S("tcp://127.0.0.1:7303")};
+    round_trip(&m, &out);
+    assert_true(out.u.coord_req.id == 4);
+    assert_int_equal(out.u.coord_req.raft_addr.len, 14);
+    assert_memory_equal(out.u.coord_req.raft_addr.p, "127.0.0.1:7313", 14);
+    assert_memory_equal(out.u.coord_req.client_url.p, "tcp://127.0.0.1:7303", 20);
+    assert_string_equal(msg_type_name(MSG_COORD_ADD), "coord_add");
+    assert_false(msg_type_collection(MSG_COORD_ADD));
+    assert_false(msg_type_addressed(MSG_COORD_ADD));
+    msg_free(&out);
+    m = (struct msg){.type = MSG_COORD_REMOVE, .req_id = 96};
+    m.u.coord_req.id = UINT64_MAX;
+    round_trip(&m, &out);
+    assert_true(out.u.coord_req.id == UINT64_MAX);
+    msg_free(&out);
+    /* Replies: empty bodies. */
+    m = (struct msg){.type = MSG_COORD_ADD, .reply = true, .req_id = 97};
+    round_trip(&m, &out);
+    msg_free(&out);
+    m = (struct msg){.type = MSG_COORD_REMOVE, .reply = true, .req_id = 98};
+    round_trip(&m, &out);
+    msg_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1308,6 +1337,7 @@ int main(void)
         cmocka_unit_test(check_csearch),
         cmocka_unit_test(check_cluster_node_report),
         cmocka_unit_test(check_client_malformed),
+        cmocka_unit_test(check_coord_membership),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     buf_free(&last);
