@@ -13,9 +13,11 @@ static const char *const node_state_names[] = {"joining", "alive",    "suspect",
                                                "dead",    "draining", "removed"};
 static const char *const move_state_names[] = {"planned",   "copying", "catching_up",
                                                "switching", "done",    "failed"};
+static const char *const coord_role_names[] = {"standby", "voter", "spare", "removed"};
 static const char *const cmd_type_names[] = {
-    "none",      "node_register", "node_state", "node_weight", "node_remove", "coll_create",
-    "coll_drop", "part_set",      "move_add",   "move_update", "move_remove", "batch",
+    "none",        "node_register", "node_state", "node_weight",  "node_remove",
+    "coll_create", "coll_drop",     "part_set",   "move_add",     "move_update",
+    "move_remove", "batch",         "coord_set",  "coord_remove",
 };
 
 const char *cmap_node_state_name(int state)
@@ -26,6 +28,11 @@ const char *cmap_node_state_name(int state)
 const char *cmap_move_state_name(int state)
 {
     return state >= 0 && state < CMAP_MOVE_STATE_COUNT ? move_state_names[state] : "unknown";
+}
+
+const char *cmap_coord_role_name(int role)
+{
+    return role >= 0 && role < CMAP_COORD_ROLE_COUNT ? coord_role_names[role] : "unknown";
 }
 
 const char *cmap_cmd_type_name(int type)
@@ -76,6 +83,22 @@ bool cmap_url_valid(const char *s, bool may_be_empty)
 bool cmap_weight_valid(double w)
 {
     return isfinite(w) && w > 0;
+}
+
+bool cmap_raft_addr_valid(const char *s)
+{
+    if (!cmap_url_valid(s, false))
+        return false;
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || colon[1] == '\0' || strlen(colon + 1) > 5)
+        return false;
+    unsigned port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (unsigned)(*p - '0');
+    }
+    return port >= 1 && port <= 65535;
 }
 
 bool cmap_cfg_valid(const struct cmap_coll_cfg *c, char *msg)
@@ -201,6 +224,7 @@ void cmap_free(struct cmap *m)
     free(m->colls);
     free(m->moves);
     free(m->seen);
+    free(m->coords);
     memset(m, 0, sizeof *m);
 }
 
@@ -257,6 +281,13 @@ int cmap_copy(struct cmap *dst, const struct cmap *src)
             goto err_free;
         memcpy(dst->moves, src->moves, src->n_moves * sizeof *dst->moves);
         dst->n_moves = dst->cap_moves = src->n_moves;
+    }
+    if (src->n_coords) {
+        dst->coords = malloc(src->n_coords * sizeof *dst->coords);
+        if (!dst->coords)
+            goto err_free;
+        memcpy(dst->coords, src->coords, src->n_coords * sizeof *dst->coords);
+        dst->n_coords = dst->cap_coords = src->n_coords;
     }
     memcpy(dst->seen, src->seen, src->dedup_cap * sizeof *dst->seen);
     dst->n_seen = src->n_seen;
@@ -320,6 +351,12 @@ static bool move_equal(const struct cmap_move *a, const struct cmap_move *b)
            a->to == b->to && a->state == b->state && a->epoch == b->epoch;
 }
 
+static bool coord_equal(const struct cmap_coord *a, const struct cmap_coord *b)
+{
+    return a->id == b->id && strcmp(a->raft_addr, b->raft_addr) == 0 &&
+           strcmp(a->client_url, b->client_url) == 0 && a->role == b->role;
+}
+
 static const struct cmap_seen *seen_at(const struct cmap *m, uint32_t i)
 {
     return &m->seen[(m->seen_head + i) % m->dedup_cap];
@@ -328,8 +365,12 @@ static const struct cmap_seen *seen_at(const struct cmap *m, uint32_t i)
 bool cmap_equal(const struct cmap *a, const struct cmap *b)
 {
     if (a->epoch != b->epoch || a->n_nodes != b->n_nodes || a->n_colls != b->n_colls ||
-        a->n_moves != b->n_moves || a->dedup_cap != b->dedup_cap || a->n_seen != b->n_seen)
+        a->n_moves != b->n_moves || a->dedup_cap != b->dedup_cap || a->n_seen != b->n_seen ||
+        a->n_coords != b->n_coords)
         return false;
+    for (uint32_t i = 0; i < a->n_coords; i++)
+        if (!coord_equal(&a->coords[i], &b->coords[i]))
+            return false;
     for (uint32_t i = 0; i < a->n_nodes; i++)
         if (!node_equal(&a->nodes[i], &b->nodes[i]))
             return false;
@@ -416,6 +457,31 @@ uint32_t cmap_coll_slot(const struct cmap *m, const char *name, bool *found)
     }
     *found = false;
     return lo;
+}
+
+uint32_t cmap_coord_slot(const struct cmap *m, uint64_t id, bool *found)
+{
+    uint32_t lo = 0, hi = m->n_coords;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (m->coords[mid].id == id) {
+            *found = true;
+            return mid;
+        }
+        if (m->coords[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+const struct cmap_coord *cmap_coord_find(const struct cmap *m, uint64_t id)
+{
+    bool found;
+    uint32_t i = cmap_coord_slot(m, id, &found);
+    return found ? &m->coords[i] : NULL;
 }
 
 const struct cmap_node *cmap_node_find(const struct cmap *m, const char *id)

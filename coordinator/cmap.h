@@ -1,4 +1,4 @@
-/* cmap.h - the cluster map (nodes, collections, partition placement, moves) and its commands. */
+/* cmap.h - the cluster map (nodes, collections, placement, moves, coordinators), its commands. */
 #ifndef DV_CMAP_H
 #define DV_CMAP_H
 
@@ -51,6 +51,7 @@
 #define CMAP_DEDUP_MAX     65536       /* request ids remembered at most */
 #define CMAP_MAX_ENTRY     (64u << 20) /* bytes of one encoded command or batch */
 #define CMAP_MAX_SNAPSHOT  (1u << 30)  /* bytes of one encoded map */
+#define CMAP_MAX_COORDS    16          /* coordinator records (removed ones included) */
 #define CMAP_NONE          UINT32_MAX  /* no node */
 
 enum cmap_node_state {
@@ -76,6 +77,16 @@ enum cmap_move_state {
     CMAP_MOVE_STATE_COUNT = 6,
 };
 
+/* The role of a coordinator in the Raft group. The first three have the numbers of raft.h's
+ * RAFT_STANDBY, RAFT_VOTER and RAFT_SPARE, so craft.c can pass them on as they are. */
+enum cmap_coord_role {
+    CMAP_COORD_STANDBY = 0, /* replicates the log, does not vote */
+    CMAP_COORD_VOTER = 1,   /* replicates and votes */
+    CMAP_COORD_SPARE = 2,   /* in the configuration, gets no entries (raft_add's first step) */
+    CMAP_COORD_REMOVED = 3, /* left the configuration; the record stays until COORD_REMOVE */
+    CMAP_COORD_ROLE_COUNT = 4,
+};
+
 /* Metric numbering of shard/index/hnsw.h (enum hnsw_metric); fsync of shard's enum wal_sync. */
 enum { CMAP_METRIC_L2 = 0, CMAP_METRIC_IP = 1, CMAP_METRIC_COSINE = 2, CMAP_METRIC_L1 = 3 };
 enum { CMAP_FSYNC_ALWAYS = 0, CMAP_FSYNC_INTERVAL = 1, CMAP_FSYNC_NEVER = 2 };
@@ -83,6 +94,7 @@ enum { CMAP_FSYNC_ALWAYS = 0, CMAP_FSYNC_INTERVAL = 1, CMAP_FSYNC_NEVER = 2 };
 /* "alive", "copying", ...; "unknown" outside the enum. */
 const char *cmap_node_state_name(int state);
 const char *cmap_move_state_name(int state);
+const char *cmap_coord_role_name(int role);
 
 /* A replica a node reported holding (hello or heartbeat), with its applied LSN. */
 struct cmap_report {
@@ -103,6 +115,15 @@ struct cmap_node {
     uint64_t heartbeat_ms;           /* last heartbeat by the leader's clock */
     struct cmap_report *reports;     /* NULL when n_reports == 0 */
     uint32_t n_reports;
+};
+
+/* A coordinator: its Raft server id, the address raft's TCP transport dials and the URL clients
+ * (and the other coordinators, to forward map changes to the leader) reach it on. */
+struct cmap_coord {
+    uint64_t id;                       /* raft_id, > 0 */
+    char raft_addr[CMAP_URL_MAX + 1];  /* host:port */
+    char client_url[CMAP_URL_MAX + 1]; /* native protocol (tcp://...) */
+    int role;                          /* enum cmap_coord_role */
 };
 
 /* Parameters of a collection, fixed at creation. */
@@ -182,6 +203,8 @@ struct cmap {
     /* Request-id memory: a ring of dedup_cap slots, n_seen used, the oldest at seen_head. */
     struct cmap_seen *seen;
     uint32_t dedup_cap, n_seen, seen_head;
+    struct cmap_coord *coords; /* ordered by id, at most CMAP_MAX_COORDS */
+    uint32_t n_coords, cap_coords;
 };
 
 /* ---- the map ----------------------------------------------------------------------------- */
@@ -216,6 +239,9 @@ const struct cmap_part *cmap_part_find(const struct cmap *m, const char *coll, u
 const struct cmap_move *cmap_move_find(const struct cmap *m, const char *coll, uint32_t part,
                                        uint32_t from, uint32_t to);
 
+/* The coordinator with Raft id `id`, NULL if there is none. */
+const struct cmap_coord *cmap_coord_find(const struct cmap *m, uint64_t id);
+
 /* A replica held by a node, as the map places it. */
 struct cmap_held {
     const struct cmap_coll *coll;
@@ -242,7 +268,9 @@ enum cmap_cmd_type {
     CMAP_CMD_MOVE_UPDATE = 9,
     CMAP_CMD_MOVE_REMOVE = 10,
     CMAP_CMD_BATCH = 11, /* only as a whole entry: cmap_batch_pack */
-    CMAP_CMD_TYPE_COUNT = 12,
+    CMAP_CMD_COORD_SET = 12,
+    CMAP_CMD_COORD_REMOVE = 13,
+    CMAP_CMD_TYPE_COUNT = 14, /* new types go here: numbers in Raft logs keep their meaning */
 };
 
 /* "node_register", ...; "unknown" outside the enum. */
@@ -335,6 +363,20 @@ struct cmap_cmd {
             char to[CMAP_ID_MAX + 1];
             int state;
         } move;
+        /* Adds coordinator `id` or replaces its addresses and role (any role may follow any
+         * other). DV_EINVAL for id 0, a raft_addr that is not host:port, a bad client_url
+         * or an unknown role; DV_EEXIST when another coordinator has that raft_addr;
+         * DV_EFULL beyond CMAP_MAX_COORDS. */
+        struct {
+            uint64_t id;
+            char raft_addr[CMAP_URL_MAX + 1];
+            char client_url[CMAP_URL_MAX + 1];
+            int role;
+        } coord_set;
+        /* Deletes the record of coordinator `id`; DV_ENOTFOUND when there is none. */
+        struct {
+            uint64_t id;
+        } coord_remove;
     } u;
 };
 

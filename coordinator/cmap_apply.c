@@ -447,6 +447,61 @@ static int move_apply(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_re
     return DV_OK;
 }
 
+/* ---- coordinators ------------------------------------------------------------------------ */
+
+static int coord_set(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
+{
+    const typeof(cmd->u.coord_set) *c = &cmd->u.coord_set;
+    if (c->id == 0)
+        return fail(m, res, DV_EINVAL, "coordinator id must be > 0");
+    unsigned long long id = (unsigned long long)c->id;
+    if (!cmap_raft_addr_valid(c->raft_addr))
+        return fail(m, res, DV_EINVAL, "coordinator %llu: bad raft_addr (host:port)", id);
+    if (!cmap_url_valid(c->client_url, false))
+        return fail(m, res, DV_EINVAL, "coordinator %llu: bad client_url", id);
+    if (c->role < 0 || c->role >= CMAP_COORD_ROLE_COUNT)
+        return fail(m, res, DV_EINVAL, "coordinator %llu: unknown role %d", id, c->role);
+    for (uint32_t i = 0; i < m->n_coords; i++)
+        if (m->coords[i].id != c->id && strcmp(m->coords[i].raft_addr, c->raft_addr) == 0)
+            return fail(m, res, DV_EEXIST,
+                        "coordinator %llu: raft_addr %.64s is coordinator %llu's", id, c->raft_addr,
+                        (unsigned long long)m->coords[i].id);
+    bool found;
+    uint32_t slot = cmap_coord_slot(m, c->id, &found);
+    if (!found) {
+        if (m->n_coords >= CMAP_MAX_COORDS)
+            return fail(m, res, DV_EFULL, "the map holds %u coordinators already", m->n_coords);
+        if (cmap_grow((void **)&m->coords, &m->cap_coords, m->n_coords + 1, sizeof *m->coords) !=
+            DV_OK)
+            return DV_ENOMEM;
+        memmove(&m->coords[slot + 1], &m->coords[slot], (m->n_coords - slot) * sizeof *m->coords);
+        m->n_coords++;
+        memset(&m->coords[slot], 0, sizeof m->coords[slot]);
+        m->coords[slot].id = c->id;
+    }
+    struct cmap_coord *co = &m->coords[slot];
+    cmap_strlcpy(co->raft_addr, c->raft_addr, sizeof co->raft_addr);
+    cmap_strlcpy(co->client_url, c->client_url, sizeof co->client_url);
+    co->role = c->role;
+    ok(m, res);
+    return DV_OK;
+}
+
+static int coord_remove(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
+{
+    uint64_t id = cmd->u.coord_remove.id;
+    if (id == 0)
+        return fail(m, res, DV_EINVAL, "coordinator id must be > 0");
+    bool found;
+    uint32_t slot = cmap_coord_slot(m, id, &found);
+    if (!found)
+        return fail(m, res, DV_ENOTFOUND, "coordinator %llu not found", (unsigned long long)id);
+    memmove(&m->coords[slot], &m->coords[slot + 1], (m->n_coords - slot - 1) * sizeof *m->coords);
+    m->n_coords--;
+    ok(m, res);
+    return DV_OK;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 int cmap_apply_cmd(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
@@ -491,6 +546,12 @@ int cmap_apply_cmd(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resul
     case CMAP_CMD_MOVE_UPDATE:
     case CMAP_CMD_MOVE_REMOVE:
         rc = move_apply(m, cmd, res);
+        break;
+    case CMAP_CMD_COORD_SET:
+        rc = coord_set(m, cmd, res);
+        break;
+    case CMAP_CMD_COORD_REMOVE:
+        rc = coord_remove(m, cmd, res);
         break;
     default:
         fail(m, res, DV_EINVAL, "command type %d cannot be applied", cmd->type);

@@ -138,6 +138,17 @@ static bool cmd_shape_ok(const struct cmap_cmd *c, char *errmsg)
         else if (c->u.move.state < 0)
             bad = "state";
         break;
+    case CMAP_CMD_COORD_SET:
+        if (!str_fits(c->u.coord_set.raft_addr, sizeof c->u.coord_set.raft_addr, CMAP_URL_MAX))
+            bad = "raft_addr";
+        else if (!str_fits(c->u.coord_set.client_url, sizeof c->u.coord_set.client_url,
+                           CMAP_URL_MAX))
+            bad = "client_url";
+        else if (c->u.coord_set.role < 0)
+            bad = "role";
+        break;
+    case CMAP_CMD_COORD_REMOVE:
+        break;
     default:
         dv_errmsg_set(errmsg, "cmap: command type %d cannot be encoded alone", c->type);
         return false;
@@ -230,6 +241,17 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
             W(w_str(b, ps->nodes[k]));
         break;
     }
+    case CMAP_CMD_COORD_SET:
+        W(mpw_array(b, 4));
+        W(mpw_u64(b, c->u.coord_set.id));
+        W(w_str(b, c->u.coord_set.raft_addr));
+        W(w_str(b, c->u.coord_set.client_url));
+        W(mpw_u64(b, (uint64_t)c->u.coord_set.role));
+        break;
+    case CMAP_CMD_COORD_REMOVE:
+        W(mpw_array(b, 1));
+        W(mpw_u64(b, c->u.coord_remove.id));
+        break;
     default: /* moves */
         W(mpw_array(b, 5));
         W(w_str(b, c->u.move.coll));
@@ -531,6 +553,25 @@ static int d_body(struct dec *d)
         c->u.move.state = (int)state;
         return DV_OK;
     }
+    case CMAP_CMD_COORD_SET: {
+        uint32_t role;
+        if ((rc = d_tuple(d, 4, "body")) != DV_OK)
+            return rc;
+        R(mpk_u64(&d->r, &c->u.coord_set.id), "id");
+        if ((rc = d_str(d, c->u.coord_set.raft_addr, CMAP_URL_MAX, "raft_addr")) != DV_OK ||
+            (rc = d_str(d, c->u.coord_set.client_url, CMAP_URL_MAX, "client_url")) != DV_OK ||
+            (rc = d_u32(d, &role, "role")) != DV_OK)
+            return rc;
+        if (role > INT32_MAX)
+            return dfail(d, DV_ERANGE, "role");
+        c->u.coord_set.role = (int)role;
+        return DV_OK;
+    }
+    case CMAP_CMD_COORD_REMOVE:
+        if ((rc = d_tuple(d, 1, "body")) != DV_OK)
+            return rc;
+        R(mpk_u64(&d->r, &c->u.coord_remove.id), "id");
+        return DV_OK;
     default:
         return dfail(d, DV_EINVAL, "type");
     }

@@ -20,6 +20,9 @@ bool cmap_name_valid(const char *s);
 bool cmap_url_valid(const char *s, bool may_be_empty);
 bool cmap_weight_valid(double w);
 
+/* A Raft address: "host:port", a URL's characters, a non-empty host and a port 1..65535. */
+bool cmap_raft_addr_valid(const char *s);
+
 /* Checks collection parameters; false with a message in `msg` (CMAP_MSG_MAX bytes). */
 bool cmap_cfg_valid(const struct cmap_coll_cfg *c, char *msg);
 
@@ -35,6 +38,9 @@ uint32_t cmap_coll_slot(const struct cmap *m, const char *name, bool *found);
 
 /* Position in m->by_id where `id` is, or would be inserted; *found says which. */
 uint32_t cmap_node_slot(const struct cmap *m, const char *id, bool *found);
+
+/* Index in m->coords where `id` is, or would be inserted; *found says which. */
+uint32_t cmap_coord_slot(const struct cmap *m, uint64_t id, bool *found);
 
 /* Grows an array of `*cap` elements of `size` bytes to hold at least `need`. DV_ENOMEM. */
 int cmap_grow(void **arr, uint32_t *cap, uint32_t need, size_t size);

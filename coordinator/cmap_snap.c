@@ -14,13 +14,18 @@
  * Layout: a 24-byte header, all little-endian
  *   0  "CMAP"    4  u32 version    8  u64 body length    16  u32 CRC32C of the body    20  u32 0
  * then the body, one msgpack array:
- *   [epoch, dedup_cap, nodes, collections, moves, seen]
+ *   [epoch, dedup_cap, nodes, collections, moves, seen, coordinators]
  *   node:       [id, url, http_url, weight (f64), state, heartbeat_ms, [[coll, part, lsn], ...]]
  *   collection: [name, [dim, metric, m, ef_construction, ef_search, partitions, rf, fsync, sq8],
  *                epoch, [[epoch, primary, [node, ...]], ...]]     (nodes by number)
  *   move:       [coll, part, from, to, state, epoch]
  *   seen:       [req_hi, req_lo, code, epoch, message]            (oldest first)
- * Nodes come in number order, collections in name order.
+ *   coordinator: [raft_id, raft_addr, client_url, role]
+ * Nodes come in number order, collections in name order, coordinators in id order.
+ *
+ * The coordinators came later, as a 7th element of the same version 1: a body of 6 elements
+ * (written before them) still reads, as a map without coordinators, and an older build given
+ * 7 elements refuses the snapshot (DV_ECORRUPT "map") rather than misreading it.
  */
 
 #define W(x)                                                                                       \
@@ -93,7 +98,7 @@ int cmap_encode(const struct cmap *m, struct buf *out)
     uint8_t hdr[CMAP_SNAP_HDR] = {0};
     W(buf_append(out, hdr, sizeof hdr));
     size_t body = out->len;
-    W(mpw_array(out, 6));
+    W(mpw_array(out, 7));
     W(mpw_u64(out, m->epoch));
     W(mpw_u64(out, m->dedup_cap));
     W(mpw_array(out, m->n_nodes));
@@ -122,6 +127,15 @@ int cmap_encode(const struct cmap *m, struct buf *out)
         W(mpw_i64(out, s->code));
         W(mpw_u64(out, s->epoch));
         W(w_str(out, s->msg));
+    }
+    W(mpw_array(out, m->n_coords));
+    for (uint32_t i = 0; i < m->n_coords; i++) {
+        const struct cmap_coord *c = &m->coords[i];
+        W(mpw_array(out, 4));
+        W(mpw_u64(out, c->id));
+        W(w_str(out, c->raft_addr));
+        W(w_str(out, c->client_url));
+        W(mpw_u64(out, (uint64_t)c->role));
     }
     if (out->len - start > CMAP_MAX_SNAPSHOT) {
         rc = DV_ETOOBIG;
@@ -465,6 +479,47 @@ static int s_seen(struct sdec *d)
     return DV_OK;
 }
 
+static int s_coords(struct sdec *d)
+{
+    struct cmap *m = d->m;
+    uint32_t n, role = 0;
+    int rc;
+    /* [id, "x:1", "x", role] takes at least 10 bytes. */
+    if ((rc = s_list(d, &n, 10, CMAP_MAX_COORDS, "coordinators")) != DV_OK)
+        return rc;
+    if (n == 0)
+        return DV_OK;
+    m->coords = calloc(n, sizeof *m->coords);
+    if (!m->coords)
+        return bad(d, DV_ENOMEM, "coordinators");
+    m->cap_coords = n;
+    for (uint32_t i = 0; i < n; i++) {
+        struct cmap_coord *c = &m->coords[i];
+        if ((rc = s_tuple(d, 4, "coordinator")) != DV_OK)
+            return rc;
+        R(mpk_u64(&d->r, &c->id), "coordinator id");
+        if ((rc = s_str(d, c->raft_addr, CMAP_URL_MAX, "coordinator raft_addr")) != DV_OK ||
+            (rc = s_str(d, c->client_url, CMAP_URL_MAX, "coordinator client_url")) != DV_OK ||
+            (rc = s_u32(d, &role, "coordinator role")) != DV_OK)
+            return rc;
+        unsigned long long id = (unsigned long long)c->id;
+        if (c->id == 0 || (i > 0 && c->id <= m->coords[i - 1].id))
+            return bad(d, DV_ECORRUPT, "coordinator id %llu (zero or out of order)", id);
+        if (!cmap_raft_addr_valid(c->raft_addr))
+            return bad(d, DV_EINVAL, "coordinator %llu raft_addr", id);
+        if (!cmap_url_valid(c->client_url, false))
+            return bad(d, DV_EINVAL, "coordinator %llu client_url", id);
+        if (role >= CMAP_COORD_ROLE_COUNT)
+            return bad(d, DV_ERANGE, "coordinator %llu role", id);
+        c->role = (int)role;
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(m->coords[j].raft_addr, c->raft_addr) == 0)
+                return bad(d, DV_EEXIST, "coordinator %llu raft_addr", id);
+        m->n_coords = i + 1;
+    }
+    return DV_OK;
+}
+
 int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
 {
     const uint8_t *b = p;
@@ -487,8 +542,11 @@ int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
     if (crc32c(b + CMAP_SNAP_HDR, len) != buf_rd_le32(b + 16))
         return bad(&d, DV_ECORRUPT, "crc");
     mpk_init(&d.r, b + CMAP_SNAP_HDR, len);
-    if ((rc = s_tuple(&d, 6, "map")) != DV_OK)
-        return rc;
+    uint32_t fields;
+    if ((rc = mpk_array(&d.r, &fields)) != DV_OK)
+        return bad(&d, rc, "map");
+    if (fields != 6 && fields != 7) /* 6: written before the coordinators were added */
+        return bad(&d, DV_ECORRUPT, "map (%u fields)", fields);
     if ((rc = mpk_u64(&d.r, &epoch)) != DV_OK)
         return bad(&d, rc, "epoch");
     if ((rc = mpk_u64(&d.r, &cap)) != DV_OK)
@@ -499,7 +557,7 @@ int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
         return bad(&d, rc, "dedup_cap");
     out->epoch = epoch;
     if ((rc = s_nodes(&d)) != DV_OK || (rc = s_colls(&d)) != DV_OK || (rc = s_moves(&d)) != DV_OK ||
-        (rc = s_seen(&d)) != DV_OK)
+        (rc = s_seen(&d)) != DV_OK || (fields == 7 && (rc = s_coords(&d)) != DV_OK))
         goto err_free;
     if (!mpk_done(&d.r)) {
         rc = bad(&d, DV_ECORRUPT, "bytes after the map");

@@ -161,4 +161,31 @@ static inline struct cmap_cmd cu_move(int type, const char *coll, uint32_t part,
     return c;
 }
 
+/* Coordinator `id` at raft address 127.0.0.1:9<id> and client URL tcp://127.0.0.1:6<id>
+ * (id as 3 digits). */
+static inline struct cmap_cmd cu_coord(uint64_t id, int role)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_COORD_SET;
+    c.req = cu_rid();
+    c.u.coord_set.id = id;
+    snprintf(c.u.coord_set.raft_addr, sizeof c.u.coord_set.raft_addr, "127.0.0.1:9%03u",
+             (unsigned)(id % 1000));
+    snprintf(c.u.coord_set.client_url, sizeof c.u.coord_set.client_url, "tcp://127.0.0.1:6%03u",
+             (unsigned)(id % 1000));
+    c.u.coord_set.role = role;
+    return c;
+}
+
+static inline struct cmap_cmd cu_coord_remove(uint64_t id)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_COORD_REMOVE;
+    c.req = cu_rid();
+    c.u.coord_remove.id = id;
+    return c;
+}
+
 #endif

@@ -125,6 +125,10 @@ static int all_commands(struct cmap_cmd *out)
     out[n++] = cu_move(CMAP_CMD_MOVE_UPDATE, "c", 1, "n0", "n1", CMAP_MOVE_SWITCHING);
     out[n++] = cu_move(CMAP_CMD_MOVE_REMOVE, "c", 1, "n0", "n1", 0);
     out[n - 1].req = cmap_reqid_make(UINT64_MAX, UINT64_MAX);
+    out[n++] = cu_coord(UINT64_MAX, CMAP_COORD_SPARE);
+    snprintf(out[n - 1].u.coord_set.raft_addr, sizeof out[n - 1].u.coord_set.raft_addr,
+             "[::1]:65535");
+    out[n++] = cu_coord_remove(UINT64_MAX);
     return n;
 }
 
@@ -194,6 +198,15 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
         for (uint32_t k = 0; k < a->u.part_set.n; k++)
             assert_string_equal(a->u.part_set.nodes[k], b->u.part_set.nodes[k]);
         break;
+    case CMAP_CMD_COORD_SET:
+        assert_true(a->u.coord_set.id == b->u.coord_set.id);
+        assert_string_equal(a->u.coord_set.raft_addr, b->u.coord_set.raft_addr);
+        assert_string_equal(a->u.coord_set.client_url, b->u.coord_set.client_url);
+        assert_int_equal(a->u.coord_set.role, b->u.coord_set.role);
+        break;
+    case CMAP_CMD_COORD_REMOVE:
+        assert_true(a->u.coord_remove.id == b->u.coord_remove.id);
+        break;
     default:
         assert_string_equal(a->u.move.coll, b->u.move.coll);
         assert_int_equal(a->u.move.part, b->u.move.part);
@@ -254,6 +267,13 @@ static void test_cmd_encode_rejects(void **state)
     c.u.coll_create.parts[2].nodes[0] = 3; /* outside the node table */
     assert_int_equal(cmap_cmd_encode(&c, &b, err), DV_EINVAL);
     cmap_cmd_free(&c);
+    c = cu_coord(1, CMAP_COORD_VOTER);
+    memset(c.u.coord_set.client_url, 'a', sizeof c.u.coord_set.client_url); /* no NUL */
+    assert_int_equal(cmap_cmd_encode(&c, &b, err), DV_EINVAL);
+    assert_non_null(strstr(err, "client_url"));
+    c = cu_coord(1, -1);
+    assert_int_equal(cmap_cmd_encode(&c, &b, err), DV_EINVAL);
+    assert_non_null(strstr(err, "role"));
     assert_int_equal(b.len, 0);
     buf_free(&b);
 }
@@ -655,6 +675,124 @@ static void test_node_remove(void **state)
     cmap_free(&m);
 }
 
+/* Coordinators: set adds or updates, remove deletes, every bad field is named. */
+static void test_coords(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+    assert_null(cmap_coord_find(&m, 1));
+    /* Added out of order, kept in id order. */
+    assert_int_equal(run_free(&m, cu_coord(3, CMAP_COORD_VOTER)), DV_OK);
+    assert_int_equal(run_free(&m, cu_coord(1, CMAP_COORD_VOTER)), DV_OK);
+    assert_int_equal(run_free(&m, cu_coord(2, CMAP_COORD_SPARE)), DV_OK);
+    assert_int_equal(m.n_coords, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_true(m.coords[i].id == i + 1);
+    const struct cmap_coord *c = cmap_coord_find(&m, 2);
+    assert_non_null(c);
+    assert_string_equal(c->raft_addr, "127.0.0.1:9002");
+    assert_string_equal(c->client_url, "tcp://127.0.0.1:6002");
+    assert_int_equal(c->role, CMAP_COORD_SPARE);
+    assert_string_equal(cmap_coord_role_name(c->role), "spare");
+    assert_string_equal(cmap_coord_role_name(CMAP_COORD_ROLE_COUNT), "unknown");
+
+    /* Set twice: the second updates in place (raft_assign's step), the epoch moves on. */
+    uint64_t epoch = m.epoch;
+    struct cmap_cmd up = cu_coord(2, CMAP_COORD_VOTER);
+    snprintf(up.u.coord_set.client_url, sizeof up.u.coord_set.client_url, "tcp://10.0.0.2:7000");
+    struct cmap_result r = run(&m, &up);
+    assert_int_equal(r.code, DV_OK);
+    assert_true(r.epoch == epoch + 1);
+    assert_int_equal(m.n_coords, 3);
+    c = cmap_coord_find(&m, 2);
+    assert_int_equal(c->role, CMAP_COORD_VOTER);
+    assert_string_equal(c->client_url, "tcp://10.0.0.2:7000");
+    assert_string_equal(c->raft_addr, "127.0.0.1:9002");
+
+    /* Retried, it is answered from the request-id memory and changes nothing. */
+    struct cmap snap;
+    assert_int_equal(cmap_copy(&snap, &m), DV_OK);
+    struct cmap_result r2 = run(&m, &up);
+    assert_int_equal(r2.code, DV_OK);
+    assert_true(r2.dup);
+    assert_true(r2.epoch == r.epoch);
+    assert_true(cmap_equal(&m, &snap));
+    cmap_free(&snap);
+
+    /* Bad fields: DV_EINVAL naming the field, the map unchanged. */
+    assert_int_equal(cmap_copy(&snap, &m), DV_OK);
+    static const struct {
+        uint64_t id;
+        const char *raft_addr, *client_url;
+        int role;
+        const char *field;
+    } bad[] = {
+        {0, "127.0.0.1:9100", "tcp://x:1", CMAP_COORD_VOTER, "id"},
+        {9, "127.0.0.1", "tcp://x:1", CMAP_COORD_VOTER, "raft_addr"},
+        {9, ":9100", "tcp://x:1", CMAP_COORD_VOTER, "raft_addr"},
+        {9, "host:0", "tcp://x:1", CMAP_COORD_VOTER, "raft_addr"},
+        {9, "host:65536", "tcp://x:1", CMAP_COORD_VOTER, "raft_addr"},
+        {9, "host:9a", "tcp://x:1", CMAP_COORD_VOTER, "raft_addr"},
+        {9, "", "tcp://x:1", CMAP_COORD_VOTER, "raft_addr"},
+        {9, "host:9100", "", CMAP_COORD_VOTER, "client_url"},
+        {9, "host:9100", "tcp://x :1", CMAP_COORD_VOTER, "client_url"},
+        {9, "host:9100", "tcp://x:1", CMAP_COORD_ROLE_COUNT, "role"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct cmap_cmd b = cu_coord(bad[i].id, bad[i].role);
+        snprintf(b.u.coord_set.raft_addr, sizeof b.u.coord_set.raft_addr, "%s", bad[i].raft_addr);
+        snprintf(b.u.coord_set.client_url, sizeof b.u.coord_set.client_url, "%s",
+                 bad[i].client_url);
+        r = run(&m, &b);
+        assert_int_equal(r.code, DV_EINVAL);
+        if (!strstr(r.msg, bad[i].field))
+            fail_msg("case %zu: \"%s\" does not name %s", i, r.msg, bad[i].field);
+    }
+    /* Another coordinator's raft address. */
+    struct cmap_cmd dup = cu_coord(9, CMAP_COORD_SPARE);
+    snprintf(dup.u.coord_set.raft_addr, sizeof dup.u.coord_set.raft_addr, "127.0.0.1:9001");
+    r = run(&m, &dup);
+    assert_int_equal(r.code, DV_EEXIST);
+    assert_non_null(strstr(r.msg, "raft_addr"));
+    /* Remove: unknown id and id 0. */
+    struct cmap_cmd rm = cu_coord_remove(4);
+    r = run(&m, &rm);
+    assert_int_equal(r.code, DV_ENOTFOUND);
+    assert_non_null(strstr(r.msg, "coordinator 4"));
+    assert_int_equal(run_free(&m, cu_coord_remove(0)), DV_EINVAL);
+    assert_int_equal(m.n_coords, 3);
+    assert_int_equal(m.epoch, snap.epoch);
+    cmap_free(&snap);
+
+    /* Removed for good; its retry is a duplicate, a new attempt is DV_ENOTFOUND. */
+    rm = cu_coord_remove(2);
+    assert_int_equal(run(&m, &rm).code, DV_OK);
+    assert_null(cmap_coord_find(&m, 2));
+    assert_non_null(cmap_coord_find(&m, 1));
+    assert_non_null(cmap_coord_find(&m, 3));
+    r = run(&m, &rm);
+    assert_int_equal(r.code, DV_OK);
+    assert_true(r.dup);
+    assert_int_equal(run_free(&m, cu_coord_remove(2)), DV_ENOTFOUND);
+    /* The REMOVED role keeps the record (left raft's configuration, not yet forgotten); its
+     * raft address may then move to a new id only once the record is gone. */
+    assert_int_equal(run_free(&m, cu_coord(3, CMAP_COORD_REMOVED)), DV_OK);
+    assert_int_equal(cmap_coord_find(&m, 3)->role, CMAP_COORD_REMOVED);
+    dup = cu_coord(33, CMAP_COORD_SPARE);
+    snprintf(dup.u.coord_set.raft_addr, sizeof dup.u.coord_set.raft_addr, "127.0.0.1:9003");
+    assert_int_equal(run(&m, &dup).code, DV_EEXIST);
+    assert_int_equal(run_free(&m, cu_coord_remove(3)), DV_OK);
+    dup.req = cu_rid();
+    assert_int_equal(run(&m, &dup).code, DV_OK);
+
+    /* At most CMAP_MAX_COORDS. */
+    for (uint64_t id = 100; m.n_coords < CMAP_MAX_COORDS; id++)
+        assert_int_equal(run_free(&m, cu_coord(id, CMAP_COORD_STANDBY)), DV_OK);
+    assert_int_equal(run_free(&m, cu_coord(500, CMAP_COORD_SPARE)), DV_EFULL);
+    assert_int_equal(run_free(&m, cu_coord(100, CMAP_COORD_VOTER)), DV_OK); /* an update */
+    cmap_free(&m);
+}
+
 /* ---- idempotency and batches ------------------------------------------------------------- */
 
 static void test_idempotent(void **state)
@@ -830,6 +968,9 @@ static void rich_map(struct cmap *m)
     assert_int_equal(run_free(m, cu_drop("missing")), DV_ENOTFOUND); /* a failure to remember */
     assert_int_equal(run_free(m, cu_reg("n4", CMAP_NODE_ALIVE, 1.0)), DV_OK);
     assert_int_equal(run_free(m, cu_remove("n4", false)), DV_OK);
+    assert_int_equal(run_free(m, cu_coord(7, CMAP_COORD_VOTER)), DV_OK);
+    assert_int_equal(run_free(m, cu_coord(2, CMAP_COORD_SPARE)), DV_OK);
+    assert_int_equal(run_free(m, cu_coord(UINT64_MAX, CMAP_COORD_REMOVED)), DV_OK);
     assert_true(m->n_seen == m->dedup_cap && m->seen_head != 0);
 }
 
@@ -857,6 +998,20 @@ static void test_snapshot_roundtrip(void **state)
     assert_int_equal(run_free(&cp, cu_state("n0", CMAP_NODE_DEAD, 1)), DV_OK);
     assert_false(cmap_equal(&m, &cp));
     cmap_free(&cp);
+    /* The coordinators travel in both, and count for equality. */
+    assert_int_equal(d.n_coords, 3);
+    assert_int_equal(cmap_coord_find(&d, 2)->role, CMAP_COORD_SPARE);
+    assert_string_equal(cmap_coord_find(&d, 7)->client_url, "tcp://127.0.0.1:6007");
+    assert_int_equal(cmap_copy(&cp, &m), DV_OK);
+    assert_int_equal(cp.n_coords, 3);
+    assert_int_equal(run_free(&cp, cu_coord(7, CMAP_COORD_STANDBY)), DV_OK);
+    struct cmap_cmd dead = cu_state("n0", CMAP_NODE_DEAD, 1);
+    assert_int_equal(run(&m, &dead).code, DV_OK);
+    assert_int_equal(run(&d, &dead).code, DV_OK);
+    assert_true(cmap_equal(&m, &d));
+    assert_true(cp.epoch == m.epoch); /* same epoch, different coordinator */
+    assert_false(cmap_equal(&m, &cp));
+    cmap_free(&cp);
     cmap_free(&d);
     cmap_free(&m);
 
@@ -869,8 +1024,91 @@ static void test_snapshot_roundtrip(void **state)
     assert_int_equal(d.dedup_cap, CMAP_DEDUP_DEFAULT);
     cmap_free(&d);
     cmap_free(&m);
+
+    /* A snapshot written before the coordinators existed: a body of 6 elements, which still
+     * reads (as a map without coordinators) under the same version. */
+    base_map(&m, 0);
+    buf_reset(&b);
+    assert_int_equal(cmap_encode(&m, &b), DV_OK);
+    assert_int_equal(b.data[24], 0x97);
+    assert_int_equal(b.data[b.len - 1], 0x90); /* no coordinators */
+    b.data[24] = 0x96;
+    b.len--;
+    buf_wr_le64(b.data + 8, b.len - 24);
+    buf_wr_le32(b.data + 16, crc32c(b.data + 24, b.len - 24));
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_OK);
+    assert_true(cmap_equal(&m, &d));
+    assert_int_equal(d.n_coords, 0);
+    cmap_free(&d);
+    /* 5 or 8 elements are not a map. */
+    b.data[24] = 0x95;
+    buf_wr_le32(b.data + 16, crc32c(b.data + 24, b.len - 24));
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_ECORRUPT);
+    cmap_free(&m);
     buf_free(&b);
     buf_free(&b2);
+}
+
+/* A snapshot whose coordinator table breaks an invariant apply keeps (written by changing the
+ * map behind apply's back): DV_ECORRUPT naming the field. */
+static void test_snapshot_bad_coords(void **state)
+{
+    static const struct {
+        int what;
+        const char *field;
+    } cases[] = {
+        {0, "coordinator id"},     {1, "coordinator id"},     {2, "raft_addr"},
+        {3, "client_url"},         {4, "coordinator 2 role"}, {5, "raft_addr"},
+        {6, "coordinators count"},
+    };
+    char err[DV_ERRMSG_SIZE];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cmap m, d;
+        struct buf b = BUF_INIT;
+        assert_int_equal(cmap_init(&m, 0), DV_OK);
+        for (uint64_t id = 1; id <= 3; id++)
+            assert_int_equal(run_free(&m, cu_coord(id, CMAP_COORD_VOTER)), DV_OK);
+        struct cmap_coord *c = &m.coords[1];
+        switch (cases[i].what) {
+        case 0:
+            c->id = 0;
+            break;
+        case 1:
+            c->id = 1; /* repeated, so out of order */
+            break;
+        case 2:
+            snprintf(c->raft_addr, sizeof c->raft_addr, "no-port");
+            break;
+        case 3:
+            c->client_url[0] = '\0';
+            break;
+        case 4:
+            c->role = 9;
+            break;
+        case 5:
+            memcpy(c->raft_addr, m.coords[0].raft_addr, sizeof c->raft_addr);
+            break;
+        default: {
+            /* More than CMAP_MAX_COORDS. */
+            struct cmap_coord *more = realloc(m.coords, (CMAP_MAX_COORDS + 1) * sizeof *more);
+            assert_non_null(more);
+            m.coords = more;
+            for (uint32_t k = 0; k <= CMAP_MAX_COORDS; k++) {
+                more[k] = m.coords[0];
+                more[k].id = k + 1;
+                snprintf(more[k].raft_addr, sizeof more[k].raft_addr, "h:%u", 1000 + k);
+            }
+            m.n_coords = m.cap_coords = CMAP_MAX_COORDS + 1;
+            break;
+        }
+        }
+        assert_int_equal(cmap_encode(&m, &b), DV_OK);
+        assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_ECORRUPT);
+        if (!strstr(err, cases[i].field))
+            fail_msg("case %zu: \"%s\" does not name %s", i, err, cases[i].field);
+        buf_free(&b);
+        cmap_free(&m);
+    }
 }
 
 /* Fixes the header's CRC after the body was changed on purpose. */
@@ -972,6 +1210,9 @@ static void test_apply_faults(void **state)
         cu_reg("n4", CMAP_NODE_JOINING, 2.0),
         cu_remove("n2", true),
         cu_drop("c"),
+        cu_coord(5, CMAP_COORD_SPARE),
+        cu_coord(2, CMAP_COORD_VOTER),
+        cu_coord_remove(5),
     };
     const size_t n_cmds = sizeof cmds / sizeof cmds[0];
     cmds[1].type = CMAP_CMD_NODE_STATE; /* reports through a state command */
@@ -1075,10 +1316,12 @@ int main(void)
         cmocka_unit_test(test_part_set),
         cmocka_unit_test(test_moves),
         cmocka_unit_test(test_node_remove),
+        cmocka_unit_test(test_coords),
         cmocka_unit_test(test_idempotent),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_snapshot_roundtrip),
         cmocka_unit_test(test_snapshot_corrupt),
+        cmocka_unit_test(test_snapshot_bad_coords),
         cmocka_unit_test(test_apply_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
