@@ -1,0 +1,1469 @@
+/* test_cluster.c - integration tests of a whole dvec cluster: 3 dvec-coord and 3 dvec-shard
+ * processes on 127.0.0.1, driven through the client API (docs/protocol.md, "Client API"):
+ * loading and querying through every coordinator, bad input, kill -9 of the Raft leader and of
+ * a node, a full restart. argv[1] is dvec-coord, argv[2] dvec-shard.
+ * The cases share one cluster (loading 50,000 points is the expensive part); a case that fails
+ * leaves it to the next one to start a fresh cluster. DVEC_ITEST_ONLY='test_node*' runs
+ * matching cases only; DVEC_ITEST_PORT sets the first port (shard_proc.h). */
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include "cmap.h"
+#include "jsonmp.h"
+#include "msg.h"
+#include "part_util.h"
+#include "place.h"
+#include "rpc.h"
+#include "shard_proc.h"
+
+#define NCO        3       /* coordinators */
+#define NND        3       /* nodes */
+#define DIM        32      /* dimension of the main collection */
+#define NPTS       50000   /* points loaded: ids [0, NPTS) */
+#define BATCH      2500    /* points per upsert request while loading */
+#define NQ         200     /* queries of the recall check */
+#define K          10      /* hits per query */
+#define ID_SPACE   400000  /* ids the tests use stay below this */
+#define COLL       "vecs"  /* the main collection */
+#define COLL2      "vecs2" /* created through a follower after a failover */
+#define DIM2       8
+#define TIMEOUT_MS 2000  /* the coordinators' --request_timeout */
+#define SLACK_MS   1500  /* what an answer "within the request timeout" may take beyond it */
+#define CALL_MS    20000 /* the test's own client timeout */
+
+static const char *const node_ids[NND] = {"cnode-a", "cnode-b", "cnode-c"};
+
+/* ---- the cluster ------------------------------------------------------------------------- */
+
+/* One coordinator: its process (temp dir, client URL) and its raft port. */
+struct co {
+    struct sp_proc *p;
+    uint16_t raft_port;
+    char id[8];
+};
+
+/* The shared cluster and what the tests know it holds. Points are version 0 of pu_vec /
+ * pu_payload; `pts_*` lists every acknowledged point of COLL in the order acknowledged. */
+static struct {
+    const char *coord_exe;
+    struct co co[NCO];
+    struct sp_proc *nd[NND];
+    char group[512];
+    char coord_urls[256];
+    const char *node_extra[NND][6];
+    struct rpc *cli[NCO]; /* one client per coordinator, kept across its restarts */
+    bool up;              /* every process started */
+    bool loaded;          /* COLL created and its NPTS points acknowledged */
+    uint8_t *has;         /* [ID_SPACE]: acknowledged in COLL */
+    uint64_t *pts_id;
+    float *pts_vec; /* [cap * DIM] */
+    size_t n_pts, cap_pts;
+    uint64_t coll2_points; /* acknowledged in COLL2 (0: not created) */
+} C;
+
+static bool case_ok; /* set at the end of each case: the teardown prints logs otherwise */
+
+static void print_logs(void)
+{
+    for (int i = 0; i < NCO; i++)
+        if (C.co[i].p)
+            sp_dump_log(C.co[i].p, 1500);
+    for (int i = 0; i < NND; i++)
+        if (C.nd[i])
+            sp_dump_log(C.nd[i], 1000);
+}
+
+/* Kills every process, removes every temp dir, forgets what the cluster held. */
+static void cluster_destroy(void)
+{
+    for (int i = 0; i < NCO; i++) {
+        rpc_close(C.cli[i]);
+        C.cli[i] = NULL;
+    }
+    sp_cleanup_all();
+    free(C.has);
+    free(C.pts_id);
+    free(C.pts_vec);
+    const char *exe = C.coord_exe;
+    memset(&C, 0, sizeof C);
+    C.coord_exe = exe;
+}
+
+/* A port nothing listens on right now (a later collision is still retried). */
+static uint16_t free_port(void)
+{
+    for (int i = 0; i < 64; i++) {
+        uint16_t port = sp_port();
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return port;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+        close(fd);
+        if (rc == 0)
+            return port;
+    }
+    return sp_port();
+}
+
+/* The cluster status of a coordinator as JSON (NULL with err when it does not answer). */
+static json_t *status_of(struct rpc *r, char *err)
+{
+    struct msg m = {.type = MSG_CLUSTER};
+    struct rpc_reply rep;
+    err[0] = '\0';
+    int rc = rpc_call(r, &m, &rep, err);
+    json_t *j = NULL;
+    if (rc == DV_OK) {
+        const struct msg_bytes *s = &rep.m.u.cluster_rep.status;
+        if (jsonmp_to_json(s->p, s->len, &j, err) != DV_OK)
+            j = NULL;
+    }
+    rpc_reply_free(&rep);
+    return j;
+}
+
+static uint64_t jint(const json_t *obj, const char *key)
+{
+    return (uint64_t)json_integer_value(json_object_get(obj, key));
+}
+
+static const char *jstr(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+/* Starts coordinator i on its data dir (the ports and group are set). */
+static void co_spawn(int i)
+{
+    struct sp_proc *p = C.co[i].p;
+    snprintf(p->log, sizeof p->log, "%s/log.%d", p->base, ++p->runs);
+    const char *argv[] = {C.coord_exe, "--id",     C.co[i].id, "--data_dir",
+                          p->data,     "--listen", p->url,     "--http",
+                          "",          "--group",  C.group,    "--request_timeout",
+                          "2s",        NULL};
+    p->exited = false;
+    p->pid = sp_fork_exec((char *const *)argv, p->log);
+    if (p->pid < 0)
+        p->pid = 0;
+}
+
+/*
+ * Waits (at most timeout_ms) until coordinator i answers a cluster request as itself.
+ * DV_OK; DV_EEXIST when it exited because a port was taken; DV_EOS when it exited otherwise;
+ * DV_ETIMEDOUT.
+ */
+static int co_wait(int i, uint64_t timeout_ms)
+{
+    struct sp_proc *p = C.co[i].p;
+    struct rpc_opts o;
+    rpc_opts_default(&o);
+    o.timeout_ms = 250;
+    uint64_t end = clock_mono_ms() + timeout_ms;
+    while (clock_mono_ms() < end) {
+        if (sp_reap(p)) {
+            struct buf b = BUF_INIT;
+            sp_read_file(p->log, &b);
+            const char *t = b.data ? (const char *)b.data : "";
+            /* The client port: "Address in use"; raft's port: raft_start fails. */
+            bool taken = strstr(t, "in use") != NULL || strstr(t, "raft_start") != NULL;
+            buf_free(&b);
+            return taken ? DV_EEXIST : DV_EOS;
+        }
+        struct rpc *r;
+        char err[DV_ERRMSG_SIZE];
+        if (p->pid > 0 && rpc_open(p->url, &o, &r, err) == DV_OK) {
+            json_t *st = status_of(r, err);
+            rpc_close(r);
+            bool me = st && jint(json_object_get(st, "coordinator"), "id") == (uint64_t)(i + 1);
+            json_decref(st);
+            if (me)
+                return DV_OK;
+        }
+        clock_sleep_ms(10);
+    }
+    return DV_ETIMEDOUT;
+}
+
+/* Starts the 3 coordinators on fresh ports; on a port collision all start over on others. */
+static void coords_start(void)
+{
+    for (int attempt = 0; attempt < 6; attempt++) {
+        size_t len = 0, ulen = 0;
+        for (int i = 0; i < NCO; i++) {
+            struct co *c = &C.co[i];
+            if (c->p == NULL) {
+                c->p = sp_new(false, NULL, 0);
+                assert_non_null(c->p);
+                snprintf(c->id, sizeof c->id, "%d", i + 1);
+            }
+            c->p->port = free_port();
+            c->raft_port = free_port();
+            snprintf(c->p->url, sizeof c->p->url, "tcp://127.0.0.1:%u", (unsigned)c->p->port);
+            len += (size_t)snprintf(C.group + len, sizeof C.group - len, "%s%d=127.0.0.1:%u=%s",
+                                    i ? "," : "", i + 1, (unsigned)c->raft_port, c->p->url);
+            ulen += (size_t)snprintf(C.coord_urls + ulen, sizeof C.coord_urls - ulen, "%s%s",
+                                     i ? "," : "", c->p->url);
+        }
+        for (int i = 0; i < NCO; i++)
+            co_spawn(i);
+        int rc = DV_OK, bad = 0;
+        for (int i = 0; i < NCO && rc == DV_OK; i++)
+            if ((rc = co_wait(i, 20000)) != DV_OK)
+                bad = i;
+        if (rc == DV_OK)
+            return;
+        /* A bootstrapped raft dir remembers the group's addresses: start over empty. */
+        for (int i = 0; i < NCO; i++) {
+            sp_kill9(C.co[i].p);
+            char cmd[160];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", C.co[i].p->data);
+            assert_int_equal(system(cmd), 0);
+        }
+        if (rc != DV_EEXIST) {
+            sp_dump_log(C.co[bad].p, 2000);
+            fail_msg("dvec-coord %d did not start: %s", bad + 1, dv_errname(rc));
+        }
+        printf("# coordinator ports taken (%s); retrying on others\n", C.group);
+    }
+    fail_msg("no free ports for the coordinators");
+}
+
+/* Polls every running coordinator until one is the ready leader; its index, -1 on timeout. */
+static int wait_leader(uint64_t timeout_ms)
+{
+    uint64_t end = clock_mono_ms() + timeout_ms;
+    do {
+        for (int i = 0; i < NCO; i++) {
+            if (C.co[i].p->pid == 0)
+                continue;
+            char err[DV_ERRMSG_SIZE];
+            json_t *st = status_of(C.cli[i], err);
+            json_t *me = st ? json_object_get(st, "coordinator") : NULL;
+            bool leader = me && strcmp(jstr(me, "state"), "leader") == 0 &&
+                          json_is_true(json_object_get(me, "leader_ready"));
+            json_decref(st);
+            if (leader)
+                return i;
+        }
+        clock_sleep_ms(5);
+    } while (clock_mono_ms() < end);
+    return -1;
+}
+
+/* Number of our nodes the status lists as `state`. */
+static int nodes_in_state(const json_t *st, const char *state)
+{
+    json_t *nodes = json_object_get(st, "nodes"), *n;
+    size_t i;
+    int count = 0;
+    json_array_foreach(nodes, i, n)
+    {
+        for (int k = 0; k < NND; k++)
+            if (strcmp(jstr(n, "id"), node_ids[k]) == 0 && strcmp(jstr(n, "state"), state) == 0)
+                count++;
+    }
+    return count;
+}
+
+/* Waits until coordinator `via` sees every node alive. */
+static void wait_nodes_alive(int via, uint64_t timeout_ms)
+{
+    uint64_t end = clock_mono_ms() + timeout_ms;
+    int alive = 0;
+    while (clock_mono_ms() < end) {
+        char err[DV_ERRMSG_SIZE];
+        json_t *st = status_of(C.cli[via], err);
+        alive = st ? nodes_in_state(st, "alive") : 0;
+        json_decref(st);
+        if (alive == NND)
+            return;
+        clock_sleep_ms(20);
+    }
+    print_logs();
+    fail_msg("%d of %d nodes alive after %" PRIu64 " ms", alive, NND, timeout_ms);
+}
+
+/* Starts node i (again, on its data dir). */
+static void node_start(int i)
+{
+    int rc = sp_start(C.nd[i]);
+    if (rc != DV_OK)
+        fail_msg("dvec-shard %s did not start: %s", node_ids[i], dv_errname(rc));
+}
+
+/* Starts 3 coordinators and 3 nodes that register with them. */
+static void cluster_start(void)
+{
+    C.has = calloc(ID_SPACE, 1);
+    assert_non_null(C.has);
+    uint64_t t0 = clock_mono_ms();
+    coords_start();
+    for (int i = 0; i < NCO; i++) {
+        struct rpc_opts o;
+        char err[DV_ERRMSG_SIZE];
+        rpc_opts_default(&o);
+        o.timeout_ms = CALL_MS;
+        assert_int_equal(rpc_open(C.co[i].p->url, &o, &C.cli[i], err), DV_OK);
+    }
+    for (int i = 0; i < NND; i++) {
+        const char **x = C.node_extra[i];
+        x[0] = "--coordinators", x[1] = C.coord_urls, x[2] = "--report_interval";
+        x[3] = "200ms", x[4] = "--node_id", x[5] = node_ids[i];
+        C.nd[i] = sp_new(false, x, 6);
+        assert_non_null(C.nd[i]);
+        node_start(i);
+    }
+    assert_true(wait_leader(10000) >= 0);
+    wait_nodes_alive(0, 10000);
+    C.up = true;
+    printf("# cluster of %d coordinators and %d nodes up in %" PRIu64 " ms\n", NCO, NND,
+           clock_mono_ms() - t0);
+}
+
+/* True when every process of the cluster runs. */
+static bool cluster_running(void)
+{
+    if (!C.up)
+        return false;
+    for (int i = 0; i < NCO; i++)
+        if (sp_reap(C.co[i].p))
+            return false;
+    for (int i = 0; i < NND; i++)
+        if (sp_reap(C.nd[i]))
+            return false;
+    return true;
+}
+
+/* Fails the case when a process of the cluster reported a sanitizer error (ASan and UBSan
+ * builds): a child's report would otherwise go unseen in its log. */
+static void logs_clean(void)
+{
+    struct buf b = BUF_INIT;
+    for (int i = 0; i < NCO + NND; i++) {
+        const struct sp_proc *p = i < NCO ? C.co[i].p : C.nd[i - NCO];
+        for (int run = 1; p && run <= p->runs; run++) {
+            char path[sizeof p->base + 16];
+            snprintf(path, sizeof path, "%s/log.%d", p->base, run);
+            sp_read_file(path, &b);
+            const char *t = b.data ? (const char *)b.data : "";
+            if (strstr(t, "Sanitizer") || strstr(t, "runtime error:")) {
+                struct sp_proc q = *p;
+                snprintf(q.log, sizeof q.log, "%s", path);
+                sp_dump_log(&q, 4000);
+                fail_msg("sanitizer report in %s", path);
+            }
+        }
+    }
+    buf_free(&b);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (!case_ok) {
+        print_logs();
+        cluster_destroy();
+    } else if (!cluster_running()) {
+        cluster_destroy();
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cluster_destroy();
+    return 0;
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static struct msg creq(int type, const char *coll)
+{
+    struct msg m;
+    memset(&m, 0, sizeof m);
+    m.type = type;
+    if (coll)
+        m.addr.coll = (struct msg_str){coll, (uint32_t)strlen(coll)};
+    return m;
+}
+
+static int call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *err)
+{
+    err[0] = '\0';
+    return rpc_call(r, req, rep, err);
+}
+
+static void call_ok(struct rpc *r, const struct msg *req, struct rpc_reply *rep)
+{
+    char err[DV_ERRMSG_SIZE];
+    int rc = call(r, req, rep, err);
+    if (rc != DV_OK)
+        print_error("%s: %s: %s\n", msg_type_name(req->type), dv_errname(rc), err);
+    assert_int_equal(rc, DV_OK);
+}
+
+/* A request that must fail with `code` and a message holding `text` (when not NULL). */
+static void call_fails(struct rpc *r, const struct msg *req, int code, const char *text)
+{
+    char err[DV_ERRMSG_SIZE];
+    struct rpc_reply rep;
+    int rc = call(r, req, &rep, err);
+    printf("# %s: %s \"%s\"\n", msg_type_name(req->type), dv_errname(rc), err);
+    if (rc != code || (text && strstr(err, text) == NULL))
+        print_error("%s: got %s \"%s\", want %s \"%s\"\n", msg_type_name(req->type), dv_errname(rc),
+                    err, dv_errname(code), text ? text : "");
+    assert_int_equal(rc, code);
+    assert_true(err[0] != '\0');
+    if (text)
+        assert_non_null(strstr(err, text));
+    rpc_reply_free(&rep);
+}
+
+static int coll_create(struct rpc *r, const char *name, uint32_t dim, uint32_t parts, char *err)
+{
+    struct msg m = creq(MSG_COLL_CREATE, name);
+    m.u.coll_cfg = (struct msg_coll_cfg){.dim = dim, .metric = CMAP_METRIC_L2, .partitions = parts};
+    struct rpc_reply rep;
+    int rc = call(r, &m, &rep, err);
+    rpc_reply_free(&rep);
+    return rc;
+}
+
+static void coll_create_ok(struct rpc *r, const char *name, uint32_t dim)
+{
+    char err[DV_ERRMSG_SIZE];
+    int rc = coll_create(r, name, dim, 0, err);
+    if (rc != DV_OK)
+        print_error("create %s: %s: %s\n", name, dv_errname(rc), err);
+    assert_int_equal(rc, DV_OK);
+}
+
+/* Upserts version 0 of `ids` (vectors of `dim`, payloads) into `coll`. */
+static int upsert_ids(struct rpc *r, const char *coll, uint32_t dim, const uint64_t *ids,
+                      uint32_t n, char *err)
+{
+    struct msg m = creq(MSG_P_UPSERT, coll);
+    struct pid *pids = calloc(n, sizeof *pids);
+    float *vecs = malloc((size_t)n * dim * sizeof *vecs);
+    struct msg_bytes *pl = calloc(n, sizeof *pl);
+    size_t *off = calloc(n, sizeof *off);
+    struct buf all = BUF_INIT, one = BUF_INIT;
+    assert_true(pids && vecs && pl && off);
+    for (uint32_t i = 0; i < n; i++) {
+        pids[i] = pid_num(ids[i]);
+        pu_vec(ids[i], 0, dim, vecs + (size_t)i * dim);
+        pu_payload(ids[i], 0, &one);
+        off[i] = all.len;
+        assert_int_equal(buf_append(&all, one.data, one.len), DV_OK);
+        pl[i].len = (uint32_t)one.len;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        pl[i].p = all.data + off[i];
+    m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pl, n, dim};
+    struct rpc_reply rep;
+    int rc = call(r, &m, &rep, err);
+    if (rc == DV_OK && rep.m.u.write_rep.affected != n) {
+        snprintf(err, DV_ERRMSG_SIZE, "upsert of %u points says %" PRIu64 " written", n,
+                 rep.m.u.write_rep.affected);
+        rc = DV_EPROTO;
+    }
+    rpc_reply_free(&rep);
+    free(pids);
+    free(vecs);
+    free(pl);
+    free(off);
+    buf_free(&all);
+    buf_free(&one);
+    return rc;
+}
+
+/* Notes ids as acknowledged in COLL. */
+static void ack(const uint64_t *ids, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        assert_true(ids[i] < ID_SPACE);
+        if (C.has[ids[i]])
+            continue;
+        if (C.n_pts == C.cap_pts) {
+            C.cap_pts = C.cap_pts ? C.cap_pts * 2 : 65536;
+            C.pts_id = realloc(C.pts_id, C.cap_pts * sizeof *C.pts_id);
+            C.pts_vec = realloc(C.pts_vec, C.cap_pts * DIM * sizeof *C.pts_vec);
+            assert_true(C.pts_id && C.pts_vec);
+        }
+        C.has[ids[i]] = 1;
+        C.pts_id[C.n_pts] = ids[i];
+        pu_vec(ids[i], 0, DIM, C.pts_vec + C.n_pts * DIM);
+        C.n_pts++;
+    }
+}
+
+/* Upserts ids into COLL through r; they must be acknowledged. */
+static void upsert_ok(struct rpc *r, const uint64_t *ids, uint32_t n)
+{
+    char err[DV_ERRMSG_SIZE];
+    int rc = upsert_ids(r, COLL, DIM, ids, n, err);
+    if (rc != DV_OK)
+        print_error("upsert of %u points: %s: %s\n", n, dv_errname(rc), err);
+    assert_int_equal(rc, DV_OK);
+    ack(ids, n);
+}
+
+static int count_of(struct rpc *r, const char *coll, const char *filter_json, uint64_t *out,
+                    char *err)
+{
+    struct buf f = BUF_INIT;
+    struct msg m = creq(MSG_P_COUNT, coll);
+    if (filter_json) {
+        assert_int_equal(jsonmp_from_text(filter_json, strlen(filter_json), &f, err), DV_OK);
+        m.u.count_req.filter = (struct msg_bytes){f.data, (uint32_t)f.len};
+    }
+    struct rpc_reply rep;
+    int rc = call(r, &m, &rep, err);
+    if (rc == DV_OK)
+        *out = rep.m.u.count_rep.count;
+    rpc_reply_free(&rep);
+    buf_free(&f);
+    return rc;
+}
+
+static uint64_t count_ok(struct rpc *r, const char *coll, const char *filter_json)
+{
+    char err[DV_ERRMSG_SIZE];
+    uint64_t n = 0;
+    int rc = count_of(r, coll, filter_json, &n, err);
+    if (rc != DV_OK)
+        print_error("count %s: %s: %s\n", coll, dv_errname(rc), err);
+    assert_int_equal(rc, DV_OK);
+    return n;
+}
+
+/* Query i of the tests (not a point of the collection). */
+static void query_vec(uint32_t i, float *v)
+{
+    pu_vec(5000000 + (uint64_t)i, 7, DIM, v);
+}
+
+/* Searches queries [first, first + n) for K hits at the default ef; fills *rep. */
+static int search(struct rpc *r, uint32_t first, uint32_t n, bool allow_partial, const char *filter,
+                  struct rpc_reply *rep, char *err)
+{
+    float *qv = malloc((size_t)n * DIM * sizeof *qv);
+    struct msg_query *q = calloc(n, sizeof *q);
+    struct buf f = BUF_INIT;
+    assert_true(qv && q);
+    if (filter)
+        assert_int_equal(jsonmp_from_text(filter, strlen(filter), &f, err), DV_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        query_vec(first + i, qv + (size_t)i * DIM);
+        q[i] = (struct msg_query){.vec = qv + (size_t)i * DIM, .dim = DIM, .k = K};
+        if (filter) {
+            q[i].filter = (struct msg_bytes){f.data, (uint32_t)f.len};
+            q[i].with_payload = true;
+        }
+    }
+    struct msg m = creq(MSG_P_SEARCH, COLL);
+    m.u.csearch_req = (struct msg_csearch_req){q, n, allow_partial, 0};
+    int rc = call(r, &m, rep, err);
+    free(qv);
+    free(q);
+    buf_free(&f);
+    return rc;
+}
+
+/* A string field of a payload into out ("" when absent or not a string). */
+static void payload_str(const struct msg_bytes *pl, const char *key, char *out, size_t cap)
+{
+    const uint8_t *v;
+    size_t vl;
+    struct mpk r;
+    const char *s;
+    uint32_t n;
+    out[0] = '\0';
+    if (pl->p == NULL || mpk_map_find(pl->p, pl->len, key, strlen(key), &v, &vl) != DV_OK)
+        return;
+    mpk_init(&r, v, vl);
+    if (mpk_str(&r, &s, &n) == DV_OK)
+        snprintf(out, cap, "%.*s", (int)n, s);
+}
+
+static double l2sq(const float *a, const float *b)
+{
+    double s = 0;
+    for (int d = 0; d < DIM; d++) {
+        double x = (double)a[d] - b[d];
+        s += x * x;
+    }
+    return s;
+}
+
+/* The exact K nearest acknowledged points to query qi; `skip` (NULL: none) leaves out the
+ * points of the partitions it flags. Returns how many (< K only for tiny sets). */
+static size_t oracle(uint32_t qi, const bool *skip, uint32_t np, uint64_t *ids)
+{
+    float q[DIM];
+    double dist[K];
+    size_t nb = 0;
+    query_vec(qi, q);
+    for (size_t i = 0; i < C.n_pts; i++) {
+        if (skip) {
+            struct pid id = pid_num(C.pts_id[i]);
+            if (skip[place_partition_of(&id, np)])
+                continue;
+        }
+        pu_topk_offer(dist, ids, &nb, K, l2sq(q, C.pts_vec + i * DIM), C.pts_id[i]);
+    }
+    return nb;
+}
+
+static size_t overlap(const uint64_t *a, size_t na, const struct msg_hits *h)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < na; i++)
+        for (uint32_t j = 0; j < h->n; j++)
+            if (h->hits[j].id.lo == a[i]) {
+                c++;
+                break;
+            }
+    return c;
+}
+
+/*
+ * Checks one query's hits: ids acknowledged, best first, scores the distances (the merge of
+ * per-partition lists must keep the K best in order). Returns the hits that are among the
+ * oracle's K.
+ */
+static size_t check_hits(uint32_t qi, const struct msg_hits *h, const bool *skip, uint32_t np)
+{
+    float q[DIM], v[DIM];
+    query_vec(qi, q);
+    assert_int_equal(h->n, K);
+    for (uint32_t j = 0; j < h->n; j++) {
+        const struct msg_hit *x = &h->hits[j];
+        assert_int_equal(x->id.kind, PID_NUM);
+        assert_true(x->id.lo < ID_SPACE && C.has[x->id.lo]);
+        pu_vec(x->id.lo, 0, DIM, v);
+        assert_float_equal(x->score, sqrt(l2sq(q, v)), 1e-4);
+        if (j > 0)
+            assert_true(x->score >= h->hits[j - 1].score);
+        if (skip)
+            assert_false(skip[place_partition_of(&x->id, np)]);
+    }
+    uint64_t want[K];
+    size_t nw = oracle(qi, skip, np, want);
+    return overlap(want, nw, h);
+}
+
+/* Searches the NQ queries through coordinator `via`; returns recall@K, ids into out[NQ][K]. */
+static double recall_via(int via, uint64_t (*out)[K])
+{
+    size_t good = 0;
+    for (uint32_t first = 0; first < NQ; first += 50) {
+        struct rpc_reply rep;
+        char err[DV_ERRMSG_SIZE];
+        int rc = search(C.cli[via], first, 50, false, NULL, &rep, err);
+        if (rc != DV_OK)
+            print_error("search through coordinator %d: %s: %s\n", via + 1, dv_errname(rc), err);
+        assert_int_equal(rc, DV_OK);
+        const struct msg_csearch_rep *s = &rep.m.u.csearch_rep;
+        assert_int_equal(s->n, 50);
+        assert_false(s->partial);
+        assert_int_equal(s->n_failed, 0);
+        for (uint32_t i = 0; i < 50; i++) {
+            good += check_hits(first + i, &s->results[i], NULL, 0);
+            for (uint32_t j = 0; j < K; j++)
+                out[first + i][j] = s->results[i].hits[j].id.lo;
+        }
+        rpc_reply_free(&rep);
+    }
+    return (double)good / (NQ * K);
+}
+
+/*
+ * Gets every acknowledged point of COLL through r (with vectors) and checks each is there
+ * with its vector; and that the count is exactly the acknowledged number.
+ */
+static void check_all_acked(struct rpc *r)
+{
+    assert_int_equal(count_ok(r, COLL, NULL), C.n_pts);
+    uint64_t good = 0;
+    bool printed = false;
+    struct pid *ids = calloc(5000, sizeof *ids);
+    assert_non_null(ids);
+    for (size_t at = 0; at < C.n_pts; at += 5000) {
+        uint32_t n = (uint32_t)(C.n_pts - at < 5000 ? C.n_pts - at : 5000);
+        for (uint32_t i = 0; i < n; i++)
+            ids[i] = pid_num(C.pts_id[at + i]);
+        struct msg m = creq(MSG_P_GET, COLL);
+        m.u.get_req = (struct msg_get_req){ids, n, true, false};
+        struct rpc_reply rep;
+        call_ok(r, &m, &rep);
+        const struct msg_hits *h = &rep.m.u.get_rep;
+        uint32_t j = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            const float *want = C.pts_vec + (at + i) * DIM;
+            bool ok = j < h->n && h->hits[j].id.lo == C.pts_id[at + i];
+            if (ok) {
+                const struct msg_hit *x = &h->hits[j++];
+                ok = x->vec && x->dim == DIM && memcmp(x->vec, want, DIM * sizeof(float)) == 0;
+            }
+            if (ok)
+                good++;
+            else if (!printed) {
+                printf("# acknowledged point %" PRIu64 " is missing or differs\n",
+                       C.pts_id[at + i]);
+                printed = true;
+            }
+        }
+        rpc_reply_free(&rep);
+    }
+    free(ids);
+    assert_int_equal(good, C.n_pts);
+}
+
+/* The placement of COLL as coll_info says: the primary node's index (in node_ids) per
+ * partition. Returns the partition count. */
+static uint32_t placement(struct rpc *r, int *node_of, uint32_t cap)
+{
+    struct msg m = creq(MSG_COLL_INFO, COLL);
+    struct rpc_reply rep;
+    call_ok(r, &m, &rep);
+    const struct msg_coll_info_rep *in = &rep.m.u.coll_info_rep;
+    assert_true(in->n_parts <= cap);
+    for (uint32_t p = 0; p < in->n_parts; p++) {
+        assert_int_equal(in->parts[p].part, p);
+        assert_int_equal(in->parts[p].n_nodes, 1);
+        node_of[p] = -1;
+        for (int k = 0; k < NND; k++)
+            if (in->parts[p].nodes[0].len == strlen(node_ids[k]) &&
+                memcmp(in->parts[p].nodes[0].p, node_ids[k], strlen(node_ids[k])) == 0)
+                node_of[p] = k;
+        assert_true(node_of[p] >= 0);
+    }
+    uint32_t np = in->n_parts;
+    rpc_reply_free(&rep);
+    return np;
+}
+
+/* ---- loading ----------------------------------------------------------------------------- */
+
+/* Creates COLL through coordinator 0 and loads NPTS points through coordinator 1. */
+static void load(void)
+{
+    uint64_t t0 = clock_mono_ms();
+    coll_create_ok(C.cli[0], COLL, DIM);
+    uint64_t t1 = clock_mono_ms();
+    uint64_t *ids = malloc(BATCH * sizeof *ids);
+    assert_non_null(ids);
+    for (uint64_t at = 0; at < NPTS; at += BATCH) {
+        for (uint32_t i = 0; i < BATCH; i++)
+            ids[i] = at + i;
+        upsert_ok(C.cli[1], ids, BATCH);
+    }
+    free(ids);
+    C.loaded = true;
+    uint64_t t2 = clock_mono_ms();
+    printf("# collection created in %" PRIu64 " ms; %d points loaded in %" PRIu64
+           " ms (%.0f points/s)\n",
+           t1 - t0, NPTS, t2 - t1, NPTS * 1000.0 / (double)(t2 - t1 ? t2 - t1 : 1));
+}
+
+/* Makes sure the cluster runs and holds the loaded collection (a case run alone, or after a
+ * failed one, builds it). */
+static void need_cluster(void)
+{
+    case_ok = false;
+    if (!cluster_running())
+        cluster_destroy();
+    if (!C.up)
+        cluster_start();
+    if (!C.loaded)
+        load();
+}
+
+/* ---- 1. load, count, search, get, scroll, payloads, filters, status ---------------------- */
+
+static void test_load_and_query(void **state)
+{
+    (void)state;
+    case_ok = false;
+    if (C.loaded) /* a previous run of this case in the same program */
+        cluster_destroy();
+    if (!cluster_running())
+        cluster_destroy();
+    if (!C.up)
+        cluster_start();
+    load(); /* created through coordinator 1, loaded through coordinator 2 */
+
+    /* The default partition count: 2 x the nodes, one replica each. */
+    int node_of[64];
+    uint32_t np = placement(C.cli[2], node_of, 64);
+    assert_int_equal(np, 2 * NND);
+
+    for (int i = 0; i < NCO; i++)
+        assert_int_equal(count_ok(C.cli[i], COLL, NULL), NPTS);
+
+    /* Recall at the default ef against brute force, and the same ids through every
+     * coordinator. */
+    static uint64_t ids[NCO][NQ][K];
+    uint64_t t0 = clock_mono_ms();
+    double recall[NCO];
+    for (int i = 0; i < NCO; i++)
+        recall[i] = recall_via(i, ids[i]);
+    printf("# %d queries x %d coordinators (with the oracle) in %" PRIu64
+           " ms; recall@%d %.4f %.4f %.4f\n",
+           NQ, NCO, clock_mono_ms() - t0, K, recall[0], recall[1], recall[2]);
+    for (int i = 0; i < NCO; i++)
+        assert_true(recall[i] >= 0.95);
+    assert_memory_equal(ids[0], ids[1], sizeof ids[0]);
+    assert_memory_equal(ids[0], ids[2], sizeof ids[0]);
+
+    /* Get: the points found, in request order, with vector and payload; missing ids left
+     * out. */
+    struct pid gid[8] = {pid_num(49999), pid_num(7), pid_num(NPTS + 5),
+                         pid_num(12345), pid_num(0), pid_num(ID_SPACE + 1),
+                         pid_num(31000), pid_num(2)};
+    struct msg m = creq(MSG_P_GET, COLL);
+    m.u.get_req = (struct msg_get_req){gid, 8, true, true};
+    struct rpc_reply rep;
+    call_ok(C.cli[2], &m, &rep);
+    const uint64_t want_get[] = {49999, 7, 12345, 0, 31000, 2};
+    assert_int_equal(rep.m.u.get_rep.n, 6);
+    struct buf pl = BUF_INIT;
+    for (uint32_t i = 0; i < 6; i++) {
+        const struct msg_hit *h = &rep.m.u.get_rep.hits[i];
+        float v[DIM];
+        assert_int_equal(h->id.lo, want_get[i]);
+        pu_vec(want_get[i], 0, DIM, v);
+        assert_int_equal(h->dim, DIM);
+        assert_memory_equal(h->vec, v, sizeof v);
+        pu_payload(want_get[i], 0, &pl);
+        assert_int_equal(h->payload.len, pl.len);
+        assert_memory_equal(h->payload.p, pl.data, pl.len);
+    }
+    rpc_reply_free(&rep);
+    buf_free(&pl);
+
+    /* Scroll: pages through every coordinator in turn with the cursor; each id once, in id
+     * order. */
+    uint8_t *seen = calloc(NPTS, 1);
+    assert_non_null(seen);
+    struct pid from = {0};
+    bool has_from = false, more = true;
+    uint64_t total = 0, last = 0;
+    int pages = 0;
+    while (more) {
+        struct msg s = creq(MSG_P_SCROLL, COLL);
+        s.u.scroll_req = (struct msg_scroll_req){has_from, from, 4000, {NULL, 0}, false, false};
+        call_ok(C.cli[pages % NCO], &s, &rep);
+        const struct msg_scroll_rep *sr = &rep.m.u.scroll_rep;
+        assert_true(sr->hits.n <= 4000);
+        for (uint32_t i = 0; i < sr->hits.n; i++) {
+            uint64_t id = sr->hits.hits[i].id.lo;
+            assert_true(id < NPTS);
+            assert_int_equal(seen[id], 0);
+            seen[id] = 1;
+            if (total > 0)
+                assert_true(id > last);
+            last = id;
+            total++;
+        }
+        more = sr->more;
+        if (more) {
+            assert_int_equal(sr->hits.n, 4000);
+            from = sr->next;
+            has_from = true;
+            assert_true(from.lo > last);
+        }
+        rpc_reply_free(&rep);
+        pages++;
+        assert_true(pages <= NPTS / 4000 + 1);
+    }
+    free(seen);
+    assert_int_equal(total, NPTS);
+    assert_int_equal(pages, (NPTS + 3999) / 4000);
+
+    /* Set payload on ids of every partition through coordinator 1, seen through 3. */
+    struct pid sid[30];
+    for (int i = 0; i < 30; i++)
+        sid[i] = pid_num((uint64_t)i * 1601 + 3);
+    struct buf data = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(jsonmp_from_text("{\"mark\":\"set\"}", 14, &data, err), DV_OK);
+    m = creq(MSG_P_SET_PAYLOAD, COLL);
+    m.u.set_payload_req = (struct msg_set_payload_req){1, sid, 30, {data.data, (uint32_t)data.len}};
+    call_ok(C.cli[0], &m, &rep);
+    assert_int_equal(rep.m.u.write_rep.affected, 30);
+    rpc_reply_free(&rep);
+    bool touched[64] = {false};
+    for (int i = 0; i < 30; i++)
+        touched[place_partition_of(&sid[i], np)] = true;
+    for (uint32_t p = 0; p < np; p++)
+        assert_true(touched[p]);
+    m = creq(MSG_P_GET, COLL);
+    m.u.get_req = (struct msg_get_req){sid, 30, false, true};
+    call_ok(C.cli[2], &m, &rep);
+    assert_int_equal(rep.m.u.get_rep.n, 30);
+    for (int i = 0; i < 30; i++) {
+        const struct msg_hit *h = &rep.m.u.get_rep.hits[i];
+        char c[16] = "";
+        payload_str(&h->payload, "mark", c, sizeof c);
+        assert_string_equal(c, "set");
+        payload_str(&h->payload, "color", c, sizeof c); /* merged, not replaced */
+        assert_string_equal(c, pu_colors[sid[i].lo % 5]);
+    }
+    rpc_reply_free(&rep);
+    buf_free(&data);
+    assert_int_equal(count_ok(C.cli[1], COLL,
+                              "{\"must\":[{\"key\":\"mark\",\"match\":{\"value\":"
+                              "\"set\"}}]}"),
+                     30);
+
+    /* Filtered search and count: color is pu_colors[id % 5] ("red" for id % 5 == 0). */
+    const char *red = "{\"must\":[{\"key\":\"color\",\"match\":{\"value\":\"red\"}}]}";
+    assert_int_equal(count_ok(C.cli[2], COLL, red), NPTS / 5);
+    assert_int_equal(search(C.cli[1], 0, 20, false, red, &rep, err), DV_OK);
+    for (uint32_t i = 0; i < 20; i++) {
+        const struct msg_hits *h = &rep.m.u.csearch_rep.results[i];
+        assert_int_equal(h->n, K);
+        for (uint32_t j = 0; j < h->n; j++) {
+            char c[16];
+            assert_int_equal(h->hits[j].id.lo % 5, 0);
+            payload_str(&h->hits[j].payload, "color", c, sizeof c);
+            assert_string_equal(c, "red");
+        }
+    }
+    rpc_reply_free(&rep);
+
+    /* The cluster status through every coordinator: the same leader, 3 nodes alive, the
+     * collection. */
+    uint64_t leader = 0;
+    for (int i = 0; i < NCO; i++) {
+        json_t *st = status_of(C.cli[i], err);
+        assert_non_null(st);
+        json_t *me = json_object_get(st, "coordinator");
+        assert_int_equal(jint(me, "id"), (uint64_t)(i + 1));
+        if (i == 0)
+            leader = jint(me, "leader_id");
+        assert_true(leader >= 1 && leader <= NCO);
+        assert_int_equal(jint(me, "leader_id"), leader);
+        assert_int_equal(nodes_in_state(st, "alive"), NND);
+        json_t *colls = json_object_get(st, "collections");
+        assert_int_equal(json_array_size(colls), 1);
+        json_t *cl = json_array_get(colls, 0);
+        assert_string_equal(jstr(cl, "name"), COLL);
+        assert_int_equal(jint(cl, "dim"), DIM);
+        assert_int_equal(jint(cl, "partitions"), np);
+        json_decref(st);
+    }
+    logs_clean();
+    case_ok = true;
+}
+
+/* ---- bad input --------------------------------------------------------------------------- */
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    need_cluster();
+    struct rpc *r = C.cli[1];
+    char err[DV_ERRMSG_SIZE];
+
+    struct msg m = creq(MSG_P_COUNT, "no_such_collection");
+    call_fails(r, &m, DV_ENOTFOUND, "no_such_collection");
+    m = creq(MSG_COLL_INFO, "no_such_collection");
+    call_fails(r, &m, DV_ENOTFOUND, "no_such_collection");
+
+    /* Wrong dimension: an upsert and a search (nothing is sent to the nodes). */
+    uint64_t id = 377777;
+    int rc = upsert_ids(r, COLL, DIM / 2, &id, 1, err);
+    printf("# upsert of dimension %d: %s \"%s\"\n", DIM / 2, dv_errname(rc), err);
+    assert_int_equal(rc, DV_EDIM);
+    assert_non_null(strstr(err, "dimension"));
+    float q[DIM / 2] = {0};
+    struct msg_query qq = {.vec = q, .dim = DIM / 2, .k = K};
+    m = creq(MSG_P_SEARCH, COLL);
+    m.u.csearch_req = (struct msg_csearch_req){&qq, 1, true, 0};
+    call_fails(r, &m, DV_EDIM, "dimension");
+
+    /* Garbage bytes, then a truncated message: error replies, not silence. */
+    static const uint8_t garbage[] = {0xc1, 0xff, 0x00, 0x13, 'g', 'a', 'r', 'b', 'a', 'g', 'e'};
+    struct msg full = creq(MSG_P_COUNT, COLL);
+    struct buf enc = BUF_INIT;
+    full.req_id = 99;
+    assert_int_equal(msg_encode(&full, &enc, err), DV_OK);
+    const struct {
+        const void *p;
+        size_t n;
+    } raw[] = {{garbage, sizeof garbage}, {enc.data, enc.len - 3}};
+    for (size_t i = 0; i < 2; i++) {
+        void *out = NULL;
+        size_t len = 0;
+        rc = rpc_call_raw(r, raw[i].p, raw[i].n, &out, &len, err);
+        assert_int_equal(rc, DV_OK);
+        struct msg rep;
+        assert_int_equal(msg_decode(out, len, &rep, err), DV_OK);
+        printf("# %zu raw bytes: %s \"%.*s\"\n", raw[i].n, dv_errname(rep.err.code),
+               (int)rep.err.text.len, rep.err.text.p ? rep.err.text.p : "");
+        assert_true(rep.reply);
+        assert_int_equal(rep.err.code, DV_EPROTO);
+        assert_true(rep.err.text.len > 0);
+        msg_free(&rep);
+        free(out);
+    }
+    buf_free(&enc);
+
+    /* Create with dimension 0 (through a follower and through the leader), and a bad name. */
+    int leader = wait_leader(5000);
+    assert_true(leader >= 0);
+    for (int i = 0; i < 2; i++) {
+        rc = coll_create(C.cli[i == 0 ? leader : (leader + 1) % NCO], "dim_zero", 0, 0, err);
+        printf("# create with dim 0: %s \"%s\"\n", dv_errname(rc), err);
+        assert_int_equal(rc, DV_EINVAL);
+        assert_non_null(strstr(err, "dimension"));
+    }
+    rc = coll_create(r, "bad name!", 4, 0, err);
+    printf("# create named 'bad name!': %s \"%s\"\n", dv_errname(rc), err);
+    assert_int_equal(rc, DV_EINVAL);
+    rc = coll_create(r, COLL, DIM, 0, err);
+    assert_int_equal(rc, DV_EEXIST);
+
+    /* Every coordinator still serves, and nothing was created. */
+    for (int i = 0; i < NCO; i++) {
+        assert_int_equal(count_ok(C.cli[i], COLL, NULL), C.n_pts);
+        m = creq(MSG_COLL_LIST, NULL);
+        struct rpc_reply rep;
+        call_ok(C.cli[i], &m, &rep);
+        for (uint32_t k = 0; k < rep.m.u.coll_list_rep.n; k++) {
+            const struct msg_str *s = &rep.m.u.coll_list_rep.names[k];
+            assert_true((s->len == strlen(COLL) && memcmp(s->p, COLL, s->len) == 0) ||
+                        (s->len == strlen(COLL2) && memcmp(s->p, COLL2, s->len) == 0));
+        }
+        rpc_reply_free(&rep);
+    }
+    logs_clean();
+    case_ok = true;
+}
+
+/* ---- 2. kill -9 the raft leader ---------------------------------------------------------- */
+
+/* Kills the ready leader and measures until another coordinator is the ready leader. */
+static int kill_leader(double *ms)
+{
+    int old = wait_leader(5000);
+    assert_true(old >= 0);
+    /* Every coordinator agrees on it. */
+    for (int i = 0; i < NCO; i++) {
+        char err[DV_ERRMSG_SIZE];
+        json_t *st = status_of(C.cli[i], err);
+        assert_non_null(st);
+        json_t *me = json_object_get(st, "coordinator");
+        if (jint(me, "leader_id") != (uint64_t)(old + 1)) {
+            char *text = json_dumps(me, JSON_COMPACT);
+            print_error("coordinator %d: %s\n", i + 1, text);
+            free(text);
+        }
+        assert_int_equal(jint(me, "leader_id"), (uint64_t)(old + 1));
+        json_decref(st);
+    }
+    uint64_t t0 = clock_mono_ns();
+    sp_kill9(C.co[old].p);
+    int now = wait_leader(5000);
+    *ms = (double)(clock_mono_ns() - t0) / 1e6;
+    printf("# kill -9 of leader %d: coordinator %d is the ready leader after %.0f ms\n", old + 1,
+           now + 1, *ms);
+    assert_true(now >= 0 && now != old);
+    return old;
+}
+
+/* Waits until coordinator i names coordinator `leader` as the leader. */
+static bool knows_leader(int i, int leader, uint64_t timeout_ms)
+{
+    uint64_t end = clock_mono_ms() + timeout_ms;
+    do {
+        char err[DV_ERRMSG_SIZE];
+        json_t *st = status_of(C.cli[i], err);
+        bool knows =
+            st && jint(json_object_get(st, "coordinator"), "leader_id") == (uint64_t)(leader + 1);
+        json_decref(st);
+        if (knows)
+            return true;
+        clock_sleep_ms(5);
+    } while (clock_mono_ms() < end);
+    return false;
+}
+
+/* Searches 20 queries through each running coordinator: the same ids everywhere. */
+static void same_search_everywhere(void)
+{
+    uint64_t first[20][K];
+    bool have = false;
+    for (int i = 0; i < NCO; i++) {
+        if (C.co[i].p->pid == 0)
+            continue;
+        struct rpc_reply rep;
+        char err[DV_ERRMSG_SIZE];
+        int rc = search(C.cli[i], 0, 20, false, NULL, &rep, err);
+        if (rc != DV_OK)
+            print_error("search through coordinator %d: %s: %s\n", i + 1, dv_errname(rc), err);
+        assert_int_equal(rc, DV_OK);
+        for (uint32_t q = 0; q < 20; q++) {
+            const struct msg_hits *h = &rep.m.u.csearch_rep.results[q];
+            assert_int_equal(h->n, K);
+            for (uint32_t j = 0; j < K; j++) {
+                if (have)
+                    assert_int_equal(first[q][j], h->hits[j].id.lo);
+                first[q][j] = h->hits[j].id.lo;
+            }
+        }
+        have = true;
+        rpc_reply_free(&rep);
+    }
+}
+
+static void test_leader_failover(void **state)
+{
+    (void)state;
+    need_cluster();
+    double ms[2];
+    for (int round = 0; round < 2; round++) {
+        int dead = kill_leader(&ms[round]);
+        assert_true(ms[round] < 2000);
+        int a = (dead + 1) % NCO, b = (dead + 2) % NCO;
+
+        /* Clients keep working through the two others: searches, upserts, counts. */
+        same_search_everywhere();
+        uint64_t ids[500];
+        for (int i = 0; i < 500; i++)
+            ids[i] = 100000 + (uint64_t)round * 1000 + (uint64_t)i;
+        upsert_ok(C.cli[a], ids, 250);
+        upsert_ok(C.cli[b], ids + 250, 250);
+        assert_int_equal(count_ok(C.cli[a], COLL, NULL), C.n_pts);
+        assert_int_equal(count_ok(C.cli[b], COLL, NULL), C.n_pts);
+
+        /* A map change through a follower: forwarded to the new leader. */
+        int leader = wait_leader(5000);
+        int follower = leader == a ? b : a;
+        if (round == 0) {
+            coll_create_ok(C.cli[follower], COLL2, DIM2);
+            uint64_t id2[100];
+            for (int i = 0; i < 100; i++)
+                id2[i] = (uint64_t)i;
+            char err[DV_ERRMSG_SIZE];
+            int rc = upsert_ids(C.cli[follower], COLL2, DIM2, id2, 100, err);
+            if (rc != DV_OK)
+                print_error("upsert into %s: %s: %s\n", COLL2, dv_errname(rc), err);
+            assert_int_equal(rc, DV_OK);
+            C.coll2_points = 100;
+            assert_int_equal(count_ok(C.cli[leader], COLL2, NULL), 100);
+        } else {
+            /* A second create of the same name through the follower: DV_EEXIST. */
+            char err[DV_ERRMSG_SIZE];
+            assert_int_equal(coll_create(C.cli[follower], COLL2, DIM2, 0, err), DV_EEXIST);
+        }
+
+        /* The killed coordinator comes back on its dir and catches up with the map. */
+        co_spawn(dead);
+        int rc = co_wait(dead, 20000);
+        if (rc != DV_OK)
+            sp_dump_log(C.co[dead].p, 2000);
+        assert_int_equal(rc, DV_OK);
+        /* raft's transport redials a peer it lost after up to a second: until then the
+         * restarted one times out, asks for pre-votes (refused) and knows no leader. */
+        uint64_t t0 = clock_mono_ms();
+        int leader_now = wait_leader(5000);
+        assert_true(leader_now >= 0);
+        assert_true(knows_leader(dead, leader_now, 5000));
+        printf("# coordinator %d restarted; it follows coordinator %d after %" PRIu64 " ms\n",
+               dead + 1, leader_now + 1, clock_mono_ms() - t0);
+        uint64_t end = clock_mono_ms() + 10000;
+        uint64_t n2 = 0;
+        char err[DV_ERRMSG_SIZE];
+        while (clock_mono_ms() < end &&
+               (count_of(C.cli[dead], COLL2, NULL, &n2, err) != DV_OK || n2 != C.coll2_points))
+            clock_sleep_ms(20);
+        assert_int_equal(n2, C.coll2_points);
+        assert_int_equal(count_ok(C.cli[dead], COLL, NULL), C.n_pts);
+    }
+    printf("# leader failover: %.0f ms, %.0f ms (limit 2000)\n", ms[0], ms[1]);
+    same_search_everywhere();
+    logs_clean();
+    case_ok = true;
+}
+
+/* ---- 3. kill -9 a node ------------------------------------------------------------------- */
+
+static void test_node_kill(void **state)
+{
+    (void)state;
+    need_cluster();
+    int node_of[64];
+    uint32_t np = placement(C.cli[0], node_of, 64);
+    /* The victim: the node with the most partitions; another one must hold some too. */
+    int held[NND] = {0}, victim = 0, others = 0;
+    for (uint32_t p = 0; p < np; p++)
+        held[node_of[p]]++;
+    for (int k = 1; k < NND; k++)
+        if (held[k] > held[victim])
+            victim = k;
+    for (int k = 0; k < NND; k++)
+        others += k != victim ? held[k] : 0;
+    assert_true(held[victim] > 0 && others > 0);
+    bool down[64] = {false};
+    for (uint32_t p = 0; p < np; p++)
+        down[p] = node_of[p] == victim;
+    /* New ids on the victim's partitions and on the others'. */
+    uint64_t on_victim[50], elsewhere[500];
+    int nv = 0, ne = 0;
+    for (uint64_t id = 200000; nv < 50 || ne < 500; id++) {
+        struct pid p = pid_num(id);
+        if (down[place_partition_of(&p, np)]) {
+            if (nv < 50)
+                on_victim[nv++] = id;
+        } else if (ne < 500) {
+            elsewhere[ne++] = id;
+        }
+    }
+    const char *vid = node_ids[victim];
+    printf("# killing node %s (%d of %u partitions)\n", vid, held[victim], np);
+    sp_kill9(C.nd[victim]);
+
+    /* Search without allow_partial: a clear error naming the node, within the timeout. */
+    struct rpc_reply rep;
+    char err[DV_ERRMSG_SIZE];
+    uint64_t t0 = clock_mono_ms();
+    int rc = search(C.cli[0], 0, 5, false, NULL, &rep, err);
+    uint64_t dt = clock_mono_ms() - t0;
+    printf("# search, node down: %s \"%s\" after %" PRIu64 " ms\n", dv_errname(rc), err, dt);
+    assert_int_not_equal(rc, DV_OK);
+    assert_non_null(strstr(err, vid));
+    assert_true(dt <= TIMEOUT_MS + SLACK_MS);
+    rpc_reply_free(&rep);
+    /* ... and naming every partition that failed. */
+    char list[128];
+    size_t len = (size_t)snprintf(list, sizeof list, "partition%s ", held[victim] > 1 ? "s" : "");
+    for (uint32_t p = 0, k = 0; p < np; p++)
+        if (down[p])
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%u", k++ ? "," : "", p);
+    snprintf(list + len, sizeof list - len, ")");
+    if (strstr(err, list) == NULL)
+        print_error("the error does not name \"%s\"\n", list);
+    assert_non_null(strstr(err, list));
+
+    /* With allow_partial: the other partitions' best hits, the failed ones listed. */
+    t0 = clock_mono_ms();
+    rc = search(C.cli[1], 0, 20, true, NULL, &rep, err);
+    dt = clock_mono_ms() - t0;
+    if (rc != DV_OK)
+        print_error("partial search: %s: %s\n", dv_errname(rc), err);
+    assert_int_equal(rc, DV_OK);
+    const struct msg_csearch_rep *s = &rep.m.u.csearch_rep;
+    printf("# partial search, node down: %u partitions failed after %" PRIu64 " ms\n", s->n_failed,
+           dt);
+    assert_true(dt <= TIMEOUT_MS + SLACK_MS);
+    assert_true(s->partial);
+    assert_int_equal(s->n_failed, held[victim]);
+    for (uint32_t i = 0; i < s->n_failed; i++) {
+        assert_true(s->failed[i] < np && down[s->failed[i]]);
+        if (i > 0)
+            assert_true(s->failed[i] > s->failed[i - 1]);
+    }
+    size_t good = 0;
+    assert_int_equal(s->n, 20);
+    for (uint32_t q = 0; q < 20; q++)
+        good += check_hits(q, &s->results[q], down, np);
+    printf("# partial search: recall@%d %.3f over the partitions that answered\n", K,
+           (double)good / (20 * K));
+    assert_true((double)good / (20 * K) >= 0.95);
+    rpc_reply_free(&rep);
+
+    /* Writes to its partitions fail naming partition and node; others still work. */
+    t0 = clock_mono_ms();
+    rc = upsert_ids(C.cli[2], COLL, DIM, on_victim, 50, err);
+    dt = clock_mono_ms() - t0;
+    printf("# upsert to its partitions: %s \"%s\" after %" PRIu64 " ms\n", dv_errname(rc), err, dt);
+    assert_int_not_equal(rc, DV_OK);
+    assert_non_null(strstr(err, vid));
+    assert_non_null(strstr(err, "partition "));
+    assert_true(dt <= TIMEOUT_MS + SLACK_MS);
+    bool named = false;
+    for (uint32_t p = 0; p < np; p++) {
+        char word[32];
+        snprintf(word, sizeof word, "partition %u ", p);
+        named = named || (down[p] && strstr(err, word) != NULL);
+    }
+    assert_true(named);
+    for (int i = 0; i < NCO; i++)
+        upsert_ok(C.cli[i], elsewhere + i * 150, 150);
+    upsert_ok(C.cli[0], elsewhere + 450, 50);
+
+    /* The leader has noticed the silence. */
+    char state_was[16] = "";
+    uint64_t end = clock_mono_ms() + 10000;
+    while (clock_mono_ms() < end) {
+        json_t *st = status_of(C.cli[0], err);
+        json_t *n;
+        size_t i;
+        json_array_foreach(st ? json_object_get(st, "nodes") : NULL, i, n)
+        {
+            if (strcmp(jstr(n, "id"), vid) == 0)
+                snprintf(state_was, sizeof state_was, "%s", jstr(n, "state"));
+        }
+        json_decref(st);
+        if (strcmp(state_was, "suspect") == 0 || strcmp(state_was, "dead") == 0)
+            break;
+        clock_sleep_ms(20);
+    }
+    printf("# node %s is %s in the map\n", vid, state_was);
+    assert_true(strcmp(state_was, "suspect") == 0 || strcmp(state_was, "dead") == 0);
+
+    /* The node restarts on its data dir, re-registers, and every acknowledged point is
+     * there. */
+    t0 = clock_mono_ms();
+    node_start(victim);
+    uint64_t t_up = clock_mono_ms() - t0;
+    end = clock_mono_ms() + 15000;
+    rc = DV_EIO;
+    while (clock_mono_ms() < end && rc != DV_OK) {
+        rc = search(C.cli[0], 0, 1, false, NULL, &rep, err);
+        rpc_reply_free(&rep);
+        if (rc != DV_OK)
+            clock_sleep_ms(20);
+    }
+    printf("# node %s restarted: answers after %" PRIu64 " ms, searched through a coordinator "
+           "after %" PRIu64 " ms\n",
+           vid, t_up, clock_mono_ms() - t0);
+    assert_int_equal(rc, DV_OK);
+    wait_nodes_alive(1, 10000);
+    struct buf nlog = BUF_INIT;
+    sp_read_file(C.nd[victim]->log, &nlog);
+    assert_non_null(strstr((const char *)nlog.data, "registered with the coordinators"));
+    buf_free(&nlog);
+    for (int i = 0; i < NCO; i++)
+        assert_int_equal(count_ok(C.cli[i], COLL, NULL), C.n_pts);
+    check_all_acked(C.cli[2]);
+    /* The writes that failed wrote nothing, and can be retried now. */
+    struct pid vp[50];
+    for (int i = 0; i < 50; i++)
+        vp[i] = pid_num(on_victim[i]);
+    struct msg m = creq(MSG_P_GET, COLL);
+    m.u.get_req = (struct msg_get_req){vp, 50, false, false};
+    call_ok(C.cli[1], &m, &rep);
+    assert_int_equal(rep.m.u.get_rep.n, 0);
+    rpc_reply_free(&rep);
+    upsert_ok(C.cli[1], on_victim, 50);
+    assert_int_equal(count_ok(C.cli[0], COLL, NULL), C.n_pts);
+    logs_clean();
+    case_ok = true;
+}
+
+/* ---- 4. full cluster restart ------------------------------------------------------------- */
+
+static void test_full_restart(void **state)
+{
+    (void)state;
+    need_cluster();
+    int before[64];
+    uint32_t np = placement(C.cli[0], before, 64);
+    static uint64_t ids[NQ][K];
+
+    uint64_t t0 = clock_mono_ms();
+    for (int i = 0; i < NND; i++)
+        sp_signal(C.nd[i], SIGTERM);
+    for (int i = 0; i < NCO; i++)
+        sp_signal(C.co[i].p, SIGTERM);
+    for (int i = 0; i < NND + NCO; i++) {
+        struct sp_proc *p = i < NND ? C.nd[i] : C.co[i - NND].p;
+        bool gone = sp_wait_exit(p, 30000);
+        if (!gone || !WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0) {
+            sp_dump_log(p, 2000);
+            sp_kill9(p);
+        }
+        assert_true(gone);
+        assert_true(WIFEXITED(p->status));
+        assert_int_equal(WEXITSTATUS(p->status), 0);
+    }
+    printf("# SIGTERM: every process exited 0 within %" PRIu64 " ms\n", clock_mono_ms() - t0);
+
+    t0 = clock_mono_ms();
+    for (int i = 0; i < NCO; i++)
+        co_spawn(i);
+    for (int i = 0; i < NCO; i++) {
+        int rc = co_wait(i, 20000);
+        if (rc != DV_OK)
+            sp_dump_log(C.co[i].p, 2000);
+        assert_int_equal(rc, DV_OK);
+    }
+    for (int i = 0; i < NND; i++)
+        node_start(i);
+    assert_true(wait_leader(10000) >= 0);
+    /* Every partition answers again. */
+    uint64_t end = clock_mono_ms() + 15000, n = 0;
+    char err[DV_ERRMSG_SIZE];
+    int rc = DV_EIO;
+    while (clock_mono_ms() < end && (rc = count_of(C.cli[2], COLL, NULL, &n, err)) != DV_OK)
+        clock_sleep_ms(20);
+    if (rc != DV_OK)
+        print_error("count after the restart: %s: %s\n", dv_errname(rc), err);
+    assert_int_equal(rc, DV_OK);
+    printf("# restarted: every partition answers after %" PRIu64 " ms\n", clock_mono_ms() - t0);
+    wait_nodes_alive(0, 10000);
+
+    /* The map: both collections, the same partitions on the same nodes. */
+    int after[64];
+    assert_int_equal(placement(C.cli[1], after, 64), np);
+    assert_memory_equal(before, after, np * sizeof *after);
+    for (int i = 0; i < NCO; i++) {
+        json_t *st = status_of(C.cli[i], err);
+        assert_non_null(st);
+        json_t *colls = json_object_get(st, "collections");
+        assert_int_equal(json_array_size(colls), C.coll2_points ? 2 : 1);
+        json_decref(st);
+        if (C.coll2_points)
+            assert_int_equal(count_ok(C.cli[i], COLL2, NULL), C.coll2_points);
+    }
+
+    /* Every acknowledged point, and searches. */
+    check_all_acked(C.cli[0]);
+    double recall = recall_via(1, ids);
+    printf("# after the restart: recall@%d %.4f over %zu points\n", K, recall, C.n_pts);
+    assert_true(recall >= 0.95);
+    uint64_t more[100];
+    for (int i = 0; i < 100; i++)
+        more[i] = 300000 + (uint64_t)i;
+    upsert_ok(C.cli[2], more, 100);
+    assert_int_equal(count_ok(C.cli[0], COLL, NULL), C.n_pts);
+    logs_clean();
+    case_ok = true;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s PATH-TO-dvec-coord PATH-TO-dvec-shard\n", argv[0]);
+        return 2;
+    }
+    C.coord_exe = argv[1];
+    sp_exe = argv[2];
+    sp_init_ports();
+    signal(SIGPIPE, SIG_IGN);
+    if (getenv("DVEC_ITEST_ONLY"))
+        cmocka_set_test_filter(getenv("DVEC_ITEST_ONLY"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_load_and_query, teardown),
+        cmocka_unit_test_teardown(test_bad_input, teardown),
+        cmocka_unit_test_teardown(test_leader_failover, teardown),
+        cmocka_unit_test_teardown(test_node_kill, teardown),
+        cmocka_unit_test_teardown(test_full_restart, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, group_teardown);
+}
