@@ -238,6 +238,62 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
     return DV_OK;
 }
 
+/* Adds a coordinator to the raft group (it was started with `join` and an empty data dir) and
+ * records it in the map, where the others find its client URL; or removes one. */
+static int coord_change(struct coord *c, const struct msg *req, char *errmsg)
+{
+    const struct msg_coord_req *q = &req->u.coord_req;
+    bool add = req->type == MSG_COORD_ADD;
+    if (q->id == 0 || (add && (q->raft_addr.len == 0 || q->raft_addr.len > CMAP_URL_MAX ||
+                               q->client_url.len == 0 || q->client_url.len > CMAP_URL_MAX))) {
+        dv_errmsg_set(errmsg,
+                      "%s: id must be at least 1, raft address and client URL 1 to %d "
+                      "bytes",
+                      msg_type_name(req->type), CMAP_URL_MAX);
+        return DV_EINVAL;
+    }
+    if (!add && q->id == c->o.id) {
+        dv_errmsg_set(errmsg,
+                      "coordinator %" PRIu64 " is the leader: remove it through another "
+                      "after a new leader is elected",
+                      q->id);
+        return DV_EINVAL;
+    }
+    struct cmap_cmd cmd = {.req = coord_reqid(c)};
+    if (add) {
+        cmd.type = CMAP_CMD_COORD_SET;
+        cmd.u.coord_set.id = q->id;
+        snprintf(cmd.u.coord_set.raft_addr, sizeof cmd.u.coord_set.raft_addr, "%.*s",
+                 (int)q->raft_addr.len, q->raft_addr.p);
+        snprintf(cmd.u.coord_set.client_url, sizeof cmd.u.coord_set.client_url, "%.*s",
+                 (int)q->client_url.len, q->client_url.p);
+        cmd.u.coord_set.role = CMAP_COORD_VOTER;
+        int rc = craft_change(c->raft, true, q->id, cmd.u.coord_set.raft_addr, 30000, errmsg);
+        if (rc != DV_OK)
+            return rc;
+    } else {
+        int rc = craft_change(c->raft, false, q->id, NULL, 30000, errmsg);
+        if (rc != DV_OK)
+            return rc;
+        struct cmap_ref *ref = craft_map(c->raft);
+        bool known = cmap_coord_find(&ref->map, q->id) != NULL;
+        craft_map_release(c->raft, ref);
+        if (!known)
+            return DV_OK; /* a coordinator of the bootstrap list, never recorded */
+        cmd.type = CMAP_CMD_COORD_REMOVE;
+        cmd.u.coord_remove.id = q->id;
+    }
+    struct cmap_result res;
+    int rc = coord_apply(c, &cmd, &res, errmsg);
+    if (rc == DV_OK && res.code != DV_OK) {
+        dv_errmsg_set(errmsg, "%s", res.msg);
+        rc = res.code;
+    }
+    if (rc == DV_OK)
+        log_info(add ? "coordinator added" : "coordinator removed", "id=%" PRIu64, q->id);
+    return rc;
+}
+
 /* ---- map reads --------------------------------------------------------------------------- */
 
 static int cluster_status(struct coord *c, struct buf *b)
@@ -431,7 +487,8 @@ static void wait_local(struct coord *c, const char *name, bool present)
 
 static bool leader_only(int type)
 {
-    return type == MSG_COLL_CREATE || type == MSG_COLL_DROP || type == MSG_NODE_REPORT;
+    return type == MSG_COLL_CREATE || type == MSG_COLL_DROP || type == MSG_NODE_REPORT ||
+           type == MSG_COORD_ADD || type == MSG_COORD_REMOVE;
 }
 
 int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rpcsrv_result *res)
@@ -523,11 +580,7 @@ int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rp
         break;
     case MSG_COORD_ADD:
     case MSG_COORD_REMOVE:
-        dv_errmsg_set(res->errmsg,
-                      "%s: changing the coordinators at run time is not "
-                      "implemented yet; restart the group with a new `group` list",
-                      msg_type_name(req.type));
-        rc = DV_EUNSUPPORTED;
+        rc = coord_change(c, &req, res->errmsg);
         break;
     default:
         dv_errmsg_set(res->errmsg, "%s is not a request a coordinator answers",

@@ -31,6 +31,19 @@ struct op {
     char errmsg[DV_ERRMSG_SIZE];
 };
 
+/* A change of the raft group's membership, run by the loop thread one at a time. */
+struct change {
+    struct change *next;
+    int kind; /* CHANGE_ADD: raft_add then raft_assign(voter); CHANGE_REMOVE: raft_remove */
+    uint64_t id;
+    char addr[CRAFT_ADDR_MAX];
+    int rc;
+    bool done, abandoned;
+    char errmsg[DV_ERRMSG_SIZE];
+};
+
+enum { CHANGE_ADD = 1, CHANGE_REMOVE = 2 };
+
 struct craft {
     struct craft_opts o;
     pthread_t thread;
@@ -50,6 +63,7 @@ struct craft {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* an op finished */
     struct op *head, *tail;
+    struct change *chead, *ctail;
     bool stopping;
 
     /* loop thread only */
@@ -57,6 +71,8 @@ struct craft {
     size_t n_inflight;
     bool applying, closing, stop_seen;
     struct raft_apply req;
+    struct change *cur; /* membership change in flight */
+    struct raft_change chg;
     struct raft_barrier barrier;
     bool barrier_pending;
     uint64_t barrier_term;
@@ -186,6 +202,11 @@ static void update_status(struct craft *c)
     c->st.state = state;
     c->st.leader_id = lid;
     const char *url = lid ? craft_peer_url(c, lid) : NULL;
+    if (lid && url == NULL) {
+        /* A coordinator added at run time: the map knows its client URL. */
+        const struct cmap_coord *co = cmap_coord_find(&c->cfsm.map, lid);
+        url = co ? co->client_url : NULL;
+    }
     snprintf(c->st.leader_url, sizeof c->st.leader_url, "%s", url ? url : "");
     c->st.term = c->raft.current_term;
     c->st.commit_index = c->raft.commit_index;
@@ -260,6 +281,155 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     try_apply(c);
 }
 
+/* Marks a change finished (mu held); an abandoned one is freed. */
+static void finish_change(struct craft *c, struct change *ch, int rc, const char *msg)
+{
+    ch->rc = rc;
+    if (msg)
+        snprintf(ch->errmsg, sizeof ch->errmsg, "%s", msg);
+    ch->done = true;
+    if (ch->abandoned)
+        free(ch);
+    pthread_cond_broadcast(&c->cv);
+}
+
+static void try_change(struct craft *c);
+
+static void change_done(struct craft *c, int status, const char *what)
+{
+    char msg[DV_ERRMSG_SIZE];
+    snprintf(msg, sizeof msg, "%s: %s", what, status ? raft_strerror(status) : "ok");
+    pthread_mutex_lock(&c->mu);
+    struct change *ch = c->cur;
+    c->cur = NULL;
+    if (ch)
+        finish_change(c, ch, status ? DV_EIO : DV_OK, status ? msg : NULL);
+    pthread_mutex_unlock(&c->mu);
+    if (ch && status == 0)
+        log_info("raft group changed", "op=%s", what);
+    try_change(c);
+}
+
+static void assign_cb(struct raft_change *req, int status)
+{
+    change_done(req->data, status, "raft_assign voter");
+}
+
+static void remove_cb(struct raft_change *req, int status)
+{
+    change_done(req->data, status, "raft_remove");
+}
+
+static void add_cb(struct raft_change *req, int status)
+{
+    struct craft *c = req->data;
+    if (status != 0) {
+        change_done(c, status, "raft_add");
+        return;
+    }
+    /* Added as a spare: now a voter (raft catches it up first). */
+    c->chg.data = c;
+    int rv = raft_assign(&c->raft, &c->chg, c->cur->id, RAFT_VOTER, assign_cb);
+    if (rv != 0)
+        change_done(c, rv, "raft_assign voter");
+}
+
+/* Loop thread: starts the next membership change when none is in flight. */
+static void try_change(struct craft *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->cur || c->chead == NULL || c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    struct change *ch = c->chead;
+    c->chead = ch->next;
+    if (c->chead == NULL)
+        c->ctail = NULL;
+    pthread_mutex_lock(&c->pub_mu);
+    bool ready = c->st.leader_ready;
+    pthread_mutex_unlock(&c->pub_mu);
+    if (!ready || raft_state(&c->raft) != RAFT_LEADER) {
+        finish_change(c, ch, DV_ESTALE, "not the leader");
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    c->cur = ch;
+    c->chg.data = c;
+    int rv = ch->kind == CHANGE_ADD ? raft_add(&c->raft, &c->chg, ch->id, ch->addr, add_cb)
+                                    : raft_remove(&c->raft, &c->chg, ch->id, remove_cb);
+    if (rv != 0) {
+        char msg[DV_ERRMSG_SIZE];
+        snprintf(msg, sizeof msg, "%s: %s", ch->kind == CHANGE_ADD ? "raft_add" : "raft_remove",
+                 raft_errmsg(&c->raft)[0] ? raft_errmsg(&c->raft) : raft_strerror(rv));
+        c->cur = NULL;
+        finish_change(c, ch,
+                      rv == RAFT_DUPLICATEID || rv == RAFT_DUPLICATEADDRESS || rv == RAFT_BADID
+                          ? DV_EINVAL
+                      : rv == RAFT_CANTCHANGE ? DV_EBUSY
+                                              : DV_EIO,
+                      msg);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+int craft_change(struct craft *c, bool add, uint64_t id, const char *raft_addr, uint32_t timeout_ms,
+                 char *errmsg)
+{
+    struct change *ch = calloc(1, sizeof *ch);
+    if (ch == NULL)
+        return DV_ENOMEM;
+    ch->kind = add ? CHANGE_ADD : CHANGE_REMOVE;
+    ch->id = id;
+    snprintf(ch->addr, sizeof ch->addr, "%s", raft_addr ? raft_addr : "");
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        free(ch);
+        dv_errmsg_set(errmsg, "coordinator is shutting down");
+        return DV_ESHUTDOWN;
+    }
+    if (c->ctail)
+        c->ctail->next = ch;
+    else
+        c->chead = ch;
+    c->ctail = ch;
+    uv_async_send(&c->async);
+    while (!ch->done)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT && !ch->done) {
+            bool queued = false;
+            for (struct change **pp = &c->chead, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next)
+                if (*pp == ch) {
+                    *pp = ch->next;
+                    if (c->ctail == ch)
+                        c->ctail = prev;
+                    queued = true;
+                    break;
+                }
+            if (queued)
+                free(ch);
+            else
+                ch->abandoned = true;
+            pthread_mutex_unlock(&c->mu);
+            dv_errmsg_set(errmsg, "the raft group change did not finish within %u ms", timeout_ms);
+            return DV_ETIMEDOUT;
+        }
+    int rc = ch->rc;
+    if (rc != DV_OK)
+        dv_errmsg_set(errmsg, "%s", ch->errmsg);
+    pthread_mutex_unlock(&c->mu);
+    free(ch);
+    return rc;
+}
+
 static void close_cb(struct raft *r);
 
 /* Loop thread: starts the next batch when none is in flight. */
@@ -274,7 +444,13 @@ static void try_apply(struct craft *c)
             finish(c, op, DV_ESHUTDOWN, "coordinator is shutting down");
         }
         c->tail = NULL;
-        bool idle = !c->applying;
+        while (c->chead) {
+            struct change *ch = c->chead;
+            c->chead = ch->next;
+            finish_change(c, ch, DV_ESHUTDOWN, "coordinator is shutting down");
+        }
+        c->ctail = NULL;
+        bool idle = !c->applying && c->cur == NULL;
         pthread_mutex_unlock(&c->mu);
         if (idle && !c->closing && !c->barrier_pending) {
             c->closing = true;
@@ -349,6 +525,7 @@ static void try_apply(struct craft *c)
 static void async_cb(uv_async_t *h)
 {
     try_apply(h->data);
+    try_change(h->data);
 }
 
 static void timer_cb(uv_timer_t *h)
@@ -356,6 +533,7 @@ static void timer_cb(uv_timer_t *h)
     struct craft *c = h->data;
     update_status(c);
     try_apply(c);
+    try_change(c);
 }
 
 int craft_apply(struct craft *c, const void *cmd, size_t n, uint32_t timeout_ms,

@@ -63,6 +63,16 @@ void craft_stop(struct craft *c);
 int craft_apply(struct craft *c, const void *cmd, size_t n, uint32_t timeout_ms,
                 struct cmap_result *res, char *errmsg);
 
+/*
+ * Changes the raft group on the ready leader: add == true adds coordinator `id` at
+ * `raft_addr` (raft_add as a spare, then raft_assign as a voter once caught up; start it
+ * with `join` and an empty data dir), false removes it (raft_remove). One change at a time.
+ * DV_ESTALE (not the leader), DV_EINVAL (known id or address, unknown id), DV_EBUSY (another
+ * change in progress), DV_ETIMEDOUT, DV_EIO with raft's reason.
+ */
+int craft_change(struct craft *c, bool add, uint64_t id, const char *raft_addr, uint32_t timeout_ms,
+                 char *errmsg);
+
 /* A read-only copy of the map as of some applied index; hold it as long as needed. */
 struct cmap_ref {
     struct cmap map;
@@ -79,7 +89,7 @@ struct craft_status {
     int state;          /* RAFT_FOLLOWER, RAFT_CANDIDATE, RAFT_LEADER, RAFT_UNAVAILABLE */
     bool leader_ready;  /* this one is leader and its barrier of the term committed */
     uint64_t leader_id; /* 0: unknown */
-    char leader_url[CRAFT_ADDR_MAX]; /* its client URL, "" when unknown */
+    char leader_url[CMAP_URL_MAX + 1]; /* its client URL, "" when unknown */
     uint64_t term, commit_index, last_applied;
     uint64_t applies, batches; /* commands applied through this coordinator, raft entries */
 };

@@ -1446,6 +1446,77 @@ static void test_full_restart(void **state)
     case_ok = true;
 }
 
+/*
+ * 5. Coordinators at run time: a 4th coordinator started with `join` is added through a
+ * follower (raft_add, then voter), serves reads and forwards map changes to the leader, and
+ * is removed again; the group keeps serving throughout.
+ */
+static void test_coordinator_membership(void **state)
+{
+    (void)state;
+    need_cluster();
+    int leader = wait_leader(5000);
+    assert_true(leader >= 0);
+    int follower = (leader + 1) % NCO;
+    struct sp_proc *p = sp_new(false, NULL, 0);
+    assert_non_null(p);
+    p->port = free_port();
+    uint16_t raft_port = free_port();
+    snprintf(p->url, sizeof p->url, "tcp://127.0.0.1:%u", (unsigned)p->port);
+    char raft_addr[32], group[640];
+    snprintf(raft_addr, sizeof raft_addr, "127.0.0.1:%u", (unsigned)raft_port);
+    snprintf(group, sizeof group, "%s,4=%s=%s", C.group, raft_addr, p->url);
+    snprintf(p->log, sizeof p->log, "%s/log.1", p->base);
+    const char *argv[] = {
+        C.coord_exe, "--id",   "4", "--join",  "true", "--data_dir",        p->data, "--listen",
+        p->url,      "--http", "",  "--group", group,  "--request_timeout", "2s",    NULL};
+    p->pid = sp_fork_exec((char *const *)argv, p->log);
+    assert_true(p->pid > 0);
+
+    struct msg m = creq(MSG_COORD_ADD, NULL);
+    m.u.coord_req = (struct msg_coord_req){
+        4, {raft_addr, (uint32_t)strlen(raft_addr)}, {p->url, (uint32_t)strlen(p->url)}};
+    struct rpc_reply rep;
+    uint64_t t0 = clock_mono_ms();
+    call_ok(C.cli[follower], &m, &rep);
+    rpc_reply_free(&rep);
+    printf("# coordinator 4 added as a voter in %" PRIu64 " ms\n", clock_mono_ms() - t0);
+
+    /* It has the map (caught up from the leader) and answers reads from it. */
+    struct rpc_opts o;
+    rpc_opts_default(&o);
+    o.timeout_ms = CALL_MS;
+    struct rpc *r4;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(rpc_open(p->url, &o, &r4, err), DV_OK);
+    uint64_t n = 0;
+    uint64_t end = clock_mono_ms() + 5000;
+    while (clock_mono_ms() < end && count_of(r4, COLL, NULL, &n, err) != DV_OK)
+        clock_sleep_ms(20);
+    assert_int_equal(count_ok(r4, COLL, NULL), C.n_pts);
+    /* A map change through it reaches the leader; the others see it. */
+    coll_create_ok(r4, "vecs4", DIM2);
+    assert_int_equal(count_ok(C.cli[leader], "vecs4", NULL), 0);
+    json_t *st = status_of(r4, err);
+    assert_non_null(st);
+    assert_true(jint(json_object_get(st, "coordinator"), "leader_id") > 0);
+    json_decref(st);
+
+    /* Removed again (through the leader), then stopped. */
+    m = creq(MSG_COORD_REMOVE, NULL);
+    m.u.coord_req.id = 4;
+    call_ok(C.cli[leader], &m, &rep);
+    rpc_reply_free(&rep);
+    rpc_close(r4);
+    sp_signal(p, SIGTERM);
+    assert_true(sp_wait_exit(p, 15000));
+    assert_int_equal(count_ok(C.cli[follower], COLL, NULL), C.n_pts);
+    m = creq(MSG_COLL_DROP, "vecs4");
+    call_ok(C.cli[follower], &m, &rep);
+    rpc_reply_free(&rep);
+    case_ok = true;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -1464,6 +1535,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_leader_failover, teardown),
         cmocka_unit_test_teardown(test_node_kill, teardown),
         cmocka_unit_test_teardown(test_full_restart, teardown),
+        cmocka_unit_test_teardown(test_coordinator_membership, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, group_teardown);
 }
