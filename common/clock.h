@@ -29,4 +29,9 @@ int clock_sleep_ns(uint64_t ns);
 /* clock_sleep_ns() in milliseconds. */
 int clock_sleep_ms(uint64_t ms);
 
+/* Sets *ts to CLOCK_MONOTONIC now + ms: the absolute deadline for pthread_cond_timedwait on a
+ * condition variable created with pthread_condattr_setclock(CLOCK_MONOTONIC). */
+struct timespec;
+void clock_deadline_ms(struct timespec *ts, uint64_t ms);
+
 #endif

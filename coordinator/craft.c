@@ -14,6 +14,7 @@
 #include <raft/uv.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "craft.h"
 #include "err.h"
 #include "fsm.h"
@@ -383,13 +384,7 @@ int craft_change(struct craft *c, bool add, uint64_t id, const char *raft_addr, 
     ch->id = id;
     snprintf(ch->addr, sizeof ch->addr, "%s", raft_addr ? raft_addr : "");
     struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    clock_deadline_ms(&dl, timeout_ms);
     pthread_mutex_lock(&c->mu);
     if (c->stopping) {
         pthread_mutex_unlock(&c->mu);
@@ -552,13 +547,7 @@ int craft_apply(struct craft *c, const void *cmd, size_t n, uint32_t timeout_ms,
     op->cmd = cmd;
     op->n = n;
     struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    clock_deadline_ms(&dl, timeout_ms);
     pthread_mutex_lock(&c->mu);
     if (c->stopping) {
         pthread_mutex_unlock(&c->mu);

@@ -100,13 +100,7 @@ static void *report_main(void *arg)
         send_report(r, &current, &registered);
         pthread_mutex_lock(&r->mu);
         struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += r->o.interval_ms / 1000;
-        dl.tv_nsec += (long)(r->o.interval_ms % 1000) * 1000000;
-        if (dl.tv_nsec >= 1000000000) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000;
-        }
+        clock_deadline_ms(&dl, r->o.interval_ms);
         while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &dl) == 0)
             ;
     }
