@@ -42,15 +42,28 @@ static uint64_t wall_ms(void)
 /* Sends the client's bytes to the leader and copies its reply into `out`. */
 static int forward(struct coord *c, const void *in, size_t n, struct buf *out, char *errmsg)
 {
+    /* During an election, or right after this coordinator started or joined, no leader is
+     * known for a moment (raft 0.15 reconnects after up to a second): wait for one, within
+     * half the request timeout, rather than fail a request that would succeed. */
     struct craft_status st;
-    craft_status(c->raft, &st);
-    if (st.leader_id == 0 || st.leader_url[0] == '\0') {
-        dv_errmsg_set(errmsg, "no coordinator is leader right now (election in progress); retry");
-        return DV_EBUSY;
-    }
-    if (st.leader_id == c->o.id) {
-        dv_errmsg_set(errmsg, "this coordinator was just elected and is not ready yet; retry");
-        return DV_EBUSY;
+    uint64_t deadline = clock_mono_ms() + c->o.request_timeout_ms / 2;
+    for (;;) {
+        craft_status(c->raft, &st);
+        bool known = st.leader_id != 0 && st.leader_url[0] != '\0';
+        if (known && !(st.leader_id == c->o.id && !st.leader_ready))
+            break;
+        if (st.leader_ready)
+            break; /* became the ready leader meanwhile: the caller's forward goes to itself */
+        if (clock_mono_ms() >= deadline) {
+            if (!known)
+                dv_errmsg_set(errmsg,
+                              "no coordinator is leader right now (election in progress); retry");
+            else
+                dv_errmsg_set(errmsg,
+                              "this coordinator was just elected and is not ready yet; retry");
+            return DV_EBUSY;
+        }
+        clock_sleep_ms(10);
     }
     struct rpc *r = coord_conn(c, st.leader_url, errmsg);
     if (r == NULL)

@@ -1494,7 +1494,17 @@ static void test_coordinator_membership(void **state)
     while (clock_mono_ms() < end && count_of(r4, COLL, NULL, &n, err) != DV_OK)
         clock_sleep_ms(20);
     assert_int_equal(count_ok(r4, COLL, NULL), C.n_pts);
-    /* A map change through it reaches the leader; the others see it. */
+    /* A map change through it reaches the leader (once it has heard from one; the
+     * coordinator itself waits up to half its request timeout for that); the others see it. */
+    end = clock_mono_ms() + 5000;
+    for (;;) {
+        json_t *s4 = status_of(r4, err);
+        uint64_t lid = s4 ? jint(json_object_get(s4, "coordinator"), "leader_id") : 0;
+        json_decref(s4);
+        if (lid > 0 || clock_mono_ms() > end)
+            break;
+        clock_sleep_ms(20);
+    }
     coll_create_ok(r4, "vecs4", DIM2);
     assert_int_equal(count_ok(C.cli[leader], "vecs4", NULL), 0);
     json_t *st = status_of(r4, err);
