@@ -558,6 +558,16 @@ static int payload_index(struct coord *c, const struct cmap *m, const struct cma
     return first_error(calls, n, errmsg);
 }
 
+/* How long a follower waits for a collection it does not know yet (several raft heartbeats). */
+#define FOLLOWER_LAG_MS 150
+
+static bool leader_ready(struct coord *c)
+{
+    struct craft_status st;
+    craft_status(c->raft, &st);
+    return st.leader_ready;
+}
+
 int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct coord_tmp **tmp,
                char *errmsg)
 {
@@ -574,6 +584,17 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
             return DV_ENOMEM;
         struct cmap_ref *ref = craft_map(c->raft);
         const struct cmap_coll *cl = cmap_coll_find(&ref->map, name);
+        if (cl == NULL && !leader_ready(c)) {
+            /* A follower learns of a commit with the leader's next heartbeat: a collection
+             * just created through another coordinator may be a few ms away. */
+            uint64_t end = clock_mono_ms() + FOLLOWER_LAG_MS;
+            while (cl == NULL && clock_mono_ms() < end) {
+                craft_map_release(c->raft, ref);
+                clock_sleep_ms(5);
+                ref = craft_map(c->raft);
+                cl = cmap_coll_find(&ref->map, name);
+            }
+        }
         if (cl == NULL) {
             craft_map_release(c->raft, ref);
             free(t);
