@@ -37,6 +37,24 @@ static int w_str(struct buf *b, const char *s)
     return mpw_str(b, s, strlen(s));
 }
 
+int cmap_write_cfg(struct buf *b, const struct cmap_coll_cfg *g)
+{
+    int rc;
+    W(mpw_array(b, 9));
+    W(mpw_u64(b, g->dim));
+    W(mpw_u64(b, g->metric));
+    W(mpw_u64(b, g->m));
+    W(mpw_u64(b, g->ef_construction));
+    W(mpw_u64(b, g->ef_search));
+    W(mpw_u64(b, g->n_parts));
+    W(mpw_u64(b, g->rf));
+    W(mpw_u64(b, g->fsync));
+    W(mpw_bool(b, g->sq8));
+    return DV_OK;
+err:
+    return rc;
+}
+
 static int w_reports(struct buf *b, const struct cmap_report *r, uint32_t n)
 {
     int rc;
@@ -201,16 +219,7 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
         const struct cmap_coll_cfg *g = &cc->cfg;
         W(mpw_array(b, 4));
         W(w_str(b, cc->name));
-        W(mpw_array(b, 9));
-        W(mpw_u64(b, g->dim));
-        W(mpw_u64(b, g->metric));
-        W(mpw_u64(b, g->m));
-        W(mpw_u64(b, g->ef_construction));
-        W(mpw_u64(b, g->ef_search));
-        W(mpw_u64(b, g->n_parts));
-        W(mpw_u64(b, g->rf));
-        W(mpw_u64(b, g->fsync));
-        W(mpw_bool(b, g->sq8));
+        W(cmap_write_cfg(b, g));
         W(mpw_array(b, cc->n_node_ids));
         for (uint32_t i = 0; i < cc->n_node_ids; i++)
             W(w_str(b, cc->node_ids[i]));

@@ -63,4 +63,9 @@ char *cmap_strdup(const char *s);
 /* Copies at most max-1 bytes of the NUL-terminated `src` into dst and terminates it. */
 void cmap_strlcpy(char *dst, const char *src, size_t max);
 
+/* Writes a collection's configuration as the 9-element array commands and snapshots share:
+ * [dim, metric, m, ef_construction, ef_search, partitions, rf, fsync, sq8]. */
+struct buf;
+int cmap_write_cfg(struct buf *b, const struct cmap_coll_cfg *g);
+
 #endif

@@ -66,16 +66,7 @@ static int w_coll(struct buf *b, const struct cmap_coll *c)
     int rc;
     W(mpw_array(b, 4));
     W(w_str(b, c->name));
-    W(mpw_array(b, 9));
-    W(mpw_u64(b, g->dim));
-    W(mpw_u64(b, g->metric));
-    W(mpw_u64(b, g->m));
-    W(mpw_u64(b, g->ef_construction));
-    W(mpw_u64(b, g->ef_search));
-    W(mpw_u64(b, g->n_parts));
-    W(mpw_u64(b, g->rf));
-    W(mpw_u64(b, g->fsync));
-    W(mpw_bool(b, g->sq8));
+    W(cmap_write_cfg(b, g));
     W(mpw_u64(b, c->epoch));
     W(mpw_array(b, g->n_parts));
     for (uint32_t p = 0; p < g->n_parts; p++) {
