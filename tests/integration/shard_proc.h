@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "mpk.h"
 #include "rpc.h"
 
 #define SP_MAX_EXTRA 16 /* extra flags of one process */
@@ -415,6 +416,23 @@ static inline int sp_http_get(uint16_t port, const char *path, int *status, stru
 out:
     buf_free(&raw);
     return rc;
+}
+
+/* A string field of a payload into out ("" when absent or not a string). */
+static inline void sp_payload_str(const struct msg_bytes *pl, const char *key, char *out,
+                                  size_t cap)
+{
+    const uint8_t *v;
+    size_t vl;
+    struct mpk r;
+    const char *s;
+    uint32_t n;
+    out[0] = '\0';
+    if (pl->p == NULL || mpk_map_find(pl->p, pl->len, key, strlen(key), &v, &vl) != DV_OK)
+        return;
+    mpk_init(&r, v, vl);
+    if (mpk_str(&r, &s, &n) == DV_OK)
+        snprintf(out, cap, "%.*s", (int)n, s);
 }
 
 #endif

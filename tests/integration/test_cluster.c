@@ -580,22 +580,6 @@ static int search(struct rpc *r, uint32_t first, uint32_t n, bool allow_partial,
     return rc;
 }
 
-/* A string field of a payload into out ("" when absent or not a string). */
-static void payload_str(const struct msg_bytes *pl, const char *key, char *out, size_t cap)
-{
-    const uint8_t *v;
-    size_t vl;
-    struct mpk r;
-    const char *s;
-    uint32_t n;
-    out[0] = '\0';
-    if (pl->p == NULL || mpk_map_find(pl->p, pl->len, key, strlen(key), &v, &vl) != DV_OK)
-        return;
-    mpk_init(&r, v, vl);
-    if (mpk_str(&r, &s, &n) == DV_OK)
-        snprintf(out, cap, "%.*s", (int)n, s);
-}
-
 static double l2sq(const float *a, const float *b)
 {
     double s = 0;
@@ -916,9 +900,9 @@ static void test_load_and_query(void **state)
     for (int i = 0; i < 30; i++) {
         const struct msg_hit *h = &rep.m.u.get_rep.hits[i];
         char c[16] = "";
-        payload_str(&h->payload, "mark", c, sizeof c);
+        sp_payload_str(&h->payload, "mark", c, sizeof c);
         assert_string_equal(c, "set");
-        payload_str(&h->payload, "color", c, sizeof c); /* merged, not replaced */
+        sp_payload_str(&h->payload, "color", c, sizeof c); /* merged, not replaced */
         assert_string_equal(c, pu_colors[sid[i].lo % 5]);
     }
     rpc_reply_free(&rep);
@@ -938,7 +922,7 @@ static void test_load_and_query(void **state)
         for (uint32_t j = 0; j < h->n; j++) {
             char c[16];
             assert_int_equal(h->hits[j].id.lo % 5, 0);
-            payload_str(&h->hits[j].payload, "color", c, sizeof c);
+            sp_payload_str(&h->hits[j].payload, "color", c, sizeof c);
             assert_string_equal(c, "red");
         }
     }

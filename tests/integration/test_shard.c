@@ -389,22 +389,6 @@ static size_t overlap(const uint64_t *a, size_t na, const uint64_t *b, size_t nb
     return c;
 }
 
-/* Reads a string field of a payload into out ("" when absent or not a string). */
-static void payload_str(const struct msg_bytes *pl, const char *key, char *out, size_t cap)
-{
-    const uint8_t *v;
-    size_t vl;
-    struct mpk r;
-    const char *s;
-    uint32_t n;
-    out[0] = '\0';
-    if (pl->p == NULL || mpk_map_find(pl->p, pl->len, key, strlen(key), &v, &vl) != DV_OK)
-        return;
-    mpk_init(&r, v, vl);
-    if (mpk_str(&r, &s, &n) == DV_OK)
-        snprintf(out, cap, "%.*s", (int)n, s);
-}
-
 static bool payload_has(const struct msg_bytes *pl, const char *key)
 {
     const uint8_t *v;
@@ -531,7 +515,7 @@ static void check_filtered_search(struct rpc *r, const char *color)
             for (uint32_t j = 0; j < sp->results[i].n; j++) {
                 const struct msg_hit *h = &sp->results[i].hits[j];
                 char c[32];
-                payload_str(&h->payload, "color", c, sizeof c);
+                sp_payload_str(&h->payload, "color", c, sizeof c);
                 if (strcmp(c, color) != 0)
                     print_error("filtered search: id %" PRIu64 " has color '%s'\n", h->id.lo, c);
                 assert_string_equal(c, color);
@@ -756,7 +740,7 @@ static void test_every_op(void **state)
             for (uint32_t i = 0; i < s->hits.n; i++) {
                 char c[32];
                 assert_int_equal(s->hits.hits[i].id.lo, next_want);
-                payload_str(&s->hits.hits[i].payload, "color", c, sizeof c);
+                sp_payload_str(&s->hits.hits[i].payload, "color", c, sizeof c);
                 assert_string_equal(c, "red");
                 next_want += 5;
             }
@@ -785,7 +769,7 @@ static void test_every_op(void **state)
     for (int i = 0; i < 2; i++) {
         char c[32];
         assert_true(get_payload(r, ids12[i], &pl));
-        payload_str(&pl, "color", c, sizeof c);
+        sp_payload_str(&pl, "color", c, sizeof c);
         assert_string_equal(c, "purple");
         assert_int_equal(payload_int(&pl, "extra"), 7);
         assert_int_equal(payload_int(&pl, "n"), (int64_t)ids12[i]);
@@ -807,7 +791,7 @@ static void test_every_op(void **state)
     assert_true(get_payload(r, 1, &pl));
     {
         char c[32];
-        payload_str(&pl, "color", c, sizeof c);
+        sp_payload_str(&pl, "color", c, sizeof c);
         assert_string_equal(c, "purple");
         assert_false(payload_has(&pl, "extra"));
         assert_false(payload_has(&pl, "tags"));
