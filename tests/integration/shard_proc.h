@@ -157,6 +157,35 @@ static inline void sp_signal(struct sp_proc *p, int sig)
         kill(p->pid, sig);
 }
 
+/*
+ * A per-case watchdog: a case (with its teardown) that runs longer than SP_CASE_LIMIT_S is
+ * stuck, not slow. The alarm kills every child this binary started, says so on stderr and
+ * exits 1, so a hang is a named failure within seconds instead of meson's kill minutes later.
+ * Use sp_case_setup as the cmocka setup of every case.
+ */
+#define SP_CASE_LIMIT_S 150
+
+static void sp_on_alarm(int sig)
+{
+    (void)sig;
+    static const char text[] = "integration test: a case ran over its time limit (hung); "
+                               "its processes are killed\n";
+    for (int i = 0; i < SP_MAX_PROCS; i++)
+        if (sp_used[i] && sp_pool[i].pid > 0)
+            kill(sp_pool[i].pid, SIGKILL);
+    if (write(STDERR_FILENO, text, sizeof text - 1) < 0)
+        _exit(1);
+    _exit(1);
+}
+
+static inline int sp_case_setup(void **state)
+{
+    (void)state;
+    signal(SIGALRM, sp_on_alarm);
+    alarm(SP_CASE_LIMIT_S);
+    return 0;
+}
+
 /* SIGKILL and reap: for teardown and for crash tests. */
 static inline void sp_kill9(struct sp_proc *p)
 {

@@ -1524,12 +1524,12 @@ int main(int argc, char **argv)
     if (getenv("DVEC_ITEST_ONLY"))
         cmocka_set_test_filter(getenv("DVEC_ITEST_ONLY"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_load_and_query, teardown),
-        cmocka_unit_test_teardown(test_bad_input, teardown),
-        cmocka_unit_test_teardown(test_leader_failover, teardown),
-        cmocka_unit_test_teardown(test_node_kill, teardown),
-        cmocka_unit_test_teardown(test_full_restart, teardown),
-        cmocka_unit_test_teardown(test_coordinator_membership, teardown),
+        cmocka_unit_test_setup_teardown(test_load_and_query, sp_case_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, sp_case_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leader_failover, sp_case_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_kill, sp_case_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_restart, sp_case_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_coordinator_membership, sp_case_setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, group_teardown);
 }
