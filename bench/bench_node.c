@@ -226,7 +226,7 @@ static int run_searches(const struct nopts *o, struct rpc *r, struct part *p, co
     struct run x = {.o = o, .r = r, .p = p, .queries = qv, .nq = o->queries, .qbatch = qbatch};
     x.found = malloc((size_t)o->queries * o->k * sizeof *x.found);
     x.lat = malloc(o->queries * sizeof *x.lat);
-    pthread_t t[16];
+    pthread_t t[64];
     double best = 0;
     for (uint32_t round = 0; round < o->rounds; round++) {
         atomic_store(&x.next, 0);
@@ -495,13 +495,15 @@ static pid_t spawn(char *const argv[])
 static void cusage(FILE *f)
 {
     fprintf(f, "usage: dvec-bench cluster [--n N] [--dim D] [--queries Q] [--ef EF] [--parts P]\n"
-               "         [--rounds R] [--port P] [--dir D]\n"
+               "         [--rounds R] [--port P] [--dir D] [--clients C1,C2,...] [--qbatch Q]\n"
+               "         [--node-inflight I]\n"
                "  Starts one dvec-coord and one dvec-shard, creates a collection of P partitions\n"
                "  (default 1) through the coordinator, loads N points through it (fsync always),\n"
                "  then runs the same queries through the coordinator and straight to the node,\n"
-               "  one query per request, with 1 and 2 client threads.\n"
+               "  Q queries per request, with each number of client threads in the list.\n"
+               "  --node-inflight is the coordinator's node_inflight (default: its default).\n"
                "  Defaults: --n 100000 --dim 128 --queries 2000 --ef 64 --parts 1 --rounds 3\n"
-               "  --port 17500 --dir /var/tmp/dvec-bench-cluster.\n");
+               "  --port 17500 --dir /var/tmp/dvec-bench-cluster --clients 1,2,8 --qbatch 1.\n");
 }
 
 int bench_cluster_main(int argc, char **argv)
@@ -509,7 +511,9 @@ int bench_cluster_main(int argc, char **argv)
     static char shard_path[4200], coord_path[4200];
     struct nopts o = {
         NULL, "/var/tmp/dvec-bench-cluster", 100000, 128, 2000, 10, 64, 1000, 17500, 2, 3, 1};
-    uint32_t parts = 1;
+    uint32_t parts = 1, clients[8] = {1, 2, 8}, n_clients = 3;
+    const char *inflight = "2";
+    o.qbatch = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0) {
@@ -528,6 +532,16 @@ int bench_cluster_main(int argc, char **argv)
             o.ef = (uint32_t)atoi(v), i++;
         } else if (strcmp(a, "--parts") == 0) {
             parts = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--qbatch") == 0) {
+            o.qbatch = (uint32_t)atoi(v), i++;
+        } else if (strcmp(a, "--node-inflight") == 0) {
+            inflight = v, i++;
+        } else if (strcmp(a, "--clients") == 0) {
+            n_clients = 0;
+            for (const char *c = v; *c && n_clients < 8;
+                 c = strchr(c, ',') ? strchr(c, ',') + 1 : "")
+                clients[n_clients++] = (uint32_t)atoi(c);
+            i++;
         } else if (strcmp(a, "--rounds") == 0) {
             o.rounds = (uint32_t)atoi(v), i++;
         } else if (strcmp(a, "--port") == 0) {
@@ -539,7 +553,11 @@ int bench_cluster_main(int argc, char **argv)
             return 2;
         }
     }
-    if (o.n == 0 || o.dim == 0 || o.queries == 0 || o.rounds == 0 || parts == 0) {
+    bool bad_clients = n_clients == 0;
+    for (uint32_t i = 0; i < n_clients; i++)
+        bad_clients |= clients[i] == 0 || clients[i] > 64;
+    if (o.n == 0 || o.dim == 0 || o.queries == 0 || o.rounds == 0 || parts == 0 || o.qbatch == 0 ||
+        bad_clients) {
         cusage(stderr);
         return 2;
     }
@@ -571,8 +589,20 @@ int bench_cluster_main(int argc, char **argv)
     snprintf(group, sizeof group, "1=%s=%s", craft, curl);
     snprintf(cdir, sizeof cdir, "%s/coord", o.dir);
     snprintf(ndir, sizeof ndir, "%s/node", o.dir);
-    char *cargv[] = {coord_path, "--id",   "1", "--data_dir", cdir,  "--listen",
-                     curl,       "--http", "",  "--group",    group, NULL};
+    char *cargv[] = {coord_path,
+                     "--node_inflight",
+                     (char *)inflight,
+                     "--id",
+                     "1",
+                     "--data_dir",
+                     cdir,
+                     "--listen",
+                     curl,
+                     "--http",
+                     "",
+                     "--group",
+                     group,
+                     NULL};
     char *nargv[] = {shard_path, "--data_dir", ndir, "--node_id", "n1", "--listen",
                      nurl,       "--http",     "",   "--workers", "2",  "--coordinators",
                      curl,       NULL};
@@ -624,13 +654,14 @@ int bench_cluster_main(int argc, char **argv)
     if (atomic_load(&l.failed))
         goto fail;
 
-    struct result viac[2], node[2];
-    for (uint32_t t = 1; t <= 2; t++) {
+    struct result viac[8], node[8];
+    for (uint32_t i = 0; i < n_clients; i++) {
         g_coord = true;
-        if (run_searches(&o, cr, NULL, qv, truth, t, 1, &viac[t - 1]) != 0)
+        if (run_searches(&o, cr, NULL, qv, truth, clients[i], o.qbatch, &viac[i]) != 0)
             goto fail;
         g_coord = false;
-        if (parts == 1 && run_searches(&o, nr, NULL, qv, truth, t, 1, &node[t - 1]) != 0)
+        if (parts == 1 &&
+            run_searches(&o, nr, NULL, qv, truth, clients[i], o.qbatch, &node[i]) != 0)
             goto fail;
     }
     rpc_close(cr);
@@ -638,16 +669,17 @@ int bench_cluster_main(int argc, char **argv)
     int st1 = stop_node(npid), st2 = stop_node(cpid);
 
     printf("\n## dvec-bench cluster: %llu x %u (clustered), L2, %u partition(s) on 1 node, "
-           "ef %u, k %u, %u queries, one query per request, best of %u rounds\n\n",
-           (unsigned long long)o.n, o.dim, parts, o.ef, o.k, o.queries, o.rounds);
+           "ef %u, k %u, %u queries, %u per request, node_inflight %s, best of %u rounds\n\n",
+           (unsigned long long)o.n, o.dim, parts, o.ef, o.k, o.queries, o.qbatch, inflight,
+           o.rounds);
     printf("| path | client threads | QPS | p50 ms | p99 ms | recall@%u | coordinator / node |\n",
            o.k);
     printf("|---|---:|---:|---:|---:|---:|---:|\n");
-    for (int t = 0; t < 2; t++) {
+    for (uint32_t t = 0; t < n_clients; t++) {
         if (parts == 1)
-            printf("| straight to the node | %d | %.0f | %.3f | %.3f | %.4f | |\n", t + 1,
+            printf("| straight to the node | %u | %.0f | %.3f | %.3f | %.4f | |\n", clients[t],
                    node[t].qps, node[t].p50_ms, node[t].p99_ms, node[t].recall);
-        printf("| through dvec-coord | %d | %.0f | %.3f | %.3f | %.4f | %s%.2fx |\n", t + 1,
+        printf("| through dvec-coord | %u | %.0f | %.3f | %.3f | %.4f | %s%.2fx |\n", clients[t],
                viac[t].qps, viac[t].p50_ms, viac[t].p99_ms, viac[t].recall, "",
                parts == 1 ? viac[t].qps / node[t].qps : 0.0);
     }

@@ -9,12 +9,14 @@
 #include "err.h"
 #include "log.h"
 
-struct rpc *coord_conn(struct coord *c, const char *url, char *errmsg)
+struct rpc *coord_conn(struct coord *c, const char *url, struct combiner **comb, char *errmsg)
 {
     pthread_mutex_lock(&c->conns_mu);
     for (size_t i = 0; i < c->n_conns; i++)
         if (strcmp(c->conns[i].url, url) == 0) {
             struct rpc *r = c->conns[i].rpc;
+            if (comb)
+                *comb = c->conns[i].comb;
             pthread_mutex_unlock(&c->conns_mu);
             return r;
         }
@@ -37,9 +39,19 @@ struct rpc *coord_conn(struct coord *c, const char *url, char *errmsg)
         pthread_mutex_unlock(&c->conns_mu);
         return NULL;
     }
+    struct combiner *cb = combiner_new(r, c->o.node_inflight);
+    if (cb == NULL) {
+        pthread_mutex_unlock(&c->conns_mu);
+        rpc_close(r);
+        dv_errmsg_set(errmsg, "out of memory");
+        return NULL;
+    }
     struct coord_conn *cc = &c->conns[c->n_conns++];
     snprintf(cc->url, sizeof cc->url, "%s", url);
     cc->rpc = r;
+    cc->comb = cb;
+    if (comb)
+        *comb = cb;
     pthread_mutex_unlock(&c->conns_mu);
     return r;
 }

@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "cmap.h"
+#include "combine.h"
 #include "craft.h"
 #include "msg.h"
 #include "rpc.h"
@@ -22,12 +23,14 @@ struct coord_opts {
     uint32_t dead_ms;            /* ... and this long: DEAD */
     uint32_t report_every_ms;    /* what nodes are told; the leader checks at this pace */
     uint32_t max_batch;          /* points per client upsert */
+    uint32_t node_inflight;      /* search requests outstanding per node before combining */
 };
 
 /* A connection to a node or a coordinator, by URL; made on first use and kept. */
 struct coord_conn {
     char url[CRAFT_ADDR_MAX * 2];
     struct rpc *rpc;
+    struct combiner *comb; /* searches to this peer (combine.h) */
 };
 
 /* The leader's view of node liveness (not replicated: rebuilt from reports after a change of
@@ -59,8 +62,9 @@ struct coord {
 
 /* ---- coord.c ----------------------------------------------------------------------------- */
 
-/* The connection to `url` (made if needed); NULL with errmsg when it cannot be opened. */
-struct rpc *coord_conn(struct coord *c, const char *url, char *errmsg);
+/* The connection to `url` (made if needed); NULL with errmsg when it cannot be opened.
+ * *comb (if comb is not NULL) gets the connection's search combiner. */
+struct rpc *coord_conn(struct coord *c, const char *url, struct combiner **comb, char *errmsg);
 
 /* A fresh request id for a command this coordinator submits. */
 struct cmap_reqid coord_reqid(struct coord *c);

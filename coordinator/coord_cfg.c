@@ -39,6 +39,9 @@ const struct cfg_field coord_cfg_schema[] = {
      .doc = "requests received concurrently (NNG contexts)"},
     {F("max_message", CFG_BYTES, max_message), .def = "64MiB", .min = "64KiB", .max = "64MiB",
      .doc = "largest request accepted"},
+    {F("node_inflight", CFG_UINT64, node_inflight), .def = "2", .min = "1", .max = "1024",
+     .doc = "search requests outstanding per node; searches arriving beyond that wait for a "
+            "slot and travel to the node together, as one request"},
     {F("max_batch", CFG_UINT64, max_batch), .def = "65536", .min = "1", .max = "1048576",
      .doc = "points per write request"},
     {F("shutdown_timeout", CFG_DURATION, shutdown_timeout_ns), .def = "30s", .min = "1s",

@@ -65,7 +65,7 @@ static int forward(struct coord *c, const void *in, size_t n, struct buf *out, c
         }
         clock_sleep_ms(10);
     }
-    struct rpc *r = coord_conn(c, st.leader_url, errmsg);
+    struct rpc *r = coord_conn(c, st.leader_url, NULL, errmsg);
     if (r == NULL)
         return DV_EIO;
     void *rep;
@@ -443,7 +443,7 @@ static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, st
             t->names[k] = S(t->text[k]);
         }
         const struct cmap_node *prim = cmap_node_get(&ref->map, pt->primary);
-        struct rpc *r = prim ? coord_conn(c, prim->url, errmsg) : NULL;
+        struct rpc *r = prim ? coord_conn(c, prim->url, NULL, errmsg) : NULL;
         if (r) {
             struct msg q = {.type = MSG_REPLICA_INFO};
             q.addr = (struct msg_addr){S(cl->name), p, pt->epoch};

@@ -58,7 +58,7 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
 {
     char err[DV_ERRMSG_SIZE];
     int failed = 0;
-    struct rpc *r = coord_conn(c, n->url, err);
+    struct rpc *r = coord_conn(c, n->url, NULL, err);
     if (r == NULL)
         return 1;
     struct cmap_held *held;

@@ -94,6 +94,28 @@ static int collect(void *arg, struct metrics_writer *w)
     for (size_t i = 0; i < sizeof v / sizeof v[0] && rc == DV_OK; i++)
         rc = metrics_emit_gauge(w, names[i], help[i], NULL, v[i]);
     craft_map_release(c->raft, ref);
+    /* Search combining (combine.h), over every node connection. */
+    struct combiner_stats sum = {0};
+    pthread_mutex_lock(&c->conns_mu);
+    for (size_t i = 0; i < c->n_conns; i++) {
+        struct combiner_stats one;
+        combiner_stats(c->conns[i].comb, &one);
+        sum.requests += one.requests;
+        sum.searches += one.searches;
+        sum.queries += one.queries;
+    }
+    pthread_mutex_unlock(&c->conns_mu);
+    if (rc == DV_OK)
+        rc = metrics_emit_counter(w, "dvec_coord_node_searches_total",
+                                  "Searches sent to nodes, one per node per client request.", NULL,
+                                  (double)sum.searches);
+    if (rc == DV_OK)
+        rc = metrics_emit_counter(w, "dvec_coord_node_search_requests_total",
+                                  "Node requests that carried them (fewer when combined).", NULL,
+                                  (double)sum.requests);
+    if (rc == DV_OK)
+        rc = metrics_emit_counter(w, "dvec_coord_node_search_queries_total",
+                                  "Queries in those node requests.", NULL, (double)sum.queries);
     return rc;
 }
 
@@ -181,6 +203,7 @@ int main(int argc, char **argv)
         .dead_ms = (uint32_t)(cf.node_dead_ns / 1000000),
         .report_every_ms = (uint32_t)(cf.reconcile_every_ns / 1000000),
         .max_batch = (uint32_t)cf.max_batch,
+        .node_inflight = (uint32_t)cf.node_inflight,
     };
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -265,8 +288,10 @@ int main(int argc, char **argv)
     httpd_free(http);
     craft_stop(c.raft); /* drains raft's applies, then raft_close (LIBRARY-NOTES bug 2) */
     rpcsrv_stop(c.srv);
-    for (size_t i = 0; i < c.n_conns; i++)
+    for (size_t i = 0; i < c.n_conns; i++) {
+        combiner_free(c.conns[i].comb);
         rpc_close(c.conns[i].rpc);
+    }
     free(c.conns);
     free(c.seen);
     metrics_free(reg);

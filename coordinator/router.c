@@ -17,6 +17,8 @@
 /* One request to one node. */
 struct call {
     struct rpc *r;
+    struct combiner *comb; /* searches: the node's combiner */
+    struct comb_share share;
     struct msg req;
     struct rpc_reply rep;
     int rc;
@@ -49,8 +51,10 @@ void router_tmp_free(struct coord_tmp *t)
 {
     if (t == NULL)
         return;
-    for (size_t i = 0; i < t->n_calls; i++)
+    for (size_t i = 0; i < t->n_calls; i++) {
         rpc_reply_free(&t->calls[i].rep);
+        comb_share_release(&t->calls[i].share);
+    }
     free(t->calls);
     for (size_t i = 0; i < t->n_blocks; i++)
         free(t->blocks[i]);
@@ -62,6 +66,11 @@ static void call_one(void *arg, size_t i)
     struct call *c = &((struct call *)arg)[i];
     if (c->r == NULL)
         return; /* failed before sending: rc and err are set */
+    if (c->req.type == MSG_SEARCH && c->comb) {
+        c->rc = combiner_search(c->comb, &c->req, c->timeout_ms, &c->share, c->err);
+        c->rep.m.u.search_rep = c->share.rep; /* a view: the share owns the memory */
+        return;
+    }
     c->rc = rpc_call_timeout(c->r, &c->req, &c->rep, c->timeout_ms, c->err);
 }
 
@@ -104,7 +113,7 @@ static void aim(struct coord *c, const struct cmap *m, uint32_t num, struct call
         dv_errmsg_set(k->err, "node is %s", n ? cmap_node_state_name(n->state) : "unknown");
         return;
     }
-    k->r = coord_conn(c, n->url, k->err);
+    k->r = coord_conn(c, n->url, &k->comb, k->err);
     if (k->r == NULL)
         k->rc = DV_EIO;
 }

@@ -8,6 +8,8 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -776,6 +778,65 @@ static void need_cluster(void)
 
 /* ---- 1. load, count, search, get, scroll, payloads, filters, status ---------------------- */
 
+/* Many clients at once through one coordinator: the coordinator combines searches bound for
+ * the same node into one node request (combine.c) and must hand each client exactly its own
+ * queries' results. Requests of 1, 2 and 3 queries; no cmocka calls on these threads. */
+struct conc {
+    const uint64_t (*want)[K];
+    atomic_uint next; /* next chunk */
+    atomic_uint wrong, failed, done;
+};
+
+static void *conc_main(void *arg)
+{
+    struct conc *x = arg;
+    for (;;) {
+        uint32_t c = atomic_fetch_add(&x->next, 1), first = c, n = c % 3 + 1;
+        if (first >= NQ)
+            break;
+        if (first + n > NQ)
+            n = NQ - first;
+        struct rpc_reply rep;
+        char err[DV_ERRMSG_SIZE];
+        if (search(C.cli[0], first, n, false, NULL, &rep, err) != DV_OK ||
+            rep.m.u.csearch_rep.n != n) {
+            atomic_fetch_add(&x->failed, 1);
+            rpc_reply_free(&rep);
+            continue;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            const struct msg_hits *h = &rep.m.u.csearch_rep.results[i];
+            bool same = h->n == K;
+            for (uint32_t j = 0; same && j < K; j++)
+                same = h->hits[j].id.lo == x->want[first + i][j];
+            if (!same)
+                atomic_fetch_add(&x->wrong, 1);
+            atomic_fetch_add(&x->done, 1);
+        }
+        rpc_reply_free(&rep);
+    }
+    return NULL;
+}
+
+static void concurrent_searches(const uint64_t (*want)[K])
+{
+    enum { T = 8 };
+    struct conc x = {.want = want};
+    pthread_t th[T];
+    uint64_t t0 = clock_mono_ms();
+    for (int i = 0; i < T; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, conc_main, &x), 0);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    printf("# %d clients at once through coordinator 1: %u query results in %" PRIu64
+           " ms, %u differ from the one-client results, %u requests failed\n",
+           T, atomic_load(&x.done), clock_mono_ms() - t0, atomic_load(&x.wrong),
+           atomic_load(&x.failed));
+    assert_int_equal(atomic_load(&x.failed), 0);
+    assert_int_equal(atomic_load(&x.wrong), 0);
+    assert_true(atomic_load(&x.done) >= NQ); /* every query, most of them more than once */
+}
+
 static void test_load_and_query(void **state)
 {
     (void)state;
@@ -810,6 +871,7 @@ static void test_load_and_query(void **state)
         assert_true(recall[i] >= 0.95);
     assert_memory_equal(ids[0], ids[1], sizeof ids[0]);
     assert_memory_equal(ids[0], ids[2], sizeof ids[0]);
+    concurrent_searches((const uint64_t(*)[K])ids[0]);
 
     /* Get: the points found, in request order, with vector and payload; missing ids left
      * out. */
