@@ -34,6 +34,7 @@ struct rpc *coord_conn(struct coord *c, const char *url, struct combiner **comb,
     struct rpc_opts ro;
     rpc_opts_default(&ro);
     ro.timeout_ms = c->o.request_timeout_ms;
+    ro.connect_wait_ms = c->o.connect_wait_ms;
     struct rpc *r;
     if (rpc_open(url, &ro, &r, errmsg) != DV_OK) {
         pthread_mutex_unlock(&c->conns_mu);

@@ -24,6 +24,7 @@ struct coord_opts {
     uint32_t report_every_ms;    /* what nodes are told; the leader checks at this pace */
     uint32_t max_batch;          /* points per client upsert */
     uint32_t node_inflight;      /* search requests outstanding per node before combining */
+    uint32_t connect_wait_ms;    /* a call with no connection up fails after this long */
 };
 
 /* A connection to a node or a coordinator, by URL; made on first use and kept. */

@@ -39,6 +39,9 @@ const struct cfg_field coord_cfg_schema[] = {
      .doc = "requests received concurrently (NNG contexts)"},
     {F("max_message", CFG_BYTES, max_message), .def = "64MiB", .min = "64KiB", .max = "64MiB",
      .doc = "largest request accepted"},
+    {F("connect_wait", CFG_DURATION, connect_wait_ns), .def = "500ms", .min = "1ms", .max = "1h",
+     .doc = "a request to a node or coordinator with no connection up waits this long for "
+            "one, then fails as 'not connected' (a dead peer fails fast)"},
     {F("node_inflight", CFG_UINT64, node_inflight), .def = "2", .min = "1", .max = "1024",
      .doc = "search requests outstanding per node; searches arriving beyond that wait for a "
             "slot and travel to the node together, as one request"},

@@ -204,6 +204,7 @@ int main(int argc, char **argv)
         .report_every_ms = (uint32_t)(cf.reconcile_every_ns / 1000000),
         .max_batch = (uint32_t)cf.max_batch,
         .node_inflight = (uint32_t)cf.node_inflight,
+        .connect_wait_ms = (uint32_t)(cf.connect_wait_ns / 1000000),
     };
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -118,6 +118,37 @@ static void aim(struct coord *c, const struct cmap *m, uint32_t num, struct call
         k->rc = DV_EIO;
 }
 
+/* A node serving reads: ALIVE, or JOINING / DRAINING (they still hold their replicas). */
+static bool serves(const struct cmap *m, uint32_t num)
+{
+    const struct cmap_node *n = cmap_node_get(m, num);
+    return n && (n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_JOINING ||
+                 n->state == CMAP_NODE_DRAINING);
+}
+
+/*
+ * The node to read partition pt from: its primary, unless the map says the primary does not
+ * serve and another replica does. `avoid` (UINT32_MAX: none) just failed: another replica
+ * then, any that is not dead or removed; UINT32_MAX when there is none.
+ */
+static uint32_t read_node(const struct cmap *m, const struct cmap_part *pt, uint32_t avoid)
+{
+    if (pt->primary != avoid && serves(m, pt->primary))
+        return pt->primary;
+    for (uint32_t j = 0; j < pt->n; j++)
+        if (pt->nodes[j] != avoid && serves(m, pt->nodes[j]))
+            return pt->nodes[j];
+    if (avoid == UINT32_MAX)
+        return pt->primary; /* none looks alive: try the primary, the error names it */
+    for (uint32_t j = 0; j < pt->n; j++) {
+        const struct cmap_node *n = cmap_node_get(m, pt->nodes[j]);
+        if (pt->nodes[j] != avoid && n && n->state != CMAP_NODE_DEAD &&
+            n->state != CMAP_NODE_REMOVED)
+            return pt->nodes[j];
+    }
+    return UINT32_MAX;
+}
+
 /* ---- writes and gets by id --------------------------------------------------------------- */
 
 struct split {
@@ -256,12 +287,14 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
             sub.u.set_payload_req.ids = pb[p].ids;
             sub.u.set_payload_req.n = cnt;
         }
-        /* Writes go to every replica; reads to the primary. */
+        /* Writes go to every replica; reads to the primary (another replica when the map
+         * says the primary is down). */
         uint32_t nr = req->type == MSG_P_GET ? 1 : pt->n;
         for (uint32_t j = 0; j < nr; j++, k++) {
             calls[k].req = sub;
             calls[k].part = p;
-            aim(c, m, req->type == MSG_P_GET ? pt->primary : pt->nodes[j], &calls[k]);
+            aim(c, m, req->type == MSG_P_GET ? read_node(m, pt, UINT32_MAX) : pt->nodes[j],
+                &calls[k]);
         }
     }
     run_calls(c, calls, ncalls);
@@ -313,7 +346,8 @@ out:
 
 /* ---- fan-out reads ----------------------------------------------------------------------- */
 
-/* One call per partition to its primary, of the same request `sub` (addr filled here). */
+/* One call per partition to its primary (or a serving replica), of the same request `sub`
+ * (addr filled here). */
 static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                    const struct msg *sub, struct coord_tmp *t, char *errmsg)
 {
@@ -325,7 +359,7 @@ static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll
         calls[p].req = *sub;
         calls[p].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch};
         calls[p].part = p;
-        aim(c, m, cl->parts[p].primary, &calls[p]);
+        aim(c, m, read_node(m, &cl->parts[p], UINT32_MAX), &calls[p]);
     }
     run_calls(c, calls, np);
     t->calls = calls;
@@ -411,6 +445,49 @@ static int cmp_asc(const void *a, const void *b)
     return pid_cmp(&x->id, &y->id);
 }
 
+/* Search calls, one per node, for the partitions `want` marks, each read from via[p].
+ * Appends to calls[*ncalls]; targets[*nt] gets the partitions' (part, epoch). */
+static void search_calls(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                         const struct msg_csearch_req *s, const bool *want, const uint32_t *via,
+                         uint32_t timeout_ms, struct call *calls, size_t *ncalls,
+                         struct msg_target *targets, uint32_t *nt, bool *done)
+{
+    uint32_t np = cl->cfg.n_parts;
+    memset(done, 0, np * sizeof *done);
+    for (uint32_t p = 0; p < np; p++) {
+        if (!want[p] || done[p])
+            continue;
+        uint32_t node = via[p];
+        struct call *k = &calls[(*ncalls)++];
+        k->req.type = MSG_SEARCH;
+        k->req.addr.coll = S(cl->name);
+        k->part = p;
+        uint32_t start = *nt;
+        for (uint32_t p2 = p; p2 < np; p2++)
+            if (want[p2] && !done[p2] && via[p2] == node) {
+                targets[(*nt)++] = (struct msg_target){p2, cl->parts[p2].epoch};
+                done[p2] = true;
+            }
+        k->req.u.search_req =
+            (struct msg_search_req){&targets[start], *nt - start, s->queries, s->n_queries};
+        k->timeout_ms = timeout_ms;
+        aim(c, m, node, k);
+    }
+}
+
+/* Marks in answered[] the partitions calls[from, to) answered without error. */
+static void mark_answered(const struct call *calls, size_t from, size_t to, bool *answered)
+{
+    for (size_t i = from; i < to; i++) {
+        if (calls[i].rc != DV_OK)
+            continue;
+        const struct msg_search_rep *r = &calls[i].rep.m.u.search_rep;
+        for (uint32_t j = 0; j < r->n_parts; j++)
+            if (r->parts[j].err.code == 0)
+                answered[r->parts[j].part] = true;
+    }
+}
+
 static int search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
 {
@@ -422,84 +499,88 @@ static int search(struct coord *c, const struct cmap *m, const struct cmap_coll 
                           q, s->queries[q].dim, cl->name, cl->cfg.dim);
             return DV_EDIM;
         }
-    /* One request per node naming the partitions it is primary of. */
-    uint32_t *node_of = tmp_alloc(t, np * sizeof *node_of);
-    struct msg_target *targets = tmp_alloc(t, np * sizeof *targets);
-    uint32_t *first = tmp_alloc(t, (np + 1) * sizeof *first);
-    struct call *calls = calloc(np, sizeof *calls);
-    if (!node_of || !targets || !first || !calls) {
+    uint64_t t0 = clock_mono_ms();
+    /* One request per node naming the partitions read from it; a second round for the
+     * partitions whose node failed, on another replica when there is one. */
+    uint32_t *via = tmp_alloc(t, np * sizeof *via);
+    struct msg_target *targets = tmp_alloc(t, 2 * np * sizeof *targets);
+    bool *flags = tmp_alloc(t, 3 * np * sizeof *flags);
+    struct call *calls = calloc(2 * (size_t)np, sizeof *calls);
+    if (!via || !targets || !flags || !calls) {
         free(calls);
         return DV_ENOMEM;
     }
+    bool *want = flags, *answered = flags + np, *done = flags + 2 * np;
     size_t ncalls = 0;
     uint32_t nt = 0;
-    bool *done = calloc(np, sizeof *done);
-    if (done == NULL) {
-        free(calls);
-        return DV_ENOMEM;
-    }
     for (uint32_t p = 0; p < np; p++) {
-        if (done[p])
-            continue;
-        uint32_t node = cl->parts[p].primary;
-        struct call *k = &calls[ncalls++];
-        k->req.type = MSG_SEARCH;
-        k->req.addr.coll = S(cl->name);
-        k->part = p;
-        uint32_t start = nt;
-        for (uint32_t p2 = p; p2 < np; p2++)
-            if (!done[p2] && cl->parts[p2].primary == node) {
-                targets[nt++] = (struct msg_target){p2, cl->parts[p2].epoch};
-                done[p2] = true;
-            }
-        k->req.u.search_req = (struct msg_search_req){&targets[start], nt - start, s->queries, nq};
-        k->timeout_ms = s->timeout_ms; /* the client's deadline for the whole search */
-        aim(c, m, node, k);
+        want[p] = true;
+        via[p] = read_node(m, &cl->parts[p], UINT32_MAX);
     }
-    free(done);
+    search_calls(c, m, cl, s, want, via, s->timeout_ms, calls, &ncalls, targets, &nt, done);
     run_calls(c, calls, ncalls);
     t->calls = calls;
     t->n_calls = ncalls;
+    mark_answered(calls, 0, ncalls, answered);
 
-    /* Which partitions answered. */
+    size_t first_round = ncalls;
+    uint32_t retry = 0;
+    for (uint32_t p = 0; p < np; p++) {
+        want[p] = false;
+        if (answered[p])
+            continue;
+        uint32_t other = read_node(m, &cl->parts[p], via[p]);
+        if (other != UINT32_MAX) {
+            want[p] = true;
+            via[p] = other;
+            retry++;
+        }
+    }
+    uint64_t spent = clock_mono_ms() - t0;
+    if (retry > 0 && (s->timeout_ms == 0 || spent < s->timeout_ms)) {
+        search_calls(c, m, cl, s, want, via, s->timeout_ms ? s->timeout_ms - (uint32_t)spent : 0,
+                     calls, &ncalls, targets, &nt, done);
+        log_info("search: reading from other replicas", "collection=%s partitions=%u", cl->name,
+                 retry);
+        run_calls(c, calls + first_round, ncalls - first_round);
+        t->n_calls = ncalls;
+        mark_answered(calls, first_round, ncalls, answered);
+    }
+
+    /* Which partitions did not answer; the error of the first failure among them. */
     uint32_t *failed = tmp_alloc(t, np * sizeof *failed);
     if (failed == NULL)
         return DV_ENOMEM;
     uint32_t nfailed = 0;
+    for (uint32_t p = 0; p < np; p++)
+        if (!answered[p])
+            failed[nfailed++] = p;
     int err = DV_OK;
-    for (size_t i = 0; i < ncalls; i++) {
+    for (size_t i = 0; i < ncalls && err == DV_OK && nfailed > 0; i++) {
         struct call *k = &calls[i];
         const struct msg_search_req *sr = &k->req.u.search_req;
         if (k->rc != DV_OK) {
-            for (uint32_t j = 0; j < sr->n_parts; j++)
-                failed[nfailed++] = sr->parts[j].part;
-            if (err == DV_OK) {
-                /* Name every partition the node was asked for (docs/protocol.md): the
-                 * client cannot tell which ones failed otherwise. */
-                char list[96] = "";
-                size_t len = 0;
-                for (uint32_t j = 0; j < sr->n_parts && len < sizeof list; j++)
-                    len += (size_t)snprintf(list + len, sizeof list - len, "%s%u", j ? "," : "",
-                                            sr->parts[j].part);
-                if (len >= sizeof list)
-                    memcpy(list + sizeof list - 4, "...", 4);
-                err = k->rc;
-                dv_errmsg_set(errmsg, "node %s (partition%s %s) did not answer: %s",
-                              k->node_id ? k->node_id : "?", sr->n_parts > 1 ? "s" : "", list,
-                              k->err);
-            }
+            /* Name every partition the node was asked for (docs/protocol.md): the client
+             * cannot tell which ones failed otherwise. */
+            char list[96] = "";
+            size_t len = 0;
+            for (uint32_t j = 0; j < sr->n_parts && len < sizeof list; j++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%u", j ? "," : "",
+                                        sr->parts[j].part);
+            if (len >= sizeof list)
+                memcpy(list + sizeof list - 4, "...", 4);
+            err = k->rc;
+            dv_errmsg_set(errmsg, "node %s (partition%s %s) did not answer: %s",
+                          k->node_id ? k->node_id : "?", sr->n_parts > 1 ? "s" : "", list, k->err);
             continue;
         }
         const struct msg_search_rep *r = &k->rep.m.u.search_rep;
-        for (uint32_t j = 0; j < r->n_parts; j++)
-            if (r->parts[j].err.code != 0) {
-                failed[nfailed++] = r->parts[j].part;
-                if (err == DV_OK) {
-                    err = r->parts[j].err.code;
-                    dv_errmsg_set(errmsg, "partition %u on node %s: %.*s", r->parts[j].part,
-                                  k->node_id ? k->node_id : "?", (int)r->parts[j].err.text.len,
-                                  r->parts[j].err.text.p);
-                }
+        for (uint32_t j = 0; j < r->n_parts && err == DV_OK; j++)
+            if (r->parts[j].err.code != 0 && !answered[r->parts[j].part]) {
+                err = r->parts[j].err.code;
+                dv_errmsg_set(errmsg, "partition %u on node %s: %.*s", r->parts[j].part,
+                              k->node_id ? k->node_id : "?", (int)r->parts[j].err.text.len,
+                              r->parts[j].err.text.p);
             }
     }
     if (err != DV_OK && !s->allow_partial)

@@ -1,13 +1,17 @@
 /* rpc.c - native protocol client over NNG req contexts. */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "clock.h"
 #include "err.h"
 #include "rpc.h"
 
@@ -17,7 +21,35 @@ struct rpc {
     struct rpc_opts o;
     char url[256];
     atomic_uint_least64_t next_id;
+    pthread_mutex_t mu; /* pipes, and the condition callers wait on for a connection */
+    pthread_cond_t cv;
+    int pipes; /* connections up */
 };
+
+/* NNG's pipe events (on its threads): keeps the count of connections up. */
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    struct rpc *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->pipes += ev == NNG_PIPE_EV_ADD_POST ? 1 : -1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Waits (at most ms) for a connection; false when none came up. */
+static bool wait_connected(struct rpc *r, uint32_t ms)
+{
+    struct timespec ts;
+    clock_deadline_ms(&ts, ms);
+    pthread_mutex_lock(&r->mu);
+    while (r->pipes <= 0)
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0)
+            break;
+    bool up = r->pipes > 0;
+    pthread_mutex_unlock(&r->mu);
+    return up;
+}
 
 void rpc_opts_default(struct rpc_opts *o)
 {
@@ -37,6 +69,12 @@ int rpc_open(const char *url, const struct rpc_opts *o, struct rpc **out, char *
         rpc_opts_default(&r->o);
     snprintf(r->url, sizeof r->url, "%s", url);
     atomic_init(&r->next_id, 1);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
     int rv;
     if ((rv = nng_req0_open(&r->sock)) != 0) {
         dv_errmsg_set(errmsg, "nng_req0_open: %s", nng_strerror(rv));
@@ -47,10 +85,14 @@ int rpc_open(const char *url, const struct rpc_opts *o, struct rpc **out, char *
     nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, (nng_duration)r->o.reconnect_ms);
     nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, (nng_duration)r->o.reconnect_ms * 10);
     nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, (size_t)r->o.recv_max);
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, on_pipe, r);
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
     if ((rv = nng_dialer_create(&r->dialer, r->sock, url)) != 0 ||
         (rv = nng_dialer_start(r->dialer, NNG_FLAG_NONBLOCK)) != 0) {
         dv_errmsg_set(errmsg, "cannot dial %s: %s", url, nng_strerror(rv));
         nng_close(r->sock);
+        pthread_cond_destroy(&r->cv);
+        pthread_mutex_destroy(&r->mu);
         free(r);
         return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? DV_EINVAL : DV_EIO;
     }
@@ -62,7 +104,9 @@ void rpc_close(struct rpc *r)
 {
     if (r == NULL)
         return;
-    nng_close(r->sock);
+    nng_close(r->sock); /* no pipe callbacks after it returns */
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
@@ -92,6 +136,13 @@ static int call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *
     int rv, rc = DV_OK;
     *out = NULL;
     *out_len = 0;
+    if (r->o.connect_wait_ms > 0) {
+        uint32_t wait = r->o.connect_wait_ms < timeout_ms ? r->o.connect_wait_ms : timeout_ms;
+        if (!wait_connected(r, wait)) {
+            dv_errmsg_set(errmsg, "not connected to %s (no connection within %u ms)", r->url, wait);
+            return DV_EIO;
+        }
+    }
     if ((rv = nng_ctx_open(&ctx, r->sock)) != 0)
         return transport_err(r, rv, "context", timeout_ms, errmsg);
     if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {

@@ -19,6 +19,10 @@ struct rpc_opts {
     uint32_t timeout_ms;   /* per call, default 10000 */
     uint64_t recv_max;     /* largest reply accepted, default PROTO_MAX_MSG */
     uint32_t reconnect_ms; /* first reconnect delay, default 50 (at most 10x backoff) */
+    /* A call made while no connection is up waits this long for one, then fails with
+     * DV_EIO "not connected" instead of waiting out its timeout (a dead peer refuses at
+     * once, but NNG would hold the request until the timeout). 0 (default): no limit. */
+    uint32_t connect_wait_ms;
 };
 
 void rpc_opts_default(struct rpc_opts *o);

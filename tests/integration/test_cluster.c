@@ -555,9 +555,10 @@ static void query_vec(uint32_t i, float *v)
     pu_vec(5000000 + (uint64_t)i, 7, DIM, v);
 }
 
-/* Searches queries [first, first + n) for K hits at the default ef; fills *rep. */
-static int search(struct rpc *r, uint32_t first, uint32_t n, bool allow_partial, const char *filter,
-                  struct rpc_reply *rep, char *err)
+/* Searches queries [first, first + n) of collection coll for K hits at the default ef;
+ * fills *rep. */
+static int search_in(struct rpc *r, const char *coll, uint32_t first, uint32_t n,
+                     bool allow_partial, const char *filter, struct rpc_reply *rep, char *err)
 {
     float *qv = malloc((size_t)n * DIM * sizeof *qv);
     struct msg_query *q = calloc(n, sizeof *q);
@@ -573,13 +574,19 @@ static int search(struct rpc *r, uint32_t first, uint32_t n, bool allow_partial,
             q[i].with_payload = true;
         }
     }
-    struct msg m = creq(MSG_P_SEARCH, COLL);
+    struct msg m = creq(MSG_P_SEARCH, coll);
     m.u.csearch_req = (struct msg_csearch_req){q, n, allow_partial, 0};
     int rc = call(r, &m, rep, err);
     free(qv);
     free(q);
     buf_free(&f);
     return rc;
+}
+
+static int search(struct rpc *r, uint32_t first, uint32_t n, bool allow_partial, const char *filter,
+                  struct rpc_reply *rep, char *err)
+{
+    return search_in(r, COLL, first, n, allow_partial, filter, rep, err);
 }
 
 static double l2sq(const float *a, const float *b)
@@ -1248,6 +1255,9 @@ static void test_leader_failover(void **state)
 
 /* ---- 3. kill -9 a node ------------------------------------------------------------------- */
 
+#define RF2_N 3000 /* points of the replicated collection of the node-kill case */
+static uint64_t rf2_before[20][K];
+
 static void test_node_kill(void **state)
 {
     (void)state;
@@ -1280,12 +1290,53 @@ static void test_node_kill(void **state)
         }
     }
     const char *vid = node_ids[victim];
+
+    /* A collection with 2 replicas of each partition: its reads must survive the kill. */
+    char err[DV_ERRMSG_SIZE];
+    struct rpc_reply rep;
+    {
+        struct msg m = creq(MSG_COLL_CREATE, "rf2");
+        m.u.coll_cfg = (struct msg_coll_cfg){.dim = DIM, .replication = 2, .partitions = 6};
+        call_ok(C.cli[0], &m, &rep);
+        rpc_reply_free(&rep);
+        uint64_t rf2_ids[RF2_N];
+        for (uint32_t i = 0; i < RF2_N; i++)
+            rf2_ids[i] = i;
+        int rc = upsert_ids(C.cli[1], "rf2", DIM, rf2_ids, RF2_N, err);
+        if (rc != DV_OK)
+            print_error("rf2 upsert: %s: %s\n", dv_errname(rc), err);
+        assert_int_equal(rc, DV_OK);
+        rc = search_in(C.cli[2], "rf2", 0, 20, false, NULL, &rep, err);
+        assert_int_equal(rc, DV_OK);
+        for (uint32_t q = 0; q < 20; q++)
+            for (uint32_t j = 0; j < K; j++)
+                rf2_before[q][j] = rep.m.u.csearch_rep.results[q].hits[j].id.lo;
+        rpc_reply_free(&rep);
+    }
+
     printf("# killing node %s (%d of %u partitions)\n", vid, held[victim], np);
     sp_kill9(C.nd[victim]);
 
+    /* rf2 at once (the map still says alive: the dead primary's partitions are read again
+     * from the other replica) and the same results as before; count and get too once the
+     * map knows (checked after the suspect state below). */
+    {
+        uint64_t t1 = clock_mono_ms();
+        int rc = search_in(C.cli[2], "rf2", 0, 20, false, NULL, &rep, err);
+        uint64_t d1 = clock_mono_ms() - t1;
+        printf("# rf2 search, node down: %s \"%s\" after %" PRIu64 " ms\n", dv_errname(rc), err,
+               d1);
+        assert_int_equal(rc, DV_OK);
+        assert_false(rep.m.u.csearch_rep.partial);
+        for (uint32_t q = 0; q < 20; q++) {
+            assert_int_equal(rep.m.u.csearch_rep.results[q].n, K);
+            for (uint32_t j = 0; j < K; j++)
+                assert_int_equal(rep.m.u.csearch_rep.results[q].hits[j].id.lo, rf2_before[q][j]);
+        }
+        rpc_reply_free(&rep);
+    }
+
     /* Search without allow_partial: a clear error naming the node, within the timeout. */
-    struct rpc_reply rep;
-    char err[DV_ERRMSG_SIZE];
     uint64_t t0 = clock_mono_ms();
     int rc = search(C.cli[0], 0, 5, false, NULL, &rep, err);
     uint64_t dt = clock_mono_ms() - t0;
@@ -1371,6 +1422,16 @@ static void test_node_kill(void **state)
     }
     printf("# node %s is %s in the map\n", vid, state_was);
     assert_true(strcmp(state_was, "suspect") == 0 || strcmp(state_was, "dead") == 0);
+    /* Now the map says so: reads of rf2 go to the serving replicas at once. */
+    assert_int_equal(count_ok(C.cli[0], "rf2", NULL), RF2_N);
+    {
+        struct pid gp[4] = {pid_num(0), pid_num(1), pid_num(RF2_N - 1), pid_num(RF2_N + 7)};
+        struct msg gm = creq(MSG_P_GET, "rf2");
+        gm.u.get_req = (struct msg_get_req){gp, 4, true, false};
+        call_ok(C.cli[0], &gm, &rep);
+        assert_int_equal(rep.m.u.get_rep.n, 3);
+        rpc_reply_free(&rep);
+    }
 
     /* The node restarts on its data dir, re-registers, and every acknowledged point is
      * there. */
@@ -1408,6 +1469,9 @@ static void test_node_kill(void **state)
     rpc_reply_free(&rep);
     upsert_ok(C.cli[1], on_victim, 50);
     assert_int_equal(count_ok(C.cli[0], COLL, NULL), C.n_pts);
+    m = creq(MSG_COLL_DROP, "rf2");
+    call_ok(C.cli[0], &m, &rep);
+    rpc_reply_free(&rep);
     logs_clean();
     case_ok = true;
 }
