@@ -323,7 +323,65 @@ static int cluster_status(struct coord *c, struct buf *b)
         if ((rc = (x)) != DV_OK)                                                                   \
             goto out;                                                                              \
     } while (0)
-    T(mpw_map(b, 5));
+    /* The group as this coordinator knows it: the bootstrap peers, then the ones added at
+     * run time (the map's table; removed ones are left out). */
+    const struct craft_peer *peers;
+    size_t n_peers = craft_peers(c->raft, &peers);
+    uint32_t n_group = 0;
+    for (size_t j = 0; j < n_peers; j++) {
+        const struct cmap_coord *mc = cmap_coord_find(m, peers[j].id);
+        n_group += mc == NULL || mc->role != CMAP_COORD_REMOVED;
+    }
+    for (uint32_t i = 0; i < m->n_coords; i++) {
+        bool boot = false;
+        for (size_t j = 0; j < n_peers; j++)
+            boot = boot || peers[j].id == m->coords[i].id;
+        n_group += !boot && m->coords[i].role != CMAP_COORD_REMOVED;
+    }
+    /* Replicas the map places on each node (partition balance). */
+    uint32_t *placed = calloc(m->n_nodes ? m->n_nodes : 1, sizeof *placed);
+    if (placed == NULL) {
+        craft_map_release(c->raft, ref);
+        return DV_ENOMEM;
+    }
+    for (uint32_t i = 0; i < m->n_colls; i++)
+        for (uint32_t p = 0; p < m->colls[i]->cfg.n_parts; p++)
+            for (uint32_t j = 0; j < m->colls[i]->parts[p].n; j++)
+                if (m->colls[i]->parts[p].nodes[j] < m->n_nodes)
+                    placed[m->colls[i]->parts[p].nodes[j]]++;
+    T(mpw_map(b, 6));
+    T(K("coordinators"));
+    T(mpw_array(b, n_group));
+    for (size_t j = 0; j < n_peers; j++) {
+        const struct cmap_coord *mc = cmap_coord_find(m, peers[j].id);
+        if (mc && mc->role == CMAP_COORD_REMOVED)
+            continue;
+        T(mpw_map(b, 4));
+        T(K("id"));
+        T(mpw_u64(b, peers[j].id));
+        T(K("raft_addr"));
+        T(K(peers[j].raft_addr));
+        T(K("url"));
+        T(K(peers[j].client_url));
+        T(K("leader"));
+        T(mpw_bool(b, peers[j].id == st.leader_id));
+    }
+    for (uint32_t i = 0; i < m->n_coords; i++) {
+        bool boot = false;
+        for (size_t j = 0; j < n_peers; j++)
+            boot = boot || peers[j].id == m->coords[i].id;
+        if (boot || m->coords[i].role == CMAP_COORD_REMOVED)
+            continue;
+        T(mpw_map(b, 4));
+        T(K("id"));
+        T(mpw_u64(b, m->coords[i].id));
+        T(K("raft_addr"));
+        T(K(m->coords[i].raft_addr));
+        T(K("url"));
+        T(K(m->coords[i].client_url));
+        T(K("leader"));
+        T(mpw_bool(b, m->coords[i].id == st.leader_id));
+    }
     T(K("coordinator"));
     T(mpw_map(b, 8));
     T(K("id"));
@@ -348,9 +406,11 @@ static int cluster_status(struct coord *c, struct buf *b)
     T(mpw_array(b, m->n_nodes));
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         const struct cmap_node *n = &m->nodes[i];
-        T(mpw_map(b, 7));
+        T(mpw_map(b, 8));
         T(K("id"));
         T(K(n->id));
+        T(K("partitions"));
+        T(mpw_u64(b, placed[i]));
         T(K("url"));
         T(K(n->url));
         T(K("http_url"));
@@ -383,6 +443,7 @@ static int cluster_status(struct coord *c, struct buf *b)
 #undef T
 #undef K
 out:
+    free(placed);
     craft_map_release(c->raft, ref);
     return rc;
 }

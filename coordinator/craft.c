@@ -165,6 +165,12 @@ const char *craft_peer_url(struct craft *c, uint64_t id)
     return NULL;
 }
 
+size_t craft_peers(struct craft *c, const struct craft_peer **out)
+{
+    *out = c->o.peers;
+    return c->o.n_peers;
+}
+
 static void barrier_cb(struct raft_barrier *req, int status)
 {
     struct craft *c = req->data;

@@ -99,4 +99,7 @@ void craft_status(struct craft *c, struct craft_status *st);
 /* The client URL of a peer of the bootstrap group, NULL if unknown. */
 const char *craft_peer_url(struct craft *c, uint64_t id);
 
+/* The bootstrap group (empty for a coordinator started with join): *out, the count. */
+size_t craft_peers(struct craft *c, const struct craft_peer **out);
+
 #endif

@@ -864,6 +864,28 @@ static void test_load_and_query(void **state)
     for (int i = 0; i < NCO; i++)
         assert_int_equal(count_ok(C.cli[i], COLL, NULL), NPTS);
 
+    /* The status lists the group (one leader) and the replicas placed on each node. */
+    {
+        char err[DV_ERRMSG_SIZE];
+        json_t *st = status_of(C.cli[1], err), *x;
+        assert_non_null(st);
+        size_t i, leaders = 0, placed = 0;
+        json_t *group = json_object_get(st, "coordinators");
+        assert_int_equal(json_array_size(group), NCO);
+        json_array_foreach(group, i, x)
+        {
+            leaders += json_is_true(json_object_get(x, "leader"));
+            assert_true(strncmp(jstr(x, "url"), "tcp://127.0.0.1:", 16) == 0);
+        }
+        json_array_foreach(json_object_get(st, "nodes"), i, x)
+        {
+            placed += jint(x, "partitions");
+        }
+        assert_int_equal(leaders, 1);
+        assert_int_equal(placed, np);
+        json_decref(st);
+    }
+
     /* Recall at the default ef against brute force, and the same ids through every
      * coordinator. */
     static uint64_t ids[NCO][NQ][K];
