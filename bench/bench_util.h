@@ -2,8 +2,12 @@
 #ifndef DV_BENCH_UTIL_H
 #define DV_BENCH_UTIL_H
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static inline double bench_now(void)
@@ -49,6 +53,57 @@ static inline int bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/*
+ * Reads a TEXMEX file (.fvecs: int32 dim + dim float32 per row; .ivecs: the same with int32).
+ * Rows must share one dimension. Returns the rows (caller frees) or NULL with a message.
+ */
+static inline void *bench_read_vecs(const char *path, size_t *n, uint32_t *dim)
+{
+    FILE *f = fopen(path, "rb");
+    int32_t d;
+    long size;
+    void *data = NULL;
+
+    if (f == NULL) {
+        fprintf(stderr, "dvec-bench: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    if (fread(&d, 4, 1, f) != 1 || d <= 0 || d > 1 << 20) {
+        fprintf(stderr, "dvec-bench: %s: not a .fvecs/.ivecs file (bad first dimension)\n", path);
+        goto out;
+    }
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    size_t row = 4 + 4 * (size_t)d;
+    if (size <= 0 || (size_t)size % row != 0) {
+        fprintf(stderr, "dvec-bench: %s: size %ld is not a multiple of the row size %zu\n", path,
+                size, row);
+        goto out;
+    }
+    *n = (size_t)size / row;
+    *dim = (uint32_t)d;
+    data = malloc(*n * 4 * (size_t)d);
+    if (data == NULL) {
+        fprintf(stderr, "dvec-bench: %s: out of memory\n", path);
+        goto out;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        int32_t rd;
+        if (fread(&rd, 4, 1, f) != 1 || rd != d ||
+            fread((char *)data + i * 4 * (size_t)d, 4, (size_t)d, f) != (size_t)d) {
+            fprintf(stderr, "dvec-bench: %s: row %zu is truncated or has another dimension\n", path,
+                    i);
+            free(data);
+            data = NULL;
+            goto out;
+        }
+    }
+out:
+    fclose(f);
+    return data;
 }
 
 #endif

@@ -1,5 +1,4 @@
 /* dvec-bench.c - benchmarks of the vector index: `index` (TEXMEX files) and `seed`. */
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -9,8 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_e2e.h"
 #include "bench_node.h"
 #include "bench_part.h"
+#include "bench_util.h"
 #include "bench_wal.h"
 #include "dist.h"
 #include "err.h"
@@ -38,57 +39,6 @@ static uint64_t rss_bytes(void)
             break;
     fclose(f);
     return kb * 1024;
-}
-
-/*
- * Reads a TEXMEX file (.fvecs: int32 dim + dim float32 per row; .ivecs: the same with int32).
- * Rows must share one dimension. Returns the rows (caller frees) or NULL with a message.
- */
-static void *read_vecs(const char *path, size_t *n, uint32_t *dim)
-{
-    FILE *f = fopen(path, "rb");
-    int32_t d;
-    long size;
-    void *data = NULL;
-
-    if (f == NULL) {
-        fprintf(stderr, "dvec-bench: %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    if (fread(&d, 4, 1, f) != 1 || d <= 0 || d > 1 << 20) {
-        fprintf(stderr, "dvec-bench: %s: not a .fvecs/.ivecs file (bad first dimension)\n", path);
-        goto out;
-    }
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    size_t row = 4 + 4 * (size_t)d;
-    if (size <= 0 || (size_t)size % row != 0) {
-        fprintf(stderr, "dvec-bench: %s: size %ld is not a multiple of the row size %zu\n", path,
-                size, row);
-        goto out;
-    }
-    *n = (size_t)size / row;
-    *dim = (uint32_t)d;
-    data = malloc(*n * 4 * (size_t)d);
-    if (data == NULL) {
-        fprintf(stderr, "dvec-bench: %s: out of memory\n", path);
-        goto out;
-    }
-    for (size_t i = 0; i < *n; i++) {
-        int32_t rd;
-        if (fread(&rd, 4, 1, f) != 1 || rd != d ||
-            fread((char *)data + i * 4 * (size_t)d, 4, (size_t)d, f) != (size_t)d) {
-            fprintf(stderr, "dvec-bench: %s: row %zu is truncated or has another dimension\n", path,
-                    i);
-            free(data);
-            data = NULL;
-            goto out;
-        }
-    }
-out:
-    fclose(f);
-    return data;
 }
 
 static int parse_metric(const char *s, enum hnsw_metric *m)
@@ -287,9 +237,9 @@ static int cmd_index(int argc, char **argv)
 
     size_t n, nq, ngt;
     uint32_t dim, qdim, gdim;
-    float *base = read_vecs(base_p, &n, &dim);
-    float *queries = base ? read_vecs(q_p, &nq, &qdim) : NULL;
-    int32_t *gt = queries ? read_vecs(gt_p, &ngt, &gdim) : NULL;
+    float *base = bench_read_vecs(base_p, &n, &dim);
+    float *queries = base ? bench_read_vecs(q_p, &nq, &qdim) : NULL;
+    int32_t *gt = queries ? bench_read_vecs(gt_p, &ngt, &gdim) : NULL;
     if (gt == NULL)
         return 1;
     if (qdim != dim) {
@@ -596,6 +546,8 @@ int main(int argc, char **argv)
         return bench_node_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
         return bench_cluster_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "e2e") == 0)
+        return bench_e2e_main(argc - 1, argv + 1);
     fprintf(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
             "usage: dvec-bench index --base B.fvecs --queries Q.fvecs --gt G.ivecs [options]\n"
             "       dvec-bench seed [--json]\n"
@@ -603,6 +555,7 @@ int main(int argc, char **argv)
             "       dvec-bench storage [--n 200000] [--dim 128] [--writers 4] [--json]\n"
             "       dvec-bench node [--n 100000] [--dim 128] [--queries 2000] [--ef 64]\n"
             "       dvec-bench cluster [--n 100000] [--dim 128] [--parts 1] [--ef 64]\n"
+            "       dvec-bench e2e [--nodes 1,3] [--ef 16,32,64,128] [--queries-max N]\n"
             "Run `dvec-bench index --help` for the options.\n");
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 }
