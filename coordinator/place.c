@@ -112,27 +112,18 @@ static int candidates(const struct cmap *map, struct cand **out, uint32_t *n)
     return DV_OK;
 }
 
-/* The top `rf` of the candidates for one partition, by insertion into a short sorted list. */
-static void rank_part(const struct cand *c, uint32_t nc, uint64_t pkey, uint32_t rf,
-                      struct place_part *out)
+static int cmp_ranked(const void *a, const void *b)
 {
-    struct ranked top[CMAP_MAX_REPLICAS];
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < nc; i++) {
-        struct ranked r = {place_score(combine(c[i].key, pkey), c[i].weight), &c[i]};
-        if (n == rf && !before(&r, &top[n - 1]))
-            continue;
-        uint32_t j = n < rf ? n++ : n - 1;
-        while (j > 0 && before(&r, &top[j - 1])) {
-            top[j] = top[j - 1];
-            j--;
-        }
-        top[j] = r;
-    }
-    memset(out, 0, sizeof *out);
-    out->n = n;
-    for (uint32_t i = 0; i < n; i++)
-        out->nodes[i] = top[i].c->num;
+    const struct ranked *x = a, *y = b;
+    return before(x, y) ? -1 : before(y, x) ? 1 : 0;
+}
+
+/* ceil(total * w / sum) as an integer, robust to the rounding of an exact quotient. */
+static uint32_t share(uint32_t total, double w, double sum)
+{
+    double x = (double)total * w / sum;
+    double f = floor(x);
+    return (uint32_t)(x - f < 1e-9 ? f : f + 1);
 }
 
 int place_ideal(const struct cmap *map, const char *coll, uint32_t n_parts, uint32_t rf,
@@ -144,9 +135,107 @@ int place_ideal(const struct cmap *map, const char *coll, uint32_t n_parts, uint
     uint32_t nc;
     if (candidates(map, &c, &nc) != DV_OK)
         return DV_ENOMEM;
+    memset(parts, 0, n_parts * sizeof *parts);
+    if (nc == 0) {
+        free(c);
+        return DV_OK;
+    }
+    uint32_t r = rf < nc ? rf : nc;
+    struct ranked *rank = malloc(nc * sizeof *rank);
+    uint32_t *load = calloc(2 * (size_t)nc, sizeof *load), *pload = load + nc;
+    uint32_t *cap = malloc(2 * (size_t)nc * sizeof *cap), *pcap = cap + nc;
+    if (!rank || !load || !cap) {
+        free(rank);
+        free(load);
+        free(cap);
+        free(c);
+        return DV_ENOMEM;
+    }
+    /* Bounded loads: node i holds at most ceil(P * r * w_i / W) replicas and is primary of
+     * at most ceil(P * w_i / W) partitions. Each partition takes, in its rendezvous order, the
+     * first nodes under their bounds; the order keeps the placement consistent (a node
+     * joining or leaving moves about P/N partitions), the bounds keep it balanced even for a
+     * few partitions, where plain rendezvous can leave a node empty. */
+    double wsum = 0;
+    for (uint32_t i = 0; i < nc; i++)
+        wsum += c[i].weight;
+    for (uint32_t i = 0; i < nc; i++) {
+        cap[i] = share(n_parts * r, c[i].weight, wsum);
+        pcap[i] = share(n_parts, c[i].weight, wsum);
+    }
     uint64_t ch = hash64_bytes(coll, strlen(coll), PLACE_COLL_SEED);
-    for (uint32_t p = 0; p < n_parts; p++)
-        rank_part(c, nc, part_key(ch, p), rf, &parts[p]);
+    for (uint32_t p = 0; p < n_parts; p++) {
+        uint64_t pkey = part_key(ch, p);
+        for (uint32_t i = 0; i < nc; i++)
+            rank[i] = (struct ranked){place_score(combine(c[i].key, pkey), c[i].weight), &c[i]};
+        qsort(rank, nc, sizeof *rank, cmp_ranked);
+        uint32_t chosen[CMAP_MAX_REPLICAS], n = 0;
+        /* The replicas: first the nodes whose room left equals the partitions left (skipping
+         * them now would leave them short at the end), then in rendezvous order the nodes
+         * under their bound, then (when too few have room) the ones least over it. */
+        uint32_t left = n_parts - p;
+        for (uint32_t k = 0; k < nc && n < r; k++) {
+            uint32_t i = (uint32_t)(rank[k].c - c);
+            if (load[i] < cap[i] && (cap[i] - load[i] >= left || pcap[i] - pload[i] >= left))
+                chosen[n++] = k;
+        }
+        for (uint32_t k = 0; k < nc && n < r; k++) {
+            uint32_t i = (uint32_t)(rank[k].c - c);
+            bool dup = false;
+            for (uint32_t j = 0; j < n; j++)
+                dup = dup || chosen[j] == k;
+            if (!dup && load[i] < cap[i])
+                chosen[n++] = k;
+        }
+        while (n < r) {
+            uint32_t best = 0;
+            int64_t over = INT64_MAX;
+            for (uint32_t k = 0; k < nc; k++) {
+                uint32_t i = (uint32_t)(rank[k].c - c);
+                bool dup = false;
+                for (uint32_t j = 0; j < n; j++)
+                    dup = dup || chosen[j] == k;
+                if (!dup && (int64_t)load[i] - cap[i] < over) {
+                    over = (int64_t)load[i] - cap[i];
+                    best = k;
+                }
+            }
+            chosen[n++] = best;
+        }
+        /* In rendezvous order; the primary is the first under its primary bound. */
+        for (uint32_t j = 1; j < n; j++)
+            for (uint32_t q = j; q > 0 && chosen[q] < chosen[q - 1]; q--) {
+                uint32_t t = chosen[q];
+                chosen[q] = chosen[q - 1];
+                chosen[q - 1] = t;
+            }
+        int prim = -1;
+        for (uint32_t j = 0; j < n && prim < 0; j++) {
+            uint32_t i = (uint32_t)(rank[chosen[j]].c - c);
+            if (pload[i] < pcap[i] && pcap[i] - pload[i] >= left)
+                prim = (int)j;
+        }
+        for (uint32_t j = 0; j < n && prim < 0; j++) {
+            uint32_t i = (uint32_t)(rank[chosen[j]].c - c);
+            if (pload[i] < pcap[i])
+                prim = (int)j;
+        }
+        if (prim > 0) {
+            uint32_t t = chosen[prim];
+            memmove(chosen + 1, chosen, (size_t)prim * sizeof *chosen);
+            chosen[0] = t;
+        }
+        parts[p].n = n;
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t i = (uint32_t)(rank[chosen[j]].c - c);
+            load[i]++;
+            pload[i] += j == 0;
+            parts[p].nodes[j] = c[i].num;
+        }
+    }
+    free(rank);
+    free(load);
+    free(cap);
     free(c);
     return DV_OK;
 }

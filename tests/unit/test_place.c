@@ -149,8 +149,11 @@ static void test_rendezvous_golden(void **state)
     struct cmap m;
     nodes_map(&m, 5);
     struct place_part *p = ideal(&m, "golden", 8, 2);
-    static const uint32_t want[8][2] = {{3, 4}, {3, 1}, {3, 2}, {4, 3},
-                                        {2, 4}, {4, 1}, {4, 3}, {2, 3}};
+    /* Pinned too. Every node holds 3 or 4 replicas and is primary of 1 or 2 partitions;
+     * plain rendezvous gave {3,4} {3,1} {3,2} {4,3} {2,4} {4,1} {4,3} {2,3}: node 0 empty,
+     * node 3 with 6 replicas. */
+    static const uint32_t want[8][2] = {{3, 4}, {3, 1}, {2, 3}, {4, 3},
+                                        {2, 0}, {1, 0}, {0, 4}, {1, 2}};
     for (int i = 0; i < 8; i++) {
         assert_int_equal(p[i].n, 2);
         if (p[i].nodes[0] != want[i][0] || p[i].nodes[1] != want[i][1])
@@ -160,46 +163,81 @@ static void test_rendezvous_golden(void **state)
     cmap_free(&m);
 }
 
-/* Adding a node moves about P/(N+1) partitions, every one of them to the new node. */
+/* Replicas of `after` that `before` did not have, over all partitions. */
+static uint32_t replicas_moved(const struct place_part *before, const struct place_part *after,
+                               uint32_t P)
+{
+    uint32_t moved = 0;
+    for (uint32_t p = 0; p < P; p++)
+        for (uint32_t k = 0; k < after[p].n; k++)
+            moved += !holds(&before[p], after[p].nodes[k]);
+    return moved;
+}
+
+/* Every node holds at most its share of replicas (bounded loads), give or take rf: the last
+ * partitions may find fewer nodes with room than replicas to place; and of primaries within
+ * 5% (a primary is one of its partition's replicas, which limits the choice). */
+static void check_balanced(const struct place_part *pp, uint32_t P, uint32_t rf, int n)
+{
+    uint32_t load[64] = {0}, prim[64] = {0};
+    for (uint32_t p = 0; p < P; p++) {
+        prim[pp[p].nodes[0]]++;
+        for (uint32_t k = 0; k < pp[p].n; k++)
+            load[pp[p].nodes[k]]++;
+    }
+    uint32_t cap = (P * rf + (uint32_t)n - 1) / (uint32_t)n,
+             pcap = (P + (uint32_t)n - 1) / (uint32_t)n;
+    for (int i = 0; i < n; i++)
+        if (load[i] > cap + rf || prim[i] > pcap + pcap / 20 + rf)
+            fail_msg("N=%d P=%u rf=%u: node %d holds %u replicas (cap %u), %u primaries (cap %u)",
+                     n, P, rf, i, load[i], cap, prim[i], pcap);
+}
+
+/* Adding a node moves about rf * P/(N+1) replicas (most of them to the new node), and
+ * every placement is balanced. */
 static void test_add_node(void **state)
 {
-    const uint32_t P = 1024;
-    for (int n = 3; n <= 10; n++) {
-        for (uint32_t rf = 1; rf <= 3; rf += 2) {
-            struct cmap m;
-            nodes_map(&m, n);
-            struct place_part *before = ideal(&m, "coll", P, rf);
-            add_node(&m, n, 1.0);
-            struct place_part *after = ideal(&m, "coll", P, rf);
-            uint32_t moved = 0, newnum = (uint32_t)n;
-            for (uint32_t p = 0; p < P; p++) {
-                assert_int_equal(after[p].n, rf);
-                /* Every old node that is not in the new list gave way to the new node. */
-                uint32_t lost = 0;
-                for (uint32_t k = 0; k < before[p].n; k++)
-                    lost += !holds(&after[p], before[p].nodes[k]);
-                assert_true(lost <= 1);
-                if (lost) {
-                    assert_true(holds(&after[p], newnum));
-                    moved++;
-                } else {
-                    assert_false(holds(&after[p], newnum));
+    (void)state;
+    static const uint32_t sizes[] = {1024, 64, 6};
+    for (size_t s = 0; s < 3; s++) {
+        uint32_t P = sizes[s];
+        for (int n = 3; n <= 10; n++) {
+            for (uint32_t rf = 1; rf <= 3; rf += 2) {
+                struct cmap m;
+                nodes_map(&m, n);
+                struct place_part *before = ideal(&m, "coll", P, rf);
+                check_balanced(before, P, rf, n);
+                add_node(&m, n, 1.0);
+                struct place_part *after = ideal(&m, "coll", P, rf);
+                check_balanced(after, P, rf, n + 1);
+                uint32_t to_new = 0;
+                for (uint32_t p = 0; p < P; p++) {
+                    assert_int_equal(after[p].n, rf);
+                    to_new += holds(&after[p], (uint32_t)n);
                 }
+                uint32_t moved = replicas_moved(before, after, P);
+                double want = (double)rf * P / (n + 1);
+                if (P == 1024)
+                    printf("# N=%d -> %d, P %u, rf %u: %u replicas moved (%u to the new node), "
+                           "ideal %.0f\n",
+                           n, n + 1, P, rf, moved, to_new, want);
+                /* The new node gets its share; what moves is within 2x of the minimum. */
+                assert_true(to_new + rf >= (uint32_t)(0.9 * want));
+                if (moved > 2.0 * want + 2)
+                    fail_msg("N=%d P=%u rf=%u: %u replicas moved, want about %.0f", n, P, rf, moved,
+                             want);
+                free(before);
+                free(after);
+                cmap_free(&m);
             }
-            /* Each replica moves with probability 1/(N+1): rf * P/(N+1) expected. */
-            double want = (double)rf * P / (n + 1);
-            if (moved < 0.5 * want || moved > 1.6 * want)
-                fail_msg("N=%d rf=%u: %u partitions moved, want about %.0f", n, rf, moved, want);
-            free(before);
-            free(after);
-            cmap_free(&m);
         }
     }
 }
 
-/* Removing (or losing) a node moves only the partitions it held. */
+/* Removing (or losing) a node moves its replicas and about as many more, no more. */
 static void test_remove_node(void **state)
 {
+    (void)state;
     const uint32_t P = 1024;
     static const int gone_states[] = {CMAP_NODE_DEAD, CMAP_NODE_SUSPECT, CMAP_NODE_DRAINING,
                                       CMAP_NODE_REMOVED};
@@ -209,26 +247,23 @@ static void test_remove_node(void **state)
             nodes_map(&m, n);
             struct place_part *before = ideal(&m, "coll", P, 2);
             const uint32_t victim = 1;
+            uint32_t held = 0;
+            for (uint32_t p = 0; p < P; p++)
+                held += holds(&before[p], victim);
             if (gone_states[g] == CMAP_NODE_REMOVED)
                 must(&m, cu_remove("node-1", false));
             else
                 must(&m, cu_state("node-1", gone_states[g], 0));
             struct place_part *after = ideal(&m, "coll", P, 2);
-            uint32_t changed = 0;
-            for (uint32_t p = 0; p < P; p++) {
+            for (uint32_t p = 0; p < P; p++)
                 assert_false(holds(&after[p], victim));
-                if (!holds(&before[p], victim)) {
-                    assert_memory_equal(&before[p], &after[p], sizeof before[p]);
-                    continue;
-                }
-                changed++;
-                /* The other replica stays. */
-                for (uint32_t k = 0; k < before[p].n; k++)
-                    if (before[p].nodes[k] != victim)
-                        assert_true(holds(&after[p], before[p].nodes[k]));
-            }
-            double want = 2.0 * P / n;
-            assert_true(changed > 0.5 * want && changed < 1.6 * want);
+            uint32_t moved = replicas_moved(before, after, P);
+            if (g == 0)
+                printf("# N=%d -> %d, P %u, rf 2: the node held %u replicas; %u moved\n", n, n - 1,
+                       P, held, moved);
+            assert_true(moved >= held);
+            if (moved > 2 * held)
+                fail_msg("N=%d: %u replicas moved, the node held %u", n, moved, held);
             free(before);
             free(after);
             cmap_free(&m);
