@@ -104,6 +104,7 @@ class Client:
         self._current = 0
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._all: List[http.client.HTTPConnection] = []  # every thread's, for close()
 
     @staticmethod
     def _parse(url: str) -> _Target:
@@ -122,12 +123,17 @@ class Client:
         if c is None:
             t = self._targets[i]
             c = conns[i] = http.client.HTTPConnection(t.host, t.port, timeout=self._timeout)
+            with self._lock:
+                self._all.append(c)
         return c
 
     def _drop(self, i: int) -> None:
         c = getattr(self._local, "conns", {}).pop(i, None)
         if c is not None:
             c.close()
+            with self._lock:
+                if c in self._all:
+                    self._all.remove(c)
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         data = None
@@ -400,9 +406,13 @@ class Client:
         return self._request("GET", "/cluster")
 
     def close(self) -> None:
-        """Closes this thread's connections (other threads' close when they end)."""
-        for i in list(getattr(self._local, "conns", {}).keys()):
-            self._drop(i)
+        """Closes every connection of every thread (call it when no thread uses the client;
+        a later call opens new ones)."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for c in conns:
+            c.close()
+        getattr(self._local, "conns", {}).clear()
 
     def __enter__(self) -> "Client":
         return self

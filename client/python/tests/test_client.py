@@ -79,6 +79,7 @@ def tearDownModule():
 class ClientTest(unittest.TestCase):
     def setUp(self):
         self.c = Client(CL.rest, timeout=20)
+        self.addCleanup(self.c.close)
         self.name = "py_" + uuid.uuid4().hex[:8]
 
     def tearDown(self):
@@ -171,7 +172,8 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(self.c.count(self.name, {"must": [{"key": "k", "match": {"value": 5}}]}), 1)
         self.c.delete(self.name, [3])
         self.assertEqual(self.c.count(self.name), 2)
-        self.c.delete(self.name, filter={"must": [{"key": "a", "match": {"value": 2}}]})
+        self.c.set_payload(self.name, {"z": 1}, [u])
+        self.c.delete(self.name, filter={"must": [{"key": "z", "match": {"value": 1}}]})
         self.assertEqual([r.id for r in self.c.get(self.name, [1, u])], [1])
 
     def test_scroll_and_numpy(self):
@@ -206,6 +208,7 @@ class ClientTest(unittest.TestCase):
             self.c.search(self.name, vec(1), filter={"must": [{"key": "n", "range": {"lt": "x"}}]})
         self.assertEqual(self.c.count(self.name), 0)  # nothing was written
         dead = Client("http://127.0.0.1:9", timeout=2)
+        self.addCleanup(dead.close)
         with self.assertRaises(DvecConnectionError):
             dead.list_collections()
 
@@ -213,6 +216,7 @@ class ClientTest(unittest.TestCase):
         ids = self.load(600)
         # the first URL is dead: every call goes to the next and stays there
         c = Client(["http://127.0.0.1:9"] + CL.rest, timeout=10)
+        self.addCleanup(c.close)
         self.assertEqual(c.count(self.name), len(ids))
         errors = []
 
