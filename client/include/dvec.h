@@ -98,10 +98,10 @@ DVEC_API void dvec_close(dvec_client *c);
 /* ---- collections ---------------------------------------------------------------------- */
 
 typedef enum dvec_metric {
-    DVEC_EUCLID = 0, /* L2; the score is the squared distance, smaller is closer */
-    DVEC_DOT = 1,    /* inner product; larger is closer */
-    DVEC_COSINE = 2, /* cosine similarity; larger is closer */
-    DVEC_MANHATTAN = 3,
+    DVEC_EUCLID = 0,    /* L2; the score is the Euclidean distance, smaller is closer */
+    DVEC_DOT = 1,       /* inner product; larger is closer */
+    DVEC_COSINE = 2,    /* cosine similarity; larger is closer */
+    DVEC_MANHATTAN = 3, /* L1; the score is the sum of absolute differences, smaller is closer */
 } dvec_metric;
 
 typedef enum dvec_fsync {

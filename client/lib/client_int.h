@@ -79,6 +79,7 @@ enum cl_json_kind {
     CL_JSON_ANY = 0,
     CL_JSON_OBJECT = 1,
     CL_JSON_ARRAY = 2,
+    CL_JSON_KEYS = 3, /* an array of strings */
 };
 
 /*
