@@ -297,7 +297,7 @@ static int bench_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *
         if ((rc = run_setting(&b, clients[i], &res[i])) != 0)
             break;
         if (atomic_load(&b.failed)) {
-            rc = ctl_fail(&b.err, "searching %s", name);
+            rc = ctl_fail(&b.err);
             break;
         }
     }

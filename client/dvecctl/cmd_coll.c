@@ -115,7 +115,7 @@ static int create_run(struct ctl *ctl, const struct cmd *cmd, const struct opts 
         return rc;
     dvec_error e = {0};
     if (dvec_collection_create(c, name, &cfg, &e) != DVEC_OK)
-        return ctl_fail(&e, "creating collection %s", name);
+        return ctl_fail(&e);
     printf("created collection %s (dim %u, %s)\n", name, dim, metric_name(cfg.metric));
     return CTL_EXIT_OK;
 }
@@ -172,7 +172,7 @@ static int info_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o
     dvec_error e = {0};
     dvec_collection_info in;
     if (dvec_collection_info_get(c, name, &in, &e) != DVEC_OK)
-        return ctl_fail(&e, "collection %s", name);
+        return ctl_fail(&e);
     if (opts_has(o, "json")) {
         rc = json_print(info_json(name, &in), stdout) == 0 ? 0 : CTL_EXIT_FAIL;
         dvec_collection_info_free(&in);
@@ -244,7 +244,7 @@ static int list_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o
     char **names;
     size_t n;
     if (dvec_collection_list(c, &names, &n, &e) != DVEC_OK)
-        return ctl_fail(&e, "listing collections");
+        return ctl_fail(&e);
     qsort(names, n, sizeof *names, cmp_str);
     if (opts_has(o, "names")) {
         for (size_t i = 0; i < n; i++)
@@ -263,7 +263,7 @@ static int list_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o
         if (dvec_collection_info_get(c, names[i], &in, &e) != DVEC_OK) {
             if (e.code == DVEC_ENOTFOUND) /* dropped meanwhile */
                 continue;
-            rc = ctl_fail(&e, "collection %s", names[i]);
+            rc = ctl_fail(&e);
             break;
         }
         if (json) {
@@ -324,7 +324,7 @@ static int drop_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o
     if (!opts_has(o, "yes") && isatty(STDIN_FILENO)) {
         dvec_collection_info in;
         if (dvec_collection_info_get(c, name, &in, &e) != DVEC_OK)
-            return ctl_fail(&e, "collection %s", name);
+            return ctl_fail(&e);
         char pts[32];
         fmt_count(pts, sizeof pts, in.points);
         dvec_collection_info_free(&in);
@@ -339,7 +339,7 @@ static int drop_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o
         }
     }
     if (dvec_collection_drop(c, name, &e) != DVEC_OK)
-        return ctl_fail(&e, "dropping collection %s", name);
+        return ctl_fail(&e);
     printf("dropped collection %s\n", name);
     return CTL_EXIT_OK;
 }

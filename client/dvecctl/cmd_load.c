@@ -204,7 +204,7 @@ static int prepare_collection(const struct cmd *cmd, const struct opts *o, dvec_
         return CTL_EXIT_OK;
     }
     if (rc != DVEC_ENOTFOUND || !opts_has(o, "create")) {
-        rc = ctl_fail(&e, "collection %s", name);
+        rc = ctl_fail(&e);
         if (e.code == DVEC_ENOTFOUND)
             fprintf(stderr, "dvecctl: create it first, or give --create\n");
         return rc;
@@ -224,7 +224,7 @@ static int prepare_collection(const struct cmd *cmd, const struct opts *o, dvec_
     if (coll_cfg_from_opts(o, &cfg, msg, sizeof msg) != 0)
         return ctl_usage(cmd, "%s", msg);
     if (dvec_collection_create(c, name, &cfg, &e) != DVEC_OK && e.code != DVEC_EEXIST)
-        return ctl_fail(&e, "creating collection %s", name);
+        return ctl_fail(&e);
     printf("created collection %s (dim %u, %s)\n", name, dim, metric_name(cfg.metric));
     return CTL_EXIT_OK;
 }
@@ -329,11 +329,11 @@ static int load_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o
     } else if (l.have_fail) {
         const char *u = l.unit;
         if (l.fail_first == l.fail_last)
-            rc = ctl_fail(&l.fail, "loading %s into %s: %s %llu", path, name, u,
-                          (unsigned long long)l.fail_first);
+            rc = ctl_failf(&l.fail, "loading %s into %s: %s %llu", path, name, u,
+                           (unsigned long long)l.fail_first);
         else
-            rc = ctl_fail(&l.fail, "loading %s into %s: %ss %llu-%llu", path, name, u,
-                          (unsigned long long)l.fail_first, (unsigned long long)l.fail_last);
+            rc = ctl_failf(&l.fail, "loading %s into %s: %ss %llu-%llu", path, name, u,
+                           (unsigned long long)l.fail_first, (unsigned long long)l.fail_last);
         fprintf(stderr, "dvecctl: stopped after loading %llu points\n", (unsigned long long)loaded);
     } else if (read_failed) {
         ctl_err("%s", read_err);

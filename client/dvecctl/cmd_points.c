@@ -80,7 +80,7 @@ static int search_run(struct ctl *ctl, const struct cmd *cmd, const struct opts 
     dvec_records res;
     if (dvec_search(c, name, q, dim, &p, &res, NULL, &e) != DVEC_OK) {
         free(q);
-        return ctl_fail(&e, "searching %s", name);
+        return ctl_fail(&e);
     }
     free(q);
     if (opts_has(o, "json")) {
@@ -174,7 +174,7 @@ static int get_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
     if (dvec_get(c, name, ids, n, !opts_has(o, "no-vector"), !opts_has(o, "no-payload"), &res,
                  &e) != DVEC_OK) {
         free(ids);
-        return ctl_fail(&e, "getting points of %s", name);
+        return ctl_fail(&e);
     }
     bool pretty = opts_has(o, "json");
     json_t *arr = pretty ? json_array() : NULL;
@@ -249,7 +249,7 @@ static int delete_run(struct ctl *ctl, const struct cmd *cmd, const struct opts 
     rc = dvec_delete(c, name, ids, n, &deleted, &e);
     free(ids);
     if (rc != DVEC_OK)
-        return ctl_fail(&e, "deleting points of %s", name);
+        return ctl_fail(&e);
     printf("deleted %llu of %zu points\n", (unsigned long long)deleted, n);
     return CTL_EXIT_OK;
 }
@@ -287,7 +287,7 @@ static int count_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *
     dvec_error e = {0};
     uint64_t n;
     if (dvec_count(c, name, filter, &n, &e) != DVEC_OK)
-        return ctl_fail(&e, "counting points of %s", name);
+        return ctl_fail(&e);
     printf("%llu\n", (unsigned long long)n);
     return CTL_EXIT_OK;
 }

@@ -218,7 +218,7 @@ static void print_balance(const json_t *nodes, uint64_t moves)
             min = p;
             min_id = jstr(n, "id");
         }
-        if (p > max) {
+        if (p > max || n_counted == 1) {
             max = p;
             max_id = jstr(n, "id");
         }
@@ -242,7 +242,7 @@ static int status_run(struct ctl *ctl, const struct cmd *cmd, const struct opts 
     dvec_error e = {0};
     char *text;
     if (dvec_cluster_status(c, &text, &e) != DVEC_OK)
-        return ctl_fail(&e, "cluster status");
+        return ctl_fail(&e);
     json_error_t je;
     json_t *doc = json_loads(text, 0, &je);
     free(text);
@@ -259,8 +259,11 @@ static int status_run(struct ctl *ctl, const struct cmd *cmd, const struct opts 
     if (leader)
         printf("leader: coordinator %llu (%s), term %llu, map epoch %llu%s\n\n",
                (unsigned long long)leader, jstr(me, "leader_url"),
-               (unsigned long long)jint(me, "term"), (unsigned long long)jint(me, "map_epoch"),
-               json_is_false(json_object_get(me, "leader_ready")) ? " (not ready yet)" : "");
+               (unsigned long long)jint(me, "term"), (unsigned long long)jint(doc, "map_epoch"),
+               strcmp(jstr(me, "state"), "leader") == 0 &&
+                       json_is_false(json_object_get(me, "leader_ready"))
+                   ? " (not ready yet)"
+                   : "");
     else
         printf("leader: none known by coordinator %llu (an election may be running)\n\n",
                (unsigned long long)jint(me, "id"));

@@ -46,8 +46,10 @@ int ctl_client_for(const struct ctl *ctl, const char *url, uint32_t timeout_ms, 
 
 /* "dvecctl: <message>" on stderr. */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Prints an SDK error (with what was being done) and returns CTL_EXIT_FAIL. */
-int ctl_fail(const dvec_error *e, const char *what_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints an SDK error (its message names the collection, point or coordinator) and returns
+ * CTL_EXIT_FAIL; ctl_failf puts what was being done in front. */
+int ctl_fail(const dvec_error *e);
+int ctl_failf(const dvec_error *e, const char *what_fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints a usage error, the command's usage line and a --help hint; returns CTL_EXIT_USAGE. */
 int ctl_usage(const struct cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

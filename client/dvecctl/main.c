@@ -1,4 +1,5 @@
 /* main.c - dvecctl: the admin CLI of dvec on the C SDK; command dispatch, help, connection. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,19 +44,30 @@ void ctl_err(const char *fmt, ...)
     va_end(ap);
 }
 
-int ctl_fail(const dvec_error *e, const char *what_fmt, ...)
+static int fail_print(const dvec_error *e, const char *what)
+{
+    const char *msg = e->message[0] ? e->message : "failed";
+    fprintf(stderr, "dvecctl: %s%s%s (%s)\n", what, what[0] ? ": " : "", msg,
+            dvec_code_name(e->code));
+    if (e->code == DVEC_EIO || e->code == DVEC_ETIMEDOUT)
+        fprintf(stderr, "dvecctl: is a coordinator running at the URLs given? "
+                        "(--coordinators, DVEC_COORDINATORS or the config file)\n");
+    return CTL_EXIT_FAIL;
+}
+
+int ctl_fail(const dvec_error *e)
+{
+    return fail_print(e, "");
+}
+
+int ctl_failf(const dvec_error *e, const char *what_fmt, ...)
 {
     char what[512];
     va_list ap;
     va_start(ap, what_fmt);
     vsnprintf(what, sizeof what, what_fmt, ap);
     va_end(ap);
-    const char *msg = e->message[0] ? e->message : "failed";
-    fprintf(stderr, "dvecctl: %s: %s (%s)\n", what, msg, dvec_code_name(e->code));
-    if (e->code == DVEC_EIO || e->code == DVEC_ETIMEDOUT)
-        fprintf(stderr, "dvecctl: is a coordinator running at the URLs given? "
-                        "(--coordinators, DVEC_COORDINATORS or the config file)\n");
-    return CTL_EXIT_FAIL;
+    return fail_print(e, what);
 }
 
 static void usage_line(FILE *f, const struct cmd *c)
@@ -86,8 +98,16 @@ int ctl_client_for(const struct ctl *ctl, const char *url, uint32_t timeout_ms, 
 {
     dvec_options op = {0};
     op.timeout_ms = timeout_ms;
-    /* A coordinator that is not there should not cost more than the call's timeout. */
-    op.connect_timeout_ms = timeout_ms && timeout_ms < 1000 ? timeout_ms : 0;
+    /* Coordinators that are not there should not cost more than the timeout together: each
+     * gets its share for the connection (at least 100 ms, at most the SDK's 1000). */
+    if (timeout_ms) {
+        uint32_t n_urls = 1;
+        for (const char *p = url; *p; p++)
+            n_urls += *p == ',';
+        uint32_t share = timeout_ms / n_urls;
+        op.connect_timeout_ms = share < 100 ? 100 : share < 1000 ? share : 1000;
+        op.max_attempts = n_urls;
+    }
     return dvec_connect(url, &op, out, err);
 }
 
@@ -96,7 +116,7 @@ int ctl_client(struct ctl *ctl, dvec_client **out)
     if (ctl->client == NULL) {
         dvec_error e = {0};
         if (ctl_client_for(ctl, ctl->conf.urls, ctl->timeout_ms, &ctl->client, &e) != DVEC_OK)
-            return ctl_fail(&e, "connecting to %s", ctl->conf.urls);
+            return ctl_failf(&e, "connecting to %s", ctl->conf.urls);
     }
     *out = ctl->client;
     return CTL_EXIT_OK;
@@ -139,6 +159,27 @@ static void print_group_help(FILE *f, const char *group)
         if (strncmp(commands[i]->name, group, gl) == 0 && commands[i]->name[gl] == ' ')
             fprintf(f, "  %-20s %s\n", commands[i]->name + gl + 1, commands[i]->summary);
     fprintf(f, "\n'dvecctl %s SUBCOMMAND --help' describes one.\n", group);
+}
+
+/* Names the positional arguments from `have` on that the usage line lists ("NAME FILE"). */
+static void missing_args(const struct cmd *c, size_t have, char *buf, size_t len)
+{
+    char args[256];
+    snprintf(args, sizeof args, "%s", c->args ? c->args : "");
+    size_t i = 0, o = 0;
+    bool after_opt = false;
+    buf[0] = '\0';
+    for (char *save, *w = strtok_r(args, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        bool skip = after_opt; /* an option's value: --dim D */
+        after_opt = strstr(w, "--") != NULL;
+        if (skip || w[0] == '[' || w[0] == '-' || w[0] == '(' || w[0] == '|' || !isupper(w[0]) ||
+            w[strlen(w) - 1] == ']' || w[strlen(w) - 1] == ')')
+            continue;
+        if (i++ >= have && o < len)
+            o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? " " : "", w);
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, len, "arguments");
 }
 
 /* True when argv holds --help or -h before any "--". */
@@ -252,7 +293,9 @@ int main(int argc, char **argv)
         goto out;
     }
     if (o.n_pos < cmd->min_pos) {
-        rc = ctl_usage(cmd, "missing arguments");
+        char missing[256];
+        missing_args(cmd, o.n_pos, missing, sizeof missing);
+        rc = ctl_usage(cmd, "missing %s", missing);
         goto out;
     }
     if (o.n_pos > cmd->max_pos) {

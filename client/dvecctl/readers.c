@@ -428,8 +428,12 @@ static int jsonl_parse(struct reader *r, dvec_id *id, float *v, uint32_t *dim, c
     *payload = NULL;
     json_t *o = json_loads(r->linebuf, 0, &je);
     if (o == NULL) {
-        snprintf(errmsg, errlen, "%s: line %llu: not JSON: %s (column %d)", r->path,
-                 (unsigned long long)r->line, je.text, je.column);
+        if (je.column > 0)
+            snprintf(errmsg, errlen, "%s: line %llu: not JSON: %s (column %d)", r->path,
+                     (unsigned long long)r->line, je.text, je.column);
+        else
+            snprintf(errmsg, errlen, "%s: line %llu: not JSON: %s", r->path,
+                     (unsigned long long)r->line, je.text);
         return -1;
     }
     int rc = -1;
