@@ -72,14 +72,14 @@ static int check_ids_call(dvec_client *c, const char *coll, const void *ids, siz
     return DVEC_OK;
 }
 
-/* Sends a collection-level request; on failure fills err with "collection NAME: ...". */
-static int coll_call(dvec_client *c, const char *coll, const struct msg *req, uint32_t timeout_ms,
+/* Sends a collection-level request; on failure fills err with "collection NAME: WHAT: ...". */
+static int coll_call(dvec_client *c, const char *coll, const char *what, const struct msg *req,
                      struct rpc_reply *rep, dvec_error *err)
 {
     char e[DV_ERRMSG_SIZE] = "";
-    int rc = cl_call(c, req, timeout_ms, rep, e);
+    int rc = cl_call(c, req, 0, rep, e);
     if (rc != DV_OK)
-        return cl_failf(err, rc, "collection %s: %s", coll, e);
+        return cl_failf(err, rc, "collection %s: %s: %s", coll, what, e);
     return DVEC_OK;
 }
 
@@ -154,7 +154,7 @@ DVEC_API int dvec_upsert(dvec_client *c, const char *coll, const dvec_point *poi
     req.u.upsert_req =
         (struct msg_upsert_req){ids, vecs, any_payload ? pl : NULL, (uint32_t)n, dim};
     struct rpc_reply rep;
-    if ((rc = coll_call(c, coll, &req, 0, &rep, err)) != DVEC_OK)
+    if ((rc = coll_call(c, coll, "upsert", &req, &rep, err)) != DVEC_OK)
         goto out;
     rpc_reply_free(&rep);
     rc = cl_ok(err);
@@ -181,7 +181,7 @@ DVEC_API int dvec_delete(dvec_client *c, const char *coll, const dvec_id *ids, s
     struct msg req = cl_req(MSG_P_DELETE, coll);
     req.u.delete_req = (struct msg_ids_req){p, (uint32_t)n};
     struct rpc_reply rep;
-    rc = coll_call(c, coll, &req, 0, &rep, err);
+    rc = coll_call(c, coll, "delete", &req, &rep, err);
     free(p);
     if (rc != DVEC_OK)
         return rc;
@@ -231,7 +231,7 @@ DVEC_API int dvec_set_payload(dvec_client *c, const char *coll, dvec_payload_op 
     req.u.set_payload_req =
         (struct msg_set_payload_req){(uint32_t)op, p, (uint32_t)n, {data.data, (uint32_t)data.len}};
     struct rpc_reply rep;
-    rc = coll_call(c, coll, &req, 0, &rep, err);
+    rc = coll_call(c, coll, "set payload", &req, &rep, err);
     free(p);
     buf_free(&data);
     if (rc != DVEC_OK)
@@ -258,7 +258,7 @@ DVEC_API int dvec_get(dvec_client *c, const char *coll, const dvec_id *ids, size
     struct msg req = cl_req(MSG_P_GET, coll);
     req.u.get_req = (struct msg_get_req){p, (uint32_t)n, with_vector, with_payload};
     struct rpc_reply rep;
-    rc = coll_call(c, coll, &req, 0, &rep, err);
+    rc = coll_call(c, coll, "get", &req, &rep, err);
     free(p);
     if (rc != DVEC_OK)
         return rc;
@@ -298,7 +298,7 @@ DVEC_API int dvec_count(dvec_client *c, const char *coll, const char *filter_jso
     struct msg req = cl_req(MSG_P_COUNT, coll);
     req.u.count_req.filter = (struct msg_bytes){f.data, (uint32_t)f.len};
     struct rpc_reply rep;
-    rc = coll_call(c, coll, &req, 0, &rep, err);
+    rc = coll_call(c, coll, "count", &req, &rep, err);
     buf_free(&f);
     if (rc != DVEC_OK)
         return rc;
@@ -331,7 +331,7 @@ DVEC_API int dvec_scroll(dvec_client *c, const char *coll, const dvec_scroll_par
                                 p->limit,          {f.data, (uint32_t)f.len},
                                 p->with_vector,    p->with_payload};
     struct rpc_reply rep;
-    rc = coll_call(c, coll, &req, 0, &rep, err);
+    rc = coll_call(c, coll, "scroll", &req, &rep, err);
     buf_free(&f);
     if (rc != DVEC_OK)
         return rc;
