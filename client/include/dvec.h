@@ -80,9 +80,10 @@ DVEC_API const char *dvec_code_name(int code);
 typedef struct dvec_client dvec_client;
 
 typedef struct dvec_options {
-    uint32_t timeout_ms;         /* per call (0: 10000) */
+    uint32_t timeout_ms;         /* per attempt of a call (0: 10000) */
     uint32_t connect_timeout_ms; /* wait for a connection to a coordinator (0: 1000) */
-    uint32_t max_attempts;       /* coordinators tried per call (0: every one, twice) */
+    uint32_t max_attempts;       /* attempts per call (0: every coordinator twice; one that had
+                                    no connection within connect_timeout_ms only once) */
 } dvec_options;
 
 /*
@@ -273,9 +274,10 @@ DVEC_API int dvec_search_batch(dvec_client *c, const char *coll, const float *qu
 /* ---- cluster ---------------------------------------------------------------------------- */
 
 /*
- * The cluster's status as JSON text (free with free()): coordinators (id, leader, term,
- * commit index), nodes (id, url, state, weight, replicas, points, last heartbeat),
- * collections and partitions; the same document `dvecctl status --json` prints.
+ * The cluster's status as JSON text (free with free()): the coordinators (id, URLs, leader),
+ * the answering one's Raft state (term, commit index), the map epoch, nodes (id, URLs, state,
+ * weight, last heartbeat, replicas, partitions), collections (dim, partitions, replication)
+ * and moves; the same document `dvecctl status --json` prints (docs/sdk-c.md).
  */
 DVEC_API int dvec_cluster_status(dvec_client *c, char **json, dvec_error *err);
 
