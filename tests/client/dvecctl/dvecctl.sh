@@ -277,6 +277,12 @@ expect "a malformed JSONL line: exit 1 naming the line" 1 "bad.jsonl: line 3: no
     "stopped after loading 2 points"
 run count docs
 expect "the lines before it were loaded (ids 1 and 2; 1 had been deleted)" 0 "^399$"
+run points load docs "$D/deep.jsonl" --batch 10 --parallel 1
+expect "a batch that fails to send: exit 1 naming its lines" 1 \
+    "loading .*deep.jsonl into docs: lines 31-40: .*payload: .*nesting deeper than 64" \
+    "stopped after loading 30 points"
+run count docs
+expect "the batches before it were loaded" 0 "^429$"
 run points load docs "$D/f64.npy"
 expect "a float64 .npy: exit 1" 1 "f64.npy: dtype '<f8' is not little-endian float32"
 run points load docs "$D/fortran.npy"
@@ -308,16 +314,16 @@ else
     show
 fi
 DVEC_COORDINATORS="$dead" run count docs --coordinators "$urls"
-expect "--coordinators wins over DVEC_COORDINATORS" 0 "^399$"
+expect "--coordinators wins over DVEC_COORDINATORS" 0 "^429$"
 printf 'coordinators:\n' >"$dir/ctl.yaml"
 for u in ${urls//,/ }; do printf '  - %s\n' "$u" >>"$dir/ctl.yaml"; done
 (unset DVEC_COORDINATORS && run count docs --config "$dir/ctl.yaml" && echo "$rc" >"$dir/rc")
 rc=$(cat "$dir/rc")
-expect "coordinators from --config FILE" 0 "^399$"
+expect "coordinators from --config FILE" 0 "^429$"
 mkdir -p "$HOME/.config/dvec" && cp "$dir/ctl.yaml" "$HOME/.config/dvec/dvecctl.yaml"
 (unset DVEC_COORDINATORS && run count docs && echo "$rc" >"$dir/rc")
 rc=$(cat "$dir/rc")
-expect "coordinators from ~/.config/dvec/dvecctl.yaml" 0 "^399$"
+expect "coordinators from ~/.config/dvec/dvecctl.yaml" 0 "^429$"
 printf 'coordinator: [x]\n' >"$dir/bad.yaml"
 run count docs --config "$dir/bad.yaml"
 expect "a config file with a typo: exit 2 naming the key" 2 "bad.yaml: line 1: unknown key 'coordinator'"

@@ -4,7 +4,8 @@
 small.fvecs (200 x 4, ids 0..199), other.npy (200 x 4, loaded with --id-offset 1000),
 points.jsonl (50 points with payloads, two with UUID ids), q.fvecs + gt.ivecs (20 queries and
 their true 10 nearest ids over both files, squared L2), and bad inputs: d8.fvecs (8 dims),
-bad.jsonl (line 3 malformed), f64.npy, fortran.npy, 3d.npy, nomagic.npy.
+bad.jsonl (line 3 malformed), deep.jsonl (line 31's payload nests deeper than the
+protocol's 64 levels: the batch holding it fails to send), f64.npy, fortran.npy, 3d.npy, nomagic.npy.
 """
 import json
 import os
@@ -79,6 +80,13 @@ with open(os.path.join(d, 'bad.jsonl'), 'w') as f:
     f.write('{"id": 2, "vector": [1, 2, 3, 4]}\n')
     f.write('{"id": 3, "vector": [1, 2, 3, 4}\n')
     f.write('{"id": 4, "vector": [1, 2, 3, 4]}\n')
+with open(os.path.join(d, 'deep.jsonl'), 'w') as f:
+    for i, r in enumerate(rows(6, 50)):
+        payload = {'n': i}
+        if i == 30:
+            for _ in range(70):
+                payload = {'x': payload}
+        f.write(json.dumps({'id': 5000 + i, 'vector': r, 'payload': payload}) + '\n')
 npy('f64.npy', rows(5, 3), descr='<f8')
 npy('fortran.npy', rows(5, 3), fortran=True)
 npy('3d.npy', rows(5, 4), shape=(2, 2, 4))
