@@ -245,8 +245,8 @@ pycheck "bench: recall@10 >= 0.95 with 1 and 2 clients" \
      all(r['recall'] >= 0.95 and r['queries'] == 40 for r in json.loads(out)['results'])"
 golden bench bench
 run bench docs --queries "$D/q.fvecs" --gt "$D/gt.ivecs" --k 5 --duration 0.5 --clients 2 \
-    --client-per-thread
-expect "bench (table), --duration, --client-per-thread" 0 "client per thread" \
+    --shared-client
+expect "bench (table), --duration, --shared-client" 0 "shared client" \
     "^CLIENTS +QUERIES +SECONDS +QPS +P50 MS +P99 MS +RECALL@5" "^ +2 +[0-9]+ +0\.[0-9]+ +[0-9]+"
 run delete docs 0 1 99999
 expect "delete: says how many existed" 0 "^deleted 2 of 3 points$"
