@@ -49,7 +49,7 @@ extern "C" {
 enum dvec_code {
     DVEC_OK = 0,
     DVEC_ENOMEM = -1,
-    DVEC_EINVAL = -2,     /* a bad argument or request */
+    DVEC_EINVAL = -2,     /* a bad argument or request (also a filter the nodes cannot use) */
     DVEC_ENOTFOUND = -3,  /* no such collection */
     DVEC_EEXIST = -4,     /* a collection of that name exists */
     DVEC_EOS = -5,        /* an operating system error */
@@ -57,7 +57,7 @@ enum dvec_code {
     DVEC_ENAN = -8,       /* NaN or infinity in a vector */
     DVEC_EFULL = -9,      /* a node is out of capacity */
     DVEC_ERANGE = -10,    /* a value out of range (k 0, limit too large, ...) */
-    DVEC_EPARSE = -13,    /* JSON that does not parse, a filter that does not make sense */
+    DVEC_EPARSE = -13,    /* JSON that does not parse or is not of the kind needed */
     DVEC_ETOOBIG = -14,   /* a batch or message over the limit */
     DVEC_EBUSY = -15,     /* no leader right now (retry), or a conflicting operation */
     DVEC_ETIMEDOUT = -16, /* the deadline passed */

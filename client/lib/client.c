@@ -179,6 +179,7 @@ int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct r
     size_t start = atomic_load(&c->cur) % c->n, k = 0, n_down = 0;
     uint64_t down = 0; /* coordinators that had no connection within connect_timeout */
     uint32_t attempts = 0;
+    size_t last = start;
     int rc = DV_EIO;
     char e[DV_ERRMSG_SIZE] = "";
     memset(rep, 0, sizeof *rep);
@@ -200,6 +201,9 @@ int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct r
             }
             return rc;
         }
+        last = i;
+        /* rpc.c's words for "no connection within connect_wait" (test_sdk_unit checks that a
+         * call over a dead coordinator waits once). */
         if (rc == DV_EIO && strstr(e, "not connected") != NULL) {
             down |= UINT64_C(1) << i;
             n_down++;
@@ -210,12 +214,15 @@ int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct r
         size_t expect = i;
         atomic_compare_exchange_strong(&c->cur, &expect, (i + 1) % c->n);
     }
+    /* rpc's messages name the URL; a refusal's text comes from the server and does not. */
+    bool named = strstr(e, c->urls[last]) != NULL;
     if (c->n == 1)
-        snprintf(errmsg, DV_ERRMSG_SIZE, "coordinator did not answer: %s", e);
+        snprintf(errmsg, DV_ERRMSG_SIZE, "coordinator did not answer: %s%s%s",
+                 named ? "" : c->urls[last], named ? "" : ": ", e);
     else
         snprintf(errmsg, DV_ERRMSG_SIZE,
-                 "no coordinator answered (%u attempt%s over %zu URLs); the last: %s", attempts,
-                 attempts == 1 ? "" : "s", c->n, e);
+                 "no coordinator answered (%u attempt%s over %zu URLs); the last: %s%s%s", attempts,
+                 attempts == 1 ? "" : "s", c->n, named ? "" : c->urls[last], named ? "" : ": ", e);
     return rc;
 }
 

@@ -480,7 +480,7 @@ static void test_failover(void **state)
     atomic_store(&b.mode, FAKE_SHUTDOWN);
     unsigned ta = atomic_load(&a.total), tb = atomic_load(&b.total);
     expect_err(dvec_count(c, "docs", NULL, &n, &e), &e, DVEC_ESHUTDOWN, "collection docs",
-               "no coordinator answered (4 attempts over 2 URLs)", "shutting down", NULL);
+               "no coordinator answered (4 attempts over 2 URLs)", b.url, "shutting down", NULL);
     assert_int_equal(atomic_load(&a.total) - ta, 2);
     assert_int_equal(atomic_load(&b.total) - tb, 2);
     dvec_close(c);
