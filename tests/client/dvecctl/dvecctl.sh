@@ -269,6 +269,28 @@ expect "status (tables)" 0 "^leader: coordinator [123] " "^COORDINATORS" \
 run status --json
 golden status status
 
+# A follower down: status says so, the others answer.
+run status --json
+leader=$($py -c "import json; print(json.load(open('$dir/out'))['coordinator']['leader_id'])" 2>/dev/null)
+victim=3
+[ "$leader" = 3 ] && victim=2
+vpid=$(cat "$dir/cluster/run/coord-$victim.pid")
+kill -TERM "$vpid"
+for _ in $(seq 100); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
+run status
+expect "status with coordinator $victim down: marked unreachable" 0 \
+    "^ +$victim +tcp://127.0.0.1:$((port + 10 * (victim - 1))) +[0-9.:]+ +unreachable" \
+    "^ +$leader +tcp://[0-9.:]+ +[0-9.:]+ +leader +yes"
+run count docs
+expect "commands go on with a coordinator down" 0 "^398$"
+if "$cluster" start --bin "$build" --dir "$dir/cluster" --port "$port" --coords 3 --nodes 2 \
+    >"$dir/out" 2>&1; then
+    ok "coordinator $victim restarted"
+else
+    fail "coordinator $victim restarted"
+    sed 's/^/# /' "$dir/out"
+fi
+
 # ---- bad input files --------------------------------------------------------------------
 run points load docs "$D/d8.fvecs"
 expect "a file of another dimension: exit 1, nothing sent" 1 "d8.fvecs has 8-dimensional vectors; collection docs has 4"
