@@ -38,11 +38,18 @@ extern "C" {
 
 #define DVEC_VERSION "0.1.0"
 
+/* What libdvec.so exports: the library is built with -fvisibility=hidden, so only these. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define DVEC_API __attribute__((visibility("default")))
+#else
+#define DVEC_API
+#endif
+
 /* Error codes (the same values as the server's, docs/protocol.md). */
 enum dvec_code {
     DVEC_OK = 0,
     DVEC_ENOMEM = -1,
-    DVEC_EINVAL = -2,     /* a bad argument or request */
+    DVEC_EINVAL = -2,     /* a bad argument or request (also a filter the nodes cannot use) */
     DVEC_ENOTFOUND = -3,  /* no such collection */
     DVEC_EEXIST = -4,     /* a collection of that name exists */
     DVEC_EOS = -5,        /* an operating system error */
@@ -50,7 +57,7 @@ enum dvec_code {
     DVEC_ENAN = -8,       /* NaN or infinity in a vector */
     DVEC_EFULL = -9,      /* a node is out of capacity */
     DVEC_ERANGE = -10,    /* a value out of range (k 0, limit too large, ...) */
-    DVEC_EPARSE = -13,    /* JSON that does not parse, a filter that does not make sense */
+    DVEC_EPARSE = -13,    /* JSON that does not parse or is not of the kind needed */
     DVEC_ETOOBIG = -14,   /* a batch or message over the limit */
     DVEC_EBUSY = -15,     /* no leader right now (retry), or a conflicting operation */
     DVEC_ETIMEDOUT = -16, /* the deadline passed */
@@ -68,14 +75,15 @@ typedef struct dvec_error {
 } dvec_error;
 
 /* Short stable name of a code ("not_found", "dimension"); "unknown" otherwise. */
-const char *dvec_code_name(int code);
+DVEC_API const char *dvec_code_name(int code);
 
 typedef struct dvec_client dvec_client;
 
 typedef struct dvec_options {
-    uint32_t timeout_ms;         /* per call (0: 10000) */
+    uint32_t timeout_ms;         /* per attempt of a call (0: 10000) */
     uint32_t connect_timeout_ms; /* wait for a connection to a coordinator (0: 1000) */
-    uint32_t max_attempts;       /* coordinators tried per call (0: every one, twice) */
+    uint32_t max_attempts;       /* attempts per call (0: every coordinator twice; one that had
+                                    no connection within connect_timeout_ms only once) */
 } dvec_options;
 
 /*
@@ -84,16 +92,17 @@ typedef struct dvec_options {
  * when lost: this succeeds without a coordinator up; calls then fail with DVEC_EIO until one
  * answers. opts may be NULL.
  */
-int dvec_connect(const char *urls, const dvec_options *opts, dvec_client **out, dvec_error *err);
-void dvec_close(dvec_client *c);
+DVEC_API int dvec_connect(const char *urls, const dvec_options *opts, dvec_client **out,
+                          dvec_error *err);
+DVEC_API void dvec_close(dvec_client *c);
 
 /* ---- collections ---------------------------------------------------------------------- */
 
 typedef enum dvec_metric {
-    DVEC_EUCLID = 0, /* L2; the score is the squared distance, smaller is closer */
-    DVEC_DOT = 1,    /* inner product; larger is closer */
-    DVEC_COSINE = 2, /* cosine similarity; larger is closer */
-    DVEC_MANHATTAN = 3,
+    DVEC_EUCLID = 0,    /* L2; the score is the Euclidean distance, smaller is closer */
+    DVEC_DOT = 1,       /* inner product; larger is closer */
+    DVEC_COSINE = 2,    /* cosine similarity; larger is closer */
+    DVEC_MANHATTAN = 3, /* L1; the score is the sum of absolute differences, smaller is closer */
 } dvec_metric;
 
 typedef enum dvec_fsync {
@@ -115,15 +124,15 @@ typedef struct dvec_collection_config {
 } dvec_collection_config;
 
 /* Defaults for a collection of `dim` dimensions. */
-void dvec_collection_config_init(dvec_collection_config *cfg, uint32_t dim);
+DVEC_API void dvec_collection_config_init(dvec_collection_config *cfg, uint32_t dim);
 
-int dvec_collection_create(dvec_client *c, const char *name, const dvec_collection_config *cfg,
-                           dvec_error *err);
-int dvec_collection_drop(dvec_client *c, const char *name, dvec_error *err);
+DVEC_API int dvec_collection_create(dvec_client *c, const char *name,
+                                    const dvec_collection_config *cfg, dvec_error *err);
+DVEC_API int dvec_collection_drop(dvec_client *c, const char *name, dvec_error *err);
 
 /* names[n]: free with dvec_strings_free. */
-int dvec_collection_list(dvec_client *c, char ***names, size_t *n, dvec_error *err);
-void dvec_strings_free(char **names, size_t n);
+DVEC_API int dvec_collection_list(dvec_client *c, char ***names, size_t *n, dvec_error *err);
+DVEC_API void dvec_strings_free(char **names, size_t n);
 
 typedef struct dvec_partition_info {
     uint32_t id;
@@ -140,13 +149,13 @@ typedef struct dvec_collection_info {
     dvec_partition_info *partitions;
 } dvec_collection_info;
 
-int dvec_collection_info_get(dvec_client *c, const char *name, dvec_collection_info *out,
-                             dvec_error *err);
-void dvec_collection_info_free(dvec_collection_info *info);
+DVEC_API int dvec_collection_info_get(dvec_client *c, const char *name, dvec_collection_info *out,
+                                      dvec_error *err);
+DVEC_API void dvec_collection_info_free(dvec_collection_info *info);
 
 /* kind: "keyword" or "integer"; creates an index on payload key `key` in every partition. */
-int dvec_payload_index_create(dvec_client *c, const char *coll, const char *key, const char *kind,
-                              dvec_error *err);
+DVEC_API int dvec_payload_index_create(dvec_client *c, const char *coll, const char *key,
+                                       const char *kind, dvec_error *err);
 
 /* ---- points ----------------------------------------------------------------------------- */
 
@@ -164,10 +173,10 @@ static inline dvec_id dvec_id_num(uint64_t n)
 }
 
 /* Parses "123" or "550e8400-e29b-41d4-a716-446655440000"; DVEC_EINVAL otherwise. */
-int dvec_id_parse(const char *text, dvec_id *out);
+DVEC_API int dvec_id_parse(const char *text, dvec_id *out);
 /* Writes the canonical text into buf (at least DVEC_ID_TEXT_MAX bytes). */
 #define DVEC_ID_TEXT_MAX 40
-void dvec_id_format(const dvec_id *id, char *buf);
+DVEC_API void dvec_id_format(const dvec_id *id, char *buf);
 
 typedef struct dvec_point {
     dvec_id id;
@@ -177,12 +186,12 @@ typedef struct dvec_point {
 
 /* Inserts or replaces n points of `dim` dimensions; acknowledged once every replica holds
  * them durably (as the collection's fsync says). At most 65536 points per call. */
-int dvec_upsert(dvec_client *c, const char *coll, const dvec_point *points, size_t n, uint32_t dim,
-                dvec_error *err);
+DVEC_API int dvec_upsert(dvec_client *c, const char *coll, const dvec_point *points, size_t n,
+                         uint32_t dim, dvec_error *err);
 
 /* Deletes by id; *deleted (may be NULL) gets how many existed. */
-int dvec_delete(dvec_client *c, const char *coll, const dvec_id *ids, size_t n, uint64_t *deleted,
-                dvec_error *err);
+DVEC_API int dvec_delete(dvec_client *c, const char *coll, const dvec_id *ids, size_t n,
+                         uint64_t *deleted, dvec_error *err);
 
 /* A point returned by get, scroll or search. */
 typedef struct dvec_record {
@@ -198,11 +207,11 @@ typedef struct dvec_records {
     size_t n;
 } dvec_records;
 
-void dvec_records_free(dvec_records *r);
+DVEC_API void dvec_records_free(dvec_records *r);
 
 /* The points of `ids` that exist, in the order asked (missing ones left out). */
-int dvec_get(dvec_client *c, const char *coll, const dvec_id *ids, size_t n, bool with_vector,
-             bool with_payload, dvec_records *out, dvec_error *err);
+DVEC_API int dvec_get(dvec_client *c, const char *coll, const dvec_id *ids, size_t n,
+                      bool with_vector, bool with_payload, dvec_records *out, dvec_error *err);
 
 typedef enum dvec_payload_op {
     DVEC_PAYLOAD_SET = 1,         /* merge the keys of `json` (an object) into the payload */
@@ -211,12 +220,12 @@ typedef enum dvec_payload_op {
     DVEC_PAYLOAD_CLEAR = 4,       /* remove every key (json NULL) */
 } dvec_payload_op;
 
-int dvec_set_payload(dvec_client *c, const char *coll, dvec_payload_op op, const dvec_id *ids,
-                     size_t n, const char *json, dvec_error *err);
+DVEC_API int dvec_set_payload(dvec_client *c, const char *coll, dvec_payload_op op,
+                              const dvec_id *ids, size_t n, const char *json, dvec_error *err);
 
 /* Points matching filter_json (NULL: all). Exact. */
-int dvec_count(dvec_client *c, const char *coll, const char *filter_json, uint64_t *out,
-               dvec_error *err);
+DVEC_API int dvec_count(dvec_client *c, const char *coll, const char *filter_json, uint64_t *out,
+                        dvec_error *err);
 
 /*
  * Pages through the points in id order: from `offset` (NULL: the start), at most `limit`
@@ -230,8 +239,8 @@ typedef struct dvec_scroll_params {
     bool with_vector, with_payload;
 } dvec_scroll_params;
 
-int dvec_scroll(dvec_client *c, const char *coll, const dvec_scroll_params *p, dvec_records *out,
-                dvec_id *next, bool *has_next, dvec_error *err);
+DVEC_API int dvec_scroll(dvec_client *c, const char *coll, const dvec_scroll_params *p,
+                         dvec_records *out, dvec_id *next, bool *has_next, dvec_error *err);
 
 /* ---- search ----------------------------------------------------------------------------- */
 
@@ -248,27 +257,29 @@ typedef struct dvec_search_params {
 } dvec_search_params;
 
 /* Defaults: k 10, nothing else. */
-void dvec_search_params_init(dvec_search_params *p);
+DVEC_API void dvec_search_params_init(dvec_search_params *p);
 
 /* *partial (may be NULL) is set when allow_partial was given and some partitions did not
  * answer. Results closest first. */
-int dvec_search(dvec_client *c, const char *coll, const float *query, uint32_t dim,
-                const dvec_search_params *p, dvec_records *out, bool *partial, dvec_error *err);
+DVEC_API int dvec_search(dvec_client *c, const char *coll, const float *query, uint32_t dim,
+                         const dvec_search_params *p, dvec_records *out, bool *partial,
+                         dvec_error *err);
 
 /* nq queries (row-major, dim floats each) with the same parameters in one request; out[nq]
  * (each freed with dvec_records_free). */
-int dvec_search_batch(dvec_client *c, const char *coll, const float *queries, size_t nq,
-                      uint32_t dim, const dvec_search_params *p, dvec_records *out, bool *partial,
-                      dvec_error *err);
+DVEC_API int dvec_search_batch(dvec_client *c, const char *coll, const float *queries, size_t nq,
+                               uint32_t dim, const dvec_search_params *p, dvec_records *out,
+                               bool *partial, dvec_error *err);
 
 /* ---- cluster ---------------------------------------------------------------------------- */
 
 /*
- * The cluster's status as JSON text (free with free()): coordinators (id, leader, term,
- * commit index), nodes (id, url, state, weight, replicas, points, last heartbeat),
- * collections and partitions; the same document `dvecctl status --json` prints.
+ * The cluster's status as JSON text (free with free()): the coordinators (id, URLs, leader),
+ * the answering one's Raft state (term, commit index), the map epoch, nodes (id, URLs, state,
+ * weight, last heartbeat, replicas, partitions), collections (dim, partitions, replication)
+ * and moves; the same document `dvecctl status --json` prints (docs/sdk-c.md).
  */
-int dvec_cluster_status(dvec_client *c, char **json, dvec_error *err);
+DVEC_API int dvec_cluster_status(dvec_client *c, char **json, dvec_error *err);
 
 #ifdef __cplusplus
 }

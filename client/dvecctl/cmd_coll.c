@@ -1,0 +1,357 @@
+/* cmd_coll.c - dvecctl collections create | list | info | drop. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "progress.h"
+#include "table.h"
+
+static const char *const metrics[] = {"euclid", "dot", "cosine", "manhattan"};
+static const char *const fsyncs[] = {"always", "batch", "never"};
+
+const char *metric_name(dvec_metric m)
+{
+    return (unsigned)m < 4 ? metrics[m] : "unknown";
+}
+
+const char *fsync_name(dvec_fsync f)
+{
+    return (unsigned)f < 3 ? fsyncs[f] : "unknown";
+}
+
+int coll_cfg_from_opts(const struct opts *o, dvec_collection_config *cfg, char *errmsg,
+                       size_t errlen)
+{
+    const char *v;
+    int rc;
+    if ((v = opts_get(o, "metric")) != NULL) {
+        int found = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(v, metrics[i]) == 0)
+                found = i;
+        /* Common other names. */
+        if (strcmp(v, "l2") == 0 || strcmp(v, "euclidean") == 0)
+            found = DVEC_EUCLID;
+        if (strcmp(v, "ip") == 0)
+            found = DVEC_DOT;
+        if (strcmp(v, "l1") == 0)
+            found = DVEC_MANHATTAN;
+        if (found < 0) {
+            snprintf(errmsg, errlen, "--metric: '%s' is not euclid, dot, cosine or manhattan", v);
+            return CTL_EXIT_USAGE;
+        }
+        cfg->metric = (dvec_metric)found;
+    }
+    if ((v = opts_get(o, "fsync")) != NULL) {
+        int found = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(v, fsyncs[i]) == 0)
+                found = i;
+        if (found < 0) {
+            snprintf(errmsg, errlen, "--fsync: '%s' is not always, batch or never", v);
+            return CTL_EXIT_USAGE;
+        }
+        cfg->fsync = (dvec_fsync)found;
+    }
+    if ((rc = opts_u32(o, "m", 2, 256, &cfg->m, errmsg, errlen)) != 0 ||
+        (rc = opts_u32(o, "ef-construction", 1, 100000, &cfg->ef_construction, errmsg, errlen)) !=
+            0 ||
+        (rc = opts_u32(o, "ef", 1, 100000, &cfg->ef_search, errmsg, errlen)) != 0 ||
+        (rc = opts_u32(o, "partitions", 1, 65536, &cfg->partitions, errmsg, errlen)) != 0 ||
+        (rc = opts_u32(o, "replication", 1, 16, &cfg->replication, errmsg, errlen)) != 0)
+        return rc;
+    if (opts_has(o, "sq8"))
+        cfg->sq8 = true;
+    return CTL_EXIT_OK;
+}
+
+int ids_from_args(const struct opts *o, size_t from, dvec_id **ids, size_t *n, char *errmsg,
+                  size_t errlen)
+{
+    size_t cnt = o->n_pos - from;
+    dvec_id *v = calloc(cnt ? cnt : 1, sizeof *v);
+    if (v == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return CTL_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (dvec_id_parse(o->pos[from + i], &v[i]) != DVEC_OK) {
+            snprintf(errmsg, errlen, "'%s' is not a point id (an unsigned integer or a UUID)",
+                     o->pos[from + i]);
+            free(v);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    *ids = v;
+    *n = cnt;
+    return CTL_EXIT_OK;
+}
+
+/* ---- create ---------------------------------------------------------------------------- */
+
+static const struct opt_spec create_opts[] = {
+    {"dim", OPT_VAL, "D", "vector dimension (1 .. 65536), required"},
+    COLL_CFG_OPTS,
+    {NULL, 0, NULL, NULL},
+};
+
+static int create_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
+{
+    const char *name = o->pos[0];
+    char msg[512];
+    if (!opts_has(o, "dim"))
+        return ctl_usage(cmd, "--dim is required");
+    uint32_t dim = 0;
+    if (opts_u32(o, "dim", 1, 65536, &dim, msg, sizeof msg) != 0)
+        return ctl_usage(cmd, "%s", msg);
+    dvec_collection_config cfg;
+    dvec_collection_config_init(&cfg, dim);
+    if (coll_cfg_from_opts(o, &cfg, msg, sizeof msg) != 0)
+        return ctl_usage(cmd, "%s", msg);
+    dvec_client *c;
+    int rc = ctl_client(ctl, &c);
+    if (rc != 0)
+        return rc;
+    dvec_error e = {0};
+    if (dvec_collection_create(c, name, &cfg, &e) != DVEC_OK)
+        return ctl_fail(&e);
+    printf("created collection %s (dim %u, %s)\n", name, dim, metric_name(cfg.metric));
+    return CTL_EXIT_OK;
+}
+
+const struct cmd cmd_coll_create = {
+    "collections create",
+    "NAME --dim D [options]",
+    "create a collection",
+    "Partitions and replicas are placed on the alive nodes at once. Creating a collection\n"
+    "that exists fails (exit 1).\n",
+    create_opts,
+    1,
+    1,
+    create_run,
+};
+
+/* ---- info and list --------------------------------------------------------------------- */
+
+static json_t *info_json(const char *name, const dvec_collection_info *in)
+{
+    const dvec_collection_config *c = &in->config;
+    json_t *cfg =
+        json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:b}", "dim", (json_int_t)c->dim,
+                  "metric", metric_name(c->metric), "m", (json_int_t)c->m, "ef_construction",
+                  (json_int_t)c->ef_construction, "ef", (json_int_t)c->ef_search, "partitions",
+                  (json_int_t)c->partitions, "replication", (json_int_t)c->replication, "fsync",
+                  fsync_name(c->fsync), "sq8", (int)c->sq8);
+    json_t *parts = json_array();
+    for (size_t i = 0; parts && i < in->n_partitions; i++) {
+        const dvec_partition_info *p = &in->partitions[i];
+        json_t *nodes = json_array();
+        for (size_t j = 0; nodes && j < p->n_nodes; j++)
+            json_array_append_new(nodes, json_string(p->nodes[j]));
+        json_array_append_new(parts, json_pack("{s:I, s:I, s:I, s:o}", "id", (json_int_t)p->id,
+                                               "epoch", (json_int_t)p->epoch, "points",
+                                               (json_int_t)p->points, "nodes", nodes));
+    }
+    return json_pack("{s:s, s:o, s:I, s:o}", "name", name, "config", cfg, "points",
+                     (json_int_t)in->points, "partitions", parts);
+}
+
+static const struct opt_spec info_opts[] = {
+    {"json", OPT_FLAG, NULL, "print the collection as JSON"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int info_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
+{
+    const char *name = o->pos[0];
+    dvec_client *c;
+    int rc = ctl_client(ctl, &c);
+    if (rc != 0)
+        return rc;
+    dvec_error e = {0};
+    dvec_collection_info in;
+    if (dvec_collection_info_get(c, name, &in, &e) != DVEC_OK)
+        return ctl_fail(&e);
+    if (opts_has(o, "json")) {
+        rc = json_print(info_json(name, &in), stdout) == 0 ? 0 : CTL_EXIT_FAIL;
+        dvec_collection_info_free(&in);
+        return rc;
+    }
+    const dvec_collection_config *cf = &in.config;
+    char pts[32];
+    fmt_count(pts, sizeof pts, in.points);
+    printf("collection %s\n", name);
+    printf("  points       %s\n", pts);
+    printf("  dim          %u\n", cf->dim);
+    printf("  metric       %s\n", metric_name(cf->metric));
+    printf("  hnsw         m %u, ef_construction %u, ef %u%s\n", cf->m, cf->ef_construction,
+           cf->ef_search, cf->sq8 ? ", sq8" : "");
+    printf("  partitions   %u, replication %u\n", cf->partitions, cf->replication);
+    printf("  fsync        %s\n\n", fsync_name(cf->fsync));
+    static const char *const hdr[] = {">PARTITION", ">EPOCH", ">POINTS", "NODES (primary first)"};
+    struct table t;
+    table_init(&t, 4, hdr);
+    for (size_t i = 0; i < in.n_partitions; i++) {
+        const dvec_partition_info *p = &in.partitions[i];
+        char nodes[1024];
+        size_t off = 0;
+        nodes[0] = '\0';
+        for (size_t j = 0; j < p->n_nodes && off < sizeof nodes; j++)
+            off += (size_t)snprintf(nodes + off, sizeof nodes - off, "%s%s", j ? ", " : "",
+                                    p->nodes[j]);
+        table_new_row(&t);
+        table_cellf(&t, "%u", p->id);
+        table_cellf(&t, "%llu", (unsigned long long)p->epoch);
+        table_cellf(&t, "%llu", (unsigned long long)p->points);
+        table_cellf(&t, "%s", p->n_nodes ? nodes : "(none)");
+    }
+    rc = table_print(&t, stdout) == 0 ? 0 : CTL_EXIT_FAIL;
+    table_free(&t);
+    dvec_collection_info_free(&in);
+    return rc;
+}
+
+const struct cmd cmd_coll_info = {
+    "collections info",
+    "NAME [--json]",
+    "a collection's configuration, points, partitions and their nodes",
+    NULL,
+    info_opts,
+    1,
+    1,
+    info_run,
+};
+
+static const struct opt_spec list_opts[] = {
+    {"json", OPT_FLAG, NULL, "print the collections as a JSON array"},
+    {"names", OPT_FLAG, NULL, "print only the names, one per line"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
+{
+    dvec_client *c;
+    int rc = ctl_client(ctl, &c);
+    if (rc != 0)
+        return rc;
+    dvec_error e = {0};
+    char **names;
+    size_t n;
+    if (dvec_collection_list(c, &names, &n, &e) != DVEC_OK)
+        return ctl_fail(&e);
+    qsort(names, n, sizeof *names, cmp_str);
+    if (opts_has(o, "names")) {
+        for (size_t i = 0; i < n; i++)
+            printf("%s\n", names[i]);
+        dvec_strings_free(names, n);
+        return CTL_EXIT_OK;
+    }
+    bool json = opts_has(o, "json");
+    json_t *arr = json ? json_array() : NULL;
+    static const char *const hdr[] = {"NAME",        ">DIM",         "METRIC", ">POINTS",
+                                      ">PARTITIONS", ">REPLICATION", "FSYNC"};
+    struct table t;
+    table_init(&t, 7, hdr);
+    for (size_t i = 0; i < n; i++) {
+        dvec_collection_info in;
+        if (dvec_collection_info_get(c, names[i], &in, &e) != DVEC_OK) {
+            if (e.code == DVEC_ENOTFOUND) /* dropped meanwhile */
+                continue;
+            rc = ctl_fail(&e);
+            break;
+        }
+        if (json) {
+            json_array_append_new(arr, info_json(names[i], &in));
+        } else {
+            table_new_row(&t);
+            table_cellf(&t, "%s", names[i]);
+            table_cellf(&t, "%u", in.config.dim);
+            table_cellf(&t, "%s", metric_name(in.config.metric));
+            table_cellf(&t, "%llu", (unsigned long long)in.points);
+            table_cellf(&t, "%u", in.config.partitions);
+            table_cellf(&t, "%u", in.config.replication);
+            table_cellf(&t, "%s", fsync_name(in.config.fsync));
+        }
+        dvec_collection_info_free(&in);
+    }
+    if (rc == 0) {
+        if (json)
+            rc = json_print(arr, stdout) == 0 ? 0 : CTL_EXIT_FAIL;
+        else if (n == 0)
+            printf("no collections\n");
+        else
+            rc = table_print(&t, stdout) == 0 ? 0 : CTL_EXIT_FAIL;
+    } else if (arr) {
+        json_decref(arr);
+    }
+    table_free(&t);
+    dvec_strings_free(names, n);
+    return rc;
+}
+
+const struct cmd cmd_coll_list = {
+    "collections list",
+    "[--json | --names]",
+    "the collections with their dimension, metric and points",
+    NULL,
+    list_opts,
+    0,
+    0,
+    list_run,
+};
+
+/* ---- drop ------------------------------------------------------------------------------ */
+
+static const struct opt_spec drop_opts[] = {
+    {"yes", OPT_FLAG, NULL, "do not ask for confirmation"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int drop_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
+{
+    const char *name = o->pos[0];
+    dvec_client *c;
+    int rc = ctl_client(ctl, &c);
+    if (rc != 0)
+        return rc;
+    dvec_error e = {0};
+    if (!opts_has(o, "yes") && isatty(STDIN_FILENO)) {
+        dvec_collection_info in;
+        if (dvec_collection_info_get(c, name, &in, &e) != DVEC_OK)
+            return ctl_fail(&e);
+        char pts[32];
+        fmt_count(pts, sizeof pts, in.points);
+        dvec_collection_info_free(&in);
+        fprintf(stderr, "Drop collection %s and its %s points? This cannot be undone. [y/N] ", name,
+                pts);
+        fflush(stderr);
+        char answer[16] = "";
+        if (fgets(answer, sizeof answer, stdin) == NULL ||
+            (strcmp(answer, "y\n") != 0 && strcmp(answer, "yes\n") != 0)) {
+            fprintf(stderr, "not dropped\n");
+            return CTL_EXIT_FAIL;
+        }
+    }
+    if (dvec_collection_drop(c, name, &e) != DVEC_OK)
+        return ctl_fail(&e);
+    printf("dropped collection %s\n", name);
+    return CTL_EXIT_OK;
+}
+
+const struct cmd cmd_coll_drop = {
+    "collections drop",
+    "NAME [--yes]",
+    "drop a collection and all its points",
+    "On a terminal it asks for confirmation first, unless --yes is given; when stdin is not a\n"
+    "terminal (scripts) it drops without asking.\n",
+    drop_opts,
+    1,
+    1,
+    drop_run,
+};

@@ -1,0 +1,96 @@
+/* client_int.h - what libdvec's files share: the client, calls with failover, errors, ids,
+ * JSON and records. Internal: never installed. */
+#ifndef DVEC_CLIENT_INT_H
+#define DVEC_CLIENT_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "dvec.h"
+#include "err.h"
+#include "msg.h"
+#include "pid.h"
+#include "rpc.h"
+
+#define CL_MAX_URLS         64     /* coordinator URLs of one client */
+#define CL_MAX_BATCH        65536  /* points per upsert, delete, get, set payload */
+#define CL_MAX_K            100000 /* hits per query */
+#define CL_MAX_SCROLL       10000  /* points per scroll page */
+#define CL_SEARCH_LEEWAY_MS 2000   /* transport wait beyond a search's own deadline */
+
+/* A collection's metric as this client last learned it (score thresholds). */
+struct cl_metric {
+    char name[129];
+    uint32_t metric;
+};
+
+struct dvec_client {
+    size_t n;          /* coordinator URLs */
+    char **urls;       /* [n] */
+    struct rpc **rpcs; /* [n], one NNG socket each */
+    atomic_size_t cur; /* the coordinator calls go to first */
+    uint32_t timeout_ms, max_attempts;
+    pthread_mutex_t mu; /* metrics */
+    struct cl_metric *metrics;
+    size_t n_metrics;
+};
+
+/*
+ * Sends `req` to the current coordinator and, when it does not answer (DV_EIO, DV_ETIMEDOUT
+ * from the transport, or DV_ESHUTDOWN), to the next ones, at most c->max_attempts times; a
+ * coordinator that answered becomes current. timeout_ms 0: the client's. On DV_OK *rep holds
+ * the reply (free it with rpc_reply_free); on failure *rep owns nothing and errmsg
+ * (DV_ERRMSG_SIZE) says why.
+ */
+int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct rpc_reply *rep,
+            char *errmsg);
+
+/* A request of `type` naming collection `coll` (NULL: none). */
+struct msg cl_req(int type, const char *coll);
+
+/* Fills err (may be NULL) with code and the message "<prefix>: <msg>" (no prefix when
+ * prefix is NULL) and returns code. */
+int cl_fail(dvec_error *err, int code, const char *prefix, const char *msg);
+int cl_failf(dvec_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Clears err to DVEC_OK and an empty message; returns DVEC_OK. */
+int cl_ok(dvec_error *err);
+
+/* Checks a collection name argument (not NULL, 1..128 bytes): DVEC_EINVAL otherwise. */
+int cl_check_coll(const char *coll, dvec_error *err);
+
+/* The metric of collection `coll`, from this client's memory or asked once (coll_info). */
+int cl_metric_of(dvec_client *c, const char *coll, uint32_t *metric, char *errmsg);
+/* Forgets what this client knows of collection `coll` (created or dropped through it). */
+void cl_metric_forget(dvec_client *c, const char *coll);
+
+/* ids */
+struct pid cl_pid(const dvec_id *id);
+dvec_id cl_id(const struct pid *p);
+/* A malloc'd array of the n ids as pids (NULL with DVEC_ENOMEM in err; n 0 gives a valid
+ * pointer). */
+struct pid *cl_pids(const dvec_id *ids, size_t n);
+
+enum cl_json_kind {
+    CL_JSON_ANY = 0,
+    CL_JSON_OBJECT = 1,
+    CL_JSON_ARRAY = 2,
+    CL_JSON_KEYS = 3, /* an array of strings */
+};
+
+/*
+ * JSON text -> one msgpack value appended to `out`, if it is of the kind wanted. DV_EPARSE when the
+ * text does not parse ("json: line L column C (byte B): ...") or is not of the kind wanted;
+ * DV_EINVAL for nesting deeper than the codec takes; DV_ENOMEM.
+ */
+int cl_json_to_mp(const char *json, enum cl_json_kind want, struct buf *out, char *errmsg);
+
+/* Hits of a reply -> records the caller owns (out->items malloc'd, each vector and payload
+ * too). with_score copies scores. DV_ENOMEM, or a payload that does not convert. */
+int cl_records(const struct msg_hits *h, bool with_score, dvec_records *out, char *errmsg);
+
+#endif
