@@ -274,6 +274,8 @@ static int route(struct rx *x)
         op = get ? REST_OP_ROOT : -1;
     } else if (n == 1 && is(s[0], "cluster")) {
         op = get ? REST_OP_CLUSTER : -1;
+    } else if (n == 1 && (is(s[0], "metrics") || is(s[0], "healthz") || is(s[0], "readyz"))) {
+        op = -1; /* httpd serves their GET; other methods land here */
     } else if (!is(s[0], "collections")) {
         known = false;
     } else if (n == 1) {
