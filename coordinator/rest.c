@@ -274,14 +274,16 @@ static int route(struct rx *x)
         op = get ? REST_OP_ROOT : -1;
     } else if (n == 1 && is(s[0], "cluster")) {
         op = get ? REST_OP_CLUSTER : -1;
+    } else if (n == 1 && is(s[0], "aliases")) {
+        op = get ? REST_OP_ALIASES : -1;
     } else if (n == 1 && (is(s[0], "metrics") || is(s[0], "healthz") || is(s[0], "readyz"))) {
         op = -1; /* httpd serves their GET; other methods land here */
     } else if (!is(s[0], "collections")) {
         known = false;
     } else if (n == 1) {
         op = get ? REST_OP_COLL_LIST : -1;
-    } else if (n == 2 && is(s[1], "aliases")) {
-        op = get ? REST_OP_ALIASES : -1;
+    } else if (n == 2 && is(s[1], "aliases") && post) {
+        op = REST_OP_ALIASES; /* updating aliases: refused by rh_aliases */
     } else if (n == 2) {
         op = get ? REST_OP_COLL_INFO : put ? REST_OP_COLL_CREATE : del ? REST_OP_COLL_DROP : -1;
     } else if (n == 3) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "jsonmp.h"
 #include "rest_int.h"
@@ -35,8 +36,11 @@ int rh_root(struct rx *x)
     return rc == DV_OK ? 200 : oom(x);
 }
 
+/* dvec has no aliases: lists are empty, changes are refused. */
 int rh_aliases(struct rx *x)
 {
+    if (strcmp(x->method, "POST") == 0)
+        return rx_fail(x, 400, "Wrong input: collection aliases are not supported by dvec");
     return jw_raw(&x->res, "{\"aliases\":[]}") == DV_OK ? 200 : oom(x);
 }
 
@@ -224,6 +228,12 @@ int rh_coll_exists(struct rx *x, const char *coll)
         found =
             l->names[i].len == strlen(coll) && memcmp(l->names[i].p, coll, l->names[i].len) == 0;
     nrep_free(&rep);
+    /* As the router does for data calls: a collection created through another coordinator a
+     * moment ago reaches this one's map with raft's next heartbeat. */
+    for (int i = 0; i < 30 && !found; i++) {
+        clock_sleep_ms(5);
+        found = rx_meta(x, coll, NULL, NULL);
+    }
     return jw_raw(&x->res, found ? "{\"exists\":true}" : "{\"exists\":false}") == DV_OK ? 200
                                                                                         : oom(x);
 }

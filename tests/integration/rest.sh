@@ -61,6 +61,17 @@ call() {
     body=${out%$'\n'*}
 }
 
+# call_until200 METHOD URL: call, retried for up to 2 s while not 200 (a map change made through
+# one coordinator reaches the others with raft's next heartbeat).
+call_until200() {
+    local i
+    for i in $(seq 1 40); do
+        call "$@"
+        [ "$status" = 200 ] && return
+        sleep 0.05
+    done
+}
+
 # field PYEXPR: the value of PYEXPR over the last answer (res = its result).
 field() {
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); res=r.get("result"); print(eval(sys.argv[2]))' "$body" "$1"
@@ -123,7 +134,7 @@ call PUT "$REST2/collections/c1" '{"vectors":{"size":4,"distance":"Cosine","on_d
 check "PUT /collections/c1 through a follower or the leader: true" 200 "res is True"
 call PUT "$REST/collections/c1" '{"vectors":{"size":4,"distance":"Cosine"}}'
 check "PUT an existing collection: 409" 409 "'already exists' in err"
-call GET "$REST3/collections/c1"
+call_until200 GET "$REST3/collections/c1"
 check "GET /collections/c1 (another coordinator): CollectionInfo" 200 \
     "res['status'] == 'green' and res['points_count'] == 0 and res['segments_count'] == 4 and
      res['config']['params']['vectors'] == {'size': 4, 'distance': 'Cosine'} and
@@ -145,8 +156,10 @@ call GET "$REST/collections/c1/exists"
 check "GET .../c1/exists: true" 200 "res == {'exists': True}"
 call GET "$REST/collections/zz/exists"
 check "GET .../zz/exists: false" 200 "res == {'exists': False}"
-call GET "$REST/collections/aliases"
-check "GET /collections/aliases: empty" 200 "res == {'aliases': []}"
+call GET "$REST/aliases"
+check "GET /aliases: empty" 200 "res == {'aliases': []}"
+call POST "$REST/collections/aliases" '{"actions":[{"create_alias":{"collection_name":"c1","alias_name":"a"}}]}'
+check "POST /collections/aliases (changing aliases): 400" 400 "'aliases' in err"
 call GET "$REST/collections/c1/aliases"
 check "GET /collections/c1/aliases: empty" 200 "res == {'aliases': []}"
 
@@ -578,6 +591,6 @@ for c in c1 m_Euclid m_Dot m_Manhattan q8; do
 done
 call DELETE "$REST/collections/c1"
 check "DELETE a missing collection: false" 200 "res is False"
-call GET "$REST2/collections"
+call GET "$REST/collections"
 check "no collection left" 200 "res == {'collections': []}"
 exit 0
