@@ -55,7 +55,7 @@ static int cluster_status(struct rx *x, json_t **out)
     if (st != 200)
         return st;
     const struct msg_bytes *s = &rep.m.u.cluster_rep.status;
-    char err[DV_ERRMSG_SIZE];
+    char err[DV_ERRMSG_SIZE] = "no status in the reply";
     int rc = s->p ? jsonmp_to_json(s->p, s->len, out, err) : DV_EPROTO;
     nrep_free(&rep);
     if (rc != DV_OK || !json_is_object(*out)) {
