@@ -554,8 +554,8 @@ static int vector_input(struct rx *x, const char *coll, json_t *v, const char *f
         return st;
     uint32_t dim;
     if (rx_meta(x, coll, &dim, NULL) && dim != p->dim)
-        return rx_fail(x, 400, "Wrong input: Vector dimension error: expected dim: %u, got %u",
-                       dim, p->dim);
+        return rx_fail(x, 400, "Wrong input: Vector dimension error: expected dim: %u, got %u", dim,
+                       p->dim);
     if ((p->vec = malloc((p->dim ? p->dim : 1) * sizeof *p->vec)) == NULL)
         return oom(x);
     return rj_vector(x, v, field, p->vec, &p->dim);
