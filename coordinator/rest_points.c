@@ -53,6 +53,13 @@ static int take_vector(struct rx *x, json_t *v, const char *field, uint32_t i, u
                            *dim, d);
         if (d == 0)
             return rx_fail(x, 400, "Wrong input: %s: an empty vector", field);
+        /* Every value takes at least two bytes of the body: n vectors of d values that cannot
+         * fit in it are refused before n * d floats are allocated. */
+        if ((uint64_t)n * d > x->body_len / 2)
+            return rx_fail(x, 400,
+                           "Wrong input: %u points of %u-dimensional vectors cannot fit in a "
+                           "body of %zu bytes (a point lacks its vector)",
+                           n, d, x->body_len);
         if ((*vecs = malloc((size_t)n * d * sizeof **vecs)) == NULL)
             return oom(x);
     } else if (d != *dim) {

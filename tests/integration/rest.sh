@@ -423,6 +423,9 @@ check "a payload that is not an object: 400" 400 "'payload' in err"
 python3 -c "import json;print(json.dumps({'points':[{'id':900,'vector':[1,2,3,4],'payload':{'a':json.loads('['*70+']'*70)}}]}))" > "$dir/deep.json"
 call PUT "$REST/collections/c1/points" "@$dir/deep.json"
 check "a payload nested 70 deep: 400" 400 "'deeper' in err"
+python3 -c "import json;print(json.dumps({'points':[{'id':900,'vector':[1,2,3,4]}]+[{}]*100000}))" > "$dir/novec.json"
+call PUT "$REST/collections/c1/points" "@$dir/novec.json"
+check "100,000 points without a vector after a good one: 400" 400 "True"
 call PUT "$REST/collections/c1/points" '{"batch":{"ids":[900,901],"vectors":[[1,2,3,4]]}}'
 check "a batch with fewer vectors than ids: 400" 400 "'equal' in err"
 call PUT "$REST/collections/c1/points" '{"pts":[]}'
