@@ -10,6 +10,7 @@
 
 #include "bench_e2e.h"
 #include "bench_node.h"
+#include "bench_rest.h"
 #include "bench_part.h"
 #include "bench_util.h"
 #include "bench_wal.h"
@@ -548,6 +549,8 @@ int main(int argc, char **argv)
         return bench_cluster_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "e2e") == 0)
         return bench_e2e_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "rest") == 0)
+        return bench_rest_main(argc - 1, argv + 1);
     fprintf(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
             "usage: dvec-bench index --base B.fvecs --queries Q.fvecs --gt G.ivecs [options]\n"
             "       dvec-bench seed [--json]\n"
@@ -556,6 +559,7 @@ int main(int argc, char **argv)
             "       dvec-bench node [--n 100000] [--dim 128] [--queries 2000] [--ef 64]\n"
             "       dvec-bench cluster [--n 100000] [--dim 128] [--parts 1] [--ef 64]\n"
             "       dvec-bench e2e [--nodes 1,3] [--ef 16,32,64,128] [--queries-max N]\n"
+            "       dvec-bench rest --url http://HOST:PORT [--native tcp://HOST:PORT]\n"
             "Run `dvec-bench index --help` for the options.\n");
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 }

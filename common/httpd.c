@@ -1,7 +1,9 @@
-/* httpd.c - GET endpoints over nng's HTTP server, with a clean stop. */
+/* httpd.c - GET endpoints and asynchronous path trees over nng's HTTP server, with a clean
+ * stop. */
 #include "httpd.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +31,27 @@ struct core {
     bool stopping;
 };
 
-/* The data of one nng handler; freed by nng through route_free(). */
+/* The data of one nng handler; freed by nng through route_free(). Synchronous routes have fn,
+ * trees have afn. */
 struct route {
     struct core *core;
     httpd_handler_fn fn;
+    httpd_async_fn afn;
     void *arg;
+    uint64_t max_body;
+};
+
+/* A request of a tree, from the handler callback to httpd_req_reply(). */
+struct httpd_req {
+    struct route *route;
+    nng_aio *aio; /* nng's handler aio: finished by the reply */
+    nng_http_req *req;
+    nng_http_conn *conn;
+    nng_aio *rd; /* reads the body */
+    void *body;
+    size_t len;
+    uint64_t declared;
+    bool too_big, aborted;
 };
 
 struct health {
@@ -214,6 +232,219 @@ err:
     if (errmsg)
         dv_errmsg_set(errmsg, "httpd: handler for %s: %s", path, nng_strerror(rv));
     return rv == NNG_EADDRINUSE ? DV_EEXIST : from_nng(rv);
+}
+
+/* ---- asynchronous trees ------------------------------------------------------------------ */
+
+/* Hands a request to the tree's fn (the request counts as in flight until its reply). */
+static void tree_dispatch(struct httpd_req *q)
+{
+    q->route->afn(q->route->arg, q);
+}
+
+/* The body has been read (or the read failed: the client went away or the server stops). */
+static void tree_body_cb(void *arg)
+{
+    struct httpd_req *q = arg;
+    int rv = nng_aio_result(q->rd);
+    if (rv == 0 && nng_aio_count(q->rd) != q->len)
+        rv = NNG_ECONNSHUT;
+    if (rv != 0) {
+        /* Nothing can be answered: nng closes the connection when its handler aio fails. */
+        q->aborted = true;
+        nng_aio_finish(q->aio, rv);
+    }
+    tree_dispatch(q);
+}
+
+static void tree_cb(nng_aio *aio)
+{
+    nng_http_req *req = nng_aio_get_input(aio, 0);
+    nng_http_handler *hh = nng_aio_get_input(aio, 1);
+    nng_http_conn *conn = nng_aio_get_input(aio, 2);
+    struct route *r = nng_http_handler_get_data(hh);
+    struct core *c = r->core;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        nng_aio_finish(aio, NNG_ECLOSED);
+        return;
+    }
+    c->inflight++;
+    pthread_mutex_unlock(&c->mu);
+
+    struct httpd_req *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        goto err_leave;
+    q->route = r;
+    q->aio = aio;
+    q->req = req;
+    q->conn = conn;
+    const char *cl = nng_http_req_get_header(req, "Content-Length");
+    const char *te = nng_http_req_get_header(req, "Transfer-Encoding");
+    if (cl == NULL && te != NULL) {
+        /* nng reads no chunked bodies: refuse them rather than misread the stream. */
+        const char msg[] = "a request body needs a Content-Length (chunked bodies are not read)\n";
+        httpd_req_reply(q, 411, NULL, msg, sizeof msg - 1);
+        return;
+    }
+    if (cl != NULL) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (end == cl || *end != '\0' || errno != 0 || cl[0] == '-') {
+            const char msg[] = "bad Content-Length\n";
+            q->too_big = true; /* the body cannot be read: close after the reply */
+            httpd_req_reply(q, 400, NULL, msg, sizeof msg - 1);
+            return;
+        }
+        q->declared = n;
+    }
+    if (q->declared > r->max_body) {
+        q->too_big = true;
+        tree_dispatch(q);
+        return;
+    }
+    if (q->declared == 0) {
+        tree_dispatch(q);
+        return;
+    }
+    q->len = (size_t)q->declared;
+    nng_iov iov;
+    if ((q->body = malloc(q->len)) == NULL || nng_aio_alloc(&q->rd, tree_body_cb, q) != 0) {
+        free(q->body);
+        free(q);
+        goto err_leave;
+    }
+    iov.iov_buf = q->body;
+    iov.iov_len = q->len;
+    nng_aio_set_iov(q->rd, 1, &iov);
+    nng_http_conn_read_all(conn, q->rd);
+    return;
+
+err_leave:
+    pthread_mutex_lock(&c->mu);
+    if (--c->inflight == 0 && c->stopping)
+        pthread_cond_broadcast(&c->idle);
+    pthread_mutex_unlock(&c->mu);
+    nng_aio_finish(aio, NNG_ENOMEM);
+}
+
+int httpd_add_tree(struct httpd *h, const char *prefix, uint64_t max_body, httpd_async_fn fn,
+                   void *arg, char *errmsg)
+{
+    nng_http_handler *hh = NULL;
+    struct route *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        if (errmsg)
+            dv_errmsg_set(errmsg, "httpd: %s: out of memory", prefix);
+        return DV_ENOMEM;
+    }
+    r->afn = fn;
+    r->arg = arg;
+    r->max_body = max_body;
+    r->core = h->core;
+    pthread_mutex_lock(&h->core->mu);
+    h->core->refs++;
+    pthread_mutex_unlock(&h->core->mu);
+
+    int rv = nng_http_handler_alloc(&hh, prefix, tree_cb);
+    if (rv != 0) {
+        route_free(r);
+        goto err;
+    }
+    if ((rv = nng_http_handler_set_data(hh, r, route_free)) != 0) {
+        route_free(r);
+        nng_http_handler_free(hh);
+        goto err;
+    }
+    /* Every method; the body is read by tree_cb, which can answer an oversized one. */
+    if ((rv = nng_http_handler_set_method(hh, NULL)) != 0 ||
+        (rv = nng_http_handler_set_tree(hh)) != 0 ||
+        (rv = nng_http_handler_collect_body(hh, false, 0)) != 0 ||
+        (rv = nng_http_server_add_handler(h->srv, hh)) != 0) {
+        nng_http_handler_free(hh);
+        goto err;
+    }
+    return DV_OK;
+err:
+    if (errmsg)
+        dv_errmsg_set(errmsg, "httpd: handler for %s: %s", prefix, nng_strerror(rv));
+    return rv == NNG_EADDRINUSE ? DV_EEXIST : from_nng(rv);
+}
+
+const char *httpd_req_method(const struct httpd_req *r)
+{
+    return nng_http_req_get_method(r->req);
+}
+
+const char *httpd_req_uri(const struct httpd_req *r)
+{
+    return nng_http_req_get_uri(r->req);
+}
+
+const char *httpd_req_header(const struct httpd_req *r, const char *name)
+{
+    return nng_http_req_get_header(r->req, name);
+}
+
+const void *httpd_req_body(const struct httpd_req *r, size_t *len)
+{
+    bool have = r->body != NULL && !r->aborted;
+    *len = have ? r->len : 0;
+    return have ? r->body : NULL;
+}
+
+bool httpd_req_too_big(const struct httpd_req *r, uint64_t *declared)
+{
+    if (declared)
+        *declared = r->declared;
+    return r->too_big;
+}
+
+bool httpd_req_aborted(const struct httpd_req *r)
+{
+    return r->aborted;
+}
+
+void httpd_req_reply(struct httpd_req *r, int status, const char *content_type, const void *body,
+                     size_t len)
+{
+    struct core *c = r->route->core;
+    if (!r->aborted) {
+        if (status < 100 || status > 599)
+            status = NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR;
+        nng_http_res *res = NULL;
+        int rv = nng_http_res_alloc(&res);
+        if (rv == 0)
+            rv = nng_http_res_set_status(res, (uint16_t)status);
+        if (rv == 0)
+            rv = nng_http_res_set_header(res, "Content-Type",
+                                         content_type ? content_type : TEXT_CONTENT_TYPE);
+        /* An unread body is still on the connection: it cannot carry another request. */
+        if (rv == 0 && r->too_big)
+            rv = nng_http_res_set_header(res, "Connection", "close");
+        if (rv == 0 && len > 0)
+            rv = nng_http_res_copy_data(res, body, len);
+        if (rv != 0) {
+            nng_http_res_free(res);
+            nng_aio_finish(r->aio, rv); /* nng closes the connection */
+        } else {
+            nng_aio_set_output(r->aio, 0, res);
+            nng_aio_finish(r->aio, 0);
+        }
+    }
+    /* nng_aio_reap frees it in the background: this may run inside its own callback (fn
+     * answering at once), where nng_aio_free would wait for itself. */
+    if (r->rd)
+        nng_aio_reap(r->rd);
+    free(r->body);
+    free(r);
+    pthread_mutex_lock(&c->mu);
+    if (--c->inflight == 0 && c->stopping)
+        pthread_cond_broadcast(&c->idle);
+    pthread_mutex_unlock(&c->mu);
 }
 
 static int metrics_handler(void *arg, struct buf *body, const char **content_type)

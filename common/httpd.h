@@ -1,4 +1,5 @@
-/* httpd.h - a tiny HTTP server (nng's) for GET endpoints: /metrics, /healthz, /readyz. */
+/* httpd.h - a tiny HTTP server (nng's): GET endpoints (/metrics, /healthz, /readyz) and
+ * asynchronous handlers of whole path trees (the REST API). */
 #ifndef DV_HTTPD_H
 #define DV_HTTPD_H
 
@@ -51,6 +52,59 @@ int httpd_add_metrics(struct httpd *h, struct metrics *reg, char *errmsg);
  * ready(arg) is true (or ready is NULL), else 503 with the reason it gave.
  */
 int httpd_add_health(struct httpd *h, httpd_ready_fn ready, void *arg, char *errmsg);
+
+/*
+ * An HTTP request given to an asynchronous handler. Its body has been read (up to the
+ * handler's limit) before the handler sees it. The request belongs to httpd; the handler gives
+ * it back with httpd_req_reply(), exactly once, from any thread.
+ */
+struct httpd_req;
+
+/*
+ * Called on an nng thread for every request under the handler's prefix, any method. It must
+ * not block: it queues the request for a thread of its own, which answers it later with
+ * httpd_req_reply() (it may also answer at once, e.g. "busy"). Aborted requests
+ * (httpd_req_aborted) are given to it too and must be replied to as well (that only frees
+ * them).
+ */
+typedef void (*httpd_async_fn)(void *arg, struct httpd_req *req);
+
+/*
+ * Serves every path under `prefix` ("/" for all; longer registered paths such as /metrics
+ * win) and every method with fn(arg). Bodies are read by httpd when they declare a length of
+ * at most `max_body` bytes; a larger one is not read (httpd_req_too_big) and the connection is
+ * closed after the reply. A body without a Content-Length (chunked) is answered 411 by httpd.
+ * Same ownership and error rules as httpd_add(); httpd_stop() waits until every request
+ * given to fn has been replied to.
+ */
+int httpd_add_tree(struct httpd *h, const char *prefix, uint64_t max_body, httpd_async_fn fn,
+                   void *arg, char *errmsg);
+
+/* The method ("GET", "PUT", ...) and the raw request target (path and query, not decoded). */
+const char *httpd_req_method(const struct httpd_req *r);
+const char *httpd_req_uri(const struct httpd_req *r);
+
+/* A request header (case-insensitive name), NULL if absent. */
+const char *httpd_req_header(const struct httpd_req *r, const char *name);
+
+/* The body (NULL and 0 when there is none); valid until httpd_req_reply(). */
+const void *httpd_req_body(const struct httpd_req *r, size_t *len);
+
+/* True when the body declared more than max_body bytes (*declared gets its length); the body
+ * was not read. */
+bool httpd_req_too_big(const struct httpd_req *r, uint64_t *declared);
+
+/* True when the client went away (or the server stopped) while its body was being read:
+ * nothing will be sent; httpd_req_reply() only frees the request. */
+bool httpd_req_aborted(const struct httpd_req *r);
+
+/*
+ * Answers the request with `status` (a value outside 100..599 is sent as 500), `content_type`
+ * (NULL: text/plain) and a copy of `len` bytes of `body`, and frees the request. Any thread;
+ * exactly once per request; never blocks.
+ */
+void httpd_req_reply(struct httpd_req *r, int status, const char *content_type, const void *body,
+                     size_t len);
 
 /* Starts listening. DV_EBUSY if the address is in use, DV_EOS for other listen errors. */
 int httpd_start(struct httpd *h, char *errmsg);

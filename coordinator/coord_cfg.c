@@ -14,7 +14,7 @@ const struct cfg_field coord_cfg_schema[] = {
     {F("listen", CFG_STRING, listen), .def = "tcp://127.0.0.1:7300",
      .doc = "NNG URL of the native protocol (clients, SDK, nodes)"},
     {F("http", CFG_STRING, http), .def = "http://127.0.0.1:7380",
-     .doc = "HTTP URL for /metrics, /healthz and /readyz; empty disables it"},
+     .doc = "HTTP URL of the REST API, /metrics, /healthz and /readyz; empty disables it"},
     {F("group", CFG_STRLIST, group), .def = "1=127.0.0.1:7310=tcp://127.0.0.1:7300",
      .doc = "the coordinators: ID=RAFT_HOST:PORT=CLIENT_URL each, the same list everywhere"},
     {F("join", CFG_BOOL, join), .def = "false",
@@ -38,7 +38,7 @@ const struct cfg_field coord_cfg_schema[] = {
     {F("contexts", CFG_UINT64, contexts), .def = "128", .min = "1", .max = "8192",
      .doc = "requests received concurrently (NNG contexts)"},
     {F("max_message", CFG_BYTES, max_message), .def = "64MiB", .min = "64KiB", .max = "64MiB",
-     .doc = "largest request accepted"},
+     .doc = "largest request accepted (native message or REST body)"},
     {F("connect_wait", CFG_DURATION, connect_wait_ns), .def = "500ms", .min = "1ms", .max = "1h",
      .doc = "a request to a node or coordinator with no connection up waits this long for "
             "one, then fails as 'not connected' (a dead peer fails fast)"},

@@ -17,6 +17,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
+#include "rest.h"
 
 #define COORD_VERSION "0.1.0"
 
@@ -117,6 +118,20 @@ static int collect(void *arg, struct metrics_writer *w)
         rc = metrics_emit_counter(w, "dvec_coord_node_search_queries_total",
                                   "Queries in those node requests.", NULL, (double)sum.queries);
     return rc;
+}
+
+/* rest_meta_fn: a collection's dimension and metric from the local copy of the map. */
+static bool coll_meta(void *arg, const char *name, uint32_t *dim, uint32_t *metric)
+{
+    struct coord *c = arg;
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap_coll *cl = cmap_coll_find(&ref->map, name);
+    if (cl) {
+        *dim = cl->cfg.dim;
+        *metric = cl->cfg.metric;
+    }
+    craft_map_release(c->raft, ref);
+    return cl != NULL;
 }
 
 struct req_metrics {
@@ -258,10 +273,25 @@ int main(int argc, char **argv)
         _exit(2);
     }
     struct httpd *http = NULL;
+    struct rest *rest = NULL;
     if (cf.http && cf.http[0]) {
-        if ((rc = httpd_new(cf.http, &http, err)) != DV_OK ||
+        /* The REST API shares the listener: its own workers run the native handler. */
+        struct rest_opts ro2 = {
+            .call = coord_handle,
+            .call_arg = &c,
+            .meta = coll_meta,
+            .meta_arg = &c,
+            .peer_id = cf.id,
+            .workers = workers,
+            .max_body = cf.max_message,
+            .version = COORD_VERSION,
+            .reg = reg,
+        };
+        if ((rc = rest_new(&ro2, &rest, err)) != DV_OK ||
+            (rc = httpd_new(cf.http, &http, err)) != DV_OK ||
             (reg && (rc = httpd_add_metrics(http, reg, err)) != DV_OK) ||
             (rc = httpd_add_health(http, ready, &c, err)) != DV_OK ||
+            (rc = rest_attach(rest, http, err)) != DV_OK ||
             (rc = httpd_start(http, err)) != DV_OK) {
             fprintf(stderr, "dvec-coord: http %s: %s\n", cf.http, err);
             log_error("cannot start", "http=%s error=%s", cf.http, err);
@@ -286,7 +316,8 @@ int main(int argc, char **argv)
     if (left)
         log_warn("requests still running at the drain deadline", "count=%d", left);
     coord_leader_stop(&c);
-    httpd_free(http);
+    httpd_free(http); /* waits for the REST requests it handed over to be answered */
+    rest_free(rest);
     craft_stop(c.raft); /* drains raft's applies, then raft_close (LIBRARY-NOTES bug 2) */
     rpcsrv_stop(c.srv);
     for (size_t i = 0; i < c.n_conns; i++) {

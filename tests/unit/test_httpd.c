@@ -1,5 +1,5 @@
-/* test_httpd.c - /metrics, /healthz, /readyz, 404, 405 and a clean stop, over 127.0.0.1 with a
- * plain socket client. */
+/* test_httpd.c - /metrics, /healthz, /readyz, 404, 405, asynchronous trees (bodies, limits,
+ * keep-alive, aborted clients) and a clean stop, over 127.0.0.1 with a plain socket client. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,9 +35,9 @@ struct reply {
     size_t body_len;
 };
 
-/* Sends one request to 127.0.0.1:port and reads the whole answer (the request asks the server
- * to close). Returns 0, or -1 if no HTTP answer came. */
-static int request(uint16_t port, const char *method, const char *path, struct reply *r)
+/* Sends `n` raw bytes to 127.0.0.1:port and reads the whole answer until the server closes
+ * (or 10 s pass). Returns 0, or -1 if no HTTP answer came. */
+static int raw_request(uint16_t port, const char *bytes, size_t n, struct reply *r)
 {
     memset(r, 0, sizeof *r);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -51,14 +51,11 @@ static int request(uint16_t port, const char *method, const char *path, struct r
         close(fd);
         return -1;
     }
-    char req[512];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n"
-                     "Content-Length: 0\r\n\r\n",
-                     method, path, (unsigned)port);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(fd, bytes + off, n - off);
+        if (w <= 0)
+            break; /* the server may answer (413) before reading everything */
+        off += (size_t)w;
     }
     struct buf in = BUF_INIT;
     char chunk[4096];
@@ -83,6 +80,18 @@ static int request(uint16_t port, const char *method, const char *path, struct r
     memcpy(r->body, end + 4, r->body_len);
     buf_free(&in);
     return 0;
+}
+
+/* Sends one request to 127.0.0.1:port and reads the whole answer (the request asks the server
+ * to close). Returns 0, or -1 if no HTTP answer came. */
+static int request(uint16_t port, const char *method, const char *path, struct reply *r)
+{
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n"
+                     "Content-Length: 0\r\n\r\n",
+                     method, path, (unsigned)port);
+    return raw_request(port, req, (size_t)n, r);
 }
 
 static bool has_header(const struct reply *r, const char *line)
@@ -336,6 +345,158 @@ static void test_stop_waits_for_handlers(void **state)
     httpd_free(h);
 }
 
+/* ---- asynchronous trees ------------------------------------------------------------------ */
+
+/* A tree handler that queues requests for a thread of its own, which answers 201 with
+ * "METHOD URI LENGTH FIRST LAST" (413 for a body that was too big). */
+struct tree {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct httpd_req *q[64];
+    int n;
+    bool stop;
+    atomic_int handled, aborted;
+    pthread_t th;
+};
+
+static void tree_fn(void *arg, struct httpd_req *req)
+{
+    struct tree *t = arg;
+    pthread_mutex_lock(&t->mu);
+    assert_true(t->n < 64);
+    t->q[t->n++] = req;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void *tree_worker(void *arg)
+{
+    struct tree *t = arg;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        if (t->n == 0) {
+            if (t->stop)
+                break;
+            pthread_cond_wait(&t->cv, &t->mu);
+            continue;
+        }
+        struct httpd_req *r = t->q[0];
+        memmove(t->q, t->q + 1, (size_t)--t->n * sizeof t->q[0]);
+        pthread_mutex_unlock(&t->mu);
+        size_t len;
+        const unsigned char *b = httpd_req_body(r, &len);
+        uint64_t declared;
+        char out[256];
+        int n = snprintf(out, sizeof out, "%s %s %zu %d %d", httpd_req_method(r), httpd_req_uri(r),
+                         len, len ? b[0] : -1, len ? b[len - 1] : -1);
+        if (httpd_req_aborted(r))
+            atomic_fetch_add(&t->aborted, 1);
+        atomic_fetch_add(&t->handled, 1);
+        int status = httpd_req_too_big(r, &declared) ? 413 : 201;
+        httpd_req_reply(r, status, "application/json", out, (size_t)n);
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+static void test_tree(void **state)
+{
+    struct tree t = {.n = 0};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    assert_int_equal(pthread_create(&t.th, NULL, tree_worker, &t), 0);
+    struct metrics *reg;
+    assert_int_equal(metrics_new(&reg), DV_OK);
+    struct httpd *h;
+    char msg[DV_ERRMSG_SIZE] = "";
+    assert_int_equal(httpd_new(URL_ANY_PORT, &h, msg), DV_OK);
+    assert_int_equal(httpd_add_metrics(h, reg, msg), DV_OK);
+    assert_int_equal(httpd_add_tree(h, "/", 2u << 20, tree_fn, &t, msg), DV_OK);
+    assert_int_equal(httpd_start(h, msg), DV_OK);
+    uint16_t port;
+    assert_int_equal(httpd_port(h, &port), DV_OK);
+    struct reply r;
+
+    /* Longer paths keep their handlers; everything else, any method, goes to the tree. */
+    assert_int_equal(request(port, "GET", "/metrics", &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(request(port, "DELETE", "/a/b?x=1&y=%20", &r), 0);
+    assert_int_equal(r.status, 201);
+    assert_true(has_header(&r, "Content-Type: application/json"));
+    assert_string_equal(r.body, "DELETE /a/b?x=1&y=%20 0 -1 -1");
+    assert_int_equal(request(port, "GET", "/", &r), 0);
+    assert_string_equal(r.body, "GET / 0 -1 -1");
+
+    /* A body is read before the handler sees it, up to the limit (1 MiB here). */
+    size_t big = 1u << 20;
+    char *req = malloc(big + 256);
+    int hl = snprintf(req, 256,
+                      "PUT /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      big);
+    memset(req + hl, 'a', big);
+    req[hl] = 'b';
+    req[hl + big - 1] = 'c';
+    assert_int_equal(raw_request(port, req, (size_t)hl + big, &r), 0);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.body, "PUT /p 1048576 98 99");
+
+    /* Over the limit: not read, the handler is told, the connection closes after the reply. */
+    hl = snprintf(req, 256, "POST /q HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n0123456789",
+                  (3u << 20));
+    assert_int_equal(raw_request(port, req, (size_t)hl, &r), 0);
+    assert_int_equal(r.status, 413);
+    assert_true(has_header(&r, "Connection: close"));
+    assert_string_equal(r.body, "POST /q 0 -1 -1");
+
+    /* A chunked body (no Content-Length) is refused by httpd itself. */
+    hl = snprintf(req, 256,
+                  "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "3\r\nabc\r\n0\r\n\r\n");
+    assert_int_equal(raw_request(port, req, (size_t)hl, &r), 0);
+    assert_int_equal(r.status, 411);
+
+    /* Keep-alive: two requests with bodies on one connection. */
+    hl = snprintf(req, 256,
+                  "POST /k1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz"
+                  "POST /k2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n"
+                  "pq");
+    assert_int_equal(raw_request(port, req, (size_t)hl, &r), 0);
+    assert_int_equal(r.status, 201);
+    assert_non_null(strstr(r.body, "POST /k2 2 112 113"));
+
+    /* A client that goes away in the middle of its body: the handler gets the request as
+     * aborted and still answers it (which only frees it). */
+    int before = atomic_load(&t.handled);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    hl = snprintf(req, 256, "POST /gone HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc");
+    assert_int_equal(write(fd, req, (size_t)hl), hl);
+    struct timespec ts = {0, 50000000};
+    nanosleep(&ts, NULL);
+    close(fd);
+    for (int i = 0; i < 1000 && atomic_load(&t.handled) == before; i++)
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    assert_int_equal(atomic_load(&t.handled), before + 1);
+    assert_int_equal(atomic_load(&t.aborted), 1);
+    free(req);
+
+    /* Stop waits for the requests handed over to be answered. */
+    httpd_free(h);
+    pthread_mutex_lock(&t.mu);
+    assert_int_equal(t.n, 0);
+    t.stop = true;
+    pthread_cond_signal(&t.cv);
+    pthread_mutex_unlock(&t.mu);
+    pthread_join(t.th, NULL);
+    pthread_cond_destroy(&t.cv);
+    pthread_mutex_destroy(&t.mu);
+    metrics_free(reg);
+}
+
 static int teardown_nng(void **state)
 {
     nng_fini(); /* lets leak checkers see nng's deferred frees */
@@ -348,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_endpoints),   cmocka_unit_test(test_custom_handlers),
         cmocka_unit_test(test_bad_urls),    cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_two_servers), cmocka_unit_test(test_stop_waits_for_handlers),
+        cmocka_unit_test(test_tree),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_nng);
 }

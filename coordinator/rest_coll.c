@@ -1,0 +1,547 @@
+/* rest_coll.c - the REST API's collection and cluster calls: list, info, exists, create,
+ * delete, aliases, payload indexes, and the cluster's shape in Qdrant's terms. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "err.h"
+#include "jsonmp.h"
+#include "rest_int.h"
+
+#define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
+
+/* Nodes have no numeric ids of their own: Qdrant's peer ids for them are their numbers in the
+ * cluster map plus this (coordinators keep their raft ids, at most 1,000,000). */
+#define NODE_PEER_BASE 1000001u
+
+static const char *const distance_names[] = {"Euclid", "Dot", "Cosine", "Manhattan"};
+
+static int oom(struct rx *x)
+{
+    return rx_fail(x, 500, "Service internal error: out of memory");
+}
+
+/* ---- service ----------------------------------------------------------------------------- */
+
+int rh_root(struct rx *x)
+{
+    int rc = jw_raw(&x->res, "{\"title\":\"dvec - distributed vector database\",\"version\":");
+    if (rc == DV_OK)
+        rc = jw_str(&x->res, x->r->o.version, strlen(x->r->o.version));
+    if (rc == DV_OK)
+        rc = jw_raw(&x->res, "}");
+    return rc == DV_OK ? 200 : oom(x);
+}
+
+/* dvec has no aliases: lists are empty, changes are refused. */
+int rh_aliases(struct rx *x)
+{
+    if (strcmp(x->method, "POST") == 0)
+        return rx_fail(x, 400, "Wrong input: collection aliases are not supported by dvec");
+    return jw_raw(&x->res, "{\"aliases\":[]}") == DV_OK ? 200 : oom(x);
+}
+
+/* ---- the cluster status (native `cluster`) ----------------------------------------------- */
+
+/* The coordinator's status map as JSON (the caller json_decref's it). */
+static int cluster_status(struct rx *x, json_t **out)
+{
+    struct msg q = {.type = MSG_CLUSTER};
+    struct nrep rep;
+    int st = rx_call(x, &q, &rep);
+    if (st != 200)
+        return st;
+    const struct msg_bytes *s = &rep.m.u.cluster_rep.status;
+    char err[DV_ERRMSG_SIZE] = "no status in the reply";
+    int rc = s->p ? jsonmp_to_json(s->p, s->len, out, err) : DV_EPROTO;
+    nrep_free(&rep);
+    if (rc != DV_OK || !json_is_object(*out)) {
+        if (rc == DV_OK)
+            json_decref(*out);
+        return rx_fail(x, 500, "Service internal error: cluster status: %s",
+                       rc == DV_OK ? "not a map" : err);
+    }
+    return 200;
+}
+
+/* The node named `id` in the status: its number (index in "nodes") and state; false when the
+ * status does not list it. */
+static bool node_of(json_t *status, const char *id, size_t n, uint32_t *num, const char **state)
+{
+    json_t *nodes = json_object_get(status, "nodes"), *e;
+    size_t i;
+    json_array_foreach(nodes, i, e)
+    {
+        json_t *nid = json_object_get(e, "id");
+        if (json_is_string(nid) && json_string_length(nid) == n &&
+            memcmp(json_string_value(nid), id, n) == 0) {
+            *num = (uint32_t)i;
+            json_t *s = json_object_get(e, "state");
+            *state = json_is_string(s) ? json_string_value(s) : "unknown";
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A node state as Qdrant's replica state. */
+static const char *replica_state(const char *node_state)
+{
+    if (strcmp(node_state, "alive") == 0 || strcmp(node_state, "draining") == 0)
+        return "Active";
+    if (strcmp(node_state, "joining") == 0)
+        return "Initializing";
+    return "Dead";
+}
+
+static bool serving(const char *node_state)
+{
+    return strcmp(node_state, "alive") == 0 || strcmp(node_state, "draining") == 0;
+}
+
+static int put_u64(struct buf *b, const char *key, uint64_t v, bool comma)
+{
+    return buf_appendf(b, "%s\"%s\":%" PRIu64, comma ? "," : "", key, v);
+}
+
+int rh_cluster(struct rx *x)
+{
+    json_t *st;
+    int s = cluster_status(x, &st);
+    if (s != 200)
+        return s;
+    json_t *me = json_object_get(st, "coordinator");
+    uint64_t id = (uint64_t)json_integer_value(json_object_get(me, "id"));
+    uint64_t leader = (uint64_t)json_integer_value(json_object_get(me, "leader_id"));
+    uint64_t term = (uint64_t)json_integer_value(json_object_get(me, "term"));
+    uint64_t commit = (uint64_t)json_integer_value(json_object_get(me, "commit_index"));
+    uint64_t applied = (uint64_t)json_integer_value(json_object_get(me, "last_applied"));
+    const char *state = json_string_value(json_object_get(me, "state"));
+    const char *role = NULL;
+    if (state && strcmp(state, "leader") == 0)
+        role = "\"Leader\"";
+    else if (state && strcmp(state, "follower") == 0)
+        role = "\"Follower\"";
+    else if (state && strcmp(state, "candidate") == 0)
+        role = "\"Candidate\"";
+
+    struct buf *b = &x->res;
+    int rc = jw_raw(b, "{\"status\":\"enabled\"");
+    if (rc == DV_OK)
+        rc = put_u64(b, "peer_id", id ? id : x->r->o.peer_id, true);
+    if (rc == DV_OK)
+        rc = jw_raw(b, ",\"peers\":{");
+    /* Coordinators by raft id, then nodes (NODE_PEER_BASE + number), each with its URL. */
+    json_t *e;
+    size_t i;
+    bool first = true;
+    json_array_foreach(json_object_get(st, "coordinators"), i, e)
+    {
+        const char *url = json_string_value(json_object_get(e, "url"));
+        if (rc == DV_OK)
+            rc = buf_appendf(b, "%s\"%" PRIu64 "\":{\"uri\":", first ? "" : ",",
+                             (uint64_t)json_integer_value(json_object_get(e, "id")));
+        if (rc == DV_OK)
+            rc = jw_str(b, url ? url : "", url ? strlen(url) : 0);
+        if (rc == DV_OK)
+            rc = jw_raw(b, "}");
+        first = false;
+    }
+    json_array_foreach(json_object_get(st, "nodes"), i, e)
+    {
+        const char *url = json_string_value(json_object_get(e, "url"));
+        const char *ns = json_string_value(json_object_get(e, "state"));
+        if (ns && strcmp(ns, "removed") == 0)
+            continue;
+        if (rc == DV_OK)
+            rc = buf_appendf(b, "%s\"%" PRIu64 "\":{\"uri\":", first ? "" : ",",
+                             (uint64_t)NODE_PEER_BASE + i);
+        if (rc == DV_OK)
+            rc = jw_str(b, url ? url : "", url ? strlen(url) : 0);
+        if (rc == DV_OK)
+            rc = jw_raw(b, "}");
+        first = false;
+    }
+    if (rc == DV_OK)
+        rc = jw_raw(b, "},\"raft_info\":{");
+    if (rc == DV_OK)
+        rc = put_u64(b, "term", term, false);
+    if (rc == DV_OK)
+        rc = put_u64(b, "commit", commit, true);
+    if (rc == DV_OK)
+        rc = put_u64(b, "pending_operations", commit > applied ? commit - applied : 0, true);
+    if (rc == DV_OK)
+        rc = leader ? put_u64(b, "leader", leader, true) : jw_raw(b, ",\"leader\":null");
+    if (rc == DV_OK)
+        rc = buf_appendf(b, ",\"role\":%s,\"is_voter\":true}", role ? role : "null");
+    time_t now = time(NULL);
+    struct tm tm;
+    char ts[64];
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (rc == DV_OK)
+        rc = buf_appendf(b,
+                         ",\"consensus_thread_status\":{\"consensus_thread_status\":\"%s\","
+                         "\"last_update\":\"%s\"},\"message_send_failures\":{}}",
+                         state && strcmp(state, "unavailable") == 0 ? "stopped" : "working", ts);
+    json_decref(st);
+    return rc == DV_OK ? 200 : oom(x);
+}
+
+/* ---- collections ------------------------------------------------------------------------- */
+
+int rh_coll_list(struct rx *x)
+{
+    struct msg q = {.type = MSG_COLL_LIST};
+    struct nrep rep;
+    int st = rx_call(x, &q, &rep);
+    if (st != 200)
+        return st;
+    const struct msg_coll_list_rep *l = &rep.m.u.coll_list_rep;
+    int rc = jw_raw(&x->res, "{\"collections\":[");
+    for (uint32_t i = 0; i < l->n && rc == DV_OK; i++) {
+        rc = jw_raw(&x->res, i ? ",{\"name\":" : "{\"name\":");
+        if (rc == DV_OK)
+            rc = jw_str(&x->res, l->names[i].p, l->names[i].len);
+        if (rc == DV_OK)
+            rc = jw_raw(&x->res, "}");
+    }
+    if (rc == DV_OK)
+        rc = jw_raw(&x->res, "]}");
+    nrep_free(&rep);
+    return rc == DV_OK ? 200 : oom(x);
+}
+
+int rh_coll_exists(struct rx *x, const char *coll)
+{
+    struct msg q = {.type = MSG_COLL_LIST};
+    struct nrep rep;
+    int st = rx_call(x, &q, &rep);
+    if (st != 200)
+        return st;
+    const struct msg_coll_list_rep *l = &rep.m.u.coll_list_rep;
+    bool found = false;
+    for (uint32_t i = 0; i < l->n && !found; i++)
+        found =
+            l->names[i].len == strlen(coll) && memcmp(l->names[i].p, coll, l->names[i].len) == 0;
+    nrep_free(&rep);
+    /* As the router does for data calls: a collection created through another coordinator a
+     * moment ago reaches this one's map with raft's next heartbeat. */
+    for (int i = 0; i < 30 && !found; i++) {
+        clock_sleep_ms(5);
+        found = rx_meta(x, coll, NULL, NULL);
+    }
+    return jw_raw(&x->res, found ? "{\"exists\":true}" : "{\"exists\":false}") == DV_OK ? 200
+                                                                                        : oom(x);
+}
+
+int rh_coll_info(struct rx *x, const char *coll)
+{
+    struct msg q = {.type = MSG_COLL_INFO};
+    q.addr.coll = S(coll);
+    struct nrep rep;
+    int st = rx_call(x, &q, &rep);
+    if (st != 200)
+        return st;
+    json_t *status = NULL;
+    if ((st = cluster_status(x, &status)) != 200) {
+        nrep_free(&rep);
+        return st;
+    }
+    const struct msg_coll_info_rep *o = &rep.m.u.coll_info_rep;
+    const struct msg_coll_cfg *c = &o->cfg;
+    /* green: every replica on a serving node; yellow: every partition has one; red: not. */
+    const char *color = "green";
+    for (uint32_t p = 0; p < o->n_parts; p++) {
+        uint32_t ok = 0;
+        for (uint32_t j = 0; j < o->parts[p].n_nodes; j++) {
+            uint32_t num;
+            const char *ns;
+            const struct msg_str *id = &o->parts[p].nodes[j];
+            ok += node_of(status, id->p, id->len, &num, &ns) && serving(ns);
+        }
+        if (ok == 0) {
+            color = "red";
+            break;
+        }
+        if (ok < o->parts[p].n_nodes)
+            color = "yellow";
+    }
+    struct buf *b = &x->res;
+    int rc = buf_appendf(b, "{\"status\":\"%s\",\"optimizer_status\":\"ok\"", color);
+    if (rc == DV_OK)
+        rc = put_u64(b, "indexed_vectors_count", o->points, true);
+    if (rc == DV_OK)
+        rc = put_u64(b, "points_count", o->points, true);
+    if (rc == DV_OK)
+        rc = put_u64(b, "segments_count", o->n_parts, true);
+    if (rc == DV_OK)
+        rc = buf_appendf(b,
+                         ",\"config\":{\"params\":{\"vectors\":{\"size\":%u,\"distance\":\"%s\"},"
+                         "\"shard_number\":%u,\"replication_factor\":%u,"
+                         "\"write_consistency_factor\":1,\"on_disk_payload\":false},",
+                         c->dim, c->metric < 4 ? distance_names[c->metric] : "Euclid",
+                         c->partitions, c->replication);
+    if (rc == DV_OK)
+        rc = buf_appendf(b,
+                         "\"hnsw_config\":{\"m\":%u,\"ef_construct\":%u,\"full_scan_threshold\":"
+                         "10000,\"max_indexing_threads\":0,\"on_disk\":false},",
+                         c->m, c->ef_construction);
+    /* dvec compacts a replica once 10% of its points are deleted; its WAL has no fixed
+     * segment count or flush interval: the closest values are reported. */
+    if (rc == DV_OK)
+        rc = jw_raw(b, "\"optimizer_config\":{\"deleted_threshold\":0.1,"
+                       "\"vacuum_min_vector_number\":1000,\"default_segment_number\":0,"
+                       "\"max_segment_size\":null,\"memmap_threshold\":null,"
+                       "\"indexing_threshold\":0,\"flush_interval_sec\":5,"
+                       "\"max_optimization_threads\":null},"
+                       "\"wal_config\":{\"wal_capacity_mb\":32,\"wal_segments_ahead\":0},");
+    if (rc == DV_OK)
+        rc = jw_raw(b, c->sq8 ? "\"quantization_config\":{\"scalar\":{\"type\":\"int8\","
+                                "\"always_ram\":true}}},"
+                              : "\"quantization_config\":null},");
+    if (rc == DV_OK)
+        rc = jw_raw(b, "\"payload_schema\":{}}");
+    json_decref(status);
+    nrep_free(&rep);
+    return rc == DV_OK ? 200 : oom(x);
+}
+
+int rh_coll_cluster(struct rx *x, const char *coll)
+{
+    struct msg q = {.type = MSG_COLL_INFO};
+    q.addr.coll = S(coll);
+    struct nrep rep;
+    int st = rx_call(x, &q, &rep);
+    if (st != 200)
+        return st;
+    json_t *status = NULL;
+    if ((st = cluster_status(x, &status)) != 200) {
+        nrep_free(&rep);
+        return st;
+    }
+    const struct msg_coll_info_rep *o = &rep.m.u.coll_info_rep;
+    struct buf *b = &x->res;
+    int rc = buf_appendf(b,
+                         "{\"peer_id\":%" PRIu64 ",\"shard_count\":%u,\"local_shards\":[],"
+                         "\"remote_shards\":[",
+                         x->r->o.peer_id, o->n_parts);
+    /* A coordinator holds no data: every replica is remote, on its node's peer id. */
+    bool first = true;
+    for (uint32_t p = 0; p < o->n_parts && rc == DV_OK; p++) {
+        for (uint32_t j = 0; j < o->parts[p].n_nodes && rc == DV_OK; j++) {
+            uint32_t num = 0;
+            const char *ns = "unknown";
+            const struct msg_str *id = &o->parts[p].nodes[j];
+            bool known = node_of(status, id->p, id->len, &num, &ns);
+            rc = buf_appendf(b, "%s{\"shard_id\":%u,\"peer_id\":%" PRIu64 ",\"state\":\"%s\"}",
+                             first ? "" : ",", o->parts[p].part, (uint64_t)NODE_PEER_BASE + num,
+                             known ? replica_state(ns) : "Dead");
+            first = false;
+        }
+    }
+    if (rc == DV_OK)
+        rc = jw_raw(b, "],\"shard_transfers\":[]}");
+    json_decref(status);
+    nrep_free(&rep);
+    return rc == DV_OK ? 200 : oom(x);
+}
+
+/* Reads hnsw_config (m, ef_construct) into cfg: members given win over what is there. */
+static int hnsw_params(struct rx *x, json_t *h, const char *field, struct msg_coll_cfg *cfg)
+{
+    if (h == NULL)
+        return 200;
+    if (!json_is_object(h))
+        return rj_type_error(x, field, "expected an object");
+    uint64_t m, efc;
+    int st = rj_u64(x, h, "m", cfg->m, 0, 1u << 20, &m);
+    if (st == 200)
+        st = rj_u64(x, h, "ef_construct", cfg->ef_construction, 4, 1u << 20, &efc);
+    if (st != 200)
+        return st;
+    /* m 0 disables the graph in Qdrant; dvec always builds one: the default is used. */
+    cfg->m = (uint32_t)m;
+    cfg->ef_construction = (uint32_t)efc;
+    return 200;
+}
+
+/* quantization_config: null, or scalar int8 (dvec's SQ8); others are refused. */
+static int quant_params(struct rx *x, json_t *q, const char *field, struct msg_coll_cfg *cfg)
+{
+    if (q == NULL)
+        return 200;
+    json_t *sc = json_is_object(q) ? json_object_get(q, "scalar") : NULL;
+    if (sc == NULL) {
+        if (json_is_object(q) && (json_object_get(q, "product") || json_object_get(q, "binary")))
+            return rx_fail(x, 400,
+                           "Wrong input: %s: only scalar (int8) quantization is supported by "
+                           "dvec",
+                           field);
+        return rj_type_error(x, field, "expected {\"scalar\": {\"type\": \"int8\"}}");
+    }
+    json_t *t = json_is_object(sc) ? json_object_get(sc, "type") : NULL;
+    if (!json_is_string(t) || strcmp(json_string_value(t), "int8") != 0)
+        return rj_type_error(x, field, "scalar.type: expected `int8`");
+    cfg->sq8 = true;
+    return 200;
+}
+
+int rh_coll_create(struct rx *x, const char *coll)
+{
+    int st = rj_body(x, false);
+    if (st != 200)
+        return st;
+    json_t *j = x->json;
+    static const char *const unsupported[] = {"init_from", NULL};
+    if ((st = rj_unsupported(x, j, unsupported)) != 200)
+        return st;
+    json_t *sparse = rj_get(j, "sparse_vectors");
+    if (sparse && !(json_is_object(sparse) && json_object_size(sparse) == 0))
+        return rx_fail(x, 400, "Wrong input: sparse vectors are not supported by dvec");
+    json_t *sm = rj_get(j, "sharding_method");
+    if (sm && !(json_is_string(sm) && strcmp(json_string_value(sm), "auto") == 0))
+        return rx_fail(x, 400, "Wrong input: only the `auto` sharding method is supported by dvec");
+
+    json_t *v = rj_get(j, "vectors");
+    if (v == NULL)
+        return rx_fail(x, 400,
+                       "Wrong input: `vectors` is required (dvec collections hold one "
+                       "dense vector per point)");
+    if (!json_is_object(v))
+        return rj_type_error(x, "vectors", "expected an object");
+    if (json_object_get(v, "size") == NULL) {
+        /* The named form {"<name>": {size, distance}}: only the default name "" works. */
+        json_t *def = json_object_get(v, "");
+        if (json_object_size(v) != 1 || def == NULL)
+            return rx_fail(x, 400,
+                           "Wrong input: named vectors are not supported by dvec (use "
+                           "{\"size\": N, \"distance\": D})");
+        v = def;
+        if (!json_is_object(v))
+            return rj_type_error(x, "vectors", "expected an object");
+    }
+    json_t *size = json_object_get(v, "size");
+    if (!json_is_integer(size) || json_integer_value(size) < 0)
+        return rj_type_error(x, "vectors.size", "expected a non-negative integer");
+    if (json_integer_value(size) < 1)
+        return rj_invalid(x, "vectors.size", "value 0 invalid, must be 1 or larger");
+    if (json_integer_value(size) > PROTO_MAX_DIM)
+        return rj_invalid(x, "vectors.size", "value too large, must be 65536 or smaller");
+    json_t *dist = json_object_get(v, "distance");
+    int metric = -1;
+    for (int i = 0; i < 4 && json_is_string(dist); i++)
+        if (strcmp(json_string_value(dist), distance_names[i]) == 0)
+            metric = i;
+    if (metric < 0)
+        return rj_type_error(x, "vectors.distance",
+                             "unknown variant, expected one of `Cosine`, `Euclid`, `Dot`, "
+                             "`Manhattan`");
+    json_t *dt = rj_get(v, "datatype");
+    if (dt && !(json_is_string(dt) && strcmp(json_string_value(dt), "float32") == 0))
+        return rx_fail(x, 400, "Wrong input: vectors.datatype: only float32 is supported by dvec");
+    if (rj_get(v, "multivec_config"))
+        return rx_fail(x, 400, "Wrong input: multivectors are not supported by dvec");
+
+    struct msg q = {.type = MSG_COLL_CREATE};
+    q.addr.coll = S(coll);
+    struct msg_coll_cfg *cfg = &q.u.coll_cfg;
+    cfg->dim = (uint32_t)json_integer_value(size);
+    cfg->metric = (uint32_t)metric;
+    cfg->fsync = 0; /* every write is durable when acknowledged, as with the SDK's default */
+    uint64_t shards, rf, wcf;
+    bool b;
+    if ((st = rj_u64(x, j, "shard_number", 0, 1, 1u << 20, &shards)) != 200 ||
+        (st = rj_u64(x, j, "replication_factor", 0, 1, 1u << 20, &rf)) != 200 ||
+        (st = rj_u64(x, j, "write_consistency_factor", 1, 1, 1u << 20, &wcf)) != 200 ||
+        (st = rj_bool(x, j, "on_disk_payload", false, &b)) != 200 ||
+        (st = rj_bool(x, v, "on_disk", false, &b)) != 200)
+        return st;
+    cfg->partitions = (uint32_t)shards;
+    cfg->replication = (uint32_t)rf;
+    /* Collection-level settings, then the vector's own (which win, as in Qdrant). */
+    if ((st = hnsw_params(x, rj_get(j, "hnsw_config"), "hnsw_config", cfg)) != 200 ||
+        (st = hnsw_params(x, rj_get(v, "hnsw_config"), "vectors.hnsw_config", cfg)) != 200 ||
+        (st = quant_params(x, rj_get(j, "quantization_config"), "quantization_config", cfg)) !=
+            200 ||
+        (st = quant_params(x, rj_get(v, "quantization_config"), "vectors.quantization_config",
+                           cfg)) != 200)
+        return st;
+    static const char *const objects[] = {"wal_config", "optimizers_config", "strict_mode_config",
+                                          NULL};
+    for (const char *const *k = objects; *k; k++) {
+        json_t *o = rj_get(j, *k);
+        if (o && !json_is_object(o))
+            return rj_type_error(x, *k, "expected an object");
+    }
+    struct nrep rep;
+    if ((st = rx_call(x, &q, &rep)) != 200)
+        return st;
+    nrep_free(&rep);
+    return jw_raw(&x->res, "true") == DV_OK ? 200 : oom(x);
+}
+
+int rh_coll_drop(struct rx *x, const char *coll)
+{
+    struct msg q = {.type = MSG_COLL_DROP};
+    q.addr.coll = S(coll);
+    struct nrep rep;
+    int st = rx_call(x, &q, &rep);
+    if (st == 404) {
+        /* Qdrant answers a delete of a missing collection with false, not an error. */
+        x->err[0] = '\0';
+        return jw_raw(&x->res, "false") == DV_OK ? 200 : oom(x);
+    }
+    if (st != 200)
+        return st;
+    nrep_free(&rep);
+    return jw_raw(&x->res, "true") == DV_OK ? 200 : oom(x);
+}
+
+/* PUT /collections/{c}/index (field in the body) or DELETE /collections/{c}/index/{field}. */
+int rh_index(struct rx *x, const char *coll, const char *field)
+{
+    struct msg q = {.type = MSG_P_INDEX};
+    q.addr.coll = S(coll);
+    struct msg_index_req *ix = &q.u.index_req;
+    if (field != NULL) {
+        ix->op = MSG_INDEX_DROP;
+        ix->key = S(field);
+    } else {
+        int st = rj_body(x, false);
+        if (st != 200)
+            return st;
+        json_t *name = json_object_get(x->json, "field_name");
+        if (!json_is_string(name))
+            return rx_fail(x, 400, "Format error in JSON body: missing field `field_name`");
+        json_t *schema = rj_get(x->json, "field_schema");
+        json_t *type = schema && json_is_object(schema) ? json_object_get(schema, "type") : schema;
+        if (schema == NULL)
+            return rx_fail(x, 400,
+                           "Wrong input: field_schema is required by dvec (keyword or "
+                           "integer)");
+        if (!json_is_string(type))
+            return rj_type_error(x, "field_schema", "expected a schema name or {\"type\": name}");
+        const char *t = json_string_value(type);
+        if (strcmp(t, "keyword") == 0)
+            ix->kind = 0;
+        else if (strcmp(t, "integer") == 0)
+            ix->kind = 1;
+        else
+            return rx_fail(x, 400,
+                           "Wrong input: payload index type `%.32s` is not supported by dvec "
+                           "(keyword, integer)",
+                           t);
+        ix->op = MSG_INDEX_CREATE;
+        ix->key = (struct msg_str){json_string_value(name), (uint32_t)json_string_length(name)};
+    }
+    struct nrep rep;
+    int st = rx_call(x, &q, &rep);
+    if (st != 200)
+        return st;
+    nrep_free(&rep);
+    return jw_update(x);
+}

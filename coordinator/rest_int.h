@@ -1,0 +1,226 @@
+/* rest_int.h - what the REST API's files share: one request being answered, the native call,
+ * JSON input checks and JSON output. */
+#ifndef DV_REST_INT_H
+#define DV_REST_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "msg.h"
+#include "rest.h"
+
+/* The operations, for metrics and for the route table (rest.c). */
+#define REST_OPS(X)                                                                                \
+    X(ROOT, "root")                                                                                \
+    X(COLL_LIST, "collections_list")                                                               \
+    X(COLL_INFO, "collection_info")                                                                \
+    X(COLL_EXISTS, "collection_exists")                                                            \
+    X(COLL_CREATE, "collection_create")                                                            \
+    X(COLL_DROP, "collection_delete")                                                              \
+    X(ALIASES, "aliases")                                                                          \
+    X(COLL_CLUSTER, "collection_cluster")                                                          \
+    X(CLUSTER, "cluster")                                                                          \
+    X(INDEX_CREATE, "index_create")                                                                \
+    X(INDEX_DROP, "index_delete")                                                                  \
+    X(UPSERT, "upsert")                                                                            \
+    X(GET, "get")                                                                                  \
+    X(GET_ONE, "get_point")                                                                        \
+    X(DELETE, "delete")                                                                            \
+    X(SET_PAYLOAD, "set_payload")                                                                  \
+    X(OVERWRITE_PAYLOAD, "overwrite_payload")                                                      \
+    X(DELETE_PAYLOAD, "delete_payload")                                                            \
+    X(CLEAR_PAYLOAD, "clear_payload")                                                              \
+    X(SEARCH, "search")                                                                            \
+    X(SEARCH_BATCH, "search_batch")                                                                \
+    X(QUERY, "query")                                                                              \
+    X(QUERY_BATCH, "query_batch")                                                                  \
+    X(SCROLL, "scroll")                                                                            \
+    X(COUNT, "count")                                                                              \
+    X(UNKNOWN, "unknown")
+
+enum rest_op {
+#define REST_OP_ENUM(id, name) REST_OP_##id,
+    REST_OPS(REST_OP_ENUM)
+#undef REST_OP_ENUM
+        REST_OP_N
+};
+
+/* Status classes counted per operation. */
+enum { REST_2XX, REST_4XX, REST_5XX, REST_CLASSES };
+
+/* A request waiting for a worker. */
+struct rest_item {
+    struct httpd_req *hr;
+    uint64_t t0_ns;
+    bool big; /* a body over REST_BIG_BODY: only REST_BIG_RUNNING of those run at once */
+    struct rest_item *next;
+};
+
+/* Bodies above this size are parsed at most REST_BIG_RUNNING at a time (a parsed JSON body
+ * takes several times its size in memory). */
+#define REST_BIG_BODY    (1u << 20)
+#define REST_BIG_RUNNING 2
+
+struct rest {
+    struct rest_opts o;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct rest_item *head, *tail;
+    uint32_t queued, big_running, max_queue;
+    bool stopping;
+    pthread_t *threads;
+    uint32_t n_threads;
+    atomic_uint_least64_t op_seq;  /* operation_id of writes */
+    atomic_uint_least64_t req_seq; /* req_id of native requests */
+    struct metrics_counter *req[REST_OP_N][REST_CLASSES];
+    struct metrics_histogram *lat[REST_OP_N];
+};
+
+#define REST_MAX_SEGS 8
+#define REST_ERR_MAX  1024
+
+/* One request being answered by a worker. */
+struct rx {
+    struct rest *r;
+    struct httpd_req *hr;
+    const char *method;
+    char *path;               /* decoded copy; seg[] point into it */
+    char *seg[REST_MAX_SEGS]; /* path segments, percent-decoded */
+    int nseg;
+    char *query; /* the query string, a copy (rx_param decodes) */
+    const char *body;
+    size_t body_len;
+    json_t *json;           /* the parsed body (an object), or NULL */
+    struct buf res;         /* the JSON of "result" */
+    int op;                 /* enum rest_op */
+    char err[REST_ERR_MAX]; /* the message of an error answer */
+    uint32_t timeout_ms;    /* ?timeout= (seconds) for searches; 0: the coordinator's */
+};
+
+/* ---- rest.c ------------------------------------------------------------------------------ */
+
+/* Sets an error answer: status and "fmt..." as the message. Returns status. */
+int rx_fail(struct rx *x, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The value of query parameter `key` (decoded, in `out` of `cap` bytes); false if absent. */
+bool rx_param(const struct rx *x, const char *key, char *out, size_t cap);
+
+/* A native reply: its bytes and the message decoded from them (pointing into the bytes). */
+struct nrep {
+    struct buf raw;
+    struct msg m;
+    bool decoded;
+};
+
+/*
+ * Runs one native request through the coordinator's handler. Returns 200 with *rep decoded
+ * and err.code DV_OK, or an error status (rx_fail: 404, 409, 400, 503, 507, 500 by the
+ * native code) with *rep freed. nrep_free() in every case is safe.
+ */
+int rx_call(struct rx *x, struct msg *req, struct nrep *rep);
+void nrep_free(struct nrep *rep);
+
+/* The collection's dimension and metric from the local map (false: not known there). */
+bool rx_meta(struct rx *x, const char *coll, uint32_t *dim, uint32_t *metric);
+
+/* The next operation_id (UpdateResult). */
+uint64_t rx_op_id(struct rx *x);
+
+/* ---- rest_json.c: input ------------------------------------------------------------------ */
+
+/* Parses the body into x->json, which must be an object; an empty body is {} when
+ * `empty_ok`. 400 otherwise. */
+int rj_body(struct rx *x, bool empty_ok);
+
+/* Type errors: 400 "Format error in JSON body: <field>: <what>". */
+int rj_type_error(struct rx *x, const char *field, const char *what);
+
+/* Range errors: 422 "Validation error in JSON body: [<field>: <what>]". */
+int rj_invalid(struct rx *x, const char *field, const char *what);
+
+/* The member `key` of object o, NULL when absent or null. */
+json_t *rj_get(json_t *o, const char *key);
+
+/* A point id: a non-negative integer or a UUID string. */
+int rj_id(struct rx *x, json_t *v, const char *field, struct pid *out);
+
+/* An array of ids into a new array (*out, free()), at most `max` of them. */
+int rj_ids(struct rx *x, json_t *v, const char *field, uint32_t max, struct pid **out, uint32_t *n);
+
+/* A dense vector: an array of numbers (or {"": [...]}, a named form with the default name).
+ * Writes the floats to out (may be NULL to only count) and the length to *dim; every value
+ * must be finite as a float32. */
+int rj_vector(struct rx *x, json_t *v, const char *field, float *out, uint32_t *dim);
+
+/* A filter (object) as msgpack appended to `mp`; absent/null gives nil (out->p NULL). The
+ * bytes live in mp: call rj_fix() after the last append to point `out` at them. */
+int rj_filter(struct rx *x, json_t *v, const char *field, struct buf *mp, size_t *off, size_t *len);
+
+/* An optional unsigned integer member in [min, max] (422 outside), `def` when absent. */
+int rj_u64(struct rx *x, json_t *o, const char *key, uint64_t def, uint64_t min, uint64_t max,
+           uint64_t *out);
+
+/* An optional bool member, `def` when absent. */
+int rj_bool(struct rx *x, json_t *o, const char *key, bool def, bool *out);
+
+/* with_payload: true/false, [keys], {"include": [keys]}, {"exclude": [keys]}. */
+struct psel {
+    bool on;
+    int mode;     /* 0 all, 1 include, 2 exclude */
+    json_t *keys; /* borrowed from the body: an array of strings */
+};
+int rj_psel(struct rx *x, json_t *o, const char *key, bool def, struct psel *out);
+
+/* with_vector (alias with_vectors): true/false or a list of names (true when not empty). */
+int rj_with_vector(struct rx *x, json_t *o, bool def, bool *out);
+
+/* Refuses members dvec does not serve (shard_key, named vectors' `using`, ...) when set. */
+int rj_unsupported(struct rx *x, json_t *o, const char *const *keys);
+
+/* ---- rest_json.c: output ----------------------------------------------------------------- */
+
+int jw_raw(struct buf *b, const char *s);
+int jw_str(struct buf *b, const char *s, size_t n);
+int jw_f32(struct buf *b, float v);
+int jw_pid(struct buf *b, const struct pid *id);
+int jw_vec(struct buf *b, const float *v, uint32_t dim);
+
+/* A payload (msgpack map, or p == NULL for none: {}) as JSON, filtered by `sel`. */
+int jw_payload(struct buf *b, const struct msg_bytes *p, const struct psel *sel);
+
+/* A hit as a ScoredPoint (scored) or a Record. */
+int jw_point(struct buf *b, const struct msg_hit *h, bool scored, const struct psel *sel,
+             bool with_vector);
+
+/* {"operation_id":N,"status":"completed"} */
+int jw_update(struct rx *x);
+
+/* ---- handlers (rest_coll.c, rest_points.c) ------------------------------------------------ */
+
+int rh_root(struct rx *x);
+int rh_coll_list(struct rx *x);
+int rh_coll_info(struct rx *x, const char *coll);
+int rh_coll_exists(struct rx *x, const char *coll);
+int rh_coll_create(struct rx *x, const char *coll);
+int rh_coll_drop(struct rx *x, const char *coll);
+int rh_aliases(struct rx *x);
+int rh_coll_cluster(struct rx *x, const char *coll);
+int rh_cluster(struct rx *x);
+int rh_index(struct rx *x, const char *coll, const char *field);
+
+int rh_upsert(struct rx *x, const char *coll);
+int rh_get(struct rx *x, const char *coll);
+int rh_get_one(struct rx *x, const char *coll, const char *id);
+int rh_delete(struct rx *x, const char *coll);
+int rh_payload(struct rx *x, const char *coll, uint32_t op);
+int rh_search(struct rx *x, const char *coll, bool batch);
+int rh_query(struct rx *x, const char *coll, bool batch);
+int rh_scroll(struct rx *x, const char *coll);
+int rh_count(struct rx *x, const char *coll);
+
+#endif

@@ -1,0 +1,170 @@
+// rest_client.mjs - Qdrant's official JavaScript client (@qdrant/js-client-rest), unchanged,
+// against a dvec coordinator: every call the REST API serves, through the client's own methods.
+// Usage: node rest_client.mjs URL [URL2]   (TAP output; NODE_PATH-free: run from the directory
+// holding node_modules)
+import { QdrantClient } from '@qdrant/js-client-rest';
+
+const url = process.argv[2];
+const url2 = process.argv[3] || url;
+let n = 0;
+let failed = 0;
+const ok = (desc) => console.log(`ok ${++n} - ${desc}`);
+const notOk = (desc, why) => {
+  failed++;
+  console.log(`not ok ${++n} - ${desc}`);
+  for (const line of String(why).split('\n').slice(0, 8)) console.log(`# ${line}`);
+};
+
+async function check(desc, fn) {
+  try {
+    const why = await fn();
+    if (why === true || why === undefined) ok(desc);
+    else notOk(desc, why);
+  } catch (e) {
+    notOk(desc, e && e.stack ? e.stack : e);
+  }
+}
+
+async function status(fn) {
+  try {
+    await fn();
+    return 200;
+  } catch (e) {
+    return e.status ?? (e.response ? e.response.status : `threw ${e}`);
+  }
+}
+
+// Map changes reach the other coordinators with raft's next heartbeat: reads there retry.
+async function eventually(fn) {
+  let why;
+  for (let i = 0; i < 40; i++) {
+    why = await fn();
+    if (why === true) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return why;
+}
+
+const eq = (a, b) => JSON.stringify(a) === JSON.stringify(b) || `${JSON.stringify(a)} != ${JSON.stringify(b)}`;
+
+// The client's compatibility check compares versions (dvec has its own): not asked for.
+const c = new QdrantClient({ url, checkCompatibility: false });
+const c2 = new QdrantClient({ url: url2, checkCompatibility: false });
+const name = 'jsdemo';
+const U = '5c56c793-69f3-4fbf-87e6-c4bf54c28c26';
+
+await check('versionInfo (GET /)', async () => {
+  const v = await c.versionInfo();
+  return v.title.startsWith('dvec') || `title ${v.title}`;
+});
+await check('collectionExists is false before create', async () => eq(await c.collectionExists(name), { exists: false }));
+await check('createCollection (Dot, 4 dims, 3 shards, rf 2, hnsw, int8 quantization)', async () =>
+  eq(await c.createCollection(name, {
+    vectors: { size: 4, distance: 'Dot' }, shard_number: 3, replication_factor: 2,
+    hnsw_config: { m: 8, ef_construct: 64 }, quantization_config: { scalar: { type: 'int8', always_ram: true } },
+  }), true));
+await check('createCollection of an existing name throws 409', async () =>
+  eq(await status(() => c.createCollection(name, { vectors: { size: 4, distance: 'Dot' } })), 409));
+await check('getCollections (another coordinator)', async () => eventually(async () => {
+  const r = await c2.getCollections();
+  return r.collections.some((x) => x.name === name) || JSON.stringify(r);
+}));
+await check('getCollection', async () => {
+  const r = await c.getCollection(name);
+  const p = r.config.params;
+  return (r.status === 'green' && p.shard_number === 3 && p.replication_factor === 2 &&
+    p.vectors.size === 4 && p.vectors.distance === 'Dot' && r.config.hnsw_config.m === 8 &&
+    r.config.quantization_config.scalar.type === 'int8') || JSON.stringify(r);
+});
+await check('getAliases / getCollectionAliases', async () =>
+  eq([await c.getAliases(), await c.getCollectionAliases(name)], [{ aliases: [] }, { aliases: [] }]));
+
+const pts = [
+  { id: 1, vector: [0.05, 0.61, 0.76, 0.74], payload: { city: 'Berlin', pop: 3.6 } },
+  { id: 2, vector: [0.19, 0.81, 0.75, 0.11], payload: { city: 'London', pop: 8.9 } },
+  { id: 3, vector: [0.36, 0.55, 0.47, 0.94], payload: { city: 'Moscow', pop: 12.5 } },
+  { id: U, vector: [0.18, 0.01, 0.85, 0.8], payload: { city: 'Paris', pop: 2.1 } },
+];
+const dot = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
+await check('upsert (points)', async () => eq((await c.upsert(name, { wait: true, points: pts })).status, 'completed'));
+await check('upsert (batch)', async () =>
+  eq((await c.upsert(name, { wait: true, batch: { ids: [4, 5], vectors: [[0.24, 0.18, 0.22, 0.44], [0.35, 0.08, 0.11, 0.44]], payloads: [{ city: 'Rome' }, {}] } })).status, 'completed'));
+await check('upsert with a wrong dimension throws 400', async () =>
+  eq(await status(() => c.upsert(name, { wait: true, points: [{ id: 9, vector: [1, 2, 3] }] })), 400));
+await check('count', async () => eq(await c.count(name, { exact: true }), { count: 6 }));
+
+const q = [0.2, 0.1, 0.9, 0.7];
+await check('query (nearest vector): Dot scores, best first', async () => {
+  const r = await c2.query(name, { query: q, limit: 3, with_payload: true, params: { hnsw_ef: 64 } });
+  const want = pts.concat([{ id: 4, vector: [0.24, 0.18, 0.22, 0.44] }, { id: 5, vector: [0.35, 0.08, 0.11, 0.44] }])
+    .map((p) => [p.id, dot(p.vector, q)]).sort((a, b) => b[1] - a[1]).slice(0, 3);
+  const got = r.points.map((p) => [p.id, p.score]);
+  const close = got.every((g, i) => g[0] === want[i][0] && Math.abs(g[1] - want[i][1]) < 1e-4);
+  return (close && r.points[0].payload.city !== undefined) || `${JSON.stringify(got)} vs ${JSON.stringify(want)}`;
+});
+await check('query with a filter and a score threshold', async () => {
+  const r = await c.query(name, {
+    query: q, limit: 10, score_threshold: 1.0,
+    filter: { must: [{ key: 'pop', range: { gte: 3 } }] },
+  });
+  return (r.points.length > 0 && r.points.every((p) => p.score >= 1.0)) || JSON.stringify(r);
+});
+await check('query by point id (nearest to point 1, itself excluded)', async () => {
+  const r = await c.query(name, { query: 1, limit: 2 });
+  return (r.points.length === 2 && r.points.every((p) => p.id !== 1)) || JSON.stringify(r);
+});
+await check('queryBatch', async () => {
+  const r = await c.queryBatch(name, { searches: [{ query: q, limit: 1 }, { query: { nearest: U }, limit: 2, with_vector: true }] });
+  return (r.length === 2 && r[0].points.length === 1 && r[1].points[0].vector.length === 4) || JSON.stringify(r);
+});
+await check('query of a missing collection throws 404', async () => eq(await status(() => c.query('nope', { query: q })), 404));
+await check('retrieve', async () => {
+  const r = await c.retrieve(name, { ids: [1, U, 99], with_vector: true });
+  return (r.length === 2 && r[0].id === 1 && r[1].id === U && r[0].payload.city === 'Berlin' && r[1].vector.length === 4) || JSON.stringify(r);
+});
+await check('scroll through every page', async () => {
+  const seen = [];
+  let offset;
+  for (let i = 0; i < 10; i++) {
+    const r = await c.scroll(name, { limit: 2, offset, with_payload: false });
+    seen.push(...r.points.map((p) => p.id));
+    offset = r.next_page_offset;
+    if (offset === null || offset === undefined) break;
+  }
+  return eq(seen, [1, 2, 3, 4, 5, U]);
+});
+await check('setPayload / overwritePayload / deletePayload / clearPayload', async () => {
+  await c.setPayload(name, { payload: { seen: true }, points: [1, 2], wait: true });
+  await c.overwritePayload(name, { payload: { only: 1 }, points: [3], wait: true });
+  await c.deletePayload(name, { keys: ['pop'], points: [1], wait: true });
+  await c.clearPayload(name, { points: [4], wait: true });
+  await c.setPayload(name, { payload: { big: true }, filter: { must: [{ key: 'pop', range: { gt: 8 } }] }, wait: true });
+  const r = await c.retrieve(name, { ids: [1, 2, 3, 4] });
+  return eq(r.map((p) => p.payload), [{ city: 'Berlin', seen: true }, { city: 'London', pop: 8.9, seen: true, big: true }, { only: 1 }, {}]);
+});
+await check('createPayloadIndex / deletePayloadIndex', async () => {
+  const a = await c.createPayloadIndex(name, { field_name: 'city', field_schema: 'keyword', wait: true });
+  const b = await c.deletePayloadIndex(name, 'city', { wait: true });
+  return eq([a.status, b.status], ['completed', 'completed']);
+});
+await check('delete by ids and by filter', async () => {
+  await c.delete(name, { points: [5], wait: true });
+  await c.delete(name, { filter: { must: [{ key: 'big', match: { value: true } }] }, wait: true });
+  return eq(await c.count(name), { count: 4 });
+});
+await check('api().clusterStatus', async () => {
+  const r = (await c.api().clusterStatus({})).data.result;
+  return (r.status === 'enabled' && Object.keys(r.peers).length >= 3 && r.raft_info.leader > 0) || JSON.stringify(r);
+});
+await check('collectionClusterInfo', async () => {
+  const r = await c.collectionClusterInfo(name);
+  return (r.shard_count === 3 && r.remote_shards.length === 6 && r.remote_shards.every((s) => s.state === 'Active')) || JSON.stringify(r);
+});
+await check('getCollection of a missing collection throws 404', async () => eq(await status(() => c.getCollection('nope')), 404));
+await check('deleteCollection', async () => eq(await c.deleteCollection(name), true));
+await check('collectionExists is false after delete', async () => eq(await c.collectionExists(name), { exists: false }));
+await check('... and soon on another coordinator', async () =>
+  eventually(async () => eq(await c2.collectionExists(name), { exists: false })));
+
+console.log(`1..${n}`);
+process.exit(failed ? 1 : 0);
