@@ -523,12 +523,32 @@ static int search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     t->n_calls = ncalls;
     mark_answered(calls, 0, ncalls, answered);
 
+    /* Worth another replica: partitions whose node did not answer, or answered that it
+     * does not hold them; not errors of the request itself (a bad filter, k 0). */
     size_t first_round = ncalls;
     uint32_t retry = 0;
+    memset(want, 0, np * sizeof *want);
+    for (size_t i = 0; i < ncalls; i++) {
+        const struct call *k = &calls[i];
+        const struct msg_search_req *sr = &k->req.u.search_req;
+        if (k->rc == DV_EIO || k->rc == DV_ETIMEDOUT || k->rc == DV_ESHUTDOWN) {
+            for (uint32_t j = 0; j < sr->n_parts; j++)
+                want[sr->parts[j].part] = true;
+        } else if (k->rc == DV_OK) {
+            const struct msg_search_rep *r = &k->rep.m.u.search_rep;
+            for (uint32_t j = 0; j < r->n_parts; j++) {
+                int e = r->parts[j].err.code;
+                if (e == DV_ESTALE || e == DV_EIO || e == DV_ESHUTDOWN || e == DV_ENOTFOUND)
+                    want[r->parts[j].part] = true;
+            }
+        }
+    }
     for (uint32_t p = 0; p < np; p++) {
-        want[p] = false;
-        if (answered[p])
+        if (answered[p] || !want[p]) {
+            want[p] = false;
             continue;
+        }
+        want[p] = false;
         uint32_t other = read_node(m, &cl->parts[p], via[p]);
         if (other != UINT32_MAX) {
             want[p] = true;
@@ -570,8 +590,10 @@ static int search(struct coord *c, const struct cmap *m, const struct cmap_coll 
             if (len >= sizeof list)
                 memcpy(list + sizeof list - 4, "...", 4);
             err = k->rc;
-            dv_errmsg_set(errmsg, "node %s (partition%s %s) did not answer: %s",
-                          k->node_id ? k->node_id : "?", sr->n_parts > 1 ? "s" : "", list, k->err);
+            bool silent = k->rc == DV_EIO || k->rc == DV_ETIMEDOUT || k->rc == DV_ESHUTDOWN;
+            dv_errmsg_set(errmsg, "node %s (partition%s %s)%s: %s", k->node_id ? k->node_id : "?",
+                          sr->n_parts > 1 ? "s" : "", list, silent ? " did not answer" : "",
+                          k->err);
             continue;
         }
         const struct msg_search_rep *r = &k->rep.m.u.search_rep;
