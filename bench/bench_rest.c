@@ -33,6 +33,9 @@ struct ropts {
     uint32_t dim, queries, k, ef, parts, batch, rounds;
     uint32_t clients[8], n_clients;
     bool skip_load, query_api;
+    const char *coll;   /* --collection, default COLL */
+    const char *data;   /* --data DIR: base.fvecs, queries.fvecs, gt.ivecs */
+    char paths[4][320]; /* upsert, search, query, collection */
 };
 
 /* ---- a minimal HTTP/1.1 client: one keep-alive connection ---------------------------------- */
@@ -176,8 +179,7 @@ static void *load_main(void *arg)
         buf_appendf(&b, "]}");
         const char *body;
         size_t blen;
-        int st = hc_call(&c, "PUT", "/collections/" COLL "/points?wait=true", (const char *)b.data,
-                         b.len, &body, &blen);
+        int st = hc_call(&c, "PUT", o->paths[0], (const char *)b.data, b.len, &body, &blen);
         if (st != 200) {
             fprintf(stderr, "dvec-bench rest: upsert: status %d: %.*s\n", st, (int)blen, body);
             atomic_store(&l->failed, true);
@@ -251,8 +253,7 @@ static void *search_main(void *arg)
     struct run *r = arg;
     const struct ropts *o = r->o;
     struct hc c = {.fd = -1, .o = o};
-    const char *path =
-        o->query_api ? "/collections/" COLL "/points/query" : "/collections/" COLL "/points/search";
+    const char *path = o->query_api ? o->paths[2] : o->paths[1];
     for (;;) {
         uint32_t q = atomic_fetch_add(&r->next, 1);
         if (q >= o->queries || atomic_load(&r->failed))
@@ -276,7 +277,7 @@ static void *search_main(void *arg)
             struct msg_query mq = {
                 .vec = (float *)r->qv + (size_t)q * o->dim, .dim = o->dim, .k = o->k, .ef = o->ef};
             struct msg req = {.type = MSG_P_SEARCH};
-            req.addr.coll = (struct msg_str){COLL, sizeof COLL - 1};
+            req.addr.coll = (struct msg_str){o->coll, (uint32_t)strlen(o->coll)};
             req.u.csearch_req = (struct msg_csearch_req){&mq, 1, false, 0};
             struct rpc_reply rep;
             char err[DV_ERRMSG_SIZE];
@@ -336,6 +337,7 @@ static void usage(FILE *f)
             "usage: dvec-bench rest --url http://HOST:PORT [--native tcp://HOST:PORT] [--n N]\n"
             "         [--dim D] [--queries Q] [--k K] [--ef EF] [--parts P] [--batch B]\n"
             "         [--clients C1,C2,...] [--rounds R] [--skip-load] [--query-api]\n"
+            "         [--data DIR] [--collection NAME]\n"
             "  Against a running cluster (e.g. deploy/local/cluster start --bin build; the REST\n"
             "  URL of coordinator 1 is --port + 2): (re)creates the collection `" COLL "`\n"
             "  (Euclid, P partitions, 0: the coordinator's default), loads N clustered vectors\n"
@@ -345,6 +347,9 @@ static void usage(FILE *f)
             "  connection; and, with --native (the same coordinator's native URL), the same\n"
             "  searches through the native protocol. Reports QPS, p50/p99 latency and\n"
             "  recall@K against brute force. --skip-load reuses a loaded collection.\n"
+            "  --data DIR takes base.fvecs, queries.fvecs (the first --queries) and gt.ivecs of\n"
+            "  a TEXMEX set instead (ids: row numbers; recall against gt.ivecs), e.g. with\n"
+            "  --collection fashion-mnist --skip-load on the quickstart's cluster.\n"
             "  Defaults: --n 100000 --dim 128 --queries 2000 --k 10 --ef 64 --parts 0\n"
             "  --batch 1000 --clients 1,8 --rounds 3.\n");
 }
@@ -372,7 +377,7 @@ static int setup_collection(const struct ropts *o)
     struct hc c = {.fd = -1, .o = o};
     const char *body;
     size_t blen;
-    int st = hc_call(&c, "DELETE", "/collections/" COLL, "", 0, &body, &blen);
+    int st = hc_call(&c, "DELETE", o->paths[3], "", 0, &body, &blen);
     if (st != 200) {
         fprintf(stderr, "dvec-bench rest: cannot reach %s (status %d)\n", o->url, st);
         hc_close(&c);
@@ -385,7 +390,7 @@ static int setup_collection(const struct ropts *o)
                      "{\"vectors\":{\"size\":%u,\"distance\":\"Euclid\"}%s,"
                      "\"hnsw_config\":{\"m\":16,\"ef_construct\":200}}",
                      o->dim, shards);
-    st = hc_call(&c, "PUT", "/collections/" COLL, req, (size_t)n, &body, &blen);
+    st = hc_call(&c, "PUT", o->paths[3], req, (size_t)n, &body, &blen);
     if (st != 200)
         fprintf(stderr, "dvec-bench rest: create: status %d: %.*s\n", st, (int)blen, body);
     hc_close(&c);
@@ -419,6 +424,10 @@ int bench_rest_main(int argc, char **argv)
             o.url = v, i++;
         } else if (strcmp(a, "--native") == 0) {
             o.native = v, i++;
+        } else if (strcmp(a, "--data") == 0) {
+            o.data = v, i++;
+        } else if (strcmp(a, "--collection") == 0) {
+            o.coll = v, i++;
         } else if (strcmp(a, "--n") == 0) {
             o.n = strtoull(v, NULL, 10), i++;
         } else if (strcmp(a, "--dim") == 0) {
@@ -454,12 +463,48 @@ int bench_rest_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    float *data = malloc(o.n * o.dim * sizeof(float));
-    float *qv = malloc((size_t)o.queries * o.dim * sizeof(float));
-    for (uint64_t i = 0; i < o.n; i++)
-        bench_gen_vec(i, o.dim, data + i * o.dim);
-    for (uint32_t q = 0; q < o.queries; q++)
-        bench_gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
+    if (o.coll == NULL)
+        o.coll = COLL;
+    snprintf(o.paths[0], sizeof o.paths[0], "/collections/%s/points?wait=true", o.coll);
+    snprintf(o.paths[1], sizeof o.paths[1], "/collections/%s/points/search", o.coll);
+    snprintf(o.paths[2], sizeof o.paths[2], "/collections/%s/points/query", o.coll);
+    snprintf(o.paths[3], sizeof o.paths[3], "/collections/%s", o.coll);
+    float *data = NULL, *qv = NULL;
+    uint64_t *truth = NULL;
+    if (o.data) {
+        char path[4096];
+        size_t nb, nq, ng;
+        uint32_t dq, dg;
+        snprintf(path, sizeof path, "%s/base.fvecs", o.data);
+        data = bench_read_vecs(path, &nb, &o.dim);
+        snprintf(path, sizeof path, "%s/queries.fvecs", o.data);
+        qv = data ? bench_read_vecs(path, &nq, &dq) : NULL;
+        snprintf(path, sizeof path, "%s/gt.ivecs", o.data);
+        int32_t *gt = qv ? bench_read_vecs(path, &ng, &dg) : NULL;
+        if (gt == NULL || dq != o.dim || ng != nq || dg < o.k) {
+            if (gt)
+                fprintf(stderr,
+                        "dvec-bench rest: %s: queries, base and ground truth disagree "
+                        "(dimensions %u/%u, %zu queries, %zu rows of %u neighbours)\n",
+                        o.data, dq, o.dim, nq, ng, dg);
+            return 1;
+        }
+        o.n = nb;
+        if (o.queries > nq)
+            o.queries = (uint32_t)nq;
+        truth = malloc((size_t)o.queries * o.k * sizeof *truth);
+        for (uint32_t q = 0; q < o.queries; q++)
+            for (uint32_t j = 0; j < o.k; j++)
+                truth[(size_t)q * o.k + j] = (uint64_t)gt[(size_t)q * dg + j];
+        free(gt);
+    } else {
+        data = malloc(o.n * o.dim * sizeof(float));
+        qv = malloc((size_t)o.queries * o.dim * sizeof(float));
+        for (uint64_t i = 0; i < o.n; i++)
+            bench_gen_vec(i, o.dim, data + i * o.dim);
+        for (uint32_t q = 0; q < o.queries; q++)
+            bench_gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
+    }
 
     double up = 0;
     if (!o.skip_load) {
@@ -475,7 +520,8 @@ int bench_rest_main(int argc, char **argv)
         if (atomic_load(&l.failed))
             return 1;
     }
-    uint64_t *truth = oracle(&o, data, qv);
+    if (truth == NULL)
+        truth = oracle(&o, data, qv);
     struct buf *bodies = calloc(o.queries, sizeof *bodies);
     for (uint32_t q = 0; q < o.queries; q++) {
         buf_appendf(&bodies[q], o.query_api ? "{\"query\":" : "{\"vector\":");
@@ -506,10 +552,10 @@ int bench_rest_main(int argc, char **argv)
         }
     }
     if (rc == 0) {
-        printf("\n## dvec-bench rest: %" PRIu64 " x %u (clustered), Euclid, ef %u, k %u, %u "
-               "queries, one per request (%s), keep-alive, best of %u rounds\n\n",
-               o.n, o.dim, o.ef, o.k, o.queries, o.query_api ? "points/query" : "points/search",
-               o.rounds);
+        printf("\n## dvec-bench rest: %" PRIu64 " x %u (%s), collection %s, Euclid, ef %u, k %u, "
+               "%u queries, one per request (%s), keep-alive, best of %u rounds\n\n",
+               o.n, o.dim, o.data ? o.data : "clustered", o.coll, o.ef, o.k, o.queries,
+               o.query_api ? "points/query" : "points/search", o.rounds);
         printf("| path | client threads | QPS | p50 ms | p99 ms | recall@%u | REST / native |\n",
                o.k);
         printf("|---|---:|---:|---:|---:|---:|---:|\n");
