@@ -73,9 +73,14 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
         req.addr.coll = (struct msg_str){coll->name, (uint32_t)strlen(coll->name)};
         req.addr.part = held[i].part;
         req.addr.epoch = held[i].epoch;
-        req.u.create_req = (struct msg_create_req){
-            coll->cfg.dim,       coll->cfg.metric, coll->cfg.m,  coll->cfg.ef_construction,
-            coll->cfg.ef_search, coll->cfg.fsync,  coll->cfg.sq8};
+        req.u.create_req = (struct msg_create_req){.dim = coll->cfg.dim,
+                                                   .metric = coll->cfg.metric,
+                                                   .m = coll->cfg.m,
+                                                   .ef_construction = coll->cfg.ef_construction,
+                                                   .ef_search = coll->cfg.ef_search,
+                                                   .fsync = coll->cfg.fsync,
+                                                   .sq8 = coll->cfg.sq8,
+                                                   .incarnation = coll->epoch};
         struct rpc_reply rep;
         int rc = rpc_call(r, &req, &rep, err);
         rpc_reply_free(&rep);
@@ -86,8 +91,9 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
                      "code=%s error=%s",
                      n->id, coll->name, held[i].part, dv_errname(rc), err);
         } else {
-            log_info("replica created on node", "node=%s collection=%s partition=%u epoch=%" PRIu64,
-                     n->id, coll->name, held[i].part, held[i].epoch);
+            log_info("replica created on node",
+                     "node=%s collection=%s partition=%u epoch=%" PRIu64 " incarnation=%" PRIu64,
+                     n->id, coll->name, held[i].part, held[i].epoch, coll->epoch);
         }
     }
     if (only_coll == NULL)
