@@ -383,7 +383,7 @@ int bench_node_main(int argc, char **argv)
         return 1;
     }
     struct msg req = {.type = MSG_REPLICA_CREATE, .addr = addr()};
-    req.u.create_req = (struct msg_create_req){o.dim, HNSW_L2, 16, 200, o.ef, 0, false};
+    req.u.create_req = (struct msg_create_req){o.dim, HNSW_L2, 16, 200, o.ef, 0, false, 0};
     struct rpc_reply rep;
     int rc = rpc_call(r, &req, &rep, err);
     rpc_reply_free(&rep);

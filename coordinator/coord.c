@@ -107,6 +107,36 @@ void coord_seen(struct coord *c, const char *node_id)
     }
     snprintf(c->seen[c->n_seen].id, sizeof c->seen[c->n_seen].id, "%s", node_id);
     c->seen[c->n_seen].last_ms = now;
+    c->seen[c->n_seen].stale = false;
     c->n_seen++;
     pthread_mutex_unlock(&c->seen_mu);
+}
+
+/* The leader's table entry of a node; called with seen_mu held. NULL when never seen. */
+static struct coord_seen *seen_find(struct coord *c, const char *node_id)
+{
+    for (size_t i = 0; i < c->n_seen; i++)
+        if (strcmp(c->seen[i].id, node_id) == 0)
+            return &c->seen[i];
+    return NULL;
+}
+
+void coord_mark_stale(struct coord *c, const char *node_id)
+{
+    pthread_mutex_lock(&c->seen_mu);
+    struct coord_seen *s = seen_find(c, node_id);
+    if (s)
+        s->stale = true;
+    pthread_mutex_unlock(&c->seen_mu);
+}
+
+bool coord_take_stale(struct coord *c, const char *node_id)
+{
+    pthread_mutex_lock(&c->seen_mu);
+    struct coord_seen *s = seen_find(c, node_id);
+    bool stale = s && s->stale;
+    if (s)
+        s->stale = false;
+    pthread_mutex_unlock(&c->seen_mu);
+    return stale;
 }

@@ -39,6 +39,9 @@ struct coord_conn {
 struct coord_seen {
     char id[CMAP_ID_MAX + 1];
     uint64_t last_ms; /* local monotonic clock */
+    /* its last report named a replica of another incarnation than its collection's: the next
+     * reconcile sends it a create for every replica placed on it */
+    bool stale;
 };
 
 struct coord {
@@ -80,10 +83,19 @@ int coord_apply(struct coord *c, const struct cmap_cmd *cmd, struct cmap_result 
 /* Notes a report from a node (leader's liveness table). */
 void coord_seen(struct coord *c, const char *node_id);
 
-/* Makes node n hold the replicas the map places on it (creates; drops the others unless
- * only_coll limits it to creating one collection's). Returns the number of failed calls. */
+/* Marks a node (already seen) as holding a replica of a dropped collection; coord_take_stale
+ * returns the mark and clears it. */
+void coord_mark_stale(struct coord *c, const char *node_id);
+bool coord_take_stale(struct coord *c, const char *node_id);
+
+/*
+ * Makes node n hold the replicas the map places on it: creates those it did not report (all
+ * of them when `all`), each with its collection's incarnation, and drops those it reported
+ * that the map does not place on it. only_coll != NULL limits it to creating every replica
+ * of that collection (right after its creation). Returns the number of failed calls.
+ */
 int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cmap_node *n,
-                         const char *only_coll);
+                         const char *only_coll, bool all);
 
 /* Starts / stops the leader's background work (coord_leader.c). */
 int coord_leader_start(struct coord *c);

@@ -83,6 +83,122 @@ static int forward(struct coord *c, const void *in, size_t n, struct buf *out, c
 
 /* ---- map changes (leader) ---------------------------------------------------------------- */
 
+/* Creating one collection's replicas, one task per node (rpcsrv_parallel). */
+struct create_job {
+    struct coord *c;
+    const struct cmap *m;
+    const char *coll;
+    const struct cmap_node **nodes;
+};
+
+static void create_on_node(void *arg, size_t i)
+{
+    struct create_job *j = arg;
+    coord_reconcile_node(j->c, j->m, j->nodes[i], j->coll, false);
+}
+
+/* Asks every node that is not dead or removed to create its replicas of collection `name`,
+ * in parallel; failures are logged (the leader's loop retries them). */
+static void create_replicas(struct coord *c, const char *name)
+{
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap *m = &ref->map;
+    const struct cmap_node **nodes = calloc(m->n_nodes ? m->n_nodes : 1, sizeof *nodes);
+    size_t n = 0;
+    for (uint32_t i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].state != CMAP_NODE_REMOVED && m->nodes[i].state != CMAP_NODE_DEAD) {
+            if (nodes == NULL)
+                coord_reconcile_node(c, m, &m->nodes[i], name, false);
+            else
+                nodes[n++] = &m->nodes[i];
+        }
+    struct create_job j = {c, m, name, nodes};
+    if (n == 1)
+        create_on_node(&j, 0);
+    else if (n > 1)
+        rpcsrv_parallel(c->srv, n, create_on_node, &j);
+    free(nodes);
+    craft_map_release(c->raft, ref);
+}
+
+/* One replica of a dropped collection to drop from its node. */
+struct drop_call {
+    uint32_t node, part;
+    struct rpc *r;
+    const char *node_id;
+    const char *coll;
+    uint64_t epoch;
+    int rc;
+    char err[DV_ERRMSG_SIZE];
+};
+
+static int drop_call_cmp(const void *a, const void *b)
+{
+    const struct drop_call *x = a, *y = b;
+    if (x->node != y->node)
+        return x->node < y->node ? -1 : 1;
+    return x->part < y->part ? -1 : x->part > y->part;
+}
+
+static void drop_one(void *arg, size_t i)
+{
+    struct drop_call *k = &((struct drop_call *)arg)[i];
+    struct msg req = {.type = MSG_REPLICA_DROP};
+    req.addr = (struct msg_addr){S(k->coll), k->part, k->epoch};
+    struct rpc_reply rep;
+    k->rc = rpc_call(k->r, &req, &rep, k->err);
+    rpc_reply_free(&rep);
+}
+
+/*
+ * The replicas of collection cl that nodes may hold: its placement, both ends of its moves
+ * and what nodes reported, once each, on nodes that are not dead or removed. *out (malloc'd)
+ * gets them with their connections; node ids and names point into map m.
+ */
+static int drop_calls(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                      struct drop_call **out, size_t *n_out)
+{
+    size_t cap = 0, n = 0;
+    for (uint32_t p = 0; p < cl->cfg.n_parts; p++)
+        cap += cl->parts[p].n;
+    cap += 2 * (size_t)m->n_moves;
+    for (uint32_t i = 0; i < m->n_nodes; i++)
+        cap += m->nodes[i].n_reports;
+    struct drop_call *k = calloc(cap ? cap : 1, sizeof *k);
+    if (k == NULL)
+        return DV_ENOMEM;
+    for (uint32_t p = 0; p < cl->cfg.n_parts; p++)
+        for (uint32_t j = 0; j < cl->parts[p].n; j++)
+            k[n++] = (struct drop_call){.node = cl->parts[p].nodes[j], .part = p};
+    for (uint32_t i = 0; i < m->n_moves; i++)
+        if (strcmp(m->moves[i].coll, cl->name) == 0) {
+            k[n++] = (struct drop_call){.node = m->moves[i].from, .part = m->moves[i].part};
+            k[n++] = (struct drop_call){.node = m->moves[i].to, .part = m->moves[i].part};
+        }
+    for (uint32_t i = 0; i < m->n_nodes; i++)
+        for (uint32_t j = 0; j < m->nodes[i].n_reports; j++)
+            if (strcmp(m->nodes[i].reports[j].coll, cl->name) == 0)
+                k[n++] = (struct drop_call){.node = i, .part = m->nodes[i].reports[j].part};
+    qsort(k, n, sizeof *k, drop_call_cmp);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (kept > 0 && drop_call_cmp(&k[kept - 1], &k[i]) == 0)
+            continue;
+        const struct cmap_node *nd = cmap_node_get(m, k[i].node);
+        if (nd == NULL || nd->state == CMAP_NODE_DEAD || nd->state == CMAP_NODE_REMOVED)
+            continue;
+        k[i].r = coord_conn(c, nd->url, NULL, k[i].err);
+        if (k[i].r == NULL)
+            continue;
+        k[i].node_id = nd->id;
+        k[i].coll = cl->name;
+        k[kept++] = k[i];
+    }
+    *out = k;
+    *n_out = kept;
+    return DV_OK;
+}
+
 static int coll_create(struct coord *c, const struct msg *req, char *errmsg)
 {
     char name[CMAP_NAME_MAX + 1];
@@ -126,13 +242,7 @@ static int coll_create(struct coord *c, const struct msg *req, char *errmsg)
              made.dim, made.n_parts, made.rf, res.epoch);
     /* Create the replicas now, so that the collection is usable when the client hears back;
      * the leader's loop retries whatever fails here. */
-    ref = craft_map(c->raft);
-    for (uint32_t i = 0; i < ref->map.n_nodes; i++) {
-        const struct cmap_node *n = &ref->map.nodes[i];
-        if (n->state != CMAP_NODE_REMOVED && n->state != CMAP_NODE_DEAD)
-            coord_reconcile_node(c, &ref->map, n, name);
-    }
-    craft_map_release(c->raft, ref);
+    create_replicas(c, name);
     return DV_OK;
 }
 
@@ -144,14 +254,49 @@ static int coll_drop(struct coord *c, const struct msg *req, char *errmsg)
         return rc;
     struct cmap_cmd cmd = {.type = CMAP_CMD_COLL_DROP, .req = coord_reqid(c)};
     snprintf(cmd.u.coll_drop.name, sizeof cmd.u.coll_drop.name, "%s", name);
-    struct cmap_result res;
-    if ((rc = coord_apply(c, &cmd, &res, errmsg)) != DV_OK)
+    /* Where its replicas are, from the map before the drop (kept until they are dropped). */
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap_coll *cl = cmap_coll_find(&ref->map, name);
+    struct drop_call *calls = NULL;
+    size_t n_calls = 0;
+    if (cl != NULL && (rc = drop_calls(c, &ref->map, cl, &calls, &n_calls)) != DV_OK) {
+        craft_map_release(c->raft, ref);
         return rc;
-    if (res.code != DV_OK) {
-        dv_errmsg_set(errmsg, "%s", res.msg);
-        return res.code;
     }
-    log_info("collection dropped", "name=%s epoch=%" PRIu64, name, res.epoch);
+    struct cmap_result res;
+    rc = coord_apply(c, &cmd, &res, errmsg);
+    if (rc == DV_OK && res.code != DV_OK) {
+        dv_errmsg_set(errmsg, "%s", res.msg);
+        rc = res.code;
+    }
+    if (rc != DV_OK) {
+        free(calls);
+        craft_map_release(c->raft, ref);
+        return rc;
+    }
+    /* Drop the replicas now (best effort, in parallel), with the epoch of the drop: disk space
+     * comes back at once and a collection created next under the same name starts empty. A
+     * node that misses this drops them when the leader's loop reconciles it, and a create of
+     * the new collection replaces a replica left over (its incarnation differs). */
+    for (size_t i = 0; i < n_calls; i++)
+        calls[i].epoch = res.epoch;
+    if (n_calls == 1)
+        drop_one(calls, 0);
+    else if (n_calls > 1)
+        rpcsrv_parallel(c->srv, n_calls, drop_one, calls);
+    size_t failed = 0;
+    for (size_t i = 0; i < n_calls; i++)
+        if (calls[i].rc != DV_OK && calls[i].rc != DV_ESTALE) {
+            if (failed++ == 0)
+                log_warn("cannot drop a replica of a dropped collection now; reconcile will",
+                         "node=%s collection=%s partition=%u code=%s error=%s", calls[i].node_id,
+                         name, calls[i].part, dv_errname(calls[i].rc), calls[i].err);
+        }
+    log_info("collection dropped",
+             "name=%s epoch=%" PRIu64 " replicas=%zu replica_drops_failed=%zu", name, res.epoch,
+             n_calls, failed);
+    free(calls);
+    craft_map_release(c->raft, ref);
     return DV_OK;
 }
 
@@ -188,6 +333,25 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
     coord_seen(c, id);
 
     struct cmap_ref *ref = craft_map(c->raft);
+    /* A replica of another incarnation than its collection's is left from a dropped
+     * collection of the same name (the node missed the drop): the leader's loop sends the node
+     * creates with the right incarnation, which replace it. */
+    for (uint32_t i = 0; i < r->n; i++) {
+        const struct msg_replica_report *x = &r->replicas[i];
+        char coll[CMAP_NAME_MAX + 1];
+        if (x->incarnation == 0 || x->coll.len > CMAP_NAME_MAX)
+            continue;
+        snprintf(coll, sizeof coll, "%.*s", (int)x->coll.len, x->coll.p);
+        const struct cmap_coll *cl = cmap_coll_find(&ref->map, coll);
+        if (cl != NULL && cl->epoch != x->incarnation) {
+            log_info("node holds a replica of a dropped collection",
+                     "node=%s collection=%s partition=%u incarnation=%" PRIu64
+                     " collection_incarnation=%" PRIu64,
+                     id, coll, x->part, x->incarnation, cl->epoch);
+            coord_mark_stale(c, id);
+            break;
+        }
+    }
     const struct cmap_node *n = cmap_node_find(&ref->map, id);
     bool reg = n == NULL || n->state == CMAP_NODE_REMOVED || n->state == CMAP_NODE_DEAD ||
                n->state == CMAP_NODE_SUSPECT || n->state == CMAP_NODE_JOINING ||

@@ -48,13 +48,15 @@ static bool reported(const struct cmap_node *n, const char *coll, uint32_t part)
 }
 
 /*
- * Makes node n match the map: creates every replica placed on it that it did not report
- * (creating is idempotent on the node), drops every replica it reported that the map does not
- * place on it. only_coll != NULL limits creates to one collection (right after its creation).
- * Returns the number of failed calls.
+ * Makes node n match the map: creates every replica placed on it that it did not report, or
+ * every one when `all` (creating is idempotent on the node; a create carrying the
+ * collection's incarnation replaces a replica left by a dropped collection of the same name),
+ * drops every replica it reported that the map does not place on it. only_coll != NULL
+ * limits creates to one collection (right after its creation). Returns the number of failed
+ * calls.
  */
 int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cmap_node *n,
-                         const char *only_coll)
+                         const char *only_coll, bool all)
 {
     char err[DV_ERRMSG_SIZE];
     int failed = 0;
@@ -67,15 +69,21 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
         return 1;
     for (size_t i = 0; i < nh; i++) {
         const struct cmap_coll *coll = held[i].coll;
-        if (only_coll ? strcmp(coll->name, only_coll) != 0 : reported(n, coll->name, held[i].part))
+        if (only_coll ? strcmp(coll->name, only_coll) != 0
+                      : !all && reported(n, coll->name, held[i].part))
             continue;
         struct msg req = {.type = MSG_REPLICA_CREATE};
         req.addr.coll = (struct msg_str){coll->name, (uint32_t)strlen(coll->name)};
         req.addr.part = held[i].part;
         req.addr.epoch = held[i].epoch;
-        req.u.create_req = (struct msg_create_req){
-            coll->cfg.dim,       coll->cfg.metric, coll->cfg.m,  coll->cfg.ef_construction,
-            coll->cfg.ef_search, coll->cfg.fsync,  coll->cfg.sq8};
+        req.u.create_req = (struct msg_create_req){.dim = coll->cfg.dim,
+                                                   .metric = coll->cfg.metric,
+                                                   .m = coll->cfg.m,
+                                                   .ef_construction = coll->cfg.ef_construction,
+                                                   .ef_search = coll->cfg.ef_search,
+                                                   .fsync = coll->cfg.fsync,
+                                                   .sq8 = coll->cfg.sq8,
+                                                   .incarnation = coll->epoch};
         struct rpc_reply rep;
         int rc = rpc_call(r, &req, &rep, err);
         rpc_reply_free(&rep);
@@ -86,8 +94,9 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
                      "code=%s error=%s",
                      n->id, coll->name, held[i].part, dv_errname(rc), err);
         } else {
-            log_info("replica created on node", "node=%s collection=%s partition=%u epoch=%" PRIu64,
-                     n->id, coll->name, held[i].part, held[i].epoch);
+            log_info("replica created on node",
+                     "node=%s collection=%s partition=%u epoch=%" PRIu64 " incarnation=%" PRIu64,
+                     n->id, coll->name, held[i].part, held[i].epoch, coll->epoch);
         }
     }
     if (only_coll == NULL)
@@ -144,8 +153,15 @@ static void tick(struct coord *c, uint64_t leader_since)
         else if ((n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_JOINING) &&
                  silent > c->o.suspect_ms)
             set_state(c, n, CMAP_NODE_SUSPECT, silent);
-        else if (n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_DRAINING)
-            coord_reconcile_node(c, m, n, NULL);
+        else if (n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_DRAINING) {
+            bool stale = coord_take_stale(c, n->id);
+            if (stale)
+                log_info("node reported a replica of a dropped collection; recreating its "
+                         "replicas",
+                         "node=%s", n->id);
+            if (coord_reconcile_node(c, m, n, NULL, stale) > 0 && stale)
+                coord_mark_stale(c, n->id);
+        }
     }
     craft_map_release(c->raft, ref);
 }

@@ -105,7 +105,7 @@ bool msg_code_known(int64_t code)
 uint32_t msg_request_fields(int type)
 {
     static const uint8_t fields[MSG_TYPE_COUNT] = {
-        [MSG_REPLICA_CREATE] = 7, [MSG_UPSERT] = 4,
+        [MSG_REPLICA_CREATE] = 8, [MSG_UPSERT] = 4,
         [MSG_DELETE] = 1,         [MSG_GET] = 3,
         [MSG_SET_PAYLOAD] = 3,    [MSG_COUNT] = 1,
         [MSG_SCROLL] = 5,         [MSG_SEARCH] = 3,
@@ -275,6 +275,7 @@ static int w_request(struct buf *b, const struct msg *m)
         W(mpw_u64(b, c->ef_search));
         W(mpw_bool(b, c->sq8));
         W(mpw_u64(b, c->fsync));
+        W(mpw_u64(b, c->incarnation));
         break;
     }
     case MSG_COLL_CREATE:
@@ -378,11 +379,12 @@ static int w_request(struct buf *b, const struct msg *m)
         W(mpw_u64(b, r->capacity));
         W(mpw_array(b, r->n));
         for (uint32_t i = 0; i < r->n; i++) {
-            W(mpw_array(b, 4));
+            W(mpw_array(b, 5));
             W(w_str(b, r->replicas[i].coll));
             W(mpw_u64(b, r->replicas[i].part));
             W(mpw_u64(b, r->replicas[i].applied_lsn));
             W(mpw_u64(b, r->replicas[i].points));
+            W(mpw_u64(b, r->replicas[i].incarnation));
         }
         break;
     }

@@ -112,10 +112,14 @@ struct msg_hello_rep {
     uint32_t n_replicas;
 };
 
-/* Replica parameters: metric is enum hnsw_metric, fsync is enum wal_sync (shard/). */
+/* Replica parameters: metric is enum hnsw_metric, fsync is enum wal_sync (shard/).
+ * incarnation: the map epoch at which the collection was created, which tells a collection
+ * from an earlier one of the same name; 0: not given (a request of a sender that predates it,
+ * or of a tool), and the node keeps any replica it has. */
 struct msg_create_req {
     uint32_t dim, metric, m, ef_construction, ef_search, fsync;
     bool sq8;
+    uint64_t incarnation;
 };
 
 struct msg_list_rep {
@@ -350,11 +354,13 @@ struct msg_cluster_rep {
     struct msg_bytes status;
 };
 
-/* A replica a node holds, as it reports it. */
+/* A replica a node holds, as it reports it; incarnation as in msg_create_req (0: the replica
+ * was created without one, or the report comes from a node that predates it). */
 struct msg_replica_report {
     struct msg_str coll;
     uint32_t part;
     uint64_t applied_lsn, points;
+    uint64_t incarnation;
 };
 
 /* A node's registration and heartbeat: its id, native and HTTP URLs (http_url may be empty),

@@ -356,10 +356,18 @@ static int d_node_report(struct dec *d, struct msg_node_report_req *r)
         return fail(d, DV_ENOMEM, "replicas");
     for (uint32_t i = 0; i < r->n; i++) {
         struct msg_replica_report *x = &r->replicas[i];
-        if ((rc = d_tuple(d, 4, "replica")) || (rc = d_str(d, &x->coll, "replica collection")) ||
+        uint32_t fields;
+        /* 4 fields: a node that predates incarnations (read as 0) */
+        R(mpk_array(&d->r, &fields), "replica");
+        if (fields != 4 && fields != 5)
+            return fail(d, DV_ECORRUPT, "replica");
+        if ((rc = d_str(d, &x->coll, "replica collection")) ||
             (rc = d_u32(d, &x->part, "replica partition")) ||
             (rc = d_u64(d, &x->applied_lsn, "replica lsn")) ||
             (rc = d_u64(d, &x->points, "replica points")))
+            return rc;
+        x->incarnation = 0;
+        if (fields == 5 && (rc = d_u64(d, &x->incarnation, "replica incarnation")))
             return rc;
     }
     return DV_OK;
@@ -371,7 +379,10 @@ static int d_request(struct dec *d)
     int rc;
     uint32_t n;
     R(mpk_array(&d->r, &n), "body");
-    if (n != msg_request_fields(m->type))
+    /* A replica create without its last field (incarnation) comes from a sender that
+     * predates it: read as incarnation 0. */
+    bool no_incarnation = m->type == MSG_REPLICA_CREATE && n == msg_request_fields(m->type) - 1;
+    if (n != msg_request_fields(m->type) && !no_incarnation)
         return fail(d, DV_ECORRUPT, "body length");
     if (msg_type_addressed(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")) ||
@@ -389,6 +400,9 @@ static int d_request(struct dec *d)
             (rc = d_u32(d, &c->ef_construction, "ef_construction")) ||
             (rc = d_u32(d, &c->ef_search, "ef_search")) || (rc = d_bool(d, &c->sq8, "sq8")) ||
             (rc = d_u32(d, &c->fsync, "fsync")))
+            return rc;
+        c->incarnation = 0;
+        if (!no_incarnation && (rc = d_u64(d, &c->incarnation, "incarnation")))
             return rc;
         return DV_OK;
     }

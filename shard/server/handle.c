@@ -518,7 +518,8 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
             hp.ef_search = cr->ef_search;
         hp.sq8 = cr->sq8;
         rc = node_create(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
-                         req->addr.epoch, &hp, (enum wal_sync)cr->fsync, stale_epoch, errmsg);
+                         req->addr.epoch, cr->incarnation, &hp, (enum wal_sync)cr->fsync,
+                         stale_epoch, errmsg);
         return rc == DV_OK ? msg_encode(rep, out, errmsg) : rc;
     }
     case MSG_REPLICA_DROP:

@@ -65,17 +65,43 @@ static void unlink_rep(struct node *n, struct rep *r)
 
 /* ---- node.meta --------------------------------------------------------------------------- */
 
-static int meta_write(struct node *n, const char *dir, uint64_t epoch, enum wal_sync fsync)
+/* The incarnation line comes last: a build that predates it reads the first three lines
+ * and ignores it. */
+static int meta_write(struct node *n, const char *dir, uint64_t epoch, uint64_t incarnation,
+                      enum wal_sync fsync)
 {
-    char path[PATH_MAX + 16], text[128];
+    char path[PATH_MAX + 16], text[160];
     snprintf(path, sizeof path, "%s/node.meta", dir);
-    int len = snprintf(text, sizeof text, "dvec-node-meta 1\nepoch %" PRIu64 "\nfsync %s\n", epoch,
-                       sync_names[fsync]);
+    int len = snprintf(text, sizeof text,
+                       "dvec-node-meta 1\nepoch %" PRIu64 "\nfsync %s\nincarnation %" PRIu64 "\n",
+                       epoch, sync_names[fsync], incarnation);
     return io_replace_file(n->io, path, text, (size_t)len);
 }
 
-static int meta_read(struct node *n, const char *dir, uint64_t *epoch, enum wal_sync *fsync,
-                     char *errmsg)
+/* The optional "incarnation N" line after the fsync line; absent (a file written before
+ * incarnations existed): 0. */
+static int meta_incarnation(const char *rest, uint64_t *incarnation)
+{
+    *incarnation = 0;
+    if (*rest == '\0')
+        return DV_OK;
+    static const char key[] = "incarnation ";
+    if (strncmp(rest, key, sizeof key - 1) != 0)
+        return DV_ECORRUPT;
+    const char *v = rest + sizeof key - 1;
+    if (*v < '0' || *v > '9')
+        return DV_ECORRUPT;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno != 0 || strcmp(end, "\n") != 0)
+        return DV_ECORRUPT;
+    *incarnation = x;
+    return DV_OK;
+}
+
+static int meta_read(struct node *n, const char *dir, uint64_t *epoch, uint64_t *incarnation,
+                     enum wal_sync *fsync, char *errmsg)
 {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/node.meta", dir);
@@ -91,8 +117,14 @@ static int meta_read(struct node *n, const char *dir, uint64_t *epoch, enum wal_
     text[len] = '\0';
     free(buf);
     unsigned long long e;
-    if (sscanf(text, "dvec-node-meta 1\nepoch %llu\nfsync %15s\n", &e, sync) != 2) {
+    int used = 0;
+    if (sscanf(text, "dvec-node-meta 1\nepoch %llu\nfsync %15s\n%n", &e, sync, &used) != 2 ||
+        used == 0 || text[used - 1] != '\n') {
         dv_errmsg_set(errmsg, "%s: not a node meta file", path);
+        return DV_ECORRUPT;
+    }
+    if (meta_incarnation(text + used, incarnation) != DV_OK) {
+        dv_errmsg_set(errmsg, "%s: bad incarnation line after the fsync line", path);
         return DV_ECORRUPT;
     }
     for (int i = 0; i < 3; i++)
@@ -129,7 +161,7 @@ static void replica_opts(struct node *n, enum wal_sync fsync, struct part_opts *
 }
 
 static struct rep *rep_new(const char *dir, const char *coll, size_t len, uint32_t partition,
-                           uint64_t epoch, enum wal_sync fsync)
+                           uint64_t epoch, uint64_t incarnation, enum wal_sync fsync)
 {
     struct rep *r = calloc(1, sizeof *r);
     if (r == NULL)
@@ -138,6 +170,7 @@ static struct rep *rep_new(const char *dir, const char *coll, size_t len, uint32
     r->pub.coll[len] = '\0';
     r->pub.partition = partition;
     r->pub.epoch = epoch;
+    r->pub.incarnation_ = incarnation;
     r->pub.fsync = fsync;
     pthread_mutex_init(&r->meta_mu, NULL);
     snprintf(r->dir, sizeof r->dir, "%s", dir);
@@ -176,9 +209,9 @@ static int open_one(struct node *n, const char *name)
         return DV_OK;
     }
     snprintf(dir, sizeof dir, "%s/replicas/%s", n->dir, name);
-    uint64_t epoch;
+    uint64_t epoch, incarnation;
     enum wal_sync fsync;
-    int rc = meta_read(n, dir, &epoch, &fsync, err);
+    int rc = meta_read(n, dir, &epoch, &incarnation, &fsync, err);
     if (rc != DV_OK)
         goto err_log;
     struct part_opts o;
@@ -188,7 +221,7 @@ static int open_one(struct node *n, const char *name)
     rc = part_open(n->io, data, &o, &p, err);
     if (rc != DV_OK)
         goto err_log;
-    struct rep *r = rep_new(dir, name, coll_len, partition, epoch, fsync);
+    struct rep *r = rep_new(dir, name, coll_len, partition, epoch, incarnation, fsync);
     if (r == NULL) {
         part_close(p);
         return DV_ENOMEM;
@@ -197,9 +230,10 @@ static int open_one(struct node *n, const char *name)
     struct part_info info;
     part_get_info(p, &info);
     log_info("replica opened",
-             "collection=%s partition=%u epoch=%" PRIu64 " points=%" PRIu64 " lsn=%" PRIu64
-             " open_ms=%" PRIu64,
-             r->pub.coll, partition, epoch, info.points, info.applied_lsn, info.open_ms);
+             "collection=%s partition=%u epoch=%" PRIu64 " incarnation=%" PRIu64 " points=%" PRIu64
+             " lsn=%" PRIu64 " open_ms=%" PRIu64,
+             r->pub.coll, partition, epoch, incarnation, info.points, info.applied_lsn,
+             info.open_ms);
     pthread_mutex_lock(&n->mu);
     insert(n, r);
     pthread_mutex_unlock(&n->mu);
@@ -346,7 +380,8 @@ int node_acquire(struct node *n, const char *coll, size_t coll_len, uint32_t par
         bool still = epoch > r->pub.epoch;
         pthread_mutex_unlock(&n->mu);
         if (still) {
-            int rc = meta_write(n, r->dir, epoch, r->pub.fsync);
+            /* the incarnation changes only under meta_mu, held here */
+            int rc = meta_write(n, r->dir, epoch, node_incarnation(&r->pub), r->pub.fsync);
             if (rc == 0) {
                 pthread_mutex_lock(&n->mu);
                 if (epoch > r->pub.epoch)
@@ -371,6 +406,11 @@ void node_release(struct node *n, struct node_replica *pub)
     if (pub->dropped_ && pub->refs_ == 0)
         pthread_cond_broadcast(&n->released);
     pthread_mutex_unlock(&n->mu);
+}
+
+uint64_t node_incarnation(const struct node_replica *r)
+{
+    return __atomic_load_n(&r->incarnation_, __ATOMIC_RELAXED);
 }
 
 void node_foreach(struct node *n, void (*fn)(void *arg, struct node_replica *r), void *arg)
@@ -425,9 +465,104 @@ void node_checkpoint_all(struct node *n)
 
 /* ---- create and drop --------------------------------------------------------------------- */
 
+/*
+ * Takes r out of the table, waits until no request uses it, then removes its files durably
+ * (renamed to a leftover name first, so a crash cannot leave half of it under its name).
+ * Called with n->mu held; returns with it released. Frees r.
+ */
+static void drop_locked(struct node *n, struct rep *r)
+{
+    unlink_rep(n, r);
+    r->pub.dropped_ = true;
+    while (r->pub.refs_ > 0)
+        pthread_cond_wait(&n->released, &n->mu);
+    pthread_mutex_unlock(&n->mu);
+
+    part_close(r->pub.part);
+    char gone[PATH_MAX + 64], replicas[PATH_MAX + 16];
+    static uint64_t seq;
+    uint64_t s = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+    snprintf(gone, sizeof gone, "%s/replicas/.dropping-%s.%u-%" PRIu64, n->dir, r->pub.coll,
+             r->pub.partition, s);
+    snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
+    int rc = n->io->rename(n->io, r->dir, gone);
+    if (rc == 0)
+        io_fsync_dir(n->io, replicas);
+    remove_tree(rc == 0 ? gone : r->dir);
+    rep_free(r);
+}
+
+/*
+ * A create of `incarnation` (not 0) finding a replica of another non-zero incarnation: that
+ * replica belongs to a collection of the same name that was dropped (the coordinators'
+ * reconcile had not dropped it here yet, or this node was down meanwhile), so it is dropped
+ * and the caller creates an empty one. DV_OK when there was nothing to drop or it was
+ * dropped; DV_ESTALE (with *known) when the request is older than the replica: a create of an
+ * earlier incarnation never removes a later one.
+ */
+static int drop_other_incarnation(struct node *n, const char *coll, size_t coll_len,
+                                  uint32_t partition, uint64_t epoch, uint64_t incarnation,
+                                  uint64_t *known, char *errmsg)
+{
+    if (incarnation == 0)
+        return DV_OK;
+    pthread_mutex_lock(&n->mu);
+    struct rep *r = find(n, coll, coll_len, partition);
+    uint64_t had = r ? node_incarnation(&r->pub) : 0;
+    if (r == NULL || had == 0 || had == incarnation) {
+        pthread_mutex_unlock(&n->mu);
+        return DV_OK;
+    }
+    if (epoch < r->pub.epoch || incarnation < had) {
+        *known = r->pub.epoch;
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg,
+                      "stale map: collection %.*s partition %u: create of incarnation %" PRIu64
+                      " routed with epoch %" PRIu64 ", this node holds incarnation %" PRIu64
+                      " with epoch %" PRIu64,
+                      (int)coll_len, coll, partition, incarnation, epoch, had, *known);
+        return DV_ESTALE;
+    }
+    uint64_t old_epoch = r->pub.epoch;
+    drop_locked(n, r);
+    log_warn("replica of a dropped collection replaced",
+             "collection=%.*s partition=%u old_incarnation=%" PRIu64 " old_epoch=%" PRIu64
+             " incarnation=%" PRIu64 " epoch=%" PRIu64,
+             (int)coll_len, coll, partition, had, old_epoch, incarnation, epoch);
+    return DV_OK;
+}
+
+/* Records `incarnation` for a replica created without one (before incarnations existed):
+ * from now on a create of another incarnation replaces it. */
+static int adopt_incarnation(struct node *n, struct node_replica *pub, uint64_t incarnation,
+                             char *errmsg)
+{
+    struct rep *r = (struct rep *)pub;
+    int rc = 0;
+    pthread_mutex_lock(&r->meta_mu);
+    if (node_incarnation(pub) == 0) {
+        pthread_mutex_lock(&n->mu);
+        uint64_t epoch = pub->epoch;
+        pthread_mutex_unlock(&n->mu);
+        rc = meta_write(n, r->dir, epoch, incarnation, pub->fsync);
+        if (rc == 0) {
+            __atomic_store_n(&pub->incarnation_, incarnation, __ATOMIC_RELAXED);
+            log_info("replica given its collection's incarnation",
+                     "collection=%s partition=%u incarnation=%" PRIu64, pub->coll, pub->partition,
+                     incarnation);
+        }
+    }
+    pthread_mutex_unlock(&r->meta_mu);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "%s/node.meta: %s", r->dir, strerror(-rc));
+        return DV_EOS;
+    }
+    return DV_OK;
+}
+
 int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
-                uint64_t epoch, const struct hnsw_params *index, enum wal_sync fsync,
-                uint64_t *known, char *errmsg)
+                uint64_t epoch, uint64_t incarnation, const struct hnsw_params *index,
+                enum wal_sync fsync, uint64_t *known, char *errmsg)
 {
     char err[DV_ERRMSG_SIZE];
     *known = 0;
@@ -440,19 +575,25 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
         dv_errmsg_set(errmsg, "unknown fsync policy %u", (unsigned)fsync);
         return DV_EINVAL;
     }
+    int rc =
+        drop_other_incarnation(n, coll, coll_len, partition, epoch, incarnation, known, errmsg);
+    if (rc != DV_OK)
+        return rc;
     struct node_replica *have;
-    int rc = node_acquire(n, coll, coll_len, partition, epoch, &have, known, errmsg);
+    rc = node_acquire(n, coll, coll_len, partition, epoch, &have, known, errmsg);
     if (rc == DV_OK) {
         struct part_info info;
         part_get_info(have->part, &info);
         bool same = info.index.dim == index->dim && info.index.metric == index->metric;
+        if (same && incarnation != 0 && node_incarnation(have) != incarnation)
+            rc = adopt_incarnation(n, have, incarnation, errmsg);
         node_release(n, have);
         if (!same) {
             dv_errmsg_set(errmsg, "collection %.*s partition %u exists with dimension %u metric %d",
                           (int)coll_len, coll, partition, info.index.dim, (int)info.index.metric);
             return DV_EEXIST;
         }
-        return DV_OK;
+        return rc;
     }
     if (*known != 0)
         return rc; /* exists with a newer epoch */
@@ -481,7 +622,7 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
         goto err_remove;
     }
     part_close(p);
-    if ((rc = meta_write(n, tmp, epoch, fsync)) != 0) {
+    if ((rc = meta_write(n, tmp, epoch, incarnation, fsync)) != 0) {
         dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
         rc = DV_EOS;
         goto err_remove;
@@ -490,7 +631,8 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
     if (find(n, coll, coll_len, partition) != NULL) {
         pthread_mutex_unlock(&n->mu);
         remove_tree(tmp);
-        return node_create(n, coll, coll_len, partition, epoch, index, fsync, known, errmsg);
+        return node_create(n, coll, coll_len, partition, epoch, incarnation, index, fsync, known,
+                           errmsg);
     }
     rc = n->io->rename(n->io, tmp, final);
     char replicas[PATH_MAX + 16];
@@ -511,7 +653,7 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
         remove_tree(final);
         return rc;
     }
-    struct rep *r = rep_new(final, coll, coll_len, partition, epoch, fsync);
+    struct rep *r = rep_new(final, coll, coll_len, partition, epoch, incarnation, fsync);
     if (r == NULL) {
         pthread_mutex_unlock(&n->mu);
         part_close(p);
@@ -522,8 +664,10 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
     insert(n, r);
     pthread_mutex_unlock(&n->mu);
     log_info("replica created",
-             "collection=%s partition=%u epoch=%" PRIu64 " dim=%u metric=%d fsync=%s", r->pub.coll,
-             partition, epoch, index->dim, (int)index->metric, sync_names[fsync]);
+             "collection=%s partition=%u epoch=%" PRIu64 " incarnation=%" PRIu64
+             " dim=%u metric=%d fsync=%s",
+             r->pub.coll, partition, epoch, incarnation, index->dim, (int)index->metric,
+             sync_names[fsync]);
     return DV_OK;
 
 err_remove:
@@ -551,25 +695,10 @@ int node_drop(struct node *n, const char *coll, size_t coll_len, uint32_t partit
                           (int)coll_len, coll, partition, epoch, *known);
         return DV_ESTALE;
     }
-    unlink_rep(n, r);
-    r->pub.dropped_ = true;
-    while (r->pub.refs_ > 0)
-        pthread_cond_wait(&n->released, &n->mu);
-    pthread_mutex_unlock(&n->mu);
-
-    part_close(r->pub.part);
-    char gone[PATH_MAX + 64], replicas[PATH_MAX + 16];
-    static uint64_t seq;
-    uint64_t s = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
-    snprintf(gone, sizeof gone, "%s/replicas/.dropping-%s.%u-%" PRIu64, n->dir, r->pub.coll,
-             partition, s);
-    snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
-    int rc = n->io->rename(n->io, r->dir, gone);
-    if (rc == 0)
-        io_fsync_dir(n->io, replicas);
-    remove_tree(rc == 0 ? gone : r->dir);
-    log_info("replica dropped", "collection=%s partition=%u epoch=%" PRIu64, r->pub.coll, partition,
-             epoch);
-    rep_free(r);
+    uint64_t incarnation = node_incarnation(&r->pub);
+    drop_locked(n, r);
+    log_info("replica dropped",
+             "collection=%.*s partition=%u epoch=%" PRIu64 " incarnation=%" PRIu64, (int)coll_len,
+             coll, partition, epoch, incarnation);
     return DV_OK;
 }

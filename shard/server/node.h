@@ -12,14 +12,18 @@
  * Layout under the data dir (docs/formats.md, "Node directory"):
  *   LOCK                       flock'ed by the running process
  *   node.id                    the node id when none is configured (generated once)
- *   replicas/<coll>.<part>/    one replica: node.meta (epoch, fsync policy) and data/ (the
- *                              replica directory of part.h)
+ *   replicas/<coll>.<part>/    one replica: node.meta (epoch, fsync policy, incarnation) and
+ *                              data/ (the replica directory of part.h)
  *   replicas/.creating-*, .dropping-*   leftovers of a crash, removed at start
  *   tmp/                       snapshot files served to other nodes, emptied at start
  *
  * Epochs fence stale routing: each replica remembers the highest map epoch a request named.
  * A request with a lower epoch gets DV_ESTALE with the replica's epoch; a request for a
  * partition the node does not hold gets DV_ESTALE with epoch 0.
+ *
+ * Incarnations tell collections of the same name apart: a replica remembers the incarnation
+ * (the map epoch of its collection's creation) it was created for, 0 when it was created
+ * without one. A create of another incarnation replaces it (node_create).
  *
  * Threading: every function may be called from any thread. A replica found by node_acquire
  * stays open until node_release, even when it is dropped meanwhile (the drop waits).
@@ -62,7 +66,11 @@ struct node_replica {
     /* private */
     int refs_;
     bool dropped_;
+    uint64_t incarnation_; /* read with node_incarnation() */
 };
+
+/* The incarnation the replica was created for (0: none given). Any thread, no lock. */
+uint64_t node_incarnation(const struct node_replica *r);
 
 /*
  * Finds the replica of (coll, partition) for a request routed with `epoch`. DV_ESTALE (with
@@ -74,13 +82,19 @@ int node_acquire(struct node *n, const char *coll, size_t coll_len, uint32_t par
 void node_release(struct node *n, struct node_replica *r);
 
 /*
- * Creates a replica. Idempotent: when it exists with the same dimension and metric, its
- * epoch is raised to `epoch` and DV_OK returned; with other parameters, DV_EEXIST. A lower
- * epoch than the existing replica's: DV_ESTALE.
+ * Creates a replica of the collection's `incarnation` (0: none given). Idempotent: when it
+ * exists with the same dimension and metric, its epoch is raised to `epoch` and DV_OK
+ * returned; with other parameters, DV_EEXIST. A lower epoch than the existing replica's:
+ * DV_ESTALE.
+ * Incarnations: when the existing replica has another non-zero incarnation, it belongs to a
+ * dropped collection of the same name: it is dropped (as node_drop does: requests using it
+ * finish first) and an empty one created; a create of an earlier incarnation than the
+ * replica's is DV_ESTALE. A replica without one (0) is kept and takes the request's; a
+ * request without one (0) keeps whatever replica exists.
  */
 int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
-                uint64_t epoch, const struct hnsw_params *index, enum wal_sync fsync,
-                uint64_t *known, char *errmsg);
+                uint64_t epoch, uint64_t incarnation, const struct hnsw_params *index,
+                enum wal_sync fsync, uint64_t *known, char *errmsg);
 
 /* Drops a replica (waits for requests using it, then deletes its files). DV_ESTALE when
  * `epoch` is older than the replica's or the node does not hold it. */

@@ -47,8 +47,11 @@ static void collect_one(void *arg, struct node_replica *r)
     char *name = strdup(r->coll);
     if (name == NULL)
         return;
-    c->items[c->n++] = (struct msg_replica_report){
-        {name, (uint32_t)strlen(name)}, r->partition, info.applied_lsn, info.points};
+    c->items[c->n++] = (struct msg_replica_report){{name, (uint32_t)strlen(name)},
+                                                   r->partition,
+                                                   info.applied_lsn,
+                                                   info.points,
+                                                   node_incarnation(r)};
 }
 
 static void send_report(struct reporter *r, size_t *current, bool *registered)

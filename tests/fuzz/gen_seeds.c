@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     m = req(MSG_HELLO);
     put(&m, NULL);
     m = req(MSG_REPLICA_CREATE);
-    m.u.create_req = (struct msg_create_req){4, 1, 16, 200, 64, 0, true};
+    m.u.create_req = (struct msg_create_req){4, 1, 16, 200, 64, 0, true, 12};
     put(&m, NULL);
     m = req(MSG_REPLICA_DROP);
     put(&m, NULL);
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
     put(&m, NULL);
     m = req(MSG_CLUSTER);
     put(&m, NULL);
-    struct msg_replica_report rrs[2] = {{S("docs"), 3, 41, 3}, {S("images"), 0, 0, 0}};
+    struct msg_replica_report rrs[2] = {{S("docs"), 3, 41, 3, 12}, {S("images"), 0, 0, 0, 0}};
     m = req(MSG_NODE_REPORT);
     m.u.node_report_req = (struct msg_node_report_req){
         S("node-1"), S("tcp://127.0.0.1:7001"), S("http://127.0.0.1:8001"), 1.0, 1000000, rrs, 2};

@@ -1087,6 +1087,147 @@ static void test_epochs(void **state)
     assert_int_equal(check_range(r, COLL, 0, 7, 0, 100, 0, true), 100);
 }
 
+/* ---- incarnations -------------------------------------------------------------------------- */
+
+/* A create of partition `part` for the collection's `incarnation` (0: none given). */
+static int create_inc(struct rpc *r, uint32_t part, uint64_t epoch, uint64_t incarnation, char *err)
+{
+    struct msg m = req_of(MSG_REPLICA_CREATE, COLL, part, epoch);
+    m.u.create_req = (struct msg_create_req){
+        .dim = DIM, .metric = HNSW_L2, .fsync = 1, .incarnation = incarnation};
+    struct rpc_reply rep;
+    int rc = call(r, &m, &rep, err);
+    rpc_reply_free(&rep);
+    return rc;
+}
+
+static void create_inc_ok(struct rpc *r, uint32_t part, uint64_t epoch, uint64_t incarnation)
+{
+    char err[DV_ERRMSG_SIZE];
+    int rc = create_inc(r, part, epoch, incarnation, err);
+    if (rc != DV_OK)
+        print_error("create %s/%u incarnation %" PRIu64 ": %s: %s\n", COLL, part, incarnation,
+                    dv_errname(rc), err);
+    assert_int_equal(rc, DV_OK);
+}
+
+/* The node.meta text of replica `part` of p (stopped or running) into *out. */
+static void meta_text(const struct sp_proc *p, uint32_t part, struct buf *out)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/replicas/%s.%u/node.meta", p->data, COLL, part);
+    sp_read_file(path, out);
+}
+
+/* Replaces the node.meta of replica `part` of a stopped p with `text`. */
+static void meta_put(const struct sp_proc *p, uint32_t part, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/replicas/%s.%u/node.meta", p->data, COLL, part);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void stop(struct sp_proc *p)
+{
+    sp_signal(p, SIGTERM);
+    assert_true(sp_wait_exit(p, 15000));
+    assert_true(WIFEXITED(p->status));
+    assert_int_equal(WEXITSTATUS(p->status), 0);
+}
+
+/* The value of stat `name` of the node (fails when it is missing). */
+static uint64_t stat_of(struct rpc *r, const char *name)
+{
+    struct msg m = {.type = MSG_STATS};
+    struct rpc_reply rep;
+    call_ok(r, &m, &rep);
+    uint64_t v = UINT64_MAX;
+    for (uint32_t i = 0; i < rep.m.u.stats_rep.n; i++) {
+        const struct msg_stat *st = &rep.m.u.stats_rep.stats[i];
+        if (st->name.len == strlen(name) && memcmp(st->name.p, name, st->name.len) == 0)
+            v = st->value;
+    }
+    rpc_reply_free(&rep);
+    assert_true(v != UINT64_MAX);
+    return v;
+}
+
+/*
+ * A collection's identity is (name, incarnation): a create of the same incarnation keeps the
+ * replica and its points; one of a later incarnation (a collection of the same name created
+ * after a drop) replaces it with an empty one, which a restart keeps; an earlier one is stale.
+ * A replica whose node.meta has no incarnation line (written before incarnations existed)
+ * opens, keeps its points on a create and takes the create's incarnation.
+ */
+static void test_incarnations(void **state)
+{
+    (void)state;
+    struct sp_proc *p = new_proc(false, NULL, 0);
+    start(p);
+    struct rpc *r = client(p, 10000);
+    char err[DV_ERRMSG_SIZE];
+    struct buf meta = BUF_INIT;
+
+    create_inc_ok(r, 0, 5, 5);
+    upsert_ok(r, COLL, 0, 5, 0, 100);
+    create_inc_ok(r, 0, 5, 5); /* same incarnation: idempotent */
+    assert_int_equal(count_of(r, COLL, 0, 5, NULL), 100);
+    assert_int_equal(check_range(r, COLL, 0, 5, 0, 100, 0, true), 100);
+    create_inc_ok(r, 0, 6, 0); /* none given: keeps what exists */
+    assert_int_equal(count_of(r, COLL, 0, 6, NULL), 100);
+
+    /* a later incarnation: the old points are gone */
+    create_inc_ok(r, 0, 9, 9);
+    assert_int_equal(count_of(r, COLL, 0, 9, NULL), 0);
+    assert_int_equal(info_of(r, COLL, 0, 9).applied_lsn, 0);
+    sp_read_file(p->log, &meta);
+    assert_non_null(strstr((const char *)meta.data, "replica of a dropped collection replaced"));
+    upsert_ok(r, COLL, 0, 9, 1000, 10);
+    assert_int_equal(count_of(r, COLL, 0, 9, NULL), 10);
+    create_inc_ok(r, 0, 9, 9);
+    assert_int_equal(count_of(r, COLL, 0, 9, NULL), 10);
+    /* an earlier incarnation never replaces a later one, whatever the epoch */
+    assert_int_equal(create_inc(r, 0, 10, 7, err), DV_ESTALE);
+    assert_non_null(strstr(err, "incarnation 9"));
+    assert_int_equal(create_inc(r, 0, 8, 11, err), DV_ESTALE); /* epoch 8 < 9 */
+    assert_int_equal(count_of(r, COLL, 0, 9, NULL), 10);
+    meta_text(p, 0, &meta);
+    assert_non_null(strstr((const char *)meta.data, "\nincarnation 9\n"));
+
+    /* a restart keeps the incarnation and the new points */
+    create_inc_ok(r, 1, 3, 3);
+    upsert_ok(r, COLL, 1, 3, 0, 20);
+    stop(p);
+    start(p);
+    assert_int_equal(count_of(r, COLL, 0, 9, NULL), 10);
+    assert_int_equal(check_range(r, COLL, 0, 9, 1000, 10, 0, true), 10);
+    assert_int_equal(present(r, COLL, 0, 9, 0, 100), 0);
+    create_inc_ok(r, 0, 9, 9);
+    assert_int_equal(count_of(r, COLL, 0, 9, NULL), 10);
+    assert_int_equal(create_inc(r, 0, 10, 7, err), DV_ESTALE);
+
+    /* node.meta without the incarnation line (an older build's): the replica opens, keeps its
+     * points on a create and takes its incarnation; a later one then replaces it. A broken
+     * incarnation line keeps a replica from opening, as any bad node.meta does. */
+    stop(p);
+    meta_put(p, 0, "dvec-node-meta 1\nepoch 9\nfsync interval\n");
+    meta_put(p, 1, "dvec-node-meta 1\nepoch 3\nfsync interval\nincarnation x\n");
+    start(p);
+    assert_int_equal(stat_of(r, "replicas_failed_to_open"), 1);
+    assert_int_equal(count_of(r, COLL, 0, 9, NULL), 10);
+    create_inc_ok(r, 0, 11, 11);
+    assert_int_equal(count_of(r, COLL, 0, 11, NULL), 10);
+    meta_text(p, 0, &meta);
+    assert_non_null(strstr((const char *)meta.data, "epoch 11\n"));
+    assert_non_null(strstr((const char *)meta.data, "\nincarnation 11\n"));
+    create_inc_ok(r, 0, 12, 12);
+    assert_int_equal(count_of(r, COLL, 0, 12, NULL), 0);
+    buf_free(&meta);
+}
+
 /* ---- 3. bad input ------------------------------------------------------------------------ */
 
 /* The decoded error reply of a raw request. */
@@ -1860,6 +2001,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_op, sp_case_setup, teardown),
         cmocka_unit_test_setup_teardown(test_epochs, sp_case_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incarnations, sp_case_setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, sp_case_setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_under_load, sp_case_setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drains, sp_case_setup, teardown),

@@ -130,10 +130,16 @@ static void check_hello_list_info_stats(void **state)
     memset(&m, 0, sizeof m);
     m.type = MSG_REPLICA_CREATE;
     m.addr = (struct msg_addr){S("docs"), 3, 5};
-    m.u.create_req = (struct msg_create_req){128, 2, 32, 400, 100, 1, true};
+    m.u.create_req = (struct msg_create_req){128, 2, 32, 400, 100, 1, true, UINT64_MAX - 1};
     round_trip(&m, &out);
     assert_int_equal(out.u.create_req.ef_construction, 400);
     assert_int_equal(out.u.create_req.fsync, 1);
+    assert_true(out.u.create_req.sq8);
+    assert_true(out.u.create_req.incarnation == UINT64_MAX - 1);
+    msg_free(&out);
+    m.u.create_req.incarnation = 0;
+    round_trip(&m, &out);
+    assert_true(out.u.create_req.incarnation == 0);
     msg_free(&out);
 }
 
@@ -454,6 +460,47 @@ static void expect_eproto(const struct buf *b, const char *field)
     if (field && !strstr(errmsg, field))
         fail_msg("\"%s\" does not name %s", errmsg, field);
     msg_free(&out);
+}
+
+/* replica_create: the incarnation is the last field; a request without it (a sender that
+ * predates it) reads as incarnation 0; one field less, or an incarnation that is not an
+ * unsigned integer, does not decode. */
+static void check_create_incarnation(void **state)
+{
+    (void)state;
+    struct buf b = BUF_INIT;
+    struct msg out;
+    for (int k = 0; k < 4; k++) {
+        buf_reset(&b);
+        header(&b, 1, MSG_REPLICA_CREATE);
+        uint32_t n = k == 0 ? 11 : k == 1 ? 10 : k == 2 ? 9 : 11;
+        addressed_body(&b, n);
+        for (uint32_t i = 0; i < 5 && 3 + i < n; i++)
+            mpw_u64(&b, 8 + i);
+        if (n > 8)
+            mpw_bool(&b, true);
+        if (n > 9)
+            mpw_u64(&b, 2);
+        if (k == 0)
+            mpw_u64(&b, 1ULL << 40);
+        else if (k == 3)
+            mpw_i64(&b, -5);
+        if (k >= 2) {
+            expect_eproto(&b, k == 2 ? "body length" : "incarnation");
+            continue;
+        }
+        assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_OK);
+        const struct msg_create_req *c = &out.u.create_req;
+        assert_int_equal(c->dim, 8);
+        assert_int_equal(c->ef_search, 12);
+        assert_true(c->sq8);
+        assert_int_equal(c->fsync, 2);
+        assert_true(c->incarnation == (k == 0 ? 1ULL << 40 : 0));
+        assert_int_equal(out.addr.part, 2);
+        assert_true(out.addr.epoch == 3);
+        msg_free(&out);
+    }
+    buf_free(&b);
 }
 
 static void check_new_types(void **state)
@@ -988,9 +1035,9 @@ static void check_cluster_node_report(void **state)
     assert_int_equal(b.len, 0);
     buf_free(&b);
 
-    struct msg_replica_report reps[3] = {{S("docs"), 3, 41, 1000},
-                                         {S("images"), 0, 0, 0},
-                                         {S(""), UINT32_MAX, UINT64_MAX, UINT64_MAX}};
+    struct msg_replica_report reps[3] = {{S("docs"), 3, 41, 1000, 17},
+                                         {S("images"), 0, 0, 0, 0},
+                                         {S(""), UINT32_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX}};
     m = (struct msg){.type = MSG_NODE_REPORT, .req_id = 91};
     m.u.node_report_req = (struct msg_node_report_req){
         S("node-1"), S("tcp://127.0.0.1:7001"), S("http://127.0.0.1:8001"), 1.5, 1000000, reps, 3};
@@ -1008,6 +1055,8 @@ static void check_cluster_node_report(void **state)
     assert_true(q->replicas[0].applied_lsn == 41 && q->replicas[0].points == 1000);
     assert_int_equal(q->replicas[2].part, UINT32_MAX);
     assert_true(q->replicas[2].applied_lsn == UINT64_MAX && q->replicas[2].points == UINT64_MAX);
+    assert_true(q->replicas[0].incarnation == 17 && q->replicas[1].incarnation == 0);
+    assert_true(q->replicas[2].incarnation == UINT64_MAX);
     msg_free(&out);
     /* no replicas, no HTTP URL; any weight passes the codec (NaN included) */
     const double weights[] = {0, -1, 1e300, 0.1, NAN};
@@ -1260,6 +1309,41 @@ static void check_client_malformed(void **state)
     mpw_u64(&b, 1);
     mpw_u64(&b, 1);
     expect_eproto(&b, "replicas: malformed or truncated msgpack (9 bytes left)");
+    /* a replica of a node that predates incarnations (4 elements) reads as incarnation 0;
+     * 6 elements, or an incarnation that is not an unsigned integer, do not decode */
+    for (int k = 0; k < 3; k++) {
+        buf_reset(&b);
+        header(&b, 1, MSG_NODE_REPORT);
+        mpw_array(&b, 6);
+        mpw_str(&b, "n", 1);
+        mpw_str(&b, "u", 1);
+        mpw_str(&b, "", 0);
+        mpw_f64(&b, 1.0);
+        mpw_u64(&b, 0);
+        mpw_array(&b, 1);
+        mpw_array(&b, k == 0 ? 4 : k == 1 ? 6 : 5);
+        mpw_str(&b, "docs", 4);
+        mpw_u64(&b, 7);
+        mpw_u64(&b, 8);
+        mpw_u64(&b, 9);
+        if (k == 1) {
+            mpw_u64(&b, 10);
+            mpw_u64(&b, 11);
+        } else if (k == 2) {
+            mpw_str(&b, "10", 2);
+        }
+        if (k > 0) {
+            expect_eproto(&b, k == 1 ? "replica" : "replica incarnation");
+            continue;
+        }
+        struct msg out;
+        assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_OK);
+        assert_int_equal(out.u.node_report_req.n, 1);
+        assert_int_equal(out.u.node_report_req.replicas[0].part, 7);
+        assert_true(out.u.node_report_req.replicas[0].points == 9);
+        assert_true(out.u.node_report_req.replicas[0].incarnation == 0);
+        msg_free(&out);
+    }
     /* node_report reply with a nil leader URL */
     buf_reset(&b);
     reply_header(&b, MSG_NODE_REPORT);
@@ -1319,25 +1403,16 @@ static void check_coord_membership(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(check_simple),
-        cmocka_unit_test(check_hello_list_info_stats),
-        cmocka_unit_test(check_upsert),
-        cmocka_unit_test(check_writes_reads),
-        cmocka_unit_test(check_search),
-        cmocka_unit_test(check_errors),
-        cmocka_unit_test(check_malformed),
-        cmocka_unit_test(check_too_big_encode),
-        cmocka_unit_test(check_new_types),
-        cmocka_unit_test(check_snapshot),
-        cmocka_unit_test(check_wal_read),
-        cmocka_unit_test(check_payload_index),
-        cmocka_unit_test(check_new_malformed),
-        cmocka_unit_test(check_type_table),
-        cmocka_unit_test(check_coll_admin),
-        cmocka_unit_test(check_csearch),
-        cmocka_unit_test(check_cluster_node_report),
-        cmocka_unit_test(check_client_malformed),
-        cmocka_unit_test(check_coord_membership),
+        cmocka_unit_test(check_simple),           cmocka_unit_test(check_hello_list_info_stats),
+        cmocka_unit_test(check_upsert),           cmocka_unit_test(check_writes_reads),
+        cmocka_unit_test(check_search),           cmocka_unit_test(check_errors),
+        cmocka_unit_test(check_malformed),        cmocka_unit_test(check_create_incarnation),
+        cmocka_unit_test(check_too_big_encode),   cmocka_unit_test(check_new_types),
+        cmocka_unit_test(check_snapshot),         cmocka_unit_test(check_wal_read),
+        cmocka_unit_test(check_payload_index),    cmocka_unit_test(check_new_malformed),
+        cmocka_unit_test(check_type_table),       cmocka_unit_test(check_coll_admin),
+        cmocka_unit_test(check_csearch),          cmocka_unit_test(check_cluster_node_report),
+        cmocka_unit_test(check_client_malformed), cmocka_unit_test(check_coord_membership),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     buf_free(&last);
