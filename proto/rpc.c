@@ -37,6 +37,14 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
     pthread_mutex_unlock(&r->mu);
 }
 
+bool rpc_connected(struct rpc *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool up = r->pipes > 0;
+    pthread_mutex_unlock(&r->mu);
+    return up;
+}
+
 /* Waits (at most ms) for a connection; false when none came up. */
 static bool wait_connected(struct rpc *r, uint32_t ms)
 {

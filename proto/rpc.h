@@ -3,6 +3,7 @@
 #define DV_RPC_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "msg.h"
@@ -30,6 +31,10 @@ void rpc_opts_default(struct rpc_opts *o);
 /* Opens the socket and starts dialing `url` (non-blocking: the server may start later). */
 int rpc_open(const char *url, const struct rpc_opts *o, struct rpc **out, char *errmsg);
 void rpc_close(struct rpc *r);
+
+/* Whether a connection to the peer is up now (NNG's pipe events; a peer that just went away
+ * may still count for the moment it takes to notice). */
+bool rpc_connected(struct rpc *r);
 
 /* A decoded reply; `m` points into memory owned by the reply. */
 struct rpc_reply {

@@ -120,10 +120,17 @@ static void test_peer_stops_and_returns(void **state)
     assert_int_equal(rpc_open(url, &o, &r, err), DV_OK);
     for (int i = 0; i < 20; i++)
         assert_int_equal(call(r, "one two three", err), DV_OK);
+    assert_true(rpc_connected(r));
 
     /* The server goes away: once the connection is gone, calls fail after connect_wait. */
     assert_int_equal(rpcsrv_drain(s, 1000), 0);
     rpcsrv_stop(s);
+    uint64_t gone = clock_mono_ms();
+    while (rpc_connected(r) && clock_mono_ms() - gone < 2000)
+        clock_sleep_ms(5);
+    printf("# the client noticed the server was gone after %llu ms\n",
+           (unsigned long long)(clock_mono_ms() - gone));
+    assert_false(rpc_connected(r));
     int rc = DV_OK;
     uint64_t t0 = clock_mono_ms(), dt = 0;
     for (int i = 0; i < 50 && rc == DV_OK; i++) {
