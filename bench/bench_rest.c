@@ -473,8 +473,8 @@ int bench_rest_main(int argc, char **argv)
     uint64_t *truth = NULL;
     if (o.data) {
         char path[4096];
-        size_t nb, nq, ng;
-        uint32_t dq, dg;
+        size_t nb = 0, nq = 0, ng = 0;
+        uint32_t dq = 0, dg = 0;
         snprintf(path, sizeof path, "%s/base.fvecs", o.data);
         data = bench_read_vecs(path, &nb, &o.dim);
         snprintf(path, sizeof path, "%s/queries.fvecs", o.data);
