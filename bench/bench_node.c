@@ -260,33 +260,6 @@ static int run_searches(const struct nopts *o, struct rpc *r, struct part *p, co
     return failed ? -1 : 0;
 }
 
-/* Brute-force top-k ids of every query (L2). */
-static uint64_t *oracle(const struct nopts *o, const float *data, const float *qv)
-{
-    uint64_t *truth = malloc((size_t)o->queries * o->k * sizeof *truth);
-    float *best = malloc(o->k * sizeof *best);
-    const struct dist_ops *d = dist_get();
-    for (uint32_t q = 0; q < o->queries; q++) {
-        uint64_t *ids = truth + (size_t)q * o->k;
-        uint32_t have = 0;
-        for (uint64_t i = 0; i < o->n; i++) {
-            float s = d->l2sq(qv + (size_t)q * o->dim, data + i * o->dim, o->dim);
-            if (have == o->k && s >= best[have - 1])
-                continue;
-            uint32_t j = have < o->k ? have++ : have - 1;
-            while (j > 0 && best[j - 1] > s) {
-                best[j] = best[j - 1];
-                ids[j] = ids[j - 1];
-                j--;
-            }
-            best[j] = s;
-            ids[j] = i;
-        }
-    }
-    free(best);
-    return truth;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: dvec-bench node [--shard PATH] [--dir D] [--n N] [--dim D] [--queries Q]\n"
@@ -369,7 +342,7 @@ int bench_node_main(int argc, char **argv)
         bench_gen_vec(i, o.dim, data + i * o.dim);
     for (uint32_t q = 0; q < o.queries; q++)
         bench_gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
-    uint64_t *truth = oracle(&o, data, qv);
+    uint64_t *truth = bench_oracle_l2(data, o.n, o.dim, qv, o.queries, o.k, dist_get()->l2sq);
 
     char url[128], err[DV_ERRMSG_SIZE];
     pid_t pid = start_node(&o, url, sizeof url);
@@ -580,7 +553,7 @@ int bench_cluster_main(int argc, char **argv)
         bench_gen_vec(i, o.dim, data + i * o.dim);
     for (uint32_t q = 0; q < o.queries; q++)
         bench_gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
-    uint64_t *truth = oracle(&o, data, qv);
+    uint64_t *truth = bench_oracle_l2(data, o.n, o.dim, qv, o.queries, o.k, dist_get()->l2sq);
 
     char curl[64], craft[64], group[256], nurl[64], cdir[4200], ndir[4200];
     snprintf(curl, sizeof curl, "tcp://127.0.0.1:%u", o.port);

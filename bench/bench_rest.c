@@ -190,32 +190,6 @@ static void *load_main(void *arg)
     return NULL;
 }
 
-static uint64_t *oracle(const struct ropts *o, const float *data, const float *qv)
-{
-    uint64_t *truth = malloc((size_t)o->queries * o->k * sizeof *truth);
-    float *best = malloc(o->k * sizeof *best);
-    const struct dist_ops *d = dist_get();
-    for (uint32_t q = 0; q < o->queries; q++) {
-        uint64_t *ids = truth + (size_t)q * o->k;
-        uint32_t have = 0;
-        for (uint64_t i = 0; i < o->n; i++) {
-            float s = d->l2sq(qv + (size_t)q * o->dim, data + i * o->dim, o->dim);
-            if (have == o->k && s >= best[have - 1])
-                continue;
-            uint32_t j = have < o->k ? have++ : have - 1;
-            while (j > 0 && best[j - 1] > s) {
-                best[j] = best[j - 1];
-                ids[j] = ids[j - 1];
-                j--;
-            }
-            best[j] = s;
-            ids[j] = i;
-        }
-    }
-    free(best);
-    return truth;
-}
-
 /* ---- the measured searches ------------------------------------------------------------------ */
 
 struct result {
@@ -521,7 +495,7 @@ int bench_rest_main(int argc, char **argv)
             return 1;
     }
     if (truth == NULL)
-        truth = oracle(&o, data, qv);
+        truth = bench_oracle_l2(data, o.n, o.dim, qv, o.queries, o.k, dist_get()->l2sq);
     struct buf *bodies = calloc(o.queries, sizeof *bodies);
     for (uint32_t q = 0; q < o.queries; q++) {
         buf_appendf(&bodies[q], o.query_api ? "{\"query\":" : "{\"vector\":");

@@ -106,4 +106,33 @@ out:
     return data;
 }
 
+/* Brute-force top-k ids (L2, nearest first) of nq queries over n vectors of dim floats:
+ * truth[q * k + i]. The caller frees it. */
+static inline uint64_t *bench_oracle_l2(const float *data, uint64_t n, uint32_t dim,
+                                        const float *qv, uint32_t nq, uint32_t k,
+                                        float (*l2sq)(const float *, const float *, size_t))
+{
+    uint64_t *truth = malloc((size_t)nq * k * sizeof *truth);
+    float *best = malloc(k * sizeof *best);
+    for (uint32_t q = 0; q < nq; q++) {
+        uint64_t *ids = truth + (size_t)q * k;
+        uint32_t have = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            float s = l2sq(qv + (size_t)q * dim, data + i * dim, dim);
+            if (have == k && s >= best[have - 1])
+                continue;
+            uint32_t j = have < k ? have++ : have - 1;
+            while (j > 0 && best[j - 1] > s) {
+                best[j] = best[j - 1];
+                ids[j] = ids[j - 1];
+                j--;
+            }
+            best[j] = s;
+            ids[j] = i;
+        }
+    }
+    free(best);
+    return truth;
+}
+
 #endif

@@ -23,6 +23,7 @@
 #include "combine.h"
 #include "err.h"
 #include "msg.h"
+#include "net_util.h"
 #include "rpc.h"
 #include "rpcsrv.h"
 
@@ -77,18 +78,6 @@ static int node(void *arg, const void *in, size_t n, struct buf *out, struct rpc
     free(h);
     msg_free(&m);
     return rc;
-}
-
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 struct worker {
@@ -148,7 +137,7 @@ static void test_combined_slices(void **state)
 {
     (void)state;
     char url[64], err[DV_ERRMSG_SIZE];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)free_port());
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)net_free_port());
     struct rpcsrv_opts so = {
         .listen = url, .workers = 4, .contexts = 16, .recv_max = 1 << 20, .handle = node};
     struct rpcsrv *s;

@@ -18,21 +18,9 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "net_util.h"
 #include "rpc.h"
 #include "rpcsrv.h"
-
-/* A port nothing listens on right now (bound by the kernel, then released). */
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* The handler: answers every request with its own bytes reversed. */
 static int echo(void *arg, const void *in, size_t n, struct buf *out, struct rpcsrv_result *res)
@@ -77,7 +65,7 @@ static void test_nobody_there(void **state)
 {
     (void)state;
     char url[64], err[DV_ERRMSG_SIZE] = "";
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)free_port());
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)net_free_port());
     struct rpc_opts o;
     rpc_opts_default(&o);
     o.timeout_ms = 5000;
@@ -110,7 +98,7 @@ static void test_peer_stops_and_returns(void **state)
 {
     (void)state;
     char url[64], err[DV_ERRMSG_SIZE] = "";
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)free_port());
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)net_free_port());
     struct rpcsrv *s = serve(url);
     struct rpc_opts o;
     rpc_opts_default(&o);

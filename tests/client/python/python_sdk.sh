@@ -11,7 +11,9 @@ py=/usr/bin/python3
 if ! "$py" -m venv --system-site-packages "$tmp/venv" >"$tmp/venv.log" 2>&1; then
     echo "1..1"; echo "not ok 1 - python3 -m venv failed (Debian: python3-venv)"; sed 's/^/# /' "$tmp/venv.log"; exit 1
 fi
-if ! "$tmp/venv/bin/pip" install --no-build-isolation --no-index --quiet "$src/client/python" >"$tmp/pip.log" 2>&1; then
+# from a copy: setuptools writes build/ and *.egg-info next to the sources
+cp -r "$src/client/python" "$tmp/pkg"
+if ! "$tmp/venv/bin/pip" install --no-build-isolation --no-index --quiet "$tmp/pkg" >"$tmp/pip.log" 2>&1; then
     echo "1..1"; echo "not ok 1 - pip install client/python failed"; sed 's/^/# /' "$tmp/pip.log"; exit 1
 fi
 cd "$tmp"  # import the installed package, not the source folder
