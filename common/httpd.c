@@ -194,23 +194,21 @@ err_free:
     return rc;
 }
 
-int httpd_add(struct httpd *h, const char *path, httpd_handler_fn fn, void *arg, char *errmsg)
+/*
+ * Registers route r for `path` with nng callback cb; r is owned from here (freed with the
+ * handler, or now on failure). tree: every method on the path and below it, the body read by
+ * the callback; otherwise GET on the path with the body collected by nng.
+ */
+static int add_route(struct httpd *h, const char *path, struct route *r, void (*cb)(nng_aio *),
+                     bool tree, char *errmsg)
 {
     nng_http_handler *hh = NULL;
-    struct route *r = malloc(sizeof *r);
-    if (r == NULL) {
-        if (errmsg)
-            dv_errmsg_set(errmsg, "httpd: %s: out of memory", path);
-        return DV_ENOMEM;
-    }
-    r->fn = fn;
-    r->arg = arg;
     r->core = h->core;
     pthread_mutex_lock(&h->core->mu);
     h->core->refs++;
     pthread_mutex_unlock(&h->core->mu);
 
-    int rv = nng_http_handler_alloc(&hh, path, route_cb);
+    int rv = nng_http_handler_alloc(&hh, path, cb);
     if (rv != 0) {
         route_free(r);
         goto err;
@@ -221,9 +219,18 @@ int httpd_add(struct httpd *h, const char *path, httpd_handler_fn fn, void *arg,
         nng_http_handler_free(hh);
         goto err;
     }
-    if ((rv = nng_http_handler_set_method(hh, "GET")) != 0 ||
-        (rv = nng_http_handler_collect_body(hh, true, MAX_REQUEST_BODY)) != 0 ||
-        (rv = nng_http_server_add_handler(h->srv, hh)) != 0) {
+    if (tree)
+        rv = nng_http_handler_set_method(hh, NULL);
+    else
+        rv = nng_http_handler_set_method(hh, "GET");
+    if (rv == 0)
+        rv = tree ? nng_http_handler_set_tree(hh)
+                  : nng_http_handler_collect_body(hh, true, MAX_REQUEST_BODY);
+    if (rv == 0 && tree)
+        rv = nng_http_handler_collect_body(hh, false, 0);
+    if (rv == 0)
+        rv = nng_http_server_add_handler(h->srv, hh);
+    if (rv != 0) {
         nng_http_handler_free(hh);
         goto err;
     }
@@ -232,6 +239,24 @@ err:
     if (errmsg)
         dv_errmsg_set(errmsg, "httpd: handler for %s: %s", path, nng_strerror(rv));
     return rv == NNG_EADDRINUSE ? DV_EEXIST : from_nng(rv);
+}
+
+static struct route *route_new(const char *path, char *errmsg)
+{
+    struct route *r = calloc(1, sizeof *r);
+    if (r == NULL && errmsg)
+        dv_errmsg_set(errmsg, "httpd: %s: out of memory", path);
+    return r;
+}
+
+int httpd_add(struct httpd *h, const char *path, httpd_handler_fn fn, void *arg, char *errmsg)
+{
+    struct route *r = route_new(path, errmsg);
+    if (r == NULL)
+        return DV_ENOMEM;
+    r->fn = fn;
+    r->arg = arg;
+    return add_route(h, path, r, route_cb, false, errmsg);
 }
 
 /* ---- asynchronous trees ------------------------------------------------------------------ */
@@ -334,44 +359,14 @@ err_leave:
 int httpd_add_tree(struct httpd *h, const char *prefix, uint64_t max_body, httpd_async_fn fn,
                    void *arg, char *errmsg)
 {
-    nng_http_handler *hh = NULL;
-    struct route *r = calloc(1, sizeof *r);
-    if (r == NULL) {
-        if (errmsg)
-            dv_errmsg_set(errmsg, "httpd: %s: out of memory", prefix);
+    struct route *r = route_new(prefix, errmsg);
+    if (r == NULL)
         return DV_ENOMEM;
-    }
     r->afn = fn;
     r->arg = arg;
     r->max_body = max_body;
-    r->core = h->core;
-    pthread_mutex_lock(&h->core->mu);
-    h->core->refs++;
-    pthread_mutex_unlock(&h->core->mu);
-
-    int rv = nng_http_handler_alloc(&hh, prefix, tree_cb);
-    if (rv != 0) {
-        route_free(r);
-        goto err;
-    }
-    if ((rv = nng_http_handler_set_data(hh, r, route_free)) != 0) {
-        route_free(r);
-        nng_http_handler_free(hh);
-        goto err;
-    }
     /* Every method; the body is read by tree_cb, which can answer an oversized one. */
-    if ((rv = nng_http_handler_set_method(hh, NULL)) != 0 ||
-        (rv = nng_http_handler_set_tree(hh)) != 0 ||
-        (rv = nng_http_handler_collect_body(hh, false, 0)) != 0 ||
-        (rv = nng_http_server_add_handler(h->srv, hh)) != 0) {
-        nng_http_handler_free(hh);
-        goto err;
-    }
-    return DV_OK;
-err:
-    if (errmsg)
-        dv_errmsg_set(errmsg, "httpd: handler for %s: %s", prefix, nng_strerror(rv));
-    return rv == NNG_EADDRINUSE ? DV_EEXIST : from_nng(rv);
+    return add_route(h, prefix, r, tree_cb, true, errmsg);
 }
 
 const char *httpd_req_method(const struct httpd_req *r)
