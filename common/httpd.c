@@ -44,8 +44,9 @@ struct route {
 /* A request of a tree, from the handler callback to httpd_req_reply(). */
 struct httpd_req {
     struct route *route;
-    nng_aio *aio; /* nng's handler aio: finished by the reply */
-    nng_http_req *req;
+    nng_aio *aio;       /* nng's handler aio: finished by the reply */
+    nng_http_req *req;  /* nng frees it when the handler aio fails (aborted): not used then */
+    char *method, *uri; /* copies, valid until the reply whatever happened to req */
     nng_http_conn *conn;
     nng_aio *rd; /* reads the body */
     void *body;
@@ -306,6 +307,14 @@ static void tree_cb(nng_aio *aio)
     q->aio = aio;
     q->req = req;
     q->conn = conn;
+    q->method = strdup(nng_http_req_get_method(req));
+    q->uri = strdup(nng_http_req_get_uri(req));
+    if (q->method == NULL || q->uri == NULL) {
+        free(q->method);
+        free(q->uri);
+        free(q);
+        goto err_leave;
+    }
     const char *cl = nng_http_req_get_header(req, "Content-Length");
     const char *te = nng_http_req_get_header(req, "Transfer-Encoding");
     if (cl == NULL && te != NULL) {
@@ -339,6 +348,8 @@ static void tree_cb(nng_aio *aio)
     nng_iov iov;
     if ((q->body = malloc(q->len)) == NULL || nng_aio_alloc(&q->rd, tree_body_cb, q) != 0) {
         free(q->body);
+        free(q->method);
+        free(q->uri);
         free(q);
         goto err_leave;
     }
@@ -371,17 +382,18 @@ int httpd_add_tree(struct httpd *h, const char *prefix, uint64_t max_body, httpd
 
 const char *httpd_req_method(const struct httpd_req *r)
 {
-    return nng_http_req_get_method(r->req);
+    return r->method;
 }
 
 const char *httpd_req_uri(const struct httpd_req *r)
 {
-    return nng_http_req_get_uri(r->req);
+    return r->uri;
 }
 
 const char *httpd_req_header(const struct httpd_req *r, const char *name)
 {
-    return nng_http_req_get_header(r->req, name);
+    /* An aborted request's nng request is gone with its connection. */
+    return r->aborted ? NULL : nng_http_req_get_header(r->req, name);
 }
 
 const void *httpd_req_body(const struct httpd_req *r, size_t *len)
@@ -435,6 +447,8 @@ void httpd_req_reply(struct httpd_req *r, int status, const char *content_type, 
     if (r->rd)
         nng_aio_reap(r->rd);
     free(r->body);
+    free(r->method);
+    free(r->uri);
     free(r);
     pthread_mutex_lock(&c->mu);
     if (--c->inflight == 0 && c->stopping)

@@ -84,7 +84,8 @@ int httpd_add_tree(struct httpd *h, const char *prefix, uint64_t max_body, httpd
 const char *httpd_req_method(const struct httpd_req *r);
 const char *httpd_req_uri(const struct httpd_req *r);
 
-/* A request header (case-insensitive name), NULL if absent. */
+/* A request header (case-insensitive name), NULL if absent or the request was aborted (its
+ * connection is gone). Call it from fn before replying. */
 const char *httpd_req_header(const struct httpd_req *r, const char *name);
 
 /* The body (NULL and 0 when there is none); valid until httpd_req_reply(). */
