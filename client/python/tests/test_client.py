@@ -40,7 +40,8 @@ def l2(a, b):
 class Cluster:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="dvec-pytest-")
-        self.port = int(os.environ.get("DVEC_TEST_PORT", 24000 + (os.getpid() % 90) * 10))
+        # a block of 120 ports below the ephemeral range, moved on when one is taken
+        self.port = int(os.environ.get("DVEC_TEST_PORT", 20000 + (os.getpid() % 40) * 120))
         self.bin = os.environ.get("DVEC_BUILD", os.path.join(ROOT, "build"))
         self.script = os.path.join(ROOT, "deploy", "local", "cluster")
 
@@ -49,8 +50,18 @@ class Cluster:
                               capture_output=True, text=True, timeout=120)
 
     def start(self):
-        self.run("start", "--bin", self.bin, "--port", str(self.port), "--coords", "3",
-                 "--nodes", "2")
+        for attempt in range(3):
+            try:
+                self.run("start", "--bin", self.bin, "--port", str(self.port), "--coords", "3",
+                         "--nodes", "2")
+                break
+            except subprocess.CalledProcessError as e:
+                if attempt == 2 or "Address in use" not in (e.stdout + e.stderr):
+                    raise
+                self.run("stop")
+                subprocess.run(["rm", "-rf", self.dir])
+                os.makedirs(self.dir)
+                self.port = 20000 + (self.port - 20000 + 1200) % 4800
         env = dict(line.split("=", 1) for line in
                    self.run("env").stdout.strip().splitlines())
         self.rest = env["COORD_HTTP"].split(",")
