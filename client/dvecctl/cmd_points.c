@@ -148,6 +148,20 @@ static bool id_eq(const dvec_id *a, const dvec_id *b)
 
 /* ---- get ------------------------------------------------------------------------------- */
 
+/* The ids given after the collection name, and the client; an exit code on failure (the ids
+ * are freed then). */
+static int ids_and_client(struct ctl *ctl, const struct cmd *cmd, const struct opts *o,
+                          dvec_id **ids, size_t *n, dvec_client **c)
+{
+    char msg[512];
+    int rc = ids_from_args(o, 1, ids, n, msg, sizeof msg);
+    if (rc != 0)
+        return rc == CTL_EXIT_USAGE ? ctl_usage(cmd, "%s", msg) : (ctl_err("%s", msg), rc);
+    if ((rc = ctl_client(ctl, c)) != 0)
+        free(*ids);
+    return rc;
+}
+
 static const struct opt_spec get_opts[] = {
     {"no-vector", OPT_FLAG, NULL, "leave the vectors out"},
     {"no-payload", OPT_FLAG, NULL, "leave the payloads out"},
@@ -158,17 +172,12 @@ static const struct opt_spec get_opts[] = {
 static int get_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
 {
     const char *name = o->pos[0];
-    char msg[512];
     dvec_id *ids;
     size_t n;
-    int rc = ids_from_args(o, 1, &ids, &n, msg, sizeof msg);
-    if (rc != 0)
-        return rc == CTL_EXIT_USAGE ? ctl_usage(cmd, "%s", msg) : (ctl_err("%s", msg), rc);
     dvec_client *c;
-    if ((rc = ctl_client(ctl, &c)) != 0) {
-        free(ids);
+    int rc = ids_and_client(ctl, cmd, o, &ids, &n, &c);
+    if (rc != 0)
         return rc;
-    }
     dvec_error e = {0};
     dvec_records res;
     if (dvec_get(c, name, ids, n, !opts_has(o, "no-vector"), !opts_has(o, "no-payload"), &res,
@@ -233,17 +242,12 @@ const struct cmd cmd_get = {
 static int delete_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
 {
     const char *name = o->pos[0];
-    char msg[512];
     dvec_id *ids;
     size_t n;
-    int rc = ids_from_args(o, 1, &ids, &n, msg, sizeof msg);
-    if (rc != 0)
-        return rc == CTL_EXIT_USAGE ? ctl_usage(cmd, "%s", msg) : (ctl_err("%s", msg), rc);
     dvec_client *c;
-    if ((rc = ctl_client(ctl, &c)) != 0) {
-        free(ids);
+    int rc = ids_and_client(ctl, cmd, o, &ids, &n, &c);
+    if (rc != 0)
         return rc;
-    }
     dvec_error e = {0};
     uint64_t deleted = 0;
     rc = dvec_delete(c, name, ids, n, &deleted, &e);
