@@ -28,6 +28,8 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_SNAPSHOT_READ] = "snapshot_read",
     [MSG_WAL_READ] = "wal_read",
     [MSG_PAYLOAD_INDEX] = "payload_index",
+    [MSG_REPLICA_PULL] = "replica_pull",
+    [MSG_REPLICA_FENCE] = "replica_fence",
     [MSG_COLL_CREATE] = "coll_create",
     [MSG_COLL_DROP] = "coll_drop",
     [MSG_COLL_LIST] = "coll_list",
@@ -44,6 +46,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_NODE_REPORT] = "node_report",
     [MSG_COORD_ADD] = "coord_add",
     [MSG_COORD_REMOVE] = "coord_remove",
+    [MSG_ADMIN] = "admin",
 };
 
 bool msg_type_known(int type)
@@ -71,6 +74,8 @@ bool msg_type_addressed(int type)
     case MSG_SNAPSHOT_READ:
     case MSG_WAL_READ:
     case MSG_PAYLOAD_INDEX:
+    case MSG_REPLICA_PULL:
+    case MSG_REPLICA_FENCE:
         return true;
     default:
         return false;
@@ -116,7 +121,8 @@ uint32_t msg_request_fields(int type)
         [MSG_P_COUNT] = 1,        [MSG_P_SCROLL] = 5,
         [MSG_P_SEARCH] = 3,       [MSG_P_INDEX] = 3,
         [MSG_NODE_REPORT] = 6,    [MSG_COORD_ADD] = 3,
-        [MSG_COORD_REMOVE] = 1,
+        [MSG_COORD_REMOVE] = 1,   [MSG_REPLICA_PULL] = 12,
+        [MSG_REPLICA_FENCE] = 1,  [MSG_ADMIN] = 2,
     };
     return (msg_type_addressed(type) ? 3 : msg_type_collection(type) ? 1 : 0) + fields[type];
 }
@@ -253,6 +259,20 @@ static int w_error(struct buf *b, const struct msg_error *e)
     return mpw_u64(b, e->epoch);
 }
 
+/* The 8 fields of a replica create, also the tail of a replica pull. */
+static int w_create(struct buf *b, const struct msg_create_req *c)
+{
+    int rc;
+    W(mpw_u64(b, c->dim));
+    W(mpw_u64(b, c->metric));
+    W(mpw_u64(b, c->m));
+    W(mpw_u64(b, c->ef_construction));
+    W(mpw_u64(b, c->ef_search));
+    W(mpw_bool(b, c->sq8));
+    W(mpw_u64(b, c->fsync));
+    return mpw_u64(b, c->incarnation);
+}
+
 static int w_request(struct buf *b, const struct msg *m)
 {
     int rc;
@@ -266,18 +286,25 @@ static int w_request(struct buf *b, const struct msg *m)
         W(w_str(b, m->addr.coll));
     }
     switch (t) {
-    case MSG_REPLICA_CREATE: {
-        const struct msg_create_req *c = &m->u.create_req;
-        W(mpw_u64(b, c->dim));
-        W(mpw_u64(b, c->metric));
-        W(mpw_u64(b, c->m));
-        W(mpw_u64(b, c->ef_construction));
-        W(mpw_u64(b, c->ef_search));
-        W(mpw_bool(b, c->sq8));
-        W(mpw_u64(b, c->fsync));
-        W(mpw_u64(b, c->incarnation));
+    case MSG_REPLICA_CREATE:
+        W(w_create(b, &m->u.create_req));
+        break;
+    case MSG_REPLICA_PULL: {
+        const struct msg_pull_req *p = &m->u.pull_req;
+        W(mpw_u64(b, p->op));
+        W(w_str(b, p->source));
+        W(mpw_u64(b, p->rate));
+        W(mpw_u64(b, p->until_lsn));
+        W(w_create(b, &p->create));
         break;
     }
+    case MSG_REPLICA_FENCE:
+        W(mpw_u64(b, m->u.fence_req.op));
+        break;
+    case MSG_ADMIN:
+        W(w_str(b, m->u.admin_req.op));
+        W(w_raw_or_nil(b, m->u.admin_req.args));
+        break;
     case MSG_COLL_CREATE:
         W(w_coll_cfg(b, &m->u.coll_cfg));
         break;
@@ -424,6 +451,7 @@ static int w_reply_body(struct buf *b, const struct msg *m)
     case MSG_DELETE:
     case MSG_SET_PAYLOAD:
     case MSG_PAYLOAD_INDEX:
+    case MSG_REPLICA_FENCE:
     case MSG_P_UPSERT:
     case MSG_P_DELETE:
     case MSG_P_SET_PAYLOAD:
@@ -523,8 +551,19 @@ static int w_reply_body(struct buf *b, const struct msg *m)
         return DV_OK;
     }
     case MSG_CLUSTER:
+    case MSG_ADMIN:
         W(mpw_array(b, 1));
         return w_raw_or_nil(b, m->u.cluster_rep.status);
+    case MSG_REPLICA_PULL: {
+        const struct msg_pull_rep *p = &m->u.pull_rep;
+        W(mpw_array(b, 6));
+        W(mpw_u64(b, p->state));
+        W(mpw_u64(b, p->bytes_done));
+        W(mpw_u64(b, p->bytes_total));
+        W(mpw_u64(b, p->applied_lsn));
+        W(mpw_u64(b, p->source_lsn));
+        return w_str(b, p->error);
+    }
     case MSG_NODE_REPORT:
         W(mpw_array(b, 2));
         W(mpw_u64(b, m->u.node_report_rep.map_epoch));

@@ -45,6 +45,8 @@ enum msg_type {
     MSG_SNAPSHOT_READ = 14, /* a replica's snapshot, in chunks (rebalancing) */
     MSG_WAL_READ = 15,      /* a replica's WAL records from an LSN, in chunks (rebalancing) */
     MSG_PAYLOAD_INDEX = 16, /* create or drop a payload index */
+    MSG_REPLICA_PULL = 17,  /* coordinator -> target node: copy a replica from another node */
+    MSG_REPLICA_FENCE = 18, /* coordinator -> source node: pause / resume writes of a replica */
     /* 17..31: unassigned (unknown, like any type not listed here) */
     /* The client API: clients (SDK, REST gateway) -> coordinator, whole collections. */
     MSG_COLL_CREATE = 32,
@@ -63,7 +65,8 @@ enum msg_type {
     MSG_NODE_REPORT = 45,  /* node -> coordinator: registration and heartbeat */
     MSG_COORD_ADD = 46,    /* admin -> coordinator: add a coordinator to the raft group */
     MSG_COORD_REMOVE = 47, /* admin -> coordinator: remove one */
-    MSG_TYPE_COUNT = 48,   /* one more than the highest type; not every type below it exists */
+    MSG_ADMIN = 48,        /* admin -> coordinator: rebalancing and node commands */
+    MSG_TYPE_COUNT = 49,   /* one more than the highest type; not every type below it exists */
 };
 
 /* Name of a message type ("upsert", "points_search"), "unknown" otherwise. */
@@ -297,6 +300,63 @@ struct msg_index_req {
     struct msg_str key;
 };
 
+/* ---- moving a replica (rebalancing) ---- */
+
+/* What a replica pull request asks the target node to do. */
+enum msg_pull_op {
+    MSG_PULL_START = 1,  /* start copying (idempotent while a pull of that partition runs) */
+    MSG_PULL_STATUS = 2, /* how far the pull is */
+    MSG_PULL_FINISH = 3, /* take records up to until_lsn, stop, serve the replica */
+    MSG_PULL_ABORT = 4,  /* stop and delete what was copied (or the finished replica) */
+};
+
+/* Where a pull is, as the target node reports it. */
+enum msg_pull_state {
+    MSG_PULL_NONE = 0,        /* no pull of that partition (never started, or lost) */
+    MSG_PULL_COPYING = 1,     /* reading the source's snapshot */
+    MSG_PULL_CATCHING_UP = 2, /* snapshot in place, taking the source's WAL records */
+    MSG_PULL_READY = 3,       /* finished: the replica is a normal one of the node */
+    MSG_PULL_FAILED = 4,      /* stopped with `error`; abort (or start again) */
+};
+
+/* A pull of replica addr (coll, part; addr.epoch the partition's epoch) from the node at
+ * `source`: START copies its snapshot, then its WAL records, at most `rate` bytes/s (0: no
+ * limit), and creates the replica with `create`'s parameters and incarnation; FINISH waits
+ * until the replica has applied until_lsn. STATUS and ABORT use op only. */
+struct msg_pull_req {
+    uint32_t op; /* enum msg_pull_op */
+    struct msg_str source;
+    uint64_t rate, until_lsn;
+    struct msg_create_req create;
+};
+
+/* The pull's state, snapshot bytes copied of the total, LSNs applied here and last seen at
+ * the source, and the cause when FAILED. */
+struct msg_pull_rep {
+    uint32_t state; /* enum msg_pull_state */
+    uint64_t bytes_done, bytes_total, applied_lsn, source_lsn;
+    struct msg_str error;
+};
+
+enum msg_fence_op {
+    MSG_FENCE_ON = 1,  /* refuse writes (DV_EBUSY) after the ones in flight finish */
+    MSG_FENCE_OFF = 2, /* accept writes again */
+};
+
+/* Fences a replica's writes (the reply is a write_rep: lsn = the replica's applied LSN once
+ * no write is in flight, affected 0). The fence survives a restart of the node. */
+struct msg_fence_req {
+    uint32_t op; /* enum msg_fence_op */
+};
+
+/* An admin command for the coordinators: op names it ("rebalance_plan", "node_drain", ...,
+ * docs/protocol.md), args is one msgpack map of its arguments or nil. The reply is a
+ * cluster_rep whose status is the command's result (a msgpack map). */
+struct msg_admin_req {
+    struct msg_str op;
+    struct msg_bytes args;
+};
+
 /* ---- client API (client -> coordinator) and node reports (node -> coordinator) ---- */
 
 /* A collection's parameters (coll_create; coll_info's reply). metric, m, ef_construction,
@@ -438,6 +498,10 @@ struct msg {
         struct msg_node_report_req node_report_req;
         struct msg_node_report_rep node_report_rep;
         struct msg_coord_req coord_req;
+        struct msg_pull_req pull_req;
+        struct msg_pull_rep pull_rep;
+        struct msg_fence_req fence_req;
+        struct msg_admin_req admin_req; /* reply: cluster_rep */
     } u;
     void *arena_; /* allocations made by msg_decode, freed by msg_free */
 };

@@ -373,6 +373,21 @@ static int d_node_report(struct dec *d, struct msg_node_report_req *r)
     return DV_OK;
 }
 
+/* The 8 fields of a replica create (7 when the sender predates incarnations). */
+static int d_create(struct dec *d, struct msg_create_req *c, bool with_incarnation)
+{
+    int rc;
+    if ((rc = d_u32(d, &c->dim, "dim")) || (rc = d_u32(d, &c->metric, "metric")) ||
+        (rc = d_u32(d, &c->m, "m")) || (rc = d_u32(d, &c->ef_construction, "ef_construction")) ||
+        (rc = d_u32(d, &c->ef_search, "ef_search")) || (rc = d_bool(d, &c->sq8, "sq8")) ||
+        (rc = d_u32(d, &c->fsync, "fsync")))
+        return rc;
+    c->incarnation = 0;
+    if (with_incarnation && (rc = d_u64(d, &c->incarnation, "incarnation")))
+        return rc;
+    return DV_OK;
+}
+
 static int d_request(struct dec *d)
 {
     struct msg *m = d->m;
@@ -393,19 +408,22 @@ static int d_request(struct dec *d)
             return rc;
     }
     switch (m->type) {
-    case MSG_REPLICA_CREATE: {
-        struct msg_create_req *c = &m->u.create_req;
-        if ((rc = d_u32(d, &c->dim, "dim")) || (rc = d_u32(d, &c->metric, "metric")) ||
-            (rc = d_u32(d, &c->m, "m")) ||
-            (rc = d_u32(d, &c->ef_construction, "ef_construction")) ||
-            (rc = d_u32(d, &c->ef_search, "ef_search")) || (rc = d_bool(d, &c->sq8, "sq8")) ||
-            (rc = d_u32(d, &c->fsync, "fsync")))
+    case MSG_REPLICA_CREATE:
+        return d_create(d, &m->u.create_req, !no_incarnation);
+    case MSG_REPLICA_PULL: {
+        struct msg_pull_req *p = &m->u.pull_req;
+        if ((rc = d_u32(d, &p->op, "op")) || (rc = d_str(d, &p->source, "source")) ||
+            (rc = d_u64(d, &p->rate, "rate")) || (rc = d_u64(d, &p->until_lsn, "until_lsn")))
             return rc;
-        c->incarnation = 0;
-        if (!no_incarnation && (rc = d_u64(d, &c->incarnation, "incarnation")))
+        return d_create(d, &p->create, true);
+    }
+    case MSG_REPLICA_FENCE:
+        return d_u32(d, &m->u.fence_req.op, "op");
+    case MSG_ADMIN:
+        if ((rc = d_str(d, &m->u.admin_req.op, "op")) ||
+            (rc = d_raw_or_nil(d, &m->u.admin_req.args, "args")))
             return rc;
         return DV_OK;
-    }
     case MSG_COLL_CREATE:
         return d_coll_cfg(d, &m->u.coll_cfg);
     case MSG_UPSERT:
@@ -561,6 +579,7 @@ static int d_reply_body(struct dec *d)
     case MSG_DELETE:
     case MSG_SET_PAYLOAD:
     case MSG_PAYLOAD_INDEX:
+    case MSG_REPLICA_FENCE:
     case MSG_P_UPSERT:
     case MSG_P_DELETE:
     case MSG_P_SET_PAYLOAD:
@@ -704,9 +723,20 @@ static int d_reply_body(struct dec *d)
         return DV_OK;
     }
     case MSG_CLUSTER:
+    case MSG_ADMIN:
         if ((rc = d_tuple(d, 1, "body")))
             return rc;
         return d_raw_or_nil(d, &m->u.cluster_rep.status, "status");
+    case MSG_REPLICA_PULL: {
+        struct msg_pull_rep *p = &m->u.pull_rep;
+        if ((rc = d_tuple(d, 6, "body")) || (rc = d_u32(d, &p->state, "state")) ||
+            (rc = d_u64(d, &p->bytes_done, "bytes_done")) ||
+            (rc = d_u64(d, &p->bytes_total, "bytes_total")) ||
+            (rc = d_u64(d, &p->applied_lsn, "applied_lsn")) ||
+            (rc = d_u64(d, &p->source_lsn, "source_lsn")) || (rc = d_str(d, &p->error, "error")))
+            return rc;
+        return DV_OK;
+    }
     case MSG_NODE_REPORT: {
         struct msg_node_report_rep *r = &m->u.node_report_rep;
         if ((rc = d_tuple(d, 2, "body")) || (rc = d_u64(d, &r->map_epoch, "map_epoch")) ||

@@ -376,10 +376,10 @@ static void check_malformed(void **state)
     assert_non_null(strstr(errmsg, "version 1"));
 
     buf_reset(&b);
-    header(&b, 1, 17);
+    header(&b, 1, 19);
     mpw_array(&b, 0);
     assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
-    assert_non_null(strstr(errmsg, "unknown message type 17"));
+    assert_non_null(strstr(errmsg, "unknown message type 19"));
     buf_reset(&b);
     header(&b, 1, 1u << 31);
     mpw_array(&b, 0);
@@ -782,14 +782,23 @@ static void check_type_table(void **state)
         const char *name;
         bool coll;
     } client[] = {
-        {MSG_COLL_CREATE, "coll_create", true}, {MSG_COLL_DROP, "coll_drop", true},
-        {MSG_COLL_LIST, "coll_list", false},    {MSG_COLL_INFO, "coll_info", true},
-        {MSG_P_UPSERT, "points_upsert", true},  {MSG_P_DELETE, "points_delete", true},
-        {MSG_P_GET, "points_get", true},        {MSG_P_SET_PAYLOAD, "points_set_payload", true},
-        {MSG_P_COUNT, "points_count", true},    {MSG_P_SCROLL, "points_scroll", true},
-        {MSG_P_SEARCH, "points_search", true},  {MSG_P_INDEX, "points_index", true},
-        {MSG_CLUSTER, "cluster", false},        {MSG_NODE_REPORT, "node_report", false},
-        {MSG_COORD_ADD, "coord_add", false},    {MSG_COORD_REMOVE, "coord_remove", false},
+        {MSG_COLL_CREATE, "coll_create", true},
+        {MSG_COLL_DROP, "coll_drop", true},
+        {MSG_COLL_LIST, "coll_list", false},
+        {MSG_COLL_INFO, "coll_info", true},
+        {MSG_P_UPSERT, "points_upsert", true},
+        {MSG_P_DELETE, "points_delete", true},
+        {MSG_P_GET, "points_get", true},
+        {MSG_P_SET_PAYLOAD, "points_set_payload", true},
+        {MSG_P_COUNT, "points_count", true},
+        {MSG_P_SCROLL, "points_scroll", true},
+        {MSG_P_SEARCH, "points_search", true},
+        {MSG_P_INDEX, "points_index", true},
+        {MSG_CLUSTER, "cluster", false},
+        {MSG_NODE_REPORT, "node_report", false},
+        {MSG_COORD_ADD, "coord_add", false},
+        {MSG_COORD_REMOVE, "coord_remove", false},
+        {MSG_ADMIN, "admin", false},
     };
     for (size_t i = 0; i < sizeof client / sizeof client[0]; i++) {
         assert_int_equal(client[i].type, 32 + (int)i);
@@ -798,11 +807,11 @@ static void check_type_table(void **state)
         assert_int_equal(msg_type_collection(client[i].type), client[i].coll);
         assert_false(msg_type_addressed(client[i].type));
     }
-    assert_int_equal(MSG_TYPE_COUNT, 48);
+    assert_int_equal(MSG_TYPE_COUNT, 49);
 
     struct buf b = BUF_INIT;
     for (int t = -1; t <= MSG_TYPE_COUNT; t++) {
-        bool gap = t < 0 || (t >= 17 && t <= 31) || t >= MSG_TYPE_COUNT;
+        bool gap = t < 0 || (t >= 19 && t <= 31) || t >= MSG_TYPE_COUNT;
         assert_int_equal(msg_type_known(t), !gap);
         assert_false(msg_type_addressed(t) && msg_type_collection(t));
         if (gap) {
@@ -1400,19 +1409,114 @@ static void check_coord_membership(void **state)
     msg_free(&out);
 }
 
+/* Moving replicas: pull (start with its source and create parameters, finish with an LSN,
+ * every state in the reply), fence, and the admin envelope with and without arguments. */
+static void check_move_messages(void **state)
+{
+    assert_string_equal(msg_type_name(MSG_REPLICA_PULL), "replica_pull");
+    assert_string_equal(msg_type_name(MSG_REPLICA_FENCE), "replica_fence");
+    assert_true(msg_type_addressed(MSG_REPLICA_PULL) && msg_type_addressed(MSG_REPLICA_FENCE));
+    assert_false(msg_type_addressed(MSG_ADMIN) || msg_type_collection(MSG_ADMIN));
+
+    struct msg m = {.type = MSG_REPLICA_PULL, .req_id = 5}, out;
+    m.addr = (struct msg_addr){S("docs"), 7, 41};
+    m.u.pull_req = (struct msg_pull_req){MSG_PULL_START,
+                                         S("tcp://127.0.0.1:7400"),
+                                         64u << 20,
+                                         0,
+                                         {128, 2, 16, 200, 64, 1, true, 39}};
+    round_trip(&m, &out);
+    const struct msg_pull_req *p = &out.u.pull_req;
+    assert_int_equal(p->op, MSG_PULL_START);
+    assert_memory_equal(p->source.p, "tcp://127.0.0.1:7400", 20);
+    assert_int_equal(p->source.len, 20);
+    assert_true(p->rate == 64u << 20 && p->until_lsn == 0);
+    assert_int_equal(p->create.dim, 128);
+    assert_int_equal(p->create.ef_construction, 200);
+    assert_true(p->create.sq8 && p->create.incarnation == 39);
+    assert_true(out.addr.part == 7 && out.addr.epoch == 41);
+    msg_free(&out);
+    m.u.pull_req = (struct msg_pull_req){.op = MSG_PULL_FINISH, .until_lsn = UINT64_MAX};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.pull_req.op, MSG_PULL_FINISH);
+    assert_true(out.u.pull_req.until_lsn == UINT64_MAX);
+    assert_int_equal(out.u.pull_req.source.len, 0);
+    msg_free(&out);
+
+    for (uint32_t st = MSG_PULL_NONE; st <= MSG_PULL_FAILED; st++) {
+        struct msg r = {.type = MSG_REPLICA_PULL, .reply = true, .req_id = 6};
+        r.u.pull_rep = (struct msg_pull_rep){
+            st, 100 * st, 1ULL << 36, 17, 19, st == MSG_PULL_FAILED ? S("source gone") : S("")};
+        round_trip(&r, &out);
+        const struct msg_pull_rep *q = &out.u.pull_rep;
+        assert_int_equal(q->state, st);
+        assert_true(q->bytes_done == 100 * st && q->bytes_total == 1ULL << 36);
+        assert_true(q->applied_lsn == 17 && q->source_lsn == 19);
+        assert_int_equal(q->error.len, st == MSG_PULL_FAILED ? 11 : 0);
+        msg_free(&out);
+    }
+
+    m = (struct msg){.type = MSG_REPLICA_FENCE, .req_id = 8};
+    m.addr = (struct msg_addr){S("docs"), 1, 99};
+    m.u.fence_req.op = MSG_FENCE_ON;
+    round_trip(&m, &out);
+    assert_int_equal(out.u.fence_req.op, MSG_FENCE_ON);
+    msg_free(&out);
+    struct msg r = {.type = MSG_REPLICA_FENCE, .reply = true, .req_id = 8};
+    r.u.write_rep = (struct msg_write_rep){12345, 0};
+    round_trip(&r, &out);
+    assert_true(out.u.write_rep.lsn == 12345);
+    msg_free(&out);
+
+    static const uint8_t args[] = {0x81, 0xa4, 'n', 'o', 'd', 'e', 0xa2, 'n', '3'}; /* {node:n3} */
+    m = (struct msg){.type = MSG_ADMIN, .req_id = 9};
+    m.u.admin_req = (struct msg_admin_req){S("node_drain"), {args, sizeof args}};
+    round_trip(&m, &out);
+    assert_memory_equal(out.u.admin_req.op.p, "node_drain", 10);
+    assert_int_equal(out.u.admin_req.args.len, sizeof args);
+    assert_memory_equal(out.u.admin_req.args.p, args, sizeof args);
+    msg_free(&out);
+    m.u.admin_req = (struct msg_admin_req){S("rebalance_status"), {NULL, 0}};
+    round_trip(&m, &out);
+    assert_null(out.u.admin_req.args.p);
+    msg_free(&out);
+    /* args that are not exactly one msgpack value are the caller's bug */
+    struct buf b = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    m.u.admin_req.args = (struct msg_bytes){args, sizeof args - 1};
+    assert_int_equal(msg_encode(&m, &b, err), DV_EINVAL);
+    r = (struct msg){.type = MSG_ADMIN, .reply = true, .req_id = 9};
+    r.u.cluster_rep.status = (struct msg_bytes){args, sizeof args};
+    round_trip(&r, &out);
+    assert_memory_equal(out.u.cluster_rep.status.p, args, sizeof args);
+    msg_free(&out);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(check_simple),           cmocka_unit_test(check_hello_list_info_stats),
-        cmocka_unit_test(check_upsert),           cmocka_unit_test(check_writes_reads),
-        cmocka_unit_test(check_search),           cmocka_unit_test(check_errors),
-        cmocka_unit_test(check_malformed),        cmocka_unit_test(check_create_incarnation),
-        cmocka_unit_test(check_too_big_encode),   cmocka_unit_test(check_new_types),
-        cmocka_unit_test(check_snapshot),         cmocka_unit_test(check_wal_read),
-        cmocka_unit_test(check_payload_index),    cmocka_unit_test(check_new_malformed),
-        cmocka_unit_test(check_type_table),       cmocka_unit_test(check_coll_admin),
-        cmocka_unit_test(check_csearch),          cmocka_unit_test(check_cluster_node_report),
-        cmocka_unit_test(check_client_malformed), cmocka_unit_test(check_coord_membership),
+        cmocka_unit_test(check_move_messages),
+        cmocka_unit_test(check_simple),
+        cmocka_unit_test(check_hello_list_info_stats),
+        cmocka_unit_test(check_upsert),
+        cmocka_unit_test(check_writes_reads),
+        cmocka_unit_test(check_search),
+        cmocka_unit_test(check_errors),
+        cmocka_unit_test(check_malformed),
+        cmocka_unit_test(check_create_incarnation),
+        cmocka_unit_test(check_too_big_encode),
+        cmocka_unit_test(check_new_types),
+        cmocka_unit_test(check_snapshot),
+        cmocka_unit_test(check_wal_read),
+        cmocka_unit_test(check_payload_index),
+        cmocka_unit_test(check_new_malformed),
+        cmocka_unit_test(check_type_table),
+        cmocka_unit_test(check_coll_admin),
+        cmocka_unit_test(check_csearch),
+        cmocka_unit_test(check_cluster_node_report),
+        cmocka_unit_test(check_client_malformed),
+        cmocka_unit_test(check_coord_membership),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     buf_free(&last);
