@@ -17,7 +17,7 @@ static const char *const coord_role_names[] = {"standby", "voter", "spare", "rem
 static const char *const cmd_type_names[] = {
     "none",        "node_register", "node_state", "node_weight",  "node_remove",
     "coll_create", "coll_drop",     "part_set",   "move_add",     "move_update",
-    "move_remove", "batch",         "coord_set",  "coord_remove",
+    "move_remove", "batch",         "coord_set",  "coord_remove", "settings",
 };
 
 const char *cmap_node_state_name(int state)
@@ -210,6 +210,7 @@ int cmap_init(struct cmap *m, uint32_t dedup_cap)
     if (!m->seen)
         return DV_ENOMEM;
     m->dedup_cap = dedup_cap;
+    m->settings = (struct cmap_settings){false, true, CMAP_RATE_DEFAULT, CMAP_MOVES_PER_NODE};
     return DV_OK;
 }
 
@@ -234,6 +235,7 @@ int cmap_copy(struct cmap *dst, const struct cmap *src)
     if (rc != DV_OK)
         return rc;
     dst->epoch = src->epoch;
+    dst->settings = src->settings;
     if (src->n_nodes) {
         dst->nodes = calloc(src->n_nodes, sizeof *dst->nodes);
         dst->by_id = malloc(src->n_nodes * sizeof *dst->by_id);
@@ -366,7 +368,10 @@ bool cmap_equal(const struct cmap *a, const struct cmap *b)
 {
     if (a->epoch != b->epoch || a->n_nodes != b->n_nodes || a->n_colls != b->n_colls ||
         a->n_moves != b->n_moves || a->dedup_cap != b->dedup_cap || a->n_seen != b->n_seen ||
-        a->n_coords != b->n_coords)
+        a->n_coords != b->n_coords || a->settings.paused != b->settings.paused ||
+        a->settings.auto_rebalance != b->settings.auto_rebalance ||
+        a->settings.rate != b->settings.rate ||
+        a->settings.moves_per_node != b->settings.moves_per_node)
         return false;
     for (uint32_t i = 0; i < a->n_coords; i++)
         if (!coord_equal(&a->coords[i], &b->coords[i]))

@@ -191,8 +191,20 @@ struct cmap_seen {
     char msg[CMAP_MSG_MAX];
 };
 
+/* Rebalancing settings, cluster-wide (dvecctl rebalance pause/resume/set). */
+#define CMAP_RATE_DEFAULT       (64u << 20) /* bytes/s one move copies at most */
+#define CMAP_MOVES_PER_NODE     2           /* moves a node takes part in at once, default */
+#define CMAP_MAX_MOVES_PER_NODE 64
+struct cmap_settings {
+    bool paused;             /* no move starts (moves under way finish) */
+    bool auto_rebalance;     /* the leader plans moves by itself when placement drifts */
+    uint64_t rate;           /* bytes/s per move, 0: unlimited */
+    uint32_t moves_per_node; /* 1 .. CMAP_MAX_MOVES_PER_NODE */
+};
+
 struct cmap {
     uint64_t epoch;
+    struct cmap_settings settings;
     struct cmap_node *nodes; /* index == num */
     uint32_t n_nodes, cap_nodes;
     uint32_t *by_id;          /* node numbers ordered by id, n_nodes of them */
@@ -270,7 +282,8 @@ enum cmap_cmd_type {
     CMAP_CMD_BATCH = 11, /* only as a whole entry: cmap_batch_pack */
     CMAP_CMD_COORD_SET = 12,
     CMAP_CMD_COORD_REMOVE = 13,
-    CMAP_CMD_TYPE_COUNT = 14, /* new types go here: numbers in Raft logs keep their meaning */
+    CMAP_CMD_SETTINGS = 14,   /* rebalancing settings */
+    CMAP_CMD_TYPE_COUNT = 15, /* new types go here: numbers in Raft logs keep their meaning */
 };
 
 /* "node_register", ...; "unknown" outside the enum. */
@@ -377,7 +390,21 @@ struct cmap_cmd {
         struct {
             uint64_t id;
         } coord_remove;
+        /* Changes the settings whose CMAP_SET_* bit is in `mask` to the values of `set`.
+         * DV_EINVAL for moves_per_node outside 1 .. CMAP_MAX_MOVES_PER_NODE. */
+        struct {
+            uint32_t mask;
+            struct cmap_settings set;
+        } settings;
     } u;
+};
+
+enum {
+    CMAP_SET_PAUSED = 1,
+    CMAP_SET_AUTO = 2,
+    CMAP_SET_RATE = 4,
+    CMAP_SET_MOVES_PER_NODE = 8,
+    CMAP_SET_ALL = 15,
 };
 
 /* A request id from a client id and its sequence number. */

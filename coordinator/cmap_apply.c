@@ -502,6 +502,29 @@ static int coord_remove(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_
     return DV_OK;
 }
 
+/* ---- settings ---------------------------------------------------------------------------- */
+
+static int settings(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
+{
+    const typeof(cmd->u.settings) *c = &cmd->u.settings;
+    if (c->mask == 0 || (c->mask & ~(uint32_t)CMAP_SET_ALL))
+        return fail(m, res, DV_EINVAL, "settings: mask 0x%x names no known setting", c->mask);
+    if ((c->mask & CMAP_SET_MOVES_PER_NODE) &&
+        (c->set.moves_per_node < 1 || c->set.moves_per_node > CMAP_MAX_MOVES_PER_NODE))
+        return fail(m, res, DV_EINVAL, "moves_per_node must be 1 to %d, not %u",
+                    CMAP_MAX_MOVES_PER_NODE, c->set.moves_per_node);
+    if (c->mask & CMAP_SET_PAUSED)
+        m->settings.paused = c->set.paused;
+    if (c->mask & CMAP_SET_AUTO)
+        m->settings.auto_rebalance = c->set.auto_rebalance;
+    if (c->mask & CMAP_SET_RATE)
+        m->settings.rate = c->set.rate;
+    if (c->mask & CMAP_SET_MOVES_PER_NODE)
+        m->settings.moves_per_node = c->set.moves_per_node;
+    ok(m, res);
+    return DV_OK;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 int cmap_apply_cmd(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
@@ -552,6 +575,9 @@ int cmap_apply_cmd(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resul
         break;
     case CMAP_CMD_COORD_REMOVE:
         rc = coord_remove(m, cmd, res);
+        break;
+    case CMAP_CMD_SETTINGS:
+        rc = settings(m, cmd, res);
         break;
     default:
         fail(m, res, DV_EINVAL, "command type %d cannot be applied", cmd->type);

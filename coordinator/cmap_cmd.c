@@ -166,6 +166,7 @@ static bool cmd_shape_ok(const struct cmap_cmd *c, char *errmsg)
             bad = "role";
         break;
     case CMAP_CMD_COORD_REMOVE:
+    case CMAP_CMD_SETTINGS:
         break;
     default:
         dv_errmsg_set(errmsg, "cmap: command type %d cannot be encoded alone", c->type);
@@ -260,6 +261,14 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
     case CMAP_CMD_COORD_REMOVE:
         W(mpw_array(b, 1));
         W(mpw_u64(b, c->u.coord_remove.id));
+        break;
+    case CMAP_CMD_SETTINGS:
+        W(mpw_array(b, 5));
+        W(mpw_u64(b, c->u.settings.mask));
+        W(mpw_bool(b, c->u.settings.set.paused));
+        W(mpw_bool(b, c->u.settings.set.auto_rebalance));
+        W(mpw_u64(b, c->u.settings.set.rate));
+        W(mpw_u64(b, c->u.settings.set.moves_per_node));
         break;
     default: /* moves */
         W(mpw_array(b, 5));
@@ -581,6 +590,15 @@ static int d_body(struct dec *d)
             return rc;
         R(mpk_u64(&d->r, &c->u.coord_remove.id), "id");
         return DV_OK;
+    case CMAP_CMD_SETTINGS: {
+        typeof(c->u.settings) *st = &c->u.settings;
+        if ((rc = d_tuple(d, 5, "body")) != DV_OK || (rc = d_u32(d, &st->mask, "mask")) != DV_OK)
+            return rc;
+        R(mpk_bool(&d->r, &st->set.paused), "paused");
+        R(mpk_bool(&d->r, &st->set.auto_rebalance), "auto");
+        R(mpk_u64(&d->r, &st->set.rate), "rate");
+        return d_u32(d, &st->set.moves_per_node, "moves_per_node");
+    }
     default:
         return dfail(d, DV_EINVAL, "type");
     }

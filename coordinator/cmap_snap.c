@@ -14,18 +14,21 @@
  * Layout: a 24-byte header, all little-endian
  *   0  "CMAP"    4  u32 version    8  u64 body length    16  u32 CRC32C of the body    20  u32 0
  * then the body, one msgpack array:
- *   [epoch, dedup_cap, nodes, collections, moves, seen, coordinators]
+ *   [epoch, dedup_cap, nodes, collections, moves, seen, coordinators, settings]
  *   node:       [id, url, http_url, weight (f64), state, heartbeat_ms, [[coll, part, lsn], ...]]
  *   collection: [name, [dim, metric, m, ef_construction, ef_search, partitions, rf, fsync, sq8],
  *                epoch, [[epoch, primary, [node, ...]], ...]]     (nodes by number)
  *   move:       [coll, part, from, to, state, epoch]
  *   seen:       [req_hi, req_lo, code, epoch, message]            (oldest first)
  *   coordinator: [raft_id, raft_addr, client_url, role]
+ *   settings:   [paused, auto_rebalance, rate, moves_per_node]
  * Nodes come in number order, collections in name order, coordinators in id order.
  *
  * The coordinators came later, as a 7th element of the same version 1: a body of 6 elements
  * (written before them) still reads, as a map without coordinators, and an older build given
- * 7 elements refuses the snapshot (DV_ECORRUPT "map") rather than misreading it.
+ * 7 elements refuses the snapshot (DV_ECORRUPT "map") rather than misreading it. The
+ * rebalancing settings came as the 8th element the same way: 6 or 7 elements read with the
+ * default settings.
  */
 
 #define W(x)                                                                                       \
@@ -89,7 +92,7 @@ int cmap_encode(const struct cmap *m, struct buf *out)
     uint8_t hdr[CMAP_SNAP_HDR] = {0};
     W(buf_append(out, hdr, sizeof hdr));
     size_t body = out->len;
-    W(mpw_array(out, 7));
+    W(mpw_array(out, 8));
     W(mpw_u64(out, m->epoch));
     W(mpw_u64(out, m->dedup_cap));
     W(mpw_array(out, m->n_nodes));
@@ -128,6 +131,11 @@ int cmap_encode(const struct cmap *m, struct buf *out)
         W(w_str(out, c->client_url));
         W(mpw_u64(out, (uint64_t)c->role));
     }
+    W(mpw_array(out, 4));
+    W(mpw_bool(out, m->settings.paused));
+    W(mpw_bool(out, m->settings.auto_rebalance));
+    W(mpw_u64(out, m->settings.rate));
+    W(mpw_u64(out, m->settings.moves_per_node));
     if (out->len - start > CMAP_MAX_SNAPSHOT) {
         rc = DV_ETOOBIG;
         goto err;
@@ -511,6 +519,22 @@ static int s_coords(struct sdec *d)
     return DV_OK;
 }
 
+static int s_settings(struct sdec *d)
+{
+    struct cmap_settings *st = &d->m->settings;
+    int rc;
+    if ((rc = s_tuple(d, 4, "settings")) != DV_OK)
+        return rc;
+    R(mpk_bool(&d->r, &st->paused), "settings paused");
+    R(mpk_bool(&d->r, &st->auto_rebalance), "settings auto_rebalance");
+    R(mpk_u64(&d->r, &st->rate), "settings rate");
+    if ((rc = s_u32(d, &st->moves_per_node, "settings moves_per_node")) != DV_OK)
+        return rc;
+    if (st->moves_per_node < 1 || st->moves_per_node > CMAP_MAX_MOVES_PER_NODE)
+        return bad(d, DV_ERANGE, "settings moves_per_node");
+    return DV_OK;
+}
+
 int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
 {
     const uint8_t *b = p;
@@ -536,7 +560,7 @@ int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
     uint32_t fields;
     if ((rc = mpk_array(&d.r, &fields)) != DV_OK)
         return bad(&d, rc, "map");
-    if (fields != 6 && fields != 7) /* 6: written before the coordinators were added */
+    if (fields < 6 || fields > 8) /* 6, 7: written before the coordinators, the settings */
         return bad(&d, DV_ECORRUPT, "map (%u fields)", fields);
     if ((rc = mpk_u64(&d.r, &epoch)) != DV_OK)
         return bad(&d, rc, "epoch");
@@ -548,7 +572,8 @@ int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
         return bad(&d, rc, "dedup_cap");
     out->epoch = epoch;
     if ((rc = s_nodes(&d)) != DV_OK || (rc = s_colls(&d)) != DV_OK || (rc = s_moves(&d)) != DV_OK ||
-        (rc = s_seen(&d)) != DV_OK || (fields == 7 && (rc = s_coords(&d)) != DV_OK))
+        (rc = s_seen(&d)) != DV_OK || (fields >= 7 && (rc = s_coords(&d)) != DV_OK) ||
+        (fields == 8 && (rc = s_settings(&d)) != DV_OK))
         goto err_free;
     if (!mpk_done(&d.r)) {
         rc = bad(&d, DV_ECORRUPT, "bytes after the map");

@@ -129,6 +129,9 @@ static int all_commands(struct cmap_cmd *out)
     snprintf(out[n - 1].u.coord_set.raft_addr, sizeof out[n - 1].u.coord_set.raft_addr,
              "[::1]:65535");
     out[n++] = cu_coord_remove(UINT64_MAX);
+    out[n] = (struct cmap_cmd){.type = CMAP_CMD_SETTINGS, .req = cmap_reqid_make(9, 9)};
+    out[n].u.settings.mask = CMAP_SET_ALL;
+    out[n++].u.settings.set = (struct cmap_settings){true, false, UINT64_MAX, 64};
     return n;
 }
 
@@ -207,6 +210,13 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
     case CMAP_CMD_COORD_REMOVE:
         assert_true(a->u.coord_remove.id == b->u.coord_remove.id);
         break;
+    case CMAP_CMD_SETTINGS:
+        assert_int_equal(a->u.settings.mask, b->u.settings.mask);
+        assert_int_equal(a->u.settings.set.paused, b->u.settings.set.paused);
+        assert_int_equal(a->u.settings.set.auto_rebalance, b->u.settings.set.auto_rebalance);
+        assert_true(a->u.settings.set.rate == b->u.settings.set.rate);
+        assert_int_equal(a->u.settings.set.moves_per_node, b->u.settings.set.moves_per_node);
+        break;
     default:
         assert_string_equal(a->u.move.coll, b->u.move.coll);
         assert_int_equal(a->u.move.part, b->u.move.part);
@@ -220,7 +230,7 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
 
 static void test_cmd_roundtrip(void **state)
 {
-    struct cmap_cmd cmds[16];
+    struct cmap_cmd cmds[20];
     int n = all_commands(cmds);
     char err[DV_ERRMSG_SIZE];
     bool seen[CMAP_CMD_TYPE_COUNT] = {false};
@@ -282,7 +292,7 @@ static void test_cmd_encode_rejects(void **state)
  * command that encodes again; applying garbage answers DV_EPROTO and leaves the map alone. */
 static void test_cmd_truncated_and_garbage(void **state)
 {
-    struct cmap_cmd cmds[16];
+    struct cmap_cmd cmds[20];
     int n = all_commands(cmds);
     char err[DV_ERRMSG_SIZE];
     struct cmap m, before;
@@ -1030,8 +1040,23 @@ static void test_snapshot_roundtrip(void **state)
     base_map(&m, 0);
     buf_reset(&b);
     assert_int_equal(cmap_encode(&m, &b), DV_OK);
-    assert_int_equal(b.data[24], 0x97);
-    assert_int_equal(b.data[b.len - 1], 0x90); /* no coordinators */
+    assert_int_equal(b.data[24], 0x98);
+    /* the settings come last: [false, true, 64 MiB, 2] */
+    static const uint8_t set_enc[] = {0x94, 0xc2, 0xc3, 0xce, 0x04, 0, 0, 0, 0x02};
+    assert_memory_equal(b.data + b.len - 9, set_enc, 9);
+    assert_int_equal(b.data[b.len - 10], 0x90); /* no coordinators */
+    /* Written before the settings existed (7 elements): the default settings. */
+    m.settings.paused = true; /* not what a 7-element snapshot gives */
+    b.data[24] = 0x97;
+    b.len -= 9;
+    buf_wr_le64(b.data + 8, b.len - 24);
+    buf_wr_le32(b.data + 16, crc32c(b.data + 24, b.len - 24));
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_OK);
+    assert_false(cmap_equal(&m, &d));
+    m.settings.paused = false;
+    assert_true(cmap_equal(&m, &d));
+    assert_true(d.settings.auto_rebalance && d.settings.rate == CMAP_RATE_DEFAULT);
+    cmap_free(&d);
     b.data[24] = 0x96;
     b.len--;
     buf_wr_le64(b.data + 8, b.len - 24);
@@ -1040,13 +1065,64 @@ static void test_snapshot_roundtrip(void **state)
     assert_true(cmap_equal(&m, &d));
     assert_int_equal(d.n_coords, 0);
     cmap_free(&d);
-    /* 5 or 8 elements are not a map. */
+    /* 5 or 9 elements are not a map. */
     b.data[24] = 0x95;
     buf_wr_le32(b.data + 16, crc32c(b.data + 24, b.len - 24));
     assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_ECORRUPT);
     cmap_free(&m);
     buf_free(&b);
     buf_free(&b2);
+}
+
+/* Rebalancing settings: defaults, each one alone, bad values refused with the map unchanged,
+ * carried by snapshots. */
+static void test_settings(void **state)
+{
+    struct cmap m, d;
+    struct cmap_result res;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(cmap_init(&m, 0), DV_OK);
+    assert_false(m.settings.paused);
+    assert_true(m.settings.auto_rebalance);
+    assert_true(m.settings.rate == CMAP_RATE_DEFAULT);
+    assert_int_equal(m.settings.moves_per_node, CMAP_MOVES_PER_NODE);
+    struct cmap_cmd c = {.type = CMAP_CMD_SETTINGS, .req = cmap_reqid_make(1, 1)};
+    c.u.settings.mask = CMAP_SET_PAUSED;
+    c.u.settings.set = (struct cmap_settings){true, false, 5, 0};
+    assert_int_equal(cmap_apply_cmd(&m, &c, &res), DV_OK);
+    assert_int_equal(res.code, DV_OK);
+    assert_true(m.settings.paused && m.settings.auto_rebalance);
+    assert_int_equal(m.settings.moves_per_node, CMAP_MOVES_PER_NODE);
+    uint64_t epoch = m.epoch;
+    c.req.lo++;
+    c.u.settings.mask = CMAP_SET_MOVES_PER_NODE | CMAP_SET_RATE;
+    assert_int_equal(cmap_apply_cmd(&m, &c, &res), DV_OK);
+    assert_int_equal(res.code, DV_EINVAL);
+    assert_non_null(strstr(res.msg, "moves_per_node must be 1 to 64, not 0"));
+    assert_true(m.epoch == epoch && m.settings.rate == CMAP_RATE_DEFAULT);
+    c.req.lo++;
+    c.u.settings.mask = 16;
+    assert_int_equal(cmap_apply_cmd(&m, &c, &res), DV_OK);
+    assert_int_equal(res.code, DV_EINVAL);
+    c.req.lo++;
+    c.u.settings.mask = CMAP_SET_ALL;
+    c.u.settings.set = (struct cmap_settings){false, false, 1000, 3};
+    assert_int_equal(cmap_apply_cmd(&m, &c, &res), DV_OK);
+    assert_int_equal(res.code, DV_OK);
+    assert_true(!m.settings.paused && !m.settings.auto_rebalance && m.settings.rate == 1000 &&
+                m.settings.moves_per_node == 3);
+    struct buf b = BUF_INIT;
+    assert_int_equal(cmap_encode(&m, &b), DV_OK);
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_OK);
+    assert_true(cmap_equal(&m, &d));
+    cmap_free(&d);
+    /* moves_per_node 0 in a snapshot breaks an invariant */
+    b.data[b.len - 1] = 0;
+    buf_wr_le32(b.data + 16, crc32c(b.data + 24, b.len - 24));
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_ECORRUPT);
+    assert_non_null(strstr(err, "moves_per_node"));
+    buf_free(&b);
+    cmap_free(&m);
 }
 
 /* A snapshot whose coordinator table breaks an invariant apply keeps (written by changing the
@@ -1307,6 +1383,7 @@ static void test_apply_faults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_settings),
         cmocka_unit_test(test_cmd_roundtrip),
         cmocka_unit_test(test_cmd_encode_rejects),
         cmocka_unit_test(test_cmd_truncated_and_garbage),
