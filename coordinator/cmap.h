@@ -368,7 +368,10 @@ struct cmap_cmd {
         } part_set;
         /* Add: a new record in `state`, DV_EEXIST if (coll, part, from, to) has one. Update:
          * moves forward PLANNED -> COPYING -> CATCHING_UP -> SWITCHING -> DONE, or to FAILED
-         * from any state but DONE (DONE and FAILED are final). Remove: `state` is ignored. */
+         * from any state but DONE (DONE and FAILED are final). SWITCHING -> DONE is the
+         * switch itself: `to` takes `from`'s place in the partition's replica list (primary
+         * if `from` was), the partition's epoch is bumped; DV_ESTALE when the list does not
+         * hold `from` or already holds `to`. Remove: `state` is ignored. */
         struct {
             char coll[CMAP_NAME_MAX + 1];
             uint32_t part;

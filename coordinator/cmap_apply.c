@@ -432,6 +432,29 @@ static int move_apply(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_re
              (c->state != CMAP_MOVE_FAILED && c->state < mv->state)))
             return fail(m, res, DV_EINVAL, "move of %s/%u: %s cannot become %s", c->coll, c->part,
                         cmap_move_state_name(mv->state), cmap_move_state_name(c->state));
+        if (c->state == CMAP_MOVE_DONE && mv->state != CMAP_MOVE_DONE) {
+            /* The switch: the target takes the source's place in the replica list (and its
+             * role: primary stays primary), in the same command as the move's end. */
+            if (mv->state != CMAP_MOVE_SWITCHING)
+                return fail(m, res, DV_EINVAL, "move of %s/%u: %s cannot become done", c->coll,
+                            c->part, cmap_move_state_name(mv->state));
+            struct cmap_part *pt = part_mut(m, c->coll, c->part, res);
+            uint32_t at = UINT32_MAX;
+            bool has_to = false;
+            for (uint32_t k = 0; k < pt->n; k++) {
+                if (pt->nodes[k] == from->num)
+                    at = k;
+                has_to = has_to || pt->nodes[k] == to->num;
+            }
+            if (at == UINT32_MAX || has_to)
+                return fail(m, res, DV_ESTALE,
+                            "move of %s/%u: the partition no longer has a replica on %s only",
+                            c->coll, c->part, c->from);
+            if (pt->primary == from->num)
+                pt->primary = to->num;
+            pt->nodes[at] = to->num;
+            pt->epoch = m->epoch + 1;
+        }
         mv->state = c->state;
         mv->epoch = m->epoch + 1;
         break;

@@ -609,7 +609,18 @@ static void test_moves(void **state)
     assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_SWITCHING), DV_OK);   /* same: fine */
     assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_COPYING), DV_EINVAL); /* backwards */
     assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, 6), DV_EINVAL);
+    const struct cmap_part *pt = cmap_part_find(&m, "c", 3);
+    struct cmap_part before = *pt;
+    uint32_t at = 0;
+    while (before.nodes[at] != 0)
+        at++;
     assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_DONE), DV_OK);
+    /* done is the switch: n2 took n0's place (and its role), the partition has a new epoch */
+    pt = cmap_part_find(&m, "c", 3);
+    assert_int_equal(pt->n, before.n);
+    assert_int_equal(pt->nodes[at], 2);
+    assert_int_equal(pt->primary, before.primary == 0 ? 2 : before.primary);
+    assert_true(pt->epoch == m.epoch && pt->epoch > before.epoch);
     assert_int_equal(MV(CMAP_CMD_MOVE_UPDATE, CMAP_MOVE_FAILED), DV_EINVAL); /* done is final */
     mv = cmap_move_find(&m, "c", 3, 0, 2);
     assert_int_equal(mv->state, CMAP_MOVE_DONE);
@@ -617,6 +628,17 @@ static void test_moves(void **state)
     assert_int_equal(MV(CMAP_CMD_MOVE_REMOVE, 0), DV_OK);
     assert_null(cmap_move_find(&m, "c", 3, 0, 2));
 #undef MV
+    /* A switch whose source no longer holds the partition is stale; done needs switching. */
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 3, "n0", "n1", CMAP_MOVE_SWITCHING)), DV_OK);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_UPDATE, "c", 3, "n0", "n1", CMAP_MOVE_DONE)), DV_ESTALE);
+    assert_int_equal(run_free(&m, cu_move(CMAP_CMD_MOVE_REMOVE, "c", 3, "n0", "n1", 0)), DV_OK);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 3, "n2", "n1", CMAP_MOVE_COPYING)), DV_OK);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_UPDATE, "c", 3, "n2", "n1", CMAP_MOVE_DONE)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_move(CMAP_CMD_MOVE_REMOVE, "c", 3, "n2", "n1", 0)), DV_OK);
     /* Failing from the middle; failed is final too. */
     assert_int_equal(
         run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 1, "n1", "n2", CMAP_MOVE_COPYING)), DV_OK);
