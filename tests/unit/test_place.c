@@ -15,6 +15,7 @@
 #include "err.h"
 #include "hash.h"
 #include "place.h"
+#include "plan.h"
 
 /* Applies a command built in memory and expects success. */
 static void must(struct cmap *m, struct cmap_cmd cmd)
@@ -429,14 +430,173 @@ static void test_fill_create(void **state)
     cmap_free(&m);
 }
 
+/* ---- the rebalance plan -------------------------------------------------------------------- */
+
+/* Creates collection `name` through the leader's path (placement on the current nodes). */
+static void create_placed(struct cmap *m, const char *name, uint32_t P, uint32_t rf)
+{
+    char err[DV_ERRMSG_SIZE];
+    struct cmap_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = CMAP_CMD_COLL_CREATE;
+    cmd.req = cu_rid();
+    snprintf(cmd.u.coll_create.name, sizeof cmd.u.coll_create.name, "%s", name);
+    cmd.u.coll_create.cfg = cu_cfg(P, rf);
+    assert_int_equal(place_fill_create(m, &cmd, err), DV_OK);
+    must(m, cmd);
+}
+
+/* Carries out a plan's moves on the map the way the mover does (add, switching, done). */
+static void apply_plan(struct cmap *m, const struct plan *pl)
+{
+    for (size_t i = 0; i < pl->n; i++) {
+        const struct plan_move *mv = &pl->moves[i];
+        const char *from = cmap_node_get(m, mv->from)->id, *to = cmap_node_get(m, mv->to)->id;
+        char coll[CMAP_NAME_MAX + 1];
+        snprintf(coll, sizeof coll, "%s", mv->coll->name);
+        must(m, cu_move(CMAP_CMD_MOVE_ADD, coll, mv->part, from, to, CMAP_MOVE_SWITCHING));
+    }
+    /* the plan points into the map: collect the keys before changing it further */
+    for (uint32_t i = 0; i < m->n_moves; i++) {
+        struct cmap_move mv = m->moves[i];
+        if (mv.state != CMAP_MOVE_SWITCHING)
+            continue;
+        must(m, cu_move(CMAP_CMD_MOVE_UPDATE, mv.coll, mv.part, cmap_node_get(m, mv.from)->id,
+                        cmap_node_get(m, mv.to)->id, CMAP_MOVE_DONE));
+    }
+}
+
+/* The map's placement equals the ideal one. */
+static void assert_ideal(const struct cmap *m)
+{
+    struct place_plan ideal_map;
+    assert_int_equal(place_ideal_map(m, &ideal_map), DV_OK);
+    for (uint32_t c = 0; c < m->n_colls; c++)
+        for (uint32_t p = 0; p < m->colls[c]->cfg.n_parts; p++) {
+            const struct cmap_part *pt = &m->colls[c]->parts[p];
+            const struct place_part *w = &ideal_map.colls[c][p];
+            assert_int_equal(pt->n, w->n);
+            for (uint32_t k = 0; k < w->n; k++) {
+                bool found = false;
+                for (uint32_t j = 0; j < pt->n; j++)
+                    found = found || pt->nodes[j] == w->nodes[k];
+                assert_true(found);
+            }
+        }
+    place_plan_free(&ideal_map);
+}
+
+static void test_plan(void **state)
+{
+    struct cmap m;
+    struct plan pl;
+    nodes_map(&m, 2);
+    create_placed(&m, "docs", 8, 1);
+    create_placed(&m, "pairs", 12, 2);
+    assert_int_equal(plan_make(&m, &pl), DV_OK);
+    assert_int_equal(pl.n, 0); /* placed ideally at creation */
+    assert_int_equal(pl.n_stuck, 0);
+    plan_free(&pl);
+
+    /* A third node: about a third of the replicas move to it, all of them to it. */
+    add_node(&m, 2, 1.0);
+    assert_int_equal(plan_make(&m, &pl), DV_OK);
+    size_t to_new = 0;
+    for (size_t i = 0; i < pl.n; i++)
+        to_new += pl.moves[i].to == 2;
+    print_message("# plan after adding a third node: %zu moves (%zu to it) of 32 replicas\n", pl.n,
+                  to_new);
+    assert_true(pl.n >= 10 && pl.n <= 13); /* (8 + 24) / 3 = 10.7 */
+    assert_true(to_new >= pl.n - 2);
+    apply_plan(&m, &pl);
+    plan_free(&pl);
+    assert_ideal(&m);
+    assert_int_equal(plan_make(&m, &pl), DV_OK);
+    assert_int_equal(pl.n, 0);
+    plan_free(&pl);
+
+    /* A node that is down keeps its share: nothing moves; when its replicas should move it
+     * is reported stuck. */
+    must(&m, cu_state("node-1", CMAP_NODE_DEAD, 0));
+    assert_int_equal(plan_make(&m, &pl), DV_OK);
+    assert_int_equal(pl.n, 0);
+    plan_free(&pl);
+    must(&m, cu_weight("node-0", 3.0)); /* node-0 should take some of node-1's */
+    assert_int_equal(plan_make(&m, &pl), DV_OK);
+    size_t down = 0;
+    for (size_t i = 0; i < pl.n_stuck; i++) {
+        assert_true(pl.stuck[i].why == PLAN_SOURCE_DOWN || pl.stuck[i].why == PLAN_TARGET_DOWN);
+        down += pl.stuck[i].node == 1;
+    }
+    for (size_t i = 0; i < pl.n; i++)
+        assert_true(pl.moves[i].from != 1 && pl.moves[i].to != 1);
+    assert_true(down > 0);
+    plan_free(&pl);
+    must(&m, cu_weight("node-0", 1.0));
+    must(&m, cu_state("node-1", CMAP_NODE_ALIVE, 0));
+
+    /* Draining node-0: every replica on it moves, to the two others, nothing else moves. */
+    must(&m, cu_state("node-0", CMAP_NODE_DRAINING, 0));
+    struct cmap_held *held;
+    size_t nheld;
+    assert_int_equal(cmap_node_parts(&m, 0, &held, &nheld), DV_OK);
+    free(held);
+    assert_int_equal(plan_make(&m, &pl), DV_OK);
+    assert_true(pl.n >= nheld); /* every replica of node-0, maybe a few more to rebalance */
+    size_t from0 = 0;
+    for (size_t i = 0; i < pl.n; i++) {
+        from0 += pl.moves[i].from == 0;
+        assert_true(pl.moves[i].to != 0);
+    }
+    assert_int_equal(from0, nheld);
+    print_message("# drain: %zu replicas on the node, %zu moves\n", nheld, pl.n);
+    /* a move under way keeps its partition out of the next plan */
+    const struct plan_move *first = &pl.moves[0];
+    char coll[CMAP_NAME_MAX + 1];
+    snprintf(coll, sizeof coll, "%s", first->coll->name);
+    uint32_t part = first->part;
+    must(&m, cu_move(CMAP_CMD_MOVE_ADD, coll, part, cmap_node_get(&m, first->from)->id,
+                     cmap_node_get(&m, first->to)->id, CMAP_MOVE_COPYING));
+    plan_free(&pl);
+    assert_int_equal(plan_make(&m, &pl), DV_OK);
+    bool stuck_moving = false;
+    for (size_t i = 0; i < pl.n; i++)
+        assert_false(pl.moves[i].part == part && strcmp(pl.moves[i].coll->name, coll) == 0);
+    for (size_t i = 0; i < pl.n_stuck; i++)
+        stuck_moving = stuck_moving || (pl.stuck[i].why == PLAN_MOVING && pl.stuck[i].part == part);
+    assert_true(stuck_moving);
+    assert_int_equal(plan_part_moving(&m, coll, part), 1);
+    plan_free(&pl);
+    cmap_free(&m);
+
+    /* A forced removal of a partition's only node: unavailable, no move. */
+    nodes_map(&m, 2);
+    create_placed(&m, "solo", 4, 1);
+    must(&m, cu_remove("node-1", true));
+    assert_int_equal(plan_make(&m, &pl), DV_OK);
+    assert_int_equal(pl.n, 0);
+    assert_true(pl.n_stuck > 0);
+    for (size_t i = 0; i < pl.n_stuck; i++)
+        assert_int_equal(pl.stuck[i].why, PLAN_UNAVAILABLE);
+    assert_string_equal(plan_why_name(PLAN_UNAVAILABLE), "unavailable");
+    plan_free(&pl);
+    cmap_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_partition_golden), cmocka_unit_test(test_partition_uniform),
-        cmocka_unit_test(test_partition_grow),   cmocka_unit_test(test_rendezvous_golden),
-        cmocka_unit_test(test_add_node),         cmocka_unit_test(test_remove_node),
-        cmocka_unit_test(test_weights),          cmocka_unit_test(test_order_independent),
-        cmocka_unit_test(test_default_parts),    cmocka_unit_test(test_fill_create),
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_partition_golden),
+        cmocka_unit_test(test_partition_uniform),
+        cmocka_unit_test(test_partition_grow),
+        cmocka_unit_test(test_rendezvous_golden),
+        cmocka_unit_test(test_add_node),
+        cmocka_unit_test(test_remove_node),
+        cmocka_unit_test(test_weights),
+        cmocka_unit_test(test_order_independent),
+        cmocka_unit_test(test_default_parts),
+        cmocka_unit_test(test_fill_create),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
