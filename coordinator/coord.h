@@ -25,6 +25,8 @@ struct coord_opts {
     uint32_t max_batch;          /* points per client upsert */
     uint32_t node_inflight;      /* search requests outstanding per node before combining */
     uint32_t connect_wait_ms;    /* a call with no connection up fails after this long */
+    uint32_t move_grace_ms;      /* a moved replica stays on its old node this long */
+    uint32_t write_retry_ms;     /* a write meeting a moving partition retries this long */
 };
 
 /* A connection to a node or a coordinator, by URL; made on first use and kept. */
@@ -42,6 +44,25 @@ struct coord_seen {
     /* its last report named a replica of another incarnation than its collection's: the next
      * reconcile sends it a create for every replica placed on it */
     bool stale;
+};
+
+/* A move the leader drives (coordinator/mover.c): what the map does not record. Rebuilt from
+ * the map and the nodes after a change of leader. */
+struct coord_move {
+    char coll[CMAP_NAME_MAX + 1];
+    uint32_t part, from, to; /* node numbers */
+    uint64_t started_ms;     /* first pull start by this leader */
+    uint64_t done_ms;        /* switch committed (or first seen done) */
+    uint64_t next_try_ms;    /* cleanup and drop attempts are spaced out */
+    uint64_t bytes_done, bytes_total, applied_lsn, source_lsn;
+    uint64_t rate_ms, rate_bytes; /* previous sample for the transfer rate */
+    double rate;                  /* bytes/s, smoothed */
+    uint32_t starts;              /* pull starts (a lost or failed pull starts over) */
+    uint32_t fence_ms;            /* how long writes were paused at the switch */
+    uint64_t switch_since;        /* first switch attempt */
+    bool dropped;                 /* the old replica is gone (done moves) */
+    bool cleaned;                 /* failed moves: source unfenced, copy aborted */
+    char error[DV_ERRMSG_SIZE];
 };
 
 struct coord {
@@ -62,6 +83,13 @@ struct coord {
 
     pthread_t leader_thread;
     atomic_bool stop;
+
+    /* the mover (leader only) */
+    pthread_t mover_thread;
+    pthread_mutex_t moves_mu;
+    struct coord_move *moves;
+    size_t n_moves, cap_moves;
+    uint64_t plan_after_ms; /* automatic rebalancing waits until then (after failures) */
 };
 
 /* ---- coord.c ----------------------------------------------------------------------------- */
@@ -97,9 +125,34 @@ bool coord_take_stale(struct coord *c, const char *node_id);
 int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cmap_node *n,
                          const char *only_coll, bool all);
 
-/* Starts / stops the leader's background work (coord_leader.c). */
+/* Starts / stops the leader's background work (coord_leader.c): liveness and reconcile, and
+ * the mover. */
 int coord_leader_start(struct coord *c);
 void coord_leader_stop(struct coord *c);
+
+/* ---- mover.c ----------------------------------------------------------------------------- */
+
+/* The mover's thread: on the ready leader, drives the map's moves and plans new ones when
+ * automatic rebalancing is on. */
+void *mover_main(void *arg);
+
+/*
+ * Applies a plan (plan.h) made from map `m`: removes the records of finished moves (except
+ * done ones still waiting to drop their old replica) and adds one PLANNED move per plan move.
+ * Leader only. *added gets the number added. DV_* with errmsg.
+ */
+struct plan;
+int mover_apply(struct coord *c, const struct cmap *m, const struct plan *pl, size_t *added,
+                char *errmsg);
+
+/* Appends the moves of map `m` with the leader's progress as a msgpack array to `b`. */
+struct buf;
+int mover_status(struct coord *c, const struct cmap *m, struct buf *b);
+
+/* ---- admin.c ----------------------------------------------------------------------------- */
+
+/* An admin request (MSG_ADMIN) on the ready leader: fills `status` (a msgpack map). */
+int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *errmsg);
 
 /* ---- coord_handle.c ---------------------------------------------------------------------- */
 

@@ -45,6 +45,12 @@ const struct cfg_field coord_cfg_schema[] = {
     {F("node_inflight", CFG_UINT64, node_inflight), .def = "2", .min = "1", .max = "1024",
      .doc = "search requests outstanding per node; searches arriving beyond that wait for a "
             "slot and travel to the node together, as one request"},
+    {F("moves.grace", CFG_DURATION, move_grace_ns), .def = "5s", .min = "0s", .max = "1h",
+     .doc = "a moved replica stays on its old node this long after the switch (requests routed "
+            "with an older map are answered 'stale map' meanwhile), then it is dropped"},
+    {F("moves.write_retry", CFG_DURATION, write_retry_ns), .def = "5s", .min = "0s", .max = "1m",
+     .doc = "a write that meets a partition in the middle of its switch (writes paused) or a "
+            "node with a newer map retries this long before failing"},
     {F("max_batch", CFG_UINT64, max_batch), .def = "65536", .min = "1", .max = "1048576",
      .doc = "points per write request"},
     {F("shutdown_timeout", CFG_DURATION, shutdown_timeout_ns), .def = "30s", .min = "1s",

@@ -27,6 +27,8 @@ struct coord_cfg {
     uint64_t max_batch; /* points per client write */
     uint64_t node_inflight;
     uint64_t connect_wait_ns;
+    uint64_t move_grace_ns;
+    uint64_t write_retry_ns;
     uint64_t shutdown_timeout_ns;
     int log_level;
 };

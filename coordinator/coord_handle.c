@@ -513,7 +513,7 @@ static int cluster_status(struct coord *c, struct buf *b)
             for (uint32_t j = 0; j < m->colls[i]->parts[p].n; j++)
                 if (m->colls[i]->parts[p].nodes[j] < m->n_nodes)
                     placed[m->colls[i]->parts[p].nodes[j]]++;
-    T(mpw_map(b, 6));
+    T(mpw_map(b, 7));
     T(K("coordinators"));
     T(mpw_array(b, n_group));
     for (size_t j = 0; j < n_peers; j++) {
@@ -602,8 +602,23 @@ static int cluster_status(struct coord *c, struct buf *b)
         T(K("replication"));
         T(mpw_u64(b, cl->cfg.rf));
     }
+    uint32_t active = 0;
+    for (uint32_t i = 0; i < m->n_moves; i++)
+        active += m->moves[i].state < CMAP_MOVE_DONE;
     T(K("moves"));
-    T(mpw_u64(b, m->n_moves));
+    T(mpw_u64(b, active));
+    T(K("rebalance"));
+    T(mpw_map(b, 5));
+    T(K("paused"));
+    T(mpw_bool(b, m->settings.paused));
+    T(K("auto_rebalance"));
+    T(mpw_bool(b, m->settings.auto_rebalance));
+    T(K("rate"));
+    T(mpw_u64(b, m->settings.rate));
+    T(K("moves_per_node"));
+    T(mpw_u64(b, m->settings.moves_per_node));
+    T(K("moves"));
+    T(mover_status(c, m, b));
 #undef T
 #undef K
 out:
@@ -726,7 +741,7 @@ static void wait_local(struct coord *c, const char *name, bool present)
 static bool leader_only(int type)
 {
     return type == MSG_COLL_CREATE || type == MSG_COLL_DROP || type == MSG_NODE_REPORT ||
-           type == MSG_COORD_ADD || type == MSG_COORD_REMOVE;
+           type == MSG_COORD_ADD || type == MSG_COORD_REMOVE || type == MSG_ADMIN;
 }
 
 int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rpcsrv_result *res)
@@ -819,6 +834,10 @@ int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rp
     case MSG_COORD_ADD:
     case MSG_COORD_REMOVE:
         rc = coord_change(c, &req, res->errmsg);
+        break;
+    case MSG_ADMIN:
+        rc = admin_run(c, &req, &status, res->errmsg);
+        rep.u.cluster_rep.status = (struct msg_bytes){status.data, (uint32_t)status.len};
         break;
     default:
         dv_errmsg_set(res->errmsg, "%s is not a request a coordinator answers",

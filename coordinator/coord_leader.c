@@ -105,14 +105,19 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
             bool placed = false;
             for (size_t j = 0; j < nh && !placed; j++)
                 placed = held[j].part == rp->part && strcmp(held[j].coll->name, rp->coll) == 0;
-            /* A replica being moved to or from this node is the mover's business. */
+            /* A replica being moved to or from this node is the mover's business, and so is
+             * the old replica of a done move (dropped after the grace period). */
             const struct cmap_coll *coll = cmap_coll_find(m, rp->coll);
             bool moving = false;
-            for (uint32_t k = 0; k < m->n_moves && !moving; k++)
-                moving = m->moves[k].part == rp->part && strcmp(m->moves[k].coll, rp->coll) == 0 &&
-                         m->moves[k].state != CMAP_MOVE_DONE &&
-                         m->moves[k].state != CMAP_MOVE_FAILED;
-            if (placed || moving)
+            for (uint32_t k = 0; k < m->n_moves && !moving; k++) {
+                const struct cmap_move *mv = &m->moves[k];
+                moving = mv->part == rp->part && strcmp(mv->coll, rp->coll) == 0 &&
+                         (mv->from == n->num || mv->to == n->num) && mv->state != CMAP_MOVE_FAILED;
+            }
+            /* The only replica left of a partition whose node was removed: adopted back. */
+            const struct cmap_part *pt = cmap_part_find(m, rp->coll, rp->part);
+            bool orphan = pt && pt->n == 0;
+            if (placed || moving || orphan)
                 continue;
             struct msg req = {.type = MSG_REPLICA_DROP};
             req.addr.coll = (struct msg_str){rp->coll, (uint32_t)strlen(rp->coll)};
@@ -131,6 +136,45 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
         }
     free(held);
     return failed;
+}
+
+/*
+ * Partitions left without a replica (their only node was removed by force) come back when a
+ * node reports holding one: the node's disk returned, dvec-shard started on it again.
+ */
+static void adopt_orphans(struct coord *c, const struct cmap *m)
+{
+    char err[DV_ERRMSG_SIZE];
+    for (uint32_t i = 0; i < m->n_colls; i++)
+        for (uint32_t p = 0; p < m->colls[i]->cfg.n_parts; p++) {
+            const struct cmap_part *pt = &m->colls[i]->parts[p];
+            if (pt->n != 0)
+                continue;
+            for (uint32_t k = 0; k < m->n_nodes; k++) {
+                const struct cmap_node *n = &m->nodes[k];
+                if ((n->state != CMAP_NODE_ALIVE && n->state != CMAP_NODE_JOINING) ||
+                    !reported(n, m->colls[i]->name, p))
+                    continue;
+                struct cmap_cmd cmd = {.type = CMAP_CMD_PART_SET, .req = coord_reqid(c)};
+                snprintf(cmd.u.part_set.coll, sizeof cmd.u.part_set.coll, "%s", m->colls[i]->name);
+                cmd.u.part_set.part = p;
+                cmd.u.part_set.expect_epoch = pt->epoch;
+                cmd.u.part_set.n = 1;
+                snprintf(cmd.u.part_set.nodes[0], sizeof cmd.u.part_set.nodes[0], "%s", n->id);
+                struct cmap_result res;
+                int rc = coord_apply(c, &cmd, &res, err);
+                if (rc == DV_OK && res.code == DV_OK)
+                    log_warn("partition available again: adopted the replica its returning node "
+                             "holds",
+                             "collection=%s partition=%u node=%s", m->colls[i]->name, p, n->id);
+                else
+                    log_warn("cannot adopt a returning replica",
+                             "collection=%s partition=%u "
+                             "node=%s error=%s",
+                             m->colls[i]->name, p, n->id, rc == DV_OK ? res.msg : err);
+                break;
+            }
+        }
 }
 
 static void tick(struct coord *c, uint64_t leader_since)
@@ -163,6 +207,7 @@ static void tick(struct coord *c, uint64_t leader_since)
                 coord_mark_stale(c, n->id);
         }
     }
+    adopt_orphans(c, m);
     craft_map_release(c->raft, ref);
 }
 
@@ -190,11 +235,24 @@ static void *leader_main(void *arg)
 int coord_leader_start(struct coord *c)
 {
     atomic_store(&c->stop, false);
-    return pthread_create(&c->leader_thread, NULL, leader_main, c) == 0 ? DV_OK : DV_EOS;
+    pthread_mutex_init(&c->moves_mu, NULL);
+    if (pthread_create(&c->leader_thread, NULL, leader_main, c) != 0)
+        return DV_EOS;
+    if (pthread_create(&c->mover_thread, NULL, mover_main, c) != 0) {
+        atomic_store(&c->stop, true);
+        pthread_join(c->leader_thread, NULL);
+        return DV_EOS;
+    }
+    return DV_OK;
 }
 
 void coord_leader_stop(struct coord *c)
 {
     atomic_store(&c->stop, true);
     pthread_join(c->leader_thread, NULL);
+    pthread_join(c->mover_thread, NULL);
+    free(c->moves);
+    c->moves = NULL;
+    c->n_moves = c->cap_moves = 0;
+    pthread_mutex_destroy(&c->moves_mu);
 }

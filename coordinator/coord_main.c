@@ -220,6 +220,8 @@ int main(int argc, char **argv)
         .max_batch = (uint32_t)cf.max_batch,
         .node_inflight = (uint32_t)cf.node_inflight,
         .connect_wait_ms = (uint32_t)(cf.connect_wait_ns / 1000000),
+        .move_grace_ms = (uint32_t)(cf.move_grace_ns / 1000000),
+        .write_retry_ms = (uint32_t)(cf.write_retry_ns / 1000000),
     };
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -94,10 +94,10 @@ static int first_error(struct call *calls, size_t n, char *errmsg)
     return DV_OK;
 }
 
-static bool any_stale(struct call *calls, size_t n)
+static bool any_code(struct call *calls, size_t n, int code)
 {
     for (size_t i = 0; i < n; i++)
-        if (calls[i].rc == DV_ESTALE)
+        if (calls[i].rc == code)
             return true;
     return false;
 }
@@ -690,7 +690,8 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
     }
     snprintf(name, sizeof name, "%.*s", (int)req->addr.coll.len, req->addr.coll.p);
     int rc = DV_OK;
-    for (int attempt = 0; attempt < 2; attempt++) {
+    uint64_t t0 = clock_mono_ms();
+    for (int attempt = 0;; attempt++) {
         struct coord_tmp *t = calloc(1, sizeof *t);
         if (t == NULL)
             return DV_ENOMEM;
@@ -734,20 +735,24 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
             rc = payload_index(c, &ref->map, cl, req, rep, t, errmsg);
         }
         craft_map_release(c->raft, ref);
-        /* A node knows a newer map: take the newest copy and try once more (writes are
-         * idempotent by id). */
-        bool retry = (rc == DV_ESTALE || any_stale(t->calls, t->n_calls)) && attempt == 0;
+        /* A node knows a newer map, or the partition is in the middle of a move's switch
+         * (its writes paused for milliseconds): take the newest copy of the map and try
+         * again, for up to write_retry (writes are idempotent by id). */
+        bool stale = rc == DV_ESTALE || any_code(t->calls, t->n_calls, DV_ESTALE);
+        bool paused = rc == DV_EBUSY && any_code(t->calls, t->n_calls, DV_EBUSY);
+        bool retry =
+            (stale || paused) && (attempt == 0 || clock_mono_ms() - t0 < c->o.write_retry_ms);
         if (!retry) {
             *tmp = t;
             return rc;
         }
         router_tmp_free(t);
         memset(&rep->u, 0, sizeof rep->u);
+        errmsg[0] = '\0';
         struct cmap_ref *now = craft_map(c->raft);
         bool newer = now->map.epoch > epoch;
         craft_map_release(c->raft, now);
         if (!newer)
-            clock_sleep_ms(100); /* give the map a moment to catch up */
+            clock_sleep_ms(paused ? 10 : 50); /* give the switch or the map a moment */
     }
-    return rc;
 }

@@ -281,6 +281,17 @@ DVEC_API int dvec_search_batch(dvec_client *c, const char *coll, const float *qu
  */
 DVEC_API int dvec_cluster_status(dvec_client *c, char **json, dvec_error *err);
 
+/*
+ * An admin command, run by the leader coordinator: op is one of rebalance_plan,
+ * rebalance_apply, rebalance_status, rebalance_pause, rebalance_resume, rebalance_set,
+ * node_add, node_drain, node_undrain, node_remove, node_weight; args_json a JSON object of
+ * its arguments or NULL (docs/operations.md lists them). *json gets the result as JSON text
+ * (free with free()). Errors name what is wrong (DVEC_EBUSY: a node to remove still holds
+ * replicas, and what to do).
+ */
+DVEC_API int dvec_admin(dvec_client *c, const char *op, const char *args_json, char **json,
+                        dvec_error *err);
+
 #ifdef __cplusplus
 }
 #endif

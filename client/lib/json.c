@@ -142,3 +142,38 @@ DVEC_API int dvec_cluster_status(dvec_client *c, char **json, dvec_error *err)
         return cl_fail(err, rc, "cluster status", e);
     return cl_ok(err);
 }
+
+DVEC_API int dvec_admin(dvec_client *c, const char *op, const char *args_json, char **json,
+                        dvec_error *err)
+{
+    if (c == NULL || op == NULL || json == NULL)
+        return cl_failf(err, DVEC_EINVAL, "admin: client, op or output is NULL");
+    *json = NULL;
+    char e[DV_ERRMSG_SIZE] = "";
+    struct buf args;
+    buf_init(&args);
+    int rc = DV_OK;
+    if (args_json && (rc = jsonmp_from_text(args_json, strlen(args_json), &args, e)) != DV_OK) {
+        buf_free(&args);
+        return cl_fail(err, rc, "admin arguments", e);
+    }
+    struct msg req = cl_req(MSG_ADMIN, NULL);
+    req.u.admin_req.op = (struct msg_str){op, (uint32_t)strlen(op)};
+    req.u.admin_req.args = (struct msg_bytes){args_json ? args.data : NULL, (uint32_t)args.len};
+    struct rpc_reply rep;
+    rc = cl_call(c, &req, 0, &rep, e);
+    buf_free(&args);
+    if (rc != DV_OK)
+        return cl_fail(err, rc, op, e);
+    const struct msg_bytes *s = &rep.m.u.cluster_rep.status;
+    if (s->p == NULL)
+        *json = strdup("null");
+    else
+        rc = jsonmp_to_text(s->p, s->len, json, e);
+    rpc_reply_free(&rep);
+    if (rc == DV_OK && *json == NULL)
+        rc = DV_ENOMEM;
+    if (rc != DV_OK)
+        return cl_fail(err, rc, op, e);
+    return cl_ok(err);
+}
