@@ -353,9 +353,18 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
         }
     }
     const struct cmap_node *n = cmap_node_find(&ref->map, id);
-    bool reg = n == NULL || n->state == CMAP_NODE_REMOVED || n->state == CMAP_NODE_DEAD ||
-               n->state == CMAP_NODE_SUSPECT || n->state == CMAP_NODE_JOINING ||
-               strcmp(n->url, url) != 0 || strcmp(n->http_url, http) != 0;
+    if (n && n->state == CMAP_NODE_REMOVED) {
+        /* Removed by an admin: it takes part again only when an admin adds it back. */
+        craft_map_release(c->raft, ref);
+        dv_errmsg_set(errmsg,
+                      "node %s was removed from the cluster: stop it, or add it back with "
+                      "'dvecctl node add %s --url %s'",
+                      id, id, url);
+        return DV_EINVAL;
+    }
+    bool reg = n == NULL || n->state == CMAP_NODE_DEAD || n->state == CMAP_NODE_SUSPECT ||
+               n->state == CMAP_NODE_JOINING || strcmp(n->url, url) != 0 ||
+               strcmp(n->http_url, http) != 0;
     bool update = !reg && (!same_reports(n, r) || wall_ms() - n->heartbeat_ms > 10000);
     craft_map_release(c->raft, ref);
 

@@ -187,6 +187,19 @@ int rh_cluster(struct rx *x)
                          ",\"consensus_thread_status\":{\"consensus_thread_status\":\"%s\","
                          "\"last_update\":\"%s\"},\"message_send_failures\":{}}",
                          state && strcmp(state, "unavailable") == 0 ? "stopped" : "working", ts);
+    /* dvec's own: the rebalancing settings and the partition moves with their progress
+     * (the same document as dvecctl rebalance status --json). */
+    json_t *rb = json_object_get(st, "rebalance");
+    if (rb && rc == DV_OK) {
+        char *text = json_dumps(rb, JSON_COMPACT);
+        if (text == NULL)
+            rc = DV_ENOMEM;
+        else {
+            b->len--; /* reopen the object */
+            rc = buf_appendf(b, ",\"rebalance\":%s}", text);
+            free(text);
+        }
+    }
     json_decref(st);
     return rc == DV_OK ? 200 : oom(x);
 }
@@ -343,8 +356,35 @@ int rh_coll_cluster(struct rx *x, const char *coll)
             first = false;
         }
     }
+    /* Moves of this collection under way, as Qdrant's shard transfers. */
     if (rc == DV_OK)
-        rc = jw_raw(b, "],\"shard_transfers\":[]}");
+        rc = jw_raw(b, "],\"shard_transfers\":[");
+    json_t *mv;
+    size_t i;
+    first = true;
+    json_array_foreach(json_object_get(json_object_get(status, "rebalance"), "moves"), i, mv)
+    {
+        const char *mc = json_string_value(json_object_get(mv, "collection"));
+        const char *ms = json_string_value(json_object_get(mv, "state"));
+        const char *from = json_string_value(json_object_get(mv, "from"));
+        const char *to = json_string_value(json_object_get(mv, "to"));
+        if (!mc || !ms || !from || !to || strcmp(mc, coll) != 0 || strcmp(ms, "done") == 0 ||
+            strcmp(ms, "failed") == 0 || rc != DV_OK)
+            continue;
+        uint32_t nf = 0, nt = 0;
+        const char *st_ignored;
+        node_of(status, from, strlen(from), &nf, &st_ignored);
+        node_of(status, to, strlen(to), &nt, &st_ignored);
+        rc = buf_appendf(b,
+                         "%s{\"shard_id\":%" PRIu64 ",\"from\":%" PRIu64 ",\"to\":%" PRIu64
+                         ",\"sync\":false,\"method\":\"snapshot\",\"comment\":\"%s\"}",
+                         first ? "" : ",",
+                         (uint64_t)json_integer_value(json_object_get(mv, "partition")),
+                         (uint64_t)NODE_PEER_BASE + nf, (uint64_t)NODE_PEER_BASE + nt, ms);
+        first = false;
+    }
+    if (rc == DV_OK)
+        rc = jw_raw(b, "]}");
     json_decref(status);
     nrep_free(&rep);
     return rc == DV_OK ? 200 : oom(x);
