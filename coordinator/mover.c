@@ -228,6 +228,17 @@ static void fail_move(struct coord *c, const struct cmap *m, const struct cmap_m
     c->plan_after_ms = now_ms() + BACKOFF_MS;
 }
 
+static bool part_has(const struct cmap *m, const char *coll, uint32_t part, uint32_t num)
+{
+    const struct cmap_part *pt = cmap_part_find(m, coll, part);
+    if (pt == NULL)
+        return false;
+    for (uint32_t k = 0; k < pt->n; k++)
+        if (pt->nodes[k] == num)
+            return true;
+    return false;
+}
+
 static void start_pull(struct coord *c, const struct cmap *m, const struct cmap_move *mv,
                        struct coord_move *j)
 {
@@ -241,6 +252,20 @@ static void start_pull(struct coord *c, const struct cmap *m, const struct cmap_
     }
     struct msg_pull_rep st;
     int rc = pull(c, m, mv, MSG_PULL_START, 0, &st, c->o.request_timeout_ms, err);
+    if (rc == DV_EEXIST && !part_has(m, mv->coll, mv->part, mv->to)) {
+        /* The target still holds an old replica of the partition (moved away from it within
+         * the grace period, or left by a failed move): not in the map, so stale. */
+        const struct cmap_part *pt = cmap_part_find(m, mv->coll, mv->part);
+        struct msg req = addressed(MSG_REPLICA_DROP, mv, pt ? pt->epoch : m->epoch);
+        struct rpc_reply rep;
+        int drc = call(c, m, mv->to, &req, &rep, c->o.request_timeout_ms, err);
+        rpc_reply_free(&rep);
+        log_info("stale replica dropped from a move's target before copying",
+                 "collection=%s partition=%u node=%s result=%s", mv->coll, mv->part,
+                 node_id(m, mv->to), dv_errname(drc));
+        j->next_try_ms = now_ms() + 100;
+        return;
+    }
     if (rc != DV_OK) {
         snprintf(j->error, sizeof j->error, "%s", err);
         j->starts++;
@@ -321,17 +346,6 @@ static void do_switch(struct coord *c, const struct cmap *m, const struct cmap_m
              "epoch=%" PRIu64 " took_ms=%" PRIu64,
              mv->coll, mv->part, node_id(m, mv->from), node_id(m, mv->to), lsn, j->fence_ms,
              res.epoch, j->started_ms ? t1 - j->started_ms : 0);
-}
-
-static bool part_has(const struct cmap *m, const char *coll, uint32_t part, uint32_t num)
-{
-    const struct cmap_part *pt = cmap_part_find(m, coll, part);
-    if (pt == NULL)
-        return false;
-    for (uint32_t k = 0; k < pt->n; k++)
-        if (pt->nodes[k] == num)
-            return true;
-    return false;
 }
 
 /* A done move: the old replica goes after the grace period. */
