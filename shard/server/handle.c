@@ -266,17 +266,37 @@ static int wal_collect(uint64_t lsn, uint8_t type, const void *body, size_t len,
     return 0;
 }
 
+/* ---- moving a replica ------------------------------------------------------------------- */
+
+#define FENCE_WAIT_MS 5000 /* fence on: longest wait for the writes in flight */
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
+
+static bool is_write(int type)
+{
+    return type == MSG_UPSERT || type == MSG_DELETE || type == MSG_SET_PAYLOAD ||
+           type == MSG_PAYLOAD_INDEX;
+}
 
 /* Runs a partition-addressed request on its replica. */
 static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, char *errmsg,
                         struct buf *out, uint64_t *stale_epoch)
 {
+    if (req->type == MSG_REPLICA_FENCE && req->u.fence_req.op != MSG_FENCE_ON &&
+        req->u.fence_req.op != MSG_FENCE_OFF) {
+        dv_errmsg_set(errmsg, "unknown replica_fence op %u (1 on, 2 off)", req->u.fence_req.op);
+        return DV_EINVAL;
+    }
     struct node_replica *r;
     int rc = node_acquire(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
                           req->addr.epoch, &r, stale_epoch, errmsg);
     if (rc != DV_OK)
         return rc;
+    bool writing = is_write(req->type);
+    if (writing && (rc = node_write_begin(c->node, r, errmsg)) != DV_OK) {
+        node_release(c->node, r);
+        return rc;
+    }
     struct part *p = r->part;
     struct part_result res = {0};
     struct filter *f = NULL;
@@ -433,6 +453,11 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         rep->u.wal_rep.n = acc.n;
         break;
     }
+    case MSG_REPLICA_FENCE:
+        rc = node_fence(c->node, r, req->u.fence_req.op == MSG_FENCE_ON, FENCE_WAIT_MS,
+                        &rep->u.write_rep.lsn, errmsg);
+        rep->u.write_rep.affected = 0;
+        break;
     default:
         dv_errmsg_set(errmsg, "%s is not a partition request", msg_type_name(req->type));
         rc = DV_EINVAL;
@@ -450,6 +475,8 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     if (rep->type == MSG_SCROLL)
         free(rep->u.scroll_rep.hits.hits);
     part_result_free(&res);
+    if (writing)
+        node_write_end(c->node, r);
     node_release(c->node, r);
     return rc;
 }

@@ -110,6 +110,27 @@ uint64_t node_points(struct node *n);
 /* Checkpoints every replica (errors logged). */
 void node_checkpoint_all(struct node *n);
 
+/* ---- fences (moving a replica away) ---------------------------------------------------------- */
+
+/*
+ * A write request on r starts (DV_OK; pair it with node_write_end) or is refused with DV_EBUSY
+ * and "partition <coll>/<part> is being moved: writes are paused, retry" while r is fenced.
+ */
+int node_write_begin(struct node *n, struct node_replica *r, char *errmsg);
+void node_write_end(struct node *n, struct node_replica *r);
+
+/*
+ * Fences (on) or unfences r, persisted in its node.meta first (a restart keeps the fence).
+ * Idempotent. With `on` it then waits (at most wait_ms, else DV_ETIMEDOUT: still fenced) until
+ * no write that started before is running, and *lsn gets r's applied LSN: the last write it
+ * will take until unfenced. DV_EOS when node.meta cannot be written (nothing changed).
+ */
+int node_fence(struct node *n, struct node_replica *r, bool on, uint32_t wait_ms, uint64_t *lsn,
+               char *errmsg);
+
+/* Whether r is fenced now. */
+bool node_fenced(struct node *n, const struct node_replica *r);
+
 /* ---- snapshot sessions (node_snap.c) ------------------------------------------------------ */
 
 #define NODE_SNAPSHOT_CHUNK (4u * 1024 * 1024) /* largest chunk served in one reply */

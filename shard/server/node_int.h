@@ -10,10 +10,13 @@
 #define NODE_BUCKETS 1024
 
 struct rep {
-    struct node_replica pub; /* first: node_replica pointers are rep pointers */
-    struct rep *next;        /* hash chain */
-    pthread_mutex_t meta_mu; /* serialises node.meta rewrites */
-    char dir[PATH_MAX];      /* replicas/<coll>.<part> */
+    struct node_replica pub;    /* first: node_replica pointers are rep pointers */
+    struct rep *next;           /* hash chain */
+    pthread_mutex_t meta_mu;    /* serialises node.meta rewrites */
+    char dir[PATH_MAX];         /* replicas/<coll>.<part> */
+    bool fenced;                /* writes refused; changed under meta_mu and n->mu */
+    int writes;                 /* writes in flight (node_write_begin), under n->mu */
+    pthread_cond_t writes_done; /* signalled when writes drops to 0 */
 };
 
 struct snap_session;
