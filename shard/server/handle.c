@@ -440,6 +440,7 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     case MSG_WAL_READ: {
         const struct msg_wal_req *w = &req->u.wal_req;
         struct part_info info;
+        node_hold_wal(c->node, r, w->from); /* the reader continues from here */
         part_get_info(p, &info);
         acc.max = w->max_bytes == 0 || w->max_bytes > NODE_SNAPSHOT_CHUNK ? NODE_SNAPSHOT_CHUNK
                                                                           : w->max_bytes;

@@ -145,7 +145,17 @@ int node_snapshot_read(struct node *n, struct node_replica *r, uint64_t *session
                        uint32_t max_bytes, void **data, size_t *len, uint64_t *lsn, uint64_t *total,
                        bool *done, char *errmsg);
 
-/* Removes snapshot sessions idle for longer than snapshot_idle_ms. */
+/*
+ * A peer reads r's WAL from `from` on: checkpoints of r keep those records (part_hold_wal)
+ * until no snapshot or WAL read touched r for snapshot_idle_ms. A snapshot session sets it
+ * to its LSN + 1 by itself. One hold per replica: with two peers copying the same replica at
+ * once, the one that is further behind may find its records dropped (DV_ENOTFOUND) and has to
+ * take a new snapshot.
+ */
+void node_hold_wal(struct node *n, struct node_replica *r, uint64_t from);
+
+/* Removes snapshot sessions idle for longer than snapshot_idle_ms, and releases the WAL holds
+ * of replicas that no peer read for that long. */
 void node_snapshot_expire(struct node *n);
 
 #endif

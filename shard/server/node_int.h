@@ -17,6 +17,7 @@ struct rep {
     bool fenced;                /* writes refused; changed under meta_mu and n->mu */
     int writes;                 /* writes in flight (node_write_begin), under n->mu */
     pthread_cond_t writes_done; /* signalled when writes drops to 0 */
+    uint64_t hold_used_ms;      /* atomic: last peer read that set the WAL hold, 0: no hold */
 };
 
 struct snap_session;
