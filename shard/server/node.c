@@ -195,7 +195,11 @@ static struct rep *rep_new(const char *dir, const char *coll, size_t len, uint32
     r->pub.incarnation_ = incarnation;
     r->pub.fsync = fsync;
     pthread_mutex_init(&r->meta_mu, NULL);
-    pthread_cond_init(&r->writes_done, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* clock_deadline_ms */
+    pthread_cond_init(&r->writes_done, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     return r;
 }
