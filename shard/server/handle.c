@@ -10,6 +10,7 @@
 #include "handle.h"
 #include "log.h"
 #include "mpk.h"
+#include "pull.h"
 
 #define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
 
@@ -268,7 +269,53 @@ static int wal_collect(uint64_t lsn, uint8_t type, const void *body, size_t len,
 
 /* ---- moving a replica ------------------------------------------------------------------- */
 
-#define FENCE_WAIT_MS 5000 /* fence on: longest wait for the writes in flight */
+#define FENCE_WAIT_MS  5000 /* fence on: longest wait for the writes in flight */
+#define FINISH_WAIT_MS 5000 /* pull finish: longest wait for the copy to reach until_lsn */
+
+/* replica_pull on the target node: the partition is not a replica of the node (yet), so this
+ * runs without node_acquire. */
+static int do_pull(struct handle_ctx *c, const struct msg *req, struct msg *rep, char *errmsg,
+                   struct buf *out, uint64_t *stale_epoch)
+{
+    const struct msg_pull_req *q = &req->u.pull_req;
+    const char *coll = req->addr.coll.p;
+    size_t len = req->addr.coll.len;
+    uint32_t part = req->addr.part;
+    struct pull_status st;
+    int rc;
+    memset(&st, 0, sizeof st);
+    switch (q->op) {
+    case MSG_PULL_START:
+        rc = pull_start(c->node, coll, len, part, req->addr.epoch, q->source.p, q->source.len,
+                        q->rate, &q->create, &st, errmsg);
+        break;
+    case MSG_PULL_STATUS:
+        pull_status(c->node, coll, len, part, &st);
+        rc = DV_OK;
+        break;
+    case MSG_PULL_FINISH:
+        rc = pull_finish(c->node, coll, len, part, req->addr.epoch, q->until_lsn, FINISH_WAIT_MS,
+                         &st, errmsg);
+        break;
+    case MSG_PULL_ABORT:
+        rc = pull_abort(c->node, coll, len, part, req->addr.epoch, stale_epoch, errmsg);
+        break;
+    default:
+        dv_errmsg_set(errmsg, "unknown replica_pull op %u (1 start, 2 status, 3 finish, 4 abort)",
+                      q->op);
+        return DV_EINVAL;
+    }
+    if (rc != DV_OK)
+        return rc;
+    struct msg_pull_rep *o = &rep->u.pull_rep;
+    o->state = st.state;
+    o->bytes_done = st.bytes_done;
+    o->bytes_total = st.bytes_total;
+    o->applied_lsn = st.applied_lsn;
+    o->source_lsn = st.source_lsn;
+    o->error = S(st.error);
+    return msg_encode(rep, out, errmsg);
+}
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
@@ -556,6 +603,8 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
         return rc == DV_OK ? msg_encode(rep, out, errmsg) : rc;
     case MSG_SEARCH:
         return do_search(c, req, rep, errmsg, out);
+    case MSG_REPLICA_PULL:
+        return do_pull(c, req, rep, errmsg, out, stale_epoch);
     case MSG_STATS: {
         struct stat_acc a = {0};
         node_foreach(c->node, stat_one, &a);

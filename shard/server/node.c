@@ -293,6 +293,10 @@ int node_open(const char *data_dir, const struct node_opts *o, struct node **out
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->released, NULL);
     pthread_mutex_init(&n->snap_mu, NULL);
+    if (pull_init_(n) != DV_OK) {
+        node_close(n, false);
+        return DV_ENOMEM;
+    }
 
     char path[PATH_MAX + 16];
     const char *subs[] = {"replicas", "tmp"};
@@ -321,10 +325,11 @@ int node_open(const char *data_dir, const struct node_opts *o, struct node **out
     }
     for (size_t i = 0; i < nn; i++) {
         if (names[i][0] == '.') {
-            /* A create or drop that a crash interrupted: finish it. */
+            /* A create, drop or pull that a crash interrupted: finish it (a pull is lost). */
             char leftover[PATH_MAX + 300];
             snprintf(leftover, sizeof leftover, "%s/%s", path, names[i]);
-            log_warn("removing leftover of an interrupted create or drop", "dir=%s", leftover);
+            log_warn("removing leftover of an interrupted create, drop or pull", "dir=%s",
+                     leftover);
             remove_tree(leftover);
             continue;
         }
@@ -351,6 +356,7 @@ void node_close(struct node *n, bool checkpoint)
     if (n == NULL)
         return;
     char err[DV_ERRMSG_SIZE];
+    pull_close_(n); /* its threads use the node */
     for (unsigned b = 0; b < NODE_BUCKETS; b++) {
         struct rep *r = n->buckets[b];
         while (r) {
@@ -577,6 +583,106 @@ int node_fence(struct node *n, struct node_replica *pub, bool on, uint32_t wait_
     part_get_info(pub->part, &info);
     *lsn = info.applied_lsn;
     return DV_OK;
+}
+
+/* ---- installing a replica built elsewhere (pull.c) ----------------------------------------- */
+
+void node_remove_tree_(const char *dir)
+{
+    remove_tree(dir);
+}
+
+void node_replica_opts_(struct node *n, enum wal_sync fsync, struct part_opts *o)
+{
+    replica_opts(n, fsync, o);
+}
+
+bool node_holds_(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                 uint64_t *applied)
+{
+    pthread_mutex_lock(&n->mu);
+    struct rep *r = find(n, coll, coll_len, partition);
+    if (r != NULL)
+        r->pub.refs_++;
+    pthread_mutex_unlock(&n->mu);
+    if (r == NULL)
+        return false;
+    if (applied) {
+        struct part_info info;
+        part_get_info(r->pub.part, &info);
+        *applied = info.applied_lsn;
+    }
+    node_release(n, &r->pub);
+    return true;
+}
+
+int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll_len,
+                  uint32_t partition, uint64_t epoch, uint64_t incarnation, enum wal_sync fsync,
+                  char *errmsg)
+{
+    char err[DV_ERRMSG_SIZE], final[PATH_MAX], data[PATH_MAX + 8], replicas[PATH_MAX + 16];
+    struct meta m = {epoch, incarnation, false};
+    int rc = meta_write(n, tmp, &m, fsync);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
+        return DV_EOS;
+    }
+    snprintf(final, sizeof final, "%s/replicas/%.*s.%u", n->dir, (int)coll_len, coll, partition);
+    snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
+    pthread_mutex_lock(&n->mu);
+    if (find(n, coll, coll_len, partition) != NULL) {
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg, "collection %.*s partition %u is already held by this node",
+                      (int)coll_len, coll, partition);
+        return DV_EEXIST;
+    }
+    rc = n->io->rename(n->io, tmp, final);
+    pthread_mutex_unlock(&n->mu);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "renaming %s to %s: %s", tmp, final, strerror(-rc));
+        return rc == -EEXIST || rc == -ENOTEMPTY ? DV_EEXIST : DV_EOS;
+    }
+    if ((rc = io_fsync_dir(n->io, replicas)) != 0) {
+        dv_errmsg_set(errmsg, "%s: fsync: %s", replicas, strerror(-rc));
+        rc = DV_EOS;
+        goto err_remove;
+    }
+    /* Opened outside n->mu (loading a large checkpoint takes a while): until it is in the
+     * table the node answers as for a partition it does not hold. */
+    struct part_opts o;
+    replica_opts(n, fsync, &o);
+    snprintf(data, sizeof data, "%s/data", final);
+    struct part *p;
+    rc = part_open(n->io, data, &o, &p, err);
+    if (rc != DV_OK) {
+        dv_errmsg_set(errmsg, "%s", err);
+        goto err_remove;
+    }
+    struct rep *r = rep_new(final, coll, coll_len, partition, epoch, incarnation, fsync);
+    if (r == NULL) {
+        part_close(p);
+        rc = DV_ENOMEM;
+        goto err_remove;
+    }
+    r->pub.part = p;
+    pthread_mutex_lock(&n->mu);
+    insert(n, r);
+    pthread_mutex_unlock(&n->mu);
+    return DV_OK;
+
+err_remove : {
+    /* Not registered: it must not come back as a replica at the next start. */
+    char gone[PATH_MAX + 64];
+    snprintf(gone, sizeof gone, "%s/.dropping-%.*s.%u-pull", replicas, (int)coll_len, coll,
+             partition);
+    if (n->io->rename(n->io, final, gone) == 0) {
+        io_fsync_dir(n->io, replicas);
+        remove_tree(gone);
+    } else {
+        remove_tree(final);
+    }
+    return rc;
+}
 }
 
 /* ---- create and drop --------------------------------------------------------------------- */

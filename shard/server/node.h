@@ -15,6 +15,8 @@
  *   replicas/<coll>.<part>/    one replica: node.meta (epoch, fsync policy, incarnation) and
  *                              data/ (the replica directory of part.h)
  *   replicas/.creating-*, .dropping-*   leftovers of a crash, removed at start
+ *   replicas/.pulling-<coll>.<part>/    a replica being copied from another node (pull.h):
+ *                              not served; removed at start (a restart loses the pull)
  *   tmp/                       snapshot files served to other nodes, emptied at start
  *
  * Epochs fence stale routing: each replica remembers the highest map epoch a request named.
