@@ -941,6 +941,11 @@ int part_read_wal(struct part *p, uint64_t from, wal_replay_fn fn, void *arg, ch
     return wal_read(p->wal, from, fn, arg, errmsg);
 }
 
+void part_hold_wal(struct part *p, uint64_t lsn)
+{
+    __atomic_store_n(&p->wal_hold, lsn, __ATOMIC_RELEASE);
+}
+
 /* ---- reads ------------------------------------------------------------------------------ */
 
 void part_result_free(struct part_result *r)
@@ -1324,6 +1329,7 @@ void part_get_info(struct part *p, struct part_info *info)
     info->wal_bytes = wal_bytes(p->wal);
     info->open_ms = p->open_ms;
     info->failed = __atomic_load_n(&p->failed, __ATOMIC_ACQUIRE);
+    info->wal_hold = __atomic_load_n(&p->wal_hold, __ATOMIC_ACQUIRE);
 }
 
 /* The background thread: checkpoints by WAL size and age, compaction by tombstone share. */

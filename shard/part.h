@@ -193,7 +193,8 @@ struct part_info {
     uint64_t payload_bytes;
     uint64_t open_ms; /* time part_open took */
     size_t n_indexes;
-    bool failed; /* writes refused after an IO failure */
+    uint64_t wal_hold; /* part_hold_wal's LSN, 0: none */
+    bool failed;       /* writes refused after an IO failure */
 };
 
 void part_get_info(struct part *p, struct part_info *info);
@@ -221,6 +222,14 @@ int part_restore(struct io *io, const char *dir, part_source_fn src, void *arg,
 
 /* Calls fn for every WAL record of p with lsn >= from (DV_ENOTFOUND if already dropped). */
 int part_read_wal(struct part *p, uint64_t from, wal_replay_fn fn, void *arg, char *errmsg);
+
+/*
+ * Keeps the WAL records with lsn >= `lsn` through checkpoints (0: no hold): a peer copying
+ * this replica reads them next with part_read_wal. A checkpoint at LSN C then drops only the
+ * segments whose records all lie before min(C + 1, lsn). The hold lives in memory only (a
+ * reopen forgets it) and takes effect at the next checkpoint. Any thread.
+ */
+void part_hold_wal(struct part *p, uint64_t lsn);
 
 /*
  * Applies a WAL record taken from another replica of the same partition; lsn must be the

@@ -59,6 +59,7 @@ struct part {
     char ckpt_name[64];   /* "ckpt-<lsn>" or "" */
     uint64_t ckpt_at_ns;
     uint64_t ckpt_count, ckpt_last_ms, ckpt_stall_ms, open_ms;
+    uint64_t wal_hold; /* atomic: part_hold_wal's LSN, 0: none */
 
     int failed; /* atomic: writes refused */
     char fail_msg[DV_ERRMSG_SIZE];

@@ -543,9 +543,13 @@ out_files:
         pthread_mutex_unlock(&p->ckpt_mu);
         return DV_OK;
     }
-    /* The old checkpoint and the WAL it covers are no longer needed. */
+    /* The old checkpoint and the WAL it covers are no longer needed, except the records a
+     * peer copying the replica still has to read (part_hold_wal). */
     char werr[DV_ERRMSG_SIZE];
-    if (wal_drop_before(p->wal, lsn, werr) != DV_OK)
+    uint64_t drop = lsn, hold = __atomic_load_n(&p->wal_hold, __ATOMIC_ACQUIRE);
+    if (hold != 0 && hold - 1 < drop)
+        drop = hold - 1;
+    if (wal_drop_before(p->wal, drop, werr) != DV_OK)
         log_warn("checkpoint: WAL segments not dropped", "dir=%s cause=\"%s\"", p->dir, werr);
     if (old[0] != '\0') {
         snprintf(dir, sizeof dir, "%s/%s", p->dir, old);

@@ -10,6 +10,7 @@
 #include "handle.h"
 #include "log.h"
 #include "mpk.h"
+#include "pull.h"
 
 #define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
 
@@ -266,17 +267,83 @@ static int wal_collect(uint64_t lsn, uint8_t type, const void *body, size_t len,
     return 0;
 }
 
+/* ---- moving a replica ------------------------------------------------------------------- */
+
+#define FENCE_WAIT_MS  5000 /* fence on: longest wait for the writes in flight */
+#define FINISH_WAIT_MS 5000 /* pull finish: longest wait for the copy to reach until_lsn */
+
+/* replica_pull on the target node: the partition is not a replica of the node (yet), so this
+ * runs without node_acquire. */
+static int do_pull(struct handle_ctx *c, const struct msg *req, struct msg *rep, char *errmsg,
+                   struct buf *out, uint64_t *stale_epoch)
+{
+    const struct msg_pull_req *q = &req->u.pull_req;
+    const char *coll = req->addr.coll.p;
+    size_t len = req->addr.coll.len;
+    uint32_t part = req->addr.part;
+    struct pull_status st;
+    int rc;
+    memset(&st, 0, sizeof st);
+    switch (q->op) {
+    case MSG_PULL_START:
+        rc = pull_start(c->node, coll, len, part, req->addr.epoch, q->source.p, q->source.len,
+                        q->rate, &q->create, &st, errmsg);
+        break;
+    case MSG_PULL_STATUS:
+        pull_status(c->node, coll, len, part, &st);
+        rc = DV_OK;
+        break;
+    case MSG_PULL_FINISH:
+        rc = pull_finish(c->node, coll, len, part, req->addr.epoch, q->until_lsn, FINISH_WAIT_MS,
+                         &st, errmsg);
+        break;
+    case MSG_PULL_ABORT:
+        rc = pull_abort(c->node, coll, len, part, req->addr.epoch, stale_epoch, errmsg);
+        break;
+    default:
+        dv_errmsg_set(errmsg, "unknown replica_pull op %u (1 start, 2 status, 3 finish, 4 abort)",
+                      q->op);
+        return DV_EINVAL;
+    }
+    if (rc != DV_OK)
+        return rc;
+    struct msg_pull_rep *o = &rep->u.pull_rep;
+    o->state = st.state;
+    o->bytes_done = st.bytes_done;
+    o->bytes_total = st.bytes_total;
+    o->applied_lsn = st.applied_lsn;
+    o->source_lsn = st.source_lsn;
+    o->error = S(st.error);
+    return msg_encode(rep, out, errmsg);
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
+
+static bool is_write(int type)
+{
+    return type == MSG_UPSERT || type == MSG_DELETE || type == MSG_SET_PAYLOAD ||
+           type == MSG_PAYLOAD_INDEX;
+}
 
 /* Runs a partition-addressed request on its replica. */
 static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, char *errmsg,
                         struct buf *out, uint64_t *stale_epoch)
 {
+    if (req->type == MSG_REPLICA_FENCE && req->u.fence_req.op != MSG_FENCE_ON &&
+        req->u.fence_req.op != MSG_FENCE_OFF) {
+        dv_errmsg_set(errmsg, "unknown replica_fence op %u (1 on, 2 off)", req->u.fence_req.op);
+        return DV_EINVAL;
+    }
     struct node_replica *r;
     int rc = node_acquire(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
                           req->addr.epoch, &r, stale_epoch, errmsg);
     if (rc != DV_OK)
         return rc;
+    bool writing = is_write(req->type);
+    if (writing && (rc = node_write_begin(c->node, r, errmsg)) != DV_OK) {
+        node_release(c->node, r);
+        return rc;
+    }
     struct part *p = r->part;
     struct part_result res = {0};
     struct filter *f = NULL;
@@ -420,6 +487,7 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     case MSG_WAL_READ: {
         const struct msg_wal_req *w = &req->u.wal_req;
         struct part_info info;
+        node_hold_wal(c->node, r, w->from); /* the reader continues from here */
         part_get_info(p, &info);
         acc.max = w->max_bytes == 0 || w->max_bytes > NODE_SNAPSHOT_CHUNK ? NODE_SNAPSHOT_CHUNK
                                                                           : w->max_bytes;
@@ -433,6 +501,11 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         rep->u.wal_rep.n = acc.n;
         break;
     }
+    case MSG_REPLICA_FENCE:
+        rc = node_fence(c->node, r, req->u.fence_req.op == MSG_FENCE_ON, FENCE_WAIT_MS,
+                        &rep->u.write_rep.lsn, errmsg);
+        rep->u.write_rep.affected = 0;
+        break;
     default:
         dv_errmsg_set(errmsg, "%s is not a partition request", msg_type_name(req->type));
         rc = DV_EINVAL;
@@ -450,6 +523,8 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     if (rep->type == MSG_SCROLL)
         free(rep->u.scroll_rep.hits.hits);
     part_result_free(&res);
+    if (writing)
+        node_write_end(c->node, r);
     node_release(c->node, r);
     return rc;
 }
@@ -528,6 +603,8 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
         return rc == DV_OK ? msg_encode(rep, out, errmsg) : rc;
     case MSG_SEARCH:
         return do_search(c, req, rep, errmsg, out);
+    case MSG_REPLICA_PULL:
+        return do_pull(c, req, rep, errmsg, out, stale_epoch);
     case MSG_STATS: {
         struct stat_acc a = {0};
         node_foreach(c->node, stat_one, &a);

@@ -65,43 +65,62 @@ static void unlink_rep(struct node *n, struct rep *r)
 
 /* ---- node.meta --------------------------------------------------------------------------- */
 
-/* The incarnation line comes last: a build that predates it reads the first three lines
- * and ignores it. */
-static int meta_write(struct node *n, const char *dir, uint64_t epoch, uint64_t incarnation,
-                      enum wal_sync fsync)
+/* What node.meta holds besides the fsync policy. */
+struct meta {
+    uint64_t epoch, incarnation;
+    bool fenced;
+};
+
+/* The incarnation line comes after the fsync line: a build that predates it reads the first
+ * three lines and ignores it. The fenced line is written only while the replica is fenced,
+ * so the file of an unfenced replica is the same as before fences existed. */
+static int meta_write(struct node *n, const char *dir, const struct meta *m, enum wal_sync fsync)
 {
-    char path[PATH_MAX + 16], text[160];
+    char path[PATH_MAX + 16], text[192];
     snprintf(path, sizeof path, "%s/node.meta", dir);
     int len = snprintf(text, sizeof text,
-                       "dvec-node-meta 1\nepoch %" PRIu64 "\nfsync %s\nincarnation %" PRIu64 "\n",
-                       epoch, sync_names[fsync], incarnation);
+                       "dvec-node-meta 1\nepoch %" PRIu64 "\nfsync %s\nincarnation %" PRIu64 "\n%s",
+                       m->epoch, sync_names[fsync], m->incarnation, m->fenced ? "fenced 1\n" : "");
     return io_replace_file(n->io, path, text, (size_t)len);
 }
 
-/* The optional "incarnation N" line after the fsync line; absent (a file written before
- * incarnations existed): 0. */
-static int meta_incarnation(const char *rest, uint64_t *incarnation)
+/* Reads the line "<key> <decimal>\n" at *at into *v and moves *at past it; false when the
+ * text at *at is not that line. */
+static bool meta_line(const char **at, const char *key, uint64_t *v)
 {
-    *incarnation = 0;
-    if (*rest == '\0')
-        return DV_OK;
-    static const char key[] = "incarnation ";
-    if (strncmp(rest, key, sizeof key - 1) != 0)
-        return DV_ECORRUPT;
-    const char *v = rest + sizeof key - 1;
-    if (*v < '0' || *v > '9')
-        return DV_ECORRUPT;
+    size_t kl = strlen(key);
+    const char *s = *at;
+    if (strncmp(s, key, kl) != 0 || s[kl] != ' ' || s[kl + 1] < '0' || s[kl + 1] > '9')
+        return false;
     char *end;
     errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno != 0 || strcmp(end, "\n") != 0)
-        return DV_ECORRUPT;
-    *incarnation = x;
-    return DV_OK;
+    unsigned long long x = strtoull(s + kl + 1, &end, 10);
+    if (errno != 0 || *end != '\n')
+        return false;
+    *v = x;
+    *at = end + 1;
+    return true;
 }
 
-static int meta_read(struct node *n, const char *dir, uint64_t *epoch, uint64_t *incarnation,
-                     enum wal_sync *fsync, char *errmsg)
+/* The optional lines after the fsync line, in this order: "incarnation N" (absent in a file
+ * written before incarnations existed: 0) and "fenced 0|1" (absent: not fenced). */
+static int meta_optional(const char *rest, struct meta *m)
+{
+    uint64_t v;
+    m->incarnation = 0;
+    m->fenced = false;
+    if (meta_line(&rest, "incarnation", &v))
+        m->incarnation = v;
+    if (meta_line(&rest, "fenced", &v)) {
+        if (v > 1)
+            return DV_ECORRUPT;
+        m->fenced = v == 1;
+    }
+    return *rest == '\0' ? DV_OK : DV_ECORRUPT;
+}
+
+static int meta_read(struct node *n, const char *dir, struct meta *m, enum wal_sync *fsync,
+                     char *errmsg)
 {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/node.meta", dir);
@@ -123,13 +142,16 @@ static int meta_read(struct node *n, const char *dir, uint64_t *epoch, uint64_t 
         dv_errmsg_set(errmsg, "%s: not a node meta file", path);
         return DV_ECORRUPT;
     }
-    if (meta_incarnation(text + used, incarnation) != DV_OK) {
-        dv_errmsg_set(errmsg, "%s: bad incarnation line after the fsync line", path);
+    if (meta_optional(text + used, m) != DV_OK) {
+        dv_errmsg_set(errmsg,
+                      "%s: bad lines after the fsync line (want \"incarnation N\", then "
+                      "\"fenced 0|1\", both optional)",
+                      path);
         return DV_ECORRUPT;
     }
     for (int i = 0; i < 3; i++)
         if (strcmp(sync, sync_names[i]) == 0) {
-            *epoch = e;
+            m->epoch = e;
             *fsync = (enum wal_sync)i;
             return DV_OK;
         }
@@ -173,12 +195,18 @@ static struct rep *rep_new(const char *dir, const char *coll, size_t len, uint32
     r->pub.incarnation_ = incarnation;
     r->pub.fsync = fsync;
     pthread_mutex_init(&r->meta_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* clock_deadline_ms */
+    pthread_cond_init(&r->writes_done, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     return r;
 }
 
 static void rep_free(struct rep *r)
 {
+    pthread_cond_destroy(&r->writes_done);
     pthread_mutex_destroy(&r->meta_mu);
     free(r);
 }
@@ -209,9 +237,9 @@ static int open_one(struct node *n, const char *name)
         return DV_OK;
     }
     snprintf(dir, sizeof dir, "%s/replicas/%s", n->dir, name);
-    uint64_t epoch, incarnation;
+    struct meta m;
     enum wal_sync fsync;
-    int rc = meta_read(n, dir, &epoch, &incarnation, &fsync, err);
+    int rc = meta_read(n, dir, &m, &fsync, err);
     if (rc != DV_OK)
         goto err_log;
     struct part_opts o;
@@ -221,19 +249,20 @@ static int open_one(struct node *n, const char *name)
     rc = part_open(n->io, data, &o, &p, err);
     if (rc != DV_OK)
         goto err_log;
-    struct rep *r = rep_new(dir, name, coll_len, partition, epoch, incarnation, fsync);
+    struct rep *r = rep_new(dir, name, coll_len, partition, m.epoch, m.incarnation, fsync);
     if (r == NULL) {
         part_close(p);
         return DV_ENOMEM;
     }
     r->pub.part = p;
+    r->fenced = m.fenced;
     struct part_info info;
     part_get_info(p, &info);
     log_info("replica opened",
              "collection=%s partition=%u epoch=%" PRIu64 " incarnation=%" PRIu64 " points=%" PRIu64
-             " lsn=%" PRIu64 " open_ms=%" PRIu64,
-             r->pub.coll, partition, epoch, incarnation, info.points, info.applied_lsn,
-             info.open_ms);
+             " lsn=%" PRIu64 " open_ms=%" PRIu64 "%s",
+             r->pub.coll, partition, m.epoch, m.incarnation, info.points, info.applied_lsn,
+             info.open_ms, m.fenced ? " fenced=1 (writes refused until fence off)" : "");
     pthread_mutex_lock(&n->mu);
     insert(n, r);
     pthread_mutex_unlock(&n->mu);
@@ -264,6 +293,10 @@ int node_open(const char *data_dir, const struct node_opts *o, struct node **out
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->released, NULL);
     pthread_mutex_init(&n->snap_mu, NULL);
+    if (pull_init_(n) != DV_OK) {
+        node_close(n, false);
+        return DV_ENOMEM;
+    }
 
     char path[PATH_MAX + 16];
     const char *subs[] = {"replicas", "tmp"};
@@ -292,10 +325,11 @@ int node_open(const char *data_dir, const struct node_opts *o, struct node **out
     }
     for (size_t i = 0; i < nn; i++) {
         if (names[i][0] == '.') {
-            /* A create or drop that a crash interrupted: finish it. */
+            /* A create, drop or pull that a crash interrupted: finish it (a pull is lost). */
             char leftover[PATH_MAX + 300];
             snprintf(leftover, sizeof leftover, "%s/%s", path, names[i]);
-            log_warn("removing leftover of an interrupted create or drop", "dir=%s", leftover);
+            log_warn("removing leftover of an interrupted create, drop or pull", "dir=%s",
+                     leftover);
             remove_tree(leftover);
             continue;
         }
@@ -322,6 +356,7 @@ void node_close(struct node *n, bool checkpoint)
     if (n == NULL)
         return;
     char err[DV_ERRMSG_SIZE];
+    pull_close_(n); /* its threads use the node */
     for (unsigned b = 0; b < NODE_BUCKETS; b++) {
         struct rep *r = n->buckets[b];
         while (r) {
@@ -381,7 +416,8 @@ int node_acquire(struct node *n, const char *coll, size_t coll_len, uint32_t par
         pthread_mutex_unlock(&n->mu);
         if (still) {
             /* the incarnation changes only under meta_mu, held here */
-            int rc = meta_write(n, r->dir, epoch, node_incarnation(&r->pub), r->pub.fsync);
+            struct meta m = {epoch, node_incarnation(&r->pub), r->fenced};
+            int rc = meta_write(n, r->dir, &m, r->pub.fsync);
             if (rc == 0) {
                 pthread_mutex_lock(&n->mu);
                 if (epoch > r->pub.epoch)
@@ -461,6 +497,192 @@ static void checkpoint_one(void *arg, struct node_replica *r)
 void node_checkpoint_all(struct node *n)
 {
     node_foreach(n, checkpoint_one, NULL);
+}
+
+/* ---- fences ------------------------------------------------------------------------------ */
+
+int node_write_begin(struct node *n, struct node_replica *pub, char *errmsg)
+{
+    struct rep *r = (struct rep *)pub;
+    pthread_mutex_lock(&n->mu);
+    bool fenced = r->fenced;
+    if (!fenced)
+        r->writes++;
+    pthread_mutex_unlock(&n->mu);
+    if (fenced) {
+        dv_errmsg_set(errmsg, "partition %s/%u is being moved: writes are paused, retry", pub->coll,
+                      pub->partition);
+        return DV_EBUSY;
+    }
+    return DV_OK;
+}
+
+void node_write_end(struct node *n, struct node_replica *pub)
+{
+    struct rep *r = (struct rep *)pub;
+    pthread_mutex_lock(&n->mu);
+    if (--r->writes == 0)
+        pthread_cond_broadcast(&r->writes_done);
+    pthread_mutex_unlock(&n->mu);
+}
+
+bool node_fenced(struct node *n, const struct node_replica *pub)
+{
+    const struct rep *r = (const struct rep *)pub;
+    pthread_mutex_lock(&n->mu);
+    bool f = r->fenced;
+    pthread_mutex_unlock(&n->mu);
+    return f;
+}
+
+int node_fence(struct node *n, struct node_replica *pub, bool on, uint32_t wait_ms, uint64_t *lsn,
+               char *errmsg)
+{
+    struct rep *r = (struct rep *)pub;
+    int rc = 0;
+    pthread_mutex_lock(&r->meta_mu);
+    if (r->fenced != on) {
+        /* Persist first: a restart must never forget a fence a coordinator was told of. */
+        pthread_mutex_lock(&n->mu);
+        struct meta m = {pub->epoch, node_incarnation(pub), on};
+        pthread_mutex_unlock(&n->mu);
+        rc = meta_write(n, r->dir, &m, pub->fsync);
+        if (rc == 0) {
+            pthread_mutex_lock(&n->mu);
+            r->fenced = on;
+            pthread_mutex_unlock(&n->mu);
+            log_info(on ? "replica fenced: writes refused"
+                        : "replica fence lifted: writes accepted",
+                     "collection=%s partition=%u", pub->coll, pub->partition);
+        }
+    }
+    pthread_mutex_unlock(&r->meta_mu);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "%s/node.meta: %s", r->dir, strerror(-rc));
+        return DV_EOS;
+    }
+    if (on) {
+        /* Writes that passed node_write_begin before the fence finish first. */
+        struct timespec dl;
+        clock_deadline_ms(&dl, wait_ms);
+        pthread_mutex_lock(&n->mu);
+        int w = 0;
+        while (r->writes > 0 && w == 0)
+            w = pthread_cond_timedwait(&r->writes_done, &n->mu, &dl);
+        int left = r->writes;
+        pthread_mutex_unlock(&n->mu);
+        if (left > 0) {
+            dv_errmsg_set(errmsg,
+                          "partition %s/%u is fenced but %d writes are still running after %u ms; "
+                          "repeat the fence to learn the LSN",
+                          pub->coll, pub->partition, left, wait_ms);
+            return DV_ETIMEDOUT;
+        }
+    }
+    struct part_info info;
+    part_get_info(pub->part, &info);
+    *lsn = info.applied_lsn;
+    return DV_OK;
+}
+
+/* ---- installing a replica built elsewhere (pull.c) ----------------------------------------- */
+
+void node_remove_tree_(const char *dir)
+{
+    remove_tree(dir);
+}
+
+void node_replica_opts_(struct node *n, enum wal_sync fsync, struct part_opts *o)
+{
+    replica_opts(n, fsync, o);
+}
+
+bool node_holds_(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                 uint64_t *applied)
+{
+    pthread_mutex_lock(&n->mu);
+    struct rep *r = find(n, coll, coll_len, partition);
+    if (r != NULL)
+        r->pub.refs_++;
+    pthread_mutex_unlock(&n->mu);
+    if (r == NULL)
+        return false;
+    if (applied) {
+        struct part_info info;
+        part_get_info(r->pub.part, &info);
+        *applied = info.applied_lsn;
+    }
+    node_release(n, &r->pub);
+    return true;
+}
+
+int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll_len,
+                  uint32_t partition, uint64_t epoch, uint64_t incarnation, enum wal_sync fsync,
+                  char *errmsg)
+{
+    char err[DV_ERRMSG_SIZE], final[PATH_MAX], data[PATH_MAX + 8], replicas[PATH_MAX + 16];
+    struct meta m = {epoch, incarnation, false};
+    int rc = meta_write(n, tmp, &m, fsync);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
+        return DV_EOS;
+    }
+    snprintf(final, sizeof final, "%s/replicas/%.*s.%u", n->dir, (int)coll_len, coll, partition);
+    snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
+    pthread_mutex_lock(&n->mu);
+    if (find(n, coll, coll_len, partition) != NULL) {
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg, "collection %.*s partition %u is already held by this node",
+                      (int)coll_len, coll, partition);
+        return DV_EEXIST;
+    }
+    rc = n->io->rename(n->io, tmp, final);
+    pthread_mutex_unlock(&n->mu);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "renaming %s to %s: %s", tmp, final, strerror(-rc));
+        return rc == -EEXIST || rc == -ENOTEMPTY ? DV_EEXIST : DV_EOS;
+    }
+    if ((rc = io_fsync_dir(n->io, replicas)) != 0) {
+        dv_errmsg_set(errmsg, "%s: fsync: %s", replicas, strerror(-rc));
+        rc = DV_EOS;
+        goto err_remove;
+    }
+    /* Opened outside n->mu (loading a large checkpoint takes a while): until it is in the
+     * table the node answers as for a partition it does not hold. */
+    struct part_opts o;
+    replica_opts(n, fsync, &o);
+    snprintf(data, sizeof data, "%s/data", final);
+    struct part *p;
+    rc = part_open(n->io, data, &o, &p, err);
+    if (rc != DV_OK) {
+        dv_errmsg_set(errmsg, "%s", err);
+        goto err_remove;
+    }
+    struct rep *r = rep_new(final, coll, coll_len, partition, epoch, incarnation, fsync);
+    if (r == NULL) {
+        part_close(p);
+        rc = DV_ENOMEM;
+        goto err_remove;
+    }
+    r->pub.part = p;
+    pthread_mutex_lock(&n->mu);
+    insert(n, r);
+    pthread_mutex_unlock(&n->mu);
+    return DV_OK;
+
+err_remove : {
+    /* Not registered: it must not come back as a replica at the next start. */
+    char gone[PATH_MAX + 64];
+    snprintf(gone, sizeof gone, "%s/.dropping-%.*s.%u-pull", replicas, (int)coll_len, coll,
+             partition);
+    if (n->io->rename(n->io, final, gone) == 0) {
+        io_fsync_dir(n->io, replicas);
+        remove_tree(gone);
+    } else {
+        remove_tree(final);
+    }
+    return rc;
+}
 }
 
 /* ---- create and drop --------------------------------------------------------------------- */
@@ -544,7 +766,8 @@ static int adopt_incarnation(struct node *n, struct node_replica *pub, uint64_t 
         pthread_mutex_lock(&n->mu);
         uint64_t epoch = pub->epoch;
         pthread_mutex_unlock(&n->mu);
-        rc = meta_write(n, r->dir, epoch, incarnation, pub->fsync);
+        struct meta m = {epoch, incarnation, r->fenced};
+        rc = meta_write(n, r->dir, &m, pub->fsync);
         if (rc == 0) {
             __atomic_store_n(&pub->incarnation_, incarnation, __ATOMIC_RELAXED);
             log_info("replica given its collection's incarnation",
@@ -622,7 +845,8 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
         goto err_remove;
     }
     part_close(p);
-    if ((rc = meta_write(n, tmp, epoch, incarnation, fsync)) != 0) {
+    struct meta m = {epoch, incarnation, false};
+    if ((rc = meta_write(n, tmp, &m, fsync)) != 0) {
         dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
         rc = DV_EOS;
         goto err_remove;

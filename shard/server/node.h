@@ -15,6 +15,8 @@
  *   replicas/<coll>.<part>/    one replica: node.meta (epoch, fsync policy, incarnation) and
  *                              data/ (the replica directory of part.h)
  *   replicas/.creating-*, .dropping-*   leftovers of a crash, removed at start
+ *   replicas/.pulling-<coll>.<part>/    a replica being copied from another node (pull.h):
+ *                              not served; removed at start (a restart loses the pull)
  *   tmp/                       snapshot files served to other nodes, emptied at start
  *
  * Epochs fence stale routing: each replica remembers the highest map epoch a request named.
@@ -110,6 +112,27 @@ uint64_t node_points(struct node *n);
 /* Checkpoints every replica (errors logged). */
 void node_checkpoint_all(struct node *n);
 
+/* ---- fences (moving a replica away) ---------------------------------------------------------- */
+
+/*
+ * A write request on r starts (DV_OK; pair it with node_write_end) or is refused with DV_EBUSY
+ * and "partition <coll>/<part> is being moved: writes are paused, retry" while r is fenced.
+ */
+int node_write_begin(struct node *n, struct node_replica *r, char *errmsg);
+void node_write_end(struct node *n, struct node_replica *r);
+
+/*
+ * Fences (on) or unfences r, persisted in its node.meta first (a restart keeps the fence).
+ * Idempotent. With `on` it then waits (at most wait_ms, else DV_ETIMEDOUT: still fenced) until
+ * no write that started before is running, and *lsn gets r's applied LSN: the last write it
+ * will take until unfenced. DV_EOS when node.meta cannot be written (nothing changed).
+ */
+int node_fence(struct node *n, struct node_replica *r, bool on, uint32_t wait_ms, uint64_t *lsn,
+               char *errmsg);
+
+/* Whether r is fenced now. */
+bool node_fenced(struct node *n, const struct node_replica *r);
+
 /* ---- snapshot sessions (node_snap.c) ------------------------------------------------------ */
 
 #define NODE_SNAPSHOT_CHUNK (4u * 1024 * 1024) /* largest chunk served in one reply */
@@ -124,7 +147,17 @@ int node_snapshot_read(struct node *n, struct node_replica *r, uint64_t *session
                        uint32_t max_bytes, void **data, size_t *len, uint64_t *lsn, uint64_t *total,
                        bool *done, char *errmsg);
 
-/* Removes snapshot sessions idle for longer than snapshot_idle_ms. */
+/*
+ * A peer reads r's WAL from `from` on: checkpoints of r keep those records (part_hold_wal)
+ * until no snapshot or WAL read touched r for snapshot_idle_ms. A snapshot session sets it
+ * to its LSN + 1 by itself. One hold per replica: with two peers copying the same replica at
+ * once, the one that is further behind may find its records dropped (DV_ENOTFOUND) and has to
+ * take a new snapshot.
+ */
+void node_hold_wal(struct node *n, struct node_replica *r, uint64_t from);
+
+/* Removes snapshot sessions idle for longer than snapshot_idle_ms, and releases the WAL holds
+ * of replicas that no peer read for that long. */
 void node_snapshot_expire(struct node *n);
 
 #endif

@@ -10,13 +10,18 @@
 #define NODE_BUCKETS 1024
 
 struct rep {
-    struct node_replica pub; /* first: node_replica pointers are rep pointers */
-    struct rep *next;        /* hash chain */
-    pthread_mutex_t meta_mu; /* serialises node.meta rewrites */
-    char dir[PATH_MAX];      /* replicas/<coll>.<part> */
+    struct node_replica pub;    /* first: node_replica pointers are rep pointers */
+    struct rep *next;           /* hash chain */
+    pthread_mutex_t meta_mu;    /* serialises node.meta rewrites */
+    char dir[PATH_MAX];         /* replicas/<coll>.<part> */
+    bool fenced;                /* writes refused; changed under meta_mu and n->mu */
+    int writes;                 /* writes in flight (node_write_begin), under n->mu */
+    pthread_cond_t writes_done; /* signalled when writes drops to 0 */
+    uint64_t hold_used_ms;      /* atomic: last peer read that set the WAL hold, 0: no hold */
 };
 
 struct snap_session;
+struct pull_set;
 
 #define NODE_DIR_MAX 2048 /* longest data dir path */
 
@@ -33,7 +38,32 @@ struct node {
     pthread_mutex_t snap_mu;
     struct snap_session *sessions;
     uint64_t next_session;
+    struct pull_set *pulls; /* replica pulls (pull.c) */
 };
+
+/* pull.c: the node's pull jobs, set up by node_open; node_close stops them (joins their
+ * threads, deletes their copies) before it closes the replicas. */
+int pull_init_(struct node *n);
+void pull_close_(struct node *n);
+
+/* For pull.c: remove a directory tree; the part options of a replica with that fsync policy. */
+void node_remove_tree_(const char *dir);
+void node_replica_opts_(struct node *n, enum wal_sync fsync, struct part_opts *o);
+
+/* Whether the node holds (coll, partition) as a replica; *applied (may be NULL) gets its
+ * applied LSN. No epoch check, no epoch change. */
+bool node_holds_(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                 uint64_t *applied);
+
+/*
+ * Makes the directory `tmp` (under replicas/, holding a closed replica in data/) the node's
+ * replica of (coll, partition): writes its node.meta, renames it to replicas/<coll>.<part>,
+ * fsyncs replicas/, opens and registers it. DV_EEXIST (tmp left as it was) when the node
+ * holds that partition already. On another failure after the rename the files are removed.
+ */
+int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll_len,
+                  uint32_t partition, uint64_t epoch, uint64_t incarnation, enum wal_sync fsync,
+                  char *errmsg);
 
 /* Removes every snapshot session and its file (node_close). */
 void node_snapshot_expire_all_(struct node *n);

@@ -55,6 +55,23 @@ static void session_free(struct snap_session *s)
     free(s);
 }
 
+void node_hold_wal(struct node *n, struct node_replica *pub, uint64_t from)
+{
+    (void)n;
+    struct rep *r = (struct rep *)pub;
+    uint64_t now = clock_mono_ms();
+    __atomic_store_n(&r->hold_used_ms, now ? now : 1, __ATOMIC_RELEASE);
+    part_hold_wal(pub->part, from);
+}
+
+/* Touches the WAL hold of r (a peer still reads the snapshot) without moving it. */
+static void hold_touch(struct node_replica *pub)
+{
+    struct rep *r = (struct rep *)pub;
+    if (__atomic_load_n(&r->hold_used_ms, __ATOMIC_ACQUIRE) != 0)
+        __atomic_store_n(&r->hold_used_ms, clock_mono_ms(), __ATOMIC_RELEASE);
+}
+
 /* Starts a session: writes the snapshot file. Called without snap_mu held. */
 static int session_start(struct node *n, struct node_replica *r, struct snap_session **out,
                          char *errmsg)
@@ -76,11 +93,17 @@ static int session_start(struct node *n, struct node_replica *r, struct snap_ses
     }
     struct file_sink sink = {s->fd, 0};
     uint64_t t0 = clock_mono_ms();
+    /* The reader continues with the WAL records after the snapshot: hold them from before the
+     * snapshot's checkpoint (which would drop them) until the reader has read them. */
+    struct part_info info;
+    part_get_info(r->part, &info);
+    node_hold_wal(n, r, info.applied_lsn + 1);
     int rc = part_snapshot(r->part, sink_write, &sink, &s->lsn, errmsg);
     if (rc != DV_OK) {
         session_free(s);
         return rc;
     }
+    node_hold_wal(n, r, s->lsn + 1);
     s->total = sink.off;
     s->last_used_ms = clock_mono_ms();
     log_info("snapshot session started",
@@ -128,6 +151,7 @@ int node_snapshot_read(struct node *n, struct node_replica *r, uint64_t *session
     s->users++;
     s->last_used_ms = clock_mono_ms();
     pthread_mutex_unlock(&n->snap_mu);
+    hold_touch(r);
 
     *session = s->id;
     *lsn = s->lsn;
@@ -171,8 +195,27 @@ out:
     return rc;
 }
 
+/* Clears the WAL hold of a replica no peer read from for snapshot_idle_ms. */
+static void hold_expire(void *arg, struct node_replica *pub)
+{
+    struct node *n = arg;
+    struct rep *r = (struct rep *)pub;
+    uint64_t used = __atomic_load_n(&r->hold_used_ms, __ATOMIC_ACQUIRE);
+    if (used == 0 || clock_mono_ms() - used <= n->opts.snapshot_idle_ms)
+        return;
+    /* A read that set the hold meanwhile wins: only clear what is still the idle one. */
+    if (__atomic_compare_exchange_n(&r->hold_used_ms, &used, 0, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        part_hold_wal(pub->part, 0);
+        log_info("WAL hold released: no peer read the replica",
+                 "collection=%s partition=%u idle_ms=%u", pub->coll, pub->partition,
+                 n->opts.snapshot_idle_ms);
+    }
+}
+
 void node_snapshot_expire(struct node *n)
 {
+    node_foreach(n, hold_expire, n);
     uint64_t now = clock_mono_ms();
     pthread_mutex_lock(&n->snap_mu);
     struct snap_session **pp = &n->sessions;

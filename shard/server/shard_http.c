@@ -8,6 +8,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
+#include "pull.h"
 #include "shard_http.h"
 
 enum outcome { OUT_OK, OUT_STALE, OUT_CLIENT, OUT_SERVER, OUT_SHUTDOWN, OUT_COUNT };
@@ -59,8 +60,9 @@ static enum outcome outcome_of(int code)
 
 struct emit_ctx {
     struct metrics_writer *w;
+    struct node *node;
     int rc;
-    uint64_t replicas;
+    uint64_t replicas, fenced;
 };
 
 static void emit_replica(void *arg, struct node_replica *r)
@@ -69,6 +71,7 @@ static void emit_replica(void *arg, struct node_replica *r)
     struct part_info info;
     char part[16];
     part_get_info(r->part, &info);
+    bool fenced = node_fenced(e->node, r);
     snprintf(part, sizeof part, "%u", r->partition);
     const char *lbl[] = {"collection", r->coll, "partition", part, NULL};
     struct {
@@ -94,6 +97,9 @@ static void emit_replica(void *arg, struct node_replica *r)
          (double)r->epoch, false},
         {"dvec_shard_replica_failed", "1 when the replica refuses writes after an IO error.",
          info.failed ? 1.0 : 0.0, false},
+        {"dvec_shard_replica_fenced",
+         "1 while the replica is fenced: writes refused because it is being moved.",
+         fenced ? 1.0 : 0.0, false},
         {"dvec_shard_replica_checkpoints", "Checkpoints written since the replica was opened.",
          (double)info.ckpt_count, true},
     };
@@ -101,17 +107,40 @@ static void emit_replica(void *arg, struct node_replica *r)
         e->rc = s[i].counter ? metrics_emit_counter(e->w, s[i].name, s[i].help, lbl, s[i].v)
                              : metrics_emit_gauge(e->w, s[i].name, s[i].help, lbl, s[i].v);
     e->replicas++;
+    e->fenced += fenced;
 }
 
 static int collect(void *arg, struct metrics_writer *w)
 {
     struct shard_metrics *sm = arg;
-    struct emit_ctx e = {w, DV_OK, 0};
+    struct emit_ctx e = {w, sm->node, DV_OK, 0, 0};
     node_foreach(sm->node, emit_replica, &e);
     if (e.rc != DV_OK)
         return e.rc;
     int rc = metrics_emit_gauge(w, "dvec_shard_replicas", "Replicas this node serves.", NULL,
                                 (double)e.replicas);
+    if (rc == DV_OK)
+        rc = metrics_emit_gauge(w, "dvec_shard_replicas_fenced",
+                                "Replicas fenced for a move: their writes are refused.", NULL,
+                                (double)e.fenced);
+    struct pull_stats ps;
+    pull_get_stats(sm->node, &ps);
+    if (rc == DV_OK)
+        rc = metrics_emit_gauge(w, "dvec_shard_pulls_running",
+                                "Replica pulls copying a snapshot or catching up now.", NULL,
+                                (double)ps.running);
+    if (rc == DV_OK)
+        rc = metrics_emit_counter(w, "dvec_shard_pulls_finished_total",
+                                  "Replica pulls that became a replica of this node.", NULL,
+                                  (double)ps.finished);
+    if (rc == DV_OK)
+        rc = metrics_emit_counter(w, "dvec_shard_pulls_failed_total",
+                                  "Replica pulls that stopped with an error.", NULL,
+                                  (double)ps.failed);
+    if (rc == DV_OK)
+        rc = metrics_emit_counter(w, "dvec_shard_pull_bytes_total",
+                                  "Snapshot and WAL bytes replica pulls read from source nodes.",
+                                  NULL, (double)ps.bytes);
     if (rc == DV_OK)
         rc = metrics_emit_gauge(w, "dvec_shard_replicas_failed_to_open",
                                 "Replicas found on disk that did not open at start.", NULL,
@@ -132,7 +161,7 @@ struct shard_metrics *shard_metrics_new(struct node *n)
     sm->node = n;
     for (int t = 0; t < MSG_TYPE_COUNT; t++) {
         /* Node operations only: client API types and gaps are answered as errors. */
-        if (t > MSG_PAYLOAD_INDEX || !msg_type_known(t))
+        if (t > MSG_REPLICA_FENCE || !msg_type_known(t))
             continue;
         const char *op = msg_type_name(t);
         const char *lat_lbl[] = {"op", op, NULL};

@@ -773,6 +773,86 @@ static void test_snapshot(void **state)
     pu_tmpdir_free(dir);
 }
 
+static int count_rec(uint64_t lsn, uint8_t type, const void *body, size_t len, void *arg)
+{
+    (void)lsn, (void)type, (void)body, (void)len;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+/* part_hold_wal: checkpoints keep the records a peer still has to read, and drop them again
+ * once the hold is cleared; the checkpoint LSN still limits the drop when the hold is later. */
+static void test_hold_wal(void **state)
+{
+    char dir[4096], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p;
+    struct part_info in;
+    uint64_t lsn, n;
+    pu_tmpdir(dir, sizeof dir, "hold");
+    opts(&o, HNSW_L2);
+    o.wal.segment_bytes = WAL_MIN_SEGMENT_BYTES; /* many segments: drops are per segment */
+    o.wal.compress = false;
+    assert_int_equal(part_create(io_posix(), dir, &o, &p, err), DV_OK);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(pu_upsert_range(p, (uint64_t)i * 40, 40, 0, NULL, err), DV_OK);
+    /* without a hold a checkpoint drops the records it covers */
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    assert_int_equal(part_read_wal(p, 1, count_rec, &n, err), DV_ENOTFOUND);
+
+    /* a hold at H keeps H and everything after it through later checkpoints */
+    part_get_info(p, &in);
+    uint64_t hold = in.applied_lsn + 1;
+    part_hold_wal(p, hold);
+    part_get_info(p, &in);
+    assert_int_equal(in.wal_hold, hold);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(pu_upsert_range(p, 4000 + (uint64_t)i * 40, 40, 1, &lsn, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    n = 0;
+    assert_int_equal(part_read_wal(p, hold, count_rec, &n, err), DV_OK);
+    assert_int_equal(n, lsn - hold + 1);
+
+    /* the hold moves on (the peer read up to here): what lies before it may go */
+    uint64_t hold2 = lsn - 5;
+    part_hold_wal(p, hold2);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(pu_upsert_range(p, 8000 + (uint64_t)i * 40, 40, 2, &lsn, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    assert_int_equal(part_read_wal(p, hold, count_rec, &n, err), DV_ENOTFOUND);
+    n = 0;
+    assert_int_equal(part_read_wal(p, hold2, count_rec, &n, err), DV_OK);
+    assert_int_equal(n, lsn - hold2 + 1);
+
+    /* a hold after the checkpoint LSN: the checkpoint's LSN limits the drop as without one */
+    part_hold_wal(p, lsn + 1000);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(pu_upsert_range(p, 9000 + (uint64_t)i * 40, 40, 3, &lsn, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    assert_int_equal(part_read_wal(p, hold2, count_rec, &n, err), DV_ENOTFOUND);
+
+    /* cleared: the next checkpoint drops everything it covers */
+    uint64_t hold3 = lsn + 1;
+    part_hold_wal(p, hold3);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(pu_upsert_range(p, 10000 + (uint64_t)i * 40, 40, 4, NULL, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    n = 0;
+    assert_int_equal(part_read_wal(p, hold3, count_rec, &n, err), DV_OK);
+    assert_int_equal(n, 10);
+    part_hold_wal(p, 0);
+    part_get_info(p, &in);
+    assert_int_equal(in.wal_hold, 0);
+    assert_int_equal(pu_upsert_range(p, 20000, 40, 5, &lsn, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    assert_int_equal(part_read_wal(p, hold3, count_rec, &n, err), DV_ENOTFOUND);
+    n = 0;
+    assert_int_equal(part_read_wal(p, lsn + 1, count_rec, &n, err), DV_OK);
+    assert_int_equal(n, 0);
+    part_close(p);
+    pu_tmpdir_free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -785,6 +865,7 @@ int main(void)
         cmocka_unit_test(test_fault_sweep_crash),
         cmocka_unit_test(test_fault_sweep_open),
         cmocka_unit_test(test_snapshot),
+        cmocka_unit_test(test_hold_wal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
