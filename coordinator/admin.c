@@ -505,13 +505,14 @@ static int node_remove(struct coord *c, const struct args *a, struct buf *b, cha
     }
     T(K("message"));
     if (n_lost) {
-        char msg[512];
+        char msg[640];
         snprintf(msg, sizeof msg,
                  "%u partitions had their only replica on %s and are unavailable now: searches "
                  "skip them only with allow_partial, writes to them fail. When the node's disk is "
-                 "back, start dvec-shard on it with the same data directory and node id: it "
-                 "registers again and the coordinators adopt its replicas back.",
-                 n_lost, id);
+                 "back, start dvec-shard on it with the same data directory and node id, and "
+                 "add it back (dvecctl node add %s --url URL): the coordinators adopt its "
+                 "replicas.",
+                 n_lost, id, id);
         T(K(msg));
     } else {
         T(K(""));

@@ -87,8 +87,11 @@ static int first_error(struct call *calls, size_t n, char *errmsg)
 {
     for (size_t i = 0; i < n; i++)
         if (calls[i].rc != DV_OK) {
-            dv_errmsg_set(errmsg, "partition %u on node %s: %s", calls[i].part,
-                          calls[i].node_id ? calls[i].node_id : "?", calls[i].err);
+            if (calls[i].node == CMAP_NONE)
+                dv_errmsg_set(errmsg, "partition %u: %s", calls[i].part, calls[i].err);
+            else
+                dv_errmsg_set(errmsg, "partition %u on node %s: %s", calls[i].part,
+                              calls[i].node_id ? calls[i].node_id : "?", calls[i].err);
             return calls[i].rc;
         }
     return DV_OK;
@@ -108,6 +111,12 @@ static void aim(struct coord *c, const struct cmap *m, uint32_t num, struct call
     const struct cmap_node *n = cmap_node_get(m, num);
     k->node = num;
     k->node_id = n ? n->id : NULL;
+    if (num == CMAP_NONE) {
+        k->rc = DV_EIO;
+        dv_errmsg_set(k->err, "unavailable: no replica left (its only node was removed; "
+                              "docs/operations.md, 'Removing a dead node')");
+        return;
+    }
     if (n == NULL || n->state == CMAP_NODE_DEAD || n->state == CMAP_NODE_REMOVED) {
         k->rc = DV_EIO;
         dv_errmsg_set(k->err, "node is %s", n ? cmap_node_state_name(n->state) : "unknown");
@@ -232,7 +241,7 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
     size_t ncalls = 0;
     for (uint32_t p = 0; p < np; p++)
         if (s.count[p])
-            ncalls += req->type == MSG_P_GET ? 1 : cl->parts[p].n;
+            ncalls += req->type == MSG_P_GET || cl->parts[p].n == 0 ? 1 : cl->parts[p].n;
     struct call *calls = calloc(ncalls ? ncalls : 1, sizeof *calls);
     if (rc != DV_OK || pb == NULL || calls == NULL) {
         rc = DV_ENOMEM;
@@ -289,11 +298,14 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         }
         /* Writes go to every replica; reads to the primary (another replica when the map
          * says the primary is down). */
-        uint32_t nr = req->type == MSG_P_GET ? 1 : pt->n;
+        uint32_t nr = req->type == MSG_P_GET || pt->n == 0 ? 1 : pt->n;
         for (uint32_t j = 0; j < nr; j++, k++) {
             calls[k].req = sub;
             calls[k].part = p;
-            aim(c, m, req->type == MSG_P_GET ? read_node(m, pt, UINT32_MAX) : pt->nodes[j],
+            aim(c, m,
+                req->type == MSG_P_GET ? read_node(m, pt, UINT32_MAX)
+                : pt->n == 0           ? CMAP_NONE
+                                       : pt->nodes[j],
                 &calls[k]);
         }
     }
@@ -591,9 +603,13 @@ static int search(struct coord *c, const struct cmap *m, const struct cmap_coll 
                 memcpy(list + sizeof list - 4, "...", 4);
             err = k->rc;
             bool silent = k->rc == DV_EIO || k->rc == DV_ETIMEDOUT || k->rc == DV_ESHUTDOWN;
-            dv_errmsg_set(errmsg, "node %s (partition%s %s)%s: %s", k->node_id ? k->node_id : "?",
-                          sr->n_parts > 1 ? "s" : "", list, silent ? " did not answer" : "",
-                          k->err);
+            if (k->node == CMAP_NONE)
+                dv_errmsg_set(errmsg, "collection %s partition%s %s: %s", cl->name,
+                              sr->n_parts > 1 ? "s" : "", list, k->err);
+            else
+                dv_errmsg_set(errmsg, "node %s (partition%s %s)%s: %s",
+                              k->node_id ? k->node_id : "?", sr->n_parts > 1 ? "s" : "", list,
+                              silent ? " did not answer" : "", k->err);
             continue;
         }
         const struct msg_search_rep *r = &k->rep.m.u.search_rep;

@@ -430,8 +430,9 @@ static int run_node_remove(struct ctl *ctl, const struct cmd *cmd, const struct 
             printf("  %s/%llu\n", jstr(p, "collection"), (unsigned long long)jint(p, "partition"));
         printf("To bring them back when the node's disk returns: start dvec-shard on it again "
                "with the same data directory and node id (e.g. 'dvec-shard --config "
-               "<its config>'); it registers and the coordinators adopt its replicas. Check with "
-               "'dvecctl status'.\n");
+               "<its config>'), then 'dvecctl node add %s --url <its URL>'; the coordinators "
+               "adopt its replicas. 'dvecctl rebalance plan' lists what is still unavailable.\n",
+               o->pos[0]);
     }
     json_decref(doc);
     return CTL_EXIT_OK;

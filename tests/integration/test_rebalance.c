@@ -599,6 +599,23 @@ static void recover_and_check(const char *what)
     while (admin(any_cli(), "rebalance_set", "{\"rate\": 0}", NULL, err) != DV_OK &&
            clock_mono_ms() < end)
         clock_sleep_ms(100);
+    /* The moves under way end (done, or failed) without help. */
+    end = clock_mono_ms() + 60000;
+    for (;;) {
+        json_t *rs = NULL;
+        bool idle = admin(any_cli(), "rebalance_status", NULL, &rs, err) == DV_OK &&
+                    active_moves(rs) == 0;
+        json_decref(rs);
+        if (idle)
+            break;
+        if (clock_mono_ms() > end) {
+            print_logs();
+            fail_msg("%s: moves still under way after 60 s", what);
+        }
+        clock_sleep_ms(200);
+    }
+    printf("# %s: the moves ended:\n", what);
+    print_moves();
     /* A failed move is planned again (automatic rebalancing waits a while after a failure;
      * apply now). */
     for (int i = 0; i < 3; i++) {
@@ -724,9 +741,23 @@ static void test_remove_dead(void **state)
     assert_true(rep.m.u.csearch_rep.partial);
     assert_int_equal(rep.m.u.csearch_rep.n_failed, lost);
     rpc_reply_free(&rep);
-    assert_int_not_equal(search(any_cli(), 0, 5, false, NULL, &rep, err), DV_OK);
-    rpc_reply_free(&rep);
+    /* (a follower learns of the removal with the leader's next heartbeat) */
+    uint64_t until = clock_mono_ms() + 3000;
+    do {
+        assert_int_not_equal(search(any_cli(), 0, 5, false, NULL, &rep, err), DV_OK);
+        rpc_reply_free(&rep);
+    } while (strstr(err, "unavailable") == NULL && clock_mono_ms() < until);
     printf("# search without allow_partial: %s\n", err);
+    assert_non_null(strstr(err, "unavailable"));
+    /* a write to an unavailable partition fails plainly too (not silently dropped) */
+    uint64_t ids[WBATCH];
+    for (uint32_t i = 0; i < WBATCH; i++)
+        ids[i] = i;
+    assert_int_not_equal(upsert_ver(any_cli(), ids, WBATCH, 7, err), DV_OK);
+    for (uint32_t i = 0; T.ver && i < WBATCH; i++)
+        T.ver[ids[i]] = UINT32_MAX; /* applied on the partitions still there */
+    printf("# write: %s\n", err);
+    assert_non_null(strstr(err, "unavailable"));
     /* The disk comes back: the node starts, is added back, its replicas are adopted. */
     node_start(2);
     char args[256];
