@@ -44,7 +44,8 @@ const struct cfg_field shard_cfg_schema[] = {
     {F("shutdown_timeout", CFG_DURATION, shutdown_timeout_ns), .def = "30s", .min = "1s",
      .max = "1h", .doc = "SIGTERM: longest time to drain and checkpoint before a forced exit"},
     {F("snapshot_idle", CFG_DURATION, snapshot_idle_ns), .def = "60s", .min = "1s", .max = "1h",
-     .doc = "a snapshot session (rebalancing) unused this long is removed"},
+     .doc = "a snapshot session (rebalancing) unused this long is removed, and the WAL hold "
+            "of a replica no peer read for this long is released"},
     {F("log_level", CFG_ENUM, log_level), .def = "info", .values = level_values,
      .doc = "least important log level written"},
     {.key = NULL},

@@ -349,6 +349,17 @@ static void meta_text(const struct sp_proc *p, struct buf *out)
     sp_read_file(path, out);
 }
 
+/* Replaces the node.meta of the replica of a stopped p with `text`. */
+static void meta_put(const struct sp_proc *p, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/replicas/%s.%u/node.meta", p->data, COLL, PART);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
 /* Whether the current run's log of p holds `text`. */
 static bool log_has(const struct sp_proc *p, const char *text)
 {
@@ -698,9 +709,29 @@ static void test_move(void **state)
     assert_false(hello_lists(rb, PART));
     assert_int_equal(status_of(rb).state, MSG_PULL_NONE);
     assert_int_equal(dir_entries(b, COLL), 0);
-    buf_free(&meta);
     stop(b);
     stop(a);
+
+    /* node.meta: a fenced line also comes without the incarnation line; a bad one (or one
+     * out of order) keeps the replica from opening, as any bad node.meta does */
+    meta_put(a, "dvec-node-meta 1\nepoch 8\nfsync interval\nfenced 1\n");
+    start(a);
+    assert_int_equal(upsert_range(ra, PART, 8, 6000000, 10, 0, NULL, err), DV_EBUSY);
+    assert_int_equal(fence_ok(ra, MSG_FENCE_OFF, 8), lsn + 2);
+    meta_text(a, &meta);
+    assert_string_equal((const char *)meta.data,
+                        "dvec-node-meta 1\nepoch 8\nfsync interval\nincarnation 0\n");
+    stop(a);
+    meta_put(a, "dvec-node-meta 1\nepoch 8\nfsync interval\nincarnation 0\nfenced 2\n");
+    start(a);
+    struct msg cnt = req_of(MSG_COUNT, PART, 8);
+    call_fails(ra, &cnt, DV_ESTALE, 0, "not held");
+    assert_true(log_has(a, "bad lines after the fsync line"));
+    stop(a);
+    meta_put(a, "dvec-node-meta 1\nepoch 8\nfsync interval\nfenced 1\nincarnation 0\n");
+    start(a);
+    call_fails(ra, &cnt, DV_ESTALE, 0, "not held");
+    buf_free(&meta);
 }
 
 /* ---- 2. failures and bad input ----------------------------------------------------------- */
