@@ -603,8 +603,8 @@ static void recover_and_check(const char *what)
     end = clock_mono_ms() + 60000;
     for (;;) {
         json_t *rs = NULL;
-        bool idle = admin(any_cli(), "rebalance_status", NULL, &rs, err) == DV_OK &&
-                    active_moves(rs) == 0;
+        bool idle =
+            admin(any_cli(), "rebalance_status", NULL, &rs, err) == DV_OK && active_moves(rs) == 0;
         json_decref(rs);
         if (idle)
             break;
