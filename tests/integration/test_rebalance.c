@@ -540,7 +540,7 @@ static void test_scale_out_in(void **state)
  * returns once a move is copying, with its source and target (indexes into node_ids). */
 static void slow_move(int *src, int *dst)
 {
-    admin_ok(any_cli(), "rebalance_set", "{\"rate\": 400000}");
+    json_decref(admin_ok(any_cli(), "rebalance_set", "{\"rate\": 400000}"));
     char err[DV_ERRMSG_SIZE];
     /* cnode-a back (it was removed by the first case, or never drained here) */
     if (C.nd[0]->pid == 0 || sp_reap(C.nd[0]))
@@ -655,7 +655,7 @@ static void test_kill_target(void **state)
     /* move cnode-a's partitions away again first, so that it is a target */
     char err[DV_ERRMSG_SIZE];
     admin(any_cli(), "rebalance_set", "{\"rate\": 0}", NULL, err);
-    admin_ok(any_cli(), "node_drain", "{\"id\": \"cnode-a\"}");
+    json_decref(admin_ok(any_cli(), "node_drain", "{\"id\": \"cnode-a\"}"));
     wait_settled(120000, "drain before the target test");
     traffic_start();
     __atomic_store_n(&T.phase, 1, __ATOMIC_RELAXED);
@@ -675,7 +675,7 @@ static void test_kill_leader(void **state)
     need_rb_cluster();
     char err[DV_ERRMSG_SIZE];
     admin(any_cli(), "rebalance_set", "{\"rate\": 0}", NULL, err);
-    admin_ok(any_cli(), "node_drain", "{\"id\": \"cnode-a\"}");
+    json_decref(admin_ok(any_cli(), "node_drain", "{\"id\": \"cnode-a\"}"));
     wait_settled(120000, "drain before the leader test");
     traffic_start();
     __atomic_store_n(&T.phase, 1, __ATOMIC_RELAXED);
