@@ -650,7 +650,14 @@ static void test_move(void **state)
     assert_int_equal(count_of(rb, PART, 6), n + 10);
     struct buf meta = BUF_INIT;
     meta_text(b, &meta);
-    printf("# B's node.meta: %s", (const char *)meta.data);
+    printf("# B's node.meta:");
+    for (const char *l = (const char *)meta.data; *l;) { /* each line a TAP comment */
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        printf(" %.*s;", (int)len, l);
+        l += len + (e != NULL);
+    }
+    printf("\n");
     assert_non_null(strstr((const char *)meta.data, "epoch 6\n"));
     assert_non_null(strstr((const char *)meta.data, "incarnation 7\n"));
     assert_null(strstr((const char *)meta.data, "fenced"));
