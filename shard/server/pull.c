@@ -263,6 +263,7 @@ static int source_call(struct pull_job *j, struct msg *req, struct rpc_reply *re
             return DV_ESHUTDOWN;
         }
         req->addr.epoch = j->src_epoch;
+        uint64_t sent = clock_mono_ms();
         int rc = rpc_call_timeout(j->rpc, req, rep, timeout_ms, err);
         if (rc == DV_OK)
             return DV_OK;
@@ -279,7 +280,7 @@ static int source_call(struct pull_job *j, struct msg *req, struct rpc_reply *re
         rpc_reply_free(rep);
         uint64_t now = clock_mono_ms();
         if (first_fail == 0)
-            first_fail = now;
+            first_fail = sent; /* failing since this call went out */
         if (now - first_fail >= PULL_FAIL_MS) {
             dv_errmsg_set(errmsg, "source %s failed for %" PRIu64 " ms: %s: %s", j->source,
                           now - first_fail, dv_errname(rc), err);
