@@ -2,22 +2,23 @@
 # bench/move.sh - how long moving one partition takes, and what searches get during the move.
 #
 #   bench/move.sh [--bin build] [--dir /tmp/dvec-move] [--port 27300] [--n 100000] [--dim 128]
-#                 [--clients 2] [--rates "0 64MiB 16MiB"] [--keep]
+#                 [--clients 2] [--rates "0 64MiB 16MiB 8MiB"] [--keep]
 #
 # A local cluster (deploy/local/cluster: 1 coordinator, 2 nodes on 127.0.0.1) and a
 # collection of one partition holding N x DIM vectors (bench/datasets/random, clustered,
 # with exact ground truth). Automatic rebalancing is off; the partition is moved from node to
 # node (drain the node holding it, apply the plan, undrain), once per rate limit, while
 # `dvecctl bench` searches in 1-second samples with CLIENTS threads (ef 64, k 10). Samples
-# taken while a move was copying or catching up at both ends count as "during"; the ones
-# before the first move as "before". Prints a table: rate limit, move time, write pause, QPS
-# before and during, and their ratio. Only processes this script started are stopped.
+# taken while a move was copying or catching up at both ends count as "during"; five taken
+# right before each move as "before" (medians of each). Prints a table: rate limit, move
+# time, write pause, QPS before and during, and their ratio. Only processes this script
+# started are stopped.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 bin="$root/build" dir="/tmp/dvec-move" port=27300 n=100000 dim=128 clients=2
-rates="0 64MiB 16MiB" keep=0
+rates="0 64MiB 16MiB 8MiB" keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin) bin="$2"; shift 2 ;;
@@ -61,11 +62,7 @@ sample() { # one 1-second bench sample: QPS
         python3 -c 'import json,sys; print(json.load(sys.stdin)["results"][0]["qps"])'
 }
 
-# QPS before any move.
-before=()
-for _ in 1 2 3 4 5; do before+=("$(sample)"); done
-qps_before=$(printf '%s\n' "${before[@]}" | python3 -c \
-    'import sys, statistics; print(statistics.median(float(x) for x in sys.stdin))')
+median() { python3 -c 'import sys, statistics; print(round(statistics.median(float(x) for x in sys.stdin)))'; }
 
 printf '%-10s %10s %12s %12s %12s %12s %8s\n' "rate" "move s" "paused ms" "QPS before" \
     "QPS during" "samples" "ratio"
@@ -78,6 +75,10 @@ for rate in $rates; do
         sleep 0.2
     done
     "$ctl" node undrain "$([ "$from" = node-1 ] && echo node-2 || echo node-1)" >/dev/null 2>&1 || true
+    # QPS right before this move (the machine is shared: absolute numbers drift)
+    before=()
+    for _ in 1 2 3 4 5; do before+=("$(sample)"); done
+    qps_before=$(printf '%s\n' "${before[@]}" | median)
     "$ctl" node drain "$from" >/dev/null
     "$ctl" rebalance apply >/dev/null
     during=()
@@ -94,8 +95,7 @@ d = json.load(sys.stdin)
 m = [m for m in d["moves"] if m["state"] == "done"][-1]
 print(m["elapsed_ms"] / 1000.0, m["writes_paused_ms"])')
     if [ "${#during[@]}" -gt 0 ]; then
-        qd=$(printf '%s\n' "${during[@]}" | python3 -c \
-            'import sys, statistics; print(round(statistics.median(float(x) for x in sys.stdin)))')
+        qd=$(printf '%s\n' "${during[@]}" | median)
         ratio=$(python3 -c "print(f'{$qd / $qps_before:.2f}x')")
     else
         qd="-" ratio="-"
