@@ -351,6 +351,71 @@ run count docs --config "$dir/bad.yaml"
 expect "a config file with a typo: exit 2 naming the key" 2 "bad.yaml: line 1: unknown key 'coordinator'"
 rm -f "$HOME/.config/dvec/dvecctl.yaml"
 
+# ---- rebalance and node ---------------------------------------------------------------------
+run count pts
+pts_before=$(cat "$dir/out")
+run rebalance plan
+expect "rebalance plan: nothing to move on a placed cluster" 0 "placement matches the ideal one"
+run rebalance status
+expect "rebalance status: settings, no moves" 0 "rebalancing: running, automatic" "no moves"
+run rebalance set
+expect "rebalance set without a setting: exit 2" 2 "give --auto, --rate or --moves-per-node"
+run rebalance set --rate fast
+expect "rebalance set --rate fast: exit 2" 2 "--rate: 'fast' is not a size"
+run rebalance set --auto maybe
+expect "rebalance set --auto maybe: exit 2" 2 "--auto: 'maybe' is not on or off"
+run rebalance set --auto off --rate 32MiB --moves-per-node 1
+expect "rebalance set: manual, 32 MiB/s, 1 move per node" 0 \
+    "rebalancing: running, manual, rate 33.6 MB/s per move, 1 moves per node"
+run rebalance pause
+expect "rebalance pause" 0 "rebalancing: paused"
+run node weight node-1 3
+expect "node weight" 0 "node node-1 weight 3"
+run rebalance plan
+expect "rebalance plan after a weight change lists moves to node-1" 0 "node-2 +node-1" \
+    "apply with 'dvecctl rebalance apply'" "rebalancing is paused"
+run rebalance plan --json
+if [ $rc = 0 ] && $py -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["moves"] and all(m["to"] == "node-1" and m["points"] > 0 and m["bytes"] > 0 for m in d["moves"])' "$dir/out"; then
+    ok "rebalance plan --json: moves to node-1 with points and bytes"
+else
+    fail "rebalance plan --json"; show
+fi
+run rebalance resume
+expect "rebalance resume" 0 "rebalancing: running"
+run rebalance apply --wait
+expect "rebalance apply --wait: the moves run to the end" 0 "moves planned" " 0 under way, [0-9]+ done, 0 failed"
+run rebalance plan
+expect "after the moves the placement is ideal" 0 "placement matches the ideal one"
+run rebalance status
+expect "rebalance status lists the done moves with time and write pause" 0 "done +took [0-9:]+, writes paused [0-9]+ ms"
+run count pts
+expect "every point is still there after the moves" 0 "^$pts_before\$"
+run node weight node-1 1
+run rebalance apply --wait
+expect "weight back, moves back" 0 " 0 under way, [0-9]+ done, 0 failed"
+run node weight node-1 0
+expect "node weight 0: exit 2" 2 "not a number > 0"
+run node drain nope
+expect "node drain of an unknown node: exit 1" 1 "node nope is not in the cluster"
+run node remove node-2
+expect "node remove of a node holding replicas: exit 1, says drain first" 1 "drain it first \(dvecctl node drain node-2\)"
+run node add node-9 --url tcp://127.0.0.1:9
+expect "node add registers a node ahead" 0 "node node-9 added \(joining, weight 1\)"
+run node add node-9 --url tcp://127.0.0.1:9
+expect "node add of a registered node: exit 1" 1 "node-9 is in the cluster already"
+run node add node-8
+expect "node add without --url: exit 2" 2 "--url is required"
+run node remove node-9
+expect "node remove of a node that holds nothing" 0 "node node-9 removed"
+run rebalance set --auto on --rate 64MiB --moves-per-node 2
+expect "rebalance set back to the defaults" 0 "running, automatic, rate 67.1 MB/s per move, 2 moves per node"
+run rebalance status --json
+if [ $rc = 0 ] && $py -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["auto_rebalance"] and d["moves_per_node"] == 2 and isinstance(d["moves"], list) and "counts" in d' "$dir/out"; then
+    ok "rebalance status --json"
+else
+    fail "rebalance status --json"; show
+fi
+
 # ---- on a terminal: progress line and confirmation --------------------------------------
 if command -v script >/dev/null 2>&1; then
     script -qec "$ctl points load tty $D/small.fvecs --create --batch 20" /dev/null \
