@@ -168,16 +168,16 @@ static size_t print_status(const json_t *doc, bool tty)
 {
     const json_t *moves = json_object_get(doc, "moves");
     size_t n = json_array_size(moves), left = 0, failed = 0;
-    printf("rebalancing: %s, %s, %s per move, %llu moves per node\n",
-           json_is_true(json_object_get(doc, "paused")) ? "PAUSED" : "running",
-           json_is_true(json_object_get(doc, "auto_rebalance")) ? "automatic" : "manual",
-           jint(doc, "rate") ? "" : "no rate limit",
-           (unsigned long long)jint(doc, "moves_per_node"));
+    char rate[48] = "no rate limit";
     if (jint(doc, "rate")) {
         char r[32];
         fmt_bytes(r, sizeof r, (double)jint(doc, "rate"));
-        printf("  rate limit %s/s\n", r);
+        snprintf(rate, sizeof rate, "rate %s/s per move", r);
     }
+    printf("rebalancing: %s, %s, %s, %llu moves per node\n",
+           json_is_true(json_object_get(doc, "paused")) ? "PAUSED" : "running",
+           json_is_true(json_object_get(doc, "auto_rebalance")) ? "automatic" : "manual", rate,
+           (unsigned long long)jint(doc, "moves_per_node"));
     if (n == 0) {
         printf("no moves\n");
         return 0;
