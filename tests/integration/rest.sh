@@ -382,12 +382,14 @@ check "delete a payload index" 200 "res['status'] == 'completed'"
 
 # ---- cluster ----------------------------------------------------------------------------------
 call GET "$REST2/cluster"
-check "GET /cluster: Qdrant's ClusterStatus" 200 \
+check "GET /cluster: Qdrant's ClusterStatus, and dvec's rebalancing with its moves" 200 \
     "res['status'] == 'enabled' and res['peer_id'] == 2 and len(res['peers']) == 5 and
      all(k in res['peers'] for k in ('1', '2', '3', '1000001', '1000002')) and
      res['raft_info']['leader'] in (1, 2, 3) and res['raft_info']['role'] in ('Leader', 'Follower') and
      res['raft_info']['is_voter'] is True and res['consensus_thread_status']['consensus_thread_status'] == 'working' and
-     res['message_send_failures'] == {}"
+     res['message_send_failures'] == {} and
+     res['rebalance']['auto_rebalance'] is True and res['rebalance']['paused'] is False and
+     res['rebalance']['moves_per_node'] == 2 and isinstance(res['rebalance']['moves'], list)"
 call GET "$REST/collections/c1/cluster"
 check "GET /collections/c1/cluster: 4 shards x 2 replicas, Active, on node peers" 200 \
     "res['peer_id'] == 1 and res['shard_count'] == 4 and res['local_shards'] == [] and len(res['remote_shards']) == 8 and
