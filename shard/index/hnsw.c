@@ -50,10 +50,23 @@ static int region_grow(void **p, size_t *mapped, size_t new_bytes)
     new_bytes = region_size(new_bytes);
     if (new_bytes <= old_bytes)
         return DV_OK;
-    if (*p == NULL || old_bytes == 0)
+    if (*p == NULL || old_bytes == 0) {
         n = mmap(NULL, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    else
+    } else {
+#ifdef __SANITIZE_THREAD__
+        /* ThreadSanitizer does not intercept mremap: the shadow of the ranges it moves keeps
+         * the history of earlier accesses, and a region later placed there (the vectors
+         * where link lists were read atomically) is reported as racing with them. Under
+         * TSan, copy into a new mapping instead (the caller holds the index exclusively). */
+        n = mmap(NULL, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (n != MAP_FAILED) {
+            memcpy(n, *p, old_bytes);
+            munmap(*p, old_bytes);
+        }
+#else
         n = mremap(*p, old_bytes, new_bytes, MREMAP_MAYMOVE);
+#endif
+    }
     if (n == MAP_FAILED)
         return DV_ENOMEM;
 #ifdef MADV_HUGEPAGE

@@ -156,10 +156,13 @@ static void co_spawn(int i)
 {
     struct sp_proc *p = C.co[i].p;
     snprintf(p->log, sizeof p->log, "%s/log.%d", p->base, ++p->runs);
+    /* DVEC_ITEST_REQUEST_TIMEOUT: longer for runs against sanitizer builds (TSan). */
+    const char *rtimeout =
+        getenv("DVEC_ITEST_REQUEST_TIMEOUT") ? getenv("DVEC_ITEST_REQUEST_TIMEOUT") : "2s";
     const char *argv[24] = {C.coord_exe, "--id",     C.co[i].id, "--data_dir",
                             p->data,     "--listen", p->url,     "--http",
                             "",          "--group",  C.group,    "--request_timeout",
-                            "2s",        NULL};
+                            rtimeout,    NULL};
     for (int k = 0; k < C.n_co_extra && k < 8; k++)
         argv[13 + k] = C.co_extra[k];
     p->exited = false;
