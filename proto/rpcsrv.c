@@ -31,6 +31,7 @@ struct sctx {
     nng_msg *msg;
     uint64_t t0;
     struct sctx *next; /* work queue */
+    struct buf out;    /* the reply of a request run inline */
 };
 
 /* A fork of parallel(): indices handed out one at a time to whoever asks. */
@@ -164,6 +165,24 @@ static void aio_cb(void *arg)
     c->t0 = clock_mono_ns();
     c->state = CTX_WORK;
     c->next = NULL;
+    if (s->o.run_inline &&
+        s->o.run_inline(s->o.handle_arg, nng_msg_body(c->msg), nng_msg_len(c->msg))) {
+        pthread_mutex_lock(&s->mu);
+        bool now = !s->stopping; /* rpcsrv_stop waits for those running */
+        if (now)
+            s->running++;
+        pthread_mutex_unlock(&s->mu);
+        if (now) {
+            run_request(s, c, &c->out);
+            if (c->out.cap > (1u << 22))
+                buf_free(&c->out);
+            pthread_mutex_lock(&s->mu);
+            s->running--;
+            pthread_cond_broadcast(&s->idle_cv);
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
+    }
     pthread_mutex_lock(&s->mu);
     if (s->tail)
         s->tail->next = c;
@@ -330,6 +349,11 @@ void rpcsrv_stop(struct rpcsrv *s)
     pthread_mutex_unlock(&s->mu);
     for (uint32_t i = 0; i < s->n_threads; i++)
         pthread_join(s->threads[i], NULL);
+    /* Requests running inline on nng's threads reply too: let them finish first. */
+    pthread_mutex_lock(&s->mu);
+    while (s->running > 0)
+        pthread_cond_wait(&s->idle_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
     nng_close(s->sock);
     for (uint32_t i = 0; i < s->n_ctx; i++)
         if (s->ctxs[i].aio)
@@ -337,9 +361,11 @@ void rpcsrv_stop(struct rpcsrv *s)
     /* Requests queued but never run: drop their messages. */
     for (struct sctx *c = s->head; c; c = c->next)
         nng_msg_free(c->msg);
-    for (uint32_t i = 0; i < s->n_ctx; i++)
+    for (uint32_t i = 0; i < s->n_ctx; i++) {
         if (s->ctxs[i].aio)
             nng_aio_free(s->ctxs[i].aio);
+        buf_free(&s->ctxs[i].out);
+    }
     free(s->ctxs);
     free(s->threads);
     pthread_cond_destroy(&s->idle_cv);

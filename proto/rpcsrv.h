@@ -3,6 +3,7 @@
 #ifndef DV_RPCSRV_H
 #define DV_RPCSRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,13 +22,14 @@ struct rpcsrv_result {
 
 /*
  * Runs one request of n bytes and appends the encoded reply to `out` (empty on entry). Runs on
- * a worker thread; may block (it holds that worker). Returns DV_OK when `out` holds a reply,
- * anything else drops the request without a reply (the client times out).
+ * a worker thread (or NNG's, see run_inline); may block (it holds that worker). Returns DV_OK when
+ * `out` holds a reply, anything else drops the request without a reply (the client times out).
  */
 typedef int (*rpcsrv_handle_fn)(void *arg, const void *in, size_t n, struct buf *out,
                                 struct rpcsrv_result *res);
 
-/* Called on a worker thread after each request with what it was and how long it took. */
+/* Called on the thread that ran it (a worker's or NNG's) after each request with what it was and
+ * how long it took. */
 typedef void (*rpcsrv_done_fn)(void *arg, const struct rpcsrv_result *res, uint64_t ns);
 
 struct rpcsrv_opts {
@@ -39,6 +41,14 @@ struct rpcsrv_opts {
     void *handle_arg;
     rpcsrv_done_fn done; /* may be NULL */
     void *done_arg;
+    /*
+     * May be NULL. Called with handle_arg and each request received, on the NNG thread that
+     * received it: true runs the request right there instead of handing it to a worker, which
+     * saves two thread wake-ups per request (about 15-20% of a small request's round trip on
+     * the test machine). Only for requests that are short (tens of microseconds) and never
+     * wait on NNG, or NNG's threads stall; everything else goes to the workers.
+     */
+    bool (*run_inline)(void *arg, const void *in, size_t n);
 };
 
 /* Opens the socket and starts the workers; nothing is received before rpcsrv_listen(). */

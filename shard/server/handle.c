@@ -632,6 +632,29 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
     }
 }
 
+bool handle_run_inline(void *arg, const void *in, size_t n)
+{
+    /* A search of one unfiltered query walks the graph for tens of microseconds and waits
+     * on nothing but the replica's reader lock (writers hold it only to publish). Filtered
+     * ones may scan the replica and batches take long: those go to the workers. */
+    struct msg m;
+    char err[DV_ERRMSG_SIZE];
+    int type = MSG_ERROR;
+    uint64_t id;
+    (void)arg;
+    if (n > 16384)
+        return false;
+    msg_peek_header(in, n, &type, &id);
+    if (type == MSG_HELLO)
+        return true;
+    if (type != MSG_SEARCH || msg_decode(in, n, &m, err) != DV_OK)
+        return false;
+    const struct msg_search_req *s = &m.u.search_req;
+    bool ok = !m.reply && s->n_parts == 1 && s->n_queries == 1 && s->queries[0].filter.p == NULL;
+    msg_free(&m);
+    return ok;
+}
+
 int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
                    struct rpcsrv_result *res)
 {

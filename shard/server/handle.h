@@ -36,4 +36,9 @@ struct handle_ctx {
 int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
                    struct rpcsrv_result *res);
 
+/* True for a request cheap enough to run on the thread that received it (rpcsrv run_inline):
+ * hello, and a search of one query on one partition without a filter. `arg` is the
+ * struct handle_ctx. */
+bool handle_run_inline(void *arg, const void *in, size_t n);
+
 #endif

@@ -166,6 +166,7 @@ int main(int argc, char **argv)
         .handle_arg = &hc,
         .done = shard_metrics_done,
         .done_arg = sm,
+        .run_inline = handle_run_inline,
     };
     struct rpcsrv *srv;
     if ((rc = rpcsrv_new(&so, &srv, err)) == DV_OK) {
