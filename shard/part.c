@@ -1370,8 +1370,50 @@ static void *bg_main(void *arg)
 
 void part_start_bg(struct part *p)
 {
-    if (p->o.background && pthread_create(&p->bg, NULL, bg_main, p) == 0)
+    p->bg_stop = false;
+    if (p->o.background && !p->bg_running && pthread_create(&p->bg, NULL, bg_main, p) == 0)
         p->bg_running = true;
+}
+
+void part_pause_bg(struct part *p)
+{
+    if (!p->bg_running)
+        return;
+    pthread_mutex_lock(&p->bg_mu);
+    p->bg_stop = true;
+    pthread_cond_signal(&p->bg_cv);
+    pthread_mutex_unlock(&p->bg_mu);
+    pthread_join(p->bg, NULL);
+    p->bg_running = false;
+}
+
+int part_sync_wal(struct part *p, char *errmsg)
+{
+    return wal_flush(p->wal, errmsg);
+}
+
+int part_rebase(struct part *p, const char *dir, enum wal_sync sync, char *errmsg)
+{
+    char wdir[4608];
+    char *d = strdup(dir);
+    if (d == NULL) {
+        dv_errmsg_set(errmsg, "out of memory");
+        return DV_ENOMEM;
+    }
+    part_pause_bg(p);
+    snprintf(wdir, sizeof wdir, "%s/%s", dir, PART_WAL_DIR);
+    pthread_mutex_lock(&p->wmu);
+    int rc = wal_rebase(p->wal, wdir, sync, errmsg);
+    if (rc == DV_OK) {
+        free(p->dir);
+        p->dir = d;
+        p->o.wal.sync = sync;
+    } else {
+        free(d);
+    }
+    pthread_mutex_unlock(&p->wmu);
+    part_start_bg(p);
+    return rc;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
@@ -1485,13 +1527,7 @@ void part_close(struct part *p)
     char err[DV_ERRMSG_SIZE];
     if (p == NULL)
         return;
-    if (p->bg_running) {
-        pthread_mutex_lock(&p->bg_mu);
-        p->bg_stop = true;
-        pthread_cond_signal(&p->bg_cv);
-        pthread_mutex_unlock(&p->bg_mu);
-        pthread_join(p->bg, NULL);
-    }
+    part_pause_bg(p);
     if (p->wal != NULL) {
         wal_flush(p->wal, err);
         wal_close(p->wal);

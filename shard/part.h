@@ -67,6 +67,20 @@ int part_open(struct io *io, const char *dir, const struct part_opts *o, struct 
 /* Stops the background thread, syncs the WAL and frees the replica (no checkpoint). */
 void part_close(struct part *p);
 
+/* Syncs every WAL record appended so far, whatever the replica's sync policy. */
+int part_sync_wal(struct part *p, char *errmsg);
+
+/* Stops the background thread (checkpoints, compaction) until part_rebase or part_close. */
+void part_pause_bg(struct part *p);
+
+/*
+ * For a replica whose directory its owner renamed while it was open (after part_pause_bg, with
+ * no writes, checkpoints or snapshots running): syncs its WAL, points it at `dir` and switches
+ * its WAL to sync policy `sync`, then restarts the background thread. A replica copied from
+ * another node becomes a served one this way without a checkpoint or a reopen.
+ */
+int part_rebase(struct part *p, const char *dir, enum wal_sync sync, char *errmsg);
+
 /*
  * Offline repair of a replica that does not open because of a damaged WAL record: truncates
  * the WAL at the first bad record (records after it are lost) and says what it cut in errmsg.

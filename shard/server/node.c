@@ -618,12 +618,20 @@ bool node_holds_(struct node *n, const char *coll, size_t coll_len, uint32_t par
 
 int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll_len,
                   uint32_t partition, uint64_t epoch, uint64_t incarnation, enum wal_sync fsync,
-                  char *errmsg)
+                  struct part *open, char *errmsg)
 {
     char err[DV_ERRMSG_SIZE], final[PATH_MAX], data[PATH_MAX + 8], replicas[PATH_MAX + 16];
     struct meta m = {epoch, incarnation, false};
-    int rc = meta_write(n, tmp, &m, fsync);
+    int rc;
+    if (open != NULL && (rc = part_sync_wal(open, err)) != DV_OK) {
+        /* Its records must be on disk before the rename makes it a replica of the node. */
+        part_close(open);
+        dv_errmsg_set(errmsg, "syncing the copy's WAL: %s", err);
+        return rc;
+    }
+    rc = meta_write(n, tmp, &m, fsync);
     if (rc != 0) {
+        part_close(open);
         dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
         return DV_EOS;
     }
@@ -632,6 +640,7 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
     pthread_mutex_lock(&n->mu);
     if (find(n, coll, coll_len, partition) != NULL) {
         pthread_mutex_unlock(&n->mu);
+        part_close(open);
         dv_errmsg_set(errmsg, "collection %.*s partition %u is already held by this node",
                       (int)coll_len, coll, partition);
         return DV_EEXIST;
@@ -639,9 +648,12 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
     rc = n->io->rename(n->io, tmp, final);
     pthread_mutex_unlock(&n->mu);
     if (rc != 0) {
+        part_close(open);
         dv_errmsg_set(errmsg, "renaming %s to %s: %s", tmp, final, strerror(-rc));
         return rc == -EEXIST || rc == -ENOTEMPTY ? DV_EEXIST : DV_EOS;
     }
+    struct part *p = open;
+    open = NULL;
     if ((rc = io_fsync_dir(n->io, replicas)) != 0) {
         dv_errmsg_set(errmsg, "%s: fsync: %s", replicas, strerror(-rc));
         rc = DV_EOS;
@@ -652,17 +664,18 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
     struct part_opts o;
     replica_opts(n, fsync, &o);
     snprintf(data, sizeof data, "%s/data", final);
-    struct part *p;
-    rc = part_open(n->io, data, &o, &p, err);
+    if (p != NULL)
+        rc = part_rebase(p, data, o.wal.sync, err);
+    else
+        rc = part_open(n->io, data, &o, &p, err);
     if (rc != DV_OK) {
         dv_errmsg_set(errmsg, "%s", err);
         goto err_remove;
     }
     struct rep *r = rep_new(final, coll, coll_len, partition, epoch, incarnation, fsync);
     if (r == NULL) {
-        part_close(p);
         rc = DV_ENOMEM;
-        goto err_remove;
+        goto err_remove; /* closes p */
     }
     r->pub.part = p;
     pthread_mutex_lock(&n->mu);
@@ -672,6 +685,7 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
 
 err_remove : {
     /* Not registered: it must not come back as a replica at the next start. */
+    part_close(p);
     char gone[PATH_MAX + 64];
     snprintf(gone, sizeof gone, "%s/.dropping-%.*s.%u-pull", replicas, (int)coll_len, coll,
              partition);

@@ -56,14 +56,17 @@ bool node_holds_(struct node *n, const char *coll, size_t coll_len, uint32_t par
                  uint64_t *applied);
 
 /*
- * Makes the directory `tmp` (under replicas/, holding a closed replica in data/) the node's
- * replica of (coll, partition): writes its node.meta, renames it to replicas/<coll>.<part>,
- * fsyncs replicas/, opens and registers it. DV_EEXIST (tmp left as it was) when the node
- * holds that partition already. On another failure after the rename the files are removed.
+ * Makes the directory `tmp` (under replicas/, holding a replica in data/) the node's replica
+ * of (coll, partition): writes its node.meta, renames it to replicas/<coll>.<part>, fsyncs
+ * replicas/, and registers it. `open` is that replica still open (its background thread
+ * paused, nothing else using it): it is rebased onto the new path and served as it is, with
+ * no checkpoint or reopen (part_rebase); NULL opens the closed replica from disk. Takes `open`
+ * whatever happens (closed on failure). DV_EEXIST (tmp left as it was) when the node holds
+ * that partition already. On another failure after the rename the files are removed.
  */
 int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll_len,
                   uint32_t partition, uint64_t epoch, uint64_t incarnation, enum wal_sync fsync,
-                  char *errmsg);
+                  struct part *open, char *errmsg);
 
 /* Removes every snapshot session and its file (node_close). */
 void node_snapshot_expire_all_(struct node *n);

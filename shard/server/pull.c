@@ -838,13 +838,14 @@ int pull_finish(struct node *n, const char *coll, size_t coll_len, uint32_t part
     uint64_t applied = j->applied_lsn;
     pthread_mutex_unlock(&s->mu);
 
-    /* Checkpointed, so the replica opens without replaying the records caught up. */
-    rc = part_checkpoint(p, err);
-    part_close(p);
-    if (rc == DV_OK)
-        rc = node_install_(n, j->dir, j->coll, j->coll_len, partition,
-                           epoch > j->epoch ? epoch : j->epoch, j->create.incarnation,
-                           (enum wal_sync)j->create.fsync, err);
+    /* Served as it is, still open: its WAL synced, rebased onto the replica's path and
+     * policy. A checkpoint and a reopen here took seconds for a large replica while the
+     * source was fenced (writes paused); the records caught up stay in the WAL until the
+     * replica's next checkpoint. */
+    part_pause_bg(p);
+    rc = node_install_(n, j->dir, j->coll, j->coll_len, partition,
+                       epoch > j->epoch ? epoch : j->epoch, j->create.incarnation,
+                       (enum wal_sync)j->create.fsync, p, err);
     if (rc != DV_OK) {
         dv_errmsg_prefix(err, "making the copy a replica");
         job_fail(j, NULL, rc, err);

@@ -929,6 +929,33 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
+int wal_rebase(struct wal *w, const char *dir, enum wal_sync sync, char *errmsg)
+{
+    char *d = strdup(dir);
+    if (d == NULL) {
+        set_msg(errmsg, "wal: out of memory");
+        return DV_ENOMEM;
+    }
+    int rc = wal_flush(w, errmsg);
+    if (rc != DV_OK) {
+        free(d);
+        return rc;
+    }
+    pthread_mutex_lock(&w->mu);
+    free(w->dir);
+    w->dir = d;
+    w->opts.sync = sync;
+    bool start = sync == WAL_SYNC_INTERVAL && !w->has_flusher;
+    pthread_mutex_unlock(&w->mu);
+    if (start) {
+        int e = pthread_create(&w->flusher, NULL, flusher_main, w);
+        if (e != 0)
+            return os_fail(errmsg, -e, "%s: cannot start the sync thread", dir);
+        w->has_flusher = true;
+    }
+    return DV_OK;
+}
+
 void wal_close(struct wal *w)
 {
     if (w == NULL)

@@ -133,6 +133,14 @@ int wal_read(struct wal *w, uint64_t from_lsn, wal_replay_fn fn, void *arg, char
  */
 int wal_repair(struct io *io, const char *dir, char *errmsg);
 
+/*
+ * After the WAL's directory was renamed by its owner (nothing appending meanwhile): syncs every
+ * record appended so far, then points the WAL at `dir` and switches it to sync policy `sync`
+ * (starting the interval thread when needed). A replica copied with WAL_SYNC_NEVER becomes a
+ * served one this way without reopening it.
+ */
+int wal_rebase(struct wal *w, const char *dir, enum wal_sync sync, char *errmsg);
+
 /* Bytes in the live segment files (headers included). */
 size_t wal_bytes(struct wal *w);
 

@@ -1,5 +1,5 @@
 /* test_part.c - replicas: operations, filters, reopen, checkpoints, corruption, fault sweep,
- * snapshots. */
+ * snapshots, rebasing an open replica onto its renamed directory. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -425,6 +425,73 @@ static void test_checkpoint_reopen(void **state)
     assert_int_equal(nck, 1);
     part_close(p);
     pu_tmpdir_free(dir);
+    free(ver);
+}
+
+/*
+ * part_rebase: a replica written with sync never (as a pulled copy is) has its directory
+ * renamed while open and goes on at the new path with sync always: later writes, a rotation,
+ * a checkpoint and a compaction land there, the old path is gone, and a reopen at the new path
+ * has everything (the records before the rename replayed from the WAL, none lost).
+ */
+static void test_rebase(void **state)
+{
+    (void)state;
+    char base[4096], from[4200], to[4200], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p;
+    size_t n = 1200;
+    uint32_t *ver = calloc(n, sizeof *ver);
+    pu_tmpdir(base, sizeof base, "rb");
+    snprintf(from, sizeof from, "%s/copy", base);
+    snprintf(to, sizeof to, "%s/replica", base);
+    assert_int_equal(mkdir(base, 0755), 0);
+    opts(&o, HNSW_L2);
+    o.wal.segment_bytes = 64 * 1024;
+    o.background = true; /* paused and restarted around the rename */
+    int crc = part_create(io_posix(), from, &o, &p, err);
+    if (crc != DV_OK)
+        print_error("part_create %s: %s\n", from, err);
+    assert_int_equal(crc, DV_OK);
+    assert_int_equal(pu_upsert_range(p, 0, 300, 0, NULL, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    for (size_t i = 300; i < 600; i += 100) /* after the checkpoint: only in the WAL */
+        assert_int_equal(pu_upsert_range(p, i, 100, 0, NULL, err), DV_OK);
+
+    part_pause_bg(p);
+    assert_int_equal(rename(from, to), 0);
+    int rc = part_rebase(p, to, WAL_SYNC_ALWAYS, err);
+    if (rc != DV_OK)
+        print_error("part_rebase: %s\n", err);
+    assert_int_equal(rc, DV_OK);
+    struct stat st;
+    assert_int_not_equal(stat(from, &st), 0);
+    check_content(p, ver, 600);
+
+    /* Writes at the new path: new WAL segments, a checkpoint, a compaction. */
+    uint64_t before = p->wal != NULL ? wal_durable_lsn(p->wal) : 0;
+    for (size_t i = 600; i < n; i += 100)
+        assert_int_equal(pu_upsert_range(p, i, 100, 0, NULL, err), DV_OK);
+    assert_true(wal_durable_lsn(p->wal) > before); /* sync always now */
+    struct pid del[50];
+    for (int i = 0; i < 50; i++) {
+        del[i] = pid_num((uint64_t)i * 7);
+        ver[i * 7] = UINT32_MAX;
+    }
+    assert_int_equal(part_delete(p, del, 50, NULL, NULL, err), DV_OK);
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    assert_int_equal(pu_upsert_range(p, 1000, 10, 2, NULL, err), DV_OK);
+    for (int i = 1000; i < 1010; i++)
+        ver[i] = 2;
+    check_content(p, ver, n);
+    assert_int_not_equal(stat(from, &st), 0); /* nothing was recreated at the old path */
+    part_close(p);
+
+    o.wal.sync = WAL_SYNC_ALWAYS;
+    assert_int_equal(part_open(io_posix(), to, &o, &p, err), DV_OK);
+    check_content(p, ver, n);
+    part_close(p);
+    pu_tmpdir_free(base);
     free(ver);
 }
 
@@ -866,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_fault_sweep_open),
         cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_hold_wal),
+        cmocka_unit_test(test_rebase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
