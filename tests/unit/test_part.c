@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -762,7 +763,7 @@ static void test_fault_sweep_open(void **state)
 /* Snapshot stream of a live replica under writes, restore, catch up from the WAL. */
 struct writer {
     struct part *p;
-    volatile int stop;
+    atomic_int stop;
     uint64_t next;
 };
 
@@ -770,7 +771,7 @@ static void *writer_main(void *arg)
 {
     struct writer *w = arg;
     char err[DV_ERRMSG_SIZE];
-    while (!w->stop && w->next < 20000) {
+    while (!atomic_load(&w->stop) && w->next < 20000) {
         assert_int_equal(pu_upsert_range(w->p, w->next, 20, 0, NULL, err), DV_OK);
         w->next += 20;
     }
@@ -806,7 +807,7 @@ static void test_snapshot(void **state)
     usleep(20000);
     assert_int_equal(part_snapshot(p, pu_mem_sink, &m, &lsn, err), DV_OK);
     usleep(20000);
-    w.stop = 1;
+    atomic_store(&w.stop, 1);
     pthread_join(t, NULL);
     assert_int_equal(part_restore(io_posix(), dir2, pu_mem_source, &m, &o, &q, err), DV_OK);
     struct part_info a, b;
