@@ -17,61 +17,13 @@
 #include "part_util.h"
 #include "rpc.h"
 #include "shard_proc.h"
+#include "shard_case.h"
 
 #define DIM  32
 #define COLL "moved"
 #define PART 3
 
 /* ---- clients and requests ---------------------------------------------------------------- */
-
-static struct rpc *clients[16];
-
-/* A client of p with the given per-call timeout; closed by the teardown. */
-static struct rpc *client(const struct sp_proc *p, uint32_t timeout_ms)
-{
-    struct rpc_opts o;
-    struct rpc *r;
-    char err[DV_ERRMSG_SIZE] = "";
-    rpc_opts_default(&o);
-    o.timeout_ms = timeout_ms;
-    int rc = rpc_open(p->url, &o, &r, err);
-    if (rc != DV_OK)
-        print_error("rpc_open %s: %s\n", p->url, err);
-    assert_int_equal(rc, DV_OK);
-    for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++)
-        if (clients[i] == NULL) {
-            clients[i] = r;
-            return r;
-        }
-    fail_msg("too many clients");
-    return NULL;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++) {
-        rpc_close(clients[i]);
-        clients[i] = NULL;
-    }
-    sp_cleanup_all();
-    return 0;
-}
-
-static struct sp_proc *new_proc(bool http, const char *const *extra, size_t n_extra)
-{
-    struct sp_proc *p = sp_new(http, extra, n_extra);
-    assert_non_null(p);
-    return p;
-}
-
-static void start(struct sp_proc *p)
-{
-    int rc = sp_start(p);
-    if (rc != DV_OK)
-        print_error("dvec-shard did not start: %s (wait status %d)\n", dv_errname(rc), p->status);
-    assert_int_equal(rc, DV_OK);
-}
 
 /* SIGTERM: the node must exit 0 (under ASan: without leaks) within 15 s. */
 static void stop(struct sp_proc *p)

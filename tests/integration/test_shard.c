@@ -19,62 +19,12 @@
 #include "rpc.h"
 #include "shard_cfg.h"
 #include "shard_proc.h"
+#include "shard_case.h"
 
 #define DIM  16
 #define COLL "itest"
 
 /* ---- clients and requests ---------------------------------------------------------------- */
-
-static struct rpc *clients[16];
-
-/* A client of p with the given per-call timeout; closed by the teardown. */
-static struct rpc *client(const struct sp_proc *p, uint32_t timeout_ms)
-{
-    struct rpc_opts o;
-    struct rpc *r;
-    char err[DV_ERRMSG_SIZE] = "";
-    rpc_opts_default(&o);
-    o.timeout_ms = timeout_ms;
-    int rc = rpc_open(p->url, &o, &r, err);
-    if (rc != DV_OK)
-        print_error("rpc_open %s: %s\n", p->url, err);
-    assert_int_equal(rc, DV_OK);
-    for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++)
-        if (clients[i] == NULL) {
-            clients[i] = r;
-            return r;
-        }
-    fail_msg("too many clients");
-    return NULL;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++) {
-        rpc_close(clients[i]);
-        clients[i] = NULL;
-    }
-    sp_cleanup_all();
-    return 0;
-}
-
-/* A process of the pool, or fails the test. */
-static struct sp_proc *new_proc(bool http, const char *const *extra, size_t n_extra)
-{
-    struct sp_proc *p = sp_new(http, extra, n_extra);
-    assert_non_null(p);
-    return p;
-}
-
-/* Starts p or fails the test (the log's tail is printed by sp_start). */
-static void start(struct sp_proc *p)
-{
-    int rc = sp_start(p);
-    if (rc != DV_OK)
-        print_error("dvec-shard did not start: %s (wait status %d)\n", dv_errname(rc), p->status);
-    assert_int_equal(rc, DV_OK);
-}
 
 static struct msg req_of(int type, const char *coll, uint32_t part, uint64_t epoch)
 {
