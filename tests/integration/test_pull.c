@@ -47,49 +47,6 @@ static struct msg req_of(int type, uint32_t part, uint64_t epoch)
     return m;
 }
 
-static int call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *err)
-{
-    err[0] = '\0';
-    return rpc_call(r, req, rep, err);
-}
-
-static void call_ok(struct rpc *r, const struct msg *req, struct rpc_reply *rep)
-{
-    char err[DV_ERRMSG_SIZE];
-    int rc = call(r, req, rep, err);
-    if (rc != DV_OK)
-        print_error("%s: %s: %s\n", msg_type_name(req->type), dv_errname(rc), err);
-    assert_int_equal(rc, DV_OK);
-}
-
-/* A call that must fail with `code` (for DV_ESTALE naming `epoch`) and a message holding
- * `text` (NULL: any). */
-static void call_fails(struct rpc *r, const struct msg *req, int code, uint64_t epoch,
-                       const char *text)
-{
-    char err[DV_ERRMSG_SIZE];
-    struct rpc_reply rep;
-    int rc = call(r, req, &rep, err);
-    printf("# %s: %s \"%s\"\n", msg_type_name(req->type), dv_errname(rc), err);
-    if (rc != code || (text && strstr(err, text) == NULL))
-        print_error("%s: got %s \"%s\", want %s \"%s\"\n", msg_type_name(req->type), dv_errname(rc),
-                    err, dv_errname(code), text ? text : "");
-    assert_int_equal(rc, code);
-    if (text)
-        assert_non_null(strstr(err, text));
-    if (code == DV_ESTALE)
-        assert_int_equal(rep.m.err.epoch, epoch);
-    rpc_reply_free(&rep);
-}
-
-static void hello_ok(struct rpc *r)
-{
-    struct msg m = {.type = MSG_HELLO};
-    struct rpc_reply rep;
-    call_ok(r, &m, &rep);
-    rpc_reply_free(&rep);
-}
-
 /* Whether hello names replica COLL/part. */
 static bool hello_lists(struct rpc *r, uint32_t part)
 {
