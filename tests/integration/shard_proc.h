@@ -364,6 +364,19 @@ static inline int sp_run(const char *const *args, uint64_t timeout_ms, struct bu
     return st;
 }
 
+/* True when something accepts TCP connections on 127.0.0.1:port right now. */
+static inline bool sp_port_open(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
 /*
  * GET `path` from 127.0.0.1:port over HTTP/1.1 (Connection: close). *status gets the status
  * code, `body` the body (Content-Length or chunked or up to EOF). DV_EOS on socket errors,
