@@ -394,26 +394,7 @@ static void start_two_nodes(void)
                                   "--nodes.dead_after", "4s"};
     C.n_co_extra = 6;
     memcpy(C.co_extra, extra, sizeof extra);
-    C.has = calloc(ID_SPACE, 1);
-    assert_non_null(C.has);
-    coords_start();
-    for (int i = 0; i < NCO; i++) {
-        struct rpc_opts o;
-        char err[DV_ERRMSG_SIZE];
-        rpc_opts_default(&o);
-        o.timeout_ms = CALL_MS;
-        assert_int_equal(rpc_open(C.co[i].p->url, &o, &C.cli[i], err), DV_OK);
-    }
-    for (int i = 0; i < NND; i++) {
-        const char **x = C.node_extra[i];
-        x[0] = "--coordinators", x[1] = C.coord_urls, x[2] = "--report_interval";
-        x[3] = "200ms", x[4] = "--node_id", x[5] = node_ids[i];
-        C.nd[i] = sp_new(false, x, 6);
-        assert_non_null(C.nd[i]);
-        if (i < 2)
-            node_start(i);
-    }
-    assert_true(wait_leader(10000) >= 0);
+    cluster_spawn(2);
     uint64_t end = clock_mono_ms() + 10000;
     for (;;) {
         char err[DV_ERRMSG_SIZE];
