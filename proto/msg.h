@@ -288,7 +288,7 @@ struct msg_wal_rep {
     uint64_t applied_lsn;
 };
 
-/* op: MSG_INDEX_CREATE or MSG_INDEX_DROP; kind is enum pindex_kind (shard/storage/pindex.h,
+/* op: MSG_INDEX_CREATE or MSG_INDEX_DROP; kind is enum pindex_kind (shard/query/pindex.h,
  * 0 keyword, 1 integer; ignored by drop); key is the payload path indexed. */
 enum msg_index_op {
     MSG_INDEX_CREATE = 1,

@@ -1,4 +1,4 @@
-/* test_combine.c - the coordinator's search combiner (coordinator/combine.c) against a real
+/* test_combine.c - the coordinator's search combiner (coordinator/server/combine.c) against a real
  * rpcsrv on 127.0.0.1 standing in for a node: each query's answer names the query (its
  * first coordinate), so a caller given another caller's slice is caught. Many threads, one
  * slot per node: searches must travel together and each caller must get exactly its own. */

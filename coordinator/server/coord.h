@@ -46,7 +46,7 @@ struct coord_seen {
     bool stale;
 };
 
-/* A move the leader drives (coordinator/mover.c): what the map does not record. Rebuilt from
+/* A move the leader drives (coordinator/server/mover.c): what the map does not record. Rebuilt from
  * the map and the nodes after a change of leader. */
 struct coord_move {
     char coll[CMAP_NAME_MAX + 1];

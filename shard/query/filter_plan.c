@@ -1,4 +1,4 @@
-/* plan.c - filter planning: estimates and candidate slots from payload indexes. */
+/* filter_plan.c - filter planning: estimates and candidate slots from payload indexes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
