@@ -228,7 +228,7 @@ static int e2e_search_remote(struct e2e_job *j, uint32_t q0, uint32_t cnt, struc
                                    .ef = j->ef};
     struct msg req = {.type = MSG_P_SEARCH, .addr = e2e_addr()};
     req.u.csearch_req = (struct msg_csearch_req){mq, cnt, false, 0};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = rpc_call(j->r, &req, &rep, err);
     if (rc == DV_OK && rep.m.u.csearch_rep.n != cnt) {
         rc = DV_EPROTO;
@@ -240,7 +240,7 @@ static int e2e_search_remote(struct e2e_job *j, uint32_t q0, uint32_t cnt, struc
         for (uint32_t r = 0; r < j->k; r++)
             out[r] = r < h->n && h->hits[r].id.kind == PID_NUM ? h->hits[r].id.lo : UINT64_MAX;
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return rc;
 }
 
@@ -585,11 +585,11 @@ static int e2e_wait_nodes(struct e2e_cluster *c, uint32_t want, char *err)
         if (e2e_exited(c, err))
             return DV_EIO;
         struct msg req = {.type = MSG_CLUSTER};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         int rc = rpc_call_timeout(c->r, &req, &rep, 1000, err);
         if (rc == DV_OK)
             alive = e2e_alive(&rep.m.u.cluster_rep.status);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         if (rc == DV_OK && alive >= want)
             return DV_OK;
         struct timespec ts = {0, 50 * 1000000};
@@ -614,9 +614,9 @@ static int e2e_create(const struct e2e_opts *o, const struct e2e_data *d, struct
                                                .ef_construction = E2E_EFC,
                                                .ef_search = o->efs[0],
                                                .partitions = o->parts};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         rc = rpc_call(c->r, &req, &rep, err);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         if (rc == DV_EINVAL || rc == DV_EEXIST)
             break;
         if (rc != DV_OK) {
@@ -629,9 +629,9 @@ static int e2e_create(const struct e2e_opts *o, const struct e2e_data *d, struct
         return rc;
     }
     struct msg req = {.type = MSG_COLL_INFO, .addr = e2e_addr()};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     if ((rc = rpc_call(c->r, &req, &rep, err)) != DV_OK) {
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         dv_errmsg_prefix(err, "collection info");
         return rc;
     }
@@ -650,7 +650,7 @@ static int e2e_create(const struct e2e_opts *o, const struct e2e_data *d, struct
     for (uint32_t nd = 0; nd + 1 < c->n; nd++)
         used += (size_t)snprintf(p->spread + used, sizeof p->spread - used, "%s%u", nd ? "+" : "",
                                  on[nd]);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return DV_OK;
 }
 
@@ -683,14 +683,14 @@ static void *e2e_load_main(void *arg)
             ids[i] = (struct pid){.lo = from + i, .kind = PID_NUM};
         struct msg req = {.type = MSG_P_UPSERT, .addr = e2e_addr()};
         req.u.upsert_req = (struct msg_upsert_req){ids, d->base + from * d->dim, NULL, cnt, d->dim};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         rc = rpc_call(l->r, &req, &rep, err);
         if (rc == DV_OK && rep.m.u.write_rep.affected != cnt) {
             rc = DV_EPROTO;
             dv_errmsg_set(err, "%llu points written of %u",
                           (unsigned long long)rep.m.u.write_rep.affected, cnt);
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
     if (rc != DV_OK) {
         fprintf(stderr,

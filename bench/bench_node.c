@@ -66,9 +66,9 @@ static int wait_ready(struct rpc *r)
     char err[DV_ERRMSG_SIZE];
     for (int i = 0; i < 200; i++) {
         struct msg req = {.type = MSG_HELLO};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         int rc = rpc_call(r, &req, &rep, err);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         if (rc == DV_OK)
             return 0;
         struct timespec ts = {0, 50 * 1000000};
@@ -116,9 +116,9 @@ static void *load_main(void *arg)
         struct msg req = {.type = g_coord ? MSG_P_UPSERT : MSG_UPSERT, .addr = addr()};
         req.u.upsert_req =
             (struct msg_upsert_req){ids, (float *)l->data + from * o->dim, NULL, cnt, o->dim};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         int rc = rpc_call(l->r, &req, &rep, err);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         if (rc != DV_OK) {
             fprintf(stderr, "dvec-bench: upsert: %s (%s)\n", err, dv_errname(rc));
             atomic_store(&l->failed, 1);
@@ -281,9 +281,9 @@ static void *search_main(void *arg)
             }
         } else if (x->mode == RUN_HELLO) {
             struct msg req = {.type = MSG_HELLO};
-            struct rpc_reply rep;
+            struct msg_reply rep;
             int rc = rpc_call(x->r, &req, &rep, err);
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
             if (rc != DV_OK) {
                 fprintf(stderr, "dvec-bench: hello: %s\n", err);
                 atomic_store(&x->failed, 1);
@@ -304,7 +304,7 @@ static void *search_main(void *arg)
                 req.u.csearch_req = (struct msg_csearch_req){mq, cnt, false, 0};
             else
                 req.u.search_req = (struct msg_search_req){&t, 1, mq, cnt};
-            struct rpc_reply rep;
+            struct msg_reply rep;
             int rc = rpc_call(x->r, &req, &rep, err);
             if (rc == DV_OK && !g_coord &&
                 (rep.m.u.search_rep.n_parts != 1 || rep.m.u.search_rep.parts[0].err.code != 0 ||
@@ -319,7 +319,7 @@ static void *search_main(void *arg)
             if (rc != DV_OK) {
                 fprintf(stderr, "dvec-bench: search: %s\n", err);
                 atomic_store(&x->failed, 1);
-                rpc_reply_free(&rep);
+                msg_reply_free(&rep);
                 break;
             }
             for (uint32_t j = 0; j < cnt; j++) {
@@ -329,7 +329,7 @@ static void *search_main(void *arg)
                     x->found[(size_t)(q0 + j) * o->k + i] =
                         i < h->n ? h->hits[i].id.lo : UINT64_MAX;
             }
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
         } else {
             for (uint32_t j = 0; j < cnt; j++) {
                 struct part_query pq = {
@@ -534,9 +534,9 @@ int bench_node_main(int argc, char **argv)
     }
     struct msg req = {.type = MSG_REPLICA_CREATE, .addr = addr()};
     req.u.create_req = (struct msg_create_req){o.dim, HNSW_L2, 16, 200, o.ef, 0, false, 0};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = rpc_call(r, &req, &rep, err);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     if (rc != DV_OK) {
         fprintf(stderr, "dvec-bench: create: %s\n", err);
         kill(pid, SIGKILL);
@@ -836,9 +836,9 @@ int bench_cluster_main(int argc, char **argv)
                                                .ef_construction = 200,
                                                .ef_search = o.ef,
                                                .partitions = parts};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         rc = rpc_call(cr, &req, &rep, err);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         if (rc != DV_OK) {
             struct timespec ts = {0, 50 * 1000000};
             nanosleep(&ts, NULL);
@@ -848,11 +848,11 @@ int bench_cluster_main(int argc, char **argv)
         goto fail;
     struct msg iq = {.type = MSG_COLL_INFO};
     iq.addr.coll = (struct msg_str){COLL, sizeof COLL - 1};
-    struct rpc_reply irep;
+    struct msg_reply irep;
     if ((rc = rpc_call(cr, &iq, &irep, err)) != DV_OK)
         goto fail;
     g_epoch = irep.m.u.coll_info_rep.parts[0].epoch;
-    rpc_reply_free(&irep);
+    msg_reply_free(&irep);
 
     g_coord = true;
     struct load l = {.r = cr, .o = &o, .data = data};

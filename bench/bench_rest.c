@@ -253,21 +253,21 @@ static void *search_main(void *arg)
             struct msg req = {.type = MSG_P_SEARCH};
             req.addr.coll = (struct msg_str){o->coll, (uint32_t)strlen(o->coll)};
             req.u.csearch_req = (struct msg_csearch_req){&mq, 1, false, 0};
-            struct rpc_reply rep;
+            struct msg_reply rep;
             char err[DV_ERRMSG_SIZE];
             int rc = rpc_call(r->native, &req, &rep, err);
             r->lat[q] = bench_now() - t0;
             if (rc != DV_OK) {
                 fprintf(stderr, "dvec-bench rest: native search: %s\n", err);
                 atomic_store(&r->failed, true);
-                rpc_reply_free(&rep);
+                msg_reply_free(&rep);
                 break;
             }
             const struct msg_hits *h = &rep.m.u.csearch_rep.results[0];
             for (uint32_t i = 0; i < h->n; i++)
                 for (uint32_t j = 0; j < o->k; j++)
                     got += h->hits[i].id.kind == PID_NUM && truth[j] == h->hits[i].id.lo;
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
         }
         atomic_fetch_add(&r->hits, got);
     }

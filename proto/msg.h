@@ -536,6 +536,21 @@ int msg_decode(const void *p, size_t n, struct msg *m, char *errmsg);
 /* Frees what msg_decode allocated and zeroes `m`. */
 void msg_free(struct msg *m);
 
+/*
+ * A message with the memory it points into: a reply decoded from a peer (rpc.h) or built by
+ * the coordinator's typed entry point. By default `m` was decoded from the bytes at mem_
+ * (msg_decode) and msg_reply_free frees both; an owner that built `m` from memory of its own
+ * sets free_, which then frees everything instead. Zeroed, it is empty and freeing is a no-op.
+ */
+struct msg_reply {
+    struct msg m;
+    void *mem_;
+    void (*free_)(void *mem);
+};
+
+/* Frees what the reply holds (safe on a zeroed or already freed reply). */
+void msg_reply_free(struct msg_reply *rep);
+
 /* Best effort, for the error reply to a message that did not decode: its type (MSG_ERROR when
  * unreadable or unknown) and request id (0 when unreadable). */
 void msg_peek_header(const void *p, size_t n, int *type, uint64_t *req_id);

@@ -832,3 +832,16 @@ void msg_free(struct msg *m)
     }
     memset(m, 0, sizeof *m);
 }
+
+void msg_reply_free(struct msg_reply *rep)
+{
+    if (rep->free_) {
+        rep->free_(rep->mem_);
+    } else {
+        msg_free(&rep->m);
+        free(rep->mem_);
+    }
+    rep->mem_ = NULL;
+    rep->free_ = NULL;
+    memset(&rep->m, 0, sizeof rep->m);
+}

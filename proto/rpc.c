@@ -118,13 +118,6 @@ void rpc_close(struct rpc *r)
     free(r);
 }
 
-void rpc_reply_free(struct rpc_reply *rep)
-{
-    msg_free(&rep->m);
-    free(rep->raw_);
-    rep->raw_ = NULL;
-}
-
 static int transport_err(struct rpc *r, int rv, const char *what, uint32_t timeout_ms, char *errmsg)
 {
     if (rv == NNG_ETIMEDOUT) {
@@ -195,12 +188,12 @@ int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out
     return call_raw(r, p, n, out, out_len, r->o.timeout_ms, errmsg);
 }
 
-int rpc_call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *errmsg)
+int rpc_call(struct rpc *r, const struct msg *req, struct msg_reply *rep, char *errmsg)
 {
     return rpc_call_timeout(r, req, rep, r->o.timeout_ms, errmsg);
 }
 
-int rpc_call_timeout(struct rpc *r, const struct msg *req, struct rpc_reply *rep,
+int rpc_call_timeout(struct rpc *r, const struct msg *req, struct msg_reply *rep,
                      uint32_t timeout_ms, char *errmsg)
 {
     memset(rep, 0, sizeof *rep);
@@ -215,12 +208,12 @@ int rpc_call_timeout(struct rpc *r, const struct msg *req, struct rpc_reply *rep
         return rc;
     }
     size_t len;
-    rc = call_raw(r, b.data, b.len, &rep->raw_, &len, timeout_ms ? timeout_ms : r->o.timeout_ms,
+    rc = call_raw(r, b.data, b.len, &rep->mem_, &len, timeout_ms ? timeout_ms : r->o.timeout_ms,
                   errmsg);
     buf_free(&b);
     if (rc != DV_OK)
         return rc;
-    rc = msg_decode(rep->raw_, len, &rep->m, errmsg);
+    rc = msg_decode(rep->mem_, len, &rep->m, errmsg);
     if (rc != DV_OK) {
         dv_errmsg_prefix(errmsg, "reply from %s", r->url);
         return DV_EPROTO;

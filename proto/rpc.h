@@ -36,25 +36,17 @@ void rpc_close(struct rpc *r);
  * may still count for the moment it takes to notice). */
 bool rpc_connected(struct rpc *r);
 
-/* A decoded reply; `m` points into memory owned by the reply. */
-struct rpc_reply {
-    struct msg m;
-    void *raw_;
-};
-
-void rpc_reply_free(struct rpc_reply *rep);
-
 /*
  * Sends `req` (req->req_id 0: one is assigned) and waits for its reply, decoded into *rep
- * (free it with rpc_reply_free whatever the result). Returns DV_OK, or the error of the reply
+ * (free it with msg_reply_free whatever the result). Returns DV_OK, or the error of the reply
  * (rep->m.err holds code, text and stale epoch; errmsg gets the text), or a transport error:
  * DV_ETIMEDOUT (no reply in time), DV_EIO (connection failed), DV_EPROTO (the reply does
  * not decode or does not match the request).
  */
-int rpc_call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *errmsg);
+int rpc_call(struct rpc *r, const struct msg *req, struct msg_reply *rep, char *errmsg);
 
 /* rpc_call with its own timeout (0: the connection's). */
-int rpc_call_timeout(struct rpc *r, const struct msg *req, struct rpc_reply *rep,
+int rpc_call_timeout(struct rpc *r, const struct msg *req, struct msg_reply *rep,
                      uint32_t timeout_ms, char *errmsg);
 
 /* Sends raw bytes and returns the raw reply (malloc'd, caller frees): for tests that send

@@ -165,14 +165,14 @@ DVEC_API void dvec_close(dvec_client *c)
 
 /* The coordinator did not answer this request (or refused it while shutting down): worth
  * sending to another one. Errors the coordinator answered are final. */
-static bool try_next(int rc, const struct rpc_reply *rep)
+static bool try_next(int rc, const struct msg_reply *rep)
 {
     if (rc == DV_ESHUTDOWN)
         return true;
     return (rc == DV_EIO || rc == DV_ETIMEDOUT) && !rep->m.reply;
 }
 
-int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct rpc_reply *rep,
+int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct msg_reply *rep,
             char *errmsg)
 {
     uint32_t tmo = timeout_ms ? timeout_ms : c->timeout_ms;
@@ -197,7 +197,7 @@ int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct r
                 atomic_store(&c->cur, i);
             if (rc != DV_OK) {
                 snprintf(errmsg, DV_ERRMSG_SIZE, "%s", e[0] ? e : dv_strerror(rc));
-                rpc_reply_free(rep);
+                msg_reply_free(rep);
             }
             return rc;
         }
@@ -208,7 +208,7 @@ int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct r
             down |= UINT64_C(1) << i;
             n_down++;
         }
-        rpc_reply_free(rep);
+        msg_reply_free(rep);
         memset(rep, 0, sizeof *rep);
         /* The next call starts with the next coordinator, unless another thread moved on. */
         size_t expect = i;
@@ -240,12 +240,12 @@ int cl_metric_of(dvec_client *c, const char *coll, uint32_t *metric, char *errms
     pthread_mutex_unlock(&c->mu);
 
     struct msg req = cl_req(MSG_COLL_INFO, coll);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = cl_call(c, &req, 0, &rep, errmsg);
     if (rc != DV_OK)
         return rc;
     *metric = rep.m.u.coll_info_rep.cfg.metric;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 
     pthread_mutex_lock(&c->mu);
     bool known = false;

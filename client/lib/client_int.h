@@ -43,10 +43,10 @@ struct dvec_client {
  * Sends `req` to the current coordinator and, when it does not answer (DV_EIO, DV_ETIMEDOUT
  * from the transport, or DV_ESHUTDOWN), to the next ones, at most c->max_attempts times; a
  * coordinator that answered becomes current. timeout_ms 0: the client's. On DV_OK *rep holds
- * the reply (free it with rpc_reply_free); on failure *rep owns nothing and errmsg
+ * the reply (free it with msg_reply_free); on failure *rep owns nothing and errmsg
  * (DV_ERRMSG_SIZE) says why.
  */
-int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct rpc_reply *rep,
+int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct msg_reply *rep,
             char *errmsg);
 
 /* A request of `type` naming collection `coll` (NULL: none). */

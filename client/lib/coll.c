@@ -17,7 +17,7 @@ DVEC_API void dvec_collection_config_init(dvec_collection_config *cfg, uint32_t 
 
 /* Sends a request about collection `name`; on failure err says "collection NAME: what: ...". */
 static int call_named(dvec_client *c, const char *name, const char *what, const struct msg *req,
-                      struct rpc_reply *rep, dvec_error *err)
+                      struct msg_reply *rep, dvec_error *err)
 {
     char e[DV_ERRMSG_SIZE] = "";
     int rc = cl_call(c, req, 0, rep, e);
@@ -53,10 +53,10 @@ DVEC_API int dvec_collection_create(dvec_client *c, const char *name,
         .sq8 = cfg->sq8,
     };
     cl_metric_forget(c, name);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     if ((rc = call_named(c, name, "create", &req, &rep, err)) != DVEC_OK)
         return rc;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return cl_ok(err);
 }
 
@@ -69,10 +69,10 @@ DVEC_API int dvec_collection_drop(dvec_client *c, const char *name, dvec_error *
         return rc;
     cl_metric_forget(c, name);
     struct msg req = cl_req(MSG_COLL_DROP, name);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     if ((rc = call_named(c, name, "drop", &req, &rep, err)) != DVEC_OK)
         return rc;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return cl_ok(err);
 }
 
@@ -93,7 +93,7 @@ DVEC_API int dvec_collection_list(dvec_client *c, char ***names, size_t *n, dvec
     *names = NULL;
     *n = 0;
     struct msg req = cl_req(MSG_COLL_LIST, NULL);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     char e[DV_ERRMSG_SIZE] = "";
     int rc = cl_call(c, &req, 0, &rep, e);
     if (rc != DV_OK)
@@ -104,7 +104,7 @@ DVEC_API int dvec_collection_list(dvec_client *c, char ***names, size_t *n, dvec
     for (; out && k < l->n; k++)
         if ((out[k] = str_dup(&l->names[k])) == NULL)
             break;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     if (out == NULL || k < l->n) {
         dvec_strings_free(out, k);
         return cl_fail(err, DVEC_ENOMEM, "list collections", NULL);
@@ -133,7 +133,7 @@ DVEC_API int dvec_collection_info_get(dvec_client *c, const char *name, dvec_col
     if (rc != DVEC_OK)
         return rc;
     struct msg req = cl_req(MSG_COLL_INFO, name);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     if ((rc = call_named(c, name, "info", &req, &rep, err)) != DVEC_OK)
         return rc;
     const struct msg_coll_info_rep *in = &rep.m.u.coll_info_rep;
@@ -166,12 +166,12 @@ DVEC_API int dvec_collection_info_get(dvec_client *c, const char *name, dvec_col
                 goto err_nomem;
             }
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     *out = info;
     return cl_ok(err);
 
 err_nomem:
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     dvec_collection_info_free(&info);
     return cl_failf(err, DVEC_ENOMEM, "collection %s: info: out of memory", name);
 }
@@ -209,9 +209,9 @@ DVEC_API int dvec_payload_index_create(dvec_client *c, const char *coll, const c
                         coll, key, kind ? kind : "(null)");
     struct msg req = cl_req(MSG_P_INDEX, coll);
     req.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, k, {key, (uint32_t)strlen(key)}};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     if ((rc = call_named(c, coll, "payload index", &req, &rep, err)) != DVEC_OK)
         return rc;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return cl_ok(err);
 }

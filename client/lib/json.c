@@ -125,7 +125,7 @@ DVEC_API int dvec_cluster_status(dvec_client *c, char **json, dvec_error *err)
         return cl_failf(err, DVEC_EINVAL, "cluster status: client or output is NULL");
     *json = NULL;
     struct msg req = cl_req(MSG_CLUSTER, NULL);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     char e[DV_ERRMSG_SIZE] = "";
     int rc = cl_call(c, &req, 0, &rep, e);
     if (rc != DV_OK)
@@ -135,7 +135,7 @@ DVEC_API int dvec_cluster_status(dvec_client *c, char **json, dvec_error *err)
         *json = strdup("null");
     else
         rc = jsonmp_to_text(s->p, s->len, json, e);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     if (rc == DV_OK && *json == NULL)
         rc = DV_ENOMEM;
     if (rc != DV_OK)
@@ -160,7 +160,7 @@ DVEC_API int dvec_admin(dvec_client *c, const char *op, const char *args_json, c
     struct msg req = cl_req(MSG_ADMIN, NULL);
     req.u.admin_req.op = (struct msg_str){op, (uint32_t)strlen(op)};
     req.u.admin_req.args = (struct msg_bytes){args_json ? args.data : NULL, (uint32_t)args.len};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     rc = cl_call(c, &req, 0, &rep, e);
     buf_free(&args);
     if (rc != DV_OK)
@@ -170,7 +170,7 @@ DVEC_API int dvec_admin(dvec_client *c, const char *op, const char *args_json, c
         *json = strdup("null");
     else
         rc = jsonmp_to_text(s->p, s->len, json, e);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     if (rc == DV_OK && *json == NULL)
         rc = DV_ENOMEM;
     if (rc != DV_OK)

@@ -74,7 +74,7 @@ static int check_ids_call(dvec_client *c, const char *coll, const void *ids, siz
 
 /* Sends a collection-level request; on failure fills err with "collection NAME: WHAT: ...". */
 static int coll_call(dvec_client *c, const char *coll, const char *what, const struct msg *req,
-                     struct rpc_reply *rep, dvec_error *err)
+                     struct msg_reply *rep, dvec_error *err)
 {
     char e[DV_ERRMSG_SIZE] = "";
     int rc = cl_call(c, req, 0, rep, e);
@@ -153,10 +153,10 @@ DVEC_API int dvec_upsert(dvec_client *c, const char *coll, const dvec_point *poi
     struct msg req = cl_req(MSG_P_UPSERT, coll);
     req.u.upsert_req =
         (struct msg_upsert_req){ids, vecs, any_payload ? pl : NULL, (uint32_t)n, dim};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     if ((rc = coll_call(c, coll, "upsert", &req, &rep, err)) != DVEC_OK)
         goto out;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     rc = cl_ok(err);
 out:
     free(ids);
@@ -180,14 +180,14 @@ DVEC_API int dvec_delete(dvec_client *c, const char *coll, const dvec_id *ids, s
         return cl_failf(err, DVEC_ENOMEM, "collection %s: delete: out of memory", coll);
     struct msg req = cl_req(MSG_P_DELETE, coll);
     req.u.delete_req = (struct msg_ids_req){p, (uint32_t)n};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     rc = coll_call(c, coll, "delete", &req, &rep, err);
     free(p);
     if (rc != DVEC_OK)
         return rc;
     if (deleted)
         *deleted = rep.m.u.write_rep.affected;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return cl_ok(err);
 }
 
@@ -230,13 +230,13 @@ DVEC_API int dvec_set_payload(dvec_client *c, const char *coll, dvec_payload_op 
     struct msg req = cl_req(MSG_P_SET_PAYLOAD, coll);
     req.u.set_payload_req =
         (struct msg_set_payload_req){(uint32_t)op, p, (uint32_t)n, {data.data, (uint32_t)data.len}};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     rc = coll_call(c, coll, "set payload", &req, &rep, err);
     free(p);
     buf_free(&data);
     if (rc != DVEC_OK)
         return rc;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return cl_ok(err);
 }
 
@@ -257,14 +257,14 @@ DVEC_API int dvec_get(dvec_client *c, const char *coll, const dvec_id *ids, size
         return cl_failf(err, DVEC_ENOMEM, "collection %s: get: out of memory", coll);
     struct msg req = cl_req(MSG_P_GET, coll);
     req.u.get_req = (struct msg_get_req){p, (uint32_t)n, with_vector, with_payload};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     rc = coll_call(c, coll, "get", &req, &rep, err);
     free(p);
     if (rc != DVEC_OK)
         return rc;
     char e[DV_ERRMSG_SIZE] = "";
     rc = cl_records(&rep.m.u.get_rep, false, out, e);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     if (rc != DV_OK)
         return cl_failf(err, rc, "collection %s: get: %s", coll, e[0] ? e : dv_strerror(rc));
     return cl_ok(err);
@@ -297,13 +297,13 @@ DVEC_API int dvec_count(dvec_client *c, const char *coll, const char *filter_jso
         return rc;
     struct msg req = cl_req(MSG_P_COUNT, coll);
     req.u.count_req.filter = (struct msg_bytes){f.data, (uint32_t)f.len};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     rc = coll_call(c, coll, "count", &req, &rep, err);
     buf_free(&f);
     if (rc != DVEC_OK)
         return rc;
     *out = rep.m.u.count_rep.count;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return cl_ok(err);
 }
 
@@ -330,7 +330,7 @@ DVEC_API int dvec_scroll(dvec_client *c, const char *coll, const dvec_scroll_par
         (struct msg_scroll_req){p->offset != NULL, p->offset ? cl_pid(p->offset) : pid_num(0),
                                 p->limit,          {f.data, (uint32_t)f.len},
                                 p->with_vector,    p->with_payload};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     rc = coll_call(c, coll, "scroll", &req, &rep, err);
     buf_free(&f);
     if (rc != DVEC_OK)
@@ -344,7 +344,7 @@ DVEC_API int dvec_scroll(dvec_client *c, const char *coll, const dvec_scroll_par
         if (next && s->more)
             *next = cl_id(&s->next);
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     if (rc != DV_OK)
         return cl_failf(err, rc, "collection %s: scroll: %s", coll, e[0] ? e : dv_strerror(rc));
     return cl_ok(err);

@@ -117,7 +117,7 @@ DVEC_API int dvec_search_batch(dvec_client *c, const char *coll, const float *qu
     uint32_t tmo = c->timeout_ms;
     if (p->timeout_ms && p->timeout_ms + CL_SEARCH_LEEWAY_MS > tmo)
         tmo = p->timeout_ms + CL_SEARCH_LEEWAY_MS;
-    struct rpc_reply rep;
+    struct msg_reply rep;
     rc = cl_call(c, &req, tmo, &rep, e);
     free(q);
     buf_free(&f);
@@ -125,7 +125,7 @@ DVEC_API int dvec_search_batch(dvec_client *c, const char *coll, const float *qu
         return cl_failf(err, rc, "collection %s: search: %s", coll, e);
     const struct msg_csearch_rep *s = &rep.m.u.csearch_rep;
     if (s->n != nq) {
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         return cl_failf(err, DVEC_EPROTO,
                         "collection %s: search: %zu queries sent, %u result lists came back", coll,
                         nq, s->n);
@@ -138,7 +138,7 @@ DVEC_API int dvec_search_batch(dvec_client *c, const char *coll, const float *qu
         } else {
             uint32_t metric;
             if ((rc = cl_metric_of(c, coll, &metric, e)) != DV_OK) {
-                rpc_reply_free(&rep);
+                msg_reply_free(&rep);
                 return cl_failf(err, rc, "collection %s: search: score threshold: %s", coll, e);
             }
             smaller = smaller_closer(metric);
@@ -151,7 +151,7 @@ DVEC_API int dvec_search_batch(dvec_client *c, const char *coll, const float *qu
     }
     if (partial)
         *partial = s->partial;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     if (rc != DV_OK) {
         for (size_t i = 0; i < nq; i++)
             dvec_records_free(&out[i]);

@@ -173,13 +173,13 @@ static void replica_size(struct coord *c, const struct cmap *m, const struct pla
     req.addr.coll = (struct msg_str){mv->coll->name, (uint32_t)strlen(mv->coll->name)};
     req.addr.part = mv->part;
     req.addr.epoch = mv->coll->parts[mv->part].epoch;
-    struct rpc_reply rep;
+    struct msg_reply rep;
     if (rpc_call_timeout(r, &req, &rep, 2000, err) == DV_OK) {
         const struct msg_info_rep *f = &rep.m.u.info_rep;
         *points = f->points;
         *bytes = f->points * ((uint64_t)f->dim * 4 + 8) + f->payload_bytes;
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 /* {moves: [...], stuck: [...], points, bytes, added?} */

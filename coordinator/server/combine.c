@@ -23,7 +23,7 @@ struct cbatch {
     bool done;
     int rc;
     char err[DV_ERRMSG_SIZE];
-    struct rpc_reply rep;
+    struct msg_reply rep;
     uint32_t refs; /* members holding it (under the combiner's lock) */
     struct combiner *cb;
     struct cbatch *next; /* in the combiner's queue of batches waiting to be sent */
@@ -121,7 +121,7 @@ static void batch_unref(struct cbatch *b)
 {
     if (--b->refs > 0)
         return;
-    rpc_reply_free(&b->rep);
+    msg_reply_free(&b->rep);
     free(b->queries);
     free(b);
 }

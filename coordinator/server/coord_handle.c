@@ -145,9 +145,9 @@ static void drop_one(void *arg, size_t i)
     struct drop_call *k = &((struct drop_call *)arg)[i];
     struct msg req = {.type = MSG_REPLICA_DROP};
     req.addr = (struct msg_addr){S(k->coll), k->part, k->epoch};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     k->rc = rpc_call(k->r, &req, &rep, k->err);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 /*
@@ -696,11 +696,11 @@ static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, st
         if (r) {
             struct msg q = {.type = MSG_REPLICA_INFO};
             q.addr = (struct msg_addr){S(cl->name), p, pt->epoch};
-            struct rpc_reply rr;
+            struct msg_reply rr;
             char err2[DV_ERRMSG_SIZE];
             if (rpc_call(r, &q, &rr, err2) == DV_OK)
                 mp->points = rr.m.u.info_rep.points;
-            rpc_reply_free(&rr);
+            msg_reply_free(&rr);
         }
         o->points += mp->points;
     }

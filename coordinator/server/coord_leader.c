@@ -84,9 +84,9 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
                                                    .fsync = coll->cfg.fsync,
                                                    .sq8 = coll->cfg.sq8,
                                                    .incarnation = coll->epoch};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         int rc = rpc_call(r, &req, &rep, err);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         if (rc != DV_OK) {
             failed++;
             log_warn("cannot create a replica on its node",
@@ -123,9 +123,9 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
             req.addr.coll = (struct msg_str){rp->coll, (uint32_t)strlen(rp->coll)};
             req.addr.part = rp->part;
             req.addr.epoch = m->epoch;
-            struct rpc_reply rep;
+            struct msg_reply rep;
             int rc = rpc_call(r, &req, &rep, err);
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
             if (rc != DV_OK && rc != DV_ESTALE)
                 failed++;
             else

@@ -103,7 +103,7 @@ static bool node_gone(const struct cmap *m, uint32_t num)
 
 /* A call to node `num` (rep must be freed whatever the result). */
 static int call(struct coord *c, const struct cmap *m, uint32_t num, const struct msg *req,
-                struct rpc_reply *rep, uint32_t timeout_ms, char *err)
+                struct msg_reply *rep, uint32_t timeout_ms, char *err)
 {
     memset(rep, 0, sizeof *rep);
     const struct cmap_node *n = cmap_node_get(m, num);
@@ -168,7 +168,7 @@ static int pull(struct coord *c, const struct cmap *m, const struct cmap_move *m
                                                     .fsync = cl->cfg.fsync,
                                                     .sq8 = cl->cfg.sq8,
                                                     .incarnation = cl->epoch};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(c, m, mv->to, &req, &rep, timeout_ms, err);
     if (rc == DV_OK && out) {
         *out = rep.m.u.pull_rep;
@@ -177,7 +177,7 @@ static int pull(struct coord *c, const struct cmap *m, const struct cmap_move *m
             dv_errmsg_set(err, "%.*s", (int)rep.m.u.pull_rep.error.len,
                           rep.m.u.pull_rep.error.p ? rep.m.u.pull_rep.error.p : "");
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return rc;
 }
 
@@ -187,11 +187,11 @@ static int fence(struct coord *c, const struct cmap *m, const struct cmap_move *
 {
     struct msg req = addressed(MSG_REPLICA_FENCE, mv, epoch);
     req.u.fence_req.op = op;
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(c, m, mv->from, &req, &rep, c->o.request_timeout_ms, err);
     if (rc == DV_OK && lsn)
         *lsn = rep.m.u.write_rep.lsn;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return rc;
 }
 
@@ -257,9 +257,9 @@ static void start_pull(struct coord *c, const struct cmap *m, const struct cmap_
          * the grace period, or left by a failed move): not in the map, so stale. */
         const struct cmap_part *pt = cmap_part_find(m, mv->coll, mv->part);
         struct msg req = addressed(MSG_REPLICA_DROP, mv, pt ? pt->epoch : m->epoch);
-        struct rpc_reply rep;
+        struct msg_reply rep;
         int drc = call(c, m, mv->to, &req, &rep, c->o.request_timeout_ms, err);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         log_info("stale replica dropped from a move's target before copying",
                  "collection=%s partition=%u node=%s result=%s", mv->coll, mv->part,
                  node_id(m, mv->to), dv_errname(drc));
@@ -361,10 +361,10 @@ static void drop_old(struct coord *c, const struct cmap *m, const struct cmap_mo
         return;
     const struct cmap_part *pt = cmap_part_find(m, mv->coll, mv->part);
     struct msg req = addressed(MSG_REPLICA_DROP, mv, pt ? pt->epoch : m->epoch);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     char err[DV_ERRMSG_SIZE];
     int rc = call(c, m, mv->from, &req, &rep, c->o.request_timeout_ms, err);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     if (rc == DV_OK || (rc == DV_ESTALE && rep.m.err.epoch == 0)) {
         j->dropped = true;
         log_info("moved replica dropped from its old node", "collection=%s partition=%u node=%s",

@@ -20,7 +20,7 @@ struct call {
     struct combiner *comb; /* searches: the node's combiner */
     struct comb_share share;
     struct msg req;
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc;
     uint32_t part;
     uint32_t node;       /* number in the map */
@@ -52,7 +52,7 @@ void router_tmp_free(struct coord_tmp *t)
     if (t == NULL)
         return;
     for (size_t i = 0; i < t->n_calls; i++) {
-        rpc_reply_free(&t->calls[i].rep);
+        msg_reply_free(&t->calls[i].rep);
         comb_share_release(&t->calls[i].share);
     }
     free(t->calls);

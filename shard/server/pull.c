@@ -251,7 +251,7 @@ static void throttle(struct pull_job *j, uint64_t n)
  * when the job is told to stop. errmsg names the source. The caller frees *rep whatever the
  * result.
  */
-static int source_call(struct pull_job *j, struct msg *req, struct rpc_reply *rep,
+static int source_call(struct pull_job *j, struct msg *req, struct msg_reply *rep,
                        uint32_t timeout_ms, char *errmsg)
 {
     char err[DV_ERRMSG_SIZE];
@@ -274,10 +274,10 @@ static int source_call(struct pull_job *j, struct msg *req, struct rpc_reply *re
         if (rc == DV_ESTALE && rep->m.err.epoch > j->src_epoch) {
             /* The source knows a newer map epoch: reading is fine under it. */
             j->src_epoch = rep->m.err.epoch;
-            rpc_reply_free(rep);
+            msg_reply_free(rep);
             continue;
         }
-        rpc_reply_free(rep);
+        msg_reply_free(rep);
         uint64_t now = clock_mono_ms();
         if (first_fail == 0)
             first_fail = sent; /* failing since this call went out */
@@ -298,7 +298,7 @@ struct snap_src {
     struct pull_job *j;
     uint64_t session, offset, total, lsn;
     bool started, done;
-    struct rpc_reply rep; /* holds the current chunk */
+    struct msg_reply rep; /* holds the current chunk */
     const uint8_t *data;
     size_t len, pos;
     int fail; /* what stopped the stream: DV_ENOTFOUND (session gone: start over), ... */
@@ -308,7 +308,7 @@ struct snap_src {
 static int snap_fetch(struct snap_src *s)
 {
     struct pull_job *j = s->j;
-    rpc_reply_free(&s->rep);
+    msg_reply_free(&s->rep);
     s->data = NULL;
     s->len = s->pos = 0;
     struct msg req = {.type = MSG_SNAPSHOT_READ};
@@ -412,7 +412,7 @@ static int copy_snapshot(struct pull_job *j, struct part **out, bool *restart, c
     j->t0 = clock_mono_ms();
     j->sent = 0;
     int rc = part_restore(n->io, data, snap_source, &s, &o, out, err);
-    rpc_reply_free(&s.rep);
+    msg_reply_free(&s.rep);
     if (rc != DV_OK) {
         *out = NULL;
         if (s.fail == DV_ENOTFOUND)
@@ -466,10 +466,10 @@ static int catch_up(struct pull_job *j, struct part *p, bool *restart, char *err
         req.addr.coll = (struct msg_str){j->coll, (uint32_t)j->coll_len};
         req.addr.part = j->partition;
         req.u.wal_req = (struct msg_wal_req){applied + 1, j->chunk};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         int rc = source_call(j, &req, &rep, PULL_CALL_MS, errmsg);
         if (rc != DV_OK) {
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
             if (rc == DV_ESHUTDOWN)
                 return DV_OK;
             *restart = rc == DV_ENOTFOUND;
@@ -512,7 +512,7 @@ static int catch_up(struct pull_job *j, struct part *p, bool *restart, char *err
             pthread_mutex_unlock(&j->set->mu);
         }
         uint32_t got = w->n;
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         if (rc != DV_OK)
             return rc;
         throttle(j, bytes);

@@ -71,9 +71,9 @@ static void send_report(struct reporter *r, size_t *current, bool *registered)
     int rc = DV_EIO;
     for (size_t k = 0; k < r->n; k++) {
         size_t i = (*current + k) % r->n;
-        struct rpc_reply rep;
+        struct msg_reply rep;
         rc = rpc_call(r->conns[i], &req, &rep, err);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         if (rc == DV_OK) {
             *current = i;
             if (!*registered)

@@ -127,7 +127,7 @@ static uint16_t free_port(void)
 static json_t *status_of(struct rpc *r, char *err)
 {
     struct msg m = {.type = MSG_CLUSTER};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     err[0] = '\0';
     int rc = rpc_call(r, &m, &rep, err);
     json_t *j = NULL;
@@ -136,7 +136,7 @@ static json_t *status_of(struct rpc *r, char *err)
         if (jsonmp_to_json(s->p, s->len, &j, err) != DV_OK)
             j = NULL;
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return j;
 }
 
@@ -423,13 +423,13 @@ static struct msg creq(int type, const char *coll)
     return m;
 }
 
-static int call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *err)
+static int call(struct rpc *r, const struct msg *req, struct msg_reply *rep, char *err)
 {
     err[0] = '\0';
     return rpc_call(r, req, rep, err);
 }
 
-static void call_ok(struct rpc *r, const struct msg *req, struct rpc_reply *rep)
+static void call_ok(struct rpc *r, const struct msg *req, struct msg_reply *rep)
 {
     char err[DV_ERRMSG_SIZE];
     int rc = call(r, req, rep, err);
@@ -442,7 +442,7 @@ static void call_ok(struct rpc *r, const struct msg *req, struct rpc_reply *rep)
 static void call_fails(struct rpc *r, const struct msg *req, int code, const char *text)
 {
     char err[DV_ERRMSG_SIZE];
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, req, &rep, err);
     printf("# %s: %s \"%s\"\n", msg_type_name(req->type), dv_errname(rc), err);
     if (rc != code || (text && strstr(err, text) == NULL))
@@ -452,16 +452,16 @@ static void call_fails(struct rpc *r, const struct msg *req, int code, const cha
     assert_true(err[0] != '\0');
     if (text)
         assert_non_null(strstr(err, text));
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 static int coll_create(struct rpc *r, const char *name, uint32_t dim, uint32_t parts, char *err)
 {
     struct msg m = creq(MSG_COLL_CREATE, name);
     m.u.coll_cfg = (struct msg_coll_cfg){.dim = dim, .metric = CMAP_METRIC_L2, .partitions = parts};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return rc;
 }
 
@@ -496,14 +496,14 @@ static int upsert_ids(struct rpc *r, const char *coll, uint32_t dim, const uint6
     for (uint32_t i = 0; i < n; i++)
         pl[i].p = all.data + off[i];
     m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pl, n, dim};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     if (rc == DV_OK && rep.m.u.write_rep.affected != n) {
         snprintf(err, DV_ERRMSG_SIZE, "upsert of %u points says %" PRIu64 " written", n,
                  rep.m.u.write_rep.affected);
         rc = DV_EPROTO;
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     free(pids);
     free(vecs);
     free(pl);
@@ -553,11 +553,11 @@ static int count_of(struct rpc *r, const char *coll, const char *filter_json, ui
         assert_int_equal(jsonmp_from_text(filter_json, strlen(filter_json), &f, err), DV_OK);
         m.u.count_req.filter = (struct msg_bytes){f.data, (uint32_t)f.len};
     }
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     if (rc == DV_OK)
         *out = rep.m.u.count_rep.count;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     buf_free(&f);
     return rc;
 }
@@ -582,7 +582,7 @@ static void query_vec(uint32_t i, float *v)
 /* Searches queries [first, first + n) of collection coll for K hits at the default ef;
  * fills *rep. */
 static int search_in(struct rpc *r, const char *coll, uint32_t first, uint32_t n,
-                     bool allow_partial, const char *filter, struct rpc_reply *rep, char *err)
+                     bool allow_partial, const char *filter, struct msg_reply *rep, char *err)
 {
     float *qv = malloc((size_t)n * DIM * sizeof *qv);
     struct msg_query *q = calloc(n, sizeof *q);
@@ -608,7 +608,7 @@ static int search_in(struct rpc *r, const char *coll, uint32_t first, uint32_t n
 }
 
 static int search(struct rpc *r, uint32_t first, uint32_t n, bool allow_partial, const char *filter,
-                  struct rpc_reply *rep, char *err)
+                  struct msg_reply *rep, char *err)
 {
     return search_in(r, COLL, first, n, allow_partial, filter, rep, err);
 }
@@ -685,7 +685,7 @@ static double recall_via(int via, uint64_t (*out)[K])
 {
     size_t good = 0;
     for (uint32_t first = 0; first < NQ; first += 50) {
-        struct rpc_reply rep;
+        struct msg_reply rep;
         char err[DV_ERRMSG_SIZE];
         int rc = search(C.cli[via], first, 50, false, NULL, &rep, err);
         if (rc != DV_OK)
@@ -700,7 +700,7 @@ static double recall_via(int via, uint64_t (*out)[K])
             for (uint32_t j = 0; j < K; j++)
                 out[first + i][j] = s->results[i].hits[j].id.lo;
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
     return (double)good / (NQ * K);
 }
@@ -722,7 +722,7 @@ static void check_all_acked(struct rpc *r)
             ids[i] = pid_num(C.pts_id[at + i]);
         struct msg m = creq(MSG_P_GET, COLL);
         m.u.get_req = (struct msg_get_req){ids, n, true, false};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         call_ok(r, &m, &rep);
         const struct msg_hits *h = &rep.m.u.get_rep;
         uint32_t j = 0;
@@ -741,7 +741,7 @@ static void check_all_acked(struct rpc *r)
                 printed = true;
             }
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
     free(ids);
     assert_int_equal(good, C.n_pts);
@@ -752,7 +752,7 @@ static void check_all_acked(struct rpc *r)
 static uint32_t placement(struct rpc *r, int *node_of, uint32_t cap)
 {
     struct msg m = creq(MSG_COLL_INFO, COLL);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     const struct msg_coll_info_rep *in = &rep.m.u.coll_info_rep;
     assert_true(in->n_parts <= cap);
@@ -767,7 +767,7 @@ static uint32_t placement(struct rpc *r, int *node_of, uint32_t cap)
         assert_true(node_of[p] >= 0);
     }
     uint32_t np = in->n_parts;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return np;
 }
 

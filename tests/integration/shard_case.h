@@ -60,14 +60,14 @@ static void start(struct sp_proc *p)
 }
 
 /* One call; the reply stays in *rep (free it), the error text in err. */
-static int call(struct rpc *r, const struct msg *req, struct rpc_reply *rep, char *err)
+static int call(struct rpc *r, const struct msg *req, struct msg_reply *rep, char *err)
 {
     err[0] = '\0';
     return rpc_call(r, req, rep, err);
 }
 
 /* A call that must succeed. */
-static void call_ok(struct rpc *r, const struct msg *req, struct rpc_reply *rep)
+static void call_ok(struct rpc *r, const struct msg *req, struct msg_reply *rep)
 {
     char err[DV_ERRMSG_SIZE];
     int rc = call(r, req, rep, err);
@@ -81,7 +81,7 @@ static void call_fails(struct rpc *r, const struct msg *req, int code, uint64_t 
                        const char *text)
 {
     char err[DV_ERRMSG_SIZE];
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, req, &rep, err);
     printf("# %s: %s \"%s\"\n", msg_type_name(req->type), dv_errname(rc), err);
     if (rc != code || (text && strstr(err, text) == NULL))
@@ -92,15 +92,15 @@ static void call_fails(struct rpc *r, const struct msg *req, int code, uint64_t 
         assert_non_null(strstr(err, text));
     if (code == DV_ESTALE)
         assert_int_equal(rep.m.err.epoch, epoch);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 static void hello_ok(struct rpc *r)
 {
     struct msg m = {.type = MSG_HELLO};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 #endif

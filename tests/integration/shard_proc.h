@@ -245,12 +245,12 @@ static inline int sp_hello(const char *url, const char *id, uint32_t timeout_ms)
     if (rc != DV_OK)
         return rc;
     struct msg req = {.type = MSG_HELLO};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     rc = rpc_call(r, &req, &rep, err);
     if (rc == DV_OK && (rep.m.u.hello_rep.node_id.len != strlen(id) ||
                         memcmp(rep.m.u.hello_rep.node_id.p, id, strlen(id)) != 0))
         rc = DV_EEXIST;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     rpc_close(r);
     return rc;
 }

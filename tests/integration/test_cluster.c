@@ -28,12 +28,12 @@ static void *conc_main(void *arg)
             break;
         if (first + n > NQ)
             n = NQ - first;
-        struct rpc_reply rep;
+        struct msg_reply rep;
         char err[DV_ERRMSG_SIZE];
         if (search(C.cli[0], first, n, false, NULL, &rep, err) != DV_OK ||
             rep.m.u.csearch_rep.n != n) {
             atomic_fetch_add(&x->failed, 1);
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
             continue;
         }
         for (uint32_t i = 0; i < n; i++) {
@@ -45,7 +45,7 @@ static void *conc_main(void *arg)
                 atomic_fetch_add(&x->wrong, 1);
             atomic_fetch_add(&x->done, 1);
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
     return NULL;
 }
@@ -134,7 +134,7 @@ static void test_load_and_query(void **state)
                          pid_num(31000), pid_num(2)};
     struct msg m = creq(MSG_P_GET, COLL);
     m.u.get_req = (struct msg_get_req){gid, 8, true, true};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(C.cli[2], &m, &rep);
     const uint64_t want_get[] = {49999, 7, 12345, 0, 31000, 2};
     assert_int_equal(rep.m.u.get_rep.n, 6);
@@ -150,7 +150,7 @@ static void test_load_and_query(void **state)
         assert_int_equal(h->payload.len, pl.len);
         assert_memory_equal(h->payload.p, pl.data, pl.len);
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     buf_free(&pl);
 
     /* Scroll: pages through every coordinator in turn with the cursor; each id once, in id
@@ -184,7 +184,7 @@ static void test_load_and_query(void **state)
             has_from = true;
             assert_true(from.lo > last);
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         pages++;
         assert_true(pages <= NPTS / 4000 + 1);
     }
@@ -203,7 +203,7 @@ static void test_load_and_query(void **state)
     m.u.set_payload_req = (struct msg_set_payload_req){1, sid, 30, {data.data, (uint32_t)data.len}};
     call_ok(C.cli[0], &m, &rep);
     assert_int_equal(rep.m.u.write_rep.affected, 30);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     bool touched[64] = {false};
     for (int i = 0; i < 30; i++)
         touched[place_partition_of(&sid[i], np)] = true;
@@ -221,7 +221,7 @@ static void test_load_and_query(void **state)
         sp_payload_str(&h->payload, "color", c, sizeof c); /* merged, not replaced */
         assert_string_equal(c, pu_colors[sid[i].lo % 5]);
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     buf_free(&data);
     assert_int_equal(count_ok(C.cli[1], COLL,
                               "{\"must\":[{\"key\":\"mark\",\"match\":{\"value\":"
@@ -242,7 +242,7 @@ static void test_load_and_query(void **state)
             assert_string_equal(c, "red");
         }
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 
     /* The cluster status through every coordinator: the same leader, 3 nodes alive, the
      * collection. */
@@ -341,14 +341,14 @@ static void test_bad_input(void **state)
     for (int i = 0; i < NCO; i++) {
         assert_int_equal(count_ok(C.cli[i], COLL, NULL), C.n_pts);
         m = creq(MSG_COLL_LIST, NULL);
-        struct rpc_reply rep;
+        struct msg_reply rep;
         call_ok(C.cli[i], &m, &rep);
         for (uint32_t k = 0; k < rep.m.u.coll_list_rep.n; k++) {
             const struct msg_str *s = &rep.m.u.coll_list_rep.names[k];
             assert_true((s->len == strlen(COLL) && memcmp(s->p, COLL, s->len) == 0) ||
                         (s->len == strlen(COLL2) && memcmp(s->p, COLL2, s->len) == 0));
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
     logs_clean();
     case_ok = true;
@@ -361,9 +361,9 @@ static void test_bad_input(void **state)
 static void coll_drop_ok(struct rpc *r, const char *name)
 {
     struct msg m = creq(MSG_COLL_DROP, name);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 /* Upserts ids [first, first + n) into COLL3 through r. */
@@ -383,7 +383,7 @@ static void reborn_upsert(struct rpc *r, uint64_t first, uint32_t n)
 /* Searches of COLL3 through r find nothing. */
 static void reborn_search_empty(struct rpc *r)
 {
-    struct rpc_reply rep;
+    struct msg_reply rep;
     char err[DV_ERRMSG_SIZE];
     int rc = search_in(r, COLL3, 0, 3, false, NULL, &rep, err);
     if (rc != DV_OK)
@@ -392,7 +392,7 @@ static void reborn_search_empty(struct rpc *r)
     assert_int_equal(rep.m.u.csearch_rep.n, 3);
     for (uint32_t i = 0; i < 3; i++)
         assert_int_equal(rep.m.u.csearch_rep.results[i].n, 0);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 /* Occurrences of `text` in the current logs of the nodes. */
@@ -525,7 +525,7 @@ static void same_search_everywhere(void)
     for (int i = 0; i < NCO; i++) {
         if (C.co[i].p->pid == 0)
             continue;
-        struct rpc_reply rep;
+        struct msg_reply rep;
         char err[DV_ERRMSG_SIZE];
         int rc = search(C.cli[i], 0, 20, false, NULL, &rep, err);
         if (rc != DV_OK)
@@ -541,7 +541,7 @@ static void same_search_everywhere(void)
             }
         }
         have = true;
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 }
 
@@ -655,12 +655,12 @@ static void test_node_kill(void **state)
 
     /* A collection with 2 replicas of each partition: its reads must survive the kill. */
     char err[DV_ERRMSG_SIZE];
-    struct rpc_reply rep;
+    struct msg_reply rep;
     {
         struct msg m = creq(MSG_COLL_CREATE, "rf2");
         m.u.coll_cfg = (struct msg_coll_cfg){.dim = DIM, .replication = 2, .partitions = 6};
         call_ok(C.cli[0], &m, &rep);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         uint64_t rf2_ids[RF2_N];
         for (uint32_t i = 0; i < RF2_N; i++)
             rf2_ids[i] = i;
@@ -673,7 +673,7 @@ static void test_node_kill(void **state)
         for (uint32_t q = 0; q < 20; q++)
             for (uint32_t j = 0; j < K; j++)
                 rf2_before[q][j] = rep.m.u.csearch_rep.results[q].hits[j].id.lo;
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 
     printf("# killing node %s (%d of %u partitions)\n", vid, held[victim], np);
@@ -695,7 +695,7 @@ static void test_node_kill(void **state)
             for (uint32_t j = 0; j < K; j++)
                 assert_int_equal(rep.m.u.csearch_rep.results[q].hits[j].id.lo, rf2_before[q][j]);
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 
     /* Search without allow_partial: a clear error naming the node, within the timeout. */
@@ -706,7 +706,7 @@ static void test_node_kill(void **state)
     assert_int_not_equal(rc, DV_OK);
     assert_non_null(strstr(err, vid));
     assert_true(dt <= TIMEOUT_MS + SLACK_MS);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     /* ... and naming every partition that failed. */
     char list[128];
     size_t len = (size_t)snprintf(list, sizeof list, "partition%s ", held[victim] > 1 ? "s" : "");
@@ -743,7 +743,7 @@ static void test_node_kill(void **state)
     printf("# partial search: recall@%d %.3f over the partitions that answered\n", K,
            (double)good / (20 * K));
     assert_true((double)good / (20 * K) >= 0.95);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 
     /* Writes to its partitions fail naming partition and node; others still work. */
     t0 = clock_mono_ms();
@@ -792,7 +792,7 @@ static void test_node_kill(void **state)
         gm.u.get_req = (struct msg_get_req){gp, 4, true, false};
         call_ok(C.cli[0], &gm, &rep);
         assert_int_equal(rep.m.u.get_rep.n, 3);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 
     /* The node restarts on its data dir, re-registers, and every acknowledged point is
@@ -804,7 +804,7 @@ static void test_node_kill(void **state)
     rc = DV_EIO;
     while (clock_mono_ms() < end && rc != DV_OK) {
         rc = search(C.cli[0], 0, 1, false, NULL, &rep, err);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         if (rc != DV_OK)
             clock_sleep_ms(20);
     }
@@ -828,12 +828,12 @@ static void test_node_kill(void **state)
     m.u.get_req = (struct msg_get_req){vp, 50, false, false};
     call_ok(C.cli[1], &m, &rep);
     assert_int_equal(rep.m.u.get_rep.n, 0);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     upsert_ok(C.cli[1], on_victim, 50);
     assert_int_equal(count_ok(C.cli[0], COLL, NULL), C.n_pts);
     m = creq(MSG_COLL_DROP, "rf2");
     call_ok(C.cli[0], &m, &rep);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     logs_clean();
     case_ok = true;
 }
@@ -948,10 +948,10 @@ static void test_coordinator_membership(void **state)
     struct msg m = creq(MSG_COORD_ADD, NULL);
     m.u.coord_req = (struct msg_coord_req){
         4, {raft_addr, (uint32_t)strlen(raft_addr)}, {p->url, (uint32_t)strlen(p->url)}};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     uint64_t t0 = clock_mono_ms();
     call_ok(C.cli[follower], &m, &rep);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     printf("# coordinator 4 added as a voter in %" PRIu64 " ms\n", clock_mono_ms() - t0);
 
     /* It has the map (caught up from the leader) and answers reads from it. */
@@ -988,14 +988,14 @@ static void test_coordinator_membership(void **state)
     m = creq(MSG_COORD_REMOVE, NULL);
     m.u.coord_req.id = 4;
     call_ok(C.cli[leader], &m, &rep);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     rpc_close(r4);
     sp_signal(p, SIGTERM);
     assert_true(sp_wait_exit(p, 15000));
     assert_int_equal(count_ok(C.cli[follower], COLL, NULL), C.n_pts);
     m = creq(MSG_COLL_DROP, "vecs4");
     call_ok(C.cli[follower], &m, &rep);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     case_ok = true;
 }
 

@@ -51,7 +51,7 @@ static struct msg req_of(int type, uint32_t part, uint64_t epoch)
 static bool hello_lists(struct rpc *r, uint32_t part)
 {
     struct msg m = {.type = MSG_HELLO};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     bool found = false;
     for (uint32_t i = 0; i < rep.m.u.hello_rep.n_replicas; i++) {
@@ -59,7 +59,7 @@ static bool hello_lists(struct rpc *r, uint32_t part)
         found |= x->part == part && x->coll.len == strlen(COLL) &&
                  memcmp(x->coll.p, COLL, x->coll.len) == 0;
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return found;
 }
 
@@ -67,9 +67,9 @@ static void create_ok(struct rpc *r, uint32_t part, uint64_t epoch)
 {
     struct msg m = req_of(MSG_REPLICA_CREATE, part, epoch);
     m.u.create_req = (struct msg_create_req){.dim = DIM, .metric = HNSW_L2, .fsync = 1};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 /* Upserts ids [first, first + n) in version ver, with payloads. Thread-safe: no cmocka calls. */
@@ -91,11 +91,11 @@ static int upsert_range(struct rpc *r, uint32_t part, uint64_t epoch, uint64_t f
         pl[i] = (struct msg_bytes){one[i].data, (uint32_t)one[i].len};
     }
     m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pl, n, DIM};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     rc = call(r, &m, &rep, err);
     if (rc == DV_OK && lsn)
         *lsn = rep.m.u.write_rep.lsn;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 out:
     for (uint32_t i = 0; one && i < n; i++)
         buf_free(&one[i]);
@@ -121,20 +121,20 @@ static uint64_t upsert_ok(struct rpc *r, uint32_t part, uint64_t epoch, uint64_t
 static uint64_t count_of(struct rpc *r, uint32_t part, uint64_t epoch)
 {
     struct msg m = req_of(MSG_COUNT, part, epoch);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     uint64_t n = rep.m.u.count_rep.count;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return n;
 }
 
 static struct msg_info_rep info_of(struct rpc *r, uint32_t part, uint64_t epoch)
 {
     struct msg m = req_of(MSG_REPLICA_INFO, part, epoch);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     struct msg_info_rep in = rep.m.u.info_rep;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return in;
 }
 
@@ -164,7 +164,7 @@ static int pull_req(struct rpc *r, uint32_t op, uint64_t epoch, const char *sour
     m.u.pull_req.until_lsn = until;
     m.u.pull_req.create =
         (struct msg_create_req){.dim = DIM, .metric = HNSW_L2, .fsync = 1, .incarnation = 7};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     memset(st, 0, sizeof *st);
     if (rc == DV_OK) {
@@ -174,7 +174,7 @@ static int pull_req(struct rpc *r, uint32_t op, uint64_t epoch, const char *sour
         snprintf(st->error, sizeof st->error, "%.*s", (int)o->error.len,
                  o->error.p ? o->error.p : "");
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return rc;
 }
 
@@ -215,11 +215,11 @@ static int fence(struct rpc *r, uint32_t op, uint64_t epoch, uint64_t *lsn, char
 {
     struct msg m = req_of(MSG_REPLICA_FENCE, PART, epoch);
     m.u.fence_req.op = op;
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     if (rc == DV_OK && lsn)
         *lsn = rep.m.u.write_rep.lsn;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return rc;
 }
 
@@ -338,7 +338,7 @@ static uint64_t compare_replicas(struct rpc *a, uint64_t ea, struct rpc *b, uint
                                                  .limit = 1000,
                                                  .with_vector = true,
                                                  .with_payload = true};
-        struct rpc_reply ra;
+        struct msg_reply ra;
         call_ok(a, &m, &ra);
         const struct msg_hits *ha = &ra.m.u.scroll_rep.hits;
         struct pid *ids = calloc(ha->n ? ha->n : 1, sizeof *ids);
@@ -347,7 +347,7 @@ static uint64_t compare_replicas(struct rpc *a, uint64_t ea, struct rpc *b, uint
             ids[i] = ha->hits[i].id;
         struct msg g = req_of(MSG_GET, PART, eb);
         g.u.get_req = (struct msg_get_req){ids, ha->n, true, true};
-        struct rpc_reply rb;
+        struct msg_reply rb;
         call_ok(b, &g, &rb);
         const struct msg_hits *hb = &rb.m.u.get_rep;
         if (hb->n != ha->n)
@@ -367,8 +367,8 @@ static uint64_t compare_replicas(struct rpc *a, uint64_t ea, struct rpc *b, uint
         more = ra.m.u.scroll_rep.more;
         from = ra.m.u.scroll_rep.next;
         has_from = true;
-        rpc_reply_free(&rb);
-        rpc_reply_free(&ra);
+        msg_reply_free(&rb);
+        msg_reply_free(&ra);
         free(ids);
     }
     assert_int_equal(count_of(a, PART, ea), seen);
@@ -385,7 +385,7 @@ static void search_finds(struct rpc *r, uint64_t epoch, uint64_t id, uint32_t ve
     struct msg_query q = {.vec = v, .dim = DIM, .k = 5};
     struct msg m = req_of(MSG_SEARCH, 0, 0);
     m.u.search_req = (struct msg_search_req){&t, 1, &q, 1};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     const struct msg_search_rep *s = &rep.m.u.search_rep;
     assert_int_equal(s->n_parts, 1);
@@ -395,7 +395,7 @@ static void search_finds(struct rpc *r, uint64_t epoch, uint64_t id, uint32_t ve
     assert_true(h->n >= 1);
     assert_int_equal(h->hits[0].id.lo, id);
     assert_true(h->hits[0].score == 0.0f);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 /* ---- a writer thread --------------------------------------------------------------------- */
@@ -465,9 +465,9 @@ static void test_move(void **state)
     struct msg del = req_of(MSG_DELETE, PART, 5);
     struct pid gone[] = {pid_num(1), pid_num(2), pid_num(19999)};
     del.u.delete_req = (struct msg_ids_req){gone, 3};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(ra, &del, &rep);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 
     struct writer w = {.r = rw, .first = 1000000};
     atomic_init(&w.stop, false);
@@ -689,7 +689,7 @@ static void test_failures(void **state)
     load(ra, 5000);
     char err[DV_ERRMSG_SIZE];
     struct pull_st st;
-    struct rpc_reply rep_unused;
+    struct msg_reply rep_unused;
 
     /* nothing there */
     assert_int_equal(status_of(rb).state, MSG_PULL_NONE);
@@ -772,13 +772,13 @@ static void test_failures(void **state)
     /* a pull asking for another dimension than the source's fails after the snapshot */
     struct msg d = req_of(MSG_REPLICA_DROP, PART, 5);
     call_ok(rb, &d, &rep_unused);
-    rpc_reply_free(&rep_unused);
+    msg_reply_free(&rep_unused);
     struct msg m = req_of(MSG_REPLICA_PULL, PART, 5);
     m.u.pull_req.op = MSG_PULL_START;
     m.u.pull_req.source = (struct msg_str){a->url, (uint32_t)strlen(a->url)};
     m.u.pull_req.create = (struct msg_create_req){.dim = DIM / 2, .metric = HNSW_L2};
     call_ok(rb, &m, &rep_unused);
-    rpc_reply_free(&rep_unused);
+    msg_reply_free(&rep_unused);
     st = wait_state(rb, MSG_PULL_FAILED, 20000);
     printf("# %s\n", st.error);
     assert_non_null(strstr(st.error, "dimension 32"));

@@ -23,13 +23,13 @@ static int admin(struct rpc *r, const char *op, const char *args, json_t **out, 
         assert_int_equal(jsonmp_from_text(args, strlen(args), &a, err), DV_OK);
         m.u.admin_req.args = (struct msg_bytes){a.data, (uint32_t)a.len};
     }
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     if (rc == DV_OK && out)
         assert_int_equal(
             jsonmp_to_json(rep.m.u.cluster_rep.status.p, rep.m.u.cluster_rep.status.len, out, err),
             DV_OK);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     buf_free(&a);
     return rc;
 }
@@ -208,10 +208,10 @@ static int upsert_ver(struct rpc *r, const uint64_t *ids, uint32_t n, uint32_t v
         pl[i].p = all.data + off[i];
     struct msg m = creq(MSG_P_UPSERT, COLL);
     m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pl, n, DIM};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     err[0] = '\0';
     int rc = rpc_call(r, &m, &rep, err);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     buf_free(&all);
     buf_free(&one);
     return rc;
@@ -257,13 +257,13 @@ static void *searcher_main(void *arg)
     struct rpc *r = arg;
     for (uint32_t first = 0; !atomic_load(&T.stop); first = (first + 10) % NQ) {
         int ph = __atomic_load_n(&T.phase, __ATOMIC_RELAXED);
-        struct rpc_reply rep;
+        struct msg_reply rep;
         char err[DV_ERRMSG_SIZE];
         int rc = search(r, first, 10, false, NULL, &rep, err);
         if (rc != DV_OK || rep.m.u.csearch_rep.n != 10) {
             atomic_fetch_add(&T.s_failed[ph], 1);
             snprintf(T.s_err, sizeof T.s_err, "%s: %.200s", dv_errname(rc), err);
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
             continue;
         }
         uint32_t good = 0;
@@ -271,7 +271,7 @@ static void *searcher_main(void *arg)
             good += (uint32_t)overlap(T.want[first + i], K, &rep.m.u.csearch_rep.results[i]);
         atomic_fetch_add(&T.s_good[ph], good);
         atomic_fetch_add(&T.s_queries[ph], 10);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
     return NULL;
 }
@@ -335,7 +335,7 @@ static void check_writes(struct rpc *r)
             ids[i] = pid_num(at + i);
         struct msg m = creq(MSG_P_GET, COLL);
         m.u.get_req = (struct msg_get_req){ids, 5000, true, true};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         call_ok(r, &m, &rep);
         const struct msg_hits *h = &rep.m.u.get_rep;
         missing += 5000 - h->n;
@@ -348,7 +348,7 @@ static void check_writes(struct rpc *r)
             if (T.ver && T.ver[id] != UINT32_MAX && got != T.ver[id])
                 bad_ver++;
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
     /* far points */
     uint64_t acked_far = 0;
@@ -358,7 +358,7 @@ static void check_writes(struct rpc *r)
             ids[i] = pid_num(id + i);
         struct msg m = creq(MSG_P_GET, COLL);
         m.u.get_req = (struct msg_get_req){ids, n, false, false};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         call_ok(r, &m, &rep);
         const struct msg_hits *h = &rep.m.u.get_rep;
         uint32_t j = 0;
@@ -372,7 +372,7 @@ static void check_writes(struct rpc *r)
                 unknown_present += there;
             }
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
     free(ids);
     want += acked_far + unknown_present;
@@ -726,16 +726,16 @@ static void test_remove_dead(void **state)
     assert_int_equal(json_array_size(json_object_get(pl, "stuck")), lost);
     json_decref(pl);
     /* searches fail plainly, or answer partially when asked to */
-    struct rpc_reply rep;
+    struct msg_reply rep;
     assert_int_equal(search(any_cli(), 0, 5, true, NULL, &rep, err), DV_OK);
     assert_true(rep.m.u.csearch_rep.partial);
     assert_int_equal(rep.m.u.csearch_rep.n_failed, lost);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     /* (a follower learns of the removal with the leader's next heartbeat) */
     uint64_t until = clock_mono_ms() + 3000;
     do {
         assert_int_not_equal(search(any_cli(), 0, 5, false, NULL, &rep, err), DV_OK);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     } while (strstr(err, "unavailable") == NULL && clock_mono_ms() < until);
     printf("# search without allow_partial: %s\n", err);
     assert_non_null(strstr(err, "unavailable"));

@@ -42,9 +42,9 @@ static int create(struct rpc *r, const char *coll, uint32_t part, uint64_t epoch
 {
     struct msg m = req_of(MSG_REPLICA_CREATE, coll, part, epoch);
     m.u.create_req = (struct msg_create_req){.dim = dim, .metric = HNSW_L2, .fsync = fsync};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return rc;
 }
 
@@ -122,7 +122,7 @@ static int upsert_range(struct rpc *r, const char *coll, uint32_t part, uint64_t
         snprintf(err, DV_ERRMSG_SIZE, "out of memory");
         return DV_ENOMEM;
     }
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     if (rc == DV_OK) {
         if (lsn)
@@ -133,7 +133,7 @@ static int upsert_range(struct rpc *r, const char *coll, uint32_t part, uint64_t
             rc = DV_EPROTO;
         }
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     upsert_free(&u);
     return rc;
 }
@@ -169,10 +169,10 @@ static uint64_t count_of(struct rpc *r, const char *coll, uint32_t part, uint64_
     struct msg m = req_of(MSG_COUNT, coll, part, epoch);
     if (filter_json)
         m.u.count_req.filter = mp_of(&f, filter_json);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     uint64_t n = rep.m.u.count_rep.count;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     buf_free(&f);
     return n;
 }
@@ -180,10 +180,10 @@ static uint64_t count_of(struct rpc *r, const char *coll, uint32_t part, uint64_
 static struct msg_info_rep info_of(struct rpc *r, const char *coll, uint32_t part, uint64_t epoch)
 {
     struct msg m = req_of(MSG_REPLICA_INFO, coll, part, epoch);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     struct msg_info_rep in = rep.m.u.info_rep;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return in;
 }
 
@@ -206,7 +206,7 @@ static uint64_t check_range(struct rpc *r, const char *coll, uint32_t part, uint
             ids[i] = pid_num(at + i);
         struct msg m = req_of(MSG_GET, coll, part, epoch);
         m.u.get_req = (struct msg_get_req){ids, k, true, payload};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         call_ok(r, &m, &rep);
         const struct msg_hits *h = &rep.m.u.get_rep;
         uint32_t j = 0;
@@ -236,7 +236,7 @@ static uint64_t check_range(struct rpc *r, const char *coll, uint32_t part, uint
                 printed = true;
             }
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         free(ids);
     }
     buf_free(&want);
@@ -253,10 +253,10 @@ static uint32_t present(struct rpc *r, const char *coll, uint32_t part, uint64_t
         ids[i] = pid_num(first + i);
     struct msg m = req_of(MSG_GET, coll, part, epoch);
     m.u.get_req = (struct msg_get_req){ids, n, false, false};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     uint32_t got = rep.m.u.get_rep.n;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return got;
 }
 
@@ -337,7 +337,7 @@ static void check_search(struct rpc *r, const uint32_t *parts, uint32_t np)
     }
     struct msg m = req_of(MSG_SEARCH, COLL, 0, 0);
     m.u.search_req = (struct msg_search_req){t, np, q, NQ};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     const struct msg_search_rep *s = &rep.m.u.search_rep;
     assert_int_equal(s->n_parts, np);
@@ -392,7 +392,7 @@ static void check_search(struct rpc *r, const uint32_t *parts, uint32_t np)
            recall_part, recall_all);
     assert_true(recall_part >= 0.95);
     assert_true(recall_all >= 0.95);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 }
 
 static void check_filtered_search(struct rpc *r, const char *color)
@@ -412,7 +412,7 @@ static void check_filtered_search(struct rpc *r, const char *color)
     }
     struct msg m = req_of(MSG_SEARCH, COLL, 0, 0);
     m.u.search_req = (struct msg_search_req){t, 2, q, 5};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     for (uint32_t p = 0; p < 2; p++) {
         const struct msg_search_part *sp = &rep.m.u.search_rep.parts[p];
@@ -429,7 +429,7 @@ static void check_filtered_search(struct rpc *r, const char *color)
             }
         }
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     buf_free(&f);
 }
 
@@ -445,9 +445,9 @@ static int set_payload(struct rpc *r, uint32_t op, const uint64_t *idv, uint32_t
     m.u.set_payload_req = (struct msg_set_payload_req){op, ids, n, {NULL, 0}};
     if (data_json)
         m.u.set_payload_req.data = mp_of(&d, data_json);
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     buf_free(&d);
     return rc;
 }
@@ -458,7 +458,7 @@ static bool get_payload(struct rpc *r, uint64_t id, struct msg_bytes *out)
     struct pid pid = pid_num(id);
     struct msg m = req_of(MSG_GET, COLL, 0, 1);
     m.u.get_req = (struct msg_get_req){&pid, 1, false, true};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     bool found = rep.m.u.get_rep.n == 1;
     *out = (struct msg_bytes){NULL, 0};
@@ -469,7 +469,7 @@ static bool get_payload(struct rpc *r, uint64_t id, struct msg_bytes *out)
         memcpy(c, p->p, p->len);
         *out = (struct msg_bytes){c, p->len};
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return found;
 }
 
@@ -478,11 +478,11 @@ static int payload_index(struct rpc *r, uint32_t op, uint32_t kind, const char *
 {
     struct msg m = req_of(MSG_PAYLOAD_INDEX, COLL, 0, 1);
     m.u.index_req = (struct msg_index_req){op, kind, {key, (uint32_t)strlen(key)}};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     if (rc == DV_OK && lsn)
         *lsn = rep.m.u.write_rep.lsn;
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return rc;
 }
 
@@ -494,7 +494,7 @@ static void test_every_op(void **state)
     start(p);
     struct rpc *r = client(p, 10000);
     char err[DV_ERRMSG_SIZE];
-    struct rpc_reply rep;
+    struct msg_reply rep;
 
     /* hello on an empty node */
     struct msg m = {.type = MSG_HELLO};
@@ -503,7 +503,7 @@ static void test_every_op(void **state)
     assert_memory_equal(rep.m.u.hello_rep.node_id.p, "itest-node-1", strlen("itest-node-1"));
     assert_true(rep.m.u.hello_rep.version.len > 0);
     assert_int_equal(rep.m.u.hello_rep.n_replicas, 0);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 
     /* create: idempotent with the same parameters, DV_EEXIST with another dimension */
     create_ok(r, COLL, 0, 1, 1);
@@ -525,7 +525,7 @@ static void test_every_op(void **state)
         seen[x->part] = true;
     }
     assert_true(seen[0] && seen[1]);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 
     /* upsert: one WAL record per batch, LSNs increasing */
     uint64_t lsn0 = 0, lsn1 = 0, l;
@@ -548,7 +548,7 @@ static void test_every_op(void **state)
         const struct msg_replica *x = &rep.m.u.hello_rep.replicas[i];
         assert_int_equal(x->applied_lsn, x->part == 0 ? lsn0 : lsn1);
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     struct msg_info_rep in = info_of(r, COLL, 0, 1);
     assert_int_equal(in.dim, DIM);
     assert_int_equal(in.metric, HNSW_L2);
@@ -572,7 +572,7 @@ static void test_every_op(void **state)
         assert_int_equal(rep.m.u.get_rep.hits[1].id.lo, 7);
         assert_null(rep.m.u.get_rep.hits[0].vec);
         assert_null(rep.m.u.get_rep.hits[0].payload.p);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 
     /* count: all, and with filters (color = pu_colors[id % 5], n = id % 1000) */
@@ -617,7 +617,7 @@ static void test_every_op(void **state)
                 from = s->next;
                 has_from = true;
             }
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
             if (!more)
                 break;
             assert_true(pages < N0);
@@ -654,7 +654,7 @@ static void test_every_op(void **state)
             more = s->more;
             from = s->next;
             has_from = true;
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
         }
         assert_int_equal(next_want, N0);
         buf_free(&f);
@@ -751,10 +751,10 @@ static void test_every_op(void **state)
         m.u.delete_req = (struct msg_ids_req){ids, 101};
         call_ok(r, &m, &rep);
         assert_int_equal(rep.m.u.write_rep.affected, 100);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
         call_ok(r, &m, &rep);
         assert_int_equal(rep.m.u.write_rep.affected, 0);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
     assert_int_equal(count_of(r, COLL, 0, 1, NULL), N0 - 100);
     assert_int_equal(present(r, COLL, 0, 1, 0, 100), 0);
@@ -780,7 +780,7 @@ static void test_every_op(void **state)
         }
         assert_int_equal(found, 3);
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
 
     /* WAL read from LSN 1: every record in LSN order up to applied_lsn, in several chunks
      * (read before the snapshot, whose checkpoint may drop the WAL) */
@@ -802,7 +802,7 @@ static void test_every_op(void **state)
                 from++;
             }
             uint32_t n = w->n;
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
             chunks++;
             if (from > in.applied_lsn)
                 break;
@@ -815,7 +815,7 @@ static void test_every_op(void **state)
         m.u.wal_req = (struct msg_wal_req){in.applied_lsn + 1, 0};
         call_ok(r, &m, &rep);
         assert_int_equal(rep.m.u.wal_rep.n, 0);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 
     /* snapshot read: every chunk until done; restored elsewhere it holds the same points */
@@ -841,7 +841,7 @@ static void test_every_op(void **state)
             assert_int_equal(buf_append(&snap.b, s->data.p, s->data.len), DV_OK);
             offset += s->data.len;
             bool done = s->done;
-            rpc_reply_free(&rep);
+            msg_reply_free(&rep);
             if (done)
                 break;
             assert_true(offset < total); /* progress, and not past the end */
@@ -898,13 +898,13 @@ static void test_every_op(void **state)
         } else {
             assert_int_equal(rc, DV_ENOTFOUND);
         }
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 
     /* drop: then every request on it is a stale map (epoch 0: not held) */
     m = req_of(MSG_REPLICA_DROP, COLL, 1, 1);
     call_ok(r, &m, &rep);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     m = req_of(MSG_COUNT, COLL, 1, 1);
     call_fails(r, &m, DV_ESTALE, 0, "not held");
     m = req_of(MSG_REPLICA_DROP, COLL, 1, 1);
@@ -913,7 +913,7 @@ static void test_every_op(void **state)
     call_ok(r, &m, &rep);
     assert_int_equal(rep.m.u.list_rep.n, 1);
     assert_int_equal(rep.m.u.list_rep.replicas[0].part, 0);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     assert_int_equal(count_of(r, COLL, 0, 1, NULL), N0 - 100);
 }
 
@@ -926,7 +926,7 @@ static void test_epochs(void **state)
     start(p);
     struct rpc *r = client(p, 10000);
     char err[DV_ERRMSG_SIZE];
-    struct rpc_reply rep;
+    struct msg_reply rep;
 
     create_ok(r, COLL, 0, 5, 1);
     upsert_ok(r, COLL, 0, 5, 0, 100);
@@ -948,7 +948,7 @@ static void test_epochs(void **state)
         assert_int_equal(rep.m.u.search_rep.parts[0].err.code, DV_ESTALE);
         assert_int_equal(rep.m.u.search_rep.parts[0].err.epoch, 5);
         assert_int_equal(rep.m.u.search_rep.parts[0].n, 0);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 
     /* one partition's stale map does not fail the others */
@@ -969,7 +969,7 @@ static void test_epochs(void **state)
         assert_int_equal(rep.m.u.search_rep.parts[1].n, 1);
         assert_int_equal(rep.m.u.search_rep.parts[1].results[0].n, 1);
         assert_int_equal(rep.m.u.search_rep.parts[1].results[0].hits[0].id.lo, 501);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 
     /* higher epoch: accepted, and from then on the old one is stale */
@@ -1002,9 +1002,9 @@ static int create_inc(struct rpc *r, uint32_t part, uint64_t epoch, uint64_t inc
     struct msg m = req_of(MSG_REPLICA_CREATE, COLL, part, epoch);
     m.u.create_req = (struct msg_create_req){
         .dim = DIM, .metric = HNSW_L2, .fsync = 1, .incarnation = incarnation};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     return rc;
 }
 
@@ -1049,7 +1049,7 @@ static void stop(struct sp_proc *p)
 static uint64_t stat_of(struct rpc *r, const char *name)
 {
     struct msg m = {.type = MSG_STATS};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     uint64_t v = UINT64_MAX;
     for (uint32_t i = 0; i < rep.m.u.stats_rep.n; i++) {
@@ -1057,7 +1057,7 @@ static uint64_t stat_of(struct rpc *r, const char *name)
         if (st->name.len == strlen(name) && memcmp(st->name.p, name, st->name.len) == 0)
             v = st->value;
     }
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     assert_true(v != UINT64_MAX);
     return v;
 }
@@ -1318,10 +1318,10 @@ static void test_bad_input(void **state)
         struct msg_target t = {0, 1};
         m = req_of(MSG_SEARCH, COLL, 0, 0);
         m.u.search_req = (struct msg_search_req){&t, 1, &qq, 1};
-        struct rpc_reply rep;
+        struct msg_reply rep;
         call_ok(r, &m, &rep);
         assert_int_equal(rep.m.u.search_rep.parts[0].err.code, DV_EDIM);
-        rpc_reply_free(&rep);
+        msg_reply_free(&rep);
     }
 
     /* unknown partition, unknown collection */
@@ -1438,12 +1438,12 @@ static void test_bad_input(void **state)
         /* the dropped connection is redialed (50 ms, backing off): a hello on the same client
          * succeeds within seconds; the other client never noticed */
         struct msg hm = {.type = MSG_HELLO};
-        struct rpc_reply hr;
+        struct msg_reply hr;
         t0 = clock_mono_ms();
         int tries = 0;
         do {
             rc = call(quick, &hm, &hr, err);
-            rpc_reply_free(&hr);
+            msg_reply_free(&hr);
             tries++;
         } while (rc != DV_OK && clock_mono_ms() - t0 < 10000);
         printf("# hello on the same client after the drop: %s after %d tries, %" PRIu64 " ms\n",
@@ -1620,13 +1620,13 @@ static void test_sigterm_drains(void **state)
 
     start(p);
     struct msg m = {.type = MSG_REPLICA_LIST};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     call_ok(r, &m, &rep);
     assert_int_equal(rep.m.u.list_rep.n, 2);
     uint64_t after0 = 0, after1 = 0;
     assert_true(find_replica(&rep.m.u.list_rep, 0, &after0));
     assert_true(find_replica(&rep.m.u.list_rep, 1, &after1));
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     /* The idle replica is exactly as it was. The written one holds every acknowledged batch,
      * and at most the one that was in flight when the signal came (applied but not
      * acknowledged when its reply could not be delivered). */
@@ -1688,10 +1688,10 @@ static void test_sigterm_answers_in_flight(void **state)
     sp_http_get(p->http_port, "/healthz", &healthy, &body);
     buf_free(&body);
     struct msg m = {.type = MSG_HELLO};
-    struct rpc_reply rep;
+    struct msg_reply rep;
     char err[DV_ERRMSG_SIZE];
     int during = call(other, &m, &rep, err);
-    rpc_reply_free(&rep);
+    msg_reply_free(&rep);
     bool exited = sp_wait_exit(p, 12000);
     uint64_t exit_ms = clock_mono_ms() - t0;
     pthread_join(b.th, NULL);
