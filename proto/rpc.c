@@ -1,5 +1,4 @@
 /* rpc.c - native protocol client over NNG req contexts. */
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdatomic.h>
@@ -14,6 +13,7 @@
 #include "clock.h"
 #include "err.h"
 #include "rpc.h"
+#include "transport.h"
 
 struct rpc {
     nng_socket sock;
@@ -188,6 +188,12 @@ int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out
     return call_raw(r, p, n, out, out_len, r->o.timeout_ms, errmsg);
 }
 
+int rpc_call_raw_timeout(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len,
+                         uint32_t timeout_ms, char *errmsg)
+{
+    return call_raw(r, p, n, out, out_len, timeout_ms ? timeout_ms : r->o.timeout_ms, errmsg);
+}
+
 int rpc_call(struct rpc *r, const struct msg *req, struct msg_reply *rep, char *errmsg)
 {
     return rpc_call_timeout(r, req, rep, r->o.timeout_ms, errmsg);
@@ -197,12 +203,10 @@ int rpc_call_timeout(struct rpc *r, const struct msg *req, struct msg_reply *rep
                      uint32_t timeout_ms, char *errmsg)
 {
     memset(rep, 0, sizeof *rep);
-    struct msg copy = *req;
-    if (copy.req_id == 0)
-        copy.req_id = atomic_fetch_add(&r->next_id, 1);
+    struct msg copy;
     struct buf b;
     buf_init(&b);
-    int rc = msg_encode(&copy, &b, errmsg);
+    int rc = tr_req_encode(req, &r->next_id, &copy, &b, errmsg);
     if (rc != DV_OK) {
         buf_free(&b);
         return rc;
@@ -213,20 +217,5 @@ int rpc_call_timeout(struct rpc *r, const struct msg *req, struct msg_reply *rep
     buf_free(&b);
     if (rc != DV_OK)
         return rc;
-    rc = msg_decode(rep->mem_, len, &rep->m, errmsg);
-    if (rc != DV_OK) {
-        dv_errmsg_prefix(errmsg, "reply from %s", r->url);
-        return DV_EPROTO;
-    }
-    if (!rep->m.reply || rep->m.req_id != copy.req_id ||
-        (rep->m.type != copy.type && rep->m.type != MSG_ERROR)) {
-        dv_errmsg_set(errmsg, "reply from %s does not match the request (%s #%" PRIu64 ")", r->url,
-                      msg_type_name(copy.type), copy.req_id);
-        return DV_EPROTO;
-    }
-    if (rep->m.err.code != 0) {
-        dv_errmsg_set(errmsg, "%.*s", (int)rep->m.err.text.len, rep->m.err.text.p);
-        return rep->m.err.code;
-    }
-    return DV_OK;
+    return tr_reply_take(rep, len, &copy, r->url, errmsg);
 }

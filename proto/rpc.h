@@ -53,4 +53,8 @@ int rpc_call_timeout(struct rpc *r, const struct msg *req, struct msg_reply *rep
  * malformed messages. Same transport errors as rpc_call. */
 int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len, char *errmsg);
 
+/* rpc_call_raw with its own timeout (0: the connection's). */
+int rpc_call_raw_timeout(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len,
+                         uint32_t timeout_ms, char *errmsg);
+
 #endif
