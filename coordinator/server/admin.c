@@ -166,7 +166,7 @@ static void replica_size(struct coord *c, const struct cmap *m, const struct pla
     *points = *bytes = 0;
     const struct cmap_node *n = cmap_node_get(m, mv->from);
     char err[DV_ERRMSG_SIZE];
-    struct rpc *r = n ? coord_conn(c, n->url, NULL, err) : NULL;
+    struct tr_peer *r = n ? coord_conn(c, n->url, NULL, err) : NULL;
     if (r == NULL)
         return;
     struct msg req = {.type = MSG_REPLICA_INFO};
@@ -174,7 +174,7 @@ static void replica_size(struct coord *c, const struct cmap *m, const struct pla
     req.addr.part = mv->part;
     req.addr.epoch = mv->coll->parts[mv->part].epoch;
     struct msg_reply rep;
-    if (rpc_call_timeout(r, &req, &rep, 2000, err) == DV_OK) {
+    if (tr_call(r, &req, &rep, 2000, err) == DV_OK) {
         const struct msg_info_rep *f = &rep.m.u.info_rep;
         *points = f->points;
         *bytes = f->points * ((uint64_t)f->dim * 4 + 8) + f->payload_bytes;

@@ -32,13 +32,13 @@ struct cbatch {
 struct combiner {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct rpc *r;
+    struct tr_peer *r;
     uint32_t max_inflight, inflight;
     struct cbatch *head, *tail; /* gathering members while the node is busy, oldest first */
     struct combiner_stats st;
 };
 
-struct combiner *combiner_new(struct rpc *r, uint32_t max_inflight)
+struct combiner *combiner_new(struct tr_peer *r, uint32_t max_inflight)
 {
     struct combiner *cb = calloc(1, sizeof *cb);
     if (cb == NULL)
@@ -136,7 +136,7 @@ static void send_batch(struct combiner *cb, struct cbatch *b)
     b->req.u.search_req.n_queries = b->n;
     pthread_mutex_unlock(&cb->mu);
     b->err[0] = '\0';
-    int rc = rpc_call_timeout(cb->r, &b->req, &b->rep, b->timeout_ms, b->err);
+    int rc = tr_call(cb->r, &b->req, &b->rep, b->timeout_ms, b->err);
     pthread_mutex_lock(&cb->mu);
     b->rc = rc;
     b->done = true;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "msg.h"
-#include "rpc.h"
+#include "transport.h"
 
 struct combiner;
 struct cbatch;
@@ -31,15 +31,15 @@ struct combiner_stats {
     uint64_t queries;  /* queries sent */
 };
 
-/* A combiner for the node behind `r` (the caller keeps r open for the combiner's life). */
-struct combiner *combiner_new(struct rpc *r, uint32_t max_inflight);
+/* A combiner for the node behind peer `r` (the caller keeps r open for the combiner's life). */
+struct combiner *combiner_new(struct tr_peer *r, uint32_t max_inflight);
 void combiner_free(struct combiner *cb);
 
 /*
  * Runs `req` (MSG_SEARCH) on the node, alone or together with concurrent ones. On DV_OK
  * out->rep is the answer as if req had been sent alone; release it with comb_share_release.
  * Any other return: the node request failed, errmsg says why (the share is empty).
- * timeout_ms 0: the connection's timeout.
+ * timeout_ms 0: the peer's timeout.
  */
 int combiner_search(struct combiner *cb, const struct msg *req, uint32_t timeout_ms,
                     struct comb_share *out, char *errmsg);

@@ -9,12 +9,12 @@
 #include "err.h"
 #include "log.h"
 
-struct rpc *coord_conn(struct coord *c, const char *url, struct combiner **comb, char *errmsg)
+struct tr_peer *coord_conn(struct coord *c, const char *url, struct combiner **comb, char *errmsg)
 {
     pthread_mutex_lock(&c->conns_mu);
     for (size_t i = 0; i < c->n_conns; i++)
         if (strcmp(c->conns[i].url, url) == 0) {
-            struct rpc *r = c->conns[i].rpc;
+            struct tr_peer *r = c->conns[i].peer;
             if (comb)
                 *comb = c->conns[i].comb;
             pthread_mutex_unlock(&c->conns_mu);
@@ -31,25 +31,25 @@ struct rpc *coord_conn(struct coord *c, const char *url, struct combiner **comb,
         c->conns = p;
         c->cap_conns = cap;
     }
-    struct rpc_opts ro;
-    rpc_opts_default(&ro);
+    struct tr_opts ro;
+    tr_opts_default(&ro);
     ro.timeout_ms = c->o.request_timeout_ms;
     ro.connect_wait_ms = c->o.connect_wait_ms;
-    struct rpc *r;
-    if (rpc_open(url, &ro, &r, errmsg) != DV_OK) {
+    struct tr_peer *r;
+    if (tr_open(c->tr, url, &ro, &r, errmsg) != DV_OK) {
         pthread_mutex_unlock(&c->conns_mu);
         return NULL;
     }
     struct combiner *cb = combiner_new(r, c->o.node_inflight);
     if (cb == NULL) {
         pthread_mutex_unlock(&c->conns_mu);
-        rpc_close(r);
+        tr_peer_close(r);
         dv_errmsg_set(errmsg, "out of memory");
         return NULL;
     }
     struct coord_conn *cc = &c->conns[c->n_conns++];
     snprintf(cc->url, sizeof cc->url, "%s", url);
-    cc->rpc = r;
+    cc->peer = r;
     cc->comb = cb;
     if (comb)
         *comb = cb;

@@ -12,8 +12,8 @@
 #include "combine.h"
 #include "craft.h"
 #include "msg.h"
-#include "rpc.h"
 #include "rpcsrv.h"
+#include "transport.h"
 
 /* Settings the daemon passes down (coord_cfg.c fills them from YAML and flags). */
 struct coord_opts {
@@ -32,7 +32,7 @@ struct coord_opts {
 /* A connection to a node or a coordinator, by URL; made on first use and kept. */
 struct coord_conn {
     char url[CRAFT_ADDR_MAX * 2];
-    struct rpc *rpc;
+    struct tr_peer *peer;
     struct combiner *comb; /* searches to this peer (combine.h) */
 };
 
@@ -67,6 +67,7 @@ struct coord_move {
 
 struct coord {
     struct coord_opts o;
+    struct tr *tr; /* outbound calls: to nodes and to the leader (the caller frees it) */
     struct craft *raft;
     struct rpcsrv *srv;
     atomic_bool draining;
@@ -94,9 +95,9 @@ struct coord {
 
 /* ---- coord.c ----------------------------------------------------------------------------- */
 
-/* The connection to `url` (made if needed); NULL with errmsg when it cannot be opened.
+/* The connection to `url` (made if needed on c->tr); NULL with errmsg when it cannot be opened.
  * *comb (if comb is not NULL) gets the connection's search combiner. */
-struct rpc *coord_conn(struct coord *c, const char *url, struct combiner **comb, char *errmsg);
+struct tr_peer *coord_conn(struct coord *c, const char *url, struct combiner **comb, char *errmsg);
 
 /* A fresh request id for a command this coordinator submits. */
 struct cmap_reqid coord_reqid(struct coord *c);

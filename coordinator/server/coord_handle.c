@@ -65,12 +65,12 @@ static int forward(struct coord *c, const void *in, size_t n, struct buf *out, c
         }
         clock_sleep_ms(10);
     }
-    struct rpc *r = coord_conn(c, st.leader_url, NULL, errmsg);
+    struct tr_peer *r = coord_conn(c, st.leader_url, NULL, errmsg);
     if (r == NULL)
         return DV_EIO;
     void *rep;
     size_t len;
-    int rc = rpc_call_raw(r, in, n, &rep, &len, errmsg);
+    int rc = tr_call_raw(r, in, n, &rep, &len, 0, errmsg);
     if (rc != DV_OK) {
         dv_errmsg_prefix(errmsg, "forwarding to the leader (coordinator %" PRIu64 ")",
                          st.leader_id);
@@ -124,7 +124,7 @@ static void create_replicas(struct coord *c, const char *name)
 /* One replica of a dropped collection to drop from its node. */
 struct drop_call {
     uint32_t node, part;
-    struct rpc *r;
+    struct tr_peer *r;
     const char *node_id;
     const char *coll;
     uint64_t epoch;
@@ -146,7 +146,7 @@ static void drop_one(void *arg, size_t i)
     struct msg req = {.type = MSG_REPLICA_DROP};
     req.addr = (struct msg_addr){S(k->coll), k->part, k->epoch};
     struct msg_reply rep;
-    k->rc = rpc_call(k->r, &req, &rep, k->err);
+    k->rc = tr_call(k->r, &req, &rep, 0, k->err);
     msg_reply_free(&rep);
 }
 
@@ -692,13 +692,13 @@ static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, st
             t->names[k] = S(t->text[k]);
         }
         const struct cmap_node *prim = cmap_node_get(&ref->map, pt->primary);
-        struct rpc *r = prim ? coord_conn(c, prim->url, NULL, errmsg) : NULL;
+        struct tr_peer *r = prim ? coord_conn(c, prim->url, NULL, errmsg) : NULL;
         if (r) {
             struct msg q = {.type = MSG_REPLICA_INFO};
             q.addr = (struct msg_addr){S(cl->name), p, pt->epoch};
             struct msg_reply rr;
             char err2[DV_ERRMSG_SIZE];
-            if (rpc_call(r, &q, &rr, err2) == DV_OK)
+            if (tr_call(r, &q, &rr, 0, err2) == DV_OK)
                 mp->points = rr.m.u.info_rep.points;
             msg_reply_free(&rr);
         }

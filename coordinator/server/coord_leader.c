@@ -60,7 +60,7 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
 {
     char err[DV_ERRMSG_SIZE];
     int failed = 0;
-    struct rpc *r = coord_conn(c, n->url, NULL, err);
+    struct tr_peer *r = coord_conn(c, n->url, NULL, err);
     if (r == NULL)
         return 1;
     struct cmap_held *held;
@@ -85,7 +85,7 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
                                                    .sq8 = coll->cfg.sq8,
                                                    .incarnation = coll->epoch};
         struct msg_reply rep;
-        int rc = rpc_call(r, &req, &rep, err);
+        int rc = tr_call(r, &req, &rep, 0, err);
         msg_reply_free(&rep);
         if (rc != DV_OK) {
             failed++;
@@ -124,7 +124,7 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
             req.addr.part = rp->part;
             req.addr.epoch = m->epoch;
             struct msg_reply rep;
-            int rc = rpc_call(r, &req, &rep, err);
+            int rc = tr_call(r, &req, &rep, 0, err);
             msg_reply_free(&rep);
             if (rc != DV_OK && rc != DV_ESTALE)
                 failed++;

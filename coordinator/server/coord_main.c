@@ -228,6 +228,10 @@ int main(int argc, char **argv)
     c.client_id = ((uint64_t)ts.tv_sec << 24) ^ ((uint64_t)ts.tv_nsec << 4) ^ cf.id;
     pthread_mutex_init(&c.conns_mu, NULL);
     pthread_mutex_init(&c.seen_mu, NULL);
+    if ((rc = tr_nng_new(&c.tr)) != DV_OK) {
+        fprintf(stderr, "dvec-coord: %s\n", dv_strerror(rc));
+        _exit(2);
+    }
     if ((rc = craft_start(&ro, &c.raft, err)) != DV_OK) {
         fprintf(stderr, "dvec-coord: %s\n", err);
         log_error("cannot start raft", "error=%s", err);
@@ -324,9 +328,10 @@ int main(int argc, char **argv)
     rpcsrv_stop(c.srv);
     for (size_t i = 0; i < c.n_conns; i++) {
         combiner_free(c.conns[i].comb);
-        rpc_close(c.conns[i].rpc);
+        tr_peer_close(c.conns[i].peer);
     }
     free(c.conns);
+    tr_free(c.tr);
     free(c.seen);
     metrics_free(reg);
     log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - t0);

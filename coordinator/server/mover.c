@@ -111,10 +111,10 @@ static int call(struct coord *c, const struct cmap *m, uint32_t num, const struc
         dv_errmsg_set(err, "node %u unknown", num);
         return DV_EINVAL;
     }
-    struct rpc *r = coord_conn(c, n->url, NULL, err);
+    struct tr_peer *r = coord_conn(c, n->url, NULL, err);
     if (r == NULL)
         return DV_EIO;
-    int rc = rpc_call_timeout(r, req, rep, timeout_ms, err);
+    int rc = tr_call(r, req, rep, timeout_ms, err);
     if (rc != DV_OK)
         dv_errmsg_prefix(err, "node %s", n->id);
     return rc;

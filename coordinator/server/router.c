@@ -16,7 +16,7 @@
 
 /* One request to one node. */
 struct call {
-    struct rpc *r;
+    struct tr_peer *r;
     struct combiner *comb; /* searches: the node's combiner */
     struct comb_share share;
     struct msg req;
@@ -71,7 +71,7 @@ static void call_one(void *arg, size_t i)
         c->rep.m.u.search_rep = c->share.rep; /* a view: the share owns the memory */
         return;
     }
-    c->rc = rpc_call_timeout(c->r, &c->req, &c->rep, c->timeout_ms, c->err);
+    c->rc = tr_call(c->r, &c->req, &c->rep, c->timeout_ms, c->err);
 }
 
 static void run_calls(struct coord *c, struct call *calls, size_t n)

@@ -23,6 +23,7 @@
 #include "rpcsrv.h"
 #include "shard_cfg.h"
 #include "shard_http.h"
+#include "transport.h"
 
 #define SHARD_VERSION "0.1.0"
 
@@ -79,6 +80,7 @@ static int shard_handle(void *arg, const void *in, size_t n, struct buf *out,
 int main(int argc, char **argv)
 {
     char err[DV_ERRMSG_SIZE];
+    struct tr *tr = NULL; /* outbound calls: pulls from other nodes, reports to coordinators */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -130,6 +132,10 @@ int main(int argc, char **argv)
     log_info("starting", "node_id=%s version=%s data_dir=%s listen=%s", id, SHARD_VERSION,
              c.data_dir, c.listen);
 
+    if ((rc = tr_nng_new(&tr)) != DV_OK) {
+        fprintf(stderr, "dvec-shard: %s\n", dv_strerror(rc));
+        goto err_cfg;
+    }
     struct node_opts no;
     part_opts_default(&no.part);
     no.part.ckpt_wal_bytes = c.ckpt_wal_bytes;
@@ -139,6 +145,7 @@ int main(int argc, char **argv)
     no.capacity = c.capacity;
     no.snapshot_idle_ms = (uint32_t)(c.snapshot_idle_ns / 1000000);
     no.force_fsync = c.fsync == SHARD_FSYNC_REPLICA ? -1 : c.fsync - 1;
+    no.tr = tr;
     struct node *node;
     if ((rc = node_open(c.data_dir, &no, &node, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
@@ -199,6 +206,7 @@ int main(int argc, char **argv)
         .coordinators = &c.coordinators,
         .interval_ms = (uint32_t)(c.report_interval_ns / 1000000),
         .timeout_ms = 2000,
+        .tr = tr,
     };
     struct reporter *reporter = NULL;
     if ((rc = report_start(&rop, node, &reporter)) != DV_OK)
@@ -236,12 +244,14 @@ int main(int argc, char **argv)
     node_close(node, true);
     log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - ts);
     shard_metrics_free(sm);
+    tr_free(tr);
     cfg_free(shard_cfg_schema, &c);
     nng_fini(); /* every socket and server is closed: frees nng's threads and caches */
     close(lock_fd);
     return 0;
 
 err_cfg:
+    tr_free(tr);
     cfg_free(shard_cfg_schema, &c);
     return 2;
 }

@@ -32,12 +32,14 @@
  */
 
 struct node;
+struct tr;
 
 struct node_opts {
     struct part_opts part;     /* per-replica settings; index and wal.sync come per replica */
     uint64_t capacity;         /* points accepted in total, 0: unlimited */
     uint32_t snapshot_idle_ms; /* a snapshot session unused this long is removed */
     int force_fsync;           /* -1: each replica's own policy, else an enum wal_sync for all */
+    struct tr *tr; /* pulls' calls to their sources (transport.h; the caller keeps it) */
 };
 
 /* Collection names: 1..128 bytes of [A-Za-z0-9_-]. */

@@ -13,7 +13,7 @@
 #include "log.h"
 #include "node_int.h"
 #include "pull.h"
-#include "rpc.h"
+#include "transport.h"
 
 #define PULL_RETRY_MS      200    /* pause between tries of a call that failed */
 #define PULL_IDLE_MS       50     /* pause when the source has no new record */
@@ -36,7 +36,7 @@ struct pull_job {
     uint64_t rate;
     struct msg_create_req create;
     char dir[PATH_MAX]; /* replicas/.pulling-<coll>.<part> */
-    struct rpc *rpc;    /* to the source */
+    struct tr_peer *to; /* to the source */
     uint64_t src_epoch; /* epoch the thread sends to the source (adopts a newer one) */
     uint64_t t0, sent;  /* thread: throttle start and bytes since */
     bool progressed;    /* thread: catch-up applied a record since the last snapshot */
@@ -97,7 +97,7 @@ static void put_locked(struct pull_job *j, int n)
     j->refs -= n;
     if (j->refs > 0)
         return;
-    rpc_close(j->rpc);
+    tr_peer_close(j->to);
     free(j);
 }
 
@@ -264,7 +264,7 @@ static int source_call(struct pull_job *j, struct msg *req, struct msg_reply *re
         }
         req->addr.epoch = j->src_epoch;
         uint64_t sent = clock_mono_ms();
-        int rc = rpc_call_timeout(j->rpc, req, rep, timeout_ms, err);
+        int rc = tr_call(j->to, req, rep, timeout_ms, err);
         if (rc == DV_OK)
             return DV_OK;
         if (rc == DV_ENOTFOUND || rc == DV_EINVAL || rc == DV_ERANGE || rc == DV_EPROTO) {
@@ -685,11 +685,11 @@ int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t parti
         j->chunk = rate < PULL_MIN_CHUNK ? PULL_MIN_CHUNK : (uint32_t)rate;
     snprintf(j->dir, sizeof j->dir, "%s/replicas/.pulling-%s.%u", n->dir, j->coll, partition);
     j->state = MSG_PULL_COPYING;
-    struct rpc_opts ro;
-    rpc_opts_default(&ro);
+    struct tr_opts ro;
+    tr_opts_default(&ro);
     ro.timeout_ms = PULL_CALL_MS;
     ro.connect_wait_ms = 1000; /* a dead source fails a call at once, not at its timeout */
-    int rc = rpc_open(j->source, &ro, &j->rpc, err);
+    int rc = tr_open(n->opts.tr, j->source, &ro, &j->to, err);
     if (rc != DV_OK) {
         pthread_mutex_unlock(&s->mu);
         dv_errmsg_set(errmsg, "replica_pull source '%s' is not a URL to dial: %s", j->source, err);

@@ -12,12 +12,12 @@
 #include "log.h"
 #include "msg.h"
 #include "report.h"
-#include "rpc.h"
+#include "transport.h"
 
 struct reporter {
     struct report_opts o;
     struct node *node;
-    struct rpc **conns;
+    struct tr_peer **conns;
     size_t n;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -72,7 +72,7 @@ static void send_report(struct reporter *r, size_t *current, bool *registered)
     for (size_t k = 0; k < r->n; k++) {
         size_t i = (*current + k) % r->n;
         struct msg_reply rep;
-        rc = rpc_call(r->conns[i], &req, &rep, err);
+        rc = tr_call(r->conns[i], &req, &rep, 0, err);
         msg_reply_free(&rep);
         if (rc == DV_OK) {
             *current = i;
@@ -126,12 +126,12 @@ int report_start(const struct report_opts *o, struct node *n, struct reporter **
         free(r);
         return DV_ENOMEM;
     }
-    struct rpc_opts ro;
-    rpc_opts_default(&ro);
+    struct tr_opts ro;
+    tr_opts_default(&ro);
     ro.timeout_ms = o->timeout_ms;
     char err[DV_ERRMSG_SIZE];
     for (size_t i = 0; i < o->coordinators->n; i++) {
-        if (rpc_open(o->coordinators->items[i], &ro, &r->conns[r->n], err) != DV_OK) {
+        if (tr_open(o->tr, o->coordinators->items[i], &ro, &r->conns[r->n], err) != DV_OK) {
             log_error("bad coordinator URL", "url=%s error=%s", o->coordinators->items[i], err);
             continue;
         }
@@ -150,7 +150,7 @@ int report_start(const struct report_opts *o, struct node *n, struct reporter **
     pthread_condattr_destroy(&ca);
     if (pthread_create(&r->thread, NULL, report_main, r) != 0) {
         for (size_t i = 0; i < r->n; i++)
-            rpc_close(r->conns[i]);
+            tr_peer_close(r->conns[i]);
         free(r->conns);
         free(r);
         return DV_EOS;
@@ -169,7 +169,7 @@ void report_stop(struct reporter *r)
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->thread, NULL);
     for (size_t i = 0; i < r->n; i++)
-        rpc_close(r->conns[i]);
+        tr_peer_close(r->conns[i]);
     free(r->conns);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);

@@ -8,6 +8,8 @@
 #include "cfg.h"
 #include "node.h"
 
+struct tr;
+
 struct report_opts {
     const char *node_id, *url, *http_url;
     double weight;
@@ -15,6 +17,7 @@ struct report_opts {
     const struct cfg_strlist *coordinators; /* tried in turn until one answers */
     uint32_t interval_ms;
     uint32_t timeout_ms;
+    struct tr *tr; /* the transport of the reports (transport.h; the caller keeps it) */
 };
 
 struct reporter;

@@ -24,8 +24,8 @@
 #include "err.h"
 #include "msg.h"
 #include "net_util.h"
-#include "rpc.h"
 #include "rpcsrv.h"
+#include "transport.h"
 
 #define DIM     4
 #define THREADS 8
@@ -143,11 +143,13 @@ static void test_combined_slices(void **state)
     struct rpcsrv *s;
     assert_int_equal(rpcsrv_new(&so, &s, err), DV_OK);
     assert_int_equal(rpcsrv_listen(s, err), DV_OK);
-    struct rpc_opts o;
-    rpc_opts_default(&o);
+    struct tr_opts o;
+    tr_opts_default(&o);
     o.connect_wait_ms = 2000;
-    struct rpc *r;
-    assert_int_equal(rpc_open(url, &o, &r, err), DV_OK);
+    struct tr *tr;
+    assert_int_equal(tr_nng_new(&tr), DV_OK);
+    struct tr_peer *r;
+    assert_int_equal(tr_open(tr, url, &o, &r, err), DV_OK);
     struct combiner *cb = combiner_new(r, 1);
     assert_non_null(cb);
 
@@ -195,7 +197,8 @@ static void test_combined_slices(void **state)
     assert_int_not_equal(rc, DV_OK);
     assert_true(err[0] != '\0');
     combiner_free(cb);
-    rpc_close(r);
+    tr_peer_close(r);
+    tr_free(tr);
 }
 
 int main(void)
