@@ -61,6 +61,7 @@ static bool wait_connected(struct rpc *r, uint32_t ms)
 
 void rpc_opts_default(struct rpc_opts *o)
 {
+    memset(o, 0, sizeof *o); /* connect_wait_ms 0 too (it was left as found) */
     o->timeout_ms = 10000;
     o->recv_max = PROTO_MAX_MSG;
     o->reconnect_ms = 50;
