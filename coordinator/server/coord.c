@@ -3,11 +3,63 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "coord.h"
 #include "err.h"
 #include "log.h"
+
+int coord_open(struct coord *c, const struct coord_opts *o, const struct craft_opts *ro,
+               struct tr *tr, const struct rpcsrv_opts *so, bool listen, char *errmsg)
+{
+    c->o = *o;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->client_id = ((uint64_t)ts.tv_sec << 24) ^ ((uint64_t)ts.tv_nsec << 4) ^ o->id;
+    pthread_mutex_init(&c->conns_mu, NULL);
+    pthread_mutex_init(&c->seen_mu, NULL);
+    c->tr = tr;
+    int rc = craft_start(ro, &c->raft, errmsg);
+    if (rc != DV_OK) {
+        log_error("cannot start raft", "error=%s", errmsg);
+        goto err_mutex;
+    }
+    if ((rc = rpcsrv_new(so, &c->srv, errmsg)) != DV_OK)
+        goto err_raft;
+    if (listen && (rc = rpcsrv_listen(c->srv, errmsg)) != DV_OK)
+        goto err_srv;
+    return DV_OK;
+
+err_srv:
+    rpcsrv_stop(c->srv);
+    c->srv = NULL;
+err_raft:
+    log_error("cannot start", "error=%s", errmsg);
+    craft_stop(c->raft);
+    c->raft = NULL;
+err_mutex:
+    pthread_mutex_destroy(&c->seen_mu);
+    pthread_mutex_destroy(&c->conns_mu);
+    return rc;
+}
+
+void coord_close(struct coord *c)
+{
+    craft_stop(c->raft); /* drains raft's applies, then raft_close (LIBRARY-NOTES bug 2) */
+    rpcsrv_stop(c->srv);
+    for (size_t i = 0; i < c->n_conns; i++) {
+        combiner_free(c->conns[i].comb);
+        tr_peer_close(c->conns[i].peer);
+    }
+    free(c->conns);
+    free(c->seen);
+    c->conns = NULL;
+    c->seen = NULL;
+    c->n_conns = c->n_seen = 0;
+    pthread_mutex_destroy(&c->seen_mu);
+    pthread_mutex_destroy(&c->conns_mu);
+}
 
 struct tr_peer *coord_conn(struct coord *c, const char *url, struct combiner **comb, char *errmsg)
 {

@@ -27,6 +27,7 @@ struct coord_opts {
     uint32_t connect_wait_ms;    /* a call with no connection up fails after this long */
     uint32_t move_grace_ms;      /* a moved replica stays on its old node this long */
     uint32_t write_retry_ms;     /* a write meeting a moving partition retries this long */
+    uint32_t move_tick_ms;       /* the mover's pace (mover.c), 0: 100 ms */
 };
 
 /* A connection to a node or a coordinator, by URL; made on first use and kept. */
@@ -94,6 +95,21 @@ struct coord {
 };
 
 /* ---- coord.c ----------------------------------------------------------------------------- */
+
+/*
+ * Sets up the coordinator in *c (zeroed by the caller, which keeps it at a fixed address): its
+ * options, request ids and locks, `tr` for its outbound calls (the caller keeps it and frees
+ * it after coord_close), raft (craft_start with `ro`) and the request server's worker pool
+ * (rpcsrv_new with `so`; it listens on so->listen only when `listen`: a test drives
+ * coord_handle without a socket). The leader's work starts separately (coord_leader_start).
+ * DV_* with errmsg (logged); nothing is left running on failure.
+ */
+int coord_open(struct coord *c, const struct coord_opts *o, const struct craft_opts *ro,
+               struct tr *tr, const struct rpcsrv_opts *so, bool listen, char *errmsg);
+
+/* Stops raft and the request server and frees the connections (after coord_leader_stop and
+ * once no request runs); the caller frees c->tr next. */
+void coord_close(struct coord *c);
 
 /* The connection to `url` (made if needed on c->tr); NULL with errmsg when it cannot be opened.
  * *comb (if comb is not NULL) gets the connection's search combiner. */

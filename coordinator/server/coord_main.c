@@ -211,7 +211,7 @@ int main(int argc, char **argv)
              cf.listen, cf.group.n);
 
     static struct coord c;
-    c.o = (struct coord_opts){
+    struct coord_opts co = {
         .id = cf.id,
         .request_timeout_ms = (uint32_t)(cf.request_timeout_ns / 1000000),
         .suspect_ms = (uint32_t)(cf.node_suspect_ns / 1000000),
@@ -223,18 +223,9 @@ int main(int argc, char **argv)
         .move_grace_ms = (uint32_t)(cf.move_grace_ns / 1000000),
         .write_retry_ms = (uint32_t)(cf.write_retry_ns / 1000000),
     };
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    c.client_id = ((uint64_t)ts.tv_sec << 24) ^ ((uint64_t)ts.tv_nsec << 4) ^ cf.id;
-    pthread_mutex_init(&c.conns_mu, NULL);
-    pthread_mutex_init(&c.seen_mu, NULL);
-    if ((rc = tr_nng_new(&c.tr)) != DV_OK) {
+    struct tr *tr;
+    if ((rc = tr_nng_new(&tr)) != DV_OK) {
         fprintf(stderr, "dvec-coord: %s\n", dv_strerror(rc));
-        _exit(2);
-    }
-    if ((rc = craft_start(&ro, &c.raft, err)) != DV_OK) {
-        fprintf(stderr, "dvec-coord: %s\n", err);
-        log_error("cannot start raft", "error=%s", err);
         _exit(2);
     }
 
@@ -273,9 +264,9 @@ int main(int argc, char **argv)
         .done = done,
         .done_arg = &rm,
     };
-    if ((rc = rpcsrv_new(&so, &c.srv, err)) != DV_OK || (rc = rpcsrv_listen(c.srv, err)) != DV_OK) {
+    /* Raft and the server (coord_open logs why it failed). */
+    if ((rc = coord_open(&c, &co, &ro, tr, &so, true, err)) != DV_OK) {
         fprintf(stderr, "dvec-coord: %s\n", err);
-        log_error("cannot start", "error=%s", err);
         _exit(2);
     }
     struct httpd *http = NULL;
@@ -324,15 +315,8 @@ int main(int argc, char **argv)
     coord_leader_stop(&c);
     httpd_free(http); /* waits for the REST requests it handed over to be answered */
     rest_free(rest);
-    craft_stop(c.raft); /* drains raft's applies, then raft_close (LIBRARY-NOTES bug 2) */
-    rpcsrv_stop(c.srv);
-    for (size_t i = 0; i < c.n_conns; i++) {
-        combiner_free(c.conns[i].comb);
-        tr_peer_close(c.conns[i].peer);
-    }
-    free(c.conns);
+    coord_close(&c);
     tr_free(c.tr);
-    free(c.seen);
     metrics_free(reg);
     log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - t0);
     cfg_free(coord_cfg_schema, &cf);

@@ -25,7 +25,7 @@
  * from the start (fencing, finishing and the switch command are idempotent).
  */
 
-#define TICK_MS         100
+#define TICK_MS         100  /* default of coord_opts.move_tick_ms */
 #define CATCHUP_RECORDS 64   /* switch when B is this close behind A */
 #define MAX_STARTS      3    /* pull starts before a move fails */
 #define FINISH_MS       6000 /* B taking the last records */
@@ -646,7 +646,7 @@ void *mover_main(void *arg)
             c->n_moves = 0; /* the next leader has the truth */
             pthread_mutex_unlock(&c->moves_mu);
         }
-        clock_sleep_ms(TICK_MS);
+        clock_sleep_ms(c->o.move_tick_ms ? c->o.move_tick_ms : TICK_MS);
     }
     return NULL;
 }

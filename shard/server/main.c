@@ -136,7 +136,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "dvec-shard: %s\n", dv_strerror(rc));
         goto err_cfg;
     }
-    struct node_opts no;
+    struct node_opts no = {0}; /* pull timeouts: the defaults */
     part_opts_default(&no.part);
     no.part.ckpt_wal_bytes = c.ckpt_wal_bytes;
     no.part.ckpt_interval_ms = (uint32_t)(c.ckpt_interval_ns / 1000000);

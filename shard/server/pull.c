@@ -17,7 +17,7 @@
 
 #define PULL_RETRY_MS      200    /* pause between tries of a call that failed */
 #define PULL_IDLE_MS       50     /* pause when the source has no new record */
-#define PULL_CALL_MS       5000   /* per call to the source */
+#define PULL_CALL_MS       5000   /* per call to the source (node_opts.pull_call_ms) */
 #define PULL_SNAP_START_MS 60000  /* the first snapshot read: the source writes it all first */
 #define PULL_MAX_RESTARTS  10     /* new snapshots in a row before the job gives up */
 #define PULL_MIN_CHUNK     65536u /* smallest read asked for, whatever the rate */
@@ -208,6 +208,17 @@ void pull_close_(struct node *n)
 
 /* ---- the job's thread --------------------------------------------------------------------- */
 
+/* The per-call timeout of a pull's calls to its source, and of its first snapshot read. */
+static uint32_t call_ms(const struct node *n)
+{
+    return n->opts.pull_call_ms ? n->opts.pull_call_ms : PULL_CALL_MS;
+}
+
+static uint32_t snap_start_ms(const struct node *n)
+{
+    return n->opts.pull_snap_start_ms ? n->opts.pull_snap_start_ms : PULL_SNAP_START_MS;
+}
+
 /* Sleeps ms unless told to stop; true when told to stop. */
 static bool wait_stop(struct pull_job *j, uint64_t ms)
 {
@@ -315,7 +326,8 @@ static int snap_fetch(struct snap_src *s)
     req.addr.coll = (struct msg_str){j->coll, (uint32_t)j->coll_len};
     req.addr.part = j->partition;
     req.u.snapshot_req = (struct msg_snapshot_req){s->session, s->offset, j->chunk};
-    int rc = source_call(j, &req, &s->rep, s->started ? PULL_CALL_MS : PULL_SNAP_START_MS, s->err);
+    int rc = source_call(j, &req, &s->rep, s->started ? call_ms(j->node) : snap_start_ms(j->node),
+                         s->err);
     if (rc != DV_OK)
         return rc;
     const struct msg_snapshot_rep *r = &s->rep.m.u.snapshot_rep;
@@ -467,7 +479,7 @@ static int catch_up(struct pull_job *j, struct part *p, bool *restart, char *err
         req.addr.part = j->partition;
         req.u.wal_req = (struct msg_wal_req){applied + 1, j->chunk};
         struct msg_reply rep;
-        int rc = source_call(j, &req, &rep, PULL_CALL_MS, errmsg);
+        int rc = source_call(j, &req, &rep, call_ms(j->node), errmsg);
         if (rc != DV_OK) {
             msg_reply_free(&rep);
             if (rc == DV_ESHUTDOWN)
@@ -687,7 +699,7 @@ int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t parti
     j->state = MSG_PULL_COPYING;
     struct tr_opts ro;
     tr_opts_default(&ro);
-    ro.timeout_ms = PULL_CALL_MS;
+    ro.timeout_ms = call_ms(n);
     ro.connect_wait_ms = 1000; /* a dead source fails a call at once, not at its timeout */
     int rc = tr_open(n->opts.tr, j->source, &ro, &j->to, err);
     if (rc != DV_OK) {
