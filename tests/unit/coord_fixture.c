@@ -110,7 +110,7 @@ static int node_start(struct coord_fixture *f, unsigned i, const struct cf_opts 
     nd->f = f;
     snprintf(nd->id, sizeof nd->id, "node-%u", i + 1);
     snprintf(nd->url, sizeof nd->url, "fake://node-%u", i + 1);
-    snprintf(nd->dir, sizeof nd->dir, "%s/%s", f->dir, nd->id);
+    snprintf(nd->dir, sizeof nd->dir, "%s/node-%u", f->dir, i + 1);
     if (mkdir(nd->dir, 0755) != 0) {
         dv_errmsg_set(errmsg, "mkdir %s failed", nd->dir);
         return DV_EOS;
