@@ -81,6 +81,39 @@ int part_reserve_slots(struct part *p, size_t n);
 int part_add_pindex(struct part *p, const char *key, enum pindex_kind kind, char *errmsg);
 void part_start_bg(struct part *p);
 
+/* ---- part_apply.c: WAL records and applying them ---- */
+
+/* A decoded (or to be encoded) upsert record: n points. */
+struct part_rec_upsert {
+    size_t n;
+    struct pid *ids;
+    float *vecs; /* n * dim, aligned */
+    const uint8_t **pay;
+    uint32_t *plen;
+};
+
+void part_rec_upsert_free(struct part_rec_upsert *u);
+int part_rec_upsert_alloc(struct part_rec_upsert *u, size_t n, uint32_t dim);
+int part_rec_encode_upsert(const struct part_rec_upsert *u, uint32_t dim, struct buf *b);
+int part_rec_encode_ids(struct buf *b, const struct pid *ids, size_t n);
+/* Whether data is exactly one msgpack map (a payload). */
+bool part_is_map(const void *data, size_t n);
+/* Apply one decoded record to the index, ids, payloads and payload indexes (writer mutex). */
+int part_apply_upsert(struct part *p, const struct part_rec_upsert *u, char *errmsg);
+int part_apply_delete(struct part *p, const struct pid *ids, size_t n, size_t *deleted);
+int part_apply_payload(struct part *p, enum part_payload_op op, const struct pid *ids, size_t n,
+                       const uint8_t *data, size_t len);
+
+/* ---- part_write.c ---- */
+
+/* Publishes `lsn` as the replica's applied LSN (readers and the snapshot see it). */
+void part_applied(struct part *p, uint64_t lsn);
+
+/* ---- part.c ---- */
+
+/* Removes the payload index on `key` (caller holds rw exclusively); no-op when absent. */
+void part_drop_pindex(struct part *p, const char *key);
+
 /* ---- part_io.c: meta, checkpoint files ---- */
 #define PART_META    "meta.dvm"
 #define PART_WAL_DIR "wal"

@@ -1,0 +1,364 @@
+/* part_write.c - a replica's write path: check, log to the WAL, apply, publish, wait for the sync.
+ */
+#include "part_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mpk.h"
+
+/* ---- the write path ----------------------------------------------------------------------- */
+
+static void set_failed(struct part *p, const char *why)
+{
+    if (!__atomic_exchange_n(&p->failed, 1, __ATOMIC_ACQ_REL)) {
+        snprintf(p->fail_msg, sizeof p->fail_msg, "%s", why);
+        log_error("replica failed: writes refused until reopened", "dir=%s cause=\"%s\"", p->dir,
+                  why);
+    }
+}
+
+static int check_writable(struct part *p, char *errmsg)
+{
+    if (__atomic_load_n(&p->failed, __ATOMIC_ACQUIRE)) {
+        dv_errmsg_set(errmsg, "replica refuses writes after an IO failure (%s); reopen it",
+                      p->fail_msg);
+        return DV_EIO;
+    }
+    return DV_OK;
+}
+
+/* Waits for the record's durability after wmu is released. */
+static int finish_write(struct part *p, uint64_t lsn, uint64_t *lsn_out, char *errmsg)
+{
+    int rc = wal_sync(p->wal, lsn, errmsg);
+    if (rc != DV_OK) {
+        set_failed(p, errmsg);
+        return rc;
+    }
+    if (lsn_out != NULL)
+        *lsn_out = lsn;
+    return DV_OK;
+}
+
+/*
+ * Appends a record (the caller holds wmu and applies it next). An append failure leaves
+ * nothing behind; an apply failure after the append fails the replica (the WAL then holds a
+ * record the memory state lacks: reopening replays it).
+ */
+static int log_record(struct part *p, uint8_t type, const struct buf *body, uint64_t *lsn,
+                      char *errmsg)
+{
+    /* A failed append is undone by the WAL (or leaves the WAL refusing appends). */
+    return wal_append(p->wal, type, body->data, body->len, lsn, errmsg);
+}
+
+void part_applied(struct part *p, uint64_t lsn)
+{
+    __atomic_store_n(&p->applied_lsn, lsn, __ATOMIC_RELEASE);
+}
+
+/* After applying logged record `lsn` (result rc): advance, or fail the replica. */
+static int settle(struct part *p, int rc, uint64_t lsn, const char *errmsg)
+{
+    if (rc != DV_OK)
+        set_failed(p, errmsg);
+    else
+        part_applied(p, lsn);
+    return rc;
+}
+
+int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t *lsn_out,
+                char *errmsg)
+{
+    uint32_t dim = p->o.index.dim;
+    struct part_rec_upsert u;
+    struct buf body = BUF_INIT;
+    uint64_t lsn;
+    int rc;
+
+    errmsg[0] = '\0';
+    if (n == 0 || n > p->o.max_batch) {
+        dv_errmsg_set(errmsg, "a batch holds 1 to %u points, not %zu", p->o.max_batch, n);
+        return n == 0 ? DV_EINVAL : DV_ETOOBIG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char id[PID_TEXT_MAX];
+        if (pts[i].vec == NULL) {
+            pid_format(&pts[i].id, id);
+            dv_errmsg_set(errmsg, "point %zu (id %s): no vector", i, id);
+            return DV_EINVAL;
+        }
+        if (pts[i].dim != dim) {
+            pid_format(&pts[i].id, id);
+            dv_errmsg_set(errmsg, "point %zu (id %s): vector has %u dimensions, the collection %u",
+                          i, id, pts[i].dim, dim);
+            return DV_EDIM;
+        }
+        for (uint32_t d = 0; d < dim; d++) {
+            if (!isfinite(pts[i].vec[d])) {
+                pid_format(&pts[i].id, id);
+                dv_errmsg_set(errmsg, "point %zu (id %s): vector[%u] is not a finite number", i, id,
+                              d);
+                return DV_ENAN;
+            }
+        }
+        if (pts[i].payload != NULL && pts[i].payload_len > p->o.max_payload) {
+            pid_format(&pts[i].id, id);
+            dv_errmsg_set(errmsg, "point %zu (id %s): payload of %zu bytes exceeds %u", i, id,
+                          pts[i].payload_len, p->o.max_payload);
+            return DV_ETOOBIG;
+        }
+        if (pts[i].payload != NULL && !part_is_map(pts[i].payload, pts[i].payload_len)) {
+            pid_format(&pts[i].id, id);
+            dv_errmsg_set(errmsg, "point %zu (id %s): payload is not a msgpack map", i, id);
+            return DV_EINVAL;
+        }
+    }
+    if (part_rec_upsert_alloc(&u, n, dim) != DV_OK)
+        return DV_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        u.ids[i] = pts[i].id;
+        memcpy(u.vecs + i * dim, pts[i].vec, dim * sizeof(float));
+        u.pay[i] = pts[i].payload;
+        u.plen[i] = (uint32_t)pts[i].payload_len;
+    }
+    rc = part_rec_encode_upsert(&u, dim, &body);
+    if (rc != DV_OK)
+        goto out;
+    pthread_mutex_lock(&p->wmu);
+    rc = check_writable(p, errmsg);
+    if (rc == DV_OK)
+        rc = log_record(p, REC_UPSERT, &body, &lsn, errmsg);
+    if (rc == DV_OK) {
+        rc = settle(p, part_apply_upsert(p, &u, errmsg), lsn, errmsg);
+    }
+    pthread_mutex_unlock(&p->wmu);
+    if (rc == DV_OK)
+        rc = finish_write(p, lsn, lsn_out, errmsg);
+out:
+    part_rec_upsert_free(&u);
+    buf_free(&body);
+    return rc;
+}
+
+int part_delete(struct part *p, const struct pid *ids, size_t n, uint64_t *lsn_out, size_t *deleted,
+                char *errmsg)
+{
+    struct buf body = BUF_INIT;
+    uint64_t lsn;
+    int rc;
+
+    errmsg[0] = '\0';
+    if (n > p->o.max_batch) {
+        dv_errmsg_set(errmsg, "a batch holds at most %u ids, not %zu", p->o.max_batch, n);
+        return DV_ETOOBIG;
+    }
+    if (part_rec_encode_ids(&body, ids, n) != DV_OK) {
+        buf_free(&body);
+        return DV_ENOMEM;
+    }
+    pthread_mutex_lock(&p->wmu);
+    rc = check_writable(p, errmsg);
+    if (rc == DV_OK)
+        rc = log_record(p, REC_DELETE, &body, &lsn, errmsg);
+    if (rc == DV_OK) {
+        rc = part_apply_delete(p, ids, n, deleted);
+        if (rc != DV_OK)
+            set_failed(p, "out of memory applying a delete");
+        else
+            part_applied(p, lsn);
+    }
+    pthread_mutex_unlock(&p->wmu);
+    buf_free(&body);
+    if (rc == DV_OK)
+        rc = finish_write(p, lsn, lsn_out, errmsg);
+    return rc;
+}
+
+int part_set_payload(struct part *p, enum part_payload_op op, const struct pid *ids, size_t n,
+                     const void *data, size_t len, uint64_t *lsn_out, char *errmsg)
+{
+    struct buf body = BUF_INIT;
+    uint64_t lsn;
+    int rc;
+
+    errmsg[0] = '\0';
+    if (op < PART_PAYLOAD_SET || op > PART_PAYLOAD_CLEAR) {
+        dv_errmsg_set(errmsg, "unknown payload operation %d", (int)op);
+        return DV_EINVAL;
+    }
+    if (n > p->o.max_batch) {
+        dv_errmsg_set(errmsg, "a batch holds at most %u ids, not %zu", p->o.max_batch, n);
+        return DV_ETOOBIG;
+    }
+    if (op == PART_PAYLOAD_CLEAR) {
+        data = NULL;
+        len = 0;
+    } else if (len > p->o.max_payload) {
+        dv_errmsg_set(errmsg, "payload of %zu bytes exceeds %u", len, p->o.max_payload);
+        return DV_ETOOBIG;
+    } else if (op == PART_PAYLOAD_DELETE) {
+        struct mpk r;
+        uint32_t nk;
+        mpk_init(&r, data, len);
+        bool ok = mpk_array(&r, &nk) == DV_OK;
+        for (uint32_t i = 0; ok && i < nk; i++) {
+            const char *k;
+            uint32_t kl;
+            ok = mpk_str(&r, &k, &kl) == DV_OK;
+        }
+        if (!ok || !mpk_done(&r)) {
+            dv_errmsg_set(errmsg, "payload keys to delete must be an array of strings");
+            return DV_EINVAL;
+        }
+    } else if (data == NULL || !part_is_map(data, len)) {
+        dv_errmsg_set(errmsg, "payload is not a msgpack map");
+        return DV_EINVAL;
+    }
+    int e = mpw_array(&body, 3);
+    e |= mpw_u64(&body, (uint64_t)op);
+    e |= part_rec_encode_ids(&body, ids, n);
+    e |= mpw_bin(&body, data, len);
+    if (e != DV_OK) {
+        buf_free(&body);
+        return DV_ENOMEM;
+    }
+    pthread_mutex_lock(&p->wmu);
+    rc = check_writable(p, errmsg);
+    /* Every id must exist (Qdrant answers 404 for a missing point). */
+    pthread_rwlock_rdlock(&p->rw);
+    for (size_t i = 0; i < n && rc == DV_OK; i++) {
+        if (idmap_get(&p->map, p->ids, &ids[i]) == IDMAP_EMPTY) {
+            char id[PID_TEXT_MAX];
+            pid_format(&ids[i], id);
+            dv_errmsg_set(errmsg, "no point with id %s", id);
+            rc = DV_ENOTFOUND;
+        }
+    }
+    pthread_rwlock_unlock(&p->rw);
+    if (rc == DV_OK)
+        rc = log_record(p, REC_PAYLOAD, &body, &lsn, errmsg);
+    if (rc == DV_OK) {
+        rc = part_apply_payload(p, op, ids, n, data, len);
+        if (rc != DV_OK) {
+            dv_errmsg_set(errmsg, "applying a payload change: %s", dv_strerror(rc));
+            set_failed(p, errmsg);
+        } else {
+            part_applied(p, lsn);
+        }
+    }
+    pthread_mutex_unlock(&p->wmu);
+    buf_free(&body);
+    if (rc == DV_OK)
+        rc = finish_write(p, lsn, lsn_out, errmsg);
+    return rc;
+}
+
+static int index_op(struct part *p, uint8_t type, const char *key, enum pindex_kind kind,
+                    uint64_t *lsn_out, char *errmsg)
+{
+    struct buf body = BUF_INIT;
+    uint64_t lsn;
+    int rc;
+
+    errmsg[0] = '\0';
+    size_t kl = key ? strlen(key) : 0;
+    if (kl == 0 || kl >= 1024) {
+        dv_errmsg_set(errmsg, "payload index key must have 1 to 1023 bytes");
+        return DV_EINVAL;
+    }
+    if (type == REC_INDEX_CREATE && kind != PINDEX_KEYWORD && kind != PINDEX_INTEGER) {
+        dv_errmsg_set(errmsg, "unknown payload index type %d", (int)kind);
+        return DV_EINVAL;
+    }
+    int e = mpw_array(&body, type == REC_INDEX_CREATE ? 2 : 1);
+    e |= mpw_str(&body, key, kl);
+    if (type == REC_INDEX_CREATE)
+        e |= mpw_u64(&body, (uint64_t)kind);
+    if (e != DV_OK) {
+        buf_free(&body);
+        return DV_ENOMEM;
+    }
+    pthread_mutex_lock(&p->wmu);
+    rc = check_writable(p, errmsg);
+    if (rc == DV_OK && type == REC_INDEX_CREATE) {
+        for (size_t i = 0; i < p->n_pidx; i++) {
+            if (strcmp(p->pdefs[i].key, key) == 0 && p->pdefs[i].kind != kind) {
+                dv_errmsg_set(errmsg, "payload index on \"%s\" exists with another type", key);
+                rc = DV_EEXIST;
+            }
+        }
+    }
+    if (rc == DV_OK)
+        rc = log_record(p, type, &body, &lsn, errmsg);
+    if (rc == DV_OK) {
+        rc = settle(p, part_apply_record(p, type, body.data, body.len, errmsg), lsn, errmsg);
+    }
+    pthread_mutex_unlock(&p->wmu);
+    buf_free(&body);
+    if (rc == DV_OK)
+        rc = finish_write(p, lsn, lsn_out, errmsg);
+    return rc;
+}
+
+int part_create_index(struct part *p, const char *key, enum pindex_kind kind, uint64_t *lsn,
+                      char *errmsg)
+{
+    return index_op(p, REC_INDEX_CREATE, key, kind, lsn, errmsg);
+}
+
+int part_drop_index(struct part *p, const char *key, uint64_t *lsn, char *errmsg)
+{
+    return index_op(p, REC_INDEX_DROP, key, PINDEX_KEYWORD, lsn, errmsg);
+}
+
+int part_apply(struct part *p, uint64_t lsn, uint8_t type, const void *body, size_t len,
+               char *errmsg)
+{
+    uint64_t got;
+    int rc;
+
+    errmsg[0] = '\0';
+    pthread_mutex_lock(&p->wmu);
+    rc = check_writable(p, errmsg);
+    uint64_t next = __atomic_load_n(&p->applied_lsn, __ATOMIC_ACQUIRE) + 1;
+    if (rc == DV_OK && lsn != next) {
+        dv_errmsg_set(errmsg, "record LSN %llu does not follow the replica's LSN %llu",
+                      (unsigned long long)lsn, (unsigned long long)(next - 1));
+        rc = DV_EINVAL;
+    }
+    if (rc == DV_OK) {
+        struct buf b = {(uint8_t *)body, len, len};
+        rc = log_record(p, type, &b, &got, errmsg);
+    }
+    if (rc == DV_OK && got != lsn) {
+        dv_errmsg_set(errmsg, "WAL assigned LSN %llu to record %llu", (unsigned long long)got,
+                      (unsigned long long)lsn);
+        set_failed(p, errmsg);
+        rc = DV_EIO;
+    }
+    if (rc == DV_OK) {
+        rc = settle(p, part_apply_record(p, type, body, len, errmsg), lsn, errmsg);
+    }
+    pthread_mutex_unlock(&p->wmu);
+    if (rc == DV_OK)
+        rc = finish_write(p, lsn, NULL, errmsg);
+    return rc;
+}
+
+int part_read_wal(struct part *p, uint64_t from, wal_replay_fn fn, void *arg, char *errmsg)
+{
+    return wal_read(p->wal, from, fn, arg, errmsg);
+}
+
+void part_hold_wal(struct part *p, uint64_t lsn)
+{
+    __atomic_store_n(&p->wal_hold, lsn, __ATOMIC_RELEASE);
+}
