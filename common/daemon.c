@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,4 +115,82 @@ void daemon_watchdog(uint64_t ns)
     watchdog_ns = ns;
     if (pthread_create(&t, NULL, watchdog_main, NULL) == 0)
         pthread_detach(t);
+}
+
+bool daemon_info(int argc, char **argv, const struct daemon_spec *spec)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            spec->usage(stdout);
+            return true;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("%s %s (protocol %d)\n", spec->program, spec->version, spec->protocol);
+            return true;
+        }
+    }
+    return false;
+}
+
+int daemon_config(const struct daemon_spec *spec, const struct cfg_field *schema, void *obj,
+                  int argc, char **argv, char *const *data_dir)
+{
+    char err[DV_ERRMSG_SIZE];
+    int rc = cfg_defaults(schema, obj);
+    if (rc != DV_OK) {
+        fprintf(stderr, "%s: bad built-in defaults\n", spec->program);
+        return rc;
+    }
+    rc = daemon_parse_args(schema, obj, argc, argv, err);
+    if (rc == DV_OK && (*data_dir == NULL || (*data_dir)[0] == '\0')) {
+        dv_errmsg_set(err, "data_dir is not set (in the config file or --data_dir DIR)");
+        rc = DV_EINVAL;
+    }
+    if (rc != DV_OK)
+        fprintf(stderr, "%s: %s\n", spec->program, err);
+    return rc;
+}
+
+int daemon_start(struct daemon *d, const struct daemon_spec *spec, int log_level,
+                 const char *data_dir)
+{
+    char err[DV_ERRMSG_SIZE];
+    d->spec = spec;
+    d->lock_fd = -1;
+    log_set_level((enum log_level)log_level);
+    log_level_from_env();
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&d->stop);
+    sigaddset(&d->stop, SIGTERM);
+    sigaddset(&d->stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &d->stop, NULL);
+    int rc = daemon_lock_dir(data_dir, spec->program, &d->lock_fd, err);
+    if (rc != DV_OK) {
+        fprintf(stderr, "%s: %s\n", spec->program, err);
+        log_error("cannot start", "error=%s", err);
+    }
+    return rc;
+}
+
+int daemon_wait(struct daemon *d, void (*tick)(void *arg), void *arg, uint64_t shutdown_ns)
+{
+    int sig;
+    for (;;) {
+        struct timespec t = {1, 0};
+        sig = sigtimedwait(&d->stop, NULL, &t);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (tick)
+            tick(arg);
+    }
+    log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    daemon_watchdog(shutdown_ns);
+    return sig;
+}
+
+void daemon_end(struct daemon *d)
+{
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
+    d->lock_fd = -1;
 }

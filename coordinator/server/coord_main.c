@@ -152,23 +152,14 @@ static void done(void *arg, const struct rpcsrv_result *res, uint64_t ns)
 int main(int argc, char **argv)
 {
     char err[DV_ERRMSG_SIZE];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("dvec-coord %s (protocol %d)\n", COORD_VERSION, PROTO_VERSION);
-            return 0;
-        }
-    }
-    struct coord_cfg cf;
-    if (cfg_defaults(coord_cfg_schema, &cf) != DV_OK)
+    static const struct daemon_spec spec = {"dvec-coord", COORD_VERSION, PROTO_VERSION, usage};
+    if (daemon_info(argc, argv, &spec))
+        return 0;
+    struct coord_cfg cf = {0};
+    int rc = daemon_config(&spec, coord_cfg_schema, &cf, argc, argv, &cf.data_dir);
+    if (rc != DV_OK) {
+        cfg_free(coord_cfg_schema, &cf);
         return 2;
-    int rc = daemon_parse_args(coord_cfg_schema, &cf, argc, argv, err);
-    if (rc == DV_OK && (cf.data_dir == NULL || cf.data_dir[0] == '\0')) {
-        dv_errmsg_set(err, "data_dir is not set (in the config file or --data_dir DIR)");
-        rc = DV_EINVAL;
     }
     struct craft_opts ro = {
         .id = cf.id,
@@ -189,18 +180,9 @@ int main(int argc, char **argv)
         cfg_free(coord_cfg_schema, &cf);
         return 2;
     }
-    log_set_level((enum log_level)cf.log_level);
-    log_level_from_env();
-    signal(SIGPIPE, SIG_IGN); /* raft 0.15 writes to dead peers (LIBRARY-NOTES bug 1) */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-
-    int lock_fd;
-    if ((rc = daemon_lock_dir(cf.data_dir, "dvec-coord", &lock_fd, err)) != DV_OK) {
-        fprintf(stderr, "dvec-coord: %s\n", err);
+    /* SIGPIPE ignored: raft 0.15 writes to dead peers (LIBRARY-NOTES bug 1). */
+    struct daemon d;
+    if (daemon_start(&d, &spec, cf.log_level, cf.data_dir) != DV_OK) {
         cfg_free(coord_cfg_schema, &cf);
         return 2;
     }
@@ -298,16 +280,8 @@ int main(int argc, char **argv)
     coord_leader_start(&c);
     log_info("ready", "id=%" PRIu64 " workers=%u", cf.id, workers);
 
-    int sig;
-    for (;;) {
-        struct timespec tick = {1, 0};
-        sig = sigtimedwait(&stop, NULL, &tick);
-        if (sig == SIGTERM || sig == SIGINT)
-            break;
-    }
+    daemon_wait(&d, NULL, NULL, cf.shutdown_timeout_ns);
     uint64_t t0 = clock_mono_ms();
-    log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    daemon_watchdog(cf.shutdown_timeout_ns);
     atomic_store(&c.draining, true);
     int left = rpcsrv_drain(c.srv, cf.shutdown_timeout_ns / 1000000 / 2);
     if (left)
@@ -321,6 +295,6 @@ int main(int argc, char **argv)
     log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - t0);
     cfg_free(coord_cfg_schema, &cf);
     nng_fini();
-    close(lock_fd);
+    daemon_end(&d);
     return 0;
 }

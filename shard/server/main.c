@@ -77,52 +77,25 @@ static int shard_handle(void *arg, const void *in, size_t n, struct buf *out,
     return handle_request(arg, in, n, out, res);
 }
 
+/* daemon_wait's tick: snapshot sessions nobody read for snapshot_idle end. */
+static void expire_sessions(void *arg)
+{
+    node_snapshot_expire(arg);
+}
+
 int main(int argc, char **argv)
 {
     char err[DV_ERRMSG_SIZE];
     struct tr *tr = NULL; /* outbound calls: pulls from other nodes, reports to coordinators */
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("dvec-shard %s (protocol %d)\n", SHARD_VERSION, PROTO_VERSION);
-            return 0;
-        }
-    }
-    struct shard_cfg c;
-    if (cfg_defaults(shard_cfg_schema, &c) != DV_OK) {
-        fprintf(stderr, "dvec-shard: bad built-in defaults\n");
-        return 2;
-    }
-    int rc = daemon_parse_args(shard_cfg_schema, &c, argc, argv, err);
-    if (rc == DV_OK && (c.data_dir == NULL || c.data_dir[0] == '\0')) {
-        dv_errmsg_set(err, "data_dir is not set (in the config file or --data_dir DIR)");
-        rc = DV_EINVAL;
-    }
-    if (rc != DV_OK) {
-        fprintf(stderr, "dvec-shard: %s\n", err);
-        cfg_free(shard_cfg_schema, &c);
+    static const struct daemon_spec spec = {"dvec-shard", SHARD_VERSION, PROTO_VERSION, usage};
+    if (daemon_info(argc, argv, &spec))
+        return 0;
+    struct shard_cfg c = {0};
+    struct daemon d;
+    int rc;
+    if (daemon_config(&spec, shard_cfg_schema, &c, argc, argv, &c.data_dir) != DV_OK ||
+        daemon_start(&d, &spec, c.log_level, c.data_dir) != DV_OK)
         goto err_cfg;
-    }
-    log_set_level((enum log_level)c.log_level);
-    log_level_from_env(); /* DVEC_LOG_LEVEL, when set, wins over the file */
-
-    /* Signals: SIGPIPE ignored; SIGTERM/SIGINT taken by sigwait in this thread only. */
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-
-    int lock_fd;
-    if ((rc = daemon_lock_dir(c.data_dir, "dvec-shard", &lock_fd, err)) != DV_OK) {
-        fprintf(stderr, "dvec-shard: %s\n", err);
-        log_error("cannot start", "error=%s", err);
-        goto err_cfg;
-    }
     char id[128];
     if ((rc = node_id(&c, id, sizeof id, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
@@ -215,17 +188,8 @@ int main(int argc, char **argv)
              id, node_open_failures(node), so.workers, so.contexts, clock_mono_ms() - t0);
 
     /* Wait for SIGTERM/SIGINT; expire idle snapshot sessions meanwhile. */
-    int sig = 0;
-    for (;;) {
-        struct timespec tick = {1, 0};
-        sig = sigtimedwait(&stop, NULL, &tick);
-        if (sig == SIGTERM || sig == SIGINT)
-            break;
-        node_snapshot_expire(node);
-    }
+    daemon_wait(&d, expire_sessions, node, c.shutdown_timeout_ns);
     uint64_t ts = clock_mono_ms();
-    log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    daemon_watchdog(c.shutdown_timeout_ns);
 
     report_stop(reporter);
     atomic_store(&hc.draining, true); /* new requests: DV_ESHUTDOWN */
@@ -247,7 +211,7 @@ int main(int argc, char **argv)
     tr_free(tr);
     cfg_free(shard_cfg_schema, &c);
     nng_fini(); /* every socket and server is closed: frees nng's threads and caches */
-    close(lock_fd);
+    daemon_end(&d);
     return 0;
 
 err_cfg:
