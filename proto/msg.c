@@ -626,18 +626,24 @@ void msg_peek_header(const void *p, size_t n, int *type, uint64_t *req_id)
         *type = (int)t;
 }
 
+void msg_error_fill(struct msg *rep, int type, uint64_t req_id, int code, const char *text,
+                    uint64_t epoch)
+{
+    memset(rep, 0, sizeof *rep);
+    rep->type = msg_type_known(type) ? type : MSG_ERROR;
+    rep->reply = true;
+    rep->req_id = req_id;
+    rep->err.code = msg_code_known(code) ? code : DV_EIO;
+    rep->err.text = (struct msg_str){text, (uint32_t)strlen(text)};
+    rep->err.epoch = code == DV_ESTALE ? epoch : 0;
+}
+
 int msg_encode_error(struct buf *out, int type, uint64_t req_id, int code, const char *text,
                      uint64_t epoch)
 {
     struct msg rep;
     char err[DV_ERRMSG_SIZE];
-    memset(&rep, 0, sizeof rep);
-    rep.type = msg_type_known(type) ? type : MSG_ERROR;
-    rep.reply = true;
-    rep.req_id = req_id;
-    rep.err.code = msg_code_known(code) ? code : DV_EIO;
-    rep.err.text = (struct msg_str){text, (uint32_t)strlen(text)};
-    rep.err.epoch = code == DV_ESTALE ? epoch : 0;
+    msg_error_fill(&rep, type, req_id, code, text, epoch);
     buf_reset(out);
     return msg_encode(&rep, out, err);
 }

@@ -555,6 +555,11 @@ void msg_reply_free(struct msg_reply *rep);
  * unreadable or unknown) and request id (0 when unreadable). */
 void msg_peek_header(const void *p, size_t n, int *type, uint64_t *req_id);
 
+/* Fills `rep` as an error reply to (type, req_id), as msg_encode_error encodes it; rep->err.text
+ * points at `text`, which must outlive rep. */
+void msg_error_fill(struct msg *rep, int type, uint64_t req_id, int code, const char *text,
+                    uint64_t epoch);
+
 /* Replaces `out` with an error reply to (type, req_id): code, text, and epoch when code is
  * DV_ESTALE. A code the protocol does not know is sent as DV_EIO. DV_ENOMEM. */
 int msg_encode_error(struct buf *out, int type, uint64_t req_id, int code, const char *text,

@@ -373,3 +373,34 @@ void rpcsrv_stop(struct rpcsrv *s)
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
+
+int rpcsrv_request(const void *in, size_t n, uint64_t max, const char *who, struct msg *req,
+                   struct rpcsrv_result *res)
+{
+    if (max && n > max) {
+        msg_peek_header(in, n, &res->type, &res->req_id);
+        dv_errmsg_set(res->errmsg, "message of %zu bytes exceeds this %s's maximum of %" PRIu64, n,
+                      who, max);
+        return DV_ETOOBIG;
+    }
+    int rc = msg_decode(in, n, req, res->errmsg);
+    if (rc != DV_OK) {
+        msg_peek_header(in, n, &res->type, &res->req_id);
+        return rc;
+    }
+    res->type = req->type;
+    res->req_id = req->req_id;
+    if (req->reply) {
+        dv_errmsg_set(res->errmsg, "got a reply (%s) where a request was expected",
+                      msg_type_name(req->type));
+        msg_free(req);
+        return DV_EPROTO;
+    }
+    return DV_OK;
+}
+
+int rpcsrv_error_reply(struct buf *out, struct rpcsrv_result *res, int rc, uint64_t epoch)
+{
+    res->code = rc;
+    return msg_encode_error(out, res->type, res->req_id, rc, res->errmsg, epoch);
+}

@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "msg.h"
 
 struct rpcsrv;
 
@@ -50,6 +51,20 @@ struct rpcsrv_opts {
      */
     bool (*run_inline)(void *arg, const void *in, size_t n);
 };
+
+/*
+ * The start every handler shares (dvec-shard's and dvec-coord's): a message over `max` bytes
+ * (0: no limit) is refused as DV_ETOOBIG naming the limit and `who` ("node"), then the message
+ * is decoded into *req and a reply where a request was expected is refused (DV_EPROTO). On
+ * DV_OK res has the request's type and id and the caller msg_free's *req; on any other code
+ * res->errmsg says why, *req holds nothing, and the caller answers with rpcsrv_error_reply.
+ */
+int rpcsrv_request(const void *in, size_t n, uint64_t max, const char *who, struct msg *req,
+                   struct rpcsrv_result *res);
+
+/* Replaces `out` with the error reply to the request res describes: code rc, text
+ * res->errmsg, the epoch when rc is DV_ESTALE. Sets res->code. What a handler returns. */
+int rpcsrv_error_reply(struct buf *out, struct rpcsrv_result *res, int rc, uint64_t epoch);
 
 /* Opens the socket and starts the workers; nothing is received before rpcsrv_listen(). */
 int rpcsrv_new(const struct rpcsrv_opts *o, struct rpcsrv **out, char *errmsg);

@@ -105,14 +105,6 @@ uint64_t rx_op_id(struct rx *x)
     return atomic_fetch_add(&x->r->op_seq, 1);
 }
 
-void nrep_free(struct nrep *rep)
-{
-    if (rep->decoded)
-        msg_free(&rep->m);
-    rep->decoded = false;
-    buf_free(&rep->raw);
-}
-
 /* HTTP status of a native error code (Qdrant's mapping of the same kinds of error). */
 static int status_of(int code)
 {
@@ -166,30 +158,18 @@ static const char *prefix_of(int status)
     }
 }
 
-int rx_call(struct rx *x, struct msg *req, struct nrep *rep)
+int rx_call(struct rx *x, struct msg *req, struct msg_reply *rep)
 {
-    char err[DV_ERRMSG_SIZE];
     memset(rep, 0, sizeof *rep);
     req->reply = false;
     req->req_id = atomic_fetch_add(&x->r->req_seq, 1);
-    struct buf enc = BUF_INIT;
-    int rc = msg_encode(req, &enc, err);
-    if (rc != DV_OK) {
-        buf_free(&enc);
-        int st = status_of(rc);
-        return rx_fail(x, st, "%s%s", prefix_of(st), err);
-    }
     struct rpcsrv_result res;
     memset(&res, 0, sizeof res);
-    rc = x->r->o.call(x->r->o.call_arg, enc.data, enc.len, &rep->raw, &res);
-    buf_free(&enc);
-    if (rc != DV_OK)
+    int rc = x->r->o.call(x->r->o.call_arg, req, rep, &res);
+    if (rc != DV_OK) {
+        msg_reply_free(rep);
         return rx_fail(x, 500, "Service internal error: no reply (%s)", dv_strerror(rc));
-    if ((rc = msg_decode(rep->raw.data, rep->raw.len, &rep->m, err)) != DV_OK) {
-        nrep_free(rep);
-        return rx_fail(x, 500, "Service internal error: reply: %s", err);
     }
-    rep->decoded = true;
     int code = rep->m.err.code;
     if (code == DV_OK)
         return 200;
@@ -199,17 +179,17 @@ int rx_call(struct rx *x, struct msg *req, struct nrep *rep)
         char name[160];
         snprintf(name, sizeof name, "%.*s", (int)req->addr.coll.len, req->addr.coll.p);
         if (!rx_meta(x, name, NULL, NULL)) {
-            nrep_free(rep);
+            msg_reply_free(rep);
             return rx_fail(x, 404, "Not found: Collection `%s` doesn't exist!", name);
         }
     }
     if (code == DV_EEXIST && req->type == MSG_COLL_CREATE) {
-        nrep_free(rep);
+        msg_reply_free(rep);
         return rx_fail(x, 409, "Wrong input: Collection `%.*s` already exists!",
                        (int)req->addr.coll.len, req->addr.coll.p);
     }
     rx_fail(x, st, "%s%.*s", prefix_of(st), (int)rep->m.err.text.len, rep->m.err.text.p);
-    nrep_free(rep);
+    msg_reply_free(rep);
     return st;
 }
 

@@ -10,12 +10,14 @@
 #include "buf.h"
 #include "httpd.h"
 #include "metrics.h"
+#include "msg.h"
 #include "rpcsrv.h"
 
 /*
- * Every REST call becomes one or more native requests (proto/msg.h) that run through
- * `call` in-process (dvec-coord passes coord_handle, so leader forwarding and routing are the
- * native clients'), and their replies are rendered as Qdrant's JSON. docs/api.md lists the
+ * Every REST call becomes one or more native requests (proto/msg.h, as structs) that run
+ * through `call` in-process (dvec-coord passes coord_call, its typed entry point, so leader
+ * forwarding and routing are the native clients' and nothing is encoded or decoded inside the
+ * process), and their replies are rendered as Qdrant's JSON. docs/api.md lists the
  * calls and where dvec differs from Qdrant.
  *
  * Threads: httpd hands each request over on an nng thread; it is queued and answered by one
@@ -23,8 +25,9 @@
  */
 struct rest;
 
-/* Runs one encoded native request and appends the encoded reply (rpcsrv_handle_fn). */
-typedef int (*rest_call_fn)(void *arg, const void *in, size_t n, struct buf *out,
+/* Runs one native request and fills *rep with its reply (an error reply included); DV_OK when
+ * *rep holds one. The caller frees *rep with msg_reply_free in every case (coord_call). */
+typedef int (*rest_call_fn)(void *arg, const struct msg *req, struct msg_reply *rep,
                             struct rpcsrv_result *res);
 
 /* Dimension and metric (CMAP_METRIC_* / enum hnsw_metric numbering) of a collection as this

@@ -50,14 +50,14 @@ int rh_aliases(struct rx *x)
 static int cluster_status(struct rx *x, json_t **out)
 {
     struct msg q = {.type = MSG_CLUSTER};
-    struct nrep rep;
+    struct msg_reply rep;
     int st = rx_call(x, &q, &rep);
     if (st != 200)
         return st;
     const struct msg_bytes *s = &rep.m.u.cluster_rep.status;
     char err[DV_ERRMSG_SIZE] = "no status in the reply";
     int rc = s->p ? jsonmp_to_json(s->p, s->len, out, err) : DV_EPROTO;
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     if (rc != DV_OK || !json_is_object(*out)) {
         if (rc == DV_OK)
             json_decref(*out);
@@ -209,7 +209,7 @@ int rh_cluster(struct rx *x)
 int rh_coll_list(struct rx *x)
 {
     struct msg q = {.type = MSG_COLL_LIST};
-    struct nrep rep;
+    struct msg_reply rep;
     int st = rx_call(x, &q, &rep);
     if (st != 200)
         return st;
@@ -224,14 +224,14 @@ int rh_coll_list(struct rx *x)
     }
     if (rc == DV_OK)
         rc = jw_raw(&x->res, "]}");
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     return rc == DV_OK ? 200 : oom(x);
 }
 
 int rh_coll_exists(struct rx *x, const char *coll)
 {
     struct msg q = {.type = MSG_COLL_LIST};
-    struct nrep rep;
+    struct msg_reply rep;
     int st = rx_call(x, &q, &rep);
     if (st != 200)
         return st;
@@ -240,7 +240,7 @@ int rh_coll_exists(struct rx *x, const char *coll)
     for (uint32_t i = 0; i < l->n && !found; i++)
         found =
             l->names[i].len == strlen(coll) && memcmp(l->names[i].p, coll, l->names[i].len) == 0;
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     /* As the router does for data calls: a collection created through another coordinator a
      * moment ago reaches this one's map with raft's next heartbeat. */
     for (int i = 0; i < 30 && !found; i++) {
@@ -255,13 +255,13 @@ int rh_coll_info(struct rx *x, const char *coll)
 {
     struct msg q = {.type = MSG_COLL_INFO};
     q.addr.coll = S(coll);
-    struct nrep rep;
+    struct msg_reply rep;
     int st = rx_call(x, &q, &rep);
     if (st != 200)
         return st;
     json_t *status = NULL;
     if ((st = cluster_status(x, &status)) != 200) {
-        nrep_free(&rep);
+        msg_reply_free(&rep);
         return st;
     }
     const struct msg_coll_info_rep *o = &rep.m.u.coll_info_rep;
@@ -319,7 +319,7 @@ int rh_coll_info(struct rx *x, const char *coll)
     if (rc == DV_OK)
         rc = jw_raw(b, "\"payload_schema\":{}}");
     json_decref(status);
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     return rc == DV_OK ? 200 : oom(x);
 }
 
@@ -327,13 +327,13 @@ int rh_coll_cluster(struct rx *x, const char *coll)
 {
     struct msg q = {.type = MSG_COLL_INFO};
     q.addr.coll = S(coll);
-    struct nrep rep;
+    struct msg_reply rep;
     int st = rx_call(x, &q, &rep);
     if (st != 200)
         return st;
     json_t *status = NULL;
     if ((st = cluster_status(x, &status)) != 200) {
-        nrep_free(&rep);
+        msg_reply_free(&rep);
         return st;
     }
     const struct msg_coll_info_rep *o = &rep.m.u.coll_info_rep;
@@ -386,7 +386,7 @@ int rh_coll_cluster(struct rx *x, const char *coll)
     if (rc == DV_OK)
         rc = jw_raw(b, "]}");
     json_decref(status);
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     return rc == DV_OK ? 200 : oom(x);
 }
 
@@ -517,10 +517,10 @@ int rh_coll_create(struct rx *x, const char *coll)
         if (o && !json_is_object(o))
             return rj_type_error(x, *k, "expected an object");
     }
-    struct nrep rep;
+    struct msg_reply rep;
     if ((st = rx_call(x, &q, &rep)) != 200)
         return st;
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     return jw_raw(&x->res, "true") == DV_OK ? 200 : oom(x);
 }
 
@@ -528,7 +528,7 @@ int rh_coll_drop(struct rx *x, const char *coll)
 {
     struct msg q = {.type = MSG_COLL_DROP};
     q.addr.coll = S(coll);
-    struct nrep rep;
+    struct msg_reply rep;
     int st = rx_call(x, &q, &rep);
     if (st == 404) {
         /* Qdrant answers a delete of a missing collection with false, not an error. */
@@ -537,7 +537,7 @@ int rh_coll_drop(struct rx *x, const char *coll)
     }
     if (st != 200)
         return st;
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     return jw_raw(&x->res, "true") == DV_OK ? 200 : oom(x);
 }
 
@@ -578,10 +578,10 @@ int rh_index(struct rx *x, const char *coll, const char *field)
         ix->op = MSG_INDEX_CREATE;
         ix->key = (struct msg_str){json_string_value(name), (uint32_t)json_string_length(name)};
     }
-    struct nrep rep;
+    struct msg_reply rep;
     int st = rx_call(x, &q, &rep);
     if (st != 200)
         return st;
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     return jw_update(x);
 }

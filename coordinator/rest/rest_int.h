@@ -110,20 +110,12 @@ int rx_fail(struct rx *x, int status, const char *fmt, ...) __attribute__((forma
 /* The value of query parameter `key` (decoded, in `out` of `cap` bytes); false if absent. */
 bool rx_param(const struct rx *x, const char *key, char *out, size_t cap);
 
-/* A native reply: its bytes and the message decoded from them (pointing into the bytes). */
-struct nrep {
-    struct buf raw;
-    struct msg m;
-    bool decoded;
-};
-
 /*
  * Runs one native request through the coordinator's handler. Returns 200 with *rep decoded
  * and err.code DV_OK, or an error status (rx_fail: 404, 409, 400, 503, 507, 500 by the
- * native code) with *rep freed. nrep_free() in every case is safe.
+ * native code) with *rep freed. msg_reply_free() in every case is safe.
  */
-int rx_call(struct rx *x, struct msg *req, struct nrep *rep);
-void nrep_free(struct nrep *rep);
+int rx_call(struct rx *x, struct msg *req, struct msg_reply *rep);
 
 /* The collection's dimension and metric from the local map (false: not known there). */
 bool rx_meta(struct rx *x, const char *coll, uint32_t *dim, uint32_t *metric);

@@ -213,9 +213,9 @@ int rh_upsert(struct rx *x, const char *coll)
     struct msg q = {.type = MSG_P_UPSERT};
     q.addr.coll = S(coll);
     q.u.upsert_req = (struct msg_upsert_req){ids, vecs, pays, n, dim};
-    struct nrep rep;
+    struct msg_reply rep;
     if ((st = rx_call(x, &q, &rep)) == 200) {
-        nrep_free(&rep);
+        msg_reply_free(&rep);
         st = jw_update(x);
     }
 out:
@@ -273,13 +273,13 @@ int rh_get(struct rx *x, const char *coll)
     struct msg q = {.type = MSG_P_GET};
     q.addr.coll = S(coll);
     q.u.get_req = (struct msg_get_req){ids, n, wv, sel.on};
-    struct nrep rep;
+    struct msg_reply rep;
     st = rx_call(x, &q, &rep);
     free(ids);
     if (st != 200)
         return st;
     st = write_points(x, rep.m.u.get_rep.hits, rep.m.u.get_rep.n, false, &sel, wv);
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     return st;
 }
 
@@ -301,18 +301,18 @@ int rh_get_one(struct rx *x, const char *coll, const char *sid)
     struct msg q = {.type = MSG_P_GET};
     q.addr.coll = S(coll);
     q.u.get_req = (struct msg_get_req){&id, 1, true, true};
-    struct nrep rep;
+    struct msg_reply rep;
     if ((st = rx_call(x, &q, &rep)) != 200)
         return st;
     if (rep.m.u.get_rep.n == 0) {
-        nrep_free(&rep);
+        msg_reply_free(&rep);
         char t[PID_TEXT_MAX];
         pid_format(&id, t);
         return rx_fail(x, 404, "Not found: No point with id %s found", t);
     }
     struct psel all = {.on = true};
     int rc = jw_point(&x->res, &rep.m.u.get_rep.hits[0], false, &all, true);
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     if (rc == DV_ENOMEM)
         return oom(x);
     return rc == DV_OK ? 200 : rx_fail(x, 500, "Service internal error: %s", dv_strerror(rc));
@@ -336,10 +336,10 @@ static int write_ids(struct rx *x, const char *coll, const struct write_op *w, s
         q.u.delete_req = (struct msg_ids_req){ids, n};
     else
         q.u.set_payload_req = (struct msg_set_payload_req){w->op, ids, n, w->data};
-    struct nrep rep;
+    struct msg_reply rep;
     int st = rx_call(x, &q, &rep);
     if (st == 200)
-        nrep_free(&rep);
+        msg_reply_free(&rep);
     return st;
 }
 
@@ -359,7 +359,7 @@ static int write_filter(struct rx *x, const char *coll, const struct write_op *w
         struct msg q = {.type = MSG_P_SCROLL};
         q.addr.coll = S(coll);
         q.u.scroll_req = (struct msg_scroll_req){has_from, from, FILTER_PAGE, filter, false, false};
-        struct nrep rep;
+        struct msg_reply rep;
         int st = rx_call(x, &q, &rep);
         if (st != 200)
             return st;
@@ -369,12 +369,12 @@ static int write_filter(struct rx *x, const char *coll, const struct write_op *w
         from = s->next;
         struct pid *ids = malloc((n ? n : 1) * sizeof *ids);
         if (ids == NULL) {
-            nrep_free(&rep);
+            msg_reply_free(&rep);
             return oom(x);
         }
         for (uint32_t i = 0; i < n; i++)
             ids[i] = s->hits.hits[i].id;
-        nrep_free(&rep);
+        msg_reply_free(&rep);
         st = n ? write_ids(x, coll, w, ids, n) : 200;
         free(ids);
         if (st != 200)
@@ -519,13 +519,13 @@ static int vector_of(struct rx *x, const char *coll, const struct pid *id, struc
     q.addr.coll = S(coll);
     struct pid one = *id;
     q.u.get_req = (struct msg_get_req){&one, 1, true, false};
-    struct nrep rep;
+    struct msg_reply rep;
     int st = rx_call(x, &q, &rep);
     if (st != 200)
         return st;
     const struct msg_hits *h = &rep.m.u.get_rep;
     if (h->n == 0 || h->hits[0].vec == NULL) {
-        nrep_free(&rep);
+        msg_reply_free(&rep);
         char t[PID_TEXT_MAX];
         pid_format(id, t);
         return rx_fail(x, 404, "Not found: No point with id %s found", t);
@@ -534,7 +534,7 @@ static int vector_of(struct rx *x, const char *coll, const struct pid *id, struc
     p->vec = malloc((size_t)p->dim * sizeof *p->vec);
     if (p->vec)
         memcpy(p->vec, h->hits[0].vec, (size_t)p->dim * sizeof *p->vec);
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     if (p->vec == NULL)
         return oom(x);
     p->exclude = true;
@@ -710,7 +710,7 @@ static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, s
         q->with_payload = p[i].sel.on;
         q->with_vector = p[i].with_vector;
     }
-    struct nrep srep = {0};
+    struct msg_reply srep = {0};
     int st = 200;
     if (nq) {
         struct msg q = {.type = MSG_P_SEARCH};
@@ -735,7 +735,7 @@ static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, s
             break;
         const struct msg_hit *hits;
         uint32_t nh;
-        struct nrep r2 = {0};
+        struct msg_reply r2 = {0};
         if (p[i].scroll) {
             /* Points in id order: the first offset + limit, the offset skipped; score 0. */
             struct msg q = {.type = MSG_P_SCROLL};
@@ -776,11 +776,11 @@ static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, s
             rc = jw_raw(&x->res, "]");
         if (rc == DV_OK)
             rc = jw_raw(&x->res, close);
-        nrep_free(&r2);
+        msg_reply_free(&r2);
     }
     if (st == 200 && rc == DV_OK && batch)
         rc = jw_raw(&x->res, "]");
-    nrep_free(&srep);
+    msg_reply_free(&srep);
     if (st != 200)
         return st;
     if (rc == DV_ENOMEM)
@@ -866,7 +866,7 @@ int rh_scroll(struct rx *x, const char *coll)
     s->filter = mbytes(&mp, off, len);
     s->with_vector = wv;
     s->with_payload = sel.on;
-    struct nrep rep;
+    struct msg_reply rep;
     if ((st = rx_call(x, &q, &rep)) != 200)
         goto out;
     const struct msg_scroll_rep *r = &rep.m.u.scroll_rep;
@@ -883,7 +883,7 @@ int rh_scroll(struct rx *x, const char *coll)
     }
     if (st == 200 && rc != DV_OK)
         st = oom(x);
-    nrep_free(&rep);
+    msg_reply_free(&rep);
 out:
     buf_free(&mp);
     return st;
@@ -907,12 +907,12 @@ int rh_count(struct rx *x, const char *coll)
     struct msg q = {.type = MSG_P_COUNT};
     q.addr.coll = S(coll);
     q.u.count_req.filter = mbytes(&mp, off, len);
-    struct nrep rep;
+    struct msg_reply rep;
     st = rx_call(x, &q, &rep);
     buf_free(&mp);
     if (st != 200)
         return st;
     int rc = buf_appendf(&x->res, "{\"count\":%" PRIu64 "}", rep.m.u.count_rep.count);
-    nrep_free(&rep);
+    msg_reply_free(&rep);
     return rc == DV_OK ? 200 : oom(x);
 }

@@ -173,7 +173,19 @@ int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *
 
 /* ---- coord_handle.c ---------------------------------------------------------------------- */
 
-/* rpcsrv_handle_fn for the client API, node reports and forwarded map changes. */
+/*
+ * The coordinator's typed entry point (`arg` is the struct coord): runs one request of the
+ * client API, a node report or a forwarded map change, and fills *rep with its reply, an
+ * error reply (rep->m.err: code, text) included; res gets the request's type, id, code and
+ * error text for metrics and logs. Leader-only requests on a follower are forwarded to the
+ * leader. REST calls it in-process (rest.h, rest_call_fn), so nothing is encoded or decoded
+ * inside the process. Returns DV_OK when *rep holds a reply, DV_ENOMEM when none could be
+ * made. Free *rep with msg_reply_free whatever the result; `req` must outlive *rep (a reply
+ * may point into it). Any thread; may block (calls nodes and the leader).
+ */
+int coord_call(void *arg, const struct msg *req, struct msg_reply *rep, struct rpcsrv_result *res);
+
+/* rpcsrv_handle_fn for the native protocol: decode, coord_call, encode. */
 int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rpcsrv_result *res);
 
 /* ---- router.c ---------------------------------------------------------------------------- */

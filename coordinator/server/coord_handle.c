@@ -39,8 +39,9 @@ static uint64_t wall_ms(void)
 
 /* ---- forwarding to the leader ------------------------------------------------------------ */
 
-/* Sends the client's bytes to the leader and copies its reply into `out`. */
-static int forward(struct coord *c, const void *in, size_t n, struct buf *out, char *errmsg)
+/* Sends `req` to the leader; on DV_OK *rep holds the leader's reply (an error reply included).
+ * Any other code: the leader could not be reached or did not answer (errmsg says why). */
+static int forward(struct coord *c, const struct msg *req, struct msg_reply *rep, char *errmsg)
 {
     /* During an election, or right after this coordinator started or joined, no leader is
      * known for a moment (raft 0.15 reconnects after up to a second): wait for one, within
@@ -68,16 +69,14 @@ static int forward(struct coord *c, const void *in, size_t n, struct buf *out, c
     struct tr_peer *r = coord_conn(c, st.leader_url, NULL, errmsg);
     if (r == NULL)
         return DV_EIO;
-    void *rep;
-    size_t len;
-    int rc = tr_call_raw(r, in, n, &rep, &len, 0, errmsg);
+    int rc = tr_call(r, req, rep, 0, errmsg);
+    if (rc != DV_OK && rep->mem_ != NULL && rep->m.err.code == rc)
+        return DV_OK; /* the leader answered with an error: that is the client's answer */
     if (rc != DV_OK) {
+        msg_reply_free(rep);
         dv_errmsg_prefix(errmsg, "forwarding to the leader (coordinator %" PRIu64 ")",
                          st.leader_id);
-        return rc;
     }
-    rc = buf_append(out, rep, len);
-    free(rep);
     return rc;
 }
 
@@ -753,82 +752,115 @@ static bool leader_only(int type)
            type == MSG_COORD_ADD || type == MSG_COORD_REMOVE || type == MSG_ADMIN;
 }
 
-int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rpcsrv_result *res)
+/* ---- the entry point --------------------------------------------------------------------- */
+
+/* The memory a reply built here points into (msg_reply.free_ frees it). */
+struct rep_mem {
+    struct info_tmp t;
+    struct coord_tmp *rt;
+    struct buf status;
+    char leader_url[CMAP_URL_MAX + 1];
+    char errmsg[DV_ERRMSG_SIZE];
+};
+
+static void rep_mem_free(void *p)
+{
+    struct rep_mem *k = p;
+    router_tmp_free(k->rt);
+    free(k->t.names);
+    free(k->t.parts);
+    free(k->t.text);
+    buf_free(&k->status);
+    free(k);
+}
+
+/* Gives `rep` (empty) memory of its own; NULL when out of memory. */
+static struct rep_mem *rep_mem(struct msg_reply *rep)
+{
+    struct rep_mem *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    buf_init(&k->status);
+    rep->mem_ = k;
+    rep->free_ = rep_mem_free;
+    return k;
+}
+
+/* Replaces whatever `rep` holds with the error reply rc / res->errmsg to the request. */
+static int fail(struct msg_reply *rep, struct rpcsrv_result *res, int rc)
+{
+    msg_reply_free(rep);
+    struct rep_mem *k = rep_mem(rep);
+    if (k == NULL)
+        return DV_ENOMEM;
+    snprintf(k->errmsg, sizeof k->errmsg, "%s", res->errmsg);
+    msg_error_fill(&rep->m, res->type, res->req_id, rc, k->errmsg, 0);
+    res->code = rc;
+    return DV_OK;
+}
+
+int coord_call(void *arg, const struct msg *req, struct msg_reply *rep, struct rpcsrv_result *res)
 {
     struct coord *c = arg;
-    struct msg req, rep;
     int rc;
-    memset(&rep, 0, sizeof rep);
-    struct info_tmp t = {0};
-    struct coord_tmp *rt = NULL;
-    struct buf status;
-    buf_init(&status);
-
-    rc = msg_decode(in, n, &req, res->errmsg);
-    if (rc != DV_OK) {
-        msg_peek_header(in, n, &res->type, &res->req_id);
-        goto err_reply;
-    }
-    res->type = req.type;
-    res->req_id = req.req_id;
-    if (req.reply) {
-        dv_errmsg_set(res->errmsg, "got a reply (%s) where a request was expected",
-                      msg_type_name(req.type));
-        rc = DV_EPROTO;
-        goto err_free;
-    }
+    memset(rep, 0, sizeof *rep);
+    res->type = req->type;
+    res->req_id = req->req_id;
     if (atomic_load(&c->draining)) {
         dv_errmsg_set(res->errmsg, "coordinator is shutting down; use another");
-        rc = DV_ESHUTDOWN;
-        goto err_free;
+        return fail(rep, res, DV_ESHUTDOWN);
     }
-    if (leader_only(req.type)) {
+    if (leader_only(req->type)) {
         struct craft_status st;
         craft_status(c->raft, &st);
         if (!st.leader_ready) {
             char name[CMAP_NAME_MAX + 1] = "";
-            bool create = req.type == MSG_COLL_CREATE, drop = req.type == MSG_COLL_DROP;
+            bool create = req->type == MSG_COLL_CREATE, drop = req->type == MSG_COLL_DROP;
             if (create || drop)
-                name_of(&req, name, res->errmsg);
-            msg_free(&req);
-            rc = forward(c, in, n, out, res->errmsg);
+                name_of(req, name, res->errmsg);
+            rc = forward(c, req, rep, res->errmsg);
             if (rc != DV_OK)
-                goto err_reply;
+                return fail(rep, res, rc);
             /* Read your writes: a client that created a collection through this coordinator
              * uses it next through this coordinator, so wait until the local copy of the map
              * has it (raft tells followers of a commit with the next heartbeat). */
-            if (name[0]) {
-                struct msg r;
-                char e2[DV_ERRMSG_SIZE];
-                if (msg_decode(out->data, out->len, &r, e2) == DV_OK && r.err.code == DV_OK)
-                    wait_local(c, name, create);
-                msg_free(&r);
-            }
+            if (name[0] && rep->m.err.code == DV_OK)
+                wait_local(c, name, create);
             return DV_OK;
         }
     }
-    rep.type = req.type;
-    rep.reply = true;
-    rep.req_id = req.req_id;
-    switch (req.type) {
+    struct rep_mem *k = rep_mem(rep);
+    if (k == NULL)
+        return DV_ENOMEM;
+    struct msg *m = &rep->m;
+    m->type = req->type;
+    m->reply = true;
+    m->req_id = req->req_id;
+    switch (req->type) {
     case MSG_COLL_CREATE:
-        rc = coll_create(c, &req, res->errmsg);
+        rc = coll_create(c, req, res->errmsg);
         break;
     case MSG_COLL_DROP:
-        rc = coll_drop(c, &req, res->errmsg);
+        rc = coll_drop(c, req, res->errmsg);
         break;
     case MSG_NODE_REPORT:
-        rc = node_report(c, &req, &rep, res->errmsg);
+        rc = node_report(c, req, m, res->errmsg);
+        if (rc == DV_OK) {
+            struct craft_status st;
+            craft_status(c->raft, &st);
+            snprintf(k->leader_url, sizeof k->leader_url, "%s", st.leader_url);
+            m->u.node_report_rep.leader_url = S(k->leader_url);
+        }
         break;
     case MSG_COLL_LIST:
-        rc = coll_list(c, &rep, &t);
+        rc = coll_list(c, m, &k->t);
         break;
     case MSG_COLL_INFO:
-        rc = coll_info(c, &req, &rep, &t, res->errmsg);
+        rc = coll_info(c, req, m, &k->t, res->errmsg);
         break;
     case MSG_CLUSTER:
-        rc = cluster_status(c, &status);
-        rep.u.cluster_rep.status = (struct msg_bytes){status.data, (uint32_t)status.len};
+        rc = cluster_status(c, &k->status);
+        m->u.cluster_rep.status = (struct msg_bytes){k->status.data, (uint32_t)k->status.len};
         break;
     case MSG_P_UPSERT:
     case MSG_P_DELETE:
@@ -838,46 +870,40 @@ int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rp
     case MSG_P_SCROLL:
     case MSG_P_SEARCH:
     case MSG_P_INDEX:
-        rc = router_run(c, &req, &rep, &rt, res->errmsg);
+        rc = router_run(c, req, m, &k->rt, res->errmsg);
         break;
     case MSG_COORD_ADD:
     case MSG_COORD_REMOVE:
-        rc = coord_change(c, &req, res->errmsg);
+        rc = coord_change(c, req, res->errmsg);
         break;
     case MSG_ADMIN:
-        rc = admin_run(c, &req, &status, res->errmsg);
-        rep.u.cluster_rep.status = (struct msg_bytes){status.data, (uint32_t)status.len};
+        rc = admin_run(c, req, &k->status, res->errmsg);
+        m->u.cluster_rep.status = (struct msg_bytes){k->status.data, (uint32_t)k->status.len};
         break;
     default:
         dv_errmsg_set(res->errmsg, "%s is not a request a coordinator answers",
-                      msg_type_name(req.type));
+                      msg_type_name(req->type));
         rc = DV_EINVAL;
     }
-    if (rc == DV_OK) {
-        if (req.type == MSG_NODE_REPORT) {
-            struct craft_status st;
-            craft_status(c->raft, &st);
-            rep.u.node_report_rep.leader_url = S(st.leader_url);
-            rc = msg_encode(&rep, out, res->errmsg);
-        } else {
-            rc = msg_encode(&rep, out, res->errmsg);
-        }
-    }
-    router_tmp_free(rt);
-    free(t.names);
-    free(t.parts);
-    free(t.text);
-    buf_free(&status);
-    msg_free(&req);
-    if (rc == DV_OK) {
-        res->code = DV_OK;
-        return DV_OK;
-    }
-    goto err_reply;
+    if (rc != DV_OK)
+        return fail(rep, res, rc);
+    res->code = DV_OK;
+    return DV_OK;
+}
 
-err_free:
+int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rpcsrv_result *res)
+{
+    struct msg req;
+    int rc = rpcsrv_request(in, n, 0, "coordinator", &req, res);
+    if (rc != DV_OK)
+        return rpcsrv_error_reply(out, res, rc, 0);
+    struct msg_reply rep;
+    rc = coord_call(arg, &req, &rep, res);
+    if (rc == DV_OK)
+        rc = msg_encode(&rep.m, out, res->errmsg);
+    msg_reply_free(&rep);
     msg_free(&req);
-err_reply:
-    res->code = rc;
-    return msg_encode_error(out, res->type, res->req_id, rc, res->errmsg, 0);
+    if (rc != DV_OK)
+        return rpcsrv_error_reply(out, res, rc, 0);
+    return DV_OK;
 }

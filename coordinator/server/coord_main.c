@@ -256,7 +256,7 @@ int main(int argc, char **argv)
     if (cf.http && cf.http[0]) {
         /* The REST API shares the listener: its own workers run the native handler. */
         struct rest_opts ro2 = {
-            .call = coord_handle,
+            .call = coord_call,
             .call_arg = &c,
             .meta = coll_meta,
             .meta_arg = &c,

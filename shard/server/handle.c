@@ -665,27 +665,9 @@ int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *o
     memset(&rep, 0, sizeof rep);
     buf_reset(out);
 
-    if (n > c->max_msg) {
-        msg_peek_header(in, n, &res->type, &res->req_id);
-        dv_errmsg_set(res->errmsg, "message of %zu bytes exceeds this node's maximum of %" PRIu64,
-                      n, c->max_msg);
-        rc = DV_ETOOBIG;
+    rc = rpcsrv_request(in, n, c->max_msg, "node", &req, res);
+    if (rc != DV_OK)
         goto err_reply;
-    }
-    rc = msg_decode(in, n, &req, res->errmsg);
-    if (rc != DV_OK) {
-        msg_peek_header(in, n, &res->type, &res->req_id);
-        goto err_reply;
-    }
-    res->type = req.type;
-    res->req_id = req.req_id;
-    if (req.reply) {
-        dv_errmsg_set(res->errmsg, "got a reply (%s) where a request was expected",
-                      msg_type_name(req.type));
-        msg_free(&req);
-        rc = DV_EPROTO;
-        goto err_reply;
-    }
     if (atomic_load(&c->draining)) {
         dv_errmsg_set(res->errmsg, "node is shutting down");
         msg_free(&req);
@@ -703,6 +685,5 @@ int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *o
     }
 
 err_reply:
-    res->code = rc;
-    return msg_encode_error(out, res->type, res->req_id, rc, res->errmsg, stale_epoch);
+    return rpcsrv_error_reply(out, res, rc, stale_epoch);
 }

@@ -47,8 +47,8 @@ static bool fake_meta(void *arg, const char *name, uint32_t *dim, uint32_t *metr
 #define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
 
 /* Answers like a coordinator holding collection "a" (4 dims, cosine) with points 1..100. */
-static int fake_call(void *arg, const void *in, size_t n, struct buf *out,
-                     struct rpcsrv_result *res)
+static int fake_answer(void *arg, const void *in, size_t n, struct buf *out,
+                       struct rpcsrv_result *res)
 {
     atomic_fetch_add(&calls, 1);
     while (atomic_load(&hold)) {
@@ -126,6 +126,25 @@ static int fake_call(void *arg, const void *in, size_t n, struct buf *out,
     buf_free(&status);
     msg_free(&q);
     res->code = DV_OK;
+    return rc;
+}
+
+/* The typed entry point REST calls (rest_call_fn): the fake above answers the encoded
+ * request, and its reply is handed back decoded, as a msg_reply owning the bytes. */
+static int fake_call(void *arg, const struct msg *req, struct msg_reply *rep,
+                     struct rpcsrv_result *res)
+{
+    struct buf in = BUF_INIT, out = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    int rc = msg_encode(req, &in, err);
+    if (rc == DV_OK)
+        rc = fake_answer(arg, in.data, in.len, &out, res);
+    buf_free(&in);
+    if (rc == DV_OK && (rc = msg_decode(out.data, out.len, &rep->m, err)) == DV_OK) {
+        rep->mem_ = out.data; /* m points into it; msg_reply_free frees both */
+        return DV_OK;
+    }
+    buf_free(&out);
     return rc;
 }
 
