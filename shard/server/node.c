@@ -161,19 +161,29 @@ static int meta_read(struct node *n, const char *dir, struct meta *m, enum wal_s
 
 /* ---- files ------------------------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Removes a directory tree (the files of a dropped replica) through the node's io: files are
+ * unlinked, directories (unlink says EISDIR) emptied first. Best effort: what cannot be
+ * removed is logged, and the next start removes leftovers again. */
+static void remove_tree(struct io *io, const char *dir, int depth)
 {
-    (void)st, (void)ftw;
-    int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
-    if (rc != 0 && errno != ENOENT)
-        log_warn("cannot remove", "path=%s error=%s", path, strerror(errno));
-    return 0;
-}
-
-/* Removes a directory tree (the files of a dropped replica). */
-static void remove_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    char **names = NULL;
+    size_t nn = 0;
+    if (depth < 16 && io->list(io, dir, &names, &nn) == 0) {
+        for (size_t i = 0; i < nn; i++) {
+            char path[PATH_MAX];
+            if (snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= (int)sizeof path)
+                continue;
+            int rc = io->unlink(io, path);
+            if (rc == -EISDIR || rc == -EPERM)
+                remove_tree(io, path, depth + 1);
+            else if (rc != 0 && rc != -ENOENT)
+                log_warn("cannot remove", "path=%s error=%s", path, strerror(-rc));
+        }
+        io_free_list(names, nn);
+    }
+    int rc = io->rmdir(io, dir);
+    if (rc != 0 && rc != -ENOENT)
+        log_warn("cannot remove", "path=%s error=%s", dir, strerror(-rc));
 }
 
 static void replica_opts(struct node *n, enum wal_sync fsync, struct part_opts *o)
@@ -286,7 +296,7 @@ int node_open(const char *data_dir, const struct node_opts *o, struct node **out
         return DV_ENOMEM;
     snprintf(n->dir, sizeof n->dir, "%s", data_dir);
     n->opts = *o;
-    n->io = io_posix();
+    n->io = o->io ? o->io : io_posix();
     /* Session ids unique across restarts: a reader holding an id from before a restart gets
      * "unknown session", never another snapshot under the same id. */
     n->next_session = (clock_wall_ns() / 1000) << 8;
@@ -311,7 +321,7 @@ int node_open(const char *data_dir, const struct node_opts *o, struct node **out
     }
     /* Snapshot files of an earlier run are useless now. */
     snprintf(path, sizeof path, "%s/tmp", data_dir);
-    remove_tree(path);
+    remove_tree(n->io, path, 0);
     n->io->mkdir(n->io, path, 0755);
 
     snprintf(path, sizeof path, "%s/replicas", data_dir);
@@ -330,7 +340,7 @@ int node_open(const char *data_dir, const struct node_opts *o, struct node **out
             snprintf(leftover, sizeof leftover, "%s/%s", path, names[i]);
             log_warn("removing leftover of an interrupted create, drop or pull", "dir=%s",
                      leftover);
-            remove_tree(leftover);
+            remove_tree(n->io, leftover, 0);
             continue;
         }
         rc = open_one(n, names[i]);
@@ -587,9 +597,9 @@ int node_fence(struct node *n, struct node_replica *pub, bool on, uint32_t wait_
 
 /* ---- installing a replica built elsewhere (pull.c) ----------------------------------------- */
 
-void node_remove_tree_(const char *dir)
+void node_remove_tree_(struct node *n, const char *dir)
 {
-    remove_tree(dir);
+    remove_tree(n->io, dir, 0);
 }
 
 void node_replica_opts_(struct node *n, enum wal_sync fsync, struct part_opts *o)
@@ -691,9 +701,9 @@ err_remove : {
              partition);
     if (n->io->rename(n->io, final, gone) == 0) {
         io_fsync_dir(n->io, replicas);
-        remove_tree(gone);
+        remove_tree(n->io, gone, 0);
     } else {
-        remove_tree(final);
+        remove_tree(n->io, final, 0);
     }
     return rc;
 }
@@ -724,7 +734,7 @@ static void drop_locked(struct node *n, struct rep *r)
     int rc = n->io->rename(n->io, r->dir, gone);
     if (rc == 0)
         io_fsync_dir(n->io, replicas);
-    remove_tree(rc == 0 ? gone : r->dir);
+    remove_tree(n->io, rc == 0 ? gone : r->dir, 0);
     rep_free(r);
 }
 
@@ -868,7 +878,7 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
     pthread_mutex_lock(&n->mu);
     if (find(n, coll, coll_len, partition) != NULL) {
         pthread_mutex_unlock(&n->mu);
-        remove_tree(tmp);
+        remove_tree(n->io, tmp, 0);
         return node_create(n, coll, coll_len, partition, epoch, incarnation, index, fsync, known,
                            errmsg);
     }
@@ -888,14 +898,14 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
     if (rc != DV_OK) {
         pthread_mutex_unlock(&n->mu);
         dv_errmsg_set(errmsg, "%s", err);
-        remove_tree(final);
+        remove_tree(n->io, final, 0);
         return rc;
     }
     struct rep *r = rep_new(final, coll, coll_len, partition, epoch, incarnation, fsync);
     if (r == NULL) {
         pthread_mutex_unlock(&n->mu);
         part_close(p);
-        remove_tree(final);
+        remove_tree(n->io, final, 0);
         return DV_ENOMEM;
     }
     r->pub.part = p;
@@ -909,7 +919,7 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
     return DV_OK;
 
 err_remove:
-    remove_tree(tmp);
+    remove_tree(n->io, tmp, 0);
     return rc;
 }
 

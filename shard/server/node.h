@@ -40,6 +40,9 @@ struct node_opts {
     uint32_t snapshot_idle_ms; /* a snapshot session unused this long is removed */
     int force_fsync;           /* -1: each replica's own policy, else an enum wal_sync for all */
     struct tr *tr; /* pulls' calls to their sources (transport.h; the caller keeps it) */
+    /* Every file operation of the node, its replicas, snapshot sessions and pulls
+     * (shard/storage/io.h; the caller keeps it). NULL: io_posix(). Tests pass an io_fault. */
+    struct io *io;
     /* A pull's timeouts (pull.c), 0: the defaults, PULL_CALL_MS per call to the source and
      * PULL_SNAP_START_MS for the first snapshot read (tests shorten them). */
     uint32_t pull_call_ms, pull_snap_start_ms;

@@ -47,7 +47,7 @@ int pull_init_(struct node *n);
 void pull_close_(struct node *n);
 
 /* For pull.c: remove a directory tree; the part options of a replica with that fsync policy. */
-void node_remove_tree_(const char *dir);
+void node_remove_tree_(struct node *n, const char *dir);
 void node_replica_opts_(struct node *n, enum wal_sync fsync, struct part_opts *o);
 
 /* Whether the node holds (coll, partition) as a replica; *applied (may be NULL) gets its

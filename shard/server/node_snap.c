@@ -25,33 +25,30 @@ struct snap_session {
 };
 
 struct file_sink {
+    struct io *io;
     int fd;
     uint64_t off;
+    int err; /* -errno of the failed write */
 };
 
 static int sink_write(void *arg, const void *buf, size_t n)
 {
     struct file_sink *s = arg;
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = pwrite(s->fd, p, n, (off_t)s->off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return DV_EOS;
-        }
-        p += w;
-        n -= (size_t)w;
-        s->off += (uint64_t)w;
+    int rc = io_write_all(s->io, s->fd, buf, n, (off_t)s->off);
+    if (rc != 0) {
+        s->err = rc;
+        return DV_EOS;
     }
+    s->off += n;
     return DV_OK;
 }
 
-static void session_free(struct snap_session *s)
+/* Closes and removes the session's file (through the node's io, like every file here). */
+static void session_free(struct node *n, struct snap_session *s)
 {
     if (s->fd >= 0)
-        close(s->fd);
-    unlink(s->path);
+        n->io->close(n->io, s->fd);
+    n->io->unlink(n->io, s->path);
     free(s);
 }
 
@@ -85,13 +82,13 @@ static int session_start(struct node *n, struct node_replica *r, struct snap_ses
     snprintf(s->coll, sizeof s->coll, "%s", r->coll);
     s->partition = r->partition;
     snprintf(s->path, sizeof s->path, "%s/tmp/snap-%" PRIu64 ".lz4", n->dir, s->id);
-    s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    s->fd = n->io->open(n->io, s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (s->fd < 0) {
-        dv_errmsg_set(errmsg, "%s: %s", s->path, strerror(errno));
+        dv_errmsg_set(errmsg, "%s: %s", s->path, strerror(-s->fd));
         free(s);
         return DV_EOS;
     }
-    struct file_sink sink = {s->fd, 0};
+    struct file_sink sink = {n->io, s->fd, 0, 0};
     uint64_t t0 = clock_mono_ms();
     /* The reader continues with the WAL records after the snapshot: hold them from before the
      * snapshot's checkpoint (which would drop them) until the reader has read them. */
@@ -99,8 +96,10 @@ static int session_start(struct node *n, struct node_replica *r, struct snap_ses
     part_get_info(r->part, &info);
     node_hold_wal(n, r, info.applied_lsn + 1);
     int rc = part_snapshot(r->part, sink_write, &sink, &s->lsn, errmsg);
+    if (rc != DV_OK && sink.err)
+        dv_errmsg_prefix(errmsg, "%s: %s", s->path, strerror(-sink.err));
     if (rc != DV_OK) {
-        session_free(s);
+        session_free(n, s);
         return rc;
     }
     node_hold_wal(n, r, s->lsn + 1);
@@ -174,11 +173,9 @@ int node_snapshot_read(struct node *n, struct node_replica *r, uint64_t *session
     }
     size_t got = 0;
     while (got < want) {
-        ssize_t k = pread(s->fd, (char *)p + got, want - got, (off_t)(offset + got));
-        if (k < 0 && errno == EINTR)
-            continue;
+        ssize_t k = io_read_full(n->io, s->fd, (char *)p + got, want - got, (off_t)(offset + got));
         if (k <= 0) {
-            dv_errmsg_set(errmsg, "%s: %s", s->path, k < 0 ? strerror(errno) : "short file");
+            dv_errmsg_set(errmsg, "%s: %s", s->path, k < 0 ? strerror((int)-k) : "short file");
             free(p);
             rc = DV_EOS;
             goto out;
@@ -225,7 +222,7 @@ void node_snapshot_expire(struct node *n)
             *pp = s->next;
             log_info("snapshot session expired", "session=%" PRIu64 " collection=%s partition=%u",
                      s->id, s->coll, s->partition);
-            session_free(s);
+            session_free(n, s);
         } else {
             pp = &s->next;
         }
@@ -239,7 +236,7 @@ void node_snapshot_expire_all_(struct node *n)
     while (n->sessions) {
         struct snap_session *s = n->sessions;
         n->sessions = s->next;
-        session_free(s);
+        session_free(n, s);
     }
     pthread_mutex_unlock(&n->snap_mu);
 }

@@ -170,7 +170,7 @@ static void discard_copy(struct pull_set *s, struct pull_job *j)
     pthread_mutex_unlock(&s->mu);
     part_close(p);
     if (st != MSG_PULL_READY) /* a READY job's directory is the replica now */
-        node_remove_tree_(j->dir);
+        node_remove_tree_(j->node, j->dir);
 }
 
 void pull_close_(struct node *n)
@@ -408,7 +408,7 @@ static int copy_snapshot(struct pull_job *j, struct part **out, bool *restart, c
     *out = NULL;
     *restart = false;
     set_state(j, MSG_PULL_COPYING, 0);
-    node_remove_tree_(j->dir);
+    node_remove_tree_(j->node, j->dir);
     int e = n->io->mkdir(n->io, j->dir, 0755);
     if (e != 0) {
         dv_errmsg_set(errmsg, "%s: %s", j->dir, strerror(-e));
@@ -537,7 +537,7 @@ static int catch_up(struct pull_job *j, struct part *p, bool *restart, char *err
 static void job_fail(struct pull_job *j, struct part *p, int rc, const char *why)
 {
     part_close(p);
-    node_remove_tree_(j->dir);
+    node_remove_tree_(j->node, j->dir);
     pthread_mutex_lock(&j->set->mu);
     j->state = MSG_PULL_FAILED;
     dv_errmsg_set(j->error, "%s", why);
@@ -842,7 +842,7 @@ int pull_finish(struct node *n, const char *coll, size_t coll_len, uint32_t part
             j->state = MSG_PULL_FAILED;
             dv_errmsg_set(j->error, "the pull's thread ended without a copy");
             s->failed++;
-            node_remove_tree_(j->dir);
+            node_remove_tree_(j->node, j->dir);
         }
         part_close(p);
         goto out_failed;
