@@ -1,6 +1,8 @@
 /* mpk.c - bounds-checked msgpack reader and shortest-encoding writer. */
 #include "mpk.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "err.h"
@@ -483,6 +485,154 @@ int mpk_map_find(const void *map, size_t n, const char *key, size_t keylen, cons
             return rc;
     }
     return DV_ENOTFOUND;
+}
+
+/* Field-checked decoding. */
+
+int mpk_dec_fail(struct mpk_dec *d, int rc, const char *field)
+{
+    if (d->fail)
+        return d->fail(d, rc, field);
+    if (rc == DV_ENOMEM) {
+        dv_errmsg_set(d->errmsg, "%s: out of memory", field);
+        return rc;
+    }
+    dv_errmsg_set(d->errmsg, "%s: %s (%zu bytes left)", field, dv_strerror(rc), mpk_dec_left(d));
+    return DV_EPROTO;
+}
+
+int mpk_dec_failf(struct mpk_dec *d, int rc, const char *fmt, ...)
+{
+    char field[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(field, sizeof field, fmt, ap);
+    va_end(ap);
+    return mpk_dec_fail(d, rc, field);
+}
+
+size_t mpk_dec_left(const struct mpk_dec *d)
+{
+    return (size_t)(d->r.end - d->r.p);
+}
+
+/* Returns DV_OK, or the failure of `field` reported. */
+#define DEC(d, x, field)                                                                           \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_ != DV_OK)                                                                          \
+            return mpk_dec_fail(d, rc_, field);                                                    \
+    } while (0)
+
+int mpk_dec_nil(struct mpk_dec *d, const char *field)
+{
+    DEC(d, mpk_nil(&d->r), field);
+    return DV_OK;
+}
+
+int mpk_dec_bool(struct mpk_dec *d, bool *v, const char *field)
+{
+    DEC(d, mpk_bool(&d->r, v), field);
+    return DV_OK;
+}
+
+int mpk_dec_u64(struct mpk_dec *d, uint64_t *v, const char *field)
+{
+    DEC(d, mpk_u64(&d->r, v), field);
+    return DV_OK;
+}
+
+int mpk_dec_u32(struct mpk_dec *d, uint32_t *v, const char *field)
+{
+    uint64_t x;
+    DEC(d, mpk_u64(&d->r, &x), field);
+    if (x > UINT32_MAX)
+        return mpk_dec_fail(d, DV_ERANGE, field);
+    *v = (uint32_t)x;
+    return DV_OK;
+}
+
+int mpk_dec_i64(struct mpk_dec *d, int64_t *v, const char *field)
+{
+    DEC(d, mpk_i64(&d->r, v), field);
+    return DV_OK;
+}
+
+int mpk_dec_f64(struct mpk_dec *d, double *v, const char *field)
+{
+    DEC(d, mpk_f64(&d->r, v), field);
+    return DV_OK;
+}
+
+int mpk_dec_pid(struct mpk_dec *d, struct pid *id, const char *field)
+{
+    DEC(d, mpk_pid(&d->r, id), field);
+    return DV_OK;
+}
+
+int mpk_dec_str(struct mpk_dec *d, const char **s, uint32_t *len, const char *field)
+{
+    DEC(d, mpk_str(&d->r, s, len), field);
+    return DV_OK;
+}
+
+int mpk_dec_bin(struct mpk_dec *d, const void **p, uint32_t *len, const char *field)
+{
+    DEC(d, mpk_bin(&d->r, p, len), field);
+    return DV_OK;
+}
+
+int mpk_dec_strcpy(struct mpk_dec *d, char *dst, size_t max, const char *field)
+{
+    const char *s;
+    uint32_t n;
+    DEC(d, mpk_str(&d->r, &s, &n), field);
+    if (n > max || memchr(s, 0, n))
+        return mpk_dec_fail(d, DV_ERANGE, field);
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return DV_OK;
+}
+
+int mpk_dec_bin_or_nil(struct mpk_dec *d, const void **p, uint32_t *len, const char *field)
+{
+    *p = NULL;
+    *len = 0;
+    if (mpk_peek(&d->r) == MPK_NIL)
+        return mpk_dec_nil(d, field);
+    return mpk_dec_bin(d, p, len, field);
+}
+
+int mpk_dec_raw_or_nil(struct mpk_dec *d, const uint8_t **p, uint32_t *len, const char *field)
+{
+    size_t n;
+    *p = NULL;
+    *len = 0;
+    if (mpk_peek(&d->r) == MPK_NIL)
+        return mpk_dec_nil(d, field);
+    DEC(d, mpk_span(&d->r, p, &n), field);
+    if (n > UINT32_MAX)
+        return mpk_dec_fail(d, DV_ERANGE, field);
+    *len = (uint32_t)n;
+    return DV_OK;
+}
+
+int mpk_dec_tuple(struct mpk_dec *d, uint32_t n, const char *field)
+{
+    uint32_t got;
+    DEC(d, mpk_array(&d->r, &got), field);
+    if (got != n)
+        return mpk_dec_fail(d, DV_ECORRUPT, field);
+    return DV_OK;
+}
+
+int mpk_dec_list(struct mpk_dec *d, uint32_t *n, size_t min, uint32_t max, const char *field)
+{
+    DEC(d, mpk_array(&d->r, n), field);
+    if ((uint64_t)*n * min > (uint64_t)mpk_dec_left(d) || *n > max)
+        return d->count_in_errors ? mpk_dec_failf(d, DV_ECORRUPT, "%s count %u", field, *n)
+                                  : mpk_dec_fail(d, DV_ECORRUPT, field);
+    return DV_OK;
 }
 
 /* Writer. */

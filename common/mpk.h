@@ -114,4 +114,59 @@ int mpw_raw(struct buf *b, const void *p, size_t n);
 /* PID_NUM as an unsigned integer, PID_UUID as the 36-char canonical string. */
 int mpw_pid(struct buf *b, const struct pid *id);
 
+/*
+ * Field-checked decoding: a cursor that names the field in its error message. Every
+ * mpk_dec_* reads one value like the mpk_* function of the same type and, on failure, calls
+ * `fail` with the reader's code (DV_ERANGE for a value out of the asked range, DV_ECORRUPT for
+ * a wrong count) and the field's name; `fail` writes errmsg and returns the code the decoder
+ * returns (each format has its own wording and code). With `fail` NULL the message is
+ * "field: reason (N bytes left)" and the code DV_EPROTO; DV_ENOMEM always passes through.
+ * A reader failure leaves the cursor where it was; a range or count check that fails after
+ * the value was read leaves it past the value (decoders stop at the first failure).
+ * `count_in_errors`: a list whose count is wrong is named "field count N".
+ */
+struct mpk_dec {
+    struct mpk r;
+    char *errmsg; /* DV_ERRMSG_SIZE bytes */
+    int (*fail)(struct mpk_dec *d, int rc, const char *field);
+    bool count_in_errors;
+};
+
+/* Reports a failure of `field` (through d->fail) and returns the code to return. */
+int mpk_dec_fail(struct mpk_dec *d, int rc, const char *field);
+int mpk_dec_failf(struct mpk_dec *d, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Bytes not read yet. */
+size_t mpk_dec_left(const struct mpk_dec *d);
+
+int mpk_dec_nil(struct mpk_dec *d, const char *field);
+int mpk_dec_bool(struct mpk_dec *d, bool *v, const char *field);
+int mpk_dec_u64(struct mpk_dec *d, uint64_t *v, const char *field);
+int mpk_dec_u32(struct mpk_dec *d, uint32_t *v, const char *field); /* DV_ERANGE above 2^32-1 */
+int mpk_dec_i64(struct mpk_dec *d, int64_t *v, const char *field);
+int mpk_dec_f64(struct mpk_dec *d, double *v, const char *field);
+int mpk_dec_pid(struct mpk_dec *d, struct pid *id, const char *field);
+
+/* A string or bin pointing into the input (see struct mpk). */
+int mpk_dec_str(struct mpk_dec *d, const char **s, uint32_t *len, const char *field);
+int mpk_dec_bin(struct mpk_dec *d, const void **p, uint32_t *len, const char *field);
+
+/* A string of at most `max` bytes without NUL, copied NUL-terminated into `dst` (max + 1
+ * bytes); DV_ERANGE if longer or holding a NUL. */
+int mpk_dec_strcpy(struct mpk_dec *d, char *dst, size_t max, const char *field);
+
+/* A bin, or nil read as {NULL, 0}. */
+int mpk_dec_bin_or_nil(struct mpk_dec *d, const void **p, uint32_t *len, const char *field);
+
+/* Any value's raw bytes (mpk_span), or nil read as {NULL, 0}. */
+int mpk_dec_raw_or_nil(struct mpk_dec *d, const uint8_t **p, uint32_t *len, const char *field);
+
+/* An array header with exactly n elements (DV_ECORRUPT otherwise). */
+int mpk_dec_tuple(struct mpk_dec *d, uint32_t n, const char *field);
+
+/* An array header whose count `*n` is at most `max` and that the bytes left can hold at `min`
+ * bytes per element (so callers may allocate from it); DV_ECORRUPT otherwise. */
+int mpk_dec_list(struct mpk_dec *d, uint32_t *n, size_t min, uint32_t max, const char *field);
+
 #endif

@@ -82,6 +82,19 @@ bool msg_type_addressed(int type)
     }
 }
 
+int msg_query_check(const struct msg_query *q, uint32_t i, char *errmsg)
+{
+    if (q->k == 0 || q->k > PROTO_MAX_K) {
+        dv_errmsg_set(errmsg, "query %u: k must be 1 to %d, got %u", i, PROTO_MAX_K, q->k);
+        return DV_ERANGE;
+    }
+    if (q->ef > PROTO_MAX_EF) {
+        dv_errmsg_set(errmsg, "query %u: ef must be %d or smaller, got %u", i, PROTO_MAX_EF, q->ef);
+        return DV_ERANGE;
+    }
+    return DV_OK;
+}
+
 bool msg_type_collection(int type)
 {
     switch (type) {

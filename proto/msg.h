@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "proto_limits.h"
 #include "pid.h"
 
 /*
@@ -24,8 +25,6 @@
  */
 
 #define PROTO_VERSION 1
-#define PROTO_MAX_MSG (64u * 1024 * 1024) /* bytes of one encoded message, both directions */
-#define PROTO_MAX_DIM 65536               /* floats per vector */
 
 enum msg_type {
     MSG_ERROR = 0, /* a reply to a request whose type could not be read: error only */
@@ -508,6 +507,13 @@ struct msg {
 
 /* True when requests of this type carry a struct msg_addr. */
 bool msg_type_addressed(int type);
+
+/*
+ * Checks query `i`'s k (1 to PROTO_MAX_K) and ef (0 to PROTO_MAX_EF): DV_ERANGE with errmsg
+ * naming the field and the limit. Called once per request where a search enters (the
+ * coordinator's native search, the shard's search) so that no partition is read first.
+ */
+int msg_query_check(const struct msg_query *q, uint32_t i, char *errmsg);
 
 /* True when requests of this type name a collection first (addr.coll; addr.part and
  * addr.epoch are not sent): coll_create, coll_drop, coll_info and points_*. */

@@ -17,9 +17,8 @@ union arena_hdr {
 };
 
 struct dec {
-    struct mpk r;
+    struct mpk_dec k; /* first: msg_fail gets back to the struct dec from it */
     struct msg *m;
-    char *errmsg;
     bool typed; /* m->type has been read: messages name it */
 };
 
@@ -35,25 +34,32 @@ static void *d_alloc(struct dec *d, size_t count, size_t size)
     return h + 1;
 }
 
-/* Turns an mpk failure into DV_EPROTO naming the field (DV_ENOMEM passes through). */
-static int fail(struct dec *d, int rc, const char *field)
+/* The mpk_dec failure hook: DV_EPROTO naming the message type and the field (DV_ENOMEM
+ * passes through). */
+static int msg_fail(struct mpk_dec *k, int rc, const char *field)
 {
+    struct dec *d = (struct dec *)k;
     if (rc == DV_ENOMEM) {
-        dv_errmsg_set(d->errmsg, "msg: %s: out of memory", field);
+        dv_errmsg_set(k->errmsg, "msg: %s: out of memory", field);
         return rc;
     }
     const char *why = rc == DV_ETYPE      ? "wrong msgpack type"
                       : rc == DV_ECORRUPT ? "malformed or truncated msgpack"
                                           : dv_strerror(rc);
     if (d->typed)
-        dv_errmsg_set(d->errmsg, "msg: %s %s: %s (%zu bytes left)", msg_type_name(d->m->type),
-                      field, why, (size_t)(d->r.end - d->r.p));
+        dv_errmsg_set(k->errmsg, "msg: %s %s: %s (%zu bytes left)", msg_type_name(d->m->type),
+                      field, why, mpk_dec_left(k));
     else
-        dv_errmsg_set(d->errmsg,
+        dv_errmsg_set(k->errmsg,
                       "msg: %s: %s (%zu bytes left); a message is [version, type, kind, "
                       "request id, ...]",
-                      field, why, (size_t)(d->r.end - d->r.p));
+                      field, why, mpk_dec_left(k));
     return DV_EPROTO;
+}
+
+static int fail(struct dec *d, int rc, const char *field)
+{
+    return mpk_dec_fail(&d->k, rc, field);
 }
 
 #define R(x, field)                                                                                \
@@ -62,33 +68,16 @@ static int fail(struct dec *d, int rc, const char *field)
             return fail(d, rc, field);                                                             \
     } while (0)
 
-static int d_u32(struct dec *d, uint32_t *v, const char *field)
-{
-    uint64_t x;
-    int rc;
-    R(mpk_u64(&d->r, &x), field);
-    if (x > UINT32_MAX)
-        return fail(d, DV_ERANGE, field);
-    *v = (uint32_t)x;
-    return DV_OK;
-}
+/* For mpk_dec_* calls, which have reported the failure already. */
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((rc = (x)) != DV_OK)                                                                   \
+            return rc;                                                                             \
+    } while (0)
 
 static int d_str(struct dec *d, struct msg_str *s, const char *field)
 {
-    int rc;
-    R(mpk_str(&d->r, &s->p, &s->len), field);
-    return DV_OK;
-}
-
-/* An array header with exactly n elements. */
-static int d_tuple(struct dec *d, uint32_t n, const char *field)
-{
-    uint32_t got;
-    int rc;
-    R(mpk_array(&d->r, &got), field);
-    if (got != n)
-        return fail(d, DV_ECORRUPT, field);
-    return DV_OK;
+    return mpk_dec_str(&d->k, &s->p, &s->len, field);
 }
 
 /*
@@ -113,50 +102,25 @@ enum {
     MIN_REPORT = 5,    /* [coll "", part, lsn, points] */
 };
 
-/* An array header whose count `*n` the bytes left can hold at `min` bytes per element. */
-static int d_list(struct dec *d, uint32_t *n, size_t min, const char *field)
-{
-    int rc;
-    R(mpk_array(&d->r, n), field);
-    if ((uint64_t)*n * min > (uint64_t)(d->r.end - d->r.p))
-        return fail(d, DV_ECORRUPT, field);
-    return DV_OK;
-}
-
 static int d_bin(struct dec *d, struct msg_bytes *v, const char *field)
 {
     const void *p;
-    int rc;
-    R(mpk_bin(&d->r, &p, &v->len), field);
-    v->p = p;
-    return DV_OK;
+    int rc = mpk_dec_bin(&d->k, &p, &v->len, field);
+    v->p = rc == DV_OK ? p : v->p;
+    return rc;
 }
 
 static int d_bin_or_nil(struct dec *d, struct msg_bytes *v, const char *field)
 {
-    int rc;
-    v->p = NULL;
-    v->len = 0;
-    if (mpk_peek(&d->r) == MPK_NIL) {
-        R(mpk_nil(&d->r), field);
-        return DV_OK;
-    }
-    return d_bin(d, v, field);
+    const void *p;
+    int rc = mpk_dec_bin_or_nil(&d->k, &p, &v->len, field);
+    v->p = p;
+    return rc;
 }
 
 static int d_raw_or_nil(struct dec *d, struct msg_bytes *v, const char *field)
 {
-    int rc;
-    v->p = NULL;
-    v->len = 0;
-    if (mpk_peek(&d->r) == MPK_NIL) {
-        R(mpk_nil(&d->r), field);
-        return DV_OK;
-    }
-    size_t len;
-    R(mpk_span(&d->r, &v->p, &len), field);
-    v->len = (uint32_t)len; /* len <= PROTO_MAX_MSG */
-    return DV_OK;
+    return mpk_dec_raw_or_nil(&d->k, &v->p, &v->len, field);
 }
 
 /* A bin of exactly `count` little-endian float32 (count == UINT32_MAX + 1 or more is an
@@ -166,9 +130,9 @@ static int d_floats(struct dec *d, uint64_t count, float **out, const char *fiel
     const void *p;
     uint32_t len;
     int rc;
-    R(mpk_bin(&d->r, &p, &len), field);
+    TRY(mpk_dec_bin(&d->k, &p, &len, field));
     if (count > PROTO_MAX_MSG / 4 || len != count * 4) {
-        dv_errmsg_set(d->errmsg, "msg: %s %s: vector bin holds %u bytes, expected %llu",
+        dv_errmsg_set(d->k.errmsg, "msg: %s %s: vector bin holds %u bytes, expected %llu",
                       msg_type_name(d->m->type), field, len, (unsigned long long)count * 4);
         return DV_EPROTO;
     }
@@ -186,27 +150,13 @@ static int d_floats(struct dec *d, uint64_t count, float **out, const char *fiel
 static int d_ids(struct dec *d, struct pid **ids, uint32_t *n, const char *field)
 {
     int rc;
-    if ((rc = d_list(d, n, MIN_ID, field)))
+    if ((rc = mpk_dec_list(&d->k, n, MIN_ID, UINT32_MAX, field)))
         return rc;
     *ids = d_alloc(d, *n, sizeof **ids);
     if (!*ids)
         return fail(d, DV_ENOMEM, field);
     for (uint32_t i = 0; i < *n; i++)
-        R(mpk_pid(&d->r, &(*ids)[i]), field);
-    return DV_OK;
-}
-
-static int d_bool(struct dec *d, bool *v, const char *field)
-{
-    int rc;
-    R(mpk_bool(&d->r, v), field);
-    return DV_OK;
-}
-
-static int d_u64(struct dec *d, uint64_t *v, const char *field)
-{
-    int rc;
-    R(mpk_u64(&d->r, v), field);
+        TRY(mpk_dec_pid(&d->k, &(*ids)[i], field));
     return DV_OK;
 }
 
@@ -214,7 +164,7 @@ static int d_u64(struct dec *d, uint64_t *v, const char *field)
 static int d_strs(struct dec *d, struct msg_str **out, uint32_t *n, const char *field)
 {
     int rc;
-    if ((rc = d_list(d, n, MIN_NAME, field)))
+    if ((rc = mpk_dec_list(&d->k, n, MIN_NAME, UINT32_MAX, field)))
         return rc;
     *out = d_alloc(d, *n, sizeof **out);
     if (!*out)
@@ -229,11 +179,14 @@ static int d_strs(struct dec *d, struct msg_str **out, uint32_t *n, const char *
 static int d_coll_cfg(struct dec *d, struct msg_coll_cfg *c)
 {
     int rc;
-    if ((rc = d_u32(d, &c->dim, "dim")) || (rc = d_u32(d, &c->metric, "metric")) ||
-        (rc = d_u32(d, &c->m, "m")) || (rc = d_u32(d, &c->ef_construction, "ef_construction")) ||
-        (rc = d_u32(d, &c->ef_search, "ef_search")) || (rc = d_bool(d, &c->sq8, "sq8")) ||
-        (rc = d_u32(d, &c->fsync, "fsync")) || (rc = d_u32(d, &c->partitions, "partitions")) ||
-        (rc = d_u32(d, &c->replication, "replication")))
+    if ((rc = mpk_dec_u32(&d->k, &c->dim, "dim")) ||
+        (rc = mpk_dec_u32(&d->k, &c->metric, "metric")) || (rc = mpk_dec_u32(&d->k, &c->m, "m")) ||
+        (rc = mpk_dec_u32(&d->k, &c->ef_construction, "ef_construction")) ||
+        (rc = mpk_dec_u32(&d->k, &c->ef_search, "ef_search")) ||
+        (rc = mpk_dec_bool(&d->k, &c->sq8, "sq8")) ||
+        (rc = mpk_dec_u32(&d->k, &c->fsync, "fsync")) ||
+        (rc = mpk_dec_u32(&d->k, &c->partitions, "partitions")) ||
+        (rc = mpk_dec_u32(&d->k, &c->replication, "replication")))
         return rc;
     return DV_OK;
 }
@@ -241,15 +194,16 @@ static int d_coll_cfg(struct dec *d, struct msg_coll_cfg *c)
 static int d_replicas(struct dec *d, struct msg_replica **out, uint32_t *n)
 {
     int rc;
-    if ((rc = d_list(d, n, MIN_REPLICA, "replicas")))
+    if ((rc = mpk_dec_list(&d->k, n, MIN_REPLICA, UINT32_MAX, "replicas")))
         return rc;
     struct msg_replica *r = d_alloc(d, *n, sizeof *r);
     if (!r)
         return fail(d, DV_ENOMEM, "replicas");
     for (uint32_t i = 0; i < *n; i++) {
-        if ((rc = d_tuple(d, 3, "replica")) || (rc = d_str(d, &r[i].coll, "replica collection")) ||
-            (rc = d_u32(d, &r[i].part, "replica partition")) ||
-            (rc = d_u64(d, &r[i].applied_lsn, "replica lsn")))
+        if ((rc = mpk_dec_tuple(&d->k, 3, "replica")) ||
+            (rc = d_str(d, &r[i].coll, "replica collection")) ||
+            (rc = mpk_dec_u32(&d->k, &r[i].part, "replica partition")) ||
+            (rc = mpk_dec_u64(&d->k, &r[i].applied_lsn, "replica lsn")))
             return rc;
     }
     *out = r;
@@ -259,7 +213,7 @@ static int d_replicas(struct dec *d, struct msg_replica **out, uint32_t *n)
 static int d_hits(struct dec *d, struct msg_hits *h)
 {
     int rc;
-    if ((rc = d_list(d, &h->n, MIN_HIT, "hits")))
+    if ((rc = mpk_dec_list(&d->k, &h->n, MIN_HIT, UINT32_MAX, "hits")))
         return rc;
     h->hits = d_alloc(d, h->n, sizeof *h->hits);
     if (!h->hits)
@@ -268,15 +222,15 @@ static int d_hits(struct dec *d, struct msg_hits *h)
         struct msg_hit *x = &h->hits[i];
         double score;
         memset(x, 0, sizeof *x);
-        if ((rc = d_tuple(d, 4, "hit")))
+        if ((rc = mpk_dec_tuple(&d->k, 4, "hit")))
             return rc;
-        R(mpk_pid(&d->r, &x->id), "hit id");
-        R(mpk_f64(&d->r, &score), "hit score");
+        TRY(mpk_dec_pid(&d->k, &x->id, "hit id"));
+        TRY(mpk_dec_f64(&d->k, &score, "hit score"));
         x->score = (float)score;
-        if (mpk_peek(&d->r) == MPK_NIL) {
-            R(mpk_nil(&d->r), "hit vector");
+        if (mpk_peek(&d->k.r) == MPK_NIL) {
+            TRY(mpk_dec_nil(&d->k, "hit vector"));
         } else {
-            struct mpk save = d->r;
+            struct mpk save = d->k.r;
             const void *p;
             uint32_t len;
             R(mpk_bin(&save, &p, &len), "hit vector");
@@ -296,13 +250,14 @@ static int d_error(struct dec *d, struct msg_error *e)
 {
     int64_t code;
     int rc;
-    if ((rc = d_tuple(d, 3, "error")))
+    if ((rc = mpk_dec_tuple(&d->k, 3, "error")))
         return rc;
-    R(mpk_i64(&d->r, &code), "error code");
+    TRY(mpk_dec_i64(&d->k, &code, "error code"));
     if (!msg_code_known(code))
         return fail(d, DV_ERANGE, "error code");
     e->code = (int)code;
-    if ((rc = d_str(d, &e->text, "error message")) || (rc = d_u64(d, &e->epoch, "error epoch")))
+    if ((rc = d_str(d, &e->text, "error message")) ||
+        (rc = mpk_dec_u64(&d->k, &e->epoch, "error epoch")))
         return rc;
     return DV_OK;
 }
@@ -312,17 +267,19 @@ static int d_query(struct dec *d, struct msg_query *q)
     const void *p;
     uint32_t len;
     int rc;
-    if ((rc = d_tuple(d, 6, "query")))
+    if ((rc = mpk_dec_tuple(&d->k, 6, "query")))
         return rc;
-    struct mpk save = d->r;
+    struct mpk save = d->k.r;
     R(mpk_bin(&save, &p, &len), "query vector");
     if (len % 4 || len / 4 > PROTO_MAX_DIM)
         return fail(d, DV_ECORRUPT, "query vector");
     q->dim = len / 4;
-    if ((rc = d_floats(d, q->dim, &q->vec, "query vector")) || (rc = d_u32(d, &q->k, "query k")) ||
-        (rc = d_u32(d, &q->ef, "query ef")) || (rc = d_raw_or_nil(d, &q->filter, "query filter")) ||
-        (rc = d_bool(d, &q->with_payload, "query with_payload")) ||
-        (rc = d_bool(d, &q->with_vector, "query with_vector")))
+    if ((rc = d_floats(d, q->dim, &q->vec, "query vector")) ||
+        (rc = mpk_dec_u32(&d->k, &q->k, "query k")) ||
+        (rc = mpk_dec_u32(&d->k, &q->ef, "query ef")) ||
+        (rc = d_raw_or_nil(d, &q->filter, "query filter")) ||
+        (rc = mpk_dec_bool(&d->k, &q->with_payload, "query with_payload")) ||
+        (rc = mpk_dec_bool(&d->k, &q->with_vector, "query with_vector")))
         return rc;
     return DV_OK;
 }
@@ -330,7 +287,7 @@ static int d_query(struct dec *d, struct msg_query *q)
 static int d_queries(struct dec *d, struct msg_query **out, uint32_t *n)
 {
     int rc;
-    if ((rc = d_list(d, n, MIN_QUERY, "queries")))
+    if ((rc = mpk_dec_list(&d->k, n, MIN_QUERY, UINT32_MAX, "queries")))
         return rc;
     *out = d_alloc(d, *n, sizeof **out);
     if (!*out)
@@ -347,9 +304,9 @@ static int d_node_report(struct dec *d, struct msg_node_report_req *r)
     if ((rc = d_str(d, &r->node_id, "node id")) || (rc = d_str(d, &r->url, "url")) ||
         (rc = d_str(d, &r->http_url, "http url")))
         return rc;
-    R(mpk_f64(&d->r, &r->weight), "weight");
-    if ((rc = d_u64(d, &r->capacity, "capacity")) ||
-        (rc = d_list(d, &r->n, MIN_REPORT, "replicas")))
+    TRY(mpk_dec_f64(&d->k, &r->weight, "weight"));
+    if ((rc = mpk_dec_u64(&d->k, &r->capacity, "capacity")) ||
+        (rc = mpk_dec_list(&d->k, &r->n, MIN_REPORT, UINT32_MAX, "replicas")))
         return rc;
     r->replicas = d_alloc(d, r->n, sizeof *r->replicas);
     if (!r->replicas)
@@ -358,16 +315,16 @@ static int d_node_report(struct dec *d, struct msg_node_report_req *r)
         struct msg_replica_report *x = &r->replicas[i];
         uint32_t fields;
         /* 4 fields: a node that predates incarnations (read as 0) */
-        R(mpk_array(&d->r, &fields), "replica");
+        R(mpk_array(&d->k.r, &fields), "replica");
         if (fields != 4 && fields != 5)
             return fail(d, DV_ECORRUPT, "replica");
         if ((rc = d_str(d, &x->coll, "replica collection")) ||
-            (rc = d_u32(d, &x->part, "replica partition")) ||
-            (rc = d_u64(d, &x->applied_lsn, "replica lsn")) ||
-            (rc = d_u64(d, &x->points, "replica points")))
+            (rc = mpk_dec_u32(&d->k, &x->part, "replica partition")) ||
+            (rc = mpk_dec_u64(&d->k, &x->applied_lsn, "replica lsn")) ||
+            (rc = mpk_dec_u64(&d->k, &x->points, "replica points")))
             return rc;
         x->incarnation = 0;
-        if (fields == 5 && (rc = d_u64(d, &x->incarnation, "replica incarnation")))
+        if (fields == 5 && (rc = mpk_dec_u64(&d->k, &x->incarnation, "replica incarnation")))
             return rc;
     }
     return DV_OK;
@@ -377,13 +334,14 @@ static int d_node_report(struct dec *d, struct msg_node_report_req *r)
 static int d_create(struct dec *d, struct msg_create_req *c, bool with_incarnation)
 {
     int rc;
-    if ((rc = d_u32(d, &c->dim, "dim")) || (rc = d_u32(d, &c->metric, "metric")) ||
-        (rc = d_u32(d, &c->m, "m")) || (rc = d_u32(d, &c->ef_construction, "ef_construction")) ||
-        (rc = d_u32(d, &c->ef_search, "ef_search")) || (rc = d_bool(d, &c->sq8, "sq8")) ||
-        (rc = d_u32(d, &c->fsync, "fsync")))
+    if ((rc = mpk_dec_u32(&d->k, &c->dim, "dim")) ||
+        (rc = mpk_dec_u32(&d->k, &c->metric, "metric")) || (rc = mpk_dec_u32(&d->k, &c->m, "m")) ||
+        (rc = mpk_dec_u32(&d->k, &c->ef_construction, "ef_construction")) ||
+        (rc = mpk_dec_u32(&d->k, &c->ef_search, "ef_search")) ||
+        (rc = mpk_dec_bool(&d->k, &c->sq8, "sq8")) || (rc = mpk_dec_u32(&d->k, &c->fsync, "fsync")))
         return rc;
     c->incarnation = 0;
-    if (with_incarnation && (rc = d_u64(d, &c->incarnation, "incarnation")))
+    if (with_incarnation && (rc = mpk_dec_u64(&d->k, &c->incarnation, "incarnation")))
         return rc;
     return DV_OK;
 }
@@ -393,7 +351,7 @@ static int d_request(struct dec *d)
     struct msg *m = d->m;
     int rc;
     uint32_t n;
-    R(mpk_array(&d->r, &n), "body");
+    R(mpk_array(&d->k.r, &n), "body");
     /* A replica create without its last field (incarnation) comes from a sender that
      * predates it: read as incarnation 0. */
     bool no_incarnation = m->type == MSG_REPLICA_CREATE && n == msg_request_fields(m->type) - 1;
@@ -401,7 +359,8 @@ static int d_request(struct dec *d)
         return fail(d, DV_ECORRUPT, "body length");
     if (msg_type_addressed(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")) ||
-            (rc = d_u32(d, &m->addr.part, "partition")) || (rc = d_u64(d, &m->addr.epoch, "epoch")))
+            (rc = mpk_dec_u32(&d->k, &m->addr.part, "partition")) ||
+            (rc = mpk_dec_u64(&d->k, &m->addr.epoch, "epoch")))
             return rc;
     } else if (msg_type_collection(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")))
@@ -412,13 +371,14 @@ static int d_request(struct dec *d)
         return d_create(d, &m->u.create_req, !no_incarnation);
     case MSG_REPLICA_PULL: {
         struct msg_pull_req *p = &m->u.pull_req;
-        if ((rc = d_u32(d, &p->op, "op")) || (rc = d_str(d, &p->source, "source")) ||
-            (rc = d_u64(d, &p->rate, "rate")) || (rc = d_u64(d, &p->until_lsn, "until_lsn")))
+        if ((rc = mpk_dec_u32(&d->k, &p->op, "op")) || (rc = d_str(d, &p->source, "source")) ||
+            (rc = mpk_dec_u64(&d->k, &p->rate, "rate")) ||
+            (rc = mpk_dec_u64(&d->k, &p->until_lsn, "until_lsn")))
             return rc;
         return d_create(d, &p->create, true);
     }
     case MSG_REPLICA_FENCE:
-        return d_u32(d, &m->u.fence_req.op, "op");
+        return mpk_dec_u32(&d->k, &m->u.fence_req.op, "op");
     case MSG_ADMIN:
         if ((rc = d_str(d, &m->u.admin_req.op, "op")) ||
             (rc = d_raw_or_nil(d, &m->u.admin_req.args, "args")))
@@ -430,13 +390,13 @@ static int d_request(struct dec *d)
     case MSG_P_UPSERT: {
         struct msg_upsert_req *u = &m->u.upsert_req;
         uint32_t np;
-        if ((rc = d_ids(d, &u->ids, &u->n, "ids")) || (rc = d_u32(d, &u->dim, "dim")))
+        if ((rc = d_ids(d, &u->ids, &u->n, "ids")) || (rc = mpk_dec_u32(&d->k, &u->dim, "dim")))
             return rc;
         if (u->dim > PROTO_MAX_DIM)
             return fail(d, DV_ERANGE, "dim");
         if ((rc = d_floats(d, (uint64_t)u->n * u->dim, &u->vecs, "vectors")))
             return rc;
-        if ((rc = d_list(d, &np, MIN_PAYLOAD, "payloads")))
+        if ((rc = mpk_dec_list(&d->k, &np, MIN_PAYLOAD, UINT32_MAX, "payloads")))
             return rc;
         if (np != u->n)
             return fail(d, DV_ECORRUPT, "payload count");
@@ -455,15 +415,15 @@ static int d_request(struct dec *d)
     case MSG_P_GET: {
         struct msg_get_req *g = &m->u.get_req;
         if ((rc = d_ids(d, &g->ids, &g->n, "ids")) ||
-            (rc = d_bool(d, &g->with_vector, "with_vector")) ||
-            (rc = d_bool(d, &g->with_payload, "with_payload")))
+            (rc = mpk_dec_bool(&d->k, &g->with_vector, "with_vector")) ||
+            (rc = mpk_dec_bool(&d->k, &g->with_payload, "with_payload")))
             return rc;
         return DV_OK;
     }
     case MSG_SET_PAYLOAD:
     case MSG_P_SET_PAYLOAD: {
         struct msg_set_payload_req *s = &m->u.set_payload_req;
-        if ((rc = d_u32(d, &s->op, "op")) || (rc = d_ids(d, &s->ids, &s->n, "ids")) ||
+        if ((rc = mpk_dec_u32(&d->k, &s->op, "op")) || (rc = d_ids(d, &s->ids, &s->n, "ids")) ||
             (rc = d_raw_or_nil(d, &s->data, "data")))
             return rc;
         return DV_OK;
@@ -474,14 +434,15 @@ static int d_request(struct dec *d)
     case MSG_SCROLL:
     case MSG_P_SCROLL: {
         struct msg_scroll_req *s = &m->u.scroll_req;
-        s->has_from = mpk_peek(&d->r) != MPK_NIL;
+        s->has_from = mpk_peek(&d->k.r) != MPK_NIL;
         if (s->has_from)
-            R(mpk_pid(&d->r, &s->from), "from");
+            TRY(mpk_dec_pid(&d->k, &s->from, "from"));
         else
-            R(mpk_nil(&d->r), "from");
-        if ((rc = d_u32(d, &s->limit, "limit")) || (rc = d_raw_or_nil(d, &s->filter, "filter")) ||
-            (rc = d_bool(d, &s->with_vector, "with_vector")) ||
-            (rc = d_bool(d, &s->with_payload, "with_payload")))
+            TRY(mpk_dec_nil(&d->k, "from"));
+        if ((rc = mpk_dec_u32(&d->k, &s->limit, "limit")) ||
+            (rc = d_raw_or_nil(d, &s->filter, "filter")) ||
+            (rc = mpk_dec_bool(&d->k, &s->with_vector, "with_vector")) ||
+            (rc = mpk_dec_bool(&d->k, &s->with_payload, "with_payload")))
             return rc;
         return DV_OK;
     }
@@ -489,56 +450,57 @@ static int d_request(struct dec *d)
         struct msg_search_req *s = &m->u.search_req;
         if ((rc = d_str(d, &m->addr.coll, "collection")))
             return rc;
-        if ((rc = d_list(d, &s->n_parts, MIN_TARGET, "partitions")))
+        if ((rc = mpk_dec_list(&d->k, &s->n_parts, MIN_TARGET, UINT32_MAX, "partitions")))
             return rc;
         s->parts = d_alloc(d, s->n_parts, sizeof *s->parts);
         if (!s->parts)
             return fail(d, DV_ENOMEM, "partitions");
         for (uint32_t i = 0; i < s->n_parts; i++)
-            if ((rc = d_tuple(d, 2, "partition")) ||
-                (rc = d_u32(d, &s->parts[i].part, "partition")) ||
-                (rc = d_u64(d, &s->parts[i].epoch, "partition epoch")))
+            if ((rc = mpk_dec_tuple(&d->k, 2, "partition")) ||
+                (rc = mpk_dec_u32(&d->k, &s->parts[i].part, "partition")) ||
+                (rc = mpk_dec_u64(&d->k, &s->parts[i].epoch, "partition epoch")))
                 return rc;
         return d_queries(d, &s->queries, &s->n_queries);
     }
     case MSG_P_SEARCH: {
         struct msg_csearch_req *s = &m->u.csearch_req;
         if ((rc = d_queries(d, &s->queries, &s->n_queries)) ||
-            (rc = d_bool(d, &s->allow_partial, "allow_partial")) ||
-            (rc = d_u32(d, &s->timeout_ms, "timeout_ms")))
+            (rc = mpk_dec_bool(&d->k, &s->allow_partial, "allow_partial")) ||
+            (rc = mpk_dec_u32(&d->k, &s->timeout_ms, "timeout_ms")))
             return rc;
         return DV_OK;
     }
     case MSG_SNAPSHOT_READ: {
         struct msg_snapshot_req *s = &m->u.snapshot_req;
-        if ((rc = d_u64(d, &s->session, "session")) || (rc = d_u64(d, &s->offset, "offset")) ||
-            (rc = d_u32(d, &s->max_bytes, "max_bytes")))
+        if ((rc = mpk_dec_u64(&d->k, &s->session, "session")) ||
+            (rc = mpk_dec_u64(&d->k, &s->offset, "offset")) ||
+            (rc = mpk_dec_u32(&d->k, &s->max_bytes, "max_bytes")))
             return rc;
         return DV_OK;
     }
     case MSG_WAL_READ:
-        if ((rc = d_u64(d, &m->u.wal_req.from, "from")) ||
-            (rc = d_u32(d, &m->u.wal_req.max_bytes, "max_bytes")))
+        if ((rc = mpk_dec_u64(&d->k, &m->u.wal_req.from, "from")) ||
+            (rc = mpk_dec_u32(&d->k, &m->u.wal_req.max_bytes, "max_bytes")))
             return rc;
         return DV_OK;
     case MSG_PAYLOAD_INDEX:
     case MSG_P_INDEX: {
         struct msg_index_req *x = &m->u.index_req;
-        if ((rc = d_u32(d, &x->op, "op")) || (rc = d_str(d, &x->key, "key")) ||
-            (rc = d_u32(d, &x->kind, "kind")))
+        if ((rc = mpk_dec_u32(&d->k, &x->op, "op")) || (rc = d_str(d, &x->key, "key")) ||
+            (rc = mpk_dec_u32(&d->k, &x->kind, "kind")))
             return rc;
         return DV_OK;
     }
     case MSG_NODE_REPORT:
         return d_node_report(d, &m->u.node_report_req);
     case MSG_COORD_ADD:
-        if ((rc = d_u64(d, &m->u.coord_req.id, "coordinator id")) ||
+        if ((rc = mpk_dec_u64(&d->k, &m->u.coord_req.id, "coordinator id")) ||
             (rc = d_str(d, &m->u.coord_req.raft_addr, "raft address")) ||
             (rc = d_str(d, &m->u.coord_req.client_url, "client url")))
             return rc;
         return DV_OK;
     case MSG_COORD_REMOVE:
-        return d_u64(d, &m->u.coord_req.id, "coordinator id");
+        return mpk_dec_u64(&d->k, &m->u.coord_req.id, "coordinator id");
     default:
         return DV_OK;
     }
@@ -551,13 +513,14 @@ static int d_reply_body(struct dec *d)
     switch (m->type) {
     case MSG_HELLO: {
         struct msg_hello_rep *h = &m->u.hello_rep;
-        if ((rc = d_tuple(d, 4, "body")) || (rc = d_str(d, &h->node_id, "node id")) ||
-            (rc = d_str(d, &h->version, "version")) || (rc = d_u64(d, &h->capacity, "capacity")))
+        if ((rc = mpk_dec_tuple(&d->k, 4, "body")) || (rc = d_str(d, &h->node_id, "node id")) ||
+            (rc = d_str(d, &h->version, "version")) ||
+            (rc = mpk_dec_u64(&d->k, &h->capacity, "capacity")))
             return rc;
         return d_replicas(d, &h->replicas, &h->n_replicas);
     }
     case MSG_REPLICA_LIST:
-        if ((rc = d_tuple(d, 1, "body")))
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")))
             return rc;
         return d_replicas(d, &m->u.list_rep.replicas, &m->u.list_rep.n);
     case MSG_REPLICA_INFO: {
@@ -565,15 +528,15 @@ static int d_reply_body(struct dec *d)
         uint32_t *u32s[] = {&f->dim, &f->metric, &f->m, &f->ef_construction, &f->ef_search};
         uint64_t *u64s[] = {&f->points,   &f->deleted,   &f->applied_lsn,  &f->durable_lsn,
                             &f->ckpt_lsn, &f->wal_bytes, &f->payload_bytes};
-        if ((rc = d_tuple(d, 13, "body")))
+        if ((rc = mpk_dec_tuple(&d->k, 13, "body")))
             return rc;
         for (size_t i = 0; i < 5; i++)
-            if ((rc = d_u32(d, u32s[i], "info")))
+            if ((rc = mpk_dec_u32(&d->k, u32s[i], "info")))
                 return rc;
         for (size_t i = 0; i < 7; i++)
-            if ((rc = d_u64(d, u64s[i], "info")))
+            if ((rc = mpk_dec_u64(&d->k, u64s[i], "info")))
                 return rc;
-        return d_bool(d, &f->sq8, "sq8");
+        return mpk_dec_bool(&d->k, &f->sq8, "sq8");
     }
     case MSG_UPSERT:
     case MSG_DELETE:
@@ -584,37 +547,38 @@ static int d_reply_body(struct dec *d)
     case MSG_P_DELETE:
     case MSG_P_SET_PAYLOAD:
     case MSG_P_INDEX:
-        if ((rc = d_tuple(d, 2, "body")) || (rc = d_u64(d, &m->u.write_rep.lsn, "lsn")) ||
-            (rc = d_u64(d, &m->u.write_rep.affected, "affected")))
+        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) ||
+            (rc = mpk_dec_u64(&d->k, &m->u.write_rep.lsn, "lsn")) ||
+            (rc = mpk_dec_u64(&d->k, &m->u.write_rep.affected, "affected")))
             return rc;
         return DV_OK;
     case MSG_GET:
     case MSG_P_GET:
-        if ((rc = d_tuple(d, 1, "body")))
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")))
             return rc;
         return d_hits(d, &m->u.get_rep);
     case MSG_COUNT:
     case MSG_P_COUNT:
-        if ((rc = d_tuple(d, 1, "body")))
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")))
             return rc;
-        return d_u64(d, &m->u.count_rep.count, "count");
+        return mpk_dec_u64(&d->k, &m->u.count_rep.count, "count");
     case MSG_SCROLL:
     case MSG_P_SCROLL: {
         struct msg_scroll_rep *s = &m->u.scroll_rep;
-        if ((rc = d_tuple(d, 2, "body")) || (rc = d_hits(d, &s->hits)))
+        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) || (rc = d_hits(d, &s->hits)))
             return rc;
-        s->more = mpk_peek(&d->r) != MPK_NIL;
+        s->more = mpk_peek(&d->k.r) != MPK_NIL;
         if (s->more)
-            R(mpk_pid(&d->r, &s->next), "next");
+            TRY(mpk_dec_pid(&d->k, &s->next, "next"));
         else
-            R(mpk_nil(&d->r), "next");
+            TRY(mpk_dec_nil(&d->k, "next"));
         return DV_OK;
     }
     case MSG_SEARCH: {
         struct msg_search_rep *s = &m->u.search_rep;
-        if ((rc = d_tuple(d, 1, "body")))
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")))
             return rc;
-        if ((rc = d_list(d, &s->n_parts, MIN_PART, "partitions")))
+        if ((rc = mpk_dec_list(&d->k, &s->n_parts, MIN_PART, UINT32_MAX, "partitions")))
             return rc;
         s->parts = d_alloc(d, s->n_parts, sizeof *s->parts);
         if (!s->parts)
@@ -622,13 +586,14 @@ static int d_reply_body(struct dec *d)
         for (uint32_t i = 0; i < s->n_parts; i++) {
             struct msg_search_part *sp = &s->parts[i];
             memset(sp, 0, sizeof *sp);
-            if ((rc = d_tuple(d, 3, "partition result")) || (rc = d_u32(d, &sp->part, "partition")))
+            if ((rc = mpk_dec_tuple(&d->k, 3, "partition result")) ||
+                (rc = mpk_dec_u32(&d->k, &sp->part, "partition")))
                 return rc;
-            if (mpk_peek(&d->r) == MPK_NIL)
-                R(mpk_nil(&d->r), "partition error");
+            if (mpk_peek(&d->k.r) == MPK_NIL)
+                TRY(mpk_dec_nil(&d->k, "partition error"));
             else if ((rc = d_error(d, &sp->err)))
                 return rc;
-            if ((rc = d_list(d, &sp->n, MIN_HITS, "results")))
+            if ((rc = mpk_dec_list(&d->k, &sp->n, MIN_HITS, UINT32_MAX, "results")))
                 return rc;
             if (sp->err.code && sp->n)
                 return fail(d, DV_ECORRUPT, "results");
@@ -643,67 +608,74 @@ static int d_reply_body(struct dec *d)
     }
     case MSG_STATS: {
         struct msg_stats_rep *s = &m->u.stats_rep;
-        if ((rc = d_tuple(d, 1, "body")))
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")))
             return rc;
-        if ((rc = d_list(d, &s->n, MIN_STAT, "stats")))
+        if ((rc = mpk_dec_list(&d->k, &s->n, MIN_STAT, UINT32_MAX, "stats")))
             return rc;
         s->stats = d_alloc(d, s->n, sizeof *s->stats);
         if (!s->stats)
             return fail(d, DV_ENOMEM, "stats");
         for (uint32_t i = 0; i < s->n; i++)
-            if ((rc = d_tuple(d, 2, "stat")) || (rc = d_str(d, &s->stats[i].name, "stat name")) ||
-                (rc = d_u64(d, &s->stats[i].value, "stat value")))
+            if ((rc = mpk_dec_tuple(&d->k, 2, "stat")) ||
+                (rc = d_str(d, &s->stats[i].name, "stat name")) ||
+                (rc = mpk_dec_u64(&d->k, &s->stats[i].value, "stat value")))
                 return rc;
         return DV_OK;
     }
     case MSG_SNAPSHOT_READ: {
         struct msg_snapshot_rep *s = &m->u.snapshot_rep;
-        if ((rc = d_tuple(d, 5, "body")) || (rc = d_u64(d, &s->session, "session")) ||
-            (rc = d_u64(d, &s->lsn, "lsn")) || (rc = d_u64(d, &s->total, "total")) ||
-            (rc = d_bin(d, &s->data, "data")) || (rc = d_bool(d, &s->done, "done")))
+        if ((rc = mpk_dec_tuple(&d->k, 5, "body")) ||
+            (rc = mpk_dec_u64(&d->k, &s->session, "session")) ||
+            (rc = mpk_dec_u64(&d->k, &s->lsn, "lsn")) ||
+            (rc = mpk_dec_u64(&d->k, &s->total, "total")) || (rc = d_bin(d, &s->data, "data")) ||
+            (rc = mpk_dec_bool(&d->k, &s->done, "done")))
             return rc;
         return DV_OK;
     }
     case MSG_WAL_READ: {
         struct msg_wal_rep *w = &m->u.wal_rep;
-        if ((rc = d_tuple(d, 2, "body")) || (rc = d_list(d, &w->n, MIN_WAL_REC, "records")))
+        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) ||
+            (rc = mpk_dec_list(&d->k, &w->n, MIN_WAL_REC, UINT32_MAX, "records")))
             return rc;
         w->recs = d_alloc(d, w->n, sizeof *w->recs);
         if (!w->recs)
             return fail(d, DV_ENOMEM, "records");
         for (uint32_t i = 0; i < w->n; i++)
-            if ((rc = d_tuple(d, 3, "record")) || (rc = d_u64(d, &w->recs[i].lsn, "record lsn")) ||
-                (rc = d_u32(d, &w->recs[i].type, "record type")) ||
+            if ((rc = mpk_dec_tuple(&d->k, 3, "record")) ||
+                (rc = mpk_dec_u64(&d->k, &w->recs[i].lsn, "record lsn")) ||
+                (rc = mpk_dec_u32(&d->k, &w->recs[i].type, "record type")) ||
                 (rc = d_bin(d, &w->recs[i].body, "record body")))
                 return rc;
-        return d_u64(d, &w->applied_lsn, "applied_lsn");
+        return mpk_dec_u64(&d->k, &w->applied_lsn, "applied_lsn");
     }
     case MSG_COLL_LIST:
-        if ((rc = d_tuple(d, 1, "body")))
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")))
             return rc;
         return d_strs(d, &m->u.coll_list_rep.names, &m->u.coll_list_rep.n, "names");
     case MSG_COLL_INFO: {
         struct msg_coll_info_rep *f = &m->u.coll_info_rep;
-        if ((rc = d_tuple(d, 11, "body")) || (rc = d_coll_cfg(d, &f->cfg)) ||
-            (rc = d_u64(d, &f->points, "points")) ||
-            (rc = d_list(d, &f->n_parts, MIN_COLL_PART, "partition list")))
+        if ((rc = mpk_dec_tuple(&d->k, 11, "body")) || (rc = d_coll_cfg(d, &f->cfg)) ||
+            (rc = mpk_dec_u64(&d->k, &f->points, "points")) ||
+            (rc = mpk_dec_list(&d->k, &f->n_parts, MIN_COLL_PART, UINT32_MAX, "partition list")))
             return rc;
         f->parts = d_alloc(d, f->n_parts, sizeof *f->parts);
         if (!f->parts)
             return fail(d, DV_ENOMEM, "partition list");
         for (uint32_t i = 0; i < f->n_parts; i++) {
             struct msg_coll_part *p = &f->parts[i];
-            if ((rc = d_tuple(d, 4, "partition")) || (rc = d_u32(d, &p->part, "partition")) ||
-                (rc = d_u64(d, &p->epoch, "partition epoch")) ||
+            if ((rc = mpk_dec_tuple(&d->k, 4, "partition")) ||
+                (rc = mpk_dec_u32(&d->k, &p->part, "partition")) ||
+                (rc = mpk_dec_u64(&d->k, &p->epoch, "partition epoch")) ||
                 (rc = d_strs(d, &p->nodes, &p->n_nodes, "partition nodes")) ||
-                (rc = d_u64(d, &p->points, "partition points")))
+                (rc = mpk_dec_u64(&d->k, &p->points, "partition points")))
                 return rc;
         }
         return DV_OK;
     }
     case MSG_P_SEARCH: {
         struct msg_csearch_rep *s = &m->u.csearch_rep;
-        if ((rc = d_tuple(d, 3, "body")) || (rc = d_list(d, &s->n, MIN_HITS, "results")))
+        if ((rc = mpk_dec_tuple(&d->k, 3, "body")) ||
+            (rc = mpk_dec_list(&d->k, &s->n, MIN_HITS, UINT32_MAX, "results")))
             return rc;
         s->results = d_alloc(d, s->n, sizeof *s->results);
         if (!s->results)
@@ -711,41 +683,44 @@ static int d_reply_body(struct dec *d)
         for (uint32_t i = 0; i < s->n; i++)
             if ((rc = d_hits(d, &s->results[i])))
                 return rc;
-        if ((rc = d_bool(d, &s->partial, "partial")) ||
-            (rc = d_list(d, &s->n_failed, MIN_U32, "failed partitions")))
+        if ((rc = mpk_dec_bool(&d->k, &s->partial, "partial")) ||
+            (rc = mpk_dec_list(&d->k, &s->n_failed, MIN_U32, UINT32_MAX, "failed partitions")))
             return rc;
         s->failed = d_alloc(d, s->n_failed, sizeof *s->failed);
         if (!s->failed)
             return fail(d, DV_ENOMEM, "failed partitions");
         for (uint32_t i = 0; i < s->n_failed; i++)
-            if ((rc = d_u32(d, &s->failed[i], "failed partition")))
+            if ((rc = mpk_dec_u32(&d->k, &s->failed[i], "failed partition")))
                 return rc;
         return DV_OK;
     }
     case MSG_CLUSTER:
     case MSG_ADMIN:
-        if ((rc = d_tuple(d, 1, "body")))
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")))
             return rc;
         return d_raw_or_nil(d, &m->u.cluster_rep.status, "status");
     case MSG_REPLICA_PULL: {
         struct msg_pull_rep *p = &m->u.pull_rep;
-        if ((rc = d_tuple(d, 6, "body")) || (rc = d_u32(d, &p->state, "state")) ||
-            (rc = d_u64(d, &p->bytes_done, "bytes_done")) ||
-            (rc = d_u64(d, &p->bytes_total, "bytes_total")) ||
-            (rc = d_u64(d, &p->applied_lsn, "applied_lsn")) ||
-            (rc = d_u64(d, &p->source_lsn, "source_lsn")) || (rc = d_str(d, &p->error, "error")))
+        if ((rc = mpk_dec_tuple(&d->k, 6, "body")) ||
+            (rc = mpk_dec_u32(&d->k, &p->state, "state")) ||
+            (rc = mpk_dec_u64(&d->k, &p->bytes_done, "bytes_done")) ||
+            (rc = mpk_dec_u64(&d->k, &p->bytes_total, "bytes_total")) ||
+            (rc = mpk_dec_u64(&d->k, &p->applied_lsn, "applied_lsn")) ||
+            (rc = mpk_dec_u64(&d->k, &p->source_lsn, "source_lsn")) ||
+            (rc = d_str(d, &p->error, "error")))
             return rc;
         return DV_OK;
     }
     case MSG_NODE_REPORT: {
         struct msg_node_report_rep *r = &m->u.node_report_rep;
-        if ((rc = d_tuple(d, 2, "body")) || (rc = d_u64(d, &r->map_epoch, "map_epoch")) ||
+        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) ||
+            (rc = mpk_dec_u64(&d->k, &r->map_epoch, "map_epoch")) ||
             (rc = d_str(d, &r->leader_url, "leader_url")))
             return rc;
         return DV_OK;
     }
     default: /* create, drop, coll_create, coll_drop */
-        return d_tuple(d, 0, "body");
+        return mpk_dec_tuple(&d->k, 0, "body");
     }
 }
 
@@ -755,32 +730,33 @@ static int d_msg(struct dec *d)
     uint32_t n, type, reply;
     uint64_t version;
     int rc;
-    R(mpk_array(&d->r, &n), "envelope");
+    R(mpk_array(&d->k.r, &n), "envelope");
     if (n < 1)
         return fail(d, DV_ECORRUPT, "envelope");
-    R(mpk_u64(&d->r, &version), "version");
+    TRY(mpk_dec_u64(&d->k, &version, "version"));
     if (version != PROTO_VERSION) {
-        dv_errmsg_set(d->errmsg, "msg: protocol version %llu, this build speaks version %d",
+        dv_errmsg_set(d->k.errmsg, "msg: protocol version %llu, this build speaks version %d",
                       (unsigned long long)version, PROTO_VERSION);
         return DV_EPROTO;
     }
     if (n != 5 && n != 6) {
-        dv_errmsg_set(d->errmsg, "msg: envelope has %u elements, expected 5 (request) or 6 (reply)",
-                      n);
+        dv_errmsg_set(d->k.errmsg,
+                      "msg: envelope has %u elements, expected 5 (request) or 6 (reply)", n);
         return DV_EPROTO;
     }
-    if ((rc = d_u32(d, &type, "type")))
+    if ((rc = mpk_dec_u32(&d->k, &type, "type")))
         return rc;
     if (type >= MSG_TYPE_COUNT || !msg_type_known((int)type)) {
-        dv_errmsg_set(d->errmsg, "msg: unknown message type %u", type);
+        dv_errmsg_set(d->k.errmsg, "msg: unknown message type %u", type);
         return DV_EPROTO;
     }
     m->type = (int)type;
     d->typed = true;
-    if ((rc = d_u32(d, &reply, "kind")) || (rc = d_u64(d, &m->req_id, "request id")))
+    if ((rc = mpk_dec_u32(&d->k, &reply, "kind")) ||
+        (rc = mpk_dec_u64(&d->k, &m->req_id, "request id")))
         return rc;
     if (reply > 1 || n != (reply ? 6 : 5) || (type == MSG_ERROR && !reply)) {
-        dv_errmsg_set(d->errmsg,
+        dv_errmsg_set(d->k.errmsg,
                       "msg: envelope of %s: kind %u with %u elements (a request is kind 0 with "
                       "5, a reply kind 1 with 6; type 0 is only a reply)",
                       msg_type_name(m->type), reply, n);
@@ -789,13 +765,13 @@ static int d_msg(struct dec *d)
     m->reply = reply;
     if (!reply)
         return d_request(d);
-    if (mpk_peek(&d->r) != MPK_NIL) {
+    if (mpk_peek(&d->k.r) != MPK_NIL) {
         if ((rc = d_error(d, &m->err)))
             return rc;
-        R(mpk_nil(&d->r), "body");
+        TRY(mpk_dec_nil(&d->k, "body"));
         return DV_OK;
     }
-    R(mpk_nil(&d->r), "error");
+    TRY(mpk_dec_nil(&d->k, "error"));
     if (type == MSG_ERROR)
         return fail(d, DV_ECORRUPT, "error");
     return d_reply_body(d);
@@ -809,12 +785,12 @@ int msg_decode(const void *p, size_t n, struct msg *m, char *errmsg)
                       PROTO_MAX_MSG);
         return DV_ETOOBIG;
     }
-    struct dec d = {.m = m, .errmsg = errmsg};
-    mpk_init(&d.r, p, n);
+    struct dec d = {.k = {.errmsg = errmsg, .fail = msg_fail}, .m = m};
+    mpk_init(&d.k.r, p, n);
     int rc = d_msg(&d);
-    if (rc == DV_OK && !mpk_done(&d.r)) {
+    if (rc == DV_OK && !mpk_done(&d.k.r)) {
         dv_errmsg_set(errmsg, "msg: %zu trailing bytes after the message",
-                      (size_t)(d.r.end - d.r.p));
+                      (size_t)(d.k.r.end - d.k.r.p));
         rc = DV_EPROTO;
     }
     if (rc != DV_OK)

@@ -150,7 +150,7 @@ int part_get(struct part *p, const struct pid *ids, size_t n, bool with_vector, 
              struct part_result *out, char *errmsg);
 
 /* Largest k, ef and scroll limit a read accepts (DV_ERANGE above). */
-#define PART_MAX_K 100000
+#define PART_MAX_K 100000 /* = PROTO_MAX_K, PROTO_MAX_EF (proto/proto_limits.h) */
 
 struct part_query {
     const float *vec;            /* dim floats */

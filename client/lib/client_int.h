@@ -16,11 +16,9 @@
 #include "pid.h"
 #include "rpc.h"
 
-#define CL_MAX_URLS         64     /* coordinator URLs of one client */
-#define CL_MAX_BATCH        65536  /* points per upsert, delete, get, set payload */
-#define CL_MAX_K            100000 /* hits per query */
-#define CL_MAX_SCROLL       10000  /* points per scroll page */
-#define CL_SEARCH_LEEWAY_MS 2000   /* transport wait beyond a search's own deadline */
+#define CL_MAX_URLS         64    /* coordinator URLs of one client */
+#define CL_MAX_SCROLL       10000 /* points per scroll page */
+#define CL_SEARCH_LEEWAY_MS 2000  /* transport wait beyond a search's own deadline */
 
 /* A collection's metric as this client last learned it (score thresholds). */
 struct cl_metric {

@@ -65,10 +65,10 @@ static int check_ids_call(dvec_client *c, const char *coll, const void *ids, siz
     if (n > 0 && ids == NULL)
         return cl_failf(err, DVEC_EINVAL, "collection %s: %s: %zu points but no array", coll, what,
                         n);
-    if (n > CL_MAX_BATCH)
+    if (n > PROTO_MAX_BATCH)
         return cl_failf(err, DVEC_ETOOBIG,
                         "collection %s: %s of %zu points exceeds the maximum of %d per call", coll,
-                        what, n, CL_MAX_BATCH);
+                        what, n, PROTO_MAX_BATCH);
     return DVEC_OK;
 }
 

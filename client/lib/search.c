@@ -77,9 +77,9 @@ DVEC_API int dvec_search_batch(dvec_client *c, const char *coll, const float *qu
         p = &def;
     }
     uint32_t k = p->k ? p->k : 10;
-    if (k > CL_MAX_K)
+    if (k > PROTO_MAX_K)
         return cl_failf(err, DVEC_ERANGE, "collection %s: search: k %u is not 1 to %d", coll, k,
-                        CL_MAX_K);
+                        PROTO_MAX_K);
     if (dim == 0 || dim > PROTO_MAX_DIM)
         return cl_failf(err, DVEC_EDIM, "collection %s: search: dimension %u is not 1 to %d", coll,
                         dim, PROTO_MAX_DIM);

@@ -110,13 +110,14 @@ bool cmap_cfg_valid(const struct cmap_coll_cfg *c, char *msg)
             return false;                                                                          \
         }                                                                                          \
     } while (0)
-    CHECK(c->dim >= 1 && c->dim <= CMAP_MAX_DIM, "dimension %u not in 1..%u", c->dim, CMAP_MAX_DIM);
+    CHECK(c->dim >= 1 && c->dim <= PROTO_MAX_DIM, "dimension %u not in 1..%u", c->dim,
+          PROTO_MAX_DIM);
     CHECK(c->metric <= CMAP_METRIC_L1, "unknown metric %u", c->metric);
-    CHECK(c->m >= 2 && c->m <= CMAP_MAX_M, "m %u not in 2..%u", c->m, CMAP_MAX_M);
-    CHECK(c->ef_construction >= 1 && c->ef_construction <= CMAP_MAX_EF,
-          "ef_construction %u not in 1..%u", c->ef_construction, CMAP_MAX_EF);
-    CHECK(c->ef_search >= 1 && c->ef_search <= CMAP_MAX_EF, "ef_search %u not in 1..%u",
-          c->ef_search, CMAP_MAX_EF);
+    CHECK(c->m >= 2 && c->m <= PROTO_MAX_M, "m %u not in 2..%u", c->m, PROTO_MAX_M);
+    CHECK(c->ef_construction >= 1 && c->ef_construction <= PROTO_MAX_CFG_EF,
+          "ef_construction %u not in 1..%u", c->ef_construction, PROTO_MAX_CFG_EF);
+    CHECK(c->ef_search >= 1 && c->ef_search <= PROTO_MAX_CFG_EF, "ef_search %u not in 1..%u",
+          c->ef_search, PROTO_MAX_CFG_EF);
     CHECK(c->n_parts >= 1 && c->n_parts <= CMAP_MAX_PARTS, "partition count %u not in 1..%u",
           c->n_parts, CMAP_MAX_PARTS);
     CHECK(c->rf >= 1 && c->rf <= CMAP_MAX_RF, "replication factor %u not in 1..%u", c->rf,

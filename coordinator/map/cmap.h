@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "proto_limits.h"
 
 /*
  * The cluster map is the state the coordinators replicate with Raft. It changes only through
@@ -32,27 +33,24 @@
  * the next change of the map (apply, decode into it, free).
  */
 
-#define CMAP_ID_MAX        64          /* bytes of a node id: [A-Za-z0-9._:-] */
-#define CMAP_URL_MAX       255         /* bytes of a URL: printable ASCII, no spaces */
-#define CMAP_NAME_MAX      128         /* bytes of a collection name: [A-Za-z0-9_-], as nodes */
-#define CMAP_MSG_MAX       128         /* bytes of a result message, NUL included */
-#define CMAP_MAX_NODES     16384       /* node records (removed ones included) */
-#define CMAP_MAX_COLLS     65536       /* collections */
-#define CMAP_MAX_PARTS     1024        /* partitions of one collection */
-#define CMAP_MIN_PARTS     4           /* default partition count: 2 x eligible nodes, at least */
-#define CMAP_MAX_RF        8           /* replication factor */
-#define CMAP_MAX_REPLICAS  16          /* replicas of one partition (more than rf during a move) */
-#define CMAP_MAX_DIM       65536       /* floats per vector (the protocol's limit) */
-#define CMAP_MAX_M         128         /* HNSW links per node (shard/index/hnsw.h) */
-#define CMAP_MAX_EF        65535       /* HNSW ef_construction and ef_search */
-#define CMAP_MAX_REPORTS   65536       /* replicas one node may report */
-#define CMAP_MAX_MOVES     65536       /* move records */
-#define CMAP_DEDUP_DEFAULT 1024        /* request ids remembered by default */
-#define CMAP_DEDUP_MAX     65536       /* request ids remembered at most */
-#define CMAP_MAX_ENTRY     (64u << 20) /* bytes of one encoded command or batch */
-#define CMAP_MAX_SNAPSHOT  (1u << 30)  /* bytes of one encoded map */
-#define CMAP_MAX_COORDS    16          /* coordinator records (removed ones included) */
-#define CMAP_NONE          UINT32_MAX  /* no node */
+#define CMAP_ID_MAX        64              /* bytes of a node id: [A-Za-z0-9._:-] */
+#define CMAP_URL_MAX       255             /* bytes of a URL: printable ASCII, no spaces */
+#define CMAP_NAME_MAX      PROTO_MAX_NAME  /* bytes of a collection name: [A-Za-z0-9_-] */
+#define CMAP_MSG_MAX       128             /* bytes of a result message, NUL included */
+#define CMAP_MAX_NODES     16384           /* node records (removed ones included) */
+#define CMAP_MAX_COLLS     65536           /* collections */
+#define CMAP_MAX_PARTS     PROTO_MAX_PARTS /* partitions of one collection */
+#define CMAP_MIN_PARTS     4            /* default partition count: 2 x eligible nodes, at least */
+#define CMAP_MAX_RF        PROTO_MAX_RF /* replication factor */
+#define CMAP_MAX_REPLICAS  16           /* replicas of one partition (more than rf during a move) */
+#define CMAP_MAX_REPORTS   65536        /* replicas one node may report */
+#define CMAP_MAX_MOVES     65536        /* move records */
+#define CMAP_DEDUP_DEFAULT 1024         /* request ids remembered by default */
+#define CMAP_DEDUP_MAX     65536        /* request ids remembered at most */
+#define CMAP_MAX_ENTRY     (64u << 20)  /* bytes of one encoded command or batch */
+#define CMAP_MAX_SNAPSHOT  (1u << 30)   /* bytes of one encoded map */
+#define CMAP_MAX_COORDS    16           /* coordinator records (removed ones included) */
+#define CMAP_NONE          UINT32_MAX   /* no node */
 
 enum cmap_node_state {
     CMAP_NODE_JOINING = 0,  /* registered, placeable, may not hold data yet */
@@ -131,8 +129,8 @@ struct cmap_coll_cfg {
     uint32_t dim;             /* 1 .. CMAP_MAX_DIM */
     uint32_t metric;          /* CMAP_METRIC_* */
     uint32_t m;               /* 2 .. CMAP_MAX_M */
-    uint32_t ef_construction; /* 1 .. CMAP_MAX_EF */
-    uint32_t ef_search;       /* 1 .. CMAP_MAX_EF */
+    uint32_t ef_construction; /* 1 .. PROTO_MAX_CFG_EF */
+    uint32_t ef_search;       /* 1 .. PROTO_MAX_CFG_EF */
     uint32_t n_parts;         /* 1 .. CMAP_MAX_PARTS */
     uint32_t rf;              /* replication factor, 1 .. CMAP_MAX_RF */
     uint32_t fsync;           /* CMAP_FSYNC_* */

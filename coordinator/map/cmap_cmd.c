@@ -1,6 +1,5 @@
 /* cmap_cmd.c - encoding and bounds-checked decoding of cluster-map commands and batches. */
 #include <assert.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -323,84 +322,44 @@ err:
 /* ---- decode ------------------------------------------------------------------------------ */
 
 struct dec {
-    struct mpk r;
+    struct mpk_dec k; /* first: cmd_fail gets back to the struct dec from it */
     struct cmap_cmd *cmd;
-    char *errmsg;
 };
 
-/* Turns a reader failure into DV_EPROTO naming the field (DV_ENOMEM passes through). */
-static int dfail(struct dec *d, int rc, const char *field)
+/* The mpk_dec failure hook: DV_EPROTO naming the command type and the field (DV_ENOMEM
+ * passes through). */
+static int cmd_fail(struct mpk_dec *k, int rc, const char *field)
 {
+    const struct dec *d = (const struct dec *)k;
     if (rc == DV_ENOMEM) {
-        dv_errmsg_set(d->errmsg, "cmap: %s: out of memory", field);
+        dv_errmsg_set(k->errmsg, "cmap: %s: out of memory", field);
         return rc;
     }
-    dv_errmsg_set(d->errmsg, "cmap: %s %s: %s (%zu bytes left)", cmap_cmd_type_name(d->cmd->type),
-                  field, dv_strerror(rc), (size_t)(d->r.end - d->r.p));
+    dv_errmsg_set(k->errmsg, "cmap: %s %s: %s (%zu bytes left)", cmap_cmd_type_name(d->cmd->type),
+                  field, dv_strerror(rc), mpk_dec_left(k));
     return DV_EPROTO;
 }
 
-#define R(x, field)                                                                                \
+static int dfail(struct dec *d, int rc, const char *field)
+{
+    return mpk_dec_fail(&d->k, rc, field);
+}
+
+/* For mpk_dec_* calls, which have reported the failure already. */
+#define TRY(x)                                                                                     \
     do {                                                                                           \
         if ((rc = (x)) != DV_OK)                                                                   \
-            return dfail(d, rc, field);                                                            \
+            return rc;                                                                             \
     } while (0)
-
-static int d_u32(struct dec *d, uint32_t *v, const char *field)
-{
-    uint64_t x;
-    int rc;
-    R(mpk_u64(&d->r, &x), field);
-    if (x > UINT32_MAX)
-        return dfail(d, DV_ERANGE, field);
-    *v = (uint32_t)x;
-    return DV_OK;
-}
 
 static int d_int(struct dec *d, int *v, const char *field)
 {
     int64_t x;
     int rc;
-    R(mpk_i64(&d->r, &x), field);
+    TRY(mpk_dec_i64(&d->k, &x, field));
     if (x < -1 || x > INT32_MAX)
         return dfail(d, DV_ERANGE, field);
     *v = (int)x;
-    return DV_OK;
-}
-
-/* A string of at most `max` bytes without NUL, copied into `dst` (max + 1 bytes). */
-static int d_str(struct dec *d, char *dst, size_t max, const char *field)
-{
-    const char *s;
-    uint32_t n;
-    int rc;
-    R(mpk_str(&d->r, &s, &n), field);
-    if (n > max || memchr(s, 0, n))
-        return dfail(d, DV_ERANGE, field);
-    memcpy(dst, s, n);
-    dst[n] = '\0';
-    return DV_OK;
-}
-
-/* An array header with exactly n elements. */
-static int d_tuple(struct dec *d, uint32_t n, const char *field)
-{
-    uint32_t got;
-    int rc;
-    R(mpk_array(&d->r, &got), field);
-    if (got != n)
-        return dfail(d, DV_ECORRUPT, field);
-    return DV_OK;
-}
-
-/* An array header whose count the bytes left can hold at `min` bytes per element and that is
- * at most `max`. */
-static int d_list(struct dec *d, uint32_t *n, size_t min, uint32_t max, const char *field)
-{
-    int rc;
-    R(mpk_array(&d->r, n), field);
-    if ((uint64_t)*n * min > (uint64_t)(d->r.end - d->r.p) || *n > max)
-        return dfail(d, DV_ECORRUPT, field);
     return DV_OK;
 }
 
@@ -409,7 +368,7 @@ static int d_reports(struct dec *d, struct cmap_report **out, uint32_t *count)
     uint32_t n;
     int rc;
     /* [coll "", part, lsn] takes at least 4 bytes. */
-    if ((rc = d_list(d, &n, 4, CMAP_MAX_REPORTS, "reports")) != DV_OK)
+    if ((rc = mpk_dec_list(&d->k, &n, 4, CMAP_MAX_REPORTS, "reports")) != DV_OK)
         return rc;
     if (n == 0)
         return DV_OK;
@@ -420,16 +379,16 @@ static int d_reports(struct dec *d, struct cmap_report **out, uint32_t *count)
     *out = r;
     for (uint32_t i = 0; i < n; i++) {
         char name[CMAP_NAME_MAX + 1];
-        if ((rc = d_tuple(d, 3, "report")) != DV_OK ||
-            (rc = d_str(d, name, CMAP_NAME_MAX, "report collection")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 3, "report")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, name, CMAP_NAME_MAX, "report collection")) != DV_OK)
             return rc;
         r[i].coll = cmap_strdup(name);
         if (!r[i].coll)
             return dfail(d, DV_ENOMEM, "reports");
         *count = i + 1;
-        if ((rc = d_u32(d, &r[i].part, "report partition")) != DV_OK)
+        if ((rc = mpk_dec_u32(&d->k, &r[i].part, "report partition")) != DV_OK)
             return rc;
-        R(mpk_u64(&d->r, &r[i].lsn), "report lsn");
+        TRY(mpk_dec_u64(&d->k, &r[i].lsn, "report lsn"));
     }
     return DV_OK;
 }
@@ -437,7 +396,7 @@ static int d_reports(struct dec *d, struct cmap_report **out, uint32_t *count)
 static int d_weight(struct dec *d, double *w)
 {
     int rc;
-    R(mpk_f64(&d->r, w), "weight");
+    TRY(mpk_dec_f64(&d->k, w, "weight"));
     return DV_OK;
 }
 
@@ -447,36 +406,38 @@ static int d_create(struct dec *d)
     struct cmap_coll_cfg *g = &cc->cfg;
     uint32_t n;
     int rc;
-    if ((rc = d_tuple(d, 4, "body")) != DV_OK ||
-        (rc = d_str(d, cc->name, CMAP_NAME_MAX, "name")) != DV_OK ||
-        (rc = d_tuple(d, 9, "config")) != DV_OK || (rc = d_u32(d, &g->dim, "dim")) != DV_OK ||
-        (rc = d_u32(d, &g->metric, "metric")) != DV_OK || (rc = d_u32(d, &g->m, "m")) != DV_OK ||
-        (rc = d_u32(d, &g->ef_construction, "ef_construction")) != DV_OK ||
-        (rc = d_u32(d, &g->ef_search, "ef_search")) != DV_OK ||
-        (rc = d_u32(d, &g->n_parts, "partitions")) != DV_OK ||
-        (rc = d_u32(d, &g->rf, "replication")) != DV_OK ||
-        (rc = d_u32(d, &g->fsync, "fsync")) != DV_OK)
+    if ((rc = mpk_dec_tuple(&d->k, 4, "body")) != DV_OK ||
+        (rc = mpk_dec_strcpy(&d->k, cc->name, CMAP_NAME_MAX, "name")) != DV_OK ||
+        (rc = mpk_dec_tuple(&d->k, 9, "config")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->dim, "dim")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->metric, "metric")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->m, "m")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->ef_construction, "ef_construction")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->ef_search, "ef_search")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->n_parts, "partitions")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->rf, "replication")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->fsync, "fsync")) != DV_OK)
         return rc;
-    R(mpk_bool(&d->r, &g->sq8), "sq8");
+    TRY(mpk_dec_bool(&d->k, &g->sq8, "sq8"));
     if (g->n_parts < 1 || g->n_parts > CMAP_MAX_PARTS)
         return dfail(d, DV_ERANGE, "partitions");
 
     /* The node table: strings of at least 1 byte each. */
-    if ((rc = d_list(d, &n, 1, CMAP_MAX_NODES, "node table")) != DV_OK)
+    if ((rc = mpk_dec_list(&d->k, &n, 1, CMAP_MAX_NODES, "node table")) != DV_OK)
         return rc;
     if (n) {
         cc->node_ids = calloc(n, sizeof *cc->node_ids);
         if (!cc->node_ids)
             return dfail(d, DV_ENOMEM, "node table");
         for (uint32_t i = 0; i < n; i++) {
-            if ((rc = d_str(d, cc->node_ids[i], CMAP_ID_MAX, "node table")) != DV_OK)
+            if ((rc = mpk_dec_strcpy(&d->k, cc->node_ids[i], CMAP_ID_MAX, "node table")) != DV_OK)
                 return rc;
             cc->n_node_ids = i + 1;
         }
     }
 
     /* [primary, [node, ...]] takes at least 3 bytes. */
-    if ((rc = d_list(d, &n, 3, CMAP_MAX_PARTS, "placement")) != DV_OK)
+    if ((rc = mpk_dec_list(&d->k, &n, 3, CMAP_MAX_PARTS, "placement")) != DV_OK)
         return rc;
     if (n != g->n_parts)
         return dfail(d, DV_ECORRUPT, "placement");
@@ -485,12 +446,12 @@ static int d_create(struct dec *d)
         return dfail(d, DV_ENOMEM, "placement");
     for (uint32_t p = 0; p < n; p++) {
         struct cmap_cmd_part *cp = &cc->parts[p];
-        if ((rc = d_tuple(d, 2, "placement")) != DV_OK ||
-            (rc = d_u32(d, &cp->primary, "primary")) != DV_OK ||
-            (rc = d_list(d, &cp->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 2, "placement")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &cp->primary, "primary")) != DV_OK ||
+            (rc = mpk_dec_list(&d->k, &cp->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
             return rc;
         for (uint32_t k = 0; k < cp->n; k++)
-            if ((rc = d_u32(d, &cp->nodes[k], "replica")) != DV_OK)
+            if ((rc = mpk_dec_u32(&d->k, &cp->nodes[k], "replica")) != DV_OK)
                 return rc;
     }
     return DV_OK;
@@ -502,56 +463,56 @@ static int d_body(struct dec *d)
     int rc;
     switch (c->type) {
     case CMAP_CMD_NODE_REGISTER:
-        if ((rc = d_tuple(d, 7, "body")) != DV_OK ||
-            (rc = d_str(d, c->u.reg.id, CMAP_ID_MAX, "id")) != DV_OK ||
-            (rc = d_str(d, c->u.reg.url, CMAP_URL_MAX, "url")) != DV_OK ||
-            (rc = d_str(d, c->u.reg.http_url, CMAP_URL_MAX, "http_url")) != DV_OK ||
+        if ((rc = mpk_dec_tuple(&d->k, 7, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.reg.id, CMAP_ID_MAX, "id")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.reg.url, CMAP_URL_MAX, "url")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.reg.http_url, CMAP_URL_MAX, "http_url")) != DV_OK ||
             (rc = d_weight(d, &c->u.reg.weight)) != DV_OK ||
             (rc = d_int(d, &c->u.reg.state, "state")) != DV_OK)
             return rc;
-        R(mpk_u64(&d->r, &c->u.reg.heartbeat_ms), "heartbeat");
+        TRY(mpk_dec_u64(&d->k, &c->u.reg.heartbeat_ms, "heartbeat"));
         return d_reports(d, &c->u.reg.reports, &c->u.reg.n_reports);
     case CMAP_CMD_NODE_STATE:
-        if ((rc = d_tuple(d, 4, "body")) != DV_OK ||
-            (rc = d_str(d, c->u.node_state.id, CMAP_ID_MAX, "id")) != DV_OK ||
+        if ((rc = mpk_dec_tuple(&d->k, 4, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.node_state.id, CMAP_ID_MAX, "id")) != DV_OK ||
             (rc = d_int(d, &c->u.node_state.state, "state")) != DV_OK)
             return rc;
-        R(mpk_u64(&d->r, &c->u.node_state.heartbeat_ms), "heartbeat");
-        if (mpk_peek(&d->r) == MPK_NIL) {
-            R(mpk_nil(&d->r), "reports");
+        TRY(mpk_dec_u64(&d->k, &c->u.node_state.heartbeat_ms, "heartbeat"));
+        if (mpk_peek(&d->k.r) == MPK_NIL) {
+            TRY(mpk_dec_nil(&d->k, "reports"));
             return DV_OK;
         }
         c->u.node_state.has_reports = true;
         return d_reports(d, &c->u.node_state.reports, &c->u.node_state.n_reports);
     case CMAP_CMD_NODE_WEIGHT:
-        if ((rc = d_tuple(d, 2, "body")) != DV_OK ||
-            (rc = d_str(d, c->u.node_weight.id, CMAP_ID_MAX, "id")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.node_weight.id, CMAP_ID_MAX, "id")) != DV_OK)
             return rc;
         return d_weight(d, &c->u.node_weight.weight);
     case CMAP_CMD_NODE_REMOVE:
-        if ((rc = d_tuple(d, 2, "body")) != DV_OK ||
-            (rc = d_str(d, c->u.node_remove.id, CMAP_ID_MAX, "id")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.node_remove.id, CMAP_ID_MAX, "id")) != DV_OK)
             return rc;
-        R(mpk_bool(&d->r, &c->u.node_remove.force), "force");
+        TRY(mpk_dec_bool(&d->k, &c->u.node_remove.force, "force"));
         return DV_OK;
     case CMAP_CMD_COLL_CREATE:
         return d_create(d);
     case CMAP_CMD_COLL_DROP:
-        if ((rc = d_tuple(d, 1, "body")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")) != DV_OK)
             return rc;
-        return d_str(d, c->u.coll_drop.name, CMAP_NAME_MAX, "name");
+        return mpk_dec_strcpy(&d->k, c->u.coll_drop.name, CMAP_NAME_MAX, "name");
     case CMAP_CMD_PART_SET: {
         typeof(c->u.part_set) *ps = &c->u.part_set;
-        if ((rc = d_tuple(d, 5, "body")) != DV_OK ||
-            (rc = d_str(d, ps->coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
-            (rc = d_u32(d, &ps->part, "partition")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 5, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, ps->coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &ps->part, "partition")) != DV_OK)
             return rc;
-        R(mpk_u64(&d->r, &ps->expect_epoch), "expect_epoch");
-        if ((rc = d_u32(d, &ps->primary, "primary")) != DV_OK ||
-            (rc = d_list(d, &ps->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
+        TRY(mpk_dec_u64(&d->k, &ps->expect_epoch, "expect_epoch"));
+        if ((rc = mpk_dec_u32(&d->k, &ps->primary, "primary")) != DV_OK ||
+            (rc = mpk_dec_list(&d->k, &ps->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
             return rc;
         for (uint32_t k = 0; k < ps->n; k++)
-            if ((rc = d_str(d, ps->nodes[k], CMAP_ID_MAX, "replica")) != DV_OK)
+            if ((rc = mpk_dec_strcpy(&d->k, ps->nodes[k], CMAP_ID_MAX, "replica")) != DV_OK)
                 return rc;
         return DV_OK;
     }
@@ -559,12 +520,12 @@ static int d_body(struct dec *d)
     case CMAP_CMD_MOVE_UPDATE:
     case CMAP_CMD_MOVE_REMOVE: {
         uint32_t state;
-        if ((rc = d_tuple(d, 5, "body")) != DV_OK ||
-            (rc = d_str(d, c->u.move.coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
-            (rc = d_u32(d, &c->u.move.part, "partition")) != DV_OK ||
-            (rc = d_str(d, c->u.move.from, CMAP_ID_MAX, "from")) != DV_OK ||
-            (rc = d_str(d, c->u.move.to, CMAP_ID_MAX, "to")) != DV_OK ||
-            (rc = d_u32(d, &state, "state")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 5, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.move.coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &c->u.move.part, "partition")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.move.from, CMAP_ID_MAX, "from")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.move.to, CMAP_ID_MAX, "to")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &state, "state")) != DV_OK)
             return rc;
         if (state > INT32_MAX)
             return dfail(d, DV_ERANGE, "state");
@@ -573,12 +534,14 @@ static int d_body(struct dec *d)
     }
     case CMAP_CMD_COORD_SET: {
         uint32_t role;
-        if ((rc = d_tuple(d, 4, "body")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 4, "body")) != DV_OK)
             return rc;
-        R(mpk_u64(&d->r, &c->u.coord_set.id), "id");
-        if ((rc = d_str(d, c->u.coord_set.raft_addr, CMAP_URL_MAX, "raft_addr")) != DV_OK ||
-            (rc = d_str(d, c->u.coord_set.client_url, CMAP_URL_MAX, "client_url")) != DV_OK ||
-            (rc = d_u32(d, &role, "role")) != DV_OK)
+        TRY(mpk_dec_u64(&d->k, &c->u.coord_set.id, "id"));
+        if ((rc = mpk_dec_strcpy(&d->k, c->u.coord_set.raft_addr, CMAP_URL_MAX, "raft_addr")) !=
+                DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->u.coord_set.client_url, CMAP_URL_MAX, "client_url")) !=
+                DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &role, "role")) != DV_OK)
             return rc;
         if (role > INT32_MAX)
             return dfail(d, DV_ERANGE, "role");
@@ -586,18 +549,19 @@ static int d_body(struct dec *d)
         return DV_OK;
     }
     case CMAP_CMD_COORD_REMOVE:
-        if ((rc = d_tuple(d, 1, "body")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")) != DV_OK)
             return rc;
-        R(mpk_u64(&d->r, &c->u.coord_remove.id), "id");
+        TRY(mpk_dec_u64(&d->k, &c->u.coord_remove.id, "id"));
         return DV_OK;
     case CMAP_CMD_SETTINGS: {
         typeof(c->u.settings) *st = &c->u.settings;
-        if ((rc = d_tuple(d, 5, "body")) != DV_OK || (rc = d_u32(d, &st->mask, "mask")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 5, "body")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &st->mask, "mask")) != DV_OK)
             return rc;
-        R(mpk_bool(&d->r, &st->set.paused), "paused");
-        R(mpk_bool(&d->r, &st->set.auto_rebalance), "auto");
-        R(mpk_u64(&d->r, &st->set.rate), "rate");
-        return d_u32(d, &st->set.moves_per_node, "moves_per_node");
+        TRY(mpk_dec_bool(&d->k, &st->set.paused, "paused"));
+        TRY(mpk_dec_bool(&d->k, &st->set.auto_rebalance, "auto"));
+        TRY(mpk_dec_u64(&d->k, &st->set.rate, "rate"));
+        return mpk_dec_u32(&d->k, &st->set.moves_per_node, "moves_per_node");
     }
     default:
         return dfail(d, DV_EINVAL, "type");
@@ -607,11 +571,11 @@ static int d_body(struct dec *d)
 /* After the value: only zero padding, fewer than 8 bytes of it. */
 static int d_padding(struct dec *d)
 {
-    size_t left = (size_t)(d->r.end - d->r.p);
+    size_t left = (size_t)(d->k.r.end - d->k.r.p);
     if (left >= 8)
         return dfail(d, DV_ECORRUPT, "padding");
     for (size_t i = 0; i < left; i++)
-        if (d->r.p[i] != 0)
+        if (d->k.r.p[i] != 0)
             return dfail(d, DV_ECORRUPT, "padding");
     return DV_OK;
 }
@@ -621,30 +585,30 @@ static int d_head(struct dec *d, int *type, struct cmap_reqid *req)
 {
     uint64_t v, t;
     int rc;
-    if ((rc = d_tuple(d, 5, "envelope")) != DV_OK)
+    if ((rc = mpk_dec_tuple(&d->k, 5, "envelope")) != DV_OK)
         return rc;
-    R(mpk_u64(&d->r, &v), "version");
+    TRY(mpk_dec_u64(&d->k, &v, "version"));
     if (v != CMAP_CMD_VERSION)
         return dfail(d, DV_EUNSUPPORTED, "version");
-    R(mpk_u64(&d->r, &t), "type");
+    TRY(mpk_dec_u64(&d->k, &t, "type"));
     if (t == 0 || t >= CMAP_CMD_TYPE_COUNT)
         return dfail(d, DV_EINVAL, "type");
     *type = (int)t;
-    R(mpk_u64(&d->r, &req->hi), "request id");
-    R(mpk_u64(&d->r, &req->lo), "request id");
+    TRY(mpk_dec_u64(&d->k, &req->hi, "request id"));
+    TRY(mpk_dec_u64(&d->k, &req->lo, "request id"));
     return DV_OK;
 }
 
 int cmap_cmd_decode(const void *p, size_t n, struct cmap_cmd *cmd, char *errmsg)
 {
-    struct dec d = {.cmd = cmd, .errmsg = errmsg};
+    struct dec d = {.k = {.errmsg = errmsg, .fail = cmd_fail}, .cmd = cmd};
     int rc;
     memset(cmd, 0, sizeof *cmd);
     if (n > CMAP_MAX_ENTRY) {
         dv_errmsg_set(errmsg, "cmap: command of %zu bytes, at most %u", n, CMAP_MAX_ENTRY);
         return DV_EPROTO;
     }
-    mpk_init(&d.r, p, n);
+    mpk_init(&d.k.r, p, n);
     if ((rc = d_head(&d, &cmd->type, &cmd->req)) != DV_OK)
         goto err;
     if (cmd->type == CMAP_CMD_BATCH) {
@@ -684,31 +648,32 @@ int cmap_batch_open(const void *p, size_t n, const uint8_t **items, size_t *len,
                     char *errmsg)
 {
     struct cmap_cmd head = {0};
-    struct dec dd = {.cmd = &head, .errmsg = errmsg}, *d = &dd;
+    struct dec dd = {.k = {.errmsg = errmsg, .fail = cmd_fail}, .cmd = &head}, *d = &dd;
     uint32_t k;
     int rc;
     if (n > CMAP_MAX_ENTRY) {
         dv_errmsg_set(errmsg, "cmap: entry of %zu bytes, at most %u", n, CMAP_MAX_ENTRY);
         return DV_EPROTO;
     }
-    mpk_init(&d->r, p, n);
+    mpk_init(&d->k.r, p, n);
     if ((rc = d_head(d, &head.type, &head.req)) != DV_OK)
         return rc;
     if (head.type != CMAP_CMD_BATCH)
         return DV_ENOTFOUND;
     /* A command takes at least 6 bytes: [1, type, hi, lo, []]. */
-    if ((rc = d_list(d, &k, 6, 65536, "commands")) != DV_OK)
+    if ((rc = mpk_dec_list(&d->k, &k, 6, 65536, "commands")) != DV_OK)
         return rc;
     if (k == 0)
         return dfail(d, DV_ECORRUPT, "commands (none)");
-    const uint8_t *first = d->r.p;
+    const uint8_t *first = d->k.r.p;
     for (uint32_t i = 0; i < k; i++) {
         const uint8_t *s;
         size_t sz;
-        R(mpk_span(&d->r, &s, &sz), "command");
+        if ((rc = mpk_span(&d->k.r, &s, &sz)) != DV_OK)
+            return dfail(d, rc, "command");
     }
     *items = first;
-    *len = (size_t)(d->r.p - first);
+    *len = (size_t)(d->k.r.p - first);
     if ((rc = d_padding(d)) != DV_OK)
         return rc;
     *count = k;
@@ -733,18 +698,18 @@ int cmap_batch_pack(const void *const *cmds, const size_t *lens, size_t n, struc
     for (size_t i = 0; i < n; i++) {
         /* Each input: one command envelope (not a batch), then only zero padding. */
         struct cmap_cmd head = {0};
-        struct dec d = {.cmd = &head, .errmsg = errmsg};
+        struct dec d = {.k = {.errmsg = errmsg, .fail = cmd_fail}, .cmd = &head};
         const uint8_t *s;
         size_t sz;
-        mpk_init(&d.r, cmds[i], lens[i]);
-        struct mpk at = d.r;
+        mpk_init(&d.k.r, cmds[i], lens[i]);
+        struct mpk at = d.k.r;
         if (d_head(&d, &head.type, &head.req) != DV_OK || head.type == CMAP_CMD_BATCH ||
             mpk_span(&at, &s, &sz) != DV_OK) {
             dv_errmsg_set(errmsg, "cmap: batch: command %zu is not one encoded command", i);
             rc = DV_EINVAL;
             goto err;
         }
-        d.r = at;
+        d.k.r = at;
         if (d_padding(&d) != DV_OK) {
             dv_errmsg_set(errmsg, "cmap: batch: command %zu has bytes after it", i);
             rc = DV_EINVAL;

@@ -1,6 +1,4 @@
 /* cmap_snap.c - the whole cluster map as bytes (Raft snapshots): encode, checked decode. */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,85 +152,42 @@ err:
 /* ---- decode ------------------------------------------------------------------------------ */
 
 struct sdec {
-    struct mpk r;
+    struct mpk_dec k;
     struct cmap *m;
-    char *errmsg;
 };
 
-static int bad(struct sdec *d, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Any failure is DV_ECORRUPT (DV_ENOMEM passes through), with the field in errmsg. */
-static int bad(struct sdec *d, int rc, const char *fmt, ...)
+/* The mpk_dec failure hook: any failure is DV_ECORRUPT (DV_ENOMEM passes through), with the
+ * field in errmsg. */
+static int snap_fail(struct mpk_dec *k, int rc, const char *what)
 {
-    char what[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     if (rc == DV_ENOMEM) {
-        dv_errmsg_set(d->errmsg, "cmap snapshot: %s: out of memory", what);
+        dv_errmsg_set(k->errmsg, "cmap snapshot: %s: out of memory", what);
         return rc;
     }
-    dv_errmsg_set(d->errmsg, "cmap snapshot: %s: %s (%zu bytes left)", what, dv_strerror(rc),
-                  (size_t)(d->r.end - d->r.p));
+    dv_errmsg_set(k->errmsg, "cmap snapshot: %s: %s (%zu bytes left)", what, dv_strerror(rc),
+                  mpk_dec_left(k));
     return DV_ECORRUPT;
 }
 
 #define R(x, ...)                                                                                  \
     do {                                                                                           \
         if ((rc = (x)) != DV_OK)                                                                   \
-            return bad(d, rc, __VA_ARGS__);                                                        \
+            return mpk_dec_failf(&d->k, rc, __VA_ARGS__);                                          \
     } while (0)
 
-static int s_u32(struct sdec *d, uint32_t *v, const char *field)
-{
-    uint64_t x;
-    int rc;
-    R(mpk_u64(&d->r, &x), "%s", field);
-    if (x > UINT32_MAX)
-        return bad(d, DV_ERANGE, "%s", field);
-    *v = (uint32_t)x;
-    return DV_OK;
-}
-
-static int s_str(struct sdec *d, char *dst, size_t max, const char *field)
-{
-    const char *s;
-    uint32_t n;
-    int rc;
-    R(mpk_str(&d->r, &s, &n), "%s", field);
-    if (n > max || memchr(s, 0, n))
-        return bad(d, DV_ERANGE, "%s", field);
-    memcpy(dst, s, n);
-    dst[n] = '\0';
-    return DV_OK;
-}
-
-static int s_tuple(struct sdec *d, uint32_t n, const char *field)
-{
-    uint32_t got;
-    int rc;
-    R(mpk_array(&d->r, &got), "%s", field);
-    if (got != n)
-        return bad(d, DV_ECORRUPT, "%s", field);
-    return DV_OK;
-}
-
-static int s_list(struct sdec *d, uint32_t *n, size_t min, uint32_t max, const char *field)
-{
-    int rc;
-    R(mpk_array(&d->r, n), "%s", field);
-    if ((uint64_t)*n * min > (uint64_t)(d->r.end - d->r.p) || *n > max)
-        return bad(d, DV_ECORRUPT, "%s count %u", field, *n);
-    return DV_OK;
-}
+/* For mpk_dec_* calls, which have reported the failure already. */
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((rc = (x)) != DV_OK)                                                                   \
+            return rc;                                                                             \
+    } while (0)
 
 static int s_epoch(struct sdec *d, uint64_t *e, const char *field)
 {
     int rc;
-    R(mpk_u64(&d->r, e), "%s", field);
+    TRY(mpk_dec_u64(&d->k, e, field));
     if (*e > d->m->epoch)
-        return bad(d, DV_ERANGE, "%s after the map epoch", field);
+        return mpk_dec_failf(&d->k, DV_ERANGE, "%s after the map epoch", field);
     return DV_OK;
 }
 
@@ -241,44 +196,44 @@ static int s_node(struct sdec *d, struct cmap_node *n, uint32_t num)
     uint32_t state = 0, k;
     int rc;
     n->num = num;
-    if ((rc = s_tuple(d, 7, "node")) != DV_OK ||
-        (rc = s_str(d, n->id, CMAP_ID_MAX, "node id")) != DV_OK ||
-        (rc = s_str(d, n->url, CMAP_URL_MAX, "node url")) != DV_OK ||
-        (rc = s_str(d, n->http_url, CMAP_URL_MAX, "node http_url")) != DV_OK)
+    if ((rc = mpk_dec_tuple(&d->k, 7, "node")) != DV_OK ||
+        (rc = mpk_dec_strcpy(&d->k, n->id, CMAP_ID_MAX, "node id")) != DV_OK ||
+        (rc = mpk_dec_strcpy(&d->k, n->url, CMAP_URL_MAX, "node url")) != DV_OK ||
+        (rc = mpk_dec_strcpy(&d->k, n->http_url, CMAP_URL_MAX, "node http_url")) != DV_OK)
         return rc;
     if (!cmap_id_valid(n->id) || !cmap_url_valid(n->url, false) ||
         !cmap_url_valid(n->http_url, true))
-        return bad(d, DV_EINVAL, "node %u", num);
-    R(mpk_f64(&d->r, &n->weight), "node %s weight", n->id);
+        return mpk_dec_failf(&d->k, DV_EINVAL, "node %u", num);
+    R(mpk_f64(&d->k.r, &n->weight), "node %s weight", n->id);
     if (!cmap_weight_valid(n->weight))
-        return bad(d, DV_ERANGE, "node %s weight", n->id);
-    if ((rc = s_u32(d, &state, "node state")) != DV_OK)
+        return mpk_dec_failf(&d->k, DV_ERANGE, "node %s weight", n->id);
+    if ((rc = mpk_dec_u32(&d->k, &state, "node state")) != DV_OK)
         return rc;
     if (state >= CMAP_NODE_STATE_COUNT)
-        return bad(d, DV_ERANGE, "node %s state", n->id);
+        return mpk_dec_failf(&d->k, DV_ERANGE, "node %s state", n->id);
     n->state = (int)state;
-    R(mpk_u64(&d->r, &n->heartbeat_ms), "node %s heartbeat", n->id);
-    if ((rc = s_list(d, &k, 4, CMAP_MAX_REPORTS, "reports")) != DV_OK)
+    R(mpk_u64(&d->k.r, &n->heartbeat_ms), "node %s heartbeat", n->id);
+    if ((rc = mpk_dec_list(&d->k, &k, 4, CMAP_MAX_REPORTS, "reports")) != DV_OK)
         return rc;
     if (k == 0)
         return DV_OK;
     n->reports = calloc(k, sizeof *n->reports);
     if (!n->reports)
-        return bad(d, DV_ENOMEM, "reports");
+        return mpk_dec_failf(&d->k, DV_ENOMEM, "reports");
     for (uint32_t i = 0; i < k; i++) {
         char name[CMAP_NAME_MAX + 1];
         struct cmap_report *r = &n->reports[i];
-        if ((rc = s_tuple(d, 3, "report")) != DV_OK ||
-            (rc = s_str(d, name, CMAP_NAME_MAX, "report collection")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 3, "report")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, name, CMAP_NAME_MAX, "report collection")) != DV_OK)
             return rc;
         if (!cmap_name_valid(name))
-            return bad(d, DV_EINVAL, "node %s report %u", n->id, i);
+            return mpk_dec_failf(&d->k, DV_EINVAL, "node %s report %u", n->id, i);
         if (!(r->coll = cmap_strdup(name)))
-            return bad(d, DV_ENOMEM, "reports");
+            return mpk_dec_failf(&d->k, DV_ENOMEM, "reports");
         n->n_reports = i + 1;
-        if ((rc = s_u32(d, &r->part, "report partition")) != DV_OK)
+        if ((rc = mpk_dec_u32(&d->k, &r->part, "report partition")) != DV_OK)
             return rc;
-        R(mpk_u64(&d->r, &r->lsn), "report lsn");
+        TRY(mpk_dec_u64(&d->k, &r->lsn, "report lsn"));
     }
     return DV_OK;
 }
@@ -296,14 +251,14 @@ static int s_nodes(struct sdec *d)
     int rc;
     /* [id "x", url "x", "", weight, state, heartbeat, []] takes at least 10 bytes (a weight
      * written as a fixint is read too). */
-    if ((rc = s_list(d, &n, 10, CMAP_MAX_NODES, "nodes")) != DV_OK)
+    if ((rc = mpk_dec_list(&d->k, &n, 10, CMAP_MAX_NODES, "nodes")) != DV_OK)
         return rc;
     if (n == 0)
         return DV_OK;
     m->nodes = calloc(n, sizeof *m->nodes);
     m->by_id = malloc(n * sizeof *m->by_id);
     if (!m->nodes || !m->by_id)
-        return bad(d, DV_ENOMEM, "nodes");
+        return mpk_dec_failf(&d->k, DV_ENOMEM, "nodes");
     m->cap_nodes = n;
     for (uint32_t i = 0; i < n; i++) {
         m->n_nodes = i + 1; /* so that cmap_free frees its reports */
@@ -314,7 +269,7 @@ static int s_nodes(struct sdec *d)
     qsort_r(m->by_id, n, sizeof *m->by_id, cmp_by_id, m->nodes);
     for (uint32_t i = 1; i < n; i++)
         if (strcmp(m->nodes[m->by_id[i - 1]].id, m->nodes[m->by_id[i]].id) == 0)
-            return bad(d, DV_EEXIST, "node %s", m->nodes[m->by_id[i]].id);
+            return mpk_dec_failf(&d->k, DV_EEXIST, "node %s", m->nodes[m->by_id[i]].id);
     return DV_OK;
 }
 
@@ -322,24 +277,25 @@ static int s_part(struct sdec *d, struct cmap_part *part, const char *coll, uint
 {
     struct cmap *m = d->m;
     int rc;
-    if ((rc = s_tuple(d, 3, "partition")) != DV_OK ||
+    if ((rc = mpk_dec_tuple(&d->k, 3, "partition")) != DV_OK ||
         (rc = s_epoch(d, &part->epoch, "partition epoch")) != DV_OK ||
-        (rc = s_u32(d, &part->primary, "partition primary")) != DV_OK ||
-        (rc = s_list(d, &part->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
+        (rc = mpk_dec_u32(&d->k, &part->primary, "partition primary")) != DV_OK ||
+        (rc = mpk_dec_list(&d->k, &part->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
         return rc;
     bool has_primary = false;
     for (uint32_t k = 0; k < part->n; k++) {
-        if ((rc = s_u32(d, &part->nodes[k], "replica")) != DV_OK)
+        if ((rc = mpk_dec_u32(&d->k, &part->nodes[k], "replica")) != DV_OK)
             return rc;
         if (part->nodes[k] >= m->n_nodes)
-            return bad(d, DV_ERANGE, "%s/%u: replica %u", coll, p, part->nodes[k]);
+            return mpk_dec_failf(&d->k, DV_ERANGE, "%s/%u: replica %u", coll, p, part->nodes[k]);
         for (uint32_t j = 0; j < k; j++)
             if (part->nodes[j] == part->nodes[k])
-                return bad(d, DV_EEXIST, "%s/%u: replica %u", coll, p, part->nodes[k]);
+                return mpk_dec_failf(&d->k, DV_EEXIST, "%s/%u: replica %u", coll, p,
+                                     part->nodes[k]);
         has_primary |= part->nodes[k] == part->primary;
     }
     if (part->n ? !has_primary : part->primary != CMAP_NONE)
-        return bad(d, DV_EINVAL, "%s/%u: primary %u", coll, p, part->primary);
+        return mpk_dec_failf(&d->k, DV_EINVAL, "%s/%u: primary %u", coll, p, part->primary);
     return DV_OK;
 }
 
@@ -349,31 +305,33 @@ static int s_coll(struct sdec *d, struct cmap_coll *c)
     char why[CMAP_MSG_MAX];
     uint32_t n;
     int rc;
-    if ((rc = s_tuple(d, 4, "collection")) != DV_OK ||
-        (rc = s_str(d, c->name, CMAP_NAME_MAX, "collection name")) != DV_OK)
+    if ((rc = mpk_dec_tuple(&d->k, 4, "collection")) != DV_OK ||
+        (rc = mpk_dec_strcpy(&d->k, c->name, CMAP_NAME_MAX, "collection name")) != DV_OK)
         return rc;
     if (!cmap_name_valid(c->name))
-        return bad(d, DV_EINVAL, "collection name");
-    if ((rc = s_tuple(d, 9, "collection config")) != DV_OK ||
-        (rc = s_u32(d, &g->dim, "dim")) != DV_OK ||
-        (rc = s_u32(d, &g->metric, "metric")) != DV_OK || (rc = s_u32(d, &g->m, "m")) != DV_OK ||
-        (rc = s_u32(d, &g->ef_construction, "ef_construction")) != DV_OK ||
-        (rc = s_u32(d, &g->ef_search, "ef_search")) != DV_OK ||
-        (rc = s_u32(d, &g->n_parts, "partitions")) != DV_OK ||
-        (rc = s_u32(d, &g->rf, "replication")) != DV_OK ||
-        (rc = s_u32(d, &g->fsync, "fsync")) != DV_OK)
+        return mpk_dec_failf(&d->k, DV_EINVAL, "collection name");
+    if ((rc = mpk_dec_tuple(&d->k, 9, "collection config")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->dim, "dim")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->metric, "metric")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->m, "m")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->ef_construction, "ef_construction")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->ef_search, "ef_search")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->n_parts, "partitions")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->rf, "replication")) != DV_OK ||
+        (rc = mpk_dec_u32(&d->k, &g->fsync, "fsync")) != DV_OK)
         return rc;
-    R(mpk_bool(&d->r, &g->sq8), "%s sq8", c->name);
+    R(mpk_bool(&d->k.r, &g->sq8), "%s sq8", c->name);
     if (!cmap_cfg_valid(g, why))
-        return bad(d, DV_EINVAL, "%s: %s", c->name, why);
+        return mpk_dec_failf(&d->k, DV_EINVAL, "%s: %s", c->name, why);
     if ((rc = s_epoch(d, &c->epoch, "collection epoch")) != DV_OK ||
-        (rc = s_list(d, &n, 4, CMAP_MAX_PARTS, "partitions")) != DV_OK)
+        (rc = mpk_dec_list(&d->k, &n, 4, CMAP_MAX_PARTS, "partitions")) != DV_OK)
         return rc;
     if (n != g->n_parts)
-        return bad(d, DV_ECORRUPT, "%s: %u partitions for %u", c->name, n, g->n_parts);
+        return mpk_dec_failf(&d->k, DV_ECORRUPT, "%s: %u partitions for %u", c->name, n,
+                             g->n_parts);
     c->parts = calloc(n, sizeof *c->parts);
     if (!c->parts)
-        return bad(d, DV_ENOMEM, "partitions");
+        return mpk_dec_failf(&d->k, DV_ENOMEM, "partitions");
     for (uint32_t p = 0; p < n; p++)
         if ((rc = s_part(d, &c->parts[p], c->name, p)) != DV_OK)
             return rc;
@@ -386,24 +344,24 @@ static int s_colls(struct sdec *d)
     uint32_t n;
     int rc;
     /* [name "x", [9 fixints + bool], epoch, [[e, p, [x]]]] takes at least 21 bytes. */
-    if ((rc = s_list(d, &n, 20, CMAP_MAX_COLLS, "collections")) != DV_OK)
+    if ((rc = mpk_dec_list(&d->k, &n, 20, CMAP_MAX_COLLS, "collections")) != DV_OK)
         return rc;
     if (n == 0)
         return DV_OK;
     m->colls = calloc(n, sizeof *m->colls);
     if (!m->colls)
-        return bad(d, DV_ENOMEM, "collections");
+        return mpk_dec_failf(&d->k, DV_ENOMEM, "collections");
     m->cap_colls = n;
     for (uint32_t i = 0; i < n; i++) {
         struct cmap_coll *c = calloc(1, sizeof *c);
         if (!c)
-            return bad(d, DV_ENOMEM, "collections");
+            return mpk_dec_failf(&d->k, DV_ENOMEM, "collections");
         m->colls[i] = c;
         m->n_colls = i + 1;
         if ((rc = s_coll(d, c)) != DV_OK)
             return rc;
         if (i > 0 && strcmp(m->colls[i - 1]->name, c->name) >= 0)
-            return bad(d, DV_ECORRUPT, "collection %s out of order", c->name);
+            return mpk_dec_failf(&d->k, DV_ECORRUPT, "collection %s out of order", c->name);
     }
     return DV_OK;
 }
@@ -420,32 +378,32 @@ static int s_moves(struct sdec *d)
     uint32_t n, state = 0;
     int rc;
     /* [coll "x", part, from, to, state, epoch] takes at least 8 bytes. */
-    if ((rc = s_list(d, &n, 8, CMAP_MAX_MOVES, "moves")) != DV_OK)
+    if ((rc = mpk_dec_list(&d->k, &n, 8, CMAP_MAX_MOVES, "moves")) != DV_OK)
         return rc;
     if (n == 0)
         return DV_OK;
     m->moves = calloc(n, sizeof *m->moves);
     if (!m->moves)
-        return bad(d, DV_ENOMEM, "moves");
+        return mpk_dec_failf(&d->k, DV_ENOMEM, "moves");
     m->cap_moves = n;
     for (uint32_t i = 0; i < n; i++) {
         struct cmap_move *mv = &m->moves[i];
-        if ((rc = s_tuple(d, 6, "move")) != DV_OK ||
-            (rc = s_str(d, mv->coll, CMAP_NAME_MAX, "move collection")) != DV_OK ||
-            (rc = s_u32(d, &mv->part, "move partition")) != DV_OK ||
-            (rc = s_u32(d, &mv->from, "move from")) != DV_OK ||
-            (rc = s_u32(d, &mv->to, "move to")) != DV_OK ||
-            (rc = s_u32(d, &state, "move state")) != DV_OK ||
+        if ((rc = mpk_dec_tuple(&d->k, 6, "move")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, mv->coll, CMAP_NAME_MAX, "move collection")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &mv->part, "move partition")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &mv->from, "move from")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &mv->to, "move to")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &state, "move state")) != DV_OK ||
             (rc = s_epoch(d, &mv->epoch, "move epoch")) != DV_OK)
             return rc;
         const struct cmap_coll *c = cmap_coll_find(m, mv->coll);
         if (!c || mv->part >= c->cfg.n_parts || mv->from >= m->n_nodes || mv->to >= m->n_nodes ||
             mv->from == mv->to || state >= CMAP_MOVE_STATE_COUNT)
-            return bad(d, DV_EINVAL, "move %u", i);
+            return mpk_dec_failf(&d->k, DV_EINVAL, "move %u", i);
         mv->state = (int)state;
         for (uint32_t j = 0; j < i; j++)
             if (move_same(&m->moves[j], mv))
-                return bad(d, DV_EEXIST, "move %u", i);
+                return mpk_dec_failf(&d->k, DV_EEXIST, "move %u", i);
         m->n_moves = i + 1;
     }
     return DV_OK;
@@ -457,21 +415,21 @@ static int s_seen(struct sdec *d)
     uint32_t n;
     int rc;
     /* [hi, lo, code, epoch, ""] takes at least 6 bytes. */
-    if ((rc = s_list(d, &n, 6, m->dedup_cap, "request ids")) != DV_OK)
+    if ((rc = mpk_dec_list(&d->k, &n, 6, m->dedup_cap, "request ids")) != DV_OK)
         return rc;
     for (uint32_t i = 0; i < n; i++) {
         struct cmap_seen *s = &m->seen[i];
         int64_t code;
-        if ((rc = s_tuple(d, 5, "request id")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 5, "request id")) != DV_OK)
             return rc;
-        R(mpk_u64(&d->r, &s->id.hi), "request id");
-        R(mpk_u64(&d->r, &s->id.lo), "request id");
-        R(mpk_i64(&d->r, &code), "request result");
+        TRY(mpk_dec_u64(&d->k, &s->id.hi, "request id"));
+        TRY(mpk_dec_u64(&d->k, &s->id.lo, "request id"));
+        TRY(mpk_dec_i64(&d->k, &code, "request result"));
         if ((rc = s_epoch(d, &s->epoch, "request epoch")) != DV_OK ||
-            (rc = s_str(d, s->msg, CMAP_MSG_MAX - 1, "request message")) != DV_OK)
+            (rc = mpk_dec_strcpy(&d->k, s->msg, CMAP_MSG_MAX - 1, "request message")) != DV_OK)
             return rc;
         if ((s->id.hi == 0 && s->id.lo == 0) || code > 0 || code < -1000)
-            return bad(d, DV_EINVAL, "request id %u", i);
+            return mpk_dec_failf(&d->k, DV_EINVAL, "request id %u", i);
         s->code = (int)code;
         m->n_seen = i + 1;
     }
@@ -484,36 +442,39 @@ static int s_coords(struct sdec *d)
     uint32_t n, role = 0;
     int rc;
     /* [id, "x:1", "x", role] takes at least 10 bytes. */
-    if ((rc = s_list(d, &n, 10, CMAP_MAX_COORDS, "coordinators")) != DV_OK)
+    if ((rc = mpk_dec_list(&d->k, &n, 10, CMAP_MAX_COORDS, "coordinators")) != DV_OK)
         return rc;
     if (n == 0)
         return DV_OK;
     m->coords = calloc(n, sizeof *m->coords);
     if (!m->coords)
-        return bad(d, DV_ENOMEM, "coordinators");
+        return mpk_dec_failf(&d->k, DV_ENOMEM, "coordinators");
     m->cap_coords = n;
     for (uint32_t i = 0; i < n; i++) {
         struct cmap_coord *c = &m->coords[i];
-        if ((rc = s_tuple(d, 4, "coordinator")) != DV_OK)
+        if ((rc = mpk_dec_tuple(&d->k, 4, "coordinator")) != DV_OK)
             return rc;
-        R(mpk_u64(&d->r, &c->id), "coordinator id");
-        if ((rc = s_str(d, c->raft_addr, CMAP_URL_MAX, "coordinator raft_addr")) != DV_OK ||
-            (rc = s_str(d, c->client_url, CMAP_URL_MAX, "coordinator client_url")) != DV_OK ||
-            (rc = s_u32(d, &role, "coordinator role")) != DV_OK)
+        TRY(mpk_dec_u64(&d->k, &c->id, "coordinator id"));
+        if ((rc = mpk_dec_strcpy(&d->k, c->raft_addr, CMAP_URL_MAX, "coordinator raft_addr")) !=
+                DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, c->client_url, CMAP_URL_MAX, "coordinator client_url")) !=
+                DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &role, "coordinator role")) != DV_OK)
             return rc;
         unsigned long long id = (unsigned long long)c->id;
         if (c->id == 0 || (i > 0 && c->id <= m->coords[i - 1].id))
-            return bad(d, DV_ECORRUPT, "coordinator id %llu (zero or out of order)", id);
+            return mpk_dec_failf(&d->k, DV_ECORRUPT, "coordinator id %llu (zero or out of order)",
+                                 id);
         if (!cmap_raft_addr_valid(c->raft_addr))
-            return bad(d, DV_EINVAL, "coordinator %llu raft_addr", id);
+            return mpk_dec_failf(&d->k, DV_EINVAL, "coordinator %llu raft_addr", id);
         if (!cmap_url_valid(c->client_url, false))
-            return bad(d, DV_EINVAL, "coordinator %llu client_url", id);
+            return mpk_dec_failf(&d->k, DV_EINVAL, "coordinator %llu client_url", id);
         if (role >= CMAP_COORD_ROLE_COUNT)
-            return bad(d, DV_ERANGE, "coordinator %llu role", id);
+            return mpk_dec_failf(&d->k, DV_ERANGE, "coordinator %llu role", id);
         c->role = (int)role;
         for (uint32_t j = 0; j < i; j++)
             if (strcmp(m->coords[j].raft_addr, c->raft_addr) == 0)
-                return bad(d, DV_EEXIST, "coordinator %llu raft_addr", id);
+                return mpk_dec_failf(&d->k, DV_EEXIST, "coordinator %llu raft_addr", id);
         m->n_coords = i + 1;
     }
     return DV_OK;
@@ -523,28 +484,28 @@ static int s_settings(struct sdec *d)
 {
     struct cmap_settings *st = &d->m->settings;
     int rc;
-    if ((rc = s_tuple(d, 4, "settings")) != DV_OK)
+    if ((rc = mpk_dec_tuple(&d->k, 4, "settings")) != DV_OK)
         return rc;
-    R(mpk_bool(&d->r, &st->paused), "settings paused");
-    R(mpk_bool(&d->r, &st->auto_rebalance), "settings auto_rebalance");
-    R(mpk_u64(&d->r, &st->rate), "settings rate");
-    if ((rc = s_u32(d, &st->moves_per_node, "settings moves_per_node")) != DV_OK)
+    TRY(mpk_dec_bool(&d->k, &st->paused, "settings paused"));
+    TRY(mpk_dec_bool(&d->k, &st->auto_rebalance, "settings auto_rebalance"));
+    TRY(mpk_dec_u64(&d->k, &st->rate, "settings rate"));
+    if ((rc = mpk_dec_u32(&d->k, &st->moves_per_node, "settings moves_per_node")) != DV_OK)
         return rc;
     if (st->moves_per_node < 1 || st->moves_per_node > CMAP_MAX_MOVES_PER_NODE)
-        return bad(d, DV_ERANGE, "settings moves_per_node");
+        return mpk_dec_failf(&d->k, DV_ERANGE, "settings moves_per_node");
     return DV_OK;
 }
 
 int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
 {
     const uint8_t *b = p;
-    struct sdec d = {.m = out, .errmsg = errmsg};
+    struct sdec d = {.k = {.errmsg = errmsg, .fail = snap_fail, .count_in_errors = true}, .m = out};
     uint64_t epoch, cap;
     int rc;
     memset(out, 0, sizeof *out);
-    mpk_init(&d.r, b, 0);
+    mpk_init(&d.k.r, b, 0);
     if (n < CMAP_SNAP_HDR || memcmp(b, CMAP_SNAP_MAGIC, 4) != 0)
-        return bad(&d, DV_ECORRUPT, "header");
+        return mpk_dec_failf(&d.k, DV_ECORRUPT, "header");
     if (buf_rd_le32(b + 4) != CMAP_SNAP_VERSION) {
         dv_errmsg_set(errmsg, "cmap snapshot: version %u, this build reads %u", buf_rd_le32(b + 4),
                       CMAP_SNAP_VERSION);
@@ -552,31 +513,31 @@ int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
     }
     uint64_t len = buf_rd_le64(b + 8);
     if (len != n - CMAP_SNAP_HDR || buf_rd_le32(b + 20) != 0)
-        return bad(&d, DV_ECORRUPT, "header (body of %llu bytes in %zu)", (unsigned long long)len,
-                   n - CMAP_SNAP_HDR);
+        return mpk_dec_failf(&d.k, DV_ECORRUPT, "header (body of %llu bytes in %zu)",
+                             (unsigned long long)len, n - CMAP_SNAP_HDR);
     if (crc32c(b + CMAP_SNAP_HDR, len) != buf_rd_le32(b + 16))
-        return bad(&d, DV_ECORRUPT, "crc");
-    mpk_init(&d.r, b + CMAP_SNAP_HDR, len);
+        return mpk_dec_failf(&d.k, DV_ECORRUPT, "crc");
+    mpk_init(&d.k.r, b + CMAP_SNAP_HDR, len);
     uint32_t fields;
-    if ((rc = mpk_array(&d.r, &fields)) != DV_OK)
-        return bad(&d, rc, "map");
+    if ((rc = mpk_array(&d.k.r, &fields)) != DV_OK)
+        return mpk_dec_failf(&d.k, rc, "map");
     if (fields < 6 || fields > 8) /* 6, 7: written before the coordinators, the settings */
-        return bad(&d, DV_ECORRUPT, "map (%u fields)", fields);
-    if ((rc = mpk_u64(&d.r, &epoch)) != DV_OK)
-        return bad(&d, rc, "epoch");
-    if ((rc = mpk_u64(&d.r, &cap)) != DV_OK)
-        return bad(&d, rc, "dedup_cap");
+        return mpk_dec_failf(&d.k, DV_ECORRUPT, "map (%u fields)", fields);
+    if ((rc = mpk_u64(&d.k.r, &epoch)) != DV_OK)
+        return mpk_dec_failf(&d.k, rc, "epoch");
+    if ((rc = mpk_u64(&d.k.r, &cap)) != DV_OK)
+        return mpk_dec_failf(&d.k, rc, "dedup_cap");
     if (cap < 1 || cap > CMAP_DEDUP_MAX)
-        return bad(&d, DV_ERANGE, "dedup_cap");
+        return mpk_dec_failf(&d.k, DV_ERANGE, "dedup_cap");
     if ((rc = cmap_init(out, (uint32_t)cap)) != DV_OK)
-        return bad(&d, rc, "dedup_cap");
+        return mpk_dec_failf(&d.k, rc, "dedup_cap");
     out->epoch = epoch;
     if ((rc = s_nodes(&d)) != DV_OK || (rc = s_colls(&d)) != DV_OK || (rc = s_moves(&d)) != DV_OK ||
         (rc = s_seen(&d)) != DV_OK || (fields >= 7 && (rc = s_coords(&d)) != DV_OK) ||
         (fields == 8 && (rc = s_settings(&d)) != DV_OK))
         goto err_free;
-    if (!mpk_done(&d.r)) {
-        rc = bad(&d, DV_ECORRUPT, "bytes after the map");
+    if (!mpk_done(&d.k.r)) {
+        rc = mpk_dec_failf(&d.k, DV_ECORRUPT, "bytes after the map");
         goto err_free;
     }
     return DV_OK;

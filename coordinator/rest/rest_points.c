@@ -16,8 +16,6 @@
 #define FILTER_PAGE 1000
 /* Most ids one request may name (the coordinator's max_batch limits writes further). */
 #define MAX_IDS (1u << 22)
-/* The native search's limit on k (limit + offset). */
-#define MAX_K 100000
 
 static int oom(struct rx *x)
 {
@@ -586,7 +584,7 @@ static int common_params(struct rx *x, json_t *o, bool limit_required, struct pl
         bool exact;
         if (!json_is_object(params))
             return rj_type_error(x, "params", "expected an object");
-        if ((st = rj_u64(x, params, "hnsw_ef", 0, 0, 1u << 20, &ef)) != 200 ||
+        if ((st = rj_u64(x, params, "hnsw_ef", 0, 0, PROTO_MAX_EF, &ef)) != 200 ||
             (st = rj_bool(x, params, "exact", false, &exact)) != 200)
             return st;
         /* No exhaustive scan in dvec: a wide walk stands in for it. */
@@ -604,11 +602,14 @@ static int common_params(struct rx *x, json_t *o, bool limit_required, struct pl
     uint64_t limit, offset;
     if (limit_required && rj_get(o, "limit") == NULL)
         return rx_fail(x, 400, "Format error in JSON body: missing field `limit`");
-    if ((st = rj_u64(x, o, "limit", 10, 1, MAX_K, &limit)) != 200 ||
-        (st = rj_u64(x, o, "offset", 0, 0, MAX_K, &offset)) != 200)
+    if ((st = rj_u64(x, o, "limit", 10, 1, PROTO_MAX_K, &limit)) != 200 ||
+        (st = rj_u64(x, o, "offset", 0, 0, PROTO_MAX_K, &offset)) != 200)
         return st;
-    if (limit + offset > MAX_K)
-        return rj_invalid(x, "limit", "limit + offset must be 100000 or smaller");
+    if (limit + offset > PROTO_MAX_K) {
+        char what[64];
+        snprintf(what, sizeof what, "limit + offset must be %u or smaller", PROTO_MAX_K);
+        return rj_invalid(x, "limit", what);
+    }
     p->limit = (uint32_t)limit;
     p->offset = (uint32_t)offset;
     if ((st = rj_psel(x, o, "with_payload", false, &p->sel)) != 200 ||
@@ -703,8 +704,8 @@ static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, s
         q->vec = p[i].vec;
         q->dim = p[i].dim;
         q->k = p[i].limit + p[i].offset + (p[i].exclude ? 1 : 0);
-        if (q->k > MAX_K)
-            q->k = MAX_K;
+        if (q->k > PROTO_MAX_K)
+            q->k = PROTO_MAX_K;
         q->ef = p[i].ef;
         q->filter = mbytes(mp, p[i].f_off, p[i].f_len);
         q->with_payload = p[i].sel.on;
@@ -855,7 +856,7 @@ int rh_scroll(struct rx *x, const char *coll)
     struct msg_scroll_req *s = &q.u.scroll_req;
     json_t *from = rj_get(j, "offset");
     if ((st = rj_unsupported(x, j, unsupported)) != 200 ||
-        (st = rj_u64(x, j, "limit", 10, 1, MAX_K, &limit)) != 200 ||
+        (st = rj_u64(x, j, "limit", 10, 1, PROTO_MAX_K, &limit)) != 200 ||
         (st = rj_psel(x, j, "with_payload", true, &sel)) != 200 ||
         (st = rj_with_vector(x, j, false, &wv)) != 200 ||
         (st = rj_filter(x, json_object_get(j, "filter"), "filter", &mp, &off, &len)) != 200 ||

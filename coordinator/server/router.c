@@ -505,6 +505,10 @@ static int search(struct coord *c, const struct cmap *m, const struct cmap_coll 
 {
     const struct msg_csearch_req *s = &req->u.csearch_req;
     uint32_t np = cl->cfg.n_parts, nq = s->n_queries;
+    int rc;
+    for (uint32_t q = 0; q < nq; q++)
+        if ((rc = msg_query_check(&s->queries[q], q, errmsg)) != DV_OK)
+            return rc;
     for (uint32_t q = 0; q < nq; q++)
         if (s->queries[q].dim != cl->cfg.dim) {
             dv_errmsg_set(errmsg, "query %u: wrong dimension: %u, collection %s has %u dimensions",

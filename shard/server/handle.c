@@ -12,6 +12,10 @@
 #include "mpk.h"
 #include "pull.h"
 
+/* The partitions check k and ef against their own constant (part/ does not see proto/). */
+_Static_assert(PART_MAX_K == PROTO_MAX_K && PART_MAX_K == PROTO_MAX_EF,
+               "shard/part.h's PART_MAX_K is proto_limits.h's PROTO_MAX_K and PROTO_MAX_EF");
+
 #define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -163,12 +167,8 @@ static int do_search(struct handle_ctx *c, const struct msg *req, struct msg *re
             dv_errmsg_prefix(errmsg, "query %u", q);
             goto done;
         }
-        if (s->queries[q].k == 0 || s->queries[q].k > PART_MAX_K) {
-            dv_errmsg_set(errmsg, "query %u: k must be 1 to %d, got %u", q, PART_MAX_K,
-                          s->queries[q].k);
-            rc = DV_ERANGE;
+        if ((rc = msg_query_check(&s->queries[q], q, errmsg)) != DV_OK)
             goto done;
-        }
     }
     for (uint32_t p = 0; p < np; p++) {
         uint64_t known;

@@ -247,6 +247,9 @@ EXP=$(oracle Cosine "$Q" 300 -)
 call POST "$REST/collections/c1/points/search" "{\"vector\":$Q,\"limit\":300,\"score_threshold\":0.8,\"params\":{\"hnsw_ef\":600}}"
 check "search with score_threshold 0.8 (Cosine keeps >=)" 200 \
     "len(res) == len([e for e in $EXP if e[1] >= 0.8]) and all(p['score'] >= 0.8 for p in res)"
+call POST "$REST/collections/c1/points/search" "{\"vector\":$Q,\"limit\":5,\"params\":{\"hnsw_ef\":200000}}"
+check "hnsw_ef over the limit: 422 at once, naming the field and the limit" 422 \
+    "'hnsw_ef' in err and '100000' in err"
 call POST "$REST/collections/c1/points/search" "{\"vector\":{\"name\":\"\",\"vector\":$Q},\"limit\":1}"
 check "search with a NamedVector of the default name" 200 "len(res) == 1"
 call POST "$REST/collections/c1/points/search/batch" "{\"searches\":[{\"vector\":$Q,\"limit\":2},

@@ -832,6 +832,125 @@ static void test_mutations(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Field-checked decoding: values, and failures that name the field and leave the cursor. */
+static void test_dec_values(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    char errmsg[DV_ERRMSG_SIZE] = "";
+    assert_int_equal(mpw_array(&b, 8), DV_OK);
+    assert_int_equal(mpw_u64(&b, UINT32_MAX), DV_OK);
+    assert_int_equal(mpw_u64(&b, (uint64_t)UINT32_MAX + 1), DV_OK);
+    assert_int_equal(mpw_str(&b, "name", 4), DV_OK);
+    assert_int_equal(mpw_nil(&b), DV_OK);
+    assert_int_equal(mpw_bin(&b, "\x01\x02", 2), DV_OK);
+    assert_int_equal(mpw_array(&b, 1), DV_OK);
+    assert_int_equal(mpw_bool(&b, true), DV_OK);
+    assert_int_equal(mpw_nil(&b), DV_OK);
+    assert_int_equal(mpw_i64(&b, -5), DV_OK);
+
+    struct mpk_dec d = {.errmsg = errmsg};
+    mpk_init(&d.r, b.data, b.len);
+    uint32_t n, u32;
+    int64_t i64;
+    const void *p;
+    const uint8_t *raw;
+    char name[5];
+    assert_int_equal(mpk_dec_tuple(&d, 8, "top"), DV_OK);
+    assert_int_equal(mpk_dec_u32(&d, &u32, "a"), DV_OK);
+    assert_true(u32 == UINT32_MAX);
+    /* Above 2^32 - 1: DV_ERANGE through the default hook, read past the value. */
+    struct mpk at = d.r;
+    assert_int_equal(mpk_dec_u32(&d, &u32, "b"), DV_EPROTO);
+    assert_string_equal(errmsg, "b: value out of range (14 bytes left)");
+    d.r = at;
+    uint64_t u64;
+    assert_int_equal(mpk_dec_u64(&d, &u64, "b"), DV_OK);
+    assert_true(u64 == (uint64_t)UINT32_MAX + 1);
+    /* A copied string: one byte short of room fails, room for it copies. */
+    at = d.r;
+    assert_int_equal(mpk_dec_strcpy(&d, name, 3, "name"), DV_EPROTO);
+    assert_true(strstr(errmsg, "name: ") == errmsg);
+    d.r = at;
+    assert_int_equal(mpk_dec_strcpy(&d, name, 4, "name"), DV_OK);
+    assert_string_equal(name, "name");
+    /* nil and bin through bin_or_nil */
+    assert_int_equal(mpk_dec_bin_or_nil(&d, &p, &n, "x"), DV_OK);
+    assert_null(p);
+    assert_int_equal(n, 0);
+    assert_int_equal(mpk_dec_bin_or_nil(&d, &p, &n, "y"), DV_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(p, "\x01\x02", 2);
+    /* raw: the bytes of [true], then nil */
+    assert_int_equal(mpk_dec_raw_or_nil(&d, &raw, &n, "raw"), DV_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(raw[0], 0x91);
+    assert_int_equal(raw[1], 0xc3);
+    assert_int_equal(mpk_dec_raw_or_nil(&d, &raw, &n, "raw"), DV_OK);
+    assert_null(raw);
+    assert_int_equal(n, 0);
+    /* wrong type */
+    assert_int_equal(mpk_dec_u64(&d, &u64, "neg"), DV_EPROTO);
+    assert_non_null(strstr(errmsg, "neg: "));
+    assert_int_equal(mpk_dec_i64(&d, &i64, "neg"), DV_OK);
+    assert_true(i64 == -5);
+    assert_true(mpk_done(&d.r));
+    assert_int_equal(mpk_dec_nil(&d, "end"), DV_EPROTO);
+    assert_string_equal(errmsg, "end: data is corrupt (0 bytes left)");
+    free(b.data);
+}
+
+struct hooked {
+    struct mpk_dec d;
+    int calls;
+    int last_rc;
+};
+
+/* A hook in the style of the users': its own wording and return code. */
+static int hook(struct mpk_dec *d, int rc, const char *field)
+{
+    struct hooked *h = (struct hooked *)d;
+    h->calls++;
+    h->last_rc = rc;
+    dv_errmsg_set(d->errmsg, "test: %s", field);
+    return DV_ECORRUPT;
+}
+
+/* Tuples and lists: wrong lengths, counts the bytes cannot hold or above the maximum. */
+static void test_dec_lists(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    char errmsg[DV_ERRMSG_SIZE] = "";
+    uint32_t n;
+    assert_int_equal(mpw_array(&b, 3), DV_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mpw_u64(&b, 1), DV_OK);
+
+    struct hooked h = {.d = {.errmsg = errmsg, .fail = hook}};
+    mpk_init(&h.d.r, b.data, b.len);
+    assert_int_equal(mpk_dec_tuple(&h.d, 2, "pair"), DV_ECORRUPT);
+    assert_string_equal(errmsg, "test: pair");
+    assert_int_equal(h.last_rc, DV_ECORRUPT);
+    mpk_init(&h.d.r, b.data, b.len);
+    assert_int_equal(mpk_dec_list(&h.d, &n, 2, 10, "items"), DV_ECORRUPT); /* 3 x 2 > 3 */
+    mpk_init(&h.d.r, b.data, b.len);
+    assert_int_equal(mpk_dec_list(&h.d, &n, 1, 2, "items"), DV_ECORRUPT); /* 3 > max 2 */
+    assert_string_equal(errmsg, "test: items");
+    h.d.count_in_errors = true;
+    mpk_init(&h.d.r, b.data, b.len);
+    assert_int_equal(mpk_dec_list(&h.d, &n, 1, 2, "items"), DV_ECORRUPT);
+    assert_string_equal(errmsg, "test: items count 3");
+    assert_int_equal(h.calls, 4);
+    mpk_init(&h.d.r, b.data, b.len);
+    assert_int_equal(mpk_dec_list(&h.d, &n, 1, 3, "items"), DV_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(mpk_dec_failf(&h.d, DV_EINVAL, "item %u of %s", 2u, "items"), DV_ECORRUPT);
+    assert_string_equal(errmsg, "test: item 2 of items");
+    assert_int_equal(h.last_rc, DV_EINVAL);
+    free(b.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -841,6 +960,7 @@ int main(void)
         cmocka_unit_test(test_mixed_document),  cmocka_unit_test(test_huge_counts),
         cmocka_unit_test(test_nesting_limit),   cmocka_unit_test(test_pid),
         cmocka_unit_test(test_map_find),        cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_dec_values),      cmocka_unit_test(test_dec_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1493,6 +1493,27 @@ static void check_move_messages(void **state)
     buf_free(&b);
 }
 
+/* The limits on a query's k and ef (proto_limits.h), checked where a search enters. */
+static void check_query_limits(void **state)
+{
+    (void)state;
+    char emsg[DV_ERRMSG_SIZE];
+    struct msg_query q = {.k = PROTO_MAX_K, .ef = PROTO_MAX_EF};
+    assert_int_equal(msg_query_check(&q, 0, emsg), DV_OK);
+    q.ef = 0; /* the collection's ef_search */
+    assert_int_equal(msg_query_check(&q, 0, emsg), DV_OK);
+    q.k = 0;
+    assert_int_equal(msg_query_check(&q, 3, emsg), DV_ERANGE);
+    assert_string_equal(emsg, "query 3: k must be 1 to 100000, got 0");
+    q.k = PROTO_MAX_K + 1;
+    assert_int_equal(msg_query_check(&q, 0, emsg), DV_ERANGE);
+    assert_string_equal(emsg, "query 0: k must be 1 to 100000, got 100001");
+    q.k = 10;
+    q.ef = 200000;
+    assert_int_equal(msg_query_check(&q, 1, emsg), DV_ERANGE);
+    assert_string_equal(emsg, "query 1: ef must be 100000 or smaller, got 200000");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1517,6 +1538,7 @@ int main(void)
         cmocka_unit_test(check_cluster_node_report),
         cmocka_unit_test(check_client_malformed),
         cmocka_unit_test(check_coord_membership),
+        cmocka_unit_test(check_query_limits),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     buf_free(&last);
