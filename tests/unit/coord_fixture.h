@@ -80,9 +80,10 @@ int cf_open(uint64_t seed, const struct cf_opts *o, struct coord_fixture **out, 
 void cf_close(struct coord_fixture *f);
 
 /*
- * One client request to the coordinator (today: encoded and run by coord_handle through the
- * fake network; the one place to change for a typed entry point). Returns tr_call's result;
- * free *rep with msg_reply_free whatever it is.
+ * One client request to the coordinator as a native client sends it: over the fake network to
+ * coord_handle (decode, coord_call, encode), so the tests cover the native path and the codec
+ * too (REST calls coord_call directly). Returns tr_call's result; free *rep with
+ * msg_reply_free whatever it is.
  */
 int cf_call(struct coord_fixture *f, const struct msg *req, struct msg_reply *rep, char *errmsg);
 
