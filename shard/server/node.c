@@ -1,6 +1,5 @@
 /* node.c - the replica table of a dvec-shard: layout on disk, epochs, create and drop. */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
