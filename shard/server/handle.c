@@ -578,22 +578,22 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
         const struct msg_create_req *cr = &req->u.create_req;
         struct hnsw_params hp;
         hnsw_params_default(&hp);
-        hp.dim = cr->dim;
-        hp.metric = (enum hnsw_metric)cr->metric;
-        if (cr->metric > HNSW_L1) {
+        hp.dim = cr->cfg.dim;
+        hp.metric = (enum hnsw_metric)cr->cfg.metric;
+        if (cr->cfg.metric > HNSW_L1) {
             dv_errmsg_set(errmsg, "unknown metric %u (0 euclid, 1 dot, 2 cosine, 3 manhattan)",
-                          cr->metric);
+                          cr->cfg.metric);
             return DV_EINVAL;
         }
-        if (cr->m)
-            hp.m = cr->m;
-        if (cr->ef_construction)
-            hp.ef_construction = cr->ef_construction;
-        if (cr->ef_search)
-            hp.ef_search = cr->ef_search;
-        hp.sq8 = cr->sq8;
+        if (cr->cfg.m)
+            hp.m = cr->cfg.m;
+        if (cr->cfg.ef_construction)
+            hp.ef_construction = cr->cfg.ef_construction;
+        if (cr->cfg.ef_search)
+            hp.ef_search = cr->cfg.ef_search;
+        hp.sq8 = cr->cfg.sq8;
         rc = node_create(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
-                         req->addr.epoch, cr->incarnation, &hp, (enum wal_sync)cr->fsync,
+                         req->addr.epoch, cr->incarnation, &hp, (enum wal_sync)cr->cfg.fsync,
                          stale_epoch, errmsg);
         return rc == DV_OK ? msg_encode(rep, out, errmsg) : rc;
     }

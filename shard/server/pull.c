@@ -438,11 +438,12 @@ static int copy_snapshot(struct pull_job *j, struct part **out, bool *restart, c
     struct part_info info;
     part_get_info(*out, &info);
     const struct msg_create_req *c = &j->create;
-    if (c->dim != 0 && (info.index.dim != c->dim || (uint32_t)info.index.metric != c->metric)) {
+    if (c->cfg.dim != 0 &&
+        (info.index.dim != c->cfg.dim || (uint32_t)info.index.metric != c->cfg.metric)) {
         dv_errmsg_set(errmsg,
                       "the source's replica has dimension %u metric %d, the pull asked for "
                       "dimension %u metric %u",
-                      info.index.dim, (int)info.index.metric, c->dim, c->metric);
+                      info.index.dim, (int)info.index.metric, c->cfg.dim, c->cfg.metric);
         part_close(*out);
         *out = NULL;
         return DV_EINVAL;
@@ -633,11 +634,11 @@ int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t parti
                       sizeof j->source - 1);
         return DV_EINVAL;
     }
-    if (create->fsync > WAL_SYNC_NEVER || create->metric > HNSW_L1) {
+    if (create->cfg.fsync > WAL_SYNC_NEVER || create->cfg.metric > HNSW_L1) {
         dv_errmsg_set(errmsg,
                       "replica_pull: unknown fsync policy %u (0 always, 1 interval, 2 never) or "
                       "metric %u (0 euclid, 1 dot, 2 cosine, 3 manhattan)",
-                      create->fsync, create->metric);
+                      create->cfg.fsync, create->cfg.metric);
         return DV_EINVAL;
     }
 
@@ -857,7 +858,7 @@ int pull_finish(struct node *n, const char *coll, size_t coll_len, uint32_t part
     part_pause_bg(p);
     rc = node_install_(n, j->dir, j->coll, j->coll_len, partition,
                        epoch > j->epoch ? epoch : j->epoch, j->create.incarnation,
-                       (enum wal_sync)j->create.fsync, p, err);
+                       (enum wal_sync)j->create.cfg.fsync, p, err);
     if (rc != DV_OK) {
         dv_errmsg_prefix(err, "making the copy a replica");
         job_fail(j, NULL, rc, err);
