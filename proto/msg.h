@@ -118,7 +118,10 @@ struct msg_hello_rep {
  * coll_create, coll_info's reply, replica create and replica pull carry. metric is enum
  * hnsw_metric, fsync enum wal_sync (shard/). partitions and replication matter to the
  * coordinator only (0: its default partition count; replication 0: 1); a replica's create and
- * pull do not carry them (they decode as 0). The name travels in msg.addr.coll. */
+ * pull do not carry them (they decode as 0). The name travels in msg.addr.coll. It is
+ * converted in one place per user: coordinator/server/coord_coll.c (the map's cmap_coll_cfg),
+ * shard/server/replica_cfg.c (a replica's hnsw_params and fsync policy), client/lib/coll.c
+ * (the SDK's dvec_collection_config) and coordinator/rest/rest_coll.c (REST's JSON). */
 struct msg_coll_cfg {
     uint32_t dim, metric, m, ef_construction, ef_search, fsync, partitions, replication;
     bool sq8;
