@@ -533,7 +533,14 @@ int bench_node_main(int argc, char **argv)
         return 1;
     }
     struct msg req = {.type = MSG_REPLICA_CREATE, .addr = addr()};
-    req.u.create_req = (struct msg_create_req){o.dim, HNSW_L2, 16, 200, o.ef, 0, false, 0};
+    req.u.create_req = (struct msg_create_req){{.dim = o.dim,
+                                                .metric = HNSW_L2,
+                                                .m = 16,
+                                                .ef_construction = 200,
+                                                .ef_search = o.ef,
+                                                .fsync = 0,
+                                                .sq8 = false},
+                                               0};
     struct msg_reply rep;
     int rc = rpc_call(r, &req, &rep, err);
     msg_reply_free(&rep);

@@ -224,9 +224,11 @@ static int w_hits(struct buf *b, const struct msg_hits *h)
     return DV_OK;
 }
 
-/* dim, metric, m, ef_construction, ef_search, sq8, fsync, partitions, replication: the body of
- * coll_create after the name and the start of coll_info's reply. */
-static int w_coll_cfg(struct buf *b, const struct msg_coll_cfg *c)
+/* The collection config, the one encoder of struct msg_coll_cfg: dim, metric, m,
+ * ef_construction, ef_search, sq8, fsync, then (with_placement) partitions, replication. With
+ * them it is the body of coll_create after the name and the start of coll_info's reply;
+ * without them the start of a replica create (and of a pull's create tail). */
+static int w_coll_cfg(struct buf *b, const struct msg_coll_cfg *c, bool with_placement)
 {
     int rc;
     W(mpw_u64(b, c->dim));
@@ -236,6 +238,8 @@ static int w_coll_cfg(struct buf *b, const struct msg_coll_cfg *c)
     W(mpw_u64(b, c->ef_search));
     W(mpw_bool(b, c->sq8));
     W(mpw_u64(b, c->fsync));
+    if (!with_placement)
+        return DV_OK;
     W(mpw_u64(b, c->partitions));
     return mpw_u64(b, c->replication);
 }
@@ -272,17 +276,11 @@ static int w_error(struct buf *b, const struct msg_error *e)
     return mpw_u64(b, e->epoch);
 }
 
-/* The 8 fields of a replica create, also the tail of a replica pull. */
+/* The 8 fields of a replica create (config, incarnation), also the tail of a replica pull. */
 static int w_create(struct buf *b, const struct msg_create_req *c)
 {
     int rc;
-    W(mpw_u64(b, c->dim));
-    W(mpw_u64(b, c->metric));
-    W(mpw_u64(b, c->m));
-    W(mpw_u64(b, c->ef_construction));
-    W(mpw_u64(b, c->ef_search));
-    W(mpw_bool(b, c->sq8));
-    W(mpw_u64(b, c->fsync));
+    W(w_coll_cfg(b, &c->cfg, false));
     return mpw_u64(b, c->incarnation);
 }
 
@@ -319,7 +317,7 @@ static int w_request(struct buf *b, const struct msg *m)
         W(w_raw_or_nil(b, m->u.admin_req.args));
         break;
     case MSG_COLL_CREATE:
-        W(w_coll_cfg(b, &m->u.coll_cfg));
+        W(w_coll_cfg(b, &m->u.coll_cfg, true));
         break;
     case MSG_UPSERT:
     case MSG_P_UPSERT: {
@@ -538,7 +536,7 @@ static int w_reply_body(struct buf *b, const struct msg *m)
     case MSG_COLL_INFO: {
         const struct msg_coll_info_rep *f = &m->u.coll_info_rep;
         W(mpw_array(b, 11));
-        W(w_coll_cfg(b, &f->cfg));
+        W(w_coll_cfg(b, &f->cfg, true));
         W(mpw_u64(b, f->points));
         W(mpw_array(b, f->n_parts));
         for (uint32_t i = 0; i < f->n_parts; i++) {

@@ -114,13 +114,25 @@ struct msg_hello_rep {
     uint32_t n_replicas;
 };
 
-/* Replica parameters: metric is enum hnsw_metric, fsync is enum wal_sync (shard/).
- * incarnation: the map epoch at which the collection was created, which tells a collection
- * from an earlier one of the same name; 0: not given (a request of a sender that predates it,
- * or of a tool), and the node keeps any replica it has. */
-struct msg_create_req {
-    uint32_t dim, metric, m, ef_construction, ef_search, fsync;
+/* The collection config of the protocol: a collection's parameters, the one struct that
+ * coll_create, coll_info's reply, replica create and replica pull carry. metric is enum
+ * hnsw_metric, fsync enum wal_sync (shard/). partitions and replication matter to the
+ * coordinator only (0: its default partition count; replication 0: 1); a replica's create and
+ * pull do not carry them (they decode as 0). The name travels in msg.addr.coll. It is
+ * converted in one place per user: coordinator/server/coord_coll.c (the map's cmap_coll_cfg),
+ * shard/server/replica_cfg.c (a replica's hnsw_params and fsync policy), client/lib/coll.c
+ * (the SDK's dvec_collection_config) and coordinator/rest/rest_coll.c (REST's JSON). */
+struct msg_coll_cfg {
+    uint32_t dim, metric, m, ef_construction, ef_search, fsync, partitions, replication;
     bool sq8;
+};
+
+/* A replica's parameters (cfg without partitions and replication). incarnation: the map epoch
+ * at which the collection was created, which tells a collection from an earlier one of the
+ * same name; 0: not given (a request of a sender that predates it, or of a tool), and the node
+ * keeps any replica it has. */
+struct msg_create_req {
+    struct msg_coll_cfg cfg;
     uint64_t incarnation;
 };
 
@@ -357,14 +369,6 @@ struct msg_admin_req {
 };
 
 /* ---- client API (client -> coordinator) and node reports (node -> coordinator) ---- */
-
-/* A collection's parameters (coll_create; coll_info's reply). metric, m, ef_construction,
- * ef_search, sq8 and fsync as in msg_create_req; partitions 0: the coordinator's default;
- * replication 0: 1. The name travels in msg.addr.coll. */
-struct msg_coll_cfg {
-    uint32_t dim, metric, m, ef_construction, ef_search, fsync, partitions, replication;
-    bool sq8;
-};
 
 struct msg_coll_list_rep {
     struct msg_str *names;

@@ -175,18 +175,20 @@ static int d_strs(struct dec *d, struct msg_str **out, uint32_t *n, const char *
     return DV_OK;
 }
 
-/* The collection parameters of coll_create and coll_info's reply (see w_coll_cfg). */
-static int d_coll_cfg(struct dec *d, struct msg_coll_cfg *c)
+/* The collection config (see w_coll_cfg); without placement, partitions and replication
+ * read as 0. */
+static int d_coll_cfg(struct dec *d, struct msg_coll_cfg *c, bool with_placement)
 {
     int rc;
     if ((rc = mpk_dec_u32(&d->k, &c->dim, "dim")) ||
         (rc = mpk_dec_u32(&d->k, &c->metric, "metric")) || (rc = mpk_dec_u32(&d->k, &c->m, "m")) ||
         (rc = mpk_dec_u32(&d->k, &c->ef_construction, "ef_construction")) ||
         (rc = mpk_dec_u32(&d->k, &c->ef_search, "ef_search")) ||
-        (rc = mpk_dec_bool(&d->k, &c->sq8, "sq8")) ||
-        (rc = mpk_dec_u32(&d->k, &c->fsync, "fsync")) ||
-        (rc = mpk_dec_u32(&d->k, &c->partitions, "partitions")) ||
-        (rc = mpk_dec_u32(&d->k, &c->replication, "replication")))
+        (rc = mpk_dec_bool(&d->k, &c->sq8, "sq8")) || (rc = mpk_dec_u32(&d->k, &c->fsync, "fsync")))
+        return rc;
+    c->partitions = c->replication = 0;
+    if (with_placement && ((rc = mpk_dec_u32(&d->k, &c->partitions, "partitions")) ||
+                           (rc = mpk_dec_u32(&d->k, &c->replication, "replication"))))
         return rc;
     return DV_OK;
 }
@@ -334,11 +336,7 @@ static int d_node_report(struct dec *d, struct msg_node_report_req *r)
 static int d_create(struct dec *d, struct msg_create_req *c, bool with_incarnation)
 {
     int rc;
-    if ((rc = mpk_dec_u32(&d->k, &c->dim, "dim")) ||
-        (rc = mpk_dec_u32(&d->k, &c->metric, "metric")) || (rc = mpk_dec_u32(&d->k, &c->m, "m")) ||
-        (rc = mpk_dec_u32(&d->k, &c->ef_construction, "ef_construction")) ||
-        (rc = mpk_dec_u32(&d->k, &c->ef_search, "ef_search")) ||
-        (rc = mpk_dec_bool(&d->k, &c->sq8, "sq8")) || (rc = mpk_dec_u32(&d->k, &c->fsync, "fsync")))
+    if ((rc = d_coll_cfg(d, &c->cfg, false)))
         return rc;
     c->incarnation = 0;
     if (with_incarnation && (rc = mpk_dec_u64(&d->k, &c->incarnation, "incarnation")))
@@ -385,7 +383,7 @@ static int d_request(struct dec *d)
             return rc;
         return DV_OK;
     case MSG_COLL_CREATE:
-        return d_coll_cfg(d, &m->u.coll_cfg);
+        return d_coll_cfg(d, &m->u.coll_cfg, true);
     case MSG_UPSERT:
     case MSG_P_UPSERT: {
         struct msg_upsert_req *u = &m->u.upsert_req;
@@ -654,7 +652,7 @@ static int d_reply_body(struct dec *d)
         return d_strs(d, &m->u.coll_list_rep.names, &m->u.coll_list_rep.n, "names");
     case MSG_COLL_INFO: {
         struct msg_coll_info_rep *f = &m->u.coll_info_rep;
-        if ((rc = mpk_dec_tuple(&d->k, 11, "body")) || (rc = d_coll_cfg(d, &f->cfg)) ||
+        if ((rc = mpk_dec_tuple(&d->k, 11, "body")) || (rc = d_coll_cfg(d, &f->cfg, true)) ||
             (rc = mpk_dec_u64(&d->k, &f->points, "points")) ||
             (rc = mpk_dec_list(&d->k, &f->n_parts, MIN_COLL_PART, UINT32_MAX, "partition list")))
             return rc;

@@ -15,6 +15,38 @@ DVEC_API void dvec_collection_config_init(dvec_collection_config *cfg, uint32_t 
     cfg->fsync = DVEC_FSYNC_ALWAYS;
 }
 
+/* The SDK's collection config is the protocol's (struct msg_coll_cfg) field for field: these two
+ * are the only places libdvec converts one into the other (create sends it, info reads it). */
+static struct msg_coll_cfg cfg_to_msg(const dvec_collection_config *cfg)
+{
+    return (struct msg_coll_cfg){
+        .dim = cfg->dim,
+        .metric = (uint32_t)cfg->metric,
+        .m = cfg->m,
+        .ef_construction = cfg->ef_construction,
+        .ef_search = cfg->ef_search,
+        .fsync = (uint32_t)cfg->fsync,
+        .partitions = cfg->partitions,
+        .replication = cfg->replication,
+        .sq8 = cfg->sq8,
+    };
+}
+
+static dvec_collection_config cfg_from_msg(const struct msg_coll_cfg *c)
+{
+    return (dvec_collection_config){
+        .dim = c->dim,
+        .metric = (dvec_metric)c->metric,
+        .m = c->m,
+        .ef_construction = c->ef_construction,
+        .ef_search = c->ef_search,
+        .partitions = c->partitions,
+        .replication = c->replication,
+        .fsync = (dvec_fsync)c->fsync,
+        .sq8 = c->sq8,
+    };
+}
+
 /* Sends a request about collection `name`; on failure err says "collection NAME: what: ...". */
 static int call_named(dvec_client *c, const char *name, const char *what, const struct msg *req,
                       struct msg_reply *rep, dvec_error *err)
@@ -41,17 +73,7 @@ DVEC_API int dvec_collection_create(dvec_client *c, const char *name,
         return cl_failf(err, DVEC_EINVAL, "collection %s: create: unknown fsync policy %d", name,
                         (int)cfg->fsync);
     struct msg req = cl_req(MSG_COLL_CREATE, name);
-    req.u.coll_cfg = (struct msg_coll_cfg){
-        .dim = cfg->dim,
-        .metric = (uint32_t)cfg->metric,
-        .m = cfg->m,
-        .ef_construction = cfg->ef_construction,
-        .ef_search = cfg->ef_search,
-        .fsync = (uint32_t)cfg->fsync,
-        .partitions = cfg->partitions,
-        .replication = cfg->replication,
-        .sq8 = cfg->sq8,
-    };
+    req.u.coll_cfg = cfg_to_msg(cfg);
     cl_metric_forget(c, name);
     struct msg_reply rep;
     if ((rc = call_named(c, name, "create", &req, &rep, err)) != DVEC_OK)
@@ -138,17 +160,7 @@ DVEC_API int dvec_collection_info_get(dvec_client *c, const char *name, dvec_col
         return rc;
     const struct msg_coll_info_rep *in = &rep.m.u.coll_info_rep;
     dvec_collection_info info = {0};
-    info.config = (dvec_collection_config){
-        .dim = in->cfg.dim,
-        .metric = (dvec_metric)in->cfg.metric,
-        .m = in->cfg.m,
-        .ef_construction = in->cfg.ef_construction,
-        .ef_search = in->cfg.ef_search,
-        .partitions = in->cfg.partitions,
-        .replication = in->cfg.replication,
-        .fsync = (dvec_fsync)in->cfg.fsync,
-        .sq8 = in->cfg.sq8,
-    };
+    info.config = cfg_from_msg(&in->cfg);
     info.points = in->points;
     if (in->n_parts > 0 && (info.partitions = calloc(in->n_parts, sizeof *info.partitions)) == NULL)
         goto err_nomem;

@@ -54,6 +54,22 @@ err:
     return rc;
 }
 
+int cmap_read_cfg(struct mpk_dec *k, struct cmap_coll_cfg *g, const char *field)
+{
+    int rc;
+    if ((rc = mpk_dec_tuple(k, 9, field)) != DV_OK ||
+        (rc = mpk_dec_u32(k, &g->dim, "dim")) != DV_OK ||
+        (rc = mpk_dec_u32(k, &g->metric, "metric")) != DV_OK ||
+        (rc = mpk_dec_u32(k, &g->m, "m")) != DV_OK ||
+        (rc = mpk_dec_u32(k, &g->ef_construction, "ef_construction")) != DV_OK ||
+        (rc = mpk_dec_u32(k, &g->ef_search, "ef_search")) != DV_OK ||
+        (rc = mpk_dec_u32(k, &g->n_parts, "partitions")) != DV_OK ||
+        (rc = mpk_dec_u32(k, &g->rf, "replication")) != DV_OK ||
+        (rc = mpk_dec_u32(k, &g->fsync, "fsync")) != DV_OK)
+        return rc;
+    return mpk_dec_bool(k, &g->sq8, "sq8");
+}
+
 static int w_reports(struct buf *b, const struct cmap_report *r, uint32_t n)
 {
     int rc;
@@ -408,17 +424,8 @@ static int d_create(struct dec *d)
     int rc;
     if ((rc = mpk_dec_tuple(&d->k, 4, "body")) != DV_OK ||
         (rc = mpk_dec_strcpy(&d->k, cc->name, CMAP_NAME_MAX, "name")) != DV_OK ||
-        (rc = mpk_dec_tuple(&d->k, 9, "config")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->dim, "dim")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->metric, "metric")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->m, "m")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->ef_construction, "ef_construction")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->ef_search, "ef_search")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->n_parts, "partitions")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->rf, "replication")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->fsync, "fsync")) != DV_OK)
+        (rc = cmap_read_cfg(&d->k, g, "config")) != DV_OK)
         return rc;
-    TRY(mpk_dec_bool(&d->k, &g->sq8, "sq8"));
     if (g->n_parts < 1 || g->n_parts > CMAP_MAX_PARTS)
         return dfail(d, DV_ERANGE, "partitions");
 

@@ -68,4 +68,9 @@ void cmap_strlcpy(char *dst, const char *src, size_t max);
 struct buf;
 int cmap_write_cfg(struct buf *b, const struct cmap_coll_cfg *g);
 
+/* Reads what cmap_write_cfg writes; `field` names the array in errors (each format words its
+ * failures through k->fail). Checks types and the u32 range only: validity is the caller's. */
+struct mpk_dec;
+int cmap_read_cfg(struct mpk_dec *k, struct cmap_coll_cfg *g, const char *field);
+
 #endif

@@ -310,17 +310,8 @@ static int s_coll(struct sdec *d, struct cmap_coll *c)
         return rc;
     if (!cmap_name_valid(c->name))
         return mpk_dec_failf(&d->k, DV_EINVAL, "collection name");
-    if ((rc = mpk_dec_tuple(&d->k, 9, "collection config")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->dim, "dim")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->metric, "metric")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->m, "m")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->ef_construction, "ef_construction")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->ef_search, "ef_search")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->n_parts, "partitions")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->rf, "replication")) != DV_OK ||
-        (rc = mpk_dec_u32(&d->k, &g->fsync, "fsync")) != DV_OK)
+    if ((rc = cmap_read_cfg(&d->k, g, "collection config")) != DV_OK)
         return rc;
-    R(mpk_bool(&d->k.r, &g->sq8), "%s sq8", c->name);
     if (!cmap_cfg_valid(g, why))
         return mpk_dec_failf(&d->k, DV_EINVAL, "%s: %s", c->name, why);
     if ((rc = s_epoch(d, &c->epoch, "collection epoch")) != DV_OK ||

@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "coord.h"
+#include "coord_coll.h"
 #include "err.h"
 #include "log.h"
 #include "mpk.h"
@@ -204,19 +205,10 @@ static int coll_create(struct coord *c, const struct msg *req, char *errmsg)
     int rc = name_of(req, name, errmsg);
     if (rc != DV_OK)
         return rc;
-    const struct msg_coll_cfg *cf = &req->u.coll_cfg;
     struct cmap_cmd cmd = {.type = CMAP_CMD_COLL_CREATE, .req = coord_reqid(c)};
     snprintf(cmd.u.coll_create.name, sizeof cmd.u.coll_create.name, "%s", name);
     struct cmap_coll_cfg *g = &cmd.u.coll_create.cfg;
-    g->dim = cf->dim;
-    g->metric = cf->metric;
-    g->m = cf->m ? cf->m : 16;
-    g->ef_construction = cf->ef_construction ? cf->ef_construction : 200;
-    g->ef_search = cf->ef_search ? cf->ef_search : 64;
-    g->n_parts = cf->partitions;
-    g->rf = cf->replication ? cf->replication : 1;
-    g->fsync = cf->fsync;
-    g->sq8 = cf->sq8;
+    coord_coll_cfg_from_msg(&req->u.coll_cfg, g);
     struct cmap_ref *ref = craft_map(c->raft);
     if (cmap_coll_find(&ref->map, name) != NULL) {
         craft_map_release(c->raft, ref);
@@ -657,10 +649,7 @@ static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, st
         return DV_ENOTFOUND;
     }
     struct msg_coll_info_rep *o = &rep->u.coll_info_rep;
-    o->cfg = (struct msg_coll_cfg){
-        cl->cfg.dim,       cl->cfg.metric, cl->cfg.m,       cl->cfg.ef_construction,
-        cl->cfg.ef_search, cl->cfg.fsync,  cl->cfg.n_parts, cl->cfg.rf,
-        cl->cfg.sq8};
+    coord_coll_cfg_to_msg(&cl->cfg, &o->cfg);
     uint32_t np = cl->cfg.n_parts, total_nodes = 0;
     for (uint32_t p = 0; p < np; p++)
         total_nodes += cl->parts[p].n;

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "coord.h"
+#include "coord_coll.h"
 #include "err.h"
 #include "log.h"
 
@@ -76,14 +77,7 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
         req.addr.coll = (struct msg_str){coll->name, (uint32_t)strlen(coll->name)};
         req.addr.part = held[i].part;
         req.addr.epoch = held[i].epoch;
-        req.u.create_req = (struct msg_create_req){.dim = coll->cfg.dim,
-                                                   .metric = coll->cfg.metric,
-                                                   .m = coll->cfg.m,
-                                                   .ef_construction = coll->cfg.ef_construction,
-                                                   .ef_search = coll->cfg.ef_search,
-                                                   .fsync = coll->cfg.fsync,
-                                                   .sq8 = coll->cfg.sq8,
-                                                   .incarnation = coll->epoch};
+        req.u.create_req = coord_coll_create_req(coll);
         struct msg_reply rep;
         int rc = tr_call(r, &req, &rep, 0, err);
         msg_reply_free(&rep);

@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "coord.h"
+#include "coord_coll.h"
 #include "err.h"
 #include "log.h"
 #include "mpk.h"
@@ -160,14 +161,7 @@ static int pull(struct coord *c, const struct cmap *m, const struct cmap_move *m
     req.u.pull_req.source = (struct msg_str){src->url, (uint32_t)strlen(src->url)};
     req.u.pull_req.rate = m->settings.rate;
     req.u.pull_req.until_lsn = until;
-    req.u.pull_req.create = (struct msg_create_req){.dim = cl->cfg.dim,
-                                                    .metric = cl->cfg.metric,
-                                                    .m = cl->cfg.m,
-                                                    .ef_construction = cl->cfg.ef_construction,
-                                                    .ef_search = cl->cfg.ef_search,
-                                                    .fsync = cl->cfg.fsync,
-                                                    .sq8 = cl->cfg.sq8,
-                                                    .incarnation = cl->epoch};
+    req.u.pull_req.create = coord_coll_create_req(cl);
     struct msg_reply rep;
     int rc = call(c, m, mv->to, &req, &rep, timeout_ms, err);
     if (rc == DV_OK && out) {

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "mpk.h"
 #include "pull.h"
+#include "replica_cfg.h"
 
 /* The partitions check k and ef against their own constant (part/ does not see proto/). */
 _Static_assert(PART_MAX_K == PROTO_MAX_K && PART_MAX_K == PROTO_MAX_EF,
@@ -577,24 +578,11 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
     case MSG_REPLICA_CREATE: {
         const struct msg_create_req *cr = &req->u.create_req;
         struct hnsw_params hp;
-        hnsw_params_default(&hp);
-        hp.dim = cr->dim;
-        hp.metric = (enum hnsw_metric)cr->metric;
-        if (cr->metric > HNSW_L1) {
-            dv_errmsg_set(errmsg, "unknown metric %u (0 euclid, 1 dot, 2 cosine, 3 manhattan)",
-                          cr->metric);
-            return DV_EINVAL;
-        }
-        if (cr->m)
-            hp.m = cr->m;
-        if (cr->ef_construction)
-            hp.ef_construction = cr->ef_construction;
-        if (cr->ef_search)
-            hp.ef_search = cr->ef_search;
-        hp.sq8 = cr->sq8;
+        enum wal_sync sync;
+        if ((rc = replica_cfg_params(&cr->cfg, &hp, &sync, errmsg)) != DV_OK)
+            return rc;
         rc = node_create(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
-                         req->addr.epoch, cr->incarnation, &hp, (enum wal_sync)cr->fsync,
-                         stale_epoch, errmsg);
+                         req->addr.epoch, cr->incarnation, &hp, sync, stale_epoch, errmsg);
         return rc == DV_OK ? msg_encode(rep, out, errmsg) : rc;
     }
     case MSG_REPLICA_DROP:

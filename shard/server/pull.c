@@ -13,6 +13,7 @@
 #include "log.h"
 #include "node_int.h"
 #include "pull.h"
+#include "replica_cfg.h"
 #include "transport.h"
 
 #define PULL_RETRY_MS      200    /* pause between tries of a call that failed */
@@ -35,6 +36,7 @@ struct pull_job {
     char source[256];
     uint64_t rate;
     struct msg_create_req create;
+    enum wal_sync sync; /* the replica's policy, from create */
     char dir[PATH_MAX]; /* replicas/.pulling-<coll>.<part> */
     struct tr_peer *to; /* to the source */
     uint64_t src_epoch; /* epoch the thread sends to the source (adopts a newer one) */
@@ -438,11 +440,12 @@ static int copy_snapshot(struct pull_job *j, struct part **out, bool *restart, c
     struct part_info info;
     part_get_info(*out, &info);
     const struct msg_create_req *c = &j->create;
-    if (c->dim != 0 && (info.index.dim != c->dim || (uint32_t)info.index.metric != c->metric)) {
+    if (c->cfg.dim != 0 &&
+        (info.index.dim != c->cfg.dim || (uint32_t)info.index.metric != c->cfg.metric)) {
         dv_errmsg_set(errmsg,
                       "the source's replica has dimension %u metric %d, the pull asked for "
                       "dimension %u metric %u",
-                      info.index.dim, (int)info.index.metric, c->dim, c->metric);
+                      info.index.dim, (int)info.index.metric, c->cfg.dim, c->cfg.metric);
         part_close(*out);
         *out = NULL;
         return DV_EINVAL;
@@ -633,11 +636,10 @@ int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t parti
                       sizeof j->source - 1);
         return DV_EINVAL;
     }
-    if (create->fsync > WAL_SYNC_NEVER || create->metric > HNSW_L1) {
-        dv_errmsg_set(errmsg,
-                      "replica_pull: unknown fsync policy %u (0 always, 1 interval, 2 never) or "
-                      "metric %u (0 euclid, 1 dot, 2 cosine, 3 manhattan)",
-                      create->fsync, create->metric);
+    struct hnsw_params hp; /* the index comes with the snapshot: only checked here */
+    enum wal_sync sync;
+    if (replica_cfg_params(&create->cfg, &hp, &sync, err) != DV_OK) {
+        dv_errmsg_set(errmsg, "replica_pull: %s", err);
         return DV_EINVAL;
     }
 
@@ -692,6 +694,7 @@ int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t parti
     memcpy(j->source, source, source_len);
     j->rate = rate;
     j->create = *create;
+    j->sync = sync;
     j->chunk = NODE_SNAPSHOT_CHUNK;
     if (rate != 0 && rate < j->chunk)
         j->chunk = rate < PULL_MIN_CHUNK ? PULL_MIN_CHUNK : (uint32_t)rate;
@@ -856,8 +859,7 @@ int pull_finish(struct node *n, const char *coll, size_t coll_len, uint32_t part
      * replica's next checkpoint. */
     part_pause_bg(p);
     rc = node_install_(n, j->dir, j->coll, j->coll_len, partition,
-                       epoch > j->epoch ? epoch : j->epoch, j->create.incarnation,
-                       (enum wal_sync)j->create.fsync, p, err);
+                       epoch > j->epoch ? epoch : j->epoch, j->create.incarnation, j->sync, p, err);
     if (rc != DV_OK) {
         dv_errmsg_prefix(err, "making the copy a replica");
         job_fail(j, NULL, rc, err);

@@ -87,7 +87,14 @@ int main(int argc, char **argv)
     m = req(MSG_HELLO);
     put(&m, NULL);
     m = req(MSG_REPLICA_CREATE);
-    m.u.create_req = (struct msg_create_req){4, 1, 16, 200, 64, 0, true, 12};
+    m.u.create_req = (struct msg_create_req){{.dim = 4,
+                                              .metric = 1,
+                                              .m = 16,
+                                              .ef_construction = 200,
+                                              .ef_search = 64,
+                                              .fsync = 0,
+                                              .sq8 = true},
+                                             12};
     put(&m, NULL);
     m = req(MSG_REPLICA_DROP);
     put(&m, NULL);

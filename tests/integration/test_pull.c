@@ -66,7 +66,7 @@ static bool hello_lists(struct rpc *r, uint32_t part)
 static void create_ok(struct rpc *r, uint32_t part, uint64_t epoch)
 {
     struct msg m = req_of(MSG_REPLICA_CREATE, part, epoch);
-    m.u.create_req = (struct msg_create_req){.dim = DIM, .metric = HNSW_L2, .fsync = 1};
+    m.u.create_req = (struct msg_create_req){.cfg = {.dim = DIM, .metric = HNSW_L2, .fsync = 1}};
     struct msg_reply rep;
     call_ok(r, &m, &rep);
     msg_reply_free(&rep);
@@ -162,8 +162,8 @@ static int pull_req(struct rpc *r, uint32_t op, uint64_t epoch, const char *sour
         m.u.pull_req.source = (struct msg_str){source, (uint32_t)strlen(source)};
     m.u.pull_req.rate = rate;
     m.u.pull_req.until_lsn = until;
-    m.u.pull_req.create =
-        (struct msg_create_req){.dim = DIM, .metric = HNSW_L2, .fsync = 1, .incarnation = 7};
+    m.u.pull_req.create = (struct msg_create_req){
+        .cfg = {.dim = DIM, .metric = HNSW_L2, .fsync = 1}, .incarnation = 7};
     struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     memset(st, 0, sizeof *st);
@@ -776,7 +776,7 @@ static void test_failures(void **state)
     struct msg m = req_of(MSG_REPLICA_PULL, PART, 5);
     m.u.pull_req.op = MSG_PULL_START;
     m.u.pull_req.source = (struct msg_str){a->url, (uint32_t)strlen(a->url)};
-    m.u.pull_req.create = (struct msg_create_req){.dim = DIM / 2, .metric = HNSW_L2};
+    m.u.pull_req.create = (struct msg_create_req){.cfg = {.dim = DIM / 2, .metric = HNSW_L2}};
     call_ok(rb, &m, &rep_unused);
     msg_reply_free(&rep_unused);
     st = wait_state(rb, MSG_PULL_FAILED, 20000);

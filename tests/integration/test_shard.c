@@ -41,7 +41,8 @@ static int create(struct rpc *r, const char *coll, uint32_t part, uint64_t epoch
                   uint32_t fsync, char *err)
 {
     struct msg m = req_of(MSG_REPLICA_CREATE, coll, part, epoch);
-    m.u.create_req = (struct msg_create_req){.dim = dim, .metric = HNSW_L2, .fsync = fsync};
+    m.u.create_req =
+        (struct msg_create_req){.cfg = {.dim = dim, .metric = HNSW_L2, .fsync = fsync}};
     struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     msg_reply_free(&rep);
@@ -1000,8 +1001,8 @@ static void test_epochs(void **state)
 static int create_inc(struct rpc *r, uint32_t part, uint64_t epoch, uint64_t incarnation, char *err)
 {
     struct msg m = req_of(MSG_REPLICA_CREATE, COLL, part, epoch);
-    m.u.create_req = (struct msg_create_req){
-        .dim = DIM, .metric = HNSW_L2, .fsync = 1, .incarnation = incarnation};
+    m.u.create_req = (struct msg_create_req){.cfg = {.dim = DIM, .metric = HNSW_L2, .fsync = 1},
+                                             .incarnation = incarnation};
     struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     msg_reply_free(&rep);
@@ -1389,11 +1390,11 @@ static void test_bad_input(void **state)
         encode(&m, 14, &b);
         bad(r, "payload op 9", b.data, b.len, DV_EINVAL, "9");
         m = req_of(MSG_REPLICA_CREATE, "bad name!", 0, 1);
-        m.u.create_req = (struct msg_create_req){.dim = DIM};
+        m.u.create_req = (struct msg_create_req){.cfg = {.dim = DIM}};
         encode(&m, 15, &b);
         bad(r, "bad collection name", b.data, b.len, DV_EINVAL, "collection");
         m = req_of(MSG_REPLICA_CREATE, COLL, 5, 1);
-        m.u.create_req = (struct msg_create_req){.dim = DIM, .metric = 9};
+        m.u.create_req = (struct msg_create_req){.cfg = {.dim = DIM, .metric = 9}};
         encode(&m, 16, &b);
         bad(r, "metric 9", b.data, b.len, DV_EINVAL, "metric");
         float q[DIM] = {0};

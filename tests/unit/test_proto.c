@@ -130,11 +130,18 @@ static void check_hello_list_info_stats(void **state)
     memset(&m, 0, sizeof m);
     m.type = MSG_REPLICA_CREATE;
     m.addr = (struct msg_addr){S("docs"), 3, 5};
-    m.u.create_req = (struct msg_create_req){128, 2, 32, 400, 100, 1, true, UINT64_MAX - 1};
+    m.u.create_req = (struct msg_create_req){{.dim = 128,
+                                              .metric = 2,
+                                              .m = 32,
+                                              .ef_construction = 400,
+                                              .ef_search = 100,
+                                              .fsync = 1,
+                                              .sq8 = true},
+                                             UINT64_MAX - 1};
     round_trip(&m, &out);
-    assert_int_equal(out.u.create_req.ef_construction, 400);
-    assert_int_equal(out.u.create_req.fsync, 1);
-    assert_true(out.u.create_req.sq8);
+    assert_int_equal(out.u.create_req.cfg.ef_construction, 400);
+    assert_int_equal(out.u.create_req.cfg.fsync, 1);
+    assert_true(out.u.create_req.cfg.sq8);
     assert_true(out.u.create_req.incarnation == UINT64_MAX - 1);
     msg_free(&out);
     m.u.create_req.incarnation = 0;
@@ -491,10 +498,10 @@ static void check_create_incarnation(void **state)
         }
         assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_OK);
         const struct msg_create_req *c = &out.u.create_req;
-        assert_int_equal(c->dim, 8);
-        assert_int_equal(c->ef_search, 12);
-        assert_true(c->sq8);
-        assert_int_equal(c->fsync, 2);
+        assert_int_equal(c->cfg.dim, 8);
+        assert_int_equal(c->cfg.ef_search, 12);
+        assert_true(c->cfg.sq8);
+        assert_int_equal(c->cfg.fsync, 2);
         assert_true(c->incarnation == (k == 0 ? 1ULL << 40 : 0));
         assert_int_equal(out.addr.part, 2);
         assert_true(out.addr.epoch == 3);
@@ -1424,16 +1431,23 @@ static void check_move_messages(void **state)
                                          S("tcp://127.0.0.1:7400"),
                                          64u << 20,
                                          0,
-                                         {128, 2, 16, 200, 64, 1, true, 39}};
+                                         {{.dim = 128,
+                                           .metric = 2,
+                                           .m = 16,
+                                           .ef_construction = 200,
+                                           .ef_search = 64,
+                                           .fsync = 1,
+                                           .sq8 = true},
+                                          39}};
     round_trip(&m, &out);
     const struct msg_pull_req *p = &out.u.pull_req;
     assert_int_equal(p->op, MSG_PULL_START);
     assert_memory_equal(p->source.p, "tcp://127.0.0.1:7400", 20);
     assert_int_equal(p->source.len, 20);
     assert_true(p->rate == 64u << 20 && p->until_lsn == 0);
-    assert_int_equal(p->create.dim, 128);
-    assert_int_equal(p->create.ef_construction, 200);
-    assert_true(p->create.sq8 && p->create.incarnation == 39);
+    assert_int_equal(p->create.cfg.dim, 128);
+    assert_int_equal(p->create.cfg.ef_construction, 200);
+    assert_true(p->create.cfg.sq8 && p->create.incarnation == 39);
     assert_true(out.addr.part == 7 && out.addr.epoch == 41);
     msg_free(&out);
     m.u.pull_req = (struct msg_pull_req){.op = MSG_PULL_FINISH, .until_lsn = UINT64_MAX};
