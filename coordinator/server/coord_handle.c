@@ -627,7 +627,7 @@ out:
     return rc;
 }
 
-/* Memory a map-read reply points into until it is encoded. */
+/* Memory a map-read reply points into until the reply is freed (msg_reply_free). */
 struct info_tmp {
     struct msg_str *names;
     struct msg_coll_part *parts;

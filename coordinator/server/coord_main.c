@@ -254,7 +254,7 @@ int main(int argc, char **argv)
     struct httpd *http = NULL;
     struct rest *rest = NULL;
     if (cf.http && cf.http[0]) {
-        /* The REST API shares the listener: its own workers run the native handler. */
+        /* The REST API shares the listener: its own workers call coord_call. */
         struct rest_opts ro2 = {
             .call = coord_call,
             .call_arg = &c,

@@ -29,7 +29,7 @@ struct call {
     char err[DV_ERRMSG_SIZE];
 };
 
-/* Memory a reply points into until it is encoded. */
+/* Memory a reply points into until the reply is freed (msg_reply_free). */
 struct coord_tmp {
     struct call *calls;
     size_t n_calls;
