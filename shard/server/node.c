@@ -884,11 +884,19 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
     rc = n->io->rename(n->io, tmp, final);
     char replicas[PATH_MAX + 16];
     snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
-    if (rc == 0)
-        rc = io_fsync_dir(n->io, replicas);
     if (rc != 0) {
         pthread_mutex_unlock(&n->mu);
         dv_errmsg_set(errmsg, "renaming %s: %s", tmp, strerror(-rc));
+        rc = DV_EOS;
+        goto err_remove;
+    }
+    if ((rc = io_fsync_dir(n->io, replicas)) != 0) {
+        /* Renamed but not durably: take it back to a hidden name, else it would sit
+         * unregistered under its own name and a retry's rename would fail until a restart. */
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg, "%s: fsync: %s", replicas, strerror(-rc));
+        if (n->io->rename(n->io, final, tmp) != 0)
+            snprintf(tmp, sizeof tmp, "%s", final);
         rc = DV_EOS;
         goto err_remove;
     }
