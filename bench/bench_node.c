@@ -87,7 +87,7 @@ static uint64_t g_epoch = 1;
 
 static struct msg_addr addr(void)
 {
-    return (struct msg_addr){{COLL, sizeof COLL - 1}, 0, g_epoch};
+    return (struct msg_addr){{COLL, sizeof COLL - 1}, 0, g_epoch, 0};
 }
 
 /* ---- load -------------------------------------------------------------------------------- */

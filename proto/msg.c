@@ -30,6 +30,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_PAYLOAD_INDEX] = "payload_index",
     [MSG_REPLICA_PULL] = "replica_pull",
     [MSG_REPLICA_FENCE] = "replica_fence",
+    [MSG_REPLICATE] = "replicate",
     [MSG_COLL_CREATE] = "coll_create",
     [MSG_COLL_DROP] = "coll_drop",
     [MSG_COLL_LIST] = "coll_list",
@@ -76,10 +77,17 @@ bool msg_type_addressed(int type)
     case MSG_PAYLOAD_INDEX:
     case MSG_REPLICA_PULL:
     case MSG_REPLICA_FENCE:
+    case MSG_REPLICATE:
         return true;
     default:
         return false;
     }
+}
+
+bool msg_type_replicated(int type)
+{
+    return type == MSG_UPSERT || type == MSG_DELETE || type == MSG_SET_PAYLOAD ||
+           type == MSG_PAYLOAD_INDEX;
 }
 
 int msg_query_check(const struct msg_query *q, uint32_t i, char *errmsg)
@@ -136,8 +144,14 @@ uint32_t msg_request_fields(int type)
         [MSG_NODE_REPORT] = 6,    [MSG_COORD_ADD] = 3,
         [MSG_COORD_REMOVE] = 1,   [MSG_REPLICA_PULL] = 12,
         [MSG_REPLICA_FENCE] = 1,  [MSG_ADMIN] = 2,
+        [MSG_REPLICATE] = 1,
     };
-    return (msg_type_addressed(type) ? 3 : msg_type_collection(type) ? 1 : 0) + fields[type];
+    /* addressed: collection, partition, epoch, term; replicated writes end with the
+     * secondaries */
+    return (msg_type_addressed(type)    ? 4
+            : msg_type_collection(type) ? 1
+                                        : 0) +
+           fields[type] + (msg_type_replicated(type) ? 1 : 0);
 }
 
 /* ---- encode ------------------------------------------------------------------------------ */
@@ -284,6 +298,22 @@ static int w_create(struct buf *b, const struct msg_create_req *c)
     return mpw_u64(b, c->incarnation);
 }
 
+/* WAL records: [[lsn, type, bin body], ...] (a WAL read's reply, a replicate request). */
+static int w_wal_recs(struct buf *b, const struct msg_wal_rec *recs, uint32_t n)
+{
+    int rc;
+    W(mpw_array(b, n));
+    for (uint32_t i = 0; i < n; i++) {
+        W(mpw_array(b, 3));
+        W(mpw_u64(b, recs[i].lsn));
+        W(mpw_u64(b, recs[i].type));
+        W(w_bin(b, recs[i].body));
+    }
+    return DV_OK;
+}
+
+static int w_request_body(struct buf *b, const struct msg *m);
+
 static int w_request(struct buf *b, const struct msg *m)
 {
     int rc;
@@ -293,10 +323,27 @@ static int w_request(struct buf *b, const struct msg *m)
         W(w_str(b, m->addr.coll));
         W(mpw_u64(b, m->addr.part));
         W(mpw_u64(b, m->addr.epoch));
+        W(mpw_u64(b, m->addr.term));
     } else if (msg_type_collection(t)) {
         W(w_str(b, m->addr.coll));
     }
-    switch (t) {
+    W(w_request_body(b, m));
+    if (msg_type_replicated(t)) {
+        W(mpw_array(b, m->n_secondaries));
+        for (uint32_t i = 0; i < m->n_secondaries; i++) {
+            W(mpw_array(b, 2));
+            W(w_str(b, m->secondaries[i].node_id));
+            W(w_str(b, m->secondaries[i].url));
+        }
+    }
+    return DV_OK;
+}
+
+/* The type's own fields of a request, after the address. */
+static int w_request_body(struct buf *b, const struct msg *m)
+{
+    int rc;
+    switch (m->type) {
     case MSG_REPLICA_CREATE:
         W(w_create(b, &m->u.create_req));
         break;
@@ -394,6 +441,9 @@ static int w_request(struct buf *b, const struct msg *m)
         W(mpw_u64(b, m->u.wal_req.from));
         W(mpw_u64(b, m->u.wal_req.max_bytes));
         break;
+    case MSG_REPLICATE:
+        W(w_wal_recs(b, m->u.replicate_req.recs, m->u.replicate_req.n));
+        break;
     case MSG_PAYLOAD_INDEX:
     case MSG_P_INDEX:
         W(mpw_u64(b, m->u.index_req.op));
@@ -467,9 +517,22 @@ static int w_reply_body(struct buf *b, const struct msg *m)
     case MSG_P_DELETE:
     case MSG_P_SET_PAYLOAD:
     case MSG_P_INDEX:
-        W(mpw_array(b, 2));
-        W(mpw_u64(b, m->u.write_rep.lsn));
-        return mpw_u64(b, m->u.write_rep.affected);
+    case MSG_REPLICATE: {
+        const struct msg_write_rep *w = &m->u.write_rep;
+        W(mpw_array(b, 3));
+        W(mpw_u64(b, w->lsn));
+        W(mpw_u64(b, w->affected));
+        W(mpw_array(b, w->n_failed));
+        for (uint32_t i = 0; i < w->n_failed; i++) {
+            if (!msg_code_known(w->failed[i].code))
+                return DV_EINVAL;
+            W(mpw_array(b, 3));
+            W(w_str(b, w->failed[i].node_id));
+            W(mpw_i64(b, w->failed[i].code));
+            W(w_str(b, w->failed[i].text));
+        }
+        return DV_OK;
+    }
     case MSG_GET:
     case MSG_P_GET:
         W(mpw_array(b, 1));
@@ -521,13 +584,7 @@ static int w_reply_body(struct buf *b, const struct msg *m)
     case MSG_WAL_READ: {
         const struct msg_wal_rep *w = &m->u.wal_rep;
         W(mpw_array(b, 2));
-        W(mpw_array(b, w->n));
-        for (uint32_t i = 0; i < w->n; i++) {
-            W(mpw_array(b, 3));
-            W(mpw_u64(b, w->recs[i].lsn));
-            W(mpw_u64(b, w->recs[i].type));
-            W(w_bin(b, w->recs[i].body));
-        }
+        W(w_wal_recs(b, w->recs, w->n));
         return mpw_u64(b, w->applied_lsn);
     }
     case MSG_COLL_LIST:

@@ -46,6 +46,7 @@ enum msg_type {
     MSG_PAYLOAD_INDEX = 16, /* create or drop a payload index */
     MSG_REPLICA_PULL = 17,  /* coordinator -> target node: copy a replica from another node */
     MSG_REPLICA_FENCE = 18, /* coordinator -> source node: pause / resume writes of a replica */
+    MSG_REPLICATE = 19,     /* primary -> secondary: WAL records of a partition, in LSN order */
     /* 17..31: unassigned (unknown, like any type not listed here) */
     /* The client API: clients (SDK, REST gateway) -> coordinator, whole collections. */
     MSG_COLL_CREATE = 32,
@@ -86,11 +87,27 @@ struct msg_bytes {
     uint32_t len;
 };
 
-/* Where a partition-addressed request goes, and the map epoch the sender routed with. */
+/* Where a partition-addressed request goes, the map epoch the sender routed with and the
+ * partition's primary term as the sender knows it (0: not checked, e.g. a tool). A node
+ * refuses a request whose term is older than the replica's (DV_ESTALE) and remembers a newer
+ * one: a deposed primary's writes are fenced this way. */
 struct msg_addr {
     struct msg_str coll;
     uint32_t part;
     uint64_t epoch;
+    uint64_t term;
+};
+
+/* Another replica of a partition: its node's id and native URL. */
+struct msg_peer {
+    struct msg_str node_id, url;
+};
+
+/* A secondary a primary could not replicate a write to: the node, a DV_* code and why. */
+struct msg_peer_fail {
+    struct msg_str node_id;
+    int code;
+    struct msg_str text;
 };
 
 /* An error reply: code is a negative DV_* value; epoch is the node's newer map epoch when
@@ -156,10 +173,15 @@ struct msg_upsert_req {
     uint32_t n, dim;
 };
 
-/* Reply of upsert, delete and set payload: the WAL record's LSN, and for delete the number of
- * points deleted (the number of points written otherwise). */
+/* Reply of upsert, delete, set payload, payload index and replicate: the WAL record's LSN (of
+ * replicate: the replica's applied LSN), and for delete the number of points deleted (the
+ * number of points written otherwise). failed[n_failed]: the secondaries a primary could not
+ * replicate the write to (it is written on the primary and on the others); the coordinator
+ * takes them out of the in-sync set before it acknowledges the write. */
 struct msg_write_rep {
     uint64_t lsn, affected;
+    struct msg_peer_fail *failed;
+    uint32_t n_failed;
 };
 
 struct msg_ids_req {
@@ -290,6 +312,13 @@ struct msg_wal_rec {
     uint64_t lsn;
     uint32_t type;
     struct msg_bytes body;
+};
+
+/* A primary's WAL records for a secondary (addr.term: the primary's term), in LSN order,
+ * continuing the secondary's applied LSN; records it has already are skipped. */
+struct msg_replicate_req {
+    struct msg_wal_rec *recs;
+    uint32_t n;
 };
 
 /* Records in LSN order (n may be 0), and the replica's applied LSN when it read them. */
@@ -468,6 +497,10 @@ struct msg {
     bool reply;
     uint64_t req_id;
     struct msg_addr addr;
+    /* Node write requests (upsert, delete, set payload, payload index) sent to a partition's
+     * primary: the in-sync secondaries it replicates the write to before it answers. */
+    struct msg_peer *secondaries;
+    uint32_t n_secondaries;
     struct msg_error err; /* replies: code 0 for success */
     union {
         struct msg_hello_rep hello_rep;
@@ -491,6 +524,7 @@ struct msg {
         struct msg_snapshot_rep snapshot_rep;
         struct msg_wal_req wal_req;
         struct msg_wal_rep wal_rep;
+        struct msg_replicate_req replicate_req; /* reply: write_rep */
         struct msg_index_req index_req;
         struct msg_coll_cfg coll_cfg;
         struct msg_coll_list_rep coll_list_rep;
@@ -511,6 +545,10 @@ struct msg {
 
 /* True when requests of this type carry a struct msg_addr. */
 bool msg_type_addressed(int type);
+
+/* True for the node writes a primary replicates (upsert, delete, set payload, payload index):
+ * their requests carry the secondaries. */
+bool msg_type_replicated(int type);
 
 /*
  * Checks query `i`'s k (1 to PROTO_MAX_K) and ef (0 to PROTO_MAX_EF): DV_ERANGE with errmsg

@@ -100,6 +100,8 @@ enum {
     MIN_U32 = 1,       /* a positive fixint */
     MIN_COLL_PART = 5, /* [part, epoch, [], points] */
     MIN_REPORT = 5,    /* [coll "", part, lsn, points] */
+    MIN_PEER = 3,      /* [id "", url ""] */
+    MIN_PEER_FAIL = 4, /* [id "", code, text ""] */
 };
 
 static int d_bin(struct dec *d, struct msg_bytes *v, const char *field)
@@ -264,6 +266,42 @@ static int d_error(struct dec *d, struct msg_error *e)
     return DV_OK;
 }
 
+/* WAL records [[lsn, type, bin body], ...] (a WAL read's reply, a replicate request). */
+static int d_wal_recs(struct dec *d, struct msg_wal_rec **out, uint32_t *n)
+{
+    int rc;
+    if ((rc = mpk_dec_list(&d->k, n, MIN_WAL_REC, UINT32_MAX, "records")))
+        return rc;
+    struct msg_wal_rec *recs = d_alloc(d, *n, sizeof *recs);
+    if (!recs)
+        return fail(d, DV_ENOMEM, "records");
+    for (uint32_t i = 0; i < *n; i++)
+        if ((rc = mpk_dec_tuple(&d->k, 3, "record")) ||
+            (rc = mpk_dec_u64(&d->k, &recs[i].lsn, "record lsn")) ||
+            (rc = mpk_dec_u32(&d->k, &recs[i].type, "record type")) ||
+            (rc = d_bin(d, &recs[i].body, "record body")))
+            return rc;
+    *out = recs;
+    return DV_OK;
+}
+
+/* The secondaries at the end of a replicated write request. */
+static int d_secondaries(struct dec *d, struct msg *m)
+{
+    int rc;
+    if ((rc = mpk_dec_list(&d->k, &m->n_secondaries, MIN_PEER, PROTO_MAX_REPLICAS, "secondaries")))
+        return rc;
+    m->secondaries = d_alloc(d, m->n_secondaries, sizeof *m->secondaries);
+    if (!m->secondaries)
+        return fail(d, DV_ENOMEM, "secondaries");
+    for (uint32_t i = 0; i < m->n_secondaries; i++)
+        if ((rc = mpk_dec_tuple(&d->k, 2, "secondary")) ||
+            (rc = d_str(d, &m->secondaries[i].node_id, "secondary node id")) ||
+            (rc = d_str(d, &m->secondaries[i].url, "secondary url")))
+            return rc;
+    return DV_OK;
+}
+
 static int d_query(struct dec *d, struct msg_query *q)
 {
     const void *p;
@@ -344,6 +382,8 @@ static int d_create(struct dec *d, struct msg_create_req *c, bool with_incarnati
     return DV_OK;
 }
 
+static int d_request_body(struct dec *d, bool no_incarnation);
+
 static int d_request(struct dec *d)
 {
     struct msg *m = d->m;
@@ -358,12 +398,24 @@ static int d_request(struct dec *d)
     if (msg_type_addressed(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")) ||
             (rc = mpk_dec_u32(&d->k, &m->addr.part, "partition")) ||
-            (rc = mpk_dec_u64(&d->k, &m->addr.epoch, "epoch")))
+            (rc = mpk_dec_u64(&d->k, &m->addr.epoch, "epoch")) ||
+            (rc = mpk_dec_u64(&d->k, &m->addr.term, "term")))
             return rc;
     } else if (msg_type_collection(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")))
             return rc;
     }
+    if ((rc = d_request_body(d, no_incarnation)))
+        return rc;
+    return msg_type_replicated(m->type) ? d_secondaries(d, m) : DV_OK;
+}
+
+/* The type's own fields of a request, after the address (no_incarnation: a replica create
+ * one field short). */
+static int d_request_body(struct dec *d, bool no_incarnation)
+{
+    struct msg *m = d->m;
+    int rc;
     switch (m->type) {
     case MSG_REPLICA_CREATE:
         return d_create(d, &m->u.create_req, !no_incarnation);
@@ -481,6 +533,8 @@ static int d_request(struct dec *d)
             (rc = mpk_dec_u32(&d->k, &m->u.wal_req.max_bytes, "max_bytes")))
             return rc;
         return DV_OK;
+    case MSG_REPLICATE:
+        return d_wal_recs(d, &m->u.replicate_req.recs, &m->u.replicate_req.n);
     case MSG_PAYLOAD_INDEX:
     case MSG_P_INDEX: {
         struct msg_index_req *x = &m->u.index_req;
@@ -545,11 +599,30 @@ static int d_reply_body(struct dec *d)
     case MSG_P_DELETE:
     case MSG_P_SET_PAYLOAD:
     case MSG_P_INDEX:
-        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) ||
-            (rc = mpk_dec_u64(&d->k, &m->u.write_rep.lsn, "lsn")) ||
-            (rc = mpk_dec_u64(&d->k, &m->u.write_rep.affected, "affected")))
+    case MSG_REPLICATE: {
+        struct msg_write_rep *w = &m->u.write_rep;
+        if ((rc = mpk_dec_tuple(&d->k, 3, "body")) || (rc = mpk_dec_u64(&d->k, &w->lsn, "lsn")) ||
+            (rc = mpk_dec_u64(&d->k, &w->affected, "affected")) ||
+            (rc = mpk_dec_list(&d->k, &w->n_failed, MIN_PEER_FAIL, PROTO_MAX_REPLICAS,
+                               "failed secondaries")))
             return rc;
+        w->failed = d_alloc(d, w->n_failed, sizeof *w->failed);
+        if (!w->failed)
+            return fail(d, DV_ENOMEM, "failed secondaries");
+        for (uint32_t i = 0; i < w->n_failed; i++) {
+            int64_t code;
+            if ((rc = mpk_dec_tuple(&d->k, 3, "failed secondary")) ||
+                (rc = d_str(d, &w->failed[i].node_id, "failed secondary node id")))
+                return rc;
+            TRY(mpk_dec_i64(&d->k, &code, "failed secondary code"));
+            if (!msg_code_known(code))
+                return fail(d, DV_ERANGE, "failed secondary code");
+            w->failed[i].code = (int)code;
+            if ((rc = d_str(d, &w->failed[i].text, "failed secondary message")))
+                return rc;
+        }
         return DV_OK;
+    }
     case MSG_GET:
     case MSG_P_GET:
         if ((rc = mpk_dec_tuple(&d->k, 1, "body")))
@@ -632,18 +705,8 @@ static int d_reply_body(struct dec *d)
     }
     case MSG_WAL_READ: {
         struct msg_wal_rep *w = &m->u.wal_rep;
-        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) ||
-            (rc = mpk_dec_list(&d->k, &w->n, MIN_WAL_REC, UINT32_MAX, "records")))
+        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) || (rc = d_wal_recs(d, &w->recs, &w->n)))
             return rc;
-        w->recs = d_alloc(d, w->n, sizeof *w->recs);
-        if (!w->recs)
-            return fail(d, DV_ENOMEM, "records");
-        for (uint32_t i = 0; i < w->n; i++)
-            if ((rc = mpk_dec_tuple(&d->k, 3, "record")) ||
-                (rc = mpk_dec_u64(&d->k, &w->recs[i].lsn, "record lsn")) ||
-                (rc = mpk_dec_u32(&d->k, &w->recs[i].type, "record type")) ||
-                (rc = d_bin(d, &w->recs[i].body, "record body")))
-                return rc;
         return mpk_dec_u64(&d->k, &w->applied_lsn, "applied_lsn");
     }
     case MSG_COLL_LIST:

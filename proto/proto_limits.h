@@ -30,6 +30,10 @@
 #define PROTO_MAX_PARTS 1024
 #define PROTO_MAX_RF    8
 
+/* Replicas of one partition (more than the replication factor while one is being moved): the
+ * secondaries a write names and the failures its reply lists. */
+#define PROTO_MAX_REPLICAS 16
+
 /* Points per write or get from the SDK; the coordinator's and the shard's max_batch setting
  * defaults to it. */
 #define PROTO_MAX_BATCH 65536

@@ -246,6 +246,18 @@ int part_read_wal(struct part *p, uint64_t from, wal_replay_fn fn, void *arg, ch
 void part_hold_wal(struct part *p, uint64_t lsn);
 
 /*
+ * Called for every record appended to the replica's WAL, in LSN order, under the replica's
+ * write lock (local writes and part_apply alike), after the append and before the record is
+ * applied and synced. `body` (the raw record body) is valid only during the call. It must not
+ * call back into the replica. A primary copies here what its secondaries need
+ * (shard/server/repl.c).
+ */
+typedef void (*part_tap_fn)(void *arg, uint64_t lsn, uint8_t type, const void *body, size_t len);
+
+/* Sets (fn NULL: removes) the replica's tap; waits for a write in progress. Any thread. */
+void part_set_tap(struct part *p, part_tap_fn fn, void *arg);
+
+/*
  * Applies a WAL record taken from another replica of the same partition; lsn must be the
  * next one (applied LSN + 1), else DV_EINVAL. Logged and synced like a local write.
  */

@@ -60,6 +60,8 @@ struct part {
     uint64_t ckpt_at_ns;
     uint64_t ckpt_count, ckpt_last_ms, ckpt_stall_ms, open_ms;
     uint64_t wal_hold; /* atomic: part_hold_wal's LSN, 0: none */
+    part_tap_fn tap;   /* part_set_tap, under wmu */
+    void *tap_arg;
 
     int failed; /* atomic: writes refused */
     char fail_msg[DV_ERRMSG_SIZE];

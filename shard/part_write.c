@@ -56,7 +56,18 @@ static int log_record(struct part *p, uint8_t type, const struct buf *body, uint
                       char *errmsg)
 {
     /* A failed append is undone by the WAL (or leaves the WAL refusing appends). */
-    return wal_append(p->wal, type, body->data, body->len, lsn, errmsg);
+    int rc = wal_append(p->wal, type, body->data, body->len, lsn, errmsg);
+    if (rc == DV_OK && p->tap)
+        p->tap(p->tap_arg, *lsn, type, body->data, body->len);
+    return rc;
+}
+
+void part_set_tap(struct part *p, part_tap_fn fn, void *arg)
+{
+    pthread_mutex_lock(&p->wmu);
+    p->tap = fn;
+    p->tap_arg = arg;
+    pthread_mutex_unlock(&p->wmu);
 }
 
 void part_applied(struct part *p, uint64_t lsn)

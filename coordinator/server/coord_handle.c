@@ -144,7 +144,7 @@ static void drop_one(void *arg, size_t i)
 {
     struct drop_call *k = &((struct drop_call *)arg)[i];
     struct msg req = {.type = MSG_REPLICA_DROP};
-    req.addr = (struct msg_addr){S(k->coll), k->part, k->epoch};
+    req.addr = (struct msg_addr){S(k->coll), k->part, k->epoch, 0};
     struct msg_reply rep;
     k->rc = tr_call(k->r, &req, &rep, 0, k->err);
     msg_reply_free(&rep);
@@ -683,7 +683,7 @@ static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, st
         struct tr_peer *r = prim ? coord_conn(c, prim->url, NULL, errmsg) : NULL;
         if (r) {
             struct msg q = {.type = MSG_REPLICA_INFO};
-            q.addr = (struct msg_addr){S(cl->name), p, pt->epoch};
+            q.addr = (struct msg_addr){S(cl->name), p, pt->epoch, 0};
             struct msg_reply rr;
             char err2[DV_ERRMSG_SIZE];
             if (tr_call(r, &q, &rr, 0, err2) == DV_OK)

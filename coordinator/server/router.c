@@ -260,7 +260,7 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         }
         for (uint32_t j = 0; j < cnt; j++)
             pb[p].ids[j] = ids[s.members[p][j]];
-        struct msg sub = {.addr = {S(cl->name), p, pt->epoch}};
+        struct msg sub = {.addr = {S(cl->name), p, pt->epoch, 0}};
         switch (req->type) {
         case MSG_P_UPSERT: {
             const struct msg_upsert_req *u = &req->u.upsert_req;
@@ -341,7 +341,7 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         for (size_t i = 0; i < t->n_calls; i++)
             if (cl->parts[t->calls[i].part].primary == t->calls[i].node)
                 affected += t->calls[i].rep.m.u.write_rep.affected;
-        rep->u.write_rep = (struct msg_write_rep){0, affected};
+        rep->u.write_rep = (struct msg_write_rep){0, affected, NULL, 0};
     }
 out:
     if (pb)
@@ -369,7 +369,7 @@ static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll
         return DV_ENOMEM;
     for (uint32_t p = 0; p < np; p++) {
         calls[p].req = *sub;
-        calls[p].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch};
+        calls[p].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch, 0};
         calls[p].part = p;
         aim(c, m, read_node(m, &cl->parts[p], UINT32_MAX), &calls[p]);
     }
@@ -678,7 +678,7 @@ static int payload_index(struct coord *c, const struct cmap *m, const struct cma
     for (uint32_t p = 0; p < np; p++)
         for (uint32_t j = 0; j < cl->parts[p].n; j++, k++) {
             calls[k].req.type = MSG_PAYLOAD_INDEX;
-            calls[k].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch};
+            calls[k].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch, 0};
             calls[k].req.u.index_req = req->u.index_req;
             calls[k].part = p;
             aim(c, m, cl->parts[p].nodes[j], &calls[k]);
@@ -686,7 +686,7 @@ static int payload_index(struct coord *c, const struct cmap *m, const struct cma
     run_calls(c, calls, n);
     t->calls = calls;
     t->n_calls = n;
-    rep->u.write_rep = (struct msg_write_rep){0, 1};
+    rep->u.write_rep = (struct msg_write_rep){0, 1, NULL, 0};
     return first_error(calls, n, errmsg);
 }
 

@@ -13,8 +13,6 @@
 #include "log.h"
 #include "node_int.h"
 
-static const char *const sync_names[] = {"always", "interval", "never"};
-
 bool node_coll_valid(const char *s, size_t n)
 {
     if (n == 0 || n > NODE_MAX_COLL)
@@ -62,102 +60,6 @@ static void unlink_rep(struct node *n, struct rep *r)
         }
 }
 
-/* ---- node.meta --------------------------------------------------------------------------- */
-
-/* What node.meta holds besides the fsync policy. */
-struct meta {
-    uint64_t epoch, incarnation;
-    bool fenced;
-};
-
-/* The incarnation line comes after the fsync line: a build that predates it reads the first
- * three lines and ignores it. The fenced line is written only while the replica is fenced,
- * so the file of an unfenced replica is the same as before fences existed. */
-static int meta_write(struct node *n, const char *dir, const struct meta *m, enum wal_sync fsync)
-{
-    char path[PATH_MAX + 16], text[192];
-    snprintf(path, sizeof path, "%s/node.meta", dir);
-    int len = snprintf(text, sizeof text,
-                       "dvec-node-meta 1\nepoch %" PRIu64 "\nfsync %s\nincarnation %" PRIu64 "\n%s",
-                       m->epoch, sync_names[fsync], m->incarnation, m->fenced ? "fenced 1\n" : "");
-    return io_replace_file(n->io, path, text, (size_t)len);
-}
-
-/* Reads the line "<key> <decimal>\n" at *at into *v and moves *at past it; false when the
- * text at *at is not that line. */
-static bool meta_line(const char **at, const char *key, uint64_t *v)
-{
-    size_t kl = strlen(key);
-    const char *s = *at;
-    if (strncmp(s, key, kl) != 0 || s[kl] != ' ' || s[kl + 1] < '0' || s[kl + 1] > '9')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s + kl + 1, &end, 10);
-    if (errno != 0 || *end != '\n')
-        return false;
-    *v = x;
-    *at = end + 1;
-    return true;
-}
-
-/* The optional lines after the fsync line, in this order: "incarnation N" (absent in a file
- * written before incarnations existed: 0) and "fenced 0|1" (absent: not fenced). */
-static int meta_optional(const char *rest, struct meta *m)
-{
-    uint64_t v;
-    m->incarnation = 0;
-    m->fenced = false;
-    if (meta_line(&rest, "incarnation", &v))
-        m->incarnation = v;
-    if (meta_line(&rest, "fenced", &v)) {
-        if (v > 1)
-            return DV_ECORRUPT;
-        m->fenced = v == 1;
-    }
-    return *rest == '\0' ? DV_OK : DV_ECORRUPT;
-}
-
-static int meta_read(struct node *n, const char *dir, struct meta *m, enum wal_sync *fsync,
-                     char *errmsg)
-{
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/node.meta", dir);
-    void *buf;
-    size_t len;
-    int rc = io_read_file(n->io, path, 4096, &buf, &len);
-    if (rc != 0) {
-        dv_errmsg_set(errmsg, "%s: %s", path, strerror(-rc));
-        return DV_EOS;
-    }
-    char text[4097], sync[16];
-    memcpy(text, buf, len);
-    text[len] = '\0';
-    free(buf);
-    unsigned long long e;
-    int used = 0;
-    if (sscanf(text, "dvec-node-meta 1\nepoch %llu\nfsync %15s\n%n", &e, sync, &used) != 2 ||
-        used == 0 || text[used - 1] != '\n') {
-        dv_errmsg_set(errmsg, "%s: not a node meta file", path);
-        return DV_ECORRUPT;
-    }
-    if (meta_optional(text + used, m) != DV_OK) {
-        dv_errmsg_set(errmsg,
-                      "%s: bad lines after the fsync line (want \"incarnation N\", then "
-                      "\"fenced 0|1\", both optional)",
-                      path);
-        return DV_ECORRUPT;
-    }
-    for (int i = 0; i < 3; i++)
-        if (strcmp(sync, sync_names[i]) == 0) {
-            m->epoch = e;
-            *fsync = (enum wal_sync)i;
-            return DV_OK;
-        }
-    dv_errmsg_set(errmsg, "%s: unknown fsync policy '%s'", path, sync);
-    return DV_ECORRUPT;
-}
-
 /* ---- files ------------------------------------------------------------------------------- */
 
 /* Removes a directory tree (the files of a dropped replica) through the node's io: files are
@@ -191,12 +93,18 @@ static void replica_opts(struct node *n, enum wal_sync fsync, struct part_opts *
     o->wal.sync = n->opts.force_fsync >= 0 ? (enum wal_sync)n->opts.force_fsync : fsync;
 }
 
-static struct rep *rep_new(const char *dir, const char *coll, size_t len, uint32_t partition,
-                           uint64_t epoch, uint64_t incarnation, enum wal_sync fsync)
+static struct rep *rep_new(struct node *n, const char *dir, const char *coll, size_t len,
+                           uint32_t partition, uint64_t epoch, uint64_t incarnation, uint64_t term,
+                           enum wal_sync fsync)
 {
     struct rep *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
+    if ((r->pub.repl = repl_new(n->net)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->pub.term = term;
     memcpy(r->pub.coll, coll, len);
     r->pub.coll[len] = '\0';
     r->pub.partition = partition;
@@ -213,8 +121,16 @@ static struct rep *rep_new(const char *dir, const char *coll, size_t len, uint32
     return r;
 }
 
+/* Gives r its open replica p, whose records r's replication taps from now on. */
+static void rep_attach(struct rep *r, struct part *p)
+{
+    r->pub.part = p;
+    part_set_tap(p, repl_tap, r->pub.repl);
+}
+
 static void rep_free(struct rep *r)
 {
+    repl_free(r->pub.repl);
     pthread_cond_destroy(&r->writes_done);
     pthread_mutex_destroy(&r->meta_mu);
     free(r);
@@ -246,9 +162,9 @@ static int open_one(struct node *n, const char *name)
         return DV_OK;
     }
     snprintf(dir, sizeof dir, "%s/replicas/%s", n->dir, name);
-    struct meta m;
+    struct node_meta m;
     enum wal_sync fsync;
-    int rc = meta_read(n, dir, &m, &fsync, err);
+    int rc = node_meta_read_(n, dir, &m, &fsync, err);
     if (rc != DV_OK)
         goto err_log;
     struct part_opts o;
@@ -258,12 +174,13 @@ static int open_one(struct node *n, const char *name)
     rc = part_open(n->io, data, &o, &p, err);
     if (rc != DV_OK)
         goto err_log;
-    struct rep *r = rep_new(dir, name, coll_len, partition, m.epoch, m.incarnation, fsync);
+    struct rep *r =
+        rep_new(n, dir, name, coll_len, partition, m.epoch, m.incarnation, m.term, fsync);
     if (r == NULL) {
         part_close(p);
         return DV_ENOMEM;
     }
-    r->pub.part = p;
+    rep_attach(r, p);
     r->fenced = m.fenced;
     struct part_info info;
     part_get_info(p, &info);
@@ -302,7 +219,7 @@ int node_open(const char *data_dir, const struct node_opts *o, struct node **out
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->released, NULL);
     pthread_mutex_init(&n->snap_mu, NULL);
-    if (pull_init_(n) != DV_OK) {
+    if (repl_net_new(o->tr, o->repl_timeout_ms, &n->net) != DV_OK || pull_init_(n) != DV_OK) {
         node_close(n, false);
         return DV_ENOMEM;
     }
@@ -385,6 +302,7 @@ void node_close(struct node *n, bool checkpoint)
         n->buckets[b] = NULL;
     }
     node_snapshot_expire_all_(n);
+    repl_net_free(n->net);
     pthread_mutex_destroy(&n->snap_mu);
     pthread_cond_destroy(&n->released);
     pthread_mutex_destroy(&n->mu);
@@ -425,8 +343,8 @@ int node_acquire(struct node *n, const char *coll, size_t coll_len, uint32_t par
         pthread_mutex_unlock(&n->mu);
         if (still) {
             /* the incarnation changes only under meta_mu, held here */
-            struct meta m = {epoch, node_incarnation(&r->pub), r->fenced};
-            int rc = meta_write(n, r->dir, &m, r->pub.fsync);
+            struct node_meta m = {epoch, node_incarnation(&r->pub), r->pub.term, r->fenced};
+            int rc = node_meta_write_(n, r->dir, &m, r->pub.fsync);
             if (rc == 0) {
                 pthread_mutex_lock(&n->mu);
                 if (epoch > r->pub.epoch)
@@ -553,9 +471,9 @@ int node_fence(struct node *n, struct node_replica *pub, bool on, uint32_t wait_
     if (r->fenced != on) {
         /* Persist first: a restart must never forget a fence a coordinator was told of. */
         pthread_mutex_lock(&n->mu);
-        struct meta m = {pub->epoch, node_incarnation(pub), on};
+        struct node_meta m = {pub->epoch, node_incarnation(pub), pub->term, on};
         pthread_mutex_unlock(&n->mu);
-        rc = meta_write(n, r->dir, &m, pub->fsync);
+        rc = node_meta_write_(n, r->dir, &m, pub->fsync);
         if (rc == 0) {
             pthread_mutex_lock(&n->mu);
             r->fenced = on;
@@ -630,7 +548,7 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
                   struct part *open, char *errmsg)
 {
     char err[DV_ERRMSG_SIZE], final[PATH_MAX], data[PATH_MAX + 8], replicas[PATH_MAX + 16];
-    struct meta m = {epoch, incarnation, false};
+    struct node_meta m = {epoch, incarnation, 0, false};
     int rc;
     if (open != NULL && (rc = part_sync_wal(open, err)) != DV_OK) {
         /* Its records must be on disk before the rename makes it a replica of the node. */
@@ -638,7 +556,7 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
         dv_errmsg_set(errmsg, "syncing the copy's WAL: %s", err);
         return rc;
     }
-    rc = meta_write(n, tmp, &m, fsync);
+    rc = node_meta_write_(n, tmp, &m, fsync);
     if (rc != 0) {
         part_close(open);
         dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
@@ -681,12 +599,12 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
         dv_errmsg_set(errmsg, "%s", err);
         goto err_remove;
     }
-    struct rep *r = rep_new(final, coll, coll_len, partition, epoch, incarnation, fsync);
+    struct rep *r = rep_new(n, final, coll, coll_len, partition, epoch, incarnation, 0, fsync);
     if (r == NULL) {
         rc = DV_ENOMEM;
         goto err_remove; /* closes p */
     }
-    r->pub.part = p;
+    rep_attach(r, p);
     pthread_mutex_lock(&n->mu);
     insert(n, r);
     pthread_mutex_unlock(&n->mu);
@@ -789,8 +707,8 @@ static int adopt_incarnation(struct node *n, struct node_replica *pub, uint64_t 
         pthread_mutex_lock(&n->mu);
         uint64_t epoch = pub->epoch;
         pthread_mutex_unlock(&n->mu);
-        struct meta m = {epoch, incarnation, r->fenced};
-        rc = meta_write(n, r->dir, &m, pub->fsync);
+        struct node_meta m = {epoch, incarnation, pub->term, r->fenced};
+        rc = node_meta_write_(n, r->dir, &m, pub->fsync);
         if (rc == 0) {
             __atomic_store_n(&pub->incarnation_, incarnation, __ATOMIC_RELAXED);
             log_info("replica given its collection's incarnation",
@@ -868,8 +786,8 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
         goto err_remove;
     }
     part_close(p);
-    struct meta m = {epoch, incarnation, false};
-    if ((rc = meta_write(n, tmp, &m, fsync)) != 0) {
+    struct node_meta m = {epoch, incarnation, 0, false};
+    if ((rc = node_meta_write_(n, tmp, &m, fsync)) != 0) {
         dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
         rc = DV_EOS;
         goto err_remove;
@@ -908,21 +826,21 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
         remove_tree(n->io, final, 0);
         return rc;
     }
-    struct rep *r = rep_new(final, coll, coll_len, partition, epoch, incarnation, fsync);
+    struct rep *r = rep_new(n, final, coll, coll_len, partition, epoch, incarnation, 0, fsync);
     if (r == NULL) {
         pthread_mutex_unlock(&n->mu);
         part_close(p);
         remove_tree(n->io, final, 0);
         return DV_ENOMEM;
     }
-    r->pub.part = p;
+    rep_attach(r, p);
     insert(n, r);
     pthread_mutex_unlock(&n->mu);
     log_info("replica created",
              "collection=%s partition=%u epoch=%" PRIu64 " incarnation=%" PRIu64
              " dim=%u metric=%d fsync=%s",
              r->pub.coll, partition, epoch, incarnation, index->dim, (int)index->metric,
-             sync_names[fsync]);
+             node_sync_names_[fsync]);
     return DV_OK;
 
 err_remove:

@@ -46,6 +46,9 @@ struct node_opts {
     /* A pull's timeouts (pull.c), 0: the defaults, PULL_CALL_MS per call to the source and
      * PULL_SNAP_START_MS for the first snapshot read (tests shorten them). */
     uint32_t pull_call_ms, pull_snap_start_ms;
+    /* How long a primary waits for a secondary's answer before failing it (repl.h), 0:
+     * REPL_TIMEOUT_MS. */
+    uint32_t repl_timeout_ms;
 };
 
 /* Collection names: 1..128 bytes of [A-Za-z0-9_-]. */
@@ -69,7 +72,9 @@ size_t node_open_failures(struct node *n);
 /* A replica held by the node, counted: release it with node_release(). */
 struct node_replica {
     struct part *part;
+    struct repl *repl; /* its writes' replication to secondaries (repl.h), owned by the node */
     uint64_t epoch;
+    uint64_t term; /* highest primary term a request named, 0: none (under the node's lock) */
     uint32_t partition;
     char coll[NODE_MAX_COLL + 1];
     enum wal_sync fsync;
@@ -90,6 +95,14 @@ uint64_t node_incarnation(const struct node_replica *r);
 int node_acquire(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
                  uint64_t epoch, struct node_replica **out, uint64_t *known, char *errmsg);
 void node_release(struct node *n, struct node_replica *r);
+
+/*
+ * Fences by primary term (term 0: no check): a request naming an older term than the highest
+ * r has seen is DV_ESTALE (a newer primary exists: the sender's map is stale, or the sender
+ * is a deposed primary); a newer term is persisted in r's node.meta (DV_EOS when that fails:
+ * a term the replica could forget at a restart would not fence) and remembered.
+ */
+int node_term(struct node *n, struct node_replica *r, uint64_t term, char *errmsg);
 
 /*
  * Creates a replica of the collection's `incarnation` (0: none given). Idempotent: when it

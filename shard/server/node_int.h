@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "node.h"
+#include "repl.h"
 
 #define NODE_BUCKETS 1024
 
@@ -23,6 +24,22 @@ struct rep {
 struct snap_session;
 struct pull_set;
 
+/* What node.meta holds besides the fsync policy (node_meta.c). */
+struct node_meta {
+    uint64_t epoch, incarnation;
+    uint64_t term; /* highest primary term seen, 0: none */
+    bool fenced;
+};
+
+extern const char *const node_sync_names_[3]; /* enum wal_sync -> "always", ... */
+
+/* Replaces dir/node.meta (tmp + fsync + rename); 0 or a negative errno. */
+int node_meta_write_(struct node *n, const char *dir, const struct node_meta *m,
+                     enum wal_sync fsync);
+/* Reads dir/node.meta. DV_EOS (cannot read), DV_ECORRUPT (not one), with errmsg. */
+int node_meta_read_(struct node *n, const char *dir, struct node_meta *m, enum wal_sync *fsync,
+                    char *errmsg);
+
 #define NODE_DIR_MAX 2048 /* longest data dir path */
 
 struct node {
@@ -39,6 +56,7 @@ struct node {
     struct snap_session *sessions;
     uint64_t next_session;
     struct pull_set *pulls; /* replica pulls (pull.c) */
+    struct repl_net *net;   /* connections to secondaries (repl.h) */
 };
 
 /* pull.c: the node's pull jobs, set up by node_open; node_close stops them (joins their

@@ -49,7 +49,7 @@ static struct msg req(int type)
 {
     struct msg m = {.type = type, .req_id = 1000 + (uint64_t)type};
     if (msg_type_addressed(type))
-        m.addr = (struct msg_addr){S("docs"), 3, 7};
+        m.addr = (struct msg_addr){S("docs"), 3, 7, 0};
     else if (msg_type_collection(type))
         m.addr.coll = S("docs");
     return m;
@@ -231,7 +231,7 @@ int main(int argc, char **argv)
     int writes[] = {MSG_UPSERT, MSG_DELETE, MSG_SET_PAYLOAD, MSG_PAYLOAD_INDEX};
     for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
         m = rep(writes[i]);
-        m.u.write_rep = (struct msg_write_rep){41 + i, 3};
+        m.u.write_rep = (struct msg_write_rep){41 + i, 3, NULL, 0};
         put(&m, NULL);
     }
     m = rep(MSG_GET);
@@ -290,7 +290,7 @@ int main(int argc, char **argv)
     int pwrites[] = {MSG_P_UPSERT, MSG_P_DELETE, MSG_P_SET_PAYLOAD, MSG_P_INDEX};
     for (size_t i = 0; i < sizeof pwrites / sizeof pwrites[0]; i++) {
         m = rep(pwrites[i]);
-        m.u.write_rep = (struct msg_write_rep){0, 3 - i};
+        m.u.write_rep = (struct msg_write_rep){0, 3 - i, NULL, 0};
         put(&m, NULL);
     }
     m = rep(MSG_P_GET);

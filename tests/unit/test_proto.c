@@ -129,7 +129,7 @@ static void check_hello_list_info_stats(void **state)
 
     memset(&m, 0, sizeof m);
     m.type = MSG_REPLICA_CREATE;
-    m.addr = (struct msg_addr){S("docs"), 3, 5};
+    m.addr = (struct msg_addr){S("docs"), 3, 5, 0};
     m.u.create_req = (struct msg_create_req){{.dim = 128,
                                               .metric = 2,
                                               .m = 32,
@@ -165,7 +165,7 @@ static void upsert_n(int type, uint32_t n, uint32_t dim)
             pl[i] = (struct msg_bytes){payload, sizeof payload};
     }
     struct msg m = {.type = type, .req_id = 42}, out;
-    m.addr = (struct msg_addr){S("vectors"), 11, 1234};
+    m.addr = (struct msg_addr){S("vectors"), 11, 1234, 0};
     m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pl, n, dim};
     round_trip(&m, &out);
     assert_int_equal(out.addr.coll.len, 7);
@@ -209,7 +209,7 @@ static void writes_reads(bool cl)
 {
     struct pid ids[4] = {test_id(0), test_id(1), test_id(2), test_id(3)};
     struct msg m = {.type = T(DELETE), .req_id = 1}, out;
-    m.addr = (struct msg_addr){S("c"), 1, 2};
+    m.addr = (struct msg_addr){S("c"), 1, 2, 0};
     m.u.delete_req = (struct msg_ids_req){ids, 4};
     round_trip(&m, &out);
     assert_true(pid_eq(&out.u.delete_req.ids[3], &ids[3]));
@@ -283,7 +283,7 @@ static void writes_reads(bool cl)
     int wt[] = {T(UPSERT), T(DELETE), T(SET_PAYLOAD), cl ? MSG_P_INDEX : MSG_PAYLOAD_INDEX};
     for (int i = 0; i < 4; i++) {
         r.type = wt[i];
-        r.u.write_rep = (struct msg_write_rep){UINT64_MAX, 3};
+        r.u.write_rep = (struct msg_write_rep){UINT64_MAX, 3, NULL, 0};
         round_trip(&r, &out);
         assert_true(out.u.write_rep.lsn == UINT64_MAX);
         msg_free(&out);
@@ -383,10 +383,10 @@ static void check_malformed(void **state)
     assert_non_null(strstr(errmsg, "version 1"));
 
     buf_reset(&b);
-    header(&b, 1, 19);
+    header(&b, 1, 20);
     mpw_array(&b, 0);
     assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
-    assert_non_null(strstr(errmsg, "unknown message type 19"));
+    assert_non_null(strstr(errmsg, "unknown message type 20"));
     buf_reset(&b);
     header(&b, 1, 1u << 31);
     mpw_array(&b, 0);
@@ -395,8 +395,9 @@ static void check_malformed(void **state)
     /* a delete declaring 2^32 - 1 ids in a few bytes */
     buf_reset(&b);
     header(&b, 1, MSG_DELETE);
-    mpw_array(&b, 4);
+    mpw_array(&b, 6);
     mpw_str(&b, "c", 1);
+    mpw_u64(&b, 0);
     mpw_u64(&b, 0);
     mpw_u64(&b, 0);
     mpw_array(&b, UINT32_MAX);
@@ -408,8 +409,9 @@ static void check_malformed(void **state)
         float v[9] = {0};
         buf_reset(&b);
         header(&b, 1, MSG_UPSERT);
-        mpw_array(&b, 7);
+        mpw_array(&b, 9);
         mpw_str(&b, "c", 1);
+        mpw_u64(&b, 0);
         mpw_u64(&b, 0);
         mpw_u64(&b, 0);
         mpw_array(&b, 2);
@@ -458,6 +460,7 @@ static void addressed_body(struct buf *b, uint32_t n)
     assert_int_equal(mpw_str(b, "c", 1), DV_OK);
     assert_int_equal(mpw_u64(b, 2), DV_OK);
     assert_int_equal(mpw_u64(b, 3), DV_OK);
+    assert_int_equal(mpw_u64(b, 1), DV_OK); /* term */
 }
 
 static void expect_eproto(const struct buf *b, const char *field)
@@ -480,13 +483,13 @@ static void check_create_incarnation(void **state)
     for (int k = 0; k < 4; k++) {
         buf_reset(&b);
         header(&b, 1, MSG_REPLICA_CREATE);
-        uint32_t n = k == 0 ? 11 : k == 1 ? 10 : k == 2 ? 9 : 11;
+        uint32_t n = k == 0 ? 12 : k == 1 ? 11 : k == 2 ? 10 : 12;
         addressed_body(&b, n);
-        for (uint32_t i = 0; i < 5 && 3 + i < n; i++)
+        for (uint32_t i = 0; i < 5 && 4 + i < n; i++)
             mpw_u64(&b, 8 + i);
-        if (n > 8)
-            mpw_bool(&b, true);
         if (n > 9)
+            mpw_bool(&b, true);
+        if (n > 10)
             mpw_u64(&b, 2);
         if (k == 0)
             mpw_u64(&b, 1ULL << 40);
@@ -534,7 +537,7 @@ static void check_new_types(void **state)
 static void check_snapshot(void **state)
 {
     struct msg m = {.type = MSG_SNAPSHOT_READ, .req_id = 21}, out;
-    m.addr = (struct msg_addr){S("docs"), 12, 9};
+    m.addr = (struct msg_addr){S("docs"), 12, 9, 0};
     m.u.snapshot_req = (struct msg_snapshot_req){0, 0, 4u << 20};
     round_trip(&m, &out);
     assert_memory_equal(out.addr.coll.p, "docs", 4);
@@ -585,7 +588,7 @@ static void check_snapshot(void **state)
 static void check_wal_read(void **state)
 {
     struct msg m = {.type = MSG_WAL_READ, .req_id = 31}, out;
-    m.addr = (struct msg_addr){S("docs"), 1, 2};
+    m.addr = (struct msg_addr){S("docs"), 1, 2, 0};
     m.u.wal_req = (struct msg_wal_req){123456789, 1u << 20};
     round_trip(&m, &out);
     assert_true(out.u.wal_req.from == 123456789);
@@ -634,7 +637,7 @@ static void check_wal_read(void **state)
 static void check_payload_index(void **state)
 {
     struct msg m = {.type = MSG_PAYLOAD_INDEX, .req_id = 41}, out;
-    m.addr = (struct msg_addr){S("docs"), 3, 4};
+    m.addr = (struct msg_addr){S("docs"), 3, 4, 0};
     m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 0, S("tags")};
     round_trip(&m, &out);
     assert_int_equal(out.u.index_req.op, MSG_INDEX_CREATE);
@@ -655,7 +658,7 @@ static void check_payload_index(void **state)
     msg_free(&out);
 
     struct msg r = {.type = MSG_PAYLOAD_INDEX, .reply = true, .req_id = 41};
-    r.u.write_rep = (struct msg_write_rep){77, 1};
+    r.u.write_rep = (struct msg_write_rep){77, 1, NULL, 0};
     round_trip(&r, &out);
     assert_true(out.u.write_rep.lsn == 77 && out.u.write_rep.affected == 1);
     msg_free(&out);
@@ -739,13 +742,13 @@ static void check_new_malformed(void **state)
     /* snapshot request without max_bytes, and with max_bytes beyond u32 */
     buf_reset(&b);
     header(&b, 1, MSG_SNAPSHOT_READ);
-    addressed_body(&b, 5);
+    addressed_body(&b, 6);
     mpw_u64(&b, 0);
     mpw_u64(&b, 0);
     expect_eproto(&b, "body length");
     buf_reset(&b);
     header(&b, 1, MSG_SNAPSHOT_READ);
-    addressed_body(&b, 6);
+    addressed_body(&b, 7);
     mpw_u64(&b, 0);
     mpw_u64(&b, 0);
     mpw_u64(&b, 1ULL << 32);
@@ -754,7 +757,7 @@ static void check_new_malformed(void **state)
     /* WAL read with a negative from */
     buf_reset(&b);
     header(&b, 1, MSG_WAL_READ);
-    addressed_body(&b, 5);
+    addressed_body(&b, 6);
     mpw_i64(&b, -1);
     mpw_u64(&b, 10);
     expect_eproto(&b, "from");
@@ -762,7 +765,7 @@ static void check_new_malformed(void **state)
     /* payload index whose key declares 2^31 bytes, and whose key is not a string */
     buf_reset(&b);
     header(&b, 1, MSG_PAYLOAD_INDEX);
-    addressed_body(&b, 6);
+    addressed_body(&b, 8);
     mpw_u64(&b, 1);
     const uint8_t str32[] = {0xdb, 0x80, 0, 0, 0, 'k'};
     mpw_raw(&b, str32, sizeof str32);
@@ -770,7 +773,7 @@ static void check_new_malformed(void **state)
     expect_eproto(&b, "key");
     buf_reset(&b);
     header(&b, 1, MSG_PAYLOAD_INDEX);
-    addressed_body(&b, 6);
+    addressed_body(&b, 8);
     mpw_u64(&b, 1);
     mpw_u64(&b, 5);
     mpw_u64(&b, 0);
@@ -818,7 +821,7 @@ static void check_type_table(void **state)
 
     struct buf b = BUF_INIT;
     for (int t = -1; t <= MSG_TYPE_COUNT; t++) {
-        bool gap = t < 0 || (t >= 19 && t <= 31) || t >= MSG_TYPE_COUNT;
+        bool gap = t < 0 || (t >= 20 && t <= 31) || t >= MSG_TYPE_COUNT;
         assert_int_equal(msg_type_known(t), !gap);
         assert_false(msg_type_addressed(t) && msg_type_collection(t));
         if (gap) {
@@ -863,7 +866,7 @@ static void check_type_table(void **state)
 static void check_coll_admin(void **state)
 {
     struct msg m = {.type = MSG_COLL_CREATE, .req_id = 50}, out;
-    m.addr = (struct msg_addr){S("docs"), 7, 8}; /* part and epoch are not sent */
+    m.addr = (struct msg_addr){S("docs"), 7, 8, 0}; /* part and epoch are not sent */
     m.u.coll_cfg = (struct msg_coll_cfg){768, 2, 32, 400, 128, 1, 16, 3, true};
     round_trip(&m, &out);
     const struct msg_coll_cfg *c = &out.u.coll_cfg;
@@ -904,7 +907,7 @@ static void check_coll_admin(void **state)
         memset(&m, 0, sizeof m);
         m.type = named[i];
         m.req_id = 60 + i;
-        m.addr = (struct msg_addr){S("images"), 1, 2};
+        m.addr = (struct msg_addr){S("images"), 1, 2, 0};
         if (m.type != MSG_COLL_CREATE) {
             round_trip(&m, &out);
             if (msg_type_collection(m.type))
@@ -1426,7 +1429,7 @@ static void check_move_messages(void **state)
     assert_false(msg_type_addressed(MSG_ADMIN) || msg_type_collection(MSG_ADMIN));
 
     struct msg m = {.type = MSG_REPLICA_PULL, .req_id = 5}, out;
-    m.addr = (struct msg_addr){S("docs"), 7, 41};
+    m.addr = (struct msg_addr){S("docs"), 7, 41, 0};
     m.u.pull_req = (struct msg_pull_req){MSG_PULL_START,
                                          S("tcp://127.0.0.1:7400"),
                                          64u << 20,
@@ -1471,13 +1474,13 @@ static void check_move_messages(void **state)
     }
 
     m = (struct msg){.type = MSG_REPLICA_FENCE, .req_id = 8};
-    m.addr = (struct msg_addr){S("docs"), 1, 99};
+    m.addr = (struct msg_addr){S("docs"), 1, 99, 0};
     m.u.fence_req.op = MSG_FENCE_ON;
     round_trip(&m, &out);
     assert_int_equal(out.u.fence_req.op, MSG_FENCE_ON);
     msg_free(&out);
     struct msg r = {.type = MSG_REPLICA_FENCE, .reply = true, .req_id = 8};
-    r.u.write_rep = (struct msg_write_rep){12345, 0};
+    r.u.write_rep = (struct msg_write_rep){12345, 0, NULL, 0};
     round_trip(&r, &out);
     assert_true(out.u.write_rep.lsn == 12345);
     msg_free(&out);
@@ -1528,6 +1531,81 @@ static void check_query_limits(void **state)
     assert_string_equal(emsg, "query 1: ef must be 100000 or smaller, got 200000");
 }
 
+/* Replication: the term in every address, the secondaries of a replicated write, the failed
+ * secondaries of its reply, a replicate request; bad failure codes and too many secondaries. */
+static void check_replication(void **state)
+{
+    (void)state;
+    assert_string_equal(msg_type_name(MSG_REPLICATE), "replicate");
+    assert_true(msg_type_addressed(MSG_REPLICATE));
+    assert_true(msg_type_replicated(MSG_UPSERT) && msg_type_replicated(MSG_PAYLOAD_INDEX));
+    assert_false(msg_type_replicated(MSG_REPLICATE) || msg_type_replicated(MSG_P_UPSERT) ||
+                 msg_type_replicated(MSG_GET));
+
+    struct pid ids[2] = {pid_num(1), pid_num(2)};
+    struct msg_peer peers[2] = {{S("node-2"), S("tcp://127.0.0.1:7402")},
+                                {S("node-3"), S("tcp://127.0.0.1:7403")}};
+    struct msg m = {.type = MSG_DELETE, .req_id = 3}, out;
+    m.addr = (struct msg_addr){S("docs"), 4, 17, 6};
+    m.u.delete_req = (struct msg_ids_req){ids, 2};
+    m.secondaries = peers;
+    m.n_secondaries = 2;
+    round_trip(&m, &out);
+    assert_true(out.addr.epoch == 17 && out.addr.term == 6);
+    assert_int_equal(out.n_secondaries, 2);
+    assert_memory_equal(out.secondaries[1].node_id.p, "node-3", 6);
+    assert_memory_equal(out.secondaries[1].url.p, "tcp://127.0.0.1:7403", 20);
+    msg_free(&out);
+    m.n_secondaries = 0;
+    round_trip(&m, &out);
+    assert_int_equal(out.n_secondaries, 0);
+    msg_free(&out);
+
+    struct msg_peer_fail fails[1] = {{S("node-3"), DV_ETIMEDOUT, S("no answer in 1000 ms")}};
+    struct msg r = {.type = MSG_UPSERT, .reply = true, .req_id = 3};
+    r.u.write_rep = (struct msg_write_rep){9, 2, fails, 1};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.write_rep.n_failed, 1);
+    assert_int_equal(out.u.write_rep.failed[0].code, DV_ETIMEDOUT);
+    assert_memory_equal(out.u.write_rep.failed[0].text.p, "no answer in 1000 ms", 20);
+    msg_free(&out);
+    struct buf b = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    fails[0].code = 7; /* not a DV_* code */
+    assert_int_equal(msg_encode(&r, &b, err), DV_EINVAL);
+
+    static const uint8_t body[] = {0x91, 0x01};
+    struct msg_wal_rec recs[2] = {{41, 2, {body, sizeof body}}, {42, 1, {NULL, 0}}};
+    m = (struct msg){.type = MSG_REPLICATE, .req_id = 4};
+    m.addr = (struct msg_addr){S("docs"), 4, 17, 7};
+    m.u.replicate_req = (struct msg_replicate_req){recs, 2};
+    round_trip(&m, &out);
+    assert_int_equal(out.u.replicate_req.n, 2);
+    assert_true(out.u.replicate_req.recs[1].lsn == 42 && out.u.replicate_req.recs[0].type == 2);
+    assert_memory_equal(out.u.replicate_req.recs[0].body.p, body, sizeof body);
+    assert_true(out.addr.term == 7);
+    msg_free(&out);
+    r = (struct msg){.type = MSG_REPLICATE, .reply = true, .req_id = 4};
+    r.u.write_rep = (struct msg_write_rep){42, 0, NULL, 0};
+    round_trip(&r, &out);
+    assert_true(out.u.write_rep.lsn == 42);
+    msg_free(&out);
+
+    /* a write naming more secondaries than a partition can have replicas */
+    buf_reset(&b);
+    header(&b, 1, MSG_DELETE);
+    addressed_body(&b, 6);
+    mpw_array(&b, 0);
+    mpw_array(&b, PROTO_MAX_REPLICAS + 1);
+    for (int i = 0; i <= PROTO_MAX_REPLICAS; i++) {
+        mpw_array(&b, 2);
+        mpw_str(&b, "n", 1);
+        mpw_str(&b, "u", 1);
+    }
+    expect_eproto(&b, "secondaries");
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1553,6 +1631,7 @@ int main(void)
         cmocka_unit_test(check_client_malformed),
         cmocka_unit_test(check_coord_membership),
         cmocka_unit_test(check_query_limits),
+        cmocka_unit_test(check_replication),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     buf_free(&last);

@@ -71,7 +71,7 @@ static int handle(void *arg, const void *in, size_t n, struct buf *out, struct r
 static struct msg info_req(uint32_t part)
 {
     struct msg q = {.type = MSG_REPLICA_INFO};
-    q.addr = (struct msg_addr){{"c", 1}, part, 1};
+    q.addr = (struct msg_addr){{"c", 1}, part, 1, 0};
     return q;
 }
 

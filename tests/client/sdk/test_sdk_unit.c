@@ -134,7 +134,7 @@ static int fake_handle(void *arg, const void *in, size_t n, struct buf *out,
         for (uint32_t i = 0; i < req.u.upsert_req.n * req.u.upsert_req.dim; i++)
             if (!isfinite(req.u.upsert_req.vecs[i])) /* the client never sends them */
                 rc = DV_EPROTO;
-        rep.u.write_rep = (struct msg_write_rep){0, req.u.upsert_req.n};
+        rep.u.write_rep = (struct msg_write_rep){0, req.u.upsert_req.n, NULL, 0};
         break;
     case MSG_P_COUNT:
         rep.u.count_rep.count = req.u.count_req.filter.p ? 7 : 42;

@@ -1,0 +1,163 @@
+/* node_meta.c - a replica's node.meta file (epoch, fsync policy, incarnation, primary term,
+ * fence) and the primary term check. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "node_int.h"
+
+const char *const node_sync_names_[3] = {"always", "interval", "never"};
+
+/* The incarnation line comes after the fsync line: a build that predates it reads the first
+ * three lines and ignores it. The term and fenced lines are written only when the replica has
+ * seen a primary term / is fenced, so the file of a replica that has neither is the same as
+ * before they existed. */
+int node_meta_write_(struct node *n, const char *dir, const struct node_meta *m,
+                     enum wal_sync fsync)
+{
+    char path[PATH_MAX + 16], text[256], term[40] = "";
+    snprintf(path, sizeof path, "%s/node.meta", dir);
+    if (m->term > 0)
+        snprintf(term, sizeof term, "term %" PRIu64 "\n", m->term);
+    int len = snprintf(
+        text, sizeof text,
+        "dvec-node-meta 1\nepoch %" PRIu64 "\nfsync %s\nincarnation %" PRIu64 "\n%s%s", m->epoch,
+        node_sync_names_[fsync], m->incarnation, term, m->fenced ? "fenced 1\n" : "");
+    return io_replace_file(n->io, path, text, (size_t)len);
+}
+
+/* Reads the line "<key> <decimal>\n" at *at into *v and moves *at past it; false when the
+ * text at *at is not that line. */
+static bool meta_line(const char **at, const char *key, uint64_t *v)
+{
+    size_t kl = strlen(key);
+    const char *s = *at;
+    if (strncmp(s, key, kl) != 0 || s[kl] != ' ' || s[kl + 1] < '0' || s[kl + 1] > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s + kl + 1, &end, 10);
+    if (errno != 0 || *end != '\n')
+        return false;
+    *v = x;
+    *at = end + 1;
+    return true;
+}
+
+/* The optional lines after the fsync line, in this order: "incarnation N" (absent in a file
+ * written before incarnations existed: 0), "term N" (absent: no primary term seen, 0) and
+ * "fenced 0|1" (absent: not fenced). */
+static int meta_optional(const char *rest, struct node_meta *m)
+{
+    uint64_t v;
+    m->incarnation = 0;
+    m->term = 0;
+    m->fenced = false;
+    if (meta_line(&rest, "incarnation", &v))
+        m->incarnation = v;
+    if (meta_line(&rest, "term", &v))
+        m->term = v;
+    if (meta_line(&rest, "fenced", &v)) {
+        if (v > 1)
+            return DV_ECORRUPT;
+        m->fenced = v == 1;
+    }
+    return *rest == '\0' ? DV_OK : DV_ECORRUPT;
+}
+
+int node_meta_read_(struct node *n, const char *dir, struct node_meta *m, enum wal_sync *fsync,
+                    char *errmsg)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/node.meta", dir);
+    void *buf;
+    size_t len;
+    int rc = io_read_file(n->io, path, 4096, &buf, &len);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "%s: %s", path, strerror(-rc));
+        return DV_EOS;
+    }
+    char text[4097], sync[16];
+    memcpy(text, buf, len);
+    text[len] = '\0';
+    free(buf);
+    unsigned long long e;
+    int used = 0;
+    if (sscanf(text, "dvec-node-meta 1\nepoch %llu\nfsync %15s\n%n", &e, sync, &used) != 2 ||
+        used == 0 || text[used - 1] != '\n') {
+        dv_errmsg_set(errmsg, "%s: not a node meta file", path);
+        return DV_ECORRUPT;
+    }
+    if (meta_optional(text + used, m) != DV_OK) {
+        dv_errmsg_set(errmsg,
+                      "%s: bad lines after the fsync line (want \"incarnation N\", "
+                      "\"term N\", \"fenced 0|1\", in this order, each optional)",
+                      path);
+        return DV_ECORRUPT;
+    }
+    for (int i = 0; i < 3; i++)
+        if (strcmp(sync, node_sync_names_[i]) == 0) {
+            m->epoch = e;
+            *fsync = (enum wal_sync)i;
+            return DV_OK;
+        }
+    dv_errmsg_set(errmsg, "%s: unknown fsync policy '%s'", path, sync);
+    return DV_ECORRUPT;
+}
+
+int node_term(struct node *n, struct node_replica *pub, uint64_t term, char *errmsg)
+{
+    struct rep *r = (struct rep *)pub;
+    if (term == 0)
+        return DV_OK;
+    pthread_mutex_lock(&n->mu);
+    uint64_t known = pub->term;
+    pthread_mutex_unlock(&n->mu);
+    if (term == known)
+        return DV_OK;
+    if (term < known) {
+        dv_errmsg_set(errmsg,
+                      "stale primary term: collection %s partition %u: request names term %" PRIu64
+                      ", this replica has seen term %" PRIu64 " (a newer primary exists)",
+                      pub->coll, pub->partition, term, known);
+        return DV_ESTALE;
+    }
+    /* Persist before acting under the new term, so a restart never forgets it. */
+    int rc = 0;
+    pthread_mutex_lock(&r->meta_mu);
+    pthread_mutex_lock(&n->mu);
+    struct node_meta m = {pub->epoch, node_incarnation(pub), term, r->fenced};
+    bool raise = term > pub->term;
+    pthread_mutex_unlock(&n->mu);
+    if (raise && (rc = node_meta_write_(n, r->dir, &m, pub->fsync)) == 0) {
+        pthread_mutex_lock(&n->mu);
+        if (term > pub->term)
+            pub->term = term;
+        pthread_mutex_unlock(&n->mu);
+        log_info("replica primary term raised", "collection=%s partition=%u term=%" PRIu64,
+                 pub->coll, pub->partition, term);
+    }
+    pthread_mutex_unlock(&r->meta_mu);
+    if (rc != 0) {
+        dv_errmsg_set(errmsg, "%s/node.meta: cannot record primary term %" PRIu64 ": %s", r->dir,
+                      term, strerror(-rc));
+        return DV_EOS;
+    }
+    if (!raise) {
+        pthread_mutex_lock(&n->mu);
+        known = pub->term;
+        pthread_mutex_unlock(&n->mu);
+        if (term < known) {
+            dv_errmsg_set(errmsg,
+                          "stale primary term: collection %s partition %u: request names term "
+                          "%" PRIu64 ", this replica has seen term %" PRIu64,
+                          pub->coll, pub->partition, term, known);
+            return DV_ESTALE;
+        }
+    }
+    return DV_OK;
+}
