@@ -12,6 +12,7 @@
 #include "mpk.h"
 #include "pull.h"
 #include "replica_cfg.h"
+#include "repl.h"
 
 /* The partitions check k and ef against their own constant (part/ does not see proto/). */
 _Static_assert(PART_MAX_K == PROTO_MAX_K && PART_MAX_K == PROTO_MAX_EF,
@@ -340,8 +341,22 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
                           req->addr.epoch, &r, stale_epoch, errmsg);
     if (rc != DV_OK)
         return rc;
+    if ((rc = node_term(c->node, r, req->addr.term, errmsg)) != DV_OK) {
+        node_release(c->node, r);
+        return rc;
+    }
     bool writing = is_write(req->type);
     if (writing && (rc = node_write_begin(c->node, r, errmsg)) != DV_OK) {
+        node_release(c->node, r);
+        return rc;
+    }
+    /* A primary's write: the secondaries of this epoch get its record before it answers. */
+    bool replicated = writing && msg_type_replicated(req->type);
+    struct repl_fail fails[PROTO_MAX_REPLICAS];
+    struct msg_peer_fail peer_fails[PROTO_MAX_REPLICAS];
+    if (replicated && (rc = repl_targets(r->repl, req->addr.epoch, req->secondaries,
+                                         req->n_secondaries, errmsg)) != DV_OK) {
+        node_write_end(c->node, r);
         node_release(c->node, r);
         return rc;
     }
@@ -507,9 +522,23 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
                         &rep->u.write_rep.lsn, errmsg);
         rep->u.write_rep.affected = 0;
         break;
+    case MSG_REPLICATE:
+        rc = repl_apply(p, req->u.replicate_req.recs, req->u.replicate_req.n,
+                        &rep->u.write_rep.lsn, errmsg);
+        rep->u.write_rep.affected = req->u.replicate_req.n;
+        break;
     default:
         dv_errmsg_set(errmsg, "%s is not a partition request", msg_type_name(req->type));
         rc = DV_EINVAL;
+    }
+    if (rc == DV_OK && replicated) {
+        uint32_t nf = 0;
+        repl_wait(r->repl, &req->addr, rep->u.write_rep.lsn, c->parallel, c->pool, fails, &nf);
+        for (uint32_t i = 0; i < nf; i++)
+            peer_fails[i] = (struct msg_peer_fail){S(fails[i].node_id), fails[i].code,
+                                                   S(fails[i].text)};
+        rep->u.write_rep.failed = peer_fails;
+        rep->u.write_rep.n_failed = nf;
     }
     if (rc == DV_OK)
         rc = msg_encode(rep, out, errmsg);
