@@ -15,10 +15,17 @@ static const char *const move_state_names[] = {"planned",   "copying", "catching
                                                "switching", "done",    "failed"};
 static const char *const coord_role_names[] = {"standby", "voter", "spare", "removed"};
 static const char *const cmd_type_names[] = {
-    "none",        "node_register", "node_state", "node_weight",  "node_remove",
-    "coll_create", "coll_drop",     "part_set",   "move_add",     "move_update",
-    "move_remove", "batch",         "coord_set",  "coord_remove", "settings",
+    "none",      "node_register", "node_state", "node_weight",   "node_remove",  "coll_create",
+    "coll_drop", "part_set",      "move_add",   "move_update",   "move_remove",  "batch",
+    "coord_set", "coord_remove",  "settings",   "replica_state", "part_promote",
 };
+static const char *const replica_state_names[] = {"active", "dead", "partial", "initializing",
+                                                  "recovery"};
+
+const char *cmap_replica_state_name(int state)
+{
+    return state >= 0 && state < CMAP_REPLICA_STATE_COUNT ? replica_state_names[state] : "unknown";
+}
 
 const char *cmap_node_state_name(int state)
 {
@@ -123,6 +130,8 @@ bool cmap_cfg_valid(const struct cmap_coll_cfg *c, char *msg)
     CHECK(c->rf >= 1 && c->rf <= CMAP_MAX_RF, "replication factor %u not in 1..%u", c->rf,
           CMAP_MAX_RF);
     CHECK(c->fsync <= CMAP_FSYNC_NEVER, "unknown fsync policy %u", c->fsync);
+    CHECK(c->write_consistency_factor >= 1 && c->write_consistency_factor <= CMAP_MAX_RF,
+          "write_consistency_factor %u not in 1..%u", c->write_consistency_factor, CMAP_MAX_RF);
 #undef CHECK
     return true;
 }
@@ -328,14 +337,16 @@ static bool cfg_equal(const struct cmap_coll_cfg *a, const struct cmap_coll_cfg 
 {
     return a->dim == b->dim && a->metric == b->metric && a->m == b->m &&
            a->ef_construction == b->ef_construction && a->ef_search == b->ef_search &&
-           a->n_parts == b->n_parts && a->rf == b->rf && a->fsync == b->fsync && a->sq8 == b->sq8;
+           a->n_parts == b->n_parts && a->rf == b->rf && a->fsync == b->fsync && a->sq8 == b->sq8 &&
+           a->write_consistency_factor == b->write_consistency_factor;
 }
 
 static bool part_equal(const struct cmap_part *a, const struct cmap_part *b)
 {
-    if (a->epoch != b->epoch || a->primary != b->primary || a->n != b->n)
+    if (a->epoch != b->epoch || a->term != b->term || a->primary != b->primary || a->n != b->n)
         return false;
-    return memcmp(a->nodes, b->nodes, a->n * sizeof a->nodes[0]) == 0;
+    return memcmp(a->nodes, b->nodes, a->n * sizeof a->nodes[0]) == 0 &&
+           memcmp(a->state, b->state, a->n * sizeof a->state[0]) == 0;
 }
 
 static bool coll_equal(const struct cmap_coll *a, const struct cmap_coll *b)

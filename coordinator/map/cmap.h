@@ -89,8 +89,20 @@ enum cmap_coord_role {
 enum { CMAP_METRIC_L2 = 0, CMAP_METRIC_IP = 1, CMAP_METRIC_COSINE = 2, CMAP_METRIC_L1 = 3 };
 enum { CMAP_FSYNC_ALWAYS = 0, CMAP_FSYNC_INTERVAL = 1, CMAP_FSYNC_NEVER = 2 };
 
+/* The state of one replica of a partition (Qdrant's names). */
+enum cmap_replica_state {
+    CMAP_REPLICA_ACTIVE = 0,       /* in the in-sync set: holds every acknowledged write */
+    CMAP_REPLICA_DEAD = 1,         /* out of the in-sync set: must catch up before it serves */
+    CMAP_REPLICA_PARTIAL = 2,      /* catching up from the primary, not in-sync yet */
+    CMAP_REPLICA_INITIALIZING = 3, /* being created */
+    CMAP_REPLICA_RECOVERY = 4,     /* copying a snapshot */
+    CMAP_REPLICA_STATE_COUNT = 5,
+};
+
 /* "alive", "copying", ...; "unknown" outside the enum. */
 const char *cmap_node_state_name(int state);
+/* "active", "dead", "partial", "initializing", "recovery"; "unknown" outside the enum. */
+const char *cmap_replica_state_name(int state);
 const char *cmap_move_state_name(int state);
 const char *cmap_coord_role_name(int role);
 
@@ -135,16 +147,26 @@ struct cmap_coll_cfg {
     uint32_t rf;              /* replication factor, 1 .. CMAP_MAX_RF */
     uint32_t fsync;           /* CMAP_FSYNC_* */
     bool sq8;
+    /* Qdrant's write_consistency_factor: a write needs this many in-sync (ACTIVE) replicas,
+     * 1 .. CMAP_MAX_RF; 0 in a command means 1. */
+    uint32_t write_consistency_factor;
 };
 
-/* Where one partition lives: n replicas (node numbers, distinct), the primary (the source of
- * truth, one of them; CMAP_NONE only when n == 0, after the forced removal of its last node)
- * and the map epoch of its last placement change. */
+/*
+ * Where one partition lives: n replicas (node numbers, distinct) with their states, the
+ * primary (the one that takes writes and replicates them to the ACTIVE others), its term and
+ * the map epoch of the last change of any of these. The primary is an ACTIVE replica; it is
+ * CMAP_NONE only when no replica is ACTIVE (n == 0 included: its last node was removed by
+ * force). The term is 1 at creation and grows by one whenever another node becomes primary, so
+ * nodes can refuse a deposed primary's writes. state[k] for k >= n is 0.
+ */
 struct cmap_part {
     uint64_t epoch;
+    uint64_t term;
     uint32_t primary;
     uint32_t n;
     uint32_t nodes[CMAP_MAX_REPLICAS];
+    uint8_t state[CMAP_MAX_REPLICAS]; /* enum cmap_replica_state of nodes[k] */
 };
 
 struct cmap_coll {
@@ -280,8 +302,10 @@ enum cmap_cmd_type {
     CMAP_CMD_BATCH = 11, /* only as a whole entry: cmap_batch_pack */
     CMAP_CMD_COORD_SET = 12,
     CMAP_CMD_COORD_REMOVE = 13,
-    CMAP_CMD_SETTINGS = 14,   /* rebalancing settings */
-    CMAP_CMD_TYPE_COUNT = 15, /* new types go here: numbers in Raft logs keep their meaning */
+    CMAP_CMD_SETTINGS = 14,      /* rebalancing settings */
+    CMAP_CMD_REPLICA_STATE = 15, /* the state of one replica of a partition */
+    CMAP_CMD_PART_PROMOTE = 16,  /* another replica becomes primary: term + 1 */
+    CMAP_CMD_TYPE_COUNT = 17,    /* new types go here: numbers in Raft logs keep their meaning */
 };
 
 /* "node_register", ...; "unknown" outside the enum. */
@@ -391,6 +415,28 @@ struct cmap_cmd {
         struct {
             uint64_t id;
         } coord_remove;
+        /* Sets the state of replica `node` of a partition (epoch bumped when it changes).
+         * DV_ENOTFOUND (collection, partition, or node not among its replicas), DV_ESTALE when
+         * expect_term / expect_epoch (0: any) differ, DV_EINVAL for an unknown state or for
+         * making the primary anything but ACTIVE (it leaves by a promote). A replica set
+         * ACTIVE in a partition without a primary becomes its primary (term + 1). */
+        struct {
+            char coll[CMAP_NAME_MAX + 1];
+            uint32_t part;
+            char node[CMAP_ID_MAX + 1];
+            int state;
+            uint64_t expect_term, expect_epoch;
+        } replica_state;
+        /* Makes ACTIVE replica `node` the primary: term + 1, the old primary becomes DEAD (it
+         * may hold records nobody acknowledged: it must catch up), epoch bumped. Promoting the
+         * primary changes nothing. DV_EINVAL for a node that is not an ACTIVE replica,
+         * DV_ESTALE when expect_term (0: any) differs, DV_ENOTFOUND. */
+        struct {
+            char coll[CMAP_NAME_MAX + 1];
+            uint32_t part;
+            char node[CMAP_ID_MAX + 1];
+            uint64_t expect_term;
+        } promote;
         /* Changes the settings whose CMAP_SET_* bit is in `mask` to the values of `set`.
          * DV_EINVAL for moves_per_node outside 1 .. CMAP_MAX_MOVES_PER_NODE. */
         struct {

@@ -224,9 +224,17 @@ static int node_remove(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_r
             if (k == part->n)
                 continue;
             memmove(&part->nodes[k], &part->nodes[k + 1], (part->n - k - 1) * sizeof(uint32_t));
+            memmove(&part->state[k], &part->state[k + 1], part->n - k - 1);
             part->n--;
-            if (part->primary == n->num)
-                part->primary = part->n ? part->nodes[0] : CMAP_NONE;
+            part->state[part->n] = 0;
+            if (part->primary == n->num) {
+                /* The first in-sync replica takes over; none left: no primary. */
+                part->primary = CMAP_NONE;
+                for (uint32_t j = 0; j < part->n && part->primary == CMAP_NONE; j++)
+                    if (part->state[j] == CMAP_REPLICA_ACTIVE)
+                        part->primary = part->nodes[j];
+                part->term++;
+            }
             part->epoch = epoch;
         }
     for (uint32_t i = 0; i < m->n_moves; i++) {
@@ -257,7 +265,10 @@ static int coll_create(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_r
     if (found)
         return fail(m, res, DV_EEXIST, "collection \"%s\" exists", c->name);
     char why[CMAP_MSG_MAX];
-    if (!cmap_cfg_valid(&c->cfg, why))
+    struct cmap_coll_cfg cfg = c->cfg;
+    if (cfg.write_consistency_factor == 0)
+        cfg.write_consistency_factor = 1;
+    if (!cmap_cfg_valid(&cfg, why))
         return fail(m, res, DV_EINVAL, "collection \"%s\": %s", c->name, why);
     if (m->n_colls >= CMAP_MAX_COLLS)
         return fail(m, res, DV_EFULL, "the map holds %u collections already", m->n_colls);
@@ -304,12 +315,14 @@ static int coll_create(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_r
     }
     uint64_t epoch = m->epoch + 1;
     cmap_strlcpy(coll->name, c->name, sizeof coll->name);
-    coll->cfg = c->cfg;
+    coll->cfg = cfg;
     coll->epoch = epoch;
     for (uint32_t p = 0; p < c->cfg.n_parts; p++) {
         const struct cmap_cmd_part *cp = &c->parts[p];
         struct cmap_part *part = &coll->parts[p];
+        memset(part, 0, sizeof *part); /* every replica ACTIVE */
         part->epoch = epoch;
+        part->term = 1;
         part->n = cp->n;
         for (uint32_t k = 0; k < cp->n; k++)
             part->nodes[k] = nums[cp->nodes[k]];
@@ -381,10 +394,99 @@ static int part_set(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resu
             if (nums[j] == nums[k])
                 return fail(m, res, DV_EINVAL, "node \"%s\" named twice", c->nodes[k]);
     }
+    /* Nodes that stay keep their state, new ones are in-sync; the primary is in-sync. */
+    uint8_t state[CMAP_MAX_REPLICAS] = {0};
+    for (uint32_t k = 0; k < c->n; k++)
+        for (uint32_t j = 0; j < part->n; j++)
+            if (part->nodes[j] == nums[k])
+                state[k] = part->state[j];
+    state[c->primary] = CMAP_REPLICA_ACTIVE;
+    if (part->primary != nums[c->primary])
+        part->term++;
     part->n = c->n;
     memcpy(part->nodes, nums, c->n * sizeof nums[0]);
+    memcpy(part->state, state, sizeof state);
     part->primary = nums[c->primary];
     part->epoch = m->epoch + 1;
+    ok(m, res);
+    return DV_OK;
+}
+
+/* The index of node `num` among the partition's replicas, UINT32_MAX when not there. */
+static uint32_t replica_at(const struct cmap_part *pt, uint32_t num)
+{
+    for (uint32_t k = 0; k < pt->n; k++)
+        if (pt->nodes[k] == num)
+            return k;
+    return UINT32_MAX;
+}
+
+static int replica_state(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
+{
+    const typeof(cmd->u.replica_state) *c = &cmd->u.replica_state;
+    struct cmap_part *pt = part_mut(m, c->coll, c->part, res);
+    if (!pt)
+        return DV_OK;
+    if (c->expect_term && c->expect_term != pt->term)
+        return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: term %llu, not %llu",
+                    c->coll, c->part, (unsigned long long)pt->term,
+                    (unsigned long long)c->expect_term);
+    if (c->expect_epoch && c->expect_epoch != pt->epoch)
+        return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: epoch %llu, not %llu",
+                    c->coll, c->part, (unsigned long long)pt->epoch,
+                    (unsigned long long)c->expect_epoch);
+    if (c->state < 0 || c->state >= CMAP_REPLICA_STATE_COUNT)
+        return fail(m, res, DV_EINVAL, "unknown replica state %d", c->state);
+    const struct cmap_node *n = node_mut(m, c->node);
+    uint32_t k = n ? replica_at(pt, n->num) : UINT32_MAX;
+    if (k == UINT32_MAX)
+        return fail(m, res, DV_ENOTFOUND, "collection \"%s\" partition %u has no replica on %.64s",
+                    c->coll, c->part, c->node);
+    if (pt->primary == n->num && c->state != CMAP_REPLICA_ACTIVE)
+        return fail(m, res, DV_EINVAL,
+                    "collection \"%s\" partition %u: %s is the primary; promote another replica "
+                    "first",
+                    c->coll, c->part, c->node);
+    if (pt->state[k] != c->state) {
+        pt->state[k] = (uint8_t)c->state;
+        if (pt->primary == CMAP_NONE && c->state == CMAP_REPLICA_ACTIVE) {
+            pt->primary = n->num; /* a partition without an in-sync replica regains one */
+            pt->term++;
+        }
+        pt->epoch = m->epoch + 1;
+    }
+    ok(m, res);
+    return DV_OK;
+}
+
+static int part_promote(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
+{
+    const typeof(cmd->u.promote) *c = &cmd->u.promote;
+    struct cmap_part *pt = part_mut(m, c->coll, c->part, res);
+    if (!pt)
+        return DV_OK;
+    if (c->expect_term && c->expect_term != pt->term)
+        return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: term %llu, not %llu",
+                    c->coll, c->part, (unsigned long long)pt->term,
+                    (unsigned long long)c->expect_term);
+    const struct cmap_node *n = node_mut(m, c->node);
+    uint32_t k = n ? replica_at(pt, n->num) : UINT32_MAX;
+    if (k == UINT32_MAX)
+        return fail(m, res, DV_ENOTFOUND, "collection \"%s\" partition %u has no replica on %.64s",
+                    c->coll, c->part, c->node);
+    if (pt->state[k] != CMAP_REPLICA_ACTIVE)
+        return fail(m, res, DV_EINVAL,
+                    "collection \"%s\" partition %u: the replica on %s is %s, not in-sync: it may "
+                    "lack acknowledged writes",
+                    c->coll, c->part, c->node, cmap_replica_state_name(pt->state[k]));
+    if (pt->primary != n->num) {
+        uint32_t old = pt->primary == CMAP_NONE ? UINT32_MAX : replica_at(pt, pt->primary);
+        if (old != UINT32_MAX)
+            pt->state[old] = CMAP_REPLICA_DEAD;
+        pt->primary = n->num;
+        pt->term++;
+        pt->epoch = m->epoch + 1;
+    }
     ok(m, res);
     return DV_OK;
 }
@@ -450,9 +552,11 @@ static int move_apply(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_re
                 return fail(m, res, DV_ESTALE,
                             "move of %s/%u: the partition no longer has a replica on %s only",
                             c->coll, c->part, c->from);
-            if (pt->primary == from->num)
+            if (pt->primary == from->num) {
                 pt->primary = to->num;
-            pt->nodes[at] = to->num;
+                pt->term++;
+            }
+            pt->nodes[at] = to->num; /* with from's state */
             pt->epoch = m->epoch + 1;
         }
         mv->state = c->state;
@@ -601,6 +705,12 @@ int cmap_apply_cmd(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resul
         break;
     case CMAP_CMD_SETTINGS:
         rc = settings(m, cmd, res);
+        break;
+    case CMAP_CMD_REPLICA_STATE:
+        rc = replica_state(m, cmd, res);
+        break;
+    case CMAP_CMD_PART_PROMOTE:
+        rc = part_promote(m, cmd, res);
         break;
     default:
         fail(m, res, DV_EINVAL, "command type %d cannot be applied", cmd->type);

@@ -39,7 +39,7 @@ static int w_str(struct buf *b, const char *s)
 int cmap_write_cfg(struct buf *b, const struct cmap_coll_cfg *g)
 {
     int rc;
-    W(mpw_array(b, 9));
+    W(mpw_array(b, 10));
     W(mpw_u64(b, g->dim));
     W(mpw_u64(b, g->metric));
     W(mpw_u64(b, g->m));
@@ -49,6 +49,7 @@ int cmap_write_cfg(struct buf *b, const struct cmap_coll_cfg *g)
     W(mpw_u64(b, g->rf));
     W(mpw_u64(b, g->fsync));
     W(mpw_bool(b, g->sq8));
+    W(mpw_u64(b, g->write_consistency_factor));
     return DV_OK;
 err:
     return rc;
@@ -57,17 +58,24 @@ err:
 int cmap_read_cfg(struct mpk_dec *k, struct cmap_coll_cfg *g, const char *field)
 {
     int rc;
-    if ((rc = mpk_dec_tuple(k, 9, field)) != DV_OK ||
-        (rc = mpk_dec_u32(k, &g->dim, "dim")) != DV_OK ||
+    uint32_t n;
+    /* 9 elements: written before write_consistency_factor existed (it reads as 1) */
+    if (mpk_array(&k->r, &n) != DV_OK || (n != 9 && n != 10))
+        return mpk_dec_fail(k, DV_ECORRUPT, field);
+    if ((rc = mpk_dec_u32(k, &g->dim, "dim")) != DV_OK ||
         (rc = mpk_dec_u32(k, &g->metric, "metric")) != DV_OK ||
         (rc = mpk_dec_u32(k, &g->m, "m")) != DV_OK ||
         (rc = mpk_dec_u32(k, &g->ef_construction, "ef_construction")) != DV_OK ||
         (rc = mpk_dec_u32(k, &g->ef_search, "ef_search")) != DV_OK ||
         (rc = mpk_dec_u32(k, &g->n_parts, "partitions")) != DV_OK ||
         (rc = mpk_dec_u32(k, &g->rf, "replication")) != DV_OK ||
-        (rc = mpk_dec_u32(k, &g->fsync, "fsync")) != DV_OK)
+        (rc = mpk_dec_u32(k, &g->fsync, "fsync")) != DV_OK ||
+        (rc = mpk_dec_bool(k, &g->sq8, "sq8")) != DV_OK)
         return rc;
-    return mpk_dec_bool(k, &g->sq8, "sq8");
+    g->write_consistency_factor = 1;
+    if (n == 10)
+        return mpk_dec_u32(k, &g->write_consistency_factor, "write_consistency_factor");
+    return DV_OK;
 }
 
 static int w_reports(struct buf *b, const struct cmap_report *r, uint32_t n)
@@ -183,6 +191,20 @@ static bool cmd_shape_ok(const struct cmap_cmd *c, char *errmsg)
     case CMAP_CMD_COORD_REMOVE:
     case CMAP_CMD_SETTINGS:
         break;
+    case CMAP_CMD_REPLICA_STATE:
+        if (!str_fits(c->u.replica_state.coll, sizeof c->u.replica_state.coll, CMAP_NAME_MAX))
+            bad = "collection";
+        else if (!str_fits(c->u.replica_state.node, sizeof c->u.replica_state.node, CMAP_ID_MAX))
+            bad = "node";
+        else if (c->u.replica_state.state < 0)
+            bad = "state";
+        break;
+    case CMAP_CMD_PART_PROMOTE:
+        if (!str_fits(c->u.promote.coll, sizeof c->u.promote.coll, CMAP_NAME_MAX))
+            bad = "collection";
+        else if (!str_fits(c->u.promote.node, sizeof c->u.promote.node, CMAP_ID_MAX))
+            bad = "node";
+        break;
     default:
         dv_errmsg_set(errmsg, "cmap: command type %d cannot be encoded alone", c->type);
         return false;
@@ -284,6 +306,22 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
         W(mpw_bool(b, c->u.settings.set.auto_rebalance));
         W(mpw_u64(b, c->u.settings.set.rate));
         W(mpw_u64(b, c->u.settings.set.moves_per_node));
+        break;
+    case CMAP_CMD_REPLICA_STATE:
+        W(mpw_array(b, 6));
+        W(w_str(b, c->u.replica_state.coll));
+        W(mpw_u64(b, c->u.replica_state.part));
+        W(w_str(b, c->u.replica_state.node));
+        W(mpw_u64(b, (uint64_t)c->u.replica_state.state));
+        W(mpw_u64(b, c->u.replica_state.expect_term));
+        W(mpw_u64(b, c->u.replica_state.expect_epoch));
+        break;
+    case CMAP_CMD_PART_PROMOTE:
+        W(mpw_array(b, 4));
+        W(w_str(b, c->u.promote.coll));
+        W(mpw_u64(b, c->u.promote.part));
+        W(w_str(b, c->u.promote.node));
+        W(mpw_u64(b, c->u.promote.expect_term));
         break;
     default: /* moves */
         W(mpw_array(b, 5));
@@ -569,6 +607,32 @@ static int d_body(struct dec *d)
         TRY(mpk_dec_bool(&d->k, &st->set.auto_rebalance, "auto"));
         TRY(mpk_dec_u64(&d->k, &st->set.rate, "rate"));
         return mpk_dec_u32(&d->k, &st->set.moves_per_node, "moves_per_node");
+    }
+    case CMAP_CMD_REPLICA_STATE: {
+        typeof(c->u.replica_state) *x = &c->u.replica_state;
+        uint32_t state;
+        if ((rc = mpk_dec_tuple(&d->k, 6, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &x->part, "partition")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->node, CMAP_ID_MAX, "node")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &state, "state")) != DV_OK)
+            return rc;
+        if (state > INT32_MAX)
+            return dfail(d, DV_ERANGE, "state");
+        x->state = (int)state;
+        TRY(mpk_dec_u64(&d->k, &x->expect_term, "expect_term"));
+        TRY(mpk_dec_u64(&d->k, &x->expect_epoch, "expect_epoch"));
+        return DV_OK;
+    }
+    case CMAP_CMD_PART_PROMOTE: {
+        typeof(c->u.promote) *x = &c->u.promote;
+        if ((rc = mpk_dec_tuple(&d->k, 4, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &x->part, "partition")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->node, CMAP_ID_MAX, "node")) != DV_OK)
+            return rc;
+        TRY(mpk_dec_u64(&d->k, &x->expect_term, "expect_term"));
+        return DV_OK;
     }
     default:
         return dfail(d, DV_EINVAL, "type");

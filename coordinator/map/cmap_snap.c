@@ -14,8 +14,9 @@
  * then the body, one msgpack array:
  *   [epoch, dedup_cap, nodes, collections, moves, seen, coordinators, settings]
  *   node:       [id, url, http_url, weight (f64), state, heartbeat_ms, [[coll, part, lsn], ...]]
- *   collection: [name, [dim, metric, m, ef_construction, ef_search, partitions, rf, fsync, sq8],
- *                epoch, [[epoch, primary, [node, ...]], ...]]     (nodes by number)
+ *   collection: [name, [dim, metric, m, ef_construction, ef_search, partitions, rf, fsync, sq8,
+ *                 write_consistency_factor], epoch,
+ *                [[epoch, primary, [node, ...], term, [state, ...]], ...]]  (nodes by number)
  *   move:       [coll, part, from, to, state, epoch]
  *   seen:       [req_hi, req_lo, code, epoch, message]            (oldest first)
  *   coordinator: [raft_id, raft_addr, client_url, role]
@@ -26,7 +27,9 @@
  * (written before them) still reads, as a map without coordinators, and an older build given
  * 7 elements refuses the snapshot (DV_ECORRUPT "map") rather than misreading it. The
  * rebalancing settings came as the 8th element the same way: 6 or 7 elements read with the
- * default settings.
+ * default settings. Replication added a partition's term and replica states (a partition of
+ * 3 elements reads as term 1, every replica ACTIVE) and the collection's
+ * write_consistency_factor (a config of 9 elements reads as 1).
  */
 
 #define W(x)                                                                                       \
@@ -72,12 +75,16 @@ static int w_coll(struct buf *b, const struct cmap_coll *c)
     W(mpw_array(b, g->n_parts));
     for (uint32_t p = 0; p < g->n_parts; p++) {
         const struct cmap_part *part = &c->parts[p];
-        W(mpw_array(b, 3));
+        W(mpw_array(b, 5));
         W(mpw_u64(b, part->epoch));
         W(mpw_u64(b, part->primary));
         W(mpw_array(b, part->n));
         for (uint32_t k = 0; k < part->n; k++)
             W(mpw_u64(b, part->nodes[k]));
+        W(mpw_u64(b, part->term));
+        W(mpw_array(b, part->n));
+        for (uint32_t k = 0; k < part->n; k++)
+            W(mpw_u64(b, part->state[k]));
     }
 err:
     return rc;
@@ -277,8 +284,11 @@ static int s_part(struct sdec *d, struct cmap_part *part, const char *coll, uint
 {
     struct cmap *m = d->m;
     int rc;
-    if ((rc = mpk_dec_tuple(&d->k, 3, "partition")) != DV_OK ||
-        (rc = s_epoch(d, &part->epoch, "partition epoch")) != DV_OK ||
+    uint32_t fields;
+    /* 3 fields: written before terms and replica states (term 1, every replica ACTIVE) */
+    if (mpk_array(&d->k.r, &fields) != DV_OK || (fields != 3 && fields != 5))
+        return mpk_dec_fail(&d->k, DV_ECORRUPT, "partition");
+    if ((rc = s_epoch(d, &part->epoch, "partition epoch")) != DV_OK ||
         (rc = mpk_dec_u32(&d->k, &part->primary, "partition primary")) != DV_OK ||
         (rc = mpk_dec_list(&d->k, &part->n, 1, CMAP_MAX_REPLICAS, "replicas")) != DV_OK)
         return rc;
@@ -292,9 +302,32 @@ static int s_part(struct sdec *d, struct cmap_part *part, const char *coll, uint
             if (part->nodes[j] == part->nodes[k])
                 return mpk_dec_failf(&d->k, DV_EEXIST, "%s/%u: replica %u", coll, p,
                                      part->nodes[k]);
-        has_primary |= part->nodes[k] == part->primary;
     }
-    if (part->n ? !has_primary : part->primary != CMAP_NONE)
+    part->term = 1;
+    if (fields == 5) {
+        uint32_t ns;
+        if ((rc = mpk_dec_u64(&d->k, &part->term, "partition term")) != DV_OK ||
+            (rc = mpk_dec_list(&d->k, &ns, 1, CMAP_MAX_REPLICAS, "replica states")) != DV_OK)
+            return rc;
+        if (ns != part->n || (part->n && part->term == 0))
+            return mpk_dec_failf(&d->k, DV_ECORRUPT, "%s/%u: %u states for %u replicas, term %llu",
+                                 coll, p, ns, part->n, (unsigned long long)part->term);
+        for (uint32_t k = 0; k < ns; k++) {
+            uint32_t st;
+            if ((rc = mpk_dec_u32(&d->k, &st, "replica state")) != DV_OK)
+                return rc;
+            if (st >= CMAP_REPLICA_STATE_COUNT)
+                return mpk_dec_failf(&d->k, DV_ERANGE, "%s/%u: replica state %u", coll, p, st);
+            part->state[k] = (uint8_t)st;
+        }
+    }
+    /* The primary is an in-sync replica; none only when no replica is in sync. */
+    bool any_active = false;
+    for (uint32_t k = 0; k < part->n; k++) {
+        any_active |= part->state[k] == CMAP_REPLICA_ACTIVE;
+        has_primary |= part->nodes[k] == part->primary && part->state[k] == CMAP_REPLICA_ACTIVE;
+    }
+    if (any_active ? !has_primary : part->primary != CMAP_NONE)
         return mpk_dec_failf(&d->k, DV_EINVAL, "%s/%u: primary %u", coll, p, part->primary);
     return DV_OK;
 }

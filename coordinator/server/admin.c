@@ -8,6 +8,7 @@
 
 #include "coord.h"
 #include "err.h"
+#include "insync.h"
 #include "log.h"
 #include "mpk.h"
 #include "plan.h"
@@ -549,6 +550,51 @@ out:
     return rc;
 }
 
+/* The state of one replica of a partition: taking a secondary that missed a write out of the
+ * in-sync set (routers do it, forwarded here) or, by an operator, putting a replica back. */
+static int replica_state(struct coord *c, const struct args *a, struct buf *b, char *errmsg)
+{
+    char coll[CMAP_NAME_MAX + 1], node[CMAP_ID_MAX + 1], name[32];
+    uint64_t part, term = 0, epoch = 0;
+    int rc, state = -1;
+    if ((rc = arg_str(a, "collection", coll, sizeof coll, true, errmsg)) != DV_OK ||
+        (rc = arg_str(a, "node", node, sizeof node, true, errmsg)) != DV_OK ||
+        (rc = arg_str(a, "state", name, sizeof name, true, errmsg)) != DV_OK)
+        return rc;
+    if ((rc = arg_u64(a, "partition", &part, errmsg)) != DV_OK || part > UINT32_MAX) {
+        if (rc != DV_EINVAL)
+            dv_errmsg_set(errmsg, "argument \"partition\": missing or too large");
+        return DV_EINVAL;
+    }
+    if ((rc = arg_u64(a, "expect_term", &term, errmsg)) != DV_OK && rc != DV_ENOTFOUND)
+        return rc;
+    for (int i = 0; i < CMAP_REPLICA_STATE_COUNT; i++)
+        if (strcmp(name, cmap_replica_state_name(i)) == 0)
+            state = i;
+    if (state < 0) {
+        dv_errmsg_set(errmsg,
+                      "argument \"state\": unknown replica state \"%s\" (active, dead, partial, "
+                      "initializing, recovery)",
+                      name);
+        return DV_EINVAL;
+    }
+    if ((rc = insync_set_state(c, coll, (uint32_t)part, node, state, term, &epoch, errmsg)))
+        return rc;
+    T(mpw_map(b, 5));
+    T(K("collection"));
+    T(K(coll));
+    T(K("partition"));
+    T(mpw_u64(b, part));
+    T(K("node"));
+    T(K(node));
+    T(K("state"));
+    T(K(name));
+    T(K("epoch"));
+    T(mpw_u64(b, epoch));
+out:
+    return rc;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *errmsg)
@@ -593,10 +639,12 @@ int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *
         return node_remove(c, &a, status, errmsg);
     if (strcmp(op, "node_weight") == 0)
         return node_weight(c, &a, status, errmsg);
+    if (strcmp(op, "replica_state") == 0)
+        return replica_state(c, &a, status, errmsg);
     dv_errmsg_set(errmsg,
                   "unknown admin op \"%.63s\" (rebalance_plan, rebalance_apply, rebalance_status, "
                   "rebalance_pause, rebalance_resume, rebalance_set, node_add, node_drain, "
-                  "node_undrain, node_remove, node_weight)",
+                  "node_undrain, node_remove, node_weight, replica_state)",
                   op);
     return DV_EINVAL;
 }

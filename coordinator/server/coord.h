@@ -63,6 +63,7 @@ struct coord_move {
     uint64_t switch_since;        /* first switch attempt */
     bool dropped;                 /* the old replica is gone (done moves) */
     bool cleaned;                 /* failed moves: source unfenced, copy aborted */
+    uint32_t unfence;             /* done moves: a primary still to unfence, CMAP_NONE: none */
     char error[DV_ERRMSG_SIZE];
 };
 

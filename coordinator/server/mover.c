@@ -66,6 +66,7 @@ static struct coord_move *job_find(struct coord *c, const struct cmap_move *mv, 
     j->part = mv->part;
     j->from = mv->from;
     j->to = mv->to;
+    j->unfence = CMAP_NONE;
     return j;
 }
 
@@ -175,14 +176,15 @@ static int pull(struct coord *c, const struct cmap *m, const struct cmap_move *m
     return rc;
 }
 
-/* Fences (or unfences) the source's writes; *lsn gets its applied LSN. */
-static int fence(struct coord *c, const struct cmap *m, const struct cmap_move *mv, uint32_t op,
-                 uint64_t epoch, uint64_t *lsn, char *err)
+/* Fences (or unfences) the writes of the partition's replica on node `num`; *lsn gets its
+ * applied LSN. */
+static int fence(struct coord *c, const struct cmap *m, const struct cmap_move *mv, uint32_t num,
+                 uint32_t op, uint64_t epoch, uint64_t *lsn, char *err)
 {
     struct msg req = addressed(MSG_REPLICA_FENCE, mv, epoch);
     req.u.fence_req.op = op;
     struct msg_reply rep;
-    int rc = call(c, m, mv->from, &req, &rep, c->o.request_timeout_ms, err);
+    int rc = call(c, m, num, &req, &rep, c->o.request_timeout_ms, err);
     if (rc == DV_OK && lsn)
         *lsn = rep.m.u.write_rep.lsn;
     msg_reply_free(&rep);
@@ -278,11 +280,19 @@ static void start_pull(struct coord *c, const struct cmap *m, const struct cmap_
     }
 }
 
+/* The replica whose fence stops the partition's writes: the primary (writes go there and it
+ * replicates them to A before it answers), A when the partition has none. */
+static uint32_t writer(const struct cmap_part *pt, const struct cmap_move *mv)
+{
+    return pt->primary != CMAP_NONE ? pt->primary : mv->from;
+}
+
 /*
- * The switch: fence A's writes (A answers with its last LSN once no write is in flight), let
- * B take the records up to it and stop, then the map's done command puts B in A's place. On
- * an error before the command the move fails (A is unfenced by the cleanup); when the
- * command's fate is unknown (leadership lost) the next leader does the switch again.
+ * The switch: fence the partition's writes at its primary (it answers with its last LSN once
+ * no write is in flight; every in-sync replica, A included, has that LSN by then), let B take
+ * the records up to it from A and stop, then the map's done command puts B in A's place. On
+ * an error before the command the move fails (the cleanup unfences); when the command's fate
+ * is unknown (leadership lost) the next leader does the switch again.
  */
 static void do_switch(struct coord *c, const struct cmap *m, const struct cmap_move *mv,
                       struct coord_move *j)
@@ -301,7 +311,8 @@ static void do_switch(struct coord *c, const struct cmap *m, const struct cmap_m
     if (j->switch_since == 0)
         j->switch_since = t0;
     uint64_t lsn = 0;
-    int rc = fence(c, m, mv, MSG_FENCE_ON, pt->epoch, &lsn, err);
+    uint32_t fenced = writer(pt, mv);
+    int rc = fence(c, m, mv, fenced, MSG_FENCE_ON, pt->epoch, &lsn, err);
     if (rc != DV_OK) {
         if (t0 - j->switch_since > SWITCH_GIVEUP || (rc != DV_EIO && rc != DV_ETIMEDOUT))
             fail_move(c, m, mv, j, err);
@@ -333,8 +344,16 @@ static void do_switch(struct coord *c, const struct cmap *m, const struct cmap_m
     j->applied_lsn = j->source_lsn = lsn;
     j->bytes_done = j->bytes_total;
     j->error[0] = '\0';
-    /* A learns the new epoch: requests routed with the old map get "stale map" and retry. */
-    fence(c, m, mv, MSG_FENCE_ON, res.epoch, NULL, err);
+    /* The fenced replica learns the new epoch: requests routed with the old map get "stale
+     * map" and retry. A stays fenced until it is dropped; a primary that stays resumes. */
+    if (fenced == mv->from)
+        fence(c, m, mv, fenced, MSG_FENCE_ON, res.epoch, NULL, err);
+    else if (fence(c, m, mv, fenced, MSG_FENCE_OFF, res.epoch, NULL, err) != DV_OK) {
+        j->unfence = fenced; /* drop_old retries */
+        log_warn("cannot unfence the primary after a move; retrying",
+                 "collection=%s partition=%u node=%s error=%s", mv->coll, mv->part,
+                 node_id(m, fenced), err);
+    }
     log_info("move done",
              "collection=%s partition=%u from=%s to=%s lsn=%" PRIu64 " writes_paused_ms=%u "
              "epoch=%" PRIu64 " took_ms=%" PRIu64,
@@ -347,6 +366,15 @@ static void drop_old(struct coord *c, const struct cmap *m, const struct cmap_mo
                      struct coord_move *j)
 {
     uint64_t t = now_ms();
+    if (j->unfence != CMAP_NONE && t >= j->next_try_ms) {
+        const struct cmap_part *pp = cmap_part_find(m, mv->coll, mv->part);
+        char e[DV_ERRMSG_SIZE];
+        if (pp == NULL || node_gone(m, j->unfence) ||
+            fence(c, m, mv, j->unfence, MSG_FENCE_OFF, pp->epoch, NULL, e) == DV_OK)
+            j->unfence = CMAP_NONE;
+        else
+            j->next_try_ms = t + RETRY_MS;
+    }
     if (j->dropped || node_gone(m, mv->from) || part_has(m, mv->coll, mv->part, mv->from))
         return;
     if (j->done_ms == 0)
@@ -383,7 +411,9 @@ static void fail_cleanup(struct coord *c, const struct cmap *m, const struct cma
     bool ok = true;
     const struct cmap_part *pt = cmap_part_find(m, mv->coll, mv->part);
     if (pt && part_has(m, mv->coll, mv->part, mv->from) && !node_gone(m, mv->from))
-        ok = fence(c, m, mv, MSG_FENCE_OFF, pt->epoch, NULL, err) == DV_OK && ok;
+        ok = fence(c, m, mv, mv->from, MSG_FENCE_OFF, pt->epoch, NULL, err) == DV_OK && ok;
+    if (pt && pt->primary != CMAP_NONE && pt->primary != mv->from && !node_gone(m, pt->primary))
+        ok = fence(c, m, mv, pt->primary, MSG_FENCE_OFF, pt->epoch, NULL, err) == DV_OK && ok;
     if (pt && !part_has(m, mv->coll, mv->part, mv->to) && !node_gone(m, mv->to))
         ok = pull(c, m, mv, MSG_PULL_ABORT, 0, NULL, c->o.request_timeout_ms, err) == DV_OK && ok;
     if (ok || pt == NULL)

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "coord.h"
 #include "err.h"
+#include "insync.h"
 #include "log.h"
 #include "place.h"
 
@@ -235,18 +236,32 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         return DV_EDIM;
     }
     uint32_t np = cl->cfg.n_parts;
+    bool writing = req->type != MSG_P_GET;
     struct split s = {0};
     int rc = split_ids(ids, n, np, &s);
     struct part_batch *pb = calloc(np, sizeof *pb);
     size_t ncalls = 0;
     for (uint32_t p = 0; p < np; p++)
-        if (s.count[p])
-            ncalls += req->type == MSG_P_GET || cl->parts[p].n == 0 ? 1 : cl->parts[p].n;
+        ncalls += s.count[p] != 0; /* reads and writes: one call per partition */
     struct call *calls = calloc(ncalls ? ncalls : 1, sizeof *calls);
-    if (rc != DV_OK || pb == NULL || calls == NULL) {
+    /* Writes go to the primary, naming the in-sync secondaries it replicates to. */
+    struct msg_peer *groups =
+        writing ? tmp_alloc(t, (size_t)np * CMAP_MAX_REPLICAS * sizeof *groups) : NULL;
+    if (rc != DV_OK || pb == NULL || calls == NULL || (writing && groups == NULL)) {
         rc = DV_ENOMEM;
         goto out;
     }
+    uint32_t *n_group = writing ? tmp_alloc(t, np * sizeof *n_group) : NULL;
+    if (writing && n_group == NULL) {
+        rc = DV_ENOMEM;
+        goto out;
+    }
+    for (uint32_t p = 0; writing && p < np; p++)
+        if (s.count[p] && (rc = insync_group(m, cl, p, groups + (size_t)p * CMAP_MAX_REPLICAS,
+                                             &n_group[p], errmsg)) != DV_OK) {
+            dv_errmsg_prefix(errmsg, "collection %s", cl->name);
+            goto out;
+        }
     size_t k = 0;
     for (uint32_t p = 0; p < np; p++) {
         uint32_t cnt = s.count[p];
@@ -296,23 +311,28 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
             sub.u.set_payload_req.ids = pb[p].ids;
             sub.u.set_payload_req.n = cnt;
         }
-        /* Writes go to every replica; reads to the primary (another replica when the map
+        /* Writes go to the primary; reads to the primary too (another replica when the map
          * says the primary is down). */
-        uint32_t nr = req->type == MSG_P_GET || pt->n == 0 ? 1 : pt->n;
-        for (uint32_t j = 0; j < nr; j++, k++) {
-            calls[k].req = sub;
-            calls[k].part = p;
-            aim(c, m,
-                req->type == MSG_P_GET ? read_node(m, pt, UINT32_MAX)
-                : pt->n == 0           ? CMAP_NONE
-                                       : pt->nodes[j],
-                &calls[k]);
+        if (writing) {
+            sub.addr.term = pt->term;
+            sub.secondaries = groups + (size_t)p * CMAP_MAX_REPLICAS;
+            sub.n_secondaries = n_group[p];
         }
+        calls[k].req = sub;
+        calls[k].part = p;
+        aim(c, m, writing ? pt->primary : read_node(m, pt, UINT32_MAX), &calls[k]);
+        k++;
     }
     run_calls(c, calls, ncalls);
     t->calls = calls;
     t->n_calls = ncalls;
     calls = NULL;
+    for (size_t i = 0; writing && i < t->n_calls; i++) {
+        struct call *q = &t->calls[i];
+        if (q->rc == DV_OK && q->rep.m.u.write_rep.n_failed > 0)
+            q->rc = insync_settle(c, cl->name, q->part, cl->parts[q->part].term,
+                                  &q->rep.m.u.write_rep, q->err);
+    }
     if ((rc = first_error(t->calls, t->n_calls, errmsg)) != DV_OK)
         goto out;
 
@@ -339,8 +359,7 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
     } else {
         uint64_t affected = 0;
         for (size_t i = 0; i < t->n_calls; i++)
-            if (cl->parts[t->calls[i].part].primary == t->calls[i].node)
-                affected += t->calls[i].rep.m.u.write_rep.affected;
+            affected += t->calls[i].rep.m.u.write_rep.affected;
         rep->u.write_rep = (struct msg_write_rep){0, affected, NULL, 0};
     }
 out:
@@ -668,26 +687,37 @@ static int payload_index(struct coord *c, const struct cmap *m, const struct cma
                          const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
 {
     uint32_t np = cl->cfg.n_parts;
-    size_t n = 0;
-    for (uint32_t p = 0; p < np; p++)
-        n += cl->parts[p].n;
-    struct call *calls = calloc(n ? n : 1, sizeof *calls);
-    if (calls == NULL)
+    struct call *calls = calloc(np, sizeof *calls);
+    struct msg_peer *groups = tmp_alloc(t, (size_t)np * CMAP_MAX_REPLICAS * sizeof *groups);
+    if (calls == NULL || groups == NULL) {
+        free(calls);
         return DV_ENOMEM;
-    size_t k = 0;
-    for (uint32_t p = 0; p < np; p++)
-        for (uint32_t j = 0; j < cl->parts[p].n; j++, k++) {
-            calls[k].req.type = MSG_PAYLOAD_INDEX;
-            calls[k].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch, 0};
-            calls[k].req.u.index_req = req->u.index_req;
-            calls[k].part = p;
-            aim(c, m, cl->parts[p].nodes[j], &calls[k]);
-        }
-    run_calls(c, calls, n);
+    }
+    int rc = DV_OK;
+    for (uint32_t p = 0; p < np && rc == DV_OK; p++) {
+        const struct cmap_part *pt = &cl->parts[p];
+        calls[p].req.type = MSG_PAYLOAD_INDEX;
+        calls[p].req.addr = (struct msg_addr){S(cl->name), p, pt->epoch, pt->term};
+        calls[p].req.u.index_req = req->u.index_req;
+        calls[p].req.secondaries = groups + (size_t)p * CMAP_MAX_REPLICAS;
+        calls[p].part = p;
+        rc = insync_group(m, cl, p, calls[p].req.secondaries, &calls[p].req.n_secondaries, errmsg);
+        aim(c, m, pt->primary, &calls[p]);
+    }
+    if (rc != DV_OK) {
+        free(calls);
+        dv_errmsg_prefix(errmsg, "collection %s", cl->name);
+        return rc;
+    }
+    run_calls(c, calls, np);
     t->calls = calls;
-    t->n_calls = n;
+    t->n_calls = np;
+    for (uint32_t p = 0; p < np; p++)
+        if (calls[p].rc == DV_OK && calls[p].rep.m.u.write_rep.n_failed > 0)
+            calls[p].rc = insync_settle(c, cl->name, p, cl->parts[p].term,
+                                        &calls[p].rep.m.u.write_rep, calls[p].err);
     rep->u.write_rep = (struct msg_write_rep){0, 1, NULL, 0};
-    return first_error(calls, n, errmsg);
+    return first_error(calls, np, errmsg);
 }
 
 /* How long a follower waits for a collection it does not know yet (several raft heartbeats). */

@@ -523,8 +523,8 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         rep->u.write_rep.affected = 0;
         break;
     case MSG_REPLICATE:
-        rc = repl_apply(p, req->u.replicate_req.recs, req->u.replicate_req.n,
-                        &rep->u.write_rep.lsn, errmsg);
+        rc = repl_apply(p, req->u.replicate_req.recs, req->u.replicate_req.n, &rep->u.write_rep.lsn,
+                        errmsg);
         rep->u.write_rep.affected = req->u.replicate_req.n;
         break;
     default:
@@ -535,8 +535,8 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         uint32_t nf = 0;
         repl_wait(r->repl, &req->addr, rep->u.write_rep.lsn, c->parallel, c->pool, fails, &nf);
         for (uint32_t i = 0; i < nf; i++)
-            peer_fails[i] = (struct msg_peer_fail){S(fails[i].node_id), fails[i].code,
-                                                   S(fails[i].text)};
+            peer_fails[i] =
+                (struct msg_peer_fail){S(fails[i].node_id), fails[i].code, S(fails[i].text)};
         rep->u.write_rep.failed = peer_fails;
         rep->u.write_rep.n_failed = nf;
     }

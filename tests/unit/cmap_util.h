@@ -119,6 +119,37 @@ static inline struct cmap_cmd cu_create(const char *name, uint32_t n_parts, uint
     return c;
 }
 
+/* Replica `node` of coll/part to `state`, expecting `term` (0: any). */
+static inline struct cmap_cmd cu_rstate(const char *coll, uint32_t part, const char *node,
+                                        int state, uint64_t term)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_REPLICA_STATE;
+    c.req = cu_rid();
+    snprintf(c.u.replica_state.coll, sizeof c.u.replica_state.coll, "%s", coll);
+    c.u.replica_state.part = part;
+    snprintf(c.u.replica_state.node, sizeof c.u.replica_state.node, "%s", node);
+    c.u.replica_state.state = state;
+    c.u.replica_state.expect_term = term;
+    return c;
+}
+
+/* `node` becomes the primary of coll/part, expecting `term` (0: any). */
+static inline struct cmap_cmd cu_promote(const char *coll, uint32_t part, const char *node,
+                                         uint64_t term)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_PART_PROMOTE;
+    c.req = cu_rid();
+    snprintf(c.u.promote.coll, sizeof c.u.promote.coll, "%s", coll);
+    c.u.promote.part = part;
+    snprintf(c.u.promote.node, sizeof c.u.promote.node, "%s", node);
+    c.u.promote.expect_term = term;
+    return c;
+}
+
 static inline struct cmap_cmd cu_drop(const char *name)
 {
     struct cmap_cmd c;

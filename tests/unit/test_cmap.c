@@ -132,6 +132,9 @@ static int all_commands(struct cmap_cmd *out)
     out[n] = (struct cmap_cmd){.type = CMAP_CMD_SETTINGS, .req = cmap_reqid_make(9, 9)};
     out[n].u.settings.mask = CMAP_SET_ALL;
     out[n++].u.settings.set = (struct cmap_settings){true, false, UINT64_MAX, 64};
+    out[n] = cu_rstate("c", 5, "n2", CMAP_REPLICA_RECOVERY, UINT64_MAX);
+    out[n++].u.replica_state.expect_epoch = 77;
+    out[n++] = cu_promote("c", 6, "n1", 3);
     return n;
 }
 
@@ -178,6 +181,7 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
         assert_string_equal(x->name, y->name);
         assert_memory_equal(&x->cfg, &y->cfg, offsetof(struct cmap_coll_cfg, sq8));
         assert_int_equal(x->cfg.sq8, y->cfg.sq8);
+        assert_int_equal(x->cfg.write_consistency_factor, y->cfg.write_consistency_factor);
         assert_int_equal(x->n_node_ids, y->n_node_ids);
         for (uint32_t i = 0; i < x->n_node_ids; i++)
             assert_string_equal(x->node_ids[i], y->node_ids[i]);
@@ -216,6 +220,20 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
         assert_int_equal(a->u.settings.set.auto_rebalance, b->u.settings.set.auto_rebalance);
         assert_true(a->u.settings.set.rate == b->u.settings.set.rate);
         assert_int_equal(a->u.settings.set.moves_per_node, b->u.settings.set.moves_per_node);
+        break;
+    case CMAP_CMD_REPLICA_STATE:
+        assert_string_equal(a->u.replica_state.coll, b->u.replica_state.coll);
+        assert_int_equal(a->u.replica_state.part, b->u.replica_state.part);
+        assert_string_equal(a->u.replica_state.node, b->u.replica_state.node);
+        assert_int_equal(a->u.replica_state.state, b->u.replica_state.state);
+        assert_true(a->u.replica_state.expect_term == b->u.replica_state.expect_term);
+        assert_true(a->u.replica_state.expect_epoch == b->u.replica_state.expect_epoch);
+        break;
+    case CMAP_CMD_PART_PROMOTE:
+        assert_string_equal(a->u.promote.coll, b->u.promote.coll);
+        assert_int_equal(a->u.promote.part, b->u.promote.part);
+        assert_string_equal(a->u.promote.node, b->u.promote.node);
+        assert_true(a->u.promote.expect_term == b->u.promote.expect_term);
         break;
     default:
         assert_string_equal(a->u.move.coll, b->u.move.coll);
@@ -704,6 +722,112 @@ static void test_node_remove(void **state)
     c = cmap_coll_find(&m, "c");
     assert_int_equal(c->parts[0].n, 0);
     assert_int_equal(c->parts[0].primary, CMAP_NONE);
+    cmap_free(&m);
+}
+
+/* Replica states and primary terms: a collection starts with term 1 and every replica in
+ * sync; a secondary leaves and rejoins the in-sync set; the primary cannot leave it except by
+ * a promote, which raises the term and makes the old primary DEAD; stale terms are refused;
+ * a forced removal of the primary hands over to an in-sync replica or leaves none; a move
+ * switch of the primary raises the term; a snapshot keeps all of it. */
+static void test_replica_states(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+    const struct cmap_coll *c = cmap_coll_find(&m, "c");
+    assert_int_equal(c->cfg.write_consistency_factor, 1);
+    for (uint32_t p = 0; p < 8; p++) {
+        assert_true(c->parts[p].term == 1);
+        assert_int_equal(c->parts[p].state[0], CMAP_REPLICA_ACTIVE);
+        assert_int_equal(c->parts[p].state[1], CMAP_REPLICA_ACTIVE);
+    }
+    /* partition 0: n0 (primary), n1 */
+    const struct cmap_part *pt = &c->parts[0];
+    assert_int_equal(pt->primary, 0);
+    assert_int_equal(run_free(&m, cu_rstate("c", 0, "n1", CMAP_REPLICA_DEAD, 2)), DV_ESTALE);
+    assert_int_equal(run_free(&m, cu_rstate("c", 0, "n1", CMAP_REPLICA_DEAD, 1)), DV_OK);
+    assert_int_equal(pt->state[1], CMAP_REPLICA_DEAD);
+    assert_true(pt->epoch == m.epoch);
+    uint64_t e = pt->epoch;
+    assert_int_equal(run_free(&m, cu_rstate("c", 0, "n1", CMAP_REPLICA_DEAD, 1)), DV_OK);
+    assert_true(pt->epoch == e); /* nothing changed */
+    assert_int_equal(run_free(&m, cu_rstate("c", 0, "n0", CMAP_REPLICA_DEAD, 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_rstate("c", 0, "n2", CMAP_REPLICA_DEAD, 0)), DV_ENOTFOUND);
+    assert_int_equal(run_free(&m, cu_rstate("c", 0, "n1", CMAP_REPLICA_STATE_COUNT, 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_rstate("c", 99, "n1", CMAP_REPLICA_DEAD, 0)), DV_ENOTFOUND);
+    /* a DEAD replica cannot be promoted; once back in sync it can */
+    assert_int_equal(run_free(&m, cu_promote("c", 0, "n1", 1)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_rstate("c", 0, "n1", CMAP_REPLICA_ACTIVE, 1)), DV_OK);
+    assert_int_equal(run_free(&m, cu_promote("c", 0, "n1", 1)), DV_OK);
+    assert_int_equal(pt->primary, 1);
+    assert_true(pt->term == 2 && pt->epoch == m.epoch);
+    assert_int_equal(pt->state[0], CMAP_REPLICA_DEAD);
+    assert_int_equal(run_free(&m, cu_promote("c", 0, "n1", 1)), DV_ESTALE);
+    e = pt->epoch;
+    assert_int_equal(run_free(&m, cu_promote("c", 0, "n1", 2)), DV_OK);
+    assert_true(pt->term == 2 && pt->epoch == e);
+
+    /* a snapshot keeps terms and states */
+    struct buf b = BUF_INIT;
+    struct cmap back;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(cmap_encode(&m, &b), DV_OK);
+    assert_int_equal(cmap_decode(b.data, b.len, &back, err), DV_OK);
+    assert_true(cmap_equal(&m, &back));
+    assert_true(cmap_part_find(&back, "c", 0)->term == 2);
+    assert_int_equal(cmap_part_find(&back, "c", 0)->state[0], CMAP_REPLICA_DEAD);
+    cmap_free(&back);
+    buf_free(&b);
+
+    /* partition 1: n1 (primary), n2; a move of the primary to n0 raises the term and n0
+     * takes n1's place and state */
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_ADD, "c", 1, "n1", "n0", CMAP_MOVE_SWITCHING)), DV_OK);
+    assert_int_equal(
+        run_free(&m, cu_move(CMAP_CMD_MOVE_UPDATE, "c", 1, "n1", "n0", CMAP_MOVE_DONE)), DV_OK);
+    c = cmap_coll_find(&m, "c");
+    assert_int_equal(c->parts[1].primary, 0);
+    assert_true(c->parts[1].term == 2);
+    assert_int_equal(c->parts[1].state[0], CMAP_REPLICA_ACTIVE);
+
+    /* forced removal of n1, primary of partition 0 whose other replica (n0) is DEAD: no
+     * primary left; n0 back in sync takes over */
+    assert_int_equal(run_free(&m, cu_remove("n1", true)), DV_OK);
+    c = cmap_coll_find(&m, "c");
+    pt = &c->parts[0];
+    assert_int_equal(pt->n, 1);
+    assert_int_equal(pt->primary, CMAP_NONE);
+    assert_true(pt->term == 3);
+    assert_int_equal(run_free(&m, cu_rstate("c", 0, "n0", CMAP_REPLICA_ACTIVE, 0)), DV_OK);
+    assert_int_equal(pt->primary, 0);
+    assert_true(pt->term == 4);
+    /* partition 2 (n2 primary, n0): untouched by n1's removal */
+    assert_true(c->parts[2].term == 1);
+    cmap_free(&m);
+}
+
+/* write_consistency_factor: 0 in a create means 1, above the maximum it is refused, it
+ * survives a snapshot. */
+static void test_write_consistency(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+    struct cmap_cmd cc = cu_create("w", 4, 3, ids3, 3);
+    cc.u.coll_create.cfg.write_consistency_factor = CMAP_MAX_RF + 1;
+    assert_int_equal(run_free(&m, cc), DV_EINVAL);
+    cc = cu_create("w", 4, 3, ids3, 3);
+    cc.u.coll_create.cfg.write_consistency_factor = 2;
+    assert_int_equal(run_free(&m, cc), DV_OK);
+    assert_int_equal(cmap_coll_find(&m, "w")->cfg.write_consistency_factor, 2);
+    struct buf b = BUF_INIT;
+    struct cmap back;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(cmap_encode(&m, &b), DV_OK);
+    assert_int_equal(cmap_decode(b.data, b.len, &back, err), DV_OK);
+    assert_int_equal(cmap_coll_find(&back, "w")->cfg.write_consistency_factor, 2);
+    assert_int_equal(cmap_coll_find(&back, "c")->cfg.write_consistency_factor, 1);
+    cmap_free(&back);
+    buf_free(&b);
     cmap_free(&m);
 }
 
@@ -1416,6 +1540,8 @@ int main(void)
         cmocka_unit_test(test_moves),
         cmocka_unit_test(test_node_remove),
         cmocka_unit_test(test_coords),
+        cmocka_unit_test(test_replica_states),
+        cmocka_unit_test(test_write_consistency),
         cmocka_unit_test(test_idempotent),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_snapshot_roundtrip),

@@ -20,21 +20,21 @@ typedef long (*syscall_fn)(long, ...);
 
 __attribute__((visibility("default"))) long syscall(long number, ...)
 {
-	static syscall_fn real_syscall;
-	syscall_fn real;
-	va_list ap;
-	long a[6];
+    static syscall_fn real_syscall;
+    syscall_fn real;
+    va_list ap;
+    long a[6];
 
-	va_start(ap, number);
-	for (int i = 0; i < 6; i++)
-		a[i] = va_arg(ap, long);
-	va_end(ap);
-	if (number == SYS_close)
-		return close((int)a[0]);
-	real = __atomic_load_n(&real_syscall, __ATOMIC_ACQUIRE);
-	if (real == NULL) {
-		real = (syscall_fn)dlsym(RTLD_NEXT, "syscall");
-		__atomic_store_n(&real_syscall, real, __ATOMIC_RELEASE);
-	}
-	return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+    va_start(ap, number);
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (number == SYS_close)
+        return close((int)a[0]);
+    real = __atomic_load_n(&real_syscall, __ATOMIC_ACQUIRE);
+    if (real == NULL) {
+        real = (syscall_fn)dlsym(RTLD_NEXT, "syscall");
+        __atomic_store_n(&real_syscall, real, __ATOMIC_RELEASE);
+    }
+    return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
