@@ -595,6 +595,40 @@ out:
     return rc;
 }
 
+/* A router's write got no answer from a partition's primary: fail over if the leader cannot
+ * reach it either. */
+static int primary_failed(struct coord *c, const struct args *a, struct buf *b, char *errmsg)
+{
+    char coll[CMAP_NAME_MAX + 1];
+    uint64_t part, term = 0;
+    int rc;
+    if ((rc = arg_str(a, "collection", coll, sizeof coll, true, errmsg)) != DV_OK)
+        return rc;
+    if ((rc = arg_u64(a, "partition", &part, errmsg)) != DV_OK || part > UINT32_MAX) {
+        if (rc != DV_EINVAL)
+            dv_errmsg_set(errmsg, "argument \"partition\": missing or too large");
+        return DV_EINVAL;
+    }
+    if ((rc = arg_u64(a, "expect_term", &term, errmsg)) != DV_OK && rc != DV_ENOTFOUND)
+        return rc;
+    if ((rc = insync_failover(c, coll, (uint32_t)part, term, true, errmsg)) != DV_OK)
+        return rc;
+    const struct cmap_part *pt;
+    struct cmap_ref *ref = craft_map(c->raft);
+    pt = cmap_part_find(&ref->map, coll, (uint32_t)part);
+    uint64_t now = pt ? pt->term : 0;
+    craft_map_release(c->raft, ref);
+    T(mpw_map(b, 3));
+    T(K("collection"));
+    T(K(coll));
+    T(K("partition"));
+    T(mpw_u64(b, part));
+    T(K("term"));
+    T(mpw_u64(b, now));
+out:
+    return rc;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *errmsg)
@@ -641,10 +675,12 @@ int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *
         return node_weight(c, &a, status, errmsg);
     if (strcmp(op, "replica_state") == 0)
         return replica_state(c, &a, status, errmsg);
+    if (strcmp(op, "primary_failed") == 0)
+        return primary_failed(c, &a, status, errmsg);
     dv_errmsg_set(errmsg,
                   "unknown admin op \"%.63s\" (rebalance_plan, rebalance_apply, rebalance_status, "
                   "rebalance_pause, rebalance_resume, rebalance_set, node_add, node_drain, "
-                  "node_undrain, node_remove, node_weight, replica_state)",
+                  "node_undrain, node_remove, node_weight, replica_state, primary_failed)",
                   op);
     return DV_EINVAL;
 }

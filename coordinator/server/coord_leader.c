@@ -9,6 +9,7 @@
 #include "coord.h"
 #include "coord_coll.h"
 #include "err.h"
+#include "insync.h"
 #include "log.h"
 
 /* Last report time of a node in the leader's table, 0 if none since it became leader. */
@@ -171,6 +172,25 @@ static void adopt_orphans(struct coord *c, const struct cmap *m)
         }
 }
 
+/* Partitions whose primary's node is suspect, dead or removed get another primary (an in-sync
+ * replica that answers; until one does, writes to them wait). */
+static void fail_over(struct coord *c, const struct cmap *m)
+{
+    char err[DV_ERRMSG_SIZE];
+    for (uint32_t i = 0; i < m->n_colls; i++)
+        for (uint32_t p = 0; p < m->colls[i]->cfg.n_parts; p++) {
+            const struct cmap_part *pt = &m->colls[i]->parts[p];
+            const struct cmap_node *n = cmap_node_get(m, pt->primary);
+            if (n == NULL || (n->state != CMAP_NODE_SUSPECT && n->state != CMAP_NODE_DEAD &&
+                              n->state != CMAP_NODE_REMOVED))
+                continue;
+            int rc = insync_failover(c, m->colls[i]->name, p, pt->term, false, err);
+            if (rc != DV_OK)
+                log_warn("cannot fail over", "collection=%s partition=%u node=%s error=%s",
+                         m->colls[i]->name, p, n->id, err);
+        }
+}
+
 static void tick(struct coord *c, uint64_t leader_since)
 {
     struct cmap_ref *ref = craft_map(c->raft);
@@ -202,6 +222,7 @@ static void tick(struct coord *c, uint64_t leader_since)
         }
     }
     adopt_orphans(c, m);
+    fail_over(c, m);
     craft_map_release(c->raft, ref);
 }
 

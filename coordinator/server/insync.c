@@ -79,8 +79,28 @@ int insync_set_state(struct coord *c, const char *coll, uint32_t part, const cha
     return DV_OK;
 }
 
-/* Sets one replica DEAD through the leader: here when this coordinator leads, else as the
- * admin op "replica_state" forwarded by coord_call. */
+/* Runs admin op `op` with `args` on the leader: here when this coordinator leads, else
+ * forwarded by coord_call. */
+static int admin_call(struct coord *c, const char *op, const struct buf *args, char *errmsg)
+{
+    struct msg req = {.type = MSG_ADMIN};
+    req.u.admin_req = (struct msg_admin_req){S(op), {args->data, (uint32_t)args->len}};
+    struct msg_reply rep;
+    struct rpcsrv_result res = {0};
+    int rc = coord_call(c, &req, &rep, &res);
+    if (rc == DV_OK && res.code != DV_OK)
+        rc = res.code;
+    if (rc == DV_OK && rep.m.err.code != 0) {
+        rc = rep.m.err.code;
+        dv_errmsg_set(errmsg, "%.*s", (int)rep.m.err.text.len, rep.m.err.text.p);
+    } else if (rc != DV_OK) {
+        dv_errmsg_set(errmsg, "%s", res.errmsg);
+    }
+    msg_reply_free(&rep);
+    return rc;
+}
+
+/* Sets one replica DEAD through the leader (admin op "replica_state"). */
 static int set_dead(struct coord *c, const char *coll, uint32_t p, const char *node, uint64_t term,
                     char *errmsg)
 {
@@ -95,20 +115,7 @@ static int set_dead(struct coord *c, const char *coll, uint32_t p, const char *n
         buf_free(&args);
         return DV_ENOMEM;
     }
-    struct msg req = {.type = MSG_ADMIN};
-    req.u.admin_req = (struct msg_admin_req){S("replica_state"), {args.data, (uint32_t)args.len}};
-    struct msg_reply rep;
-    struct rpcsrv_result res = {0};
-    int rc = coord_call(c, &req, &rep, &res);
-    if (rc == DV_OK && res.code != DV_OK)
-        rc = res.code;
-    if (rc == DV_OK && rep.m.err.code != 0) {
-        rc = rep.m.err.code;
-        dv_errmsg_set(errmsg, "%.*s", (int)rep.m.err.text.len, rep.m.err.text.p);
-    } else if (rc != DV_OK) {
-        dv_errmsg_set(errmsg, "%s", res.errmsg);
-    }
-    msg_reply_free(&rep);
+    int rc = admin_call(c, "replica_state", &args, errmsg);
     buf_free(&args);
     return rc;
 }
@@ -133,4 +140,120 @@ int insync_settle(struct coord *c, const char *coll, uint32_t p, uint64_t term,
                  term, (int)f->text.len, f->text.p);
     }
     return DV_OK;
+}
+
+/* ---- failover ---------------------------------------------------------------------------- */
+
+/* The applied LSN of the partition's replica on node `num`, asked within FAILOVER_PROBE_MS;
+ * DV_OK when it answered. */
+static int probe(struct coord *c, const struct cmap *m, const struct cmap_coll *cl, uint32_t p,
+                 uint32_t num, uint64_t *lsn, char *errmsg)
+{
+    const struct cmap_node *n = cmap_node_get(m, num);
+    if (n == NULL || n->state == CMAP_NODE_REMOVED) {
+        dv_errmsg_set(errmsg, "node %u is not in the cluster", num);
+        return DV_ENOTFOUND;
+    }
+    struct tr_peer *r = coord_conn(c, n->url, NULL, errmsg);
+    if (r == NULL)
+        return DV_EIO;
+    struct msg req = {.type = MSG_REPLICA_INFO};
+    req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch, 0};
+    struct msg_reply rep;
+    int rc = tr_call(r, &req, &rep, INSYNC_PROBE_MS, errmsg);
+    if (rc == DV_OK)
+        *lsn = rep.m.u.info_rep.applied_lsn;
+    msg_reply_free(&rep);
+    return rc;
+}
+
+static bool serving(const struct cmap *m, uint32_t num)
+{
+    const struct cmap_node *n = cmap_node_get(m, num);
+    return n && (n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_JOINING ||
+                 n->state == CMAP_NODE_DRAINING);
+}
+
+int insync_failover(struct coord *c, const char *coll, uint32_t p, uint64_t term, bool check,
+                    char *errmsg)
+{
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap *m = &ref->map;
+    const struct cmap_coll *cl = cmap_coll_find(m, coll);
+    int rc = DV_OK;
+    if (cl == NULL || p >= cl->cfg.n_parts) {
+        dv_errmsg_set(errmsg, "collection %s has no partition %u", coll, p);
+        rc = DV_ENOTFOUND;
+        goto out;
+    }
+    const struct cmap_part *pt = &cl->parts[p];
+    if (term != 0 && pt->term != term)
+        goto out; /* another primary took over already */
+    uint64_t lsn;
+    char err[DV_ERRMSG_SIZE];
+    if (check && pt->primary != CMAP_NONE && probe(c, m, cl, p, pt->primary, &lsn, err) == DV_OK) {
+        dv_errmsg_set(errmsg,
+                      "partition %u: the leader reaches its primary (%s); no failover, retry", p,
+                      cmap_node_get(m, pt->primary)->id);
+        rc = DV_EBUSY;
+        goto out;
+    }
+    /* The in-sync replica that went furthest: the others may lack records it has, never the
+     * other way round (they all follow the same primary in LSN order). */
+    uint32_t best = CMAP_NONE;
+    uint64_t best_lsn = 0;
+    for (uint32_t k = 0; k < pt->n; k++) {
+        uint32_t num = pt->nodes[k];
+        if (num == pt->primary || pt->state[k] != CMAP_REPLICA_ACTIVE || !serving(m, num))
+            continue;
+        if (probe(c, m, cl, p, num, &lsn, err) != DV_OK)
+            continue;
+        if (best == CMAP_NONE || lsn > best_lsn)
+            best = num, best_lsn = lsn;
+    }
+    if (best == CMAP_NONE) {
+        dv_errmsg_set(errmsg,
+                      "partition %u: its primary is down and no other in-sync replica answers; "
+                      "writes wait for one (docs/operations.md, 'When a node dies')",
+                      p);
+        rc = DV_EBUSY;
+        goto out;
+    }
+    const char *old = pt->primary != CMAP_NONE ? cmap_node_get(m, pt->primary)->id : "none";
+    uint64_t old_term = pt->term;
+    struct cmap_cmd cmd = {.type = CMAP_CMD_PART_PROMOTE, .req = coord_reqid(c)};
+    snprintf(cmd.u.promote.coll, sizeof cmd.u.promote.coll, "%s", coll);
+    cmd.u.promote.part = p;
+    snprintf(cmd.u.promote.node, sizeof cmd.u.promote.node, "%s", cmap_node_get(m, best)->id);
+    cmd.u.promote.expect_term = old_term;
+    struct cmap_result res;
+    rc = coord_apply(c, &cmd, &res, errmsg);
+    if (rc == DV_OK && res.code != DV_OK && res.code != DV_ESTALE) {
+        dv_errmsg_set(errmsg, "%s", res.msg);
+        rc = res.code;
+    }
+    if (rc == DV_OK && res.code == DV_OK)
+        log_warn("primary failed over",
+                 "collection=%s partition=%u from=%s to=%s lsn=%" PRIu64 " term=%" PRIu64, coll, p,
+                 old, cmd.u.promote.node, best_lsn, old_term + 1);
+out:
+    craft_map_release(c->raft, ref);
+    return rc;
+}
+
+int insync_primary_failed(struct coord *c, const char *coll, uint32_t p, uint64_t term,
+                          char *errmsg)
+{
+    struct buf args = BUF_INIT;
+    int e = mpw_map(&args, 3);
+    e |= w_cstr(&args, "collection") | w_cstr(&args, coll);
+    e |= w_cstr(&args, "partition") | mpw_u64(&args, p);
+    e |= w_cstr(&args, "expect_term") | mpw_u64(&args, term);
+    if (e != DV_OK) {
+        buf_free(&args);
+        return DV_ENOMEM;
+    }
+    int rc = admin_call(c, "primary_failed", &args, errmsg);
+    buf_free(&args);
+    return rc;
 }

@@ -40,4 +40,23 @@ int insync_settle(struct coord *c, const char *coll, uint32_t p, uint64_t term,
 int insync_set_state(struct coord *c, const char *coll, uint32_t part, const char *node, int state,
                      uint64_t expect_term, uint64_t *epoch, char *errmsg);
 
+/* How long the leader waits for a node's answer when it checks a primary or a candidate. */
+#define INSYNC_PROBE_MS 300
+
+/*
+ * On the leader: the primary of partition p of `coll` (in term `term`, 0: any) is down, said
+ * a router whose write got no answer (check: the leader first asks the primary itself and
+ * refuses with DV_EBUSY when it answers) or the leader's own liveness tracking. Promotes the
+ * in-sync replica with the highest applied LSN among those that answer (PART_PROMOTE; the old
+ * primary becomes DEAD). DV_OK also when the term moved on already; DV_EBUSY when no in-sync
+ * replica answers.
+ */
+int insync_failover(struct coord *c, const char *coll, uint32_t p, uint64_t term, bool check,
+                    char *errmsg);
+
+/* A router's write to the primary of partition p (term `term`) got no answer: asks the leader
+ * to fail over (admin op "primary_failed"). DV_OK when the partition has a new primary. */
+int insync_primary_failed(struct coord *c, const char *coll, uint32_t p, uint64_t term,
+                          char *errmsg);
+
 #endif

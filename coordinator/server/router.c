@@ -145,15 +145,16 @@ static uint32_t read_node(const struct cmap *m, const struct cmap_part *pt, uint
 {
     if (pt->primary != avoid && serves(m, pt->primary))
         return pt->primary;
+    /* Only in-sync replicas: one out of the in-sync set may miss acknowledged writes. */
     for (uint32_t j = 0; j < pt->n; j++)
-        if (pt->nodes[j] != avoid && serves(m, pt->nodes[j]))
+        if (pt->nodes[j] != avoid && pt->state[j] == CMAP_REPLICA_ACTIVE && serves(m, pt->nodes[j]))
             return pt->nodes[j];
     if (avoid == UINT32_MAX)
         return pt->primary; /* none looks alive: try the primary, the error names it */
     for (uint32_t j = 0; j < pt->n; j++) {
         const struct cmap_node *n = cmap_node_get(m, pt->nodes[j]);
-        if (pt->nodes[j] != avoid && n && n->state != CMAP_NODE_DEAD &&
-            n->state != CMAP_NODE_REMOVED)
+        if (pt->nodes[j] != avoid && pt->state[j] == CMAP_REPLICA_ACTIVE && n &&
+            n->state != CMAP_NODE_DEAD && n->state != CMAP_NODE_REMOVED)
             return pt->nodes[j];
     }
     return UINT32_MAX;
@@ -198,6 +199,24 @@ static int split_ids(const struct pid *ids, uint32_t n, uint32_t np, struct spli
         s->members[s->part_of[i]][fill[s->part_of[i]]++] = i;
     free(fill);
     return DV_OK;
+}
+
+/* A write got no answer from the partition's primary: ask the leader to fail over. When the
+ * partition has a new primary the call counts as "stale map" (the router retries with the
+ * new map); otherwise its error stays, with the failover's reason appended. */
+static void primary_down(struct coord *c, const struct cmap_coll *cl, struct call *q)
+{
+    char err[DV_ERRMSG_SIZE];
+    const struct cmap_part *pt = &cl->parts[q->part];
+    if (pt->primary == CMAP_NONE)
+        return;
+    if (insync_primary_failed(c, cl->name, q->part, pt->term, err) == DV_OK) {
+        q->rc = DV_ESTALE;
+        dv_errmsg_prefix(q->err, "primary failed over");
+    } else {
+        size_t len = strlen(q->err);
+        snprintf(q->err + len, sizeof q->err - len, " (failover: %s)", err);
+    }
 }
 
 /* Per-partition copies of the request's arrays (ids, vectors, payloads). */
@@ -332,6 +351,8 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         if (q->rc == DV_OK && q->rep.m.u.write_rep.n_failed > 0)
             q->rc = insync_settle(c, cl->name, q->part, cl->parts[q->part].term,
                                   &q->rep.m.u.write_rep, q->err);
+        else if (q->rc == DV_EIO || q->rc == DV_ETIMEDOUT)
+            primary_down(c, cl, q);
     }
     if ((rc = first_error(t->calls, t->n_calls, errmsg)) != DV_OK)
         goto out;

@@ -1,0 +1,196 @@
+/* test_failover.c - replication through the coordinator (router.c, insync.c, the leader's
+ * failover) on a cluster of real nodes in one process (coord_fixture.h): a secondary that stops
+ * answering leaves the in-sync set before a write is acknowledged, a primary that stops
+ * answering is replaced by an in-sync replica, and every acknowledged write is on every
+ * in-sync replica. */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "coord_fixture.h"
+#include "err.h"
+#include "place.h"
+
+#define DIM   8
+#define COLL  "f"
+#define PARTS 4
+#define BATCH 20
+
+static struct coord_fixture *open_cluster(void)
+{
+    char err[DV_ERRMSG_SIZE] = "";
+    struct coord_fixture *f;
+    struct cf_opts o = {.n_nodes = 3, .request_timeout_ms = 1000, .pull_call_ms = 100};
+    int rc = cf_open(cf_seed(), &o, &f, err);
+    if (rc != DV_OK)
+        fail_msg("cf_open: %s: %s", dv_errname(rc), err);
+    if ((rc = cf_create(f, COLL, DIM, PARTS, 3, err)) != DV_OK)
+        fail_msg("cf_create: %s: %s", dv_errname(rc), err);
+    return f;
+}
+
+static void vec_of(uint64_t id, uint32_t version, float *v)
+{
+    for (uint32_t d = 0; d < DIM; d++)
+        v[d] = (float)((id * 2654435761u + d * 40503u + version * 7919u) % 1000) / 1000.0f;
+}
+
+/* Upserts ids [from, from + n) at `version`; DV_OK when acknowledged. */
+static int write_batch(struct coord_fixture *f, uint64_t from, uint32_t n, uint32_t version,
+                       char *err)
+{
+    struct pid ids[BATCH];
+    float v[BATCH * DIM];
+    for (uint32_t i = 0; i < n; i++) {
+        ids[i] = pid_num(from + i);
+        vec_of(from + i, version, v + i * DIM);
+    }
+    return cf_upsert(f, COLL, ids, v, n, DIM, err);
+}
+
+/* A copy of the partition's map entry. */
+static struct cmap_part part_of(struct coord_fixture *f, uint32_t p)
+{
+    struct cmap_ref *ref = craft_map(f->c.raft);
+    struct cmap_part pt = *cmap_part_find(&ref->map, COLL, p);
+    craft_map_release(f->c.raft, ref);
+    return pt;
+}
+
+/* Node index (0-based) of map node number num: the fixture names node i "node-<i+1>". */
+static int index_of(struct coord_fixture *f, uint32_t num)
+{
+    struct cmap_ref *ref = craft_map(f->c.raft);
+    const struct cmap_node *n = cmap_node_get(&ref->map, num);
+    int i = n ? atoi(n->id + 5) - 1 : -1;
+    craft_map_release(f->c.raft, ref);
+    return i;
+}
+
+/* Every acknowledged point (ids [0, n) at versions ver[]) is on every in-sync replica of its
+ * partition with its last acknowledged vector, and the in-sync replicas count the same. */
+static void check_in_sync(struct coord_fixture *f, uint64_t n, const uint32_t *ver)
+{
+    for (uint32_t p = 0; p < PARTS; p++) {
+        struct cmap_part pt = part_of(f, p);
+        uint64_t first = UINT64_MAX;
+        for (uint32_t k = 0; k < pt.n; k++) {
+            if (pt.state[k] != CMAP_REPLICA_ACTIVE)
+                continue;
+            struct cf_node *nd = &f->nodes[index_of(f, pt.nodes[k])];
+            uint64_t count;
+            assert_int_equal(cf_replica_count(nd, COLL, p, &count), DV_OK);
+            if (first == UINT64_MAX)
+                first = count;
+            if (count != first)
+                fail_msg("partition %u: %s has %" PRIu64
+                         " points, another in-sync replica %" PRIu64,
+                         p, nd->id, count, first);
+            for (uint64_t id = 0; id < n; id++) {
+                struct pid pid = pid_num(id);
+                if (place_partition_of(&pid, PARTS) != p)
+                    continue;
+                float got[DIM], want[DIM];
+                bool has;
+                assert_int_equal(cf_replica_has(nd, COLL, p, &pid, got, DIM, &has), DV_OK);
+                if (!has)
+                    fail_msg("partition %u: acknowledged point %" PRIu64 " missing on %s", p, id,
+                             nd->id);
+                vec_of(id, ver[id], want);
+                assert_memory_equal(got, want, sizeof want);
+            }
+        }
+    }
+}
+
+/* A secondary stops answering: writes are still acknowledged (after at most a replication
+ * timeout), the secondary leaves the in-sync set of every partition written, and the other
+ * replicas hold every acknowledged write. Partitions whose primary it was fail over. */
+static void test_node_silent(void **state)
+{
+    (void)state;
+    struct coord_fixture *f = open_cluster();
+    char err[DV_ERRMSG_SIZE];
+    static uint32_t ver[400];
+    for (uint64_t id = 0; id < 200; id += BATCH) {
+        assert_int_equal(write_batch(f, id, BATCH, 1, err), DV_OK);
+        for (uint32_t i = 0; i < BATCH; i++)
+            ver[id + i] = 1;
+    }
+    check_in_sync(f, 200, ver);
+    /* node-3 stops answering (a paused process) */
+    assert_int_equal(tr_fake_set_state(f->net, f->nodes[2].url, TR_FAKE_SILENT), DV_OK);
+    uint64_t t0 = clock_mono_ms();
+    for (uint64_t id = 100; id < 300; id += BATCH) {
+        int rc = write_batch(f, id, BATCH, 2, err);
+        if (rc != DV_OK)
+            fail_msg("write %" PRIu64 " with node-3 silent: %s: %s", id, dv_errname(rc), err);
+        for (uint32_t i = 0; i < BATCH; i++)
+            ver[id + i] = 2;
+    }
+    printf("# 10 batches with a silent node: %" PRIu64 " ms\n", clock_mono_ms() - t0);
+    for (uint32_t p = 0; p < PARTS; p++) {
+        struct cmap_part pt = part_of(f, p);
+        assert_int_not_equal(index_of(f, pt.primary), 2);
+        for (uint32_t k = 0; k < pt.n; k++)
+            if (index_of(f, pt.nodes[k]) == 2)
+                assert_int_equal(pt.state[k], CMAP_REPLICA_DEAD);
+        assert_true(pt.term >= 1);
+    }
+    check_in_sync(f, 300, ver);
+    /* the silent node is back: it stays out of the in-sync set (it missed writes) */
+    assert_int_equal(tr_fake_set_state(f->net, f->nodes[2].url, TR_FAKE_UP), DV_OK);
+    assert_int_equal(write_batch(f, 300, BATCH, 3, err), DV_OK);
+    for (uint32_t i = 0; i < BATCH; i++)
+        ver[300 + i] = 3;
+    check_in_sync(f, 320, ver);
+    cf_close(f);
+}
+
+/* The primaries' node refuses connections (a killed process): the router asks the leader to
+ * fail over, the leader promotes an in-sync replica with the highest LSN, the write goes
+ * through; the term moved on and reads find every acknowledged write. */
+static void test_primary_dead(void **state)
+{
+    (void)state;
+    struct coord_fixture *f = open_cluster();
+    char err[DV_ERRMSG_SIZE];
+    static uint32_t ver[200];
+    assert_int_equal(write_batch(f, 0, BATCH, 1, err), DV_OK);
+    for (uint32_t i = 0; i < BATCH; i++)
+        ver[i] = 1;
+    int victim = cf_part_node(f, COLL, 0);
+    assert_true(victim >= 0);
+    uint64_t term0 = part_of(f, 0).term;
+    assert_int_equal(tr_fake_set_state(f->net, f->nodes[victim].url, TR_FAKE_REFUSED), DV_OK);
+    uint64_t t0 = clock_mono_ms();
+    int rc = write_batch(f, 20, BATCH, 1, err);
+    uint64_t took = clock_mono_ms() - t0;
+    if (rc != DV_OK)
+        fail_msg("write after the primary died: %s: %s", dv_errname(rc), err);
+    printf("# first write after the primary's node died: acknowledged in %" PRIu64 " ms\n", took);
+    for (uint32_t i = 0; i < BATCH; i++)
+        ver[20 + i] = 1;
+    struct cmap_part pt = part_of(f, 0);
+    assert_true(pt.term > term0);
+    assert_int_not_equal(index_of(f, pt.primary), victim);
+    check_in_sync(f, 40, ver);
+    cf_close(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_node_silent),
+        cmocka_unit_test(test_primary_dead),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
