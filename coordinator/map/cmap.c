@@ -562,6 +562,7 @@ int cmap_node_parts(const struct cmap *m, uint32_t num, struct cmap_held **out, 
                     h[j].coll = m->colls[c];
                     h[j].part = p;
                     h[j].primary = part->primary == num;
+                    h[j].state = part->state[k];
                     h[j].epoch = part->epoch;
                     j++;
                 }

@@ -279,6 +279,7 @@ struct cmap_held {
     const struct cmap_coll *coll;
     uint32_t part;
     bool primary;
+    int state; /* enum cmap_replica_state */
     uint64_t epoch;
 };
 

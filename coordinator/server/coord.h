@@ -67,6 +67,8 @@ struct coord_move {
     char error[DV_ERRMSG_SIZE];
 };
 
+struct recover_set;
+
 struct coord {
     struct coord_opts o;
     struct tr *tr; /* outbound calls: to nodes and to the leader (the caller frees it) */
@@ -90,6 +92,7 @@ struct coord {
     /* the mover (leader only) */
     pthread_t mover_thread;
     pthread_mutex_t moves_mu;
+    struct recover_set *recoveries; /* recover.c's jobs: the mover thread's only */
     struct coord_move *moves;
     size_t n_moves, cap_moves;
     uint64_t plan_after_ms; /* automatic rebalancing waits until then (after failures) */

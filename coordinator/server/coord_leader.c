@@ -10,6 +10,7 @@
 #include "coord_coll.h"
 #include "err.h"
 #include "insync.h"
+#include "recover.h"
 #include "log.h"
 
 /* Last report time of a node in the leader's table, 0 if none since it became leader. */
@@ -73,6 +74,10 @@ int coord_reconcile_node(struct coord *c, const struct cmap *m, const struct cma
         const struct cmap_coll *coll = held[i].coll;
         if (only_coll ? strcmp(coll->name, only_coll) != 0
                       : !all && reported(n, coll->name, held[i].part))
+            continue;
+        /* A replica out of the in-sync set is brought back by a copy (recover.c), not by an
+         * empty create. */
+        if (held[i].state != CMAP_REPLICA_ACTIVE)
             continue;
         struct msg req = {.type = MSG_REPLICA_CREATE};
         req.addr.coll = (struct msg_str){coll->name, (uint32_t)strlen(coll->name)};
@@ -268,6 +273,7 @@ void coord_leader_stop(struct coord *c)
     pthread_join(c->mover_thread, NULL);
     free(c->moves);
     c->moves = NULL;
+    recover_free(c);
     c->n_moves = c->cap_moves = 0;
     pthread_mutex_destroy(&c->moves_mu);
 }

@@ -10,6 +10,8 @@
 #include "err.h"
 #include "log.h"
 #include "mpk.h"
+#include "node_call.h"
+#include "recover.h"
 #include "plan.h"
 
 /*
@@ -84,51 +86,9 @@ static void job_prune(struct coord *c, const struct cmap *m)
 
 /* ---- calls --------------------------------------------------------------------------------- */
 
-static const char *node_id(const struct cmap *m, uint32_t num)
-{
-    const struct cmap_node *n = cmap_node_get(m, num);
-    return n ? n->id : "?";
-}
-
-static bool node_up(const struct cmap *m, uint32_t num)
-{
-    const struct cmap_node *n = cmap_node_get(m, num);
-    return n && (n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_JOINING ||
-                 n->state == CMAP_NODE_DRAINING);
-}
-
-static bool node_gone(const struct cmap *m, uint32_t num)
-{
-    const struct cmap_node *n = cmap_node_get(m, num);
-    return n == NULL || n->state == CMAP_NODE_DEAD || n->state == CMAP_NODE_REMOVED;
-}
-
-/* A call to node `num` (rep must be freed whatever the result). */
-static int call(struct coord *c, const struct cmap *m, uint32_t num, const struct msg *req,
-                struct msg_reply *rep, uint32_t timeout_ms, char *err)
-{
-    memset(rep, 0, sizeof *rep);
-    const struct cmap_node *n = cmap_node_get(m, num);
-    if (n == NULL) {
-        dv_errmsg_set(err, "node %u unknown", num);
-        return DV_EINVAL;
-    }
-    struct tr_peer *r = coord_conn(c, n->url, NULL, err);
-    if (r == NULL)
-        return DV_EIO;
-    int rc = tr_call(r, req, rep, timeout_ms, err);
-    if (rc != DV_OK)
-        dv_errmsg_prefix(err, "node %s", n->id);
-    return rc;
-}
-
 static struct msg addressed(int type, const struct cmap_move *mv, uint64_t epoch)
 {
-    struct msg req = {.type = type};
-    req.addr.coll = (struct msg_str){mv->coll, (uint32_t)strlen(mv->coll)};
-    req.addr.part = mv->part;
-    req.addr.epoch = epoch;
-    return req;
+    return ncall_addressed(type, mv->coll, mv->part, epoch);
 }
 
 /* Sets a move's state in the map; DV_OK with res->code the command's own result. */
@@ -138,8 +98,8 @@ static int set_state(struct coord *c, const struct cmap *m, const struct cmap_mo
     struct cmap_cmd cmd = {.type = CMAP_CMD_MOVE_UPDATE, .req = coord_reqid(c)};
     snprintf(cmd.u.move.coll, sizeof cmd.u.move.coll, "%s", mv->coll);
     cmd.u.move.part = mv->part;
-    snprintf(cmd.u.move.from, sizeof cmd.u.move.from, "%s", node_id(m, mv->from));
-    snprintf(cmd.u.move.to, sizeof cmd.u.move.to, "%s", node_id(m, mv->to));
+    snprintf(cmd.u.move.from, sizeof cmd.u.move.from, "%s", ncall_node_id(m, mv->from));
+    snprintf(cmd.u.move.to, sizeof cmd.u.move.to, "%s", ncall_node_id(m, mv->to));
     cmd.u.move.state = state;
     int rc = coord_apply(c, &cmd, res, err);
     if (rc == DV_OK && res->code != DV_OK)
@@ -151,29 +111,7 @@ static int set_state(struct coord *c, const struct cmap *m, const struct cmap_mo
 static int pull(struct coord *c, const struct cmap *m, const struct cmap_move *mv, uint32_t op,
                 uint64_t until, struct msg_pull_rep *out, uint32_t timeout_ms, char *err)
 {
-    const struct cmap_coll *cl = cmap_coll_find(m, mv->coll);
-    if (cl == NULL) {
-        dv_errmsg_set(err, "collection %s is gone", mv->coll);
-        return DV_ENOTFOUND;
-    }
-    const struct cmap_node *src = cmap_node_get(m, mv->from);
-    struct msg req = addressed(MSG_REPLICA_PULL, mv, cl->parts[mv->part].epoch);
-    req.u.pull_req.op = op;
-    req.u.pull_req.source = (struct msg_str){src->url, (uint32_t)strlen(src->url)};
-    req.u.pull_req.rate = m->settings.rate;
-    req.u.pull_req.until_lsn = until;
-    req.u.pull_req.create = coord_coll_create_req(cl);
-    struct msg_reply rep;
-    int rc = call(c, m, mv->to, &req, &rep, timeout_ms, err);
-    if (rc == DV_OK && out) {
-        *out = rep.m.u.pull_rep;
-        out->error = (struct msg_str){NULL, 0};
-        if (rep.m.u.pull_rep.state == MSG_PULL_FAILED)
-            dv_errmsg_set(err, "%.*s", (int)rep.m.u.pull_rep.error.len,
-                          rep.m.u.pull_rep.error.p ? rep.m.u.pull_rep.error.p : "");
-    }
-    msg_reply_free(&rep);
-    return rc;
+    return ncall_pull(c, m, mv->coll, mv->part, mv->to, mv->from, op, until, out, timeout_ms, err);
 }
 
 /* Fences (or unfences) the writes of the partition's replica on node `num`; *lsn gets its
@@ -181,14 +119,7 @@ static int pull(struct coord *c, const struct cmap *m, const struct cmap_move *m
 static int fence(struct coord *c, const struct cmap *m, const struct cmap_move *mv, uint32_t num,
                  uint32_t op, uint64_t epoch, uint64_t *lsn, char *err)
 {
-    struct msg req = addressed(MSG_REPLICA_FENCE, mv, epoch);
-    req.u.fence_req.op = op;
-    struct msg_reply rep;
-    int rc = call(c, m, num, &req, &rep, c->o.request_timeout_ms, err);
-    if (rc == DV_OK && lsn)
-        *lsn = rep.m.u.write_rep.lsn;
-    msg_reply_free(&rep);
-    return rc;
+    return ncall_fence(c, m, mv->coll, mv->part, num, op, epoch, lsn, err);
 }
 
 /* ---- driving one move ------------------------------------------------------------------------ */
@@ -217,7 +148,7 @@ static void fail_move(struct coord *c, const struct cmap *m, const struct cmap_m
     struct cmap_result res;
     snprintf(j->error, sizeof j->error, "%s", why);
     log_warn("move failed", "collection=%s partition=%u from=%s to=%s cause=\"%s\"", mv->coll,
-             mv->part, node_id(m, mv->from), node_id(m, mv->to), why);
+             mv->part, ncall_node_id(m, mv->from), ncall_node_id(m, mv->to), why);
     if (set_state(c, m, mv, CMAP_MOVE_FAILED, &res, err) != DV_OK)
         log_warn("cannot record a failed move", "collection=%s partition=%u error=%s", mv->coll,
                  mv->part, err);
@@ -254,11 +185,11 @@ static void start_pull(struct coord *c, const struct cmap *m, const struct cmap_
         const struct cmap_part *pt = cmap_part_find(m, mv->coll, mv->part);
         struct msg req = addressed(MSG_REPLICA_DROP, mv, pt ? pt->epoch : m->epoch);
         struct msg_reply rep;
-        int drc = call(c, m, mv->to, &req, &rep, c->o.request_timeout_ms, err);
+        int drc = ncall(c, m, mv->to, &req, &rep, c->o.request_timeout_ms, err);
         msg_reply_free(&rep);
         log_info("stale replica dropped from a move's target before copying",
                  "collection=%s partition=%u node=%s result=%s", mv->coll, mv->part,
-                 node_id(m, mv->to), dv_errname(drc));
+                 ncall_node_id(m, mv->to), dv_errname(drc));
         j->next_try_ms = now_ms() + 100;
         return;
     }
@@ -273,7 +204,7 @@ static void start_pull(struct coord *c, const struct cmap *m, const struct cmap_
         j->started_ms = now_ms();
     j->error[0] = '\0';
     log_info("move copying", "collection=%s partition=%u from=%s to=%s start=%u", mv->coll,
-             mv->part, node_id(m, mv->from), node_id(m, mv->to), j->starts);
+             mv->part, ncall_node_id(m, mv->from), ncall_node_id(m, mv->to), j->starts);
     if (mv->state == CMAP_MOVE_PLANNED) {
         struct cmap_result res;
         set_state(c, m, mv, CMAP_MOVE_COPYING, &res, err);
@@ -352,13 +283,13 @@ static void do_switch(struct coord *c, const struct cmap *m, const struct cmap_m
         j->unfence = fenced; /* drop_old retries */
         log_warn("cannot unfence the primary after a move; retrying",
                  "collection=%s partition=%u node=%s error=%s", mv->coll, mv->part,
-                 node_id(m, fenced), err);
+                 ncall_node_id(m, fenced), err);
     }
     log_info("move done",
              "collection=%s partition=%u from=%s to=%s lsn=%" PRIu64 " writes_paused_ms=%u "
              "epoch=%" PRIu64 " took_ms=%" PRIu64,
-             mv->coll, mv->part, node_id(m, mv->from), node_id(m, mv->to), lsn, j->fence_ms,
-             res.epoch, j->started_ms ? t1 - j->started_ms : 0);
+             mv->coll, mv->part, ncall_node_id(m, mv->from), ncall_node_id(m, mv->to), lsn,
+             j->fence_ms, res.epoch, j->started_ms ? t1 - j->started_ms : 0);
 }
 
 /* A done move: the old replica goes after the grace period. */
@@ -369,13 +300,13 @@ static void drop_old(struct coord *c, const struct cmap *m, const struct cmap_mo
     if (j->unfence != CMAP_NONE && t >= j->next_try_ms) {
         const struct cmap_part *pp = cmap_part_find(m, mv->coll, mv->part);
         char e[DV_ERRMSG_SIZE];
-        if (pp == NULL || node_gone(m, j->unfence) ||
+        if (pp == NULL || ncall_node_gone(m, j->unfence) ||
             fence(c, m, mv, j->unfence, MSG_FENCE_OFF, pp->epoch, NULL, e) == DV_OK)
             j->unfence = CMAP_NONE;
         else
             j->next_try_ms = t + RETRY_MS;
     }
-    if (j->dropped || node_gone(m, mv->from) || part_has(m, mv->coll, mv->part, mv->from))
+    if (j->dropped || ncall_node_gone(m, mv->from) || part_has(m, mv->coll, mv->part, mv->from))
         return;
     if (j->done_ms == 0)
         j->done_ms = t; /* done before this leader: the grace starts now */
@@ -385,18 +316,18 @@ static void drop_old(struct coord *c, const struct cmap *m, const struct cmap_mo
     struct msg req = addressed(MSG_REPLICA_DROP, mv, pt ? pt->epoch : m->epoch);
     struct msg_reply rep;
     char err[DV_ERRMSG_SIZE];
-    int rc = call(c, m, mv->from, &req, &rep, c->o.request_timeout_ms, err);
+    int rc = ncall(c, m, mv->from, &req, &rep, c->o.request_timeout_ms, err);
     msg_reply_free(&rep);
     if (rc == DV_OK || (rc == DV_ESTALE && rep.m.err.epoch == 0)) {
         j->dropped = true;
         log_info("moved replica dropped from its old node", "collection=%s partition=%u node=%s",
-                 mv->coll, mv->part, node_id(m, mv->from));
+                 mv->coll, mv->part, ncall_node_id(m, mv->from));
     } else {
         j->next_try_ms = t + RETRY_MS;
         log_warn("cannot drop a moved replica; retrying",
                  "collection=%s partition=%u node=%s "
                  "error=%s",
-                 mv->coll, mv->part, node_id(m, mv->from), err);
+                 mv->coll, mv->part, ncall_node_id(m, mv->from), err);
     }
 }
 
@@ -410,11 +341,12 @@ static void fail_cleanup(struct coord *c, const struct cmap *m, const struct cma
     char err[DV_ERRMSG_SIZE];
     bool ok = true;
     const struct cmap_part *pt = cmap_part_find(m, mv->coll, mv->part);
-    if (pt && part_has(m, mv->coll, mv->part, mv->from) && !node_gone(m, mv->from))
+    if (pt && part_has(m, mv->coll, mv->part, mv->from) && !ncall_node_gone(m, mv->from))
         ok = fence(c, m, mv, mv->from, MSG_FENCE_OFF, pt->epoch, NULL, err) == DV_OK && ok;
-    if (pt && pt->primary != CMAP_NONE && pt->primary != mv->from && !node_gone(m, pt->primary))
+    if (pt && pt->primary != CMAP_NONE && pt->primary != mv->from &&
+        !ncall_node_gone(m, pt->primary))
         ok = fence(c, m, mv, pt->primary, MSG_FENCE_OFF, pt->epoch, NULL, err) == DV_OK && ok;
-    if (pt && !part_has(m, mv->coll, mv->part, mv->to) && !node_gone(m, mv->to))
+    if (pt && !part_has(m, mv->coll, mv->part, mv->to) && !ncall_node_gone(m, mv->to))
         ok = pull(c, m, mv, MSG_PULL_ABORT, 0, NULL, c->o.request_timeout_ms, err) == DV_OK && ok;
     if (ok || pt == NULL)
         j->cleaned = true;
@@ -450,14 +382,15 @@ static void drive(struct coord *c, const struct cmap *m, const struct cmap_move 
         if (busy(m, mv->from) + started[mv->from] >= cap ||
             busy(m, mv->to) + started[mv->to] >= cap)
             return;
-        if (node_gone(m, mv->from) || node_gone(m, mv->to)) {
+        if (ncall_node_gone(m, mv->from) || ncall_node_gone(m, mv->to)) {
             snprintf(why, sizeof why, "node %s is %s",
-                     node_gone(m, mv->from) ? node_id(m, mv->from) : node_id(m, mv->to),
-                     node_gone(m, mv->from) ? "down" : "down");
+                     ncall_node_gone(m, mv->from) ? ncall_node_id(m, mv->from)
+                                                  : ncall_node_id(m, mv->to),
+                     ncall_node_gone(m, mv->from) ? "down" : "down");
             fail_move(c, m, mv, j, why);
             return;
         }
-        if (!node_up(m, mv->from) || !node_up(m, mv->to))
+        if (!ncall_node_up(m, mv->from) || !ncall_node_up(m, mv->to))
             return; /* suspect: wait */
         started[mv->from]++;
         started[mv->to]++;
@@ -466,10 +399,10 @@ static void drive(struct coord *c, const struct cmap *m, const struct cmap_move 
     }
     case CMAP_MOVE_COPYING:
     case CMAP_MOVE_CATCHING_UP: {
-        if (node_gone(m, mv->to) || node_gone(m, mv->from)) {
-            bool src = node_gone(m, mv->from);
+        if (ncall_node_gone(m, mv->to) || ncall_node_gone(m, mv->from)) {
+            bool src = ncall_node_gone(m, mv->from);
             snprintf(why, sizeof why, "%s node %s is %s", src ? "source" : "target",
-                     node_id(m, src ? mv->from : mv->to),
+                     ncall_node_id(m, src ? mv->from : mv->to),
                      cmap_node_state_name(cmap_node_get(m, src ? mv->from : mv->to)->state));
             fail_move(c, m, mv, j, why);
             return;
@@ -487,7 +420,7 @@ static void drive(struct coord *c, const struct cmap *m, const struct cmap_move 
         case MSG_PULL_NONE: /* the target restarted, or this leader never started it */
             if (j->starts > 0)
                 snprintf(j->error, sizeof j->error, "the copy on %s was lost (node restart?)",
-                         node_id(m, mv->to));
+                         ncall_node_id(m, mv->to));
             start_pull(c, m, mv, j);
             return;
         case MSG_PULL_FAILED:
@@ -513,11 +446,11 @@ static void drive(struct coord *c, const struct cmap *m, const struct cmap_move 
         }
     }
     case CMAP_MOVE_SWITCHING:
-        if (node_gone(m, mv->to)) {
+        if (ncall_node_gone(m, mv->to)) {
             fail_move(c, m, mv, j, "target node is down during the switch");
             return;
         }
-        if (t >= j->next_try_ms && !node_gone(m, mv->from))
+        if (t >= j->next_try_ms && !ncall_node_gone(m, mv->from))
             do_switch(c, m, mv, j);
         return;
     case CMAP_MOVE_DONE:
@@ -546,10 +479,10 @@ int mover_apply(struct coord *c, const struct cmap *m, const struct plan *pl, si
         for (uint32_t i = 0; i < m->n_moves; i++) {
             const struct cmap_move *mv = &m->moves[i];
             const struct coord_move *j = job_find(c, mv, false);
-            bool keep =
-                mv->state < CMAP_MOVE_DONE ||
-                (mv->state == CMAP_MOVE_DONE && j && !j->dropped && !node_gone(m, mv->from)) ||
-                (mv->state == CMAP_MOVE_FAILED && j && !j->cleaned);
+            bool keep = mv->state < CMAP_MOVE_DONE ||
+                        (mv->state == CMAP_MOVE_DONE && j && !j->dropped &&
+                         !ncall_node_gone(m, mv->from)) ||
+                        (mv->state == CMAP_MOVE_FAILED && j && !j->cleaned);
             if (!keep)
                 old[n_old++] = *mv;
         }
@@ -558,8 +491,8 @@ int mover_apply(struct coord *c, const struct cmap *m, const struct plan *pl, si
         struct cmap_cmd cmd = {.type = CMAP_CMD_MOVE_REMOVE, .req = coord_reqid(c)};
         snprintf(cmd.u.move.coll, sizeof cmd.u.move.coll, "%s", old[i].coll);
         cmd.u.move.part = old[i].part;
-        snprintf(cmd.u.move.from, sizeof cmd.u.move.from, "%s", node_id(m, old[i].from));
-        snprintf(cmd.u.move.to, sizeof cmd.u.move.to, "%s", node_id(m, old[i].to));
+        snprintf(cmd.u.move.from, sizeof cmd.u.move.from, "%s", ncall_node_id(m, old[i].from));
+        snprintf(cmd.u.move.to, sizeof cmd.u.move.to, "%s", ncall_node_id(m, old[i].to));
         coord_apply(c, &cmd, &res, errmsg);
     }
     free(old);
@@ -568,8 +501,8 @@ int mover_apply(struct coord *c, const struct cmap *m, const struct plan *pl, si
         struct cmap_cmd cmd = {.type = CMAP_CMD_MOVE_ADD, .req = coord_reqid(c)};
         snprintf(cmd.u.move.coll, sizeof cmd.u.move.coll, "%s", pm->coll->name);
         cmd.u.move.part = pm->part;
-        snprintf(cmd.u.move.from, sizeof cmd.u.move.from, "%s", node_id(m, pm->from));
-        snprintf(cmd.u.move.to, sizeof cmd.u.move.to, "%s", node_id(m, pm->to));
+        snprintf(cmd.u.move.from, sizeof cmd.u.move.from, "%s", ncall_node_id(m, pm->from));
+        snprintf(cmd.u.move.to, sizeof cmd.u.move.to, "%s", ncall_node_id(m, pm->to));
         cmd.u.move.state = CMAP_MOVE_PLANNED;
         rc = coord_apply(c, &cmd, &res, errmsg);
         if (rc == DV_OK && res.code == DV_OK)
@@ -645,6 +578,7 @@ static void tick(struct coord *c, uint64_t *last_plan)
         pthread_mutex_unlock(&c->moves_mu);
     }
     free(started);
+    recover_tick(c, m);
     craft_map_release(c->raft, ref);
     ref = craft_map(c->raft);
     auto_plan(c, &ref->map, last_plan);
@@ -705,9 +639,9 @@ int mover_status(struct coord *c, const struct cmap *m, struct buf *b)
         T(K("partition"));
         T(mpw_u64(b, mv->part));
         T(K("from"));
-        T(K(node_id(m, mv->from)));
+        T(K(ncall_node_id(m, mv->from)));
         T(K("to"));
-        T(K(node_id(m, mv->to)));
+        T(K(ncall_node_id(m, mv->to)));
         T(K("state"));
         T(K(cmap_move_state_name(mv->state)));
         T(K("epoch"));

@@ -111,6 +111,19 @@ static void check_in_sync(struct coord_fixture *f, uint64_t n, const uint32_t *v
     }
 }
 
+/* Whether every replica of every partition is in sync. */
+static bool all_in_sync(struct coord_fixture *f, void *arg)
+{
+    (void)arg;
+    for (uint32_t p = 0; p < PARTS; p++) {
+        struct cmap_part pt = part_of(f, p);
+        for (uint32_t k = 0; k < pt.n; k++)
+            if (pt.state[k] != CMAP_REPLICA_ACTIVE)
+                return false;
+    }
+    return true;
+}
+
 /* A secondary stops answering: writes are still acknowledged (after at most a replication
  * timeout), the secondary leaves the in-sync set of every partition written, and the other
  * replicas hold every acknowledged write. Partitions whose primary it was fail over. */
@@ -119,7 +132,7 @@ static void test_node_silent(void **state)
     (void)state;
     struct coord_fixture *f = open_cluster();
     char err[DV_ERRMSG_SIZE];
-    static uint32_t ver[400];
+    static uint32_t ver[420];
     for (uint64_t id = 0; id < 200; id += BATCH) {
         assert_int_equal(write_batch(f, id, BATCH, 1, err), DV_OK);
         for (uint32_t i = 0; i < BATCH; i++)
@@ -146,12 +159,28 @@ static void test_node_silent(void **state)
         assert_true(pt.term >= 1);
     }
     check_in_sync(f, 300, ver);
-    /* the silent node is back: it stays out of the in-sync set (it missed writes) */
+    /* the silent node is back: it missed writes, so it copies the partitions from their
+     * primaries (writes going on meanwhile) and rejoins the in-sync sets */
     assert_int_equal(tr_fake_set_state(f->net, f->nodes[2].url, TR_FAKE_UP), DV_OK);
-    assert_int_equal(write_batch(f, 300, BATCH, 3, err), DV_OK);
+    t0 = clock_mono_ms();
+    uint64_t id = 300;
+    while (!all_in_sync(f, NULL) && clock_mono_ms() - t0 < 30000) {
+        assert_int_equal(write_batch(f, id % 400, BATCH, 3, err), DV_OK);
+        for (uint32_t i = 0; i < BATCH; i++)
+            ver[id % 400 + i] = 3;
+        id += BATCH;
+        if (id % 400 == 0)
+            id += 0; /* wraps over ids 0..399 (updates) */
+    }
+    assert_true(all_in_sync(f, NULL));
+    printf("# node-3 back in every in-sync set after %" PRIu64 " ms (%" PRIu64 " writes)\n",
+           clock_mono_ms() - t0, (id - 300) / BATCH);
+    assert_int_equal(write_batch(f, 0, BATCH, 4, err), DV_OK);
     for (uint32_t i = 0; i < BATCH; i++)
-        ver[300 + i] = 3;
-    check_in_sync(f, 320, ver);
+        ver[i] = 4;
+    check_in_sync(f, 400, ver);
+    for (uint32_t p = 0; p < PARTS; p++)
+        assert_int_equal(part_of(f, p).n, 3);
     cf_close(f);
 }
 
