@@ -50,13 +50,15 @@ struct rpcsrv {
     nng_listener lst;
     struct sctx *ctxs;
     uint32_t n_ctx;
-    pthread_t *threads;
-    uint32_t n_threads;
+    pthread_t *threads; /* n_threads workers, then the lane's */
+    uint32_t n_threads, n_lane;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* work or forks available, or stopping */
     pthread_cond_t idle_cv; /* a request finished (drain waits) */
     struct sctx *head, *tail;
+    struct sctx *lane_head, *lane_tail; /* the lane's queue (opts.lane) */
+    pthread_cond_t lane_cv;
     struct fork *forks;
     uint64_t queued, running; /* requests */
     atomic_uint_least64_t sending;
@@ -183,15 +185,48 @@ static void aio_cb(void *arg)
             return;
         }
     }
+    bool lane = s->o.lane && s->o.lane(s->o.handle_arg, nng_msg_body(c->msg), nng_msg_len(c->msg));
     pthread_mutex_lock(&s->mu);
-    if (s->tail)
-        s->tail->next = c;
+    struct sctx **head = lane ? &s->lane_head : &s->head, **tail = lane ? &s->lane_tail : &s->tail;
+    if (*tail)
+        (*tail)->next = c;
     else
-        s->head = c;
-    s->tail = c;
+        *head = c;
+    *tail = c;
     s->queued++;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_signal(lane ? &s->lane_cv : &s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* A thread of the lane: runs the lane's requests only. */
+static void *lane_worker(void *arg)
+{
+    struct rpcsrv *s = arg;
+    struct buf out;
+    buf_init(&out);
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        if (s->lane_head == NULL) {
+            pthread_cond_wait(&s->lane_cv, &s->mu);
+            continue;
+        }
+        struct sctx *c = s->lane_head;
+        s->lane_head = c->next;
+        if (s->lane_head == NULL)
+            s->lane_tail = NULL;
+        s->queued--;
+        s->running++;
+        pthread_mutex_unlock(&s->mu);
+        run_request(s, c, &out);
+        if (out.cap > (1u << 22))
+            buf_free(&out);
+        pthread_mutex_lock(&s->mu);
+        s->running--;
+        pthread_cond_broadcast(&s->idle_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    buf_free(&out);
+    return NULL;
 }
 
 static void *worker(void *arg)
@@ -245,6 +280,7 @@ int rpcsrv_new(const struct rpcsrv_opts *o, struct rpcsrv **out, char *errmsg)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->idle_cv, NULL);
+    pthread_cond_init(&s->lane_cv, NULL);
 
     int rv;
     if ((rv = nng_rep0_open(&s->sock)) != 0) {
@@ -255,7 +291,8 @@ int rpcsrv_new(const struct rpcsrv_opts *o, struct rpcsrv **out, char *errmsg)
     s->n_ctx = o->contexts;
     s->ctxs = calloc(s->n_ctx, sizeof *s->ctxs);
     s->n_threads = o->workers;
-    s->threads = calloc(s->n_threads, sizeof *s->threads);
+    s->n_lane = o->lane ? (o->lane_workers ? o->lane_workers : 1) : 0;
+    s->threads = calloc(s->n_threads + s->n_lane, sizeof *s->threads);
     if (s->ctxs == NULL || s->threads == NULL) {
         dv_errmsg_set(errmsg, "out of memory");
         goto err_close;
@@ -269,9 +306,11 @@ int rpcsrv_new(const struct rpcsrv_opts *o, struct rpcsrv **out, char *errmsg)
             goto err_close;
         }
     }
-    for (uint32_t i = 0; i < s->n_threads; i++)
-        if (pthread_create(&s->threads[i], NULL, worker, s) != 0) {
-            s->n_threads = i;
+    uint32_t want = s->n_threads + s->n_lane;
+    for (uint32_t i = 0; i < want; i++)
+        if (pthread_create(&s->threads[i], NULL, i < s->n_threads ? worker : lane_worker, s) != 0) {
+            s->n_lane = i > s->n_threads ? i - s->n_threads : 0;
+            s->n_threads = i < s->n_threads ? i : s->n_threads;
             dv_errmsg_set(errmsg, "cannot start worker threads");
             rpcsrv_stop(s);
             return DV_EOS;
@@ -287,6 +326,7 @@ err_close:
     free(s->ctxs);
     free(s->threads);
 err_free:
+    pthread_cond_destroy(&s->lane_cv);
     pthread_cond_destroy(&s->idle_cv);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
@@ -346,8 +386,9 @@ void rpcsrv_stop(struct rpcsrv *s)
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_broadcast(&s->cv);
+    pthread_cond_broadcast(&s->lane_cv);
     pthread_mutex_unlock(&s->mu);
-    for (uint32_t i = 0; i < s->n_threads; i++)
+    for (uint32_t i = 0; i < s->n_threads + s->n_lane; i++)
         pthread_join(s->threads[i], NULL);
     /* Requests running inline on nng's threads reply too: let them finish first. */
     pthread_mutex_lock(&s->mu);
@@ -361,6 +402,8 @@ void rpcsrv_stop(struct rpcsrv *s)
     /* Requests queued but never run: drop their messages. */
     for (struct sctx *c = s->head; c; c = c->next)
         nng_msg_free(c->msg);
+    for (struct sctx *c = s->lane_head; c; c = c->next)
+        nng_msg_free(c->msg);
     for (uint32_t i = 0; i < s->n_ctx; i++) {
         if (s->ctxs[i].aio)
             nng_aio_free(s->ctxs[i].aio);
@@ -369,6 +412,7 @@ void rpcsrv_stop(struct rpcsrv *s)
     free(s->ctxs);
     free(s->threads);
     pthread_cond_destroy(&s->idle_cv);
+    pthread_cond_destroy(&s->lane_cv);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);

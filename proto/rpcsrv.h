@@ -50,6 +50,15 @@ struct rpcsrv_opts {
      * wait on NNG, or NNG's threads stall; everything else goes to the workers.
      */
     bool (*run_inline)(void *arg, const void *in, size_t n);
+    /*
+     * May be NULL. Called like run_inline (after it): true queues the request for the
+     * `lane_workers` threads of its own lane instead of the workers. A request that waits on
+     * other servers' requests (a primary's write waits for its secondaries' replicate) must not
+     * share workers with those: when every worker of every node holds such a write, no node
+     * runs the requests they wait for. Requests of the lane must not wait on other servers.
+     */
+    bool (*lane)(void *arg, const void *in, size_t n);
+    uint32_t lane_workers; /* threads of the lane (>= 1 when lane is set) */
 };
 
 /*

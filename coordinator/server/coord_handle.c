@@ -592,7 +592,7 @@ static int cluster_status(struct coord *c, struct buf *b)
     T(mpw_array(b, m->n_colls));
     for (uint32_t i = 0; i < m->n_colls; i++) {
         const struct cmap_coll *cl = m->colls[i];
-        T(mpw_map(b, 4));
+        T(mpw_map(b, 6));
         T(K("name"));
         T(K(cl->name));
         T(K("dim"));
@@ -601,6 +601,19 @@ static int cluster_status(struct coord *c, struct buf *b)
         T(mpw_u64(b, cl->cfg.n_parts));
         T(K("replication"));
         T(mpw_u64(b, cl->cfg.rf));
+        T(K("write_consistency_factor"));
+        T(mpw_u64(b, cl->cfg.write_consistency_factor));
+        /* replicas per state over all partitions: {"active": n, "dead": n, ...} */
+        uint32_t per[CMAP_REPLICA_STATE_COUNT] = {0};
+        for (uint32_t p = 0; p < cl->cfg.n_parts; p++)
+            for (uint32_t k = 0; k < cl->parts[p].n; k++)
+                per[cl->parts[p].state[k]]++;
+        T(K("replica_states"));
+        T(mpw_map(b, CMAP_REPLICA_STATE_COUNT));
+        for (int rs = 0; rs < CMAP_REPLICA_STATE_COUNT; rs++) {
+            T(K(cmap_replica_state_name(rs)));
+            T(mpw_u64(b, per[rs]));
+        }
     }
     uint32_t active = 0;
     for (uint32_t i = 0; i < m->n_moves; i++)

@@ -672,6 +672,15 @@ bool handle_run_inline(void *arg, const void *in, size_t n)
     return ok;
 }
 
+bool handle_lane(void *arg, const void *in, size_t n)
+{
+    (void)arg;
+    int type;
+    uint64_t req_id;
+    msg_peek_header(in, n, &type, &req_id);
+    return type == MSG_REPLICATE;
+}
+
 int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
                    struct rpcsrv_result *res)
 {

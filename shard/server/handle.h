@@ -41,4 +41,8 @@ int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *o
  * struct handle_ctx. */
 bool handle_run_inline(void *arg, const void *in, size_t n);
 
+/* True for a primary's replicate request: it runs in the server's replication lane (rpcsrv.h,
+ * `lane`), never behind writes that wait for replication themselves. */
+bool handle_lane(void *arg, const void *in, size_t n);
+
 #endif

@@ -147,6 +147,8 @@ int main(int argc, char **argv)
         .done = shard_metrics_done,
         .done_arg = sm,
         .run_inline = handle_run_inline,
+        .lane = handle_lane,
+        .lane_workers = 2,
     };
     struct rpcsrv *srv;
     if ((rc = rpcsrv_new(&so, &srv, err)) == DV_OK) {

@@ -1,0 +1,383 @@
+/* test_replication.c - replication on real processes: 3 dvec-coord and 3 dvec-shard on
+ * 127.0.0.1, a collection with replication factor 3 under a continuous writer (upserts and
+ * deletes through all three coordinators). kill -9 of a node: writes resume (failover of the
+ * partitions it was primary of), the node restarts, catches up and rejoins every in-sync set;
+ * then SIGSTOP of a node (a paused primary), SIGCONT after the failover: it acknowledges
+ * nothing. At the end every acknowledged write is there with its last acknowledged value (or
+ * the value of a write that failed after it: a failed write may have been applied), read
+ * through the coordinators, and every replica of every partition holds exactly the same points.
+ * argv[1] is dvec-coord, argv[2] dvec-shard. */
+#include <pthread.h>
+
+#include "cluster_util.h"
+
+#define RCOLL   "rep"
+#define RDIM    8
+#define RPARTS  6
+#define RIDS    3000 /* ids the writer uses */
+#define RBATCH  10
+#define MAYBE   4 /* versions of failed writes remembered per id since its last ack */
+#define DELETED 0 /* version 0: the id is deleted (or never written) */
+
+/* What the writer knows: per id, the last acknowledged version and the versions of writes
+ * that failed after it (each may or may not have been applied). */
+static struct {
+    pthread_mutex_t mu;
+    uint32_t acked[RIDS];
+    uint32_t maybe[RIDS][MAYBE];
+    uint8_t n_maybe[RIDS];
+    atomic_bool stop;
+    uint64_t acks, fails;
+    uint64_t last_ack_ms;
+    uint64_t max_gap_ms;  /* longest time without an acknowledged write, after `gap_from` */
+    uint64_t gap_from_ms; /* 0: not measuring */
+} W;
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void rvec(uint64_t id, uint32_t version, float *v)
+{
+    for (uint32_t d = 0; d < RDIM; d++)
+        v[d] = (float)((id * 7919u + version * 104729u + d * 31u) % 1000) / 1000.0f;
+}
+
+/* payload {"v": version} */
+static void rpayload(uint32_t version, uint8_t out[8])
+{
+    out[0] = 0x81, out[1] = 0xa1, out[2] = 'v', out[3] = 0xce;
+    out[4] = (uint8_t)(version >> 24), out[5] = (uint8_t)(version >> 16);
+    out[6] = (uint8_t)(version >> 8), out[7] = (uint8_t)version;
+}
+
+static void note(const uint64_t *ids, uint32_t n, uint32_t version, bool acked)
+{
+    pthread_mutex_lock(&W.mu);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t id = ids[i];
+        if (acked) {
+            W.acked[id] = version;
+            W.n_maybe[id] = 0;
+        } else {
+            W.maybe[id][W.n_maybe[id] % MAYBE] = version;
+            if (W.n_maybe[id] < 2 * MAYBE)
+                W.n_maybe[id]++;
+        }
+    }
+    uint64_t now = clock_mono_ms();
+    if (acked) {
+        if (W.gap_from_ms && W.last_ack_ms) {
+            uint64_t from = W.last_ack_ms > W.gap_from_ms ? W.last_ack_ms : W.gap_from_ms;
+            if (now - from > W.max_gap_ms)
+                W.max_gap_ms = now - from;
+        }
+        W.last_ack_ms = now;
+        W.acks++;
+    } else {
+        W.fails++;
+    }
+    pthread_mutex_unlock(&W.mu);
+}
+
+static void *writer(void *arg)
+{
+    (void)arg;
+    uint32_t version = 1;
+    char err[DV_ERRMSG_SIZE];
+    uint64_t ids[RBATCH];
+    struct pid pids[RBATCH];
+    float vecs[RBATCH * RDIM];
+    uint8_t pay[RBATCH][8];
+    struct msg_bytes pays[RBATCH];
+    for (unsigned turn = 0; !atomic_load(&W.stop); turn++) {
+        version++;
+        uint32_t first = (uint32_t)(next_rand() % (RIDS - RBATCH));
+        for (uint32_t i = 0; i < RBATCH; i++) {
+            ids[i] = first + i;
+            pids[i] = pid_num(ids[i]);
+        }
+        bool del = turn % 7 == 6;
+        struct msg m = creq(del ? MSG_P_DELETE : MSG_P_UPSERT, RCOLL);
+        if (del) {
+            m.u.delete_req = (struct msg_ids_req){pids, RBATCH};
+        } else {
+            for (uint32_t i = 0; i < RBATCH; i++) {
+                rvec(ids[i], version, vecs + i * RDIM);
+                rpayload(version, pay[i]);
+                pays[i] = (struct msg_bytes){pay[i], 8};
+            }
+            m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pays, RBATCH, RDIM};
+        }
+        struct msg_reply rep;
+        int rc = call(C.cli[turn % NCO], &m, &rep, err);
+        msg_reply_free(&rep);
+        note(ids, RBATCH, del ? DELETED : version, rc == DV_OK);
+        if (rc != DV_OK && turn % 50 == 0)
+            printf("# write failed: %s: %s\n", dv_errname(rc), err);
+    }
+    return NULL;
+}
+
+static json_t *coll_status(void)
+{
+    char err[DV_ERRMSG_SIZE];
+    for (int i = 0; i < NCO; i++) {
+        json_t *st = status_of(C.cli[i], err);
+        if (st == NULL)
+            continue;
+        json_t *c;
+        size_t k;
+        json_array_foreach(json_object_get(st, "collections"), k,
+                           c) if (strcmp(jstr(c, "name"), RCOLL) == 0)
+        {
+            json_t *r = json_deep_copy(json_object_get(c, "replica_states"));
+            json_decref(st);
+            return r;
+        }
+        json_decref(st);
+    }
+    return NULL;
+}
+
+/* Waits until every replica of RCOLL is active (at most timeout_ms); prints the states. */
+static bool wait_all_active(uint64_t timeout_ms)
+{
+    uint64_t end = clock_mono_ms() + timeout_ms;
+    for (;;) {
+        json_t *rs = coll_status();
+        uint64_t active = rs ? jint(rs, "active") : 0;
+        bool done = active == RPARTS * NND;
+        if (done || clock_mono_ms() > end) {
+            char *text = rs ? json_dumps(rs, JSON_COMPACT) : NULL;
+            printf("# replica states: %s\n", text ? text : "?");
+            free(text);
+            json_decref(rs);
+            return done;
+        }
+        json_decref(rs);
+        clock_sleep_ms(200);
+    }
+}
+
+/* The version a point's payload holds. */
+static uint32_t version_of(const struct msg_hit *h)
+{
+    const uint8_t *p = h->payload.p;
+    if (p == NULL || h->payload.len != 8 || p[3] != 0xce)
+        return UINT32_MAX;
+    return (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+}
+
+/* Every id holds its last acknowledged version, or one of the versions that failed after it. */
+static void check_values(struct rpc *r)
+{
+    struct pid pids[500];
+    uint64_t exact = 0, maybe = 0;
+    for (uint32_t at = 0; at < RIDS; at += 500) {
+        for (uint32_t i = 0; i < 500; i++)
+            pids[i] = pid_num(at + i);
+        struct msg m = creq(MSG_P_GET, RCOLL);
+        m.u.get_req = (struct msg_get_req){pids, 500, true, true};
+        struct msg_reply rep;
+        call_ok(r, &m, &rep);
+        const struct msg_hits *h = &rep.m.u.get_rep;
+        uint32_t j = 0;
+        for (uint32_t i = 0; i < 500; i++) {
+            uint64_t id = at + i;
+            uint32_t got = DELETED;
+            if (j < h->n && h->hits[j].id.lo == id) {
+                got = version_of(&h->hits[j]);
+                float want[RDIM];
+                rvec(id, got, want);
+                assert_true(h->hits[j].vec != NULL);
+                assert_memory_equal(h->hits[j].vec, want, sizeof want);
+                j++;
+            }
+            bool ok = got == W.acked[id];
+            for (uint32_t k = 0; !ok && k < W.n_maybe[id] && k < MAYBE; k++)
+                ok = got == W.maybe[id][k];
+            if (!ok && W.n_maybe[id] > MAYBE)
+                ok = true; /* more failed writes than remembered: cannot tell */
+            if (!ok)
+                fail_msg("id %" PRIu64 ": version %u, acknowledged %u (%u failed writes after)", id,
+                         got, W.acked[id], W.n_maybe[id]);
+            if (W.n_maybe[id])
+                maybe++;
+            else
+                exact++;
+        }
+        msg_reply_free(&rep);
+    }
+    printf("# values checked: %" PRIu64 " ids exactly, %" PRIu64 " after failed writes\n", exact,
+           maybe);
+}
+
+/* A digest of a node's replica of one partition (ids, vectors, payloads in id order), read
+ * directly from the node with the partition's current epoch. */
+static uint64_t replica_digest(int node, uint32_t part, uint64_t epoch, uint64_t *count)
+{
+    struct rpc *r;
+    struct rpc_opts o;
+    char err[DV_ERRMSG_SIZE];
+    rpc_opts_default(&o);
+    o.timeout_ms = CALL_MS;
+    assert_int_equal(rpc_open(C.nd[node]->url, &o, &r, err), DV_OK);
+    uint64_t h = 1469598103934665603ull;
+    struct pid from = {0};
+    bool has_from = false;
+    *count = 0;
+    for (;;) {
+        struct msg m = {.type = MSG_SCROLL};
+        m.addr = (struct msg_addr){{RCOLL, sizeof RCOLL - 1}, part, epoch, 0};
+        m.u.scroll_req = (struct msg_scroll_req){has_from, from, 500, {NULL, 0}, true, true};
+        struct msg_reply rep;
+        int rc = rpc_call(r, &m, &rep, err);
+        if (rc != DV_OK)
+            fail_msg("scroll of %s partition %u: %s", node_ids[node], part, err);
+        const struct msg_scroll_rep *s = &rep.m.u.scroll_rep;
+        for (uint32_t k = 0; k < s->hits.n; k++) {
+            const struct msg_hit *x = &s->hits.hits[k];
+            h = (h ^ x->id.lo) * 1099511628211ull;
+            h = (h ^ version_of(x)) * 1099511628211ull;
+            for (uint32_t d = 0; x->vec && d < x->dim; d++) {
+                uint32_t bits;
+                memcpy(&bits, &x->vec[d], 4);
+                h = (h ^ bits) * 1099511628211ull;
+            }
+            (*count)++;
+        }
+        has_from = s->more;
+        from = s->next;
+        msg_reply_free(&rep);
+        if (!has_from)
+            break;
+    }
+    rpc_close(r);
+    return h;
+}
+
+/* Every replica of every partition holds exactly the same points. */
+static void check_identical(void)
+{
+    struct msg m = creq(MSG_COLL_INFO, RCOLL);
+    struct msg_reply rep;
+    call_ok(C.cli[0], &m, &rep);
+    const struct msg_coll_info_rep *in = &rep.m.u.coll_info_rep;
+    uint64_t total = 0;
+    for (uint32_t p = 0; p < in->n_parts; p++) {
+        uint64_t d0 = 0, c0 = 0;
+        assert_int_equal(in->parts[p].n_nodes, NND);
+        for (int k = 0; k < NND; k++) {
+            uint64_t c, d = replica_digest(k, p, in->parts[p].epoch, &c);
+            if (k == 0)
+                d0 = d, c0 = c;
+            else if (d != d0 || c != c0)
+                fail_msg("partition %u: %s holds %" PRIu64 " points (digest %016" PRIx64
+                         "), %s %" PRIu64 " (%016" PRIx64 ")",
+                         p, node_ids[k], c, d, node_ids[0], c0, d0);
+        }
+        total += c0;
+    }
+    msg_reply_free(&rep);
+    printf("# %u partitions x %d replicas identical, %" PRIu64 " points\n", RPARTS, NND, total);
+}
+
+static void start_writer(pthread_t *th)
+{
+    pthread_mutex_init(&W.mu, NULL);
+    atomic_store(&W.stop, false);
+    assert_int_equal(pthread_create(th, NULL, writer, NULL), 0);
+}
+
+static void stop_writer(pthread_t th)
+{
+    atomic_store(&W.stop, true);
+    pthread_join(th, NULL);
+}
+
+/* Resets the writer's gap measurement and returns after `ms` of writes; prints the longest
+ * time without an acknowledged write. */
+static uint64_t measure_gap(uint64_t ms)
+{
+    pthread_mutex_lock(&W.mu);
+    W.max_gap_ms = 0;
+    W.gap_from_ms = clock_mono_ms();
+    uint64_t acks0 = W.acks;
+    pthread_mutex_unlock(&W.mu);
+    clock_sleep_ms(ms);
+    pthread_mutex_lock(&W.mu);
+    uint64_t gap = W.max_gap_ms, acks = W.acks - acks0;
+    W.gap_from_ms = 0;
+    pthread_mutex_unlock(&W.mu);
+    printf("# %" PRIu64 " writes acknowledged in %" PRIu64 " ms, longest pause %" PRIu64 " ms\n",
+           acks, ms, gap);
+    assert_true(acks > 0);
+    return gap;
+}
+
+static void test_kill_and_pause(void **state)
+{
+    (void)state;
+    cluster_start();
+    char err[DV_ERRMSG_SIZE];
+    struct msg m = creq(MSG_COLL_CREATE, RCOLL);
+    m.u.coll_cfg = (struct msg_coll_cfg){
+        .dim = RDIM, .metric = CMAP_METRIC_L2, .partitions = RPARTS, .replication = 3};
+    struct msg_reply rep;
+    if (call(C.cli[0], &m, &rep, err) != DV_OK)
+        fail_msg("create: %s", err);
+    msg_reply_free(&rep);
+    pthread_t th;
+    start_writer(&th);
+    measure_gap(1500);
+
+    /* kill -9 of a node: it is primary of about a third of the partitions */
+    sp_kill9(C.nd[1]);
+    printf("# kill -9 %s\n", node_ids[1]);
+    uint64_t gap = measure_gap(5000);
+    assert_true(gap < 15000);
+    node_start(1);
+    assert_true(wait_all_active(60000));
+    measure_gap(1000);
+
+    /* SIGSTOP of another node: a paused process (its primaries fail over); SIGCONT: it must
+     * acknowledge nothing of its old terms, and it catches up */
+    kill(C.nd[2]->pid, SIGSTOP);
+    printf("# SIGSTOP %s\n", node_ids[2]);
+    gap = measure_gap(5000);
+    assert_true(gap < 15000);
+    kill(C.nd[2]->pid, SIGCONT);
+    printf("# SIGCONT %s\n", node_ids[2]);
+    assert_true(wait_all_active(60000));
+    measure_gap(1000);
+    stop_writer(th);
+    printf("# writer: %" PRIu64 " writes acknowledged, %" PRIu64 " failed\n", W.acks, W.fails);
+
+    check_values(C.cli[1]);
+    check_identical();
+    logs_clean();
+    case_ok = true;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s DVEC_COORD DVEC_SHARD\n", argv[0]);
+        return 2;
+    }
+    C.coord_exe = argv[1];
+    sp_exe = argv[2];
+    sp_init_ports();
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_kill_and_pause, sp_case_setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, group_teardown);
+}
