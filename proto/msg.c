@@ -144,7 +144,7 @@ uint32_t msg_request_fields(int type)
         [MSG_NODE_REPORT] = 6,    [MSG_COORD_ADD] = 3,
         [MSG_COORD_REMOVE] = 1,   [MSG_REPLICA_PULL] = 12,
         [MSG_REPLICA_FENCE] = 1,  [MSG_ADMIN] = 2,
-        [MSG_REPLICATE] = 1,
+        [MSG_REPLICATE] = 2,
     };
     /* addressed: collection, partition, epoch, term; replicated writes end with the
      * secondaries */
@@ -443,6 +443,7 @@ static int w_request_body(struct buf *b, const struct msg *m)
         break;
     case MSG_REPLICATE:
         W(w_wal_recs(b, m->u.replicate_req.recs, m->u.replicate_req.n));
+        W(mpw_u64(b, m->u.replicate_req.term_start));
         break;
     case MSG_PAYLOAD_INDEX:
     case MSG_P_INDEX:

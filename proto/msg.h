@@ -315,10 +315,13 @@ struct msg_wal_rec {
 };
 
 /* A primary's WAL records for a secondary (addr.term: the primary's term), in LSN order,
- * continuing the secondary's applied LSN; records it has already are skipped. */
+ * continuing the secondary's applied LSN; records it has already are skipped. term_start: the
+ * LSN of the primary's first record in its term (a secondary that held records from there on
+ * before it learned the term has diverged and must catch up). */
 struct msg_replicate_req {
     struct msg_wal_rec *recs;
     uint32_t n;
+    uint64_t term_start;
 };
 
 /* Records in LSN order (n may be 0), and the replica's applied LSN when it read them. */

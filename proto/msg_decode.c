@@ -534,7 +534,9 @@ static int d_request_body(struct dec *d, bool no_incarnation)
             return rc;
         return DV_OK;
     case MSG_REPLICATE:
-        return d_wal_recs(d, &m->u.replicate_req.recs, &m->u.replicate_req.n);
+        if ((rc = d_wal_recs(d, &m->u.replicate_req.recs, &m->u.replicate_req.n)))
+            return rc;
+        return mpk_dec_u64(&d->k, &m->u.replicate_req.term_start, "term_start");
     case MSG_PAYLOAD_INDEX:
     case MSG_P_INDEX: {
         struct msg_index_req *x = &m->u.index_req;

@@ -341,7 +341,9 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
                           req->addr.epoch, &r, stale_epoch, errmsg);
     if (rc != DV_OK)
         return rc;
-    if ((rc = node_term(c->node, r, req->addr.term, errmsg)) != DV_OK) {
+    /* (a replicate checks the term as one step with its apply: node_replicate) */
+    if (req->type != MSG_REPLICATE &&
+        (rc = node_term(c->node, r, req->addr.term, errmsg)) != DV_OK) {
         node_release(c->node, r);
         return rc;
     }
@@ -523,8 +525,9 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         rep->u.write_rep.affected = 0;
         break;
     case MSG_REPLICATE:
-        rc = repl_apply(p, req->u.replicate_req.recs, req->u.replicate_req.n, &rep->u.write_rep.lsn,
-                        errmsg);
+        rc = node_replicate(c->node, r, req->addr.term, req->u.replicate_req.term_start,
+                            req->u.replicate_req.recs, req->u.replicate_req.n,
+                            &rep->u.write_rep.lsn, errmsg);
         rep->u.write_rep.affected = req->u.replicate_req.n;
         break;
     default:
@@ -533,7 +536,8 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     }
     if (rc == DV_OK && replicated) {
         uint32_t nf = 0;
-        repl_wait(r->repl, &req->addr, rep->u.write_rep.lsn, c->parallel, c->pool, fails, &nf);
+        repl_wait(r->repl, &req->addr, node_term_start(c->node, r), rep->u.write_rep.lsn,
+                  c->parallel, c->pool, fails, &nf);
         for (uint32_t i = 0; i < nf; i++)
             peer_fails[i] =
                 (struct msg_peer_fail){S(fails[i].node_id), fails[i].code, S(fails[i].text)};

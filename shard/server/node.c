@@ -95,7 +95,7 @@ static void replica_opts(struct node *n, enum wal_sync fsync, struct part_opts *
 
 static struct rep *rep_new(struct node *n, const char *dir, const char *coll, size_t len,
                            uint32_t partition, uint64_t epoch, uint64_t incarnation, uint64_t term,
-                           enum wal_sync fsync)
+                           uint64_t term_lsn, enum wal_sync fsync)
 {
     struct rep *r = calloc(1, sizeof *r);
     if (r == NULL)
@@ -105,6 +105,8 @@ static struct rep *rep_new(struct node *n, const char *dir, const char *coll, si
         return NULL;
     }
     r->pub.term = term;
+    r->pub.term_lsn = term_lsn;
+    pthread_mutex_init(&r->apply_mu, NULL);
     memcpy(r->pub.coll, coll, len);
     r->pub.coll[len] = '\0';
     r->pub.partition = partition;
@@ -131,6 +133,7 @@ static void rep_attach(struct rep *r, struct part *p)
 static void rep_free(struct rep *r)
 {
     repl_free(r->pub.repl);
+    pthread_mutex_destroy(&r->apply_mu);
     pthread_cond_destroy(&r->writes_done);
     pthread_mutex_destroy(&r->meta_mu);
     free(r);
@@ -174,8 +177,8 @@ static int open_one(struct node *n, const char *name)
     rc = part_open(n->io, data, &o, &p, err);
     if (rc != DV_OK)
         goto err_log;
-    struct rep *r =
-        rep_new(n, dir, name, coll_len, partition, m.epoch, m.incarnation, m.term, fsync);
+    struct rep *r = rep_new(n, dir, name, coll_len, partition, m.epoch, m.incarnation, m.term,
+                            m.term_lsn, fsync);
     if (r == NULL) {
         part_close(p);
         return DV_ENOMEM;
@@ -343,7 +346,8 @@ int node_acquire(struct node *n, const char *coll, size_t coll_len, uint32_t par
         pthread_mutex_unlock(&n->mu);
         if (still) {
             /* the incarnation changes only under meta_mu, held here */
-            struct node_meta m = {epoch, node_incarnation(&r->pub), r->pub.term, r->fenced};
+            struct node_meta m = {epoch, node_incarnation(&r->pub), r->pub.term, r->pub.term_lsn,
+                                  r->fenced};
             int rc = node_meta_write_(n, r->dir, &m, r->pub.fsync);
             if (rc == 0) {
                 pthread_mutex_lock(&n->mu);
@@ -471,7 +475,7 @@ int node_fence(struct node *n, struct node_replica *pub, bool on, uint32_t wait_
     if (r->fenced != on) {
         /* Persist first: a restart must never forget a fence a coordinator was told of. */
         pthread_mutex_lock(&n->mu);
-        struct node_meta m = {pub->epoch, node_incarnation(pub), pub->term, on};
+        struct node_meta m = {pub->epoch, node_incarnation(pub), pub->term, pub->term_lsn, on};
         pthread_mutex_unlock(&n->mu);
         rc = node_meta_write_(n, r->dir, &m, pub->fsync);
         if (rc == 0) {
@@ -548,7 +552,7 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
                   struct part *open, char *errmsg)
 {
     char err[DV_ERRMSG_SIZE], final[PATH_MAX], data[PATH_MAX + 8], replicas[PATH_MAX + 16];
-    struct node_meta m = {epoch, incarnation, 0, false};
+    struct node_meta m = {epoch, incarnation, 0, 0, false};
     int rc;
     if (open != NULL && (rc = part_sync_wal(open, err)) != DV_OK) {
         /* Its records must be on disk before the rename makes it a replica of the node. */
@@ -599,7 +603,7 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
         dv_errmsg_set(errmsg, "%s", err);
         goto err_remove;
     }
-    struct rep *r = rep_new(n, final, coll, coll_len, partition, epoch, incarnation, 0, fsync);
+    struct rep *r = rep_new(n, final, coll, coll_len, partition, epoch, incarnation, 0, 0, fsync);
     if (r == NULL) {
         rc = DV_ENOMEM;
         goto err_remove; /* closes p */
@@ -707,7 +711,7 @@ static int adopt_incarnation(struct node *n, struct node_replica *pub, uint64_t 
         pthread_mutex_lock(&n->mu);
         uint64_t epoch = pub->epoch;
         pthread_mutex_unlock(&n->mu);
-        struct node_meta m = {epoch, incarnation, pub->term, r->fenced};
+        struct node_meta m = {epoch, incarnation, pub->term, pub->term_lsn, r->fenced};
         rc = node_meta_write_(n, r->dir, &m, pub->fsync);
         if (rc == 0) {
             __atomic_store_n(&pub->incarnation_, incarnation, __ATOMIC_RELAXED);
@@ -786,7 +790,7 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
         goto err_remove;
     }
     part_close(p);
-    struct node_meta m = {epoch, incarnation, 0, false};
+    struct node_meta m = {epoch, incarnation, 0, 0, false};
     if ((rc = node_meta_write_(n, tmp, &m, fsync)) != 0) {
         dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
         rc = DV_EOS;
@@ -826,7 +830,7 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
         remove_tree(n->io, final, 0);
         return rc;
     }
-    struct rep *r = rep_new(n, final, coll, coll_len, partition, epoch, incarnation, 0, fsync);
+    struct rep *r = rep_new(n, final, coll, coll_len, partition, epoch, incarnation, 0, 0, fsync);
     if (r == NULL) {
         pthread_mutex_unlock(&n->mu);
         part_close(p);

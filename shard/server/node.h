@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "msg.h"
 #include "part.h"
 
 /*
@@ -74,7 +75,8 @@ struct node_replica {
     struct part *part;
     struct repl *repl; /* its writes' replication to secondaries (repl.h), owned by the node */
     uint64_t epoch;
-    uint64_t term; /* highest primary term a request named, 0: none (under the node's lock) */
+    uint64_t term;     /* highest primary term a request named, 0: none (under the node's lock) */
+    uint64_t term_lsn; /* its applied LSN when it learned `term` (a primary's term starts after) */
     uint32_t partition;
     char coll[NODE_MAX_COLL + 1];
     enum wal_sync fsync;
@@ -103,6 +105,18 @@ void node_release(struct node *n, struct node_replica *r);
  * a term the replica could forget at a restart would not fence) and remembered.
  */
 int node_term(struct node *n, struct node_replica *r, uint64_t term, char *errmsg);
+
+/*
+ * A secondary's side of MSG_REPLICATE: fences by `term` as node_term does, refuses records of a
+ * primary whose term began at `term_start` when r held records from there on before it
+ * learned the term (DV_ESTALE "diverged": it must catch up), then applies `recs` (repl_apply).
+ * The term check and the apply are one step against term changes. *applied gets r's LSN.
+ */
+int node_replicate(struct node *n, struct node_replica *r, uint64_t term, uint64_t term_start,
+                   const struct msg_wal_rec *recs, uint32_t nrecs, uint64_t *applied, char *errmsg);
+
+/* Where the primary term of r began: the LSN of its first record in it (term_lsn + 1). */
+uint64_t node_term_start(struct node *n, const struct node_replica *r);
 
 /*
  * Creates a replica of the collection's `incarnation` (0: none given). Idempotent: when it

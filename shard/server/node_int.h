@@ -19,6 +19,7 @@ struct rep {
     int writes;                 /* writes in flight (node_write_begin), under n->mu */
     pthread_cond_t writes_done; /* signalled when writes drops to 0 */
     uint64_t hold_used_ms;      /* atomic: last peer read that set the WAL hold, 0: no hold */
+    pthread_mutex_t apply_mu;   /* a replicate's term check and apply vs a term change */
 };
 
 struct snap_session;
@@ -27,7 +28,8 @@ struct pull_set;
 /* What node.meta holds besides the fsync policy (node_meta.c). */
 struct node_meta {
     uint64_t epoch, incarnation;
-    uint64_t term; /* highest primary term seen, 0: none */
+    uint64_t term;     /* highest primary term seen, 0: none */
+    uint64_t term_lsn; /* the replica's applied LSN when it learned `term` */
     bool fenced;
 };
 

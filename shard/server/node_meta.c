@@ -19,10 +19,11 @@ const char *const node_sync_names_[3] = {"always", "interval", "never"};
 int node_meta_write_(struct node *n, const char *dir, const struct node_meta *m,
                      enum wal_sync fsync)
 {
-    char path[PATH_MAX + 16], text[256], term[40] = "";
+    char path[PATH_MAX + 16], text[320], term[80] = "";
     snprintf(path, sizeof path, "%s/node.meta", dir);
     if (m->term > 0)
-        snprintf(term, sizeof term, "term %" PRIu64 "\n", m->term);
+        snprintf(term, sizeof term, "term %" PRIu64 "\nterm_lsn %" PRIu64 "\n", m->term,
+                 m->term_lsn);
     int len = snprintf(
         text, sizeof text,
         "dvec-node-meta 1\nepoch %" PRIu64 "\nfsync %s\nincarnation %" PRIu64 "\n%s%s", m->epoch,
@@ -56,11 +57,16 @@ static int meta_optional(const char *rest, struct node_meta *m)
     uint64_t v;
     m->incarnation = 0;
     m->term = 0;
+    m->term_lsn = 0;
     m->fenced = false;
     if (meta_line(&rest, "incarnation", &v))
         m->incarnation = v;
-    if (meta_line(&rest, "term", &v))
+    if (meta_line(&rest, "term", &v)) {
         m->term = v;
+        if (!meta_line(&rest, "term_lsn", &v))
+            return DV_ECORRUPT;
+        m->term_lsn = v;
+    }
     if (meta_line(&rest, "fenced", &v)) {
         if (v > 1)
             return DV_ECORRUPT;
@@ -109,11 +115,12 @@ int node_meta_read_(struct node *n, const char *dir, struct node_meta *m, enum w
     return DV_ECORRUPT;
 }
 
-int node_term(struct node *n, struct node_replica *pub, uint64_t term, char *errmsg)
+/* Moves r to `term` if it is newer (persisted first, with the LSN r has applied: where its own
+ * history of that term begins). Called with r's apply_mu held, so that no record of an older
+ * term is applied after the term changed. */
+static int term_locked(struct node *n, struct node_replica *pub, uint64_t term, char *errmsg)
 {
     struct rep *r = (struct rep *)pub;
-    if (term == 0)
-        return DV_OK;
     pthread_mutex_lock(&n->mu);
     uint64_t known = pub->term;
     pthread_mutex_unlock(&n->mu);
@@ -126,20 +133,18 @@ int node_term(struct node *n, struct node_replica *pub, uint64_t term, char *err
                       pub->coll, pub->partition, term, known);
         return DV_ESTALE;
     }
-    /* Persist before acting under the new term, so a restart never forgets it. */
-    int rc = 0;
+    struct part_info info;
+    part_get_info(pub->part, &info);
     pthread_mutex_lock(&r->meta_mu);
     pthread_mutex_lock(&n->mu);
-    struct node_meta m = {pub->epoch, node_incarnation(pub), term, r->fenced};
-    bool raise = term > pub->term;
+    struct node_meta m = {pub->epoch, node_incarnation(pub), term, info.applied_lsn, r->fenced};
     pthread_mutex_unlock(&n->mu);
-    if (raise && (rc = node_meta_write_(n, r->dir, &m, pub->fsync)) == 0) {
+    int rc = node_meta_write_(n, r->dir, &m, pub->fsync);
+    if (rc == 0) {
         pthread_mutex_lock(&n->mu);
-        if (term > pub->term)
-            pub->term = term;
+        pub->term = term;
+        pub->term_lsn = info.applied_lsn;
         pthread_mutex_unlock(&n->mu);
-        log_info("replica primary term raised", "collection=%s partition=%u term=%" PRIu64,
-                 pub->coll, pub->partition, term);
     }
     pthread_mutex_unlock(&r->meta_mu);
     if (rc != 0) {
@@ -147,17 +152,61 @@ int node_term(struct node *n, struct node_replica *pub, uint64_t term, char *err
                       term, strerror(-rc));
         return DV_EOS;
     }
-    if (!raise) {
-        pthread_mutex_lock(&n->mu);
-        known = pub->term;
-        pthread_mutex_unlock(&n->mu);
-        if (term < known) {
-            dv_errmsg_set(errmsg,
-                          "stale primary term: collection %s partition %u: request names term "
-                          "%" PRIu64 ", this replica has seen term %" PRIu64,
-                          pub->coll, pub->partition, term, known);
-            return DV_ESTALE;
-        }
-    }
+    log_info("replica primary term raised",
+             "collection=%s partition=%u term=%" PRIu64 " lsn=%" PRIu64, pub->coll, pub->partition,
+             term, info.applied_lsn);
     return DV_OK;
+}
+
+int node_term(struct node *n, struct node_replica *pub, uint64_t term, char *errmsg)
+{
+    struct rep *r = (struct rep *)pub;
+    if (term == 0)
+        return DV_OK;
+    pthread_mutex_lock(&n->mu);
+    uint64_t known = pub->term;
+    pthread_mutex_unlock(&n->mu);
+    if (term == known)
+        return DV_OK;
+    pthread_mutex_lock(&r->apply_mu);
+    int rc = term_locked(n, pub, term, errmsg);
+    pthread_mutex_unlock(&r->apply_mu);
+    return rc;
+}
+
+int node_replicate(struct node *n, struct node_replica *pub, uint64_t term, uint64_t term_start,
+                   const struct msg_wal_rec *recs, uint32_t nrecs, uint64_t *applied, char *errmsg)
+{
+    struct rep *r = (struct rep *)pub;
+    int rc = DV_OK;
+    *applied = 0;
+    pthread_mutex_lock(&r->apply_mu);
+    if (term != 0)
+        rc = term_locked(n, pub, term, errmsg);
+    pthread_mutex_lock(&n->mu);
+    uint64_t held = pub->term_lsn;
+    bool same = pub->term == term;
+    pthread_mutex_unlock(&n->mu);
+    if (rc == DV_OK && term != 0 && same && term_start != 0 && held >= term_start) {
+        /* It held records from term_start on before it learned this term: records of an
+         * older primary that the new one does not have. */
+        dv_errmsg_set(errmsg,
+                      "diverged: this replica held records up to LSN %" PRIu64
+                      " before it learned term %" PRIu64 ", whose primary starts at LSN %" PRIu64
+                      "; it must catch up",
+                      held, term, term_start);
+        rc = DV_ESTALE;
+    }
+    if (rc == DV_OK)
+        rc = repl_apply(pub->part, recs, nrecs, applied, errmsg);
+    pthread_mutex_unlock(&r->apply_mu);
+    return rc;
+}
+
+uint64_t node_term_start(struct node *n, const struct node_replica *pub)
+{
+    pthread_mutex_lock(&n->mu);
+    uint64_t s = pub->term_lsn + 1;
+    pthread_mutex_unlock(&n->mu);
+    return s;
 }

@@ -299,6 +299,7 @@ struct send {
     struct repl *rp;
     struct target *t;
     const struct msg_addr *addr;
+    uint64_t term_start;
     struct msg_wal_rec *recs;
     uint32_t n;
     uint64_t last; /* LSN of the last record sent */
@@ -309,7 +310,7 @@ static void send_one(void *arg, size_t i)
     struct send *s = &((struct send *)arg)[i];
     struct repl *rp = s->rp;
     struct msg req = {.type = MSG_REPLICATE, .addr = *s->addr};
-    req.u.replicate_req = (struct msg_replicate_req){s->recs, s->n};
+    req.u.replicate_req = (struct msg_replicate_req){s->recs, s->n, s->term_start};
     struct msg_reply rep;
     char err[DV_ERRMSG_SIZE];
     int rc = tr_call(s->t->peer, &req, &rep, rp->net->timeout_ms, err);
@@ -362,7 +363,7 @@ static int take(struct repl *rp, struct target *t, struct send *s)
     return DV_OK;
 }
 
-void repl_wait(struct repl *rp, const struct msg_addr *addr, uint64_t lsn,
+void repl_wait(struct repl *rp, const struct msg_addr *addr, uint64_t term_start, uint64_t lsn,
                repl_parallel_fn parallel, void *pool, struct repl_fail *fails, uint32_t *n_fails)
 {
     struct send sends[PROTO_MAX_REPLICAS];
@@ -399,6 +400,7 @@ void repl_wait(struct repl *rp, const struct msg_addr *addr, uint64_t lsn,
             s->rp = rp;
             s->t = t;
             s->addr = addr;
+            s->term_start = term_start;
             t->sending = true;
             ns++;
         }

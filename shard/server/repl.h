@@ -70,10 +70,11 @@ struct repl_fail {
 /*
  * After the primary's own write of `lsn`: waits until every secondary has every record up to
  * lsn or has failed, sending what is queued (addr: the partition, the map epoch and the
- * primary's term, stamped on every call). fails[*n_fails] (room for PROTO_MAX_REPLICAS) get
- * the secondaries that failed, this call or earlier in the epoch. `parallel` may be NULL.
+ * primary's term, stamped on every call; term_start: the LSN where the primary's term began).
+ * fails[*n_fails] (room for PROTO_MAX_REPLICAS) get the secondaries that failed, this call or
+ * earlier in the epoch. `parallel` may be NULL.
  */
-void repl_wait(struct repl *rp, const struct msg_addr *addr, uint64_t lsn,
+void repl_wait(struct repl *rp, const struct msg_addr *addr, uint64_t term_start, uint64_t lsn,
                repl_parallel_fn parallel, void *pool, struct repl_fail *fails, uint32_t *n_fails);
 
 /*

@@ -1578,8 +1578,9 @@ static void check_replication(void **state)
     struct msg_wal_rec recs[2] = {{41, 2, {body, sizeof body}}, {42, 1, {NULL, 0}}};
     m = (struct msg){.type = MSG_REPLICATE, .req_id = 4};
     m.addr = (struct msg_addr){S("docs"), 4, 17, 7};
-    m.u.replicate_req = (struct msg_replicate_req){recs, 2};
+    m.u.replicate_req = (struct msg_replicate_req){recs, 2, 40};
     round_trip(&m, &out);
+    assert_true(out.u.replicate_req.term_start == 40);
     assert_int_equal(out.u.replicate_req.n, 2);
     assert_true(out.u.replicate_req.recs[1].lsn == 42 && out.u.replicate_req.recs[0].type == 2);
     assert_memory_equal(out.u.replicate_req.recs[0].body.p, body, sizeof body);

@@ -374,6 +374,38 @@ static void test_gap(void **state)
     env_free(e);
 }
 
+/* A secondary that holds a record the new primary never had (it got the old primary's last
+ * write, the new primary did not) has diverged: it refuses the new primary's records from
+ * where its term begins, instead of taking its own record for the new primary's. */
+static void test_diverged(void **state)
+{
+    (void)state;
+    struct env *e = env_new();
+    create_all(e);
+    struct msg_reply rep;
+    assert_int_equal(upsert(e, 0, 7, 1, 1, 0, 5, &rep), DV_OK); /* LSN 1 everywhere */
+    msg_reply_free(&rep);
+    assert_int_equal(upsert(e, 0, 5, 2, 1, 5, 5, &rep), DV_OK); /* LSN 2 on node-1, node-3 */
+    assert_int_equal(rep.m.u.write_rep.n_failed, 0);
+    msg_reply_free(&rep);
+    assert_int_equal(applied(e, 1), 1);
+    assert_int_equal(applied(e, 2), 2);
+    /* node-2 becomes primary in term 2 (node-3 did not answer the leader in time) and
+     * replicates its own LSN 2 to node-3 */
+    assert_int_equal(upsert(e, 1, 6, 3, 2, 100, 5, &rep), DV_OK);
+    assert_int_equal(rep.m.u.write_rep.n_failed, 1);
+    assert_memory_equal(rep.m.u.write_rep.failed[0].node_id.p, "node-3", 6);
+    assert_int_equal(rep.m.u.write_rep.failed[0].code, DV_ESTALE);
+    assert_true(has(rep.m.u.write_rep.failed[0].text, "diverged"));
+    msg_reply_free(&rep);
+    /* node-3 kept its own record 2 and took nothing of node-2's */
+    uint64_t n;
+    digest(e, 2, &n);
+    assert_int_equal(n, 10);
+    assert_int_equal(applied(e, 2), 2);
+    env_free(e);
+}
+
 struct writer {
     struct env *e;
     int k;
@@ -425,7 +457,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replicated), cmocka_unit_test(test_silent_secondary),
         cmocka_unit_test(test_stale_term), cmocka_unit_test(test_gap),
-        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_diverged),   cmocka_unit_test(test_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
