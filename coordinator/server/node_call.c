@@ -64,6 +64,7 @@ int ncall_pull(struct coord *c, const struct cmap *m, const char *coll, uint32_t
         return DV_ENOTFOUND;
     }
     struct msg req = ncall_addressed(MSG_REPLICA_PULL, coll, part, cl->parts[part].epoch);
+    req.addr.term = cl->parts[part].term; /* the copy holds this term's history */
     req.u.pull_req.op = op;
     req.u.pull_req.source = (struct msg_str){src->url, (uint32_t)strlen(src->url)};
     req.u.pull_req.rate = m->settings.rate;

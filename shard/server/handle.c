@@ -296,8 +296,8 @@ static int do_pull(struct handle_ctx *c, const struct msg *req, struct msg *rep,
         rc = DV_OK;
         break;
     case MSG_PULL_FINISH:
-        rc = pull_finish(c->node, coll, len, part, req->addr.epoch, q->until_lsn, FINISH_WAIT_MS,
-                         &st, errmsg);
+        rc = pull_finish(c->node, coll, len, part, req->addr.epoch, req->addr.term, q->until_lsn,
+                         FINISH_WAIT_MS, &st, errmsg);
         break;
     case MSG_PULL_ABORT:
         rc = pull_abort(c->node, coll, len, part, req->addr.epoch, stale_epoch, errmsg);

@@ -548,11 +548,11 @@ bool node_holds_(struct node *n, const char *coll, size_t coll_len, uint32_t par
 }
 
 int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll_len,
-                  uint32_t partition, uint64_t epoch, uint64_t incarnation, enum wal_sync fsync,
-                  struct part *open, char *errmsg)
+                  uint32_t partition, uint64_t epoch, uint64_t incarnation, uint64_t term,
+                  enum wal_sync fsync, struct part *open, char *errmsg)
 {
     char err[DV_ERRMSG_SIZE], final[PATH_MAX], data[PATH_MAX + 8], replicas[PATH_MAX + 16];
-    struct node_meta m = {epoch, incarnation, 0, 0, false};
+    struct node_meta m = {epoch, incarnation, term, 0, false};
     int rc;
     if (open != NULL && (rc = part_sync_wal(open, err)) != DV_OK) {
         /* Its records must be on disk before the rename makes it a replica of the node. */
@@ -603,7 +603,8 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
         dv_errmsg_set(errmsg, "%s", err);
         goto err_remove;
     }
-    struct rep *r = rep_new(n, final, coll, coll_len, partition, epoch, incarnation, 0, 0, fsync);
+    struct rep *r =
+        rep_new(n, final, coll, coll_len, partition, epoch, incarnation, term, 0, fsync);
     if (r == NULL) {
         rc = DV_ENOMEM;
         goto err_remove; /* closes p */

@@ -85,8 +85,8 @@ bool node_holds_(struct node *n, const char *coll, size_t coll_len, uint32_t par
  * that partition already. On another failure after the rename the files are removed.
  */
 int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll_len,
-                  uint32_t partition, uint64_t epoch, uint64_t incarnation, enum wal_sync fsync,
-                  struct part *open, char *errmsg);
+                  uint32_t partition, uint64_t epoch, uint64_t incarnation, uint64_t term,
+                  enum wal_sync fsync, struct part *open, char *errmsg);
 
 /* Removes every snapshot session and its file (node_close). */
 void node_snapshot_expire_all_(struct node *n);

@@ -752,8 +752,8 @@ void pull_status(struct node *n, const char *coll, size_t coll_len, uint32_t par
 }
 
 int pull_finish(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
-                uint64_t epoch, uint64_t until_lsn, uint32_t wait_ms, struct pull_status *st,
-                char *errmsg)
+                uint64_t epoch, uint64_t term, uint64_t until_lsn, uint32_t wait_ms,
+                struct pull_status *st, char *errmsg)
 {
     struct pull_set *s = n->pulls;
     char err[DV_ERRMSG_SIZE];
@@ -859,7 +859,8 @@ int pull_finish(struct node *n, const char *coll, size_t coll_len, uint32_t part
      * replica's next checkpoint. */
     part_pause_bg(p);
     rc = node_install_(n, j->dir, j->coll, j->coll_len, partition,
-                       epoch > j->epoch ? epoch : j->epoch, j->create.incarnation, j->sync, p, err);
+                       epoch > j->epoch ? epoch : j->epoch, j->create.incarnation, term, j->sync, p,
+                       err);
     if (rc != DV_OK) {
         dv_errmsg_prefix(err, "making the copy a replica");
         job_fail(j, NULL, rc, err);

@@ -69,15 +69,17 @@ void pull_status(struct node *n, const char *coll, size_t coll_len, uint32_t par
  * FINISH: waits at most wait_ms until the copy has applied until_lsn (and takes nothing after
  * it: the source is fenced there), stops the job, checkpoints and closes the copy and makes it
  * the node's replica of the partition with map epoch `epoch` (or START's when that is
- * higher). st->state READY on success; repeated, READY again while the node holds the
- * replica with applied LSN >= until_lsn. Errors: DV_ENOTFOUND (no pull of that partition),
- * DV_ETIMEDOUT (not there yet: the job goes on; retry), DV_EINVAL (the copy is past
- * until_lsn), DV_EIO (the job FAILED: the message says why), DV_EEXIST (the node got a
- * replica of the partition meanwhile), and local errors of the installation.
+ * higher) and primary term `term` (0: none): a copy holds the primary's history of that term,
+ * so it counts as having learned the term before any record (node.meta term_lsn 0). st->state READY
+ * on success; repeated, READY again while the node holds the replica with applied LSN >= until_lsn.
+ * Errors: DV_ENOTFOUND (no pull of that partition), DV_ETIMEDOUT (not there yet: the job goes on;
+ * retry), DV_EINVAL (the copy is past until_lsn), DV_EIO (the job FAILED: the message says why),
+ * DV_EEXIST (the node got a replica of the partition meanwhile), and local errors of the
+ * installation.
  */
 int pull_finish(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
-                uint64_t epoch, uint64_t until_lsn, uint32_t wait_ms, struct pull_status *st,
-                char *errmsg);
+                uint64_t epoch, uint64_t term, uint64_t until_lsn, uint32_t wait_ms,
+                struct pull_status *st, char *errmsg);
 
 /*
  * ABORT: stops the job and deletes the copy; for a job that FINISH completed, drops the
