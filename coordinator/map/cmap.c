@@ -17,7 +17,7 @@ static const char *const coord_role_names[] = {"standby", "voter", "spare", "rem
 static const char *const cmd_type_names[] = {
     "none",      "node_register", "node_state", "node_weight",   "node_remove",  "coll_create",
     "coll_drop", "part_set",      "move_add",   "move_update",   "move_remove",  "batch",
-    "coord_set", "coord_remove",  "settings",   "replica_state", "part_promote",
+    "coord_set", "coord_remove",  "settings",   "replica_state", "part_promote", "replica_move",
 };
 static const char *const replica_state_names[] = {"active", "dead", "partial", "initializing",
                                                   "recovery"};

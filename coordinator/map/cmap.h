@@ -306,7 +306,8 @@ enum cmap_cmd_type {
     CMAP_CMD_SETTINGS = 14,      /* rebalancing settings */
     CMAP_CMD_REPLICA_STATE = 15, /* the state of one replica of a partition */
     CMAP_CMD_PART_PROMOTE = 16,  /* another replica becomes primary: term + 1 */
-    CMAP_CMD_TYPE_COUNT = 17,    /* new types go here: numbers in Raft logs keep their meaning */
+    CMAP_CMD_REPLICA_MOVE = 17,  /* a replica is re-created on another node (re-replication) */
+    CMAP_CMD_TYPE_COUNT = 18,    /* new types go here: numbers in Raft logs keep their meaning */
 };
 
 /* "node_register", ...; "unknown" outside the enum. */
@@ -438,6 +439,18 @@ struct cmap_cmd {
             char node[CMAP_ID_MAX + 1];
             uint64_t expect_term;
         } promote;
+        /* Replaces the replica on `from` (not the primary: DV_EINVAL) by a new one on `to`
+         * (a node that is not removed and holds no replica of the partition: DV_EINVAL), in
+         * state DEAD: the leader's recovery copies it from the primary. Epoch bumped.
+         * DV_ENOTFOUND when `from` holds no replica; DV_ESTALE when expect_term (0: any)
+         * differs. Re-replication after a node stayed dead too long. */
+        struct {
+            char coll[CMAP_NAME_MAX + 1];
+            uint32_t part;
+            char from[CMAP_ID_MAX + 1];
+            char to[CMAP_ID_MAX + 1];
+            uint64_t expect_term;
+        } replica_move;
         /* Changes the settings whose CMAP_SET_* bit is in `mask` to the values of `set`.
          * DV_EINVAL for moves_per_node outside 1 .. CMAP_MAX_MOVES_PER_NODE. */
         struct {

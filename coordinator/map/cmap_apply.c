@@ -459,6 +459,39 @@ static int replica_state(struct cmap *m, const struct cmap_cmd *cmd, struct cmap
     return DV_OK;
 }
 
+static int replica_move(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
+{
+    const typeof(cmd->u.replica_move) *c = &cmd->u.replica_move;
+    struct cmap_part *pt = part_mut(m, c->coll, c->part, res);
+    if (!pt)
+        return DV_OK;
+    if (c->expect_term && c->expect_term != pt->term)
+        return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: term %llu, not %llu",
+                    c->coll, c->part, (unsigned long long)pt->term,
+                    (unsigned long long)c->expect_term);
+    const struct cmap_node *from = node_mut(m, c->from), *to = node_mut(m, c->to);
+    uint32_t k = from ? replica_at(pt, from->num) : UINT32_MAX;
+    if (k == UINT32_MAX)
+        return fail(m, res, DV_ENOTFOUND, "collection \"%s\" partition %u has no replica on %.64s",
+                    c->coll, c->part, c->from);
+    if (pt->primary == from->num)
+        return fail(m, res, DV_EINVAL,
+                    "collection \"%s\" partition %u: %s is the primary; promote another replica "
+                    "first",
+                    c->coll, c->part, c->from);
+    if (to == NULL || to->state == CMAP_NODE_REMOVED || replica_at(pt, to->num) != UINT32_MAX)
+        return fail(m, res, DV_EINVAL, "collection \"%s\" partition %u: node %.64s is %s", c->coll,
+                    c->part, c->to,
+                    to == NULL                       ? "unknown"
+                    : to->state == CMAP_NODE_REMOVED ? "removed"
+                                                     : "a replica already");
+    pt->nodes[k] = to->num;
+    pt->state[k] = CMAP_REPLICA_DEAD; /* copied from the primary by the leader's recovery */
+    pt->epoch = m->epoch + 1;
+    ok(m, res);
+    return DV_OK;
+}
+
 static int part_promote(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
 {
     const typeof(cmd->u.promote) *c = &cmd->u.promote;
@@ -711,6 +744,9 @@ int cmap_apply_cmd(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resul
         break;
     case CMAP_CMD_PART_PROMOTE:
         rc = part_promote(m, cmd, res);
+        break;
+    case CMAP_CMD_REPLICA_MOVE:
+        rc = replica_move(m, cmd, res);
         break;
     default:
         fail(m, res, DV_EINVAL, "command type %d cannot be applied", cmd->type);

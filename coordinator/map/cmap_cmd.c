@@ -205,6 +205,13 @@ static bool cmd_shape_ok(const struct cmap_cmd *c, char *errmsg)
         else if (!str_fits(c->u.promote.node, sizeof c->u.promote.node, CMAP_ID_MAX))
             bad = "node";
         break;
+    case CMAP_CMD_REPLICA_MOVE:
+        if (!str_fits(c->u.replica_move.coll, sizeof c->u.replica_move.coll, CMAP_NAME_MAX))
+            bad = "collection";
+        else if (!str_fits(c->u.replica_move.from, sizeof c->u.replica_move.from, CMAP_ID_MAX) ||
+                 !str_fits(c->u.replica_move.to, sizeof c->u.replica_move.to, CMAP_ID_MAX))
+            bad = "node";
+        break;
     default:
         dv_errmsg_set(errmsg, "cmap: command type %d cannot be encoded alone", c->type);
         return false;
@@ -315,6 +322,14 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
         W(mpw_u64(b, (uint64_t)c->u.replica_state.state));
         W(mpw_u64(b, c->u.replica_state.expect_term));
         W(mpw_u64(b, c->u.replica_state.expect_epoch));
+        break;
+    case CMAP_CMD_REPLICA_MOVE:
+        W(mpw_array(b, 5));
+        W(w_str(b, c->u.replica_move.coll));
+        W(mpw_u64(b, c->u.replica_move.part));
+        W(w_str(b, c->u.replica_move.from));
+        W(w_str(b, c->u.replica_move.to));
+        W(mpw_u64(b, c->u.replica_move.expect_term));
         break;
     case CMAP_CMD_PART_PROMOTE:
         W(mpw_array(b, 4));
@@ -622,6 +637,17 @@ static int d_body(struct dec *d)
         x->state = (int)state;
         TRY(mpk_dec_u64(&d->k, &x->expect_term, "expect_term"));
         TRY(mpk_dec_u64(&d->k, &x->expect_epoch, "expect_epoch"));
+        return DV_OK;
+    }
+    case CMAP_CMD_REPLICA_MOVE: {
+        typeof(c->u.replica_move) *x = &c->u.replica_move;
+        if ((rc = mpk_dec_tuple(&d->k, 5, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &x->part, "partition")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->from, CMAP_ID_MAX, "from")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->to, CMAP_ID_MAX, "to")) != DV_OK)
+            return rc;
+        TRY(mpk_dec_u64(&d->k, &x->expect_term, "expect_term"));
         return DV_OK;
     }
     case CMAP_CMD_PART_PROMOTE: {

@@ -21,6 +21,7 @@ struct coord_opts {
     uint32_t request_timeout_ms; /* to nodes and to the leader, default 5000 */
     uint32_t suspect_ms;         /* no report from a node for this long: SUSPECT */
     uint32_t dead_ms;            /* ... and this long: DEAD */
+    uint32_t dead_timeout_ms;    /* a node DEAD this long gets its replicas re-created elsewhere */
     uint32_t report_every_ms;    /* what nodes are told; the leader checks at this pace */
     uint32_t max_batch;          /* points per client upsert */
     uint32_t node_inflight;      /* search requests outstanding per node before combining */

@@ -31,6 +31,10 @@ const struct cfg_field coord_cfg_schema[] = {
      .doc = "a node silent this long becomes suspect"},
     {F("nodes.dead_after", CFG_DURATION, node_dead_ns), .def = "10s", .min = "200ms",
      .doc = "a node silent this long becomes dead"},
+    {F("replicas.dead_timeout", CFG_DURATION, dead_timeout_ns), .def = "5m", .min = "1s",
+     .max = "720h",
+     .doc = "a node silent this long (after it is dead) has the replicas it held re-created on "
+            "other nodes, so that every partition has its replication factor again"},
     {F("nodes.reconcile_every", CFG_DURATION, reconcile_every_ns), .def = "500ms", .min = "10ms",
      .max = "1m", .doc = "pace of the leader's liveness checks and reconciling"},
     {F("workers", CFG_UINT64, workers), .def = "0", .max = "1024",

@@ -20,6 +20,7 @@ struct coord_cfg {
     uint64_t request_timeout_ns;  /* calls to nodes and to the leader */
     uint64_t node_suspect_ns;     /* silent node: suspect */
     uint64_t node_dead_ns;        /* silent node: dead */
+    uint64_t dead_timeout_ns;     /* dead node: its replicas re-created on other nodes */
     uint64_t reconcile_every_ns;  /* leader's liveness and reconcile pace */
     uint64_t workers;             /* request threads; 0: 4 per CPU, at least 8 */
     uint64_t contexts;

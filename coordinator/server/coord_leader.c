@@ -177,6 +177,64 @@ static void adopt_orphans(struct coord *c, const struct cmap *m)
         }
 }
 
+/* A node, dead for longer than replicas.dead_timeout, whose replicas of replicated partitions
+ * get re-created on other nodes: each on the serving node with the fewest replicas that holds
+ * none of that partition (REPLICA_MOVE: the new replica starts DEAD, recovery copies it from
+ * the primary). Partitions whose primary is still on the node wait for their failover. */
+static void re_replicate(struct coord *c, const struct cmap *m, const struct cmap_node *dead)
+{
+    char err[DV_ERRMSG_SIZE];
+    uint32_t *load = calloc(m->n_nodes ? m->n_nodes : 1, sizeof *load);
+    if (load == NULL)
+        return;
+    for (uint32_t i = 0; i < m->n_colls; i++)
+        for (uint32_t p = 0; p < m->colls[i]->cfg.n_parts; p++)
+            for (uint32_t k = 0; k < m->colls[i]->parts[p].n; k++)
+                load[m->colls[i]->parts[p].nodes[k]]++;
+    for (uint32_t i = 0; i < m->n_colls; i++)
+        for (uint32_t p = 0; p < m->colls[i]->cfg.n_parts; p++) {
+            const struct cmap_part *pt = &m->colls[i]->parts[p];
+            bool on = false;
+            for (uint32_t k = 0; k < pt->n; k++)
+                on |= pt->nodes[k] == dead->num;
+            if (!on || pt->primary == dead->num || pt->primary == CMAP_NONE)
+                continue;
+            uint32_t best = CMAP_NONE;
+            for (uint32_t x = 0; x < m->n_nodes; x++) {
+                const struct cmap_node *nd = &m->nodes[x];
+                bool holds = false;
+                for (uint32_t k = 0; k < pt->n; k++)
+                    holds |= pt->nodes[k] == x;
+                if (holds || nd->state != CMAP_NODE_ALIVE)
+                    continue;
+                if (best == CMAP_NONE || load[x] < load[best])
+                    best = x;
+            }
+            if (best == CMAP_NONE)
+                continue; /* no node left to hold another replica: the partition stays short */
+            struct cmap_cmd cmd = {.type = CMAP_CMD_REPLICA_MOVE, .req = coord_reqid(c)};
+            snprintf(cmd.u.replica_move.coll, sizeof cmd.u.replica_move.coll, "%s",
+                     m->colls[i]->name);
+            cmd.u.replica_move.part = p;
+            snprintf(cmd.u.replica_move.from, sizeof cmd.u.replica_move.from, "%s", dead->id);
+            snprintf(cmd.u.replica_move.to, sizeof cmd.u.replica_move.to, "%s", m->nodes[best].id);
+            cmd.u.replica_move.expect_term = pt->term;
+            struct cmap_result res;
+            int rc = coord_apply(c, &cmd, &res, err);
+            if (rc == DV_OK && res.code == DV_OK) {
+                load[best]++;
+                log_warn("replica re-created on another node: its node stayed dead",
+                         "collection=%s partition=%u from=%s to=%s", m->colls[i]->name, p, dead->id,
+                         m->nodes[best].id);
+            } else {
+                log_warn("cannot re-create a replica of a dead node",
+                         "collection=%s partition=%u node=%s error=%s", m->colls[i]->name, p,
+                         dead->id, rc == DV_OK ? res.msg : err);
+            }
+        }
+    free(load);
+}
+
 /* Partitions whose primary's node is suspect, dead or removed get another primary (an in-sync
  * replica that answers; until one does, writes to them wait). */
 static void fail_over(struct coord *c, const struct cmap *m)
@@ -213,6 +271,9 @@ static void tick(struct coord *c, uint64_t leader_since)
         uint64_t silent = now > since ? now - since : 0;
         if (n->state != CMAP_NODE_DEAD && silent > c->o.dead_ms)
             set_state(c, n, CMAP_NODE_DEAD, silent);
+        else if (n->state == CMAP_NODE_DEAD && c->o.dead_timeout_ms &&
+                 silent > (uint64_t)c->o.dead_ms + c->o.dead_timeout_ms)
+            re_replicate(c, m, n);
         else if ((n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_JOINING) &&
                  silent > c->o.suspect_ms)
             set_state(c, n, CMAP_NODE_SUSPECT, silent);

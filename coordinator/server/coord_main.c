@@ -198,6 +198,7 @@ int main(int argc, char **argv)
         .request_timeout_ms = (uint32_t)(cf.request_timeout_ns / 1000000),
         .suspect_ms = (uint32_t)(cf.node_suspect_ns / 1000000),
         .dead_ms = (uint32_t)(cf.node_dead_ns / 1000000),
+        .dead_timeout_ms = (uint32_t)(cf.dead_timeout_ns / 1000000),
         .report_every_ms = (uint32_t)(cf.reconcile_every_ns / 1000000),
         .max_batch = (uint32_t)cf.max_batch,
         .node_inflight = (uint32_t)cf.node_inflight,

@@ -190,6 +190,18 @@ static bool moving(const struct cmap *m, const char *coll, uint32_t part)
     return false;
 }
 
+/* Replicas being copied to node `num` (RECOVERY). */
+static uint32_t copies_to(const struct cmap *m, uint32_t num)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < m->n_colls; i++)
+        for (uint32_t p = 0; p < m->colls[i]->cfg.n_parts; p++)
+            for (uint32_t k = 0; k < m->colls[i]->parts[p].n; k++)
+                n += m->colls[i]->parts[p].nodes[k] == num &&
+                     m->colls[i]->parts[p].state[k] == CMAP_REPLICA_RECOVERY;
+    return n;
+}
+
 static void drive(struct coord *c, const struct cmap *m, const struct cmap_coll *cl, uint32_t p,
                   uint32_t k)
 {
@@ -204,7 +216,9 @@ static void drive(struct coord *c, const struct cmap *m, const struct cmap_coll 
         !ncall_node_up(m, pt->primary) || moving(m, cl->name, p))
         return;
     if (pt->state[k] == CMAP_REPLICA_DEAD) {
-        start(c, m, pt, j);
+        /* within the throttle of the mover: copies to one node at a time per moves_per_node */
+        if (copies_to(m, num) < m->settings.moves_per_node)
+            start(c, m, pt, j);
         return;
     }
     /* RECOVERY */

@@ -150,6 +150,22 @@ static inline struct cmap_cmd cu_promote(const char *coll, uint32_t part, const 
     return c;
 }
 
+/* The replica of coll/part on `from` re-created on `to`, expecting `term` (0: any). */
+static inline struct cmap_cmd cu_rmove(const char *coll, uint32_t part, const char *from,
+                                       const char *to, uint64_t term)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_REPLICA_MOVE;
+    c.req = cu_rid();
+    snprintf(c.u.replica_move.coll, sizeof c.u.replica_move.coll, "%s", coll);
+    c.u.replica_move.part = part;
+    snprintf(c.u.replica_move.from, sizeof c.u.replica_move.from, "%s", from);
+    snprintf(c.u.replica_move.to, sizeof c.u.replica_move.to, "%s", to);
+    c.u.replica_move.expect_term = term;
+    return c;
+}
+
 static inline struct cmap_cmd cu_drop(const char *name)
 {
     struct cmap_cmd c;

@@ -184,8 +184,10 @@ int cf_open(uint64_t seed, const struct cf_opts *o, struct coord_fixture **out, 
     struct coord_opts co = {
         .id = 1,
         .request_timeout_ms = x.request_timeout_ms ? x.request_timeout_ms : 1000,
-        .suspect_ms = 60000, /* liveness stays out of the tests' way */
-        .dead_ms = 120000,
+        /* liveness stays out of the tests' way unless a test asks for it */
+        .suspect_ms = x.suspect_ms ? x.suspect_ms : 60000,
+        .dead_ms = x.dead_ms ? x.dead_ms : 120000,
+        .dead_timeout_ms = x.dead_timeout_ms,
         .report_every_ms = 50,
         .max_batch = 10000,
         .node_inflight = x.node_inflight ? x.node_inflight : 2,

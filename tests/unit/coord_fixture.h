@@ -32,11 +32,13 @@
 
 struct cf_opts {
     unsigned n_nodes;
-    uint32_t request_timeout_ms; /* coordinator -> nodes, default 1000 */
-    uint32_t node_inflight;      /* combiner slots per node, default 2 */
-    uint32_t move_grace_ms;      /* default 60000: a moved replica stays for inspection */
-    uint32_t write_retry_ms;     /* default 3000 */
-    uint32_t pull_call_ms;       /* a pull's call timeout, default 100 */
+    uint32_t request_timeout_ms;  /* coordinator -> nodes, default 1000 */
+    uint32_t node_inflight;       /* combiner slots per node, default 2 */
+    uint32_t move_grace_ms;       /* default 60000: a moved replica stays for inspection */
+    uint32_t write_retry_ms;      /* default 3000 */
+    uint32_t pull_call_ms;        /* a pull's call timeout, default 100 */
+    uint32_t suspect_ms, dead_ms; /* node liveness, default 60000 and 120000 */
+    uint32_t dead_timeout_ms;     /* re-replication after a node is dead this long, 0: never */
 };
 
 struct cf_node {

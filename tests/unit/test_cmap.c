@@ -135,6 +135,7 @@ static int all_commands(struct cmap_cmd *out)
     out[n] = cu_rstate("c", 5, "n2", CMAP_REPLICA_RECOVERY, UINT64_MAX);
     out[n++].u.replica_state.expect_epoch = 77;
     out[n++] = cu_promote("c", 6, "n1", 3);
+    out[n++] = cu_rmove("c", 7, "n1", "n2", 9);
     return n;
 }
 
@@ -228,6 +229,13 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
         assert_int_equal(a->u.replica_state.state, b->u.replica_state.state);
         assert_true(a->u.replica_state.expect_term == b->u.replica_state.expect_term);
         assert_true(a->u.replica_state.expect_epoch == b->u.replica_state.expect_epoch);
+        break;
+    case CMAP_CMD_REPLICA_MOVE:
+        assert_string_equal(a->u.replica_move.coll, b->u.replica_move.coll);
+        assert_int_equal(a->u.replica_move.part, b->u.replica_move.part);
+        assert_string_equal(a->u.replica_move.from, b->u.replica_move.from);
+        assert_string_equal(a->u.replica_move.to, b->u.replica_move.to);
+        assert_true(a->u.replica_move.expect_term == b->u.replica_move.expect_term);
         break;
     case CMAP_CMD_PART_PROMOTE:
         assert_string_equal(a->u.promote.coll, b->u.promote.coll);
@@ -803,6 +811,29 @@ static void test_replica_states(void **state)
     assert_true(pt->term == 4);
     /* partition 2 (n2 primary, n0): untouched by n1's removal */
     assert_true(c->parts[2].term == 1);
+    cmap_free(&m);
+}
+
+/* Re-replication: a secondary's replica re-created on another node starts DEAD (to be copied);
+ * not for the primary, not onto a node that holds one, not from a node that holds none. */
+static void test_replica_move(void **state)
+{
+    struct cmap m;
+    base_map(&m, 0);
+    /* partition 0: n0 (primary), n1 */
+    assert_int_equal(run_free(&m, cu_rmove("c", 0, "n0", "n2", 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_rmove("c", 0, "n1", "n0", 0)), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_rmove("c", 0, "n2", "n1", 0)), DV_ENOTFOUND);
+    assert_int_equal(run_free(&m, cu_rmove("c", 0, "n1", "n2", 5)), DV_ESTALE);
+    assert_int_equal(run_free(&m, cu_rmove("c", 0, "n1", "zz", 0)), DV_EINVAL);
+    uint64_t before = m.epoch;
+    assert_int_equal(run_free(&m, cu_rmove("c", 0, "n1", "n2", 1)), DV_OK);
+    const struct cmap_part *pt = cmap_part_find(&m, "c", 0);
+    assert_int_equal(pt->n, 2);
+    assert_int_equal(pt->nodes[1], 2);
+    assert_int_equal(pt->state[1], CMAP_REPLICA_DEAD);
+    assert_int_equal(pt->primary, 0);
+    assert_true(pt->term == 1 && pt->epoch == before + 1);
     cmap_free(&m);
 }
 
@@ -1541,6 +1572,7 @@ int main(void)
         cmocka_unit_test(test_node_remove),
         cmocka_unit_test(test_coords),
         cmocka_unit_test(test_replica_states),
+        cmocka_unit_test(test_replica_move),
         cmocka_unit_test(test_write_consistency),
         cmocka_unit_test(test_idempotent),
         cmocka_unit_test(test_batch),

@@ -75,8 +75,9 @@ static int index_of(struct coord_fixture *f, uint32_t num)
     return i;
 }
 
-/* Every acknowledged point (ids [0, n) at versions ver[]) is on every in-sync replica of its
- * partition with its last acknowledged vector, and the in-sync replicas count the same. */
+/* Every acknowledged point (ids [0, n) at versions ver[]; version 0: never written) is on
+ * every in-sync replica of its partition with its last acknowledged vector, and the in-sync
+ * replicas count the same. */
 static void check_in_sync(struct coord_fixture *f, uint64_t n, const uint32_t *ver)
 {
     for (uint32_t p = 0; p < PARTS; p++) {
@@ -96,7 +97,7 @@ static void check_in_sync(struct coord_fixture *f, uint64_t n, const uint32_t *v
                          p, nd->id, count, first);
             for (uint64_t id = 0; id < n; id++) {
                 struct pid pid = pid_num(id);
-                if (place_partition_of(&pid, PARTS) != p)
+                if (ver[id] == 0 || place_partition_of(&pid, PARTS) != p)
                     continue;
                 float got[DIM], want[DIM];
                 bool has;
@@ -215,11 +216,94 @@ static void test_primary_dead(void **state)
     cf_close(f);
 }
 
+/* A node that stays dead past replicas.dead_timeout: the partitions it held get a new replica
+ * on another node each (copied from their primaries), so every partition has its replication
+ * factor again on the others; writes go on; when the node comes back, what it held of them is
+ * dropped, never served. */
+static void test_dead_timeout(void **state)
+{
+    (void)state;
+    char err[DV_ERRMSG_SIZE] = "";
+    struct coord_fixture *f;
+    struct cf_opts o = {.n_nodes = 4,
+                        .request_timeout_ms = 1000,
+                        .pull_call_ms = 100,
+                        .suspect_ms = 300,
+                        .dead_ms = 600,
+                        .dead_timeout_ms = 500};
+    int rc = cf_open(cf_seed(), &o, &f, err);
+    if (rc != DV_OK)
+        fail_msg("cf_open: %s: %s", dv_errname(rc), err);
+    if ((rc = cf_create(f, COLL, DIM, PARTS, 2, err)) != DV_OK)
+        fail_msg("cf_create: %s: %s", dv_errname(rc), err);
+    static uint32_t ver[400];
+    for (uint64_t id = 0; id < 200; id += BATCH) {
+        assert_int_equal(write_batch(f, id, BATCH, 1, err), DV_OK);
+        for (uint32_t i = 0; i < BATCH; i++)
+            ver[id + i] = 1;
+    }
+    /* node-4 is cut off from everyone (its reports too): suspect, dead, then its replicas go */
+    const char *cut[] = {"node-4"};
+    uint32_t held = 0;
+    for (uint32_t p = 0; p < PARTS; p++) {
+        struct cmap_part pt = part_of(f, p);
+        for (uint32_t k = 0; k < pt.n; k++)
+            held += index_of(f, pt.nodes[k]) == 3;
+    }
+    assert_true(held > 0);
+    assert_int_equal(tr_fake_partition(f->net, cut, 1), DV_OK);
+    uint64_t t0 = clock_mono_ms();
+    uint64_t id = 200;
+    bool done = false;
+    while (!done && clock_mono_ms() - t0 < 30000) {
+        if (write_batch(f, id % 400, BATCH, 2, err) == DV_OK)
+            for (uint32_t i = 0; i < BATCH; i++)
+                ver[id % 400 + i] = 2;
+        id += BATCH;
+        done = true;
+        for (uint32_t p = 0; p < PARTS && done; p++) {
+            struct cmap_part pt = part_of(f, p);
+            uint32_t active = 0;
+            for (uint32_t k = 0; k < pt.n; k++) {
+                done &= index_of(f, pt.nodes[k]) != 3;
+                active += pt.state[k] == CMAP_REPLICA_ACTIVE;
+            }
+            done &= active == 2;
+        }
+        clock_sleep_ms(20);
+    }
+    assert_true(done);
+    printf("# %u replicas of a dead node re-created on the others in %" PRIu64 " ms\n", held,
+           clock_mono_ms() - t0);
+    assert_int_equal(write_batch(f, 0, BATCH, 3, err), DV_OK);
+    for (uint32_t i = 0; i < BATCH; i++)
+        ver[i] = 3;
+    check_in_sync(f, 400, ver);
+    /* node-4 comes back: its replicas of the collection are not in the map, so they go */
+    tr_fake_heal(f->net);
+    t0 = clock_mono_ms();
+    bool gone = false;
+    while (!gone && clock_mono_ms() - t0 < 20000) {
+        gone = true;
+        for (uint32_t p = 0; p < PARTS && gone; p++) {
+            uint64_t count;
+            gone = cf_replica_count(&f->nodes[3], COLL, p, &count) == DV_ESTALE;
+        }
+        clock_sleep_ms(50);
+    }
+    assert_true(gone);
+    printf("# the returning node dropped its stale replicas after %" PRIu64 " ms\n",
+           clock_mono_ms() - t0);
+    check_in_sync(f, 400, ver);
+    cf_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_node_silent),
         cmocka_unit_test(test_primary_dead),
+        cmocka_unit_test(test_dead_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

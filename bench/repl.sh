@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# bench/repl.sh - upsert throughput of replicated collections: replication factor 1, 2 and 3
+# on the same cluster, alternated round by round, as ratios to rf 1.
+#
+#   bench/repl.sh [--bin build] [--rounds 3] [--n 50000] [--dim 64] [--batch 500]
+#                 [--parallel 8] [--nodes 3] [--dir /tmp/dvec-repl-bench] [--port 27600]
+#
+# Starts a local cluster (deploy/local/cluster: 1 coordinator, --nodes nodes on 127.0.0.1),
+# writes --n random vectors of --dim dimensions to an .fvecs file once, and in each round,
+# for rf = 1, 2, 3: creates a collection of 6 partitions with that replication factor, loads
+# the file with `dvecctl points load` (--batch points per request, --parallel requests in
+# flight, fsync always) and drops it. Alternating rf within each round lets the three share
+# the machine's drift (it is shared and noisy). Prints every load and the medians, with the
+# ratio to rf 1. Only processes this script started are stopped.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+bin="$root/build" rounds=3 n=50000 dim=64 batch=500 parallel=8 nodes=3
+dir=/tmp/dvec-repl-bench port=27600
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --bin) bin="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --n) n="$2"; shift 2 ;;
+    --dim) dim="$2"; shift 2 ;;
+    --batch) batch="$2"; shift 2 ;;
+    --parallel) parallel="$2"; shift 2 ;;
+    --nodes) nodes="$2"; shift 2 ;;
+    --dir) dir="$2"; shift 2 ;;
+    --port) port="$2"; shift 2 ;;
+    *) echo "repl.sh: unknown option $1 (see the comment at the top)" >&2; exit 2 ;;
+    esac
+done
+bin="$(cd "$bin" && pwd)"
+cluster() { "$root/deploy/local/cluster" "$@" --dir "$dir"; }
+trap 'cluster stop >/dev/null 2>&1 || true' EXIT
+rm -rf "$dir"
+mkdir -p "$dir"
+cluster start --coords 1 --nodes "$nodes" --port "$port" --bin "$bin" >/dev/null
+# shellcheck disable=SC1091
+. "$dir/cluster.env"
+ctl() { "$bin/client/dvecctl/dvecctl" --coordinators "$COORD_URLS" "$@"; }
+
+data="$dir/base.fvecs"
+python3 - "$data" "$n" "$dim" <<'EOF'
+import random, struct, sys
+path, n, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(1)
+with open(path, "wb") as f:
+    head = struct.pack("<i", dim)
+    for _ in range(n):
+        f.write(head + struct.pack("<%df" % dim, *(rng.gauss(0, 1) for _ in range(dim))))
+EOF
+
+declare -A rates
+echo "| round | rf | points/s |"
+echo "|---|---|---|"
+for r in $(seq 1 "$rounds"); do
+    for rf in 1 2 3; do
+        name="rf$rf"
+        ctl collections create "$name" --dim "$dim" --partitions 6 --replication "$rf" >/dev/null
+        line="$(ctl points load "$name" "$data" --batch "$batch" --parallel "$parallel")"
+        rate="$(echo "$line" | sed -n 's/.*(\([0-9]*\) points\/s).*/\1/p')"
+        ctl collections drop "$name" --yes >/dev/null
+        rates[$rf]="${rates[$rf]:-} $rate"
+        echo "| $r | $rf | $rate |"
+    done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+m1="$(echo "${rates[1]}" | median)"
+echo
+echo "| rf | median points/s | ratio to rf 1 |"
+echo "|---|---|---|"
+for rf in 1 2 3; do
+    m="$(echo "${rates[$rf]}" | median)"
+    awk -v rf="$rf" -v m="$m" -v b="$m1" 'BEGIN { printf "| %d | %d | %.2f |\n", rf, m, m / b }'
+done
