@@ -70,6 +70,9 @@ static struct tr_peer *net_peer(struct repl_net *net, const char *url, char *err
         struct tr_opts o;
         tr_opts_default(&o);
         o.timeout_ms = net->timeout_ms;
+        /* a secondary whose process is gone fails at once, not after the whole timeout */
+        o.connect_wait_ms =
+            REPL_CONNECT_WAIT_MS < net->timeout_ms ? REPL_CONNECT_WAIT_MS : net->timeout_ms;
         if (tr_open(net->tr, url, &o, &c->peer, errmsg) != DV_OK) {
             free(c);
             c = NULL;

@@ -34,6 +34,9 @@ struct repl_net;
 /* Replication calls wait at most this long for a secondary (node_opts.repl_timeout_ms 0). */
 #define REPL_TIMEOUT_MS 1000
 
+/* A replicate call made while no connection to the secondary is up fails after this long. */
+#define REPL_CONNECT_WAIT_MS 100
+
 /* Most record bytes one replicate call carries (more go in the next call). */
 #define REPL_MAX_CALL_BYTES (16u << 20)
 

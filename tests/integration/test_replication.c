@@ -96,6 +96,7 @@ static void *writer(void *arg)
     float vecs[RBATCH * RDIM];
     uint8_t pay[RBATCH][8];
     struct msg_bytes pays[RBATCH];
+    uint64_t avoid_until[NCO] = {0};
     for (unsigned turn = 0; !atomic_load(&W.stop); turn++) {
         version++;
         uint32_t first = (uint32_t)(next_rand() % (RIDS - RBATCH));
@@ -115,9 +116,16 @@ static void *writer(void *arg)
             }
             m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pays, RBATCH, RDIM};
         }
+        /* as a client with several coordinators does: a short deadline, and a coordinator
+         * that did not answer is left alone for a while */
+        int co = (int)(turn % NCO);
+        for (int k = 0; k < NCO && clock_mono_ms() < avoid_until[co]; k++)
+            co = (co + 1) % NCO;
         struct msg_reply rep;
-        int rc = call(C.cli[turn % NCO], &m, &rep, err);
+        int rc = rpc_call_timeout(C.cli[co], &m, &rep, 4000, err);
         msg_reply_free(&rep);
+        if (rc == DV_EIO || rc == DV_ETIMEDOUT)
+            avoid_until[co] = clock_mono_ms() + 3000;
         note(ids, RBATCH, del ? DELETED : version, rc == DV_OK);
         if (rc != DV_OK && turn % 50 == 0)
             printf("# write failed: %s: %s\n", dv_errname(rc), err);
@@ -153,7 +161,7 @@ static bool wait_all_active(uint64_t timeout_ms)
     for (;;) {
         json_t *rs = coll_status();
         uint64_t active = rs ? jint(rs, "active") : 0;
-        bool done = active == RPARTS * NND;
+        bool done = active == RPARTS * NND; /* rf 3 */
         if (done || clock_mono_ms() > end) {
             char *text = rs ? json_dumps(rs, JSON_COMPACT) : NULL;
             printf("# replica states: %s\n", text ? text : "?");
@@ -263,8 +271,8 @@ static uint64_t replica_digest(int node, uint32_t part, uint64_t epoch, uint64_t
     return h;
 }
 
-/* Every replica of every partition holds exactly the same points. */
-static void check_identical(void)
+/* Every replica of every partition (rf of them) holds exactly the same points. */
+static void check_identical(uint32_t rf)
 {
     struct msg m = creq(MSG_COLL_INFO, RCOLL);
     struct msg_reply rep;
@@ -273,25 +281,30 @@ static void check_identical(void)
     uint64_t total = 0;
     for (uint32_t p = 0; p < in->n_parts; p++) {
         uint64_t d0 = 0, c0 = 0;
-        assert_int_equal(in->parts[p].n_nodes, NND);
-        for (int k = 0; k < NND; k++) {
+        assert_int_equal(in->parts[p].n_nodes, rf);
+        for (uint32_t j = 0; j < in->parts[p].n_nodes; j++) {
+            int k = -1;
+            for (int x = 0; x < NND; x++)
+                if (in->parts[p].nodes[j].len == strlen(node_ids[x]) &&
+                    memcmp(in->parts[p].nodes[j].p, node_ids[x], strlen(node_ids[x])) == 0)
+                    k = x;
+            assert_true(k >= 0);
             uint64_t c, d = replica_digest(k, p, in->parts[p].epoch, &c);
-            if (k == 0)
+            if (j == 0)
                 d0 = d, c0 = c;
             else if (d != d0 || c != c0)
                 fail_msg("partition %u: %s holds %" PRIu64 " points (digest %016" PRIx64
-                         "), %s %" PRIu64 " (%016" PRIx64 ")",
-                         p, node_ids[k], c, d, node_ids[0], c0, d0);
+                         "), the first replica %" PRIu64 " (%016" PRIx64 ")",
+                         p, node_ids[k], c, d, c0, d0);
         }
         total += c0;
     }
     msg_reply_free(&rep);
-    printf("# %u partitions x %d replicas identical, %" PRIu64 " points\n", RPARTS, NND, total);
+    printf("# %u partitions x %u replicas identical, %" PRIu64 " points\n", RPARTS, rf, total);
 }
 
 static void start_writer(pthread_t *th)
 {
-    pthread_mutex_init(&W.mu, NULL);
     atomic_store(&W.stop, false);
     assert_int_equal(pthread_create(th, NULL, writer, NULL), 0);
 }
@@ -313,7 +326,10 @@ static uint64_t measure_gap(uint64_t ms)
     pthread_mutex_unlock(&W.mu);
     clock_sleep_ms(ms);
     pthread_mutex_lock(&W.mu);
-    uint64_t gap = W.max_gap_ms, acks = W.acks - acks0;
+    uint64_t gap = W.max_gap_ms, acks = W.acks - acks0, now = clock_mono_ms();
+    uint64_t from = W.last_ack_ms > W.gap_from_ms ? W.last_ack_ms : W.gap_from_ms;
+    if (now - from > gap)
+        gap = now - from; /* the silence at the end counts too */
     W.gap_from_ms = 0;
     pthread_mutex_unlock(&W.mu);
     printf("# %" PRIu64 " writes acknowledged in %" PRIu64 " ms, longest pause %" PRIu64 " ms\n",
@@ -322,18 +338,32 @@ static uint64_t measure_gap(uint64_t ms)
     return gap;
 }
 
-static void test_kill_and_pause(void **state)
+/* Starts the cluster (coordinators with `extra` flags) and creates RCOLL with replication rf;
+ * resets the writer's record. */
+static void start_with(const char *const *extra, int n_extra, uint32_t rf)
 {
-    (void)state;
+    C.n_co_extra = n_extra;
+    for (int i = 0; i < n_extra; i++)
+        C.co_extra[i] = extra[i];
+    memset(W.acked, 0, sizeof W.acked);
+    memset(W.n_maybe, 0, sizeof W.n_maybe);
+    W.acks = W.fails = W.last_ack_ms = 0;
     cluster_start();
     char err[DV_ERRMSG_SIZE];
     struct msg m = creq(MSG_COLL_CREATE, RCOLL);
     m.u.coll_cfg = (struct msg_coll_cfg){
-        .dim = RDIM, .metric = CMAP_METRIC_L2, .partitions = RPARTS, .replication = 3};
+        .dim = RDIM, .metric = CMAP_METRIC_L2, .partitions = RPARTS, .replication = rf};
     struct msg_reply rep;
     if (call(C.cli[0], &m, &rep, err) != DV_OK)
         fail_msg("create: %s", err);
     msg_reply_free(&rep);
+}
+
+/* kill -9 of a node, then SIGSTOP of another, under writes (rf 3). */
+static void test_kill_and_pause(void **state)
+{
+    (void)state;
+    start_with(NULL, 0, 3);
     pthread_t th;
     start_writer(&th);
     measure_gap(1500);
@@ -361,9 +391,161 @@ static void test_kill_and_pause(void **state)
     printf("# writer: %" PRIu64 " writes acknowledged, %" PRIu64 " failed\n", W.acks, W.fails);
 
     check_values(C.cli[1]);
-    check_identical();
+    check_identical(NND);
     logs_clean();
     case_ok = true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A kill loop: DVEC_REPL_CYCLES (default 4) times, kill -9 of a random node under writes, a
+ * moment of writes without it, restart, every replica in sync again. The long run:
+ * DVEC_REPL_CYCLES=100 DVEC_ITEST_ONLY=test_kill_loop build/tests/test_replication ... */
+static void test_kill_loop(void **state)
+{
+    (void)state;
+    const char *env = getenv("DVEC_REPL_CYCLES");
+    int cycles = env ? atoi(env) : 4;
+    start_with(NULL, 0, 3);
+    pthread_t th;
+    start_writer(&th);
+    measure_gap(1000);
+    uint64_t worst = 0, *gaps = calloc((size_t)cycles + 1, sizeof *gaps);
+    assert_non_null(gaps);
+    for (int i = 0; i < cycles; i++) {
+        int victim = (int)(next_rand() % NND);
+        sp_kill9(C.nd[victim]);
+        uint64_t gap = measure_gap(3000);
+        gaps[i] = gap;
+        worst = gap > worst ? gap : worst;
+        node_start(victim);
+        if (!wait_all_active(60000))
+            fail_msg("cycle %d: replicas not in sync 60 s after %s restarted", i + 1,
+                     node_ids[victim]);
+    }
+    stop_writer(th);
+    qsort(gaps, (size_t)cycles, sizeof *gaps, cmp_u64);
+    printf("# %d kill -9 cycles: write pause after a kill p50 %" PRIu64 " ms, max %" PRIu64
+           " ms; %" PRIu64 " writes acknowledged, %" PRIu64 " failed\n",
+           cycles, cycles ? gaps[cycles / 2] : 0, worst, W.acks, W.fails);
+    free(gaps);
+    check_values(C.cli[0]);
+    check_identical(NND);
+    logs_clean();
+    case_ok = true;
+}
+
+/* kill -9 of a node and, right after, of the coordinator leader: a new leader fails over. */
+static void test_leader_killed_in_failover(void **state)
+{
+    (void)state;
+    start_with(NULL, 0, 3);
+    pthread_t th;
+    start_writer(&th);
+    measure_gap(1000);
+    int leader = wait_leader(5000);
+    assert_true(leader >= 0);
+    sp_kill9(C.nd[0]);
+    clock_sleep_ms(100);
+    sp_kill9(C.co[leader].p);
+    C.co[leader].p->pid = 0;
+    printf("# kill -9 %s, then the leader (coordinator %d)\n", node_ids[0], leader + 1);
+    uint64_t gap = measure_gap(6000);
+    assert_true(gap < 15000);
+    co_spawn(leader);
+    assert_int_equal(co_wait(leader, 20000), DV_OK);
+    node_start(0);
+    assert_true(wait_all_active(60000));
+    stop_writer(th);
+    check_values(C.cli[(leader + 1) % NCO]);
+    check_identical(NND);
+    logs_clean();
+    case_ok = true;
+}
+
+/* Whether the map (coll_info through coordinator 0) places a replica of RCOLL on node `id`. */
+static bool placed_on(const char *id)
+{
+    struct msg m = creq(MSG_COLL_INFO, RCOLL);
+    struct msg_reply rep;
+    char err[DV_ERRMSG_SIZE];
+    bool on = true; /* not known: keep waiting */
+    if (call(C.cli[0], &m, &rep, err) == DV_OK) {
+        on = false;
+        const struct msg_coll_info_rep *in = &rep.m.u.coll_info_rep;
+        for (uint32_t p = 0; p < in->n_parts; p++)
+            for (uint32_t j = 0; j < in->parts[p].n_nodes; j++)
+                on |= in->parts[p].nodes[j].len == strlen(id) &&
+                      memcmp(in->parts[p].nodes[j].p, id, strlen(id)) == 0;
+    }
+    msg_reply_free(&rep);
+    return on;
+}
+
+/* rf 2 on 3 nodes: a node that stays dead past replicas.dead_timeout has its replicas
+ * re-created on the two others; when it comes back its stale copies are dropped. */
+static void test_dead_timeout(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"--nodes.suspect_after",   "1s", "--nodes.dead_after", "2s",
+                                        "--replicas.dead_timeout", "2s"};
+    start_with(extra, 6, 2);
+    pthread_t th;
+    start_writer(&th);
+    measure_gap(1000);
+    sp_kill9(C.nd[2]);
+    uint64_t t0 = clock_mono_ms();
+    printf("# kill -9 %s, which stays dead\n", node_ids[2]);
+    bool ok = false;
+    while (!ok && clock_mono_ms() - t0 < 60000) {
+        json_t *st = coll_status();
+        ok = st && jint(st, "active") == RPARTS * 2 && !placed_on(node_ids[2]);
+        json_decref(st);
+        clock_sleep_ms(200);
+    }
+    assert_true(ok);
+    printf("# replication factor restored on the other nodes %" PRIu64 " ms after the kill\n",
+           clock_mono_ms() - t0);
+    measure_gap(1000);
+    node_start(2);
+    /* its copies of RCOLL are not in the map any more: the leader drops them */
+    t0 = clock_mono_ms();
+    bool dropped = false;
+    char err[DV_ERRMSG_SIZE];
+    while (!dropped && clock_mono_ms() - t0 < 30000) {
+        json_t *st = status_of(C.cli[0], err);
+        json_t *n;
+        size_t i;
+        json_array_foreach(json_object_get(st, "nodes"), i,
+                           n) if (strcmp(jstr(n, "id"), node_ids[2]) == 0 &&
+                                  strcmp(jstr(n, "state"), "alive") == 0 &&
+                                  jint(n, "replicas") == 0) dropped = true;
+        json_decref(st);
+        clock_sleep_ms(200);
+    }
+    assert_true(dropped);
+    printf("# the returning node's stale copies dropped %" PRIu64 " ms after its start\n",
+           clock_mono_ms() - t0);
+    stop_writer(th);
+    check_values(C.cli[1]);
+    check_identical(2);
+    logs_clean();
+    case_ok = true;
+}
+
+/* Every case builds its own cluster: tear it down whatever happened (logs when it failed). */
+static int rep_teardown(void **state)
+{
+    (void)state;
+    if (!case_ok)
+        print_logs();
+    cluster_destroy();
+    case_ok = false;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -376,8 +558,15 @@ int main(int argc, char **argv)
     sp_exe = argv[2];
     sp_init_ports();
     signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&W.mu, NULL);
+    if (getenv("DVEC_ITEST_ONLY"))
+        cmocka_set_test_filter(getenv("DVEC_ITEST_ONLY"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_kill_and_pause, sp_case_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_and_pause, sp_case_setup, rep_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_loop, sp_case_setup, rep_teardown),
+        cmocka_unit_test_setup_teardown(test_leader_killed_in_failover, sp_case_setup,
+                                        rep_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_timeout, sp_case_setup, rep_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, group_teardown);
 }
