@@ -1,4 +1,4 @@
-/* cmd_coll.c - dvecctl collections create | list | info | drop. */
+/* cmd_coll.c - dvecctl collections create | list | info | drop | set. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -354,4 +354,65 @@ const struct cmd cmd_coll_drop = {
     1,
     1,
     drop_run,
+};
+
+/* ---- set --------------------------------------------------------------------------------- */
+
+static const struct opt_spec set_opts[] = {
+    {"replication-factor", OPT_VAL, "N",
+     "replicas per partition (1 .. 8), added or dropped online"},
+    {"write-consistency-factor", OPT_VAL, "N",
+     "in-sync replicas a write needs (1 .. 8; Qdrant's name)"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int set_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
+{
+    const char *name = o->pos[0];
+    char msg[512];
+    uint32_t rf = 0, wcf = 0;
+    if (!opts_has(o, "replication-factor") && !opts_has(o, "write-consistency-factor"))
+        return ctl_usage(cmd, "give --replication-factor and/or --write-consistency-factor");
+    if ((opts_has(o, "replication-factor") &&
+         opts_u32(o, "replication-factor", 1, 8, &rf, msg, sizeof msg) != 0) ||
+        (opts_has(o, "write-consistency-factor") &&
+         opts_u32(o, "write-consistency-factor", 1, 8, &wcf, msg, sizeof msg) != 0))
+        return ctl_usage(cmd, "%s", msg);
+    dvec_client *c;
+    int rc = ctl_client(ctl, &c);
+    if (rc != 0)
+        return rc;
+    json_t *args = json_pack("{s:s}", "collection", name);
+    if (rf)
+        json_object_set_new(args, "replication_factor", json_integer(rf));
+    if (wcf)
+        json_object_set_new(args, "write_consistency_factor", json_integer(wcf));
+    char *atext = json_dumps(args, JSON_COMPACT), *text = NULL;
+    json_decref(args);
+    dvec_error e = {0};
+    rc = dvec_admin(c, "coll_set", atext, &text, &e);
+    free(atext);
+    if (rc != DVEC_OK)
+        return ctl_fail(&e);
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    printf("collection %s: replication factor %lld, write consistency factor %lld%s\n", name,
+           (long long)json_integer_value(json_object_get(doc, "replication_factor")),
+           (long long)json_integer_value(json_object_get(doc, "write_consistency_factor")),
+           rf ? " (replicas are added or dropped in the background: dvecctl status)" : "");
+    json_decref(doc);
+    return CTL_EXIT_OK;
+}
+
+const struct cmd cmd_coll_set = {
+    "collections set",
+    "NAME [--replication-factor N] [--write-consistency-factor N]",
+    "change a collection's replication factor or write consistency factor, online",
+    "A higher replication factor adds a replica to each partition on the least loaded node,\n"
+    "copied from the primary while writes go on; a lower one drops secondaries (replicas out\n"
+    "of sync first). Writes need --write-consistency-factor in-sync replicas.\n",
+    set_opts,
+    1,
+    1,
+    set_run,
 };

@@ -23,7 +23,7 @@ static const struct cmd *const commands[] = {
     &cmd_points_load, &cmd_search,      &cmd_get,       &cmd_delete,     &cmd_count,
     &cmd_bench,       &cmd_rb_plan,     &cmd_rb_apply,  &cmd_rb_status,  &cmd_rb_pause,
     &cmd_rb_resume,   &cmd_rb_set,      &cmd_node_add,  &cmd_node_drain, &cmd_node_undrain,
-    &cmd_node_remove, &cmd_node_weight,
+    &cmd_node_remove, &cmd_node_weight, &cmd_coll_set,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -15,9 +15,10 @@ static const char *const move_state_names[] = {"planned",   "copying", "catching
                                                "switching", "done",    "failed"};
 static const char *const coord_role_names[] = {"standby", "voter", "spare", "removed"};
 static const char *const cmd_type_names[] = {
-    "none",      "node_register", "node_state", "node_weight",   "node_remove",  "coll_create",
-    "coll_drop", "part_set",      "move_add",   "move_update",   "move_remove",  "batch",
-    "coord_set", "coord_remove",  "settings",   "replica_state", "part_promote", "replica_move",
+    "none",        "node_register",  "node_state", "node_weight",   "node_remove",  "coll_create",
+    "coll_drop",   "part_set",       "move_add",   "move_update",   "move_remove",  "batch",
+    "coord_set",   "coord_remove",   "settings",   "replica_state", "part_promote", "replica_move",
+    "replica_add", "replica_remove", "coll_set",
 };
 static const char *const replica_state_names[] = {"active", "dead", "partial", "initializing",
                                                   "recovery"};

@@ -303,11 +303,14 @@ enum cmap_cmd_type {
     CMAP_CMD_BATCH = 11, /* only as a whole entry: cmap_batch_pack */
     CMAP_CMD_COORD_SET = 12,
     CMAP_CMD_COORD_REMOVE = 13,
-    CMAP_CMD_SETTINGS = 14,      /* rebalancing settings */
-    CMAP_CMD_REPLICA_STATE = 15, /* the state of one replica of a partition */
-    CMAP_CMD_PART_PROMOTE = 16,  /* another replica becomes primary: term + 1 */
-    CMAP_CMD_REPLICA_MOVE = 17,  /* a replica is re-created on another node (re-replication) */
-    CMAP_CMD_TYPE_COUNT = 18,    /* new types go here: numbers in Raft logs keep their meaning */
+    CMAP_CMD_SETTINGS = 14,       /* rebalancing settings */
+    CMAP_CMD_REPLICA_STATE = 15,  /* the state of one replica of a partition */
+    CMAP_CMD_PART_PROMOTE = 16,   /* another replica becomes primary: term + 1 */
+    CMAP_CMD_REPLICA_MOVE = 17,   /* a replica is re-created on another node (re-replication) */
+    CMAP_CMD_REPLICA_ADD = 18,    /* one more replica of a partition (replication factor up) */
+    CMAP_CMD_REPLICA_REMOVE = 19, /* one replica less (replication factor down) */
+    CMAP_CMD_COLL_SET = 20,       /* a collection's replication and write consistency factors */
+    CMAP_CMD_TYPE_COUNT = 21,     /* new types go here: numbers in Raft logs keep their meaning */
 };
 
 /* "node_register", ...; "unknown" outside the enum. */
@@ -451,6 +454,24 @@ struct cmap_cmd {
             char to[CMAP_ID_MAX + 1];
             uint64_t expect_term;
         } replica_move;
+        /* ADD: a replica of the partition on `node` (not removed, not a replica already:
+         * DV_EINVAL; DV_EFULL beyond CMAP_MAX_REPLICAS) in state DEAD, for the recovery to copy.
+         * REMOVE: the replica on `node` leaves the partition (the primary: DV_EINVAL, promote
+         * another first; DV_ENOTFOUND when `node` holds none). Both bump the epoch; DV_ESTALE
+         * when expect_term (0: any) differs. */
+        struct {
+            char coll[CMAP_NAME_MAX + 1];
+            uint32_t part;
+            char node[CMAP_ID_MAX + 1];
+            uint64_t expect_term;
+        } replica_op;
+        /* Sets the replication factor (0: kept) and write_consistency_factor (0: kept) of a
+         * collection, each 1 .. CMAP_MAX_RF (DV_EINVAL). The leader then adds or removes
+         * replicas until every partition has rf of them. DV_ENOTFOUND. */
+        struct {
+            char name[CMAP_NAME_MAX + 1];
+            uint32_t rf, wcf;
+        } coll_set;
         /* Changes the settings whose CMAP_SET_* bit is in `mask` to the values of `set`.
          * DV_EINVAL for moves_per_node outside 1 .. CMAP_MAX_MOVES_PER_NODE. */
         struct {

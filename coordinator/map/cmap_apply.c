@@ -492,6 +492,70 @@ static int replica_move(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_
     return DV_OK;
 }
 
+static int replica_op(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
+{
+    const typeof(cmd->u.replica_op) *c = &cmd->u.replica_op;
+    struct cmap_part *pt = part_mut(m, c->coll, c->part, res);
+    if (!pt)
+        return DV_OK;
+    if (c->expect_term && c->expect_term != pt->term)
+        return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: term %llu, not %llu",
+                    c->coll, c->part, (unsigned long long)pt->term,
+                    (unsigned long long)c->expect_term);
+    const struct cmap_node *n = node_mut(m, c->node);
+    uint32_t k = n ? replica_at(pt, n->num) : UINT32_MAX;
+    if (cmd->type == CMAP_CMD_REPLICA_ADD) {
+        if (n == NULL || n->state == CMAP_NODE_REMOVED || k != UINT32_MAX)
+            return fail(m, res, DV_EINVAL, "collection \"%s\" partition %u: node %.64s is %s",
+                        c->coll, c->part, c->node,
+                        n == NULL                       ? "unknown"
+                        : n->state == CMAP_NODE_REMOVED ? "removed"
+                                                        : "a replica already");
+        if (pt->n >= CMAP_MAX_REPLICAS)
+            return fail(m, res, DV_EFULL, "collection \"%s\" partition %u has %u replicas", c->coll,
+                        c->part, pt->n);
+        pt->nodes[pt->n] = n->num;
+        pt->state[pt->n] = CMAP_REPLICA_DEAD; /* copied from the primary by the recovery */
+        pt->n++;
+    } else {
+        if (k == UINT32_MAX)
+            return fail(m, res, DV_ENOTFOUND,
+                        "collection \"%s\" partition %u has no replica on %.64s", c->coll, c->part,
+                        c->node);
+        if (pt->primary == n->num)
+            return fail(m, res, DV_EINVAL,
+                        "collection \"%s\" partition %u: %s is the primary; promote another "
+                        "replica first",
+                        c->coll, c->part, c->node);
+        memmove(&pt->nodes[k], &pt->nodes[k + 1], (pt->n - k - 1) * sizeof pt->nodes[0]);
+        memmove(&pt->state[k], &pt->state[k + 1], pt->n - k - 1);
+        pt->n--;
+        pt->state[pt->n] = 0;
+    }
+    pt->epoch = m->epoch + 1;
+    ok(m, res);
+    return DV_OK;
+}
+
+static int coll_set(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
+{
+    const typeof(cmd->u.coll_set) *c = &cmd->u.coll_set;
+    struct cmap_coll *coll = coll_mut(m, c->name);
+    if (!coll)
+        return fail(m, res, DV_ENOTFOUND, "collection \"%.128s\" not found", c->name);
+    if (c->rf > CMAP_MAX_RF || c->wcf > CMAP_MAX_RF)
+        return fail(m, res, DV_EINVAL,
+                    "collection \"%s\": replication factor %u and write_consistency_factor %u "
+                    "must be 1 to %u",
+                    c->name, c->rf, c->wcf, CMAP_MAX_RF);
+    if (c->rf)
+        coll->cfg.rf = c->rf;
+    if (c->wcf)
+        coll->cfg.write_consistency_factor = c->wcf;
+    ok(m, res);
+    return DV_OK;
+}
+
 static int part_promote(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
 {
     const typeof(cmd->u.promote) *c = &cmd->u.promote;
@@ -747,6 +811,13 @@ int cmap_apply_cmd(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resul
         break;
     case CMAP_CMD_REPLICA_MOVE:
         rc = replica_move(m, cmd, res);
+        break;
+    case CMAP_CMD_REPLICA_ADD:
+    case CMAP_CMD_REPLICA_REMOVE:
+        rc = replica_op(m, cmd, res);
+        break;
+    case CMAP_CMD_COLL_SET:
+        rc = coll_set(m, cmd, res);
         break;
     default:
         fail(m, res, DV_EINVAL, "command type %d cannot be applied", cmd->type);

@@ -205,6 +205,17 @@ static bool cmd_shape_ok(const struct cmap_cmd *c, char *errmsg)
         else if (!str_fits(c->u.promote.node, sizeof c->u.promote.node, CMAP_ID_MAX))
             bad = "node";
         break;
+    case CMAP_CMD_REPLICA_ADD:
+    case CMAP_CMD_REPLICA_REMOVE:
+        if (!str_fits(c->u.replica_op.coll, sizeof c->u.replica_op.coll, CMAP_NAME_MAX))
+            bad = "collection";
+        else if (!str_fits(c->u.replica_op.node, sizeof c->u.replica_op.node, CMAP_ID_MAX))
+            bad = "node";
+        break;
+    case CMAP_CMD_COLL_SET:
+        if (!str_fits(c->u.coll_set.name, sizeof c->u.coll_set.name, CMAP_NAME_MAX))
+            bad = "name";
+        break;
     case CMAP_CMD_REPLICA_MOVE:
         if (!str_fits(c->u.replica_move.coll, sizeof c->u.replica_move.coll, CMAP_NAME_MAX))
             bad = "collection";
@@ -322,6 +333,20 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
         W(mpw_u64(b, (uint64_t)c->u.replica_state.state));
         W(mpw_u64(b, c->u.replica_state.expect_term));
         W(mpw_u64(b, c->u.replica_state.expect_epoch));
+        break;
+    case CMAP_CMD_REPLICA_ADD:
+    case CMAP_CMD_REPLICA_REMOVE:
+        W(mpw_array(b, 4));
+        W(w_str(b, c->u.replica_op.coll));
+        W(mpw_u64(b, c->u.replica_op.part));
+        W(w_str(b, c->u.replica_op.node));
+        W(mpw_u64(b, c->u.replica_op.expect_term));
+        break;
+    case CMAP_CMD_COLL_SET:
+        W(mpw_array(b, 3));
+        W(w_str(b, c->u.coll_set.name));
+        W(mpw_u64(b, c->u.coll_set.rf));
+        W(mpw_u64(b, c->u.coll_set.wcf));
         break;
     case CMAP_CMD_REPLICA_MOVE:
         W(mpw_array(b, 5));
@@ -637,6 +662,26 @@ static int d_body(struct dec *d)
         x->state = (int)state;
         TRY(mpk_dec_u64(&d->k, &x->expect_term, "expect_term"));
         TRY(mpk_dec_u64(&d->k, &x->expect_epoch, "expect_epoch"));
+        return DV_OK;
+    }
+    case CMAP_CMD_REPLICA_ADD:
+    case CMAP_CMD_REPLICA_REMOVE: {
+        typeof(c->u.replica_op) *x = &c->u.replica_op;
+        if ((rc = mpk_dec_tuple(&d->k, 4, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->coll, CMAP_NAME_MAX, "collection")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &x->part, "partition")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->node, CMAP_ID_MAX, "node")) != DV_OK)
+            return rc;
+        TRY(mpk_dec_u64(&d->k, &x->expect_term, "expect_term"));
+        return DV_OK;
+    }
+    case CMAP_CMD_COLL_SET: {
+        typeof(c->u.coll_set) *x = &c->u.coll_set;
+        if ((rc = mpk_dec_tuple(&d->k, 3, "body")) != DV_OK ||
+            (rc = mpk_dec_strcpy(&d->k, x->name, CMAP_NAME_MAX, "name")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &x->rf, "replication")) != DV_OK ||
+            (rc = mpk_dec_u32(&d->k, &x->wcf, "write_consistency_factor")) != DV_OK)
+            return rc;
         return DV_OK;
     }
     case CMAP_CMD_REPLICA_MOVE: {

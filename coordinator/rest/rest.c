@@ -245,7 +245,7 @@ static int route(struct rx *x)
 {
     const char *m = x->method;
     bool get = is(m, "GET") || is(m, "HEAD"), put = is(m, "PUT"), post = is(m, "POST"),
-         del = is(m, "DELETE");
+         del = is(m, "DELETE"), patch = is(m, "PATCH");
     char **s = x->seg;
     int n = x->nseg;
     int op = -1;
@@ -265,7 +265,11 @@ static int route(struct rx *x)
     } else if (n == 2 && is(s[1], "aliases") && post) {
         op = REST_OP_ALIASES; /* updating aliases: refused by rh_aliases */
     } else if (n == 2) {
-        op = get ? REST_OP_COLL_INFO : put ? REST_OP_COLL_CREATE : del ? REST_OP_COLL_DROP : -1;
+        op = get     ? REST_OP_COLL_INFO
+             : put   ? REST_OP_COLL_CREATE
+             : del   ? REST_OP_COLL_DROP
+             : patch ? REST_OP_COLL_UPDATE
+                     : -1;
     } else if (n == 3) {
         if (is(s[2], "exists"))
             op = get ? REST_OP_COLL_EXISTS : -1;
@@ -335,6 +339,8 @@ static int dispatch(struct rx *x)
         return rh_coll_create(x, c);
     case REST_OP_COLL_DROP:
         return rh_coll_drop(x, c);
+    case REST_OP_COLL_UPDATE:
+        return rh_coll_update(x, c);
     case REST_OP_ALIASES:
         return rh_aliases(x);
     case REST_OP_COLL_CLUSTER:

@@ -22,6 +22,7 @@
     X(COLL_EXISTS, "collection_exists")                                                            \
     X(COLL_CREATE, "collection_create")                                                            \
     X(COLL_DROP, "collection_delete")                                                              \
+    X(COLL_UPDATE, "collection_update")                                                            \
     X(ALIASES, "aliases")                                                                          \
     X(COLL_CLUSTER, "collection_cluster")                                                          \
     X(CLUSTER, "cluster")                                                                          \
@@ -200,6 +201,7 @@ int rh_coll_info(struct rx *x, const char *coll);
 int rh_coll_exists(struct rx *x, const char *coll);
 int rh_coll_create(struct rx *x, const char *coll);
 int rh_coll_drop(struct rx *x, const char *coll);
+int rh_coll_update(struct rx *x, const char *coll);
 int rh_aliases(struct rx *x);
 int rh_coll_cluster(struct rx *x, const char *coll);
 int rh_cluster(struct rx *x);

@@ -595,6 +595,49 @@ out:
     return rc;
 }
 
+/* Changes a collection's replication factor and/or write_consistency_factor online: the
+ * leader then adds or removes replicas (coord_leader.c, fix_replication). */
+static int coll_set(struct coord *c, const struct args *a, struct buf *b, char *errmsg)
+{
+    struct cmap_cmd cmd = {.type = CMAP_CMD_COLL_SET, .req = coord_reqid(c)};
+    uint64_t rf = 0, wcf = 0;
+    int rc =
+        arg_str(a, "collection", cmd.u.coll_set.name, sizeof cmd.u.coll_set.name, true, errmsg);
+    if (rc != DV_OK)
+        return rc;
+    if ((rc = arg_u64(a, "replication_factor", &rf, errmsg)) != DV_OK && rc != DV_ENOTFOUND)
+        return rc;
+    if ((rc = arg_u64(a, "write_consistency_factor", &wcf, errmsg)) != DV_OK && rc != DV_ENOTFOUND)
+        return rc;
+    if (rf == 0 && wcf == 0) {
+        dv_errmsg_set(errmsg, "give replication_factor and/or write_consistency_factor");
+        return DV_EINVAL;
+    }
+    if (rf > CMAP_MAX_RF || wcf > CMAP_MAX_RF) {
+        dv_errmsg_set(errmsg, "replication_factor and write_consistency_factor must be 1 to %d",
+                      CMAP_MAX_RF);
+        return DV_EINVAL;
+    }
+    cmd.u.coll_set.rf = (uint32_t)rf;
+    cmd.u.coll_set.wcf = (uint32_t)wcf;
+    struct cmap_result res;
+    if ((rc = apply(c, &cmd, &res, errmsg)) != DV_OK)
+        return rc;
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap_coll *cl = cmap_coll_find(&ref->map, cmd.u.coll_set.name);
+    uint32_t now_rf = cl ? cl->cfg.rf : 0, now_wcf = cl ? cl->cfg.write_consistency_factor : 0;
+    craft_map_release(c->raft, ref);
+    T(mpw_map(b, 3));
+    T(K("collection"));
+    T(K(cmd.u.coll_set.name));
+    T(K("replication_factor"));
+    T(mpw_u64(b, now_rf));
+    T(K("write_consistency_factor"));
+    T(mpw_u64(b, now_wcf));
+out:
+    return rc;
+}
+
 /* A router's write got no answer from a partition's primary: fail over if the leader cannot
  * reach it either. */
 static int primary_failed(struct coord *c, const struct args *a, struct buf *b, char *errmsg)
@@ -677,10 +720,13 @@ int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *
         return replica_state(c, &a, status, errmsg);
     if (strcmp(op, "primary_failed") == 0)
         return primary_failed(c, &a, status, errmsg);
-    dv_errmsg_set(errmsg,
-                  "unknown admin op \"%.63s\" (rebalance_plan, rebalance_apply, rebalance_status, "
-                  "rebalance_pause, rebalance_resume, rebalance_set, node_add, node_drain, "
-                  "node_undrain, node_remove, node_weight, replica_state, primary_failed)",
-                  op);
+    if (strcmp(op, "coll_set") == 0)
+        return coll_set(c, &a, status, errmsg);
+    dv_errmsg_set(
+        errmsg,
+        "unknown admin op \"%.63s\" (rebalance_plan, rebalance_apply, rebalance_status, "
+        "rebalance_pause, rebalance_resume, rebalance_set, node_add, node_drain, "
+        "node_undrain, node_remove, node_weight, replica_state, primary_failed, coll_set)",
+        op);
     return DV_EINVAL;
 }

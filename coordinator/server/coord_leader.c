@@ -177,6 +177,104 @@ static void adopt_orphans(struct coord *c, const struct cmap *m)
         }
 }
 
+/* Replicas per node number (malloc'd, n_nodes entries; NULL when out of memory). */
+static uint32_t *replica_load(const struct cmap *m)
+{
+    uint32_t *load = calloc(m->n_nodes ? m->n_nodes : 1, sizeof *load);
+    if (load == NULL)
+        return NULL;
+    for (uint32_t i = 0; i < m->n_colls; i++)
+        for (uint32_t p = 0; p < m->colls[i]->cfg.n_parts; p++)
+            for (uint32_t k = 0; k < m->colls[i]->parts[p].n; k++)
+                load[m->colls[i]->parts[p].nodes[k]]++;
+    return load;
+}
+
+/* The alive node with the fewest replicas that holds none of partition pt, CMAP_NONE. */
+static uint32_t least_loaded(const struct cmap *m, const uint32_t *load, const struct cmap_part *pt)
+{
+    uint32_t best = CMAP_NONE;
+    for (uint32_t x = 0; x < m->n_nodes; x++) {
+        bool holds = false;
+        for (uint32_t k = 0; k < pt->n; k++)
+            holds |= pt->nodes[k] == x;
+        if (holds || m->nodes[x].state != CMAP_NODE_ALIVE)
+            continue;
+        if (best == CMAP_NONE || load[x] < load[best])
+            best = x;
+    }
+    return best;
+}
+
+static bool moving(const struct cmap *m, const char *coll, uint32_t part)
+{
+    for (uint32_t i = 0; i < m->n_moves; i++)
+        if (m->moves[i].part == part && strcmp(m->moves[i].coll, coll) == 0 &&
+            m->moves[i].state != CMAP_MOVE_DONE && m->moves[i].state != CMAP_MOVE_FAILED)
+            return true;
+    return false;
+}
+
+/* Every partition gets its collection's replication factor: one replica more (REPLICA_ADD on
+ * the least loaded alive node, DEAD until recovery copies it) or one less (REPLICA_REMOVE of a
+ * secondary, one out of sync first) per partition and tick. After a change of the factor
+ * (admin op coll_set), or when a node joins a cluster that had fewer nodes than the factor. */
+static void fix_replication(struct coord *c, const struct cmap *m)
+{
+    char err[DV_ERRMSG_SIZE];
+    uint32_t *load = replica_load(m);
+    if (load == NULL)
+        return;
+    for (uint32_t i = 0; i < m->n_colls; i++) {
+        const struct cmap_coll *cl = m->colls[i];
+        for (uint32_t p = 0; p < cl->cfg.n_parts; p++) {
+            const struct cmap_part *pt = &cl->parts[p];
+            if (pt->n == cl->cfg.rf || pt->primary == CMAP_NONE || moving(m, cl->name, p))
+                continue;
+            struct cmap_cmd cmd = {.req = coord_reqid(c)};
+            snprintf(cmd.u.replica_op.coll, sizeof cmd.u.replica_op.coll, "%s", cl->name);
+            cmd.u.replica_op.part = p;
+            cmd.u.replica_op.expect_term = pt->term;
+            uint32_t num = CMAP_NONE;
+            if (pt->n < cl->cfg.rf) {
+                cmd.type = CMAP_CMD_REPLICA_ADD;
+                num = least_loaded(m, load, pt);
+            } else {
+                cmd.type = CMAP_CMD_REPLICA_REMOVE;
+                for (uint32_t k = 0; k < pt->n; k++) {
+                    uint32_t x = pt->nodes[k];
+                    if (x == pt->primary)
+                        continue;
+                    bool better = num == CMAP_NONE || (pt->state[k] != CMAP_REPLICA_ACTIVE) ||
+                                  load[x] > load[num];
+                    if (better)
+                        num = x;
+                    if (pt->state[k] != CMAP_REPLICA_ACTIVE)
+                        break; /* one out of sync goes first */
+                }
+            }
+            if (num == CMAP_NONE)
+                continue;
+            snprintf(cmd.u.replica_op.node, sizeof cmd.u.replica_op.node, "%s", m->nodes[num].id);
+            struct cmap_result res;
+            int rc = coord_apply(c, &cmd, &res, err);
+            if (rc == DV_OK && res.code == DV_OK) {
+                load[num] += cmd.type == CMAP_CMD_REPLICA_ADD ? 1 : -1;
+                log_info(cmd.type == CMAP_CMD_REPLICA_ADD
+                             ? "replica added: the partition is below its replication factor"
+                             : "replica removed: the partition is above its replication factor",
+                         "collection=%s partition=%u node=%s rf=%u", cl->name, p, m->nodes[num].id,
+                         cl->cfg.rf);
+            } else {
+                log_warn("cannot change a partition's replicas",
+                         "collection=%s partition=%u node=%s error=%s", cl->name, p,
+                         m->nodes[num].id, rc == DV_OK ? res.msg : err);
+            }
+        }
+    }
+    free(load);
+}
+
 /* A node, dead for longer than replicas.dead_timeout, whose replicas of replicated partitions
  * get re-created on other nodes: each on the serving node with the fewest replicas that holds
  * none of that partition (REPLICA_MOVE: the new replica starts DEAD, recovery copies it from
@@ -184,13 +282,9 @@ static void adopt_orphans(struct coord *c, const struct cmap *m)
 static void re_replicate(struct coord *c, const struct cmap *m, const struct cmap_node *dead)
 {
     char err[DV_ERRMSG_SIZE];
-    uint32_t *load = calloc(m->n_nodes ? m->n_nodes : 1, sizeof *load);
+    uint32_t *load = replica_load(m);
     if (load == NULL)
         return;
-    for (uint32_t i = 0; i < m->n_colls; i++)
-        for (uint32_t p = 0; p < m->colls[i]->cfg.n_parts; p++)
-            for (uint32_t k = 0; k < m->colls[i]->parts[p].n; k++)
-                load[m->colls[i]->parts[p].nodes[k]]++;
     for (uint32_t i = 0; i < m->n_colls; i++)
         for (uint32_t p = 0; p < m->colls[i]->cfg.n_parts; p++) {
             const struct cmap_part *pt = &m->colls[i]->parts[p];
@@ -199,17 +293,7 @@ static void re_replicate(struct coord *c, const struct cmap *m, const struct cma
                 on |= pt->nodes[k] == dead->num;
             if (!on || pt->primary == dead->num || pt->primary == CMAP_NONE)
                 continue;
-            uint32_t best = CMAP_NONE;
-            for (uint32_t x = 0; x < m->n_nodes; x++) {
-                const struct cmap_node *nd = &m->nodes[x];
-                bool holds = false;
-                for (uint32_t k = 0; k < pt->n; k++)
-                    holds |= pt->nodes[k] == x;
-                if (holds || nd->state != CMAP_NODE_ALIVE)
-                    continue;
-                if (best == CMAP_NONE || load[x] < load[best])
-                    best = x;
-            }
+            uint32_t best = least_loaded(m, load, pt);
             if (best == CMAP_NONE)
                 continue; /* no node left to hold another replica: the partition stays short */
             struct cmap_cmd cmd = {.type = CMAP_CMD_REPLICA_MOVE, .req = coord_reqid(c)};
@@ -289,6 +373,7 @@ static void tick(struct coord *c, uint64_t leader_since)
     }
     adopt_orphans(c, m);
     fail_over(c, m);
+    fix_replication(c, m);
     craft_map_release(c->raft, ref);
 }
 

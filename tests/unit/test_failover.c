@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "coord_fixture.h"
 #include "err.h"
+#include "mpk.h"
 #include "place.h"
 
 #define DIM   8
@@ -298,12 +299,82 @@ static void test_dead_timeout(void **state)
     cf_close(f);
 }
 
+/* Sets the collection's replication factor (admin op coll_set). */
+static void set_rf(struct coord_fixture *f, uint32_t rf)
+{
+    struct buf a = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(mpw_map(&a, 2), DV_OK);
+    assert_int_equal(mpw_str(&a, "collection", 10), DV_OK);
+    assert_int_equal(mpw_str(&a, COLL, strlen(COLL)), DV_OK);
+    assert_int_equal(mpw_str(&a, "replication_factor", 18), DV_OK);
+    assert_int_equal(mpw_u64(&a, rf), DV_OK);
+    struct msg_reply rep;
+    int rc = cf_admin(f, "coll_set", a.data, a.len, &rep, err);
+    if (rc != DV_OK)
+        fail_msg("coll_set: %s: %s", dv_errname(rc), err);
+    msg_reply_free(&rep);
+    buf_free(&a);
+}
+
+/* Whether every partition has n replicas, all in sync. */
+static bool has_replicas(struct coord_fixture *f, uint32_t n)
+{
+    for (uint32_t p = 0; p < PARTS; p++) {
+        struct cmap_part pt = part_of(f, p);
+        if (pt.n != n)
+            return false;
+        for (uint32_t k = 0; k < pt.n; k++)
+            if (pt.state[k] != CMAP_REPLICA_ACTIVE)
+                return false;
+    }
+    return true;
+}
+
+/* The replication factor changes online: 1 -> 3 adds two replicas per partition, copied from
+ * the primaries while writes go on; 3 -> 2 drops one. Every acknowledged write is on every
+ * replica throughout. */
+static void test_change_rf(void **state)
+{
+    (void)state;
+    char err[DV_ERRMSG_SIZE] = "";
+    struct coord_fixture *f;
+    struct cf_opts o = {.n_nodes = 3, .request_timeout_ms = 1000, .pull_call_ms = 100};
+    int rc = cf_open(cf_seed(), &o, &f, err);
+    if (rc != DV_OK)
+        fail_msg("cf_open: %s: %s", dv_errname(rc), err);
+    if ((rc = cf_create(f, COLL, DIM, PARTS, 1, err)) != DV_OK)
+        fail_msg("cf_create: %s: %s", dv_errname(rc), err);
+    static uint32_t ver[400];
+    for (uint64_t id = 0; id < 200; id += BATCH) {
+        assert_int_equal(write_batch(f, id, BATCH, 1, err), DV_OK);
+        for (uint32_t i = 0; i < BATCH; i++)
+            ver[id + i] = 1;
+    }
+    for (uint32_t rf = 3; rf >= 2; rf--) {
+        set_rf(f, rf);
+        uint64_t t0 = clock_mono_ms(), id = 200;
+        while (!has_replicas(f, rf) && clock_mono_ms() - t0 < 30000) {
+            assert_int_equal(write_batch(f, id % 400, BATCH, 1 + rf, err), DV_OK);
+            for (uint32_t i = 0; i < BATCH; i++)
+                ver[id % 400 + i] = 1 + rf;
+            id += BATCH;
+        }
+        assert_true(has_replicas(f, rf));
+        printf("# replication factor %u reached in %" PRIu64 " ms under writes\n", rf,
+               clock_mono_ms() - t0);
+        check_in_sync(f, 400, ver);
+    }
+    cf_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_node_silent),
         cmocka_unit_test(test_primary_dead),
         cmocka_unit_test(test_dead_timeout),
+        cmocka_unit_test(test_change_rf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
