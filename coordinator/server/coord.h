@@ -78,6 +78,7 @@ struct coord {
     atomic_bool draining;
     uint64_t client_id; /* request ids of commands this coordinator submits: (client_id, seq) */
     atomic_uint_least64_t seq;
+    atomic_uint_least64_t read_turn; /* spreads reads over a partition's in-sync replicas */
 
     pthread_mutex_t conns_mu;
     struct coord_conn *conns;

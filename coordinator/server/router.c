@@ -137,18 +137,22 @@ static bool serves(const struct cmap *m, uint32_t num)
 }
 
 /*
- * The node to read partition pt from: its primary, unless the map says the primary does not
- * serve and another replica does. `avoid` (UINT32_MAX: none) just failed: another replica
- * then, any that is not dead or removed; UINT32_MAX when there is none.
+ * The node to read partition pt from: one of its in-sync replicas on a serving node, taken in
+ * turn (`turn` differs from request to request), so that every replica takes reads: rf 3
+ * triples what a partition answers. Every in-sync replica has every acknowledged write. When
+ * none serves, the primary (the error names it). `avoid` (UINT32_MAX: none) just failed:
+ * another in-sync replica then, any that is not dead or removed; UINT32_MAX when there is none.
  */
-static uint32_t read_node(const struct cmap *m, const struct cmap_part *pt, uint32_t avoid)
+static uint32_t read_node(const struct cmap *m, const struct cmap_part *pt, uint32_t avoid,
+                          uint64_t turn)
 {
-    if (pt->primary != avoid && serves(m, pt->primary))
-        return pt->primary;
     /* Only in-sync replicas: one out of the in-sync set may miss acknowledged writes. */
+    uint32_t ok[CMAP_MAX_REPLICAS], n_ok = 0;
     for (uint32_t j = 0; j < pt->n; j++)
         if (pt->nodes[j] != avoid && pt->state[j] == CMAP_REPLICA_ACTIVE && serves(m, pt->nodes[j]))
-            return pt->nodes[j];
+            ok[n_ok++] = pt->nodes[j];
+    if (n_ok > 0)
+        return ok[turn % n_ok];
     if (avoid == UINT32_MAX)
         return pt->primary; /* none looks alive: try the primary, the error names it */
     for (uint32_t j = 0; j < pt->n; j++) {
@@ -229,6 +233,7 @@ struct part_batch {
 static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
 {
+    uint64_t turn = atomic_fetch_add(&c->read_turn, 1); /* read_node */
     const struct pid *ids;
     uint32_t n;
     switch (req->type) {
@@ -339,7 +344,7 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         }
         calls[k].req = sub;
         calls[k].part = p;
-        aim(c, m, writing ? pt->primary : read_node(m, pt, UINT32_MAX), &calls[k]);
+        aim(c, m, writing ? pt->primary : read_node(m, pt, UINT32_MAX, turn + p), &calls[k]);
         k++;
     }
     run_calls(c, calls, ncalls);
@@ -403,6 +408,7 @@ out:
 static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                    const struct msg *sub, struct coord_tmp *t, char *errmsg)
 {
+    uint64_t turn = atomic_fetch_add(&c->read_turn, 1); /* read_node */
     uint32_t np = cl->cfg.n_parts;
     struct call *calls = calloc(np, sizeof *calls);
     if (calls == NULL)
@@ -411,7 +417,7 @@ static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll
         calls[p].req = *sub;
         calls[p].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch, 0};
         calls[p].part = p;
-        aim(c, m, read_node(m, &cl->parts[p], UINT32_MAX), &calls[p]);
+        aim(c, m, read_node(m, &cl->parts[p], UINT32_MAX, turn + p), &calls[p]);
     }
     run_calls(c, calls, np);
     t->calls = calls;
@@ -543,6 +549,7 @@ static void mark_answered(const struct call *calls, size_t from, size_t to, bool
 static int search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
 {
+    uint64_t turn = atomic_fetch_add(&c->read_turn, 1); /* read_node */
     const struct msg_csearch_req *s = &req->u.csearch_req;
     uint32_t np = cl->cfg.n_parts, nq = s->n_queries;
     int rc;
@@ -571,7 +578,7 @@ static int search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     uint32_t nt = 0;
     for (uint32_t p = 0; p < np; p++) {
         want[p] = true;
-        via[p] = read_node(m, &cl->parts[p], UINT32_MAX);
+        via[p] = read_node(m, &cl->parts[p], UINT32_MAX, turn + p);
     }
     search_calls(c, m, cl, s, want, via, s->timeout_ms, calls, &ncalls, targets, &nt, done);
     run_calls(c, calls, ncalls);
@@ -605,7 +612,7 @@ static int search(struct coord *c, const struct cmap *m, const struct cmap_coll 
             continue;
         }
         want[p] = false;
-        uint32_t other = read_node(m, &cl->parts[p], via[p]);
+        uint32_t other = read_node(m, &cl->parts[p], via[p], turn + p);
         if (other != UINT32_MAX) {
             want[p] = true;
             via[p] = other;

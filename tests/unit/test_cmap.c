@@ -136,6 +136,15 @@ static int all_commands(struct cmap_cmd *out)
     out[n++].u.replica_state.expect_epoch = 77;
     out[n++] = cu_promote("c", 6, "n1", 3);
     out[n++] = cu_rmove("c", 7, "n1", "n2", 9);
+    out[n] = cu_promote("c", 2, "n2", 4);
+    out[n].type = CMAP_CMD_REPLICA_ADD;
+    out[n++].u.replica_op = (typeof(out[0].u.replica_op)){"c", 2, "n2", 4};
+    out[n] = cu_promote("c", 3, "n0", 0);
+    out[n].type = CMAP_CMD_REPLICA_REMOVE;
+    out[n++].u.replica_op = (typeof(out[0].u.replica_op)){"c", 3, "n0", 0};
+    out[n] = cu_promote("c", 3, "n0", 0);
+    out[n].type = CMAP_CMD_COLL_SET;
+    out[n++].u.coll_set = (typeof(out[0].u.coll_set)){"coll-1", 3, 2};
     return n;
 }
 
@@ -237,6 +246,18 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
         assert_string_equal(a->u.replica_move.to, b->u.replica_move.to);
         assert_true(a->u.replica_move.expect_term == b->u.replica_move.expect_term);
         break;
+    case CMAP_CMD_REPLICA_ADD:
+    case CMAP_CMD_REPLICA_REMOVE:
+        assert_string_equal(a->u.replica_op.coll, b->u.replica_op.coll);
+        assert_int_equal(a->u.replica_op.part, b->u.replica_op.part);
+        assert_string_equal(a->u.replica_op.node, b->u.replica_op.node);
+        assert_true(a->u.replica_op.expect_term == b->u.replica_op.expect_term);
+        break;
+    case CMAP_CMD_COLL_SET:
+        assert_string_equal(a->u.coll_set.name, b->u.coll_set.name);
+        assert_int_equal(a->u.coll_set.rf, b->u.coll_set.rf);
+        assert_int_equal(a->u.coll_set.wcf, b->u.coll_set.wcf);
+        break;
     case CMAP_CMD_PART_PROMOTE:
         assert_string_equal(a->u.promote.coll, b->u.promote.coll);
         assert_int_equal(a->u.promote.part, b->u.promote.part);
@@ -256,7 +277,7 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
 
 static void test_cmd_roundtrip(void **state)
 {
-    struct cmap_cmd cmds[20];
+    struct cmap_cmd cmds[32];
     int n = all_commands(cmds);
     char err[DV_ERRMSG_SIZE];
     bool seen[CMAP_CMD_TYPE_COUNT] = {false};
@@ -318,7 +339,7 @@ static void test_cmd_encode_rejects(void **state)
  * command that encodes again; applying garbage answers DV_EPROTO and leaves the map alone. */
 static void test_cmd_truncated_and_garbage(void **state)
 {
-    struct cmap_cmd cmds[20];
+    struct cmap_cmd cmds[32];
     int n = all_commands(cmds);
     char err[DV_ERRMSG_SIZE];
     struct cmap m, before;
@@ -834,6 +855,42 @@ static void test_replica_move(void **state)
     assert_int_equal(pt->state[1], CMAP_REPLICA_DEAD);
     assert_int_equal(pt->primary, 0);
     assert_true(pt->term == 1 && pt->epoch == before + 1);
+
+    /* add and remove (replication factor changes), and the factor itself */
+    struct cmap_cmd add = cu_rmove("c", 1, "n1", "n0", 0);
+    add.type = CMAP_CMD_REPLICA_ADD;
+    add.u.replica_op = (typeof(add.u.replica_op)){"c", 1, "n0", 0};
+    assert_int_equal(run_free(&m, add), DV_OK);
+    pt = cmap_part_find(&m, "c", 1);
+    assert_int_equal(pt->n, 3);
+    assert_int_equal(pt->nodes[2], 0);
+    assert_int_equal(pt->state[2], CMAP_REPLICA_DEAD);
+    add = cu_rmove("c", 1, "n1", "n0", 0);
+    add.type = CMAP_CMD_REPLICA_ADD;
+    add.u.replica_op = (typeof(add.u.replica_op)){"c", 1, "n0", 0};
+    assert_int_equal(run_free(&m, add), DV_EINVAL); /* a replica already */
+    struct cmap_cmd rm = cu_rmove("c", 1, "n1", "n0", 0);
+    rm.type = CMAP_CMD_REPLICA_REMOVE;
+    rm.u.replica_op = (typeof(rm.u.replica_op)){"c", 1, "n1", 0}; /* the primary of 1 */
+    assert_int_equal(run_free(&m, rm), DV_EINVAL);
+    rm = cu_rmove("c", 1, "n1", "n0", 0);
+    rm.type = CMAP_CMD_REPLICA_REMOVE;
+    rm.u.replica_op = (typeof(rm.u.replica_op)){"c", 1, "n2", 0};
+    assert_int_equal(run_free(&m, rm), DV_OK);
+    pt = cmap_part_find(&m, "c", 1);
+    assert_int_equal(pt->n, 2);
+    assert_int_equal(pt->nodes[1], 0);
+    assert_int_equal(pt->state[1], CMAP_REPLICA_DEAD);
+    struct cmap_cmd set = cu_rmove("c", 1, "n1", "n0", 0);
+    set.type = CMAP_CMD_COLL_SET;
+    set.u.coll_set = (typeof(set.u.coll_set)){"c", 9, 0};
+    assert_int_equal(run_free(&m, set), DV_EINVAL);
+    set = cu_rmove("c", 1, "n1", "n0", 0);
+    set.type = CMAP_CMD_COLL_SET;
+    set.u.coll_set = (typeof(set.u.coll_set)){"c", 3, 2};
+    assert_int_equal(run_free(&m, set), DV_OK);
+    assert_int_equal(cmap_coll_find(&m, "c")->cfg.rf, 3);
+    assert_int_equal(cmap_coll_find(&m, "c")->cfg.write_consistency_factor, 2);
     cmap_free(&m);
 }
 

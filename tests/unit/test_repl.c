@@ -109,7 +109,10 @@ static void env_free(struct env *e)
     for (int i = 0; i < NODES; i++)
         if (e->n[i].node)
             node_down(e, i);
-    tr_fake_net_free(e->net); /* frees the parties' transports */
+    tr_free(e->client);
+    for (int i = 0; i < NODES; i++)
+        tr_free(e->n[i].tr);
+    tr_fake_net_free(e->net);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
     assert_int_equal(system(cmd), 0);
