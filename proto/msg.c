@@ -599,11 +599,15 @@ static int w_reply_body(struct buf *b, const struct msg *m)
         W(mpw_array(b, f->n_parts));
         for (uint32_t i = 0; i < f->n_parts; i++) {
             const struct msg_coll_part *p = &f->parts[i];
-            W(mpw_array(b, 4));
+            W(mpw_array(b, 6));
             W(mpw_u64(b, p->part));
             W(mpw_u64(b, p->epoch));
             W(w_strs(b, p->nodes, p->n_nodes));
             W(mpw_u64(b, p->points));
+            W(mpw_u64(b, p->term));
+            W(mpw_array(b, p->n_nodes));
+            for (uint32_t j = 0; j < p->n_nodes; j++)
+                W(mpw_u64(b, p->states ? p->states[j] : 0));
         }
         return DV_OK;
     }

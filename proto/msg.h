@@ -408,13 +408,18 @@ struct msg_coll_list_rep {
 };
 
 /* One partition of a collection: its placement epoch, the ids of the nodes holding a replica
- * and its point count. */
+ * (the primary first), its point count, its primary term and the state of each replica
+ * (states[n_nodes], the cluster map's numbering: 0 active, 1 dead, 2 partial, 3 initializing,
+ * 4 recovery; NULL when encoding: all active). A reply of a coordinator that predates terms
+ * decodes as term 0 with every replica active. */
 struct msg_coll_part {
     uint32_t part;
     uint64_t epoch;
     struct msg_str *nodes;
     uint32_t n_nodes;
     uint64_t points;
+    uint64_t term;
+    uint8_t *states;
 };
 
 struct msg_coll_info_rep {

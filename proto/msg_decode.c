@@ -726,12 +726,37 @@ static int d_reply_body(struct dec *d)
             return fail(d, DV_ENOMEM, "partition list");
         for (uint32_t i = 0; i < f->n_parts; i++) {
             struct msg_coll_part *p = &f->parts[i];
-            if ((rc = mpk_dec_tuple(&d->k, 4, "partition")) ||
-                (rc = mpk_dec_u32(&d->k, &p->part, "partition")) ||
+            uint32_t fields;
+            /* 4 fields: a coordinator that predates terms and replica states */
+            R(mpk_array(&d->k.r, &fields), "partition");
+            if (fields != 4 && fields != 6)
+                return fail(d, DV_ECORRUPT, "partition");
+            if ((rc = mpk_dec_u32(&d->k, &p->part, "partition")) ||
                 (rc = mpk_dec_u64(&d->k, &p->epoch, "partition epoch")) ||
                 (rc = d_strs(d, &p->nodes, &p->n_nodes, "partition nodes")) ||
                 (rc = mpk_dec_u64(&d->k, &p->points, "partition points")))
                 return rc;
+            p->states = d_alloc(d, p->n_nodes, 1);
+            if (!p->states)
+                return fail(d, DV_ENOMEM, "replica states");
+            memset(p->states, 0, p->n_nodes);
+            p->term = 0;
+            if (fields == 6) {
+                uint32_t ns;
+                if ((rc = mpk_dec_u64(&d->k, &p->term, "partition term")) ||
+                    (rc = mpk_dec_list(&d->k, &ns, MIN_U32, UINT32_MAX, "replica states")))
+                    return rc;
+                if (ns != p->n_nodes)
+                    return fail(d, DV_ECORRUPT, "replica states");
+                for (uint32_t j = 0; j < ns; j++) {
+                    uint32_t st;
+                    if ((rc = mpk_dec_u32(&d->k, &st, "replica state")))
+                        return rc;
+                    if (st > 255)
+                        return fail(d, DV_ERANGE, "replica state");
+                    p->states[j] = (uint8_t)st;
+                }
+            }
         }
         return DV_OK;
     }

@@ -146,12 +146,16 @@ static json_t *info_json(const char *name, const dvec_collection_info *in)
     json_t *parts = json_array();
     for (size_t i = 0; parts && i < in->n_partitions; i++) {
         const dvec_partition_info *p = &in->partitions[i];
-        json_t *nodes = json_array();
-        for (size_t j = 0; nodes && j < p->n_nodes; j++)
+        json_t *nodes = json_array(), *states = json_array();
+        for (size_t j = 0; nodes && states && j < p->n_nodes; j++) {
             json_array_append_new(nodes, json_string(p->nodes[j]));
-        json_array_append_new(parts, json_pack("{s:I, s:I, s:I, s:o}", "id", (json_int_t)p->id,
-                                               "epoch", (json_int_t)p->epoch, "points",
-                                               (json_int_t)p->points, "nodes", nodes));
+            json_array_append_new(
+                states, json_string(dvec_replica_state_name(p->states ? p->states[j] : 0)));
+        }
+        json_array_append_new(
+            parts, json_pack("{s:I, s:I, s:I, s:I, s:o, s:o}", "id", (json_int_t)p->id, "epoch",
+                             (json_int_t)p->epoch, "term", (json_int_t)p->term, "points",
+                             (json_int_t)p->points, "nodes", nodes, "states", states));
     }
     return json_pack("{s:s, s:o, s:I, s:o}", "name", name, "config", cfg, "points",
                      (json_int_t)in->points, "partitions", parts);
@@ -189,20 +193,25 @@ static int info_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o
            cf->ef_search, cf->sq8 ? ", sq8" : "");
     printf("  partitions   %u, replication %u\n", cf->partitions, cf->replication);
     printf("  fsync        %s\n\n", fsync_name(cf->fsync));
-    static const char *const hdr[] = {">PARTITION", ">EPOCH", ">POINTS", "NODES (primary first)"};
+    static const char *const hdr[] = {">PARTITION", ">EPOCH", ">TERM", ">POINTS",
+                                      "NODES (primary first; replicas out of sync marked)"};
     struct table t;
-    table_init(&t, 4, hdr);
+    table_init(&t, 5, hdr);
     for (size_t i = 0; i < in.n_partitions; i++) {
         const dvec_partition_info *p = &in.partitions[i];
         char nodes[1024];
         size_t off = 0;
         nodes[0] = '\0';
-        for (size_t j = 0; j < p->n_nodes && off < sizeof nodes; j++)
-            off += (size_t)snprintf(nodes + off, sizeof nodes - off, "%s%s", j ? ", " : "",
-                                    p->nodes[j]);
+        for (size_t j = 0; j < p->n_nodes && off < sizeof nodes; j++) {
+            int st = p->states ? p->states[j] : 0;
+            off += (size_t)snprintf(nodes + off, sizeof nodes - off, "%s%s%s%s%s", j ? ", " : "",
+                                    p->nodes[j], st ? " (" : "",
+                                    st ? dvec_replica_state_name(st) : "", st ? ")" : "");
+        }
         table_new_row(&t);
         table_cellf(&t, "%u", p->id);
         table_cellf(&t, "%llu", (unsigned long long)p->epoch);
+        table_cellf(&t, "%llu", (unsigned long long)p->term);
         table_cellf(&t, "%llu", (unsigned long long)p->points);
         table_cellf(&t, "%s", p->n_nodes ? nodes : "(none)");
     }

@@ -139,8 +139,14 @@ typedef struct dvec_partition_info {
     uint64_t epoch;
     uint64_t points;
     size_t n_nodes;
-    char **nodes; /* ids of the nodes holding a replica, the primary first */
+    char **nodes;          /* ids of the nodes holding a replica, the primary first */
+    uint64_t term;         /* the primary term: +1 at every failover (0: an older coordinator) */
+    unsigned char *states; /* states[n_nodes]: 0 active (in sync), 1 dead, 2 partial,
+                              3 initializing, 4 recovery (copying), one per node above */
 } dvec_partition_info;
+
+/* "active", "dead", "partial", "initializing", "recovery" ("unknown" otherwise). */
+DVEC_API const char *dvec_replica_state_name(int state);
 
 typedef struct dvec_collection_info {
     dvec_collection_config config;

@@ -170,8 +170,12 @@ DVEC_API int dvec_collection_info_get(dvec_client *c, const char *name, dvec_col
         o->id = mp->part;
         o->epoch = mp->epoch;
         o->points = mp->points;
-        if (mp->n_nodes > 0 && (o->nodes = calloc(mp->n_nodes, sizeof *o->nodes)) == NULL)
+        o->term = mp->term;
+        if (mp->n_nodes > 0 && ((o->nodes = calloc(mp->n_nodes, sizeof *o->nodes)) == NULL ||
+                                (o->states = calloc(mp->n_nodes, 1)) == NULL))
             goto err_nomem;
+        for (uint32_t j = 0; j < mp->n_nodes; j++)
+            o->states[j] = mp->states ? mp->states[j] : 0;
         for (uint32_t j = 0; j < mp->n_nodes; j++, o->n_nodes++)
             if ((o->nodes[j] = str_dup(&mp->nodes[j])) == NULL) {
                 info.n_partitions++;
@@ -188,12 +192,20 @@ err_nomem:
     return cl_failf(err, DVEC_ENOMEM, "collection %s: info: out of memory", name);
 }
 
+DVEC_API const char *dvec_replica_state_name(int state)
+{
+    static const char *const names[] = {"active", "dead", "partial", "initializing", "recovery"};
+    return state >= 0 && state < 5 ? names[state] : "unknown";
+}
+
 DVEC_API void dvec_collection_info_free(dvec_collection_info *info)
 {
     if (info == NULL)
         return;
-    for (size_t p = 0; p < info->n_partitions; p++)
+    for (size_t p = 0; p < info->n_partitions; p++) {
         dvec_strings_free(info->partitions[p].nodes, info->partitions[p].n_nodes);
+        free(info->partitions[p].states);
+    }
     free(info->partitions);
     info->partitions = NULL;
     info->n_partitions = 0;

@@ -88,10 +88,13 @@ static bool node_of(json_t *status, const char *id, size_t n, uint32_t *num, con
 }
 
 /* A node state as Qdrant's replica state. */
-static const char *replica_state(const char *node_state)
+/* Qdrant's name of a replica's state: the map's (active, dead, partial, initializing,
+ * recovery) while its node serves, Dead when the node does not. */
+static const char *replica_state(const char *node_state, uint8_t state)
 {
+    static const char *const names[] = {"Active", "Dead", "Partial", "Initializing", "Recovery"};
     if (strcmp(node_state, "alive") == 0 || strcmp(node_state, "draining") == 0)
-        return "Active";
+        return state < 5 ? names[state] : "Dead";
     if (strcmp(node_state, "joining") == 0)
         return "Initializing";
     return "Dead";
@@ -350,9 +353,10 @@ int rh_coll_cluster(struct rx *x, const char *coll)
             const char *ns = "unknown";
             const struct msg_str *id = &o->parts[p].nodes[j];
             bool known = node_of(status, id->p, id->len, &num, &ns);
-            rc = buf_appendf(b, "%s{\"shard_id\":%u,\"peer_id\":%" PRIu64 ",\"state\":\"%s\"}",
-                             first ? "" : ",", o->parts[p].part, (uint64_t)NODE_PEER_BASE + num,
-                             known ? replica_state(ns) : "Dead");
+            rc = buf_appendf(
+                b, "%s{\"shard_id\":%u,\"peer_id\":%" PRIu64 ",\"state\":\"%s\"}", first ? "" : ",",
+                o->parts[p].part, (uint64_t)NODE_PEER_BASE + num,
+                known ? replica_state(ns, o->parts[p].states ? o->parts[p].states[j] : 0) : "Dead");
             first = false;
         }
     }

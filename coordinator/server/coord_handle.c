@@ -645,6 +645,7 @@ struct info_tmp {
     struct msg_str *names;
     struct msg_coll_part *parts;
     char (*text)[CMAP_NAME_MAX + 1];
+    uint8_t *states;
 };
 
 static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, struct info_tmp *t,
@@ -669,7 +670,8 @@ static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, st
     t->parts = calloc(np, sizeof *t->parts);
     t->names = calloc(total_nodes ? total_nodes : 1, sizeof *t->names);
     t->text = calloc(total_nodes ? total_nodes : 1, sizeof *t->text);
-    if (t->parts == NULL || t->names == NULL || t->text == NULL) {
+    t->states = calloc(total_nodes ? total_nodes : 1, 1);
+    if (t->parts == NULL || t->names == NULL || t->text == NULL || t->states == NULL) {
         craft_map_release(c->raft, ref);
         return DV_ENOMEM;
     }
@@ -683,14 +685,19 @@ static int coll_info(struct coord *c, const struct msg *req, struct msg *rep, st
         mp->epoch = pt->epoch;
         mp->nodes = &t->names[k];
         mp->n_nodes = pt->n;
+        mp->term = pt->term;
+        mp->states = &t->states[k];
+        /* The primary first (when there is one), then the others in map order. */
+        uint32_t first = 0;
+        for (uint32_t j = 0; j < pt->n; j++)
+            if (pt->nodes[j] == pt->primary)
+                first = j;
         for (uint32_t j = 0; j < pt->n; j++, k++) {
-            /* The primary first, then the others in map order. */
-            uint32_t num = j == 0 ? pt->primary : pt->nodes[j];
-            if (j > 0 && pt->nodes[j] == pt->primary)
-                num = pt->nodes[0];
-            const struct cmap_node *n = cmap_node_get(&ref->map, num);
+            uint32_t at = j == 0 ? first : j == first ? 0 : j;
+            const struct cmap_node *n = cmap_node_get(&ref->map, pt->nodes[at]);
             snprintf(t->text[k], sizeof t->text[k], "%s", n ? n->id : "?");
             t->names[k] = S(t->text[k]);
+            t->states[k] = pt->state[at];
         }
         const struct cmap_node *prim = cmap_node_get(&ref->map, pt->primary);
         struct tr_peer *r = prim ? coord_conn(c, prim->url, NULL, errmsg) : NULL;
@@ -772,6 +779,7 @@ static void rep_mem_free(void *p)
     free(k->t.names);
     free(k->t.parts);
     free(k->t.text);
+    free(k->t.states);
     buf_free(&k->status);
     free(k);
 }

@@ -282,8 +282,9 @@ int main(int argc, char **argv)
     m.u.coll_list_rep = (struct msg_coll_list_rep){names, 2};
     put(&m, NULL);
     struct msg_str nodes[3] = {S("node-1"), S("node-2"), S("node-3")};
-    struct msg_coll_part cps[3] = {
-        {0, 5, nodes, 2, 10}, {1, 6, nodes + 1, 2, 0}, {2, 7, NULL, 0, 3}};
+    struct msg_coll_part cps[3] = {{0, 5, nodes, 2, 10, 1, NULL},
+                                   {1, 6, nodes + 1, 2, 0, 2, NULL},
+                                   {2, 7, NULL, 0, 3, 0, NULL}};
     m = rep(MSG_COLL_INFO);
     m.u.coll_info_rep = (struct msg_coll_info_rep){{4, 2, 16, 200, 64, 1, 3, 2, false}, 13, cps, 3};
     put(&m, NULL);

@@ -942,9 +942,10 @@ static void check_coll_admin(void **state)
     msg_free(&out);
 
     struct msg_str nodes[3] = {S("node-1"), S("node-2"), S("n3")};
-    struct msg_coll_part parts[3] = {{0, 5, nodes, 3, 100},
-                                     {1, UINT64_MAX, nodes + 1, 1, 0},
-                                     {UINT32_MAX, 0, NULL, 0, UINT64_MAX}};
+    uint8_t states[3] = {0, 1, 4};
+    struct msg_coll_part parts[3] = {{0, 5, nodes, 3, 100, 7, states},
+                                     {1, UINT64_MAX, nodes + 1, 1, 0, 1, NULL},
+                                     {UINT32_MAX, 0, NULL, 0, UINT64_MAX, 0, NULL}};
     r.type = MSG_COLL_INFO;
     r.u.coll_info_rep =
         (struct msg_coll_info_rep){{128, 1, 16, 200, 64, 0, 3, 2, false}, 1ULL << 40, parts, 3};
@@ -963,6 +964,10 @@ static void check_coll_admin(void **state)
     assert_int_equal(f->parts[2].part, UINT32_MAX);
     assert_int_equal(f->parts[2].n_nodes, 0);
     assert_true(f->parts[2].points == UINT64_MAX);
+    assert_true(f->parts[0].term == 7 && f->parts[1].term == 1);
+    assert_int_equal(f->parts[0].states[1], 1);
+    assert_int_equal(f->parts[0].states[2], 4);
+    assert_int_equal(f->parts[1].states[0], 0); /* NULL encodes as all active */
     msg_free(&out);
     r.u.coll_info_rep.n_parts = 0;
     round_trip(&r, &out);

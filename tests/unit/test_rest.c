@@ -77,7 +77,7 @@ static int fake_answer(void *arg, const void *in, size_t n, struct buf *out,
     struct msg_hits lists[64];
     struct msg_str names[1] = {S("a")};
     struct msg_str nodes[1] = {S("n1")};
-    struct msg_coll_part part = {0, 1, nodes, 1, 100};
+    struct msg_coll_part part = {0, 1, nodes, 1, 100, 1, NULL};
     struct buf status = BUF_INIT;
     for (int i = 0; i < 100; i++)
         hits[i] = (struct msg_hit){

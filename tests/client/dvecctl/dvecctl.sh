@@ -255,7 +255,7 @@ expect "count after delete" 0 "^398$"
 
 # ---- status and info --------------------------------------------------------------------
 run collections info docs
-expect "collections info (text)" 0 "^collection docs" "points +398" "^PARTITION +EPOCH +POINTS +NODES" \
+expect "collections info (text)" 0 "^collection docs" "points +398" "^PARTITION +EPOCH +TERM +POINTS +NODES" \
     "node-1, node-2|node-2, node-1"
 run collections info docs --json
 golden info info
