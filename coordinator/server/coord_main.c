@@ -94,6 +94,33 @@ static int collect(void *arg, struct metrics_writer *w)
     int rc = DV_OK;
     for (size_t i = 0; i < sizeof v / sizeof v[0] && rc == DV_OK; i++)
         rc = metrics_emit_gauge(w, names[i], help[i], NULL, v[i]);
+    /* Replication: replicas per state, and partitions below their replication factor in
+     * sync, per collection. */
+    for (uint32_t i = 0; i < ref->map.n_colls && rc == DV_OK; i++) {
+        const struct cmap_coll *cl = ref->map.colls[i];
+        uint32_t per[CMAP_REPLICA_STATE_COUNT] = {0}, short_parts = 0;
+        for (uint32_t p = 0; p < cl->cfg.n_parts; p++) {
+            uint32_t active = 0;
+            for (uint32_t k = 0; k < cl->parts[p].n; k++) {
+                per[cl->parts[p].state[k]]++;
+                active += cl->parts[p].state[k] == CMAP_REPLICA_ACTIVE;
+            }
+            short_parts += active < cl->cfg.rf;
+        }
+        for (int s = 0; s < CMAP_REPLICA_STATE_COUNT && rc == DV_OK; s++) {
+            const char *l[] = {"collection", cl->name, "state", cmap_replica_state_name(s), NULL};
+            rc = metrics_emit_gauge(w, "dvec_coord_replicas",
+                                    "Replicas of a collection's partitions, by state (active: "
+                                    "in sync).",
+                                    l, (double)per[s]);
+        }
+        const char *l[] = {"collection", cl->name, NULL};
+        if (rc == DV_OK)
+            rc = metrics_emit_gauge(w, "dvec_coord_partitions_under_replicated",
+                                    "Partitions with fewer in-sync replicas than the "
+                                    "replication factor.",
+                                    l, (double)short_parts);
+    }
     craft_map_release(c->raft, ref);
     /* Search combining (combine.h), over every node connection. */
     struct combiner_stats sum = {0};
