@@ -31,6 +31,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_REPLICA_PULL] = "replica_pull",
     [MSG_REPLICA_FENCE] = "replica_fence",
     [MSG_REPLICATE] = "replicate",
+    [MSG_REPLICA_DIGEST] = "replica_digest",
     [MSG_COLL_CREATE] = "coll_create",
     [MSG_COLL_DROP] = "coll_drop",
     [MSG_COLL_LIST] = "coll_list",
@@ -78,6 +79,7 @@ bool msg_type_addressed(int type)
     case MSG_REPLICA_PULL:
     case MSG_REPLICA_FENCE:
     case MSG_REPLICATE:
+    case MSG_REPLICA_DIGEST:
         return true;
     default:
         return false;
@@ -488,6 +490,11 @@ static int w_reply_body(struct buf *b, const struct msg *m)
 {
     int rc;
     switch (m->type) {
+    case MSG_REPLICA_DIGEST:
+        W(mpw_array(b, 3));
+        W(mpw_u64(b, m->u.digest_rep.digest));
+        W(mpw_u64(b, m->u.digest_rep.points));
+        return mpw_u64(b, m->u.digest_rep.lsn);
     case MSG_HELLO: {
         const struct msg_hello_rep *h = &m->u.hello_rep;
         W(mpw_array(b, 4));

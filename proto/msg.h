@@ -41,12 +41,13 @@ enum msg_type {
     MSG_SCROLL = 11,
     MSG_SEARCH = 12,
     MSG_STATS = 13,
-    MSG_SNAPSHOT_READ = 14, /* a replica's snapshot, in chunks (rebalancing) */
-    MSG_WAL_READ = 15,      /* a replica's WAL records from an LSN, in chunks (rebalancing) */
-    MSG_PAYLOAD_INDEX = 16, /* create or drop a payload index */
-    MSG_REPLICA_PULL = 17,  /* coordinator -> target node: copy a replica from another node */
-    MSG_REPLICA_FENCE = 18, /* coordinator -> source node: pause / resume writes of a replica */
-    MSG_REPLICATE = 19,     /* primary -> secondary: WAL records of a partition, in LSN order */
+    MSG_SNAPSHOT_READ = 14,  /* a replica's snapshot, in chunks (rebalancing) */
+    MSG_WAL_READ = 15,       /* a replica's WAL records from an LSN, in chunks (rebalancing) */
+    MSG_PAYLOAD_INDEX = 16,  /* create or drop a payload index */
+    MSG_REPLICA_PULL = 17,   /* coordinator -> target node: copy a replica from another node */
+    MSG_REPLICA_FENCE = 18,  /* coordinator -> source node: pause / resume writes of a replica */
+    MSG_REPLICATE = 19,      /* primary -> secondary: WAL records of a partition, in LSN order */
+    MSG_REPLICA_DIGEST = 20, /* a replica's content digest (collections verify) */
     /* 17..31: unassigned (unknown, like any type not listed here) */
     /* The client API: clients (SDK, REST gateway) -> coordinator, whole collections. */
     MSG_COLL_CREATE = 32,
@@ -324,6 +325,12 @@ struct msg_replicate_req {
     uint64_t term_start;
 };
 
+/* A replica's content digest (part_digest: order-independent, over ids, vectors and payloads),
+ * its point count and the LSN both are exact for. */
+struct msg_digest_rep {
+    uint64_t digest, points, lsn;
+};
+
 /* Records in LSN order (n may be 0), and the replica's applied LSN when it read them. */
 struct msg_wal_rep {
     struct msg_wal_rec *recs;
@@ -533,6 +540,7 @@ struct msg {
         struct msg_wal_req wal_req;
         struct msg_wal_rep wal_rep;
         struct msg_replicate_req replicate_req; /* reply: write_rep */
+        struct msg_digest_rep digest_rep;
         struct msg_index_req index_req;
         struct msg_coll_cfg coll_cfg;
         struct msg_coll_list_rep coll_list_rep;

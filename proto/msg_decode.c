@@ -565,6 +565,15 @@ static int d_reply_body(struct dec *d)
     struct msg *m = d->m;
     int rc;
     switch (m->type) {
+    case MSG_REPLICA_DIGEST: {
+        struct msg_digest_rep *g = &m->u.digest_rep;
+        if ((rc = mpk_dec_tuple(&d->k, 3, "body")) ||
+            (rc = mpk_dec_u64(&d->k, &g->digest, "digest")) ||
+            (rc = mpk_dec_u64(&d->k, &g->points, "points")) ||
+            (rc = mpk_dec_u64(&d->k, &g->lsn, "lsn")))
+            return rc;
+        return DV_OK;
+    }
     case MSG_HELLO: {
         struct msg_hello_rep *h = &m->u.hello_rep;
         if ((rc = mpk_dec_tuple(&d->k, 4, "body")) || (rc = d_str(d, &h->node_id, "node id")) ||

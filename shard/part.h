@@ -184,6 +184,16 @@ int part_scroll(struct part *p, const struct pid *from, uint32_t limit, const st
                 bool with_vector, bool with_payload, struct part_result *out, struct pid *next,
                 bool *more, char *errmsg);
 
+/*
+ * A content digest of the replica, independent of the order points were written or stored in:
+ * the sum (mod 2^64) over live points of a hash of the id, the vector's bytes (as stored:
+ * normalised for cosine) and the payload's bytes; *count gets the points and *lsn the LSN the
+ * digest is exact for (writes wait while it is taken; reads go on). Two replicas of one
+ * partition with the same LSN hold the same points iff their digests are equal (up to hash
+ * collisions). O(points).
+ */
+int part_digest(struct part *p, uint64_t *digest, uint64_t *count, uint64_t *lsn, char *errmsg);
+
 /* ---- maintenance ------------------------------------------------------------------------- */
 
 /* Writes a checkpoint now (no-op when nothing changed) and drops the WAL it covers. */

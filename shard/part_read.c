@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hash.h"
 #include "log.h"
 #include "mpk.h"
 
@@ -340,5 +341,40 @@ int part_scroll(struct part *p, const struct pid *from, uint32_t limit, const st
         part_result_free(out);
         dv_errmsg_set(errmsg, "out of memory in a scroll");
     }
+    return rc;
+}
+
+int part_digest(struct part *p, uint64_t *digest, uint64_t *count, uint64_t *lsn, char *errmsg)
+{
+    uint32_t dim = p->o.index.dim;
+    float *v = malloc(dim * sizeof *v);
+    if (v == NULL)
+        return DV_ENOMEM;
+    uint64_t sum = 0, n = 0;
+    int rc = DV_OK;
+    /* The write lock keeps writers out, so the digest and the LSN go together. */
+    pthread_mutex_lock(&p->wmu);
+    pthread_rwlock_rdlock(&p->rw);
+    for (size_t s = 0; s < p->cap && rc == DV_OK; s++) {
+        if (!p->pub[s])
+            continue;
+        if ((rc = hnsw_get_vector(p->ix, (uint32_t)s, v)) != DV_OK) {
+            dv_errmsg_set(errmsg, "slot %zu: vector unreadable", s);
+            break;
+        }
+        const uint64_t id[3] = {p->ids[s].hi, p->ids[s].lo, p->ids[s].kind};
+        uint64_t h = hash64_bytes(id, sizeof id, 0x64696765ull);
+        h = hash64_bytes(v, dim * sizeof *v, h);
+        if (p->pay[s])
+            h = hash64_bytes(p->pay[s]->data, p->pay[s]->len, h);
+        sum += h;
+        n++;
+    }
+    *lsn = __atomic_load_n(&p->applied_lsn, __ATOMIC_ACQUIRE);
+    pthread_rwlock_unlock(&p->rw);
+    pthread_mutex_unlock(&p->wmu);
+    free(v);
+    *digest = sum;
+    *count = n;
     return rc;
 }

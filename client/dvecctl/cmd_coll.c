@@ -1,4 +1,4 @@
-/* cmd_coll.c - dvecctl collections create | list | info | drop | set. */
+/* cmd_coll.c - dvecctl collections create | list | info | drop | set | verify. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -424,4 +424,103 @@ const struct cmd cmd_coll_set = {
     1,
     1,
     set_run,
+};
+
+/* ---- verify ------------------------------------------------------------------------------ */
+
+static const struct opt_spec verify_opts[] = {
+    {"json", OPT_FLAG, NULL, "print the coordinator's answer as JSON"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int verify_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
+{
+    (void)cmd;
+    const char *name = o->pos[0];
+    dvec_client *c;
+    int rc = ctl_client(ctl, &c);
+    if (rc != 0)
+        return rc;
+    json_t *args = json_pack("{s:s}", "collection", name);
+    char *atext = json_dumps(args, JSON_COMPACT), *text = NULL;
+    json_decref(args);
+    dvec_error e = {0};
+    rc = dvec_admin(c, "verify", atext, &text, &e);
+    free(atext);
+    if (rc != DVEC_OK)
+        return ctl_fail(&e);
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    if (doc == NULL) {
+        ctl_err("verify: the coordinator's answer is not JSON");
+        return CTL_EXIT_FAIL;
+    }
+    size_t ndiff = json_array_size(json_object_get(doc, "differ"));
+    size_t ngone = json_array_size(json_object_get(doc, "unreachable"));
+    if (opts_has(o, "json")) {
+        char *out = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+        puts(out ? out : "{}");
+        free(out);
+    } else {
+        static const char *const hdr[] = {">PARTITION", ">LSN", "RESULT",
+                                          "REPLICAS (node state points digest)"};
+        struct table t;
+        table_init(&t, 4, hdr);
+        json_t *r;
+        size_t i;
+        json_array_foreach(json_object_get(doc, "results"), i, r)
+        {
+            char reps[1024];
+            size_t off = 0;
+            reps[0] = '\0';
+            json_t *x;
+            size_t j;
+            json_array_foreach(json_object_get(r, "replicas"), j, x)
+            {
+                json_t *err = json_object_get(x, "error");
+                if (off < sizeof reps)
+                    off += (size_t)snprintf(
+                        reps + off, sizeof reps - off, "%s%s %s %lld %s%s%s", j ? ", " : "",
+                        json_string_value(json_object_get(x, "node")),
+                        json_string_value(json_object_get(x, "state")),
+                        (long long)json_integer_value(json_object_get(x, "points")),
+                        json_string_value(json_object_get(x, "digest")),
+                        json_is_string(err) ? " error: " : "",
+                        json_is_string(err) ? json_string_value(err) : "");
+            }
+            table_new_row(&t);
+            table_cellf(&t, "%lld", (long long)json_integer_value(json_object_get(r, "partition")));
+            table_cellf(&t, "%lld", (long long)json_integer_value(json_object_get(r, "lsn")));
+            table_cellf(&t, "%s%s",
+                        json_is_true(json_object_get(r, "identical")) ? "identical" : "DIFFER",
+                        json_is_true(json_object_get(r, "fenced")) ? " (writes paused)" : "");
+            table_cellf(&t, "%s", reps);
+        }
+        rc = table_print(&t, stdout);
+        table_free(&t);
+        printf("%s: %lld of %lld partitions identical%s\n", name,
+               (long long)json_integer_value(json_object_get(doc, "identical")),
+               (long long)json_integer_value(json_object_get(doc, "partitions")),
+               ndiff || ngone ? "" : " (every replica of every partition holds the same points)");
+    }
+    json_decref(doc);
+    if (ndiff || ngone) {
+        ctl_err("%zu partition(s) differ, %zu could not be compared", ndiff, ngone);
+        return CTL_EXIT_FAIL;
+    }
+    return CTL_EXIT_OK;
+}
+
+const struct cmd cmd_coll_verify = {
+    "collections verify",
+    "NAME [--json]",
+    "compare every replica of every partition by content",
+    "Each node computes a digest of its replica (ids, vectors, payloads; order-independent) with\n"
+    "the LSN it is exact for; in-sync replicas at the same LSN must agree. Under writes it asks\n"
+    "again until the replicas meet, and pauses a partition's writes for a moment if they never\n"
+    "do. Exit status 1 when a partition differs or a replica does not answer.\n",
+    verify_opts,
+    1,
+    1,
+    verify_run,
 };

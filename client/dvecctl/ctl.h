@@ -32,9 +32,9 @@ struct cmd {
 };
 
 extern const struct cmd cmd_status, cmd_coll_create, cmd_coll_list, cmd_coll_info, cmd_coll_drop,
-    cmd_coll_set, cmd_points_load, cmd_search, cmd_get, cmd_delete, cmd_count, cmd_bench,
-    cmd_rb_plan, cmd_rb_apply, cmd_rb_status, cmd_rb_pause, cmd_rb_resume, cmd_rb_set, cmd_node_add,
-    cmd_node_drain, cmd_node_undrain, cmd_node_remove, cmd_node_weight;
+    cmd_coll_set, cmd_coll_verify, cmd_points_load, cmd_search, cmd_get, cmd_delete, cmd_count,
+    cmd_bench, cmd_rb_plan, cmd_rb_apply, cmd_rb_status, cmd_rb_pause, cmd_rb_resume, cmd_rb_set,
+    cmd_node_add, cmd_node_drain, cmd_node_undrain, cmd_node_remove, cmd_node_weight;
 
 /* The options every command takes (--coordinators, --config, --timeout, --help). */
 extern const struct opt_spec ctl_global_opts[];

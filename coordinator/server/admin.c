@@ -9,6 +9,7 @@
 #include "coord.h"
 #include "err.h"
 #include "insync.h"
+#include "verify.h"
 #include "log.h"
 #include "mpk.h"
 #include "plan.h"
@@ -722,11 +723,17 @@ int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *
         return primary_failed(c, &a, status, errmsg);
     if (strcmp(op, "coll_set") == 0)
         return coll_set(c, &a, status, errmsg);
+    if (strcmp(op, "verify") == 0) {
+        char coll[CMAP_NAME_MAX + 1];
+        int rc = arg_str(&a, "collection", coll, sizeof coll, true, errmsg);
+        return rc != DV_OK ? rc : verify_collection(c, coll, status, errmsg);
+    }
     dv_errmsg_set(
         errmsg,
         "unknown admin op \"%.63s\" (rebalance_plan, rebalance_apply, rebalance_status, "
         "rebalance_pause, rebalance_resume, rebalance_set, node_add, node_drain, "
-        "node_undrain, node_remove, node_weight, replica_state, primary_failed, coll_set)",
+        "node_undrain, node_remove, node_weight, replica_state, primary_failed, coll_set, "
+        "verify)",
         op);
     return DV_EINVAL;
 }

@@ -524,6 +524,10 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
                         &rep->u.write_rep.lsn, errmsg);
         rep->u.write_rep.affected = 0;
         break;
+    case MSG_REPLICA_DIGEST:
+        rc = part_digest(p, &rep->u.digest_rep.digest, &rep->u.digest_rep.points,
+                         &rep->u.digest_rep.lsn, errmsg);
+        break;
     case MSG_REPLICATE:
         rc = node_replicate(c->node, r, req->addr.term, req->u.replicate_req.term_start,
                             req->u.replicate_req.recs, req->u.replicate_req.n,

@@ -313,6 +313,30 @@ static void check_identical(uint32_t rf)
     printf("# %u partitions x %u replicas identical, %" PRIu64 " points\n", RPARTS, rf, total);
 }
 
+/* `collections verify` through a coordinator: every partition identical. */
+static void check_verify(void)
+{
+    char err[DV_ERRMSG_SIZE];
+    struct buf a = BUF_INIT;
+    assert_int_equal(jsonmp_from_text("{\"collection\": \"" RCOLL "\"}",
+                                      strlen("{\"collection\": \"" RCOLL "\"}"), &a, err),
+                     DV_OK);
+    struct msg m = creq(MSG_ADMIN, NULL);
+    m.u.admin_req = (struct msg_admin_req){{"verify", 6}, {a.data, (uint32_t)a.len}};
+    struct msg_reply rep;
+    call_ok(C.cli[2], &m, &rep);
+    json_t *doc = NULL;
+    assert_int_equal(
+        jsonmp_to_json(rep.m.u.cluster_rep.status.p, rep.m.u.cluster_rep.status.len, &doc, err),
+        DV_OK);
+    printf("# verify: %lld of %lld partitions identical\n", (long long)jint(doc, "identical"),
+           (long long)jint(doc, "partitions"));
+    assert_int_equal(jint(doc, "identical"), RPARTS);
+    json_decref(doc);
+    msg_reply_free(&rep);
+    buf_free(&a);
+}
+
 static void start_writer(pthread_t *th)
 {
     atomic_store(&W.stop, false);
@@ -402,6 +426,7 @@ static void test_kill_and_pause(void **state)
 
     check_values(C.cli[1]);
     check_identical(NND);
+    check_verify();
     logs_clean();
     case_ok = true;
 }
@@ -445,6 +470,7 @@ static void test_kill_loop(void **state)
     free(gaps);
     check_values(C.cli[0]);
     check_identical(NND);
+    check_verify();
     logs_clean();
     case_ok = true;
 }
@@ -473,6 +499,7 @@ static void test_leader_killed_in_failover(void **state)
     stop_writer(th);
     check_values(C.cli[(leader + 1) % NCO]);
     check_identical(NND);
+    check_verify();
     logs_clean();
     case_ok = true;
 }
@@ -543,6 +570,7 @@ static void test_dead_timeout(void **state)
     stop_writer(th);
     check_values(C.cli[1]);
     check_identical(2);
+    check_verify();
     logs_clean();
     case_ok = true;
 }

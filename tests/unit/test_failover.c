@@ -368,13 +368,75 @@ static void test_change_rf(void **state)
     cf_close(f);
 }
 
+/* Runs admin op verify; *identical and *differ get its counts. */
+static void verify(struct coord_fixture *f, uint64_t *identical, size_t *differ)
+{
+    struct buf a = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(mpw_map(&a, 1), DV_OK);
+    assert_int_equal(mpw_str(&a, "collection", 10), DV_OK);
+    assert_int_equal(mpw_str(&a, COLL, strlen(COLL)), DV_OK);
+    struct msg_reply rep;
+    int rc = cf_admin(f, "verify", a.data, a.len, &rep, err);
+    if (rc != DV_OK)
+        fail_msg("verify: %s: %s", dv_errname(rc), err);
+    const uint8_t *v;
+    size_t len;
+    const struct msg_bytes *st = &rep.m.u.cluster_rep.status;
+    struct mpk r;
+    assert_int_equal(mpk_map_find(st->p, st->len, "identical", 9, &v, &len), DV_OK);
+    mpk_init(&r, v, len);
+    assert_int_equal(mpk_u64(&r, identical), DV_OK);
+    assert_int_equal(mpk_map_find(st->p, st->len, "differ", 6, &v, &len), DV_OK);
+    uint32_t nd;
+    mpk_init(&r, v, len);
+    assert_int_equal(mpk_array(&r, &nd), DV_OK);
+    *differ = nd;
+    msg_reply_free(&rep);
+    buf_free(&a);
+}
+
+/* collections verify: identical replicas under writes say so; a replica written behind its
+ * primary's back is found. */
+static void test_verify(void **state)
+{
+    (void)state;
+    struct coord_fixture *f = open_cluster();
+    char err[DV_ERRMSG_SIZE];
+    for (uint64_t id = 0; id < 200; id += BATCH)
+        assert_int_equal(write_batch(f, id, BATCH, 1, err), DV_OK);
+    uint64_t same;
+    size_t differ;
+    verify(f, &same, &differ);
+    assert_int_equal(same, PARTS);
+    assert_int_equal(differ, 0);
+    /* a point written straight into one secondary of partition 0 */
+    struct cmap_part pt = part_of(f, 0);
+    uint32_t sec = pt.nodes[0] == pt.primary ? pt.nodes[1] : pt.nodes[0];
+    struct cf_node *nd = &f->nodes[index_of(f, sec)];
+    struct tr_peer *peer;
+    assert_int_equal(tr_open(f->client, nd->url, NULL, &peer, err), DV_OK);
+    struct pid id = pid_num(1000003);
+    float v[DIM] = {0};
+    struct msg_bytes none = {NULL, 0};
+    struct msg req = {.type = MSG_UPSERT, .addr = {{COLL, sizeof COLL - 1}, 0, pt.epoch, pt.term}};
+    req.u.upsert_req = (struct msg_upsert_req){&id, v, &none, 1, DIM};
+    struct msg_reply rep;
+    assert_int_equal(tr_call(peer, &req, &rep, 2000, err), DV_OK);
+    msg_reply_free(&rep);
+    tr_peer_close(peer);
+    verify(f, &same, &differ);
+    assert_int_equal(same, PARTS - 1);
+    assert_int_equal(differ, 1);
+    cf_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_node_silent),
-        cmocka_unit_test(test_primary_dead),
-        cmocka_unit_test(test_dead_timeout),
-        cmocka_unit_test(test_change_rf),
+        cmocka_unit_test(test_node_silent),  cmocka_unit_test(test_primary_dead),
+        cmocka_unit_test(test_dead_timeout), cmocka_unit_test(test_change_rf),
+        cmocka_unit_test(test_verify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -383,10 +383,10 @@ static void check_malformed(void **state)
     assert_non_null(strstr(errmsg, "version 1"));
 
     buf_reset(&b);
-    header(&b, 1, 20);
+    header(&b, 1, 21);
     mpw_array(&b, 0);
     assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
-    assert_non_null(strstr(errmsg, "unknown message type 20"));
+    assert_non_null(strstr(errmsg, "unknown message type 21"));
     buf_reset(&b);
     header(&b, 1, 1u << 31);
     mpw_array(&b, 0);
@@ -821,7 +821,7 @@ static void check_type_table(void **state)
 
     struct buf b = BUF_INIT;
     for (int t = -1; t <= MSG_TYPE_COUNT; t++) {
-        bool gap = t < 0 || (t >= 20 && t <= 31) || t >= MSG_TYPE_COUNT;
+        bool gap = t < 0 || (t >= 21 && t <= 31) || t >= MSG_TYPE_COUNT;
         assert_int_equal(msg_type_known(t), !gap);
         assert_false(msg_type_addressed(t) && msg_type_collection(t));
         if (gap) {
@@ -1590,6 +1590,17 @@ static void check_replication(void **state)
     assert_true(out.u.replicate_req.recs[1].lsn == 42 && out.u.replicate_req.recs[0].type == 2);
     assert_memory_equal(out.u.replicate_req.recs[0].body.p, body, sizeof body);
     assert_true(out.addr.term == 7);
+    msg_free(&out);
+    m = (struct msg){.type = MSG_REPLICA_DIGEST, .req_id = 5};
+    m.addr = (struct msg_addr){S("docs"), 4, 17, 0};
+    round_trip(&m, &out);
+    assert_int_equal(out.addr.part, 4);
+    msg_free(&out);
+    r = (struct msg){.type = MSG_REPLICA_DIGEST, .reply = true, .req_id = 5};
+    r.u.digest_rep = (struct msg_digest_rep){UINT64_MAX, 12, 99};
+    round_trip(&r, &out);
+    assert_true(out.u.digest_rep.digest == UINT64_MAX && out.u.digest_rep.points == 12 &&
+                out.u.digest_rep.lsn == 99);
     msg_free(&out);
     r = (struct msg){.type = MSG_REPLICATE, .reply = true, .req_id = 4};
     r.u.write_rep = (struct msg_write_rep){42, 0, NULL, 0};
