@@ -11,7 +11,10 @@
 # the file with `dvecctl points load` (--batch points per request, --parallel requests in
 # flight, fsync always) and drops it. Alternating rf within each round lets the three share
 # the machine's drift (it is shared and noisy). Prints every load and the medians, with the
-# ratio to rf 1. Only processes this script started are stopped.
+# ratio to rf 1. Then catch-up: the file loaded with rf 1, the factor set to 3 (`dvecctl
+# collections set`), and the time until every new replica is in sync (copied from the
+# primaries: snapshot, then WAL), as points/s and MB/s of vectors. Only processes this
+# script started are stopped.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -76,3 +79,20 @@ for rf in 1 2 3; do
     m="$(echo "${rates[$rf]}" | median)"
     awk -v rf="$rf" -v m="$m" -v b="$m1" 'BEGIN { printf "| %d | %d | %.2f |\n", rf, m, m / b }'
 done
+
+echo
+ctl collections create catchup --dim "$dim" --partitions 6 --replication 1 >/dev/null
+ctl points load catchup "$data" --batch "$batch" --parallel "$parallel" >/dev/null
+t0=$(date +%s.%N)
+ctl collections set catchup --replication-factor 3 >/dev/null
+while :; do
+    active=$(ctl status --json | python3 -c 'import json,sys
+d=json.load(sys.stdin)
+print(next((c["replica_states"]["active"] for c in d["collections"] if c["name"]=="catchup"), 0))')
+    [ "$active" -ge 18 ] && break
+    sleep 0.2
+done
+t1=$(date +%s.%N)
+awk -v n="$n" -v d="$dim" -v a="$t0" -v b="$t1" 'BEGIN {
+    s = b - a; p = 2 * n
+    printf "catch-up: 12 new replicas (%d points copied) in sync %.2f s after the factor went 1 -> 3: %.0f points/s, %.1f MB/s of vectors\n", p, s, p / s, p * d * 4 / s / 1e6 }'
