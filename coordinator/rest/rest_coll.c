@@ -254,6 +254,30 @@ int rh_coll_exists(struct rx *x, const char *coll)
                                                                                         : oom(x);
 }
 
+/* The collection's write_consistency_factor (admin op coll_set): the create command does not
+ * carry it, so a create that gives one sets it right after. */
+static int set_wcf(struct rx *x, const char *coll, uint64_t wcf)
+{
+    json_t *args =
+        json_pack("{s:s, s:I}", "collection", coll, "write_consistency_factor", (json_int_t)wcf);
+    struct buf a = BUF_INIT;
+    char err[DV_ERRMSG_SIZE];
+    int rc = args ? jsonmp_from_json(args, &a, err) : DV_ENOMEM;
+    json_decref(args);
+    if (rc != DV_OK) {
+        buf_free(&a);
+        return oom(x);
+    }
+    struct msg q = {.type = MSG_ADMIN};
+    q.u.admin_req = (struct msg_admin_req){S("coll_set"), {a.data, (uint32_t)a.len}};
+    struct msg_reply rep;
+    int st = rx_call(x, &q, &rep);
+    buf_free(&a);
+    if (st == 200)
+        msg_reply_free(&rep);
+    return st;
+}
+
 int rh_coll_info(struct rx *x, const char *coll)
 {
     struct msg q = {.type = MSG_COLL_INFO};
@@ -269,7 +293,18 @@ int rh_coll_info(struct rx *x, const char *coll)
     }
     const struct msg_coll_info_rep *o = &rep.m.u.coll_info_rep;
     const struct msg_coll_cfg *c = &o->cfg;
-    /* green: every replica on a serving node; yellow: every partition has one; red: not. */
+    /* green: every replica in sync on a serving node; yellow: every partition has one (the
+     * others are down or being copied); red: a partition has none. */
+    uint64_t wcf = 1; /* the map's, from the cluster status */
+    json_t *cj;
+    size_t ci;
+    json_array_foreach(json_object_get(status, "collections"), ci, cj)
+    {
+        const char *cn = json_string_value(json_object_get(cj, "name"));
+        json_t *w = json_object_get(cj, "write_consistency_factor");
+        if (cn && strcmp(cn, coll) == 0 && json_is_integer(w))
+            wcf = (uint64_t)json_integer_value(w);
+    }
     const char *color = "green";
     for (uint32_t p = 0; p < o->n_parts; p++) {
         uint32_t ok = 0;
@@ -277,7 +312,8 @@ int rh_coll_info(struct rx *x, const char *coll)
             uint32_t num;
             const char *ns;
             const struct msg_str *id = &o->parts[p].nodes[j];
-            ok += node_of(status, id->p, id->len, &num, &ns) && serving(ns);
+            ok += node_of(status, id->p, id->len, &num, &ns) && serving(ns) &&
+                  (o->parts[p].states == NULL || o->parts[p].states[j] == 0);
         }
         if (ok == 0) {
             color = "red";
@@ -298,9 +334,9 @@ int rh_coll_info(struct rx *x, const char *coll)
         rc = buf_appendf(b,
                          ",\"config\":{\"params\":{\"vectors\":{\"size\":%u,\"distance\":\"%s\"},"
                          "\"shard_number\":%u,\"replication_factor\":%u,"
-                         "\"write_consistency_factor\":1,\"on_disk_payload\":false},",
+                         "\"write_consistency_factor\":%" PRIu64 ",\"on_disk_payload\":false},",
                          c->dim, c->metric < 4 ? distance_names[c->metric] : "Euclid",
-                         c->partitions, c->replication);
+                         c->partitions, c->replication, wcf);
     if (rc == DV_OK)
         rc = buf_appendf(b,
                          "\"hnsw_config\":{\"m\":%u,\"ef_construct\":%u,\"full_scan_threshold\":"
@@ -504,6 +540,10 @@ int rh_coll_create(struct rx *x, const char *coll)
         (st = rj_bool(x, j, "on_disk_payload", false, &b)) != 200 ||
         (st = rj_bool(x, v, "on_disk", false, &b)) != 200)
         return st;
+    if (wcf > 8)
+        return rx_fail(x, 422,
+                       "Validation error: `write_consistency_factor` must be 1 to 8, not %" PRIu64,
+                       wcf);
     cfg->partitions = (uint32_t)shards;
     cfg->replication = (uint32_t)rf;
     /* Collection-level settings, then the vector's own (which win, as in Qdrant). */
@@ -525,6 +565,8 @@ int rh_coll_create(struct rx *x, const char *coll)
     if ((st = rx_call(x, &q, &rep)) != 200)
         return st;
     msg_reply_free(&rep);
+    if (wcf > 1 && (st = set_wcf(x, coll, wcf)) != 200)
+        return st;
     return jw_raw(&x->res, "true") == DV_OK ? 200 : oom(x);
 }
 

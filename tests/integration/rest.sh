@@ -141,6 +141,20 @@ check "GET /collections/c1 (another coordinator): CollectionInfo" 200 \
      res['config']['params']['shard_number'] == 4 and res['config']['params']['replication_factor'] == 2 and
      res['config']['hnsw_config']['m'] == 12 and res['config']['hnsw_config']['ef_construct'] == 64 and
      res['optimizer_status'] == 'ok' and res['payload_schema'] == {} and res['config']['quantization_config'] is None"
+call PUT "$REST/collections/w2" '{"vectors":{"size":4,"distance":"Dot"},"replication_factor":2,"write_consistency_factor":2}'
+check "PUT with write_consistency_factor 2" 200 "res is True"
+# (the factor is a second map command: a follower may show it a heartbeat later)
+for _ in $(seq 1 50); do
+    call GET "$REST2/collections/w2"
+    case "$body" in *'"write_consistency_factor":2'*) break ;; esac
+    sleep 0.1
+done
+check "GET reports write_consistency_factor 2" 200 \
+    "res['config']['params']['write_consistency_factor'] == 2 and res['config']['params']['replication_factor'] == 2"
+call PUT "$REST/collections/w9" '{"vectors":{"size":4,"distance":"Dot"},"write_consistency_factor":9}'
+check "write_consistency_factor 9: 422 naming it" 422 "'write_consistency_factor' in err"
+call DELETE "$REST/collections/w2"
+check "DELETE /collections/w2" 200 "res is True"
 for d in Euclid Dot Manhattan; do
     call PUT "$REST/collections/m_$d" "{\"vectors\":{\"size\":3,\"distance\":\"$d\"},\"shard_number\":2}"
     check "PUT /collections/m_$d ($d, 3 dims)" 200 "res is True"
