@@ -13,8 +13,10 @@
 # the machine's drift (it is shared and noisy). Prints every load and the medians, with the
 # ratio to rf 1. Then catch-up: the file loaded with rf 1, the factor set to 3 (`dvecctl
 # collections set`), and the time until every new replica is in sync (copied from the
-# primaries: snapshot, then WAL), as points/s and MB/s of vectors. Only processes this
-# script started are stopped.
+# primaries: snapshot, then WAL), as points/s and MB/s of vectors. Last, search QPS of one
+# partition with rf 1 and with rf 3 (reads spread over the in-sync replicas), `dvecctl bench`
+# with 8 clients for 5 s each, alternated over --rounds (needs numpy for the data set:
+# bench/datasets/random). Only processes this script started are stopped.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -96,3 +98,28 @@ t1=$(date +%s.%N)
 awk -v n="$n" -v d="$dim" -v a="$t0" -v b="$t1" 'BEGIN {
     s = b - a; p = 2 * n
     printf "catch-up: 12 new replicas (%d points copied) in sync %.2f s after the factor went 1 -> 3: %.0f points/s, %.1f MB/s of vectors\n", p, s, p / s, p * d * 4 / s / 1e6 }'
+
+echo
+ds="$dir/ds"
+"$root/bench/datasets/random" "$ds" --n "$n" --dim "$dim" --queries 1000 --k 10 >/dev/null
+declare -A qps
+echo "| round | rf | QPS (1 partition, 8 clients) | recall@10 |"
+echo "|---|---|---|---|"
+for r in $(seq 1 "$rounds"); do
+    for rf in 1 3; do
+        name="s$rf"
+        ctl collections create "$name" --dim "$dim" --partitions 1 --replication "$rf" >/dev/null
+        ctl points load "$name" "$ds/base.fvecs" --batch "$batch" --parallel "$parallel" >/dev/null
+        out="$(ctl bench "$name" --queries "$ds/queries.fvecs" --gt "$ds/gt.ivecs" --clients 8 \
+            --duration 5 --json)"
+        q="$(echo "$out" | python3 -c 'import json,sys
+d=json.load(sys.stdin); r=d["results"][0]
+print("%.0f %.4f" % (r["qps"], r.get("recall", 0)))')"
+        ctl collections drop "$name" --yes >/dev/null
+        qps[$rf]="${qps[$rf]:-} ${q%% *}"
+        echo "| $r | $rf | ${q%% *} | ${q##* } |"
+    done
+done
+q1="$(echo "${qps[1]}" | median)"
+q3="$(echo "${qps[3]}" | median)"
+awk -v a="$q1" -v b="$q3" 'BEGIN { printf "search QPS of one partition: rf 1 %d, rf 3 %d (%.2fx)\n", a, b, b / a }'
