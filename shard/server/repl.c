@@ -446,6 +446,29 @@ void repl_wait(struct repl *rp, const struct msg_addr *addr, uint64_t term_start
     pthread_mutex_unlock(&rp->mu);
 }
 
+void repl_each_target(struct repl *rp,
+                      void (*fn)(void *arg, const char *node_id, uint64_t lag, bool failed),
+                      void *arg)
+{
+    struct {
+        char id[65];
+        uint64_t lag;
+        bool failed;
+    } t[PROTO_MAX_REPLICAS];
+    uint32_t n = 0;
+    pthread_mutex_lock(&rp->mu);
+    for (uint32_t i = 0; i < PROTO_MAX_REPLICAS; i++)
+        if (rp->t[i].used) {
+            snprintf(t[n].id, sizeof t[n].id, "%s", rp->t[i].node_id);
+            t[n].lag = rp->last_lsn > rp->t[i].acked ? rp->last_lsn - rp->t[i].acked : 0;
+            t[n].failed = rp->t[i].code != DV_OK;
+            n++;
+        }
+    pthread_mutex_unlock(&rp->mu);
+    for (uint32_t i = 0; i < n; i++) /* outside the lock: fn may take its time */
+        fn(arg, t[i].id, t[i].lag, t[i].failed);
+}
+
 /* ---- the secondary ----------------------------------------------------------------------- */
 
 int repl_apply(struct part *p, const struct msg_wal_rec *recs, uint32_t n, uint64_t *applied,

@@ -80,6 +80,12 @@ struct repl_fail {
 void repl_wait(struct repl *rp, const struct msg_addr *addr, uint64_t term_start, uint64_t lsn,
                repl_parallel_fn parallel, void *pool, struct repl_fail *fails, uint32_t *n_fails);
 
+/* Calls fn for each secondary of the replica as its primary sees it: node id, records it lacks
+ * (logged here, not yet acknowledged by it) and whether it failed in this epoch. */
+void repl_each_target(struct repl *rp,
+                      void (*fn)(void *arg, const char *node_id, uint64_t lag, bool failed),
+                      void *arg);
+
 /*
  * On a secondary: applies `recs` (in LSN order) of a primary to replica p. Records at or below
  * p's applied LSN are skipped (a repeated call); the first must then follow it, else

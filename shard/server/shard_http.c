@@ -9,6 +9,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pull.h"
+#include "repl.h"
 #include "shard_http.h"
 
 enum outcome { OUT_OK, OUT_STALE, OUT_CLIENT, OUT_SERVER, OUT_SHUTDOWN, OUT_COUNT };
@@ -65,6 +66,26 @@ struct emit_ctx {
     uint64_t replicas, fenced;
 };
 
+/* One secondary of a replica this node is primary of. */
+struct lag_ctx {
+    struct emit_ctx *e;
+    const char *coll, *part;
+    uint32_t live;
+};
+
+static void emit_lag(void *arg, const char *node_id, uint64_t lag, bool failed)
+{
+    struct lag_ctx *l = arg;
+    l->live += !failed;
+    if (l->e->rc != DV_OK || failed)
+        return;
+    const char *lbl[] = {"collection", l->coll, "partition", l->part, "secondary", node_id, NULL};
+    l->e->rc = metrics_emit_gauge(l->e->w, "dvec_shard_replication_lag_records",
+                                  "Records a secondary lacks of those this primary logged (0 when "
+                                  "it has every write; writes wait for it).",
+                                  lbl, (double)lag);
+}
+
 static void emit_replica(void *arg, struct node_replica *r)
 {
     struct emit_ctx *e = arg;
@@ -106,6 +127,16 @@ static void emit_replica(void *arg, struct node_replica *r)
     for (size_t i = 0; i < sizeof s / sizeof s[0] && e->rc == DV_OK; i++)
         e->rc = s[i].counter ? metrics_emit_counter(e->w, s[i].name, s[i].help, lbl, s[i].v)
                              : metrics_emit_gauge(e->w, s[i].name, s[i].help, lbl, s[i].v);
+    if (e->rc == DV_OK)
+        e->rc =
+            metrics_emit_gauge(e->w, "dvec_shard_replica_term",
+                               "Highest primary term the replica has seen.", lbl, (double)r->term);
+    struct lag_ctx l = {e, r->coll, part, 0};
+    repl_each_target(r->repl, emit_lag, &l);
+    if (e->rc == DV_OK && l.live > 0)
+        e->rc = metrics_emit_gauge(e->w, "dvec_shard_replica_secondaries",
+                                   "In-sync secondaries this primary replicates its writes to.",
+                                   lbl, (double)l.live);
     e->replicas++;
     e->fenced += fenced;
 }
