@@ -337,6 +337,49 @@ static void check_verify(void)
     buf_free(&a);
 }
 
+/* A searcher beside the writer: one k-10 search of RCOLL every 20 ms through a coordinator;
+ * its successes and failures are counted per phase. */
+static struct {
+    atomic_bool stop;
+    atomic_uint_least64_t ok, failed;
+    pthread_t th;
+} Q;
+
+static void *searcher(void *arg)
+{
+    (void)arg;
+    struct rpc *r;
+    struct rpc_opts o;
+    char err[DV_ERRMSG_SIZE];
+    rpc_opts_default(&o);
+    o.timeout_ms = 15000;
+    o.connect_wait_ms = 300;
+    assert_int_equal(rpc_open(C.co[1].p->url, &o, &r, err), DV_OK);
+    float v[RDIM];
+    struct msg_query q = {.vec = v, .dim = RDIM, .k = 10};
+    for (unsigned i = 0; !atomic_load(&Q.stop); i++) {
+        rvec(i % RIDS, 1, v);
+        struct msg m = creq(MSG_P_SEARCH, RCOLL);
+        m.u.csearch_req = (struct msg_csearch_req){&q, 1, false, 0};
+        struct msg_reply rep;
+        int rc = rpc_call(r, &m, &rep, err);
+        msg_reply_free(&rep);
+        atomic_fetch_add(rc == DV_OK ? &Q.ok : &Q.failed, 1);
+        clock_sleep_ms(20);
+    }
+    rpc_close(r);
+    return NULL;
+}
+
+/* Searches answered and failed since the last call. */
+static void searches(uint64_t *ok, uint64_t *failed)
+{
+    static uint64_t ok0, failed0;
+    uint64_t o = atomic_load(&Q.ok), f = atomic_load(&Q.failed);
+    *ok = o - ok0, *failed = f - failed0;
+    ok0 = o, failed0 = f;
+}
+
 static void start_writer(pthread_t *th)
 {
     atomic_store(&W.stop, false);
@@ -400,29 +443,45 @@ static void test_kill_and_pause(void **state)
     start_with(NULL, 0, 3);
     pthread_t th;
     start_writer(&th);
+    atomic_store(&Q.stop, false);
+    assert_int_equal(pthread_create(&Q.th, NULL, searcher, NULL), 0);
     measure_gap(1500);
+    uint64_t sok, sfail;
+    searches(&sok, &sfail);
 
     /* kill -9 of a node: it is primary of about a third of the partitions */
     sp_kill9(C.nd[1]);
     printf("# kill -9 %s\n", node_ids[1]);
     uint64_t gap = measure_gap(5000);
     assert_true(gap < 15000);
+    searches(&sok, &sfail);
+    printf("# searches meanwhile: %" PRIu64 " answered, %" PRIu64 " failed\n", sok, sfail);
+    assert_true(sok > 0); /* searches keep working */
     node_start(1);
     assert_true(wait_all_active(60000));
     measure_gap(1000);
 
     /* SIGSTOP of another node: a paused process (its primaries fail over); SIGCONT: it must
      * acknowledge nothing of its old terms, and it catches up */
+    searches(&sok, &sfail);
     kill(C.nd[2]->pid, SIGSTOP);
     printf("# SIGSTOP %s\n", node_ids[2]);
     gap = measure_gap(5000);
     assert_true(gap < 15000);
+    searches(&sok, &sfail);
+    printf("# searches meanwhile: %" PRIu64 " answered, %" PRIu64 " failed\n", sok, sfail);
+    assert_true(sok > 0);
     kill(C.nd[2]->pid, SIGCONT);
     printf("# SIGCONT %s\n", node_ids[2]);
     assert_true(wait_all_active(60000));
     measure_gap(1000);
     stop_writer(th);
-    printf("# writer: %" PRIu64 " writes acknowledged, %" PRIu64 " failed\n", W.acks, W.fails);
+    atomic_store(&Q.stop, true);
+    pthread_join(Q.th, NULL);
+    searches(&sok, &sfail);
+    printf("# writer: %" PRIu64 " writes acknowledged, %" PRIu64 " failed; searcher: %" PRIu64
+           " answered, %" PRIu64 " failed in all\n",
+           W.acks, W.fails, atomic_load(&Q.ok), atomic_load(&Q.failed));
 
     check_values(C.cli[1]);
     check_identical(NND);
