@@ -412,6 +412,20 @@ static int part_set(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resu
     return DV_OK;
 }
 
+/* Partition `part` of `coll` when its term is `expect_term` (0: any), or NULL with a result
+ * (DV_ENOTFOUND, DV_ESTALE naming both terms). */
+static struct cmap_part *part_at_term(struct cmap *m, const char *coll, uint32_t part,
+                                      uint64_t expect_term, struct cmap_result *res)
+{
+    struct cmap_part *pt = part_mut(m, coll, part, res);
+    if (pt && expect_term && expect_term != pt->term) {
+        fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: term %llu, not %llu", coll, part,
+             (unsigned long long)pt->term, (unsigned long long)expect_term);
+        return NULL;
+    }
+    return pt;
+}
+
 /* The index of node `num` among the partition's replicas, UINT32_MAX when not there. */
 static uint32_t replica_at(const struct cmap_part *pt, uint32_t num)
 {
@@ -424,13 +438,9 @@ static uint32_t replica_at(const struct cmap_part *pt, uint32_t num)
 static int replica_state(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
 {
     const typeof(cmd->u.replica_state) *c = &cmd->u.replica_state;
-    struct cmap_part *pt = part_mut(m, c->coll, c->part, res);
+    struct cmap_part *pt = part_at_term(m, c->coll, c->part, c->expect_term, res);
     if (!pt)
         return DV_OK;
-    if (c->expect_term && c->expect_term != pt->term)
-        return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: term %llu, not %llu",
-                    c->coll, c->part, (unsigned long long)pt->term,
-                    (unsigned long long)c->expect_term);
     if (c->expect_epoch && c->expect_epoch != pt->epoch)
         return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: epoch %llu, not %llu",
                     c->coll, c->part, (unsigned long long)pt->epoch,
@@ -462,13 +472,9 @@ static int replica_state(struct cmap *m, const struct cmap_cmd *cmd, struct cmap
 static int replica_move(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
 {
     const typeof(cmd->u.replica_move) *c = &cmd->u.replica_move;
-    struct cmap_part *pt = part_mut(m, c->coll, c->part, res);
+    struct cmap_part *pt = part_at_term(m, c->coll, c->part, c->expect_term, res);
     if (!pt)
         return DV_OK;
-    if (c->expect_term && c->expect_term != pt->term)
-        return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: term %llu, not %llu",
-                    c->coll, c->part, (unsigned long long)pt->term,
-                    (unsigned long long)c->expect_term);
     const struct cmap_node *from = node_mut(m, c->from), *to = node_mut(m, c->to);
     uint32_t k = from ? replica_at(pt, from->num) : UINT32_MAX;
     if (k == UINT32_MAX)
@@ -495,13 +501,9 @@ static int replica_move(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_
 static int replica_op(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
 {
     const typeof(cmd->u.replica_op) *c = &cmd->u.replica_op;
-    struct cmap_part *pt = part_mut(m, c->coll, c->part, res);
+    struct cmap_part *pt = part_at_term(m, c->coll, c->part, c->expect_term, res);
     if (!pt)
         return DV_OK;
-    if (c->expect_term && c->expect_term != pt->term)
-        return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: term %llu, not %llu",
-                    c->coll, c->part, (unsigned long long)pt->term,
-                    (unsigned long long)c->expect_term);
     const struct cmap_node *n = node_mut(m, c->node);
     uint32_t k = n ? replica_at(pt, n->num) : UINT32_MAX;
     if (cmd->type == CMAP_CMD_REPLICA_ADD) {
@@ -559,13 +561,9 @@ static int coll_set(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resu
 static int part_promote(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res)
 {
     const typeof(cmd->u.promote) *c = &cmd->u.promote;
-    struct cmap_part *pt = part_mut(m, c->coll, c->part, res);
+    struct cmap_part *pt = part_at_term(m, c->coll, c->part, c->expect_term, res);
     if (!pt)
         return DV_OK;
-    if (c->expect_term && c->expect_term != pt->term)
-        return fail(m, res, DV_ESTALE, "collection \"%s\" partition %u: term %llu, not %llu",
-                    c->coll, c->part, (unsigned long long)pt->term,
-                    (unsigned long long)c->expect_term);
     const struct cmap_node *n = node_mut(m, c->node);
     uint32_t k = n ? replica_at(pt, n->num) : UINT32_MAX;
     if (k == UINT32_MAX)
