@@ -591,9 +591,16 @@ static int w_reply_body(struct buf *b, const struct msg *m)
     }
     case MSG_WAL_READ: {
         const struct msg_wal_rep *w = &m->u.wal_rep;
-        W(mpw_array(b, 2));
+        W(mpw_array(b, 3));
         W(w_wal_recs(b, w->recs, w->n));
-        return mpw_u64(b, w->applied_lsn);
+        W(mpw_u64(b, w->applied_lsn));
+        W(mpw_array(b, w->n_terms));
+        for (uint32_t i = 0; i < w->n_terms; i++) {
+            W(mpw_array(b, 2));
+            W(mpw_u64(b, w->terms[i].term));
+            W(mpw_u64(b, w->terms[i].start));
+        }
+        return DV_OK;
     }
     case MSG_COLL_LIST:
         W(mpw_array(b, 1));

@@ -331,11 +331,20 @@ struct msg_digest_rep {
     uint64_t digest, points, lsn;
 };
 
-/* Records in LSN order (n may be 0), and the replica's applied LSN when it read them. */
+/* One entry of a replica's primary-term history: its records from LSN `start` on (up to the
+ * next entry's start) are those of the primary of `term`. */
+struct msg_term {
+    uint64_t term, start;
+};
+
+/* Records in LSN order (n may be 0), the replica's applied LSN when it read them, and its
+ * primary-term history, oldest first (n_terms 0: a node that predates histories). */
 struct msg_wal_rep {
     struct msg_wal_rec *recs;
     uint32_t n;
     uint64_t applied_lsn;
+    struct msg_term *terms;
+    uint32_t n_terms;
 };
 
 /* op: MSG_INDEX_CREATE or MSG_INDEX_DROP; kind is enum pindex_kind (shard/query/pindex.h,
@@ -358,6 +367,10 @@ enum msg_pull_op {
     MSG_PULL_STATUS = 2, /* how far the pull is */
     MSG_PULL_FINISH = 3, /* take records up to until_lsn, stop, serve the replica */
     MSG_PULL_ABORT = 4,  /* stop and delete what was copied (or the finished replica) */
+    MSG_PULL_RESUME = 5, /* START from the node's own replica of the partition when it holds one:
+                          * cut back to the last record it shares with the source (term
+                          * histories), then the source's WAL records; a snapshot when that is
+                          * impossible */
 };
 
 /* Where a pull is, as the target node reports it. */

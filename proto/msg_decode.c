@@ -102,6 +102,7 @@ enum {
     MIN_REPORT = 5,    /* [coll "", part, lsn, points] */
     MIN_PEER = 3,      /* [id "", url ""] */
     MIN_PEER_FAIL = 4, /* [id "", code, text ""] */
+    MIN_TERM = 3,      /* [term, start] */
 };
 
 static int d_bin(struct dec *d, struct msg_bytes *v, const char *field)
@@ -716,9 +717,29 @@ static int d_reply_body(struct dec *d)
     }
     case MSG_WAL_READ: {
         struct msg_wal_rep *w = &m->u.wal_rep;
-        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) || (rc = d_wal_recs(d, &w->recs, &w->n)))
+        uint32_t fields;
+        /* 2 fields: a node that predates term histories */
+        R(mpk_array(&d->k.r, &fields), "body");
+        if (fields != 2 && fields != 3)
+            return fail(d, DV_ECORRUPT, "body");
+        if ((rc = d_wal_recs(d, &w->recs, &w->n)) ||
+            (rc = mpk_dec_u64(&d->k, &w->applied_lsn, "applied_lsn")))
             return rc;
-        return mpk_dec_u64(&d->k, &w->applied_lsn, "applied_lsn");
+        w->terms = NULL;
+        w->n_terms = 0;
+        if (fields == 2)
+            return DV_OK;
+        if ((rc = mpk_dec_list(&d->k, &w->n_terms, MIN_TERM, PROTO_MAX_TERMS, "terms")))
+            return rc;
+        w->terms = d_alloc(d, w->n_terms, sizeof *w->terms);
+        if (!w->terms)
+            return fail(d, DV_ENOMEM, "terms");
+        for (uint32_t i = 0; i < w->n_terms; i++)
+            if ((rc = mpk_dec_tuple(&d->k, 2, "term")) ||
+                (rc = mpk_dec_u64(&d->k, &w->terms[i].term, "term")) ||
+                (rc = mpk_dec_u64(&d->k, &w->terms[i].start, "term start")))
+                return rc;
+        return DV_OK;
     }
     case MSG_COLL_LIST:
         if ((rc = mpk_dec_tuple(&d->k, 1, "body")))

@@ -34,6 +34,9 @@
  * secondaries a write names and the failures its reply lists. */
 #define PROTO_MAX_REPLICAS 16
 
+/* Entries of a replica's primary-term history sent with a WAL read (the newest ones). */
+#define PROTO_MAX_TERMS 64
+
 /* Points per write or get from the SDK; the coordinator's and the shard's max_batch setting
  * defaults to it. */
 #define PROTO_MAX_BATCH 65536

@@ -2,6 +2,7 @@
 #include "part_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -426,6 +427,35 @@ void part_close(struct part *p)
         wal_close(p->wal);
     }
     part_free(p);
+}
+
+int part_cut_after(struct io *io, const char *dir, uint64_t lsn, uint64_t *dropped, char *errmsg)
+{
+    char path[4608];
+    struct part_opts o;
+    struct part *p;
+    if (dropped)
+        *dropped = 0;
+    part_opts_default(&o);
+    int rc = part_alloc(io, dir, &o, &p);
+    if (rc != DV_OK)
+        return rc;
+    rc = part_read_meta(p, errmsg);
+    uint64_t ckpt = p->ckpt_lsn;
+    part_free(p);
+    if (rc != DV_OK) {
+        dv_errmsg_prefix(errmsg, "replica %s", dir);
+        return rc;
+    }
+    if (ckpt > lsn) {
+        dv_errmsg_set(errmsg,
+                      "replica %s: its checkpoint holds records up to LSN %" PRIu64
+                      ", past LSN %" PRIu64 ": cannot cut back",
+                      dir, ckpt, lsn);
+        return DV_ERANGE;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, PART_WAL_DIR);
+    return wal_cut_after(io, path, lsn, dropped, errmsg);
 }
 
 int part_repair(struct io *io, const char *dir, char *errmsg)

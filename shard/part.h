@@ -87,6 +87,13 @@ int part_rebase(struct part *p, const char *dir, enum wal_sync sync, char *errms
  */
 int part_repair(struct io *io, const char *dir, char *errmsg);
 
+/*
+ * Offline: removes the replica's records after `lsn` (dir not open), so that the next
+ * part_open replays up to lsn. DV_ERANGE when its checkpoint already holds records after lsn
+ * (nothing can be cut back: copy it afresh). *dropped (may be NULL) counts the records cut.
+ */
+int part_cut_after(struct io *io, const char *dir, uint64_t lsn, uint64_t *dropped, char *errmsg);
+
 /* ---- writes ------------------------------------------------------------------------------ */
 
 struct part_point {

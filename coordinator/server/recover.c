@@ -1,6 +1,7 @@
-/* recover.c - the leader brings replicas that left the in-sync set back: a fresh copy from the
- * primary (snapshot, then its WAL records), a short fence of the primary's writes, the last
- * records, then ACTIVE in the map. */
+/* recover.c - the leader brings replicas that left the in-sync set back: the replica cut back to
+ * what it shares with the primary and the primary's WAL records from there (a snapshot when
+ * that cannot be), a short fence of the primary's writes, the last records, then ACTIVE in the
+ * map. */
 #include "recover.h"
 
 #include <inttypes.h>
@@ -17,10 +18,14 @@
 
 /*
  * A replica the map marks DEAD on a node that serves, of a partition whose primary serves:
- *   DEAD       the node drops what it holds of the partition (it may have missed writes or hold
- *              records no one acknowledged) and starts a pull from the primary; the map says
- *              RECOVERY
- *   RECOVERY   the copy takes the primary's snapshot, then its WAL records; when it is at most
+ *   DEAD       the node starts a pull from the primary that resumes from what it holds of the
+ *              partition (replica_pull resume): that replica leaves the node's table, its
+ *              records after the last one it shares with the primary (records an old primary
+ *              wrote that no one acknowledged) are cut from its WAL, by the primary-term
+ *              histories (the log-matching rule); the map says RECOVERY
+ *   RECOVERY   the copy takes the primary's WAL records from there on (a snapshot first when
+ *              the node holds nothing, the cut would reach into its checkpoint or the
+ *              primary's WAL does not go back that far); when it is at most
  *              RECOVER_CATCHUP records behind, the primary's writes are fenced (its applied
  *              LSN L is then on every in-sync replica), the copy takes the records up to L, the
  *              map says ACTIVE (the partition's epoch moves on), and the primary is unfenced
@@ -113,18 +118,9 @@ static void start(struct coord *c, const struct cmap *m, const struct cmap_part 
                   struct recovery *j)
 {
     char err[DV_ERRMSG_SIZE];
-    /* What the node holds of the partition is out of date or diverged: drop it first. */
-    struct msg req = ncall_addressed(MSG_REPLICA_DROP, j->coll, j->part, pt->epoch);
-    struct msg_reply rep;
-    int rc = ncall(c, m, j->node, &req, &rep, c->o.request_timeout_ms, err);
-    msg_reply_free(&rep);
-    if (rc != DV_OK && rc != DV_ESTALE) {
-        j->next_try_ms = clock_mono_ms() + RECOVER_BACKOFF_MS;
-        return;
-    }
     struct msg_pull_rep st;
-    rc = ncall_pull(c, m, j->coll, j->part, j->node, pt->primary, MSG_PULL_START, 0, &st,
-                    c->o.request_timeout_ms, err);
+    int rc = ncall_pull(c, m, j->coll, j->part, j->node, pt->primary, MSG_PULL_RESUME, 0, &st,
+                        c->o.request_timeout_ms, err);
     if (rc != DV_OK) {
         j->next_try_ms = clock_mono_ms() + (rc == DV_EEXIST ? 100 : RECOVER_BACKOFF_MS);
         return;

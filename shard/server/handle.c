@@ -291,6 +291,10 @@ static int do_pull(struct handle_ctx *c, const struct msg *req, struct msg *rep,
         rc = pull_start(c->node, coll, len, part, req->addr.epoch, q->source.p, q->source.len,
                         q->rate, &q->create, &st, errmsg);
         break;
+    case MSG_PULL_RESUME:
+        rc = pull_resume(c->node, coll, len, part, req->addr.epoch, q->source.p, q->source.len,
+                         q->rate, &q->create, &st, errmsg);
+        break;
     case MSG_PULL_STATUS:
         pull_status(c->node, coll, len, part, &st);
         rc = DV_OK;
@@ -303,7 +307,8 @@ static int do_pull(struct handle_ctx *c, const struct msg *req, struct msg *rep,
         rc = pull_abort(c->node, coll, len, part, req->addr.epoch, stale_epoch, errmsg);
         break;
     default:
-        dv_errmsg_set(errmsg, "unknown replica_pull op %u (1 start, 2 status, 3 finish, 4 abort)",
+        dv_errmsg_set(errmsg,
+                      "unknown replica_pull op %u (1 start, 2 status, 3 finish, 4 abort, 5 resume)",
                       q->op);
         return DV_EINVAL;
     }
@@ -337,6 +342,7 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         return DV_EINVAL;
     }
     struct node_replica *r;
+    struct msg_term terms[NODE_MAX_TERMS + 1]; /* a WAL read's reply points here */
     int rc = node_acquire(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
                           req->addr.epoch, &r, stale_epoch, errmsg);
     if (rc != DV_OK)
@@ -510,6 +516,8 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         acc.max = w->max_bytes == 0 || w->max_bytes > NODE_SNAPSHOT_CHUNK ? NODE_SNAPSHOT_CHUNK
                                                                           : w->max_bytes;
         rep->u.wal_rep.applied_lsn = info.applied_lsn;
+        rep->u.wal_rep.terms = terms;
+        rep->u.wal_rep.n_terms = node_terms(c->node, r, terms);
         if (w->from > info.applied_lsn)
             break; /* nothing newer: an empty list */
         rc = part_read_wal(p, w->from, wal_collect, &acc, errmsg);

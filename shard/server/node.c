@@ -185,6 +185,10 @@ static int open_one(struct node *n, const char *name)
     }
     rep_attach(r, p);
     r->fenced = m.fenced;
+    int trc = node_terms_read_(n, dir, m.term, r->hist, &r->n_hist);
+    if (trc != 0) /* kept empty: a catch-up then matches less and copies more */
+        log_warn("replica's term history does not read; starting it empty", "dir=%s/terms rc=%d",
+                 dir, trc);
     struct part_info info;
     part_get_info(p, &info);
     log_info("replica opened",
@@ -566,6 +570,16 @@ int node_install_(struct node *n, const char *tmp, const char *coll, size_t coll
         dv_errmsg_set(errmsg, "%s/node.meta: %s", tmp, strerror(-rc));
         return DV_EOS;
     }
+    /* A copy holds the source's log: its history is (term, 1). A resumed replica's old
+     * history goes. */
+    char terms[PATH_MAX + 8];
+    snprintf(terms, sizeof terms, "%s/terms", tmp);
+    rc = n->io->unlink(n->io, terms);
+    if (rc != 0 && rc != -ENOENT) {
+        part_close(open);
+        dv_errmsg_set(errmsg, "%s: %s", terms, strerror(-rc));
+        return DV_EOS;
+    }
     snprintf(final, sizeof final, "%s/replicas/%.*s.%u", n->dir, (int)coll_len, coll, partition);
     snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
     pthread_mutex_lock(&n->mu);
@@ -658,6 +672,60 @@ static void drop_locked(struct node *n, struct rep *r)
         io_fsync_dir(n->io, replicas);
     remove_tree(n->io, rc == 0 ? gone : r->dir, 0);
     rep_free(r);
+}
+
+int node_detach_(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                 uint64_t epoch, const char *dest, struct msg_term *hist, uint32_t *nh,
+                 uint64_t *known, char *errmsg)
+{
+    *known = 0;
+    *nh = 0;
+    pthread_mutex_lock(&n->mu);
+    struct rep *r = find(n, coll, coll_len, partition);
+    if (r == NULL) {
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg, "collection %.*s partition %u is not held by this node",
+                      (int)coll_len, coll, partition);
+        return DV_ENOTFOUND;
+    }
+    if (epoch < r->pub.epoch) {
+        *known = r->pub.epoch;
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg,
+                      "stale map: collection %.*s partition %u: routed with epoch %" PRIu64
+                      ", this node has epoch %" PRIu64,
+                      (int)coll_len, coll, partition, epoch, *known);
+        return DV_ESTALE;
+    }
+    uint32_t k = r->n_hist;
+    memcpy(hist, r->hist, k * sizeof *hist);
+    if (r->pub.term > 0)
+        hist[k++] = (struct msg_term){r->pub.term, r->pub.term_lsn + 1};
+    *nh = k;
+    unlink_rep(n, r);
+    r->pub.dropped_ = true;
+    while (r->pub.refs_ > 0)
+        pthread_cond_wait(&n->released, &n->mu);
+    pthread_mutex_unlock(&n->mu);
+
+    part_close(r->pub.part);
+    char replicas[PATH_MAX + 16];
+    snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
+    remove_tree(n->io, dest, 0);
+    int rc = n->io->rename(n->io, r->dir, dest);
+    if (rc == 0)
+        rc = io_fsync_dir(n->io, replicas);
+    if (rc != 0) {
+        /* Out of the table either way: what is left goes, as a drop would remove it. */
+        dv_errmsg_set(errmsg, "moving %s to %s: %s", r->dir, dest, strerror(-rc));
+        remove_tree(n->io, r->dir, 0);
+        rep_free(r);
+        return DV_EOS;
+    }
+    log_info("replica detached for a catch-up", "collection=%.*s partition=%u dir=%s terms=%u",
+             (int)coll_len, coll, partition, dest, k);
+    rep_free(r);
+    return DV_OK;
 }
 
 /*

@@ -8,6 +8,7 @@
 
 #include "msg.h"
 #include "part.h"
+#include "terms.h"
 
 /*
  * Layout under the data dir (docs/formats.md, "Node directory"):
@@ -85,6 +86,10 @@ struct node_replica {
     bool dropped_;
     uint64_t incarnation_; /* read with node_incarnation() */
 };
+
+/* r's primary-term history (terms.h), oldest first, its current term's entry last: out has
+ * room for NODE_MAX_TERMS + 1; returns the count (0: it has seen no term). */
+uint32_t node_terms(struct node *n, const struct node_replica *r, struct msg_term *out);
 
 /* The incarnation the replica was created for (0: none given). Any thread, no lock. */
 uint64_t node_incarnation(const struct node_replica *r);

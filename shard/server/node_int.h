@@ -20,6 +20,10 @@ struct rep {
     pthread_cond_t writes_done; /* signalled when writes drops to 0 */
     uint64_t hold_used_ms;      /* atomic: last peer read that set the WAL hold, 0: no hold */
     pthread_mutex_t apply_mu;   /* a replicate's term check and apply vs a term change */
+    /* The primary-term history before pub.term (terms.h), oldest first, under n->mu; the
+     * current entry is (pub.term, pub.term_lsn + 1). Kept in the replica's file "terms". */
+    struct msg_term hist[NODE_MAX_TERMS];
+    uint32_t n_hist;
 };
 
 struct snap_session;
@@ -41,6 +45,23 @@ int node_meta_write_(struct node *n, const char *dir, const struct node_meta *m,
 /* Reads dir/node.meta. DV_EOS (cannot read), DV_ECORRUPT (not one), with errmsg. */
 int node_meta_read_(struct node *n, const char *dir, struct node_meta *m, enum wal_sync *fsync,
                     char *errmsg);
+
+/* The file dir/terms: a replica's primary-term history before its current term (node.meta's
+ * term). Read: a missing file is an empty history; entries of `term` or later (left by a crash
+ * between the two files' writes) are left out. 0 or a negative errno / DV_ECORRUPT. */
+int node_terms_write_(struct node *n, const char *dir, const struct msg_term *h, uint32_t nh);
+int node_terms_read_(struct node *n, const char *dir, uint64_t term, struct msg_term *h,
+                     uint32_t *nh);
+
+/*
+ * Takes the replica of (coll, partition) out of the node without deleting it: closed, out of
+ * the table, its directory renamed to `dest` (which must not exist). *hist gets its history
+ * (room for NODE_MAX_TERMS + 1). DV_ENOTFOUND when the node does not hold it, DV_ESTALE (with
+ * *known) when `epoch` is older than the replica's.
+ */
+int node_detach_(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                 uint64_t epoch, const char *dest, struct msg_term *hist, uint32_t *nh,
+                 uint64_t *known, char *errmsg);
 
 #define NODE_DIR_MAX 2048 /* longest data dir path */
 

@@ -115,6 +115,83 @@ int node_meta_read_(struct node *n, const char *dir, struct node_meta *m, enum w
     return DV_ECORRUPT;
 }
 
+/* ---- the term history file ---------------------------------------------------------------- */
+
+#define TERMS_HEADER "dvec-terms 1\n"
+
+int node_terms_write_(struct node *n, const char *dir, const struct msg_term *h, uint32_t nh)
+{
+    char path[PATH_MAX + 16], text[sizeof TERMS_HEADER + NODE_MAX_TERMS * 44];
+    snprintf(path, sizeof path, "%s/terms", dir);
+    size_t len = (size_t)snprintf(text, sizeof text, "%s", TERMS_HEADER);
+    for (uint32_t i = 0; i < nh && i < NODE_MAX_TERMS; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%" PRIu64 " %" PRIu64 "\n",
+                                h[i].term, h[i].start);
+    return io_replace_file(n->io, path, text, len);
+}
+
+int node_terms_read_(struct node *n, const char *dir, uint64_t term, struct msg_term *h,
+                     uint32_t *nh)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/terms", dir);
+    *nh = 0;
+    void *buf;
+    size_t len;
+    int rc = io_read_file(n->io, path, 8192, &buf, &len);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc != 0)
+        return rc;
+    char *text = malloc(len + 1);
+    if (text == NULL) {
+        free(buf);
+        return -ENOMEM;
+    }
+    memcpy(text, buf, len);
+    text[len] = '\0';
+    free(buf);
+    rc = DV_ECORRUPT;
+    const char *at = text;
+    if (strncmp(at, TERMS_HEADER, strlen(TERMS_HEADER)) != 0)
+        goto out;
+    at += strlen(TERMS_HEADER);
+    while (*at != '\0') {
+        char *end;
+        errno = 0;
+        unsigned long long t = strtoull(at, &end, 10);
+        if (errno != 0 || end == at || *end != ' ')
+            goto out;
+        at = end + 1;
+        unsigned long long st = strtoull(at, &end, 10);
+        if (errno != 0 || end == at || *end != '\n' || st == 0)
+            goto out;
+        at = end + 1;
+        if (*nh > 0 && (t <= h[*nh - 1].term || st < h[*nh - 1].start))
+            goto out; /* terms rise, starts never fall */
+        if (term == 0 || t < term)
+            terms_push(h, nh, t, st);
+    }
+    rc = 0;
+out:
+    if (rc != 0)
+        *nh = 0;
+    free(text);
+    return rc;
+}
+
+uint32_t node_terms(struct node *n, const struct node_replica *pub, struct msg_term *out)
+{
+    const struct rep *r = (const struct rep *)pub;
+    pthread_mutex_lock(&n->mu);
+    uint32_t k = r->n_hist;
+    memcpy(out, r->hist, k * sizeof *out);
+    if (pub->term > 0)
+        out[k++] = (struct msg_term){pub->term, pub->term_lsn + 1};
+    pthread_mutex_unlock(&n->mu);
+    return k;
+}
+
 /* Moves r to `term` if it is newer (persisted first, with the LSN r has applied: where its own
  * history of that term begins). Called with r's apply_mu held, so that no record of an older
  * term is applied after the term changed. */
@@ -138,18 +215,29 @@ static int term_locked(struct node *n, struct node_replica *pub, uint64_t term, 
     pthread_mutex_lock(&r->meta_mu);
     pthread_mutex_lock(&n->mu);
     struct node_meta m = {pub->epoch, node_incarnation(pub), term, info.applied_lsn, r->fenced};
+    struct msg_term hist[NODE_MAX_TERMS];
+    uint32_t nh = r->n_hist;
+    memcpy(hist, r->hist, sizeof hist);
+    if (known > 0)
+        terms_push(hist, &nh, known, pub->term_lsn + 1);
     pthread_mutex_unlock(&n->mu);
-    int rc = node_meta_write_(n, r->dir, &m, pub->fsync);
+    /* The history first: a crash between the two writes leaves an entry of the current term
+     * in it, which the next read leaves out. */
+    int rc = known > 0 ? node_terms_write_(n, r->dir, hist, nh) : 0;
+    if (rc == 0)
+        rc = node_meta_write_(n, r->dir, &m, pub->fsync);
     if (rc == 0) {
         pthread_mutex_lock(&n->mu);
         pub->term = term;
         pub->term_lsn = info.applied_lsn;
+        memcpy(r->hist, hist, sizeof hist);
+        r->n_hist = nh;
         pthread_mutex_unlock(&n->mu);
     }
     pthread_mutex_unlock(&r->meta_mu);
     if (rc != 0) {
-        dv_errmsg_set(errmsg, "%s/node.meta: cannot record primary term %" PRIu64 ": %s", r->dir,
-                      term, strerror(-rc));
+        dv_errmsg_set(errmsg, "%s: cannot record primary term %" PRIu64 ": %s", r->dir, term,
+                      strerror(-rc));
         return DV_EOS;
     }
     log_info("replica primary term raised",

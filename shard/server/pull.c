@@ -43,6 +43,9 @@ struct pull_job {
     uint64_t t0, sent;  /* thread: throttle start and bytes since */
     bool progressed;    /* thread: catch-up applied a record since the last snapshot */
     uint32_t chunk;     /* bytes asked for per read */
+    bool resume;        /* start from the node's own replica, detached into dir */
+    struct msg_term mine[NODE_MAX_TERMS + 1]; /* resume: that replica's term history */
+    uint32_t n_mine;
 
     /* Under set->mu. */
     enum msg_pull_state state;
@@ -64,7 +67,7 @@ struct pull_set {
     pthread_cond_t cv; /* any change of any job */
     struct pull_job *jobs;
     bool closing;
-    uint64_t finished, failed, bytes;
+    uint64_t finished, failed, bytes, resumed, records_cut;
 };
 
 /* ---- the set ------------------------------------------------------------------------------ */
@@ -536,6 +539,94 @@ static int catch_up(struct pull_job *j, struct part *p, bool *restart, char *err
     }
 }
 
+/* The source's term history and applied LSN, from a WAL read at `from` (the records read are
+ * not used). */
+static int source_terms(struct pull_job *j, uint64_t from, struct msg_term *terms, uint32_t *n,
+                        uint64_t *applied, char *errmsg)
+{
+    struct msg req = {.type = MSG_WAL_READ};
+    req.addr.coll = (struct msg_str){j->coll, (uint32_t)j->coll_len};
+    req.addr.part = j->partition;
+    req.u.wal_req = (struct msg_wal_req){from, 1};
+    struct msg_reply rep;
+    int rc = source_call(j, &req, &rep, call_ms(j->node), errmsg);
+    if (rc == DV_OK) {
+        const struct msg_wal_rep *w = &rep.m.u.wal_rep;
+        *n = w->n_terms < NODE_MAX_TERMS + 1 ? w->n_terms : NODE_MAX_TERMS + 1;
+        memcpy(terms, w->terms + (w->n_terms - *n), *n * sizeof *terms); /* the newest */
+        *applied = w->applied_lsn;
+    }
+    msg_reply_free(&rep);
+    return rc;
+}
+
+/*
+ * RESUME: opens the node's own replica (detached into j->dir), cuts it back to the last
+ * record it shares with the source and leaves it ready to catch up (*out). Fails (the caller
+ * takes a snapshot) when the source cannot be asked, the cut reaches into the checkpoint, or
+ * the replica does not open.
+ */
+static int resume_local(struct pull_job *j, struct part **out, char *errmsg)
+{
+    char data[PATH_MAX + 8], err[DV_ERRMSG_SIZE];
+    struct node *n = j->node;
+    struct part_opts o;
+    node_replica_opts_(n, WAL_SYNC_NEVER, &o);
+    o.wal.sync = WAL_SYNC_NEVER;
+    snprintf(data, sizeof data, "%s/data", j->dir);
+    *out = NULL;
+    set_state(j, MSG_PULL_CATCHING_UP, 0);
+    struct part *p;
+    int rc = part_open(n->io, data, &o, &p, err);
+    if (rc != DV_OK) {
+        dv_errmsg_set(errmsg, "opening the replica to resume: %s", err);
+        return rc;
+    }
+    struct part_info info;
+    part_get_info(p, &info);
+    uint64_t mine = info.applied_lsn, theirs = 0;
+    struct msg_term terms[NODE_MAX_TERMS + 1];
+    uint32_t nt = 0;
+    rc = source_terms(j, mine + 1, terms, &nt, &theirs, errmsg);
+    if (rc != DV_OK) {
+        part_close(p);
+        return rc;
+    }
+    uint64_t common = terms_common(j->mine, j->n_mine, mine, terms, nt, theirs);
+    uint64_t cut = 0;
+    if (common < mine) {
+        part_close(p);
+        p = NULL;
+        rc = part_cut_after(n->io, data, common, &cut, err);
+        if (rc == DV_OK)
+            rc = part_open(n->io, data, &o, &p, err);
+        if (rc != DV_OK) {
+            dv_errmsg_set(errmsg, "cutting the replica back to LSN %" PRIu64 ": %s", common, err);
+            return rc;
+        }
+        part_get_info(p, &info);
+        if (info.applied_lsn != common) {
+            part_close(p);
+            dv_errmsg_set(errmsg,
+                          "the replica reopened at LSN %" PRIu64 " after the cut to LSN %" PRIu64,
+                          info.applied_lsn, common);
+            return DV_EIO;
+        }
+    }
+    pthread_mutex_lock(&j->set->mu);
+    j->set->records_cut += cut;
+    if (theirs > j->source_lsn)
+        j->source_lsn = theirs;
+    pthread_mutex_unlock(&j->set->mu);
+    log_info("pull: resuming from the node's own replica",
+             "collection=%s partition=%u source=%s lsn=%" PRIu64 " source_lsn=%" PRIu64
+             " common=%" PRIu64 " records_cut=%" PRIu64,
+             j->coll, j->partition, j->source, mine, theirs, common, cut);
+    set_state(j, MSG_PULL_CATCHING_UP, common);
+    *out = p;
+    return DV_OK;
+}
+
 /* Ends the job in FAILED: closes and deletes the copy, keeps the cause. */
 static void job_fail(struct pull_job *j, struct part *p, int rc, const char *why)
 {
@@ -557,12 +648,26 @@ static void *job_main(void *arg)
     char err[DV_ERRMSG_SIZE];
     struct part *p = NULL;
     int restarts = 0;
+    bool resume = j->resume, resumed = false;
     for (;;) {
         bool restart = false;
         j->progressed = false;
-        int rc = copy_snapshot(j, &p, &restart, err);
+        int rc = DV_EINVAL;
+        if (resume) {
+            resume = false;
+            rc = resume_local(j, &p, err);
+            resumed = rc == DV_OK;
+            if (rc != DV_OK && !stopping(j))
+                log_warn("pull: cannot resume from the node's own replica; taking a snapshot",
+                         "collection=%s partition=%u source=%s cause=\"%s\"", j->coll, j->partition,
+                         j->source, err);
+        }
+        if (!resumed)
+            rc = copy_snapshot(j, &p, &restart, err);
         if (rc == DV_OK)
             rc = catch_up(j, p, &restart, err);
+        if (restart)
+            resumed = false; /* the source's WAL does not reach back: a snapshot next */
         if (stopping(j)) {
             if (rc != DV_OK && p != NULL) { /* stopped by a failure that came with the stop */
                 part_close(p);
@@ -587,6 +692,7 @@ static void *job_main(void *arg)
     }
     pthread_mutex_lock(&j->set->mu);
     j->part = p;
+    j->set->resumed += resumed && p != NULL;
     pthread_mutex_unlock(&j->set->mu);
     return NULL;
 }
@@ -613,9 +719,10 @@ static void status_of_replica(struct node *n, const char *coll, size_t len, uint
     st->applied_lsn = applied;
 }
 
-int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
-               uint64_t epoch, const char *source, size_t source_len, uint64_t rate,
-               const struct msg_create_req *create, struct pull_status *st, char *errmsg)
+static int start(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                 uint64_t epoch, const char *source, size_t source_len, uint64_t rate,
+                 const struct msg_create_req *create, bool resume, struct pull_status *st,
+                 char *errmsg)
 {
     struct pull_set *s = n->pulls;
     char err[DV_ERRMSG_SIZE];
@@ -672,7 +779,7 @@ int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t parti
         unlink_locked(s, j);
         put_locked(j, 2); /* ours and the list's */
     }
-    if (node_holds_(n, coll, coll_len, partition, NULL)) {
+    if (!resume && node_holds_(n, coll, coll_len, partition, NULL)) {
         pthread_mutex_unlock(&s->mu);
         dv_errmsg_set(errmsg,
                       "collection %.*s partition %u is already a replica of this node: nothing to "
@@ -700,6 +807,22 @@ int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t parti
         j->chunk = rate < PULL_MIN_CHUNK ? PULL_MIN_CHUNK : (uint32_t)rate;
     snprintf(j->dir, sizeof j->dir, "%s/replicas/.pulling-%s.%u", n->dir, j->coll, partition);
     j->state = MSG_PULL_COPYING;
+    if (resume) {
+        /* Out of the node's table into the job's directory; the thread takes it from there. */
+        uint64_t known;
+        int rc = node_detach_(n, coll, coll_len, partition, epoch, j->dir, j->mine, &j->n_mine,
+                              &known, err);
+        if (rc == DV_ESTALE) {
+            pthread_mutex_unlock(&s->mu);
+            free(j);
+            dv_errmsg_set(errmsg, "%s", err);
+            return rc;
+        }
+        j->resume = rc == DV_OK;
+        if (rc != DV_OK && rc != DV_ENOTFOUND)
+            log_warn("pull: cannot take the node's own replica; taking a snapshot",
+                     "collection=%s partition=%u error=\"%s\"", j->coll, partition, err);
+    }
     struct tr_opts ro;
     tr_opts_default(&ro);
     ro.timeout_ms = call_ms(n);
@@ -730,6 +853,22 @@ int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t parti
              " incarnation=%" PRIu64,
              j->coll, partition, j->source, rate, epoch, create->incarnation);
     return DV_OK;
+}
+
+int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+               uint64_t epoch, const char *source, size_t source_len, uint64_t rate,
+               const struct msg_create_req *create, struct pull_status *st, char *errmsg)
+{
+    return start(n, coll, coll_len, partition, epoch, source, source_len, rate, create, false, st,
+                 errmsg);
+}
+
+int pull_resume(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                uint64_t epoch, const char *source, size_t source_len, uint64_t rate,
+                const struct msg_create_req *create, struct pull_status *st, char *errmsg)
+{
+    return start(n, coll, coll_len, partition, epoch, source, source_len, rate, create, true, st,
+                 errmsg);
 }
 
 void pull_status(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
@@ -934,5 +1073,7 @@ void pull_get_stats(struct node *n, struct pull_stats *out)
     out->finished = s->finished;
     out->failed = s->failed;
     out->bytes = s->bytes;
+    out->resumed = s->resumed;
+    out->records_cut = s->records_cut;
     pthread_mutex_unlock(&s->mu);
 }

@@ -42,10 +42,12 @@ struct pull_status {
 
 /* Counters for metrics. */
 struct pull_stats {
-    uint64_t running;  /* jobs copying or catching up now */
-    uint64_t finished; /* jobs that became a replica (since start) */
-    uint64_t failed;   /* jobs that stopped in FAILED (since start) */
-    uint64_t bytes;    /* snapshot and WAL bytes read from sources (since start) */
+    uint64_t running;     /* jobs copying or catching up now */
+    uint64_t finished;    /* jobs that became a replica (since start) */
+    uint64_t failed;      /* jobs that stopped in FAILED (since start) */
+    uint64_t bytes;       /* snapshot and WAL bytes read from sources (since start) */
+    uint64_t resumed;     /* RESUME jobs that caught up from the node's own replica, no snapshot */
+    uint64_t records_cut; /* records those cut back (written by an old primary, never acked) */
 };
 
 /*
@@ -59,6 +61,19 @@ struct pull_stats {
 int pull_start(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
                uint64_t epoch, const char *source, size_t source_len, uint64_t rate,
                const struct msg_create_req *create, struct pull_status *st, char *errmsg);
+
+/*
+ * RESUME: as START, but when the node holds (coll, partition) as a replica (a replica the map
+ * took out of the in-sync set), the job starts from it instead of a snapshot: the replica
+ * leaves the node's table (it is no longer served), its records after the last one it shares
+ * with the source (terms.h, from the source's term history) are cut from its WAL, and the
+ * source's WAL records from there on are applied. When the cut would reach into its
+ * checkpoint or the source's WAL no longer goes back that far, the job takes a snapshot as
+ * START does.
+ */
+int pull_resume(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
+                uint64_t epoch, const char *source, size_t source_len, uint64_t rate,
+                const struct msg_create_req *create, struct pull_status *st, char *errmsg);
 
 /* STATUS: the job's status; READY when the node holds the partition as a replica (also
  * after a restart that lost the job's record), NONE when there is neither. */

@@ -134,6 +134,14 @@ int wal_read(struct wal *w, uint64_t from_lsn, wal_replay_fn fn, void *arg, char
 int wal_repair(struct io *io, const char *dir, char *errmsg);
 
 /*
+ * Offline: removes the records after `lsn` from the WAL in `dir` (not open), durably (later
+ * segments first, then the one holding lsn + 1 truncated or deleted, then the directory
+ * synced). *dropped (may be NULL) counts the records removed. Records the WAL does not hold
+ * are not an error (nothing to cut). A record after lsn that does not decode: DV_ECORRUPT.
+ */
+int wal_cut_after(struct io *io, const char *dir, uint64_t lsn, uint64_t *dropped, char *errmsg);
+
+/*
  * After the WAL's directory was renamed by its owner (nothing appending meanwhile): syncs every
  * record appended so far, then points the WAL at `dir` and switches it to sync policy `sync`
  * (starting the interval thread when needed). A replica copied with WAL_SYNC_NEVER becomes a

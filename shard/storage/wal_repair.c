@@ -17,6 +17,104 @@
 #include "err.h"
 #include "log.h"
 
+static int count_intact(struct scan *s, uint64_t off, uint64_t *count);
+
+/* ---- offline cut ------------------------------------------------------------------------- */
+
+int wal_cut_after(struct io *io, const char *dir, uint64_t lsn, uint64_t *dropped, char *errmsg)
+{
+    uint64_t *firsts, gone = 0;
+    size_t n;
+    if (dropped)
+        *dropped = 0;
+    int rc = wal_list_segments(io, dir, &firsts, &n, errmsg);
+    if (rc != DV_OK)
+        return rc;
+    char path[4096], name[NAME_LEN + 1];
+    /* Segments that start after lsn go whole, the newest first (a crash leaves no hole). */
+    size_t keep = n;
+    while (keep > 0 && firsts[keep - 1] > lsn)
+        keep--;
+    for (size_t i = n; i-- > keep;) {
+        struct scan s;
+        rc = wal_scan_open(&s, io, dir, firsts[i], errmsg);
+        if (rc != DV_OK)
+            goto out;
+        rc = count_intact(&s, SEG_HDR_SIZE, &gone);
+        wal_scan_release(&s);
+        wal_seg_path(dir, firsts[i], path, sizeof path);
+        if (rc == 0)
+            rc = io->unlink(io, path);
+        if (rc < 0) {
+            wal_seg_name(name, firsts[i]);
+            rc = wal_os_fail(errmsg, rc, "%s: cannot delete", name);
+            goto out;
+        }
+    }
+    if (keep > 0) {
+        /* The last kept segment may hold records after lsn: truncate at the first of them. */
+        struct scan s;
+        rc = wal_scan_open(&s, io, dir, firsts[keep - 1], errmsg);
+        if (rc != DV_OK)
+            goto out;
+        uint64_t off = SEG_HDR_SIZE, cut = 0;
+        for (;;) {
+            struct rec r;
+            int st = wal_rec_check(&s, off, &r);
+            if (st < 0) {
+                wal_scan_release(&s);
+                rc = wal_os_fail(errmsg, st, "%s: read failed", dir);
+                goto out;
+            }
+            if (st == REC_END)
+                break;
+            if (st != REC_OK) {
+                wal_scan_release(&s);
+                wal_seg_name(name, firsts[keep - 1]);
+                wal_set_msg(errmsg, "wal: %s: %s at offset %" PRIu64 " (repair it first)", name,
+                            wal_rec_state_str(st), off);
+                rc = DV_ECORRUPT;
+                goto out;
+            }
+            if (r.lsn > lsn) {
+                if (cut == 0)
+                    cut = off;
+                gone++;
+            }
+            off = r.next;
+        }
+        wal_scan_release(&s);
+        if (cut != 0) {
+            wal_seg_path(dir, firsts[keep - 1], path, sizeof path);
+            wal_seg_name(name, firsts[keep - 1]);
+            int fd = io->open(io, path, O_RDWR, 0);
+            if (fd < 0) {
+                rc = wal_os_fail(errmsg, fd, "%s: cannot open", name);
+                goto out;
+            }
+            rc = io->ftruncate(io, fd, (off_t)cut);
+            if (rc == 0)
+                rc = io->fsync(io, fd);
+            io->close(io, fd);
+            if (rc < 0) {
+                rc = wal_os_fail(errmsg, rc, "%s: cannot truncate at offset %" PRIu64, name, cut);
+                goto out;
+            }
+        }
+    }
+    rc = io_fsync_dir(io, dir);
+    if (rc < 0) {
+        rc = wal_os_fail(errmsg, rc, "%s: fsync of the directory failed", dir);
+        goto out;
+    }
+    if (dropped)
+        *dropped = gone;
+    rc = DV_OK;
+out:
+    free(firsts);
+    return rc;
+}
+
 /* ---- offline repair ---------------------------------------------------------------------- */
 
 /* Counts the intact records from `off` to the end of the scanned file. */

@@ -265,9 +265,10 @@ int main(int argc, char **argv)
     struct msg_wal_rec recs[3] = {
         {42, 1, B(payload)}, {43, 2, {NULL, 0}}, {44, 3, {keys, sizeof keys}}};
     m = rep(MSG_WAL_READ);
-    m.u.wal_rep = (struct msg_wal_rep){recs, 3, 44};
+    struct msg_term terms[2] = {{1, 1}, {3, 40}};
+    m.u.wal_rep = (struct msg_wal_rep){recs, 3, 44, terms, 2};
     put(&m, NULL);
-    m.u.wal_rep = (struct msg_wal_rep){NULL, 0, 44};
+    m.u.wal_rep = (struct msg_wal_rep){NULL, 0, 44, NULL, 0};
     put(&m, "empty");
 
     /* ---- client API and node report replies ---- */

@@ -19,6 +19,8 @@
 #include "err.h"
 #include "mpk.h"
 #include "place.h"
+#include "pull.h"
+#include "transport.h"
 
 #define DIM   8
 #define COLL  "f"
@@ -214,6 +216,95 @@ static void test_primary_dead(void **state)
     assert_true(pt.term > term0);
     assert_int_not_equal(index_of(f, pt.primary), victim);
     check_in_sync(f, 40, ver);
+    cf_close(f);
+}
+
+/*
+ * An old primary that wrote a record no one acknowledged (here: a write sent straight to it,
+ * as a coordinator with an old map would) is replaced; when it comes back, the leader resumes
+ * it from its own replica: the record is cut from its WAL (the term histories say where the
+ * replicas part), the new primary's records are taken from there, no snapshot is copied, and
+ * the point it alone had is gone while every acknowledged write is there.
+ */
+static void test_old_primary_cut(void **state)
+{
+    (void)state;
+    struct coord_fixture *f = open_cluster();
+    char err[DV_ERRMSG_SIZE];
+    static uint32_t ver[200];
+    assert_int_equal(write_batch(f, 0, BATCH, 1, err), DV_OK);
+    for (uint32_t i = 0; i < BATCH; i++)
+        ver[i] = 1;
+    int victim = cf_part_node(f, COLL, 0);
+    assert_true(victim >= 0);
+    struct cf_node *vn = &f->nodes[victim];
+    struct cmap_part pt = part_of(f, 0);
+
+    /* The record only the old primary gets: ids of partition 0 from 1000 on. */
+    struct pid ids[4];
+    float v[4 * DIM];
+    uint32_t k = 0;
+    for (uint64_t id = 1000; k < 4; id++) {
+        struct pid pid = pid_num(id);
+        if (place_partition_of(&pid, PARTS) != 0)
+            continue;
+        ids[k] = pid;
+        vec_of(id, 9, v + k * DIM);
+        k++;
+    }
+    struct msg req = {.type = MSG_UPSERT};
+    req.addr.coll = (struct msg_str){COLL, (uint32_t)strlen(COLL)};
+    req.addr.part = 0;
+    req.addr.epoch = pt.epoch;
+    req.addr.term = pt.term;
+    req.u.upsert_req = (struct msg_upsert_req){ids, v, NULL, 4, DIM};
+    /* Its secondaries do not get it (the node replicates to this epoch's secondaries). */
+    struct tr_fake_rule lost = {.drop_req_every = 1};
+    for (unsigned i = 0; i < f->n_nodes; i++)
+        if ((int)i != victim)
+            assert_int_equal(tr_fake_set_rule(f->net, vn->id, f->nodes[i].url, &lost), DV_OK);
+    struct tr_opts to;
+    tr_opts_default(&to);
+    struct tr_peer *peer;
+    assert_int_equal(tr_open(f->client, vn->url, &to, &peer, err), DV_OK);
+    struct msg_reply rep;
+    int rc = tr_call(peer, &req, &rep, 5000, err); /* the fixture replicates serially */
+    if (rc != DV_OK)
+        fail_msg("direct write to the primary: %s: %s", dv_errname(rc), err);
+    if (rep.m.u.write_rep.n_failed != f->n_nodes - 1)
+        fail_msg("the direct write reached %u secondaries",
+                 f->n_nodes - 1 - rep.m.u.write_rep.n_failed);
+    msg_reply_free(&rep);
+    tr_peer_close(peer);
+    tr_fake_clear_rules(f->net);
+
+    /* It dies; the next write fails over to another replica, which takes the same LSN. */
+    assert_int_equal(tr_fake_set_state(f->net, vn->url, TR_FAKE_REFUSED), DV_OK);
+    assert_int_equal(write_batch(f, 20, BATCH, 1, err), DV_OK);
+    for (uint32_t i = 0; i < BATCH; i++)
+        ver[20 + i] = 1;
+    assert_true(part_of(f, 0).term > pt.term);
+    assert_int_equal(tr_fake_set_state(f->net, vn->url, TR_FAKE_UP), DV_OK);
+    if (!cf_wait(f, all_in_sync, NULL, 20000))
+        fail_msg("the old primary did not rejoin the in-sync sets");
+    assert_int_equal(write_batch(f, 40, BATCH, 2, err), DV_OK);
+    for (uint32_t i = 0; i < BATCH; i++)
+        ver[40 + i] = 2;
+
+    struct pull_stats ps;
+    pull_get_stats(vn->node, &ps);
+    printf("# old primary: %" PRIu64 " pulls resumed, %" PRIu64 " records cut, %" PRIu64
+           " finished\n",
+           ps.resumed, ps.records_cut, ps.finished);
+    assert_true(ps.records_cut >= 1);
+    assert_true(ps.resumed >= 1);
+    check_in_sync(f, 60, ver);
+    for (uint32_t i = 0; i < 4; i++) {
+        bool has = true;
+        assert_int_equal(cf_replica_has(vn, COLL, 0, &ids[i], NULL, DIM, &has), DV_OK);
+        if (has)
+            fail_msg("the old primary still serves a point no one acknowledged");
+    }
     cf_close(f);
 }
 
@@ -436,7 +527,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_node_silent),  cmocka_unit_test(test_primary_dead),
         cmocka_unit_test(test_dead_timeout), cmocka_unit_test(test_change_rf),
-        cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_verify),       cmocka_unit_test(test_old_primary_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -605,11 +605,14 @@ static void check_wal_read(void **state)
                                   {8, 255, {NULL, 0}},
                                   {UINT64_MAX, UINT32_MAX, {big, sizeof big}}};
     struct msg r = {.type = MSG_WAL_READ, .reply = true, .req_id = 31};
-    r.u.wal_rep = (struct msg_wal_rep){recs, 3, 99};
+    struct msg_term terms[2] = {{1, 1}, {UINT64_MAX, 40}};
+    r.u.wal_rep = (struct msg_wal_rep){recs, 3, 99, terms, 2};
     round_trip(&r, &out);
     const struct msg_wal_rep *w = &out.u.wal_rep;
     assert_int_equal(w->n, 3);
     assert_true(w->applied_lsn == 99);
+    assert_int_equal(w->n_terms, 2);
+    assert_memory_equal(w->terms, terms, sizeof terms);
     for (int i = 0; i < 3; i++) {
         assert_true(w->recs[i].lsn == recs[i].lsn);
         assert_int_equal(w->recs[i].type, recs[i].type);
@@ -620,15 +623,16 @@ static void check_wal_read(void **state)
     msg_free(&out);
 
     /* nothing at or after `from` */
-    r.u.wal_rep = (struct msg_wal_rep){NULL, 0, 6};
+    r.u.wal_rep = (struct msg_wal_rep){NULL, 0, 6, NULL, 0};
     round_trip(&r, &out);
     assert_int_equal(out.u.wal_rep.n, 0);
     assert_true(out.u.wal_rep.applied_lsn == 6);
+    assert_int_equal(out.u.wal_rep.n_terms, 0);
     msg_free(&out);
 
     struct buf b = BUF_INIT;
     recs[0].body = (struct msg_bytes){NULL, 1};
-    r.u.wal_rep = (struct msg_wal_rep){recs, 1, 6};
+    r.u.wal_rep = (struct msg_wal_rep){recs, 1, 6, NULL, 0};
     assert_int_equal(msg_encode(&r, &b, errmsg), DV_EINVAL);
     assert_int_equal(b.len, 0);
     buf_free(&b);
@@ -706,6 +710,33 @@ static void check_new_malformed(void **state)
     mpw_raw(&b, bin32, sizeof bin32);
     mpw_u64(&b, 1);
     expect_eproto(&b, "record body");
+    /* a node that predates term histories: two fields, no terms */
+    buf_reset(&b);
+    reply_header(&b, MSG_WAL_READ);
+    mpw_array(&b, 2);
+    mpw_array(&b, 0);
+    mpw_u64(&b, 5);
+    {
+        struct msg old;
+        char em[DV_ERRMSG_SIZE];
+        assert_int_equal(msg_decode(b.data, b.len, &old, em), DV_OK);
+        assert_int_equal(old.u.wal_rep.n_terms, 0);
+        assert_true(old.u.wal_rep.applied_lsn == 5);
+        msg_free(&old);
+    }
+    /* more term entries than PROTO_MAX_TERMS */
+    buf_reset(&b);
+    reply_header(&b, MSG_WAL_READ);
+    mpw_array(&b, 3);
+    mpw_array(&b, 0);
+    mpw_u64(&b, 5);
+    mpw_array(&b, PROTO_MAX_TERMS + 1);
+    for (int j = 0; j <= PROTO_MAX_TERMS; j++) {
+        mpw_array(&b, 2);
+        mpw_u64(&b, (uint64_t)j + 1);
+        mpw_u64(&b, 1);
+    }
+    expect_eproto(&b, "terms");
     /* a record type that does not fit u32 */
     buf_reset(&b);
     reply_header(&b, MSG_WAL_READ);

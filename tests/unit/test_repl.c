@@ -320,6 +320,18 @@ static void test_silent_secondary(void **state)
     env_free(e);
 }
 
+/* Node i's primary-term history of partition 0. */
+static uint32_t terms_of(struct env *e, int i, struct msg_term *out)
+{
+    struct node_replica *r;
+    uint64_t known;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(node_acquire(e->n[i].node, COLL, 1, 0, 2, &r, &known, err), DV_OK);
+    uint32_t n = node_terms(e->n[i].node, r, out);
+    node_release(e->n[i].node, r);
+    return n;
+}
+
 /* Terms fence: a secondary that has seen a newer term refuses the old primary's records (the
  * primary names it DV_ESTALE), a write naming an older term than the replica's is refused,
  * and the term survives a restart of the node. */
@@ -349,9 +361,17 @@ static void test_stale_term(void **state)
     assert_int_equal(upsert(e, 1, 0, 2, 4, 300, 1, &rep), DV_ESTALE);
     assert_true(has(rep.m.err.text, "term"));
     msg_reply_free(&rep);
-    /* restart node-2: term 5 is remembered */
+    /* restart node-2: term 5 is remembered, with the history of terms before it */
+    struct msg_term before[NODE_MAX_TERMS + 1], after[NODE_MAX_TERMS + 1];
+    uint32_t nb = terms_of(e, 1, before);
+    assert_int_equal(nb, 2);
+    assert_int_equal(before[0].term, 4);
+    assert_int_equal(before[1].term, 5);
+    assert_int_equal(before[1].start, 2); /* it had record 1 when it learned term 5 */
     node_down(e, 1);
     node_up(e, 1);
+    assert_int_equal(terms_of(e, 1, after), nb);
+    assert_memory_equal(after, before, nb * sizeof *before);
     assert_int_equal(upsert(e, 1, 0, 2, 4, 300, 1, &rep), DV_ESTALE);
     msg_reply_free(&rep);
     assert_int_equal(upsert(e, 1, 0, 2, 5, 300, 1, &rep), DV_OK);

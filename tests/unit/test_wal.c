@@ -424,6 +424,52 @@ static void test_drop_before(void **state)
     remove_dir(dir);
 }
 
+/* wal_cut_after: records after the LSN go (within a segment, whole later segments, nothing
+ * when there is nothing after it); the WAL reopens at the cut and takes new records there. */
+static void test_cut_after(void **state)
+{
+    (void)state;
+    char dir[64], err[DV_ERRMSG_SIZE];
+    struct wal_opts o;
+    struct wal *w;
+    uint64_t firsts[256], dropped = 0;
+    make_dir(dir);
+    small_opts(&o);
+    assert_int_equal(wal_open(io_posix(), dir, &o, 1, NULL, NULL, &w, err), DV_OK);
+    append_upto(w, 300, false);
+    wal_close(w);
+    size_t n0 = seg_list(dir, firsts, 256);
+    assert_true(n0 >= 8);
+    /* in the middle of a segment */
+    uint64_t mid = firsts[n0 / 2] + 3;
+    assert_int_equal(wal_cut_after(io_posix(), dir, mid, &dropped, err), DV_OK);
+    assert_int_equal(dropped, 300 - mid);
+    assert_int_equal(seg_list(dir, firsts, 256), n0 / 2 + 1);
+    w = reopen_check(dir, &o, 1, mid, false);
+    append_upto(w, mid + 20, false); /* new records take the LSNs that were cut */
+    wal_close(w);
+    w = reopen_check(dir, &o, 1, mid + 20, false);
+    wal_close(w);
+    /* nothing after: nothing cut */
+    assert_int_equal(wal_cut_after(io_posix(), dir, mid + 20, &dropped, err), DV_OK);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(wal_cut_after(io_posix(), dir, 10000, &dropped, err), DV_OK);
+    assert_int_equal(dropped, 0);
+    /* at a segment's first record - 1: that segment goes whole */
+    size_t n1 = seg_list(dir, firsts, 256);
+    uint64_t at = firsts[n1 - 1] - 1;
+    assert_int_equal(wal_cut_after(io_posix(), dir, at, &dropped, err), DV_OK);
+    assert_int_equal(dropped, mid + 20 - at);
+    assert_int_equal(seg_list(dir, firsts, 256), n1 - 1);
+    w = reopen_check(dir, &o, 1, at, false);
+    wal_close(w);
+    /* everything */
+    assert_int_equal(wal_cut_after(io_posix(), dir, 0, &dropped, err), DV_OK);
+    assert_int_equal(dropped, at);
+    assert_int_equal(seg_list(dir, firsts, 256), 0);
+    remove_dir(dir);
+}
+
 /* ---- concurrency ------------------------------------------------------------------------- */
 
 #define RD_WRITERS 3
@@ -1149,6 +1195,7 @@ int main(void)
         cmocka_unit_test(test_corruption),
         cmocka_unit_test(test_corrupt_lsn_order),
         cmocka_unit_test(test_gap),
+        cmocka_unit_test(test_cut_after),
         cmocka_unit_test(test_write_and_sync_failures),
         cmocka_unit_test(test_fault_sweep),
     };
