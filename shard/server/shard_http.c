@@ -173,6 +173,16 @@ static int collect(void *arg, struct metrics_writer *w)
                                   "Snapshot and WAL bytes replica pulls read from source nodes.",
                                   NULL, (double)ps.bytes);
     if (rc == DV_OK)
+        rc = metrics_emit_counter(w, "dvec_shard_pulls_resumed_total",
+                                  "Replica catch-ups that resumed from this node's own replica "
+                                  "(WAL delta, no snapshot).",
+                                  NULL, (double)ps.resumed);
+    if (rc == DV_OK)
+        rc = metrics_emit_counter(w, "dvec_shard_pull_records_cut_total",
+                                  "Records cut from returning replicas: written by an old primary, "
+                                  "never acknowledged.",
+                                  NULL, (double)ps.records_cut);
+    if (rc == DV_OK)
         rc = metrics_emit_gauge(w, "dvec_shard_replicas_failed_to_open",
                                 "Replicas found on disk that did not open at start.", NULL,
                                 (double)node_open_failures(sm->node));
