@@ -16,7 +16,9 @@
 # primaries: snapshot, then WAL), as points/s and MB/s of vectors. Last, search QPS of one
 # partition with rf 1 and with rf 3 (reads spread over the in-sync replicas), `dvecctl bench`
 # with 8 clients for 5 s each, alternated over --rounds (needs numpy for the data set:
-# bench/datasets/random). Only processes this script started are stopped.
+# bench/datasets/random). Between the two, rejoin: the time a killed node's replicas of an
+# rf 3 collection take to be in sync again after a restart, by WAL delta and by full copy.
+# Only processes this script started are stopped.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -98,6 +100,56 @@ t1=$(date +%s.%N)
 awk -v n="$n" -v d="$dim" -v a="$t0" -v b="$t1" 'BEGIN {
     s = b - a; p = 2 * n
     printf "catch-up: 12 new replicas (%d points copied) in sync %.2f s after the factor went 1 -> 3: %.0f points/s, %.1f MB/s of vectors\n", p, s, p / s, p * d * 4 / s / 1e6 }'
+
+# Rejoin: a node of an rf 3 collection killed (kill -9), a tenth of the points written while
+# it is down, the node restarted; time until all its replicas are in sync again. First as
+# dvec does it (the node resumes from its own replicas: the WAL delta), then with the node's
+# replicas deleted before the restart (a full copy of every one), the same writes.
+echo
+python3 - "$dir/extra1.fvecs" "$dir/extra2.fvecs" "$((n / 10))" "$dim" <<'EOF2'
+import random, struct, sys
+n, dim = int(sys.argv[3]), int(sys.argv[4])
+for k, path in enumerate(sys.argv[1:3]):
+    rng = random.Random(10 + k)
+    with open(path, "wb") as f:
+        head = struct.pack("<i", dim)
+        for _ in range(n):
+            f.write(head + struct.pack("<%df" % dim, *(rng.gauss(0, 1) for _ in range(dim))))
+EOF2
+ctl collections create rejoin --dim "$dim" --partitions 6 --replication 3 >/dev/null
+ctl points load rejoin "$data" --batch "$batch" --parallel "$parallel" >/dev/null
+active_of() {
+    ctl status --json | python3 -c 'import json,sys
+d=json.load(sys.stdin)
+print(next((c["replica_states"]["active"] for c in d["collections"] if c["name"]==sys.argv[1]), 0))' "$1"
+}
+victim="$dir/run/node-$nodes.pid"
+vhttp="http://127.0.0.1:$((port + 100 + 10 * (nodes - 1) + 1))"
+# $1: extra file, $2: "keep" or "wipe", $3: first id; prints "A B": seconds from the restart
+# until the node is ready (it opened its replicas: WAL replay after kill -9) and from then
+# until all its replicas are in sync
+rejoin() {
+    kill -9 "$(cat "$victim")"
+    sleep 1
+    ctl points load rejoin "$1" --batch "$batch" --parallel "$parallel" --id-offset "$3" >/dev/null
+    [ "$2" = wipe ] && rm -rf "$dir/node-$nodes/replicas"
+    local t0 t1 t2
+    t0=$(date +%s.%N)
+    cluster start --coords 1 --nodes "$nodes" --port "$port" --bin "$bin" >/dev/null
+    until curl -sf "$vhttp/readyz" >/dev/null 2>&1; do sleep 0.05; done
+    t1=$(date +%s.%N)
+    while [ "$(active_of rejoin)" -lt 18 ]; do sleep 0.1; done
+    t2=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "%.2f %.2f", b - a, c - b }'
+}
+t_delta="$(rejoin "$dir/extra1.fvecs" keep "$n")"
+resumed="$(curl -s "$vhttp/metrics" | awk '/^dvec_shard_pulls_resumed_total/ {print $2}')"
+t_full="$(rejoin "$dir/extra2.fvecs" wipe "$((n + n / 10))")"
+echo "| rejoin after kill -9 (rf 3, $n points, $((n / 10)) written while down) | node ready after restart (s) | in sync after ready (s) |"
+echo "|---|---|---|"
+echo "| resumed from its own replicas (WAL delta; ${resumed:-0} replicas resumed) | ${t_delta% *} | ${t_delta#* } |"
+echo "| replicas deleted before the restart (full copy) | ${t_full% *} | ${t_full#* } |"
+ctl collections drop rejoin --yes >/dev/null
 
 echo
 ds="$dir/ds"

@@ -125,6 +125,11 @@ bool msg_type_collection(int type)
     }
 }
 
+bool msg_type_consistent_read(int type)
+{
+    return type == MSG_P_GET || type == MSG_P_COUNT || type == MSG_P_SCROLL || type == MSG_P_SEARCH;
+}
+
 bool msg_code_known(int64_t code)
 {
     return code < 0 && code >= INT32_MIN && strcmp(dv_errname((int)code), "unknown") != 0;
@@ -320,7 +325,10 @@ static int w_request(struct buf *b, const struct msg *m)
 {
     int rc;
     const int t = m->type;
-    W(mpw_array(b, msg_request_fields(t)));
+    /* A read consistency is one more field at the end, sent only when asked for, so that a
+     * coordinator that predates it reads every other request. */
+    bool consistency = msg_type_consistent_read(t) && m->read_consistency != 0;
+    W(mpw_array(b, msg_request_fields(t) + (consistency ? 1 : 0)));
     if (msg_type_addressed(t)) {
         W(w_str(b, m->addr.coll));
         W(mpw_u64(b, m->addr.part));
@@ -338,6 +346,8 @@ static int w_request(struct buf *b, const struct msg *m)
             W(w_str(b, m->secondaries[i].url));
         }
     }
+    if (consistency)
+        W(mpw_u64(b, m->read_consistency));
     return DV_OK;
 }
 

@@ -529,6 +529,10 @@ struct msg {
      * primary: the in-sync secondaries it replicates the write to before it answers. */
     struct msg_peer *secondaries;
     uint32_t n_secondaries;
+    /* Client reads (get, count, scroll, search): Qdrant's read consistency, 0 (the default:
+     * one in-sync replica per partition), 1 to PROTO_MAX_RF replicas, or MSG_READ_MAJORITY,
+     * MSG_READ_QUORUM, MSG_READ_ALL (docs/protocol.md). Sent only when not 0. */
+    uint32_t read_consistency;
     struct msg_error err; /* replies: code 0 for success */
     union {
         struct msg_hello_rep hello_rep;
@@ -578,6 +582,16 @@ bool msg_type_addressed(int type);
 /* True for the node writes a primary replicates (upsert, delete, set payload, payload index):
  * their requests carry the secondaries. */
 bool msg_type_replicated(int type);
+
+/* Read consistency levels beside a replica count (struct msg.read_consistency). */
+#define MSG_READ_MAJORITY 256u /* rf / 2 + 1 replicas; points present on all of them */
+#define MSG_READ_QUORUM                                                                            \
+    257u                  /* every in-sync replica (at least rf / 2 + 1); points present on        \
+                           * a majority (rf / 2 + 1) of the replicas */
+#define MSG_READ_ALL 258u /* every replica (all in sync); points present on all of them */
+
+/* True for the client reads that may carry a read consistency (get, count, scroll, search). */
+bool msg_type_consistent_read(int type);
 
 /*
  * Checks query `i`'s k (1 to PROTO_MAX_K) and ef (0 to PROTO_MAX_EF): DV_ERANGE with errmsg

@@ -394,7 +394,9 @@ static int d_request(struct dec *d)
     /* A replica create without its last field (incarnation) comes from a sender that
      * predates it: read as incarnation 0. */
     bool no_incarnation = m->type == MSG_REPLICA_CREATE && n == msg_request_fields(m->type) - 1;
-    if (n != msg_request_fields(m->type) && !no_incarnation)
+    /* A client read with one more field: its read consistency. */
+    bool consistency = msg_type_consistent_read(m->type) && n == msg_request_fields(m->type) + 1;
+    if (n != msg_request_fields(m->type) && !no_incarnation && !consistency)
         return fail(d, DV_ECORRUPT, "body length");
     if (msg_type_addressed(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")) ||
@@ -408,6 +410,14 @@ static int d_request(struct dec *d)
     }
     if ((rc = d_request_body(d, no_incarnation)))
         return rc;
+    if (consistency) {
+        if ((rc = mpk_dec_u32(&d->k, &m->read_consistency, "read consistency")))
+            return rc;
+        if (m->read_consistency == 0 ||
+            (m->read_consistency > PROTO_MAX_RF && m->read_consistency < MSG_READ_MAJORITY) ||
+            m->read_consistency > MSG_READ_ALL)
+            return fail(d, DV_ERANGE, "read consistency");
+    }
     return msg_type_replicated(m->type) ? d_secondaries(d, m) : DV_OK;
 }
 

@@ -13,8 +13,9 @@
 
 struct ctl {
     struct conf conf;
-    uint32_t timeout_ms; /* per call; 0: the SDK's default */
-    dvec_client *client; /* connected on first use (ctl_client) */
+    uint32_t timeout_ms;       /* per call; 0: the SDK's default */
+    uint32_t read_consistency; /* --read-consistency (dvec_set_read_consistency); 0: default */
+    dvec_client *client;       /* connected on first use (ctl_client) */
 };
 
 struct cmd;

@@ -14,6 +14,9 @@ const struct opt_spec ctl_global_opts[] = {
      "                             coordinators:, tcp://127.0.0.1:7300)"},
     {"config", OPT_VAL, "FILE", "config file (default ~/.config/dvec/dvecctl.yaml)"},
     {"timeout", OPT_VAL, "MS", "per-call timeout in milliseconds (default 10000)"},
+    {"read-consistency", OPT_VAL, "LEVEL",
+     "replicas a read asks: N (1-8), majority, quorum or all (Qdrant's\n"
+     "                             consistency; default one in-sync replica)"},
     {"help", OPT_FLAG, NULL, "show help for the command and exit"},
     {NULL, 0, NULL, NULL},
 };
@@ -120,6 +123,8 @@ int ctl_client(struct ctl *ctl, dvec_client **out)
         dvec_error e = {0};
         if (ctl_client_for(ctl, ctl->conf.urls, ctl->timeout_ms, &ctl->client, &e) != DVEC_OK)
             return ctl_failf(&e, "connecting to %s", ctl->conf.urls);
+        if (dvec_set_read_consistency(ctl->client, ctl->read_consistency, &e) != DVEC_OK)
+            return ctl_failf(&e, "--read-consistency");
     }
     *out = ctl->client;
     return CTL_EXIT_OK;
@@ -315,6 +320,24 @@ int main(int argc, char **argv)
     if ((rc = opts_u32(&o, "timeout", 1, 3600000, &ctl.timeout_ms, msg, sizeof msg)) != 0) {
         rc = ctl_usage(cmd, "%s", msg);
         goto out_conf;
+    }
+    const char *rcons = opts_get(&o, "read-consistency");
+    if (rcons != NULL) {
+        char *end;
+        unsigned long n = strtoul(rcons, &end, 10);
+        if (strcmp(rcons, "majority") == 0)
+            ctl.read_consistency = DVEC_READ_MAJORITY;
+        else if (strcmp(rcons, "quorum") == 0)
+            ctl.read_consistency = DVEC_READ_QUORUM;
+        else if (strcmp(rcons, "all") == 0)
+            ctl.read_consistency = DVEC_READ_ALL;
+        else if (rcons[0] >= '1' && rcons[0] <= '9' && *end == '\0' && n <= 8)
+            ctl.read_consistency = (uint32_t)n;
+        else {
+            rc = ctl_usage(cmd, "--read-consistency: '%s' is not 1 to 8, majority, quorum or all",
+                           rcons);
+            goto out_conf;
+        }
     }
     rc = cmd->run(&ctl, cmd, &o);
     if (ctl.client)

@@ -96,6 +96,22 @@ DVEC_API int dvec_connect(const char *urls, const dvec_options *opts, dvec_clien
                           dvec_error *err);
 DVEC_API void dvec_close(dvec_client *c);
 
+/*
+ * Qdrant's read consistency for this client's reads (dvec_get, dvec_count, dvec_scroll,
+ * dvec_search*), from the next call on: 0 (the default) reads one in-sync replica of each
+ * partition; N (1 to 8) reads N in-sync replicas and returns the points all of them hold
+ * with the same vector and payload (a count all of them reach); DVEC_READ_MAJORITY reads
+ * replication_factor / 2 + 1 of them, the same way; DVEC_READ_QUORUM reads every in-sync
+ * replica and returns what a majority holds; DVEC_READ_ALL reads every replica. A read that
+ * cannot have that many in-sync replicas of some partition fails with DVEC_EBUSY naming it.
+ * Every acknowledged write is on every in-sync replica: a higher level only hides writes in
+ * flight (docs/architecture.md, "Replication"). DVEC_EINVAL for another value.
+ */
+#define DVEC_READ_MAJORITY 256u
+#define DVEC_READ_QUORUM   257u
+#define DVEC_READ_ALL      258u
+DVEC_API int dvec_set_read_consistency(dvec_client *c, uint32_t level, dvec_error *err);
+
 /* ---- collections ---------------------------------------------------------------------- */
 
 typedef enum dvec_metric {

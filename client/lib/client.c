@@ -172,6 +172,19 @@ static bool try_next(int rc, const struct msg_reply *rep)
     return (rc == DV_EIO || rc == DV_ETIMEDOUT) && !rep->m.reply;
 }
 
+int dvec_set_read_consistency(dvec_client *c, uint32_t level, dvec_error *err)
+{
+    if (c == NULL)
+        return cl_failf(err, DVEC_EINVAL, "read consistency: client is NULL");
+    if ((level > PROTO_MAX_RF && level < DVEC_READ_MAJORITY) || level > DVEC_READ_ALL)
+        return cl_failf(err, DVEC_EINVAL,
+                        "read consistency %u is not a number of replicas (0 to %d) or "
+                        "DVEC_READ_MAJORITY, DVEC_READ_QUORUM, DVEC_READ_ALL",
+                        level, PROTO_MAX_RF);
+    atomic_store(&c->read_consistency, level);
+    return cl_ok(err);
+}
+
 int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct msg_reply *rep,
             char *errmsg)
 {
@@ -191,7 +204,13 @@ int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct m
             continue;
         attempts++;
         e[0] = '\0';
-        rc = rpc_call_timeout(c->rpcs[i], req, rep, tmo, e);
+        if (msg_type_consistent_read(req->type) && atomic_load(&c->read_consistency) != 0) {
+            struct msg r = *req;
+            r.read_consistency = atomic_load(&c->read_consistency);
+            rc = rpc_call_timeout(c->rpcs[i], &r, rep, tmo, e);
+        } else {
+            rc = rpc_call_timeout(c->rpcs[i], req, rep, tmo, e);
+        }
         if (rc == DV_OK || !try_next(rc, rep)) {
             if (i != start)
                 atomic_store(&c->cur, i);
@@ -274,3 +293,7 @@ void cl_metric_forget(dvec_client *c, const char *coll)
         }
     pthread_mutex_unlock(&c->mu);
 }
+
+_Static_assert(DVEC_READ_MAJORITY == MSG_READ_MAJORITY && DVEC_READ_QUORUM == MSG_READ_QUORUM &&
+                   DVEC_READ_ALL == MSG_READ_ALL,
+               "dvec.h's read consistency levels are the protocol's");

@@ -32,7 +32,8 @@ struct dvec_client {
     struct rpc **rpcs; /* [n], one NNG socket each */
     atomic_size_t cur; /* the coordinator calls go to first */
     uint32_t timeout_ms, max_attempts;
-    pthread_mutex_t mu; /* metrics */
+    _Atomic uint32_t read_consistency; /* dvec_set_read_consistency */
+    pthread_mutex_t mu;                /* metrics */
     struct cl_metric *metrics;
     size_t n_metrics;
 };

@@ -163,6 +163,8 @@ int rx_call(struct rx *x, struct msg *req, struct msg_reply *rep)
     memset(rep, 0, sizeof *rep);
     req->reply = false;
     req->req_id = atomic_fetch_add(&x->r->req_seq, 1);
+    if (msg_type_consistent_read(req->type))
+        req->read_consistency = x->consistency;
     struct rpcsrv_result res;
     memset(&res, 0, sizeof res);
     int rc = x->r->o.call(x->r->o.call_arg, req, rep, &res);
@@ -236,6 +238,24 @@ static int parse_params(struct rx *x)
             return rx_fail(x, 400,
                            "Query deserialize error: timeout: invalid digit found in string");
         x->timeout_ms = t > 3600 ? 3600000u : (uint32_t)t * 1000u;
+    }
+    /* Qdrant's read consistency: a number of replicas, majority, quorum or all */
+    if (rx_param(x, "consistency", v, sizeof v)) {
+        char *end;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (is(v, "majority"))
+            x->consistency = MSG_READ_MAJORITY;
+        else if (is(v, "quorum"))
+            x->consistency = MSG_READ_QUORUM;
+        else if (is(v, "all"))
+            x->consistency = MSG_READ_ALL;
+        else if (v[0] >= '1' && v[0] <= '9' && *end == '\0' && n <= PROTO_MAX_RF)
+            x->consistency = (uint32_t)n;
+        else
+            return rx_fail(x, 400,
+                           "Query deserialize error: consistency: `%.32s` is not a number of "
+                           "replicas (1 to %d), `majority`, `quorum` or `all`",
+                           v, PROTO_MAX_RF);
     }
     return 200;
 }

@@ -101,6 +101,7 @@ struct rx {
     int op;                 /* enum rest_op */
     char err[REST_ERR_MAX]; /* the message of an error answer */
     uint32_t timeout_ms;    /* ?timeout= (seconds) for searches; 0: the coordinator's */
+    uint32_t consistency;   /* ?consistency= of reads (struct msg.read_consistency); 0: none */
 };
 
 /* ---- rest.c ------------------------------------------------------------------------------ */

@@ -12,33 +12,11 @@
 #include "insync.h"
 #include "log.h"
 #include "place.h"
+#include "resolve.h"
 
-#define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
+#include "router_int.h"
 
-/* One request to one node. */
-struct call {
-    struct tr_peer *r;
-    struct combiner *comb; /* searches: the node's combiner */
-    struct comb_share share;
-    struct msg req;
-    struct msg_reply rep;
-    int rc;
-    uint32_t part;
-    uint32_t node;       /* number in the map */
-    uint32_t timeout_ms; /* 0: the connection's (request_timeout) */
-    const char *node_id;
-    char err[DV_ERRMSG_SIZE];
-};
-
-/* Memory a reply points into until the reply is freed (msg_reply_free). */
-struct coord_tmp {
-    struct call *calls;
-    size_t n_calls;
-    void *blocks[8];
-    size_t n_blocks;
-};
-
-static void *tmp_alloc(struct coord_tmp *t, size_t size)
+void *router_tmp_alloc(struct coord_tmp *t, size_t size)
 {
     if (t->n_blocks == sizeof t->blocks / sizeof t->blocks[0])
         return NULL;
@@ -59,6 +37,8 @@ void router_tmp_free(struct coord_tmp *t)
     free(t->calls);
     for (size_t i = 0; i < t->n_blocks; i++)
         free(t->blocks[i]);
+    for (size_t i = 0; i < PROTO_MAX_RF; i++)
+        router_tmp_free(t->subs[i]);
     free(t);
 }
 
@@ -75,7 +55,7 @@ static void call_one(void *arg, size_t i)
     c->rc = tr_call(c->r, &c->req, &c->rep, c->timeout_ms, c->err);
 }
 
-static void run_calls(struct coord *c, struct call *calls, size_t n)
+void router_run_calls(struct coord *c, struct call *calls, size_t n)
 {
     if (n == 1)
         call_one(calls, 0);
@@ -107,7 +87,7 @@ static bool any_code(struct call *calls, size_t n, int code)
 }
 
 /* Points a call at node `num` of the map (the connection, or an error without sending). */
-static void aim(struct coord *c, const struct cmap *m, uint32_t num, struct call *k)
+void router_aim(struct coord *c, const struct cmap *m, uint32_t num, struct call *k)
 {
     const struct cmap_node *n = cmap_node_get(m, num);
     k->node = num;
@@ -129,7 +109,7 @@ static void aim(struct coord *c, const struct cmap *m, uint32_t num, struct call
 }
 
 /* A node serving reads: ALIVE, or JOINING / DRAINING (they still hold their replicas). */
-static bool serves(const struct cmap *m, uint32_t num)
+bool router_serves(const struct cmap *m, uint32_t num)
 {
     const struct cmap_node *n = cmap_node_get(m, num);
     return n && (n->state == CMAP_NODE_ALIVE || n->state == CMAP_NODE_JOINING ||
@@ -143,13 +123,14 @@ static bool serves(const struct cmap *m, uint32_t num)
  * none serves, the primary (the error names it). `avoid` (UINT32_MAX: none) just failed:
  * another in-sync replica then, any that is not dead or removed; UINT32_MAX when there is none.
  */
-static uint32_t read_node(const struct cmap *m, const struct cmap_part *pt, uint32_t avoid,
+uint32_t router_read_node(const struct cmap *m, const struct cmap_part *pt, uint32_t avoid,
                           uint64_t turn)
 {
     /* Only in-sync replicas: one out of the in-sync set may miss acknowledged writes. */
     uint32_t ok[CMAP_MAX_REPLICAS], n_ok = 0;
     for (uint32_t j = 0; j < pt->n; j++)
-        if (pt->nodes[j] != avoid && pt->state[j] == CMAP_REPLICA_ACTIVE && serves(m, pt->nodes[j]))
+        if (pt->nodes[j] != avoid && pt->state[j] == CMAP_REPLICA_ACTIVE &&
+            router_serves(m, pt->nodes[j]))
             ok[n_ok++] = pt->nodes[j];
     if (n_ok > 0)
         return ok[turn % n_ok];
@@ -230,10 +211,11 @@ struct part_batch {
     struct msg_bytes *payloads;
 };
 
-static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
-                  const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
+/* `turn`: read_node's, for a get. */
+int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                  const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                  char *errmsg)
 {
-    uint64_t turn = atomic_fetch_add(&c->read_turn, 1); /* read_node */
     const struct pid *ids;
     uint32_t n;
     switch (req->type) {
@@ -270,12 +252,12 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
     struct call *calls = calloc(ncalls ? ncalls : 1, sizeof *calls);
     /* Writes go to the primary, naming the in-sync secondaries it replicates to. */
     struct msg_peer *groups =
-        writing ? tmp_alloc(t, (size_t)np * CMAP_MAX_REPLICAS * sizeof *groups) : NULL;
+        writing ? router_tmp_alloc(t, (size_t)np * CMAP_MAX_REPLICAS * sizeof *groups) : NULL;
     if (rc != DV_OK || pb == NULL || calls == NULL || (writing && groups == NULL)) {
         rc = DV_ENOMEM;
         goto out;
     }
-    uint32_t *n_group = writing ? tmp_alloc(t, np * sizeof *n_group) : NULL;
+    uint32_t *n_group = writing ? router_tmp_alloc(t, np * sizeof *n_group) : NULL;
     if (writing && n_group == NULL) {
         rc = DV_ENOMEM;
         goto out;
@@ -344,10 +326,11 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         }
         calls[k].req = sub;
         calls[k].part = p;
-        aim(c, m, writing ? pt->primary : read_node(m, pt, UINT32_MAX, turn + p), &calls[k]);
+        router_aim(c, m, writing ? pt->primary : router_read_node(m, pt, UINT32_MAX, turn + p),
+                   &calls[k]);
         k++;
     }
-    run_calls(c, calls, ncalls);
+    router_run_calls(c, calls, ncalls);
     t->calls = calls;
     t->n_calls = ncalls;
     calls = NULL;
@@ -365,9 +348,9 @@ static int by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
     if (req->type == MSG_P_GET) {
         /* Each node answers in its request's order, leaving out ids it does not have: walk
          * the request once, taking from each partition's answer in turn. */
-        struct msg_hit *hits = tmp_alloc(t, (size_t)n * sizeof *hits);
-        uint32_t *next = tmp_alloc(t, np * sizeof *next);
-        struct msg_hits **perpart = tmp_alloc(t, np * sizeof *perpart);
+        struct msg_hit *hits = router_tmp_alloc(t, (size_t)n * sizeof *hits);
+        uint32_t *next = router_tmp_alloc(t, np * sizeof *next);
+        struct msg_hits **perpart = router_tmp_alloc(t, np * sizeof *perpart);
         if (!hits || !next || !perpart) {
             rc = DV_ENOMEM;
             goto out;
@@ -403,12 +386,11 @@ out:
 
 /* ---- fan-out reads ----------------------------------------------------------------------- */
 
-/* One call per partition to its primary (or a serving replica), of the same request `sub`
- * (addr filled here). */
+/* One call per partition to one of its in-sync replicas (read_node with `turn`), of the same
+ * request `sub` (addr filled here). */
 static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
-                   const struct msg *sub, struct coord_tmp *t, char *errmsg)
+                   const struct msg *sub, struct coord_tmp *t, uint64_t turn, char *errmsg)
 {
-    uint64_t turn = atomic_fetch_add(&c->read_turn, 1); /* read_node */
     uint32_t np = cl->cfg.n_parts;
     struct call *calls = calloc(np, sizeof *calls);
     if (calls == NULL)
@@ -417,19 +399,20 @@ static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll
         calls[p].req = *sub;
         calls[p].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch, 0};
         calls[p].part = p;
-        aim(c, m, read_node(m, &cl->parts[p], UINT32_MAX, turn + p), &calls[p]);
+        router_aim(c, m, router_read_node(m, &cl->parts[p], UINT32_MAX, turn + p), &calls[p]);
     }
-    run_calls(c, calls, np);
+    router_run_calls(c, calls, np);
     t->calls = calls;
     t->n_calls = np;
     return first_error(calls, np, errmsg);
 }
 
-static int count(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
-                 const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
+int router_count(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                 const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                 char *errmsg)
 {
     struct msg sub = {.type = MSG_COUNT, .u.count_req = req->u.count_req};
-    int rc = fan_out(c, m, cl, &sub, t, errmsg);
+    int rc = fan_out(c, m, cl, &sub, t, turn, errmsg);
     if (rc != DV_OK)
         return rc;
     uint64_t total = 0;
@@ -446,8 +429,9 @@ static int cmp_hit_id(const void *a, const void *b)
 
 /* Scroll across partitions in global id order: every partition is asked for limit + 1 points
  * from the cursor; the merged first `limit` are the page and the next one the new cursor. */
-static int scroll(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
-                  const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
+int router_scroll(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                  const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                  char *errmsg)
 {
     struct msg sub = {.type = MSG_SCROLL, .u.scroll_req = req->u.scroll_req};
     uint32_t limit = req->u.scroll_req.limit;
@@ -456,13 +440,13 @@ static int scroll(struct coord *c, const struct cmap *m, const struct cmap_coll 
         return DV_ERANGE;
     }
     sub.u.scroll_req.limit = limit + 1;
-    int rc = fan_out(c, m, cl, &sub, t, errmsg);
+    int rc = fan_out(c, m, cl, &sub, t, turn, errmsg);
     if (rc != DV_OK)
         return rc;
     size_t total = 0;
     for (size_t i = 0; i < t->n_calls; i++)
         total += t->calls[i].rep.m.u.scroll_rep.hits.n;
-    struct msg_hit *all = tmp_alloc(t, total * sizeof *all);
+    struct msg_hit *all = router_tmp_alloc(t, total * sizeof *all);
     if (all == NULL)
         return DV_ENOMEM;
     size_t k = 0;
@@ -480,243 +464,13 @@ static int scroll(struct coord *c, const struct cmap *m, const struct cmap_coll 
     return DV_OK;
 }
 
-/* ---- search ------------------------------------------------------------------------------ */
-
-static bool higher_better(uint32_t metric)
-{
-    return metric == CMAP_METRIC_IP || metric == CMAP_METRIC_COSINE;
-}
-
-static int cmp_desc(const void *a, const void *b)
-{
-    const struct msg_hit *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score < y->score ? 1 : -1;
-    return pid_cmp(&x->id, &y->id);
-}
-
-static int cmp_asc(const void *a, const void *b)
-{
-    const struct msg_hit *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? 1 : -1;
-    return pid_cmp(&x->id, &y->id);
-}
-
-/* Search calls, one per node, for the partitions `want` marks, each read from via[p].
- * Appends to calls[*ncalls]; targets[*nt] gets the partitions' (part, epoch). */
-static void search_calls(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
-                         const struct msg_csearch_req *s, const bool *want, const uint32_t *via,
-                         uint32_t timeout_ms, struct call *calls, size_t *ncalls,
-                         struct msg_target *targets, uint32_t *nt, bool *done)
-{
-    uint32_t np = cl->cfg.n_parts;
-    memset(done, 0, np * sizeof *done);
-    for (uint32_t p = 0; p < np; p++) {
-        if (!want[p] || done[p])
-            continue;
-        uint32_t node = via[p];
-        struct call *k = &calls[(*ncalls)++];
-        k->req.type = MSG_SEARCH;
-        k->req.addr.coll = S(cl->name);
-        k->part = p;
-        uint32_t start = *nt;
-        for (uint32_t p2 = p; p2 < np; p2++)
-            if (want[p2] && !done[p2] && via[p2] == node) {
-                targets[(*nt)++] = (struct msg_target){p2, cl->parts[p2].epoch};
-                done[p2] = true;
-            }
-        k->req.u.search_req =
-            (struct msg_search_req){&targets[start], *nt - start, s->queries, s->n_queries};
-        k->timeout_ms = timeout_ms;
-        aim(c, m, node, k);
-    }
-}
-
-/* Marks in answered[] the partitions calls[from, to) answered without error. */
-static void mark_answered(const struct call *calls, size_t from, size_t to, bool *answered)
-{
-    for (size_t i = from; i < to; i++) {
-        if (calls[i].rc != DV_OK)
-            continue;
-        const struct msg_search_rep *r = &calls[i].rep.m.u.search_rep;
-        for (uint32_t j = 0; j < r->n_parts; j++)
-            if (r->parts[j].err.code == 0)
-                answered[r->parts[j].part] = true;
-    }
-}
-
-static int search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
-                  const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
-{
-    uint64_t turn = atomic_fetch_add(&c->read_turn, 1); /* read_node */
-    const struct msg_csearch_req *s = &req->u.csearch_req;
-    uint32_t np = cl->cfg.n_parts, nq = s->n_queries;
-    int rc;
-    for (uint32_t q = 0; q < nq; q++)
-        if ((rc = msg_query_check(&s->queries[q], q, errmsg)) != DV_OK)
-            return rc;
-    for (uint32_t q = 0; q < nq; q++)
-        if (s->queries[q].dim != cl->cfg.dim) {
-            dv_errmsg_set(errmsg, "query %u: wrong dimension: %u, collection %s has %u dimensions",
-                          q, s->queries[q].dim, cl->name, cl->cfg.dim);
-            return DV_EDIM;
-        }
-    uint64_t t0 = clock_mono_ms();
-    /* One request per node naming the partitions read from it; a second round for the
-     * partitions whose node failed, on another replica when there is one. */
-    uint32_t *via = tmp_alloc(t, np * sizeof *via);
-    struct msg_target *targets = tmp_alloc(t, 2 * np * sizeof *targets);
-    bool *flags = tmp_alloc(t, 3 * np * sizeof *flags);
-    struct call *calls = calloc(2 * (size_t)np, sizeof *calls);
-    if (!via || !targets || !flags || !calls) {
-        free(calls);
-        return DV_ENOMEM;
-    }
-    bool *want = flags, *answered = flags + np, *done = flags + 2 * np;
-    size_t ncalls = 0;
-    uint32_t nt = 0;
-    for (uint32_t p = 0; p < np; p++) {
-        want[p] = true;
-        via[p] = read_node(m, &cl->parts[p], UINT32_MAX, turn + p);
-    }
-    search_calls(c, m, cl, s, want, via, s->timeout_ms, calls, &ncalls, targets, &nt, done);
-    run_calls(c, calls, ncalls);
-    t->calls = calls;
-    t->n_calls = ncalls;
-    mark_answered(calls, 0, ncalls, answered);
-
-    /* Worth another replica: partitions whose node did not answer, or answered that it
-     * does not hold them; not errors of the request itself (a bad filter, k 0). */
-    size_t first_round = ncalls;
-    uint32_t retry = 0;
-    memset(want, 0, np * sizeof *want);
-    for (size_t i = 0; i < ncalls; i++) {
-        const struct call *k = &calls[i];
-        const struct msg_search_req *sr = &k->req.u.search_req;
-        if (k->rc == DV_EIO || k->rc == DV_ETIMEDOUT || k->rc == DV_ESHUTDOWN) {
-            for (uint32_t j = 0; j < sr->n_parts; j++)
-                want[sr->parts[j].part] = true;
-        } else if (k->rc == DV_OK) {
-            const struct msg_search_rep *r = &k->rep.m.u.search_rep;
-            for (uint32_t j = 0; j < r->n_parts; j++) {
-                int e = r->parts[j].err.code;
-                if (e == DV_ESTALE || e == DV_EIO || e == DV_ESHUTDOWN || e == DV_ENOTFOUND)
-                    want[r->parts[j].part] = true;
-            }
-        }
-    }
-    for (uint32_t p = 0; p < np; p++) {
-        if (answered[p] || !want[p]) {
-            want[p] = false;
-            continue;
-        }
-        want[p] = false;
-        uint32_t other = read_node(m, &cl->parts[p], via[p], turn + p);
-        if (other != UINT32_MAX) {
-            want[p] = true;
-            via[p] = other;
-            retry++;
-        }
-    }
-    uint64_t spent = clock_mono_ms() - t0;
-    if (retry > 0 && (s->timeout_ms == 0 || spent < s->timeout_ms)) {
-        search_calls(c, m, cl, s, want, via, s->timeout_ms ? s->timeout_ms - (uint32_t)spent : 0,
-                     calls, &ncalls, targets, &nt, done);
-        log_info("search: reading from other replicas", "collection=%s partitions=%u", cl->name,
-                 retry);
-        run_calls(c, calls + first_round, ncalls - first_round);
-        t->n_calls = ncalls;
-        mark_answered(calls, first_round, ncalls, answered);
-    }
-
-    /* Which partitions did not answer; the error of the first failure among them. */
-    uint32_t *failed = tmp_alloc(t, np * sizeof *failed);
-    if (failed == NULL)
-        return DV_ENOMEM;
-    uint32_t nfailed = 0;
-    for (uint32_t p = 0; p < np; p++)
-        if (!answered[p])
-            failed[nfailed++] = p;
-    int err = DV_OK;
-    for (size_t i = 0; i < ncalls && err == DV_OK && nfailed > 0; i++) {
-        struct call *k = &calls[i];
-        const struct msg_search_req *sr = &k->req.u.search_req;
-        if (k->rc != DV_OK) {
-            /* Name every partition the node was asked for (docs/protocol.md): the client
-             * cannot tell which ones failed otherwise. */
-            char list[96] = "";
-            size_t len = 0;
-            for (uint32_t j = 0; j < sr->n_parts && len < sizeof list; j++)
-                len += (size_t)snprintf(list + len, sizeof list - len, "%s%u", j ? "," : "",
-                                        sr->parts[j].part);
-            if (len >= sizeof list)
-                memcpy(list + sizeof list - 4, "...", 4);
-            err = k->rc;
-            bool silent = k->rc == DV_EIO || k->rc == DV_ETIMEDOUT || k->rc == DV_ESHUTDOWN;
-            if (k->node == CMAP_NONE)
-                dv_errmsg_set(errmsg, "collection %s partition%s %s: %s", cl->name,
-                              sr->n_parts > 1 ? "s" : "", list, k->err);
-            else
-                dv_errmsg_set(errmsg, "node %s (partition%s %s)%s: %s",
-                              k->node_id ? k->node_id : "?", sr->n_parts > 1 ? "s" : "", list,
-                              silent ? " did not answer" : "", k->err);
-            continue;
-        }
-        const struct msg_search_rep *r = &k->rep.m.u.search_rep;
-        for (uint32_t j = 0; j < r->n_parts && err == DV_OK; j++)
-            if (r->parts[j].err.code != 0 && !answered[r->parts[j].part]) {
-                err = r->parts[j].err.code;
-                dv_errmsg_set(errmsg, "partition %u on node %s: %.*s", r->parts[j].part,
-                              k->node_id ? k->node_id : "?", (int)r->parts[j].err.text.len,
-                              r->parts[j].err.text.p);
-            }
-    }
-    if (err != DV_OK && !s->allow_partial)
-        return err;
-
-    /* Merge: per query, every partition's hits, best first, the k best. */
-    struct msg_hits *results = tmp_alloc(t, (nq ? nq : 1) * sizeof *results);
-    size_t total = 0;
-    for (size_t i = 0; i < ncalls; i++)
-        if (calls[i].rc == DV_OK)
-            for (uint32_t j = 0; j < calls[i].rep.m.u.search_rep.n_parts; j++)
-                for (uint32_t q = 0; q < calls[i].rep.m.u.search_rep.parts[j].n; q++)
-                    total += calls[i].rep.m.u.search_rep.parts[j].results[q].n;
-    struct msg_hit *pool = tmp_alloc(t, (total ? total : 1) * sizeof *pool);
-    if (results == NULL || pool == NULL)
-        return DV_ENOMEM;
-    size_t used = 0;
-    for (uint32_t q = 0; q < nq; q++) {
-        struct msg_hit *h = pool + used;
-        size_t cnt = 0;
-        for (size_t i = 0; i < ncalls; i++) {
-            if (calls[i].rc != DV_OK)
-                continue;
-            const struct msg_search_rep *r = &calls[i].rep.m.u.search_rep;
-            for (uint32_t j = 0; j < r->n_parts; j++)
-                if (r->parts[j].err.code == 0 && q < r->parts[j].n) {
-                    const struct msg_hits *x = &r->parts[j].results[q];
-                    memcpy(h + cnt, x->hits, x->n * sizeof *h);
-                    cnt += x->n;
-                }
-        }
-        qsort(h, cnt, sizeof *h, higher_better(cl->cfg.metric) ? cmp_desc : cmp_asc);
-        uint32_t k = s->queries[q].k;
-        results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
-        used += cnt;
-    }
-    rep->u.csearch_rep = (struct msg_csearch_rep){results, nq, nfailed > 0, failed, nfailed};
-    return DV_OK;
-}
-
 /* Payload index on every replica of every partition. */
 static int payload_index(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                          const struct msg *req, struct msg *rep, struct coord_tmp *t, char *errmsg)
 {
     uint32_t np = cl->cfg.n_parts;
     struct call *calls = calloc(np, sizeof *calls);
-    struct msg_peer *groups = tmp_alloc(t, (size_t)np * CMAP_MAX_REPLICAS * sizeof *groups);
+    struct msg_peer *groups = router_tmp_alloc(t, (size_t)np * CMAP_MAX_REPLICAS * sizeof *groups);
     if (calls == NULL || groups == NULL) {
         free(calls);
         return DV_ENOMEM;
@@ -730,14 +484,14 @@ static int payload_index(struct coord *c, const struct cmap *m, const struct cma
         calls[p].req.secondaries = groups + (size_t)p * CMAP_MAX_REPLICAS;
         calls[p].part = p;
         rc = insync_group(m, cl, p, calls[p].req.secondaries, &calls[p].req.n_secondaries, errmsg);
-        aim(c, m, pt->primary, &calls[p]);
+        router_aim(c, m, pt->primary, &calls[p]);
     }
     if (rc != DV_OK) {
         free(calls);
         dv_errmsg_prefix(errmsg, "collection %s", cl->name);
         return rc;
     }
-    run_calls(c, calls, np);
+    router_run_calls(c, calls, np);
     t->calls = calls;
     t->n_calls = np;
     for (uint32_t p = 0; p < np; p++)
@@ -796,18 +550,14 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
         switch (req->type) {
         case MSG_P_UPSERT:
         case MSG_P_DELETE:
-        case MSG_P_GET:
         case MSG_P_SET_PAYLOAD:
-            rc = by_ids(c, &ref->map, cl, req, rep, t, errmsg);
+            rc = router_by_ids(c, &ref->map, cl, req, rep, t, 0, errmsg);
             break;
+        case MSG_P_GET:
         case MSG_P_COUNT:
-            rc = count(c, &ref->map, cl, req, rep, t, errmsg);
-            break;
         case MSG_P_SCROLL:
-            rc = scroll(c, &ref->map, cl, req, rep, t, errmsg);
-            break;
         case MSG_P_SEARCH:
-            rc = search(c, &ref->map, cl, req, rep, t, errmsg);
+            rc = router_consistent_read(c, &ref->map, cl, req, rep, t, errmsg);
             break;
         default:
             rc = payload_index(c, &ref->map, cl, req, rep, t, errmsg);

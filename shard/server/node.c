@@ -675,11 +675,12 @@ static void drop_locked(struct node *n, struct rep *r)
 }
 
 int node_detach_(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
-                 uint64_t epoch, const char *dest, struct msg_term *hist, uint32_t *nh,
-                 uint64_t *known, char *errmsg)
+                 uint64_t epoch, const char *dest, struct part **out, struct msg_term *hist,
+                 uint32_t *nh, uint64_t *known, char *errmsg)
 {
     *known = 0;
     *nh = 0;
+    *out = NULL;
     pthread_mutex_lock(&n->mu);
     struct rep *r = find(n, coll, coll_len, partition);
     if (r == NULL) {
@@ -708,8 +709,11 @@ int node_detach_(struct node *n, const char *coll, size_t coll_len, uint32_t par
         pthread_cond_wait(&n->released, &n->mu);
     pthread_mutex_unlock(&n->mu);
 
-    part_close(r->pub.part);
-    char replicas[PATH_MAX + 16];
+    /* Kept open (a reopen replays its WAL since the checkpoint: seconds for a large one). */
+    struct part *p = r->pub.part;
+    part_set_tap(p, NULL, NULL);
+    part_pause_bg(p);
+    char replicas[PATH_MAX + 16], data[PATH_MAX + 8], err[DV_ERRMSG_SIZE];
     snprintf(replicas, sizeof replicas, "%s/replicas", n->dir);
     remove_tree(n->io, dest, 0);
     int rc = n->io->rename(n->io, r->dir, dest);
@@ -718,13 +722,23 @@ int node_detach_(struct node *n, const char *coll, size_t coll_len, uint32_t par
     if (rc != 0) {
         /* Out of the table either way: what is left goes, as a drop would remove it. */
         dv_errmsg_set(errmsg, "moving %s to %s: %s", r->dir, dest, strerror(-rc));
+        part_close(p);
         remove_tree(n->io, r->dir, 0);
         rep_free(r);
         return DV_EOS;
     }
+    snprintf(data, sizeof data, "%s/data", dest);
+    rc = part_rebase(p, data, WAL_SYNC_NEVER, err);
+    if (rc != DV_OK) {
+        dv_errmsg_set(errmsg, "%s: %s", data, err);
+        part_close(p);
+        rep_free(r);
+        return rc;
+    }
     log_info("replica detached for a catch-up", "collection=%.*s partition=%u dir=%s terms=%u",
              (int)coll_len, coll, partition, dest, k);
     rep_free(r);
+    *out = p;
     return DV_OK;
 }
 

@@ -54,14 +54,16 @@ int node_terms_read_(struct node *n, const char *dir, uint64_t term, struct msg_
                      uint32_t *nh);
 
 /*
- * Takes the replica of (coll, partition) out of the node without deleting it: closed, out of
- * the table, its directory renamed to `dest` (which must not exist). *hist gets its history
- * (room for NODE_MAX_TERMS + 1). DV_ENOTFOUND when the node does not hold it, DV_ESTALE (with
- * *known) when `epoch` is older than the replica's.
+ * Takes the replica of (coll, partition) out of the node without deleting it: out of the
+ * table (once no request uses it), its directory renamed to `dest` (replaced if it exists),
+ * still open: *out is the replica rebased there (WAL_SYNC_NEVER, no replication tap), the
+ * caller's to close. *hist gets its history (room for NODE_MAX_TERMS + 1). DV_ENOTFOUND when
+ * the node does not hold it, DV_ESTALE (with *known) when `epoch` is older than the replica's;
+ * other errors after it left the table (its files removed).
  */
 int node_detach_(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
-                 uint64_t epoch, const char *dest, struct msg_term *hist, uint32_t *nh,
-                 uint64_t *known, char *errmsg);
+                 uint64_t epoch, const char *dest, struct part **out, struct msg_term *hist,
+                 uint32_t *nh, uint64_t *known, char *errmsg);
 
 #define NODE_DIR_MAX 2048 /* longest data dir path */
 

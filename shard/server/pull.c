@@ -44,6 +44,7 @@ struct pull_job {
     bool progressed;    /* thread: catch-up applied a record since the last snapshot */
     uint32_t chunk;     /* bytes asked for per read */
     bool resume;        /* start from the node's own replica, detached into dir */
+    struct part *own;   /* resume: that replica, open (the thread takes it) */
     struct msg_term mine[NODE_MAX_TERMS + 1]; /* resume: that replica's term history */
     uint32_t n_mine;
 
@@ -103,6 +104,7 @@ static void put_locked(struct pull_job *j, int n)
     if (j->refs > 0)
         return;
     tr_peer_close(j->to);
+    part_close(j->own);
     free(j);
 }
 
@@ -576,12 +578,13 @@ static int resume_local(struct pull_job *j, struct part **out, char *errmsg)
     snprintf(data, sizeof data, "%s/data", j->dir);
     *out = NULL;
     set_state(j, MSG_PULL_CATCHING_UP, 0);
-    struct part *p;
-    int rc = part_open(n->io, data, &o, &p, err);
-    if (rc != DV_OK) {
-        dv_errmsg_set(errmsg, "opening the replica to resume: %s", err);
-        return rc;
+    struct part *p = j->own;
+    j->own = NULL;
+    if (p == NULL) {
+        dv_errmsg_set(errmsg, "the replica to resume is gone");
+        return DV_ENOTFOUND;
     }
+    int rc;
     struct part_info info;
     part_get_info(p, &info);
     uint64_t mine = info.applied_lsn, theirs = 0;
@@ -807,22 +810,6 @@ static int start(struct node *n, const char *coll, size_t coll_len, uint32_t par
         j->chunk = rate < PULL_MIN_CHUNK ? PULL_MIN_CHUNK : (uint32_t)rate;
     snprintf(j->dir, sizeof j->dir, "%s/replicas/.pulling-%s.%u", n->dir, j->coll, partition);
     j->state = MSG_PULL_COPYING;
-    if (resume) {
-        /* Out of the node's table into the job's directory; the thread takes it from there. */
-        uint64_t known;
-        int rc = node_detach_(n, coll, coll_len, partition, epoch, j->dir, j->mine, &j->n_mine,
-                              &known, err);
-        if (rc == DV_ESTALE) {
-            pthread_mutex_unlock(&s->mu);
-            free(j);
-            dv_errmsg_set(errmsg, "%s", err);
-            return rc;
-        }
-        j->resume = rc == DV_OK;
-        if (rc != DV_OK && rc != DV_ENOTFOUND)
-            log_warn("pull: cannot take the node's own replica; taking a snapshot",
-                     "collection=%s partition=%u error=\"%s\"", j->coll, partition, err);
-    }
     struct tr_opts ro;
     tr_opts_default(&ro);
     ro.timeout_ms = call_ms(n);
@@ -833,6 +820,23 @@ static int start(struct node *n, const char *coll, size_t coll_len, uint32_t par
         dv_errmsg_set(errmsg, "replica_pull source '%s' is not a URL to dial: %s", j->source, err);
         free(j);
         return rc == DV_ENOMEM ? rc : DV_EINVAL; /* the dialer refused the URL */
+    }
+    if (resume) {
+        /* Out of the node's table into the job's directory; the thread takes it from there. */
+        uint64_t known;
+        rc = node_detach_(n, coll, coll_len, partition, epoch, j->dir, &j->own, j->mine, &j->n_mine,
+                          &known, err);
+        if (rc == DV_ESTALE) {
+            pthread_mutex_unlock(&s->mu);
+            tr_peer_close(j->to);
+            free(j);
+            dv_errmsg_set(errmsg, "%s", err);
+            return rc;
+        }
+        j->resume = rc == DV_OK;
+        if (rc != DV_OK && rc != DV_ENOTFOUND)
+            log_warn("pull: cannot take the node's own replica; taking a snapshot",
+                     "collection=%s partition=%u error=\"%s\"", j->coll, partition, err);
     }
     j->refs = 1;
     j->thread_live = true;

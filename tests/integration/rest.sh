@@ -203,6 +203,19 @@ call POST "$REST/collections/c1/points/count" '{"filter":{"must":[{"key":"color"
 check "count with a filter: 100 red" 200 "res == {'count': 100}"
 call POST "$REST/collections/c1/points/count"
 check "count with no body: 300" 200 "res == {'count': 300}"
+# Qdrant's read consistency (c1 has 2 replicas per partition, both in sync)
+call POST "$REST/collections/c1/points/count?consistency=all" '{"exact":true}'
+check "count?consistency=all: 300" 200 "res == {'count': 300}"
+call POST "$REST2/collections/c1/points/count?consistency=majority"
+check "count?consistency=majority: 300" 200 "res == {'count': 300}"
+call POST "$REST/collections/c1/points/scroll?consistency=2" '{"limit":50}'
+check "scroll?consistency=2: a page of 50 in id order" 200 \
+    "len(res['points']) == 50 and res['next_page_offset'] is not None"
+call POST "$REST/collections/c1/points/count?consistency=3"
+check "consistency=3 with 2 replicas: 503 naming the partition" 503 \
+    "'read consistency 3' in err and 'partition' in err"
+call POST "$REST/collections/c1/points/count?consistency=most"
+check "consistency=most: 400 naming it" 400 "'consistency' in err"
 call GET "$REST/collections/c1"
 check "points_count 300" 200 "res['points_count'] == 300"
 
@@ -252,6 +265,8 @@ call POST "$REST/collections/c1/points/search" "{\"vector\":$Q,\"limit\":5,\"par
 check "search (Cosine): the oracle's top 5, cosine similarity scores" 200 \
     "[p['id'] for p in res] == [e[0] for e in $EXP] and all(abs(p['score'] - e[1]) < 1e-4 for p, e in zip(res, $EXP)) and
      all(p['version'] == 0 and 'payload' not in p and 'vector' not in p for p in res)"
+call POST "$REST3/collections/c1/points/search?consistency=all" "{\"vector\":$Q,\"limit\":5,\"params\":{\"hnsw_ef\":400}}"
+check "search?consistency=all: the same top 5" 200 "[p['id'] for p in res] == [e[0] for e in $EXP]"
 EXP=$(oracle Cosine "$Q" 6 blue)
 call POST "$REST2/collections/c1/points/search" "{\"vector\":$Q,\"limit\":4,\"offset\":2,\"with_payload\":true,\"with_vector\":true,
   \"filter\":{\"must\":[{\"key\":\"color\",\"match\":{\"value\":\"blue\"}}]},\"params\":{\"exact\":true}}"

@@ -308,6 +308,123 @@ static void test_old_primary_cut(void **state)
     cf_close(f);
 }
 
+/* A get of ids through the router with a read consistency: how many were found (*found), or
+ * the error. */
+static int get_with(struct coord_fixture *f, const struct pid *ids, uint32_t n, uint32_t level,
+                    uint32_t *found, char *err)
+{
+    struct msg req = {.type = MSG_P_GET, .read_consistency = level};
+    req.addr.coll = (struct msg_str){COLL, (uint32_t)strlen(COLL)};
+    req.u.get_req = (struct msg_get_req){(struct pid *)ids, n, true, true};
+    struct msg_reply rep;
+    int rc = cf_call(f, &req, &rep, err);
+    if (rc == DV_OK && rep.m.err.code != DV_OK) {
+        rc = rep.m.err.code;
+        snprintf(err, DV_ERRMSG_SIZE, "%.*s", (int)rep.m.err.text.len, rep.m.err.text.p);
+    }
+    *found = rc == DV_OK ? rep.m.u.get_rep.n : 0;
+    msg_reply_free(&rep);
+    return rc;
+}
+
+static int count_with(struct coord_fixture *f, uint32_t level, uint64_t *n, char *err)
+{
+    struct msg req = {.type = MSG_P_COUNT, .read_consistency = level};
+    req.addr.coll = (struct msg_str){COLL, (uint32_t)strlen(COLL)};
+    struct msg_reply rep;
+    int rc = cf_call(f, &req, &rep, err);
+    *n = rc == DV_OK ? rep.m.u.count_rep.count : 0;
+    msg_reply_free(&rep);
+    return rc;
+}
+
+/*
+ * Qdrant's read consistency on rf 3. A point that only one replica has (a write in flight:
+ * here sent straight to a secondary) is seen by some default reads, never by reads that need
+ * it on all replicas (all, 3) or on a majority (quorum); counts likewise. With one replica
+ * out of the in-sync set, `all` fails naming the partition and `majority` still reads.
+ */
+static void test_read_consistency(void **state)
+{
+    (void)state;
+    struct coord_fixture *f = open_cluster();
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(write_batch(f, 0, BATCH, 1, err), DV_OK);
+    struct cmap_part pt = part_of(f, 0);
+    int sec = -1;
+    for (uint32_t k = 0; k < pt.n; k++)
+        if (pt.nodes[k] != pt.primary)
+            sec = index_of(f, pt.nodes[k]);
+    assert_true(sec >= 0);
+    struct pid x = pid_num(1000);
+    while (place_partition_of(&x, PARTS) != 0)
+        x = pid_num(x.lo + 1);
+    float v[DIM];
+    vec_of(x.lo, 9, v);
+    struct msg req = {.type = MSG_UPSERT};
+    req.addr = (struct msg_addr){{COLL, (uint32_t)strlen(COLL)}, 0, pt.epoch, pt.term};
+    req.u.upsert_req = (struct msg_upsert_req){&x, v, NULL, 1, DIM};
+    struct tr_opts to;
+    tr_opts_default(&to);
+    struct tr_peer *peer;
+    assert_int_equal(tr_open(f->client, f->nodes[sec].url, &to, &peer, err), DV_OK);
+    struct msg_reply rep;
+    assert_int_equal(tr_call(peer, &req, &rep, 5000, err), DV_OK);
+    msg_reply_free(&rep);
+    tr_peer_close(peer);
+
+    uint32_t found, seen = 0;
+    for (int i = 0; i < 3; i++) { /* default reads go round the three replicas */
+        assert_int_equal(get_with(f, &x, 1, 0, &found, err), DV_OK);
+        seen += found;
+    }
+    assert_true(seen >= 1);
+    const uint32_t strict[] = {MSG_READ_ALL, MSG_READ_QUORUM, 3};
+    for (int i = 0; i < 3; i++) {
+        int rc = get_with(f, &x, 1, strict[i], &found, err);
+        if (rc != DV_OK)
+            fail_msg("get with consistency %u: %s: %s", strict[i], dv_errname(rc), err);
+        assert_int_equal(found, 0);
+    }
+    /* a search for x's own vector: x first by default on the replica that has it, never with
+     * all */
+    struct msg_query q = {.vec = v, .dim = DIM, .k = 3, .ef = 64};
+    struct msg sreq = {.type = MSG_P_SEARCH, .read_consistency = MSG_READ_ALL};
+    sreq.addr.coll = (struct msg_str){COLL, (uint32_t)strlen(COLL)};
+    sreq.u.csearch_req = (struct msg_csearch_req){&q, 1, false, 0};
+    assert_int_equal(cf_call(f, &sreq, &rep, err), DV_OK);
+    assert_int_equal(rep.m.err.code, DV_OK);
+    assert_int_equal(rep.m.u.csearch_rep.n, 1);
+    assert_int_equal(rep.m.u.csearch_rep.results[0].n, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_true(pid_cmp(&rep.m.u.csearch_rep.results[0].hits[i].id, &x) != 0);
+    msg_reply_free(&rep);
+    uint64_t n;
+    assert_int_equal(count_with(f, MSG_READ_ALL, &n, err), DV_OK);
+    assert_int_equal(n, BATCH);
+    assert_int_equal(count_with(f, MSG_READ_MAJORITY, &n, err), DV_OK);
+    assert_true(n == BATCH || n == BATCH + 1); /* 2 of 3 replicas: maybe the one with x */
+    struct pid ids[BATCH];
+    for (uint32_t i = 0; i < BATCH; i++)
+        ids[i] = pid_num(i);
+    assert_int_equal(get_with(f, ids, BATCH, MSG_READ_ALL, &found, err), DV_OK);
+    assert_int_equal(found, BATCH);
+
+    /* A replica's node stops answering: the next write takes it out of the in-sync sets. */
+    assert_int_equal(tr_fake_set_state(f->net, f->nodes[sec].url, TR_FAKE_REFUSED), DV_OK);
+    assert_int_equal(write_batch(f, 20, BATCH, 1, err), DV_OK);
+    int rc = get_with(f, ids, BATCH, MSG_READ_ALL, &found, err);
+    assert_int_equal(rc, DV_EBUSY);
+    if (!strstr(err, "read consistency all") || !strstr(err, "partition"))
+        fail_msg("error does not say what is missing: %s", err);
+    rc = get_with(f, ids, BATCH, MSG_READ_MAJORITY, &found, err);
+    if (rc != DV_OK)
+        fail_msg("majority with 2 of 3 replicas: %s: %s", dv_errname(rc), err);
+    assert_int_equal(found, BATCH);
+    assert_int_equal(get_with(f, ids, BATCH, 3, &found, err), DV_EBUSY);
+    cf_close(f);
+}
+
 /* A node that stays dead past replicas.dead_timeout: the partitions it held get a new replica
  * on another node each (copied from their primaries), so every partition has its replication
  * factor again on the others; writes go on; when the node comes back, what it held of them is
@@ -525,9 +642,10 @@ static void test_verify(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_node_silent),  cmocka_unit_test(test_primary_dead),
-        cmocka_unit_test(test_dead_timeout), cmocka_unit_test(test_change_rf),
-        cmocka_unit_test(test_verify),       cmocka_unit_test(test_old_primary_cut),
+        cmocka_unit_test(test_node_silent),      cmocka_unit_test(test_primary_dead),
+        cmocka_unit_test(test_dead_timeout),     cmocka_unit_test(test_change_rf),
+        cmocka_unit_test(test_verify),           cmocka_unit_test(test_old_primary_cut),
+        cmocka_unit_test(test_read_consistency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -472,6 +472,51 @@ static void expect_eproto(const struct buf *b, const char *field)
     msg_free(&out);
 }
 
+/* A client read's read consistency: one more field at the end, only when set; each level
+ * round-trips; a number past PROTO_MAX_RF (and not a named level) does not decode; a write
+ * never carries it. */
+static void check_read_consistency(void **state)
+{
+    (void)state;
+    struct pid id = pid_num(7);
+    struct msg m = {.type = MSG_P_GET, .req_id = 9}, out;
+    m.addr.coll = S("docs");
+    m.u.get_req = (struct msg_get_req){&id, 1, false, true};
+    struct buf plain = BUF_INIT, with = BUF_INIT;
+    assert_int_equal(msg_encode(&m, &plain, errmsg), DV_OK);
+    const uint32_t levels[] = {1, 3, PROTO_MAX_RF, MSG_READ_MAJORITY, MSG_READ_QUORUM, MSG_READ_ALL};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        m.read_consistency = levels[i];
+        round_trip(&m, &out);
+        assert_int_equal(out.read_consistency, levels[i]);
+        msg_free(&out);
+    }
+    m.read_consistency = 0;
+    round_trip(&m, &out);
+    assert_int_equal(out.read_consistency, 0);
+    msg_free(&out);
+    m.read_consistency = PROTO_MAX_RF + 1;
+    assert_int_equal(msg_encode(&m, &with, errmsg), DV_OK);
+    assert_true(with.len == plain.len + 1);
+    assert_int_equal(msg_decode(with.data, with.len, &out, errmsg), DV_EPROTO);
+    assert_non_null(strstr(errmsg, "read consistency"));
+    msg_free(&out);
+    buf_free(&with);
+    /* count, scroll and search carry it too; an upsert does not */
+    struct msg c = {.type = MSG_P_COUNT, .req_id = 3, .read_consistency = MSG_READ_ALL};
+    c.addr.coll = S("docs");
+    round_trip(&c, &out);
+    assert_int_equal(out.read_consistency, MSG_READ_ALL);
+    msg_free(&out);
+    struct msg u = {.type = MSG_P_DELETE, .req_id = 4, .read_consistency = 2};
+    u.addr.coll = S("docs");
+    u.u.delete_req = (struct msg_ids_req){&id, 1};
+    round_trip(&u, &out);
+    assert_int_equal(out.read_consistency, 0);
+    msg_free(&out);
+    buf_free(&plain);
+}
+
 /* replica_create: the incarnation is the last field; a request without it (a sender that
  * predates it) reads as incarnation 0; one field less, or an incarnation that is not an
  * unsigned integer, does not decode. */
@@ -1666,6 +1711,7 @@ int main(void)
         cmocka_unit_test(check_errors),
         cmocka_unit_test(check_malformed),
         cmocka_unit_test(check_create_incarnation),
+        cmocka_unit_test(check_read_consistency),
         cmocka_unit_test(check_too_big_encode),
         cmocka_unit_test(check_new_types),
         cmocka_unit_test(check_snapshot),

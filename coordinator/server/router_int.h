@@ -1,0 +1,73 @@
+/* router_int.h - the router's internals, shared by router.c (writes, gets, count, scroll, the
+ * request loop), router_search.c (search) and router_read.c (read consistency). */
+#ifndef DV_ROUTER_INT_H
+#define DV_ROUTER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "coord.h"
+
+#define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
+
+/* One request to one node. */
+struct call {
+    struct tr_peer *r;
+    struct combiner *comb; /* searches: the node's combiner */
+    struct comb_share share;
+    struct msg req;
+    struct msg_reply rep;
+    int rc;
+    uint32_t part;
+    uint32_t node;       /* number in the map */
+    uint32_t timeout_ms; /* 0: the connection's (request_timeout) */
+    const char *node_id;
+    char err[DV_ERRMSG_SIZE];
+};
+
+/* Memory a reply points into until the reply is freed (msg_reply_free). */
+struct coord_tmp {
+    struct call *calls;
+    size_t n_calls;
+    void *blocks[8];
+    size_t n_blocks;
+    struct coord_tmp *subs[PROTO_MAX_RF]; /* a consistent read's answers, one per replica */
+};
+
+/* Memory freed with the request's tmp (at most 8 blocks per tmp); NULL when out. */
+void *router_tmp_alloc(struct coord_tmp *t, size_t size);
+/* Runs the calls in parallel (one on the calling thread). */
+void router_run_calls(struct coord *c, struct call *calls, size_t n);
+/* Points a call at node `num` of the map (the connection, or an error without sending). */
+void router_aim(struct coord *c, const struct cmap *m, uint32_t num, struct call *k);
+/* A node serving reads: ALIVE, or JOINING / DRAINING. */
+bool router_serves(const struct cmap *m, uint32_t num);
+/* The in-sync replica to read pt from, in turn (router.c). */
+uint32_t router_read_node(const struct cmap *m, const struct cmap_part *pt, uint32_t avoid,
+                          uint64_t turn);
+
+/* The reads, each from one in-sync replica per partition (read_node with `turn`); get goes
+ * through router_by_ids with the writes. Replies point into t. */
+int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                  const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                  char *errmsg);
+int router_count(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                 const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                 char *errmsg);
+int router_scroll(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                  const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                  char *errmsg);
+int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                  const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                  char *errmsg);
+/* The qsort order of hits, best first, for a metric (enum cmap_metric). */
+int (*router_hit_order(uint32_t metric))(const void *, const void *);
+
+/* A read (get, count, scroll, search) with req->read_consistency (router_read.c). */
+int router_consistent_read(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                           const struct msg *req, struct msg *rep, struct coord_tmp *t,
+                           char *errmsg);
+
+#endif

@@ -1,0 +1,247 @@
+/* router_search.c - a search through the cluster: one request per node naming the partitions
+ * read from it, a second round on other replicas for those that did not answer, the hits
+ * merged best first. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "router_int.h"
+
+/* ---- search ------------------------------------------------------------------------------ */
+
+static bool higher_better(uint32_t metric)
+{
+    return metric == CMAP_METRIC_IP || metric == CMAP_METRIC_COSINE;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    const struct msg_hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return pid_cmp(&x->id, &y->id);
+}
+
+static int cmp_asc(const void *a, const void *b)
+{
+    const struct msg_hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? 1 : -1;
+    return pid_cmp(&x->id, &y->id);
+}
+
+/* Search calls, one per node, for the partitions `want` marks, each read from via[p].
+ * Appends to calls[*ncalls]; targets[*nt] gets the partitions' (part, epoch). */
+static void search_calls(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                         const struct msg_csearch_req *s, const bool *want, const uint32_t *via,
+                         uint32_t timeout_ms, struct call *calls, size_t *ncalls,
+                         struct msg_target *targets, uint32_t *nt, bool *done)
+{
+    uint32_t np = cl->cfg.n_parts;
+    memset(done, 0, np * sizeof *done);
+    for (uint32_t p = 0; p < np; p++) {
+        if (!want[p] || done[p])
+            continue;
+        uint32_t node = via[p];
+        struct call *k = &calls[(*ncalls)++];
+        k->req.type = MSG_SEARCH;
+        k->req.addr.coll = S(cl->name);
+        k->part = p;
+        uint32_t start = *nt;
+        for (uint32_t p2 = p; p2 < np; p2++)
+            if (want[p2] && !done[p2] && via[p2] == node) {
+                targets[(*nt)++] = (struct msg_target){p2, cl->parts[p2].epoch};
+                done[p2] = true;
+            }
+        k->req.u.search_req =
+            (struct msg_search_req){&targets[start], *nt - start, s->queries, s->n_queries};
+        k->timeout_ms = timeout_ms;
+        router_aim(c, m, node, k);
+    }
+}
+
+/* Marks in answered[] the partitions calls[from, to) answered without error. */
+static void mark_answered(const struct call *calls, size_t from, size_t to, bool *answered)
+{
+    for (size_t i = from; i < to; i++) {
+        if (calls[i].rc != DV_OK)
+            continue;
+        const struct msg_search_rep *r = &calls[i].rep.m.u.search_rep;
+        for (uint32_t j = 0; j < r->n_parts; j++)
+            if (r->parts[j].err.code == 0)
+                answered[r->parts[j].part] = true;
+    }
+}
+
+int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                  const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                  char *errmsg)
+{
+    const struct msg_csearch_req *s = &req->u.csearch_req;
+    uint32_t np = cl->cfg.n_parts, nq = s->n_queries;
+    int rc;
+    for (uint32_t q = 0; q < nq; q++)
+        if ((rc = msg_query_check(&s->queries[q], q, errmsg)) != DV_OK)
+            return rc;
+    for (uint32_t q = 0; q < nq; q++)
+        if (s->queries[q].dim != cl->cfg.dim) {
+            dv_errmsg_set(errmsg, "query %u: wrong dimension: %u, collection %s has %u dimensions",
+                          q, s->queries[q].dim, cl->name, cl->cfg.dim);
+            return DV_EDIM;
+        }
+    uint64_t t0 = clock_mono_ms();
+    /* One request per node naming the partitions read from it; a second round for the
+     * partitions whose node failed, on another replica when there is one. */
+    uint32_t *via = router_tmp_alloc(t, np * sizeof *via);
+    struct msg_target *targets = router_tmp_alloc(t, 2 * np * sizeof *targets);
+    bool *flags = router_tmp_alloc(t, 3 * np * sizeof *flags);
+    struct call *calls = calloc(2 * (size_t)np, sizeof *calls);
+    if (!via || !targets || !flags || !calls) {
+        free(calls);
+        return DV_ENOMEM;
+    }
+    bool *want = flags, *answered = flags + np, *done = flags + 2 * np;
+    size_t ncalls = 0;
+    uint32_t nt = 0;
+    for (uint32_t p = 0; p < np; p++) {
+        want[p] = true;
+        via[p] = router_read_node(m, &cl->parts[p], UINT32_MAX, turn + p);
+    }
+    search_calls(c, m, cl, s, want, via, s->timeout_ms, calls, &ncalls, targets, &nt, done);
+    router_run_calls(c, calls, ncalls);
+    t->calls = calls;
+    t->n_calls = ncalls;
+    mark_answered(calls, 0, ncalls, answered);
+
+    /* Worth another replica: partitions whose node did not answer, or answered that it
+     * does not hold them; not errors of the request itself (a bad filter, k 0). */
+    size_t first_round = ncalls;
+    uint32_t retry = 0;
+    memset(want, 0, np * sizeof *want);
+    for (size_t i = 0; i < ncalls; i++) {
+        const struct call *k = &calls[i];
+        const struct msg_search_req *sr = &k->req.u.search_req;
+        if (k->rc == DV_EIO || k->rc == DV_ETIMEDOUT || k->rc == DV_ESHUTDOWN) {
+            for (uint32_t j = 0; j < sr->n_parts; j++)
+                want[sr->parts[j].part] = true;
+        } else if (k->rc == DV_OK) {
+            const struct msg_search_rep *r = &k->rep.m.u.search_rep;
+            for (uint32_t j = 0; j < r->n_parts; j++) {
+                int e = r->parts[j].err.code;
+                if (e == DV_ESTALE || e == DV_EIO || e == DV_ESHUTDOWN || e == DV_ENOTFOUND)
+                    want[r->parts[j].part] = true;
+            }
+        }
+    }
+    for (uint32_t p = 0; p < np; p++) {
+        if (answered[p] || !want[p]) {
+            want[p] = false;
+            continue;
+        }
+        want[p] = false;
+        uint32_t other = router_read_node(m, &cl->parts[p], via[p], turn + p);
+        if (other != UINT32_MAX) {
+            want[p] = true;
+            via[p] = other;
+            retry++;
+        }
+    }
+    uint64_t spent = clock_mono_ms() - t0;
+    if (retry > 0 && (s->timeout_ms == 0 || spent < s->timeout_ms)) {
+        search_calls(c, m, cl, s, want, via, s->timeout_ms ? s->timeout_ms - (uint32_t)spent : 0,
+                     calls, &ncalls, targets, &nt, done);
+        log_info("search: reading from other replicas", "collection=%s partitions=%u", cl->name,
+                 retry);
+        router_run_calls(c, calls + first_round, ncalls - first_round);
+        t->n_calls = ncalls;
+        mark_answered(calls, first_round, ncalls, answered);
+    }
+
+    /* Which partitions did not answer; the error of the first failure among them. */
+    uint32_t *failed = router_tmp_alloc(t, np * sizeof *failed);
+    if (failed == NULL)
+        return DV_ENOMEM;
+    uint32_t nfailed = 0;
+    for (uint32_t p = 0; p < np; p++)
+        if (!answered[p])
+            failed[nfailed++] = p;
+    int err = DV_OK;
+    for (size_t i = 0; i < ncalls && err == DV_OK && nfailed > 0; i++) {
+        struct call *k = &calls[i];
+        const struct msg_search_req *sr = &k->req.u.search_req;
+        if (k->rc != DV_OK) {
+            /* Name every partition the node was asked for (docs/protocol.md): the client
+             * cannot tell which ones failed otherwise. */
+            char list[96] = "";
+            size_t len = 0;
+            for (uint32_t j = 0; j < sr->n_parts && len < sizeof list; j++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%u", j ? "," : "",
+                                        sr->parts[j].part);
+            if (len >= sizeof list)
+                memcpy(list + sizeof list - 4, "...", 4);
+            err = k->rc;
+            bool silent = k->rc == DV_EIO || k->rc == DV_ETIMEDOUT || k->rc == DV_ESHUTDOWN;
+            if (k->node == CMAP_NONE)
+                dv_errmsg_set(errmsg, "collection %s partition%s %s: %s", cl->name,
+                              sr->n_parts > 1 ? "s" : "", list, k->err);
+            else
+                dv_errmsg_set(errmsg, "node %s (partition%s %s)%s: %s",
+                              k->node_id ? k->node_id : "?", sr->n_parts > 1 ? "s" : "", list,
+                              silent ? " did not answer" : "", k->err);
+            continue;
+        }
+        const struct msg_search_rep *r = &k->rep.m.u.search_rep;
+        for (uint32_t j = 0; j < r->n_parts && err == DV_OK; j++)
+            if (r->parts[j].err.code != 0 && !answered[r->parts[j].part]) {
+                err = r->parts[j].err.code;
+                dv_errmsg_set(errmsg, "partition %u on node %s: %.*s", r->parts[j].part,
+                              k->node_id ? k->node_id : "?", (int)r->parts[j].err.text.len,
+                              r->parts[j].err.text.p);
+            }
+    }
+    if (err != DV_OK && !s->allow_partial)
+        return err;
+
+    /* Merge: per query, every partition's hits, best first, the k best. */
+    struct msg_hits *results = router_tmp_alloc(t, (nq ? nq : 1) * sizeof *results);
+    size_t total = 0;
+    for (size_t i = 0; i < ncalls; i++)
+        if (calls[i].rc == DV_OK)
+            for (uint32_t j = 0; j < calls[i].rep.m.u.search_rep.n_parts; j++)
+                for (uint32_t q = 0; q < calls[i].rep.m.u.search_rep.parts[j].n; q++)
+                    total += calls[i].rep.m.u.search_rep.parts[j].results[q].n;
+    struct msg_hit *pool = router_tmp_alloc(t, (total ? total : 1) * sizeof *pool);
+    if (results == NULL || pool == NULL)
+        return DV_ENOMEM;
+    size_t used = 0;
+    for (uint32_t q = 0; q < nq; q++) {
+        struct msg_hit *h = pool + used;
+        size_t cnt = 0;
+        for (size_t i = 0; i < ncalls; i++) {
+            if (calls[i].rc != DV_OK)
+                continue;
+            const struct msg_search_rep *r = &calls[i].rep.m.u.search_rep;
+            for (uint32_t j = 0; j < r->n_parts; j++)
+                if (r->parts[j].err.code == 0 && q < r->parts[j].n) {
+                    const struct msg_hits *x = &r->parts[j].results[q];
+                    memcpy(h + cnt, x->hits, x->n * sizeof *h);
+                    cnt += x->n;
+                }
+        }
+        qsort(h, cnt, sizeof *h, higher_better(cl->cfg.metric) ? cmp_desc : cmp_asc);
+        uint32_t k = s->queries[q].k;
+        results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
+        used += cnt;
+    }
+    rep->u.csearch_rep = (struct msg_csearch_rep){results, nq, nfailed > 0, failed, nfailed};
+    return DV_OK;
+}
+
+int (*router_hit_order(uint32_t metric))(const void *, const void *)
+{
+    return higher_better(metric) ? cmp_desc : cmp_asc;
+}
