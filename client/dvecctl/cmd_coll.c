@@ -59,7 +59,9 @@ int coll_cfg_from_opts(const struct opts *o, dvec_collection_config *cfg, char *
             0 ||
         (rc = opts_u32(o, "ef", 1, 100000, &cfg->ef_search, errmsg, errlen)) != 0 ||
         (rc = opts_u32(o, "partitions", 1, 65536, &cfg->partitions, errmsg, errlen)) != 0 ||
-        (rc = opts_u32(o, "replication", 1, 16, &cfg->replication, errmsg, errlen)) != 0)
+        (rc = opts_u32(o, "replication", 1, 16, &cfg->replication, errmsg, errlen)) != 0 ||
+        (rc = opts_u32(o, "write-consistency-factor", 1, 8, &cfg->write_consistency_factor, errmsg,
+                       errlen)) != 0)
         return rc;
     if (opts_has(o, "sq8"))
         cfg->sq8 = true;

@@ -89,6 +89,7 @@ const char *fsync_name(dvec_fsync f);
     {"ef", OPT_VAL, "N", "default search ef (default 64)"}, \
     {"partitions", OPT_VAL, "P", "partitions (default 2 x alive nodes, at least 4)"}, \
     {"replication", OPT_VAL, "R", "replicas per partition (default 1)"}, \
+    {"write-consistency-factor", OPT_VAL, "W", "in-sync replicas a write needs (default 1)"}, \
     {"fsync", OPT_VAL, "MODE", "always (default), batch or never"}, \
     {"sq8", OPT_FLAG, NULL, "SQ8-quantized search walk with float re-ranking"}
 // clang-format on

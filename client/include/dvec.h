@@ -137,6 +137,10 @@ typedef struct dvec_collection_config {
     uint32_t replication;     /* replicas per partition (0: 1) */
     dvec_fsync fsync;
     bool sq8; /* SQ8-quantized search walk with float re-ranking */
+    /* Qdrant's write_consistency_factor (0: 1): in-sync replicas a partition needs for a write
+     * to be accepted (below it writes fail with DVEC_EBUSY naming the missing replicas). Set
+     * by create; not reported by dvec_collection_info_get (see dvec_cluster_status). */
+    uint32_t write_consistency_factor;
 } dvec_collection_config;
 
 /* Defaults for a collection of `dim` dimensions. */

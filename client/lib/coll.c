@@ -72,6 +72,12 @@ DVEC_API int dvec_collection_create(dvec_client *c, const char *name,
     if ((unsigned)cfg->fsync > DVEC_FSYNC_NEVER)
         return cl_failf(err, DVEC_EINVAL, "collection %s: create: unknown fsync policy %d", name,
                         (int)cfg->fsync);
+    uint32_t rf = cfg->replication ? cfg->replication : 1;
+    if (cfg->write_consistency_factor > rf)
+        return cl_failf(err, DVEC_EINVAL,
+                        "collection %s: create: write_consistency_factor %u is more than the "
+                        "replication factor %u (no write could be accepted)",
+                        name, cfg->write_consistency_factor, rf);
     struct msg req = cl_req(MSG_COLL_CREATE, name);
     req.u.coll_cfg = cfg_to_msg(cfg);
     cl_metric_forget(c, name);
@@ -79,6 +85,15 @@ DVEC_API int dvec_collection_create(dvec_client *c, const char *name,
     if ((rc = call_named(c, name, "create", &req, &rep, err)) != DVEC_OK)
         return rc;
     msg_reply_free(&rep);
+    if (cfg->write_consistency_factor > 1) {
+        /* A second map command, as Qdrant's PATCH would be (admin op coll_set). */
+        char args[160], *out = NULL;
+        snprintf(args, sizeof args, "{\"collection\":\"%s\",\"write_consistency_factor\":%u}", name,
+                 cfg->write_consistency_factor);
+        if ((rc = dvec_admin(c, "coll_set", args, &out, err)) != DVEC_OK)
+            return rc;
+        free(out);
+    }
     return cl_ok(err);
 }
 

@@ -484,7 +484,8 @@ static void check_read_consistency(void **state)
     m.u.get_req = (struct msg_get_req){&id, 1, false, true};
     struct buf plain = BUF_INIT, with = BUF_INIT;
     assert_int_equal(msg_encode(&m, &plain, errmsg), DV_OK);
-    const uint32_t levels[] = {1, 3, PROTO_MAX_RF, MSG_READ_MAJORITY, MSG_READ_QUORUM, MSG_READ_ALL};
+    const uint32_t levels[] = {1,           3, PROTO_MAX_RF, MSG_READ_MAJORITY, MSG_READ_QUORUM,
+                               MSG_READ_ALL};
     for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
         m.read_consistency = levels[i];
         round_trip(&m, &out);

@@ -214,6 +214,35 @@ expect "loading again (idempotent by id)" 0 "^loaded 200 points"
 run count docs
 expect "count unchanged after loading again" 0 "^400$"
 
+# ---- replication: read consistency, write consistency factor, verify ------------------------
+run count docs --read-consistency all
+expect "count --read-consistency all (rf 2, both in sync)" 0 "^400$"
+run count docs --read-consistency majority
+expect "count --read-consistency majority" 0 "^400$"
+run count docs --read-consistency 3
+expect "--read-consistency 3 with 2 replicas: exit 1 naming it" 1 "read consistency 3" "partition"
+run count docs --read-consistency most
+expect "--read-consistency most: exit 2" 2 "read-consistency"
+run collections verify docs
+expect "collections verify docs: every replica identical" 0 "identical"
+run collections create w2 --dim 4 --replication 2 --write-consistency-factor 2
+expect "collections create --write-consistency-factor 2" 0 "^created collection w2"
+run status --json
+if python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+c = [c for c in d["collections"] if c["name"] == "w2"][0]
+sys.exit(0 if c["write_consistency_factor"] == 2 else 1)' "$dir/out"; then
+    ok "status --json: w2 has write_consistency_factor 2"
+else
+    fail "status --json: w2 has write_consistency_factor 2"
+    show
+fi
+run collections create w3 --dim 4 --write-consistency-factor 2
+expect "write consistency factor above the replication factor: exit 1" 1 \
+    "write_consistency_factor 2 is more than the replication factor 1"
+run collections drop w2 --yes
+expect "collections drop w2" 0 ""
+
 # ---- get, search, delete ----------------------------------------------------------------
 run get docs 0 1005
 expect "get prints JSON Lines" 0 '^\{"id":0,' '^\{"id":1005,'
