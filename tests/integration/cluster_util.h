@@ -26,8 +26,10 @@
 
 #pragma GCC diagnostic ignored "-Wunused-function"
 
-#define NCO        3       /* coordinators */
-#define NND        3       /* nodes */
+#define NCO 3 /* coordinators */
+#ifndef NND
+#define NND 3 /* nodes (a test may define 2 to 4 before including this) */
+#endif
 #define DIM        32      /* dimension of the main collection */
 #define NPTS       50000   /* points loaded: ids [0, NPTS) */
 #define BATCH      2500    /* points per upsert request while loading */
@@ -41,7 +43,8 @@
 #define SLACK_MS   1500  /* what an answer "within the request timeout" may take beyond it */
 #define CALL_MS    20000 /* the test's own client timeout */
 
-static const char *const node_ids[NND] = {"cnode-a", "cnode-b", "cnode-c"};
+static const char *const node_ids[] = {"cnode-a", "cnode-b", "cnode-c", "cnode-d"};
+_Static_assert(NND <= sizeof node_ids / sizeof node_ids[0], "a name per node");
 
 /* ---- the cluster ------------------------------------------------------------------------- */
 
