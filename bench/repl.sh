@@ -4,6 +4,7 @@
 #
 #   bench/repl.sh [--bin build] [--rounds 3] [--n 50000] [--dim 64] [--batch 500]
 #                 [--parallel 8] [--nodes 3] [--dir /tmp/dvec-repl-bench] [--port 27600]
+#                 [--only upsert,catchup,rejoin,search] [--down N]
 #
 # Starts a local cluster (deploy/local/cluster: 1 coordinator, --nodes nodes on 127.0.0.1),
 # writes --n random vectors of --dim dimensions to an .fvecs file once, and in each round,
@@ -24,7 +25,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 bin="$root/build" rounds=3 n=50000 dim=64 batch=500 parallel=8 nodes=3
-dir=/tmp/dvec-repl-bench port=27600
+dir=/tmp/dvec-repl-bench port=27600 only=upsert,catchup,rejoin,search down=
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin) bin="$2"; shift 2 ;;
@@ -36,6 +37,8 @@ while [ $# -gt 0 ]; do
     --nodes) nodes="$2"; shift 2 ;;
     --dir) dir="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
+    --down) down="$2"; shift 2 ;;
     *) echo "repl.sh: unknown option $1 (see the comment at the top)" >&2; exit 2 ;;
     esac
 done
@@ -59,7 +62,10 @@ with open(path, "wb") as f:
     for _ in range(n):
         f.write(head + struct.pack("<%df" % dim, *(rng.gauss(0, 1) for _ in range(dim))))
 EOF
+want() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+if want upsert; then
 declare -A rates
 echo "| round | rf | points/s |"
 echo "|---|---|---|"
@@ -74,7 +80,6 @@ for r in $(seq 1 "$rounds"); do
         echo "| $r | $rf | $rate |"
     done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m1="$(echo "${rates[1]}" | median)"
 echo
 echo "| rf | median points/s | ratio to rf 1 |"
@@ -83,7 +88,9 @@ for rf in 1 2 3; do
     m="$(echo "${rates[$rf]}" | median)"
     awk -v rf="$rf" -v m="$m" -v b="$m1" 'BEGIN { printf "| %d | %d | %.2f |\n", rf, m, m / b }'
 done
+fi
 
+if want catchup; then
 echo
 ctl collections create catchup --dim "$dim" --partitions 6 --replication 1 >/dev/null
 ctl points load catchup "$data" --batch "$batch" --parallel "$parallel" >/dev/null
@@ -100,13 +107,18 @@ t1=$(date +%s.%N)
 awk -v n="$n" -v d="$dim" -v a="$t0" -v b="$t1" 'BEGIN {
     s = b - a; p = 2 * n
     printf "catch-up: 12 new replicas (%d points copied) in sync %.2f s after the factor went 1 -> 3: %.0f points/s, %.1f MB/s of vectors\n", p, s, p / s, p * d * 4 / s / 1e6 }'
+ctl collections drop catchup --yes >/dev/null
+fi
 
-# Rejoin: a node of an rf 3 collection killed (kill -9), a tenth of the points written while
-# it is down, the node restarted; time until all its replicas are in sync again. First as
-# dvec does it (the node resumes from its own replicas: the WAL delta), then with the node's
-# replicas deleted before the restart (a full copy of every one), the same writes.
+# Rejoin: a node of an rf 3 collection killed (kill -9), --down points (default 1% of --n)
+# written while it is down, the node restarted; time until all its replicas are in sync
+# again. First as dvec does it (the node resumes from its own replicas, the WAL delta, unless
+# the delta holds more than 3% of a replica's points: then a snapshot), then with the node's
+# replicas deleted before the restart (a full copy of every one), the same number of writes.
+if want rejoin; then
 echo
-python3 - "$dir/extra1.fvecs" "$dir/extra2.fvecs" "$((n / 10))" "$dim" <<'EOF2'
+down="${down:-$((n / 100))}"
+python3 - "$dir/extra1.fvecs" "$dir/extra2.fvecs" "$down" "$dim" <<'EOF2'
 import random, struct, sys
 n, dim = int(sys.argv[3]), int(sys.argv[4])
 for k, path in enumerate(sys.argv[1:3]):
@@ -131,11 +143,19 @@ vhttp="http://127.0.0.1:$((port + 100 + 10 * (nodes - 1) + 1))"
 rejoin() {
     kill -9 "$(cat "$victim")"
     sleep 1
-    ctl points load rejoin "$1" --batch "$batch" --parallel "$parallel" --id-offset "$3" >/dev/null
+    # (a write that meets the failover may fail: loading again is idempotent by id)
+    until ctl points load rejoin "$1" --batch "$batch" --parallel "$parallel" --id-offset "$3" \
+        >/dev/null 2>&1; do sleep 0.5; done
     [ "$2" = wipe ] && rm -rf "$dir/node-$nodes/replicas"
     local t0 t1 t2
     t0=$(date +%s.%N)
-    cluster start --coords 1 --nodes "$nodes" --port "$port" --bin "$bin" >/dev/null
+    # (a start may meet "Address in use" for a moment after the kill: try again)
+    local tries=0
+    until cluster start --coords 1 --nodes "$nodes" --port "$port" --bin "$bin" >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 30 ] || { echo "repl.sh: node-$nodes does not start" >&2; exit 1; }
+        sleep 1
+    done
     until curl -sf "$vhttp/readyz" >/dev/null 2>&1; do sleep 0.05; done
     t1=$(date +%s.%N)
     while [ "$(active_of rejoin)" -lt 18 ]; do sleep 0.1; done
@@ -144,13 +164,15 @@ rejoin() {
 }
 t_delta="$(rejoin "$dir/extra1.fvecs" keep "$n")"
 resumed="$(curl -s "$vhttp/metrics" | awk '/^dvec_shard_pulls_resumed_total/ {print $2}')"
-t_full="$(rejoin "$dir/extra2.fvecs" wipe "$((n + n / 10))")"
-echo "| rejoin after kill -9 (rf 3, $n points, $((n / 10)) written while down) | node ready after restart (s) | in sync after ready (s) |"
+t_full="$(rejoin "$dir/extra2.fvecs" wipe "$((n + down))")"
+echo "| rejoin after kill -9 (rf 3, $n points, $down written while down) | node ready after restart (s) | in sync after ready (s) |"
 echo "|---|---|---|"
 echo "| resumed from its own replicas (WAL delta; ${resumed:-0} replicas resumed) | ${t_delta% *} | ${t_delta#* } |"
 echo "| replicas deleted before the restart (full copy) | ${t_full% *} | ${t_full#* } |"
 ctl collections drop rejoin --yes >/dev/null
+fi
 
+if want search; then
 echo
 ds="$dir/ds"
 "$root/bench/datasets/random" "$ds" --n "$n" --dim "$dim" --queries 1000 --k 10 >/dev/null
@@ -175,3 +197,4 @@ done
 q1="$(echo "${qps[1]}" | median)"
 q3="$(echo "${qps[3]}" | median)"
 awk -v a="$q1" -v b="$q3" 'BEGIN { printf "search QPS of one partition: rf 1 %d, rf 3 %d (%.2fx)\n", a, b, b / a }'
+fi

@@ -22,6 +22,12 @@
 #define PULL_SNAP_START_MS 60000  /* the first snapshot read: the source writes it all first */
 #define PULL_MAX_RESTARTS  10     /* new snapshots in a row before the job gives up */
 #define PULL_MIN_CHUNK     65536u /* smallest read asked for, whatever the rate */
+/* RESUME takes a snapshot instead when the records it would apply hold (by the replica's own
+ * points per record) more than RESUME_MAX_PCT % of its points and more than RESUME_MIN_POINTS:
+ * applying a record re-inserts its points into the index (about 150 us a point here), while a
+ * snapshot carries the built index (about 6 us a point): docs/benchmarks.md, "Replication". */
+#define RESUME_MAX_PCT    3
+#define RESUME_MIN_POINTS 2000
 
 static const char *const state_names[] = {"none", "copying", "catching_up", "ready", "failed"};
 
@@ -596,6 +602,17 @@ static int resume_local(struct pull_job *j, struct part **out, char *errmsg)
         return rc;
     }
     uint64_t common = terms_common(j->mine, j->n_mine, mine, terms, nt, theirs);
+    uint64_t behind = theirs > common ? theirs - common : 0;
+    uint64_t est = mine ? (uint64_t)((double)behind * (double)info.points / (double)mine) : behind;
+    if (est > RESUME_MIN_POINTS && est * 100 > info.points * RESUME_MAX_PCT) {
+        part_close(p);
+        dv_errmsg_set(errmsg,
+                      "%" PRIu64 " records behind the source (about %" PRIu64
+                      " points of the %" PRIu64 " it holds): a snapshot is cheaper than "
+                      "inserting them",
+                      behind, est, info.points);
+        return DV_ERANGE;
+    }
     uint64_t cut = 0;
     if (common < mine) {
         part_close(p);
