@@ -145,6 +145,44 @@ uint32_t router_read_node(const struct cmap *m, const struct cmap_part *pt, uint
     return UINT32_MAX;
 }
 
+/*
+ * Reads whose node did not answer (no connection, timeout, shutting down) are sent once more,
+ * each to another in-sync replica of its partition when there is one. calls[] are reads of
+ * one partition each; `turn` is read_node's.
+ */
+static void reread_failed(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                          struct call *calls, size_t n, uint64_t turn)
+{
+    size_t *idx = calloc(n ? n : 1, sizeof *idx);
+    struct call *again = calloc(n ? n : 1, sizeof *again);
+    size_t k = 0;
+    for (size_t i = 0; idx && again && i < n; i++) {
+        struct call *q = &calls[i];
+        if (q->rc != DV_EIO && q->rc != DV_ETIMEDOUT && q->rc != DV_ESHUTDOWN)
+            continue;
+        uint32_t other = router_read_node(m, &cl->parts[q->part], q->node, turn + q->part);
+        if (other == UINT32_MAX || other == q->node)
+            continue;
+        struct call *a = &again[k];
+        a->req = q->req;
+        a->part = q->part;
+        router_aim(c, m, other, a);
+        idx[k++] = i;
+    }
+    if (k > 0) {
+        log_info("read: asking other replicas", "collection=%s partitions=%zu", cl->name, k);
+        router_run_calls(c, again, k);
+        for (size_t j = 0; j < k; j++) {
+            struct call *q = &calls[idx[j]];
+            msg_reply_free(&q->rep);
+            comb_share_release(&q->share);
+            *q = again[j];
+        }
+    }
+    free(idx);
+    free(again);
+}
+
 /* ---- writes and gets by id --------------------------------------------------------------- */
 
 struct split {
@@ -331,6 +369,8 @@ int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         k++;
     }
     router_run_calls(c, calls, ncalls);
+    if (!writing)
+        reread_failed(c, m, cl, calls, ncalls, turn);
     t->calls = calls;
     t->n_calls = ncalls;
     calls = NULL;
@@ -402,6 +442,7 @@ static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll
         router_aim(c, m, router_read_node(m, &cl->parts[p], UINT32_MAX, turn + p), &calls[p]);
     }
     router_run_calls(c, calls, np);
+    reread_failed(c, m, cl, calls, np, turn);
     t->calls = calls;
     t->n_calls = np;
     return first_error(calls, np, errmsg);
