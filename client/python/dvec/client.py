@@ -92,13 +92,26 @@ class Client:
 
     url: "http://host:port" or a list of them (every coordinator serves the whole API).
     timeout: seconds per request.
+    read_consistency: Qdrant's read `consistency` of get, count, scroll and search: a number of
+    replicas (1 to 8), "majority", "quorum" or "all" (None: one in-sync replica).
     """
 
     def __init__(self, url: Union[str, Sequence[str]] = "http://127.0.0.1:7302",
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, read_consistency: Union[int, str, None] = None):
         urls = [url] if isinstance(url, str) else list(url)
         if not urls:
             raise ValueError("at least one coordinator URL is needed")
+        if read_consistency is None:
+            self._rc = ""
+        elif isinstance(read_consistency, str) and read_consistency in ("majority", "quorum",
+                                                                           "all"):
+            self._rc = read_consistency
+        elif isinstance(read_consistency, int) and not isinstance(read_consistency, bool) and \
+                1 <= read_consistency <= 8:
+            self._rc = str(read_consistency)
+        else:
+            raise ValueError(f"read_consistency {read_consistency!r}: a number of replicas "
+                             "(1 to 8), 'majority', 'quorum' or 'all'")
         self._targets = [self._parse(u) for u in urls]
         self._timeout = timeout
         self._current = 0
@@ -198,12 +211,14 @@ class Client:
 
     def create_collection(self, name: str, dim: int, metric: str = "euclid", *,
                           partitions: Optional[int] = None, replication: Optional[int] = None,
-                          m: Optional[int] = None, ef_construction: Optional[int] = None) -> None:
+                          m: Optional[int] = None, ef_construction: Optional[int] = None,
+                          write_consistency_factor: Optional[int] = None) -> None:
         """Creates a collection of `dim`-dimensional vectors.
 
         metric: "euclid" (l2), "cosine", "dot" or "manhattan". partitions: fixed for the
         collection's life (default: 2 per node, at least 4); replication: copies of each
-        partition (default 1).
+        partition (default 1); write_consistency_factor: in-sync replicas a write needs
+        (default 1, at most `replication`).
         """
         dist = _METRICS.get(metric.lower())
         if dist is None:
@@ -213,6 +228,8 @@ class Client:
             body["shard_number"] = int(partitions)
         if replication is not None:
             body["replication_factor"] = int(replication)
+        if write_consistency_factor is not None:
+            body["write_consistency_factor"] = int(write_consistency_factor)
         hnsw = {}
         if m is not None:
             hnsw["m"] = int(m)
@@ -279,10 +296,14 @@ class Client:
         self._request("PUT", f"/collections/{self._name(name)}/points?wait="
                       f"{'true' if wait else 'false'}", {"points": pts})
 
+    def _read(self, path: str) -> str:
+        """A read's path with the client's read consistency."""
+        return f"{path}?consistency={self._rc}" if self._rc else path
+
     def get(self, name: str, ids: Sequence[PointId], *, with_payload: bool = True,
             with_vector: bool = False) -> List[Record]:
         """The points of `ids` that exist."""
-        r = self._request("POST", f"/collections/{self._name(name)}/points",
+        r = self._request("POST", self._read(f"/collections/{self._name(name)}/points"),
                           {"ids": list(ids), "with_payload": with_payload,
                            "with_vector": with_vector})
         return [_record(p) for p in r]
@@ -335,7 +356,8 @@ class Client:
         body: Dict[str, Any] = {"exact": True}
         if filter is not None:
             body["filter"] = filter
-        r = self._request("POST", f"/collections/{self._name(name)}/points/count", body)
+        r = self._request("POST", self._read(f"/collections/{self._name(name)}/points/count"),
+                          body)
         return int(r["count"])
 
     def scroll(self, name: str, limit: int = 100, offset: Optional[PointId] = None, *,
@@ -348,7 +370,8 @@ class Client:
             body["offset"] = offset
         if filter is not None:
             body["filter"] = filter
-        r = self._request("POST", f"/collections/{self._name(name)}/points/scroll", body)
+        r = self._request("POST", self._read(f"/collections/{self._name(name)}/points/scroll"),
+                          body)
         return [_record(p) for p in r["points"]], r.get("next_page_offset")
 
     def scroll_all(self, name: str, page: int = 1000, *, filter: Optional[Filter] = None,
@@ -385,7 +408,8 @@ class Client:
         """The k nearest points to `vector`, closest first."""
         body = self._search_body(vector, k, ef, filter, with_payload, with_vector,
                                  score_threshold)
-        r = self._request("POST", f"/collections/{self._name(name)}/points/search", body)
+        r = self._request("POST", self._read(f"/collections/{self._name(name)}/points/search"),
+                          body)
         return [_hit(p) for p in r]
 
     def search_batch(self, name: str, vectors: Any, k: int = 10, *, ef: Optional[int] = None,
@@ -396,7 +420,9 @@ class Client:
         rows = _as_rows(vectors)
         body = {"searches": [self._search_body(v, k, ef, filter, with_payload, with_vector,
                                                score_threshold) for v in rows]}
-        r = self._request("POST", f"/collections/{self._name(name)}/points/search/batch", body)
+        r = self._request("POST",
+                          self._read(f"/collections/{self._name(name)}/points/search/batch"),
+                          body)
         return [[_hit(p) for p in hits] for hits in r]
 
     # ---- cluster ------------------------------------------------------------------------

@@ -202,6 +202,29 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(nxt, 510)
         self.assertEqual(self.c.search(self.name, arr[42], k=1)[0].id, 42)
 
+    def test_consistency(self):
+        self.c.create_collection(self.name, dim=DIM, partitions=4, replication=2,
+                                 write_consistency_factor=2)
+        info = self.c.collection_info(self.name)
+        self.assertEqual(info["config"]["params"]["replication_factor"], 2)
+        self.c.upsert(self.name, list(range(100)), [vec(i) for i in range(100)])
+        for level in (2, "majority", "quorum", "all"):
+            c = Client(self.c._targets[0].url, read_consistency=level)
+            self.addCleanup(c.close)
+            self.assertEqual(c.count(self.name), 100)
+            self.assertEqual([r.id for r in c.get(self.name, [5, 500, 7])], [5, 7])
+            self.assertEqual(c.search(self.name, vec(42), k=1)[0].id, 42)
+            page, _ = c.scroll(self.name, 10)
+            self.assertEqual([r.id for r in page], list(range(10)))
+        c = Client(self.c._targets[0].url, read_consistency=3)
+        self.addCleanup(c.close)
+        with self.assertRaises(DvecError) as e:
+            c.count(self.name)
+        self.assertEqual(e.exception.status, 503)
+        self.assertIn("read consistency 3", e.exception.message)
+        with self.assertRaises(ValueError):
+            Client(self.c._targets[0].url, read_consistency="most")
+
     def test_errors(self):
         with self.assertRaises(DvecError) as e:
             self.c.search("no_such_" + self.name, vec(1))
