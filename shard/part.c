@@ -20,6 +20,7 @@ void part_opts_default(struct part_opts *o)
     wal_opts_default(&o->wal);
     o->ckpt_wal_bytes = 256ull << 20;
     o->ckpt_interval_ms = 300000;
+    o->ckpt_replay_ms = 1000;
     o->insert_threads = 2;
     o->exact_threshold = 1000;
     o->max_batch = 65536;
@@ -250,10 +251,14 @@ static void *bg_main(void *arg)
 
         struct part_info in;
         part_get_info(p, &in);
-        bool due = in.wal_bytes >= p->o.ckpt_wal_bytes ||
-                   (in.applied_lsn > in.ckpt_lsn && in.ckpt_age_ms >= p->o.ckpt_interval_ms);
+        bool soon = __atomic_load_n(&p->ckpt_soon, __ATOMIC_ACQUIRE);
+        bool due =
+            in.wal_bytes >= p->o.ckpt_wal_bytes ||
+            (in.applied_lsn > in.ckpt_lsn && (soon || in.ckpt_age_ms >= p->o.ckpt_interval_ms));
         if (due && !in.failed && part_checkpoint(p, err) != DV_OK)
             log_error("checkpoint failed", "dir=%s cause=\"%s\"", p->dir, err);
+        else if (due && soon)
+            __atomic_store_n(&p->ckpt_soon, false, __ATOMIC_RELEASE);
         if (in.deleted >= 1024 && in.deleted * 10 >= in.points && part_compact(p, err) != DV_OK)
             log_error("compaction failed", "dir=%s cause=\"%s\"", p->dir, err);
         pthread_mutex_lock(&p->bg_mu);
@@ -357,6 +362,9 @@ int part_open(struct io *io, const char *dir, const struct part_opts *o, struct 
     part_remove_stale(p);
     p->ckpt_at_ns = io->now_ns(io);
     p->open_ms = (p->ckpt_at_ns - t0) / 1000000;
+    /* A long replay: checkpoint soon, so the next start does not replay it all again. */
+    if (p->o.ckpt_replay_ms && p->open_ms >= p->o.ckpt_replay_ms)
+        p->ckpt_soon = true;
     part_start_bg(p);
     log_info("replica opened", "dir=%s points=%llu lsn=%llu ckpt_lsn=%llu ms=%llu", dir,
              (unsigned long long)p->map.n,

@@ -37,6 +37,10 @@ struct part_opts {
     struct wal_opts wal;
     uint64_t ckpt_wal_bytes;   /* checkpoint when the WAL holds this much, default 256 MiB */
     uint32_t ckpt_interval_ms; /* and at least this often while writes happen, default 300 s */
+    uint32_t ckpt_replay_ms;   /* and right after an open whose WAL replay took this long,
+                                  default 1 s (0: never): a process killed again and again
+                                  before the interval would otherwise replay an ever longer
+                                  WAL at every start */
     uint32_t insert_threads;   /* index threads per upsert batch, default 2 */
     uint32_t exact_threshold;  /* filtered searches with at most this many matching points
                                   are always answered exactly, default 1000 (above it a cost

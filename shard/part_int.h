@@ -58,6 +58,7 @@ struct part {
     uint64_t ckpt_lsn;    /* written under ckpt_mu, atomically: read without it */
     char ckpt_name[64];   /* "ckpt-<lsn>" or "" */
     uint64_t ckpt_at_ns;
+    bool ckpt_soon; /* atomic: the open replayed for ckpt_replay_ms: checkpoint now */
     uint64_t ckpt_count, ckpt_last_ms, ckpt_stall_ms, open_ms;
     uint64_t wal_hold; /* atomic: part_hold_wal's LSN, 0: none */
     part_tap_fn tap;   /* part_set_tap, under wmu */

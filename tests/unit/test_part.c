@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "jsonmp.h"
 #include "part_int.h"
 #include "part_util.h"
@@ -427,6 +428,45 @@ static void test_checkpoint_reopen(void **state)
     part_close(p);
     pu_tmpdir_free(dir);
     free(ver);
+}
+
+/* An open whose WAL replay takes ckpt_replay_ms checkpoints soon after in the background (a
+ * process killed again and again replays less each time); with 0 it waits for the interval. */
+static void test_checkpoint_after_replay(void **state)
+{
+    (void)state;
+    char dir[4096], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p;
+    struct part_info in;
+    pu_tmpdir(dir, sizeof dir, "r");
+    opts(&o, HNSW_L2);
+    assert_int_equal(part_create(io_posix(), dir, &o, &p, err), DV_OK);
+    for (size_t i = 0; i < 2000; i += 100)
+        assert_int_equal(pu_upsert_range(p, i, 100, 0, NULL, err), DV_OK);
+    part_close(p);
+    /* 0: no checkpoint after the replay (the interval is 300 s) */
+    o.background = true;
+    o.ckpt_replay_ms = 0;
+    assert_int_equal(part_open(io_posix(), dir, &o, &p, err), DV_OK);
+    clock_sleep_ms(300);
+    part_get_info(p, &in);
+    assert_int_equal(in.ckpt_lsn, 0);
+    part_close(p);
+    /* 1 ms: replaying 2000 inserts takes longer; the background thread checkpoints */
+    o.ckpt_replay_ms = 1;
+    assert_int_equal(part_open(io_posix(), dir, &o, &p, err), DV_OK);
+    part_get_info(p, &in);
+    assert_true(in.open_ms >= 1);
+    uint64_t end = clock_mono_ms() + 20000;
+    do {
+        clock_sleep_ms(10);
+        part_get_info(p, &in);
+    } while (in.ckpt_lsn != in.applied_lsn && clock_mono_ms() < end);
+    assert_int_equal(in.ckpt_lsn, in.applied_lsn);
+    assert_true(in.ckpt_count == 1);
+    part_close(p);
+    pu_tmpdir_free(dir);
 }
 
 /*
@@ -935,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_hold_wal),
         cmocka_unit_test(test_rebase),
+        cmocka_unit_test(test_checkpoint_after_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
