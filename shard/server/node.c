@@ -675,8 +675,8 @@ static void drop_locked(struct node *n, struct rep *r)
 }
 
 int node_detach_(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
-                 uint64_t epoch, const char *dest, struct part **out, struct msg_term *hist,
-                 uint32_t *nh, uint64_t *known, char *errmsg)
+                 uint64_t epoch, uint64_t incarnation, const char *dest, struct part **out,
+                 struct msg_term *hist, uint32_t *nh, uint64_t *known, char *errmsg)
 {
     *known = 0;
     *nh = 0;
@@ -697,6 +697,16 @@ int node_detach_(struct node *n, const char *coll, size_t coll_len, uint32_t par
                       ", this node has epoch %" PRIu64,
                       (int)coll_len, coll, partition, epoch, *known);
         return DV_ESTALE;
+    }
+    uint64_t had = node_incarnation(&r->pub);
+    if (incarnation != 0 && had != 0 && had != incarnation) {
+        pthread_mutex_unlock(&n->mu);
+        dv_errmsg_set(errmsg,
+                      "collection %.*s partition %u: this node holds incarnation %" PRIu64
+                      ", the pull is for incarnation %" PRIu64 " (a collection of the same name "
+                      "dropped and created again)",
+                      (int)coll_len, coll, partition, had, incarnation);
+        return DV_EEXIST;
     }
     uint32_t k = r->n_hist;
     memcpy(hist, r->hist, k * sizeof *hist);

@@ -58,12 +58,14 @@ int node_terms_read_(struct node *n, const char *dir, uint64_t term, struct msg_
  * table (once no request uses it), its directory renamed to `dest` (replaced if it exists),
  * still open: *out is the replica rebased there (WAL_SYNC_NEVER, no replication tap), the
  * caller's to close. *hist gets its history (room for NODE_MAX_TERMS + 1). DV_ENOTFOUND when
- * the node does not hold it, DV_ESTALE (with *known) when `epoch` is older than the replica's;
- * other errors after it left the table (its files removed).
+ * the node does not hold it, DV_ESTALE (with *known) when `epoch` is older than the replica's,
+ * DV_EEXIST (nothing changed) when it is of another incarnation than `incarnation` (both not
+ * 0: its history would match the new collection's by accident); other errors after it left
+ * the table (its files removed).
  */
 int node_detach_(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
-                 uint64_t epoch, const char *dest, struct part **out, struct msg_term *hist,
-                 uint32_t *nh, uint64_t *known, char *errmsg);
+                 uint64_t epoch, uint64_t incarnation, const char *dest, struct part **out,
+                 struct msg_term *hist, uint32_t *nh, uint64_t *known, char *errmsg);
 
 #define NODE_DIR_MAX 2048 /* longest data dir path */
 

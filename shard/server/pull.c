@@ -841,8 +841,16 @@ static int start(struct node *n, const char *coll, size_t coll_len, uint32_t par
     if (resume) {
         /* Out of the node's table into the job's directory; the thread takes it from there. */
         uint64_t known;
-        rc = node_detach_(n, coll, coll_len, partition, epoch, j->dir, &j->own, j->mine, &j->n_mine,
-                          &known, err);
+        rc = node_detach_(n, coll, coll_len, partition, epoch, create->incarnation, j->dir, &j->own,
+                          j->mine, &j->n_mine, &known, err);
+        if (rc == DV_EEXIST) {
+            /* Of a dropped collection of the same name: it goes, and a snapshot is copied. */
+            log_warn("pull: the node's replica is of another incarnation; dropping it",
+                     "collection=%s partition=%u error=\"%s\"", j->coll, partition, err);
+            rc = node_drop(n, coll, coll_len, partition, epoch, &known, err);
+            if (rc == DV_OK)
+                rc = DV_ENOTFOUND; /* nothing to resume from */
+        }
         if (rc == DV_ESTALE) {
             pthread_mutex_unlock(&s->mu);
             tr_peer_close(j->to);

@@ -63,11 +63,12 @@ static struct {
     struct sp_proc *nd[NND];
     char group[512];
     char coord_urls[256];
-    const char *node_extra[NND][6];
-    struct rpc *cli[NCO]; /* one client per coordinator, kept across its restarts */
-    bool up;              /* every process started */
-    bool loaded;          /* COLL created and its NPTS points acknowledged */
-    uint8_t *has;         /* [ID_SPACE]: acknowledged in COLL */
+    const char *node_extra[NND][8];
+    const char *nd_ckpt_interval; /* dvec-shard --checkpoint.interval, NULL: its default */
+    struct rpc *cli[NCO];         /* one client per coordinator, kept across its restarts */
+    bool up;                      /* every process started */
+    bool loaded;                  /* COLL created and its NPTS points acknowledged */
+    uint8_t *has;                 /* [ID_SPACE]: acknowledged in COLL */
     uint64_t *pts_id;
     float *pts_vec; /* [cap * DIM] */
     size_t n_pts, cap_pts;
@@ -339,7 +340,8 @@ static void cluster_spawn(int n_started)
         const char **x = C.node_extra[i];
         x[0] = "--coordinators", x[1] = C.coord_urls, x[2] = "--report_interval";
         x[3] = "200ms", x[4] = "--node_id", x[5] = node_ids[i];
-        C.nd[i] = sp_new(false, x, 6);
+        x[6] = "--checkpoint.interval", x[7] = C.nd_ckpt_interval;
+        C.nd[i] = sp_new(false, x, C.nd_ckpt_interval ? 8 : 6);
         assert_non_null(C.nd[i]);
         if (i < n_started)
             node_start(i);

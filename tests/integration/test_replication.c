@@ -530,6 +530,10 @@ static void start_with(const char *const *extra, int n_extra, uint32_t rf0, uint
     C.n_co_extra = n_extra;
     for (int i = 0; i < n_extra; i++)
         C.co_extra[i] = extra[i];
+    /* A node killed with kill -9 replays its WAL since the last checkpoint before it answers
+     * (docs/operations.md); the writers here make ~200 records a second per node, so the
+     * default 5 minutes between checkpoints would make a restart outlast sp_start's 20 s. */
+    C.nd_ckpt_interval = "10s";
     cluster_start();
     for (int i = 0; i < NW; i++) {
         struct wstate *w = &W[i];
