@@ -610,8 +610,9 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* A kill loop: DVEC_REPL_CYCLES (default 4) times, kill -9 of a random node under writes, a
- * moment of writes without it, restart, every replica in sync again. The long run:
- * DVEC_REPL_CYCLES=100 DVEC_ITEST_ONLY=test_kill_loop build/tests/test_replication ... */
+ * moment of writes without it, restart, every replica in sync again. The long run (about 20 s
+ * a cycle here): DVEC_REPL_CYCLES=100 DVEC_ITEST_CASE_LIMIT=7200 DVEC_ITEST_ONLY=test_kill_loop
+ * build/tests/test_replication build/coordinator/dvec-coord build/shard/dvec-shard */
 static void test_kill_loop(void **state)
 {
     (void)state;
