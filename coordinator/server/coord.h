@@ -79,6 +79,12 @@ struct coord {
     uint64_t client_id; /* request ids of commands this coordinator submits: (client_id, seq) */
     atomic_uint_least64_t seq;
     atomic_uint_least64_t read_turn; /* spreads reads over a partition's in-sync replicas */
+    /* insync.c: nodes a failover probe found unreachable, and when (a slot per node number
+     * modulo the table; a lost entry costs one more probe) */
+    struct {
+        atomic_uint_least32_t num;
+        atomic_uint_least64_t at_ms;
+    } probe_down[64];
 
     pthread_mutex_t conns_mu;
     struct coord_conn *conns;

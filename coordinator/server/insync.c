@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "coord.h"
 #include "err.h"
 #include "log.h"
@@ -146,6 +147,28 @@ int insync_settle(struct coord *c, const char *coll, uint32_t p, uint64_t term,
 
 /* The applied LSN of the partition's replica on node `num`, asked within FAILOVER_PROBE_MS;
  * DV_OK when it answered. */
+/* Whether node `num` failed a probe within INSYNC_DOWN_MEMO_MS. */
+static bool down_lately(struct coord *c, uint32_t num)
+{
+    size_t k = num % (sizeof c->probe_down / sizeof c->probe_down[0]);
+    uint64_t at = atomic_load(&c->probe_down[k].at_ms);
+    return atomic_load(&c->probe_down[k].num) == num && at != 0 &&
+           clock_mono_ms() - at < INSYNC_DOWN_MEMO_MS;
+}
+
+static void note_probe(struct coord *c, uint32_t num, int rc)
+{
+    size_t k = num % (sizeof c->probe_down / sizeof c->probe_down[0]);
+    bool down = rc == DV_EIO || rc == DV_ETIMEDOUT || rc == DV_ESHUTDOWN;
+    if (down) {
+        atomic_store(&c->probe_down[k].at_ms, 0);
+        atomic_store(&c->probe_down[k].num, num);
+        atomic_store(&c->probe_down[k].at_ms, clock_mono_ms());
+    } else if (atomic_load(&c->probe_down[k].num) == num) {
+        atomic_store(&c->probe_down[k].at_ms, 0);
+    }
+}
+
 static int probe(struct coord *c, const struct cmap *m, const struct cmap_coll *cl, uint32_t p,
                  uint32_t num, uint64_t *lsn, char *errmsg)
 {
@@ -164,6 +187,7 @@ static int probe(struct coord *c, const struct cmap *m, const struct cmap_coll *
     if (rc == DV_OK)
         *lsn = rep.m.u.info_rep.applied_lsn;
     msg_reply_free(&rep);
+    note_probe(c, num, rc);
     return rc;
 }
 
@@ -191,7 +215,8 @@ int insync_failover(struct coord *c, const char *coll, uint32_t p, uint64_t term
         goto out; /* another primary took over already */
     uint64_t lsn;
     char err[DV_ERRMSG_SIZE];
-    if (check && pt->primary != CMAP_NONE && probe(c, m, cl, p, pt->primary, &lsn, err) == DV_OK) {
+    if (check && pt->primary != CMAP_NONE && !down_lately(c, pt->primary) &&
+        probe(c, m, cl, p, pt->primary, &lsn, err) == DV_OK) {
         dv_errmsg_set(errmsg,
                       "partition %u: the leader reaches its primary (%s); no failover, retry", p,
                       cmap_node_get(m, pt->primary)->id);
@@ -204,7 +229,8 @@ int insync_failover(struct coord *c, const char *coll, uint32_t p, uint64_t term
     uint64_t best_lsn = 0;
     for (uint32_t k = 0; k < pt->n; k++) {
         uint32_t num = pt->nodes[k];
-        if (num == pt->primary || pt->state[k] != CMAP_REPLICA_ACTIVE || !serving(m, num))
+        if (num == pt->primary || pt->state[k] != CMAP_REPLICA_ACTIVE || !serving(m, num) ||
+            down_lately(c, num))
             continue;
         if (probe(c, m, cl, p, num, &lsn, err) != DV_OK)
             continue;

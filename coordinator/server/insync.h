@@ -42,6 +42,9 @@ int insync_set_state(struct coord *c, const char *coll, uint32_t part, const cha
 
 /* How long the leader waits for a node's answer when it checks a primary or a candidate. */
 #define INSYNC_PROBE_MS 300
+/* A primary on a node that failed a probe this recently is not probed again: a dead node's
+ * partitions fail over one after the other without a probe timeout each. */
+#define INSYNC_DOWN_MEMO_MS 2000
 
 /*
  * On the leader: the primary of partition p of `coll` (in term `term`, 0: any) is down, said
