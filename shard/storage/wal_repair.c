@@ -19,6 +19,24 @@
 
 static int count_intact(struct scan *s, uint64_t off, uint64_t *count);
 
+/* Truncates segment `first` of dir at `off` and fsyncs it. DV_OK or a DV_* code with errmsg. */
+static int truncate_seg(struct io *io, const char *dir, uint64_t first, uint64_t off, char *errmsg)
+{
+    char path[4096], name[NAME_LEN + 1];
+    wal_seg_path(dir, first, path, sizeof path);
+    wal_seg_name(name, first);
+    int fd = io->open(io, path, O_RDWR, 0);
+    if (fd < 0)
+        return wal_os_fail(errmsg, fd, "%s: cannot open", name);
+    int rc = io->ftruncate(io, fd, (off_t)off);
+    if (rc == 0)
+        rc = io->fsync(io, fd);
+    io->close(io, fd);
+    if (rc < 0)
+        return wal_os_fail(errmsg, rc, "%s: cannot truncate at offset %" PRIu64, name, off);
+    return DV_OK;
+}
+
 /* ---- offline cut ------------------------------------------------------------------------- */
 
 int wal_cut_after(struct io *io, const char *dir, uint64_t lsn, uint64_t *dropped, char *errmsg)
@@ -84,23 +102,8 @@ int wal_cut_after(struct io *io, const char *dir, uint64_t lsn, uint64_t *droppe
             off = r.next;
         }
         wal_scan_release(&s);
-        if (cut != 0) {
-            wal_seg_path(dir, firsts[keep - 1], path, sizeof path);
-            wal_seg_name(name, firsts[keep - 1]);
-            int fd = io->open(io, path, O_RDWR, 0);
-            if (fd < 0) {
-                rc = wal_os_fail(errmsg, fd, "%s: cannot open", name);
-                goto out;
-            }
-            rc = io->ftruncate(io, fd, (off_t)cut);
-            if (rc == 0)
-                rc = io->fsync(io, fd);
-            io->close(io, fd);
-            if (rc < 0) {
-                rc = wal_os_fail(errmsg, rc, "%s: cannot truncate at offset %" PRIu64, name, cut);
-                goto out;
-            }
-        }
+        if (cut != 0 && (rc = truncate_seg(io, dir, firsts[keep - 1], cut, errmsg)) != DV_OK)
+            goto out;
     }
     rc = io_fsync_dir(io, dir);
     if (rc < 0) {
@@ -253,20 +256,8 @@ int wal_repair(struct io *io, const char *dir, char *errmsg)
             rc = wal_os_fail(errmsg, rc, "%s: cannot delete", name);
             goto out;
         }
-    } else {
-        int fd = io->open(io, path, O_RDWR, 0);
-        if (fd < 0) {
-            rc = wal_os_fail(errmsg, fd, "%s: cannot open", name);
-            goto out;
-        }
-        rc = io->ftruncate(io, fd, (off_t)cut_off);
-        if (rc == 0)
-            rc = io->fsync(io, fd);
-        io->close(io, fd);
-        if (rc < 0) {
-            rc = wal_os_fail(errmsg, rc, "%s: cannot truncate at offset %" PRIu64, name, cut_off);
-            goto out;
-        }
+    } else if ((rc = truncate_seg(io, dir, firsts[cut_seg], cut_off, errmsg)) != DV_OK) {
+        goto out;
     }
     rc = io_fsync_dir(io, dir);
     if (rc < 0) {

@@ -219,6 +219,31 @@ static void test_primary_dead(void **state)
     cf_close(f);
 }
 
+/* Upserts n points of partition 0 straight to node i (as a coordinator with an old map would),
+ * in the partition's current epoch and term; *n_failed (may be NULL) gets how many
+ * secondaries the node could not replicate to. The fixture's nodes replicate serially. */
+static void direct_upsert(struct coord_fixture *f, int i, const struct pid *ids, const float *v,
+                          uint32_t n, uint32_t *n_failed)
+{
+    char err[DV_ERRMSG_SIZE];
+    struct cmap_part pt = part_of(f, 0);
+    struct msg req = {.type = MSG_UPSERT};
+    req.addr = (struct msg_addr){{COLL, (uint32_t)strlen(COLL)}, 0, pt.epoch, pt.term};
+    req.u.upsert_req = (struct msg_upsert_req){(struct pid *)ids, (float *)v, NULL, n, DIM};
+    struct tr_opts to;
+    tr_opts_default(&to);
+    struct tr_peer *peer;
+    assert_int_equal(tr_open(f->client, f->nodes[i].url, &to, &peer, err), DV_OK);
+    struct msg_reply rep;
+    int rc = tr_call(peer, &req, &rep, 5000, err);
+    if (rc != DV_OK)
+        fail_msg("direct write to %s: %s: %s", f->nodes[i].id, dv_errname(rc), err);
+    if (n_failed)
+        *n_failed = rep.m.u.write_rep.n_failed;
+    msg_reply_free(&rep);
+    tr_peer_close(peer);
+}
+
 /*
  * An old primary that wrote a record no one acknowledged (here: a write sent straight to it,
  * as a coordinator with an old map would) is replaced; when it comes back, the leader resumes
@@ -252,30 +277,15 @@ static void test_old_primary_cut(void **state)
         vec_of(id, 9, v + k * DIM);
         k++;
     }
-    struct msg req = {.type = MSG_UPSERT};
-    req.addr.coll = (struct msg_str){COLL, (uint32_t)strlen(COLL)};
-    req.addr.part = 0;
-    req.addr.epoch = pt.epoch;
-    req.addr.term = pt.term;
-    req.u.upsert_req = (struct msg_upsert_req){ids, v, NULL, 4, DIM};
     /* Its secondaries do not get it (the node replicates to this epoch's secondaries). */
     struct tr_fake_rule lost = {.drop_req_every = 1};
     for (unsigned i = 0; i < f->n_nodes; i++)
         if ((int)i != victim)
             assert_int_equal(tr_fake_set_rule(f->net, vn->id, f->nodes[i].url, &lost), DV_OK);
-    struct tr_opts to;
-    tr_opts_default(&to);
-    struct tr_peer *peer;
-    assert_int_equal(tr_open(f->client, vn->url, &to, &peer, err), DV_OK);
-    struct msg_reply rep;
-    int rc = tr_call(peer, &req, &rep, 5000, err); /* the fixture replicates serially */
-    if (rc != DV_OK)
-        fail_msg("direct write to the primary: %s: %s", dv_errname(rc), err);
-    if (rep.m.u.write_rep.n_failed != f->n_nodes - 1)
-        fail_msg("the direct write reached %u secondaries",
-                 f->n_nodes - 1 - rep.m.u.write_rep.n_failed);
-    msg_reply_free(&rep);
-    tr_peer_close(peer);
+    uint32_t n_failed;
+    direct_upsert(f, victim, ids, v, 4, &n_failed);
+    if (n_failed != f->n_nodes - 1)
+        fail_msg("the direct write reached %u secondaries", f->n_nodes - 1 - n_failed);
     tr_fake_clear_rules(f->net);
 
     /* It dies; the next write fails over to another replica, which takes the same LSN. */
@@ -361,17 +371,7 @@ static void test_read_consistency(void **state)
         x = pid_num(x.lo + 1);
     float v[DIM];
     vec_of(x.lo, 9, v);
-    struct msg req = {.type = MSG_UPSERT};
-    req.addr = (struct msg_addr){{COLL, (uint32_t)strlen(COLL)}, 0, pt.epoch, pt.term};
-    req.u.upsert_req = (struct msg_upsert_req){&x, v, NULL, 1, DIM};
-    struct tr_opts to;
-    tr_opts_default(&to);
-    struct tr_peer *peer;
-    assert_int_equal(tr_open(f->client, f->nodes[sec].url, &to, &peer, err), DV_OK);
-    struct msg_reply rep;
-    assert_int_equal(tr_call(peer, &req, &rep, 5000, err), DV_OK);
-    msg_reply_free(&rep);
-    tr_peer_close(peer);
+    direct_upsert(f, sec, &x, v, 1, NULL);
 
     uint32_t found, seen = 0;
     for (int i = 0; i < 3; i++) { /* default reads go round the three replicas */
@@ -392,6 +392,7 @@ static void test_read_consistency(void **state)
     struct msg sreq = {.type = MSG_P_SEARCH, .read_consistency = MSG_READ_ALL};
     sreq.addr.coll = (struct msg_str){COLL, (uint32_t)strlen(COLL)};
     sreq.u.csearch_req = (struct msg_csearch_req){&q, 1, false, 0};
+    struct msg_reply rep;
     assert_int_equal(cf_call(f, &sreq, &rep, err), DV_OK);
     assert_int_equal(rep.m.err.code, DV_OK);
     assert_int_equal(rep.m.u.csearch_rep.n, 1);
@@ -630,18 +631,9 @@ static void test_verify(void **state)
     /* a point written straight into one secondary of partition 0 */
     struct cmap_part pt = part_of(f, 0);
     uint32_t sec = pt.nodes[0] == pt.primary ? pt.nodes[1] : pt.nodes[0];
-    struct cf_node *nd = &f->nodes[index_of(f, sec)];
-    struct tr_peer *peer;
-    assert_int_equal(tr_open(f->client, nd->url, NULL, &peer, err), DV_OK);
     struct pid id = pid_num(1000003);
     float v[DIM] = {0};
-    struct msg_bytes none = {NULL, 0};
-    struct msg req = {.type = MSG_UPSERT, .addr = {{COLL, sizeof COLL - 1}, 0, pt.epoch, pt.term}};
-    req.u.upsert_req = (struct msg_upsert_req){&id, v, &none, 1, DIM};
-    struct msg_reply rep;
-    assert_int_equal(tr_call(peer, &req, &rep, 2000, err), DV_OK);
-    msg_reply_free(&rep);
-    tr_peer_close(peer);
+    direct_upsert(f, index_of(f, sec), &id, v, 1, NULL);
     verify(f, &same, &differ);
     assert_int_equal(same, PARTS - 1);
     assert_int_equal(differ, 1);
