@@ -227,11 +227,20 @@ run collections verify docs
 expect "collections verify docs: every replica identical" 0 "identical"
 run collections create w2 --dim 4 --replication 2 --write-consistency-factor 2
 expect "collections create --write-consistency-factor 2" 0 "^created collection w2"
-run status --json
-if python3 -c 'import json,sys
+# (the factor is a second map command: a follower coordinator may show it a heartbeat later)
+wcf_ok=1
+for _ in $(seq 1 50); do
+    run status --json
+    if python3 -c 'import json,sys
 d = json.load(open(sys.argv[1]))
 c = [c for c in d["collections"] if c["name"] == "w2"][0]
-sys.exit(0 if c["write_consistency_factor"] == 2 else 1)' "$dir/out"; then
+sys.exit(0 if c["write_consistency_factor"] == 2 else 1)' "$dir/out" 2>/dev/null; then
+        wcf_ok=0
+        break
+    fi
+    sleep 0.1
+done
+if [ "$wcf_ok" = 0 ]; then
     ok "status --json: w2 has write_consistency_factor 2"
 else
     fail "status --json: w2 has write_consistency_factor 2"
