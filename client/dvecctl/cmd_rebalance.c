@@ -44,31 +44,6 @@ static void fmt_bytes(char *buf, size_t len, double b)
 }
 
 /* Runs admin op `op` with args (a JSON object, stolen; NULL: none) and parses the result. */
-static int admin(struct ctl *ctl, const char *op, json_t *args, json_t **out)
-{
-    dvec_client *c;
-    int rc = ctl_client(ctl, &c);
-    if (rc != CTL_EXIT_OK) {
-        json_decref(args);
-        return rc;
-    }
-    char *text = NULL, *atext = args ? json_dumps(args, JSON_COMPACT) : NULL;
-    json_decref(args);
-    dvec_error e = {0};
-    if (dvec_admin(c, op, atext, &text, &e) != DVEC_OK) {
-        free(atext);
-        return ctl_fail(&e);
-    }
-    free(atext);
-    *out = json_loads(text, 0, NULL);
-    free(text);
-    if (*out == NULL) {
-        ctl_err("%s: the coordinator's answer is not JSON", op);
-        return CTL_EXIT_FAIL;
-    }
-    return CTL_EXIT_OK;
-}
-
 static const struct opt_spec json_opts[] = {
     {"json", OPT_FLAG, NULL, "print the coordinator's answer as JSON"},
     {NULL, 0, NULL, NULL},
@@ -144,7 +119,7 @@ static int run_plan(struct ctl *ctl, const struct cmd *cmd, const struct opts *o
 {
     bool apply = strcmp(cmd->name, "rebalance apply") == 0;
     json_t *doc;
-    int rc = admin(ctl, apply ? "rebalance_apply" : "rebalance_plan", NULL, &doc);
+    int rc = ctl_admin(ctl, apply ? "rebalance_apply" : "rebalance_plan", NULL, &doc);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (opts_has(o, "json"))
@@ -243,7 +218,7 @@ static int status_loop(struct ctl *ctl, bool watch, bool as_json)
     bool tty = isatty(STDOUT_FILENO);
     for (;;) {
         json_t *doc;
-        int rc = admin(ctl, "rebalance_status", NULL, &doc);
+        int rc = ctl_admin(ctl, "rebalance_status", NULL, &doc);
         if (rc != CTL_EXIT_OK)
             return rc;
         if (as_json)
@@ -289,7 +264,7 @@ static int print_settings(json_t *doc, const struct opts *o)
 static int run_pause(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
 {
     json_t *doc;
-    int rc = admin(
+    int rc = ctl_admin(
         ctl, strcmp(cmd->name, "rebalance pause") == 0 ? "rebalance_pause" : "rebalance_resume",
         NULL, &doc);
     return rc == CTL_EXIT_OK ? print_settings(doc, o) : rc;
@@ -348,7 +323,7 @@ static int run_set(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
         return ctl_usage(cmd, "give --auto, --rate or --moves-per-node");
     }
     json_t *doc;
-    int rc = admin(ctl, "rebalance_set", args, &doc);
+    int rc = ctl_admin(ctl, "rebalance_set", args, &doc);
     return rc == CTL_EXIT_OK ? print_settings(doc, o) : rc;
 }
 
@@ -373,7 +348,7 @@ static int run_node_add(struct ctl *ctl, const struct cmd *cmd, const struct opt
         json_object_set_new(args, "weight", json_real(w));
     }
     json_t *doc;
-    int rc = admin(ctl, "node_add", args, &doc);
+    int rc = ctl_admin(ctl, "node_add", args, &doc);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (opts_has(o, "json"))
@@ -389,8 +364,8 @@ static int run_node_drain(struct ctl *ctl, const struct cmd *cmd, const struct o
 {
     bool drain = strcmp(cmd->name, "node drain") == 0;
     json_t *doc;
-    int rc = admin(ctl, drain ? "node_drain" : "node_undrain", json_pack("{s:s}", "id", o->pos[0]),
-                   &doc);
+    int rc = ctl_admin(ctl, drain ? "node_drain" : "node_undrain",
+                       json_pack("{s:s}", "id", o->pos[0]), &doc);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (opts_has(o, "json"))
@@ -414,7 +389,7 @@ static int run_node_remove(struct ctl *ctl, const struct cmd *cmd, const struct 
 {
     json_t *args = json_pack("{s:s, s:b}", "id", o->pos[0], "force", opts_has(o, "force"));
     json_t *doc;
-    int rc = admin(ctl, "node_remove", args, &doc);
+    int rc = ctl_admin(ctl, "node_remove", args, &doc);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (opts_has(o, "json"))
@@ -445,7 +420,8 @@ static int run_node_weight(struct ctl *ctl, const struct cmd *cmd, const struct 
     if (*end || !(w > 0) || !isfinite(w))
         return ctl_usage(cmd, "weight '%s' is not a number > 0", o->pos[1]);
     json_t *doc;
-    int rc = admin(ctl, "node_weight", json_pack("{s:s, s:f}", "id", o->pos[0], "weight", w), &doc);
+    int rc =
+        ctl_admin(ctl, "node_weight", json_pack("{s:s, s:f}", "id", o->pos[0], "weight", w), &doc);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (opts_has(o, "json"))

@@ -35,7 +35,8 @@ struct cmd {
 extern const struct cmd cmd_status, cmd_coll_create, cmd_coll_list, cmd_coll_info, cmd_coll_drop,
     cmd_coll_set, cmd_coll_verify, cmd_points_load, cmd_search, cmd_get, cmd_delete, cmd_count,
     cmd_bench, cmd_rb_plan, cmd_rb_apply, cmd_rb_status, cmd_rb_pause, cmd_rb_resume, cmd_rb_set,
-    cmd_node_add, cmd_node_drain, cmd_node_undrain, cmd_node_remove, cmd_node_weight;
+    cmd_node_add, cmd_node_drain, cmd_node_undrain, cmd_node_remove, cmd_node_weight, cmd_coord_add,
+    cmd_coord_remove;
 
 /* The options every command takes (--coordinators, --config, --timeout, --help). */
 extern const struct opt_spec ctl_global_opts[];
@@ -43,6 +44,9 @@ extern const struct opt_spec ctl_global_opts[];
 /* Connects (once) to the coordinators; on failure prints the error and returns
  * CTL_EXIT_FAIL. */
 int ctl_client(struct ctl *ctl, dvec_client **out);
+/* Runs admin op `op` with `args` (taken, may be NULL) on the leader; *out gets its JSON answer.
+ * On failure prints the error and returns CTL_EXIT_FAIL. */
+int ctl_admin(struct ctl *ctl, const char *op, json_t *args, json_t **out);
 /* Opens another client to one coordinator URL (status asks each coordinator). */
 int ctl_client_for(const struct ctl *ctl, const char *url, uint32_t timeout_ms, dvec_client **out,
                    dvec_error *err);

@@ -22,16 +22,17 @@ const struct opt_spec ctl_global_opts[] = {
 };
 
 static const struct cmd *const commands[] = {
-    &cmd_status,      &cmd_coll_create, &cmd_coll_list, &cmd_coll_info,   &cmd_coll_drop,
-    &cmd_points_load, &cmd_search,      &cmd_get,       &cmd_delete,      &cmd_count,
-    &cmd_bench,       &cmd_rb_plan,     &cmd_rb_apply,  &cmd_rb_status,   &cmd_rb_pause,
-    &cmd_rb_resume,   &cmd_rb_set,      &cmd_node_add,  &cmd_node_drain,  &cmd_node_undrain,
-    &cmd_node_remove, &cmd_node_weight, &cmd_coll_set,  &cmd_coll_verify,
+    &cmd_status,       &cmd_coll_create, &cmd_coll_list, &cmd_coll_info,   &cmd_coll_drop,
+    &cmd_points_load,  &cmd_search,      &cmd_get,       &cmd_delete,      &cmd_count,
+    &cmd_bench,        &cmd_rb_plan,     &cmd_rb_apply,  &cmd_rb_status,   &cmd_rb_pause,
+    &cmd_rb_resume,    &cmd_rb_set,      &cmd_node_add,  &cmd_node_drain,  &cmd_node_undrain,
+    &cmd_node_remove,  &cmd_node_weight, &cmd_coll_set,  &cmd_coll_verify, &cmd_coord_add,
+    &cmd_coord_remove,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Command groups: a word that is only the first word of commands. */
-static const char *const groups[] = {"collections", "points", "rebalance", "node"};
+static const char *const groups[] = {"collections", "points", "rebalance", "node", "coordinators"};
 
 double ctl_now(void)
 {
@@ -127,6 +128,31 @@ int ctl_client(struct ctl *ctl, dvec_client **out)
             return ctl_failf(&e, "--read-consistency");
     }
     *out = ctl->client;
+    return CTL_EXIT_OK;
+}
+
+int ctl_admin(struct ctl *ctl, const char *op, json_t *args, json_t **out)
+{
+    dvec_client *c;
+    int rc = ctl_client(ctl, &c);
+    if (rc != CTL_EXIT_OK) {
+        json_decref(args);
+        return rc;
+    }
+    char *text = NULL, *atext = args ? json_dumps(args, JSON_COMPACT) : NULL;
+    json_decref(args);
+    dvec_error e = {0};
+    if (dvec_admin(c, op, atext, &text, &e) != DVEC_OK) {
+        free(atext);
+        return ctl_fail(&e);
+    }
+    free(atext);
+    *out = json_loads(text, 0, NULL);
+    free(text);
+    if (*out == NULL) {
+        ctl_err("%s: the coordinator's answer is not JSON", op);
+        return CTL_EXIT_FAIL;
+    }
     return CTL_EXIT_OK;
 }
 

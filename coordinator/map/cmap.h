@@ -271,6 +271,12 @@ const struct cmap_part *cmap_part_find(const struct cmap *m, const char *coll, u
 const struct cmap_move *cmap_move_find(const struct cmap *m, const char *coll, uint32_t part,
                                        uint32_t from, uint32_t to);
 
+/* A URL as the map keeps it (printable, no spaces, at most CMAP_URL_MAX bytes). */
+bool cmap_url_valid(const char *s, bool may_be_empty);
+
+/* A Raft address: "host:port", a URL's characters, a non-empty host and a port 1..65535. */
+bool cmap_raft_addr_valid(const char *s);
+
 /* The coordinator with Raft id `id`, NULL if there is none. */
 const struct cmap_coord *cmap_coord_find(const struct cmap *m, uint64_t id);
 

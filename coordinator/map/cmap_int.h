@@ -17,11 +17,7 @@
 /* Names and URLs: the rules of cmap.h. `s` is NUL-terminated. */
 bool cmap_id_valid(const char *s);
 bool cmap_name_valid(const char *s);
-bool cmap_url_valid(const char *s, bool may_be_empty);
 bool cmap_weight_valid(double w);
-
-/* A Raft address: "host:port", a URL's characters, a non-empty host and a port 1..65535. */
-bool cmap_raft_addr_valid(const char *s);
 
 /* Checks collection parameters; false with a message in `msg` (CMAP_MSG_MAX bytes). */
 bool cmap_cfg_valid(const struct cmap_coll_cfg *c, char *msg);

@@ -1,5 +1,6 @@
 /* craft.c - raft on a libuv thread: batching applies, the post-election barrier, publishing
  * read-only copies of the map for the request workers. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 
 #include "clock.h"
 #include "craft.h"
+#include "craft_tr.h"
 #include "err.h"
 #include "fsm.h"
 #include "log.h"
@@ -58,7 +60,8 @@ struct craft {
     struct cmap_fsm cfsm;
     int (*orig_apply)(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result);
     int (*orig_restore)(struct raft_fsm *fsm, struct raft_buffer *buf);
-    char self_addr[CRAFT_ADDR_MAX];
+    char self_addr[CRAFT_ADDR_MAX]; /* advertised: peers dial it, the handshake names it */
+    char bind_addr[CRAFT_ADDR_MAX]; /* listened on */
 
     /* queue: mu */
     pthread_mutex_t mu;
@@ -361,10 +364,28 @@ static void try_change(struct craft *c)
         pthread_mutex_unlock(&c->mu);
         return;
     }
+    /* Adding is idempotent, so that a coordinator asking to join can ask again (its first
+     * answer lost, or itself restarted): a voter at that address is done, a spare at it only
+     * needs the promotion. */
+    const struct raft_server *known = NULL;
+    for (unsigned i = 0; i < c->raft.configuration.n; i++)
+        if (c->raft.configuration.servers[i].id == ch->id)
+            known = &c->raft.configuration.servers[i];
+    if (ch->kind == CHANGE_ADD && known && strcmp(known->address, ch->addr) == 0 &&
+        known->role == RAFT_VOTER) {
+        finish_change(c, ch, DV_OK, NULL);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
     c->cur = ch;
     c->chg.data = c;
-    int rv = ch->kind == CHANGE_ADD ? raft_add(&c->raft, &c->chg, ch->id, ch->addr, add_cb)
-                                    : raft_remove(&c->raft, &c->chg, ch->id, remove_cb);
+    int rv;
+    if (ch->kind == CHANGE_ADD && known && strcmp(known->address, ch->addr) == 0)
+        rv = raft_assign(&c->raft, &c->chg, ch->id, RAFT_VOTER, assign_cb);
+    else if (ch->kind == CHANGE_ADD)
+        rv = raft_add(&c->raft, &c->chg, ch->id, ch->addr, add_cb);
+    else
+        rv = raft_remove(&c->raft, &c->chg, ch->id, remove_cb);
     if (rv != 0) {
         char msg[DV_ERRMSG_SIZE];
         snprintf(msg, sizeof msg, "%s: %s", ch->kind == CHANGE_ADD ? "raft_add" : "raft_remove",
@@ -608,7 +629,7 @@ static void close_cb(struct raft *r)
 {
     struct craft *c = r->data;
     raft_uv_close(&c->io);
-    raft_uv_tcp_close(&c->transport);
+    craft_tr_close(&c->transport);
     uv_close((uv_handle_t *)&c->async, NULL);
     uv_close((uv_handle_t *)&c->timer, NULL);
 }
@@ -632,8 +653,8 @@ static void *loop_main(void *arg)
         started(c, DV_EOS, "uv_loop_init failed");
         return NULL;
     }
-    if ((rv = raft_uv_tcp_init(&c->transport, &c->loop)) != 0) {
-        snprintf(err, sizeof err, "raft_uv_tcp_init: %s", raft_strerror(rv));
+    if ((rv = craft_tr_init(&c->transport, &c->loop, c->bind_addr[0] ? c->bind_addr : NULL)) != 0) {
+        snprintf(err, sizeof err, "%s", c->transport.errmsg);
         goto err_loop;
     }
     if ((rv = raft_uv_init(&c->io, &c->loop, c->o.dir, &c->transport)) != 0) {
@@ -687,6 +708,35 @@ err_loop:
     return NULL;
 }
 
+int craft_bind_addr(const char *self, const char *bind, char *out, size_t n, char *errmsg)
+{
+    const char *colon = strrchr(self, ':');
+    if (colon == NULL || colon == self || colon[1] == '\0') {
+        dv_errmsg_set(errmsg, "raft address '%s' is not HOST:PORT", self);
+        return DV_EINVAL;
+    }
+    if (bind && bind[0]) {
+        const char *bc = strrchr(bind, ':');
+        if (bc == NULL || strcmp(bc, colon) != 0) {
+            dv_errmsg_set(errmsg,
+                          "raft listen address '%s' must have the port of the raft address "
+                          "'%s'",
+                          bind, self);
+            return DV_EINVAL;
+        }
+        snprintf(out, n, "%s", bind);
+        return DV_OK;
+    }
+    char host[CRAFT_ADDR_MAX];
+    struct in_addr a;
+    snprintf(host, sizeof host, "%.*s", (int)(colon - self), self);
+    if (inet_pton(AF_INET, host, &a) == 1)
+        out[0] = '\0'; /* an IPv4 literal: listen on it */
+    else
+        snprintf(out, n, "0.0.0.0%s", colon); /* a name: every interface, same port */
+    return DV_OK;
+}
+
 int craft_start(const struct craft_opts *o, struct craft **out, char *errmsg)
 {
     if (the_craft != NULL) {
@@ -700,8 +750,27 @@ int craft_start(const struct craft_opts *o, struct craft **out, char *errmsg)
     for (size_t i = 0; i < o->n_peers; i++)
         if (o->peers[i].id == o->id)
             snprintf(c->self_addr, sizeof c->self_addr, "%s", o->peers[i].raft_addr);
+    if (o->advertise && o->advertise[0]) {
+        if (c->self_addr[0] && strcmp(c->self_addr, o->advertise) != 0) {
+            dv_errmsg_set(errmsg,
+                          "raft address %s differs from coordinator %" PRIu64
+                          "'s entry in the group list (%s), which the others dial",
+                          o->advertise, o->id, c->self_addr);
+            free(c);
+            return DV_EINVAL;
+        }
+        snprintf(c->self_addr, sizeof c->self_addr, "%s", o->advertise);
+    }
     if (c->self_addr[0] == '\0') {
-        dv_errmsg_set(errmsg, "coordinator id %" PRIu64 " is not in the group list", o->id);
+        dv_errmsg_set(errmsg,
+                      "coordinator id %" PRIu64 " is not in the group list and has no "
+                      "advertised raft address",
+                      o->id);
+        free(c);
+        return DV_EINVAL;
+    }
+    if (craft_bind_addr(c->self_addr, o->bind, c->bind_addr, sizeof c->bind_addr, errmsg) !=
+        DV_OK) {
         free(c);
         return DV_EINVAL;
     }

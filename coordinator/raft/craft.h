@@ -36,6 +36,8 @@ struct craft_opts {
     const char *dir;                          /* raft's data directory (created if missing) */
     struct craft_peer peers[CRAFT_MAX_PEERS]; /* the bootstrap group, this one included */
     size_t n_peers;
+    const char *advertise;       /* this one's raft address when not in `peers` (NULL) */
+    const char *bind;            /* raft listens here (NULL: see craft_bind_addr) */
     bool join;                   /* start without bootstrapping: wait to be added */
     unsigned election_ms;        /* default 150 */
     unsigned heartbeat_ms;       /* default 15 */
@@ -45,6 +47,14 @@ struct craft_opts {
 };
 
 struct craft;
+
+/*
+ * The address raft listens on, given its advertised address `self` ("HOST:PORT") and the
+ * configured `bind` (NULL or "": none): `bind` itself when set (its port must be self's);
+ * else "" (listen on self) when HOST is an IPv4 literal, else "0.0.0.0:PORT" (a name is
+ * advertised: every interface). DV_EINVAL with errmsg for a bad combination.
+ */
+int craft_bind_addr(const char *self, const char *bind, char *out, size_t n, char *errmsg);
 
 /* Starts the loop thread with raft. DV_EOS / DV_EINVAL with errmsg naming the cause. */
 int craft_start(const struct craft_opts *o, struct craft **out, char *errmsg);

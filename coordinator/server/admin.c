@@ -8,6 +8,7 @@
 
 #include "coord.h"
 #include "err.h"
+#include "group.h"
 #include "insync.h"
 #include "verify.h"
 #include "log.h"
@@ -551,6 +552,36 @@ out:
     return rc;
 }
 
+/* Adding a coordinator to the raft group or removing one (group.c does it). */
+static int coord_member(struct coord *c, const struct args *a, bool add, struct buf *b,
+                        char *errmsg)
+{
+    uint64_t id = 0;
+    char raft_addr[CMAP_URL_MAX + 1] = "", url[CMAP_URL_MAX + 1] = "";
+    int rc = arg_u64(a, "id", &id, errmsg);
+    if (rc == DV_ENOTFOUND)
+        dv_errmsg_set(errmsg, "argument \"id\": missing");
+    if (rc != DV_OK)
+        return DV_EINVAL;
+    if (add &&
+        ((rc = arg_str(a, "raft_addr", raft_addr, sizeof raft_addr, true, errmsg)) != DV_OK ||
+         (rc = arg_str(a, "url", url, sizeof url, true, errmsg)) != DV_OK))
+        return rc;
+    if ((rc = coord_group_change(c, add, id, raft_addr, url, errmsg)) != DV_OK)
+        return rc;
+    T(mpw_map(b, add ? 3 : 1));
+    T(K("id"));
+    T(mpw_u64(b, id));
+    if (add) {
+        T(K("raft_addr"));
+        T(K(raft_addr));
+        T(K("url"));
+        T(K(url));
+    }
+out:
+    return rc;
+}
+
 /* The state of one replica of a partition: taking a secondary that missed a write out of the
  * in-sync set (routers do it, forwarded here) or, by an operator, putting a replica back. */
 static int replica_state(struct coord *c, const struct args *a, struct buf *b, char *errmsg)
@@ -717,6 +748,8 @@ int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *
         return node_remove(c, &a, status, errmsg);
     if (strcmp(op, "node_weight") == 0)
         return node_weight(c, &a, status, errmsg);
+    if (strcmp(op, "coord_add") == 0 || strcmp(op, "coord_remove") == 0)
+        return coord_member(c, &a, strcmp(op, "coord_add") == 0, status, errmsg);
     if (strcmp(op, "replica_state") == 0)
         return replica_state(c, &a, status, errmsg);
     if (strcmp(op, "primary_failed") == 0)
@@ -728,12 +761,11 @@ int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *
         int rc = arg_str(&a, "collection", coll, sizeof coll, true, errmsg);
         return rc != DV_OK ? rc : verify_collection(c, coll, status, errmsg);
     }
-    dv_errmsg_set(
-        errmsg,
-        "unknown admin op \"%.63s\" (rebalance_plan, rebalance_apply, rebalance_status, "
-        "rebalance_pause, rebalance_resume, rebalance_set, node_add, node_drain, "
-        "node_undrain, node_remove, node_weight, replica_state, primary_failed, coll_set, "
-        "verify)",
-        op);
+    dv_errmsg_set(errmsg,
+                  "unknown admin op \"%.63s\" (rebalance_plan, rebalance_apply, rebalance_status, "
+                  "rebalance_pause, rebalance_resume, rebalance_set, node_add, node_drain, "
+                  "node_undrain, node_remove, node_weight, coord_add, coord_remove, replica_state, "
+                  "primary_failed, coll_set, verify)",
+                  op);
     return DV_EINVAL;
 }

@@ -8,17 +8,30 @@ static const char *const level_values[] = {"debug", "info", "warn", "error", NUL
 #define F(k, t, m) .key = k, .type = t, .offset = offsetof(struct coord_cfg, m)
 const struct cfg_field coord_cfg_schema[] = {
     {F("id", CFG_UINT64, id), .def = "1", .min = "1", .max = "1000000",
-     .doc = "raft id of this coordinator; must appear in `group`"},
+     .doc = "raft id of this coordinator; one not in `group` joins the running group"},
+    {F("id_from_hostname", CFG_BOOL, id_from_hostname), .def = "false",
+     .doc = "the id is 1 + the number ending the host name (a StatefulSet's pod dvec-coord-2 "
+            "is coordinator 3), so one file serves every pod; wins over `id`"},
     {F("data_dir", CFG_STRING, data_dir),
      .doc = "directory of the raft log and snapshots (required; locked while running)"},
     {F("listen", CFG_STRING, listen), .def = "tcp://127.0.0.1:7300",
      .doc = "NNG URL of the native protocol (clients, SDK, nodes)"},
+    {F("advertise", CFG_STRING, advertise),
+     .doc = "URL nodes and the other coordinators reach this one on; unset: its entry in "
+            "`group`, else `listen` (which must then name a host, not 0.0.0.0)"},
     {F("http", CFG_STRING, http), .def = "http://127.0.0.1:7380",
      .doc = "HTTP URL of the REST API, /metrics, /healthz and /readyz; empty disables it"},
     {F("group", CFG_STRLIST, group), .def = "1=127.0.0.1:7310=tcp://127.0.0.1:7300",
      .doc = "the coordinators: ID=RAFT_HOST:PORT=CLIENT_URL each, the same list everywhere"},
     {F("join", CFG_BOOL, join), .def = "false",
-     .doc = "start with an empty log and wait to be added to a running group"},
+     .doc = "start with an empty log and ask the coordinators of `group` to add this one to "
+            "their running raft group (implied when `id` is not in `group`)"},
+    {F("raft.listen", CFG_STRING, raft_listen),
+     .doc = "HOST:PORT raft listens on (an IPv4 address); unset: this coordinator's raft "
+            "address when it is an IPv4 address, else 0.0.0.0 with its port"},
+    {F("raft.advertise", CFG_STRING, raft_advertise),
+     .doc = "HOST:PORT the others dial this coordinator's raft on, for one not in `group`; "
+            "unset: its entry in `group`"},
     {F("raft.election_timeout", CFG_DURATION, election_timeout_ns), .def = "150ms", .min = "20ms",
      .max = "60s", .doc = "raft election timeout (pre-vote is always on)"},
     {F("raft.heartbeat", CFG_DURATION, heartbeat_ns), .def = "15ms", .min = "5ms", .max = "10s",

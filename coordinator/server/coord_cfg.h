@@ -9,6 +9,10 @@
 
 struct coord_cfg {
     uint64_t id;                  /* raft id of this coordinator, 1.. */
+    bool id_from_hostname;        /* id = 1 + the host name's ordinal */
+    char *advertise;              /* client URL told to others; NULL: group entry or listen */
+    char *raft_listen;            /* raft's bind address; NULL: derived (craft_bind_addr) */
+    char *raft_advertise;         /* raft address of a coordinator not in `group` */
     char *data_dir;               /* required */
     char *listen;                 /* native protocol URL for clients and nodes */
     char *http;                   /* /metrics, /healthz, /readyz; "" disables */

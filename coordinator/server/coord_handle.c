@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "coord.h"
 #include "coord_coll.h"
+#include "group.h"
 #include "err.h"
 #include "log.h"
 #include "mpk.h"
@@ -420,55 +421,15 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
 static int coord_change(struct coord *c, const struct msg *req, char *errmsg)
 {
     const struct msg_coord_req *q = &req->u.coord_req;
-    bool add = req->type == MSG_COORD_ADD;
-    if (q->id == 0 || (add && (q->raft_addr.len == 0 || q->raft_addr.len > CMAP_URL_MAX ||
-                               q->client_url.len == 0 || q->client_url.len > CMAP_URL_MAX))) {
-        dv_errmsg_set(errmsg,
-                      "%s: id must be at least 1, raft address and client URL 1 to %d "
-                      "bytes",
+    char raft_addr[CMAP_URL_MAX + 1] = "", url[CMAP_URL_MAX + 1] = "";
+    if (q->raft_addr.len > CMAP_URL_MAX || q->client_url.len > CMAP_URL_MAX) {
+        dv_errmsg_set(errmsg, "%s: raft address and client URL 1 to %d bytes",
                       msg_type_name(req->type), CMAP_URL_MAX);
         return DV_EINVAL;
     }
-    if (!add && q->id == c->o.id) {
-        dv_errmsg_set(errmsg,
-                      "coordinator %" PRIu64 " is the leader: remove it through another "
-                      "after a new leader is elected",
-                      q->id);
-        return DV_EINVAL;
-    }
-    struct cmap_cmd cmd = {.req = coord_reqid(c)};
-    if (add) {
-        cmd.type = CMAP_CMD_COORD_SET;
-        cmd.u.coord_set.id = q->id;
-        snprintf(cmd.u.coord_set.raft_addr, sizeof cmd.u.coord_set.raft_addr, "%.*s",
-                 (int)q->raft_addr.len, q->raft_addr.p);
-        snprintf(cmd.u.coord_set.client_url, sizeof cmd.u.coord_set.client_url, "%.*s",
-                 (int)q->client_url.len, q->client_url.p);
-        cmd.u.coord_set.role = CMAP_COORD_VOTER;
-        int rc = craft_change(c->raft, true, q->id, cmd.u.coord_set.raft_addr, 30000, errmsg);
-        if (rc != DV_OK)
-            return rc;
-    } else {
-        int rc = craft_change(c->raft, false, q->id, NULL, 30000, errmsg);
-        if (rc != DV_OK)
-            return rc;
-        struct cmap_ref *ref = craft_map(c->raft);
-        bool known = cmap_coord_find(&ref->map, q->id) != NULL;
-        craft_map_release(c->raft, ref);
-        if (!known)
-            return DV_OK; /* a coordinator of the bootstrap list, never recorded */
-        cmd.type = CMAP_CMD_COORD_REMOVE;
-        cmd.u.coord_remove.id = q->id;
-    }
-    struct cmap_result res;
-    int rc = coord_apply(c, &cmd, &res, errmsg);
-    if (rc == DV_OK && res.code != DV_OK) {
-        dv_errmsg_set(errmsg, "%s", res.msg);
-        rc = res.code;
-    }
-    if (rc == DV_OK)
-        log_info(add ? "coordinator added" : "coordinator removed", "id=%" PRIu64, q->id);
-    return rc;
+    snprintf(raft_addr, sizeof raft_addr, "%.*s", (int)q->raft_addr.len, q->raft_addr.p);
+    snprintf(url, sizeof url, "%.*s", (int)q->client_url.len, q->client_url.p);
+    return coord_group_change(c, req->type == MSG_COORD_ADD, q->id, raft_addr, url, errmsg);
 }
 
 /* ---- map reads --------------------------------------------------------------------------- */

@@ -9,12 +9,14 @@
 
 #include <nng/nng.h>
 
+#include "addr.h"
 #include "clock.h"
 #include "coord.h"
 #include "coord_cfg.h"
 #include "daemon.h"
 #include "err.h"
 #include "httpd.h"
+#include "group.h"
 #include "log.h"
 #include "metrics.h"
 #include "rest.h"
@@ -202,6 +204,38 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; rc == DV_OK && i < cf.group.n; i++)
         rc = parse_peer(cf.group.items[i], &ro.peers[ro.n_peers++], err);
+    char host[ADDR_HOST_MAX], adv[CRAFT_ADDR_MAX];
+    uint64_t ord;
+    if (rc == DV_OK && cf.id_from_hostname &&
+        (rc = addr_hostname(host, sizeof host, err)) == DV_OK &&
+        (rc = addr_ordinal(host, &ord, err)) == DV_OK)
+        ro.id = cf.id = ord + 1;
+    const struct craft_peer *self = NULL;
+    for (size_t i = 0; i < ro.n_peers; i++)
+        if (ro.peers[i].id == cf.id)
+            self = &ro.peers[i];
+    if (rc == DV_OK && self && cf.advertise && cf.advertise[0] &&
+        strcmp(cf.advertise, self->client_url) != 0) {
+        dv_errmsg_set(err,
+                      "advertise %s differs from coordinator %" PRIu64
+                      "'s URL in `group` (%s), which the others use",
+                      cf.advertise, cf.id, self->client_url);
+        rc = DV_EINVAL;
+    }
+    if (rc == DV_OK)
+        rc = addr_advertise("advertise", cf.listen, self ? self->client_url : cf.advertise, NULL,
+                            adv, sizeof adv, err);
+    if (rc == DV_OK && self == NULL && !(cf.raft_advertise && cf.raft_advertise[0])) {
+        dv_errmsg_set(err,
+                      "coordinator %" PRIu64 " is not in `group`: to join the running group "
+                      "set raft.advertise (HOST:PORT the others dial its raft on)",
+                      cf.id);
+        rc = DV_EINVAL;
+    }
+    /* One not in the group joins it; one started with `join` asks to be added too. */
+    ro.join = cf.join || self == NULL;
+    ro.advertise = cf.raft_advertise;
+    ro.bind = cf.raft_listen;
     if (rc != DV_OK) {
         fprintf(stderr, "dvec-coord: %s\n", err);
         cfg_free(coord_cfg_schema, &cf);
@@ -216,8 +250,8 @@ int main(int argc, char **argv)
     char raft_dir[4200];
     snprintf(raft_dir, sizeof raft_dir, "%s/raft", cf.data_dir);
     ro.dir = raft_dir;
-    log_info("starting", "id=%" PRIu64 " version=%s listen=%s group=%zu", cf.id, COORD_VERSION,
-             cf.listen, cf.group.n);
+    log_info("starting", "id=%" PRIu64 " version=%s listen=%s advertise=%s group=%zu join=%s",
+             cf.id, COORD_VERSION, cf.listen, adv, cf.group.n, ro.join ? "yes" : "no");
 
     static struct coord c;
     struct coord_opts co = {
@@ -306,6 +340,17 @@ int main(int argc, char **argv)
         }
     }
     coord_leader_start(&c);
+    struct coord_join *joiner = NULL;
+    if (ro.join) {
+        const char *urls[CRAFT_MAX_PEERS];
+        size_t n = 0;
+        for (size_t i = 0; i < ro.n_peers; i++)
+            if (ro.peers[i].id != cf.id)
+                urls[n++] = ro.peers[i].client_url;
+        const char *raddr = self ? self->raft_addr : cf.raft_advertise;
+        if (n > 0 && coord_join_start(&c, urls, n, cf.id, raddr, adv, &joiner) != DV_OK)
+            log_error("cannot start asking to join", "id=%" PRIu64, cf.id);
+    }
     log_info("ready", "id=%" PRIu64 " workers=%u", cf.id, workers);
 
     daemon_wait(&d, NULL, NULL, cf.shutdown_timeout_ns);
@@ -314,6 +359,7 @@ int main(int argc, char **argv)
     int left = rpcsrv_drain(c.srv, cf.shutdown_timeout_ns / 1000000 / 2);
     if (left)
         log_warn("requests still running at the drain deadline", "count=%d", left);
+    coord_join_stop(joiner);
     coord_leader_stop(&c);
     httpd_free(http); /* waits for the REST requests it handed over to be answered */
     rest_free(rest);

@@ -14,6 +14,7 @@
 
 #include <nng/nng.h>
 
+#include "addr.h"
 #include "clock.h"
 #include "daemon.h"
 #include "err.h"
@@ -48,6 +49,8 @@ static int node_id(const struct shard_cfg *c, char *out, size_t cap, char *errms
         snprintf(out, cap, "%s", c->node_id);
         return DV_OK;
     }
+    if (c->node_id_from_hostname)
+        return addr_hostname(out, cap, errmsg);
     char path[4096];
     snprintf(path, sizeof path, "%s/node.id", c->data_dir);
     FILE *f = fopen(path, "r");
@@ -101,9 +104,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "dvec-shard: %s\n", err);
         goto err_cfg;
     }
+    /* What the coordinators are told: advertise, else listen (a wildcard is refused). */
+    char adv[512], http_adv[512] = "", host[ADDR_HOST_MAX];
+    unsigned port;
+    if ((rc = addr_advertise("advertise", c.listen, c.advertise, NULL, adv, sizeof adv, err)) !=
+            DV_OK ||
+        (c.http && c.http[0] && addr_split(adv, host, sizeof host, &port) &&
+         (rc = addr_advertise("http_advertise", c.http, c.http_advertise, host, http_adv,
+                              sizeof http_adv, err)) != DV_OK)) {
+        fprintf(stderr, "dvec-shard: %s\n", err);
+        goto err_cfg;
+    }
     uint64_t t0 = clock_mono_ms();
-    log_info("starting", "node_id=%s version=%s data_dir=%s listen=%s", id, SHARD_VERSION,
-             c.data_dir, c.listen);
+    log_info("starting", "node_id=%s version=%s data_dir=%s listen=%s advertise=%s", id,
+             SHARD_VERSION, c.data_dir, c.listen, adv);
 
     if ((rc = tr_nng_new(&tr)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", dv_strerror(rc));
@@ -174,8 +188,8 @@ int main(int argc, char **argv)
     }
     struct report_opts rop = {
         .node_id = id,
-        .url = c.listen,
-        .http_url = c.http ? c.http : "",
+        .url = adv,
+        .http_url = http_adv,
         .weight = c.weight,
         .capacity = c.capacity,
         .coordinators = &c.coordinators,

@@ -10,12 +10,21 @@ static const char *const level_values[] = {"debug", "info", "warn", "error", NUL
 const struct cfg_field shard_cfg_schema[] = {
     {F("listen", CFG_STRING, listen), .def = "tcp://127.0.0.1:7400",
      .doc = "NNG URL the native protocol listens on (coordinators and other nodes)"},
+    {F("advertise", CFG_STRING, advertise),
+     .doc = "URL coordinators and other nodes dial this node on (a stable DNS name in a "
+            "multi-host setup); unset: `listen`, which must then name a host, not 0.0.0.0"},
     {F("http", CFG_STRING, http), .def = "http://127.0.0.1:7480",
      .doc = "HTTP URL for /metrics, /healthz and /readyz; empty disables it"},
+    {F("http_advertise", CFG_STRING, http_advertise),
+     .doc = "HTTP URL reported to the coordinators (dvecctl status shows it); unset: `http`, "
+            "or the host of `advertise` with the port of `http` when `http` is 0.0.0.0"},
     {F("data_dir", CFG_STRING, data_dir),
      .doc = "directory holding this node's replicas (required; locked while running)"},
     {F("node_id", CFG_STRING, node_id),
      .doc = "node id; unset: the id stored in data_dir/node.id, generated on first start"},
+    {F("node_id_from_hostname", CFG_BOOL, node_id_from_hostname), .def = "false",
+     .doc = "the node id is the host name (a StatefulSet's pod name, stable across restarts), "
+            "so one file serves every pod; `node_id` wins when both are set"},
     {F("coordinators", CFG_STRLIST, coordinators),
      .doc = "NNG URLs of the coordinators this node registers with and reports to"},
     {F("weight", CFG_DOUBLE, weight), .def = "1", .min = "0.01", .max = "1000",

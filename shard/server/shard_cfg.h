@@ -2,6 +2,7 @@
 #ifndef DV_SHARD_CFG_H
 #define DV_SHARD_CFG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cfg.h"
@@ -14,10 +15,13 @@ enum shard_fsync {
 };
 
 struct shard_cfg {
-    char *listen;   /* NNG URL of the native protocol */
-    char *http;     /* HTTP URL for /metrics, /healthz, /readyz; "" disables */
-    char *data_dir; /* required */
-    char *node_id;  /* NULL: the one in data_dir/node.id (generated on first start) */
+    char *listen;         /* NNG URL of the native protocol */
+    char *advertise;      /* native URL told to others; NULL: listen */
+    char *http;           /* HTTP URL for /metrics, /healthz, /readyz; "" disables */
+    char *http_advertise; /* HTTP URL told to others; NULL: derived */
+    char *data_dir;       /* required */
+    char *node_id;        /* NULL: the one in data_dir/node.id (generated on first start) */
+    bool node_id_from_hostname;
     struct cfg_strlist coordinators;
     double weight;               /* capacity weight in placement */
     uint64_t report_interval_ns; /* registration / heartbeat period */

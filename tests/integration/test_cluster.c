@@ -919,10 +919,61 @@ static void test_full_restart(void **state)
 }
 
 /*
- * 5. Coordinators at run time: a 4th coordinator started with `join` is added through a
- * follower (raft_add, then voter), serves reads and forwards map changes to the leader, and
- * is removed again; the group keeps serving throughout.
+ * 5. Coordinators at run time: a 4th coordinator whose id is not in `group`, named by host
+ * names (localhost) for raft and clients, asks the group to add it by itself (raft_add, then
+ * voter), serves reads and forwards map changes to the leader; asking again through a follower
+ * is a no-op; with its disk lost it rejoins by itself; it is removed again; the group keeps
+ * serving throughout.
  */
+static pid_t start_coord4(struct sp_proc *p, uint16_t raft_port)
+{
+    char raft_adv[32], raft_bind[32], adv[48];
+    snprintf(raft_adv, sizeof raft_adv, "localhost:%u", (unsigned)raft_port);
+    snprintf(raft_bind, sizeof raft_bind, "127.0.0.1:%u", (unsigned)raft_port);
+    snprintf(adv, sizeof adv, "tcp://localhost:%u", (unsigned)p->port);
+    const char *argv[] = {C.coord_exe,
+                          "--id",
+                          "4",
+                          "--data_dir",
+                          p->data,
+                          "--listen",
+                          p->url,
+                          "--advertise",
+                          adv,
+                          "--raft.listen",
+                          raft_bind,
+                          "--raft.advertise",
+                          raft_adv,
+                          "--http",
+                          "",
+                          "--group",
+                          C.group,
+                          "--request_timeout",
+                          "2s",
+                          NULL};
+    return sp_fork_exec((char *const *)argv, p->log);
+}
+
+/* Waits until coordinator `id` is listed by the coordinator behind r (5 s at most). */
+static bool listed(struct rpc *r, uint64_t id)
+{
+    char err[DV_ERRMSG_SIZE];
+    uint64_t end = clock_mono_ms() + 5000;
+    while (clock_mono_ms() < end) {
+        json_t *st = status_of(r, err);
+        json_t *e;
+        size_t i;
+        bool found = false;
+        json_array_foreach(st ? json_object_get(st, "coordinators") : NULL, i, e)
+            found = found || (uint64_t)jint(e, "id") == id;
+        json_decref(st);
+        if (found)
+            return true;
+        clock_sleep_ms(20);
+    }
+    return false;
+}
+
 static void test_coordinator_membership(void **state)
 {
     (void)state;
@@ -935,24 +986,23 @@ static void test_coordinator_membership(void **state)
     p->port = free_port();
     uint16_t raft_port = free_port();
     snprintf(p->url, sizeof p->url, "tcp://127.0.0.1:%u", (unsigned)p->port);
-    char raft_addr[32], group[640];
-    snprintf(raft_addr, sizeof raft_addr, "127.0.0.1:%u", (unsigned)raft_port);
-    snprintf(group, sizeof group, "%s,4=%s=%s", C.group, raft_addr, p->url);
+    char raft_addr[32], adv[48];
+    snprintf(raft_addr, sizeof raft_addr, "localhost:%u", (unsigned)raft_port);
+    snprintf(adv, sizeof adv, "tcp://localhost:%u", (unsigned)p->port);
     snprintf(p->log, sizeof p->log, "%s/log.1", p->base);
-    const char *argv[] = {
-        C.coord_exe, "--id",   "4", "--join",  "true", "--data_dir",        p->data, "--listen",
-        p->url,      "--http", "",  "--group", group,  "--request_timeout", "2s",    NULL};
-    p->pid = sp_fork_exec((char *const *)argv, p->log);
+    uint64_t t0 = clock_mono_ms();
+    p->pid = start_coord4(p, raft_port);
     assert_true(p->pid > 0);
+    assert_true(listed(C.cli[leader], 4));
+    printf("# coordinator 4 joined by itself in %" PRIu64 " ms\n", clock_mono_ms() - t0);
 
+    /* Asking again (a joiner whose answer was lost) changes nothing. */
     struct msg m = creq(MSG_COORD_ADD, NULL);
     m.u.coord_req = (struct msg_coord_req){
-        4, {raft_addr, (uint32_t)strlen(raft_addr)}, {p->url, (uint32_t)strlen(p->url)}};
+        4, {raft_addr, (uint32_t)strlen(raft_addr)}, {adv, (uint32_t)strlen(adv)}};
     struct msg_reply rep;
-    uint64_t t0 = clock_mono_ms();
     call_ok(C.cli[follower], &m, &rep);
     msg_reply_free(&rep);
-    printf("# coordinator 4 added as a voter in %" PRIu64 " ms\n", clock_mono_ms() - t0);
 
     /* It has the map (caught up from the leader) and answers reads from it. */
     struct rpc_opts o;
@@ -983,6 +1033,24 @@ static void test_coordinator_membership(void **state)
     assert_non_null(st);
     assert_true(jint(json_object_get(st, "coordinator"), "leader_id") > 0);
     json_decref(st);
+
+    /* Its disk lost: started again empty with the same settings, it rejoins by itself (a
+     * voter at the same address: the leader only catches it up) and serves the map. */
+    rpc_close(r4);
+    sp_kill9(p);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", p->data, p->data);
+    assert_int_equal(system(cmd), 0);
+    snprintf(p->log, sizeof p->log, "%s/log.2", p->base);
+    p->pid = start_coord4(p, raft_port);
+    assert_true(p->pid > 0);
+    assert_int_equal(rpc_open(p->url, &o, &r4, err), DV_OK);
+    end = clock_mono_ms() + 10000;
+    n = 0;
+    while (clock_mono_ms() < end && (count_of(r4, "vecs4", NULL, &n, err) != DV_OK))
+        clock_sleep_ms(50);
+    assert_int_equal(count_ok(r4, COLL, NULL), C.n_pts);
+    assert_true(listed(C.cli[follower], 4));
 
     /* Removed again (through the leader), then stopped. */
     m = creq(MSG_COORD_REMOVE, NULL);
