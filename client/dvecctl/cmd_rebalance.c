@@ -385,13 +385,91 @@ static int run_node_drain(struct ctl *ctl, const struct cmd *cmd, const struct o
     return CTL_EXIT_OK;
 }
 
+/* The state of node `id` in the map ("" when it is not there); false when the status could
+ * not be read (the error printed). */
+static bool node_state_of(struct ctl *ctl, const char *id, char *state, size_t n)
+{
+    dvec_client *c;
+    if (ctl_client(ctl, &c) != CTL_EXIT_OK)
+        return false;
+    char *text = NULL;
+    dvec_error e = {0};
+    if (dvec_cluster_status(c, &text, &e) != DVEC_OK) {
+        ctl_failf(&e, "cluster status");
+        return false;
+    }
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    state[0] = '\0';
+    size_t i;
+    json_t *nd;
+    json_array_foreach(json_object_get(doc, "nodes"), i, nd) if (strcmp(jstr(nd, "id"), id) == 0)
+        snprintf(state, n, "%s", jstr(nd, "state"));
+    json_decref(doc);
+    return true;
+}
+
+/*
+ * --if-draining (a node's preStop hook): a node an operator drained is removed once it holds
+ * nothing, waiting at most --wait seconds for its replicas to move off; a node that is not
+ * draining (an ordinary restart) is left alone.
+ */
+static int remove_if_draining(struct ctl *ctl, const struct opts *o, json_t **doc)
+{
+    const char *w = opts_get(o, "wait");
+    char *end;
+    double wait_s = w ? strtod(w, &end) : 0;
+    if (w && (*end || !(wait_s >= 0) || !isfinite(wait_s))) {
+        ctl_err("--wait: '%s' is not a number of seconds", w);
+        return CTL_EXIT_USAGE;
+    }
+    double deadline = ctl_now() + wait_s;
+    for (;;) {
+        char state[32];
+        if (!node_state_of(ctl, o->pos[0], state, sizeof state))
+            return CTL_EXIT_FAIL;
+        if (strcmp(state, "draining") != 0) {
+            printf("node %s is %s, not draining: left in the map\n", o->pos[0],
+                   state[0] ? state : "not in the map");
+            *doc = NULL;
+            return CTL_EXIT_OK;
+        }
+        dvec_client *c;
+        ctl_client(ctl, &c);
+        char *args = NULL, *text = NULL;
+        json_t *a = json_pack("{s:s, s:b}", "id", o->pos[0], "force", false);
+        args = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+        dvec_error e = {0};
+        int rc = dvec_admin(c, "node_remove", args, &text, &e);
+        free(args);
+        if (rc == DVEC_OK) {
+            *doc = json_loads(text, 0, NULL);
+            free(text);
+            return *doc ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+        }
+        if (e.code != DVEC_EBUSY || ctl_now() >= deadline)
+            return ctl_failf(&e, "removing drained node %s", o->pos[0]);
+        sleep(1); /* its replicas are still moving off */
+    }
+}
+
 static int run_node_remove(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
 {
-    json_t *args = json_pack("{s:s, s:b}", "id", o->pos[0], "force", opts_has(o, "force"));
     json_t *doc;
-    int rc = ctl_admin(ctl, "node_remove", args, &doc);
-    if (rc != CTL_EXIT_OK)
-        return rc;
+    int rc;
+    if (opts_has(o, "if-draining")) {
+        if (opts_has(o, "force"))
+            return ctl_usage(cmd, "--if-draining and --force do not go together");
+        if ((rc = remove_if_draining(ctl, o, &doc)) != CTL_EXIT_OK || doc == NULL)
+            return rc;
+    } else {
+        if (opts_has(o, "wait"))
+            return ctl_usage(cmd, "--wait goes with --if-draining");
+        json_t *args = json_pack("{s:s, s:b}", "id", o->pos[0], "force", opts_has(o, "force"));
+        if ((rc = ctl_admin(ctl, "node_remove", args, &doc)) != CTL_EXIT_OK)
+            return rc;
+    }
     if (opts_has(o, "json"))
         return json_print(doc, stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
     const json_t *lost = json_object_get(doc, "unavailable");
@@ -471,6 +549,9 @@ static const struct opt_spec drain_opts[] = {
 
 static const struct opt_spec remove_opts[] = {
     {"force", OPT_FLAG, NULL, "remove a dead node that still holds replicas"},
+    {"if-draining", OPT_FLAG, NULL,
+     "only a draining node, once it holds nothing (else leave it: a preStop hook)"},
+    {"wait", OPT_VAL, "SECONDS", "with --if-draining: wait this long for the drain to end"},
     {"json", OPT_FLAG, NULL, "print the coordinator's answer as JSON"},
     {NULL, 0, NULL, NULL},
 };
@@ -535,11 +616,14 @@ const struct cmd cmd_node_undrain = {"node undrain", "ID", "cancel a drain", NUL
                                      run_node_drain};
 const struct cmd cmd_node_remove = {
     "node remove",
-    "ID [--force]",
+    "ID [--force | --if-draining [--wait SECONDS]]",
     "remove a node that holds nothing (or a dead one, by force)",
     "A node that holds replicas must be drained first. A dead node can be removed with "
     "--force: partitions that had their only replica on it become unavailable until a node "
-    "holding them starts again.",
+    "holding them starts again. --if-draining removes the node only if it is draining, once "
+    "its replicas have moved off (waiting up to --wait seconds), and leaves any other node "
+    "alone: a Kubernetes preStop hook runs it, so that a pod drained before a scale-down "
+    "leaves the map while an ordinary restart changes nothing.",
     remove_opts,
     1,
     1,
