@@ -385,30 +385,6 @@ static int run_node_drain(struct ctl *ctl, const struct cmd *cmd, const struct o
     return CTL_EXIT_OK;
 }
 
-/* The state of node `id` in the map ("" when it is not there); false when the status could
- * not be read (the error printed). */
-static bool node_state_of(struct ctl *ctl, const char *id, char *state, size_t n)
-{
-    dvec_client *c;
-    if (ctl_client(ctl, &c) != CTL_EXIT_OK)
-        return false;
-    char *text = NULL;
-    dvec_error e = {0};
-    if (dvec_cluster_status(c, &text, &e) != DVEC_OK) {
-        ctl_failf(&e, "cluster status");
-        return false;
-    }
-    json_t *doc = json_loads(text, 0, NULL);
-    free(text);
-    state[0] = '\0';
-    size_t i;
-    json_t *nd;
-    json_array_foreach(json_object_get(doc, "nodes"), i, nd) if (strcmp(jstr(nd, "id"), id) == 0)
-        snprintf(state, n, "%s", jstr(nd, "state"));
-    json_decref(doc);
-    return true;
-}
-
 /*
  * --if-draining (a node's preStop hook): a node an operator drained is removed once it holds
  * nothing, waiting at most --wait seconds for its replicas to move off; a node that is not
@@ -424,32 +400,36 @@ static int remove_if_draining(struct ctl *ctl, const struct opts *o, json_t **do
         return CTL_EXIT_USAGE;
     }
     double deadline = ctl_now() + wait_s;
+    dvec_client *c;
+    if (ctl_client(ctl, &c) != CTL_EXIT_OK)
+        return CTL_EXIT_FAIL;
+    json_t *a = json_pack("{s:s, s:b}", "id", o->pos[0], "if_draining", true);
+    char *args = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
     for (;;) {
-        char state[32];
-        if (!node_state_of(ctl, o->pos[0], state, sizeof state))
-            return CTL_EXIT_FAIL;
-        if (strcmp(state, "draining") != 0) {
-            printf("node %s is %s, not draining: left in the map\n", o->pos[0],
-                   state[0] ? state : "not in the map");
-            *doc = NULL;
-            return CTL_EXIT_OK;
-        }
-        dvec_client *c;
-        ctl_client(ctl, &c);
-        char *args = NULL, *text = NULL;
-        json_t *a = json_pack("{s:s, s:b}", "id", o->pos[0], "force", false);
-        args = json_dumps(a, JSON_COMPACT);
-        json_decref(a);
+        char *text = NULL;
         dvec_error e = {0};
-        int rc = dvec_admin(c, "node_remove", args, &text, &e);
-        free(args);
-        if (rc == DVEC_OK) {
+        if (dvec_admin(c, "node_remove", args, &text, &e) == DVEC_OK) {
+            free(args);
             *doc = json_loads(text, 0, NULL);
             free(text);
-            return *doc ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+            if (*doc == NULL)
+                return CTL_EXIT_FAIL;
+            if (json_is_true(json_object_get(*doc, "kept"))) {
+                const char *st = jstr(*doc, "state");
+                if (strcmp(st, "removed") == 0 || strcmp(st, "unknown") == 0)
+                    printf("node %s is not in the map (removed already)\n", o->pos[0]);
+                else
+                    printf("node %s is %s, not draining: left in the map\n", o->pos[0], st);
+                json_decref(*doc);
+                *doc = NULL;
+            }
+            return CTL_EXIT_OK;
         }
-        if (e.code != DVEC_EBUSY || ctl_now() >= deadline)
+        if (e.code != DVEC_EBUSY || ctl_now() >= deadline) {
+            free(args);
             return ctl_failf(&e, "removing drained node %s", o->pos[0]);
+        }
         sleep(1); /* its replicas are still moving off */
     }
 }

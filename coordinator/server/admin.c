@@ -422,15 +422,30 @@ out:
 static int node_remove(struct coord *c, const struct args *a, struct buf *b, char *errmsg)
 {
     char id[CMAP_ID_MAX + 1];
-    bool force = false;
+    bool force = false, if_draining = false;
     int rc = arg_str(a, "id", id, sizeof id, true, errmsg);
     if (rc != DV_OK)
         return rc;
     if ((rc = arg_bool(a, "force", &force, errmsg)) != DV_OK && rc != DV_ENOTFOUND)
         return rc;
+    if ((rc = arg_bool(a, "if_draining", &if_draining, errmsg)) != DV_OK && rc != DV_ENOTFOUND)
+        return rc;
+    rc = DV_OK;
     struct cmap_ref *ref = craft_map(c->raft);
     const struct cmap *m = &ref->map;
-    const struct cmap_node *n = live_node(m, id, errmsg);
+    const struct cmap_node *n = cmap_node_find(m, id);
+    /* if_draining (a pod's preStop): decided here, on the leader's map, so that a drain just
+     * committed is seen; a node that is not draining is kept. */
+    if (if_draining && (n == NULL || n->state != CMAP_NODE_DRAINING)) {
+        const char *st = n ? cmap_node_state_name(n->state) : "unknown";
+        craft_map_release(c->raft, ref);
+        if ((rc = mpw_map(b, 3)) == DV_OK && (rc = K("node")) == DV_OK && (rc = K(id)) == DV_OK &&
+            (rc = K("kept")) == DV_OK && (rc = mpw_bool(b, true)) == DV_OK &&
+            (rc = K("state")) == DV_OK)
+            rc = K(st);
+        return rc;
+    }
+    n = live_node(m, id, errmsg);
     if (n == NULL) {
         craft_map_release(c->raft, ref);
         return DV_ENOTFOUND;

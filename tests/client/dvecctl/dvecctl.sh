@@ -445,6 +445,37 @@ run node add node-8
 expect "node add without --url: exit 2" 2 "--url is required"
 run node remove node-9
 expect "node remove of a node that holds nothing" 0 "node node-9 removed"
+run node add node-9 --url tcp://127.0.0.1:9
+run node remove node-9 --if-draining --wait 5
+expect "node remove --if-draining leaves a node that is not draining" 0 "node node-9 is joining, not draining: left in the map"
+run node remove node-9 --if-draining --force
+expect "--if-draining with --force: exit 2" 2 "do not go together"
+run node remove node-9 --wait 5
+expect "--wait without --if-draining: exit 2" 2 "--wait goes with --if-draining"
+run node drain node-9
+expect "node drain of a node that never reported" 0 "node node-9 is draining"
+run node remove node-9 --if-draining --wait 10
+expect "node remove --if-draining removes a drained node" 0 "node node-9 removed"
+run node remove node-9 --if-draining
+expect "node remove --if-draining of a node not in the map" 0 "not in the map"
+
+# ---- coordinators ------------------------------------------------------------------------
+run coordinators add 0 --raft 127.0.0.1:1 --url tcp://127.0.0.1:1
+expect "coordinators add 0: exit 2" 2 "not a number from 1 to 1000000"
+run coordinators add 5
+expect "coordinators add without --raft and --url: exit 2" 2 "--raft HOST:PORT and --url URL are required"
+run coordinators add 5 --raft nohost --url tcp://127.0.0.1:1
+expect "coordinators add with a bad raft address: exit 1" 1 "raft address 'nohost' is not HOST:PORT"
+run coordinators remove 77
+expect "coordinators remove of an unknown id: exit 1" 1 "raft_remove"
+run status --json
+c1=$($py -c 'import json,sys; c=[c for c in json.load(open(sys.argv[1]))["coordinators"] if c["id"]==1][0]; print(c["raft_addr"], c["url"])' "$dir/out")
+# shellcheck disable=SC2086
+set -- $c1
+run coordinators add 1 --raft "$1" --url "$2"
+expect "coordinators add of a voter already there: a no-op" 0 "coordinator 1 .* is a voter of the raft group"
+run status
+expect "the group is unchanged" 0 "^ 1 " "^ 2 " "^ 3 "
 run rebalance set --auto on --rate 64MiB --moves-per-node 2
 expect "rebalance set back to the defaults" 0 "running, automatic, rate 67.1 MB/s per move, 2 moves per node"
 run rebalance status --json
