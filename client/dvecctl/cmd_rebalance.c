@@ -400,7 +400,7 @@ static int remove_if_draining(struct ctl *ctl, const struct opts *o, json_t **do
         return CTL_EXIT_USAGE;
     }
     double deadline = ctl_now() + wait_s;
-    dvec_client *c;
+    dvec_client *c = NULL;
     if (ctl_client(ctl, &c) != CTL_EXIT_OK)
         return CTL_EXIT_FAIL;
     json_t *a = json_pack("{s:s, s:b}", "id", o->pos[0], "if_draining", true);

@@ -133,7 +133,7 @@ int ctl_client(struct ctl *ctl, dvec_client **out)
 
 int ctl_admin(struct ctl *ctl, const char *op, json_t *args, json_t **out)
 {
-    dvec_client *c;
+    dvec_client *c = NULL;
     int rc = ctl_client(ctl, &c);
     if (rc != CTL_EXIT_OK) {
         json_decref(args);

@@ -10,6 +10,7 @@
 #include "coord.h"
 #include "coord_coll.h"
 #include "group.h"
+#include "insync.h"
 #include "err.h"
 #include "log.h"
 #include "mpk.h"
@@ -309,6 +310,76 @@ static bool same_reports(const struct cmap_node *n, const struct msg_node_report
     return true;
 }
 
+/* One replica a node no longer holds: (collection, partition), whether it was the primary and
+ * the partition's term then. */
+struct lost_replica {
+    char coll[CMAP_NAME_MAX + 1];
+    uint32_t part;
+    bool primary;
+    uint64_t term;
+};
+
+/*
+ * A node reports no longer holding an in-sync replica that the map still places on it and that
+ * its previous report (kept in the map) named: the replica's data is gone (the node came back
+ * with an empty data directory under the same id, or the replica failed to open). Reconciling
+ * would create it again, empty, and count it in sync; so first it leaves the in-sync set:
+ * a secondary is set DEAD (recovery copies it back from the primary), a primary fails over to
+ * the most advanced other in-sync replica. A partition that had no other in-sync copy has
+ * lost its data; that is logged as an error. On the leader (node reports are forwarded).
+ */
+static void drop_lost_replicas(struct coord *c, const char *id, const struct msg_node_report_req *r)
+{
+    struct cmap_ref *ref = craft_map(c->raft);
+    const struct cmap *m = &ref->map;
+    const struct cmap_node *n = cmap_node_find(m, id);
+    struct lost_replica *lost = NULL;
+    uint32_t n_lost = 0;
+    for (uint32_t i = 0; n && i < n->n_reports; i++) {
+        const struct cmap_report *was = &n->reports[i];
+        bool still = false;
+        for (uint32_t j = 0; j < r->n && !still; j++)
+            still = r->replicas[j].part == was->part &&
+                    strlen(was->coll) == r->replicas[j].coll.len &&
+                    memcmp(was->coll, r->replicas[j].coll.p, r->replicas[j].coll.len) == 0;
+        const struct cmap_coll *cl = still ? NULL : cmap_coll_find(m, was->coll);
+        if (cl == NULL || was->part >= cl->cfg.n_parts)
+            continue;
+        const struct cmap_part *pt = &cl->parts[was->part];
+        for (uint32_t k = 0; k < pt->n; k++) {
+            if (pt->nodes[k] != n->num || pt->state[k] != CMAP_REPLICA_ACTIVE)
+                continue;
+            struct lost_replica *grown = realloc(lost, (n_lost + 1) * sizeof *lost);
+            if (grown == NULL)
+                break;
+            lost = grown;
+            snprintf(lost[n_lost].coll, sizeof lost[n_lost].coll, "%s", cl->name);
+            lost[n_lost].part = was->part;
+            lost[n_lost].primary = pt->primary == n->num;
+            lost[n_lost].term = pt->term;
+            n_lost++;
+        }
+    }
+    craft_map_release(c->raft, ref);
+    for (uint32_t i = 0; i < n_lost; i++) {
+        char err[DV_ERRMSG_SIZE];
+        uint64_t epoch;
+        const struct lost_replica *x = &lost[i];
+        int rc = x->primary
+                     ? insync_failover(c, x->coll, x->part, x->term, false, err)
+                     : insync_set_state(c, x->coll, x->part, id, CMAP_REPLICA_DEAD, 0, &epoch, err);
+        if (rc == DV_OK)
+            log_warn("a node lost an in-sync replica: out of the in-sync set until copied back",
+                     "node=%s collection=%s partition=%u was_primary=%s", id, x->coll, x->part,
+                     x->primary ? "yes" : "no");
+        else
+            log_error("a node lost an in-sync replica and it cannot leave the in-sync set",
+                      "node=%s collection=%s partition=%u was_primary=%s error=%s", id, x->coll,
+                      x->part, x->primary ? "yes" : "no", err);
+    }
+    free(lost);
+}
+
 static int node_report(struct coord *c, const struct msg *req, struct msg *rep, char *errmsg)
 {
     const struct msg_node_report_req *r = &req->u.node_report_req;
@@ -357,8 +428,11 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
     bool reg = n == NULL || n->state == CMAP_NODE_DEAD || n->state == CMAP_NODE_SUSPECT ||
                n->state == CMAP_NODE_JOINING || strcmp(n->url, url) != 0 ||
                strcmp(n->http_url, http) != 0;
-    bool update = !reg && (!same_reports(n, r) || wall_ms() - n->heartbeat_ms > 10000);
+    bool changed = n != NULL && !same_reports(n, r);
+    bool update = !reg && (changed || wall_ms() - n->heartbeat_ms > 10000);
     craft_map_release(c->raft, ref);
+    if (changed)
+        drop_lost_replicas(c, id, r);
 
     int rc = DV_OK;
     if (reg || update) {

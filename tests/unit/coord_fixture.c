@@ -104,10 +104,13 @@ bool cf_wait(struct coord_fixture *f, bool (*pred)(struct coord_fixture *f, void
     }
 }
 
+static int node_up(struct coord_fixture *f, unsigned i, char *errmsg);
+
 static int node_start(struct coord_fixture *f, unsigned i, const struct cf_opts *o, char *errmsg)
 {
     struct cf_node *nd = &f->nodes[i];
     nd->f = f;
+    nd->pull_call_ms = o->pull_call_ms;
     snprintf(nd->id, sizeof nd->id, "node-%u", i + 1);
     snprintf(nd->url, sizeof nd->url, "fake://node-%u", i + 1);
     snprintf(nd->dir, sizeof nd->dir, "%s/node-%u", f->dir, i + 1);
@@ -117,13 +120,36 @@ static int node_start(struct coord_fixture *f, unsigned i, const struct cf_opts 
     }
     if ((nd->tr = tr_fake_new(f->net, nd->id)) == NULL)
         return DV_ENOMEM;
+    return node_up(f, i, errmsg);
+}
+
+int cf_node_reset(struct coord_fixture *f, unsigned i, char *errmsg)
+{
+    struct cf_node *nd = &f->nodes[i];
+    report_stop(nd->reporter);
+    nd->reporter = NULL;
+    tr_fake_unserve(f->net, nd->url);
+    node_close(nd->node, false);
+    nd->node = NULL;
+    nftw(nd->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (mkdir(nd->dir, 0755) != 0) {
+        dv_errmsg_set(errmsg, "mkdir %s failed", nd->dir);
+        return DV_EOS;
+    }
+    return node_up(f, i, errmsg);
+}
+
+/* Opens node i's dir, serves it and starts its reports. */
+static int node_up(struct coord_fixture *f, unsigned i, char *errmsg)
+{
+    struct cf_node *nd = &f->nodes[i];
     struct node_opts no = {0};
     part_opts_default(&no.part);
     no.snapshot_idle_ms = 60000;
     no.force_fsync = -1;
     no.tr = nd->tr;
-    no.pull_call_ms = o->pull_call_ms;
-    no.pull_snap_start_ms = 10 * o->pull_call_ms;
+    no.pull_call_ms = nd->pull_call_ms;
+    no.pull_snap_start_ms = 10 * nd->pull_call_ms;
     int rc = node_open(nd->dir, &no, &nd->node, errmsg);
     if (rc != DV_OK)
         return rc;

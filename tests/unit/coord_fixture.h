@@ -54,6 +54,7 @@ struct cf_node {
      * DV_ESTALE ("stale map", an epoch ahead of the map's) without running. */
     atomic_uint stale_searches;
     atomic_uint reqs[MSG_TYPE_COUNT]; /* requests the node received, by type */
+    uint32_t pull_call_ms;
 };
 
 struct coord_fixture {
@@ -111,6 +112,11 @@ int cf_upsert(struct coord_fixture *f, const char *coll, const struct pid *ids, 
 /* An admin request (op, args: a msgpack map or NULL); *rep gets the reply (status). */
 int cf_admin(struct coord_fixture *f, const char *op, const void *args, size_t args_len,
              struct msg_reply *rep, char *errmsg);
+
+/* Node i (0-based) loses its disk: it stops, its directory is emptied, and it starts again
+ * under the same id and URL (as a pod whose volume was lost, or a machine whose disk was
+ * replaced). */
+int cf_node_reset(struct coord_fixture *f, unsigned i, char *errmsg);
 
 /* Waits (polling every 5 ms, at most timeout_ms) until pred(f, arg) holds. */
 bool cf_wait(struct coord_fixture *f, bool (*pred)(struct coord_fixture *f, void *arg), void *arg,

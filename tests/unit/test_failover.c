@@ -115,6 +115,14 @@ static void check_in_sync(struct coord_fixture *f, uint64_t n, const uint32_t *v
     }
 }
 
+/* Whether partition 0 has another primary (or term) than *arg (a struct cmap_part). */
+static bool primary_moved(struct coord_fixture *f, void *arg)
+{
+    const struct cmap_part *was = arg;
+    struct cmap_part now = part_of(f, 0);
+    return now.term > was->term && now.primary != was->primary;
+}
+
 /* Whether every replica of every partition is in sync. */
 static bool all_in_sync(struct coord_fixture *f, void *arg)
 {
@@ -315,6 +323,42 @@ static void test_old_primary_cut(void **state)
         if (has)
             fail_msg("the old primary still serves a point no one acknowledged");
     }
+    cf_close(f);
+}
+
+/*
+ * A node comes back with an empty data directory under the same id (a lost disk or volume),
+ * before anyone marked it dead. Its replicas must not count as in sync once re-created
+ * empty: the partitions it led fail over, the others' copies leave the in-sync set, recovery
+ * copies them back, and every acknowledged point is on every in-sync replica. (Before the fix:
+ * reconcile re-created them empty and ACTIVE; reads from them missed points.)
+ */
+static void test_node_data_lost(void **state)
+{
+    (void)state;
+    struct coord_fixture *f = open_cluster();
+    char err[DV_ERRMSG_SIZE];
+    static uint32_t ver[200];
+    for (uint32_t b = 0; b < 5; b++) {
+        assert_int_equal(write_batch(f, b * BATCH, BATCH, 1, err), DV_OK);
+        for (uint32_t i = 0; i < BATCH; i++)
+            ver[b * BATCH + i] = 1;
+    }
+    int victim = cf_part_node(f, COLL, 0);
+    assert_true(victim >= 0);
+    struct cmap_part before = part_of(f, 0);
+    assert_int_equal(cf_node_reset(f, (unsigned)victim, err), DV_OK);
+    /* It reports holding nothing: partition 0 fails over at once. */
+    if (!cf_wait(f, primary_moved, &before, 5000))
+        fail_msg("the partition led by the node that lost its data did not fail over");
+    if (!cf_wait(f, all_in_sync, NULL, 20000))
+        fail_msg("the node's replicas were not copied back into sync");
+    check_in_sync(f, 100, ver);
+    /* and writes go on */
+    assert_int_equal(write_batch(f, 100, BATCH, 2, err), DV_OK);
+    for (uint32_t i = 0; i < BATCH; i++)
+        ver[100 + i] = 2;
+    check_in_sync(f, 120, ver);
     cf_close(f);
 }
 
@@ -643,10 +687,10 @@ static void test_verify(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_node_silent),      cmocka_unit_test(test_primary_dead),
-        cmocka_unit_test(test_dead_timeout),     cmocka_unit_test(test_change_rf),
-        cmocka_unit_test(test_verify),           cmocka_unit_test(test_old_primary_cut),
-        cmocka_unit_test(test_read_consistency),
+        cmocka_unit_test(test_node_silent),    cmocka_unit_test(test_primary_dead),
+        cmocka_unit_test(test_dead_timeout),   cmocka_unit_test(test_change_rf),
+        cmocka_unit_test(test_verify),         cmocka_unit_test(test_old_primary_cut),
+        cmocka_unit_test(test_node_data_lost), cmocka_unit_test(test_read_consistency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
