@@ -1,19 +1,27 @@
 """netsim.py - hosts of their own on one machine: a network namespace per host, each with one
 address on a bridge that lives in a namespace of its own (nothing is added to the machine's
 own network), names in every host's hosts file (what DNS would answer), processes started in
-a host with its own host name, mounts, user and read-only root, links cut and netem delays.
+a host with its own host name, mounts, user and read-only root, links cut and packet delays
+(tc netem, or where the kernel has no netem, an NFQUEUE rule and the nfq_delay helper).
 
 Every namespace, link and mount is made by this module and removed by Net.close(); processes
-are stopped by PID. Needs root, iproute2 (ip, tc) and util-linux (unshare, setpriv).
+are stopped by PID. Needs root, iproute2 (ip, tc) and util-linux (unshare, setpriv); delays
+without netem need iptables (its NFQUEUE target) and nfq_delay (tests/multihost/nfq_delay.c).
 """
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
 
 CLONE_NEWNET = 0x40000000
+# Every packet a host sends on eth0 (loopback is not delayed) goes to its namespace's NFQUEUE 0;
+# "--queue-bypass": it passes undelayed while no nfq_delay listens. iptables, not nft's own
+# "queue" statement: a kernel without netem may lack CONFIG_NFT_QUEUE too (iptables' NFQUEUE
+# target is xt_NFQUEUE, reached through nft_compat or the legacy tables).
+NFQ_RULE = ["OUTPUT", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"]
 
 
 def sh(*argv, check=True):
@@ -44,10 +52,12 @@ class Host:
 
 
 class Net:
-    """A bridge in namespace <tag>sw and hosts <tag>h<N> on 10.<b>.0.0/16 (b from the tag)."""
+    """A bridge in namespace <tag>sw and hosts <tag>h<N> on 10.<b>.0.0/16 (b from the tag).
+    `delayer`: the nfq_delay program, used by netem() when the kernel has no netem."""
 
-    def __init__(self, tag, subnet="10.77"):
-        self.tag, self.subnet = tag, subnet
+    def __init__(self, tag, subnet="10.77", delayer=None):
+        self.tag, self.subnet, self.delayer = tag, subnet, delayer
+        self.delayers = {}  # host ns -> the nfq_delay process delaying its packets
         self.sw = tag + "sw"
         self.hosts = []
         self.records = {}  # DNS name -> ip
@@ -91,7 +101,8 @@ class Net:
         self.records[name] = host.ip
 
     def remove_host(self, host):
-        """Deletes the namespace (its link goes with it) and its names."""
+        """Deletes the namespace (its link and rules go with it), its names and its delayer."""
+        self._stop_delayer(host)
         for n in host.names:
             if self.records.get(n) == host.ip:
                 del self.records[n]
@@ -114,22 +125,64 @@ class Net:
         sh("ip", "-n", self.sw, "link", "set", host.port, "up" if up else "down")
 
     def netem(self, host, delay_ms=None):
-        """Adds a delay to every packet host sends (both ways when set on every host); None
-        removes it."""
+        """Adds a delay to every packet host sends on eth0 (both ways when set on every host);
+        None removes it. tc netem, or without it (can_delay() says which works) an NFQUEUE rule
+        and an nfq_delay process in host's namespace."""
+        if self._delay_mode() == "nfqueue":
+            self._stop_delayer(host)
+            if delay_ms:
+                self._start_delayer(host, delay_ms)
+            return
         sh("tc", "-n", host.ns, "qdisc", "del", "dev", "eth0", "root", check=False)
         if delay_ms:
             sh("tc", "-n", host.ns, "qdisc", "add", "dev", "eth0", "root", "netem", "delay",
                "%gms" % delay_ms)
 
     def can_delay(self):
-        """Whether this kernel has netem (a VM's kernel may be built without it)."""
-        if not hasattr(self, "_netem"):
+        """Whether netem() works: the kernel has netem (a VM's kernel may be built without it),
+        or the NFQUEUE delayer was given (Net(delayer=...)) and iptables' NFQUEUE rule works."""
+        return self._delay_mode() is not None
+
+    def _delay_mode(self):
+        """Which delay works here: "netem", "nfqueue" or None; probed once, in the first host."""
+        if not hasattr(self, "_mode"):
             h = self.hosts[0]
             r = sh("tc", "-n", h.ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay",
                    "1ms", check=False)
-            self._netem = r.returncode == 0
             sh("tc", "-n", h.ns, "qdisc", "del", "dev", "lo", "root", check=False)
-        return self._netem
+            self._mode = "netem" if r.returncode == 0 else None
+            if (self._mode is None and self.delayer and os.access(self.delayer, os.X_OK)
+                    and shutil.which("iptables")):
+                r = sh("ip", "netns", "exec", h.ns, "iptables", "-A", *NFQ_RULE, check=False)
+                if r.returncode == 0:
+                    sh("ip", "netns", "exec", h.ns, "iptables", "-D", *NFQ_RULE)
+                    self._mode = "nfqueue"
+        return self._mode
+
+    def _start_delayer(self, host, delay_ms):
+        """nfq_delay bound to host's queue 0 (waits for its line saying so), then the rule."""
+        p = subprocess.Popen(["ip", "netns", "exec", host.ns, self.delayer, "--queue", "0",
+                              "--delay-ms", "%g" % delay_ms], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE)
+        line = p.stdout.readline()
+        p.stdout.close()
+        if not line:
+            stop(p, timeout=5)
+            raise RuntimeError("nfq_delay in %s did not start (exit %s)" % (host.ns, p.returncode))
+        self.delayers[host.ns] = p
+        try:
+            sh("ip", "netns", "exec", host.ns, "iptables", "-A", *NFQ_RULE)
+        except RuntimeError:
+            self._stop_delayer(host)
+            raise
+
+    def _stop_delayer(self, host):
+        """Removes host's rule, then stops its nfq_delay (which lets every held packet go)."""
+        p = self.delayers.pop(host.ns, None)
+        if p is None:
+            return
+        sh("ip", "netns", "exec", host.ns, "iptables", "-D", *NFQ_RULE, check=False)
+        stop(p, timeout=10)
 
     def mountpoint(self, path):
         """Makes sure `path` exists to be bound over inside a host (removed at close if made

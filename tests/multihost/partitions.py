@@ -8,7 +8,7 @@ killed, under a writer that never stops:
     it catches up and every replica is identical again;
   - the raft leader is isolated: the majority elects another, the old one refuses map
     changes; healed, every coordinator has the same map;
-  - a netem delay (1 ms each way on every host): search and upsert latency and rate through
+  - a packet delay (1 ms each way on every host): search and upsert latency and rate through
     the cluster, with and without it (--bench prints the table; the short form only checks
     that the delayed cluster serves).
 
@@ -64,7 +64,8 @@ def main():
     dvecctl = os.path.join(build, "client", "dvecctl", "dvecctl")
     tap = Tap()
     work = tempfile.mkdtemp(prefix="dvec-mh-")
-    net = netsim.Net("dm%d" % (os.getpid() % 100000), subnet="10.78")
+    net = netsim.Net("dm%d" % (os.getpid() % 100000), subnet="10.78",
+                     delayer=os.path.join(build, "tests", "multihost", "nfq_delay"))
     procs = {}
     writer = None
     try:
@@ -270,7 +271,7 @@ def main():
 
         qps0, p50_0, _ = measure(3 if not bench else 10)
         if not net.can_delay():
-            tap.ok(True, "# SKIP no packet delay on this kernel (netem not built in)")
+            tap.ok(True, "# SKIP no packet delay here (no netem in the kernel, no nfq_delay)")
             qps1 = p50_1 = 0
         for h in net.hosts if net.can_delay() else ():
             net.netem(h, 1)
