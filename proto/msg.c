@@ -328,7 +328,9 @@ static int w_request(struct buf *b, const struct msg *m)
     /* A read consistency is one more field at the end, sent only when asked for, so that a
      * coordinator that predates it reads every other request. */
     bool consistency = msg_type_consistent_read(t) && m->read_consistency != 0;
-    W(mpw_array(b, msg_request_fields(t) + (consistency ? 1 : 0)));
+    /* A node report's flags likewise, only when set. */
+    bool flags = t == MSG_NODE_REPORT && m->u.node_report_req.flags != 0;
+    W(mpw_array(b, msg_request_fields(t) + (consistency || flags ? 1 : 0)));
     if (msg_type_addressed(t)) {
         W(w_str(b, m->addr.coll));
         W(mpw_u64(b, m->addr.part));
@@ -487,6 +489,8 @@ static int w_request_body(struct buf *b, const struct msg *m)
             W(mpw_u64(b, r->replicas[i].points));
             W(mpw_u64(b, r->replicas[i].incarnation));
         }
+        if (r->flags)
+            W(mpw_u64(b, r->flags));
         break;
     }
     default: /* hello, drop, list, info, stats, coll_drop, coll_list, coll_info, cluster:

@@ -492,7 +492,12 @@ struct msg_node_report_req {
     uint64_t capacity;
     struct msg_replica_report *replicas;
     uint32_t n;
+    uint64_t flags; /* MSG_REPORT_*; sent only when not 0 (a 7th field) */
 };
+
+/* A node removed from the map registers again (dvec-shard's rejoin_if_removed: in Kubernetes
+ * the StatefulSet's replica count says which nodes exist). */
+#define MSG_REPORT_REJOIN 1u
 
 /* The epoch of the answering coordinator's map and the leader's URL (empty: not known). */
 /* A coordinator of the raft group: its raft id, raft address (host:port) and client URL

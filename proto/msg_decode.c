@@ -396,7 +396,9 @@ static int d_request(struct dec *d)
     bool no_incarnation = m->type == MSG_REPLICA_CREATE && n == msg_request_fields(m->type) - 1;
     /* A client read with one more field: its read consistency. */
     bool consistency = msg_type_consistent_read(m->type) && n == msg_request_fields(m->type) + 1;
-    if (n != msg_request_fields(m->type) && !no_incarnation && !consistency)
+    /* A node report with one more field: its flags. */
+    bool flags = m->type == MSG_NODE_REPORT && n == msg_request_fields(m->type) + 1;
+    if (n != msg_request_fields(m->type) && !no_incarnation && !consistency && !flags)
         return fail(d, DV_ECORRUPT, "body length");
     if (msg_type_addressed(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")) ||
@@ -409,6 +411,8 @@ static int d_request(struct dec *d)
             return rc;
     }
     if ((rc = d_request_body(d, no_incarnation)))
+        return rc;
+    if (flags && (rc = mpk_dec_u64(&d->k, &m->u.node_report_req.flags, "report flags")))
         return rc;
     if (consistency) {
         if ((rc = mpk_dec_u32(&d->k, &m->read_consistency, "read consistency")))

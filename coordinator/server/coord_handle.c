@@ -416,7 +416,14 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
         }
     }
     const struct cmap_node *n = cmap_node_find(&ref->map, id);
-    if (n && n->state == CMAP_NODE_REMOVED) {
+    /* rejoin_if_removed: registered again; what it still holds and the map does not place on
+     * it (a drained node stopped within moves.grace) is dropped by reconciling, what the map
+     * lost with it (a forced removal) is adopted back. */
+    bool rejoin = n && n->state == CMAP_NODE_REMOVED && (r->flags & MSG_REPORT_REJOIN);
+    if (rejoin)
+        log_info("a removed node registers again (rejoin_if_removed)", "node=%s url=%s replicas=%u",
+                 id, url, r->n);
+    if (n && n->state == CMAP_NODE_REMOVED && !rejoin) {
         /* Removed by an admin: it takes part again only when an admin adds it back. */
         craft_map_release(c->raft, ref);
         dv_errmsg_set(errmsg,
@@ -425,7 +432,7 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
                       id, id, url);
         return DV_EINVAL;
     }
-    bool reg = n == NULL || n->state == CMAP_NODE_DEAD || n->state == CMAP_NODE_SUSPECT ||
+    bool reg = n == NULL || rejoin || n->state == CMAP_NODE_DEAD || n->state == CMAP_NODE_SUSPECT ||
                n->state == CMAP_NODE_JOINING || strcmp(n->url, url) != 0 ||
                strcmp(n->http_url, http) != 0;
     bool changed = n != NULL && !same_reports(n, r);

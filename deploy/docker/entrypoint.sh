@@ -119,7 +119,7 @@ coord)
 shard)
     me=$(fqdn "$pod" "$node_svc")
     run dvec-shard --config "${DVEC_CONFIG:-/etc/dvec/shard.yaml}" --data_dir "$data" \
-        --node_id_from_hostname true --coordinators "$coords" \
+        --node_id_from_hostname true --rejoin_if_removed true --coordinators "$coords" \
         --listen tcp://0.0.0.0:7400 --advertise "tcp://$me:7400" \
         --http http://0.0.0.0:7480 -- "$@"
     ;;

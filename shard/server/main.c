@@ -194,6 +194,7 @@ int main(int argc, char **argv)
         .capacity = c.capacity,
         .coordinators = &c.coordinators,
         .interval_ms = (uint32_t)(c.report_interval_ns / 1000000),
+        .flags = c.rejoin_if_removed ? MSG_REPORT_REJOIN : 0,
         .timeout_ms = 2000,
         .tr = tr,
     };

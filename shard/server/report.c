@@ -67,6 +67,7 @@ static void send_report(struct reporter *r, size_t *current, bool *registered)
     q->capacity = r->o.capacity;
     q->replicas = c.items;
     q->n = c.n;
+    q->flags = r->o.flags;
     char err[DV_ERRMSG_SIZE];
     int rc = DV_EIO;
     for (size_t k = 0; k < r->n; k++) {

@@ -17,7 +17,8 @@ struct report_opts {
     const struct cfg_strlist *coordinators; /* tried in turn until one answers */
     uint32_t interval_ms;
     uint32_t timeout_ms;
-    struct tr *tr; /* the transport of the reports (transport.h; the caller keeps it) */
+    uint64_t flags; /* MSG_REPORT_* */
+    struct tr *tr;  /* the transport of the reports (transport.h; the caller keeps it) */
 };
 
 struct reporter;

@@ -25,6 +25,11 @@ const struct cfg_field shard_cfg_schema[] = {
     {F("node_id_from_hostname", CFG_BOOL, node_id_from_hostname), .def = "false",
      .doc = "the node id is the host name (a StatefulSet's pod name, stable across restarts), "
             "so one file serves every pod; `node_id` wins when both are set"},
+    {F("rejoin_if_removed", CFG_BOOL, rejoin_if_removed), .def = "false",
+     .doc = "a node removed from the cluster (dvecctl node remove) registers again when it "
+            "reports (replicas it holds that the map does not place on it are dropped); off: it "
+            "stays out until `dvecctl node add`. The Kubernetes entrypoint sets it: a "
+            "StatefulSet scaled down and up again brings the drained pod's id back"},
     {F("coordinators", CFG_STRLIST, coordinators),
      .doc = "NNG URLs of the coordinators this node registers with and reports to"},
     {F("weight", CFG_DOUBLE, weight), .def = "1", .min = "0.01", .max = "1000",

@@ -22,6 +22,7 @@ struct shard_cfg {
     char *data_dir;       /* required */
     char *node_id;        /* NULL: the one in data_dir/node.id (generated on first start) */
     bool node_id_from_hostname;
+    bool rejoin_if_removed;
     struct cfg_strlist coordinators;
     double weight;               /* capacity weight in placement */
     uint64_t report_interval_ns; /* registration / heartbeat period */

@@ -7,8 +7,8 @@ names in every hosts file, the command, args, env and ConfigMap files exactly as
 dvec-entrypoint included). Then, under a writer that never stops: kill -9 of a node pod that
 comes back with a new IP under the same name, the same for the raft leader's pod, the node
 StatefulSet scaled 3 -> 4 (the new node takes partitions) and back to 3 with the documented
-drain (the preStop hook removes the drained node), and at the end every acknowledged write
-checked and every replica compared.
+drain (the preStop hook removes the drained node), then 4 and 3 again (the removed id comes
+back by itself), and at the end every acknowledged write checked and every replica compared.
 
 TAP on stdout. Args: BUILD_ROOT SOURCE_ROOT. Needs root, iproute2, util-linux and kubectl
 (SKIP without them). DVEC_K8S_KEEP=1 keeps the work directory (logs of every pod).
@@ -182,6 +182,17 @@ def main():
                gone[0]["state"] == "removed",
                "scaled back to %d: the preStop hook waited for the drain and removed %s "
                "(pod exit %s)" % (n_node, new, rc), hook)
+
+        # ---- and up again: the drained pod's id comes back (its PVC kept) ---------------
+        cl.start("dvec-node", n_node)
+        got = netsim.wait_until(lambda: holds(new), 90, 0.5)
+        tap.ok(got, "scaled to %d again: %s (removed by its preStop) registered again and took "
+               "%s replicas" % (n_node + 1, new, got))
+        r = subprocess.run([dvecctl, "--coordinators", coord_urls(), "node", "drain", new],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        rc, hook = cl.delete(cl.pods[new])
+        tap.ok(r.returncode == 0 and hook is not None and hook[0] == 0 and "removed" in hook[1],
+               "and down to %d again with the drain" % n_node, [r.stdout, hook])
 
         # ---- nothing acknowledged was lost ----------------------------------------------
         time.sleep(2)

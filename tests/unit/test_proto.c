@@ -1140,8 +1140,14 @@ static void check_cluster_node_report(void **state)
                                          {S("images"), 0, 0, 0, 0},
                                          {S(""), UINT32_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX}};
     m = (struct msg){.type = MSG_NODE_REPORT, .req_id = 91};
-    m.u.node_report_req = (struct msg_node_report_req){
-        S("node-1"), S("tcp://127.0.0.1:7001"), S("http://127.0.0.1:8001"), 1.5, 1000000, reps, 3};
+    m.u.node_report_req = (struct msg_node_report_req){S("node-1"),
+                                                       S("tcp://127.0.0.1:7001"),
+                                                       S("http://127.0.0.1:8001"),
+                                                       1.5,
+                                                       1000000,
+                                                       reps,
+                                                       3,
+                                                       0};
     round_trip(&m, &out);
     const struct msg_node_report_req *q = &out.u.node_report_req;
     assert_int_equal(q->node_id.len, 6);
@@ -1158,12 +1164,26 @@ static void check_cluster_node_report(void **state)
     assert_true(q->replicas[2].applied_lsn == UINT64_MAX && q->replicas[2].points == UINT64_MAX);
     assert_true(q->replicas[0].incarnation == 17 && q->replicas[1].incarnation == 0);
     assert_true(q->replicas[2].incarnation == UINT64_MAX);
+    assert_true(q->flags == 0);
     msg_free(&out);
+    /* flags travel as a 7th field, only when set; a report of 6 fields reads as no flags */
+    struct buf fb = BUF_INIT;
+    assert_int_equal(msg_encode(&m, &fb, errmsg), DV_OK);
+    size_t len_without = fb.len;
+    buf_free(&fb);
+    m.u.node_report_req.flags = MSG_REPORT_REJOIN;
+    assert_int_equal(msg_encode(&m, &fb, errmsg), DV_OK);
+    assert_true(fb.len == len_without + 1);
+    buf_free(&fb);
+    round_trip(&m, &out);
+    assert_true(out.u.node_report_req.flags == MSG_REPORT_REJOIN);
+    msg_free(&out);
+    m.u.node_report_req.flags = 0;
     /* no replicas, no HTTP URL; any weight passes the codec (NaN included) */
     const double weights[] = {0, -1, 1e300, 0.1, NAN};
     for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++) {
-        m.u.node_report_req =
-            (struct msg_node_report_req){S("n"), S("tcp://h:1"), {NULL, 0}, weights[i], 0, NULL, 0};
+        m.u.node_report_req = (struct msg_node_report_req){
+            S("n"), S("tcp://h:1"), {NULL, 0}, weights[i], 0, NULL, 0, 0};
         round_trip(&m, &out);
         if (isnan(weights[i]))
             assert_true(isnan(out.u.node_report_req.weight));
