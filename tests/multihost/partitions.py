@@ -238,56 +238,6 @@ def main():
                    "round %d: the majority changed the map meanwhile; healed, all three "
                    "coordinators have the same map and leader %s" % (rnd + 1, conv), mk.stdout)
 
-        # ---- delay between hosts ------------------------------------------------------------
-        def measure(seconds, threads=4):
-            lat_s, lat_u, done = [], [], threading.Event()
-            c = Client(["http://%s:7380" % ip for ip in cips], timeout=10)
-
-            def searcher(k):
-                while not done.is_set():
-                    t = time.monotonic()
-                    c.search(COLL, vec(k, 5, DIM), k=10)
-                    lat_s.append(time.monotonic() - t)
-
-            def upserter(k):
-                i = 0
-                while not done.is_set():
-                    ids = [(k * 100000 + i * 10 + j) % N_POINTS for j in range(10)]
-                    t = time.monotonic()
-                    c.upsert(COLL, ids, [vec(x, 9, DIM) for x in ids],
-                             [{"v": writer.acked.get(x, 0)} for x in ids])
-                    lat_u.append(time.monotonic() - t)
-                    i += 1
-            # measuring upserts would race with the writer's values: stop it first
-            ts = [threading.Thread(target=searcher, args=(k,)) for k in range(threads)]
-            for t in ts:
-                t.start()
-            time.sleep(seconds)
-            done.set()
-            for t in ts:
-                t.join()
-            return (len(lat_s) / seconds, statistics.median(lat_s) * 1000 if lat_s else 0,
-                    upserter)
-
-        qps0, p50_0, _ = measure(3 if not bench else 10)
-        if not net.can_delay():
-            tap.ok(True, "# SKIP no packet delay here (no netem in the kernel, no nfq_delay)")
-            qps1 = p50_1 = 0
-        for h in net.hosts if net.can_delay() else ():
-            net.netem(h, 1)
-        time.sleep(0.5)
-        if net.can_delay():
-            qps1, p50_1, _ = measure(3 if not bench else 10)
-        for h in net.hosts if net.can_delay() else ():
-            net.netem(h, None)
-        print("# search through the cluster, 4 REST clients: %.0f QPS p50 %.2f ms without "
-              "delay; %.0f QPS p50 %.2f ms with 1 ms each way on every host" %
-              (qps0, p50_0, qps1, p50_1))
-        if net.can_delay():
-            tap.ok(qps1 > 0 and p50_1 > p50_0,
-                   "with 1 ms of delay between hosts the cluster serves, slower (p50 %.2f ms "
-                   "vs %.2f ms)" % (p50_1, p50_0))
-
         # ---- nothing acknowledged was lost ---------------------------------------------------
         writer.finish()
         print("# writer: %d batches acknowledged, %d failed, longest gap %.2f s" %
@@ -299,6 +249,66 @@ def main():
             [dvecctl, "--coordinators", urls, "--timeout", "30000", "collections", "verify",
              COLL], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0, 60, 1)
         tap.ok(ok, "collections verify: every replica identical")
+        # ---- delay between hosts (the writer stopped: it would only add noise) -------------
+        rest.create_collection("mhbench", DIM, partitions=8, replication=2)
+
+        def measure(seconds, threads=4):
+            """Searches of COLL by `threads` clients, then upserts of 10 fresh points into
+            mhbench by as many: (search QPS, p50 ms, p99 ms, upserts/s, p50 ms, p99 ms)."""
+            c = Client(["http://%s:7380" % ip for ip in cips], timeout=10)
+            out = []
+            for kind in ("search", "upsert"):
+                lat, done, lock = [], threading.Event(), threading.Lock()
+
+                def run(k, kind=kind, lat=lat, done=done, lock=lock):
+                    i = 0
+                    while not done.is_set():
+                        t = time.monotonic()
+                        if kind == "search":
+                            c.search(COLL, vec(k * 1000 + i, 5, DIM), k=10)
+                        else:
+                            ids = [k * 10_000_000 + i * 10 + j for j in range(10)]
+                            c.upsert("mhbench", ids, [vec(x, 9, DIM) for x in ids])
+                        d = time.monotonic() - t
+                        with lock:
+                            lat.append(d)
+                        i += 1
+                ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+                for t in ts:
+                    t.start()
+                time.sleep(seconds)
+                done.set()
+                for t in ts:
+                    t.join()
+                lat.sort()
+                out += [len(lat) / seconds, lat[len(lat) // 2] * 1000,
+                        lat[min(len(lat) - 1, len(lat) * 99 // 100)] * 1000]
+            return out
+
+        secs = 10 if bench else 3
+        base = measure(secs)
+        delayed = None
+        if net.can_delay():
+            for h in net.hosts:
+                net.netem(h, 1)
+            time.sleep(0.5)
+            delayed = measure(secs)
+            for h in net.hosts:
+                net.netem(h, None)
+        print("# through the cluster, 4 REST clients, %d s each (search k=10 of %d x %d; upsert "
+              "10 points, rf 2):" % (secs, N_POINTS, DIM))
+        print("#   %-22s %10s %9s %9s %10s %9s %9s" % ("", "search/s", "p50 ms", "p99 ms",
+                                                       "upsert/s", "p50 ms", "p99 ms"))
+        print("#   %-22s %10.0f %9.2f %9.2f %10.0f %9.2f %9.2f" % tuple(["no delay"] + base))
+        if delayed:
+            print("#   %-22s %10.0f %9.2f %9.2f %10.0f %9.2f %9.2f" %
+                  tuple(["1 ms each way"] + delayed))
+            tap.ok(delayed[0] > 0 and delayed[3] > 0 and delayed[1] > base[1],
+                   "with 1 ms of delay on every packet between hosts the cluster serves, slower: "
+                   "search p50 %.2f ms (%.2f without), upsert p50 %.2f ms (%.2f)" %
+                   (delayed[1], base[1], delayed[4], base[4]))
+        else:
+            tap.ok(True, "# SKIP no packet delay here (no netem in the kernel, no nfq_delay)")
         return tap.finish()
     except Exception as e:  # noqa: BLE001 - a broken step is a failed test, with the logs
         tap.ok(False, "the run stopped: %s: %s" % (type(e).__name__, e))
