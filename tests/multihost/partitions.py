@@ -15,7 +15,8 @@ killed, under a writer that never stops:
 At the end every acknowledged write is checked and every replica compared.
 
 TAP on stdout. Args: BUILD_ROOT SOURCE_ROOT [--long] [--bench]. --long repeats the cuts
-(docs/benchmarks.md, docs/operations.md). Needs root, iproute2 and util-linux (SKIP without).
+(docs/benchmarks.md, docs/operations.md); DVEC_MH_NODE_ARGS adds flags to every dvec-shard
+("--workers 8"). Needs root, iproute2 and util-linux (SKIP without).
 """
 
 import os
@@ -92,7 +93,8 @@ def main():
                                    "--listen", "tcp://0.0.0.0:7400",
                                    "--advertise", "tcp://%s:7400" % n,
                                    "--http", "http://0.0.0.0:7480",
-                                   "--coordinators", coords, "--report_interval", "250ms"],
+                                   "--coordinators", coords, "--report_interval", "250ms"]
+                            + os.environ.get("DVEC_MH_NODE_ARGS", "").split(),
                             os.path.join(work, "node-%d.log" % i))
         for p in procs.values():
             p.proc = net.spawn(p.host, p.argv, {"PATH": "/usr/bin:/bin"}, p.name.split(".")[0],
