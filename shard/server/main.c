@@ -96,15 +96,10 @@ int main(int argc, char **argv)
     struct shard_cfg c = {0};
     struct daemon d;
     int rc;
-    if (daemon_config(&spec, shard_cfg_schema, &c, argc, argv, &c.data_dir) != DV_OK ||
-        daemon_start(&d, &spec, c.log_level, c.data_dir) != DV_OK)
+    if (daemon_config(&spec, shard_cfg_schema, &c, argc, argv, &c.data_dir) != DV_OK)
         goto err_cfg;
-    char id[128];
-    if ((rc = node_id(&c, id, sizeof id, err)) != DV_OK) {
-        fprintf(stderr, "dvec-shard: %s\n", err);
-        goto err_cfg;
-    }
-    /* What the coordinators are told: advertise, else listen (a wildcard is refused). */
+    /* What the coordinators are told: advertise, else listen (a wildcard is refused). Checked
+     * with the rest of the settings, before the data dir is touched. */
     char adv[512], http_adv[512] = "", host[ADDR_HOST_MAX];
     unsigned port;
     if ((rc = addr_advertise("advertise", c.listen, c.advertise, NULL, adv, sizeof adv, err)) !=
@@ -112,6 +107,13 @@ int main(int argc, char **argv)
         (c.http && c.http[0] && addr_split(adv, host, sizeof host, &port) &&
          (rc = addr_advertise("http_advertise", c.http, c.http_advertise, host, http_adv,
                               sizeof http_adv, err)) != DV_OK)) {
+        fprintf(stderr, "dvec-shard: %s\n", err);
+        goto err_cfg;
+    }
+    if (daemon_start(&d, &spec, c.log_level, c.data_dir) != DV_OK)
+        goto err_cfg;
+    char id[128];
+    if ((rc = node_id(&c, id, sizeof id, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
         goto err_cfg;
     }

@@ -12,7 +12,6 @@
 # regular file: the file and every flag are parsed and checked (and dvec-coord's group and
 # advertise rules too), then creating the data dir fails, before anything is opened, bound
 # or locked. Accepted means: exit status 2 and that data_dir error as the only complaint.
-# (dvec-shard checks `advertise` after its data dir, so that key is not covered.)
 set -u
 abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; } # meson gives build-relative paths
 coord=$(abs "$1")
@@ -26,7 +25,7 @@ ok() { n=$((n + 1)); echo "ok $n - $1"; }
 fail() { n=$((n + 1)); echo "not ok $n - $1"; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 diag() { sed 's/^/# /'; }
-echo "1..17"
+echo "1..18"
 
 analyze=$(command -v systemd-analyze || true)
 
@@ -150,6 +149,14 @@ if [ $? -eq 2 ] && echo "$out" | grep -q "advertise .* differs from coordinator 
     ok "coord.yaml with an advertise unlike its group entry is refused"
 else
     fail "coord.yaml with an advertise unlike its group entry is refused"
+    echo "$out" | diag
+fi
+grep -v "^advertise:" "$sd/shard.yaml" >"$tmp/shard-noadv.yaml"
+out=$("$shard" --config "$tmp/shard-noadv.yaml" --data_dir "$tmp/not-a-dir/x" 2>&1)
+if [ $? -eq 2 ] && echo "$out" | grep -q "listens on every interface, which cannot be told to others: set advertise"; then
+    ok "shard.yaml without advertise (listen 0.0.0.0) is refused, naming the key to set"
+else
+    fail "shard.yaml without advertise (listen 0.0.0.0) is refused, naming the key to set"
     echo "$out" | diag
 fi
 { cat "$sd/shard.yaml"; echo "chekpoint: {interval: 5m}"; } >"$tmp/bad.yaml"
