@@ -931,26 +931,11 @@ static pid_t start_coord4(struct sp_proc *p, uint16_t raft_port)
     snprintf(raft_adv, sizeof raft_adv, "localhost:%u", (unsigned)raft_port);
     snprintf(raft_bind, sizeof raft_bind, "127.0.0.1:%u", (unsigned)raft_port);
     snprintf(adv, sizeof adv, "tcp://localhost:%u", (unsigned)p->port);
-    const char *argv[] = {C.coord_exe,
-                          "--id",
-                          "4",
-                          "--data_dir",
-                          p->data,
-                          "--listen",
-                          p->url,
-                          "--advertise",
-                          adv,
-                          "--raft.listen",
-                          raft_bind,
-                          "--raft.advertise",
-                          raft_adv,
-                          "--http",
-                          "",
-                          "--group",
-                          C.group,
-                          "--request_timeout",
-                          "2s",
-                          NULL};
+    const char *argv[] = {
+        C.coord_exe, "--id",        "4", "--data_dir",    p->data,   "--listen",
+        p->url,      "--advertise", adv, "--raft.listen", raft_bind, "--raft.advertise",
+        raft_adv,    "--http",      "",  "--group",       C.group,   "--request_timeout",
+        "2s",        NULL};
     return sp_fork_exec((char *const *)argv, p->log);
 }
 
@@ -964,8 +949,8 @@ static bool listed(struct rpc *r, uint64_t id)
         json_t *e;
         size_t i;
         bool found = false;
-        json_array_foreach(st ? json_object_get(st, "coordinators") : NULL, i, e)
-            found = found || (uint64_t)jint(e, "id") == id;
+        json_array_foreach(st ? json_object_get(st, "coordinators") : NULL, i, e) found =
+            found || (uint64_t)jint(e, "id") == id;
         json_decref(st);
         if (found)
             return true;

@@ -57,13 +57,12 @@ static void test_advertise(void **state)
                                     out, sizeof out, err),
                      DV_OK);
     assert_string_equal(out, "tcp://n0.dvec:7400");
-    assert_int_equal(addr_advertise("advertise", "tcp://127.0.0.1:7401", NULL, NULL, out,
-                                    sizeof out, err),
-                     DV_OK);
+    assert_int_equal(
+        addr_advertise("advertise", "tcp://127.0.0.1:7401", NULL, NULL, out, sizeof out, err),
+        DV_OK);
     assert_string_equal(out, "tcp://127.0.0.1:7401");
-    assert_int_equal(addr_advertise("advertise", "tcp://127.0.0.1:7401", "", NULL, out,
-                                    sizeof out, err),
-                     DV_OK);
+    assert_int_equal(
+        addr_advertise("advertise", "tcp://127.0.0.1:7401", "", NULL, out, sizeof out, err), DV_OK);
     assert_string_equal(out, "tcp://127.0.0.1:7401");
     /* a wildcard listen: the fallback host with listen's scheme and port, else an error naming
      * the key to set */
@@ -71,9 +70,9 @@ static void test_advertise(void **state)
                                     sizeof out, err),
                      DV_OK);
     assert_string_equal(out, "http://n0.dvec:7480");
-    assert_int_equal(addr_advertise("advertise", "tcp://0.0.0.0:7400", NULL, NULL, out,
-                                    sizeof out, err),
-                     DV_EINVAL);
+    assert_int_equal(
+        addr_advertise("advertise", "tcp://0.0.0.0:7400", NULL, NULL, out, sizeof out, err),
+        DV_EINVAL);
     assert_non_null(strstr(err, "every interface"));
     assert_non_null(strstr(err, "set advertise"));
     /* an advertised wildcard or an address without a port is refused */
@@ -81,15 +80,15 @@ static void test_advertise(void **state)
                                     out, sizeof out, err),
                      DV_EINVAL);
     assert_non_null(strstr(err, "names every interface"));
-    assert_int_equal(addr_advertise("advertise", "tcp://127.0.0.1:1", "tcp://n0", NULL, out,
-                                    sizeof out, err),
-                     DV_EINVAL);
+    assert_int_equal(
+        addr_advertise("advertise", "tcp://127.0.0.1:1", "tcp://n0", NULL, out, sizeof out, err),
+        DV_EINVAL);
     assert_non_null(strstr(err, "host and a port"));
     /* too long for the output */
     char tiny[8];
-    assert_int_equal(addr_advertise("advertise", "tcp://127.0.0.1:1", NULL, NULL, tiny,
-                                    sizeof tiny, err),
-                     DV_EINVAL);
+    assert_int_equal(
+        addr_advertise("advertise", "tcp://127.0.0.1:1", NULL, NULL, tiny, sizeof tiny, err),
+        DV_EINVAL);
 }
 
 static void test_ordinal(void **state)
