@@ -716,7 +716,9 @@ static void test_dead_timeout(void **state)
            clock_mono_ms() - t0);
     measure_gap(1000);
     node_start(2);
-    /* its copies are not in the map any more: the leader drops them */
+    /* its copies are not in the map any more: the leader drops them. Rebalancing may move
+     * partitions to it as soon as it is back (a CI run saw moves start before the drops were
+     * observed), so the test is that it holds exactly what the map places on it. */
     t0 = clock_mono_ms();
     bool dropped = false;
     char err[DV_ERRMSG_SIZE];
@@ -727,7 +729,7 @@ static void test_dead_timeout(void **state)
         json_array_foreach(json_object_get(st, "nodes"), i,
                            n) if (strcmp(jstr(n, "id"), node_ids[2]) == 0 &&
                                   strcmp(jstr(n, "state"), "alive") == 0 &&
-                                  jint(n, "replicas") == 0) dropped = true;
+                                  jint(n, "replicas") == jint(n, "partitions")) dropped = true;
         json_decref(st);
         clock_sleep_ms(200);
     }
