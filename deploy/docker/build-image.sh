@@ -30,11 +30,15 @@ LIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
 
 if ! "${P[@]}" image exists localhost/debian:12; then
     base=$(mktemp -d /var/tmp/dvec-base.XXXXXX)
-    trap 'rm -rf "$base"' EXIT
     echo "build-image: debootstrap bookworm (minbase) into $base" >&2
-    debootstrap --variant=minbase bookworm "$base/root" http://deb.debian.org/debian \
-        >"$base/debootstrap.log" 2>&1 || { tail -20 "$base/debootstrap.log" >&2; exit 3; }
+    if ! debootstrap --variant=minbase bookworm "$base/root" http://deb.debian.org/debian \
+        >"$base/debootstrap.log" 2>&1; then
+        tail -20 "$base/debootstrap.log" >&2
+        rm -rf "$base"
+        exit 3
+    fi
     tar -C "$base/root" -c . | "${P[@]}" import - localhost/debian:12 >/dev/null
+    rm -rf "$base"
     "${P[@]}" tag localhost/debian:12 localhost/debian:12-slim
 fi
 
