@@ -60,17 +60,20 @@ class Writer(threading.Thread):
         self.last_ok = time.monotonic()
         self.longest_gap = 0.0
         self.ok_times = []  # when each batch was acknowledged (monotonic)
+        self.longest_call = 0.0  # the slowest upsert call, answered or failed
 
     def run(self):
         while not self.stop.is_set():
             ids = self.rnd.sample(range(self.n), self.batch)
             self.seq += 1
             v = self.seq
+            t_call = time.monotonic()
             try:
                 self.client.upsert(self.coll, ids, [vec(i, v, self.dim) for i in ids],
                                    [{"v": v} for _ in ids])
                 now = time.monotonic()
                 with self.lock:
+                    self.longest_call = max(self.longest_call, now - t_call)
                     for i in ids:
                         self.acked[i] = v
                         self.maybe.pop(i, None)
@@ -80,6 +83,7 @@ class Writer(threading.Thread):
                     self.ok_times.append(now)
             except Exception:  # noqa: BLE001 - a failed write is recorded, not fatal
                 with self.lock:
+                    self.longest_call = max(self.longest_call, time.monotonic() - t_call)
                     for i in ids:
                         self.maybe.setdefault(i, set()).add(v)
                     self.n_fail += 1
