@@ -335,6 +335,19 @@ static void drop_lost_replicas(struct coord *c, const char *id, const struct msg
     const struct cmap_node *n = cmap_node_find(m, id);
     struct lost_replica *lost = NULL;
     uint32_t n_lost = 0;
+    /* An older report overtaken by a newer one (a follower forwarded it late, across an
+     * election) lacks the replicas created in between: it names some replica at a lower LSN
+     * than the map recorded from the newer one. Such a report says nothing about losses. */
+    bool older = false;
+    for (uint32_t i = 0; n && i < n->n_reports && !older; i++)
+        for (uint32_t j = 0; j < r->n && !older; j++)
+            older =
+                r->replicas[j].part == n->reports[i].part &&
+                strlen(n->reports[i].coll) == r->replicas[j].coll.len &&
+                memcmp(n->reports[i].coll, r->replicas[j].coll.p, r->replicas[j].coll.len) == 0 &&
+                r->replicas[j].applied_lsn < n->reports[i].lsn;
+    if (older)
+        n = NULL;
     for (uint32_t i = 0; n && i < n->n_reports; i++) {
         const struct cmap_report *was = &n->reports[i];
         bool still = false;

@@ -166,7 +166,11 @@ def main():
                    "round %d: %s isolated (link down): marked down after %.1f s; writes went on "
                    "while it was cut off, the first acknowledged %s s after the cut" %
                    (rnd + 1, victim, t_dead, "%.1f" % (resumed + 0.5) if resumed else "-"))
-            after = primaries()
+            # and every partition it led has another primary while it is still cut off (the
+            # leader fails them over one by one once it is suspect)
+            after = netsim.wait_until(
+                lambda: (lambda a: all(a[p] != victim for p in led) and a)(primaries()), 20, 0.25)
+            after = after or primaries()
             tap.ok(led and all(after[p] != victim for p in led),
                    "round %d: %s was primary of partitions %s; they failed over to %s" %
                    (rnd + 1, victim, led, [after[p] for p in led]))
