@@ -235,7 +235,6 @@ static void primary_down(struct coord *c, const struct cmap_coll *cl, struct cal
         return;
     if (insync_primary_failed(c, cl->name, q->part, pt->term, err) == DV_OK) {
         q->rc = DV_ESTALE;
-        q->failed_over = true;
         dv_errmsg_prefix(q->err, "primary failed over");
     } else {
         size_t len = strlen(q->err);
@@ -546,9 +545,6 @@ static int payload_index(struct coord *c, const struct cmap *m, const struct cma
 
 /* How long a follower waits for a collection it does not know yet (several raft heartbeats). */
 #define FOLLOWER_LAG_MS 150
-/* How long a retry after "stale map" waits for a newer copy of the map (the leader's commit
- * reaches a follower with its next heartbeat; an election can take longer). */
-#define ROUTER_MAP_WAIT_MS 1000
 
 static bool leader_ready(struct coord *c)
 {
@@ -619,29 +615,13 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
             *tmp = t;
             return rc;
         }
-        bool failed_over = false;
-        for (size_t i = 0; i < t->n_calls; i++)
-            failed_over = failed_over || t->calls[i].failed_over;
         router_tmp_free(t);
         memset(&rep->u, 0, sizeof rep->u);
         errmsg[0] = '\0';
-        if (paused) {
-            clock_sleep_ms(10); /* give the switch a moment */
-            continue;
-        }
-        /* Stale. When the leader failed a primary over for this write, the map that names the
-         * new primary is committed: this copy follows within a heartbeat, so wait for it (at
-         * most a second) rather than send the retry to the old primary once more (a test run
-         * did, and waited out a second request timeout). Otherwise (a node knows a newer map)
-         * give the map a moment. */
-        uint32_t wait_ms = failed_over ? ROUTER_MAP_WAIT_MS : 50;
-        for (uint64_t w0 = clock_mono_ms(); clock_mono_ms() - w0 < wait_ms;) {
-            struct cmap_ref *now = craft_map(c->raft);
-            bool newer = now->map.epoch > epoch;
-            craft_map_release(c->raft, now);
-            if (newer)
-                break;
-            clock_sleep_ms(5);
-        }
+        struct cmap_ref *now = craft_map(c->raft);
+        bool newer = now->map.epoch > epoch;
+        craft_map_release(c->raft, now);
+        if (!newer)
+            clock_sleep_ms(paused ? 10 : 50); /* give the switch or the map a moment */
     }
 }

@@ -23,7 +23,6 @@ struct call {
     uint32_t part;
     uint32_t node;       /* number in the map */
     uint32_t timeout_ms; /* 0: the connection's (request_timeout) */
-    bool failed_over;    /* a write's primary did not answer and the leader replaced it */
     const char *node_id;
     char err[DV_ERRMSG_SIZE];
 };

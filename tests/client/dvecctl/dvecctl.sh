@@ -447,16 +447,20 @@ run node remove node-9
 expect "node remove of a node that holds nothing" 0 "node node-9 removed"
 run node add node-9 --url tcp://127.0.0.1:9
 run node remove node-9 --if-draining --wait 5
-expect "node remove --if-draining leaves a node that is not draining" 0 "node node-9 is joining, not draining: left in the map"
+# node-9 never reports: joining, or dead once nodes.dead_after has passed
+expect "node remove --if-draining leaves a node that is not draining" 0 "node node-9 is [a-z]+, not draining: left in the map"
 run node remove node-9 --if-draining --force
 expect "--if-draining with --force: exit 2" 2 "do not go together"
 run node remove node-9 --wait 5
 expect "--wait without --if-draining: exit 2" 2 "--wait goes with --if-draining"
-run node drain node-9
-expect "node drain of a node that never reported" 0 "node node-9 is draining"
-run node remove node-9 --if-draining --wait 10
-expect "node remove --if-draining removes a drained node" 0 "node node-9 removed"
-run node remove node-9 --if-draining
+run node remove node-9 --force
+# drained right after it is added (before it could be marked dead), then removed by the hook
+run node add node-8 --url tcp://127.0.0.1:8
+run node drain node-8
+expect "node drain of a node that never reported" 0 "node node-8 is draining"
+run node remove node-8 --if-draining --wait 10
+expect "node remove --if-draining removes a drained node" 0 "node node-8 removed"
+run node remove node-8 --if-draining
 expect "node remove --if-draining of a node not in the map" 0 "not in the map"
 
 # ---- coordinators ------------------------------------------------------------------------
