@@ -332,6 +332,19 @@ static bool is_write(int type)
            type == MSG_PAYLOAD_INDEX;
 }
 
+/*
+ * A write that failed because the replica's disk is full (DV_EFULL from its WAL or its
+ * term files): the message says so first and names the node and the partition, so that a
+ * client behind a coordinator reads "no space left on device" and where. Returns rc.
+ */
+static int disk_full(const struct handle_ctx *c, const struct node_replica *r, int rc, char *errmsg)
+{
+    if (rc == DV_EFULL)
+        dv_errmsg_prefix(errmsg, "no space left on device (node %s, collection %s partition %u)",
+                         c->node_id ? c->node_id : "?", r->coll, r->partition);
+    return rc;
+}
+
 /* Runs a partition-addressed request on its replica. */
 static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, char *errmsg,
                         struct buf *out, uint64_t *stale_epoch)
@@ -350,6 +363,7 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     /* (a replicate checks the term as one step with its apply: node_replicate) */
     if (req->type != MSG_REPLICATE &&
         (rc = node_term(c->node, r, req->addr.term, errmsg)) != DV_OK) {
+        disk_full(c, r, rc, errmsg);
         node_release(c->node, r);
         return rc;
     }
@@ -374,6 +388,7 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     void *chunk = NULL;
     struct wal_acc acc = {0};
     struct part_point *pts = NULL;
+    bool over_capacity = false; /* DV_EFULL of the node's capacity, not of its disk */
 
     switch (req->type) {
     case MSG_REPLICA_INFO: {
@@ -408,6 +423,7 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         }
         if (c->capacity && node_points(c->node) + u->n > c->capacity) {
             dv_errmsg_set(errmsg, "node is full: capacity %" PRIu64 " points", c->capacity);
+            over_capacity = true;
             rc = DV_EFULL;
             break;
         }
@@ -546,6 +562,8 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         dv_errmsg_set(errmsg, "%s is not a partition request", msg_type_name(req->type));
         rc = DV_EINVAL;
     }
+    if (!over_capacity) /* writes, replicates, fences: their disk is full */
+        disk_full(c, r, rc, errmsg);
     if (rc == DV_OK && replicated) {
         uint32_t nf = 0;
         repl_wait(r->repl, &req->addr, node_term_start(c->node, r), rep->u.write_rep.lsn,

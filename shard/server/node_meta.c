@@ -238,7 +238,7 @@ static int term_locked(struct node *n, struct node_replica *pub, uint64_t term, 
     if (rc != 0) {
         dv_errmsg_set(errmsg, "%s: cannot record primary term %" PRIu64 ": %s", r->dir, term,
                       strerror(-rc));
-        return DV_EOS;
+        return io_dv_code(rc); /* DV_EFULL on a full disk: not a failing one */
     }
     log_info("replica primary term raised",
              "collection=%s partition=%u term=%" PRIu64 " lsn=%" PRIu64, pub->coll, pub->partition,

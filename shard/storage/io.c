@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "err.h"
+
 /* ---- POSIX ------------------------------------------------------------------------------- */
 
 static int px_open(struct io *io, const char *path, int flags, int mode)
@@ -166,6 +168,27 @@ struct io *io_posix(void)
 }
 
 /* ---- helpers ----------------------------------------------------------------------------- */
+
+bool io_err_full(int neg_errno)
+{
+    return neg_errno == -ENOSPC || neg_errno == -EDQUOT;
+}
+
+int io_dv_code(int neg_errno)
+{
+    if (io_err_full(neg_errno))
+        return DV_EFULL;
+    switch (-neg_errno) {
+    case ENOMEM:
+        return DV_ENOMEM;
+    case EIO:
+    case EFBIG:
+    case EROFS:
+        return DV_EIO;
+    default:
+        return DV_EOS;
+    }
+}
 
 int io_write_all(struct io *io, int fd, const void *buf, size_t n, off_t off)
 {
@@ -331,9 +354,17 @@ static bool fault_is_first(struct io_fault *f)
     return f->fail_at > 0 && __atomic_load_n(&f->count, __ATOMIC_ACQUIRE) == f->fail_at;
 }
 
+/* The full-disk mode (io_fault_set_full): true while it is on. */
+static bool fault_full(struct io_fault *f)
+{
+    return __atomic_load_n(&f->full, __ATOMIC_ACQUIRE);
+}
+
 static int ft_open(struct io *io, const char *path, int flags, int mode)
 {
     bool w = (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
+    if ((flags & O_CREAT) && fault_full(FAULT(io)))
+        return -ENOSPC;
     int e = fault_tick(FAULT(io), w);
     if (e)
         return -e;
@@ -343,6 +374,8 @@ static int ft_open(struct io *io, const char *path, int flags, int mode)
 static ssize_t ft_pwrite(struct io *io, int fd, const void *buf, size_t n, off_t off)
 {
     struct io_fault *f = FAULT(io);
+    if (n > 0 && fault_full(f))
+        return -ENOSPC;
     int e = fault_tick(f, true);
     if (e) {
         /* The write that fires may leave a prefix on disk: a torn write. */
@@ -417,6 +450,8 @@ static int ft_unlink(struct io *io, const char *path)
 
 static int ft_mkdir(struct io *io, const char *path, int mode)
 {
+    if (fault_full(FAULT(io)))
+        return -ENOSPC;
     int e = fault_tick(FAULT(io), true);
     if (e)
         return -e;
@@ -466,4 +501,9 @@ void io_fault_init(struct io_fault *f, struct io *inner)
     };
     f->inner = inner;
     f->err = EIO;
+}
+
+void io_fault_set_full(struct io_fault *f, bool full)
+{
+    __atomic_store_n(&f->full, full, __ATOMIC_RELEASE);
 }

@@ -59,6 +59,16 @@ int io_remove_dir(struct io *io, const char *dir);
 
 void io_free_list(char **names, size_t n);
 
+/*
+ * The dv code (common/err.h) of an io error: a full disk or quota (ENOSPC, EDQUOT) is
+ * DV_EFULL, so that callers can tell "no space left on device" from a failing disk (EIO,
+ * EFBIG, EROFS: DV_EIO); ENOMEM is DV_ENOMEM; anything else DV_EOS.
+ */
+int io_dv_code(int neg_errno);
+
+/* True for -ENOSPC and -EDQUOT: the write may succeed once space is freed. */
+bool io_err_full(int neg_errno);
+
 /* ---- fault injection (tests) ------------------------------------------------------------- */
 
 enum io_fault_kind {
@@ -86,9 +96,17 @@ struct io_fault {
     long count; /* operations counted so far */
     bool fired;
     uint64_t clock_offset_ns; /* added to inner->now_ns: tests move time forward */
+    bool full;                /* io_fault_set_full */
 };
 
 /* Initialises `f` around `inner` with no fault armed (fail_at 0). */
 void io_fault_init(struct io_fault *f, struct io *inner);
+
+/*
+ * Full-disk mode, on or off at any time from any thread: while on, every pwrite, mkdir and
+ * open with O_CREAT fails with ENOSPC, uncounted, and everything else (reads, fsync,
+ * shrinking ftruncate, rename, unlink) works, as on a file system with no free block.
+ */
+void io_fault_set_full(struct io_fault *f, bool full);
 
 #endif

@@ -324,7 +324,9 @@ int wal_append(struct wal *w, uint8_t type, const void *body, size_t len, uint64
                     t < 0 ? "; undoing it failed too" : "");
         if (t < 0)
             wal_set_failed(w, errmsg != NULL ? errmsg : "wal: undoing a failed write failed");
-        rc = DV_EIO;
+        /* A full disk is not a failing one: the next append may succeed once space is
+         * freed, and callers answer it as such (DV_EFULL), not as a dead disk. */
+        rc = t == 0 && io_err_full(wr) ? DV_EFULL : DV_EIO;
         goto out_unlock;
     }
     cur->size += total;

@@ -84,8 +84,11 @@ void wal_close(struct wal *w);
  * Appends one record (type 1..255, body of len bytes, copied) and returns its LSN in *lsn.
  * Does not wait for fsync. Thread-safe; LSNs are assigned in append order. A failed write
  * (ENOSPC, EIO, short write) is undone by truncating back to the record start and returns
- * DV_EIO (the LSN is not consumed); if even that fails, the WAL enters the failed state.
- * DV_ETOOBIG over max_record, DV_EINVAL for type 0, DV_EIO in the failed state.
+ * DV_EFULL for ENOSPC/EDQUOT (errmsg says "No space left on device"; a later append succeeds
+ * once space is freed), DV_EIO otherwise (the LSN is not consumed); if even the undo fails,
+ * the WAL enters the failed state (DV_EIO). A new segment that cannot be created on a full
+ * disk (rotation) is DV_EFULL too, the WAL stays on the old one. DV_ETOOBIG over max_record,
+ * DV_EINVAL for type 0, DV_EIO in the failed state.
  */
 int wal_append(struct wal *w, uint8_t type, const void *body, size_t len, uint64_t *lsn,
                char *errmsg);

@@ -37,21 +37,10 @@ const char *wal_errstr(int neg_errno, char *buf, size_t size)
     return strerror_r(-neg_errno, buf, size);
 }
 
-/* Maps -errno of the io to a dv code: disk trouble is DV_EIO, the rest DV_EOS. */
+/* Maps -errno of the io to a dv code (io_dv_code: a full disk is DV_EFULL). */
 int wal_dv_code(int neg_errno)
 {
-    switch (-neg_errno) {
-    case ENOMEM:
-        return DV_ENOMEM;
-    case EIO:
-    case ENOSPC:
-    case EDQUOT:
-    case EFBIG:
-    case EROFS:
-        return DV_EIO;
-    default:
-        return DV_EOS;
-    }
+    return io_dv_code(neg_errno);
 }
 
 /* Sets "wal: <what>: <strerror>" and returns the dv code of the OS error. */

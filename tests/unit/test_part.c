@@ -741,6 +741,98 @@ static void test_fault_sweep_crash(void **state)
     sweep(IO_FAULT_CRASH, EIO);
 }
 
+/* Number of checkpoint directories in `dir` (a failed checkpoint must leave none behind). */
+static size_t ckpt_dirs(const char *dir)
+{
+    char **names;
+    size_t n, k = 0;
+    assert_int_equal(io_posix()->list(io_posix(), dir, &names, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        k += strncmp(names[i], "ckpt-", 5) == 0;
+    io_free_list(names, n);
+    return k;
+}
+
+/*
+ * A full disk (io_fault_set_full): writes fail with DV_EFULL and change nothing, reads (get,
+ * search, count, scroll) still answer every point written before, a checkpoint fails and leaves
+ * nothing behind; once space is back, the next write succeeds without a reopen; a reopen (the
+ * disk full again: nothing to write) gives every acknowledged write.
+ */
+static void test_disk_full(void **state)
+{
+    char dir[4096], err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p;
+    struct io_fault f;
+    uint32_t ver[200];
+    opts(&o, HNSW_L2);
+    o.wal.sync = WAL_SYNC_ALWAYS;
+    o.wal.segment_bytes = 64 * 1024;
+    io_fault_init(&f, io_posix());
+    pu_tmpdir(dir, sizeof dir, "full");
+    assert_int_equal(part_create(&f.io, dir, &o, &p, err), DV_OK);
+    for (int b = 0; b < 4; b++)
+        assert_int_equal(pu_upsert_range(p, (uint64_t)b * 50, 50, 0, NULL, err), DV_OK);
+    for (size_t i = 0; i < 200; i++)
+        ver[i] = 0;
+    assert_int_equal(part_checkpoint(p, err), DV_OK);
+    size_t ckpts = ckpt_dirs(dir);
+
+    io_fault_set_full(&f, true);
+    struct part_info before, after;
+    part_get_info(p, &before);
+    for (int i = 0; i < 3; i++) {
+        err[0] = '\0';
+        assert_int_equal(pu_upsert_range(p, 0, 50, 1, NULL, err), DV_EFULL);
+        assert_non_null(strstr(err, "No space left on device"));
+    }
+    struct pid gone = pid_num(7);
+    size_t deleted = 9;
+    uint64_t lsn;
+    assert_int_equal(part_delete(p, &gone, 1, &lsn, &deleted, err), DV_EFULL);
+    part_get_info(p, &after);
+    assert_int_equal(after.applied_lsn, before.applied_lsn);
+    assert_int_equal(after.points, 200);
+    check_content(p, ver, 200);
+    float q[DIM];
+    pu_vec(3, 0, DIM, q);
+    struct part_query pq = {q, 5, 64, NULL, false, true, HNSW_QUANT_AUTO};
+    struct part_result r;
+    assert_int_equal(part_search(p, &pq, &r, NULL, err), DV_OK);
+    assert_int_equal(r.n, 5);
+    assert_int_equal(r.hits[0].id.lo, 3);
+    part_result_free(&r);
+    struct pid next;
+    bool more;
+    assert_int_equal(part_scroll(p, NULL, 300, NULL, false, true, &r, &next, &more, err), DV_OK);
+    assert_int_equal(r.n, 200);
+    part_result_free(&r);
+
+    /* Space is back: the next write succeeds, on the same open replica. */
+    io_fault_set_full(&f, false);
+    assert_int_equal(pu_upsert_range(p, 0, 50, 1, NULL, err), DV_OK);
+    for (size_t i = 0; i < 50; i++)
+        ver[i] = 1;
+    assert_int_equal(part_delete(p, &gone, 1, &lsn, &deleted, err), DV_OK);
+    ver[7] = UINT32_MAX;
+    check_content(p, ver, 200);
+    io_fault_set_full(&f, true);
+    assert_int_equal(pu_upsert_range(p, 50, 50, 2, NULL, err), DV_EFULL);
+    /* A checkpoint with something new to write fails and leaves nothing behind. */
+    assert_int_not_equal(part_checkpoint(p, err), DV_OK);
+    assert_non_null(strstr(err, "No space left on device"));
+    assert_int_equal(ckpt_dirs(dir), ckpts);
+    check_content(p, ver, 200);
+    part_close(p);
+
+    /* Reopen on the still-full disk: every acknowledged write, nothing refused. */
+    assert_int_equal(part_open(&f.io, dir, &o, &p, err), DV_OK);
+    check_content(p, ver, 200);
+    part_close(p);
+    pu_tmpdir_free(dir);
+}
+
 /*
  * Fault sweep over recovery: open a replica (checkpoint + WAL tail) with the 1st, 2nd, ... IO
  * operation failing (reads too). The open either fails cleanly or gives the full content; and
@@ -974,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_fault_sweep_eio),
         cmocka_unit_test(test_fault_sweep_crash),
         cmocka_unit_test(test_fault_sweep_open),
+        cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_hold_wal),
         cmocka_unit_test(test_rebase),

@@ -1018,7 +1018,7 @@ static void test_write_and_sync_failures(void **state)
     f.kind = IO_FAULT_ERRNO;
     f.err = ENOSPC;
     f.fail_at = f.count + 1; /* the next pwrite */
-    assert_int_equal(wal_append(w, 1, b, sizeof b, &l, err), DV_EIO);
+    assert_int_equal(wal_append(w, 1, b, sizeof b, &l, err), DV_EFULL);
     assert_non_null(strstr(err, "No space left"));
     assert_non_null(strstr(err, "LSN 2"));
     assert_int_equal(wal_append(w, 1, b, sizeof b, &l, err), DV_OK);
@@ -1046,6 +1046,53 @@ static void test_write_and_sync_failures(void **state)
     struct counter c = {0};
     assert_int_equal(wal_open(io_posix(), dir, &o, 1, count_rec, &c, &w, err), DV_OK);
     assert_int_equal(c.count, 4);
+    wal_close(w);
+    remove_dir(dir);
+    loud(q);
+}
+
+/*
+ * A full disk (io_fault_set_full): appends fail with DV_EFULL, also when the segment is full
+ * and rotation cannot create the next one; nothing is consumed or marked failed; once space
+ * is back the next append takes the next LSN, and a reopen finds exactly what was appended.
+ */
+static void test_disk_full(void **state)
+{
+    char dir[64], err[DV_ERRMSG_SIZE];
+    struct wal_opts o;
+    struct io_fault f;
+    struct wal *w;
+    uint64_t l;
+    uint8_t b[3000];
+    FILE *q = quiet();
+    memset(b, 7, sizeof b);
+    make_dir(dir);
+    small_opts(&o);
+    o.compress = false;
+    io_fault_init(&f, io_posix());
+    assert_int_equal(wal_open(&f.io, dir, &o, 1, NULL, NULL, &w, err), DV_OK);
+    for (int round = 0; round < 40; round++) { /* 40 x 3 KiB: two rotations on 64 KiB */
+        assert_int_equal(wal_append(w, 1, b, sizeof b, &l, err), DV_OK);
+        io_fault_set_full(&f, true);
+        for (int i = 0; i < 3; i++) {
+            err[0] = '\0';
+            assert_int_equal(wal_append(w, 1, b, sizeof b, &l, err), DV_EFULL);
+            assert_non_null(strstr(err, "No space left on device"));
+        }
+        assert_int_equal(wal_last_lsn(w), (uint64_t)round + 1);
+        assert_int_equal(wal_sync(w, wal_last_lsn(w), err), DV_OK); /* fsync still works */
+        io_fault_set_full(&f, false);
+    }
+    struct wal_stats st;
+    wal_get_stats(w, &st);
+    assert_true(st.rotations >= 1);
+    assert_int_equal(wal_append(w, 1, b, sizeof b, &l, err), DV_OK);
+    assert_int_equal(l, 41);
+    wal_close(w);
+    struct counter c = {0};
+    assert_int_equal(wal_open(io_posix(), dir, &o, 1, count_rec, &c, &w, err), DV_OK);
+    assert_int_equal(c.count, 41);
+    assert_int_equal(wal_last_lsn(w), 41);
     wal_close(w);
     remove_dir(dir);
     loud(q);
@@ -1197,6 +1244,7 @@ int main(void)
         cmocka_unit_test(test_gap),
         cmocka_unit_test(test_cut_after),
         cmocka_unit_test(test_write_and_sync_failures),
+        cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_fault_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
