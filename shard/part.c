@@ -227,6 +227,9 @@ void part_get_info(struct part *p, struct part_info *info)
     info->wal_hold = __atomic_load_n(&p->wal_hold, __ATOMIC_ACQUIRE);
 }
 
+/* A failed background checkpoint is tried again this much later (io clock). */
+#define BG_RETRY_NS (10ull * 1000000000ull)
+
 /* The background thread: checkpoints by WAL size and age, compaction by tombstone share. */
 static void *bg_main(void *arg)
 {
@@ -255,10 +258,25 @@ static void *bg_main(void *arg)
         bool due =
             in.wal_bytes >= p->o.ckpt_wal_bytes ||
             (in.applied_lsn > in.ckpt_lsn && (soon || in.ckpt_age_ms >= p->o.ckpt_interval_ms));
-        if (due && !in.failed && part_checkpoint(p, err) != DV_OK)
-            log_error("checkpoint failed", "dir=%s cause=\"%s\"", p->dir, err);
-        else if (due && soon)
-            __atomic_store_n(&p->ckpt_soon, false, __ATOMIC_RELEASE);
+        uint64_t now = p->io->now_ns(p->io);
+        if (due && !in.failed && now >= p->bg_retry_ns) {
+            /* A failed checkpoint (a full disk, most often) is retried after BG_RETRY_NS, not
+             * at every poll, and logged once per run of failures: the replica keeps serving
+             * from its WAL meanwhile. */
+            if (part_checkpoint(p, err) != DV_OK) {
+                if (p->bg_fails++ == 0)
+                    log_error("checkpoint failed, retrying every 10 s", "dir=%s cause=\"%s\"",
+                              p->dir, err);
+                p->bg_retry_ns = now + BG_RETRY_NS;
+            } else {
+                if (p->bg_fails > 0)
+                    log_info("checkpoint done again", "dir=%s failed_before=%u", p->dir,
+                             p->bg_fails);
+                p->bg_fails = 0;
+                if (soon)
+                    __atomic_store_n(&p->ckpt_soon, false, __ATOMIC_RELEASE);
+            }
+        }
         if (in.deleted >= 1024 && in.deleted * 10 >= in.points && part_compact(p, err) != DV_OK)
             log_error("compaction failed", "dir=%s cause=\"%s\"", p->dir, err);
         pthread_mutex_lock(&p->bg_mu);

@@ -68,6 +68,8 @@ struct part {
     char fail_msg[DV_ERRMSG_SIZE];
 
     pthread_t bg;
+    uint64_t bg_retry_ns; /* background thread only: no checkpoint before (after a failure) */
+    unsigned bg_fails;    /* background thread only: checkpoints failed in a row */
     bool bg_running;
     bool bg_stop;
     pthread_mutex_t bg_mu;
