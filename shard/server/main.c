@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "err.h"
+#include "io_delay.h"
 #include "log.h"
 #include "node.h"
 #include "report.h"
@@ -135,10 +136,14 @@ int main(int argc, char **argv)
     no.snapshot_idle_ms = (uint32_t)(c.snapshot_idle_ns / 1000000);
     no.force_fsync = c.fsync == SHARD_FSYNC_REPLICA ? -1 : c.fsync - 1;
     no.tr = tr;
+    /* DVEC_IO_DELAY_FILE (a testing hook): a slow disk; unset, the posix io itself. */
+    struct io *delay_io;
+    no.io = io_delay_from_env(io_posix(), &delay_io);
     struct node *node;
     if ((rc = node_open(c.data_dir, &no, &node, err)) != DV_OK) {
         fprintf(stderr, "dvec-shard: %s\n", err);
         log_error("cannot open data dir", "error=%s", err);
+        io_delay_free(delay_io);
         goto err_cfg;
     }
 
@@ -177,6 +182,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "dvec-shard: %s\n", err);
         log_error("cannot start", "error=%s", err);
         node_close(node, false);
+        io_delay_free(delay_io);
         goto err_cfg;
     }
     shard_metrics_set_server(sm, srv);
@@ -225,6 +231,7 @@ int main(int argc, char **argv)
     }
     rpcsrv_stop(srv);
     node_close(node, true);
+    io_delay_free(delay_io);
     log_info("stopped", "ms=%" PRIu64, clock_mono_ms() - ts);
     shard_metrics_free(sm);
     tr_free(tr);
