@@ -235,16 +235,16 @@ static int si_u64(struct snap_in *si, uint64_t *v)
 /* Writes `size` bytes of the stream into a new file and fsyncs it. */
 static int si_file(struct io *io, struct snap_in *si, const char *path, uint64_t size, uint8_t *tmp)
 {
-    int fd = io->open(io, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = io->open(io, path, O_WRONLY | O_CREAT | O_TRUNC, 0644), e;
     if (fd < 0)
-        return DV_EIO;
+        return io_err_full(fd) ? DV_EFULL : DV_EIO;
     uint64_t off = 0;
     int rc = DV_OK;
     while (off < size && rc == DV_OK) {
         size_t want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
         rc = si_read(si, tmp, want);
-        if (rc == DV_OK && io_write_all(io, fd, tmp, want, (off_t)off) < 0)
-            rc = DV_EIO;
+        if (rc == DV_OK && (e = io_write_all(io, fd, tmp, want, (off_t)off)) < 0)
+            rc = io_err_full(e) ? DV_EFULL : DV_EIO; /* a full disk says so */
         off += want;
     }
     if (rc == DV_OK && io->fsync(io, fd) < 0)
@@ -284,8 +284,9 @@ static int restore_files(struct io *io, const char *dir, struct snap_in *si, cha
     if (rc == DV_OK && nfiles != 0 && nfiles != CKPT_NFILES)
         rc = DV_ECORRUPT;
     snprintf(ckdir, sizeof ckdir, "%s/ckpt-%020llu", dir, (unsigned long long)lsn);
-    if (rc == DV_OK && nfiles > 0 && io->mkdir(io, ckdir, 0755) < 0)
-        rc = DV_EIO;
+    int e;
+    if (rc == DV_OK && nfiles > 0 && (e = io->mkdir(io, ckdir, 0755)) < 0)
+        rc = io_err_full(e) ? DV_EFULL : DV_EIO;
     for (uint32_t i = 0; i < nfiles && rc == DV_OK; i++) {
         uint32_t kind;
         uint64_t size;
@@ -310,11 +311,12 @@ static int restore_files(struct io *io, const char *dir, struct snap_in *si, cha
     if (rc == DV_OK && nfiles > 0 && io_fsync_dir(io, ckdir) < 0)
         rc = DV_EIO;
     snprintf(path, sizeof path, "%s/%s", dir, PART_META);
-    if (rc == DV_OK && io_replace_file(io, path, meta, meta_len) < 0)
-        rc = DV_EIO;
+    if (rc == DV_OK && (e = io_replace_file(io, path, meta, meta_len)) < 0)
+        rc = io_err_full(e) ? DV_EFULL : DV_EIO;
     if (rc != DV_OK && errmsg[0] == '\0')
         dv_errmsg_set(errmsg, "snapshot stream: %s",
                       rc == DV_ECORRUPT ? "damaged or truncated (checksum or framing)"
+                      : rc == DV_EFULL  ? "no space left on device"
                                         : dv_strerror(rc));
 out:
     free(meta);
