@@ -65,6 +65,31 @@ int resolve_hits(const struct msg_hits *lists, uint32_t r, uint32_t need, struct
     return DV_OK;
 }
 
+static int cmp_pid_ptr(const void *a, const void *b)
+{
+    return pid_cmp(*(const struct pid *const *)a, *(const struct pid *const *)b);
+}
+
+uint32_t resolve_distinct(const struct msg_hits *lists, uint32_t r, const struct pid *below)
+{
+    size_t total = 0, k = 0;
+    for (uint32_t i = 0; i < r; i++)
+        total += lists[i].n;
+    const struct pid **ids = malloc((total ? total : 1) * sizeof *ids);
+    if (ids == NULL)
+        return 0;
+    for (uint32_t i = 0; i < r; i++)
+        for (uint32_t j = 0; j < lists[i].n; j++)
+            if (below == NULL || pid_cmp(&lists[i].hits[j].id, below) < 0)
+                ids[k++] = &lists[i].hits[j].id;
+    qsort(ids, k, sizeof *ids, cmp_pid_ptr);
+    uint32_t d = 0;
+    for (size_t a = 0; a < k; a++)
+        d += a == 0 || pid_cmp(ids[a - 1], ids[a]) != 0;
+    free(ids);
+    return d;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

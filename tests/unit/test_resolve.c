@@ -54,6 +54,30 @@ static void test_hits(void **state)
     assert_int_equal(n, 0);
 }
 
+/* Distinct ids, to tell answers that agree on every point from answers apart (router_read.c
+ * reads again while resolve_hits keeps fewer points than the answers hold). */
+static void test_distinct(void **state)
+{
+    (void)state;
+    float v1[2] = {1, 2}, v1b[2] = {1, 3};
+    struct msg_hit a[] = {hit(1, v1, "x"), hit(2, v1, NULL), hit(3, v1, "p")};
+    struct msg_hit b[] = {hit(2, v1, NULL), hit(3, v1b, "p"), hit(4, v1, NULL)};
+    struct msg_hits lists[2] = {{a, 3}, {b, 3}};
+    struct msg_hit out[6];
+    uint32_t n;
+    assert_int_equal(resolve_distinct(lists, 2, NULL), 4);
+    assert_int_equal(resolve_hits(lists, 2, 2, out, &n), DV_OK);
+    assert_int_equal(n, 1); /* apart: 1 and 4 on one replica, 3 with two vectors */
+    struct pid below = pid_num(3);
+    assert_int_equal(resolve_distinct(lists, 2, &below), 2); /* 1 and 2 */
+    struct msg_hits same[2] = {{a, 3}, {a, 3}};
+    assert_int_equal(resolve_distinct(same, 2, NULL), 3);
+    assert_int_equal(resolve_hits(same, 2, 2, out, &n), DV_OK);
+    assert_int_equal(n, 3); /* alike */
+    struct msg_hits none[2] = {{NULL, 0}, {NULL, 0}};
+    assert_int_equal(resolve_distinct(none, 2, NULL), 0);
+}
+
 static void test_count(void **state)
 {
     (void)state;
@@ -69,6 +93,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hits),
+        cmocka_unit_test(test_distinct),
         cmocka_unit_test(test_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
