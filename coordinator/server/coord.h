@@ -95,6 +95,9 @@ struct coord {
     size_t n_seen, cap_seen;
 
     pthread_t leader_thread;
+    pthread_t stall_thread;             /* notices this process was stalled (coord_leader.c) */
+    atomic_uint_least64_t beat_ms;      /* the stall thread's last wake (monotonic ms) */
+    atomic_uint_least64_t stall_end_ms; /* when the last stall it noticed ended (0: none) */
     atomic_bool stop;
 
     /* the mover (leader only) */

@@ -338,8 +338,48 @@ static void fail_over(struct coord *c, const struct cmap *m)
         }
 }
 
+/*
+ * A coordinator that was itself stalled (SIGSTOP, a paused VM, a clock jump) heard nothing
+ * for that long, from anyone: on waking its leader would take every node for suspect and fail
+ * all their primaries over (found by the torture suite, pause_leader; test_replication
+ * test_leader_stalled). A thread of its own sleeps STALL_TICK_MS at a time and is never busy
+ * otherwise: when a sleep overruns by more than half of nodes.suspect_after, the process was
+ * stalled, and node silences count from its waking (stall_end_ms). Until that thread has run
+ * again after a stall (beat_ms old), the leader marks no node.
+ */
+#define STALL_TICK_MS 50
+
+static uint64_t stall_limit_ms(const struct coord *c)
+{
+    return c->o.suspect_ms / 2 > STALL_TICK_MS ? c->o.suspect_ms / 2 : STALL_TICK_MS;
+}
+
+static void *stall_main(void *arg)
+{
+    struct coord *c = arg;
+    uint64_t prev = clock_mono_ms();
+    while (!atomic_load(&c->stop)) {
+        clock_sleep_ms(STALL_TICK_MS);
+        uint64_t now = clock_mono_ms();
+        if (now > prev + STALL_TICK_MS + stall_limit_ms(c)) {
+            atomic_store(&c->stall_end_ms, now);
+            log_warn("this coordinator was stalled; node silences count from now",
+                     "stalled_ms=%" PRIu64, now - prev - STALL_TICK_MS);
+        }
+        atomic_store(&c->beat_ms, now);
+        prev = now;
+    }
+    return NULL;
+}
+
 static void tick(struct coord *c, uint64_t leader_since)
 {
+    /* woken from a stall the stall thread has not seen yet: judge no node this time */
+    if (clock_mono_ms() > atomic_load(&c->beat_ms) + STALL_TICK_MS + stall_limit_ms(c))
+        return;
+    uint64_t stall_end = atomic_load(&c->stall_end_ms);
+    if (stall_end > leader_since)
+        leader_since = stall_end;
     struct cmap_ref *ref = craft_map(c->raft);
     const struct cmap *m = &ref->map;
     for (uint32_t i = 0; i < m->n_nodes; i++) {
@@ -418,12 +458,20 @@ static void *leader_main(void *arg)
 int coord_leader_start(struct coord *c)
 {
     atomic_store(&c->stop, false);
+    atomic_store(&c->beat_ms, clock_mono_ms());
+    atomic_store(&c->stall_end_ms, 0);
     pthread_mutex_init(&c->moves_mu, NULL);
-    if (pthread_create(&c->leader_thread, NULL, leader_main, c) != 0)
+    if (pthread_create(&c->stall_thread, NULL, stall_main, c) != 0)
         return DV_EOS;
+    if (pthread_create(&c->leader_thread, NULL, leader_main, c) != 0) {
+        atomic_store(&c->stop, true);
+        pthread_join(c->stall_thread, NULL);
+        return DV_EOS;
+    }
     if (pthread_create(&c->mover_thread, NULL, mover_main, c) != 0) {
         atomic_store(&c->stop, true);
         pthread_join(c->leader_thread, NULL);
+        pthread_join(c->stall_thread, NULL);
         return DV_EOS;
     }
     return DV_OK;
@@ -434,6 +482,7 @@ void coord_leader_stop(struct coord *c)
     atomic_store(&c->stop, true);
     pthread_join(c->leader_thread, NULL);
     pthread_join(c->mover_thread, NULL);
+    pthread_join(c->stall_thread, NULL);
     free(c->moves);
     c->moves = NULL;
     recover_free(c);
