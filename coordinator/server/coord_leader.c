@@ -417,39 +417,22 @@ static void tick(struct coord *c, uint64_t leader_since)
     craft_map_release(c->raft, ref);
 }
 
-/*
- * Node silences are counted from the later of a node's last report and `leader_since`. A
- * leader that was itself stalled (SIGSTOP, a VM paused, its clock jumped) heard nothing for
- * that long, from anyone: on waking it would take every node for suspect and fail all their
- * primaries over. So when a sleep of the leader thread overruns by more than half of
- * nodes.suspect_after, silences are counted again from then (found by the torture suite:
- * pause_leader; test_failover test_leader_stalled).
- */
 static void *leader_main(void *arg)
 {
     struct coord *c = arg;
-    uint64_t leader_since = 0, slept_at = 0;
+    uint64_t leader_since = 0;
     while (!atomic_load(&c->stop)) {
         struct craft_status st;
         craft_status(c->raft, &st);
-        uint64_t now = clock_mono_ms();
-        uint64_t overrun = slept_at && now > slept_at + c->o.report_every_ms
-                               ? now - slept_at - c->o.report_every_ms
-                               : 0;
         if (st.leader_ready) {
             if (leader_since == 0) {
-                leader_since = now;
+                leader_since = clock_mono_ms();
                 log_info("leader duties start", "id=%" PRIu64 " term=%" PRIu64, st.id, st.term);
-            } else if (overrun > c->o.suspect_ms / 2) {
-                leader_since = now;
-                log_warn("the leader itself was stalled; node silences count from now",
-                         "stalled_ms=%" PRIu64, overrun);
             }
             tick(c, leader_since);
         } else {
             leader_since = 0;
         }
-        slept_at = clock_mono_ms();
         clock_sleep_ms(c->o.report_every_ms);
     }
     return NULL;
