@@ -191,11 +191,12 @@ class Net:
             os.makedirs(path)
             self.made_dirs.append(path)
 
-    def spawn(self, host, argv, env, hostname, mounts=(), uid=None, ro_root=False, log=None):
+    def spawn(self, host, argv, env, hostname, mounts=(), uid=None, ro_root=False, log=None,
+              cwd=None):
         """Starts argv in host's namespace with its own UTS and mount namespaces: host name
         `hostname`, each (src, dst) of mounts bound, the root read-only if asked, as `uid`,
-        with exactly `env`. The exec chain keeps one PID: the returned Popen's pid is the
-        program's."""
+        with exactly `env`, in directory `cwd` (None: this process's). The exec chain keeps one
+        PID: the returned Popen's pid is the program's."""
         script = ('h=$1; shift; hostname "$h"; '
                   'while [ "$1" != "--" ]; do mount --bind "$1" "$2" || exit 126; shift 2; done; '
                   'shift; ro=$1; shift; '
@@ -212,7 +213,7 @@ class Net:
         out = open(log, "ab") if log else subprocess.DEVNULL
         try:
             return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT)
+                                    stderr=subprocess.STDOUT, cwd=cwd)
         finally:
             if log:
                 out.close()

@@ -46,6 +46,7 @@ class Proc:
         self.clock_offset = 0
         self.disk = None       # node: its tmpfs mount point (= data dir)
         self.delay_file = None
+        self.cwd = None
 
     @property
     def short(self):
@@ -56,7 +57,8 @@ class Proc:
 
 
 class Cluster:
-    def __init__(self, build, work, n_coord=3, n_node=4, disk_mb=256, log=print):
+    def __init__(self, build, work, n_coord=3, n_node=4, disk_mb=256, log=print, clocks=True):
+        build = os.path.abspath(build)
         self.build, self.work, self.log = build, work, log
         self.coord_exe = os.path.join(build, "coordinator", "dvec-coord")
         self.shard_exe = os.path.join(build, "shard", "dvec-shard")
@@ -67,7 +69,7 @@ class Cluster:
         self.mounts = []
         self.chains = set()
         self.delayed = set()
-        self.faketime = faketime_lib()
+        self.faketime = faketime_lib() if clocks else None
         self.client = self.net.add_host(["client." + DOMAIN])
         netsim.enter_netns(self.client.ns)
         cnames = ["coord-%d.%s" % (i, DOMAIN) for i in range(1, n_coord + 1)]
@@ -113,6 +115,9 @@ class Cluster:
             # makes clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) fail with EINVAL.
             p.env.update({"LD_PRELOAD": self.faketime, "FAKETIME_TIMESTAMP_FILE": p.clock_file,
                           "FAKETIME_CACHE_DURATION": "1"})
+        # its working directory: where a core dump lands (kernel.core_pattern "core")
+        p.cwd = os.path.join(self.work, "run-%s" % p.short)
+        os.makedirs(p.cwd, exist_ok=True)
         self.procs[p.name] = p
         return p
 
@@ -124,8 +129,12 @@ class Cluster:
 
     def start(self, p):
         env = {"PATH": "/usr/bin:/bin"}
+        # a sanitizer build's options reach the processes (a sanitizer runtime must come first
+        # among the libraries: with libfaketime preloaded, run with --no-clock)
+        env.update({k: v for k, v in os.environ.items()
+                    if k.startswith(("ASAN_", "UBSAN_", "TSAN_", "LSAN_"))})
         env.update(p.env)
-        p.proc = self.net.spawn(p.host, p.argv, env, p.short, log=p.log)
+        p.proc = self.net.spawn(p.host, p.argv, env, p.short, log=p.log, cwd=p.cwd)
         p.paused = False
 
     def kill(self, p):
@@ -280,6 +289,25 @@ class Cluster:
         self.net.close()
         for d in self.mounts:
             netsim.sh("umount", d, check=False)
+
+    def backtrace(self, p, out):
+        """After p crashed: its core dump (if the kernel wrote one into p.cwd) moved to `out`
+        and every thread's stack from gdb; the text ("" without a core or gdb)."""
+        cores = sorted(f for f in os.listdir(p.cwd) if f == "core" or f.startswith("core."))
+        if not cores:
+            return ""
+        stamp = time.strftime("%H%M%S")
+        core = os.path.join(out, "core-%s-%s" % (p.short, stamp))
+        shutil.move(os.path.join(p.cwd, cores[-1]), core)
+        if shutil.which("gdb") is None:
+            return "core: %s (no gdb for a backtrace)" % core
+        r = subprocess.run(["gdb", "-batch", "-nx", "-ex", "thread apply all bt", p.argv[0], core],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=120)
+        path = core + ".bt.txt"
+        with open(path, "w") as f:
+            f.write(r.stdout)
+        return "core: %s; backtrace: %s" % (core, path)
 
     def tail_logs(self, n=8):
         out = []

@@ -4,13 +4,14 @@ then proves from the history that nothing acknowledged was lost (docs/reliabilit
 
   torture.py BUILD_ROOT SOURCE_ROOT [--seed N] [--faults N] [--kinds a,b,...] [--combined P]
              [--hold A-B] [--gap A-B] [--keys K] [--workers W] [--replay SCHEDULE.json]
-             [--out DIR] [--recall-floor F] [--short]
+             [--out DIR] [--recall-floor F] [--think-ms MS] [--no-clock] [--short]
 
 The cluster: 3 coordinators and 4 nodes, each on a host of its own (network namespaces), one
 collection of 6 partitions with 3 replicas. The schedule comes from the seed (printed) or from
 --replay (the schedule.json of an earlier run: the same faults at the same times against the
 same targets; the workers' operations come from the seed in it). --short: the suite's form,
-every fault kind once. Output: TAP on stdout; in --out (default a temporary directory, kept
+every fault kind once. --no-clock: no libfaketime (no clock jumps; for sanitizer builds, whose
+runtime must be the first library). Output: TAP on stdout; in --out (default a temporary directory, kept
 when something fails): history.jsonl, schedule.json, report.txt and the processes' logs.
 Needs root, iproute2, iptables and util-linux (SKIP without); libfaketime for clock jumps.
 """
@@ -18,6 +19,7 @@ Needs root, iproute2, iptables and util-linux (SKIP without); libfaketime for cl
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import sys
@@ -57,13 +59,13 @@ class Tap:
 def parse(argv):
     o = {"seed": None, "faults": 30, "kinds": nm.KINDS, "combined": 0.3, "hold": (2.0, 8.0),
          "gap": (1.0, 3.0), "keys": 2000, "workers": 6, "replay": None, "out": None,
-         "recall_floor": 0.9, "short": False, "pos": []}
+         "recall_floor": 0.9, "short": False, "clocks": True, "think_ms": 0, "pos": []}
     i = 1
     while i < len(argv):
         a = argv[i]
         val = argv[i + 1] if i + 1 < len(argv) else None
-        if a == "--short":
-            o["short"] = True
+        if a in ("--short", "--no-clock"):
+            o["short" if a == "--short" else "clocks"] = a == "--short"
             i += 1
             continue
         if not a.startswith("--"):
@@ -73,7 +75,7 @@ def parse(argv):
         if val is None:
             raise SystemExit("%s needs a value" % a)
         key = a[2:].replace("-", "_")
-        if key in ("seed", "faults", "keys", "workers"):
+        if key in ("seed", "faults", "keys", "workers", "think_ms"):
             o[key] = int(val)
         elif key in ("combined", "recall_floor"):
             o[key] = float(val)
@@ -106,6 +108,8 @@ def on_term(signum, frame):
 
 def main(argv):
     signal.signal(signal.SIGTERM, on_term)
+    # core dumps of the processes (they inherit the limit): a crash comes with a backtrace
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     o = parse(argv)
     if len(o["pos"]) != 2:
         print(__doc__, file=sys.stderr)
@@ -137,7 +141,7 @@ def main(argv):
     workers = []
     crashes = []
     try:
-        c = cl.Cluster(build, work)
+        c = cl.Cluster(build, work, clocks=o["clocks"])
         nodes = [c.procs[n].short for n in c.nnames]
         coords = [c.procs[n].short for n in c.cnames]
         if steps is None:
@@ -178,7 +182,8 @@ def main(argv):
             return {rc: Client(rot, timeout=10, read_consistency=rc)
                     for rc in (None, "majority", "all")}
         for w in range(o["workers"]):
-            wk = Worker(w, o["workers"], keys, dim, clients(), hist, o["seed"], stop)
+            wk = Worker(w, o["workers"], keys, dim, clients(), hist, o["seed"], stop,
+                        o["think_ms"] / 1000.0)
             for k in wk.own:  # the load wrote every key once with value 0
                 wk.known[k].add({"f": "upsert", "ids": [k], "v": 0, "ok": "ok", "t0": 0,
                                  "t1": 0})
@@ -197,9 +202,11 @@ def main(argv):
                     tail = []
                     with open(p.log, errors="replace") as f:
                         tail = f.read().splitlines()[-15:]
-                    crashes.append({"proc": p.short, "exit": p.proc.returncode, "log": tail})
+                    bt = c.backtrace(p, out)
+                    crashes.append({"proc": p.short, "exit": p.proc.returncode, "log": tail,
+                                    "core": bt})
                     hist.write({"f": "crash", "proc": p.short, "exit": p.proc.returncode,
-                                "log": tail})
+                                "log": tail, "core": bt})
                     c.start(p)
 
         # ---- the faults ---------------------------------------------------------------------

@@ -72,11 +72,11 @@ class Worker(threading.Thread):
     WEIGHTS = [("upsert", 30), ("delete", 6), ("set_payload", 12), ("get", 20),
                ("search", 14), ("scroll", 10), ("count", 4)]
 
-    def __init__(self, wid, n_workers, keys, dim, clients, hist, seed, stop):
+    def __init__(self, wid, n_workers, keys, dim, clients, hist, seed, stop, think=0.0):
         super().__init__(daemon=True, name="worker-%d" % wid)
         self.wid, self.keys, self.dim = wid, keys, dim
         self.clients = clients  # consistency level -> Client
-        self.hist, self.stop = hist, stop
+        self.hist, self.stop, self.think = hist, stop, think
         self.rnd = random.Random(seed * 1000 + wid)
         self.own = list(range(wid, keys, n_workers))
         self.known = {k: Key() for k in self.own}  # what this worker knows of its keys
@@ -91,6 +91,8 @@ class Worker(threading.Thread):
     def run(self):
         while not self.stop.is_set():
             f = self.rnd.choice(self.ops)
+            if self.think:
+                time.sleep(self.think)
             try:
                 getattr(self, "op_" + f)()
             except Exception as e:  # noqa: BLE001 - the harness itself must not die
