@@ -818,8 +818,6 @@ static int rep_teardown(void **state)
 
 int main(int argc, char **argv)
 {
-    if (getenv("DVEC_TEST_FILTER")) /* one case: DVEC_TEST_FILTER=test_leader_stalled */
-        cmocka_set_test_filter(getenv("DVEC_TEST_FILTER"));
     if (argc < 3) {
         fprintf(stderr, "usage: %s DVEC_COORD DVEC_SHARD\n", argv[0]);
         return 2;

@@ -134,5 +134,19 @@ ok(kinds(v) == ["crash"], "a process that crashed is reported", v)
 v = run(base)
 ok(kinds(v) == ["final"], "a history without its final read is reported", v)
 
+# the nemesis' schedule: the same seed gives the same faults; --short covers every kind
+import nemesis  # noqa: E402
+
+nodes, coords = ["node-%d" % i for i in range(1, 5)], ["coord-%d" % i for i in range(1, 4)]
+a = nemesis.make_schedule(17, nemesis.KINDS, 40, (2, 8), (1, 3), 0.3, nodes, coords, True)
+b = nemesis.make_schedule(17, nemesis.KINDS, 40, (2, 8), (1, 3), 0.3, nodes, coords, True)
+c = nemesis.make_schedule(18, nemesis.KINDS, 40, (2, 8), (1, 3), 0.3, nodes, coords, True)
+ok(a == b and a != c, "a schedule is a function of its seed (replay gives the same faults)")
+ok({s["kind"] for s in a[:len(nemesis.KINDS)]} == set(nemesis.KINDS),
+   "every fault kind comes once before any repeats (every_kind_once)")
+ok(all(x["at"] < y["at"] for x, y in zip(a, a[1:])) and
+   any(y["at"] < x["at"] + x["hold"] for x, y in zip(a, a[1:])),
+   "steps start in order; with combined > 0 some start while the previous one holds")
+
 print("1..%d" % N)
 sys.exit(1 if FAILED else 0)
