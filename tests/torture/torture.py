@@ -103,6 +103,9 @@ def parse(argv):
 
 
 def on_term(signum, frame):
+    # once: a second SIGTERM (timeout(1) passing on the one it got) must not cut the cleanup
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise SystemExit(128 + signum)  # runs the cleanup in main's finally
 
 
