@@ -17,7 +17,8 @@ with a 4xx did not happen. Then:
   - reads during the run (get, scroll, search hits, count): a strict read (consistency "all" or
     "majority") of a key over [t0, t1] must see a state of P[i..j] (i: writes completed
     before t0, j: writes begun before t1); a default read (one replica, which may lag) a
-    state of P[0..j]: old perhaps, but never one that was not written or not yet begun;
+    state of P[0..j]: old perhaps, but never one that was not written or not yet begun, and
+    not older than the writes acknowledged 5 s (the header's stale_bound_s) before it began;
   - counts: between the keys surely present and those possibly present over the read;
   - the final vectors are the ones the values derive from; every replica of each partition
     is identical (the digests of `dvecctl collections verify`); recall@10 of searches against
@@ -118,6 +119,7 @@ class Checker:
         self.nemesis = []
         self.crashes = []
         self.violations = []
+        self.stale_s = 5.0  # how far a default read may lag (the history's header may say)
         self.stats = {"ops": 0, "by_kind": {}, "acked_writes": 0, "acked_key_writes": 0,
                       "unknown_writes": 0, "failed_writes": 0, "reads_checked": 0,
                       "keys_checked": 0, "faults": 0}
@@ -141,6 +143,7 @@ class Checker:
             f = op.get("f")
             if f == "start":
                 self.header = op
+                self.stale_s = float(op.get("stale_bound_s", self.stale_s))
             elif f == "final":
                 self.final = op
             elif f == "crash":
@@ -194,6 +197,15 @@ class Checker:
                              (k, fmt_state(seen)))
             return
         if kk.may_see(seen, op["t0"], op["t1"], strict):
+            if strict or kk.may_see(seen, op["t0"] - self.stale_s, op["t1"], True):
+                return
+            # a default read may lag a moment (a router with a map a beat behind), not more
+            self.violate("stale", k, op, "%s: key %s reads %s, older than a write acknowledged "
+                         "more than %g s before the read began; possible then: %s" % (
+                             kind, k, fmt_state(seen), self.stale_s, ", ".join(sorted(
+                                 fmt_state(s) for s in kk.window(op["t0"] - self.stale_s,
+                                                                 op["t1"], True)))),
+                         self.history_of(k, op["t1"]))
             return
         allowed = kk.window(op["t0"], op["t1"], strict)
         if seen is not None and seen not in kk.ever():

@@ -96,7 +96,12 @@ ok(kinds(v) == ["get"], "a strict read (consistency all) older than an acknowled
 v = run(base + [W("upsert", [1], 2, 3, v=11),
                 R("get", 4, 5, {"1": [10, None]}),
                 final({1: [11, None], 2: [10, None]})])
-ok(v == [], "a default read (one replica) may be stale", v)
+ok(v == [], "a default read (one replica) may be a moment stale", v)
+
+v = run(base + [W("upsert", [1], 2, 3, v=11),
+                R("get", 20, 21, {"1": [10, None]}),
+                final({1: [11, None], 2: [10, None]})])
+ok(kinds(v) == ["stale"], "... not more than the staleness bound (5 s)", v)
 
 v = run(base + [W("upsert", [1], 6, 7, v=11),
                 R("get", 4, 5, {"1": [11, None]}),
