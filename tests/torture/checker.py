@@ -19,7 +19,8 @@ with a 4xx did not happen. Then:
     before t0, j: writes begun before t1); a default read (one replica, which may lag) a
     state of P[0..j]: old perhaps, but never one that was not written or not yet begun, and
     not older than the writes acknowledged 5 s (the header's stale_bound_s) before it began;
-  - counts: between the keys surely present and those possibly present over the read;
+  - counts: between the keys surely present and those possibly present over the read
+    (a strict count costs a pass over every key: 500 of them at most, spread over the run);
   - the final vectors are the ones the values derive from; every replica of each partition
     is identical (the digests of `dvecctl collections verify`); recall@10 of searches against
     brute force over the final state is at least the floor the run asked for.
@@ -120,6 +121,9 @@ class Checker:
         self.crashes = []
         self.violations = []
         self.stale_s = 5.0  # how far a default read may lag (the history's header may say)
+        self.strict_counts = []
+        self.max_strict_counts = 500
+        self.present_since = None
         self.stats = {"ops": 0, "by_kind": {}, "acked_writes": 0, "acked_key_writes": 0,
                       "unknown_writes": 0, "failed_writes": 0, "reads_checked": 0,
                       "keys_checked": 0, "faults": 0}
@@ -248,7 +252,17 @@ class Checker:
                 for hit in res:
                     self.check_state("search", hit[0], state_of(hit[1:3]), op, strict)
             elif f == "count":
-                self.check_count(op, strict)
+                if not strict:
+                    self.check_count_default(op)
+                else:
+                    self.strict_counts.append(op)
+        # Strict counts cost a pass over every key each: at most max_strict_counts of them,
+        # spread evenly over the run, are checked.
+        sc = self.strict_counts
+        step = max(1, -(-len(sc) // self.max_strict_counts))
+        for op in sc[::step]:
+            self.check_count(op, True)
+        self.stats["strict_counts_checked"] = len(sc[::step])
 
     def check_scroll_gap(self, op, got, lo, hi, strict):
         """A strict scroll page shorter than its limit covers every id from `lo` on: a key
@@ -264,6 +278,21 @@ class Checker:
                              "all along (%s)" % (lo, k, ", ".join(
                                  sorted(fmt_state(s) for s in allowed))),
                              self.history_of(k, op["t1"]))
+
+    def check_count_default(self, op):
+        """A default count is at most the keys possibly present when it ended (a replica may
+        lag, so no lower bound)."""
+        if self.present_since is None:
+            ts = []
+            for kk in self.keys.values():
+                if kk.first_present is not None:
+                    # the write that first made it present began at t0[first_present - 1]
+                    ts.append(kk.t0[kk.first_present - 1])
+            self.present_since = sorted(ts)
+        maybe = bisect.bisect_left(self.present_since, op["t1"])
+        if op["res"] > maybe:
+            self.violate("count", None, op, "count (consistency default) %d above the %d keys "
+                         "possibly present then" % (op["res"], maybe))
 
     def check_count(self, op, strict):
         sure = maybe = 0
@@ -357,10 +386,11 @@ def report(c, out=sys.stdout, limit=20):
     print("history: %d operations (%s), %d faults" % (
         s["ops"], ", ".join("%s %d/%d/%d" % (k, v["ok"], v["fail"], v["unknown"])
                             for k, v in sorted(s["by_kind"].items())), s["faults"]), file=out)
-    print("checked: %d acknowledged writes (%d key writes), %d unknown, %d refused; %d reads; "
-          "%d keys at the end; recall@10 %s; replicas identical: %s" % (
+    print("checked: %d acknowledged writes (%d key writes), %d unknown, %d refused; %d reads "
+          "(%d strict counts); %d keys at the end; recall@10 %s; replicas identical: %s" % (
               s["acked_writes"], s["acked_key_writes"], s["unknown_writes"],
-              s["failed_writes"], s["reads_checked"], s["keys_checked"], fin.get("recall"),
+              s["failed_writes"], s["reads_checked"], s.get("strict_counts_checked", 0),
+              s["keys_checked"], fin.get("recall"),
               (fin.get("verify") or {}).get("identical")), file=out)
     print("violations: %d" % len(c.violations), file=out)
     for v in c.violations[:limit]:
