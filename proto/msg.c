@@ -49,6 +49,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_COORD_ADD] = "coord_add",
     [MSG_COORD_REMOVE] = "coord_remove",
     [MSG_ADMIN] = "admin",
+    [MSG_ROUTE] = "route",
 };
 
 bool msg_type_known(int type)
@@ -111,6 +112,7 @@ bool msg_type_collection(int type)
     case MSG_COLL_CREATE:
     case MSG_COLL_DROP:
     case MSG_COLL_INFO:
+    case MSG_ROUTE:
     case MSG_P_UPSERT:
     case MSG_P_DELETE:
     case MSG_P_GET:
@@ -128,6 +130,27 @@ bool msg_type_collection(int type)
 bool msg_type_consistent_read(int type)
 {
     return type == MSG_P_GET || type == MSG_P_COUNT || type == MSG_P_SCROLL || type == MSG_P_SEARCH;
+}
+
+static int hit_desc(const void *a, const void *b)
+{
+    const struct msg_hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return pid_cmp(&x->id, &y->id);
+}
+
+static int hit_asc(const void *a, const void *b)
+{
+    const struct msg_hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? 1 : -1;
+    return pid_cmp(&x->id, &y->id);
+}
+
+int (*msg_hit_order(uint32_t metric))(const void *, const void *)
+{
+    return metric == 1 || metric == 2 ? hit_desc : hit_asc; /* ip, cosine: higher is closer */
 }
 
 bool msg_code_known(int64_t code)
@@ -263,6 +286,15 @@ static int w_coll_cfg(struct buf *b, const struct msg_coll_cfg *c, bool with_pla
         return DV_OK;
     W(mpw_u64(b, c->partitions));
     return mpw_u64(b, c->replication);
+}
+
+static int w_u32s(struct buf *b, const uint32_t *v, uint32_t n)
+{
+    int rc;
+    W(mpw_array(b, n));
+    for (uint32_t i = 0; i < n; i++)
+        W(mpw_u64(b, v[i]));
+    return DV_OK;
 }
 
 static int w_strs(struct buf *b, const struct msg_str *s, uint32_t n)
@@ -636,6 +668,30 @@ static int w_reply_body(struct buf *b, const struct msg *m)
             W(mpw_array(b, p->n_nodes));
             for (uint32_t j = 0; j < p->n_nodes; j++)
                 W(mpw_u64(b, p->states ? p->states[j] : 0));
+        }
+        return DV_OK;
+    }
+    case MSG_ROUTE: {
+        const struct msg_route_rep *r = &m->u.route_rep;
+        W(mpw_array(b, 4));
+        W(mpw_u64(b, r->map_epoch));
+        W(w_coll_cfg(b, &r->cfg, true));
+        W(mpw_array(b, r->n_nodes));
+        for (uint32_t i = 0; i < r->n_nodes; i++) {
+            W(mpw_array(b, 2));
+            W(w_str(b, r->nodes[i].node_id));
+            W(w_str(b, r->nodes[i].url));
+        }
+        W(mpw_array(b, r->n_parts));
+        for (uint32_t i = 0; i < r->n_parts; i++) {
+            const struct msg_route_part *p = &r->parts[i];
+            W(mpw_array(b, 6));
+            W(mpw_u64(b, p->epoch));
+            W(mpw_u64(b, p->term));
+            W(p->primary == UINT32_MAX ? mpw_nil(b) : mpw_u64(b, p->primary));
+            W(w_u32s(b, p->readers, p->n_readers));
+            W(mpw_bool(b, p->writable));
+            W(w_u32s(b, p->secondaries, p->n_secondaries));
         }
         return DV_OK;
     }

@@ -67,7 +67,8 @@ enum msg_type {
     MSG_COORD_ADD = 46,    /* admin -> coordinator: add a coordinator to the raft group */
     MSG_COORD_REMOVE = 47, /* admin -> coordinator: remove one */
     MSG_ADMIN = 48,        /* admin -> coordinator: rebalancing and node commands */
-    MSG_TYPE_COUNT = 49,   /* one more than the highest type; not every type below it exists */
+    MSG_ROUTE = 49,        /* client -> coordinator: a collection's routing table (one hop) */
+    MSG_TYPE_COUNT = 50,   /* one more than the highest type; not every type below it exists */
 };
 
 /* Name of a message type ("upsert", "points_search"), "unknown" otherwise. */
@@ -469,6 +470,38 @@ struct msg_csearch_rep {
     uint32_t n_failed;
 };
 
+/*
+ * One partition as a client routes to it (MSG_ROUTE): its placement epoch and primary term;
+ * primary, the node (an index into msg_route_rep.nodes) that takes its writes, UINT32_MAX
+ * when none; readers[n_readers], the nodes a read of the default consistency may go to (its
+ * in-sync replicas on nodes that serve, as the coordinator's router chooses among them);
+ * writable false when the coordinator would refuse a write now (no primary, fewer in-sync
+ * replicas than write_consistency_factor): the client sends such writes to a coordinator,
+ * which says why; secondaries[n_secondaries], the in-sync replicas a primary replicates a
+ * write to (the request's struct msg.secondaries).
+ */
+struct msg_route_part {
+    uint64_t epoch, term;
+    uint32_t primary;
+    uint32_t *readers;
+    uint32_t n_readers;
+    bool writable;
+    uint32_t *secondaries;
+    uint32_t n_secondaries;
+};
+
+/* A collection's routing table: the answering coordinator's map epoch, the collection's
+ * config (with placement: cfg.partitions is the number of parts), the nodes the parts name
+ * (id and native URL) and parts[n_parts] in partition order. */
+struct msg_route_rep {
+    uint64_t map_epoch;
+    struct msg_coll_cfg cfg;
+    struct msg_peer *nodes;
+    uint32_t n_nodes;
+    struct msg_route_part *parts;
+    uint32_t n_parts;
+};
+
 /* status: one msgpack value (a map built by the coordinator, passed through) or nil. */
 struct msg_cluster_rep {
     struct msg_bytes status;
@@ -521,7 +554,7 @@ struct msg_node_report_rep {
  * get_req / get_rep, points_set_payload set_payload_req, points_count count_req / count_rep,
  * points_scroll scroll_req / scroll_rep, points_index index_req, and write_rep answers its
  * writes. Its own: coll_create coll_cfg, coll_list coll_list_rep, coll_info coll_info_rep,
- * points_search csearch_req / csearch_rep, cluster cluster_rep, node_report node_report_req /
+ * points_search csearch_req / csearch_rep, route route_rep, cluster cluster_rep, node_report node_report_req /
  * node_report_rep (coll_list and cluster requests have no body, coll_drop and coll_info
  * nothing beyond the name; coll_create and coll_drop replies are empty).
  */
@@ -567,6 +600,7 @@ struct msg {
         struct msg_coll_cfg coll_cfg;
         struct msg_coll_list_rep coll_list_rep;
         struct msg_coll_info_rep coll_info_rep;
+        struct msg_route_rep route_rep;
         struct msg_csearch_req csearch_req;
         struct msg_csearch_rep csearch_rep;
         struct msg_cluster_rep cluster_rep;
@@ -594,6 +628,10 @@ bool msg_type_replicated(int type);
     257u                  /* every in-sync replica (at least rf / 2 + 1); points present on        \
                            * a majority (rf / 2 + 1) of the replicas */
 #define MSG_READ_ALL 258u /* every replica (all in sync); points present on all of them */
+
+/* The qsort order of hits best first for a collection's metric (msg_coll_cfg.metric: ip and
+ * cosine scores are higher for closer points, l2 and l1 distances lower), ties broken by id. */
+int (*msg_hit_order(uint32_t metric))(const void *, const void *);
 
 /* True for the client reads that may carry a read consistency (get, count, scroll, search). */
 bool msg_type_consistent_read(int type);

@@ -103,6 +103,7 @@ enum {
     MIN_PEER = 3,      /* [id "", url ""] */
     MIN_PEER_FAIL = 4, /* [id "", code, text ""] */
     MIN_TERM = 3,      /* [term, start] */
+    MIN_ROUTE_PART = 7, /* [epoch, term, nil, [], false, []] */
 };
 
 static int d_bin(struct dec *d, struct msg_bytes *v, const char *field)
@@ -287,6 +288,29 @@ static int d_wal_recs(struct dec *d, struct msg_wal_rec **out, uint32_t *n)
 }
 
 /* The secondaries at the end of a replicated write request. */
+/* A route's node index: below n_nodes (DV_ERANGE otherwise). */
+static int d_node_index(struct dec *d, uint32_t n_nodes, uint32_t *out, const char *field)
+{
+    int rc;
+    if ((rc = mpk_dec_u32(&d->k, out, field)))
+        return rc;
+    return *out < n_nodes ? DV_OK : fail(d, DV_ERANGE, field);
+}
+
+static int d_node_indexes(struct dec *d, uint32_t n_nodes, uint32_t **out, uint32_t *n,
+                          const char *field)
+{
+    int rc;
+    if ((rc = mpk_dec_list(&d->k, n, MIN_U32, PROTO_MAX_REPLICAS, field)))
+        return rc;
+    if (!(*out = d_alloc(d, *n, sizeof **out)))
+        return fail(d, DV_ENOMEM, field);
+    for (uint32_t i = 0; i < *n; i++)
+        if ((rc = d_node_index(d, n_nodes, &(*out)[i], field)))
+            return rc;
+    return DV_OK;
+}
+
 static int d_secondaries(struct dec *d, struct msg *m)
 {
     int rc;
@@ -801,6 +825,43 @@ static int d_reply_body(struct dec *d)
                     p->states[j] = (uint8_t)st;
                 }
             }
+        }
+        return DV_OK;
+    }
+    case MSG_ROUTE: {
+        struct msg_route_rep *r = &m->u.route_rep;
+        if ((rc = mpk_dec_tuple(&d->k, 4, "body")) ||
+            (rc = mpk_dec_u64(&d->k, &r->map_epoch, "map epoch")) ||
+            (rc = d_coll_cfg(d, &r->cfg, true)) ||
+            (rc = mpk_dec_list(&d->k, &r->n_nodes, MIN_PEER, PROTO_MAX_ROUTE_NODES, "nodes")))
+            return rc;
+        if (!(r->nodes = d_alloc(d, r->n_nodes, sizeof *r->nodes)))
+            return fail(d, DV_ENOMEM, "nodes");
+        for (uint32_t i = 0; i < r->n_nodes; i++)
+            if ((rc = mpk_dec_tuple(&d->k, 2, "node")) ||
+                (rc = d_str(d, &r->nodes[i].node_id, "node id")) ||
+                (rc = d_str(d, &r->nodes[i].url, "node url")))
+                return rc;
+        if ((rc = mpk_dec_list(&d->k, &r->n_parts, MIN_ROUTE_PART, UINT32_MAX, "partitions")))
+            return rc;
+        if (!(r->parts = d_alloc(d, r->n_parts, sizeof *r->parts)))
+            return fail(d, DV_ENOMEM, "partitions");
+        for (uint32_t i = 0; i < r->n_parts; i++) {
+            struct msg_route_part *p = &r->parts[i];
+            if ((rc = mpk_dec_tuple(&d->k, 6, "partition")) ||
+                (rc = mpk_dec_u64(&d->k, &p->epoch, "partition epoch")) ||
+                (rc = mpk_dec_u64(&d->k, &p->term, "partition term")))
+                return rc;
+            p->primary = UINT32_MAX;
+            if (mpk_peek(&d->k.r) == MPK_NIL)
+                TRY(mpk_dec_nil(&d->k, "primary"));
+            else if ((rc = d_node_index(d, r->n_nodes, &p->primary, "primary")))
+                return rc;
+            if ((rc = d_node_indexes(d, r->n_nodes, &p->readers, &p->n_readers, "readers")) ||
+                (rc = mpk_dec_bool(&d->k, &p->writable, "writable")) ||
+                (rc = d_node_indexes(d, r->n_nodes, &p->secondaries, &p->n_secondaries,
+                                     "secondaries")))
+                return rc;
         }
         return DV_OK;
     }

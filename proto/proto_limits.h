@@ -34,6 +34,10 @@
  * secondaries a write names and the failures its reply lists. */
 #define PROTO_MAX_REPLICAS 16
 
+/* Nodes one collection's routing table (MSG_ROUTE) may name: every replica on a node of its
+ * own. */
+#define PROTO_MAX_ROUTE_NODES (PROTO_MAX_PARTS * PROTO_MAX_REPLICAS)
+
 /* Entries of a replica's primary-term history sent with a WAL read (the newest ones). */
 #define PROTO_MAX_TERMS 64
 

@@ -129,15 +129,55 @@ static int transport_err(struct rpc *r, int rv, const char *what, uint32_t timeo
     return DV_EIO;
 }
 
-static int call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len,
-                    uint32_t timeout_ms, char *errmsg)
-{
+/*
+ * Calls in flight, driven by NNG's callbacks: the send's completion starts the receive on NNG's
+ * thread, so the caller sleeps once per batch (not once per send and once per receive), and the
+ * calls of a batch to several servers overlap.
+ */
+struct batch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t left;
+};
+
+struct slot {
+    struct batch *g;
+    struct rpc *r;
     nng_ctx ctx;
     nng_aio *aio;
+    bool receiving, open;
+    nng_msg *reply; /* when it came */
+    int rv;         /* NNG's result of the failed step */
+};
+
+static void slot_cb(void *arg)
+{
+    struct slot *s = arg;
+    int rv = nng_aio_result(s->aio);
+    if (!s->receiving && rv == 0) {
+        s->receiving = true;
+        nng_ctx_recv(s->ctx, s->aio);
+        return;
+    }
+    if (rv != 0) {
+        if (!s->receiving)
+            nng_msg_free(nng_aio_get_msg(s->aio));
+        s->rv = rv;
+    } else {
+        s->reply = nng_aio_get_msg(s->aio);
+    }
+    pthread_mutex_lock(&s->g->mu);
+    if (--s->g->left == 0)
+        pthread_cond_signal(&s->g->cv);
+    pthread_mutex_unlock(&s->g->mu);
+}
+
+/* Starts sending p[n] on s (s->r set); an error (errmsg says why) when it could not start. */
+static int slot_start(struct slot *s, const void *p, size_t n, uint32_t timeout_ms, char *errmsg)
+{
+    struct rpc *r = s->r;
     nng_msg *m;
-    int rv, rc = DV_OK;
-    *out = NULL;
-    *out_len = 0;
+    int rv;
     if (r->o.connect_wait_ms > 0) {
         uint32_t wait = r->o.connect_wait_ms < timeout_ms ? r->o.connect_wait_ms : timeout_ms;
         if (!wait_connected(r, wait)) {
@@ -145,43 +185,141 @@ static int call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *
             return DV_EIO;
         }
     }
-    if ((rv = nng_ctx_open(&ctx, r->sock)) != 0)
+    if ((rv = nng_ctx_open(&s->ctx, r->sock)) != 0)
         return transport_err(r, rv, "context", timeout_ms, errmsg);
-    if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
-        nng_ctx_close(ctx);
+    if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0) {
+        nng_ctx_close(s->ctx);
         return DV_ENOMEM;
     }
-    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
-    if ((rv = nng_msg_alloc(&m, 0)) != 0 || (rv = nng_msg_append(m, p, n)) != 0) {
-        rc = DV_ENOMEM;
-        goto out;
-    }
-    nng_aio_set_msg(aio, m);
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio)) != 0) {
+    s->open = true;
+    nng_aio_set_timeout(s->aio, (nng_duration)timeout_ms);
+    if (nng_msg_alloc(&m, 0) != 0)
+        return DV_ENOMEM;
+    if (nng_msg_append(m, p, n) != 0) {
         nng_msg_free(m);
-        rc = transport_err(r, rv, "sending to", timeout_ms, errmsg);
-        goto out;
+        return DV_ENOMEM;
     }
-    nng_ctx_recv(ctx, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio)) != 0) {
-        rc = transport_err(r, rv, "waiting for", timeout_ms, errmsg);
-        goto out;
+    nng_aio_set_msg(s->aio, m);
+    nng_ctx_send(s->ctx, s->aio);
+    return DV_OK;
+}
+
+/* The outcome of a finished slot: its reply's bytes (malloc'd) or a transport error. Frees the
+ * slot's NNG objects. */
+static int slot_end(struct slot *s, uint32_t timeout_ms, void **out, size_t *out_len, char *errmsg)
+{
+    int rc = DV_OK;
+    if (s->reply) {
+        *out_len = nng_msg_len(s->reply);
+        *out = malloc(*out_len ? *out_len : 1);
+        if (*out == NULL)
+            rc = DV_ENOMEM;
+        else
+            memcpy(*out, nng_msg_body(s->reply), *out_len);
+        nng_msg_free(s->reply);
+        s->reply = NULL;
+    } else {
+        rc = transport_err(s->r, s->rv, s->receiving ? "waiting for" : "sending to", timeout_ms,
+                           errmsg);
     }
-    m = nng_aio_get_msg(aio);
-    *out_len = nng_msg_len(m);
-    *out = malloc(*out_len ? *out_len : 1);
-    if (*out == NULL)
-        rc = DV_ENOMEM;
-    else
-        memcpy(*out, nng_msg_body(m), *out_len);
-    nng_msg_free(m);
-out:
-    nng_aio_free(aio);
-    nng_ctx_close(ctx);
     return rc;
+}
+
+static void slot_close(struct slot *s)
+{
+    if (!s->open)
+        return;
+    nng_aio_free(s->aio); /* waits for a callback still running */
+    nng_ctx_close(s->ctx);
+    s->open = false;
+}
+
+static void batch_wait(struct batch *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->left > 0)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static int call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len,
+                    uint32_t timeout_ms, char *errmsg)
+{
+    struct batch g = {.left = 1};
+    struct slot s = {.g = &g, .r = r};
+    *out = NULL;
+    *out_len = 0;
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    int rc = slot_start(&s, p, n, timeout_ms, errmsg);
+    if (rc == DV_OK) {
+        batch_wait(&g);
+        rc = slot_end(&s, timeout_ms, out, out_len, errmsg);
+    }
+    slot_close(&s);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+    return rc;
+}
+
+void rpc_call_many(struct rpc_job *jobs, size_t n)
+{
+    struct batch g = {.left = 0};
+    struct slot *s = calloc(n ? n : 1, sizeof *s);
+    struct msg *sent = calloc(n ? n : 1, sizeof *sent);
+    if (s == NULL || sent == NULL) {
+        for (size_t i = 0; i < n; i++) {
+            memset(&jobs[i].rep, 0, sizeof jobs[i].rep);
+            jobs[i].rc = DV_ENOMEM;
+            dv_errmsg_set(jobs[i].errmsg, "out of memory");
+        }
+        free(s);
+        free(sent);
+        return;
+    }
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    for (size_t i = 0; i < n; i++) {
+        struct rpc_job *j = &jobs[i];
+        memset(&j->rep, 0, sizeof j->rep);
+        j->errmsg[0] = '\0';
+        uint32_t tmo = j->timeout_ms ? j->timeout_ms : j->r->o.timeout_ms;
+        struct buf b;
+        buf_init(&b);
+        s[i].g = &g;
+        s[i].r = j->r;
+        j->rc = tr_req_encode(j->req, &j->r->next_id, &sent[i], &b, j->errmsg);
+        if (j->rc == DV_OK) {
+            pthread_mutex_lock(&g.mu);
+            g.left++;
+            pthread_mutex_unlock(&g.mu);
+            j->rc = slot_start(&s[i], b.data, b.len, tmo, j->errmsg);
+            if (j->rc != DV_OK) {
+                pthread_mutex_lock(&g.mu);
+                g.left--;
+                pthread_mutex_unlock(&g.mu);
+            }
+        }
+        buf_free(&b);
+        if (j->rc != DV_OK)
+            s[i].rv = -1; /* not in flight */
+    }
+    batch_wait(&g);
+    for (size_t i = 0; i < n; i++) {
+        struct rpc_job *j = &jobs[i];
+        if (s[i].rv != -1) {
+            uint32_t tmo = j->timeout_ms ? j->timeout_ms : j->r->o.timeout_ms;
+            size_t len = 0;
+            j->rc = slot_end(&s[i], tmo, &j->rep.mem_, &len, j->errmsg);
+            if (j->rc == DV_OK)
+                j->rc = tr_reply_take(&j->rep, len, &sent[i], j->r->url, j->errmsg);
+        }
+        slot_close(&s[i]);
+    }
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+    free(s);
+    free(sent);
 }
 
 int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len, char *errmsg)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "err.h"
 #include "msg.h"
 
 /*
@@ -48,6 +49,21 @@ int rpc_call(struct rpc *r, const struct msg *req, struct msg_reply *rep, char *
 /* rpc_call with its own timeout (0: the connection's). */
 int rpc_call_timeout(struct rpc *r, const struct msg *req, struct msg_reply *rep,
                      uint32_t timeout_ms, char *errmsg);
+
+/* One call of rpc_call_many: r, req and timeout_ms (0: the connection's) in; rep (free it with
+ * msg_reply_free whatever the result), rc and errmsg out, as rpc_call_timeout's. */
+struct rpc_job {
+    struct rpc *r;
+    const struct msg *req;
+    uint32_t timeout_ms;
+    struct msg_reply rep;
+    int rc;
+    char errmsg[DV_ERRMSG_SIZE];
+};
+
+/* Runs the n calls at once (to one server or several) and returns when every one has its reply
+ * or its error. The calling thread sleeps once for all of them. */
+void rpc_call_many(struct rpc_job *jobs, size_t n);
 
 /* Sends raw bytes and returns the raw reply (malloc'd, caller frees): for tests that send
  * malformed messages. Same transport errors as rpc_call. */

@@ -84,6 +84,12 @@ typedef struct dvec_options {
     uint32_t connect_timeout_ms; /* wait for a connection to a coordinator (0: 1000) */
     uint32_t max_attempts;       /* attempts per call (0: every coordinator twice; one that had
                                     no connection within connect_timeout_ms only once) */
+    /* false (the default): one hop. Searches of the default read consistency go straight to
+     * the nodes holding the collection's partitions (the client keeps the collection's routing
+     * table from a coordinator, at most 1 s old) and the client merges the hits; whatever
+     * cannot be done that way (no route, a node that does not answer or has moved on) goes
+     * through a coordinator. true: every call goes through a coordinator. */
+    bool via_coordinator;
 } dvec_options;
 
 /*

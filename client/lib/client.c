@@ -77,6 +77,7 @@ static void client_free(dvec_client *c)
     free(c->rpcs);
     free(c->urls);
     free(c->metrics);
+    cl_routes_free(c);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -143,6 +144,9 @@ DVEC_API int dvec_connect(const char *urls, const dvec_options *opts, dvec_clien
     rpc_opts_default(&ro);
     ro.timeout_ms = c->timeout_ms;
     ro.connect_wait_ms = o.connect_timeout_ms ? o.connect_timeout_ms : 1000;
+    c->direct = !o.via_coordinator && getenv("DVEC_VIA_COORDINATOR") == NULL;
+    c->node_opts = ro; /* nodes: the same timeouts as coordinators */
+    atomic_init(&c->turn, 0);
     for (size_t i = 0; i < c->n; i++) {
         char e[DV_ERRMSG_SIZE] = "";
         if ((rc = rpc_open(c->urls[i], &ro, &c->rpcs[i], e)) != DV_OK) {

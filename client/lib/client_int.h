@@ -26,6 +26,28 @@ struct cl_metric {
     uint32_t metric;
 };
 
+/* A connection to a node, opened on first use and kept until dvec_close. */
+struct cl_conn {
+    char *url;
+    struct rpc *rpc;
+};
+
+/*
+ * A collection's routing table as a coordinator gave it (MSG_ROUTE), shared by the calls that
+ * use it: taken with cl_route_get, given back with cl_route_put. none: the coordinator did not
+ * give one (it predates one hop, or the collection does not exist); calls go through a
+ * coordinator until the next fetch.
+ */
+struct cl_route {
+    char name[PROTO_MAX_NAME + 1];
+    bool none;
+    struct msg_reply rep; /* rep.m.u.route_rep */
+    struct rpc **conns;   /* [n_nodes]: the connection to each of the route's nodes */
+    uint64_t fetched_ms;
+    int refs; /* under the client's mu; the cache holds one while listed */
+    struct cl_route *next;
+};
+
 struct dvec_client {
     size_t n;          /* coordinator URLs */
     char **urls;       /* [n] */
@@ -33,10 +55,44 @@ struct dvec_client {
     atomic_size_t cur; /* the coordinator calls go to first */
     uint32_t timeout_ms, max_attempts;
     _Atomic uint32_t read_consistency; /* dvec_set_read_consistency */
-    pthread_mutex_t mu;                /* metrics */
+    pthread_mutex_t mu;                /* metrics, routes, conns */
     struct cl_metric *metrics;
     size_t n_metrics;
+    bool direct;               /* one hop (dvec_options.via_coordinator false) */
+    struct rpc_opts node_opts; /* of the connections to nodes */
+    struct cl_route *routes;   /* one per collection, the newest */
+    struct cl_conn *conns;     /* to nodes, by URL */
+    size_t n_conns, cap_conns;
+    atomic_uint_least64_t turn; /* which in-sync replica a read goes to, in turn */
 };
+
+/* How long a route is used before it is fetched again (ms): a replica that left the in-sync
+ * set stops taking this client's reads within it (docs/architecture.md, "One hop"). */
+#define CL_ROUTE_TTL_MS 1000
+/* After a coordinator gave no route: how long calls go through coordinators before asking
+ * again (ms). */
+#define CL_ROUTE_RETRY_MS 5000
+
+/* The route of collection `coll` (fresh from memory, or fetched from a coordinator); NULL when
+ * one hop is off or no route could be had (then the call goes through a coordinator). */
+struct cl_route *cl_route_get(dvec_client *c, const char *coll);
+/* Gives back what cl_route_get returned (NULL: nothing). */
+void cl_route_put(dvec_client *c, struct cl_route *r);
+/* Drops route `r` of the cache (a node said the map moved on, or did not answer): the next
+ * call fetches a new one. */
+void cl_route_stale(dvec_client *c, struct cl_route *r);
+/* Frees every route and node connection (dvec_close). */
+void cl_routes_free(dvec_client *c);
+
+/*
+ * A search of `coll` straight to the nodes: one request per node naming the partitions read
+ * from it, the hits merged here. true with *rep as a coordinator's points_search reply would
+ * be; false (rep empty) when it could not be done that way (no route, a node did not answer or
+ * said the map moved on, a partition with no in-sync replica, a request the nodes refused):
+ * the caller sends the request to a coordinator, which answers or says what is wrong.
+ */
+bool cl_direct_search(dvec_client *c, const char *coll, const struct msg_csearch_req *s,
+                      uint32_t timeout_ms, struct msg_reply *rep);
 
 /*
  * Sends `req` to the current coordinator and, when it does not answer (DV_EIO, DV_ETIMEDOUT

@@ -118,7 +118,10 @@ DVEC_API int dvec_search_batch(dvec_client *c, const char *coll, const float *qu
     if (p->timeout_ms && p->timeout_ms + CL_SEARCH_LEEWAY_MS > tmo)
         tmo = p->timeout_ms + CL_SEARCH_LEEWAY_MS;
     struct msg_reply rep;
-    rc = cl_call(c, &req, tmo, &rep, e);
+    if (cl_direct_search(c, coll, &req.u.csearch_req, tmo, &rep))
+        rc = DV_OK;
+    else
+        rc = cl_call(c, &req, tmo, &rep, e);
     free(q);
     buf_free(&f);
     if (rc != DV_OK)

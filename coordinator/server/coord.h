@@ -186,6 +186,12 @@ int mover_status(struct coord *c, const struct cmap *m, struct buf *b);
 /* An admin request (MSG_ADMIN) on the ready leader: fills `status` (a msgpack map). */
 int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *errmsg);
 
+/* A route request (MSG_ROUTE) for collection `name`, from this coordinator's map (leader or
+ * not): fills rep->u.route_rep, which points into *mem until coord_route_free(*mem).
+ * DV_ENOTFOUND, DV_ENOMEM (*mem NULL). route.c. */
+int coord_route(struct coord *c, const char *name, struct msg *rep, void **mem, char *errmsg);
+void coord_route_free(void *mem);
+
 /* ---- coord_handle.c ---------------------------------------------------------------------- */
 
 /*

@@ -822,6 +822,7 @@ static bool leader_only(int type)
 struct rep_mem {
     struct info_tmp t;
     struct coord_tmp *rt;
+    void *route; /* coord_route's */
     struct buf status;
     char leader_url[CMAP_URL_MAX + 1];
     char errmsg[DV_ERRMSG_SIZE];
@@ -831,6 +832,7 @@ static void rep_mem_free(void *p)
 {
     struct rep_mem *k = p;
     router_tmp_free(k->rt);
+    coord_route_free(k->route);
     free(k->t.names);
     free(k->t.parts);
     free(k->t.text);
@@ -923,6 +925,12 @@ int coord_call(void *arg, const struct msg *req, struct msg_reply *rep, struct r
     case MSG_COLL_INFO:
         rc = coll_info(c, req, m, &k->t, res->errmsg);
         break;
+    case MSG_ROUTE: {
+        char name[CMAP_NAME_MAX + 1];
+        if ((rc = name_of(req, name, res->errmsg)) == DV_OK)
+            rc = coord_route(c, name, m, &k->route, res->errmsg);
+        break;
+    }
     case MSG_CLUSTER:
         rc = cluster_status(c, &k->status);
         m->u.cluster_rep.status = (struct msg_bytes){k->status.data, (uint32_t)k->status.len};

@@ -62,8 +62,6 @@ int router_scroll(struct coord *c, const struct cmap *m, const struct cmap_coll 
 int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
                   char *errmsg);
-/* The qsort order of hits, best first, for a metric (enum cmap_metric). */
-int (*router_hit_order(uint32_t metric))(const void *, const void *);
 
 /* A read (get, count, scroll, search) with req->read_consistency (router_read.c). */
 int router_consistent_read(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,

@@ -233,7 +233,7 @@ int router_consistent_read(struct coord *c, const struct cmap *m, const struct c
         uint32_t n;
         if ((rc = resolve_hits(lists, r, need, pool + used, &n)) != DV_OK)
             return rc;
-        qsort(pool + used, n, sizeof *pool, router_hit_order(cl->cfg.metric));
+        qsort(pool + used, n, sizeof *pool, msg_hit_order(cl->cfg.metric));
         uint32_t k = req->u.csearch_req.queries[q].k;
         results[q] = (struct msg_hits){pool + used, n < k ? n : k};
         used += n;

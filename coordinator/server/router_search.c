@@ -13,27 +13,6 @@
 
 /* ---- search ------------------------------------------------------------------------------ */
 
-static bool higher_better(uint32_t metric)
-{
-    return metric == CMAP_METRIC_IP || metric == CMAP_METRIC_COSINE;
-}
-
-static int cmp_desc(const void *a, const void *b)
-{
-    const struct msg_hit *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score < y->score ? 1 : -1;
-    return pid_cmp(&x->id, &y->id);
-}
-
-static int cmp_asc(const void *a, const void *b)
-{
-    const struct msg_hit *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? 1 : -1;
-    return pid_cmp(&x->id, &y->id);
-}
-
 /* Search calls, one per node, for the partitions `want` marks, each read from via[p].
  * Appends to calls[*ncalls]; targets[*nt] gets the partitions' (part, epoch). */
 static void search_calls(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
@@ -232,16 +211,11 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
                     cnt += x->n;
                 }
         }
-        qsort(h, cnt, sizeof *h, higher_better(cl->cfg.metric) ? cmp_desc : cmp_asc);
+        qsort(h, cnt, sizeof *h, msg_hit_order(cl->cfg.metric));
         uint32_t k = s->queries[q].k;
         results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
         used += cnt;
     }
     rep->u.csearch_rep = (struct msg_csearch_rep){results, nq, nfailed > 0, failed, nfailed};
     return DV_OK;
-}
-
-int (*router_hit_order(uint32_t metric))(const void *, const void *)
-{
-    return higher_better(metric) ? cmp_desc : cmp_asc;
 }

@@ -184,7 +184,7 @@ static int do_search(struct handle_ctx *c, const struct msg *req, struct msg *re
         }
         j.dims[p] = replica_dim(j.reps[p]);
     }
-    if (c->parallel && total > 1)
+    if (c->parallel && total > HANDLE_INLINE_SEARCHES)
         c->parallel(c->pool, total, search_one, &j);
     else
         for (size_t i = 0; i < total; i++)
@@ -685,9 +685,10 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
 
 bool handle_run_inline(void *arg, const void *in, size_t n)
 {
-    /* A search of one unfiltered query walks the graph for tens of microseconds and waits
-     * on nothing but the replica's reader lock (writers hold it only to publish). Filtered
-     * ones may scan the replica and batches take long: those go to the workers. */
+    /* An unfiltered search walks the graph for tens of microseconds and waits on nothing but
+     * the replica's reader lock (writers hold it only to publish): a few of them run here, one
+     * after the other. Filtered ones may scan the replica and batches take long: those go to
+     * the workers. */
     struct msg m;
     char err[DV_ERRMSG_SIZE];
     int type = MSG_ERROR;
@@ -701,7 +702,9 @@ bool handle_run_inline(void *arg, const void *in, size_t n)
     if (type != MSG_SEARCH || msg_decode(in, n, &m, err) != DV_OK)
         return false;
     const struct msg_search_req *s = &m.u.search_req;
-    bool ok = !m.reply && s->n_parts == 1 && s->n_queries == 1 && s->queries[0].filter.p == NULL;
+    bool ok = !m.reply && (uint64_t)s->n_parts * s->n_queries <= HANDLE_INLINE_SEARCHES;
+    for (uint32_t q = 0; ok && q < s->n_queries; q++)
+        ok = s->queries[q].filter.p == NULL;
     msg_free(&m);
     return ok;
 }

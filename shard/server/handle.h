@@ -36,9 +36,14 @@ struct handle_ctx {
 int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
                    struct rpcsrv_result *res);
 
+/* Searches (partitions x queries) of one request that run one after the other on the thread
+ * that has the request, without forking into the pool: a fork wakes other threads, which
+ * costs more here than a walk of tens of microseconds (docs/benchmarks.md, issue 18). */
+#define HANDLE_INLINE_SEARCHES 4
+
 /* True for a request cheap enough to run on the thread that received it (rpcsrv run_inline):
- * hello, and a search of one query on one partition without a filter. `arg` is the
- * struct handle_ctx. */
+ * hello, and an unfiltered search of at most HANDLE_INLINE_SEARCHES (partition, query) pairs,
+ * e.g. one query on the node's partitions of a collection. `arg` is the struct handle_ctx. */
 bool handle_run_inline(void *arg, const void *in, size_t n);
 
 /* True for a primary's replicate request: it runs in the server's replication lane (rpcsrv.h,

@@ -886,6 +886,7 @@ static void check_type_table(void **state)
         {MSG_COORD_ADD, "coord_add", false},
         {MSG_COORD_REMOVE, "coord_remove", false},
         {MSG_ADMIN, "admin", false},
+        {MSG_ROUTE, "route", true},
     };
     for (size_t i = 0; i < sizeof client / sizeof client[0]; i++) {
         assert_int_equal(client[i].type, 32 + (int)i);
@@ -894,7 +895,7 @@ static void check_type_table(void **state)
         assert_int_equal(msg_type_collection(client[i].type), client[i].coll);
         assert_false(msg_type_addressed(client[i].type));
     }
-    assert_int_equal(MSG_TYPE_COUNT, 49);
+    assert_int_equal(MSG_TYPE_COUNT, 50);
 
     struct buf b = BUF_INIT;
     for (int t = -1; t <= MSG_TYPE_COUNT; t++) {
@@ -937,6 +938,62 @@ static void check_type_table(void **state)
         assert_int_equal(msg_encode(&m, &b, errmsg), DV_EINVAL);
         assert_int_equal(b.len, 0);
     }
+    buf_free(&b);
+}
+
+/* A route reply (MSG_ROUTE): nodes, a primary or none, readers, the write group; node indexes
+ * beyond the node list are refused. */
+static void check_route(void **state)
+{
+    (void)state;
+    struct msg m = {.type = MSG_ROUTE, .req_id = 70}, out;
+    m.addr = (struct msg_addr){S("docs"), 0, 0, 0};
+    round_trip(&m, &out);
+    assert_memory_equal(out.addr.coll.p, "docs", 4);
+    msg_free(&out);
+
+    struct msg_peer nodes[3] = {
+        {S("n1"), S("tcp://a:1")}, {S("n2"), S("tcp://b:2")}, {S("n3"), S("tcp://c:3")}};
+    uint32_t r0[] = {0, 1, 2}, s0[] = {1, 2}, r1[] = {2};
+    struct msg_route_part parts[2] = {{5, 2, 0, r0, 3, true, s0, 2},
+                                      {9, 1, UINT32_MAX, r1, 1, false, NULL, 0}};
+    m.reply = true;
+    m.u.route_rep =
+        (struct msg_route_rep){77, {128, 1, 16, 200, 64, 0, 2, 3, false}, nodes, 3, parts, 2};
+    round_trip(&m, &out);
+    const struct msg_route_rep *r = &out.u.route_rep;
+    assert_true(r->map_epoch == 77);
+    assert_int_equal(r->cfg.dim, 128);
+    assert_int_equal(r->cfg.metric, 1);
+    assert_int_equal(r->cfg.partitions, 2);
+    assert_int_equal(r->n_nodes, 3);
+    assert_memory_equal(r->nodes[2].url.p, "tcp://c:3", 9);
+    assert_int_equal(r->n_parts, 2);
+    assert_true(r->parts[0].epoch == 5 && r->parts[0].term == 2);
+    assert_int_equal(r->parts[0].primary, 0);
+    assert_int_equal(r->parts[0].n_readers, 3);
+    assert_int_equal(r->parts[0].readers[2], 2);
+    assert_true(r->parts[0].writable);
+    assert_int_equal(r->parts[0].n_secondaries, 2);
+    assert_int_equal(r->parts[0].secondaries[1], 2);
+    assert_int_equal(r->parts[1].primary, UINT32_MAX);
+    assert_false(r->parts[1].writable);
+    assert_int_equal(r->parts[1].n_readers, 1);
+    assert_int_equal(r->parts[1].n_secondaries, 0);
+    msg_free(&out);
+
+    /* a reader naming node 3 of 3 */
+    r1[0] = 3;
+    struct buf b = BUF_INIT;
+    assert_int_equal(msg_encode(&m, &b, errmsg), DV_OK);
+    assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
+    assert_non_null(strstr(errmsg, "readers"));
+    buf_free(&b);
+    r1[0] = 2;
+    parts[1].primary = 7; /* a primary beyond the nodes */
+    assert_int_equal(msg_encode(&m, &b, errmsg), DV_OK);
+    assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
+    assert_non_null(strstr(errmsg, "primary"));
     buf_free(&b);
 }
 
@@ -1741,6 +1798,7 @@ int main(void)
         cmocka_unit_test(check_new_malformed),
         cmocka_unit_test(check_type_table),
         cmocka_unit_test(check_coll_admin),
+        cmocka_unit_test(check_route),
         cmocka_unit_test(check_csearch),
         cmocka_unit_test(check_cluster_node_report),
         cmocka_unit_test(check_client_malformed),

@@ -1,0 +1,192 @@
+/* direct.c - one hop: a search sent by libdvec straight to the nodes that hold the collection's
+ * partitions (one request per node, all at once), and the hits merged here as a coordinator
+ * would. Anything unusual goes back to the caller, which asks a coordinator instead. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_int.h"
+
+/* What a direct search's reply points into. */
+struct direct_mem {
+    struct rpc_job *jobs;
+    size_t n_jobs;
+    struct msg *reqs;
+    struct msg_target *targets;
+    struct msg_hits *results;
+    struct msg_hit *pool;
+};
+
+static void direct_free(void *p)
+{
+    struct direct_mem *d = p;
+    if (d == NULL)
+        return;
+    for (size_t i = 0; d->jobs && i < d->n_jobs; i++)
+        msg_reply_free(&d->jobs[i].rep);
+    free(d->jobs);
+    free(d->reqs);
+    free(d->targets);
+    free(d->results);
+    free(d->pool);
+    free(d);
+}
+
+/* One request per node for every partition, each partition read from one of its in-sync
+ * replicas in turn. False when a partition has none. */
+static bool plan(dvec_client *c, struct cl_route *r, const char *coll,
+                 const struct msg_csearch_req *s, struct direct_mem *d)
+{
+    const struct msg_route_rep *t = &r->rep.m.u.route_rep;
+    uint32_t np = t->n_parts;
+    uint32_t *via = malloc(np * sizeof *via);
+    d->targets = malloc(np * sizeof *d->targets);
+    d->reqs = calloc(np, sizeof *d->reqs);
+    d->jobs = calloc(np, sizeof *d->jobs);
+    bool ok = via && d->targets && d->reqs && d->jobs;
+    uint64_t turn = atomic_fetch_add(&c->turn, 1);
+    for (uint32_t p = 0; ok && p < np; p++) {
+        const struct msg_route_part *rp = &t->parts[p];
+        if (rp->n_readers == 0)
+            ok = false;
+        else
+            via[p] = rp->readers[(turn + p) % rp->n_readers];
+    }
+    uint32_t nt = 0;
+    for (uint32_t p = 0; ok && p < np; p++) {
+        if (via[p] == UINT32_MAX)
+            continue;
+        uint32_t node = via[p], start = nt;
+        for (uint32_t p2 = p; p2 < np; p2++)
+            if (via[p2] == node) {
+                d->targets[nt++] = (struct msg_target){p2, t->parts[p2].epoch};
+                via[p2] = UINT32_MAX;
+            }
+        struct msg *q = &d->reqs[d->n_jobs];
+        q->type = MSG_SEARCH;
+        q->addr.coll = (struct msg_str){coll, (uint32_t)strlen(coll)};
+        q->u.search_req =
+            (struct msg_search_req){&d->targets[start], nt - start, s->queries, s->n_queries};
+        struct rpc_job *j = &d->jobs[d->n_jobs++];
+        j->r = r->conns[node];
+        j->req = q;
+    }
+    free(via);
+    return ok;
+}
+
+/* Errors that say the route is out of date: a node that did not answer, is stopping, has a
+ * newer map, or does not hold the partition (any longer). */
+static bool route_error(int code)
+{
+    return code == DV_EIO || code == DV_ETIMEDOUT || code == DV_ESHUTDOWN || code == DV_ESTALE ||
+           code == DV_ENOTFOUND;
+}
+
+/* True when every node answered every partition it was asked for; *stale when a failure says
+ * the route is out of date. */
+static bool all_answered(const struct direct_mem *d, bool *stale)
+{
+    bool ok = true;
+    *stale = false;
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        const struct rpc_job *j = &d->jobs[i];
+        if (j->rc != DV_OK) {
+            ok = false;
+            *stale |= route_error(j->rc);
+            continue;
+        }
+        const struct msg_search_rep *sr = &j->rep.m.u.search_rep;
+        if (sr->n_parts != j->req->u.search_req.n_parts)
+            ok = false;
+        for (uint32_t k = 0; k < sr->n_parts; k++)
+            if (sr->parts[k].err.code != 0) {
+                ok = false;
+                *stale |= route_error(sr->parts[k].err.code);
+            }
+    }
+    return ok;
+}
+
+/* Per query, every partition's hits best first, the k best. */
+static bool merge(const struct msg_route_rep *t, const struct msg_csearch_req *s,
+                  struct direct_mem *d, struct msg_csearch_rep *out)
+{
+    uint32_t nq = s->n_queries;
+    size_t total = 0;
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        const struct msg_search_rep *sr = &d->jobs[i].rep.m.u.search_rep;
+        for (uint32_t k = 0; k < sr->n_parts; k++) {
+            if (sr->parts[k].n != nq)
+                return false;
+            for (uint32_t q = 0; q < nq; q++)
+                total += sr->parts[k].results[q].n;
+        }
+    }
+    d->results = calloc(nq ? nq : 1, sizeof *d->results);
+    d->pool = malloc((total ? total : 1) * sizeof *d->pool);
+    if (d->results == NULL || d->pool == NULL)
+        return false;
+    int (*order)(const void *, const void *) = msg_hit_order(t->cfg.metric);
+    size_t used = 0;
+    for (uint32_t q = 0; q < nq; q++) {
+        struct msg_hit *h = d->pool + used;
+        size_t cnt = 0;
+        for (size_t i = 0; i < d->n_jobs; i++) {
+            const struct msg_search_rep *sr = &d->jobs[i].rep.m.u.search_rep;
+            for (uint32_t k = 0; k < sr->n_parts; k++) {
+                const struct msg_hits *x = &sr->parts[k].results[q];
+                memcpy(h + cnt, x->hits, x->n * sizeof *h);
+                cnt += x->n;
+            }
+        }
+        if (d->n_jobs > 1 || cnt > s->queries[q].k)
+            qsort(h, cnt, sizeof *h, order);
+        uint32_t k = s->queries[q].k;
+        d->results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
+        used += cnt;
+    }
+    *out = (struct msg_csearch_rep){d->results, nq, false, NULL, 0};
+    return true;
+}
+
+bool cl_direct_search(dvec_client *c, const char *coll, const struct msg_csearch_req *s,
+                      uint32_t timeout_ms, struct msg_reply *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    if (atomic_load(&c->read_consistency) != 0)
+        return false; /* reads of several replicas are a coordinator's */
+    struct cl_route *r = cl_route_get(c, coll);
+    if (r == NULL)
+        return false;
+    const struct msg_route_rep *t = &r->rep.m.u.route_rep;
+    for (uint32_t q = 0; q < s->n_queries; q++)
+        if (s->queries[q].dim != t->cfg.dim) {
+            cl_route_put(c, r); /* the coordinator says what is wrong */
+            return false;
+        }
+    struct direct_mem *d = calloc(1, sizeof *d);
+    bool ok = d && plan(c, r, coll, s, d);
+    if (ok) {
+        for (size_t i = 0; i < d->n_jobs; i++)
+            d->jobs[i].timeout_ms = timeout_ms;
+        rpc_call_many(d->jobs, d->n_jobs);
+        bool stale;
+        ok = all_answered(d, &stale);
+        if (stale)
+            cl_route_stale(c, r); /* the next call asks for a new route */
+    }
+    if (ok)
+        ok = merge(t, s, d, &rep->m.u.csearch_rep);
+    cl_route_put(c, r);
+    if (!ok) {
+        direct_free(d);
+        memset(rep, 0, sizeof *rep);
+        return false;
+    }
+    rep->m.type = MSG_P_SEARCH;
+    rep->m.reply = true;
+    rep->mem_ = d;
+    rep->free_ = direct_free;
+    return true;
+}

@@ -1,0 +1,158 @@
+/* route.c - what libdvec knows of where partitions live: each collection's routing table
+ * (MSG_ROUTE, fetched from a coordinator and kept CL_ROUTE_TTL_MS) and the connections to the
+ * nodes it names, for calls that go to the nodes themselves (direct.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_int.h"
+#include "clock.h"
+
+/* The connection to node URL `url` (len bytes), opened on first use. Called with c->mu held. */
+static struct rpc *conn_of(dvec_client *c, const char *url, uint32_t len)
+{
+    for (size_t i = 0; i < c->n_conns; i++)
+        if (strlen(c->conns[i].url) == len && memcmp(c->conns[i].url, url, len) == 0)
+            return c->conns[i].rpc;
+    if (c->n_conns == c->cap_conns) {
+        size_t cap = c->cap_conns ? 2 * c->cap_conns : 8;
+        struct cl_conn *n = realloc(c->conns, cap * sizeof *n);
+        if (n == NULL)
+            return NULL;
+        c->conns = n;
+        c->cap_conns = cap;
+    }
+    struct cl_conn *k = &c->conns[c->n_conns];
+    char e[DV_ERRMSG_SIZE];
+    if ((k->url = strndup(url, len)) == NULL)
+        return NULL;
+    if (rpc_open(k->url, &c->node_opts, &k->rpc, e) != DV_OK) {
+        free(k->url);
+        return NULL;
+    }
+    c->n_conns++;
+    return k->rpc;
+}
+
+static void route_free(struct cl_route *r)
+{
+    if (r == NULL)
+        return;
+    msg_reply_free(&r->rep);
+    free(r->conns);
+    free(r);
+}
+
+/* Asks the coordinators for coll's route. Never NULL but when out of memory; r->none when no
+ * route came. */
+static struct cl_route *fetch(dvec_client *c, const char *coll)
+{
+    struct cl_route *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    snprintf(r->name, sizeof r->name, "%s", coll);
+    r->fetched_ms = clock_mono_ms();
+    struct msg req = cl_req(MSG_ROUTE, coll);
+    char e[DV_ERRMSG_SIZE];
+    const struct msg_route_rep *t = &r->rep.m.u.route_rep;
+    if (cl_call(c, &req, 0, &r->rep, e) != DV_OK || t->n_parts != t->cfg.partitions) {
+        msg_reply_free(&r->rep);
+        r->none = true;
+        return r;
+    }
+    r->conns = calloc(t->n_nodes ? t->n_nodes : 1, sizeof *r->conns);
+    if (r->conns == NULL) {
+        route_free(r);
+        return NULL;
+    }
+    pthread_mutex_lock(&c->mu);
+    for (uint32_t i = 0; i < t->n_nodes && !r->none; i++)
+        r->none = (r->conns[i] = conn_of(c, t->nodes[i].url.p, t->nodes[i].url.len)) == NULL;
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+/* Unlinks coll's route from the cache (c->mu held); the cache's reference goes with it. */
+static void unlink_route(dvec_client *c, struct cl_route *r)
+{
+    for (struct cl_route **pp = &c->routes; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            if (--r->refs == 0)
+                route_free(r);
+            return;
+        }
+}
+
+struct cl_route *cl_route_get(dvec_client *c, const char *coll)
+{
+    if (!c->direct)
+        return NULL;
+    uint64_t now = clock_mono_ms();
+    pthread_mutex_lock(&c->mu);
+    for (struct cl_route *r = c->routes; r; r = r->next) {
+        if (strcmp(r->name, coll) != 0)
+            continue;
+        uint64_t ttl = r->none ? CL_ROUTE_RETRY_MS : CL_ROUTE_TTL_MS;
+        if (now - r->fetched_ms < ttl) {
+            struct cl_route *got = r->none ? NULL : r;
+            if (got)
+                got->refs++;
+            pthread_mutex_unlock(&c->mu);
+            return got;
+        }
+        unlink_route(c, r); /* too old */
+        break;
+    }
+    pthread_mutex_unlock(&c->mu);
+
+    /* Fetched outside the lock: two threads may fetch at once; the later one wins. */
+    struct cl_route *r = fetch(c, coll);
+    if (r == NULL)
+        return NULL;
+    pthread_mutex_lock(&c->mu);
+    for (struct cl_route *o = c->routes; o; o = o->next)
+        if (strcmp(o->name, coll) == 0) {
+            unlink_route(c, o);
+            break;
+        }
+    r->refs = r->none ? 1 : 2; /* the cache's, and the caller's */
+    r->next = c->routes;
+    c->routes = r;
+    pthread_mutex_unlock(&c->mu);
+    return r->none ? NULL : r;
+}
+
+void cl_route_put(dvec_client *c, struct cl_route *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    bool last = --r->refs == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (last)
+        route_free(r);
+}
+
+void cl_route_stale(dvec_client *c, struct cl_route *r)
+{
+    pthread_mutex_lock(&c->mu);
+    unlink_route(c, r); /* a no-op when another thread dropped it already */
+    pthread_mutex_unlock(&c->mu);
+}
+
+void cl_routes_free(dvec_client *c)
+{
+    while (c->routes) {
+        struct cl_route *r = c->routes;
+        c->routes = r->next;
+        route_free(r); /* no call runs during dvec_close */
+    }
+    for (size_t i = 0; i < c->n_conns; i++) {
+        rpc_close(c->conns[i].rpc);
+        free(c->conns[i].url);
+    }
+    free(c->conns);
+    c->conns = NULL;
+    c->n_conns = c->cap_conns = 0;
+}
