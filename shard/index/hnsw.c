@@ -36,10 +36,44 @@ static int realloc_zero(void **p, size_t old_bytes, size_t new_bytes)
  * The large arrays (vectors, level-0 links, SQ8 codes) live in anonymous mappings with
  * transparent huge pages requested: the walk touches them at random, and 2 MiB pages save
  * most TLB misses. New pages are zero and cost no memory until touched.
+ *
+ * A mapping of 2 MiB or more starts on a 2 MiB boundary and its size is a multiple of 2 MiB,
+ * so that every byte of it can sit in a huge page (an unaligned mapping keeps its first and
+ * last partial 2 MiB in small pages), and it stays aligned when it grows: mremap moves huge
+ * pages whole only between equally aligned addresses, and otherwise splits them into small
+ * page mappings (fashion-mnist, 60,000 x 784 with SQ8, grown by doubling from 1,024 slots:
+ * 65% of the arrays in huge pages before, 98% after). Smaller mappings use small pages: a
+ * huge page would cost a small index 2 MiB per array.
  */
+#define REGION_HUGE ((size_t)2 << 20)
+
 static size_t region_size(size_t bytes)
 {
+    if (bytes >= REGION_HUGE)
+        return (bytes + REGION_HUGE - 1) & ~(REGION_HUGE - 1);
     return (bytes + 4095) & ~(size_t)4095;
+}
+
+/* Reserves `bytes` (a multiple of 2 MiB) of address space starting on a 2 MiB boundary. */
+static void *region_map_aligned(size_t bytes)
+{
+    size_t span = bytes + REGION_HUGE;
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return MAP_FAILED;
+    char *a = (char *)(((uintptr_t)p + REGION_HUGE - 1) & ~(uintptr_t)(REGION_HUGE - 1));
+    if (a > p)
+        munmap(p, (size_t)(a - p));
+    if (a + bytes < p + span)
+        munmap(a + bytes, (size_t)(p + span - (a + bytes)));
+    return a;
+}
+
+static void *region_map(size_t bytes)
+{
+    if (bytes >= REGION_HUGE)
+        return region_map_aligned(bytes);
+    return mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 }
 
 /* Grows the mapping at *p (currently *mapped bytes) to at least new_bytes. */
@@ -51,20 +85,32 @@ static int region_grow(void **p, size_t *mapped, size_t new_bytes)
     if (new_bytes <= old_bytes)
         return DV_OK;
     if (*p == NULL || old_bytes == 0) {
-        n = mmap(NULL, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        n = region_map(new_bytes);
     } else {
 #ifdef __SANITIZE_THREAD__
         /* ThreadSanitizer does not intercept mremap: the shadow of the ranges it moves keeps
          * the history of earlier accesses, and a region later placed there (the vectors
          * where link lists were read atomically) is reported as racing with them. Under
          * TSan, copy into a new mapping instead (the caller holds the index exclusively). */
-        n = mmap(NULL, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        n = region_map(new_bytes);
         if (n != MAP_FAILED) {
             memcpy(n, *p, old_bytes);
             munmap(*p, old_bytes);
         }
 #else
-        n = mremap(*p, old_bytes, new_bytes, MREMAP_MAYMOVE);
+        if (new_bytes >= REGION_HUGE) {
+            /* Move to a 2 MiB-aligned place reserved first (MREMAP_FIXED replaces the
+             * reservation), so huge pages already there move whole. */
+            n = region_map_aligned(new_bytes);
+            if (n != MAP_FAILED) {
+                void *m = mremap(*p, old_bytes, new_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, n);
+                if (m == MAP_FAILED)
+                    munmap(n, new_bytes);
+                n = m;
+            }
+        } else {
+            n = mremap(*p, old_bytes, new_bytes, MREMAP_MAYMOVE);
+        }
 #endif
     }
     if (n == MAP_FAILED)
@@ -637,5 +683,14 @@ void hnsw_get_info(struct hnsw_index *ix, struct hnsw_info *info)
     pthread_mutex_unlock(&ix->alloc_mu);
     info->max_level = __atomic_load_n(&ix->max_level, __ATOMIC_ACQUIRE);
     info->sq8_ready = hnsw_sq8_ready(ix);
+    pthread_rwlock_unlock(&ix->rw);
+}
+
+void hnsw_get_regions(struct hnsw_index *ix, struct hnsw_region out[HNSW_REGIONS])
+{
+    pthread_rwlock_rdlock(&ix->rw);
+    out[HNSW_REGION_VECTORS] = (struct hnsw_region){ix->vecs, ix->vecs_map};
+    out[HNSW_REGION_LEVEL0] = (struct hnsw_region){ix->level0, ix->level0_map};
+    out[HNSW_REGION_CODES] = (struct hnsw_region){ix->codes, ix->codes_map};
     pthread_rwlock_unlock(&ix->rw);
 }

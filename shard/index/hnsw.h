@@ -158,6 +158,26 @@ struct hnsw_info {
 
 void hnsw_get_info(struct hnsw_index *ix, struct hnsw_info *info);
 
+/* The large arrays of the index, each an anonymous mapping with huge pages requested. */
+enum hnsw_region_kind {
+    HNSW_REGION_VECTORS = 0, /* capacity * dim float32 */
+    HNSW_REGION_LEVEL0 = 1,  /* capacity * (1 + 2m) uint32 level-0 links */
+    HNSW_REGION_CODES = 2,   /* capacity * dim SQ8 codes; bytes 0 without params.sq8 */
+    HNSW_REGIONS = 3,
+};
+
+struct hnsw_region {
+    const void *addr; /* start of the mapping */
+    size_t bytes;     /* mapped bytes (capacity rounded up, not all touched) */
+};
+
+/*
+ * Fills out[HNSW_REGIONS] with where the large arrays are mapped, so that a caller can look
+ * them up in /proc/self/smaps (did they get huge pages?). The addresses stay valid until the
+ * index grows its capacity or is destroyed; they are for inspection, never for access.
+ */
+void hnsw_get_regions(struct hnsw_index *ix, struct hnsw_region out[HNSW_REGIONS]);
+
 /* ---- exact search over chosen slots ------------------------------------------------------ */
 
 /*

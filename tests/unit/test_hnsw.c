@@ -1,5 +1,5 @@
 /* test_hnsw.c - the HNSW index against a brute-force oracle: recall, metrics, deletes,
- * repair, replace, filters, growth, SQ8, bad input. */
+ * repair, replace, filters, growth, SQ8, bad input, the layout of the large arrays. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -588,6 +588,41 @@ static void test_search_slots(void **state)
     teardown_fx(&f);
 }
 
+/*
+ * The large arrays are 2 MiB-aligned mappings of whole 2 MiB once they reach 2 MiB, also after
+ * growing by mremap (huge pages move whole only between aligned addresses), and growth keeps
+ * every vector.
+ */
+static void test_regions(void **state)
+{
+    const size_t huge = (size_t)2 << 20;
+    struct hnsw_region r[HNSW_REGIONS];
+    struct fixture f;
+    uint32_t dim = 512;
+    size_t n = 3000; /* capacity 64 grows to 4096: vectors 8 MiB, codes 2 MiB */
+    float *base = orc_random(n, dim, 7);
+    float *v = malloc(dim * sizeof(float));
+    (void)state;
+    build(&f, base, n, dim, HNSW_L2, true, 2);
+    hnsw_get_regions(f.ix, r);
+    assert_true(r[HNSW_REGION_VECTORS].bytes >= 4096 * dim * sizeof(float));
+    assert_true(r[HNSW_REGION_CODES].bytes >= 4096 * dim);
+    for (int i = 0; i < HNSW_REGIONS; i++) {
+        if (r[i].bytes < huge) {
+            assert_int_equal(r[i].bytes % 4096, 0);
+            continue;
+        }
+        assert_int_equal((uintptr_t)r[i].addr % huge, 0);
+        assert_int_equal(r[i].bytes % huge, 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(hnsw_get_vector(f.ix, f.slot_of[i], v), DV_OK);
+        assert_memory_equal(v, base + i * dim, dim * sizeof(float));
+    }
+    free(v);
+    teardown_fx(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -606,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_sq8),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_search_slots),
+        cmocka_unit_test(test_regions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
