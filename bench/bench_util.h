@@ -3,12 +3,19 @@
 #define DV_BENCH_UTIL_H
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 static inline double bench_now(void)
 {
@@ -133,6 +140,164 @@ static inline uint64_t *bench_oracle_l2(const float *data, uint64_t n, uint32_t 
     }
     free(best);
     return truth;
+}
+
+/* ---- huge pages ------------------------------------------------------------------------- */
+
+/* An address range to look up in /proc/self/smaps (an index's vectors, links or codes). */
+struct bench_region {
+    const char *name;
+    const void *addr;
+    size_t bytes;
+};
+
+/* What the kernel gave a range: resident bytes and, of those, bytes in huge pages. */
+struct bench_huge {
+    uint64_t rss, huge;
+    bool shared; /* the range shares a mapping with another: its share is pro rata */
+};
+
+/*
+ * Fills out[i] for each of the n ranges from /proc/self/smaps: Rss and AnonHugePages of the
+ * mappings that overlap it (a mapping that holds more than the range, e.g. two arrays merged
+ * into one mapping by the kernel, counts by the share of its size that overlaps). Returns 0,
+ * or -1 when smaps cannot be read (out[] is then all zero).
+ */
+static inline int bench_huge_pages(const struct bench_region *r, size_t n, struct bench_huge *out)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    uint64_t lo = 0, hi = 0, rss = 0;
+    bool in_vma = false;
+
+    memset(out, 0, n * sizeof *out);
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        uint64_t a, b, kb;
+        char c;
+        if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %c", &a, &b, &c) == 3) {
+            lo = a;
+            hi = b;
+            rss = 0;
+            in_vma = true;
+        } else if (in_vma && sscanf(line, "Rss: %" SCNu64 " kB", &kb) == 1) {
+            rss = kb * 1024;
+        } else if (in_vma && sscanf(line, "AnonHugePages: %" SCNu64 " kB", &kb) == 1) {
+            /* AnonHugePages comes after Rss: the mapping is complete enough to count. */
+            for (size_t i = 0; i < n; i++) {
+                uint64_t s = (uint64_t)(uintptr_t)r[i].addr, e = s + r[i].bytes;
+                uint64_t os = s > lo ? s : lo, oe = e < hi ? e : hi;
+                if (r[i].addr == NULL || oe <= os)
+                    continue;
+                double share = (double)(oe - os) / (double)(hi - lo);
+                out[i].rss += (uint64_t)((double)rss * share);
+                out[i].huge += (uint64_t)((double)kb * 1024 * share);
+                if (oe - os != hi - lo)
+                    out[i].shared = true;
+            }
+            in_vma = false;
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+/*
+ * Writes one line like "huge pages: 99.1% of 236.0 MiB resident (vectors 183.8/183.8 MiB,
+ * level0 7.6/7.6, codes 45.9/46.0)" into buf. A '~' marks a pro rata share.
+ */
+static inline void bench_huge_format(char *buf, size_t len, const struct bench_region *r,
+                                     const struct bench_huge *h, size_t n)
+{
+    uint64_t rss = 0, huge = 0;
+    size_t off;
+    for (size_t i = 0; i < n; i++) {
+        rss += h[i].rss;
+        huge += h[i].huge;
+    }
+    off = (size_t)snprintf(buf, len, "huge pages: %.1f%% of %.1f MiB resident (",
+                           rss ? 100.0 * (double)huge / (double)rss : 0.0, (double)rss / 1048576.0);
+    for (size_t i = 0, shown = 0; i < n && off < len; i++) {
+        if (r[i].addr == NULL || r[i].bytes == 0)
+            continue;
+        off += (size_t)snprintf(buf + off, len - off, "%s%s %s%.1f/%.1f MiB", shown++ ? ", " : "",
+                                r[i].name, h[i].shared ? "~" : "", (double)h[i].huge / 1048576.0,
+                                (double)h[i].rss / 1048576.0);
+    }
+    if (off < len)
+        snprintf(buf + off, len - off, ")");
+}
+
+/* ---- CPU time ---------------------------------------------------------------------------- */
+
+/* CPU seconds used by the calling thread and its involuntary context switches so far. */
+static inline double bench_thread_cpu(long *nivcsw)
+{
+    struct timespec ts;
+    struct rusage ru;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    if (nivcsw != NULL)
+        *nivcsw = getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- taking turns ------------------------------------------------------------------------ */
+
+/*
+ * Benchmarks of several programs that take turns on a shared machine (bench/peers/run
+ * --interleave): each program builds its index and runs each timed search pass only in its
+ * turn, so every system meets the same noise, spread over the whole run, instead of one
+ * system getting a quiet minute and the next a busy one. The turn is a counter in a file
+ * (8 zero bytes, made by the driver) that every program maps: program `id` of `n` runs when
+ * counter % n == id and adds 1 when done. Every program must take the same number of turns.
+ */
+struct bench_turn {
+    uint64_t *ctr; /* NULL: no turn taking */
+    unsigned id, n;
+};
+
+/* Parses "FILE:ID:N" and maps FILE. Returns 0, or -1 with a message on stderr. */
+static inline int bench_turn_open(const char *spec, struct bench_turn *t)
+{
+    char path[4096];
+    unsigned id, n;
+    const char *c2 = strrchr(spec, ':');
+    const char *c1 = c2 ? memrchr(spec, ':', (size_t)(c2 - spec)) : NULL;
+    if (c1 == NULL || (size_t)(c1 - spec) >= sizeof path || sscanf(c1, ":%u:%u", &id, &n) != 2 ||
+        n == 0 || id >= n) {
+        fprintf(stderr, "dvec-bench: --turn wants FILE:ID:N with ID < N, not '%s'\n", spec);
+        return -1;
+    }
+    memcpy(path, spec, (size_t)(c1 - spec));
+    path[c1 - spec] = 0;
+    int fd = open(path, O_RDWR);
+    void *m = fd < 0 ? MAP_FAILED : mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0)
+        close(fd);
+    if (m == MAP_FAILED) {
+        fprintf(stderr, "dvec-bench: --turn %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    t->ctr = m;
+    t->id = id;
+    t->n = n;
+    return 0;
+}
+
+/* Waits (sleeping, not spinning) for this program's turn. */
+static inline void bench_turn_wait(const struct bench_turn *t)
+{
+    struct timespec ts = {0, 200000};
+    while (t->ctr != NULL && __atomic_load_n(t->ctr, __ATOMIC_ACQUIRE) % t->n != t->id)
+        nanosleep(&ts, NULL);
+}
+
+/* Ends this program's turn. */
+static inline void bench_turn_done(const struct bench_turn *t)
+{
+    if (t->ctr != NULL)
+        __atomic_fetch_add(t->ctr, 1, __ATOMIC_ACQ_REL);
 }
 
 #endif

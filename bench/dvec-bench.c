@@ -66,6 +66,8 @@ static int cmp_double(const void *a, const void *b)
 struct run {
     uint32_t ef;
     double recall, qps, qps_1t, p50_us, p99_us, dist_per_query;
+    double cpu_share; /* CPU time / wall time of the kept 1-thread pass (< 1: preempted) */
+    double qps_cpu;   /* queries per CPU second of the 1-thread pass, best of --repeat */
 };
 
 struct qjob {
@@ -139,12 +141,15 @@ static void usage_index(FILE *f)
             "usage: dvec-bench index --base B.fvecs --queries Q.fvecs --gt G.ivecs\n"
             "         [--metric l2|ip|cosine|l1] [--m 16] [--ef-construction 200]\n"
             "         [--ef 10,20,40,80] [--k 10] [--threads 1] [--build-threads 1]\n"
-            "         [--sq8] [--rerank N] [--repeat 1] [--json]\n"
+            "         [--sq8] [--rerank N] [--repeat 1] [--turn FILE:ID:N] [--json]\n"
             "Builds an HNSW index from B, then for each ef runs every query of Q and prints\n"
             "recall@k against G, QPS on 1 and on --threads threads, p50/p99 latency (1 thread),\n"
             "distance computations per query, build time and index memory (RSS growth).\n"
             "--sq8 walks the graph on SQ8 codes and re-ranks on float32 (--rerank candidates,\n"
-            "default min(ef, 2k)). --repeat N times each search pass and keeps the fastest.\n");
+            "default min(ef, 2k)). --repeat N times each search pass and keeps the fastest.\n"
+            "--turn: build and run each timed pass only in this program's turn, taking turns\n"
+            "with other programs through a counter in FILE (see bench/peers/run --interleave).\n"
+            "Prints whether the index's arrays got huge pages (from /proc/self/smaps).\n");
 }
 
 static int cmd_index(int argc, char **argv)
@@ -154,6 +159,7 @@ static int cmd_index(int argc, char **argv)
     uint32_t m = 16, efc = 200, k = 10, efs[MAX_EFS], nef = 0, rerank = 0;
     unsigned threads = 1, bthreads = 1, repeat = 1;
     bool sq8 = false, json = false;
+    struct bench_turn turn = {NULL, 0, 1};
 
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -201,7 +207,10 @@ static int cmd_index(int argc, char **argv)
             rerank = (uint32_t)atoi(v);
         else if (strcmp(a, "--repeat") == 0)
             repeat = (unsigned)atoi(v);
-        else if (strcmp(a, "--ef") == 0) {
+        else if (strcmp(a, "--turn") == 0) {
+            if (bench_turn_open(v, &turn) != 0)
+                return 2;
+        } else if (strcmp(a, "--ef") == 0) {
             char *dup = strdup(v), *save = NULL;
             for (char *t = strtok_r(dup, ",", &save); t && nef < MAX_EFS;
                  t = strtok_r(NULL, ",", &save)) {
@@ -266,6 +275,7 @@ static int cmd_index(int argc, char **argv)
     uint32_t *slot_of = malloc(n * sizeof(uint32_t));
     uint32_t *row_of = malloc(n * sizeof(uint32_t));
 
+    bench_turn_wait(&turn);
     uint64_t rss0 = rss_bytes();
     double t0 = now_s();
     int rc = hnsw_create(&p, &ix);
@@ -275,12 +285,25 @@ static int cmd_index(int argc, char **argv)
         rc = hnsw_sq8_train(ix);
     double build_s = now_s() - t0;
     uint64_t mem = rss_bytes() - rss0;
+    bench_turn_done(&turn);
     if (rc != DV_OK) {
         fprintf(stderr, "dvec-bench index: build failed: %s\n", dv_strerror(rc));
         return 1;
     }
     for (size_t i = 0; i < n; i++)
         row_of[slot_of[i]] = (uint32_t)i;
+
+    /* Did the walk's arrays get huge pages? Without them the walk pays a TLB miss per node. */
+    struct hnsw_region reg[HNSW_REGIONS];
+    hnsw_get_regions(ix, reg);
+    struct bench_region br[HNSW_REGIONS] = {
+        {"vectors", reg[HNSW_REGION_VECTORS].addr, reg[HNSW_REGION_VECTORS].bytes},
+        {"level0", reg[HNSW_REGION_LEVEL0].addr, reg[HNSW_REGION_LEVEL0].bytes},
+        {"codes", reg[HNSW_REGION_CODES].addr, reg[HNSW_REGION_CODES].bytes}};
+    struct bench_huge bh[HNSW_REGIONS];
+    char huge_line[256];
+    bench_huge_pages(br, HNSW_REGIONS, bh);
+    bench_huge_format(huge_line, sizeof huge_line, br, bh, HNSW_REGIONS);
 
     struct run runs[MAX_EFS];
     uint32_t *found = malloc(nq * k * sizeof(uint32_t));
@@ -302,19 +325,26 @@ static int cmd_index(int argc, char **argv)
                          .lat_s = lat,
                          .dists = &dists};
         /* 1 thread; with --repeat the fastest pass is kept (its latencies too). */
-        double el1 = -1;
+        double el1 = -1, cpu1 = -1, share1 = 0;
         uint64_t dists1 = 0;
         for (unsigned rep = 0; rep < repeat; rep++) {
             j.lat_s = rep == 0 ? lat : lat2;
             dists = 0;
+            bench_turn_wait(&turn);
+            double c0 = bench_thread_cpu(NULL);
             double el = run_queries(&j, 1);
+            double cpu = bench_thread_cpu(NULL) - c0;
+            bench_turn_done(&turn);
             if (el < 0) {
                 fprintf(stderr, "dvec-bench index: search failed: %s\n", dv_strerror(j.rc));
                 return 1;
             }
             dists1 = dists;
+            if (cpu1 < 0 || cpu < cpu1)
+                cpu1 = cpu;
             if (el1 < 0 || el < el1) {
                 el1 = el;
+                share1 = cpu / el;
                 if (rep > 0)
                     memcpy(lat, lat2, nq * sizeof(double));
             }
@@ -336,7 +366,9 @@ static int cmd_index(int argc, char **argv)
         if (threads > 1) {
             j.lat_s = NULL;
             for (unsigned rep = 0; rep < repeat; rep++) {
+                bench_turn_wait(&turn);
                 double el = run_queries(&j, threads);
+                bench_turn_done(&turn);
                 if (rep == 0 || (el > 0 && el < elN))
                     elN = el;
             }
@@ -349,31 +381,42 @@ static int cmd_index(int argc, char **argv)
         runs[e].p99_us =
             lat[(size_t)((double)nq * 0.99) < nq ? (size_t)((double)nq * 0.99) : nq - 1] * 1e6;
         runs[e].dist_per_query = (double)dists1 / (double)nq;
+        runs[e].cpu_share = share1;
+        runs[e].qps_cpu = (double)nq / cpu1;
     }
 
     if (json) {
         printf("{\"build_s\":%.4f,\"mem_bytes\":%lu,\"n\":%zu,\"dim\":%u,\"queries\":%zu,"
                "\"m\":%u,\"ef_construction\":%u,\"k\":%u,\"threads\":%u,\"build_threads\":%u,"
-               "\"sq8\":%s,\"simd\":\"%s\",\"runs\":[",
+               "\"sq8\":%s,\"simd\":\"%s\",\"huge_pages\":{",
                build_s, (unsigned long)mem, n, dim, nq, m, efc, k, threads, bthreads,
                sq8 ? "true" : "false", dist_get()->name);
+        for (int r = 0; r < HNSW_REGIONS; r++)
+            printf("%s\"%s\":{\"rss_bytes\":%" PRIu64 ",\"huge_bytes\":%" PRIu64 "}", r ? "," : "",
+                   br[r].name, bh[r].rss, bh[r].huge);
+        printf("},\"huge_pages_line\":\"%s\",\"runs\":[", huge_line);
         for (uint32_t e = 0; e < nef; e++)
             printf("%s{\"ef\":%u,\"recall\":%.5f,\"qps\":%.1f,\"qps_1t\":%.1f,\"p50_us\":%.1f,"
-                   "\"p99_us\":%.1f,\"dist_per_query\":%.1f}",
+                   "\"p99_us\":%.1f,\"dist_per_query\":%.1f,\"cpu_share\":%.3f,"
+                   "\"qps_cpu\":%.1f}",
                    e ? "," : "", runs[e].ef, runs[e].recall, runs[e].qps, runs[e].qps_1t,
-                   runs[e].p50_us, runs[e].p99_us, runs[e].dist_per_query);
+                   runs[e].p50_us, runs[e].p99_us, runs[e].dist_per_query, runs[e].cpu_share,
+                   runs[e].qps_cpu);
         printf("]}\n");
     } else {
         printf("dvec-bench index: %zu x %u, %zu queries, M %u, ef_construction %u, k %u, %s%s\n", n,
                dim, nq, m, efc, k, dist_get()->name, sq8 ? ", SQ8 walk + float re-rank" : "");
         printf("build: %.2f s on %u thread(s), %.0f vectors/s; index memory %.1f MiB\n", build_s,
                bthreads, (double)n / build_s, (double)mem / 1048576.0);
-        printf("%6s %8s %10s %10s %9s %9s %9s\n", "ef", "recall", "qps(1t)", "qps", "p50_us",
-               "p99_us", "dist/q");
+        printf("%s\n", huge_line);
+        printf("%6s %8s %10s %10s %9s %9s %9s %6s %10s\n", "ef", "recall", "qps(1t)", "qps",
+               "p50_us", "p99_us", "dist/q", "cpu%", "qps/cpu-s");
         for (uint32_t e = 0; e < nef; e++)
-            printf("%6u %8.4f %10.0f %10.0f %9.1f %9.1f %9.0f\n", runs[e].ef, runs[e].recall,
-                   runs[e].qps_1t, runs[e].qps, runs[e].p50_us, runs[e].p99_us,
-                   runs[e].dist_per_query);
+            printf("%6u %8.4f %10.0f %10.0f %9.1f %9.1f %9.0f %6.1f %10.0f\n", runs[e].ef,
+                   runs[e].recall, runs[e].qps_1t, runs[e].qps, runs[e].p50_us, runs[e].p99_us,
+                   runs[e].dist_per_query, 100.0 * runs[e].cpu_share, runs[e].qps_cpu);
+        printf("(cpu%%: CPU time / wall time of the kept 1-thread pass; below 100 the thread "
+               "waited for a CPU)\n");
         if (threads > 1)
             printf("(qps on %u threads)\n", threads);
     }
