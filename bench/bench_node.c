@@ -18,19 +18,13 @@
 #include <unistd.h>
 
 #include "bench_node.h"
+#include "bench_node_int.h"
 #include "dist.h"
 #include "bench_util.h"
 #include "err.h"
 #include "mpk.h"
 #include "part.h"
 #include "rpc.h"
-
-struct nopts {
-    const char *shard, *dir;
-    uint64_t n;
-    uint32_t dim, queries, k, ef, batch, port, workers, rounds, qbatch;
-    uint32_t qbatches[8], n_qbatch; /* dvec-bench node: queries per request, a list */
-};
 
 /* ---- the node process -------------------------------------------------------------------- */
 
@@ -52,7 +46,7 @@ static pid_t start_node(const struct nopts *o, char *url, size_t cap)
     return pid;
 }
 
-static int stop_node(pid_t pid)
+int bench_stop_node(pid_t pid)
 {
     int st;
     kill(pid, SIGTERM);
@@ -78,12 +72,8 @@ static int wait_ready(struct rpc *r)
     return -1;
 }
 
-#define COLL "bench"
-
-/* Through a coordinator (client API) instead of a node; the partition epoch for direct node
- * requests (the map's, read from the coordinator in cluster mode). */
-static bool g_coord;
-static uint64_t g_epoch = 1;
+bool g_coord;
+uint64_t g_epoch = 1;
 
 static struct msg_addr addr(void)
 {
@@ -92,15 +82,7 @@ static struct msg_addr addr(void)
 
 /* ---- load -------------------------------------------------------------------------------- */
 
-struct load {
-    struct rpc *r;
-    const struct nopts *o;
-    const float *data;
-    atomic_uint_least64_t next;
-    atomic_int failed;
-};
-
-static void *load_main(void *arg)
+void *bench_load_main(void *arg)
 {
     struct load *l = arg;
     const struct nopts *o = l->o;
@@ -130,26 +112,6 @@ static void *load_main(void *arg)
 }
 
 /* ---- searches ---------------------------------------------------------------------------- */
-
-/* What a timed run sends: searches (in-process when p is set), empty requests through the node
- * (hello: the node's cost of one request without work), or 200-byte ping-pongs over a plain
- * TCP socket (the kernel's and this machine's floor for any request/reply over loopback). */
-enum { RUN_SEARCH, RUN_HELLO, RUN_TCP };
-
-struct run {
-    const struct nopts *o;
-    struct rpc *r;  /* through the node, or NULL */
-    struct part *p; /* in-process, or NULL */
-    const float *queries;
-    uint32_t nq;
-    uint64_t *found; /* [nq * k] ids */
-    double *lat;     /* [nq] seconds */
-    uint32_t qbatch; /* queries per request */
-    int mode;        /* RUN_* */
-    uint16_t echo_port;
-    atomic_uint next;
-    atomic_int failed;
-};
 
 /* ---- a plain TCP echo server (the floor rows) ---------------------------------------------- */
 
@@ -289,6 +251,26 @@ static void *search_main(void *arg)
                 atomic_store(&x->failed, 1);
                 break;
             }
+        } else if (x->sdk) {
+            dvec_search_params sp;
+            dvec_search_params_init(&sp);
+            sp.k = o->k;
+            sp.ef = o->ef;
+            dvec_records recs[64];
+            dvec_error e;
+            int rc = dvec_search_batch(x->sdk, COLL, x->queries + (size_t)q0 * o->dim, cnt, o->dim,
+                                       &sp, recs, NULL, &e);
+            if (rc != DVEC_OK) {
+                fprintf(stderr, "dvec-bench: search through the SDK: %s\n", e.message);
+                atomic_store(&x->failed, 1);
+                break;
+            }
+            for (uint32_t j = 0; j < cnt; j++) {
+                for (uint32_t i = 0; i < o->k; i++)
+                    x->found[(size_t)(q0 + j) * o->k + i] =
+                        i < recs[j].n ? recs[j].items[i].id.num : UINT64_MAX;
+                dvec_records_free(&recs[j]);
+            }
         } else if (x->r) {
             struct msg_target t = {0, g_epoch};
             for (uint32_t j = 0; j < cnt; j++)
@@ -356,10 +338,6 @@ static void *search_main(void *arg)
     return NULL;
 }
 
-struct result {
-    double qps, p50_ms, p99_ms, recall;
-};
-
 /* One timed pass over the queries; out keeps the best pass by QPS (its latencies and recall). */
 static int run_round(const struct nopts *o, struct run *cfg, uint32_t threads,
                      const uint64_t *truth, struct result *out)
@@ -407,11 +385,12 @@ static int run_round(const struct nopts *o, struct run *cfg, uint32_t threads,
 }
 
 /* Runs what a cluster benchmark compares, best of o->rounds passes each (not interleaved). */
-static int run_searches(const struct nopts *o, struct rpc *r, struct part *p, const float *qv,
-                        const uint64_t *truth, uint32_t threads, uint32_t qbatch,
-                        struct result *out)
+int bench_run_searches(const struct nopts *o, struct rpc *r, struct part *p, dvec_client *sdk,
+                       const float *qv, const uint64_t *truth, uint32_t threads, uint32_t qbatch,
+                       struct result *out)
 {
-    struct run x = {.r = r, .p = p, .queries = qv, .qbatch = qbatch, .mode = RUN_SEARCH};
+    struct run x = {
+        .r = r, .p = p, .sdk = sdk, .queries = qv, .qbatch = qbatch, .mode = RUN_SEARCH};
     memset(out, 0, sizeof *out);
     for (uint32_t round = 0; round < o->rounds; round++)
         if (run_round(o, &x, threads, truth, out) != 0)
@@ -562,8 +541,8 @@ int bench_node_main(int argc, char **argv)
         double t0 = bench_now();
         pthread_t th;
         if (t == 1)
-            pthread_create(&th, NULL, load_main, &l);
-        load_main(&l);
+            pthread_create(&th, NULL, bench_load_main, &l);
+        bench_load_main(&l);
         if (t == 1)
             pthread_join(th, NULL);
         up[t] = (double)(part.n - (t == 0 ? 0 : half)) / (bench_now() - t0);
@@ -577,7 +556,7 @@ int bench_node_main(int argc, char **argv)
      * again on its own: both paths then run in one process lifetime each, and their passes are
      * interleaved so that the machine's drift falls on both alike. */
     rpc_close(r);
-    int st = stop_node(pid);
+    int st = bench_stop_node(pid);
     if (st != 0) {
         fprintf(stderr, "dvec-bench: dvec-shard exited with status %d after SIGTERM\n", st);
         return 1;
@@ -634,7 +613,7 @@ int bench_node_main(int argc, char **argv)
     echo_stop(&echo);
     part_close(p);
     rpc_close(r);
-    st = stop_node(pid);
+    st = bench_stop_node(pid);
     if (failed || st != 0) {
         if (st != 0)
             fprintf(stderr, "dvec-bench: dvec-shard exited with status %d after SIGTERM\n", st);
@@ -696,230 +675,3 @@ int bench_node_main(int argc, char **argv)
 }
 
 /* ---- dvec-bench cluster: through a coordinator ------------------------------------------- */
-
-static pid_t spawn(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("DVEC_LOG_LEVEL", "warn", 1);
-        execv(argv[0], argv);
-        fprintf(stderr, "dvec-bench: exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    return pid;
-}
-
-static void cusage(FILE *f)
-{
-    fprintf(f, "usage: dvec-bench cluster [--n N] [--dim D] [--queries Q] [--ef EF] [--parts P]\n"
-               "         [--rounds R] [--port P] [--dir D] [--clients C1,C2,...] [--qbatch Q]\n"
-               "         [--node-inflight I]\n"
-               "  Starts one dvec-coord and one dvec-shard, creates a collection of P partitions\n"
-               "  (default 1) through the coordinator, loads N points through it (fsync always),\n"
-               "  then runs the same queries through the coordinator and straight to the node,\n"
-               "  Q queries per request, with each number of client threads in the list.\n"
-               "  --node-inflight is the coordinator's node_inflight (default: its default).\n"
-               "  Defaults: --n 100000 --dim 128 --queries 2000 --ef 64 --parts 1 --rounds 3\n"
-               "  --port 17500 --dir /var/tmp/dvec-bench-cluster --clients 1,2,8 --qbatch 1.\n");
-}
-
-int bench_cluster_main(int argc, char **argv)
-{
-    static char shard_path[4200], coord_path[4200];
-    struct nopts o = {
-        NULL, "/var/tmp/dvec-bench-cluster", 100000, 128, 2000, 10, 64, 1000, 17500, 2, 3, 1, {1},
-        1};
-    uint32_t parts = 1, clients[8] = {1, 2, 8}, n_clients = 3;
-    const char *inflight = "2";
-    o.qbatch = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0) {
-            cusage(stdout);
-            return 0;
-        } else if (v == NULL) {
-            cusage(stderr);
-            return 2;
-        } else if (strcmp(a, "--n") == 0) {
-            o.n = strtoull(v, NULL, 10), i++;
-        } else if (strcmp(a, "--dim") == 0) {
-            o.dim = (uint32_t)atoi(v), i++;
-        } else if (strcmp(a, "--queries") == 0) {
-            o.queries = (uint32_t)atoi(v), i++;
-        } else if (strcmp(a, "--ef") == 0) {
-            o.ef = (uint32_t)atoi(v), i++;
-        } else if (strcmp(a, "--parts") == 0) {
-            parts = (uint32_t)atoi(v), i++;
-        } else if (strcmp(a, "--qbatch") == 0) {
-            o.qbatch = (uint32_t)atoi(v), i++;
-        } else if (strcmp(a, "--node-inflight") == 0) {
-            inflight = v, i++;
-        } else if (strcmp(a, "--clients") == 0) {
-            n_clients = 0;
-            for (const char *c = v; *c && n_clients < 8;
-                 c = strchr(c, ',') ? strchr(c, ',') + 1 : "")
-                clients[n_clients++] = (uint32_t)atoi(c);
-            i++;
-        } else if (strcmp(a, "--rounds") == 0) {
-            o.rounds = (uint32_t)atoi(v), i++;
-        } else if (strcmp(a, "--port") == 0) {
-            o.port = (uint32_t)atoi(v), i++;
-        } else if (strcmp(a, "--dir") == 0) {
-            o.dir = v, i++;
-        } else {
-            cusage(stderr);
-            return 2;
-        }
-    }
-    bool bad_clients = n_clients == 0;
-    for (uint32_t i = 0; i < n_clients; i++)
-        bad_clients |= clients[i] == 0 || clients[i] > 64;
-    if (o.n == 0 || o.dim == 0 || o.queries == 0 || o.rounds == 0 || parts == 0 || o.qbatch == 0 ||
-        bad_clients) {
-        cusage(stderr);
-        return 2;
-    }
-    char self[4096];
-    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[k > 0 ? k : 0] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash)
-        *slash = '\0';
-    snprintf(shard_path, sizeof shard_path, "%s/../shard/dvec-shard", self);
-    snprintf(coord_path, sizeof coord_path, "%s/../coordinator/dvec-coord", self);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", o.dir, o.dir);
-    if (system(cmd) != 0)
-        return 1;
-
-    float *data = malloc(o.n * o.dim * sizeof(float));
-    float *qv = malloc((size_t)o.queries * o.dim * sizeof(float));
-    for (uint64_t i = 0; i < o.n; i++)
-        bench_gen_vec(i, o.dim, data + i * o.dim);
-    for (uint32_t q = 0; q < o.queries; q++)
-        bench_gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
-    uint64_t *truth = bench_oracle_l2(data, o.n, o.dim, qv, o.queries, o.k, dist_get()->l2sq);
-
-    char curl[64], craft[64], group[256], nurl[64], cdir[4200], ndir[4200];
-    snprintf(curl, sizeof curl, "tcp://127.0.0.1:%u", o.port);
-    snprintf(craft, sizeof craft, "127.0.0.1:%u", o.port + 1);
-    snprintf(nurl, sizeof nurl, "tcp://127.0.0.1:%u", o.port + 2);
-    snprintf(group, sizeof group, "1=%s=%s", craft, curl);
-    snprintf(cdir, sizeof cdir, "%s/coord", o.dir);
-    snprintf(ndir, sizeof ndir, "%s/node", o.dir);
-    char *cargv[] = {coord_path,
-                     "--node_inflight",
-                     (char *)inflight,
-                     "--id",
-                     "1",
-                     "--data_dir",
-                     cdir,
-                     "--listen",
-                     curl,
-                     "--http",
-                     "",
-                     "--group",
-                     group,
-                     NULL};
-    char *nargv[] = {shard_path, "--data_dir", ndir, "--node_id", "n1", "--listen",
-                     nurl,       "--http",     "",   "--workers", "2",  "--coordinators",
-                     curl,       NULL};
-    pid_t cpid = spawn(cargv), npid = spawn(nargv);
-    char err[DV_ERRMSG_SIZE];
-    struct rpc_opts ro;
-    rpc_opts_default(&ro);
-    ro.timeout_ms = 120000;
-    struct rpc *cr, *nr;
-    int rc = DV_EIO;
-    if (rpc_open(curl, &ro, &cr, err) != DV_OK || rpc_open(nurl, &ro, &nr, err) != DV_OK)
-        goto fail;
-    /* The node must have registered before a collection can be placed. */
-    for (int i = 0; i < 200 && rc != DV_OK; i++) {
-        struct msg req = {.type = MSG_COLL_CREATE};
-        req.addr.coll = (struct msg_str){COLL, sizeof COLL - 1};
-        req.u.coll_cfg = (struct msg_coll_cfg){.dim = o.dim,
-                                               .metric = 0,
-                                               .m = 16,
-                                               .ef_construction = 200,
-                                               .ef_search = o.ef,
-                                               .partitions = parts};
-        struct msg_reply rep;
-        rc = rpc_call(cr, &req, &rep, err);
-        msg_reply_free(&rep);
-        if (rc != DV_OK) {
-            struct timespec ts = {0, 50 * 1000000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    if (rc != DV_OK)
-        goto fail;
-    struct msg iq = {.type = MSG_COLL_INFO};
-    iq.addr.coll = (struct msg_str){COLL, sizeof COLL - 1};
-    struct msg_reply irep;
-    if ((rc = rpc_call(cr, &iq, &irep, err)) != DV_OK)
-        goto fail;
-    g_epoch = irep.m.u.coll_info_rep.parts[0].epoch;
-    msg_reply_free(&irep);
-
-    g_coord = true;
-    struct load l = {.r = cr, .o = &o, .data = data};
-    double t0 = bench_now();
-    pthread_t th;
-    pthread_create(&th, NULL, load_main, &l);
-    load_main(&l);
-    pthread_join(th, NULL);
-    double up = (double)o.n / (bench_now() - t0);
-    if (atomic_load(&l.failed))
-        goto fail;
-
-    struct result viac[8], node[8];
-    for (uint32_t i = 0; i < n_clients; i++) {
-        g_coord = true;
-        if (run_searches(&o, cr, NULL, qv, truth, clients[i], o.qbatch, &viac[i]) != 0)
-            goto fail;
-        g_coord = false;
-        if (parts == 1 &&
-            run_searches(&o, nr, NULL, qv, truth, clients[i], o.qbatch, &node[i]) != 0)
-            goto fail;
-    }
-    rpc_close(cr);
-    rpc_close(nr);
-    int st1 = stop_node(npid), st2 = stop_node(cpid);
-
-    printf("\n## dvec-bench cluster: %llu x %u (clustered), L2, %u partition(s) on 1 node, "
-           "ef %u, k %u, %u queries, %u per request, node_inflight %s, best of %u rounds\n\n",
-           (unsigned long long)o.n, o.dim, parts, o.ef, o.k, o.queries, o.qbatch, inflight,
-           o.rounds);
-    printf("| path | client threads | QPS | p50 ms | p99 ms | recall@%u | coordinator / node |\n",
-           o.k);
-    printf("|---|---:|---:|---:|---:|---:|---:|\n");
-    for (uint32_t t = 0; t < n_clients; t++) {
-        if (parts == 1)
-            printf("| straight to the node | %u | %.0f | %.3f | %.3f | %.4f | |\n", clients[t],
-                   node[t].qps, node[t].p50_ms, node[t].p99_ms, node[t].recall);
-        printf("| through dvec-coord | %u | %.0f | %.3f | %.3f | %.4f | %s%.2fx |\n", clients[t],
-               viac[t].qps, viac[t].p50_ms, viac[t].p99_ms, viac[t].recall, "",
-               parts == 1 ? viac[t].qps / node[t].qps : 0.0);
-    }
-    printf("\nUpsert through the coordinator (fsync always, batches of %u, 2 client threads): "
-           "%.0f vectors/s\n",
-           o.batch, up);
-    if (st1 != 0 || st2 != 0)
-        fprintf(stderr, "dvec-bench: exit status node %d, coordinator %d after SIGTERM\n", st1,
-                st2);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "dvec-bench: could not remove %s\n", o.dir);
-    free(data);
-    free(qv);
-    free(truth);
-    return 0;
-
-fail:
-    fprintf(stderr, "dvec-bench: %s (%s)\n", err, dv_errname(rc));
-    kill(npid, SIGKILL);
-    kill(cpid, SIGKILL);
-    waitpid(npid, NULL, 0);
-    waitpid(cpid, NULL, 0);
-    return 1;
-}

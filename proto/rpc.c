@@ -21,9 +21,10 @@ struct rpc {
     struct rpc_opts o;
     char url[256];
     atomic_uint_least64_t next_id;
-    pthread_mutex_t mu; /* pipes, and the condition callers wait on for a connection */
+    pthread_mutex_t mu; /* pipes, the condition callers wait on for a connection, free */
     pthread_cond_t cv;
-    int pipes; /* connections up */
+    int pipes;         /* connections up */
+    struct slot *free; /* contexts and aios of finished calls, for the next ones */
 };
 
 /* NNG's pipe events (on its threads): keeps the count of connections up. */
@@ -109,10 +110,13 @@ int rpc_open(const char *url, const struct rpc_opts *o, struct rpc **out, char *
     return DV_OK;
 }
 
+static void slots_free(struct rpc *r);
+
 void rpc_close(struct rpc *r)
 {
     if (r == NULL)
         return;
+    slots_free(r);      /* no call runs any more (the caller's contract) */
     nng_close(r->sock); /* no pipe callbacks after it returns */
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
@@ -131,23 +135,21 @@ static int transport_err(struct rpc *r, int rv, const char *what, uint32_t timeo
 
 /*
  * Calls in flight, driven by NNG's callbacks: the send's completion starts the receive on NNG's
- * thread, so the caller sleeps once per batch (not once per send and once per receive), and the
- * calls of a batch to several servers overlap.
+ * thread and the receive's completion finishes the call there (decodes the reply, runs the
+ * caller's done), so a synchronous caller sleeps once per call (or once per rpc_call_many) and
+ * an asynchronous one not at all. A slot (an NNG context and its aio) serves one call at a
+ * time and goes back to its connection's free list after it: aios are never freed in a
+ * callback (LIBRARY-NOTES.md, nng), only by rpc_close.
  */
-struct batch {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t left;
-};
-
 struct slot {
-    struct batch *g;
     struct rpc *r;
     nng_ctx ctx;
     nng_aio *aio;
-    bool receiving, open;
-    nng_msg *reply; /* when it came */
-    int rv;         /* NNG's result of the failed step */
+    bool receiving;
+    uint32_t timeout_ms;
+    void (*fin)(struct slot *s, int rc, nng_msg *reply, char *errmsg); /* on NNG's thread */
+    void *arg;
+    struct slot *next; /* free list */
 };
 
 static void slot_cb(void *arg)
@@ -159,25 +161,74 @@ static void slot_cb(void *arg)
         nng_ctx_recv(s->ctx, s->aio);
         return;
     }
+    char errmsg[DV_ERRMSG_SIZE] = "";
+    nng_msg *reply = NULL;
+    int rc = DV_OK;
     if (rv != 0) {
         if (!s->receiving)
             nng_msg_free(nng_aio_get_msg(s->aio));
-        s->rv = rv;
+        rc = transport_err(s->r, rv, s->receiving ? "waiting for" : "sending to", s->timeout_ms,
+                           errmsg);
     } else {
-        s->reply = nng_aio_get_msg(s->aio);
+        reply = nng_aio_get_msg(s->aio);
     }
-    pthread_mutex_lock(&s->g->mu);
-    if (--s->g->left == 0)
-        pthread_cond_signal(&s->g->cv);
-    pthread_mutex_unlock(&s->g->mu);
+    s->fin(s, rc, reply, errmsg); /* gives the slot back */
 }
 
-/* Starts sending p[n] on s (s->r set); an error (errmsg says why) when it could not start. */
-static int slot_start(struct slot *s, const void *p, size_t n, uint32_t timeout_ms, char *errmsg)
+static struct slot *slot_get(struct rpc *r, char *errmsg)
+{
+    pthread_mutex_lock(&r->mu);
+    struct slot *s = r->free;
+    if (s)
+        r->free = s->next;
+    pthread_mutex_unlock(&r->mu);
+    if (s)
+        return s;
+    if ((s = calloc(1, sizeof *s)) == NULL) {
+        dv_errmsg_set(errmsg, "out of memory");
+        return NULL;
+    }
+    s->r = r;
+    int rv;
+    if ((rv = nng_ctx_open(&s->ctx, r->sock)) != 0) {
+        transport_err(r, rv, "context", 0, errmsg);
+        free(s);
+        return NULL;
+    }
+    if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0) {
+        nng_ctx_close(s->ctx);
+        free(s);
+        dv_errmsg_set(errmsg, "out of memory");
+        return NULL;
+    }
+    return s;
+}
+
+static void slot_put(struct slot *s)
 {
     struct rpc *r = s->r;
-    nng_msg *m;
-    int rv;
+    pthread_mutex_lock(&r->mu);
+    s->next = r->free;
+    r->free = s;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void slots_free(struct rpc *r)
+{
+    while (r->free) {
+        struct slot *s = r->free;
+        r->free = s->next;
+        nng_aio_free(s->aio);
+        nng_ctx_close(s->ctx);
+        free(s);
+    }
+}
+
+/* Starts sending p[n]; fin(s, ...) runs once with the outcome, on NNG's thread. On an error
+ * (errmsg says why) nothing was started and fin does not run. */
+static int slot_start(struct rpc *r, const void *p, size_t n, uint32_t timeout_ms,
+                      void (*fin)(struct slot *, int, nng_msg *, char *), void *arg, char *errmsg)
+{
     if (r->o.connect_wait_ms > 0) {
         uint32_t wait = r->o.connect_wait_ms < timeout_ms ? r->o.connect_wait_ms : timeout_ms;
         if (!wait_connected(r, wait)) {
@@ -185,141 +236,163 @@ static int slot_start(struct slot *s, const void *p, size_t n, uint32_t timeout_
             return DV_EIO;
         }
     }
-    if ((rv = nng_ctx_open(&s->ctx, r->sock)) != 0)
-        return transport_err(r, rv, "context", timeout_ms, errmsg);
-    if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0) {
-        nng_ctx_close(s->ctx);
-        return DV_ENOMEM;
-    }
-    s->open = true;
-    nng_aio_set_timeout(s->aio, (nng_duration)timeout_ms);
+    nng_msg *m;
     if (nng_msg_alloc(&m, 0) != 0)
         return DV_ENOMEM;
     if (nng_msg_append(m, p, n) != 0) {
         nng_msg_free(m);
         return DV_ENOMEM;
     }
+    struct slot *s = slot_get(r, errmsg);
+    if (s == NULL) {
+        nng_msg_free(m);
+        return DV_EIO;
+    }
+    s->receiving = false;
+    s->timeout_ms = timeout_ms;
+    s->fin = fin;
+    s->arg = arg;
+    nng_aio_set_timeout(s->aio, (nng_duration)timeout_ms);
     nng_aio_set_msg(s->aio, m);
     nng_ctx_send(s->ctx, s->aio);
     return DV_OK;
 }
 
-/* The outcome of a finished slot: its reply's bytes (malloc'd) or a transport error. Frees the
- * slot's NNG objects. */
-static int slot_end(struct slot *s, uint32_t timeout_ms, void **out, size_t *out_len, char *errmsg)
+/* A caller that sleeps until its calls are done. */
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t left;
+};
+
+static void waiter_init(struct waiter *w, size_t n)
 {
-    int rc = DV_OK;
-    if (s->reply) {
-        *out_len = nng_msg_len(s->reply);
-        *out = malloc(*out_len ? *out_len : 1);
-        if (*out == NULL)
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->left = n;
+}
+
+static void waiter_one_done(struct waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    if (--w->left == 0)
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void waiter_wait(struct waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->left > 0)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+}
+
+/* ---- raw calls --------------------------------------------------------------------------- */
+
+struct raw_call {
+    struct waiter w;
+    int rc;
+    void *out;
+    size_t len;
+    char *errmsg;
+};
+
+static void raw_fin(struct slot *s, int rc, nng_msg *reply, char *errmsg)
+{
+    struct raw_call *k = s->arg;
+    if (reply) {
+        k->len = nng_msg_len(reply);
+        if ((k->out = malloc(k->len ? k->len : 1)) == NULL)
             rc = DV_ENOMEM;
         else
-            memcpy(*out, nng_msg_body(s->reply), *out_len);
-        nng_msg_free(s->reply);
-        s->reply = NULL;
-    } else {
-        rc = transport_err(s->r, s->rv, s->receiving ? "waiting for" : "sending to", timeout_ms,
-                           errmsg);
+            memcpy(k->out, nng_msg_body(reply), k->len);
+        nng_msg_free(reply);
     }
-    return rc;
-}
-
-static void slot_close(struct slot *s)
-{
-    if (!s->open)
-        return;
-    nng_aio_free(s->aio); /* waits for a callback still running */
-    nng_ctx_close(s->ctx);
-    s->open = false;
-}
-
-static void batch_wait(struct batch *g)
-{
-    pthread_mutex_lock(&g->mu);
-    while (g->left > 0)
-        pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
+    k->rc = rc;
+    if (rc != DV_OK)
+        dv_errmsg_set(k->errmsg, "%s", errmsg[0] ? errmsg : dv_strerror(rc));
+    slot_put(s);
+    waiter_one_done(&k->w);
 }
 
 static int call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len,
                     uint32_t timeout_ms, char *errmsg)
 {
-    struct batch g = {.left = 1};
-    struct slot s = {.g = &g, .r = r};
+    struct raw_call k = {.errmsg = errmsg};
     *out = NULL;
     *out_len = 0;
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
-    int rc = slot_start(&s, p, n, timeout_ms, errmsg);
-    if (rc == DV_OK) {
-        batch_wait(&g);
-        rc = slot_end(&s, timeout_ms, out, out_len, errmsg);
+    waiter_init(&k.w, 1); /* before the start: raw_fin may run before slot_start returns */
+    int rc = slot_start(r, p, n, timeout_ms, raw_fin, &k, errmsg);
+    if (rc != DV_OK)
+        waiter_one_done(&k.w);
+    waiter_wait(&k.w);
+    if (rc != DV_OK)
+        return rc;
+    if (k.rc != DV_OK) {
+        free(k.out);
+        return k.rc;
     }
-    slot_close(&s);
-    pthread_cond_destroy(&g.cv);
-    pthread_mutex_destroy(&g.mu);
-    return rc;
+    *out = k.out;
+    *out_len = k.len;
+    return DV_OK;
+}
+
+/* ---- calls of messages ------------------------------------------------------------------- */
+
+/* Decodes the reply into job->rep and runs the job's done. */
+static void job_fin(struct slot *s, int rc, nng_msg *reply, char *errmsg)
+{
+    struct rpc_job *j = s->arg;
+    if (reply) {
+        size_t len = nng_msg_len(reply);
+        if ((j->rep.mem_ = malloc(len ? len : 1)) == NULL) {
+            rc = DV_ENOMEM;
+        } else {
+            memcpy(j->rep.mem_, nng_msg_body(reply), len);
+            rc = tr_reply_take(&j->rep, len, &j->sent_, s->r->url, j->errmsg);
+        }
+        nng_msg_free(reply);
+    } else {
+        dv_errmsg_set(j->errmsg, "%s", errmsg);
+    }
+    j->rc = rc;
+    slot_put(s);
+    j->done_(j->arg_, j);
+}
+
+void rpc_call_start(struct rpc_job *j, void (*done)(void *arg, struct rpc_job *j), void *arg)
+{
+    memset(&j->rep, 0, sizeof j->rep);
+    j->errmsg[0] = '\0';
+    j->done_ = done;
+    j->arg_ = arg;
+    uint32_t tmo = j->timeout_ms ? j->timeout_ms : j->r->o.timeout_ms;
+    struct buf b;
+    buf_init(&b);
+    j->rc = tr_req_encode(j->req, &j->r->next_id, &j->sent_, &b, j->errmsg);
+    if (j->rc == DV_OK)
+        j->rc = slot_start(j->r, b.data, b.len, tmo, job_fin, j, j->errmsg);
+    buf_free(&b);
+    if (j->rc != DV_OK)
+        done(arg, j);
+}
+
+static void many_done(void *arg, struct rpc_job *j)
+{
+    (void)j;
+    waiter_one_done(arg);
 }
 
 void rpc_call_many(struct rpc_job *jobs, size_t n)
 {
-    struct batch g = {.left = 0};
-    struct slot *s = calloc(n ? n : 1, sizeof *s);
-    struct msg *sent = calloc(n ? n : 1, sizeof *sent);
-    if (s == NULL || sent == NULL) {
-        for (size_t i = 0; i < n; i++) {
-            memset(&jobs[i].rep, 0, sizeof jobs[i].rep);
-            jobs[i].rc = DV_ENOMEM;
-            dv_errmsg_set(jobs[i].errmsg, "out of memory");
-        }
-        free(s);
-        free(sent);
-        return;
-    }
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
-    for (size_t i = 0; i < n; i++) {
-        struct rpc_job *j = &jobs[i];
-        memset(&j->rep, 0, sizeof j->rep);
-        j->errmsg[0] = '\0';
-        uint32_t tmo = j->timeout_ms ? j->timeout_ms : j->r->o.timeout_ms;
-        struct buf b;
-        buf_init(&b);
-        s[i].g = &g;
-        s[i].r = j->r;
-        j->rc = tr_req_encode(j->req, &j->r->next_id, &sent[i], &b, j->errmsg);
-        if (j->rc == DV_OK) {
-            pthread_mutex_lock(&g.mu);
-            g.left++;
-            pthread_mutex_unlock(&g.mu);
-            j->rc = slot_start(&s[i], b.data, b.len, tmo, j->errmsg);
-            if (j->rc != DV_OK) {
-                pthread_mutex_lock(&g.mu);
-                g.left--;
-                pthread_mutex_unlock(&g.mu);
-            }
-        }
-        buf_free(&b);
-        if (j->rc != DV_OK)
-            s[i].rv = -1; /* not in flight */
-    }
-    batch_wait(&g);
-    for (size_t i = 0; i < n; i++) {
-        struct rpc_job *j = &jobs[i];
-        if (s[i].rv != -1) {
-            uint32_t tmo = j->timeout_ms ? j->timeout_ms : j->r->o.timeout_ms;
-            size_t len = 0;
-            j->rc = slot_end(&s[i], tmo, &j->rep.mem_, &len, j->errmsg);
-            if (j->rc == DV_OK)
-                j->rc = tr_reply_take(&j->rep, len, &sent[i], j->r->url, j->errmsg);
-        }
-        slot_close(&s[i]);
-    }
-    pthread_cond_destroy(&g.cv);
-    pthread_mutex_destroy(&g.mu);
-    free(s);
-    free(sent);
+    struct waiter w;
+    waiter_init(&w, n);
+    for (size_t i = 0; i < n; i++)
+        rpc_call_start(&jobs[i], many_done, &w);
+    waiter_wait(&w);
 }
 
 int rpc_call_raw(struct rpc *r, const void *p, size_t n, void **out, size_t *out_len, char *errmsg)
@@ -341,20 +414,10 @@ int rpc_call(struct rpc *r, const struct msg *req, struct msg_reply *rep, char *
 int rpc_call_timeout(struct rpc *r, const struct msg *req, struct msg_reply *rep,
                      uint32_t timeout_ms, char *errmsg)
 {
-    memset(rep, 0, sizeof *rep);
-    struct msg copy;
-    struct buf b;
-    buf_init(&b);
-    int rc = tr_req_encode(req, &r->next_id, &copy, &b, errmsg);
-    if (rc != DV_OK) {
-        buf_free(&b);
-        return rc;
-    }
-    size_t len;
-    rc = call_raw(r, b.data, b.len, &rep->mem_, &len, timeout_ms ? timeout_ms : r->o.timeout_ms,
-                  errmsg);
-    buf_free(&b);
-    if (rc != DV_OK)
-        return rc;
-    return tr_reply_take(rep, len, &copy, r->url, errmsg);
+    struct rpc_job j = {.r = r, .req = req, .timeout_ms = timeout_ms};
+    rpc_call_many(&j, 1);
+    *rep = j.rep;
+    if (j.rc != DV_OK)
+        dv_errmsg_set(errmsg, "%s", j.errmsg);
+    return j.rc;
 }

@@ -50,8 +50,9 @@ int rpc_call(struct rpc *r, const struct msg *req, struct msg_reply *rep, char *
 int rpc_call_timeout(struct rpc *r, const struct msg *req, struct msg_reply *rep,
                      uint32_t timeout_ms, char *errmsg);
 
-/* One call of rpc_call_many: r, req and timeout_ms (0: the connection's) in; rep (free it with
- * msg_reply_free whatever the result), rc and errmsg out, as rpc_call_timeout's. */
+/* One call of rpc_call_many or rpc_call_start: r, req and timeout_ms (0: the connection's) in
+ * (req need not outlive the start); rep (free it with msg_reply_free whatever the result), rc
+ * and errmsg out, as rpc_call_timeout's. The fields ending in _ are the call's own. */
 struct rpc_job {
     struct rpc *r;
     const struct msg *req;
@@ -59,11 +60,22 @@ struct rpc_job {
     struct msg_reply rep;
     int rc;
     char errmsg[DV_ERRMSG_SIZE];
+    struct msg sent_;
+    void (*done_)(void *arg, struct rpc_job *j);
+    void *arg_;
 };
 
 /* Runs the n calls at once (to one server or several) and returns when every one has its reply
  * or its error. The calling thread sleeps once for all of them. */
 void rpc_call_many(struct rpc_job *jobs, size_t n);
+
+/*
+ * Starts call j and returns; done(arg, j) runs once when it has its reply or error: on NNG's
+ * thread (it must not block, close a connection or wait for another call), or on the calling
+ * thread before rpc_call_start returns when the call could not be sent. j must stay in place
+ * until then.
+ */
+void rpc_call_start(struct rpc_job *j, void (*done)(void *arg, struct rpc_job *j), void *arg);
 
 /* Sends raw bytes and returns the raw reply (malloc'd, caller frees): for tests that send
  * malformed messages. Same transport errors as rpc_call. */

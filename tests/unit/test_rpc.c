@@ -278,12 +278,97 @@ static void test_inline(void **state)
     assert_int_equal(sl.rc, DV_OK);
 }
 
+/* ---- one connection shared by threads ---------------------------------------------------- */
+
+/* "late-..." requests take 40 ms, longer than the callers' 20 ms timeout. */
+static int echo_late(void *arg, const void *in, size_t n, struct buf *out,
+                     struct rpcsrv_result *res)
+{
+    if (n >= 5 && memcmp(in, "late-", 5) == 0)
+        clock_sleep_ms(40);
+    return echo(arg, in, n, out, res);
+}
+
+struct sharer {
+    struct rpc *r;
+    int id, ok, timed_out, failed;
+};
+
+static void *sharer_main(void *arg)
+{
+    struct sharer *c = arg;
+    char err[DV_ERRMSG_SIZE], text[64];
+    for (int i = 0; i < 300; i++) {
+        bool late = i % 50 == 7;
+        snprintf(text, sizeof text, "%s-%d-%d", late ? "late" : "call", c->id, i);
+        void *reply = NULL;
+        size_t len = 0;
+        int rc =
+            rpc_call_raw_timeout(c->r, text, strlen(text), &reply, &len, late ? 20 : 2000, err);
+        if (rc == DV_OK) {
+            /* the reply is this call's, never another's or a late one of an earlier call */
+            bool mine = len == strlen(text);
+            for (size_t k = 0; mine && k < len; k++)
+                mine = ((char *)reply)[k] == text[len - 1 - k];
+            if (mine)
+                c->ok++;
+            else
+                c->failed++;
+        } else if (rc == DV_ETIMEDOUT && late) {
+            c->timed_out++;
+        } else {
+            c->failed++;
+        }
+        free(reply);
+    }
+    return NULL;
+}
+
+/* Eight threads share one connection (its contexts are reused from call to call), some calls
+ * time out and their replies come late: every reply a call gets is its own. */
+static void test_shared_connection(void **state)
+{
+    (void)state;
+    char url[64], err[DV_ERRMSG_SIZE] = "";
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)net_free_port());
+    struct rpcsrv_opts so = {
+        .listen = url, .workers = 4, .contexts = 16, .recv_max = 1 << 20, .handle = echo_late};
+    struct rpcsrv *s;
+    assert_int_equal(rpcsrv_new(&so, &s, err), DV_OK);
+    assert_int_equal(rpcsrv_listen(s, err), DV_OK);
+    struct rpc_opts o;
+    rpc_opts_default(&o);
+    o.connect_wait_ms = 1000;
+    struct rpc *r;
+    assert_int_equal(rpc_open(url, &o, &r, err), DV_OK);
+    struct sharer c[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        c[i] = (struct sharer){.r = r, .id = i};
+        pthread_create(&t[i], NULL, sharer_main, &c[i]);
+    }
+    int ok = 0, late = 0, failed = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        ok += c[i].ok;
+        late += c[i].timed_out;
+        failed += c[i].failed;
+    }
+    printf("# one connection, 8 threads: %d answered, %d timed out as meant, %d wrong\n", ok, late,
+           failed);
+    assert_int_equal(failed, 0);
+    assert_true(late > 0);
+    rpc_close(r);
+    rpcsrv_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nobody_there),
         cmocka_unit_test(test_peer_stops_and_returns),
         cmocka_unit_test(test_inline),
+        cmocka_unit_test(test_shared_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
