@@ -3,7 +3,7 @@
 //   hnswlib_bench index --base B.fvecs --queries Q.fvecs --gt G.ivecs
 //                       --metric l2|ip|cosine --m 16 --ef-construction 200
 //                       --ef 10,20,40,80 --k 10 --threads 1 [--build-threads 2]
-//                       [--seed 100] [--json]
+//                       [--seed 100] [--repeat 1] [--turn FILE:ID:N] [--json]
 //
 // Build (bench/peers/run does it into bench/peers/bin/):
 //   g++ -O3 -march=native -std=c++17 -pthread -I/usr/include
@@ -26,6 +26,11 @@
 //              untimed pass (the index's distance function is swapped for a counting
 //              wrapper), because hnswlib 0.6.2's own metric_distance_computations counts
 //              neighbour-list sizes, not the distances it actually computes.
+//   cpu_share  CPU time / wall time of the kept 1-thread pass (below 1: the thread waited
+//              for a CPU), qps_cpu: queries per CPU second, best of --repeat.
+//   --turn     takes turns with other programs (bench/peers/run --interleave): the build
+//              and each timed pass run only when the counter in FILE % N == ID, then add 1
+//              (bench/bench_util.h, bench_turn_*, is the same protocol in C).
 // For cosine the vectors are normalised and InnerProductSpace is used; ip uses
 // InnerProductSpace (distance 1 - <q,x>), l2 uses L2Space (squared L2).
 //
@@ -48,6 +53,12 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 namespace {
 
@@ -122,6 +133,43 @@ float counting_dist(const void *a, const void *b, const void *param) {
     return g_real_dist(a, b, param);
 }
 
+// CPU seconds of the calling thread.
+double thread_cpu() {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+// Turn taking through a shared counter (see the header and bench/bench_util.h).
+struct Turn {
+    uint64_t *ctr = nullptr;
+    unsigned id = 0, n = 1;
+    void wait() const {
+        struct timespec ts = {0, 200000};
+        while (ctr && __atomic_load_n(ctr, __ATOMIC_ACQUIRE) % n != id) nanosleep(&ts, nullptr);
+    }
+    void done() const {
+        if (ctr) __atomic_fetch_add(ctr, 1, __ATOMIC_ACQ_REL);
+    }
+};
+
+Turn open_turn(const std::string &spec) {
+    size_t c2 = spec.rfind(':');
+    size_t c1 = c2 == std::string::npos || c2 == 0 ? std::string::npos : spec.rfind(':', c2 - 1);
+    if (c1 == std::string::npos) die("--turn wants FILE:ID:N, not " + spec);
+    Turn t;
+    t.id = (unsigned)std::atoi(spec.c_str() + c1 + 1);
+    t.n = (unsigned)std::atoi(spec.c_str() + c2 + 1);
+    if (t.n == 0 || t.id >= t.n) die("--turn wants ID < N: " + spec);
+    std::string path = spec.substr(0, c1);
+    int fd = open(path.c_str(), O_RDWR);
+    void *m = fd < 0 ? MAP_FAILED : mmap(nullptr, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0) close(fd);
+    if (m == MAP_FAILED) die("--turn " + path + ": " + std::strerror(errno));
+    t.ctr = (uint64_t *)m;
+    return t;
+}
+
 struct Options {
     std::string base, queries, gt, metric = "l2";
     size_t m = 16, ef_construction = 200, k = 10, seed = 100;
@@ -129,6 +177,7 @@ struct Options {
     int threads = 1, build_threads = 1;
     size_t repeat = 1; // timed passes per ef; the fastest is kept (noise on a shared machine)
     bool json = false;
+    std::string turn; // FILE:ID:N or empty
 };
 
 void usage() {
@@ -136,7 +185,7 @@ void usage() {
                  "usage: hnswlib_bench index --base B.fvecs --queries Q.fvecs --gt G.ivecs\n"
                  "         [--metric l2|ip|cosine] [--m 16] [--ef-construction 200]\n"
                  "         [--ef 10,20,40,80] [--k 10] [--threads 1] [--build-threads 1]\n"
-                 "         [--seed 100] [--repeat 1] [--json]\n");
+                 "         [--seed 100] [--repeat 1] [--turn FILE:ID:N] [--json]\n");
     std::exit(2);
 }
 
@@ -168,6 +217,7 @@ Options parse_args(int argc, char **argv) {
         else if (a == "--threads") o.threads = (int)parse_size(a, v);
         else if (a == "--repeat") o.repeat = std::max<size_t>(1, parse_size(a, v));
         else if (a == "--build-threads") o.build_threads = (int)parse_size(a, v);
+        else if (a == "--turn") o.turn = v;
         else if (a == "--ef") {
             o.efs.clear();
             std::string s = v;
@@ -189,6 +239,7 @@ Options parse_args(int argc, char **argv) {
 struct Run {
     size_t ef;
     double recall, qps, qps_1t, p50_us, p99_us, dist_per_query;
+    double cpu_share, qps_cpu;
 };
 
 // Runs all queries on `threads` threads (atomic counter, chunks of 16); returns wall seconds.
@@ -214,6 +265,8 @@ template <typename F> double parallel_queries(size_t nq, int threads, F &&one) {
 
 int main(int argc, char **argv) {
     Options o = parse_args(argc, argv);
+    Turn turn;
+    if (!o.turn.empty()) turn = open_turn(o.turn);
 
     Vecs<float> base = read_vecs<float>(o.base);
     Vecs<float> queries = read_vecs<float>(o.queries);
@@ -234,6 +287,7 @@ int main(int argc, char **argv) {
     else space.reset(new hnswlib::InnerProductSpace(dim));
 
     // ---- build
+    turn.wait();
     long rss0 = vm_rss_bytes();
     auto t0 = Clock::now();
     auto *index = new hnswlib::HierarchicalNSW<float>(space.get(), n, o.m, o.ef_construction,
@@ -253,6 +307,7 @@ int main(int argc, char **argv) {
     }
     double build_s = seconds_since(t0);
     long mem_bytes = vm_rss_bytes() - rss0;
+    turn.done();
     std::fprintf(stderr, "hnswlib_bench: built in %.2f s (%d build threads), +%.1f MiB RSS\n",
                  build_s, o.build_threads, mem_bytes / 1048576.0);
 
@@ -278,19 +333,29 @@ int main(int argc, char **argv) {
         r.ef = ef;
         // 1 thread, per-query latency; with --repeat the fastest pass is kept
         std::vector<double> pass_us(nq);
+        double cpu_best = -1;
         for (size_t rep = 0; rep < o.repeat; rep++) {
+            // The last turn of an ef also holds the untimed counting pass below.
+            bool last = rep + 1 == o.repeat && o.threads <= 1;
+            turn.wait();
+            double c0 = thread_cpu();
             auto s0 = Clock::now();
             for (size_t i = 0; i < nq; i++) {
                 auto q0 = Clock::now();
                 search_one(i);
                 pass_us[i] = std::chrono::duration<double, std::micro>(Clock::now() - q0).count();
             }
-            double q = nq / seconds_since(s0);
+            double wall = seconds_since(s0), cpu = thread_cpu() - c0;
+            if (!last) turn.done();
+            double q = nq / wall;
+            if (cpu_best < 0 || cpu < cpu_best) cpu_best = cpu;
             if (q > r.qps_1t) {
                 r.qps_1t = q;
+                r.cpu_share = cpu / wall;
                 lat_us = pass_us;
             }
         }
+        r.qps_cpu = nq / cpu_best;
         double hits = 0;
         for (size_t i = 0; i < nq; i++) hits += found[i];
         r.recall = hits / ((double)nq * k);
@@ -304,8 +369,11 @@ int main(int argc, char **argv) {
         r.p99_us = pct(0.99);
         // --threads threads
         if (o.threads > 1) {
-            for (size_t rep = 0; rep < o.repeat; rep++)
+            for (size_t rep = 0; rep < o.repeat; rep++) {
+                turn.wait();
                 r.qps = std::max(r.qps, nq / parallel_queries(nq, o.threads, search_one));
+                if (rep + 1 < o.repeat) turn.done();
+            }
         } else r.qps = r.qps_1t;
         // untimed counting pass
         g_real_dist = index->fstdistfunc_;
@@ -318,6 +386,7 @@ int main(int argc, char **argv) {
         });
         index->fstdistfunc_ = g_real_dist;
         r.dist_per_query = (double)g_dist_calls.load() / nq;
+        turn.done();
         runs.push_back(r);
         std::fprintf(stderr,
                      "hnswlib_bench: ef %zu recall %.4f qps %.0f qps_1t %.0f p50 %.0f us\n", ef,
@@ -336,9 +405,10 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < runs.size(); i++) {
             const Run &r = runs[i];
             std::printf("%s{\"ef\": %zu, \"recall\": %.6f, \"qps\": %.2f, \"qps_1t\": %.2f, "
-                        "\"p50_us\": %.2f, \"p99_us\": %.2f, \"dist_per_query\": %.2f}",
+                        "\"p50_us\": %.2f, \"p99_us\": %.2f, \"dist_per_query\": %.2f, "
+                        "\"cpu_share\": %.3f, \"qps_cpu\": %.1f}",
                         i ? ", " : "", r.ef, r.recall, r.qps, r.qps_1t, r.p50_us, r.p99_us,
-                        r.dist_per_query);
+                        r.dist_per_query, r.cpu_share, r.qps_cpu);
         }
         std::printf("]}\n");
     } else {
@@ -347,11 +417,12 @@ int main(int argc, char **argv) {
                     o.metric.c_str(), n, nq, dim, o.m, o.ef_construction, k, o.threads,
                     o.build_threads);
         std::printf("build %.2f s, memory %.1f MiB\n", build_s, mem_bytes / 1048576.0);
-        std::printf("%6s %8s %10s %10s %9s %9s %10s\n", "ef", "recall", "qps", "qps_1t",
-                    "p50_us", "p99_us", "dist/q");
+        std::printf("%6s %8s %10s %10s %9s %9s %10s %6s %10s\n", "ef", "recall", "qps",
+                    "qps_1t", "p50_us", "p99_us", "dist/q", "cpu%", "qps/cpu-s");
         for (const Run &r : runs)
-            std::printf("%6zu %8.4f %10.0f %10.0f %9.1f %9.1f %10.1f\n", r.ef, r.recall,
-                        r.qps, r.qps_1t, r.p50_us, r.p99_us, r.dist_per_query);
+            std::printf("%6zu %8.4f %10.0f %10.0f %9.1f %9.1f %10.1f %6.1f %10.0f\n", r.ef,
+                        r.recall, r.qps, r.qps_1t, r.p50_us, r.p99_us, r.dist_per_query,
+                        100.0 * r.cpu_share, r.qps_cpu);
     }
     return 0;
 }
