@@ -372,12 +372,18 @@ void rpc_call_start(struct rpc_job *j, void (*done)(void *arg, struct rpc_job *j
     uint32_t tmo = j->timeout_ms ? j->timeout_ms : j->r->o.timeout_ms;
     struct buf b;
     buf_init(&b);
-    j->rc = tr_req_encode(j->req, &j->r->next_id, &j->sent_, &b, j->errmsg);
-    if (j->rc == DV_OK)
-        j->rc = slot_start(j->r, b.data, b.len, tmo, job_fin, j, j->errmsg);
+    /* Once started, the call may finish (job_fin sets j->rc) before slot_start returns: j is
+     * not touched after a start that succeeded. */
+    char e[DV_ERRMSG_SIZE] = "";
+    int rc = tr_req_encode(j->req, &j->r->next_id, &j->sent_, &b, e);
+    if (rc == DV_OK)
+        rc = slot_start(j->r, b.data, b.len, tmo, job_fin, j, e);
     buf_free(&b);
-    if (j->rc != DV_OK)
+    if (rc != DV_OK) {
+        j->rc = rc;
+        dv_errmsg_set(j->errmsg, "%s", e);
         done(arg, j);
+    }
 }
 
 static void many_done(void *arg, struct rpc_job *j)

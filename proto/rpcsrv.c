@@ -109,29 +109,26 @@ static void ctx_recv(struct sctx *c)
     nng_ctx_recv(c->ctx, c->aio);
 }
 
-static void run_request(struct rpcsrv *s, struct sctx *c, struct buf *out)
+/* Logs a request that failed, reports it to the owner's done, and sends reply `out` (rc DV_OK)
+ * or drops the request (no memory for a reply). */
+static void reply(struct rpcsrv *s, struct sctx *c, nng_msg *m, int rc, const struct buf *out,
+                  const struct rpcsrv_result *res)
 {
-    struct rpcsrv_result res;
-    nng_msg *m = c->msg;
-    c->msg = NULL;
-    memset(&res, 0, sizeof res);
-    buf_reset(out); /* the handler appends to an empty buffer */
-    int rc = s->o.handle(s->o.handle_arg, nng_msg_body(m), nng_msg_len(m), out, &res);
     uint64_t ns = clock_mono_ns() - c->t0;
-    if (res.code != DV_OK) {
-        if (res.code == DV_ESTALE || res.code == DV_ESHUTDOWN)
+    if (res->code != DV_OK) {
+        if (res->code == DV_ESTALE || res->code == DV_ESHUTDOWN)
             log_info("request refused", "op=%s req_id=%" PRIu64 " code=%s error=%s",
-                     msg_type_name(res.type), res.req_id, dv_errname(res.code), res.errmsg);
+                     msg_type_name(res->type), res->req_id, dv_errname(res->code), res->errmsg);
         else
             log_warn("request failed", "op=%s req_id=%" PRIu64 " code=%s error=%s",
-                     msg_type_name(res.type), res.req_id, dv_errname(res.code), res.errmsg);
+                     msg_type_name(res->type), res->req_id, dv_errname(res->code), res->errmsg);
     }
     if (s->o.done)
-        s->o.done(s->o.done_arg, &res, ns);
+        s->o.done(s->o.done_arg, res, ns);
     nng_msg_clear(m);
     if (rc != DV_OK || nng_msg_append(m, out->data, out->len) != 0) {
         log_error("no memory for a reply; the request is dropped", "op=%s req_id=%" PRIu64,
-                  msg_type_name(res.type), res.req_id);
+                  msg_type_name(res->type), res->req_id);
         nng_msg_free(m);
         ctx_recv(c);
         return;
@@ -140,6 +137,61 @@ static void run_request(struct rpcsrv *s, struct sctx *c, struct buf *out)
     c->state = CTX_SEND;
     nng_aio_set_msg(c->aio, m);
     nng_ctx_send(c->ctx, c->aio);
+}
+
+static void run_request(struct rpcsrv *s, struct sctx *c, struct buf *out)
+{
+    struct rpcsrv_result res;
+    nng_msg *m = c->msg;
+    c->msg = NULL;
+    memset(&res, 0, sizeof res);
+    buf_reset(out); /* the handler appends to an empty buffer */
+    int rc = s->o.handle(s->o.handle_arg, nng_msg_body(m), nng_msg_len(m), out, &res);
+    reply(s, c, m, rc, out, &res);
+}
+
+/* Queues a received request for the workers (or the lane's). */
+static void enqueue(struct rpcsrv *s, struct sctx *c)
+{
+    bool lane = s->o.lane && s->o.lane(s->o.handle_arg, nng_msg_body(c->msg), nng_msg_len(c->msg));
+    pthread_mutex_lock(&s->mu);
+    struct sctx **head = lane ? &s->lane_head : &s->head, **tail = lane ? &s->lane_tail : &s->tail;
+    c->next = NULL;
+    if (*tail)
+        (*tail)->next = c;
+    else
+        *head = c;
+    *tail = c;
+    s->queued++;
+    pthread_cond_signal(lane ? &s->lane_cv : &s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* A request taken by run_async is no longer running here. */
+static void async_end(struct rpcsrv *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->running--;
+    pthread_cond_broadcast(&s->idle_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void rpcsrv_finish(struct rpcsrv_req *h, const struct buf *out, const struct rpcsrv_result *res)
+{
+    struct sctx *c = (struct sctx *)h;
+    struct rpcsrv *s = c->s;
+    nng_msg *m = c->msg;
+    c->msg = NULL;
+    reply(s, c, m, DV_OK, out, res);
+    async_end(s);
+}
+
+void rpcsrv_requeue(struct rpcsrv_req *h)
+{
+    struct sctx *c = (struct sctx *)h;
+    struct rpcsrv *s = c->s;
+    enqueue(s, c); /* counted as queued before it stops counting as running */
+    async_end(s);
 }
 
 static void aio_cb(void *arg)
@@ -185,17 +237,19 @@ static void aio_cb(void *arg)
             return;
         }
     }
-    bool lane = s->o.lane && s->o.lane(s->o.handle_arg, nng_msg_body(c->msg), nng_msg_len(c->msg));
-    pthread_mutex_lock(&s->mu);
-    struct sctx **head = lane ? &s->lane_head : &s->head, **tail = lane ? &s->lane_tail : &s->tail;
-    if (*tail)
-        (*tail)->next = c;
-    else
-        *head = c;
-    *tail = c;
-    s->queued++;
-    pthread_cond_signal(lane ? &s->lane_cv : &s->cv);
-    pthread_mutex_unlock(&s->mu);
+    if (s->o.run_async) {
+        pthread_mutex_lock(&s->mu);
+        bool now = !s->stopping;
+        if (now)
+            s->running++;
+        pthread_mutex_unlock(&s->mu);
+        if (now && s->o.run_async(s->o.handle_arg, nng_msg_body(c->msg), nng_msg_len(c->msg),
+                                  (struct rpcsrv_req *)c))
+            return; /* it finishes or requeues the request, maybe already has */
+        if (now)
+            async_end(s);
+    }
+    enqueue(s, c);
 }
 
 /* A thread of the lane: runs the lane's requests only. */

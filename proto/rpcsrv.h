@@ -13,6 +13,9 @@
 
 struct rpcsrv;
 
+/* A request taken by the owner's run_async (opaque). */
+struct rpcsrv_req;
+
 /* What a request was, for metrics and logs (filled by the handler). */
 struct rpcsrv_result {
     int type; /* enum msg_type, MSG_ERROR when unreadable */
@@ -59,7 +62,23 @@ struct rpcsrv_opts {
      */
     bool (*lane)(void *arg, const void *in, size_t n);
     uint32_t lane_workers; /* threads of the lane (>= 1 when lane is set) */
+    /*
+     * May be NULL. Called after run_inline (when that did not take the request), on the NNG
+     * thread that received it: true means the owner took the request and finishes it without a
+     * worker, from whatever thread it is on then (typically NNG's, when the replies of the
+     * calls it started come in): exactly one of rpcsrv_finish(h, ...) or rpcsrv_requeue(h),
+     * possibly before run_async returns. `in` stays valid until then. For requests that only
+     * wait on other servers (a coordinator's search): no worker wakes up for them.
+     */
+    bool (*run_async)(void *arg, const void *in, size_t n, struct rpcsrv_req *h);
 };
+
+/* Sends the reply `out` (an encoded message) to request h taken by run_async, with res for the
+ * owner's done and the log, as if a worker had run it. */
+void rpcsrv_finish(struct rpcsrv_req *h, const struct buf *out, const struct rpcsrv_result *res);
+
+/* Hands request h taken by run_async to the workers after all (its handler runs it). */
+void rpcsrv_requeue(struct rpcsrv_req *h);
 
 /*
  * The start every handler shares (dvec-shard's and dvec-coord's): a message over `max` bytes

@@ -48,6 +48,33 @@ static int tr_nng_call_raw(struct tr *t, void *conn, const void *in, size_t n, v
     return rpc_call_raw_timeout(conn, in, n, out, out_len, timeout_ms, errmsg);
 }
 
+static void nng_job_done(void *arg, struct rpc_job *rj)
+{
+    struct tr_job *j = arg;
+    j->rep = rj->rep;
+    j->rc = rj->rc;
+    if (rj->rc != DV_OK)
+        dv_errmsg_set(j->errmsg, "%s", rj->errmsg);
+    free(rj);
+    tr_job_done(j);
+}
+
+static void tr_nng_call_start(struct tr *t, void *conn, struct tr_job *j)
+{
+    (void)t;
+    struct rpc_job *rj = calloc(1, sizeof *rj);
+    if (rj == NULL) {
+        j->rc = DV_ENOMEM;
+        dv_errmsg_set(j->errmsg, "out of memory");
+        tr_job_done(j);
+        return;
+    }
+    rj->r = conn;
+    rj->req = j->req;
+    rj->timeout_ms = j->timeout_ms;
+    rpc_call_start(rj, nng_job_done, j);
+}
+
 static void tr_nng_destroy(struct tr *t)
 {
     free(t);
@@ -59,6 +86,7 @@ static const struct tr_ops tr_nng_ops = {
     .connected = tr_nng_connected,
     .call = tr_nng_call,
     .call_raw = tr_nng_call_raw,
+    .call_start = tr_nng_call_start,
     .destroy = tr_nng_destroy,
 };
 

@@ -79,6 +79,28 @@ int tr_call(struct tr_peer *p, const struct msg *req, struct msg_reply *rep, uin
                            errmsg);
 }
 
+void tr_job_done(struct tr_job *j)
+{
+    j->done_(j->arg_, j);
+}
+
+void tr_call_start(struct tr_job *j, void (*done)(void *arg, struct tr_job *j), void *arg)
+{
+    struct tr_peer *p = j->p;
+    memset(&j->rep, 0, sizeof j->rep);
+    j->errmsg[0] = '\0';
+    j->done_ = done;
+    j->arg_ = arg;
+    uint32_t tmo = j->timeout_ms ? j->timeout_ms : p->timeout_ms;
+    if (p->t->ops->call_start) {
+        j->timeout_ms = tmo;
+        p->t->ops->call_start(p->t, p->conn, j);
+        return;
+    }
+    j->rc = p->t->ops->call(p->t, p->conn, j->req, &j->rep, tmo, j->errmsg);
+    tr_job_done(j);
+}
+
 int tr_call_raw(struct tr_peer *p, const void *in, size_t n, void **out, size_t *out_len,
                 uint32_t timeout_ms, char *errmsg)
 {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "err.h"
 #include "msg.h"
 
 /*
@@ -43,6 +44,8 @@ struct tr;
  * What an implementation provides. `conn` is what its open returned for one peer. Each
  * function follows the contract of the tr_* function of the same name below.
  */
+struct tr_job;
+
 struct tr_ops {
     int (*open)(struct tr *t, const char *url, const struct tr_opts *o, void **conn, char *errmsg);
     void (*close)(struct tr *t, void *conn);
@@ -52,6 +55,10 @@ struct tr_ops {
                 uint32_t timeout_ms, char *errmsg);
     int (*call_raw)(struct tr *t, void *conn, const void *in, size_t n, void **out, size_t *out_len,
                     uint32_t timeout_ms, char *errmsg);
+    /* May be NULL (tr_call_start then makes a call and runs done before it returns). Starts
+     * job j on conn (its timeout_ms never 0) and returns; the implementation runs
+     * tr_job_done(j) once when it has its outcome (rep, rc, errmsg filled). */
+    void (*call_start)(struct tr *t, void *conn, struct tr_job *j);
     /* Frees the transport itself (every peer is closed by then). */
     void (*destroy)(struct tr *t);
 };
@@ -93,6 +100,34 @@ bool tr_connected(struct tr_peer *p);
  */
 int tr_call(struct tr_peer *p, const struct msg *req, struct msg_reply *rep, uint32_t timeout_ms,
             char *errmsg);
+
+/*
+ * A call that does not wait: p, req and timeout_ms (0: the peer's) in, rep (free it with
+ * msg_reply_free whatever the result), rc and errmsg out, as tr_call's. Fields ending in _ are
+ * the call's own.
+ */
+struct tr_job {
+    struct tr_peer *p;
+    const struct msg *req;
+    uint32_t timeout_ms;
+    struct msg_reply rep;
+    int rc;
+    char errmsg[DV_ERRMSG_SIZE];
+    void (*done_)(void *arg, struct tr_job *j);
+    void *arg_;
+    void *impl_;
+};
+
+/*
+ * Starts job j and returns; done(arg, j) runs once with its outcome: on the transport's thread
+ * (it must not block or wait for another call), or on the calling thread before this returns
+ * (when the call could not be sent, or the transport has no asynchronous calls). j stays in
+ * place until then.
+ */
+void tr_call_start(struct tr_job *j, void (*done)(void *arg, struct tr_job *j), void *arg);
+
+/* For implementations: j has its outcome; runs its done. */
+void tr_job_done(struct tr_job *j);
 
 /* Sends raw bytes and returns the raw reply (*out malloc'd, the caller frees it; NULL on
  * failure) within timeout_ms (0: the peer's): for forwarding a request unread. Same transport

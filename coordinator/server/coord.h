@@ -209,6 +209,11 @@ int coord_call(void *arg, const struct msg *req, struct msg_reply *rep, struct r
 /* rpcsrv_handle_fn for the native protocol: decode, coord_call, encode. */
 int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rpcsrv_result *res);
 
+/* rpcsrv's run_async (router_async.c): takes a plain search (default read consistency, every
+ * partition with an in-sync replica on a serving node) and answers it from NNG's threads, no
+ * worker involved; anything else, or a node call that fails, goes to coord_handle on a worker. */
+bool coord_run_async(void *arg, const void *in, size_t n, struct rpcsrv_req *h);
+
 /* ---- router.c ---------------------------------------------------------------------------- */
 
 /* Data requests routed from the local map copy: fills rep (reply body) or returns an error

@@ -305,6 +305,7 @@ int main(int argc, char **argv)
         .recv_max = cf.max_message,
         .handle = coord_handle,
         .handle_arg = &c,
+        .run_async = coord_run_async,
         .done = done,
         .done_arg = &rm,
     };

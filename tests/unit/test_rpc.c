@@ -362,13 +362,108 @@ static void test_shared_connection(void **state)
     rpcsrv_stop(s);
 }
 
+/* ---- run_async ------------------------------------------------------------------------------ */
+
+/* Requests starting with 'a' are taken and answered from another thread ("a-now" ones before
+ * run_async returns); 'r' ones are taken and handed back to the workers. */
+static atomic_int g_async_done, g_requeued, g_handled;
+
+struct later {
+    struct rpcsrv_req *h;
+    struct buf out;
+};
+
+static void *later_main(void *arg)
+{
+    struct later *l = arg;
+    clock_sleep_ms(2);
+    struct rpcsrv_result res = {.code = DV_OK};
+    rpcsrv_finish(l->h, &l->out, &res);
+    buf_free(&l->out);
+    free(l);
+    return NULL;
+}
+
+static bool take_async(void *arg, const void *in, size_t n, struct rpcsrv_req *h)
+{
+    const char *p = in;
+    if (n == 0 || (p[0] != 'a' && p[0] != 'r'))
+        return false;
+    if (p[0] == 'r') {
+        atomic_fetch_add(&g_requeued, 1);
+        rpcsrv_requeue(h);
+        return true;
+    }
+    struct later *l = calloc(1, sizeof *l);
+    struct rpcsrv_result res0;
+    l->h = h;
+    buf_init(&l->out);
+    assert_int_equal(echo(arg, in, n, &l->out, &res0), DV_OK);
+    atomic_fetch_add(&g_async_done, 1);
+    if (n >= 5 && memcmp(p, "a-now", 5) == 0) {
+        struct rpcsrv_result res = {.code = DV_OK};
+        rpcsrv_finish(h, &l->out, &res);
+        buf_free(&l->out);
+        free(l);
+        return true;
+    }
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, later_main, l), 0);
+    pthread_detach(t);
+    return true;
+}
+
+static int echo_count(void *arg, const void *in, size_t n, struct buf *out,
+                      struct rpcsrv_result *res)
+{
+    atomic_fetch_add(&g_handled, 1);
+    return echo(arg, in, n, out, res);
+}
+
+/* Requests a server's owner takes (answered later from another thread, or at once), hands back
+ * (run by a worker) or leaves to the workers all get their own reply; drain waits for the
+ * ones taken. */
+static void test_async(void **state)
+{
+    (void)state;
+    char url[64], err[DV_ERRMSG_SIZE] = "";
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)net_free_port());
+    struct rpcsrv_opts so = {.listen = url,
+                             .workers = 2,
+                             .contexts = 8,
+                             .recv_max = 1 << 20,
+                             .handle = echo_count,
+                             .run_async = take_async};
+    struct rpcsrv *s;
+    assert_int_equal(rpcsrv_new(&so, &s, err), DV_OK);
+    assert_int_equal(rpcsrv_listen(s, err), DV_OK);
+    struct rpc_opts o;
+    rpc_opts_default(&o);
+    o.connect_wait_ms = 1000;
+    struct rpc *r;
+    assert_int_equal(rpc_open(url, &o, &r, err), DV_OK);
+    const char *kinds[] = {"a-later", "a-now", "requeued", "worker"};
+    char text[64];
+    for (int i = 0; i < 200; i++) {
+        snprintf(text, sizeof text, "%s-%d", kinds[i % 4], i);
+        assert_int_equal(call(r, text, err), DV_OK); /* checks the reply is this one's */
+    }
+    printf("# 200 calls: %d answered by the owner, %d handed back, %d run by workers\n",
+           atomic_load(&g_async_done), atomic_load(&g_requeued), atomic_load(&g_handled));
+    assert_int_equal(atomic_load(&g_async_done), 100);
+    assert_int_equal(atomic_load(&g_requeued), 50);
+    assert_int_equal(atomic_load(&g_handled), 100);
+    assert_int_equal(rpcsrv_drain(s, 1000), 0);
+    rpc_close(r);
+    rpcsrv_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nobody_there),
-        cmocka_unit_test(test_peer_stops_and_returns),
-        cmocka_unit_test(test_inline),
-        cmocka_unit_test(test_shared_connection),
+        cmocka_unit_test(test_nobody_there), cmocka_unit_test(test_peer_stops_and_returns),
+        cmocka_unit_test(test_inline),       cmocka_unit_test(test_shared_connection),
+        cmocka_unit_test(test_async),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
