@@ -90,6 +90,11 @@ typedef struct dvec_options {
      * cannot be done that way (no route, a node that does not answer or has moved on) goes
      * through a coordinator. true: every call goes through a coordinator. */
     bool via_coordinator;
+    /* One hop: how long a collection's routing table is used before it is asked for again
+     * (0: 1000 ms). A replica that left the in-sync set may take this client's reads for up
+     * to this long; a moved partition or a dropped collection is noticed at once (the node
+     * refuses, the call goes through a coordinator and the table is fetched again). */
+    uint32_t route_ttl_ms;
 } dvec_options;
 
 /*

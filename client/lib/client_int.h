@@ -59,6 +59,7 @@ struct dvec_client {
     struct cl_metric *metrics;
     size_t n_metrics;
     bool direct;               /* one hop (dvec_options.via_coordinator false) */
+    uint32_t route_ttl_ms;     /* dvec_options.route_ttl_ms, 0 replaced */
     struct rpc_opts node_opts; /* of the connections to nodes */
     struct cl_route *routes;   /* one per collection, the newest */
     struct cl_conn *conns;     /* to nodes, by URL */
@@ -66,8 +67,9 @@ struct dvec_client {
     atomic_uint_least64_t turn; /* which in-sync replica a read goes to, in turn */
 };
 
-/* How long a route is used before it is fetched again (ms): a replica that left the in-sync
- * set stops taking this client's reads within it (docs/architecture.md, "One hop"). */
+/* How long a route is used before it is fetched again (ms), by default (route_ttl_ms): a
+ * replica that left the in-sync set stops taking this client's reads within it
+ * (docs/architecture.md, "One hop"). */
 #define CL_ROUTE_TTL_MS 1000
 /* After a coordinator gave no route: how long calls go through coordinators before asking
  * again (ms). */

@@ -1,5 +1,5 @@
 /* route.c - what libdvec knows of where partitions live: each collection's routing table
- * (MSG_ROUTE, fetched from a coordinator and kept CL_ROUTE_TTL_MS) and the connections to the
+ * (MSG_ROUTE, fetched from a coordinator and kept route_ttl_ms) and the connections to the
  * nodes it names, for calls that go to the nodes themselves (direct.c). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +93,7 @@ struct cl_route *cl_route_get(dvec_client *c, const char *coll)
     for (struct cl_route *r = c->routes; r; r = r->next) {
         if (strcmp(r->name, coll) != 0)
             continue;
-        uint64_t ttl = r->none ? CL_ROUTE_RETRY_MS : CL_ROUTE_TTL_MS;
+        uint64_t ttl = r->none ? CL_ROUTE_RETRY_MS : c->route_ttl_ms;
         if (now - r->fetched_ms < ttl) {
             struct cl_route *got = r->none ? NULL : r;
             if (got)

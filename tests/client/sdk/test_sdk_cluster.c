@@ -1221,6 +1221,128 @@ static void test_failover(void **state)
     dvec_close(all);
 }
 
+/* ---- one hop ----------------------------------------------------------------------------- */
+
+static void signal_coords(int sig)
+{
+    char name[16];
+    for (int i = 1; i <= NCOORD; i++) {
+        snprintf(name, sizeof name, "coord-%d", i);
+        pid_t pid = read_pid(name);
+        assert_true(pid > 1);
+        assert_int_equal(kill(pid, sig), 0);
+    }
+}
+
+/* The ids of query qi's results through client c (k K, default ef). */
+static int search_ids(dvec_client *c, const char *coll, uint32_t qi, uint64_t *ids, size_t *n,
+                      dvec_error *e)
+{
+    float q[DIM];
+    query_of(qi, q);
+    dvec_search_params sp;
+    dvec_search_params_init(&sp);
+    dvec_records r;
+    int rc = dvec_search(c, coll, q, DIM, &sp, &r, NULL, e);
+    *n = 0;
+    if (rc == DVEC_OK) {
+        for (size_t j = 0; j < r.n && j < K; j++)
+            ids[(*n)++] = r.items[j].id.num;
+        dvec_records_free(&r);
+    }
+    return rc;
+}
+
+/*
+ * One hop: a client searches the nodes themselves. With every coordinator stopped (SIGSTOP), a
+ * client holding the collection's routing table answers searches, the same ids as before; one
+ * made with via_coordinator cannot. A stale table is corrected, never wrong: after the
+ * collection is dropped and made again with other ids, and after it is made again with
+ * another dimension, the client (which keeps its table 10 minutes here) answers from the new
+ * collection.
+ */
+static void test_one_hop(void **state)
+{
+    (void)state;
+    need_main();
+    dvec_options o = {.timeout_ms = 1000, .max_attempts = 1, .route_ttl_ms = 600000};
+    dvec_client *one, *via;
+    OK(dvec_connect(T.urls, &o, &one, err));
+    o.via_coordinator = true;
+    OK(dvec_connect(T.urls, &o, &via, err));
+    enum { NHOP = 10 };
+    uint64_t before[NHOP][K], ids[K];
+    size_t n;
+    for (uint32_t q = 0; q < NHOP; q++) {
+        OK(search_ids(one, COLL, q, before[q], &n, err));
+        assert_int_equal(n, K);
+    }
+
+    signal_coords(SIGSTOP);
+    printf("# every coordinator stopped\n");
+    int bad = 0;
+    for (uint32_t q = 0; q < NHOP; q++) {
+        dvec_error e;
+        int rc = search_ids(one, COLL, q, ids, &n, &e);
+        if (rc != DVEC_OK || n != K || memcmp(ids, before[q], sizeof ids) != 0) {
+            printf("# one hop, query %u: %s \"%s\", %zu ids\n", q, dvec_code_name(rc), e.message,
+                   n);
+            bad++;
+        }
+    }
+    dvec_error e;
+    int rc = search_ids(via, COLL, 0, ids, &n, &e);
+    printf("# via the coordinator while they are stopped: %s \"%s\"\n", dvec_code_name(rc),
+           e.message);
+    signal_coords(SIGCONT);
+    printf("# %d of %d one-hop searches differed or failed while the coordinators were stopped\n",
+           bad, NHOP);
+    assert_int_equal(bad, 0);
+    assert_true(rc == DVEC_ETIMEDOUT || rc == DVEC_EIO);
+
+    /* A stale table: the collection made again under the same name. */
+    const char *hop = "sdk_hop";
+    dvec_collection_config cfg;
+    dvec_collection_config_init(&cfg, DIM);
+    cfg.partitions = 3;
+    dvec_point pts[200];
+    for (int round = 0; round < 3; round++) {
+        uint32_t dim = round == 2 ? DIM / 2 : DIM;
+        cfg.dim = dim;
+        if (round > 0)
+            OK(dvec_collection_drop(one, hop, err));
+        uint64_t t0 = now_ms();
+        do { /* the coordinators may still be electing after the stop */
+            rc = dvec_collection_create(one, hop, &cfg, &e);
+            if (rc == DVEC_EBUSY || rc == DVEC_ETIMEDOUT || rc == DVEC_EIO)
+                usleep(100 * 1000);
+        } while ((rc == DVEC_EBUSY || rc == DVEC_ETIMEDOUT || rc == DVEC_EIO) &&
+                 now_ms() - t0 < 20000);
+        if (rc != DVEC_OK)
+            print_error("create %s: %s\n", hop, e.message);
+        assert_int_equal(rc, DVEC_OK);
+        for (int i = 0; i < 200; i++)
+            pts[i] = (dvec_point){dvec_id_num((uint64_t)round * 1000 + (uint64_t)i),
+                                  T.vecs + (size_t)i * DIM, NULL};
+        OK(dvec_upsert(one, hop, pts, 200, dim, err));
+        float q[DIM];
+        query_of(3, q);
+        dvec_search_params sp;
+        dvec_search_params_init(&sp);
+        dvec_records r;
+        OK(dvec_search(one, hop, q, dim, &sp, &r, NULL, err));
+        printf("# %s, round %d (dimension %u): %zu results, first id %" PRIu64 "\n", hop, round,
+               dim, r.n, r.n ? r.items[0].id.num : 0);
+        assert_int_equal(r.n, K);
+        for (size_t j = 0; j < r.n; j++)
+            assert_true(r.items[j].id.num / 1000 == (uint64_t)round);
+        dvec_records_free(&r);
+    }
+    OK(dvec_collection_drop(one, hop, err));
+    dvec_close(one);
+    dvec_close(via);
+}
+
 /* No process of the cluster reported a sanitizer error (ASan and UBSan builds). */
 static void test_logs_clean(void **state)
 {
@@ -1263,6 +1385,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_threads, case_setup, case_teardown),
         cmocka_unit_test_setup_teardown(test_example, case_setup, case_teardown),
         cmocka_unit_test_setup_teardown(test_failover, case_setup, case_teardown),
+        cmocka_unit_test_setup_teardown(test_one_hop, case_setup, case_teardown),
         cmocka_unit_test_setup_teardown(test_logs_clean, case_setup, case_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
