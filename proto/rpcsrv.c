@@ -32,6 +32,7 @@ struct sctx {
     uint64_t t0;
     struct sctx *next; /* work queue */
     struct buf out;    /* the reply of a request run inline */
+    bool requeued;     /* run_async handed it back */
 };
 
 /* A fork of parallel(): indices handed out one at a time to whoever asks. */
@@ -145,6 +146,8 @@ static void run_request(struct rpcsrv *s, struct sctx *c, struct buf *out)
     nng_msg *m = c->msg;
     c->msg = NULL;
     memset(&res, 0, sizeof res);
+    res.requeued = c->requeued;
+    c->requeued = false;
     buf_reset(out); /* the handler appends to an empty buffer */
     int rc = s->o.handle(s->o.handle_arg, nng_msg_body(m), nng_msg_len(m), out, &res);
     reply(s, c, m, rc, out, &res);
@@ -190,6 +193,7 @@ void rpcsrv_requeue(struct rpcsrv_req *h)
 {
     struct sctx *c = (struct sctx *)h;
     struct rpcsrv *s = c->s;
+    c->requeued = true;
     enqueue(s, c); /* counted as queued before it stops counting as running */
     async_end(s);
 }

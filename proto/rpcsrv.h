@@ -22,6 +22,7 @@ struct rpcsrv_result {
     int code; /* DV_OK or the error answered */
     uint64_t req_id;
     char errmsg[DV_ERRMSG_SIZE];
+    bool requeued; /* set by rpcsrv: run_async took the request and handed it back */
 };
 
 /*

@@ -224,6 +224,28 @@ int combiner_search(struct combiner *cb, const struct msg *req, uint32_t timeout
     return rc;
 }
 
+bool combiner_try_take(struct combiner *cb, uint32_t nq)
+{
+    pthread_mutex_lock(&cb->mu);
+    bool ok = cb->inflight < cb->max_inflight && cb->head == NULL;
+    if (ok) {
+        cb->inflight++;
+        cb->st.searches++;
+        cb->st.requests++;
+        cb->st.queries += nq;
+    }
+    pthread_mutex_unlock(&cb->mu);
+    return ok;
+}
+
+void combiner_put(struct combiner *cb)
+{
+    pthread_mutex_lock(&cb->mu);
+    cb->inflight--;
+    pthread_cond_broadcast(&cb->cv);
+    pthread_mutex_unlock(&cb->mu);
+}
+
 void comb_share_release(struct comb_share *s)
 {
     if (s->batch) {

@@ -10,6 +10,7 @@
 #ifndef DV_COMBINE_H
 #define DV_COMBINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "msg.h"
@@ -44,6 +45,15 @@ void combiner_free(struct combiner *cb);
 int combiner_search(struct combiner *cb, const struct msg *req, uint32_t timeout_ms,
                     struct comb_share *out, char *errmsg);
 void comb_share_release(struct comb_share *s);
+
+/*
+ * A slot for a search request of nq queries sent outside the combiner (router_async.c): true
+ * when fewer than max_inflight requests are out and no batch waits, the slot then counted as
+ * out until combiner_put (call it when the reply is in; it wakes waiting batches); false when
+ * the node is busy, and the caller goes through combiner_search to be combined.
+ */
+bool combiner_try_take(struct combiner *cb, uint32_t nq);
+void combiner_put(struct combiner *cb);
 
 void combiner_stats(struct combiner *cb, struct combiner_stats *out);
 

@@ -217,10 +217,11 @@ bool coord_run_async(void *arg, const void *in, size_t n, struct rpcsrv_req *h);
 /* ---- router.c ---------------------------------------------------------------------------- */
 
 /* Data requests routed from the local map copy: fills rep (reply body) or returns an error
- * with errmsg. `tmp` keeps memory the reply points into until it is encoded. */
+ * with errmsg. `tmp` keeps memory the reply points into until it is encoded. plain_ok: a
+ * search may first try router_search_plain (false for one that already failed that way). */
 struct coord_tmp;
 int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct coord_tmp **tmp,
-               char *errmsg);
+               bool plain_ok, char *errmsg);
 void router_tmp_free(struct coord_tmp *t);
 
 #endif

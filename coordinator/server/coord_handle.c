@@ -943,7 +943,7 @@ int coord_call(void *arg, const struct msg *req, struct msg_reply *rep, struct r
     case MSG_P_SCROLL:
     case MSG_P_SEARCH:
     case MSG_P_INDEX:
-        rc = router_run(c, req, m, &k->rt, res->errmsg);
+        rc = router_run(c, req, m, &k->rt, !res->requeued, res->errmsg);
         break;
     case MSG_COORD_ADD:
     case MSG_COORD_REMOVE:

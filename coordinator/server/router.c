@@ -554,7 +554,7 @@ static bool leader_ready(struct coord *c)
 }
 
 int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct coord_tmp **tmp,
-               char *errmsg)
+               bool plain_ok, char *errmsg)
 {
     char name[CMAP_NAME_MAX + 1];
     if (req->addr.coll.len == 0 || req->addr.coll.len > CMAP_NAME_MAX) {
@@ -588,6 +588,22 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
             return DV_ENOTFOUND;
         }
         uint64_t epoch = ref->map.epoch;
+        if (attempt == 0 && plain_ok && req->type == MSG_P_SEARCH) {
+            /* REST's searches; native ones got here from coord_run_async already failing. */
+            craft_map_release(c->raft, ref);
+            if (router_search_plain(c, req, rep, t)) {
+                *tmp = t;
+                return DV_OK;
+            }
+            ref = craft_map(c->raft);
+            if ((cl = cmap_coll_find(&ref->map, name)) == NULL) {
+                craft_map_release(c->raft, ref);
+                router_tmp_free(t);
+                dv_errmsg_set(errmsg, "collection %s does not exist", name);
+                return DV_ENOTFOUND;
+            }
+            epoch = ref->map.epoch;
+        }
         switch (req->type) {
         case MSG_P_UPSERT:
         case MSG_P_DELETE:

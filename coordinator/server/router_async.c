@@ -5,6 +5,7 @@
  * node. Anything else, and any failure of a node call, goes to a worker (router_search.c),
  * which retries other replicas, reads the map again and names errors: the request is then
  * run from the start, so the two paths cannot answer differently. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,15 @@
 /* One search in flight. */
 struct asearch {
     struct coord *c;
-    struct rpcsrv_req *h;
+    struct rpcsrv_req *h; /* taken from rpcsrv; NULL: a thread waits (router_search_plain) */
+    pthread_mutex_t mu;   /* the waiting thread's */
+    pthread_cond_t cv;
+    bool done;
+    const struct msg *reqp; /* the request: &req, or the waiting thread's */
     struct msg req; /* decoded; points into the request's bytes (valid until finish/requeue) */
     uint32_t metric;
     struct tr_job *jobs;
+    struct combiner **combs; /* [n_jobs] the node's combiner whose slot the job holds */
     size_t n_jobs;
     atomic_size_t left;
     struct msg *reqs;
@@ -31,7 +37,11 @@ struct asearch {
 static void asearch_free(struct asearch *a)
 {
     for (size_t i = 0; a->jobs && i < a->n_jobs; i++)
-        msg_reply_free(&a->jobs[i].rep);
+        msg_reply_free(&a->jobs[i].rep); /* a no-op for the replies taken */
+    for (size_t i = 0; a->combs && i < a->n_jobs; i++)
+        if (a->combs[i]) /* not started (a plan given up) */
+            combiner_put(a->combs[i]);
+    free(a->combs);
     free(a->jobs);
     free(a->reqs);
     free(a->targets);
@@ -43,7 +53,7 @@ static void asearch_free(struct asearch *a)
  * number of result lists. */
 static bool all_answered(const struct asearch *a)
 {
-    uint32_t nq = a->req.u.csearch_req.n_queries;
+    uint32_t nq = a->reqp->u.csearch_req.n_queries;
     for (size_t i = 0; i < a->n_jobs; i++) {
         const struct tr_job *j = &a->jobs[i];
         if (j->rc != DV_OK)
@@ -58,41 +68,55 @@ static bool all_answered(const struct asearch *a)
     return true;
 }
 
-/* Merges the nodes' hits per query (best first, the k best) and encodes the reply into out. */
-static int answer(struct asearch *a, struct buf *out, char *errmsg)
+/* Merges the nodes' hits per query, best first, the k best, into results[nq] and pool (room
+ * for every hit). */
+static void merge(const struct asearch *a, struct msg_hits *results, struct msg_hit *pool)
 {
-    const struct msg_csearch_req *s = &a->req.u.csearch_req;
-    uint32_t nq = s->n_queries;
+    const struct msg_csearch_req *s = &a->reqp->u.csearch_req;
+    int (*order)(const void *, const void *) = msg_hit_order(a->metric);
+    size_t used = 0;
+    for (uint32_t q = 0; q < s->n_queries; q++) {
+        struct msg_hit *h = pool + used;
+        size_t cnt = 0;
+        for (size_t i = 0; i < a->n_jobs; i++) {
+            const struct msg_search_rep *sr = &a->jobs[i].rep.m.u.search_rep;
+            for (uint32_t k = 0; k < sr->n_parts; k++) {
+                const struct msg_hits *x = &sr->parts[k].results[q];
+                memcpy(h + cnt, x->hits, x->n * sizeof *h);
+                cnt += x->n;
+            }
+        }
+        qsort(h, cnt, sizeof *h, order);
+        uint32_t k = s->queries[q].k;
+        results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
+        used += cnt;
+    }
+}
+
+/* Hits in all the nodes' answers. */
+static size_t total_hits(const struct asearch *a)
+{
     size_t total = 0;
     for (size_t i = 0; i < a->n_jobs; i++) {
         const struct msg_search_rep *sr = &a->jobs[i].rep.m.u.search_rep;
         for (uint32_t k = 0; k < sr->n_parts; k++)
-            for (uint32_t q = 0; q < nq; q++)
+            for (uint32_t q = 0; q < sr->parts[k].n; q++)
                 total += sr->parts[k].results[q].n;
     }
+    return total;
+}
+
+/* The merged hits as an encoded points_search reply, into out. */
+static int answer(struct asearch *a, struct buf *out, char *errmsg)
+{
+    uint32_t nq = a->reqp->u.csearch_req.n_queries;
+    size_t total = total_hits(a);
     struct msg_hits *results = calloc(nq ? nq : 1, sizeof *results);
     struct msg_hit *pool = malloc((total ? total : 1) * sizeof *pool);
     int rc = DV_ENOMEM;
     if (results && pool) {
-        int (*order)(const void *, const void *) = msg_hit_order(a->metric);
-        size_t used = 0;
-        for (uint32_t q = 0; q < nq; q++) {
-            struct msg_hit *h = pool + used;
-            size_t cnt = 0;
-            for (size_t i = 0; i < a->n_jobs; i++) {
-                const struct msg_search_rep *sr = &a->jobs[i].rep.m.u.search_rep;
-                for (uint32_t k = 0; k < sr->n_parts; k++) {
-                    const struct msg_hits *x = &sr->parts[k].results[q];
-                    memcpy(h + cnt, x->hits, x->n * sizeof *h);
-                    cnt += x->n;
-                }
-            }
-            qsort(h, cnt, sizeof *h, order);
-            uint32_t k = s->queries[q].k;
-            results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
-            used += cnt;
-        }
-        struct msg rep = {.type = MSG_P_SEARCH, .reply = true, .req_id = a->req.req_id};
+        merge(a, results, pool);
+        struct msg rep = {.type = MSG_P_SEARCH, .reply = true, .req_id = a->reqp->req_id};
         rep.u.csearch_rep = (struct msg_csearch_rep){results, nq, false, NULL, 0};
         rc = msg_encode(&rep, out, errmsg);
     }
@@ -104,7 +128,14 @@ static int answer(struct asearch *a, struct buf *out, char *errmsg)
 /* The last node's reply is in (on its NNG thread): answer, or hand the request to a worker. */
 static void finish(struct asearch *a)
 {
-    struct rpcsrv_result res = {.type = MSG_P_SEARCH, .req_id = a->req.req_id, .code = DV_OK};
+    if (a->h == NULL) { /* a thread waits for it */
+        pthread_mutex_lock(&a->mu);
+        a->done = true;
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    struct rpcsrv_result res = {.type = MSG_P_SEARCH, .req_id = a->reqp->req_id, .code = DV_OK};
     struct buf out;
     buf_init(&out);
     if (!all_answered(a) || answer(a, &out, res.errmsg) != DV_OK) {
@@ -122,8 +153,10 @@ static void finish(struct asearch *a)
 
 static void job_done(void *arg, struct tr_job *j)
 {
-    (void)j;
     struct asearch *a = arg;
+    size_t i = (size_t)(j - a->jobs);
+    combiner_put(a->combs[i]); /* the node's slot is free again */
+    a->combs[i] = NULL;
     if (atomic_fetch_sub(&a->left, 1) == 1)
         finish(a);
 }
@@ -135,7 +168,7 @@ static bool plan(struct coord *c, struct asearch *a)
     struct cmap_ref *ref = craft_map(c->raft);
     const struct cmap *m = &ref->map;
     const struct cmap_coll *cl = cmap_coll_find(m, a->coll);
-    const struct msg_csearch_req *s = &a->req.u.csearch_req;
+    const struct msg_csearch_req *s = &a->reqp->u.csearch_req;
     bool ok = cl != NULL;
     for (uint32_t q = 0; ok && q < s->n_queries; q++)
         ok = s->queries[q].dim == cl->cfg.dim;
@@ -146,7 +179,8 @@ static bool plan(struct coord *c, struct asearch *a)
         a->targets = malloc(np * sizeof *a->targets);
         a->reqs = calloc(np, sizeof *a->reqs);
         a->jobs = calloc(np, sizeof *a->jobs);
-        ok = via && a->targets && a->reqs && a->jobs;
+        a->combs = calloc(np, sizeof *a->combs);
+        ok = via && a->targets && a->reqs && a->jobs && a->combs;
     }
     uint64_t turn = atomic_fetch_add(&c->read_turn, 1);
     for (uint32_t p = 0; ok && p < np; p++) {
@@ -165,10 +199,12 @@ static bool plan(struct coord *c, struct asearch *a)
             }
         struct call k = {0};
         router_aim(c, m, node, &k);
-        if (k.r == NULL) {
+        /* A node with max_inflight searches out: the worker path combines them. */
+        if (k.r == NULL || k.comb == NULL || !combiner_try_take(k.comb, s->n_queries)) {
             ok = false;
             break;
         }
+        a->combs[a->n_jobs] = k.comb;
         struct msg *q = &a->reqs[a->n_jobs];
         q->type = MSG_SEARCH;
         q->addr.coll = S(a->coll);
@@ -181,6 +217,76 @@ static bool plan(struct coord *c, struct asearch *a)
     }
     free(via);
     craft_map_release(c->raft, ref);
+    return ok;
+}
+
+/* The request's checks and plan (a->reqp set): false when it is not a plain search. */
+static bool plain(struct coord *c, struct asearch *a)
+{
+    const struct msg *r = a->reqp;
+    char err[DV_ERRMSG_SIZE];
+    if (r->read_consistency != 0 || r->addr.coll.len == 0 || r->addr.coll.len > CMAP_NAME_MAX)
+        return false;
+    memcpy(a->coll, r->addr.coll.p, r->addr.coll.len);
+    a->coll[r->addr.coll.len] = '\0';
+    const struct msg_csearch_req *s = &r->u.csearch_req;
+    bool ok = strlen(a->coll) == r->addr.coll.len && s->n_queries > 0;
+    for (uint32_t q = 0; ok && q < s->n_queries; q++)
+        ok = msg_query_check(&s->queries[q], q, err) == DV_OK;
+    return ok && plan(c, a) && a->n_jobs > 0;
+}
+
+/* Starts every node call; the last one to finish runs finish(). */
+static void start(struct asearch *a)
+{
+    atomic_init(&a->left, a->n_jobs);
+    size_t n_jobs = a->n_jobs;
+    struct tr_job *jobs = a->jobs;
+    for (size_t i = 0; i < n_jobs; i++) /* a may be gone once the last has started */
+        tr_call_start(&jobs[i], job_done, a);
+}
+
+bool router_search_plain(struct coord *c, const struct msg *req, struct msg *rep,
+                         struct coord_tmp *t)
+{
+    struct asearch *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return false;
+    a->c = c;
+    a->reqp = req;
+    if (!plain(c, a)) {
+        asearch_free(a);
+        return false;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    start(a);
+    pthread_mutex_lock(&a->mu);
+    while (!a->done)
+        pthread_cond_wait(&a->cv, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    bool ok = all_answered(a);
+    uint32_t nq = req->u.csearch_req.n_queries;
+    size_t total = ok ? total_hits(a) : 0;
+    struct msg_hits *results = ok ? router_tmp_alloc(t, nq * sizeof *results) : NULL;
+    struct msg_hit *pool = ok ? router_tmp_alloc(t, (total ? total : 1) * sizeof *pool) : NULL;
+    t->calls = ok ? calloc(a->n_jobs, sizeof *t->calls) : NULL;
+    ok = ok && results && pool && t->calls;
+    if (!ok) {
+        free(t->calls);
+        t->calls = NULL;
+    } else {
+        merge(a, results, pool);
+        for (size_t i = 0; i < a->n_jobs; i++) { /* the hits point into the replies */
+            t->calls[i].rep = a->jobs[i].rep;
+            memset(&a->jobs[i].rep, 0, sizeof a->jobs[i].rep);
+        }
+        t->n_calls = a->n_jobs;
+        rep->u.csearch_rep = (struct msg_csearch_rep){results, nq, false, NULL, 0};
+    }
+    asearch_free(a);
     return ok;
 }
 
@@ -198,26 +304,11 @@ bool coord_run_async(void *arg, const void *in, size_t n, struct rpcsrv_req *h)
         return false;
     a->c = c;
     a->h = h;
-    if (msg_decode(in, n, &a->req, err) != DV_OK || a->req.reply || a->req.read_consistency != 0 ||
-        a->req.addr.coll.len == 0 || a->req.addr.coll.len > CMAP_NAME_MAX) {
+    a->reqp = &a->req;
+    if (msg_decode(in, n, &a->req, err) != DV_OK || a->req.reply || !plain(c, a)) {
         asearch_free(a);
         return false;
     }
-    memcpy(a->coll, a->req.addr.coll.p, a->req.addr.coll.len);
-    a->coll[a->req.addr.coll.len] = '\0';
-    const struct msg_csearch_req *s = &a->req.u.csearch_req;
-    bool ok = strlen(a->coll) == a->req.addr.coll.len && s->n_queries > 0;
-    for (uint32_t q = 0; ok && q < s->n_queries; q++)
-        ok = msg_query_check(&s->queries[q], q, err) == DV_OK;
-    if (!ok || !plan(c, a) || a->n_jobs == 0) {
-        asearch_free(a);
-        return false;
-    }
-    /* From here the request is ours: the last reply finishes it (maybe before the loop ends). */
-    atomic_init(&a->left, a->n_jobs);
-    size_t n_jobs = a->n_jobs;
-    struct tr_job *jobs = a->jobs;
-    for (size_t i = 0; i < n_jobs; i++)
-        tr_call_start(&jobs[i], job_done, a);
+    start(a); /* the request is ours now: the last reply finishes it, maybe before start returns */
     return true;
 }

@@ -63,6 +63,13 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
                   char *errmsg);
 
+/* A plain search (router_async.c: default read consistency, every partition with an in-sync
+ * replica on a serving node) sent to the nodes without waking a worker, the calling thread
+ * waiting once for all of them: true with rep filled (pointing into t); false when it is not
+ * a plain search or a node call failed (the caller runs router_search, which says why). */
+bool router_search_plain(struct coord *c, const struct msg *req, struct msg *rep,
+                         struct coord_tmp *t);
+
 /* A read (get, count, scroll, search) with req->read_consistency (router_read.c). */
 int router_consistent_read(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                            const struct msg *req, struct msg *rep, struct coord_tmp *t,
