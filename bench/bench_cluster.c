@@ -94,12 +94,14 @@ static void cusage(FILE *f)
 {
     fprintf(f, "usage: dvec-bench cluster [--n N] [--dim D] [--queries Q] [--ef EF] [--parts P]\n"
                "         [--rounds R] [--port P] [--dir D] [--clients C1,C2,...] [--qbatch Q]\n"
-               "         [--node-inflight I]\n"
+               "         [--node-inflight I] [--bin BUILD_DIR]\n"
                "  Starts one dvec-coord and one dvec-shard, creates a collection of P partitions\n"
                "  (default 1) through the coordinator, loads N points through it (fsync always),\n"
                "  then runs the same queries through the coordinator and straight to the node,\n"
                "  Q queries per request, with each number of client threads in the list.\n"
                "  --node-inflight is the coordinator's node_inflight (default: its default).\n"
+               "  --bin runs BUILD_DIR's dvec-coord and dvec-shard (an A/B against another\n"
+               "  build; the client side stays this one).\n"
                "  Defaults: --n 100000 --dim 128 --queries 2000 --ef 64 --parts 1 --rounds 3\n"
                "  --port 17500 --dir /var/tmp/dvec-bench-cluster --clients 1,2,8 --qbatch 1.\n");
 }
@@ -111,6 +113,7 @@ int bench_cluster_main(int argc, char **argv)
         NULL, "/var/tmp/dvec-bench-cluster", 100000, 128, 2000, 10, 64, 1000, 17500, 2, 3, 1, {1},
         1};
     uint32_t parts = 1, clients[8] = {1, 2, 8}, n_clients = 3;
+    const char *bin = NULL; /* a build directory whose dvec-coord and dvec-shard to run */
     const char *inflight = "2";
     o.qbatch = 1;
     for (int i = 1; i < argc; i++) {
@@ -147,6 +150,8 @@ int bench_cluster_main(int argc, char **argv)
             o.port = (uint32_t)atoi(v), i++;
         } else if (strcmp(a, "--dir") == 0) {
             o.dir = v, i++;
+        } else if (strcmp(a, "--bin") == 0) {
+            bin = v, i++;
         } else {
             cusage(stderr);
             return 2;
@@ -166,8 +171,13 @@ int bench_cluster_main(int argc, char **argv)
     char *slash = strrchr(self, '/');
     if (slash)
         *slash = '\0';
-    snprintf(shard_path, sizeof shard_path, "%s/../shard/dvec-shard", self);
-    snprintf(coord_path, sizeof coord_path, "%s/../coordinator/dvec-coord", self);
+    if (bin) {
+        snprintf(shard_path, sizeof shard_path, "%s/shard/dvec-shard", bin);
+        snprintf(coord_path, sizeof coord_path, "%s/coordinator/dvec-coord", bin);
+    } else {
+        snprintf(shard_path, sizeof shard_path, "%s/../shard/dvec-shard", self);
+        snprintf(coord_path, sizeof coord_path, "%s/../coordinator/dvec-coord", self);
+    }
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", o.dir, o.dir);
     if (system(cmd) != 0)
