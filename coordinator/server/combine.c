@@ -227,7 +227,7 @@ int combiner_search(struct combiner *cb, const struct msg *req, uint32_t timeout
 bool combiner_try_take(struct combiner *cb, uint32_t nq)
 {
     pthread_mutex_lock(&cb->mu);
-    bool ok = cb->inflight < cb->max_inflight && cb->head == NULL;
+    bool ok = cb->inflight < COMB_PLAIN_FACTOR * cb->max_inflight && cb->head == NULL;
     if (ok) {
         cb->inflight++;
         cb->st.searches++;

@@ -48,10 +48,14 @@ void comb_share_release(struct comb_share *s);
 
 /*
  * A slot for a search request of nq queries sent outside the combiner (router_async.c): true
- * when fewer than max_inflight requests are out and no batch waits, the slot then counted as
- * out until combiner_put (call it when the reply is in; it wakes waiting batches); false when
- * the node is busy, and the caller goes through combiner_search to be combined.
+ * when fewer than COMB_PLAIN_FACTOR x max_inflight requests are out and no batch waits, the
+ * slot then counted as out until combiner_put (call it when the reply is in; it wakes waiting
+ * batches); false when the node is busy, and the caller goes through combiner_search to be
+ * combined. A plain search costs the coordinator no thread hand-off, so it pays to combine
+ * only further out (docs/benchmarks.md, issue 18: with the limit at max_inflight, 8 clients
+ * went at 0.39-0.56x of the node instead of 0.94x).
  */
+#define COMB_PLAIN_FACTOR 4
 bool combiner_try_take(struct combiner *cb, uint32_t nq);
 void combiner_put(struct combiner *cb);
 
