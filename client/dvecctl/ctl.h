@@ -91,7 +91,7 @@ const char *fsync_name(dvec_fsync f);
     {"m", OPT_VAL, "M", "HNSW links per node (default 16)"}, \
     {"ef-construction", OPT_VAL, "N", "HNSW build candidates (default 200)"}, \
     {"ef", OPT_VAL, "N", "default search ef (default 64)"}, \
-    {"partitions", OPT_VAL, "P", "partitions (default 2 x alive nodes, at least 4)"}, \
+    {"partitions", OPT_VAL, "P", "partitions (default one per alive node)"}, \
     {"replication", OPT_VAL, "R", "replicas per partition (default 1)"}, \
     {"write-consistency-factor", OPT_VAL, "W", "in-sync replicas a write needs (default 1)"}, \
     {"fsync", OPT_VAL, "MODE", "always (default), batch or never"}, \

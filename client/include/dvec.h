@@ -144,7 +144,7 @@ typedef struct dvec_collection_config {
     uint32_t m;               /* HNSW links per node (0: 16) */
     uint32_t ef_construction; /* 0: 200 */
     uint32_t ef_search;       /* default ef of searches that give none (0: 64) */
-    uint32_t partitions;      /* 0: 2 x alive nodes, at least 4 */
+    uint32_t partitions;      /* 0: one per alive node */
     uint32_t replication;     /* replicas per partition (0: 1) */
     dvec_fsync fsync;
     bool sq8; /* SQ8-quantized search walk with float re-ranking */

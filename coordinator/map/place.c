@@ -31,7 +31,7 @@ uint32_t place_default_parts(const struct cmap *map)
     uint64_t eligible = 0;
     for (uint32_t i = 0; i < map->n_nodes; i++)
         eligible += place_eligible(&map->nodes[i]);
-    uint64_t p = 2 * eligible;
+    uint64_t p = eligible; /* docs/benchmarks.md, issue 18: fewer walks per query */
     if (p < CMAP_MIN_PARTS)
         p = CMAP_MIN_PARTS;
     if (p > CMAP_MAX_PARTS)

@@ -24,8 +24,10 @@ uint32_t place_partition_of(const struct pid *id, uint32_t n_parts);
 /* Nodes the placement may choose: ALIVE or JOINING. */
 bool place_eligible(const struct cmap_node *n);
 
-/* The default partition count of a new collection: 2 x eligible nodes, within
- * CMAP_MIN_PARTS .. CMAP_MAX_PARTS. */
+/* The default partition count of a new collection: one per eligible node (as Qdrant's
+ * shard_number), within CMAP_MIN_PARTS .. CMAP_MAX_PARTS. Fewer partitions mean fewer HNSW
+ * walks per query (docs/benchmarks.md, issue 18); a collection meant to grow onto more nodes
+ * asks for more. */
 uint32_t place_default_parts(const struct cmap *map);
 
 /* The rendezvous hash of (node, collection, partition): stable across versions. */

@@ -81,10 +81,10 @@ static void test_load_and_query(void **state)
         cluster_start();
     load(); /* created through coordinator 1, loaded through coordinator 2 */
 
-    /* The default partition count: 2 x the nodes, one replica each. */
+    /* The default partition count: one per node, one replica each. */
     int node_of[64];
     uint32_t np = placement(C.cli[2], node_of, 64);
-    assert_int_equal(np, 2 * NND);
+    assert_int_equal(np, NND);
 
     for (int i = 0; i < NCO; i++)
         assert_int_equal(count_ok(C.cli[i], COLL, NULL), NPTS);

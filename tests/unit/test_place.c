@@ -359,13 +359,13 @@ static void test_default_parts(void **state)
     assert_int_equal(cmap_init(&m, 0), DV_OK);
     assert_int_equal(place_default_parts(&m), CMAP_MIN_PARTS);
     add_node(&m, 0, 1);
-    assert_int_equal(place_default_parts(&m), 4);
+    assert_int_equal(place_default_parts(&m), 1);
     add_node(&m, 1, 1);
     add_node(&m, 2, 1);
-    assert_int_equal(place_default_parts(&m), 6);
+    assert_int_equal(place_default_parts(&m), 3);
     must(&m, cu_state("node-2", CMAP_NODE_DEAD, 0));
-    assert_int_equal(place_default_parts(&m), 4);
-    for (int i = 3; i < 600; i++)
+    assert_int_equal(place_default_parts(&m), 2);
+    for (int i = 3; i < 1100; i++)
         add_node(&m, i, 1);
     assert_int_equal(place_default_parts(&m), CMAP_MAX_PARTS);
     cmap_free(&m);
@@ -388,13 +388,13 @@ static void test_fill_create(void **state)
         add_node(&m, i, 1);
     must(&m, cu_state("node-3", CMAP_NODE_DEAD, 0));
     assert_int_equal(place_fill_create(&m, &cmd, err), DV_OK);
-    assert_int_equal(cmd.u.coll_create.cfg.n_parts, 8);
+    assert_int_equal(cmd.u.coll_create.cfg.n_parts, 4); /* one per alive node */
     assert_int_equal(cmd.u.coll_create.n_node_ids, 4);
     assert_int_equal(place_fill_create(&m, &cmd, err), DV_EINVAL); /* filled already */
     must(&m, cmd);
     const struct cmap_coll *c = cmap_coll_find(&m, "vectors");
-    struct place_part *p = ideal(&m, "vectors", 8, 2);
-    for (uint32_t i = 0; i < 8; i++) {
+    struct place_part *p = ideal(&m, "vectors", 4, 2);
+    for (uint32_t i = 0; i < 4; i++) {
         assert_int_equal(c->parts[i].n, p[i].n);
         assert_memory_equal(c->parts[i].nodes, p[i].nodes, p[i].n * sizeof(uint32_t));
         assert_int_equal(c->parts[i].primary, p[i].nodes[0]);

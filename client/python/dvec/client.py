@@ -216,7 +216,7 @@ class Client:
         """Creates a collection of `dim`-dimensional vectors.
 
         metric: "euclid" (l2), "cosine", "dot" or "manhattan". partitions: fixed for the
-        collection's life (default: 2 per node, at least 4); replication: copies of each
+        collection's life (default: one per node); replication: copies of each
         partition (default 1); write_consistency_factor: in-sync replicas a write needs
         (default 1, at most `replication`).
         """
