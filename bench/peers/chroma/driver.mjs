@@ -237,9 +237,15 @@ async function chromaCount(o) {
 // ({ef, results: [...]}, tagged with system/path by run) are flattened.
 function report(o) {
   const rows = [];
+  const cpu = new Map(); // server CPU ms per query: the lowest over the rounds
   for (const line of fs.readFileSync(o.results, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     const r = JSON.parse(line);
+    if (r.op === 'server_cpu') {
+      const id = `${r.system}|${r.path}|${r.ef}`;
+      if (!cpu.has(id) || r.ms_per_query < cpu.get(id)) cpu.set(id, r.ms_per_query);
+      continue;
+    }
     if (r.op) continue;
     if (Array.isArray(r.results))
       for (const x of r.results) rows.push({ system: r.system, path: r.path, ef: r.ef, ...x });
@@ -303,6 +309,20 @@ function report(o) {
         return `${(cell(c).qps / b.qps).toFixed(2)} | ${(b.p50_ms / cell(c).p50_ms).toFixed(2)}`;
       });
       out.push(`| ${t} | ${sys} | ${pth} | ${m.ef} | ${m.recall.toFixed(4)} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`);
+    }
+  }
+  if (cpu.size) {
+    // What the servers spend, without the JS client (which shares the 2 cores with them).
+    out.push('');
+    out.push('Server CPU per query (every server process: dvec\'s coordinators and nodes, Chroma\'s server;');
+    out.push('user + system time over a pass, warm-up and every client count, the lowest of the rounds):');
+    out.push('');
+    const efs = [...new Set([...cpu.keys()].map((k) => Number(k.split('|')[2])))].sort((a, b) => a - b);
+    out.push('| system | path | ' + efs.map((e) => `ef ${e}`).join(' | ') + ' |');
+    out.push('|---|---|' + efs.map(() => '---:|').join(''));
+    for (const p of paths) {
+      const [sys, pth] = p.split('|');
+      out.push(`| ${sys} | ${pth} | ` + efs.map((e) => (cpu.has(`${p}|${e}`) ? `${cpu.get(`${p}|${e}`).toFixed(3)} ms` : '-')).join(' | ') + ' |');
     }
   }
   process.stdout.write(out.join('\n') + '\n');
