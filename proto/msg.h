@@ -554,9 +554,9 @@ struct msg_node_report_rep {
  * get_req / get_rep, points_set_payload set_payload_req, points_count count_req / count_rep,
  * points_scroll scroll_req / scroll_rep, points_index index_req, and write_rep answers its
  * writes. Its own: coll_create coll_cfg, coll_list coll_list_rep, coll_info coll_info_rep,
- * points_search csearch_req / csearch_rep, route route_rep, cluster cluster_rep, node_report node_report_req /
- * node_report_rep (coll_list and cluster requests have no body, coll_drop and coll_info
- * nothing beyond the name; coll_create and coll_drop replies are empty).
+ * points_search csearch_req / csearch_rep, route route_rep, cluster cluster_rep, node_report
+ * node_report_req / node_report_rep (coll_list and cluster requests have no body, coll_drop and
+ * coll_info nothing beyond the name; coll_create and coll_drop replies are empty).
  */
 struct msg {
     int type; /* enum msg_type */

@@ -86,23 +86,23 @@ static int d_str(struct dec *d, struct msg_str *s, const char *field)
  * decoded element takes up to 64 bytes of memory).
  */
 enum {
-    MIN_ID = 1,        /* a positive fixint */
-    MIN_PAYLOAD = 1,   /* nil */
-    MIN_REPLICA = 4,   /* [coll "", part, lsn] */
-    MIN_HIT = 5,       /* [id, score, nil, nil] */
-    MIN_HITS = 1,      /* [] */
-    MIN_TARGET = 3,    /* [part, epoch] */
-    MIN_QUERY = 8,     /* [bin8 "", k, ef, nil, false, false] */
-    MIN_PART = 4,      /* [part, nil, []] */
-    MIN_STAT = 3,      /* [name "", value] */
-    MIN_WAL_REC = 5,   /* [lsn, type, bin8 ""] */
-    MIN_NAME = 1,      /* "" */
-    MIN_U32 = 1,       /* a positive fixint */
-    MIN_COLL_PART = 5, /* [part, epoch, [], points] */
-    MIN_REPORT = 5,    /* [coll "", part, lsn, points] */
-    MIN_PEER = 3,      /* [id "", url ""] */
-    MIN_PEER_FAIL = 4, /* [id "", code, text ""] */
-    MIN_TERM = 3,      /* [term, start] */
+    MIN_ID = 1,         /* a positive fixint */
+    MIN_PAYLOAD = 1,    /* nil */
+    MIN_REPLICA = 4,    /* [coll "", part, lsn] */
+    MIN_HIT = 5,        /* [id, score, nil, nil] */
+    MIN_HITS = 1,       /* [] */
+    MIN_TARGET = 3,     /* [part, epoch] */
+    MIN_QUERY = 8,      /* [bin8 "", k, ef, nil, false, false] */
+    MIN_PART = 4,       /* [part, nil, []] */
+    MIN_STAT = 3,       /* [name "", value] */
+    MIN_WAL_REC = 5,    /* [lsn, type, bin8 ""] */
+    MIN_NAME = 1,       /* "" */
+    MIN_U32 = 1,        /* a positive fixint */
+    MIN_COLL_PART = 5,  /* [part, epoch, [], points] */
+    MIN_REPORT = 5,     /* [coll "", part, lsn, points] */
+    MIN_PEER = 3,       /* [id "", url ""] */
+    MIN_PEER_FAIL = 4,  /* [id "", code, text ""] */
+    MIN_TERM = 3,       /* [term, start] */
     MIN_ROUTE_PART = 7, /* [epoch, term, nil, [], false, []] */
 };
 

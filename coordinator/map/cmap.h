@@ -40,7 +40,7 @@
 #define CMAP_MAX_NODES     16384           /* node records (removed ones included) */
 #define CMAP_MAX_COLLS     65536           /* collections */
 #define CMAP_MAX_PARTS     PROTO_MAX_PARTS /* partitions of one collection */
-#define CMAP_MIN_PARTS     1            /* default partition count: one per eligible node, at least */
+#define CMAP_MIN_PARTS     1 /* default partition count: one per eligible node, at least */
 #define CMAP_MAX_RF        PROTO_MAX_RF /* replication factor */
 #define CMAP_MAX_REPLICAS  16           /* replicas of one partition (more than rf during a move) */
 #define CMAP_MAX_REPORTS   65536        /* replicas one node may report */
