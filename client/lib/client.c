@@ -223,7 +223,9 @@ int cl_call(dvec_client *c, const struct msg *req, uint32_t timeout_ms, struct m
                 snprintf(errmsg, DV_ERRMSG_SIZE, "%s", e[0] ? e : dv_strerror(rc));
                 msg_reply_free(rep);
             }
-            return rc;
+            /* "Not the leader" (a coordinator that lost its leadership under a map change) is
+             * the SDK's DVEC_EBUSY: no leader right now, retry (dvec.h has no stale code). */
+            return rc == DV_ESTALE ? DV_EBUSY : rc;
         }
         last = i;
         /* rpc.c's words for "no connection within connect_wait" (test_sdk_unit checks that a
