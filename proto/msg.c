@@ -132,27 +132,6 @@ bool msg_type_consistent_read(int type)
     return type == MSG_P_GET || type == MSG_P_COUNT || type == MSG_P_SCROLL || type == MSG_P_SEARCH;
 }
 
-static int hit_desc(const void *a, const void *b)
-{
-    const struct msg_hit *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score < y->score ? 1 : -1;
-    return pid_cmp(&x->id, &y->id);
-}
-
-static int hit_asc(const void *a, const void *b)
-{
-    const struct msg_hit *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? 1 : -1;
-    return pid_cmp(&x->id, &y->id);
-}
-
-int (*msg_hit_order(uint32_t metric))(const void *, const void *)
-{
-    return metric == 1 || metric == 2 ? hit_desc : hit_asc; /* ip, cosine: higher is closer */
-}
-
 bool msg_code_known(int64_t code)
 {
     return code < 0 && code >= INT32_MIN && strcmp(dv_errname((int)code), "unknown") != 0;

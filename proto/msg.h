@@ -629,9 +629,41 @@ bool msg_type_replicated(int type);
                            * a majority (rf / 2 + 1) of the replicas */
 #define MSG_READ_ALL 258u /* every replica (all in sync); points present on all of them */
 
+/* ---- msg_search.c: what every sender of a search to nodes shares ------------------------- */
+
 /* The qsort order of hits best first for a collection's metric (msg_coll_cfg.metric: ip and
  * cosine scores are higher for closer points, l2 and l1 distances lower), ties broken by id. */
 int (*msg_hit_order(uint32_t metric))(const void *, const void *);
+
+/* One node's share of a search: targets[first, first + n) of msg_search_group's output. */
+struct msg_search_group {
+    uint32_t node;
+    uint32_t first, n;
+};
+
+/*
+ * Groups partitions by the node each is read from, so that one request per node names all
+ * of its partitions. via[np] holds each partition's node (UINT32_MAX: not asked) and is
+ * consumed (every entry UINT32_MAX on return). Writes the partitions grouped by node into
+ * targets[] (part set, epoch 0: the caller's to fill) and the groups into groups[] (room for
+ * np each). Returns the number of groups, nodes in the order of their first partition.
+ */
+uint32_t msg_search_group(uint32_t *via, uint32_t np, struct msg_target *targets,
+                          struct msg_search_group *groups);
+
+/* The hits in the answered lists of reps[n] (NULL: a node that failed; a partition with an
+ * error is skipped), for queries [0, nq). */
+size_t msg_hits_total(const struct msg_search_rep *const *reps, size_t n, uint32_t nq);
+
+/*
+ * Per query, the hits of every answered list of reps[n] best first by `metric`
+ * (msg_hit_order), the queries[q].k best, into results[nq]; the hits are copied into pool,
+ * which has room for msg_hits_total() of them. The vectors and payloads still point into the
+ * replies.
+ */
+void msg_hits_merge(const struct msg_search_rep *const *reps, size_t n,
+                    const struct msg_query *queries, uint32_t nq, uint32_t metric,
+                    struct msg_hits *results, struct msg_hit *pool);
 
 /* True for the client reads that may carry a read consistency (get, count, scroll, search). */
 bool msg_type_consistent_read(int type);

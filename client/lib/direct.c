@@ -52,25 +52,22 @@ static bool plan(dvec_client *c, struct cl_route *r, const char *coll,
         else
             via[p] = rp->readers[(turn + p) % rp->n_readers];
     }
-    uint32_t nt = 0;
-    for (uint32_t p = 0; ok && p < np; p++) {
-        if (via[p] == UINT32_MAX)
-            continue;
-        uint32_t node = via[p], start = nt;
-        for (uint32_t p2 = p; p2 < np; p2++)
-            if (via[p2] == node) {
-                d->targets[nt++] = (struct msg_target){p2, t->parts[p2].epoch};
-                via[p2] = UINT32_MAX;
-            }
+    struct msg_search_group *groups = ok ? malloc(np * sizeof *groups) : NULL;
+    uint32_t ng = groups ? msg_search_group(via, np, d->targets, groups) : 0;
+    ok = ok && groups;
+    for (uint32_t g = 0; ok && g < ng; g++) {
+        struct msg_target *first = d->targets + groups[g].first;
+        for (uint32_t j = 0; j < groups[g].n; j++)
+            first[j].epoch = t->parts[first[j].part].epoch;
         struct msg *q = &d->reqs[d->n_jobs];
         q->type = MSG_SEARCH;
         q->addr.coll = (struct msg_str){coll, (uint32_t)strlen(coll)};
-        q->u.search_req =
-            (struct msg_search_req){&d->targets[start], nt - start, s->queries, s->n_queries};
+        q->u.search_req = (struct msg_search_req){first, groups[g].n, s->queries, s->n_queries};
         struct rpc_job *j = &d->jobs[d->n_jobs++];
-        j->r = r->conns[node];
+        j->r = r->conns[groups[g].node];
         j->req = q;
     }
+    free(groups);
     free(via);
     return ok;
 }
@@ -113,41 +110,25 @@ static bool merge(const struct msg_route_rep *t, const struct msg_csearch_req *s
                   struct direct_mem *d, struct msg_csearch_rep *out)
 {
     uint32_t nq = s->n_queries;
-    size_t total = 0;
-    for (size_t i = 0; i < d->n_jobs; i++) {
-        const struct msg_search_rep *sr = &d->jobs[i].rep.m.u.search_rep;
-        for (uint32_t k = 0; k < sr->n_parts; k++) {
-            if (sr->parts[k].n != nq)
-                return false;
-            for (uint32_t q = 0; q < nq; q++)
-                total += sr->parts[k].results[q].n;
-        }
-    }
-    d->results = calloc(nq ? nq : 1, sizeof *d->results);
-    d->pool = malloc((total ? total : 1) * sizeof *d->pool);
-    if (d->results == NULL || d->pool == NULL)
+    const struct msg_search_rep **reps = malloc((d->n_jobs ? d->n_jobs : 1) * sizeof *reps);
+    if (reps == NULL)
         return false;
-    int (*order)(const void *, const void *) = msg_hit_order(t->cfg.metric);
-    size_t used = 0;
-    for (uint32_t q = 0; q < nq; q++) {
-        struct msg_hit *h = d->pool + used;
-        size_t cnt = 0;
-        for (size_t i = 0; i < d->n_jobs; i++) {
-            const struct msg_search_rep *sr = &d->jobs[i].rep.m.u.search_rep;
-            for (uint32_t k = 0; k < sr->n_parts; k++) {
-                const struct msg_hits *x = &sr->parts[k].results[q];
-                memcpy(h + cnt, x->hits, x->n * sizeof *h);
-                cnt += x->n;
-            }
-        }
-        if (d->n_jobs > 1 || cnt > s->queries[q].k)
-            qsort(h, cnt, sizeof *h, order);
-        uint32_t k = s->queries[q].k;
-        d->results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
-        used += cnt;
+    bool ok = true;
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        reps[i] = &d->jobs[i].rep.m.u.search_rep;
+        for (uint32_t k = 0; k < reps[i]->n_parts; k++)
+            ok = ok && reps[i]->parts[k].n == nq;
     }
-    *out = (struct msg_csearch_rep){d->results, nq, false, NULL, 0};
-    return true;
+    size_t total = ok ? msg_hits_total(reps, d->n_jobs, nq) : 0;
+    d->results = ok ? calloc(nq ? nq : 1, sizeof *d->results) : NULL;
+    d->pool = ok ? malloc((total ? total : 1) * sizeof *d->pool) : NULL;
+    ok = ok && d->results && d->pool;
+    if (ok) {
+        msg_hits_merge(reps, d->n_jobs, s->queries, nq, t->cfg.metric, d->results, d->pool);
+        *out = (struct msg_csearch_rep){d->results, nq, false, NULL, 0};
+    }
+    free(reps);
+    return ok;
 }
 
 bool cl_direct_search(dvec_client *c, const char *coll, const struct msg_csearch_req *s,

@@ -68,58 +68,32 @@ static bool all_answered(const struct asearch *a)
     return true;
 }
 
-/* Merges the nodes' hits per query, best first, the k best, into results[nq] and pool (room
- * for every hit). */
-static void merge(const struct asearch *a, struct msg_hits *results, struct msg_hit *pool)
+/* The nodes' replies, for msg_hits_merge; NULL when out of memory. */
+static const struct msg_search_rep **replies(const struct asearch *a)
 {
-    const struct msg_csearch_req *s = &a->reqp->u.csearch_req;
-    int (*order)(const void *, const void *) = msg_hit_order(a->metric);
-    size_t used = 0;
-    for (uint32_t q = 0; q < s->n_queries; q++) {
-        struct msg_hit *h = pool + used;
-        size_t cnt = 0;
-        for (size_t i = 0; i < a->n_jobs; i++) {
-            const struct msg_search_rep *sr = &a->jobs[i].rep.m.u.search_rep;
-            for (uint32_t k = 0; k < sr->n_parts; k++) {
-                const struct msg_hits *x = &sr->parts[k].results[q];
-                memcpy(h + cnt, x->hits, x->n * sizeof *h);
-                cnt += x->n;
-            }
-        }
-        qsort(h, cnt, sizeof *h, order);
-        uint32_t k = s->queries[q].k;
-        results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
-        used += cnt;
-    }
-}
-
-/* Hits in all the nodes' answers. */
-static size_t total_hits(const struct asearch *a)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < a->n_jobs; i++) {
-        const struct msg_search_rep *sr = &a->jobs[i].rep.m.u.search_rep;
-        for (uint32_t k = 0; k < sr->n_parts; k++)
-            for (uint32_t q = 0; q < sr->parts[k].n; q++)
-                total += sr->parts[k].results[q].n;
-    }
-    return total;
+    const struct msg_search_rep **reps = malloc((a->n_jobs ? a->n_jobs : 1) * sizeof *reps);
+    for (size_t i = 0; reps && i < a->n_jobs; i++)
+        reps[i] = &a->jobs[i].rep.m.u.search_rep;
+    return reps;
 }
 
 /* The merged hits as an encoded points_search reply, into out. */
 static int answer(struct asearch *a, struct buf *out, char *errmsg)
 {
-    uint32_t nq = a->reqp->u.csearch_req.n_queries;
-    size_t total = total_hits(a);
+    const struct msg_csearch_req *s = &a->reqp->u.csearch_req;
+    uint32_t nq = s->n_queries;
+    const struct msg_search_rep **reps = replies(a);
+    size_t total = reps ? msg_hits_total(reps, a->n_jobs, nq) : 0;
     struct msg_hits *results = calloc(nq ? nq : 1, sizeof *results);
     struct msg_hit *pool = malloc((total ? total : 1) * sizeof *pool);
     int rc = DV_ENOMEM;
-    if (results && pool) {
-        merge(a, results, pool);
+    if (reps && results && pool) {
+        msg_hits_merge(reps, a->n_jobs, s->queries, nq, a->metric, results, pool);
         struct msg rep = {.type = MSG_P_SEARCH, .reply = true, .req_id = a->reqp->req_id};
         rep.u.csearch_rep = (struct msg_csearch_rep){results, nq, false, NULL, 0};
         rc = msg_encode(&rep, out, errmsg);
     }
+    free(reps);
     free(results);
     free(pool);
     return rc;
@@ -187,18 +161,15 @@ static bool plan(struct coord *c, struct asearch *a)
         via[p] = router_read_node(m, &cl->parts[p], UINT32_MAX, turn + p);
         ok = via[p] != UINT32_MAX && router_serves(m, via[p]);
     }
-    uint32_t nt = 0;
-    for (uint32_t p = 0; ok && p < np; p++) {
-        if (via[p] == UINT32_MAX)
-            continue;
-        uint32_t node = via[p], start = nt;
-        for (uint32_t p2 = p; p2 < np; p2++)
-            if (via[p2] == node) {
-                a->targets[nt++] = (struct msg_target){p2, cl->parts[p2].epoch};
-                via[p2] = UINT32_MAX;
-            }
+    struct msg_search_group *groups = ok ? malloc(np * sizeof *groups) : NULL;
+    uint32_t ng = ok && groups ? msg_search_group(via, np, a->targets, groups) : 0;
+    ok = ok && groups;
+    for (uint32_t g = 0; ok && g < ng; g++) {
+        struct msg_target *first = a->targets + groups[g].first;
+        for (uint32_t j = 0; j < groups[g].n; j++)
+            first[j].epoch = cl->parts[first[j].part].epoch;
         struct call k = {0};
-        router_aim(c, m, node, &k);
+        router_aim(c, m, groups[g].node, &k);
         /* A node with max_inflight searches out: the worker path combines them. */
         if (k.r == NULL || k.comb == NULL || !combiner_try_take(k.comb, s->n_queries)) {
             ok = false;
@@ -208,13 +179,13 @@ static bool plan(struct coord *c, struct asearch *a)
         struct msg *q = &a->reqs[a->n_jobs];
         q->type = MSG_SEARCH;
         q->addr.coll = S(a->coll);
-        q->u.search_req =
-            (struct msg_search_req){&a->targets[start], nt - start, s->queries, s->n_queries};
+        q->u.search_req = (struct msg_search_req){first, groups[g].n, s->queries, s->n_queries};
         struct tr_job *j = &a->jobs[a->n_jobs++];
         j->p = k.r;
         j->req = q;
         j->timeout_ms = s->timeout_ms;
     }
+    free(groups);
     free(via);
     craft_map_release(c->raft, ref);
     return ok;
@@ -269,16 +240,17 @@ bool router_search_plain(struct coord *c, const struct msg *req, struct msg *rep
     pthread_mutex_destroy(&a->mu);
     bool ok = all_answered(a);
     uint32_t nq = req->u.csearch_req.n_queries;
-    size_t total = ok ? total_hits(a) : 0;
-    struct msg_hits *results = ok ? router_tmp_alloc(t, nq * sizeof *results) : NULL;
-    struct msg_hit *pool = ok ? router_tmp_alloc(t, (total ? total : 1) * sizeof *pool) : NULL;
+    const struct msg_search_rep **reps = ok ? replies(a) : NULL;
+    size_t total = reps ? msg_hits_total(reps, a->n_jobs, nq) : 0;
+    struct msg_hits *results = reps ? router_tmp_alloc(t, nq * sizeof *results) : NULL;
+    struct msg_hit *pool = reps ? router_tmp_alloc(t, (total ? total : 1) * sizeof *pool) : NULL;
     t->calls = ok ? calloc(a->n_jobs, sizeof *t->calls) : NULL;
-    ok = ok && results && pool && t->calls;
+    ok = ok && reps && results && pool && t->calls;
     if (!ok) {
         free(t->calls);
         t->calls = NULL;
     } else {
-        merge(a, results, pool);
+        msg_hits_merge(reps, a->n_jobs, req->u.csearch_req.queries, nq, a->metric, results, pool);
         for (size_t i = 0; i < a->n_jobs; i++) { /* the hits point into the replies */
             t->calls[i].rep = a->jobs[i].rep;
             memset(&a->jobs[i].rep, 0, sizeof a->jobs[i].rep);
@@ -286,6 +258,7 @@ bool router_search_plain(struct coord *c, const struct msg *req, struct msg *rep
         t->n_calls = a->n_jobs;
         rep->u.csearch_rep = (struct msg_csearch_rep){results, nq, false, NULL, 0};
     }
+    free(reps);
     asearch_free(a);
     return ok;
 }

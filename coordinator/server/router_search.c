@@ -18,28 +18,26 @@
 static void search_calls(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                          const struct msg_csearch_req *s, const bool *want, const uint32_t *via,
                          uint32_t timeout_ms, struct call *calls, size_t *ncalls,
-                         struct msg_target *targets, uint32_t *nt, bool *done)
+                         struct msg_target *targets, uint32_t *nt, uint32_t *scratch,
+                         struct msg_search_group *groups)
 {
     uint32_t np = cl->cfg.n_parts;
-    memset(done, 0, np * sizeof *done);
-    for (uint32_t p = 0; p < np; p++) {
-        if (!want[p] || done[p])
-            continue;
-        uint32_t node = via[p];
+    for (uint32_t p = 0; p < np; p++)
+        scratch[p] = want[p] ? via[p] : UINT32_MAX;
+    struct msg_target *tg = targets + *nt;
+    uint32_t ng = msg_search_group(scratch, np, tg, groups);
+    for (uint32_t g = 0; g < ng; g++) {
         struct call *k = &calls[(*ncalls)++];
         k->req.type = MSG_SEARCH;
         k->req.addr.coll = S(cl->name);
-        k->part = p;
-        uint32_t start = *nt;
-        for (uint32_t p2 = p; p2 < np; p2++)
-            if (want[p2] && !done[p2] && via[p2] == node) {
-                targets[(*nt)++] = (struct msg_target){p2, cl->parts[p2].epoch};
-                done[p2] = true;
-            }
-        k->req.u.search_req =
-            (struct msg_search_req){&targets[start], *nt - start, s->queries, s->n_queries};
+        struct msg_target *first = tg + groups[g].first;
+        for (uint32_t j = 0; j < groups[g].n; j++)
+            first[j].epoch = cl->parts[first[j].part].epoch;
+        k->part = first[0].part;
+        k->req.u.search_req = (struct msg_search_req){first, groups[g].n, s->queries, s->n_queries};
         k->timeout_ms = timeout_ms;
-        router_aim(c, m, node, k);
+        router_aim(c, m, groups[g].node, k);
+        *nt += groups[g].n;
     }
 }
 
@@ -75,22 +73,25 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     uint64_t t0 = clock_mono_ms();
     /* One request per node naming the partitions read from it; a second round for the
      * partitions whose node failed, on another replica when there is one. */
-    uint32_t *via = router_tmp_alloc(t, np * sizeof *via);
+    uint32_t *via = router_tmp_alloc(t, 3 * (size_t)np * sizeof *via); /* + scratch, failed */
     struct msg_target *targets = router_tmp_alloc(t, 2 * np * sizeof *targets);
-    bool *flags = router_tmp_alloc(t, 3 * np * sizeof *flags);
+    bool *flags = router_tmp_alloc(t, 2 * np * sizeof *flags);
+    uint32_t *scratch = via ? via + np : NULL;
+    struct msg_search_group *groups = router_tmp_alloc(t, np * sizeof *groups);
     struct call *calls = calloc(2 * (size_t)np, sizeof *calls);
-    if (!via || !targets || !flags || !calls) {
+    if (!via || !targets || !flags || !scratch || !groups || !calls) {
         free(calls);
         return DV_ENOMEM;
     }
-    bool *want = flags, *answered = flags + np, *done = flags + 2 * np;
+    bool *want = flags, *answered = flags + np;
     size_t ncalls = 0;
     uint32_t nt = 0;
     for (uint32_t p = 0; p < np; p++) {
         want[p] = true;
         via[p] = router_read_node(m, &cl->parts[p], UINT32_MAX, turn + p);
     }
-    search_calls(c, m, cl, s, want, via, s->timeout_ms, calls, &ncalls, targets, &nt, done);
+    search_calls(c, m, cl, s, want, via, s->timeout_ms, calls, &ncalls, targets, &nt, scratch,
+                 groups);
     router_run_calls(c, calls, ncalls);
     t->calls = calls;
     t->n_calls = ncalls;
@@ -132,7 +133,7 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     uint64_t spent = clock_mono_ms() - t0;
     if (retry > 0 && (s->timeout_ms == 0 || spent < s->timeout_ms)) {
         search_calls(c, m, cl, s, want, via, s->timeout_ms ? s->timeout_ms - (uint32_t)spent : 0,
-                     calls, &ncalls, targets, &nt, done);
+                     calls, &ncalls, targets, &nt, scratch, groups);
         log_info("search: reading from other replicas", "collection=%s partitions=%u", cl->name,
                  retry);
         router_run_calls(c, calls + first_round, ncalls - first_round);
@@ -141,9 +142,7 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     }
 
     /* Which partitions did not answer; the error of the first failure among them. */
-    uint32_t *failed = router_tmp_alloc(t, np * sizeof *failed);
-    if (failed == NULL)
-        return DV_ENOMEM;
+    uint32_t *failed = via + 2 * np;
     uint32_t nfailed = 0;
     for (uint32_t p = 0; p < np; p++)
         if (!answered[p])
@@ -186,36 +185,17 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
         return err;
 
     /* Merge: per query, every partition's hits, best first, the k best. */
-    struct msg_hits *results = router_tmp_alloc(t, (nq ? nq : 1) * sizeof *results);
-    size_t total = 0;
+    const struct msg_search_rep **reps = router_tmp_alloc(t, ncalls * sizeof *reps);
+    if (reps == NULL)
+        return DV_ENOMEM;
     for (size_t i = 0; i < ncalls; i++)
-        if (calls[i].rc == DV_OK)
-            for (uint32_t j = 0; j < calls[i].rep.m.u.search_rep.n_parts; j++)
-                for (uint32_t q = 0; q < calls[i].rep.m.u.search_rep.parts[j].n; q++)
-                    total += calls[i].rep.m.u.search_rep.parts[j].results[q].n;
+        reps[i] = calls[i].rc == DV_OK ? &calls[i].rep.m.u.search_rep : NULL;
+    size_t total = msg_hits_total(reps, ncalls, nq);
+    struct msg_hits *results = router_tmp_alloc(t, (nq ? nq : 1) * sizeof *results);
     struct msg_hit *pool = router_tmp_alloc(t, (total ? total : 1) * sizeof *pool);
     if (results == NULL || pool == NULL)
         return DV_ENOMEM;
-    size_t used = 0;
-    for (uint32_t q = 0; q < nq; q++) {
-        struct msg_hit *h = pool + used;
-        size_t cnt = 0;
-        for (size_t i = 0; i < ncalls; i++) {
-            if (calls[i].rc != DV_OK)
-                continue;
-            const struct msg_search_rep *r = &calls[i].rep.m.u.search_rep;
-            for (uint32_t j = 0; j < r->n_parts; j++)
-                if (r->parts[j].err.code == 0 && q < r->parts[j].n) {
-                    const struct msg_hits *x = &r->parts[j].results[q];
-                    memcpy(h + cnt, x->hits, x->n * sizeof *h);
-                    cnt += x->n;
-                }
-        }
-        qsort(h, cnt, sizeof *h, msg_hit_order(cl->cfg.metric));
-        uint32_t k = s->queries[q].k;
-        results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
-        used += cnt;
-    }
+    msg_hits_merge(reps, ncalls, s->queries, nq, cl->cfg.metric, results, pool);
     rep->u.csearch_rep = (struct msg_csearch_rep){results, nq, nfailed > 0, failed, nfailed};
     return DV_OK;
 }
