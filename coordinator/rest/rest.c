@@ -167,6 +167,7 @@ int rx_call(struct rx *x, struct msg *req, struct msg_reply *rep)
         req->read_consistency = x->consistency;
     struct rpcsrv_result res;
     memset(&res, 0, sizeof res);
+    res.requeued = x->requeued; /* a search that failed the plain way: not that way again */
     int rc = x->r->o.call(x->r->o.call_arg, req, rep, &res);
     if (rc != DV_OK) {
         msg_reply_free(rep);
@@ -439,48 +440,124 @@ static int envelope(struct buf *out, int status, const struct buf *res, const ch
     return rc;
 }
 
-static void handle(struct rest *r, struct rest_item *it)
+static void rx_init(struct rx *x, struct rest *r, struct httpd_req *hr, uint64_t t0_ns)
 {
-    struct rx x;
-    memset(&x, 0, sizeof x);
-    x.r = r;
-    x.hr = it->hr;
-    x.op = REST_OP_UNKNOWN;
-    x.method = httpd_req_method(it->hr);
-    x.body = httpd_req_body(it->hr, &x.body_len);
+    memset(x, 0, sizeof *x);
+    x->r = r;
+    x->hr = hr;
+    x->op = REST_OP_UNKNOWN;
+    x->t0_ns = t0_ns;
+    x->method = httpd_req_method(hr);
+    x->body = httpd_req_body(hr, &x->body_len);
+}
+
+/* Everything before the handler: the path, the route, the body's size, the parameters. */
+static int rx_prepare(struct rx *x)
+{
     uint64_t declared;
-    int st = parse_target(&x, httpd_req_uri(it->hr));
+    int st = parse_target(x, httpd_req_uri(x->hr));
     if (st == 200)
-        st = route(&x);
-    if (st == 200 && httpd_req_too_big(it->hr, &declared))
-        st = rx_fail(&x, 413,
+        st = route(x);
+    if (st == 200 && httpd_req_too_big(x->hr, &declared))
+        st = rx_fail(x, 413,
                      "Payload too large: the request body has %" PRIu64
                      " bytes, the limit is %" PRIu64 " (max_message)",
-                     declared, r->o.max_body);
+                     declared, x->r->o.max_body);
     if (st == 200)
-        st = parse_params(&x);
-    if (st == 200)
-        st = dispatch(&x);
+        st = parse_params(x);
+    return st;
+}
 
+/* Frees what x holds (not x). */
+static void rx_clear(struct rx *x)
+{
+    buf_free(&x->res);
+    if (x->json)
+        json_decref(x->json);
+    free(x->path);
+    free(x->query);
+}
+
+/* Answers with status st and clears x. */
+static void rx_answer(struct rx *x, int st)
+{
     struct buf out = BUF_INIT;
     int rc;
-    if (st == 200 && x.op == REST_OP_ROOT)
-        rc = buf_append(&out, x.res.data, x.res.len); /* GET / has no envelope (Qdrant) */
+    if (st == 200 && x->op == REST_OP_ROOT)
+        rc = buf_append(&out, x->res.data, x->res.len); /* GET / has no envelope (Qdrant) */
     else
-        rc = envelope(&out, st, &x.res, x.err[0] ? x.err : "error", it->t0_ns);
+        rc = envelope(&out, st, &x->res, x->err[0] ? x->err : "error", x->t0_ns);
     if (rc != DV_OK) {
         st = 500;
         buf_free(&out);
     }
     if (st >= 500)
-        log_warn("rest request failed", "op=%s status=%d error=%s", op_names[x.op], st, x.err);
-    answer(r, it->hr, x.op, st, (const char *)out.data, out.len, it->t0_ns);
+        log_warn("rest request failed", "op=%s status=%d error=%s", op_names[x->op], st, x->err);
+    answer(x->r, x->hr, x->op, st, (const char *)out.data, out.len, x->t0_ns);
     buf_free(&out);
-    buf_free(&x.res);
-    if (x.json)
-        json_decref(x.json);
-    free(x.path);
-    free(x.query);
+    rx_clear(x);
+}
+
+static void handle(struct rest *r, struct rest_item *it)
+{
+    struct rx x;
+    rx_init(&x, r, it->hr, it->t0_ns);
+    x.requeued = it->requeued;
+    int st = rx_prepare(&x);
+    if (st == 200)
+        st = dispatch(&x);
+    rx_answer(&x, st);
+}
+
+void rx_finish(struct rx *x, int st)
+{
+    if (x->r->fast_answered)
+        metrics_counter_inc(x->r->fast_answered);
+    rx_answer(x, st);
+    free(x);
+}
+
+static bool enqueue(struct rest *r, struct httpd_req *hr, uint64_t t0_ns, bool requeued);
+
+void rx_requeue(struct rx *x)
+{
+    struct rest *r = x->r;
+    struct httpd_req *hr = x->hr;
+    uint64_t t0 = x->t0_ns;
+    if (r->fast_requeued)
+        metrics_counter_inc(r->fast_requeued);
+    rx_clear(x);
+    free(x);
+    enqueue(r, hr, t0, true);
+}
+
+/* A search whose body is small runs on the nng thread until it is started (or answered, for a
+ * bad one); true when the request is taken care of, false when it needs a worker. */
+static bool fast(struct rest *r, struct httpd_req *hr, uint64_t t0_ns)
+{
+    struct rx *x = malloc(sizeof *x);
+    if (x == NULL)
+        return false;
+    rx_init(x, r, hr, t0_ns);
+    x->fast = true;
+    int st = rx_prepare(x);
+    bool search = x->op == REST_OP_SEARCH || x->op == REST_OP_SEARCH_BATCH ||
+                  x->op == REST_OP_QUERY || x->op == REST_OP_QUERY_BATCH;
+    if (st != 200 || !search || x->consistency != 0) {
+        rx_clear(x); /* a worker does it all again, bad requests too */
+        free(x);
+        return false;
+    }
+    st = dispatch(x);
+    if (st == REST_STARTED)
+        return true; /* the search's done answers */
+    if (st == REST_SLOW) {
+        rx_clear(x);
+        free(x);
+        return false;
+    }
+    rx_finish(x, st); /* a bad request, answered here */
+    return true;
 }
 
 /* ---- the queue and the workers ----------------------------------------------------------- */
@@ -523,24 +600,20 @@ static void *worker(void *arg)
 static const char busy_body[] = "{\"status\":{\"error\":\"Service unavailable: too many requests "
                                 "waiting; retry later\"},\"time\":0.0}";
 
-/* httpd's callback (an nng thread): queue the request, never block. */
-static void on_request(void *arg, struct httpd_req *hr)
+/* Queues a request for a worker; answers 503 when the queue is full. */
+static bool enqueue(struct rest *r, struct httpd_req *hr, uint64_t t0_ns, bool requeued)
 {
-    struct rest *r = arg;
-    if (httpd_req_aborted(hr)) {
-        httpd_req_reply(hr, 500, NULL, NULL, 0); /* only frees it */
-        return;
-    }
     size_t len;
     httpd_req_body(hr, &len);
     struct rest_item *it = malloc(sizeof *it);
     if (it == NULL) {
         httpd_req_reply(hr, 503, JSON_CT, busy_body, sizeof busy_body - 1);
-        return;
+        return false;
     }
     it->hr = hr;
-    it->t0_ns = clock_mono_ns();
+    it->t0_ns = t0_ns;
     it->big = len > REST_BIG_BODY;
+    it->requeued = requeued;
     it->next = NULL;
     pthread_mutex_lock(&r->mu);
     if (r->queued >= r->max_queue || r->stopping) {
@@ -549,7 +622,7 @@ static void on_request(void *arg, struct httpd_req *hr)
         if (r->req[REST_OP_UNKNOWN][REST_5XX])
             metrics_counter_inc(r->req[REST_OP_UNKNOWN][REST_5XX]);
         httpd_req_reply(hr, 503, JSON_CT, busy_body, sizeof busy_body - 1);
-        return;
+        return false;
     }
     if (r->tail)
         r->tail->next = it;
@@ -559,6 +632,26 @@ static void on_request(void *arg, struct httpd_req *hr)
     r->queued++;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    return true;
+}
+
+/* httpd's callback (an nng thread): a small search is started here, anything else queued;
+ * never blocks. */
+static void on_request(void *arg, struct httpd_req *hr)
+{
+    struct rest *r = arg;
+    if (httpd_req_aborted(hr)) {
+        httpd_req_reply(hr, 500, NULL, NULL, 0); /* only frees it */
+        return;
+    }
+    uint64_t t0 = clock_mono_ns();
+    size_t len;
+    httpd_req_body(hr, &len);
+    uint64_t declared;
+    if (r->o.search && len <= REST_FAST_BODY && !httpd_req_too_big(hr, &declared) &&
+        is(httpd_req_method(hr), "POST") && fast(r, hr, t0))
+        return;
+    enqueue(r, hr, t0, false);
 }
 
 static void register_metrics(struct rest *r)
@@ -575,6 +668,12 @@ static void register_metrics(struct rest *r)
                           "Time to answer a REST request, from its arrival, by operation.", NULL, 0,
                           l, &r->lat[op], NULL);
     }
+    static const char fast_help[] =
+        "Searches parsed and started on the HTTP thread, by outcome: answered from the nodes' "
+        "replies, or requeued for a worker (a node failed or moved on).";
+    const char *la[] = {"outcome", "answered", NULL}, *lr[] = {"outcome", "requeued", NULL};
+    metrics_counter(r->o.reg, "dvec_rest_fast_searches", fast_help, la, &r->fast_answered, NULL);
+    metrics_counter(r->o.reg, "dvec_rest_fast_searches", fast_help, lr, &r->fast_requeued, NULL);
 }
 
 int rest_new(const struct rest_opts *o, struct rest **out, char *errmsg)

@@ -21,7 +21,11 @@
  * calls and where dvec differs from Qdrant.
  *
  * Threads: httpd hands each request over on an nng thread; it is queued and answered by one
- * of the REST layer's own worker threads, which may block in `call`.
+ * of the REST layer's own worker threads, which may block in `call`. A search (search, query,
+ * and their batches) with a small body is parsed on the nng thread instead and started with
+ * `search`; its reply is rendered and sent from the thread that runs `done`, so a plain search
+ * wakes no REST worker. Anything else about it (a query by id, a read consistency, a node that
+ * fails) sends it to a worker as any other request.
  */
 struct rest;
 
@@ -34,9 +38,20 @@ typedef int (*rest_call_fn)(void *arg, const struct msg *req, struct msg_reply *
  * coordinator's map knows it; false when it does not know the collection. Any thread. */
 typedef bool (*rest_meta_fn)(void *arg, const char *name, uint32_t *dim, uint32_t *metric);
 
+/* A plain search started without blocking (coord_search_start): done(done_arg, rep, metric)
+ * runs later on another thread with the merged hits (valid during the call), or rep NULL when
+ * the search needs `call` (the REST layer then runs the request again on a worker). False:
+ * nothing started. */
+typedef void (*rest_search_done)(void *done_arg, const struct msg_csearch_rep *rep,
+                                 uint32_t metric);
+typedef bool (*rest_search_fn)(void *arg, const struct msg *req, rest_search_done done,
+                               void *done_arg);
+
 struct rest_opts {
     rest_call_fn call;
     void *call_arg;
+    rest_search_fn search; /* may be NULL: every request goes to a worker */
+    void *search_arg;
     rest_meta_fn meta;
     void *meta_arg;
     uint64_t peer_id;    /* this coordinator's raft id (Qdrant's peer_id) */

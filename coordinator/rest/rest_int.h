@@ -58,7 +58,8 @@ enum { REST_2XX, REST_4XX, REST_5XX, REST_CLASSES };
 struct rest_item {
     struct httpd_req *hr;
     uint64_t t0_ns;
-    bool big; /* a body over REST_BIG_BODY: only REST_BIG_RUNNING of those run at once */
+    bool big;      /* a body over REST_BIG_BODY: only REST_BIG_RUNNING of those run at once */
+    bool requeued; /* a fast search that gave up (rx.requeued) */
     struct rest_item *next;
 };
 
@@ -80,12 +81,15 @@ struct rest {
     atomic_uint_least64_t req_seq; /* req_id of native requests */
     struct metrics_counter *req[REST_OP_N][REST_CLASSES];
     struct metrics_histogram *lat[REST_OP_N];
+    struct metrics_counter *fast_answered, *fast_requeued; /* fast searches, by outcome */
 };
 
 #define REST_MAX_SEGS 8
 #define REST_ERR_MAX  1024
 
-/* One request being answered by a worker. */
+struct rx_search;
+
+/* One request being answered by a worker (or a fast search on the nng thread). */
 struct rx {
     struct rest *r;
     struct httpd_req *hr;
@@ -96,13 +100,26 @@ struct rx {
     char *query; /* the query string, a copy (rx_param decodes) */
     const char *body;
     size_t body_len;
-    json_t *json;           /* the parsed body (an object), or NULL */
-    struct buf res;         /* the JSON of "result" */
-    int op;                 /* enum rest_op */
-    char err[REST_ERR_MAX]; /* the message of an error answer */
-    uint32_t timeout_ms;    /* ?timeout= (seconds) for searches; 0: the coordinator's */
-    uint32_t consistency;   /* ?consistency= of reads (struct msg.read_consistency); 0: none */
+    json_t *json;             /* the parsed body (an object), or NULL */
+    struct buf res;           /* the JSON of "result" */
+    int op;                   /* enum rest_op */
+    char err[REST_ERR_MAX];   /* the message of an error answer */
+    uint32_t timeout_ms;      /* ?timeout= (seconds) for searches; 0: the coordinator's */
+    uint32_t consistency;     /* ?consistency= of reads (struct msg.read_consistency); 0: none */
+    uint64_t t0_ns;           /* arrival */
+    bool fast;                /* on the nng thread: a search may start (REST_STARTED) or give up
+                                 (REST_SLOW), nothing may block */
+    bool requeued;            /* a worker's second run of a fast search that gave up */
+    struct rx_search *search; /* a started search's state (rest_points.c) */
 };
+
+/* Statuses of a fast request that are not HTTP's: the search is started (its `done` answers),
+ * or the request needs a worker. */
+#define REST_STARTED 1
+#define REST_SLOW    2
+
+/* Bodies up to this size may be parsed on the nng thread (a fast search). */
+#define REST_FAST_BODY (64u << 10)
 
 /* ---- rest.c ------------------------------------------------------------------------------ */
 
@@ -124,6 +141,12 @@ bool rx_meta(struct rx *x, const char *coll, uint32_t *dim, uint32_t *metric);
 
 /* The next operation_id (UpdateResult). */
 uint64_t rx_op_id(struct rx *x);
+
+/* A fast request's end (any thread): rx_finish answers with status st (the result in x->res
+ * or the error in x->err) and frees x; rx_requeue frees x and queues its HTTP request for a
+ * worker, which runs it from the start. */
+void rx_finish(struct rx *x, int st);
+void rx_requeue(struct rx *x);
 
 /* ---- rest_json.c: input ------------------------------------------------------------------ */
 

@@ -547,6 +547,8 @@ static int vector_input(struct rx *x, const char *coll, json_t *v, const char *f
     if (json_is_integer(v) || json_is_string(v)) {
         struct pid id;
         int st = rj_id(x, v, field, &id);
+        if (st == 200 && x->fast)
+            return REST_SLOW; /* the lookup is a call: a worker's */
         return st == 200 ? vector_of(x, coll, &id, p) : st;
     }
     if (!json_is_array(v))
@@ -685,10 +687,9 @@ static int parse_query(struct rx *x, const char *coll, json_t *o, struct plan *p
     return vector_input(x, coll, q, "query", p);
 }
 
-/* Runs the plans: one native search for every vector plan, a scroll for each id-order plan;
- * writes each result list with `each` around it ("%s" is the list). */
-static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, struct buf *mp,
-                     bool batch, const char *open, const char *close)
+/* The native queries of the vector plans (p[i].qi set), into *out (free()). */
+static int build_queries(struct rx *x, struct plan *p, size_t n, const struct buf *mp,
+                         struct msg_query **out, size_t *nq_out)
 {
     size_t nq = 0;
     for (size_t i = 0; i < n; i++)
@@ -711,21 +712,19 @@ static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, s
         q->with_payload = p[i].sel.on;
         q->with_vector = p[i].with_vector;
     }
-    struct msg_reply srep = {0};
+    *out = qs;
+    *nq_out = nq;
+    return 200;
+}
+
+/* Writes each plan's result list with `open` and `close` around it: the vector plans' from
+ * srep, the id-order plans' from a scroll each (a worker's only). `lower`: lower scores are
+ * better (score_threshold's direction). */
+static int render(struct rx *x, const char *coll, struct plan *p, size_t n, struct buf *mp,
+                  bool batch, const char *open, const char *close,
+                  const struct msg_csearch_rep *srep, bool lower)
+{
     int st = 200;
-    if (nq) {
-        struct msg q = {.type = MSG_P_SEARCH};
-        q.addr.coll = S(coll);
-        q.u.csearch_req = (struct msg_csearch_req){qs, (uint32_t)nq, false, x->timeout_ms};
-        st = rx_call(x, &q, &srep);
-    }
-    free(qs);
-    if (st != 200)
-        return st;
-    uint32_t metric = 2;
-    bool lower = false;
-    if (rx_meta(x, coll, NULL, &metric))
-        lower = lower_better(metric);
     int rc = batch ? jw_raw(&x->res, "[") : DV_OK;
     for (size_t i = 0; i < n && st == 200 && rc == DV_OK; i++) {
         if (batch && i)
@@ -752,7 +751,7 @@ static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, s
             hits = r2.m.u.scroll_rep.hits.hits;
             nh = r2.m.u.scroll_rep.hits.n;
         } else {
-            const struct msg_hits *h = &srep.m.u.csearch_rep.results[p[i].qi];
+            const struct msg_hits *h = &srep->results[p[i].qi];
             hits = h->hits;
             nh = h->n;
         }
@@ -781,7 +780,6 @@ static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, s
     }
     if (st == 200 && rc == DV_OK && batch)
         rc = jw_raw(&x->res, "]");
-    msg_reply_free(&srep);
     if (st != 200)
         return st;
     if (rc == DV_ENOMEM)
@@ -791,6 +789,108 @@ static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, s
                                  "Service internal error: a payload cannot be "
                                  "shown as JSON (%s)",
                                  dv_strerror(rc));
+}
+
+/* Runs the plans on a worker: one native search for every vector plan, a scroll for each
+ * id-order plan. */
+static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, struct buf *mp,
+                     bool batch, const char *open, const char *close)
+{
+    struct msg_query *qs;
+    size_t nq;
+    int st = build_queries(x, p, n, mp, &qs, &nq);
+    if (st != 200)
+        return st;
+    struct msg_reply srep = {0};
+    if (nq) {
+        struct msg q = {.type = MSG_P_SEARCH};
+        q.addr.coll = S(coll);
+        q.u.csearch_req = (struct msg_csearch_req){qs, (uint32_t)nq, false, x->timeout_ms};
+        st = rx_call(x, &q, &srep);
+    }
+    free(qs);
+    if (st != 200)
+        return st;
+    uint32_t metric = 2;
+    bool lower = false;
+    if (rx_meta(x, coll, NULL, &metric))
+        lower = lower_better(metric);
+    st = render(x, coll, p, n, mp, batch, open, close, &srep.m.u.csearch_rep, lower);
+    msg_reply_free(&srep);
+    return st;
+}
+
+/* A fast search between its start and its reply (x->search). */
+struct rx_search {
+    const char *coll; /* in x->path */
+    struct plan *p;
+    size_t n;
+    struct buf mp;
+    struct msg_query *qs;
+    struct msg req;
+    bool batch;
+    const char *open, *close;
+};
+
+static void rx_search_free(struct rx_search *sr)
+{
+    plans_free(sr->p, sr->n);
+    buf_free(&sr->mp);
+    free(sr->qs);
+    free(sr);
+}
+
+/* The search's done (rest_search_done, on an nng thread): render and answer, or hand the
+ * request to a worker. */
+static void search_done(void *arg, const struct msg_csearch_rep *rep, uint32_t metric)
+{
+    struct rx *x = arg;
+    struct rx_search *sr = x->search;
+    x->search = NULL;
+    if (rep == NULL) {
+        rx_search_free(sr);
+        rx_requeue(x);
+        return;
+    }
+    int st = render(x, sr->coll, sr->p, sr->n, &sr->mp, sr->batch, sr->open, sr->close, rep,
+                    lower_better(metric));
+    rx_search_free(sr);
+    rx_finish(x, st);
+}
+
+/* Starts the plans of a fast search: REST_STARTED, REST_SLOW (an id-order plan, or not a plain
+ * search), or an error status. Takes p and mp in every case. */
+static int start_plans(struct rx *x, const char *coll, struct plan *p, size_t n, struct buf *mp,
+                       bool batch, const char *open, const char *close)
+{
+    int st = REST_SLOW;
+    for (size_t i = 0; i < n; i++)
+        if (p[i].scroll)
+            goto out; /* a scroll is a call */
+    struct rx_search *sr = calloc(1, sizeof *sr);
+    if (sr == NULL) {
+        st = oom(x);
+        goto out;
+    }
+    size_t nq;
+    if ((st = build_queries(x, p, n, mp, &sr->qs, &nq)) != 200) {
+        free(sr);
+        goto out;
+    }
+    *sr = (struct rx_search){coll, p, n, *mp, sr->qs, {.type = MSG_P_SEARCH}, batch, open, close};
+    sr->req.addr.coll = S(coll);
+    sr->req.req_id = 0;
+    sr->req.u.csearch_req = (struct msg_csearch_req){sr->qs, (uint32_t)nq, false, x->timeout_ms};
+    x->search = sr;
+    if (x->r->o.search(x->r->o.search_arg, &sr->req, search_done, x))
+        return REST_STARTED; /* x may be answered and gone already */
+    x->search = NULL;
+    rx_search_free(sr);
+    return REST_SLOW;
+out:
+    plans_free(p, n);
+    buf_free(mp);
+    return st;
 }
 
 /* Search and query, single or batch ({"searches": [...]}). */
@@ -820,8 +920,11 @@ static int searches(struct rx *x, const char *coll, bool batch, bool query)
         json_t *o = batch ? json_array_get(list, i) : list;
         st = query ? parse_query(x, coll, o, &p[i], &mp) : parse_search(x, coll, o, &p[i], &mp);
     }
+    const char *open = query ? "{\"points\":" : "", *close = query ? "}" : "";
+    if (st == 200 && x->fast)
+        return start_plans(x, coll, p, n, &mp, batch, open, close);
     if (st == 200)
-        st = run_plans(x, coll, p, n, &mp, batch, query ? "{\"points\":" : "", query ? "}" : "");
+        st = run_plans(x, coll, p, n, &mp, batch, open, close);
     plans_free(p, n);
     buf_free(&mp);
     return st;

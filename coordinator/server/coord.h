@@ -85,6 +85,12 @@ struct coord {
         atomic_uint_least32_t num;
         atomic_uint_least64_t at_ms;
     } probe_down[64];
+    /* router.c: nodes whose last call did not answer, and until when reads avoid them (a slot
+     * per node number modulo the table, as probe_down) */
+    struct {
+        atomic_uint_least32_t num;
+        atomic_uint_least64_t until_ms;
+    } silent[64];
 
     pthread_mutex_t conns_mu;
     struct coord_conn *conns;
@@ -213,6 +219,18 @@ int coord_handle(void *arg, const void *in, size_t n, struct buf *out, struct rp
  * partition with an in-sync replica on a serving node) and answers it from NNG's threads, no
  * worker involved; anything else, or a node call that fails, goes to coord_handle on a worker. */
 bool coord_run_async(void *arg, const void *in, size_t n, struct rpcsrv_req *h);
+
+/* What coord_search_start calls when the search is done, on an NNG thread: the merged hits
+ * (valid during the call; metric: the collection's, for the order of scores), or rep NULL
+ * when the search needs the full path (a node failed or moved on): the caller then runs it
+ * through coord_call, with rpcsrv_result.requeued set. */
+typedef void (*coord_search_done)(void *done_arg, const struct msg_csearch_rep *rep,
+                                  uint32_t metric);
+
+/* router_async.c for in-process callers (the REST API): starts a plain search (type
+ * MSG_P_SEARCH; req and what it points to stay valid until `done` runs) and returns true, or
+ * false when it is not a plain one (nothing started: use coord_call). Never blocks. */
+bool coord_search_start(void *arg, const struct msg *req, coord_search_done done, void *done_arg);
 
 /* ---- router.c ---------------------------------------------------------------------------- */
 

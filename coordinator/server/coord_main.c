@@ -321,6 +321,8 @@ int main(int argc, char **argv)
         struct rest_opts ro2 = {
             .call = coord_call,
             .call_arg = &c,
+            .search = coord_search_start,
+            .search_arg = &c,
             .meta = coll_meta,
             .meta_arg = &c,
             .peer_id = cf.id,

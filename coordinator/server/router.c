@@ -61,6 +61,9 @@ void router_run_calls(struct coord *c, struct call *calls, size_t n)
         call_one(calls, 0);
     else if (n > 1)
         rpcsrv_parallel(c->srv, n, call_one, calls);
+    for (size_t i = 0; i < n; i++)
+        if (calls[i].r) /* sent: the node's answer, or its silence */
+            router_note(c, calls[i].node, calls[i].rc);
 }
 
 /* The first failed call as the request's error, naming partition and node. */
@@ -123,15 +126,42 @@ bool router_serves(const struct cmap *m, uint32_t num)
  * none serves, the primary (the error names it). `avoid` (UINT32_MAX: none) just failed:
  * another in-sync replica then, any that is not dead or removed; UINT32_MAX when there is none.
  */
-uint32_t router_read_node(const struct cmap *m, const struct cmap_part *pt, uint32_t avoid,
-                          uint64_t turn)
+void router_note(struct coord *c, uint32_t num, int rc)
+{
+    if (num == CMAP_NONE)
+        return;
+    size_t slot = num % (sizeof c->silent / sizeof c->silent[0]);
+    if (rc == DV_ETIMEDOUT || rc == DV_EIO || rc == DV_ESHUTDOWN) {
+        atomic_store(&c->silent[slot].num, num);
+        atomic_store(&c->silent[slot].until_ms, clock_mono_ms() + ROUTER_SILENT_MS);
+    } else if (rc == DV_OK &&
+               atomic_load_explicit(&c->silent[slot].until_ms, memory_order_relaxed) != 0 &&
+               atomic_load(&c->silent[slot].num) == num) {
+        atomic_store(&c->silent[slot].until_ms, 0);
+    }
+}
+
+bool router_silent(struct coord *c, uint32_t num)
+{
+    size_t slot = num % (sizeof c->silent / sizeof c->silent[0]);
+    uint64_t until = atomic_load_explicit(&c->silent[slot].until_ms, memory_order_relaxed);
+    return until != 0 && atomic_load(&c->silent[slot].num) == num && clock_mono_ms() < until;
+}
+
+uint32_t router_read_node(struct coord *c, const struct cmap *m, const struct cmap_part *pt,
+                          uint32_t avoid, uint64_t turn)
 {
     /* Only in-sync replicas: one out of the in-sync set may miss acknowledged writes. */
-    uint32_t ok[CMAP_MAX_REPLICAS], n_ok = 0;
+    uint32_t ok[CMAP_MAX_REPLICAS], n_ok = 0, live[CMAP_MAX_REPLICAS], n_live = 0;
     for (uint32_t j = 0; j < pt->n; j++)
         if (pt->nodes[j] != avoid && pt->state[j] == CMAP_REPLICA_ACTIVE &&
-            router_serves(m, pt->nodes[j]))
+            router_serves(m, pt->nodes[j])) {
             ok[n_ok++] = pt->nodes[j];
+            if (!router_silent(c, pt->nodes[j]))
+                live[n_live++] = pt->nodes[j];
+        }
+    if (n_live > 0)
+        return live[turn % n_live];
     if (n_ok > 0)
         return ok[turn % n_ok];
     if (avoid == UINT32_MAX)
@@ -160,7 +190,7 @@ static void reread_failed(struct coord *c, const struct cmap *m, const struct cm
         struct call *q = &calls[i];
         if (q->rc != DV_EIO && q->rc != DV_ETIMEDOUT && q->rc != DV_ESHUTDOWN)
             continue;
-        uint32_t other = router_read_node(m, &cl->parts[q->part], q->node, turn + q->part);
+        uint32_t other = router_read_node(c, m, &cl->parts[q->part], q->node, turn + q->part);
         if (other == UINT32_MAX || other == q->node)
             continue;
         struct call *a = &again[k];
@@ -364,7 +394,7 @@ int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         }
         calls[k].req = sub;
         calls[k].part = p;
-        router_aim(c, m, writing ? pt->primary : router_read_node(m, pt, UINT32_MAX, turn + p),
+        router_aim(c, m, writing ? pt->primary : router_read_node(c, m, pt, UINT32_MAX, turn + p),
                    &calls[k]);
         k++;
     }
@@ -439,7 +469,7 @@ static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll
         calls[p].req = *sub;
         calls[p].req.addr = (struct msg_addr){S(cl->name), p, cl->parts[p].epoch, 0};
         calls[p].part = p;
-        router_aim(c, m, router_read_node(m, &cl->parts[p], UINT32_MAX, turn + p), &calls[p]);
+        router_aim(c, m, router_read_node(c, m, &cl->parts[p], UINT32_MAX, turn + p), &calls[p]);
     }
     router_run_calls(c, calls, np);
     reread_failed(c, m, cl, calls, np, turn);

@@ -18,8 +18,10 @@
 /* One search in flight. */
 struct asearch {
     struct coord *c;
-    struct rpcsrv_req *h; /* taken from rpcsrv; NULL: a thread waits (router_search_plain) */
-    pthread_mutex_t mu;   /* the waiting thread's */
+    struct rpcsrv_req *h; /* taken from rpcsrv; NULL: a thread waits or cb is called */
+    coord_search_done cb; /* coord_search_start's */
+    void *cb_arg;
+    pthread_mutex_t mu; /* the waiting thread's */
     pthread_cond_t cv;
     bool done;
     const struct msg *reqp; /* the request: &req, or the waiting thread's */
@@ -27,6 +29,7 @@ struct asearch {
     uint32_t metric;
     struct tr_job *jobs;
     struct combiner **combs; /* [n_jobs] the node's combiner whose slot the job holds */
+    uint32_t *nodes;         /* [n_jobs] the node's number in the map */
     size_t n_jobs;
     atomic_size_t left;
     struct msg *reqs;
@@ -42,6 +45,7 @@ static void asearch_free(struct asearch *a)
         if (a->combs[i]) /* not started (a plan given up) */
             combiner_put(a->combs[i]);
     free(a->combs);
+    free(a->nodes);
     free(a->jobs);
     free(a->reqs);
     free(a->targets);
@@ -99,9 +103,41 @@ static int answer(struct asearch *a, struct buf *out, char *errmsg)
     return rc;
 }
 
+/* coord_search_start's finish: the merged hits to the callback, or NULL. */
+static void callback(struct asearch *a)
+{
+    const struct msg_csearch_req *s = &a->reqp->u.csearch_req;
+    uint32_t nq = s->n_queries;
+    bool ok = all_answered(a);
+    const struct msg_search_rep **reps = ok ? replies(a) : NULL;
+    size_t total = reps ? msg_hits_total(reps, a->n_jobs, nq) : 0;
+    struct msg_hits *results = reps ? calloc(nq, sizeof *results) : NULL;
+    struct msg_hit *pool = reps ? malloc((total ? total : 1) * sizeof *pool) : NULL;
+    coord_search_done cb = a->cb;
+    void *arg = a->cb_arg;
+    if (results && pool) {
+        msg_hits_merge(reps, a->n_jobs, s->queries, nq, a->metric, results, pool);
+        struct msg_csearch_rep rep = {results, nq, false, NULL, 0};
+        cb(arg, &rep, a->metric);
+    } else {
+        asearch_free(a); /* the caller may free the request: nothing may point into it */
+        a = NULL;
+        cb(arg, NULL, 0);
+    }
+    free(reps);
+    free(results);
+    free(pool);
+    if (a)
+        asearch_free(a);
+}
+
 /* The last node's reply is in (on its NNG thread): answer, or hand the request to a worker. */
 static void finish(struct asearch *a)
 {
+    if (a->cb) {
+        callback(a);
+        return;
+    }
     if (a->h == NULL) { /* a thread waits for it */
         pthread_mutex_lock(&a->mu);
         a->done = true;
@@ -131,6 +167,7 @@ static void job_done(void *arg, struct tr_job *j)
     size_t i = (size_t)(j - a->jobs);
     combiner_put(a->combs[i]); /* the node's slot is free again */
     a->combs[i] = NULL;
+    router_note(a->c, a->nodes[i], j->rc);
     if (atomic_fetch_sub(&a->left, 1) == 1)
         finish(a);
 }
@@ -154,12 +191,14 @@ static bool plan(struct coord *c, struct asearch *a)
         a->reqs = calloc(np, sizeof *a->reqs);
         a->jobs = calloc(np, sizeof *a->jobs);
         a->combs = calloc(np, sizeof *a->combs);
-        ok = via && a->targets && a->reqs && a->jobs && a->combs;
+        a->nodes = calloc(np, sizeof *a->nodes);
+        ok = via && a->targets && a->reqs && a->jobs && a->combs && a->nodes;
     }
     uint64_t turn = atomic_fetch_add(&c->read_turn, 1);
     for (uint32_t p = 0; ok && p < np; p++) {
-        via[p] = router_read_node(m, &cl->parts[p], UINT32_MAX, turn + p);
-        ok = via[p] != UINT32_MAX && router_serves(m, via[p]);
+        via[p] = router_read_node(c, m, &cl->parts[p], UINT32_MAX, turn + p);
+        /* A node that did not answer lately: the worker path says so, or waits for it once. */
+        ok = via[p] != UINT32_MAX && router_serves(m, via[p]) && !router_silent(c, via[p]);
     }
     struct msg_search_group *groups = ok ? malloc(np * sizeof *groups) : NULL;
     uint32_t ng = ok && groups ? msg_search_group(via, np, a->targets, groups) : 0;
@@ -176,6 +215,7 @@ static bool plan(struct coord *c, struct asearch *a)
             break;
         }
         a->combs[a->n_jobs] = k.comb;
+        a->nodes[a->n_jobs] = groups[g].node;
         struct msg *q = &a->reqs[a->n_jobs];
         q->type = MSG_SEARCH;
         q->addr.coll = S(a->coll);
@@ -283,5 +323,25 @@ bool coord_run_async(void *arg, const void *in, size_t n, struct rpcsrv_req *h)
         return false;
     }
     start(a); /* the request is ours now: the last reply finishes it, maybe before start returns */
+    return true;
+}
+
+bool coord_search_start(void *arg, const struct msg *req, coord_search_done done, void *done_arg)
+{
+    struct coord *c = arg;
+    if (req->type != MSG_P_SEARCH || atomic_load(&c->draining))
+        return false;
+    struct asearch *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return false;
+    a->c = c;
+    a->reqp = req;
+    a->cb = done;
+    a->cb_arg = done_arg;
+    if (!plain(c, a)) {
+        asearch_free(a);
+        return false;
+    }
+    start(a);
     return true;
 }

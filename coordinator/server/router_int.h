@@ -44,9 +44,20 @@ void router_run_calls(struct coord *c, struct call *calls, size_t n);
 void router_aim(struct coord *c, const struct cmap *m, uint32_t num, struct call *k);
 /* A node serving reads: ALIVE, or JOINING / DRAINING. */
 bool router_serves(const struct cmap *m, uint32_t num);
-/* The in-sync replica to read pt from, in turn (router.c). */
-uint32_t router_read_node(const struct cmap *m, const struct cmap_part *pt, uint32_t avoid,
-                          uint64_t turn);
+/* The in-sync replica to read pt from, in turn, not `avoid`, and one that answered its last
+ * call when there is one (router.c). */
+uint32_t router_read_node(struct coord *c, const struct cmap *m, const struct cmap_part *pt,
+                          uint32_t avoid, uint64_t turn);
+
+/* Reads avoid a node this long after a call to it went unanswered (a timeout, a closed
+ * connection), while another in-sync replica is there: a hung node costs one timeout, not one
+ * per search until it is declared dead. */
+#define ROUTER_SILENT_MS 3000
+
+/* Notes the outcome of a call to node `num` (rc: DV_OK, or the call's error). */
+void router_note(struct coord *c, uint32_t num, int rc);
+/* True while node `num` is avoided for reads (router_note). */
+bool router_silent(struct coord *c, uint32_t num);
 
 /* The reads, each from one in-sync replica per partition (read_node with `turn`); get goes
  * through router_by_ids with the writes. Replies point into t. */

@@ -22,8 +22,20 @@ static void search_calls(struct coord *c, const struct cmap *m, const struct cma
                          struct msg_search_group *groups)
 {
     uint32_t np = cl->cfg.n_parts;
-    for (uint32_t p = 0; p < np; p++)
+    for (uint32_t p = 0; p < np; p++) {
         scratch[p] = want[p] ? via[p] : UINT32_MAX;
+        if (want[p] && via[p] == CMAP_NONE) {
+            /* No replica left: a call that is not sent, its error naming why (router_aim). */
+            struct call *k = &calls[(*ncalls)++];
+            k->req.type = MSG_SEARCH;
+            k->req.addr.coll = S(cl->name);
+            k->part = p;
+            targets[*nt] = (struct msg_target){p, cl->parts[p].epoch};
+            k->req.u.search_req =
+                (struct msg_search_req){&targets[(*nt)++], 1, s->queries, s->n_queries};
+            router_aim(c, m, CMAP_NONE, k);
+        }
+    }
     struct msg_target *tg = targets + *nt;
     uint32_t ng = msg_search_group(scratch, np, tg, groups);
     for (uint32_t g = 0; g < ng; g++) {
@@ -88,7 +100,7 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     uint32_t nt = 0;
     for (uint32_t p = 0; p < np; p++) {
         want[p] = true;
-        via[p] = router_read_node(m, &cl->parts[p], UINT32_MAX, turn + p);
+        via[p] = router_read_node(c, m, &cl->parts[p], UINT32_MAX, turn + p);
     }
     search_calls(c, m, cl, s, want, via, s->timeout_ms, calls, &ncalls, targets, &nt, scratch,
                  groups);
@@ -123,7 +135,7 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
             continue;
         }
         want[p] = false;
-        uint32_t other = router_read_node(m, &cl->parts[p], via[p], turn + p);
+        uint32_t other = router_read_node(c, m, &cl->parts[p], via[p], turn + p);
         if (other != UINT32_MAX) {
             want[p] = true;
             via[p] = other;

@@ -565,8 +565,32 @@ alive=0
 for f in "$dir"/run/*.pid; do kill -0 "$(cat "$f")" 2>/dev/null && alive=$((alive + 1)); done
 [ $alive -eq 5 ] && ok "all 5 processes alive" || fail "all 5 processes alive ($alive)"
 
+# ---- a search whose node does not answer -------------------------------------------------------
+# Searches are started on the HTTP thread (the fast path); one that meets a node that does not
+# answer is handed to a worker, which reads the other replica (c1 has 2 per partition): the
+# same answer, once.
+call POST "$REST/collections/c1/points/search" "{\"vector\":$Q,\"limit\":5}"
+before=$(field "[p['id'] for p in res]")
+stopped=$(cat "$dir/run/node-1.pid")
+kill -STOP "$stopped"
+all_same=1
+for i in 1 2 3; do
+    call POST "$REST/collections/c1/points/search?timeout=1" "{\"vector\":$Q,\"limit\":5}"
+    [ "$status" = 200 ] && [ "$(field "[p['id'] for p in res]")" = "$before" ] || {
+        all_same=0
+        echo "# search $i: $status $body"
+    }
+done
+kill -CONT "$stopped"
+[ $all_same = 1 ] && ok "searches with node-1 stopped: 200 and the same 5 ids, 3 times" ||
+    fail "searches with node-1 stopped: $status $body (before: $before)"
+
 # ---- metrics ----------------------------------------------------------------------------------
 curl -s "$REST/metrics" >"$dir/metrics.txt"
+grep -q '^dvec_rest_fast_searches_total{outcome="answered"} [1-9]' "$dir/metrics.txt" &&
+    grep -q '^dvec_rest_fast_searches_total{outcome="requeued"} [1-9]' "$dir/metrics.txt" &&
+    ok "/metrics: searches answered on the HTTP thread, and requeued when a node did not answer" ||
+    fail "/metrics: fast searches: $(grep fast_searches "$dir/metrics.txt" | tr '\n' ' ')"
 grep -q '^dvec_rest_requests_total{op="search",code="2xx"} [1-9]' "$dir/metrics.txt" &&
     grep -q '^dvec_rest_request_duration_seconds_count{op="upsert"} [1-9]' "$dir/metrics.txt" &&
     ok "/metrics counts and times REST requests" || fail "/metrics counts and times REST requests"

@@ -38,7 +38,7 @@ static float frand(struct coord_fixture *f)
 
 /* A cluster of n nodes with collection COLL (n_parts partitions, one replica each) holding NPTS
  * points upserted through the router. */
-static struct env *env_new(unsigned n_nodes, uint32_t n_parts, uint32_t inflight)
+static struct env *env_new_rf(unsigned n_nodes, uint32_t n_parts, uint32_t inflight, uint32_t rf)
 {
     char err[DV_ERRMSG_SIZE] = "";
     struct env *e = calloc(1, sizeof *e);
@@ -48,7 +48,7 @@ static struct env *env_new(unsigned n_nodes, uint32_t n_parts, uint32_t inflight
     if (rc != DV_OK)
         fail_msg("cf_open: %s: %s", dv_errname(rc), err);
     e->n_parts = n_parts;
-    rc = cf_create(e->f, COLL, DIM, n_parts, 1, err);
+    rc = cf_create(e->f, COLL, DIM, n_parts, rf, err);
     if (rc != DV_OK)
         fail_msg("create: %s: %s", dv_errname(rc), err);
     for (uint32_t i = 0; i < NPTS; i++) {
@@ -60,6 +60,11 @@ static struct env *env_new(unsigned n_nodes, uint32_t n_parts, uint32_t inflight
     if (rc != DV_OK)
         fail_msg("upsert: %s: %s", dv_errname(rc), err);
     return e;
+}
+
+static struct env *env_new(unsigned n_nodes, uint32_t n_parts, uint32_t inflight)
+{
+    return env_new_rf(n_nodes, n_parts, inflight, 1);
 }
 
 static void env_free(struct env *e)
@@ -198,6 +203,41 @@ static void test_search_silent_slow_stale(void **state)
             snprintf(num, sizeof num, "%u", p);
             assert_non_null(strstr(strstr(err, "(partition"), num));
         }
+    env_free(e);
+}
+
+/* A replica that did not answer is avoided by the next searches (ROUTER_SILENT_MS): a hung node
+ * costs one timeout, not one per search until it is declared dead. */
+static void test_search_avoids_silent(void **state)
+{
+    (void)state;
+    struct env *e = env_new_rf(3, 6, 2, 2);
+    struct coord_fixture *f = e->f;
+    char err[DV_ERRMSG_SIZE];
+    float q[DIM];
+    query(e, q);
+    assert_int_equal(tr_fake_set_state(f->net, f->nodes[0].url, TR_FAKE_SILENT), DV_OK);
+    struct msg_reply rep;
+    /* Searches until one meets the silent node (reads take the replicas in turn): it waits out
+     * the timeout, then reads the other replica. */
+    uint64_t took = 0;
+    for (int i = 0; i < 8 && took < 150; i++) {
+        uint64_t t0 = clock_mono_ms();
+        assert_int_equal(search(e, q, false, 150, &rep, err), DV_OK);
+        took = clock_mono_ms() - t0;
+        check_topk(e, q, (1u << e->n_parts) - 1, &rep.m.u.csearch_rep.results[0]);
+        msg_reply_free(&rep);
+    }
+    assert_true(took >= 150);
+    /* The next ones never wait for it: under the timeout, whole, every time. */
+    for (int i = 0; i < 6; i++) {
+        uint64_t t0 = clock_mono_ms();
+        assert_int_equal(search(e, q, false, 150, &rep, err), DV_OK);
+        assert_true(clock_mono_ms() - t0 < 150);
+        assert_false(rep.m.u.csearch_rep.partial);
+        check_topk(e, q, (1u << e->n_parts) - 1, &rep.m.u.csearch_rep.results[0]);
+        msg_reply_free(&rep);
+    }
     env_free(e);
 }
 
@@ -436,6 +476,7 @@ int main(void)
     cf_seed();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_search_silent_slow_stale),
+        cmocka_unit_test(test_search_avoids_silent),
         cmocka_unit_test(test_search_slow_node),
         cmocka_unit_test(test_search_stale_once),
         cmocka_unit_test(test_upsert_split),
