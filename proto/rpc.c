@@ -23,8 +23,9 @@ struct rpc {
     atomic_uint_least64_t next_id;
     pthread_mutex_t mu; /* pipes, the condition callers wait on for a connection, free */
     pthread_cond_t cv;
-    int pipes;         /* connections up */
-    struct slot *free; /* contexts and aios of finished calls, for the next ones */
+    int pipes;           /* connections up */
+    struct slot *free;   /* contexts and aios of finished calls, for the next ones */
+    struct slot *broken; /* slots that lost their context (slot_renew), for rpc_close */
 };
 
 /* NNG's pipe events (on its threads): keeps the count of connections up. */
@@ -134,41 +135,58 @@ static int transport_err(struct rpc *r, int rv, const char *what, uint32_t timeo
 }
 
 /*
- * Calls in flight, driven by NNG's callbacks: the send's completion starts the receive on NNG's
- * thread and the receive's completion finishes the call there (decodes the reply, runs the
- * caller's done), so a synchronous caller sleeps once per call (or once per rpc_call_many) and
- * an asynchronous one not at all. A slot (an NNG context and its aio) serves one call at a
- * time and goes back to its connection's free list after it: aios are never freed in a
- * callback (LIBRARY-NOTES.md, nng), only by rpc_close.
+ * Calls in flight, driven by NNG's callbacks. A call sends on its context with an aio that has
+ * no callback (NNG completes such an aio on the sending thread: no task is dispatched, no
+ * thread woken) and posts the receive right after (a req context takes a receive as soon as
+ * its send is queued); the receive's completion finishes the call on NNG's thread (decodes the
+ * reply, runs the caller's done). A synchronous caller sleeps once per call (or once per
+ * rpc_call_many), an asynchronous one not at all, and NNG wakes one thread per call, for the
+ * reply. A slot (an NNG context and its two aios) serves one call at a time and goes back to
+ * its connection's free list after it: the receive aio is never freed in a callback
+ * (LIBRARY-NOTES.md, nng), only by rpc_close. After a failed receive the send may still be
+ * queued in the context (no connection came up): the slot's context is closed, which ends the
+ * send, and a new one opened (slot_renew).
  */
 struct slot {
     struct rpc *r;
     nng_ctx ctx;
-    nng_aio *aio;
-    bool receiving;
+    nng_aio *aio;  /* the receive's */
+    nng_aio *saio; /* the send's: no callback */
+    bool broken;   /* no context (slot_renew failed): freed by rpc_close */
     uint32_t timeout_ms;
     void (*fin)(struct slot *s, int rc, nng_msg *reply, char *errmsg); /* on NNG's thread */
     void *arg;
     struct slot *next; /* free list */
 };
 
+/* After a failed receive: ends the send (closing the context finishes it), frees what it held
+ * and gives the slot a new context and send aio. Safe on NNG's thread: the send aio has no
+ * callback and is done once the context is closed. Returns the send's result. */
+static int slot_renew(struct slot *s)
+{
+    nng_ctx_close(s->ctx);
+    nng_aio_wait(s->saio); /* done or about to be: no callback to wait for */
+    int rv = nng_aio_result(s->saio);
+    nng_msg_free(nng_aio_get_msg(s->saio)); /* NULL once sent (the protocol took it) */
+    nng_aio_set_msg(s->saio, NULL);
+    if (nng_ctx_open(&s->ctx, s->r->sock) != 0)
+        s->broken = true;
+    return rv;
+}
+
 static void slot_cb(void *arg)
 {
     struct slot *s = arg;
     int rv = nng_aio_result(s->aio);
-    if (!s->receiving && rv == 0) {
-        s->receiving = true;
-        nng_ctx_recv(s->ctx, s->aio);
-        return;
-    }
     char errmsg[DV_ERRMSG_SIZE] = "";
     nng_msg *reply = NULL;
     int rc = DV_OK;
     if (rv != 0) {
-        if (!s->receiving)
-            nng_msg_free(nng_aio_get_msg(s->aio));
-        rc = transport_err(s->r, rv, s->receiving ? "waiting for" : "sending to", s->timeout_ms,
-                           errmsg);
+        int srv = slot_renew(s);
+        /* NNG_ESTATE: the context had no request to wait for, so the send failed at once. */
+        bool sending = rv == NNG_ESTATE && srv != 0;
+        rc = transport_err(s->r, sending ? srv : rv, sending ? "sending to" : "waiting for",
+                           s->timeout_ms, errmsg);
     } else {
         reply = nng_aio_get_msg(s->aio);
     }
@@ -195,7 +213,9 @@ static struct slot *slot_get(struct rpc *r, char *errmsg)
         free(s);
         return NULL;
     }
-    if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0) {
+    if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0 ||
+        (rv = nng_aio_alloc(&s->saio, NULL, NULL)) != 0) {
+        nng_aio_free(s->aio);
         nng_ctx_close(s->ctx);
         free(s);
         dv_errmsg_set(errmsg, "out of memory");
@@ -208,20 +228,34 @@ static void slot_put(struct slot *s)
 {
     struct rpc *r = s->r;
     pthread_mutex_lock(&r->mu);
-    s->next = r->free;
-    r->free = s;
+    if (s->broken) { /* kept for rpc_close, which frees its aios */
+        s->next = r->broken;
+        r->broken = s;
+    } else {
+        s->next = r->free;
+        r->free = s;
+    }
     pthread_mutex_unlock(&r->mu);
+}
+
+static void slot_list_free(struct slot *s)
+{
+    while (s) {
+        struct slot *next = s->next;
+        if (!s->broken)
+            nng_ctx_close(s->ctx);
+        nng_aio_free(s->aio);
+        nng_aio_free(s->saio);
+        free(s);
+        s = next;
+    }
 }
 
 static void slots_free(struct rpc *r)
 {
-    while (r->free) {
-        struct slot *s = r->free;
-        r->free = s->next;
-        nng_aio_free(s->aio);
-        nng_ctx_close(s->ctx);
-        free(s);
-    }
+    slot_list_free(r->free);
+    slot_list_free(r->broken);
+    r->free = r->broken = NULL;
 }
 
 /* Starts sending p[n]; fin(s, ...) runs once with the outcome, on NNG's thread. On an error
@@ -248,13 +282,17 @@ static int slot_start(struct rpc *r, const void *p, size_t n, uint32_t timeout_m
         nng_msg_free(m);
         return DV_EIO;
     }
-    s->receiving = false;
     s->timeout_ms = timeout_ms;
     s->fin = fin;
     s->arg = arg;
+    /* The receive's timeout covers the send too (a send waiting for a connection). */
     nng_aio_set_timeout(s->aio, (nng_duration)timeout_ms);
-    nng_aio_set_msg(s->aio, m);
-    nng_ctx_send(s->ctx, s->aio);
+    /* A send that waited for a connection is finished after the message went out, so its
+     * reply (and this slot's reuse) can come first: the wait is for that instant. */
+    nng_aio_wait(s->saio);
+    nng_aio_set_msg(s->saio, m);
+    nng_ctx_send(s->ctx, s->saio);
+    nng_ctx_recv(s->ctx, s->aio); /* may finish the call at once, on another thread */
     return DV_OK;
 }
 

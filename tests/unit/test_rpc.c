@@ -97,6 +97,61 @@ static void test_nobody_there(void **state)
     rpc_close(r);
 }
 
+struct waiting_call {
+    struct rpc *r;
+    int rc;
+    char err[DV_ERRMSG_SIZE];
+};
+
+static void *waiting_main(void *arg)
+{
+    struct waiting_call *w = arg;
+    w->rc = call(w->r, "sent before the server listens", w->err);
+    return NULL;
+}
+
+/* Calls sent while nobody listens wait in their contexts for the connection and are answered
+ * once it comes (their replies can overtake the end of their sends: the slot is reused at
+ * once); a call that times out waiting leaves its slot usable (slot_renew). Five rounds on one
+ * connection. */
+static void test_send_waits_for_connection(void **state)
+{
+    (void)state;
+    char url[64], err[DV_ERRMSG_SIZE] = "";
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)net_free_port());
+    struct rpc_opts o;
+    rpc_opts_default(&o);
+    o.timeout_ms = 200;
+    o.reconnect_ms = 10;
+    struct rpc *r;
+    assert_int_equal(rpc_open(url, &o, &r, err), DV_OK);
+    for (int round = 0; round < 5; round++) {
+        assert_int_equal(call(r, "nobody yet", err), DV_ETIMEDOUT); /* its send never went */
+        struct waiting_call w[4];
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++) {
+            w[i] = (struct waiting_call){.r = r};
+            assert_int_equal(pthread_create(&t[i], NULL, waiting_main, &w[i]), 0);
+        }
+        clock_sleep_ms(20);
+        struct rpcsrv *srv = serve(url); /* well within their 200 ms */
+        for (int i = 0; i < 4; i++) {
+            pthread_join(t[i], NULL);
+            if (w[i].rc != DV_OK)
+                fail_msg("round %d call %d: %s %s", round, i, dv_errname(w[i].rc), w[i].err);
+        }
+        for (int i = 0; i < 50; i++)
+            assert_int_equal(call(r, "and then many more", err), DV_OK);
+        assert_int_equal(rpcsrv_drain(srv, 1000), 0);
+        rpcsrv_stop(srv);
+        uint64_t gone = clock_mono_ms();
+        while (rpc_connected(r) && clock_mono_ms() - gone < 2000)
+            clock_sleep_ms(5);
+        assert_false(rpc_connected(r));
+    }
+    rpc_close(r);
+}
+
 static void test_peer_stops_and_returns(void **state)
 {
     (void)state;
@@ -461,8 +516,11 @@ static void test_async(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nobody_there), cmocka_unit_test(test_peer_stops_and_returns),
-        cmocka_unit_test(test_inline),       cmocka_unit_test(test_shared_connection),
+        cmocka_unit_test(test_nobody_there),
+        cmocka_unit_test(test_peer_stops_and_returns),
+        cmocka_unit_test(test_send_waits_for_connection),
+        cmocka_unit_test(test_inline),
+        cmocka_unit_test(test_shared_connection),
         cmocka_unit_test(test_async),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
