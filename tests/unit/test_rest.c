@@ -131,9 +131,13 @@ static int fake_answer(void *arg, const void *in, size_t n, struct buf *out,
 
 /* The typed entry point REST calls (rest_call_fn): the fake above answers the encoded
  * request, and its reply is handed back decoded, as a msg_reply owning the bytes. */
+static atomic_int requeued_calls; /* calls made with rpcsrv_result.requeued */
+
 static int fake_call(void *arg, const struct msg *req, struct msg_reply *rep,
                      struct rpcsrv_result *res)
 {
+    if (res->requeued)
+        atomic_fetch_add(&requeued_calls, 1);
     struct buf in = BUF_INIT, out = BUF_INIT;
     char err[DV_ERRMSG_SIZE];
     int rc = msg_encode(req, &in, err);
@@ -148,6 +152,73 @@ static int fake_call(void *arg, const struct msg *req, struct msg_reply *rep,
     return rc;
 }
 
+/* The coordinator's coord_search_start (rest_search_fn), by `search_mode`: 0 answers before
+ * it returns, 1 from another thread 5 ms later, 2 says "not a plain search" (nothing
+ * started), 3 starts and then gives up (rep NULL: the REST layer requeues the request). */
+static atomic_int search_mode, search_starts;
+
+struct later {
+    const struct msg *req;
+    rest_search_done done;
+    void *done_arg;
+    bool give_up;
+};
+
+static void finish_search(const struct msg *req, rest_search_done done, void *done_arg,
+                          bool give_up)
+{
+    if (give_up) {
+        done(done_arg, NULL, 0);
+        return;
+    }
+    struct msg_reply rep = {0};
+    struct rpcsrv_result res;
+    memset(&res, 0, sizeof res);
+    int rc = fake_call(NULL, req, &rep, &res);
+    if (rc != DV_OK) { /* not on the test's thread: no cmocka assertion here */
+        fprintf(stderr, "fake_search: %s\n", dv_errname(rc));
+        abort();
+    }
+    done(done_arg, &rep.m.u.csearch_rep, 2);
+    msg_reply_free(&rep);
+}
+
+static void *later_main(void *arg)
+{
+    struct later *l = arg;
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+    finish_search(l->req, l->done, l->done_arg, l->give_up);
+    free(l);
+    return NULL;
+}
+
+static bool fake_search(void *arg, const struct msg *req, rest_search_done done, void *done_arg)
+{
+    (void)arg;
+    int mode = atomic_load(&search_mode);
+    if (req->type != MSG_P_SEARCH)
+        abort();
+    if (mode == 2)
+        return false;
+    atomic_fetch_add(&search_starts, 1);
+    if (mode == 0) {
+        finish_search(req, done, done_arg, false);
+        return true;
+    }
+    struct later *l = malloc(sizeof *l);
+    pthread_t t;
+    if (l == NULL)
+        abort();
+    *l = (struct later){req, done, done_arg, mode == 3};
+    if (pthread_create(&t, NULL, later_main, l) != 0)
+        abort();
+    pthread_detach(t);
+    return true;
+}
+
+static rest_search_fn srv_search; /* srv_start's rest_opts.search (NULL: workers only) */
+
 /* ---- a server and a client ---------------------------------------------------------------- */
 
 struct srv {
@@ -160,6 +231,7 @@ static void srv_start(struct srv *s, uint32_t workers, uint32_t max_queue, uint6
 {
     char err[DV_ERRMSG_SIZE];
     struct rest_opts o = {.call = fake_call,
+                          .search = srv_search,
                           .meta = fake_meta,
                           .peer_id = 1,
                           .workers = workers,
@@ -460,6 +532,65 @@ static void test_fuzz(void **state)
     srv_stop(&s);
 }
 
+/* The same searches answered on the HTTP thread (at once, or later from another thread), by a
+ * worker when the search is not a plain one, and by a worker after a started search gave up:
+ * the same answers every way, and each way taken as said. */
+static void test_fast_path(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{\"vector\":[1,2,3,4],\"limit\":3,\"offset\":1,\"with_payload\":true,"
+        "\"score_threshold\":0.975}",
+        "{\"searches\":[{\"vector\":[1,2,3,4],\"limit\":2},{\"vector\":[4,3,2,1],\"limit\":1,"
+        "\"with_vector\":true}]}",
+        "{\"query\":[1,2,3,4],\"limit\":2,\"with_payload\":[\"k\"]}",
+    };
+    static const char *const paths[] = {"/collections/a/points/search",
+                                        "/collections/a/points/search/batch",
+                                        "/collections/a/points/query"};
+    srv_search = fake_search;
+    struct srv s;
+    srv_start(&s, 2, 0, 1 << 20);
+    for (size_t b = 0; b < sizeof bodies / sizeof bodies[0]; b++) {
+        char *want = NULL;
+        for (int mode = 0; mode < 4; mode++) {
+            atomic_store(&search_mode, mode);
+            int starts = atomic_load(&search_starts), calls0 = atomic_load(&calls),
+                req0 = atomic_load(&requeued_calls);
+            struct answer a;
+            assert_int_equal(request(s.port, "POST", paths[b], bodies[b], strlen(bodies[b]), &a),
+                             0);
+            assert_int_equal(a.status, 200);
+            char *got = json_dumps(json_object_get(a.json, "result"), JSON_SORT_KEYS);
+            assert_non_null(got);
+            if (want == NULL)
+                want = got;
+            else {
+                if (strcmp(want, got) != 0)
+                    fail_msg("%s mode %d: %s, not %s", paths[b], mode, got, want);
+                free(got);
+            }
+            json_decref(a.json);
+            /* Modes 0, 1 and 3 start it the fast way; 2 and 3 have a worker run it through
+             * `call`, 3 with requeued set (not the plain way again): one answer each way. */
+            assert_int_equal(atomic_load(&search_starts) - starts, mode == 2 ? 0 : 1);
+            assert_int_equal(atomic_load(&calls) - calls0, 1);
+            assert_int_equal(atomic_load(&requeued_calls) - req0, mode == 3 ? 1 : 0);
+        }
+        free(want);
+    }
+    /* A bad body is answered on the HTTP thread, as a worker would. */
+    atomic_store(&search_mode, 0);
+    struct answer a;
+    const char *bad = "{\"vector\":[1,2,3],\"limit\":3}";
+    assert_int_equal(request(s.port, "POST", paths[0], bad, strlen(bad), &a), 0);
+    assert_int_equal(a.status, 400);
+    assert_non_null(strstr(a.body, "expected dim: 4, got 3"));
+    json_decref(a.json);
+    srv_stop(&s);
+    srv_search = NULL;
+}
+
 static int teardown_nng(void **state)
 {
     nng_fini();
@@ -469,10 +600,9 @@ static int teardown_nng(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_mapping),
-        cmocka_unit_test(test_rendering),
-        cmocka_unit_test(test_busy_and_too_big),
-        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_error_mapping),    cmocka_unit_test(test_rendering),
+        cmocka_unit_test(test_busy_and_too_big), cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_nng);
 }
