@@ -407,15 +407,17 @@ static int dispatch(struct rx *x)
 
 /* ---- one request ------------------------------------------------------------------------- */
 
+/* Counts, then replies: once the reply is out, httpd_free may return and rest_free free r
+ * while a fast search's thread is still here. */
 static void answer(struct rest *r, struct httpd_req *hr, int op, int status, const char *body,
                    size_t len, uint64_t t0_ns)
 {
-    httpd_req_reply(hr, status, JSON_CT, body, len);
     int cls = status < 400 ? REST_2XX : status < 500 ? REST_4XX : REST_5XX;
     if (r->req[op][cls])
         metrics_counter_inc(r->req[op][cls]);
     if (r->lat[op])
         metrics_histogram_observe(r->lat[op], (double)(clock_mono_ns() - t0_ns) * 1e-9);
+    httpd_req_reply(hr, status, JSON_CT, body, len);
 }
 
 /* The envelope: {"result":...,"status":"ok","time":s} or {"status":{"error":...},"time":s}. */
