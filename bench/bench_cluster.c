@@ -18,34 +18,6 @@
 #include "dist.h"
 #include "err.h"
 
-/* Context switches (voluntary and not) of every thread of process pid so far. */
-static uint64_t ctxsw(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    uint64_t sum = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char f[600], line[256];
-        snprintf(f, sizeof f, "%s/%s/status", path, e->d_name);
-        FILE *fp = fopen(f, "r");
-        while (fp && fgets(line, sizeof line, fp)) {
-            unsigned long long v;
-            if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
-                sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
-                sum += v;
-        }
-        if (fp)
-            fclose(fp);
-    }
-    if (d)
-        closedir(d);
-    return sum;
-}
-
 /* One path's result and its context switches per request: client, coordinator, node. */
 struct path_run {
     struct result r;
@@ -58,13 +30,13 @@ static int run_path(const struct nopts *o, struct rpc *r, dvec_client *sdk, cons
                     const uint64_t *truth, uint32_t threads, pid_t cpid, pid_t npid,
                     struct path_run *out)
 {
-    uint64_t a0 = ctxsw(getpid()), c0 = ctxsw(cpid), n0 = ctxsw(npid);
+    uint64_t a0 = bench_ctxsw(getpid()), c0 = bench_ctxsw(cpid), n0 = bench_ctxsw(npid);
     if (bench_run_searches(o, r, NULL, sdk, qv, truth, threads, o->qbatch, &out->r) != 0)
         return -1;
     double reqs = (double)o->rounds * ((o->queries + o->qbatch - 1) / o->qbatch);
-    out->cs_client = (double)(ctxsw(getpid()) - a0) / reqs;
-    out->cs_coord = (double)(ctxsw(cpid) - c0) / reqs;
-    out->cs_node = (double)(ctxsw(npid) - n0) / reqs;
+    out->cs_client = (double)(bench_ctxsw(getpid()) - a0) / reqs;
+    out->cs_coord = (double)(bench_ctxsw(cpid) - c0) / reqs;
+    out->cs_node = (double)(bench_ctxsw(npid) - n0) / reqs;
     return 0;
 }
 

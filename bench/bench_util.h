@@ -12,10 +12,40 @@
 #include <string.h>
 #include <time.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+/* Context switches (voluntary and not) of every thread of process pid so far (threads that
+ * ended are not counted). */
+static inline uint64_t bench_ctxsw(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    uint64_t sum = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char f[600], line[256];
+        snprintf(f, sizeof f, "%s/%s/status", path, e->d_name);
+        FILE *fp = fopen(f, "r");
+        while (fp && fgets(line, sizeof line, fp)) {
+            unsigned long long v;
+            if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+                sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+                sum += v;
+        }
+        if (fp)
+            fclose(fp);
+    }
+    if (d)
+        closedir(d);
+    return sum;
+}
 
 static inline double bench_now(void)
 {

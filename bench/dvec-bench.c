@@ -11,6 +11,7 @@
 #include "bench_e2e.h"
 #include "bench_node.h"
 #include "bench_rest.h"
+#include "bench_transport.h"
 #include "bench_part.h"
 #include "bench_util.h"
 #include "bench_wal.h"
@@ -594,6 +595,8 @@ int main(int argc, char **argv)
         return bench_e2e_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "rest") == 0)
         return bench_rest_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "transport") == 0)
+        return bench_transport_main(argc - 1, argv + 1);
     fprintf(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
             "usage: dvec-bench index --base B.fvecs --queries Q.fvecs --gt G.ivecs [options]\n"
             "       dvec-bench seed [--json]\n"
@@ -603,6 +606,7 @@ int main(int argc, char **argv)
             "       dvec-bench cluster [--n 100000] [--dim 128] [--parts 1] [--ef 64]\n"
             "       dvec-bench e2e [--nodes 1,3] [--ef 16,32,64,128] [--queries-max N]\n"
             "       dvec-bench rest --url http://HOST:PORT [--native tcp://HOST:PORT]\n"
+            "       dvec-bench transport [--work-us 0,50] [--clients 1,8]\n"
             "Run `dvec-bench index --help` for the options.\n");
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 }

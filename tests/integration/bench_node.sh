@@ -13,10 +13,10 @@ n=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); echo "not ok $n - $1"; }
 
-# Two free ports in a row (the node's, then the TCP echo server's).
+# Three free ports in a row (the node's, the TCP echo server's, dvec-bench transport's).
 free() {
     python3 -c 'import socket,sys
-for p in (int(sys.argv[1]), int(sys.argv[1]) + 1):
+for p in (int(sys.argv[1]), int(sys.argv[1]) + 1, int(sys.argv[1]) + 2):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", p)); s.close()' "$1" 2>/dev/null
 }
 port=0
@@ -25,10 +25,10 @@ for i in $(seq 0 99); do
     if free "$p"; then port=$p; break; fi
 done
 if [ "$port" = 0 ]; then
-    echo "1..1"; nok "no two free ports in 26000-26999"; exit 1
+    echo "1..1"; nok "no three free ports in 26000-26999"; exit 1
 fi
 
-echo "1..6"
+echo "1..7"
 out=$("$bench" node --n 3000 --dim 16 --queries 300 --rounds 1 --qbatch 8,32 --port "$port" \
     --dir "$dir/node" 2>"$dir/err")
 rc=$?
@@ -58,4 +58,15 @@ if echo "$out" | grep -q -E '^\| second half \| 2 \| [1-9][0-9]* \|' && [ ! -e "
     ok "upsert rows printed and the in-process copy removed"
 else
     nok "upsert rows or the in-process copy left behind"
+fi
+
+# dvec-bench transport: dvec's NNG path and plain TCP, every row answered.
+tout=$("$bench" transport --requests 300 --clients 1,2 --work-us 0,20 --port $((port + 2)) 2>"$dir/terr")
+rc=$?
+echo "$tout" | sed 's/^/# /'
+trows=$(echo "$tout" | grep -c -E '^\| [0-9]+ \| [12] \| [1-9][0-9]* \| [0-9.]+ \| [1-9][0-9]* \| [0-9.]+ \| [0-9.]+x \|$')
+if [ $rc = 0 ] && [ "$trows" = 4 ]; then
+    ok "dvec-bench transport: 4 rows with both transports answering"
+else
+    nok "dvec-bench transport exits $rc with $trows rows: $(tail -3 "$dir/terr")"
 fi
