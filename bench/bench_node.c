@@ -30,16 +30,17 @@
 
 static pid_t start_node(const struct nopts *o, char *url, size_t cap)
 {
-    char port[16], listen[64], workers[16];
+    char port[16], listen[64], sport[64], workers[16];
     snprintf(port, sizeof port, "%u", o->port);
     snprintf(listen, sizeof listen, "tcp://127.0.0.1:%u", o->port);
+    snprintf(sport, sizeof sport, "tcp://127.0.0.1:%u", o->port + 2); /* the search port */
     snprintf(workers, sizeof workers, "%u", o->workers);
     snprintf(url, cap, "%s", listen);
     pid_t pid = fork();
     if (pid == 0) {
         setenv("DVEC_LOG_LEVEL", "warn", 1);
         execl(o->shard, o->shard, "--data_dir", o->dir, "--listen", listen, "--http", "",
-              "--workers", workers, (char *)NULL);
+              "--workers", workers, "--search_listen", sport, (char *)NULL);
         fprintf(stderr, "dvec-bench: exec %s: %s\n", o->shard, strerror(errno));
         _exit(127);
     }
@@ -214,6 +215,49 @@ static int echo_once(int fd)
     return 0;
 }
 
+/* ---- the node's search port (plain TCP frames: a 4-byte big-endian length, a message) ---- */
+
+/* Sends req as a frame on fd and reads the reply frame into *in (rep points into it). */
+static int sport_call(int fd, const struct msg *req, struct buf *out, struct buf *in,
+                      struct msg *rep, char *err)
+{
+    buf_reset(out);
+    int rc = buf_put_u32(out, 0);
+    if (rc == DV_OK)
+        rc = msg_encode(req, out, err);
+    if (rc != DV_OK)
+        return rc;
+    uint32_t be = htonl((uint32_t)(out->len - 4));
+    memcpy(out->data, &be, 4);
+    size_t got = 0;
+    for (size_t put = 0; put < out->len;) {
+        ssize_t n = write(fd, out->data + put, out->len - put);
+        if (n <= 0)
+            goto io;
+        put += (size_t)n;
+    }
+    for (got = 0; got < 4;) {
+        ssize_t n = read(fd, (char *)&be + got, 4 - got);
+        if (n <= 0)
+            goto io;
+        got += (size_t)n;
+    }
+    uint32_t len = ntohl(be);
+    buf_reset(in);
+    if (buf_reserve(in, len ? len : 1) != DV_OK)
+        return DV_ENOMEM;
+    for (got = 0; got < len;) {
+        ssize_t n = read(fd, in->data + got, len - got);
+        if (n <= 0)
+            goto io;
+        got += (size_t)n;
+    }
+    return msg_decode(in->data, len, rep, err);
+io:
+    snprintf(err, DV_ERRMSG_SIZE, "search port: %s", got ? strerror(errno) : "connection closed");
+    return DV_EIO;
+}
+
 /* ---- timed runs -------------------------------------------------------------------------- */
 
 static void *search_main(void *arg)
@@ -223,8 +267,10 @@ static void *search_main(void *arg)
     char err[DV_ERRMSG_SIZE];
     struct msg_query *mq = calloc(x->qbatch, sizeof *mq);
     int fd = -1;
-    if (x->mode == RUN_TCP && (fd = echo_dial(x->echo_port)) < 0) {
-        fprintf(stderr, "dvec-bench: cannot connect to the echo server: %s\n", strerror(errno));
+    struct buf sout = BUF_INIT, sin = BUF_INIT;
+    if ((x->mode == RUN_TCP || x->mode == RUN_SPORT) && (fd = echo_dial(x->echo_port)) < 0) {
+        fprintf(stderr, "dvec-bench: cannot connect to port %u: %s\n", x->echo_port,
+                strerror(errno));
         atomic_store(&x->failed, 1);
         free(mq);
         return NULL;
@@ -271,7 +317,7 @@ static void *search_main(void *arg)
                         i < recs[j].n ? recs[j].items[i].id.num : UINT64_MAX;
                 dvec_records_free(&recs[j]);
             }
-        } else if (x->r) {
+        } else if (x->r || x->mode == RUN_SPORT) {
             struct msg_target t = {0, g_epoch};
             for (uint32_t j = 0; j < cnt; j++)
                 mq[j] = (struct msg_query){(float *)x->queries + (size_t)(q0 + j) * o->dim,
@@ -286,8 +332,18 @@ static void *search_main(void *arg)
                 req.u.csearch_req = (struct msg_csearch_req){mq, cnt, false, 0};
             else
                 req.u.search_req = (struct msg_search_req){&t, 1, mq, cnt};
-            struct msg_reply rep;
-            int rc = rpc_call(x->r, &req, &rep, err);
+            struct msg_reply rep = {0};
+            int rc;
+            if (x->mode == RUN_SPORT) {
+                req.req_id = q0 + 1;
+                rc = sport_call(fd, &req, &sout, &sin, &rep.m, err);
+                if (rc == DV_OK && rep.m.err.code != 0) {
+                    rc = rep.m.err.code;
+                    snprintf(err, sizeof err, "%.*s", (int)rep.m.err.text.len, rep.m.err.text.p);
+                }
+            } else {
+                rc = rpc_call(x->r, &req, &rep, err);
+            }
             if (rc == DV_OK && !g_coord &&
                 (rep.m.u.search_rep.n_parts != 1 || rep.m.u.search_rep.parts[0].err.code != 0 ||
                  rep.m.u.search_rep.parts[0].n != cnt)) {
@@ -334,6 +390,8 @@ static void *search_main(void *arg)
     }
     if (fd >= 0)
         close(fd);
+    buf_free(&sout);
+    buf_free(&sin);
     free(mq);
     return NULL;
 }
@@ -369,7 +427,7 @@ static int run_round(const struct nopts *o, struct run *cfg, uint32_t threads,
         out->p50_ms = x.lat[o->queries / 2] * 1e3;
         out->p99_ms = x.lat[(size_t)(o->queries * 0.99)] * 1e3;
         uint64_t hit = 0;
-        if (x.mode == RUN_SEARCH)
+        if (x.mode == RUN_SEARCH || x.mode == RUN_SPORT)
             for (uint32_t q = 0; q < o->queries; q++)
                 for (uint32_t i = 0; i < o->k; i++)
                     for (uint32_t j = 0; j < o->k; j++)
@@ -592,13 +650,15 @@ int bench_node_main(int argc, char **argv)
 
     /* Rows: in-process, node with one query per request, node with each --qbatch, the empty
      * request through the node, the plain TCP ping-pong; each at 1 and 2 client threads. */
-    enum { ROW_LOCAL, ROW_NODE1, ROW_HELLO, ROW_TCP, ROW_BATCH };
+    enum { ROW_LOCAL, ROW_NODE1, ROW_SPORT, ROW_HELLO, ROW_TCP, ROW_BATCH };
     uint32_t nrows = ROW_BATCH + o.n_qbatch;
     struct run cfg[ROW_BATCH + 8];
     struct result res[ROW_BATCH + 8][2];
     memset(res, 0, sizeof res);
     cfg[ROW_LOCAL] = (struct run){.p = p, .queries = qv, .qbatch = 1, .mode = RUN_SEARCH};
     cfg[ROW_NODE1] = (struct run){.r = r, .queries = qv, .qbatch = 1, .mode = RUN_SEARCH};
+    cfg[ROW_SPORT] = (struct run){
+        .queries = qv, .qbatch = 1, .mode = RUN_SPORT, .echo_port = (uint16_t)(o.port + 2)};
     cfg[ROW_HELLO] = (struct run){.r = r, .queries = qv, .qbatch = 1, .mode = RUN_HELLO};
     cfg[ROW_TCP] =
         (struct run){.queries = qv, .qbatch = 1, .mode = RUN_TCP, .echo_port = echo.port};
@@ -636,7 +696,9 @@ int bench_node_main(int argc, char **argv)
             if (row == ROW_HELLO || row == ROW_TCP)
                 continue;
             const struct result *x = &res[row][t];
-            printf("| dvec-shard over loopback | %d | %u | %.0f | %.3f | %.3f | %.4f | %.2fx |\n",
+            printf("| %s | %d | %u | %.0f | %.3f | %.3f | %.4f | %.2fx |\n",
+                   row == ROW_SPORT ? "dvec-shard, search port (plain TCP)"
+                                    : "dvec-shard over loopback",
                    t + 1, cfg[row].qbatch, x->qps, x->p50_ms, x->p99_ms, x->recall,
                    x->qps / l->qps);
         }

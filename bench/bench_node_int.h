@@ -37,7 +37,7 @@ struct load {
 /* What a timed run sends: searches (in-process when p is set), empty requests through the node
  * (hello: the node's cost of one request without work), or 200-byte ping-pongs over a plain
  * TCP socket (the kernel's and this machine's floor for any request/reply over loopback). */
-enum { RUN_SEARCH, RUN_HELLO, RUN_TCP };
+enum { RUN_SEARCH, RUN_HELLO, RUN_TCP, RUN_SPORT /* searches over the node's search port */ };
 
 struct run {
     const struct nopts *o;
@@ -46,11 +46,11 @@ struct run {
     dvec_client *sdk; /* through libdvec (at most 64 queries per request), or NULL */
     const float *queries;
     uint32_t nq;
-    uint64_t *found; /* [nq * k] ids */
-    double *lat;     /* [nq] seconds */
-    uint32_t qbatch; /* queries per request */
-    int mode;        /* RUN_* */
-    uint16_t echo_port;
+    uint64_t *found;    /* [nq * k] ids */
+    double *lat;        /* [nq] seconds */
+    uint32_t qbatch;    /* queries per request */
+    int mode;           /* RUN_* */
+    uint16_t echo_port; /* RUN_TCP's echo server, RUN_SPORT's search port */
     atomic_uint next;
     atomic_int failed;
 };

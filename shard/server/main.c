@@ -23,6 +23,7 @@
 #include "node.h"
 #include "report.h"
 #include "rpcsrv.h"
+#include "tcpsrv.h"
 #include "shard_cfg.h"
 #include "shard_http.h"
 #include "transport.h"
@@ -186,6 +187,24 @@ int main(int argc, char **argv)
         goto err_cfg;
     }
     shard_metrics_set_server(sm, srv);
+    struct tcpsrv *sport = NULL;
+    if (c.search_listen && c.search_listen[0]) {
+        struct tcpsrv_opts to = {
+            .listen = c.search_listen,
+            .max_conns = (uint32_t)c.search_max_conns,
+            .max_message = 2 * c.max_message, /* as the NNG server's: over it, no reply */
+            .handle = shard_handle,
+            .handle_arg = &hc,
+            .done = shard_metrics_done,
+            .done_arg = sm,
+        };
+        if ((rc = tcpsrv_open(&to, &sport, err)) != DV_OK) {
+            fprintf(stderr, "dvec-shard: %s\n", err);
+            log_error("cannot start", "error=%s", err);
+            _exit(2); /* nng is running: leave without a slow graceful close */
+        }
+        log_info("search port listening", "url=%s", c.search_listen);
+    }
     struct shard_http *http = NULL;
     if (c.http && c.http[0]) {
         if ((rc = shard_http_start(c.http, sm, &hc, &http, err)) != DV_OK) {
@@ -218,6 +237,7 @@ int main(int argc, char **argv)
 
     report_stop(reporter);
     atomic_store(&hc.draining, true); /* new requests: DV_ESHUTDOWN */
+    tcpsrv_close(sport);              /* its requests running finish first */
     int left = rpcsrv_drain(srv, c.shutdown_timeout_ns / 1000000 / 2);
     if (left)
         log_warn("requests still running at the drain deadline", "count=%d", left);

@@ -18,6 +18,12 @@ const struct cfg_field shard_cfg_schema[] = {
     {F("http_advertise", CFG_STRING, http_advertise),
      .doc = "HTTP URL reported to the coordinators (dvecctl status shows it); unset: `http`, "
             "or the host of `advertise` with the port of `http` when `http` is 0.0.0.0"},
+    {F("search_listen", CFG_STRING, search_listen), .def = "",
+     .doc = "tcp://HOST:PORT of the search port: native requests over plain TCP, a thread per "
+            "connection, one wake-up per request (docs/architecture.md, \"What is left\"); "
+            "empty disables it. Nothing but `dvec-bench node` uses it yet"},
+    {F("search_max_conns", CFG_UINT64, search_max_conns), .def = "256", .min = "1", .max = "65536",
+     .doc = "connections the search port serves at once; more are closed"},
     {F("data_dir", CFG_STRING, data_dir),
      .doc = "directory holding this node's replicas (required; locked while running)"},
     {F("node_id", CFG_STRING, node_id),

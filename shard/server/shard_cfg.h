@@ -19,8 +19,10 @@ struct shard_cfg {
     char *advertise;      /* native URL told to others; NULL: listen */
     char *http;           /* HTTP URL for /metrics, /healthz, /readyz; "" disables */
     char *http_advertise; /* HTTP URL told to others; NULL: derived */
-    char *data_dir;       /* required */
-    char *node_id;        /* NULL: the one in data_dir/node.id (generated on first start) */
+    char *search_listen;  /* tcp://HOST:PORT of the search port (tcpsrv.h); "" disables */
+    uint64_t search_max_conns;
+    char *data_dir; /* required */
+    char *node_id;  /* NULL: the one in data_dir/node.id (generated on first start) */
     bool node_id_from_hostname;
     bool rejoin_if_removed;
     struct cfg_strlist coordinators;

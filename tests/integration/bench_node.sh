@@ -13,7 +13,8 @@ n=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); echo "not ok $n - $1"; }
 
-# Three free ports in a row (the node's, the TCP echo server's, dvec-bench transport's).
+# Three free ports in a row (the node's, the TCP echo server's, the node's search port, which
+# dvec-bench transport takes after the node has stopped).
 free() {
     python3 -c 'import socket,sys
 for p in (int(sys.argv[1]), int(sys.argv[1]) + 1, int(sys.argv[1]) + 2):
@@ -28,7 +29,7 @@ if [ "$port" = 0 ]; then
     echo "1..1"; nok "no three free ports in 26000-26999"; exit 1
 fi
 
-echo "1..7"
+echo "1..8"
 out=$("$bench" node --n 3000 --dim 16 --queries 300 --rounds 1 --qbatch 8,32 --port "$port" \
     --dir "$dir/node" 2>"$dir/err")
 rc=$?
@@ -51,6 +52,14 @@ if [ "$(echo "$local_rows" | awk '{print $4}' | sort -u)" = "$(echo "$node_rows"
     ok "the node returns the same recall as the same replica in-process"
 else
     nok "recall differs: in-process [$local_rows] node [$node_rows]"
+fi
+sport_rows=$(rows "search port")
+if [ "$(echo "$sport_rows" | grep -c .)" = 2 ] &&
+    [ "$(echo "$sport_rows" | awk '{print $4}' | sort -u)" = "$(echo "$local_rows" | awk '{print $4}' | sort -u)" ] &&
+    [ -z "$(echo "$sport_rows" | awk '$3 <= 0 { print }')" ]; then
+    ok "the node's search port (plain TCP) answers with the in-process recall, 1 and 2 threads"
+else
+    nok "search port rows: [$sport_rows], in-process [$local_rows]"
 fi
 floors=$(echo "$out" | grep -c -E '^\| (empty request \(hello\) through dvec-shard|plain TCP ping-pong)[^|]*\| [12] \| [1-9][0-9]* \|')
 if [ "$floors" = 4 ]; then ok "round-trip floors: hello through the node and plain TCP, 1 and 2 threads"; else nok "floor rows: $floors of 4"; fi
