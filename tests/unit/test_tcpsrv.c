@@ -3,6 +3,7 @@
  * cap, many clients at once, and a close with connections open. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,6 +69,8 @@ static int dial(struct tcpsrv *s)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct timeval tv = {5, 0}; /* a broken server fails the test, it does not hang it */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
@@ -85,12 +88,16 @@ static int read_full(int fd, void *p, size_t n)
     return 0;
 }
 
+/* A frame in one write: a header and a body in two small writes would meet Nagle's algorithm
+ * and the server's delayed acknowledgement (40 ms a request). */
 static void send_frame(int fd, const void *p, uint32_t n)
 {
+    char f[4 + 256];
     uint32_t be = htonl(n);
-    assert_int_equal(write(fd, &be, 4), 4);
-    if (n)
-        assert_int_equal(write(fd, p, n), (ssize_t)n);
+    assert_true(n <= 256);
+    memcpy(f, &be, 4);
+    memcpy(f + 4, p, n);
+    assert_int_equal(write(fd, f, 4 + n), (ssize_t)(4 + n));
 }
 
 /* One request and its reply (false: the connection closed instead). */
