@@ -25,6 +25,7 @@
 #include "mpk.h"
 #include "part.h"
 #include "rpc.h"
+#include "tcpcall.h"
 
 /* ---- the node process -------------------------------------------------------------------- */
 
@@ -215,49 +216,6 @@ static int echo_once(int fd)
     return 0;
 }
 
-/* ---- the node's search port (plain TCP frames: a 4-byte big-endian length, a message) ---- */
-
-/* Sends req as a frame on fd and reads the reply frame into *in (rep points into it). */
-static int sport_call(int fd, const struct msg *req, struct buf *out, struct buf *in,
-                      struct msg *rep, char *err)
-{
-    buf_reset(out);
-    int rc = buf_put_u32(out, 0);
-    if (rc == DV_OK)
-        rc = msg_encode(req, out, err);
-    if (rc != DV_OK)
-        return rc;
-    uint32_t be = htonl((uint32_t)(out->len - 4));
-    memcpy(out->data, &be, 4);
-    size_t got = 0;
-    for (size_t put = 0; put < out->len;) {
-        ssize_t n = write(fd, out->data + put, out->len - put);
-        if (n <= 0)
-            goto io;
-        put += (size_t)n;
-    }
-    for (got = 0; got < 4;) {
-        ssize_t n = read(fd, (char *)&be + got, 4 - got);
-        if (n <= 0)
-            goto io;
-        got += (size_t)n;
-    }
-    uint32_t len = ntohl(be);
-    buf_reset(in);
-    if (buf_reserve(in, len ? len : 1) != DV_OK)
-        return DV_ENOMEM;
-    for (got = 0; got < len;) {
-        ssize_t n = read(fd, in->data + got, len - got);
-        if (n <= 0)
-            goto io;
-        got += (size_t)n;
-    }
-    return msg_decode(in->data, len, rep, err);
-io:
-    snprintf(err, DV_ERRMSG_SIZE, "search port: %s", got ? strerror(errno) : "connection closed");
-    return DV_EIO;
-}
-
 /* ---- timed runs -------------------------------------------------------------------------- */
 
 static void *search_main(void *arg)
@@ -267,8 +225,7 @@ static void *search_main(void *arg)
     char err[DV_ERRMSG_SIZE];
     struct msg_query *mq = calloc(x->qbatch, sizeof *mq);
     int fd = -1;
-    struct buf sout = BUF_INIT, sin = BUF_INIT;
-    if ((x->mode == RUN_TCP || x->mode == RUN_SPORT) && (fd = echo_dial(x->echo_port)) < 0) {
+    if (x->mode == RUN_TCP && (fd = echo_dial(x->echo_port)) < 0) {
         fprintf(stderr, "dvec-bench: cannot connect to port %u: %s\n", x->echo_port,
                 strerror(errno));
         atomic_store(&x->failed, 1);
@@ -335,12 +292,11 @@ static void *search_main(void *arg)
             struct msg_reply rep = {0};
             int rc;
             if (x->mode == RUN_SPORT) {
-                req.req_id = q0 + 1;
-                rc = sport_call(fd, &req, &sout, &sin, &rep.m, err);
-                if (rc == DV_OK && rep.m.err.code != 0) {
-                    rc = rep.m.err.code;
-                    snprintf(err, sizeof err, "%.*s", (int)rep.m.err.text.len, rep.m.err.text.p);
-                }
+                struct tcpcall_job j = {.c = x->tc, .req = &req, .timeout_ms = 120000};
+                tcpcall_many(&j, 1);
+                rc = j.rc;
+                rep = j.rep;
+                snprintf(err, sizeof err, "%s", j.errmsg);
             } else {
                 rc = rpc_call(x->r, &req, &rep, err);
             }
@@ -390,8 +346,6 @@ static void *search_main(void *arg)
     }
     if (fd >= 0)
         close(fd);
-    buf_free(&sout);
-    buf_free(&sin);
     free(mq);
     return NULL;
 }
@@ -657,8 +611,15 @@ int bench_node_main(int argc, char **argv)
     memset(res, 0, sizeof res);
     cfg[ROW_LOCAL] = (struct run){.p = p, .queries = qv, .qbatch = 1, .mode = RUN_SEARCH};
     cfg[ROW_NODE1] = (struct run){.r = r, .queries = qv, .qbatch = 1, .mode = RUN_SEARCH};
-    cfg[ROW_SPORT] = (struct run){
-        .queries = qv, .qbatch = 1, .mode = RUN_SPORT, .echo_port = (uint16_t)(o.port + 2)};
+    struct tcpcall *tc;
+    char surl[64];
+    snprintf(surl, sizeof surl, "tcp://127.0.0.1:%u", o.port + 2);
+    if (tcpcall_open(surl, 8, &tc, err) != DV_OK) {
+        fprintf(stderr, "dvec-bench: %s\n", err);
+        kill(pid, SIGKILL);
+        return 1;
+    }
+    cfg[ROW_SPORT] = (struct run){.tc = tc, .queries = qv, .qbatch = 1, .mode = RUN_SPORT};
     cfg[ROW_HELLO] = (struct run){.r = r, .queries = qv, .qbatch = 1, .mode = RUN_HELLO};
     cfg[ROW_TCP] =
         (struct run){.queries = qv, .qbatch = 1, .mode = RUN_TCP, .echo_port = echo.port};
@@ -671,6 +632,7 @@ int bench_node_main(int argc, char **argv)
             for (uint32_t t = 1; t <= 2 && !failed; t++)
                 failed = run_round(&o, &cfg[row], t, truth, &res[row][t - 1]);
     echo_stop(&echo);
+    tcpcall_close(tc);
     part_close(p);
     rpc_close(r);
     st = bench_stop_node(pid);

@@ -14,6 +14,8 @@
 
 #define COLL "bench"
 
+struct tcpcall;
+
 struct nopts {
     const char *shard, *dir;
     uint64_t n;
@@ -50,7 +52,8 @@ struct run {
     double *lat;        /* [nq] seconds */
     uint32_t qbatch;    /* queries per request */
     int mode;           /* RUN_* */
-    uint16_t echo_port; /* RUN_TCP's echo server, RUN_SPORT's search port */
+    uint16_t echo_port; /* RUN_TCP's echo server */
+    struct tcpcall *tc; /* RUN_SPORT: the node's search port */
     atomic_uint next;
     atomic_int failed;
 };
