@@ -17,6 +17,7 @@
 #include "err.h"
 #include "rpc.h"
 #include "rpcsrv.h"
+#include "tcpsrv.h"
 
 struct topts {
     uint32_t work_us, requests, req_bytes, rep_bytes;
@@ -53,41 +54,15 @@ static bool nng_inline(void *arg, const void *in, size_t n)
 
 /* ---- plain TCP, a thread per connection --------------------------------------------------- */
 
-static int read_full(int fd, void *p, size_t n)
-{
-    for (char *c = p; n > 0;) {
-        ssize_t r = read(fd, c, n);
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *p, size_t n)
-{
-    for (const char *c = p; n > 0;) {
-        ssize_t r = write(fd, c, n);
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 static void *tcp_conn_main(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     uint32_t cap = g_opts->req_bytes, len;
-    char *in = malloc(cap), *out = calloc(1, 4 + (size_t)g_opts->rep_bytes);
-    uint32_t rl = htonl(g_opts->rep_bytes);
-    memcpy(out, &rl, 4);
-    while (in && out && read_full(fd, &len, 4) == 0 && (len = ntohl(len)) <= cap &&
-           read_full(fd, in, len) == 0) {
+    char *in = malloc(cap), *out = calloc(1, g_opts->rep_bytes);
+    while (in && out && tcp_read_full(fd, &len, 4) == 0 && (len = ntohl(len)) <= cap &&
+           tcp_read_full(fd, in, len) == 0) {
         work();
-        if (write_full(fd, out, 4 + (size_t)g_opts->rep_bytes) != 0)
+        if (tcp_write_frame(fd, out, g_opts->rep_bytes) != 0)
             break;
     }
     free(in);
@@ -183,17 +158,14 @@ static void *tcp_client_main(void *arg)
                             .sin_port = htons(c->port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
-    char *req = calloc(1, 4 + (size_t)g_opts->req_bytes),
-         *rep = malloc(4 + (size_t)g_opts->rep_bytes);
+    char *req = calloc(1, g_opts->req_bytes), *rep = malloc(4 + (size_t)g_opts->rep_bytes);
     c->rc = DV_EIO;
     if (fd >= 0 && req && rep && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) {
-        uint32_t len = htonl(g_opts->req_bytes);
-        memcpy(req, &len, 4);
         c->rc = DV_OK;
         while (c->rc == DV_OK && atomic_fetch_add(c->next, 1) < g_opts->requests)
-            if (write_full(fd, req, 4 + (size_t)g_opts->req_bytes) != 0 ||
-                read_full(fd, rep, 4 + (size_t)g_opts->rep_bytes) != 0)
+            if (tcp_write_frame(fd, req, g_opts->req_bytes) != 0 ||
+                tcp_read_full(fd, rep, 4 + (size_t)g_opts->rep_bytes) != 0)
                 c->rc = DV_EIO;
     }
     if (fd >= 0)

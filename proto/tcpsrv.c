@@ -45,7 +45,7 @@ struct tcpsrv {
     bool closing;
 };
 
-static int read_full(int fd, void *p, size_t n)
+int tcp_read_full(int fd, void *p, size_t n)
 {
     for (char *c = p; n > 0;) {
         ssize_t r = read(fd, c, n);
@@ -59,8 +59,7 @@ static int read_full(int fd, void *p, size_t n)
     return 0;
 }
 
-/* Writes a frame: the 4-byte length, then p[n], in one system call when the socket takes it. */
-static int write_frame(int fd, const void *p, size_t n)
+int tcp_write_frame(int fd, const void *p, size_t n)
 {
     uint32_t be = htonl((uint32_t)n);
     struct iovec iov[2] = {{&be, 4}, {(void *)p, n}};
@@ -94,7 +93,7 @@ static void *conn_main(void *arg)
     struct tcpsrv *s = k->s;
     struct buf in = BUF_INIT, out = BUF_INIT;
     uint32_t be;
-    while (read_full(k->fd, &be, 4) == 0) {
+    while (tcp_read_full(k->fd, &be, 4) == 0) {
         uint32_t len = ntohl(be);
         if (len > s->o.max_message) {
             log_warn("search port: frame over max_message; closing the connection",
@@ -102,7 +101,7 @@ static void *conn_main(void *arg)
             break;
         }
         buf_reset(&in);
-        if (buf_reserve(&in, len ? len : 1) != DV_OK || read_full(k->fd, in.data, len) != 0)
+        if (buf_reserve(&in, len ? len : 1) != DV_OK || tcp_read_full(k->fd, in.data, len) != 0)
             break;
         buf_reset(&out); /* the handler appends to an empty buffer */
         struct rpcsrv_result res;
@@ -116,7 +115,7 @@ static void *conn_main(void *arg)
             s->o.done(s->o.done_arg, &res, clock_mono_ns() - t0);
         if (rc != DV_OK)
             break; /* no reply: the client sees the connection close */
-        if (out.len > UINT32_MAX || write_frame(k->fd, out.data, out.len) != 0)
+        if (out.len > UINT32_MAX || tcp_write_frame(k->fd, out.data, out.len) != 0)
             break;
     }
     buf_free(&in);

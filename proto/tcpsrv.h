@@ -6,6 +6,7 @@
 #ifndef DV_TCPSRV_H
 #define DV_TCPSRV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rpcsrv.h"
@@ -31,6 +32,14 @@ uint16_t tcpsrv_port(const struct tcpsrv *s);
 
 /* Connections open now. */
 uint32_t tcpsrv_conns(struct tcpsrv *s);
+
+/* Reads exactly n bytes from a blocking socket (EINTR retried); -1 at the end or on an
+ * error. */
+int tcp_read_full(int fd, void *p, size_t n);
+
+/* Writes one frame to a blocking socket: the 4-byte big-endian length, then p[n], in one
+ * sendmsg when the socket takes it all (MSG_NOSIGNAL); -1 on an error. */
+int tcp_write_frame(int fd, const void *p, size_t n);
 
 /* Stops accepting, closes every connection (a request being run finishes first, its reply
  * may be lost) and joins the threads. NULL: no-op. */

@@ -76,28 +76,9 @@ static int dial(struct tcpsrv *s)
     return fd;
 }
 
-static int read_full(int fd, void *p, size_t n)
-{
-    for (char *c = p; n > 0;) {
-        ssize_t r = read(fd, c, n);
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-/* A frame in one write: a header and a body in two small writes would meet Nagle's algorithm
- * and the server's delayed acknowledgement (40 ms a request). */
 static void send_frame(int fd, const void *p, uint32_t n)
 {
-    char f[4 + 256];
-    uint32_t be = htonl(n);
-    assert_true(n <= 256);
-    memcpy(f, &be, 4);
-    memcpy(f + 4, p, n);
-    assert_int_equal(write(fd, f, 4 + n), (ssize_t)(4 + n));
+    assert_int_equal(tcp_write_frame(fd, p, n), 0);
 }
 
 /* One request and its reply (false: the connection closed instead). */
@@ -106,12 +87,12 @@ static bool roundtrip(int fd, const char *text)
     size_t n = strlen(text);
     send_frame(fd, text, (uint32_t)n);
     uint32_t be;
-    if (read_full(fd, &be, 4) != 0)
+    if (tcp_read_full(fd, &be, 4) != 0)
         return false;
     assert_int_equal(ntohl(be), n);
     char got[256];
     assert_true(n < sizeof got);
-    assert_int_equal(read_full(fd, got, n), 0);
+    assert_int_equal(tcp_read_full(fd, got, n), 0);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(got[i], text[n - 1 - i]);
     return true;
@@ -138,7 +119,7 @@ static void test_frames(void **state)
     char both[] = {0, 0, 0, 2, 'a', 'b', 0, 0, 0, 1, 'c'};
     assert_int_equal(write(fd, both, sizeof both), (ssize_t)sizeof both);
     char rep[11];
-    assert_int_equal(read_full(fd, rep, 6 + 5), 0);
+    assert_int_equal(tcp_read_full(fd, rep, 6 + 5), 0);
     assert_memory_equal(rep, ((char[]){0, 0, 0, 2, 'b', 'a', 0, 0, 0, 1, 'c'}), 11);
     close(fd);
 
