@@ -315,9 +315,10 @@ static void check_values(struct wstate *w, struct rpc *r)
 }
 
 /* A digest of a node's replica of one partition (ids, vectors, payloads in id order), read
- * directly from the node with the partition's current epoch. */
-static uint64_t replica_digest(const char *coll, int node, uint32_t part, uint64_t epoch,
-                               uint64_t *count)
+ * directly from the node with the partition's current epoch. Returns DV_OK, or DV_ESTALE when
+ * the partition moved on (a rebalance started meanwhile): the caller reads the map again. */
+static int replica_digest(const char *coll, int node, uint32_t part, uint64_t epoch,
+                          uint64_t *count, uint64_t *digest)
 {
     struct rpc *r;
     struct rpc_opts o;
@@ -335,6 +336,12 @@ static uint64_t replica_digest(const char *coll, int node, uint32_t part, uint64
         m.u.scroll_req = (struct msg_scroll_req){has_from, from, 500, {NULL, 0}, true, true};
         struct msg_reply rep;
         int rc = rpc_call(r, &m, &rep, err);
+        if (rc == DV_ESTALE) {
+            printf("# scroll of %s partition %u: %s; reading the map again\n", node_ids[node], part,
+                   err);
+            rpc_close(r);
+            return rc;
+        }
         if (rc != DV_OK)
             fail_msg("scroll of %s partition %u: %s", node_ids[node], part, err);
         const struct msg_scroll_rep *s = &rep.m.u.scroll_rep;
@@ -357,11 +364,13 @@ static uint64_t replica_digest(const char *coll, int node, uint32_t part, uint64
             break;
     }
     rpc_close(r);
-    return h;
+    *digest = h;
+    return DV_OK;
 }
 
-/* Every replica of every partition (rf of them) holds exactly the same points. */
-static void check_identical(const struct wstate *w)
+/* One pass of check_identical over the map read now; DV_ESTALE when a partition moved
+ * meanwhile. */
+static int identical_pass(const struct wstate *w)
 {
     uint32_t rf = w->rf;
     struct msg m = creq(MSG_COLL_INFO, w->coll);
@@ -379,7 +388,11 @@ static void check_identical(const struct wstate *w)
                     memcmp(in->parts[p].nodes[j].p, node_ids[x], strlen(node_ids[x])) == 0)
                     k = x;
             assert_true(k >= 0);
-            uint64_t c, d = replica_digest(w->coll, k, p, in->parts[p].epoch, &c);
+            uint64_t c, d;
+            if (replica_digest(w->coll, k, p, in->parts[p].epoch, &c, &d) == DV_ESTALE) {
+                msg_reply_free(&rep);
+                return DV_ESTALE;
+            }
             if (j == 0)
                 d0 = d, c0 = c;
             else if (d != d0 || c != c0)
@@ -392,6 +405,20 @@ static void check_identical(const struct wstate *w)
     msg_reply_free(&rep);
     printf("# %s: %u partitions x %u replicas identical, %" PRIu64 " points\n", w->coll, RPARTS, rf,
            total);
+    return DV_OK;
+}
+
+/* Every replica of every partition (rf of them) holds exactly the same points. A partition
+ * that moves while it is read (a returning node is given partitions by the rebalancer) is read
+ * again from the new map. */
+static void check_identical(const struct wstate *w)
+{
+    uint64_t t0 = clock_mono_ms();
+    while (identical_pass(w) == DV_ESTALE) {
+        if (clock_mono_ms() - t0 > 60000)
+            fail_msg("%s: the map kept moving for 60 s", w->coll);
+        clock_sleep_ms(500);
+    }
 }
 
 /* `collections verify` through a coordinator: every partition identical. */

@@ -63,7 +63,7 @@ static void test_merge(void **state)
     (void)state;
     const char *seed_env = getenv("DVEC_TEST_SEED");
     uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : 20261206;
-    printf("seed %llu (DVEC_TEST_SEED repeats it)\n", (unsigned long long)seed);
+    printf("# seed %llu (DVEC_TEST_SEED repeats it)\n", (unsigned long long)seed);
     rng_state = seed;
     static struct msg_hit store[NODES][PARTS][NQ][HITS];
     static struct msg_hits lists[NODES][PARTS][NQ];
