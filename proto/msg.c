@@ -339,9 +339,10 @@ static int w_request(struct buf *b, const struct msg *m)
     /* A read consistency is one more field at the end, sent only when asked for, so that a
      * coordinator that predates it reads every other request. */
     bool consistency = msg_type_consistent_read(t) && m->read_consistency != 0;
-    /* A node report's flags likewise, only when set. */
-    bool flags = t == MSG_NODE_REPORT && m->u.node_report_req.flags != 0;
-    W(mpw_array(b, msg_request_fields(t) + (consistency || flags ? 1 : 0)));
+    /* A node report's flags likewise, only when set, and its search port after them. */
+    bool search = t == MSG_NODE_REPORT && m->u.node_report_req.search_url.len > 0;
+    bool flags = t == MSG_NODE_REPORT && (m->u.node_report_req.flags != 0 || search);
+    W(mpw_array(b, msg_request_fields(t) + (consistency || flags ? 1 : 0) + (search ? 1 : 0)));
     if (msg_type_addressed(t)) {
         W(w_str(b, m->addr.coll));
         W(mpw_u64(b, m->addr.part));
@@ -500,8 +501,10 @@ static int w_request_body(struct buf *b, const struct msg *m)
             W(mpw_u64(b, r->replicas[i].points));
             W(mpw_u64(b, r->replicas[i].incarnation));
         }
-        if (r->flags)
+        if (r->flags || r->search_url.len)
             W(mpw_u64(b, r->flags));
+        if (r->search_url.len)
+            W(w_str(b, r->search_url));
         break;
     }
     default: /* hello, drop, list, info, stats, coll_drop, coll_list, coll_info, cluster:
@@ -657,9 +660,12 @@ static int w_reply_body(struct buf *b, const struct msg *m)
         W(w_coll_cfg(b, &r->cfg, true));
         W(mpw_array(b, r->n_nodes));
         for (uint32_t i = 0; i < r->n_nodes; i++) {
-            W(mpw_array(b, 2));
+            bool search = r->search_urls && r->search_urls[i].len > 0;
+            W(mpw_array(b, search ? 3 : 2));
             W(w_str(b, r->nodes[i].node_id));
             W(w_str(b, r->nodes[i].url));
+            if (search)
+                W(w_str(b, r->search_urls[i]));
         }
         W(mpw_array(b, r->n_parts));
         for (uint32_t i = 0; i < r->n_parts; i++) {

@@ -492,11 +492,13 @@ struct msg_route_part {
 
 /* A collection's routing table: the answering coordinator's map epoch, the collection's
  * config (with placement: cfg.partitions is the number of parts), the nodes the parts name
- * (id and native URL) and parts[n_parts] in partition order. */
+ * (id and native URL; search_urls[i], node i's search port, empty when it has none: a node
+ * entry's third element, sent only when not empty) and parts[n_parts] in partition order. */
 struct msg_route_rep {
     uint64_t map_epoch;
     struct msg_coll_cfg cfg;
     struct msg_peer *nodes;
+    struct msg_str *search_urls; /* n_nodes of them */
     uint32_t n_nodes;
     struct msg_route_part *parts;
     uint32_t n_parts;
@@ -525,7 +527,9 @@ struct msg_node_report_req {
     uint64_t capacity;
     struct msg_replica_report *replicas;
     uint32_t n;
-    uint64_t flags; /* MSG_REPORT_*; sent only when not 0 (a 7th field) */
+    uint64_t flags;            /* MSG_REPORT_*; sent only when not 0 or with search_url */
+    struct msg_str search_url; /* the search port (tcp://host:port); sent only when set (an
+                                * 8th field, after flags) */
 };
 
 /* A node removed from the map registers again (dvec-shard's rejoin_if_removed: in Kubernetes

@@ -420,8 +420,9 @@ static int d_request(struct dec *d)
     bool no_incarnation = m->type == MSG_REPLICA_CREATE && n == msg_request_fields(m->type) - 1;
     /* A client read with one more field: its read consistency. */
     bool consistency = msg_type_consistent_read(m->type) && n == msg_request_fields(m->type) + 1;
-    /* A node report with one more field: its flags. */
-    bool flags = m->type == MSG_NODE_REPORT && n == msg_request_fields(m->type) + 1;
+    /* A node report with one more field: its flags; two more: its flags and search port. */
+    bool search = m->type == MSG_NODE_REPORT && n == msg_request_fields(m->type) + 2;
+    bool flags = m->type == MSG_NODE_REPORT && (n == msg_request_fields(m->type) + 1 || search);
     if (n != msg_request_fields(m->type) && !no_incarnation && !consistency && !flags)
         return fail(d, DV_ECORRUPT, "body length");
     if (msg_type_addressed(m->type)) {
@@ -437,6 +438,8 @@ static int d_request(struct dec *d)
     if ((rc = d_request_body(d, no_incarnation)))
         return rc;
     if (flags && (rc = mpk_dec_u64(&d->k, &m->u.node_report_req.flags, "report flags")))
+        return rc;
+    if (search && (rc = d_str(d, &m->u.node_report_req.search_url, "search url")))
         return rc;
     if (consistency) {
         if ((rc = mpk_dec_u32(&d->k, &m->read_consistency, "read consistency")))
@@ -835,13 +838,22 @@ static int d_reply_body(struct dec *d)
             (rc = d_coll_cfg(d, &r->cfg, true)) ||
             (rc = mpk_dec_list(&d->k, &r->n_nodes, MIN_PEER, PROTO_MAX_ROUTE_NODES, "nodes")))
             return rc;
-        if (!(r->nodes = d_alloc(d, r->n_nodes, sizeof *r->nodes)))
+        if (!(r->nodes = d_alloc(d, r->n_nodes, sizeof *r->nodes)) ||
+            !(r->search_urls = d_alloc(d, r->n_nodes, sizeof *r->search_urls)))
             return fail(d, DV_ENOMEM, "nodes");
-        for (uint32_t i = 0; i < r->n_nodes; i++)
-            if ((rc = mpk_dec_tuple(&d->k, 2, "node")) ||
-                (rc = d_str(d, &r->nodes[i].node_id, "node id")) ||
+        for (uint32_t i = 0; i < r->n_nodes; i++) {
+            uint32_t fields;
+            /* 2 fields: a node without a search port */
+            R(mpk_array(&d->k.r, &fields), "node");
+            if (fields != 2 && fields != 3)
+                return fail(d, DV_ECORRUPT, "node");
+            if ((rc = d_str(d, &r->nodes[i].node_id, "node id")) ||
                 (rc = d_str(d, &r->nodes[i].url, "node url")))
                 return rc;
+            r->search_urls[i] = (struct msg_str){NULL, 0};
+            if (fields == 3 && (rc = d_str(d, &r->search_urls[i], "node search url")))
+                return rc;
+        }
         if ((rc = mpk_dec_list(&d->k, &r->n_parts, MIN_ROUTE_PART, UINT32_MAX, "partitions")))
             return rc;
         if (!(r->parts = d_alloc(d, r->n_parts, sizeof *r->parts)))

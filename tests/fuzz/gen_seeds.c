@@ -192,18 +192,16 @@ int main(int argc, char **argv)
     put(&m, NULL);
     struct msg_replica_report rrs[2] = {{S("docs"), 3, 41, 3, 12}, {S("images"), 0, 0, 0, 0}};
     m = req(MSG_NODE_REPORT);
-    m.u.node_report_req = (struct msg_node_report_req){S("node-1"),
-                                                       S("tcp://127.0.0.1:7001"),
-                                                       S("http://127.0.0.1:8001"),
-                                                       1.0,
-                                                       1000000,
-                                                       rrs,
-                                                       2,
-                                                       0};
+    m.u.node_report_req = (struct msg_node_report_req){
+        S("node-1"), S("tcp://127.0.0.1:7001"), S("http://127.0.0.1:8001"), 1.0, 1000000, rrs, 2, 0,
+        {NULL, 0}};
     put(&m, NULL);
     m.u.node_report_req = (struct msg_node_report_req){
-        S("node-2"), S("tcp://127.0.0.1:7002"), {NULL, 0}, 0.5, 0, NULL, 0, MSG_REPORT_REJOIN};
+        S("node-2"), S("tcp://127.0.0.1:7002"), {NULL, 0}, 0.5, 0, NULL,
+        0,           MSG_REPORT_REJOIN,         {NULL, 0}};
     put(&m, "new");
+    m.u.node_report_req.search_url = S("tcp://127.0.0.1:7401");
+    put(&m, "search");
     m = req(MSG_COORD_ADD);
     m.u.coord_req = (struct msg_coord_req){4, S("127.0.0.1:7313"), S("tcp://127.0.0.1:7303")};
     put(&m, NULL);

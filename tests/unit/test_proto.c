@@ -959,7 +959,7 @@ static void check_route(void **state)
                                       {9, 1, UINT32_MAX, r1, 1, false, NULL, 0}};
     m.reply = true;
     m.u.route_rep =
-        (struct msg_route_rep){77, {128, 1, 16, 200, 64, 0, 2, 3, false}, nodes, 3, parts, 2};
+        (struct msg_route_rep){77, {128, 1, 16, 200, 64, 0, 2, 3, false}, nodes, NULL, 3, parts, 2};
     round_trip(&m, &out);
     const struct msg_route_rep *r = &out.u.route_rep;
     assert_true(r->map_epoch == 77);
@@ -980,7 +980,29 @@ static void check_route(void **state)
     assert_false(r->parts[1].writable);
     assert_int_equal(r->parts[1].n_readers, 1);
     assert_int_equal(r->parts[1].n_secondaries, 0);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(r->search_urls[i].len, 0); /* none sent: every node without one */
     msg_free(&out);
+
+    /* search ports: a node entry's third element, only for the nodes that have one */
+    struct msg_str search[3] = {S("tcp://a:11"), {NULL, 0}, S("tcp://c:33")};
+    m.u.route_rep.search_urls = search;
+    struct buf sb = BUF_INIT;
+    assert_int_equal(msg_encode(&m, &sb, errmsg), DV_OK);
+    size_t with = sb.len;
+    buf_free(&sb);
+    round_trip(&m, &out);
+    r = &out.u.route_rep;
+    assert_int_equal(r->search_urls[0].len, 10);
+    assert_memory_equal(r->search_urls[0].p, "tcp://a:11", 10);
+    assert_int_equal(r->search_urls[1].len, 0);
+    assert_memory_equal(r->search_urls[2].p, "tcp://c:33", 10);
+    assert_memory_equal(r->nodes[2].url.p, "tcp://c:3", 9);
+    msg_free(&out);
+    m.u.route_rep.search_urls = NULL;
+    assert_int_equal(msg_encode(&m, &sb, errmsg), DV_OK);
+    assert_true(sb.len == with - 2 * (1 + 10)); /* two strings less, same array headers */
+    buf_free(&sb);
 
     /* a reader naming node 3 of 3 */
     r1[0] = 3;
@@ -1204,7 +1226,8 @@ static void check_cluster_node_report(void **state)
                                                        1000000,
                                                        reps,
                                                        3,
-                                                       0};
+                                                       0,
+                                                       {NULL, 0}};
     round_trip(&m, &out);
     const struct msg_node_report_req *q = &out.u.node_report_req;
     assert_int_equal(q->node_id.len, 6);
@@ -1234,13 +1257,29 @@ static void check_cluster_node_report(void **state)
     buf_free(&fb);
     round_trip(&m, &out);
     assert_true(out.u.node_report_req.flags == MSG_REPORT_REJOIN);
+    assert_int_equal(out.u.node_report_req.search_url.len, 0);
+    msg_free(&out);
+    /* a search port comes after the flags, which are then sent even when 0 */
+    m.u.node_report_req.search_url = S("tcp://127.0.0.1:7401");
+    round_trip(&m, &out);
+    assert_true(out.u.node_report_req.flags == MSG_REPORT_REJOIN);
+    assert_int_equal(out.u.node_report_req.search_url.len, 20);
+    assert_memory_equal(out.u.node_report_req.search_url.p, "tcp://127.0.0.1:7401", 20);
     msg_free(&out);
     m.u.node_report_req.flags = 0;
+    assert_int_equal(msg_encode(&m, &fb, errmsg), DV_OK);
+    assert_true(fb.len == len_without + 1 + 21);
+    buf_free(&fb);
+    round_trip(&m, &out);
+    assert_true(out.u.node_report_req.flags == 0);
+    assert_memory_equal(out.u.node_report_req.search_url.p, "tcp://127.0.0.1:7401", 20);
+    msg_free(&out);
+    m.u.node_report_req.search_url = (struct msg_str){NULL, 0};
     /* no replicas, no HTTP URL; any weight passes the codec (NaN included) */
     const double weights[] = {0, -1, 1e300, 0.1, NAN};
     for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++) {
         m.u.node_report_req = (struct msg_node_report_req){
-            S("n"), S("tcp://h:1"), {NULL, 0}, weights[i], 0, NULL, 0, 0};
+            S("n"), S("tcp://h:1"), {NULL, 0}, weights[i], 0, NULL, 0, 0, {NULL, 0}};
         round_trip(&m, &out);
         if (isnan(weights[i]))
             assert_true(isnan(out.u.node_report_req.weight));
