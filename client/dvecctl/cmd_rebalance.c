@@ -338,6 +338,8 @@ static int run_node_add(struct ctl *ctl, const struct cmd *cmd, const struct opt
     const char *v;
     if ((v = opts_get(o, "http-url")) != NULL)
         json_object_set_new(args, "http_url", json_string(v));
+    if ((v = opts_get(o, "search-url")) != NULL)
+        json_object_set_new(args, "search_url", json_string(v));
     if ((v = opts_get(o, "weight")) != NULL) {
         char *end;
         double w = strtod(v, &end);
@@ -516,6 +518,7 @@ static const struct opt_spec set_opts[] = {
 static const struct opt_spec add_opts[] = {
     {"url", OPT_VAL, "URL", "the node's native URL (tcp://HOST:PORT), required"},
     {"http-url", OPT_VAL, "URL", "its HTTP URL (metrics, health)"},
+    {"search-url", OPT_VAL, "URL", "its search port (tcp://HOST:PORT; one-hop clients use it)"},
     {"weight", OPT_VAL, "W", "capacity weight (default 1)"},
     {"json", OPT_FLAG, NULL, "print the coordinator's answer as JSON"},
     {NULL, 0, NULL, NULL},

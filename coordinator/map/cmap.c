@@ -329,7 +329,7 @@ static bool reports_equal(const struct cmap_node *a, const struct cmap_node *b)
 static bool node_equal(const struct cmap_node *a, const struct cmap_node *b)
 {
     return a->num == b->num && strcmp(a->id, b->id) == 0 && strcmp(a->url, b->url) == 0 &&
-           strcmp(a->http_url, b->http_url) == 0 &&
+           strcmp(a->http_url, b->http_url) == 0 && strcmp(a->search_url, b->search_url) == 0 &&
            memcmp(&a->weight, &b->weight, sizeof a->weight) == 0 && a->state == b->state &&
            a->heartbeat_ms == b->heartbeat_ms && reports_equal(a, b);
 }

@@ -118,12 +118,13 @@ struct cmap_report {
 struct cmap_node {
     uint32_t num;
     char id[CMAP_ID_MAX + 1];
-    char url[CMAP_URL_MAX + 1];      /* native protocol (tcp://...) */
-    char http_url[CMAP_URL_MAX + 1]; /* may be empty */
-    double weight;                   /* capacity weight, finite and > 0 */
-    int state;                       /* enum cmap_node_state */
-    uint64_t heartbeat_ms;           /* last heartbeat by the leader's clock */
-    struct cmap_report *reports;     /* NULL when n_reports == 0 */
+    char url[CMAP_URL_MAX + 1];        /* native protocol (tcp://...) */
+    char http_url[CMAP_URL_MAX + 1];   /* may be empty */
+    char search_url[CMAP_URL_MAX + 1]; /* the search port (tcp://...); may be empty */
+    double weight;                     /* capacity weight, finite and > 0 */
+    int state;                         /* enum cmap_node_state */
+    uint64_t heartbeat_ms;             /* last heartbeat by the leader's clock */
+    struct cmap_report *reports;       /* NULL when n_reports == 0 */
     uint32_t n_reports;
 };
 
@@ -347,6 +348,7 @@ struct cmap_cmd {
             char id[CMAP_ID_MAX + 1];
             char url[CMAP_URL_MAX + 1];
             char http_url[CMAP_URL_MAX + 1];
+            char search_url[CMAP_URL_MAX + 1]; /* may be empty */
             double weight;
             int state;
             uint64_t heartbeat_ms;

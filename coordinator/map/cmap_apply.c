@@ -91,7 +91,8 @@ static int node_register(struct cmap *m, const struct cmap_cmd *cmd, struct cmap
     const typeof(cmd->u.reg) *c = &cmd->u.reg;
     if (!cmap_id_valid(c->id))
         return fail(m, res, DV_EINVAL, "bad node id");
-    if (!cmap_url_valid(c->url, false) || !cmap_url_valid(c->http_url, true))
+    if (!cmap_url_valid(c->url, false) || !cmap_url_valid(c->http_url, true) ||
+        !cmap_url_valid(c->search_url, true))
         return fail(m, res, DV_EINVAL, "node \"%s\": bad url", c->id);
     if (!cmap_weight_valid(c->weight))
         return fail(m, res, DV_EINVAL, "node \"%s\": weight must be finite and > 0", c->id);
@@ -139,6 +140,7 @@ static int node_register(struct cmap *m, const struct cmap_cmd *cmd, struct cmap
     }
     cmap_strlcpy(n->url, c->url, sizeof n->url);
     cmap_strlcpy(n->http_url, c->http_url, sizeof n->http_url);
+    cmap_strlcpy(n->search_url, c->search_url, sizeof n->search_url);
     if (c->heartbeat_ms)
         n->heartbeat_ms = c->heartbeat_ms;
     cmap_reports_free(n->reports, n->n_reports);

@@ -112,7 +112,8 @@ static bool cmd_shape_ok(const struct cmap_cmd *c, char *errmsg)
         if (!str_fits(c->u.reg.id, sizeof c->u.reg.id, CMAP_ID_MAX))
             bad = "id";
         else if (!str_fits(c->u.reg.url, sizeof c->u.reg.url, CMAP_URL_MAX) ||
-                 !str_fits(c->u.reg.http_url, sizeof c->u.reg.http_url, CMAP_URL_MAX))
+                 !str_fits(c->u.reg.http_url, sizeof c->u.reg.http_url, CMAP_URL_MAX) ||
+                 !str_fits(c->u.reg.search_url, sizeof c->u.reg.search_url, CMAP_URL_MAX))
             bad = "url";
         else if (!reports_fit(c->u.reg.reports, c->u.reg.n_reports))
             bad = "reports";
@@ -241,7 +242,8 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
     int rc;
     switch (c->type) {
     case CMAP_CMD_NODE_REGISTER:
-        W(mpw_array(b, 7));
+        /* the search port came later: an 8th element, written only when there is one */
+        W(mpw_array(b, c->u.reg.search_url[0] ? 8 : 7));
         W(w_str(b, c->u.reg.id));
         W(w_str(b, c->u.reg.url));
         W(w_str(b, c->u.reg.http_url));
@@ -249,6 +251,8 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
         W(mpw_i64(b, c->u.reg.state));
         W(mpw_u64(b, c->u.reg.heartbeat_ms));
         W(w_reports(b, c->u.reg.reports, c->u.reg.n_reports));
+        if (c->u.reg.search_url[0])
+            W(w_str(b, c->u.reg.search_url));
         break;
     case CMAP_CMD_NODE_STATE:
         W(mpw_array(b, 4));
@@ -547,16 +551,25 @@ static int d_body(struct dec *d)
     struct cmap_cmd *c = d->cmd;
     int rc;
     switch (c->type) {
-    case CMAP_CMD_NODE_REGISTER:
-        if ((rc = mpk_dec_tuple(&d->k, 7, "body")) != DV_OK ||
-            (rc = mpk_dec_strcpy(&d->k, c->u.reg.id, CMAP_ID_MAX, "id")) != DV_OK ||
+    case CMAP_CMD_NODE_REGISTER: {
+        uint32_t fields;
+        /* 7 elements: no search port (written before it, or by a node without one) */
+        if (mpk_array(&d->k.r, &fields) != DV_OK || (fields != 7 && fields != 8))
+            return mpk_dec_fail(&d->k, DV_ECORRUPT, "body");
+        if ((rc = mpk_dec_strcpy(&d->k, c->u.reg.id, CMAP_ID_MAX, "id")) != DV_OK ||
             (rc = mpk_dec_strcpy(&d->k, c->u.reg.url, CMAP_URL_MAX, "url")) != DV_OK ||
             (rc = mpk_dec_strcpy(&d->k, c->u.reg.http_url, CMAP_URL_MAX, "http_url")) != DV_OK ||
             (rc = d_weight(d, &c->u.reg.weight)) != DV_OK ||
             (rc = d_int(d, &c->u.reg.state, "state")) != DV_OK)
             return rc;
         TRY(mpk_dec_u64(&d->k, &c->u.reg.heartbeat_ms, "heartbeat"));
-        return d_reports(d, &c->u.reg.reports, &c->u.reg.n_reports);
+        if ((rc = d_reports(d, &c->u.reg.reports, &c->u.reg.n_reports)) != DV_OK)
+            return rc;
+        c->u.reg.search_url[0] = '\0';
+        if (fields == 8)
+            TRY(mpk_dec_strcpy(&d->k, c->u.reg.search_url, CMAP_URL_MAX, "search_url"));
+        return DV_OK;
+    }
     case CMAP_CMD_NODE_STATE:
         if ((rc = mpk_dec_tuple(&d->k, 4, "body")) != DV_OK ||
             (rc = mpk_dec_strcpy(&d->k, c->u.node_state.id, CMAP_ID_MAX, "id")) != DV_OK ||

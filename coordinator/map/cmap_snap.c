@@ -13,7 +13,8 @@
  *   0  "CMAP"    4  u32 version    8  u64 body length    16  u32 CRC32C of the body    20  u32 0
  * then the body, one msgpack array:
  *   [epoch, dedup_cap, nodes, collections, moves, seen, coordinators, settings]
- *   node:       [id, url, http_url, weight (f64), state, heartbeat_ms, [[coll, part, lsn], ...]]
+ *   node:       [id, url, http_url, weight (f64), state, heartbeat_ms, [[coll, part, lsn], ...],
+ *                search_url]  (search_url only when not empty)
  *   collection: [name, [dim, metric, m, ef_construction, ef_search, partitions, rf, fsync, sq8,
  *                 write_consistency_factor], epoch,
  *                [[epoch, primary, [node, ...], term, [state, ...]], ...]]  (nodes by number)
@@ -29,7 +30,8 @@
  * rebalancing settings came as the 8th element the same way: 6 or 7 elements read with the
  * default settings. Replication added a partition's term and replica states (a partition of
  * 3 elements reads as term 1, every replica ACTIVE) and the collection's
- * write_consistency_factor (a config of 9 elements reads as 1).
+ * write_consistency_factor (a config of 9 elements reads as 1). A node's search port is its
+ * record's 8th element, written only when the node has one (7 elements read as none).
  */
 
 #define W(x)                                                                                       \
@@ -46,7 +48,7 @@ static int w_str(struct buf *b, const char *s)
 static int w_node(struct buf *b, const struct cmap_node *n)
 {
     int rc;
-    W(mpw_array(b, 7));
+    W(mpw_array(b, n->search_url[0] ? 8 : 7));
     W(w_str(b, n->id));
     W(w_str(b, n->url));
     W(w_str(b, n->http_url));
@@ -60,6 +62,8 @@ static int w_node(struct buf *b, const struct cmap_node *n)
         W(mpw_u64(b, n->reports[i].part));
         W(mpw_u64(b, n->reports[i].lsn));
     }
+    if (n->search_url[0])
+        W(w_str(b, n->search_url));
 err:
     return rc;
 }
@@ -198,30 +202,10 @@ static int s_epoch(struct sdec *d, uint64_t *e, const char *field)
     return DV_OK;
 }
 
-static int s_node(struct sdec *d, struct cmap_node *n, uint32_t num)
+/* A node's k reports. */
+static int s_reports(struct sdec *d, struct cmap_node *n, uint32_t k)
 {
-    uint32_t state = 0, k;
     int rc;
-    n->num = num;
-    if ((rc = mpk_dec_tuple(&d->k, 7, "node")) != DV_OK ||
-        (rc = mpk_dec_strcpy(&d->k, n->id, CMAP_ID_MAX, "node id")) != DV_OK ||
-        (rc = mpk_dec_strcpy(&d->k, n->url, CMAP_URL_MAX, "node url")) != DV_OK ||
-        (rc = mpk_dec_strcpy(&d->k, n->http_url, CMAP_URL_MAX, "node http_url")) != DV_OK)
-        return rc;
-    if (!cmap_id_valid(n->id) || !cmap_url_valid(n->url, false) ||
-        !cmap_url_valid(n->http_url, true))
-        return mpk_dec_failf(&d->k, DV_EINVAL, "node %u", num);
-    R(mpk_f64(&d->k.r, &n->weight), "node %s weight", n->id);
-    if (!cmap_weight_valid(n->weight))
-        return mpk_dec_failf(&d->k, DV_ERANGE, "node %s weight", n->id);
-    if ((rc = mpk_dec_u32(&d->k, &state, "node state")) != DV_OK)
-        return rc;
-    if (state >= CMAP_NODE_STATE_COUNT)
-        return mpk_dec_failf(&d->k, DV_ERANGE, "node %s state", n->id);
-    n->state = (int)state;
-    R(mpk_u64(&d->k.r, &n->heartbeat_ms), "node %s heartbeat", n->id);
-    if ((rc = mpk_dec_list(&d->k, &k, 4, CMAP_MAX_REPORTS, "reports")) != DV_OK)
-        return rc;
     if (k == 0)
         return DV_OK;
     n->reports = calloc(k, sizeof *n->reports);
@@ -241,6 +225,40 @@ static int s_node(struct sdec *d, struct cmap_node *n, uint32_t num)
         if ((rc = mpk_dec_u32(&d->k, &r->part, "report partition")) != DV_OK)
             return rc;
         TRY(mpk_dec_u64(&d->k, &r->lsn, "report lsn"));
+    }
+    return DV_OK;
+}
+
+static int s_node(struct sdec *d, struct cmap_node *n, uint32_t num)
+{
+    uint32_t state = 0, k, fields;
+    int rc;
+    n->num = num;
+    if (mpk_array(&d->k.r, &fields) != DV_OK || (fields != 7 && fields != 8))
+        return mpk_dec_fail(&d->k, DV_ECORRUPT, "node");
+    if ((rc = mpk_dec_strcpy(&d->k, n->id, CMAP_ID_MAX, "node id")) != DV_OK ||
+        (rc = mpk_dec_strcpy(&d->k, n->url, CMAP_URL_MAX, "node url")) != DV_OK ||
+        (rc = mpk_dec_strcpy(&d->k, n->http_url, CMAP_URL_MAX, "node http_url")) != DV_OK)
+        return rc;
+    if (!cmap_id_valid(n->id) || !cmap_url_valid(n->url, false) ||
+        !cmap_url_valid(n->http_url, true))
+        return mpk_dec_failf(&d->k, DV_EINVAL, "node %u", num);
+    R(mpk_f64(&d->k.r, &n->weight), "node %s weight", n->id);
+    if (!cmap_weight_valid(n->weight))
+        return mpk_dec_failf(&d->k, DV_ERANGE, "node %s weight", n->id);
+    if ((rc = mpk_dec_u32(&d->k, &state, "node state")) != DV_OK)
+        return rc;
+    if (state >= CMAP_NODE_STATE_COUNT)
+        return mpk_dec_failf(&d->k, DV_ERANGE, "node %s state", n->id);
+    n->state = (int)state;
+    R(mpk_u64(&d->k.r, &n->heartbeat_ms), "node %s heartbeat", n->id);
+    if ((rc = mpk_dec_list(&d->k, &k, 4, CMAP_MAX_REPORTS, "reports")) != DV_OK ||
+        (rc = s_reports(d, n, k)) != DV_OK)
+        return rc;
+    if (fields == 8) {
+        TRY(mpk_dec_strcpy(&d->k, n->search_url, CMAP_URL_MAX, "node search_url"));
+        if (!cmap_url_valid(n->search_url, true))
+            return mpk_dec_failf(&d->k, DV_EINVAL, "node %s search_url", n->id);
     }
     return DV_OK;
 }

@@ -339,6 +339,9 @@ static int node_add(struct coord *c, const struct args *a, struct buf *b, char *
     rc = arg_str(a, "http_url", cmd.u.reg.http_url, sizeof cmd.u.reg.http_url, false, errmsg);
     if (rc != DV_OK && rc != DV_ENOTFOUND)
         return rc;
+    rc = arg_str(a, "search_url", cmd.u.reg.search_url, sizeof cmd.u.reg.search_url, false, errmsg);
+    if (rc != DV_OK && rc != DV_ENOTFOUND)
+        return rc;
     cmd.u.reg.weight = 1.0;
     rc = arg_f64(a, "weight", &cmd.u.reg.weight, errmsg);
     if (rc != DV_OK && rc != DV_ENOTFOUND)

@@ -396,9 +396,10 @@ static void drop_lost_replicas(struct coord *c, const char *id, const struct msg
 static int node_report(struct coord *c, const struct msg *req, struct msg *rep, char *errmsg)
 {
     const struct msg_node_report_req *r = &req->u.node_report_req;
-    char id[CMAP_ID_MAX + 1], url[CMAP_URL_MAX + 1], http[CMAP_URL_MAX + 1];
+    char id[CMAP_ID_MAX + 1], url[CMAP_URL_MAX + 1], http[CMAP_URL_MAX + 1],
+        search[CMAP_URL_MAX + 1];
     if (r->node_id.len == 0 || r->node_id.len > CMAP_ID_MAX || r->url.len > CMAP_URL_MAX ||
-        r->http_url.len > CMAP_URL_MAX) {
+        r->http_url.len > CMAP_URL_MAX || r->search_url.len > CMAP_URL_MAX) {
         dv_errmsg_set(errmsg, "node report: id must be 1 to %d bytes, URLs at most %d", CMAP_ID_MAX,
                       CMAP_URL_MAX);
         return DV_EINVAL;
@@ -406,6 +407,8 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
     snprintf(id, sizeof id, "%.*s", (int)r->node_id.len, r->node_id.p);
     snprintf(url, sizeof url, "%.*s", (int)r->url.len, r->url.p);
     snprintf(http, sizeof http, "%.*s", (int)r->http_url.len, r->http_url.p);
+    snprintf(search, sizeof search, "%.*s", (int)r->search_url.len,
+             r->search_url.p ? r->search_url.p : "");
     coord_seen(c, id);
 
     struct cmap_ref *ref = craft_map(c->raft);
@@ -447,7 +450,7 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
     }
     bool reg = n == NULL || rejoin || n->state == CMAP_NODE_DEAD || n->state == CMAP_NODE_SUSPECT ||
                n->state == CMAP_NODE_JOINING || strcmp(n->url, url) != 0 ||
-               strcmp(n->http_url, http) != 0;
+               strcmp(n->http_url, http) != 0 || strcmp(n->search_url, search) != 0;
     bool changed = n != NULL && !same_reports(n, r);
     bool update = !reg && (changed || wall_ms() - n->heartbeat_ms > 10000);
     craft_map_release(c->raft, ref);
@@ -475,6 +478,7 @@ static int node_report(struct coord *c, const struct msg *req, struct msg *rep, 
             snprintf(cmd.u.reg.id, sizeof cmd.u.reg.id, "%s", id);
             snprintf(cmd.u.reg.url, sizeof cmd.u.reg.url, "%s", url);
             snprintf(cmd.u.reg.http_url, sizeof cmd.u.reg.http_url, "%s", http);
+            snprintf(cmd.u.reg.search_url, sizeof cmd.u.reg.search_url, "%s", search);
             cmd.u.reg.weight = r->weight > 0 ? r->weight : 1.0;
             cmd.u.reg.state = CMAP_NODE_ALIVE;
             cmd.u.reg.heartbeat_ms = wall_ms();
@@ -625,7 +629,7 @@ static int cluster_status(struct coord *c, struct buf *b)
     T(mpw_array(b, m->n_nodes));
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         const struct cmap_node *n = &m->nodes[i];
-        T(mpw_map(b, 8));
+        T(mpw_map(b, 9));
         T(K("id"));
         T(K(n->id));
         T(K("partitions"));
@@ -634,6 +638,8 @@ static int cluster_status(struct coord *c, struct buf *b)
         T(K(n->url));
         T(K("http_url"));
         T(K(n->http_url));
+        T(K("search_url"));
+        T(K(n->search_url));
         T(K("state"));
         T(K(cmap_node_state_name(n->state)));
         T(K("weight"));

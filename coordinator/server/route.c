@@ -14,10 +14,12 @@
 struct route_mem {
     struct msg_peer *nodes;
     struct msg_route_part *parts;
-    uint32_t *idx;                  /* readers and secondaries of every part */
-    char (*ids)[CMAP_ID_MAX + 1];   /* [n_nodes] */
-    char (*urls)[CMAP_URL_MAX + 1]; /* [n_nodes] */
-    uint32_t *num_of;               /* [n_nodes] map node number of each route node */
+    uint32_t *idx;                    /* readers and secondaries of every part */
+    char (*ids)[CMAP_ID_MAX + 1];     /* [n_nodes] */
+    char (*urls)[CMAP_URL_MAX + 1];   /* [n_nodes] */
+    char (*search)[CMAP_URL_MAX + 1]; /* [n_nodes] search ports */
+    struct msg_str *search_urls;      /* [n_nodes] */
+    uint32_t *num_of;                 /* [n_nodes] map node number of each route node */
 };
 
 void coord_route_free(void *p)
@@ -30,6 +32,8 @@ void coord_route_free(void *p)
     free(r->idx);
     free(r->ids);
     free(r->urls);
+    free(r->search);
+    free(r->search_urls);
     free(r->num_of);
     free(r);
 }
@@ -45,7 +49,9 @@ static uint32_t node_index(struct route_mem *r, uint32_t *n, const struct cmap *
     r->num_of[i] = num;
     snprintf(r->ids[i], sizeof r->ids[i], "%s", nd ? nd->id : "?");
     snprintf(r->urls[i], sizeof r->urls[i], "%s", nd ? nd->url : "");
+    snprintf(r->search[i], sizeof r->search[i], "%s", nd ? nd->search_url : "");
     r->nodes[i] = (struct msg_peer){S(r->ids[i]), S(r->urls[i])};
+    r->search_urls[i] = S(r->search[i]);
     return i;
 }
 
@@ -71,10 +77,13 @@ int coord_route(struct coord *c, const char *name, struct msg *rep, void **mem, 
         r->idx = calloc(2 * slots, sizeof *r->idx);
         r->ids = calloc(slots, sizeof *r->ids);
         r->urls = calloc(slots, sizeof *r->urls);
+        r->search = calloc(slots, sizeof *r->search);
+        r->search_urls = calloc(slots, sizeof *r->search_urls);
         r->num_of = calloc(slots, sizeof *r->num_of);
     }
     struct msg_peer *group = calloc(CMAP_MAX_REPLICAS, sizeof *group);
-    if (!r || !r->nodes || !r->parts || !r->idx || !r->ids || !r->urls || !r->num_of || !group) {
+    if (!r || !r->nodes || !r->parts || !r->idx || !r->ids || !r->urls || !r->search ||
+        !r->search_urls || !r->num_of || !group) {
         craft_map_release(c->raft, ref);
         coord_route_free(r);
         free(group);
@@ -109,6 +118,7 @@ int coord_route(struct coord *c, const char *name, struct msg *rep, void **mem, 
         used += rp->n_secondaries;
     }
     o->nodes = r->nodes;
+    o->search_urls = r->search_urls;
     o->n_nodes = n_nodes;
     o->parts = r->parts;
     o->n_parts = np;

@@ -106,6 +106,8 @@ static int all_commands(struct cmap_cmd *out)
 {
     int n = 0;
     out[n++] = cu_reg_reports("n0", 5);
+    out[n] = cu_reg("n3", CMAP_NODE_ALIVE, 1.0);
+    snprintf(out[n++].u.reg.search_url, sizeof out[0].u.reg.search_url, "tcp://127.0.0.1:7401");
     out[n] = cu_state("n1", CMAP_NODE_SUSPECT, 123456789);
     out[n].u.node_state.has_reports = true;
     out[n].u.node_state.reports = calloc(2, sizeof(struct cmap_report));
@@ -157,6 +159,7 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
         assert_string_equal(a->u.reg.id, b->u.reg.id);
         assert_string_equal(a->u.reg.url, b->u.reg.url);
         assert_string_equal(a->u.reg.http_url, b->u.reg.http_url);
+        assert_string_equal(a->u.reg.search_url, b->u.reg.search_url);
         assert_true(a->u.reg.weight == b->u.reg.weight);
         assert_int_equal(a->u.reg.state, b->u.reg.state);
         assert_int_equal(a->u.reg.heartbeat_ms, b->u.reg.heartbeat_ms);
@@ -464,8 +467,49 @@ static void test_register(void **state)
     c = cu_reg("x", CMAP_NODE_ALIVE, 1.0);
     c.u.reg.url[0] = '\0';
     assert_int_equal(run_free(&m, c), DV_EINVAL);
+    c = cu_reg("x", CMAP_NODE_ALIVE, 1.0);
+    snprintf(c.u.reg.search_url, sizeof c.u.reg.search_url, "tcp://a b:1");
+    assert_int_equal(run_free(&m, c), DV_EINVAL);
     assert_int_equal(m.epoch, epoch);
     assert_int_equal(m.n_nodes, 2);
+    cmap_free(&m);
+}
+
+/* A node's search port: set, changed and cleared by registering; in the snapshot as the
+ * node record's 8th element only when set, so a map of nodes without one encodes as before. */
+static void test_search_url(void **state)
+{
+    struct cmap m, d;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(cmap_init(&m, 0), DV_OK);
+    assert_int_equal(run_free(&m, cu_reg("a", CMAP_NODE_ALIVE, 1.0)), DV_OK);
+    struct buf plain = BUF_INIT, with = BUF_INIT;
+    assert_int_equal(cmap_encode(&m, &plain), DV_OK);
+    struct cmap_cmd c = cu_reg("a", CMAP_NODE_ALIVE, 1.0);
+    snprintf(c.u.reg.search_url, sizeof c.u.reg.search_url, "tcp://127.0.0.1:7401");
+    assert_int_equal(run_free(&m, c), DV_OK);
+    assert_string_equal(cmap_node_find(&m, "a")->search_url, "tcp://127.0.0.1:7401");
+    assert_int_equal(cmap_encode(&m, &with), DV_OK);
+    /* the node record: 7 elements, then 8 with the search port */
+    static const uint8_t rec7[] = {0x97, 0xa1, 'a'}, rec8[] = {0x98, 0xa1, 'a'};
+    assert_non_null(memmem(plain.data, plain.len, rec7, 3));
+    assert_null(memmem(plain.data, plain.len, rec8, 3));
+    assert_non_null(memmem(with.data, with.len, rec8, 3));
+    assert_non_null(memmem(with.data, with.len, "\xb4tcp://127.0.0.1:7401", 21));
+    assert_int_equal(cmap_decode(with.data, with.len, &d, err), DV_OK);
+    assert_string_equal(cmap_node_find(&d, "a")->search_url, "tcp://127.0.0.1:7401");
+    assert_true(cmap_equal(&m, &d));
+    cmap_free(&d);
+    /* the snapshot of the same node without it reads as none */
+    assert_int_equal(cmap_decode(plain.data, plain.len, &d, err), DV_OK);
+    assert_string_equal(cmap_node_find(&d, "a")->search_url, "");
+    assert_false(cmap_equal(&m, &d));
+    cmap_free(&d);
+    /* registering without one clears it */
+    assert_int_equal(run_free(&m, cu_reg("a", CMAP_NODE_ALIVE, 1.0)), DV_OK);
+    assert_string_equal(cmap_node_find(&m, "a")->search_url, "");
+    buf_free(&plain);
+    buf_free(&with);
     cmap_free(&m);
 }
 
@@ -1701,6 +1745,7 @@ int main(void)
         cmocka_unit_test(test_cmd_encode_rejects),
         cmocka_unit_test(test_cmd_truncated_and_garbage),
         cmocka_unit_test(test_register),
+        cmocka_unit_test(test_search_url),
         cmocka_unit_test(test_node_states),
         cmocka_unit_test(test_collections),
         cmocka_unit_test(test_part_set),

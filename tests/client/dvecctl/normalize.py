@@ -53,6 +53,7 @@ if kind == 'status':
         n['heartbeat_ms'] = '<ms>'
         n['replicas'] = '<n>'  # reported on the node's next heartbeat
         n['url'], n['http_url'] = port(n['url']), port(n['http_url'])
+        n['search_url'] = port(n['search_url'])
     doc['nodes'].sort(key=lambda n: n['id'])  # registration order varies
 elif kind in ('info', 'list'):
     for c in doc if kind == 'list' else [doc]:
