@@ -54,6 +54,16 @@ bool addr_is_wildcard(const char *url)
            strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0;
 }
 
+bool addr_is_loopback(const char *url)
+{
+    char host[ADDR_HOST_MAX];
+    unsigned port;
+    if (!addr_split(url, host, sizeof host, &port))
+        return false;
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+           strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0;
+}
+
 int addr_advertise(const char *key, const char *listen, const char *advertise,
                    const char *fallback_host, char *out, size_t n, char *errmsg)
 {

@@ -18,6 +18,9 @@ bool addr_split(const char *url, char *host, size_t n, unsigned *port);
  * "[::]". Such an address cannot be told to others. */
 bool addr_is_wildcard(const char *url);
 
+/* Whether url's host is a loopback address ("localhost", 127.x.x.x, "::1"). */
+bool addr_is_loopback(const char *url);
+
 /*
  * The address others should use for a process listening on `listen`: `advertise` when set
  * (it must name a host, not a wildcard), else `listen` when it names a host, else

@@ -718,8 +718,15 @@ bool handle_lane(void *arg, const void *in, size_t n)
     return type == MSG_REPLICATE;
 }
 
-int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
-                   struct rpcsrv_result *res)
+/* The requests the search port serves: reads a client may send (the rest change the node, or
+ * are coordinators' and nodes' business, and stay on the native URL). */
+static bool search_port_type(int type)
+{
+    return type == MSG_HELLO || type == MSG_SEARCH || type == MSG_GET;
+}
+
+static int handle(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
+                  struct rpcsrv_result *res, bool reads_only)
 {
     struct msg req, rep;
     uint64_t stale_epoch = 0;
@@ -737,6 +744,15 @@ int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *o
         rc = DV_ESHUTDOWN;
         goto err_reply;
     }
+    if (reads_only && !search_port_type(req.type)) {
+        dv_errmsg_set(res->errmsg,
+                      "the search port serves hello, search and get only: send %s to the "
+                      "node's native URL",
+                      msg_type_name(req.type));
+        msg_free(&req);
+        rc = DV_EINVAL;
+        goto err_reply;
+    }
     rep.type = req.type;
     rep.reply = true;
     rep.req_id = req.req_id;
@@ -749,4 +765,16 @@ int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *o
 
 err_reply:
     return rpcsrv_error_reply(out, res, rc, stale_epoch);
+}
+
+int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
+                   struct rpcsrv_result *res)
+{
+    return handle(c, in, n, out, res, false);
+}
+
+int handle_search_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
+                          struct rpcsrv_result *res)
+{
+    return handle(c, in, n, out, res, true);
 }

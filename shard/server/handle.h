@@ -36,6 +36,12 @@ struct handle_ctx {
 int handle_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
                    struct rpcsrv_result *res);
 
+/* handle_request for the search port (dvec-shard's search_listen): hello, search and get
+ * only; anything else is refused with DV_EINVAL naming the native URL, and the node is not
+ * touched. */
+int handle_search_request(struct handle_ctx *c, const void *in, size_t n, struct buf *out,
+                          struct rpcsrv_result *res);
+
 /* Searches (partitions x queries) of one request that run one after the other on the thread
  * that has the request, without forking into the pool: a fork wakes other threads, which
  * costs more here than a walk of tens of microseconds (docs/benchmarks.md, issue 18). */

@@ -82,6 +82,12 @@ static int shard_handle(void *arg, const void *in, size_t n, struct buf *out,
     return handle_request(arg, in, n, out, res);
 }
 
+static int shard_handle_search(void *arg, const void *in, size_t n, struct buf *out,
+                               struct rpcsrv_result *res)
+{
+    return handle_search_request(arg, in, n, out, res);
+}
+
 /* daemon_wait's tick: snapshot sessions nobody read for snapshot_idle end. */
 static void expire_sessions(void *arg)
 {
@@ -102,16 +108,25 @@ int main(int argc, char **argv)
         goto err_cfg;
     /* What the coordinators are told: advertise, else listen (a wildcard is refused). Checked
      * with the rest of the settings, before the data dir is touched. */
-    char adv[512], http_adv[512] = "", host[ADDR_HOST_MAX];
+    char adv[512], http_adv[512] = "", search_adv[512] = "", host[ADDR_HOST_MAX];
     unsigned port;
+    bool search = c.search_listen && c.search_listen[0];
     if ((rc = addr_advertise("advertise", c.listen, c.advertise, NULL, adv, sizeof adv, err)) !=
             DV_OK ||
         (c.http && c.http[0] && addr_split(adv, host, sizeof host, &port) &&
          (rc = addr_advertise("http_advertise", c.http, c.http_advertise, host, http_adv,
-                              sizeof http_adv, err)) != DV_OK)) {
+                              sizeof http_adv, err)) != DV_OK) ||
+        (search && addr_split(adv, host, sizeof host, &port) &&
+         (rc = addr_advertise("search_advertise", c.search_listen, c.search_advertise, host,
+                              search_adv, sizeof search_adv, err)) != DV_OK)) {
         fprintf(stderr, "dvec-shard: %s\n", err);
         goto err_cfg;
     }
+    /* A search port on loopback is of no use to clients on other hosts: it is not reported
+     * when the node tells the others a non-loopback address. */
+    if (search_adv[0] && addr_is_loopback(search_adv) && !addr_is_loopback(adv) &&
+        !(c.search_advertise && c.search_advertise[0]))
+        search_adv[0] = '\0';
     if (daemon_start(&d, &spec, c.log_level, c.data_dir) != DV_OK)
         goto err_cfg;
     char id[128];
@@ -193,9 +208,9 @@ int main(int argc, char **argv)
             .listen = c.search_listen,
             .max_conns = (uint32_t)c.search_max_conns,
             .max_message = 2 * c.max_message, /* as the NNG server's: over it, no reply */
-            .handle = shard_handle,
+            .handle = shard_handle_search,
             .handle_arg = &hc,
-            .done = shard_metrics_done,
+            .done = shard_metrics_done_search,
             .done_arg = sm,
         };
         if ((rc = tcpsrv_open(&to, &sport, err)) != DV_OK) {
@@ -203,7 +218,8 @@ int main(int argc, char **argv)
             log_error("cannot start", "error=%s", err);
             _exit(2); /* nng is running: leave without a slow graceful close */
         }
-        log_info("search port listening", "url=%s", c.search_listen);
+        log_info("search port listening", "url=%s advertise=%s", c.search_listen,
+                 search_adv[0] ? search_adv : "(not reported: loopback)");
     }
     struct shard_http *http = NULL;
     if (c.http && c.http[0]) {
@@ -217,6 +233,7 @@ int main(int argc, char **argv)
         .node_id = id,
         .url = adv,
         .http_url = http_adv,
+        .search_url = search_adv,
         .weight = c.weight,
         .capacity = c.capacity,
         .coordinators = &c.coordinators,

@@ -63,6 +63,8 @@ static void send_report(struct reporter *r, size_t *current, bool *registered)
     q->node_id = (struct msg_str){r->o.node_id, (uint32_t)strlen(r->o.node_id)};
     q->url = (struct msg_str){r->o.url, (uint32_t)strlen(r->o.url)};
     q->http_url = (struct msg_str){r->o.http_url, (uint32_t)strlen(r->o.http_url)};
+    if (r->o.search_url)
+        q->search_url = (struct msg_str){r->o.search_url, (uint32_t)strlen(r->o.search_url)};
     q->weight = r->o.weight;
     q->capacity = r->o.capacity;
     q->replicas = c.items;

@@ -11,7 +11,7 @@
 struct tr;
 
 struct report_opts {
-    const char *node_id, *url, *http_url;
+    const char *node_id, *url, *http_url, *search_url; /* search_url "": none */
     double weight;
     uint64_t capacity;
     const struct cfg_strlist *coordinators; /* tried in turn until one answers */

@@ -18,10 +18,15 @@ const struct cfg_field shard_cfg_schema[] = {
     {F("http_advertise", CFG_STRING, http_advertise),
      .doc = "HTTP URL reported to the coordinators (dvecctl status shows it); unset: `http`, "
             "or the host of `advertise` with the port of `http` when `http` is 0.0.0.0"},
-    {F("search_listen", CFG_STRING, search_listen), .def = "",
+    {F("search_listen", CFG_STRING, search_listen), .def = "tcp://127.0.0.1:7401",
      .doc = "tcp://HOST:PORT of the search port: native requests over plain TCP, a thread per "
-            "connection, one wake-up per request (docs/architecture.md, \"What is left\"); "
-            "empty disables it. Nothing but `dvec-bench node` uses it yet"},
+            "connection, one wake-up per request; libdvec sends its one-hop searches there "
+            "(docs/protocol.md, \"The search port\"); empty disables it"},
+    {F("search_advertise", CFG_STRING, search_advertise),
+     .doc = "search port URL reported to the coordinators, which give it to clients; unset: "
+            "`search_listen`, or the host of `advertise` with the port of `search_listen` when "
+            "`search_listen` is 0.0.0.0. A loopback `search_listen` is not reported when "
+            "`advertise` names another host (clients elsewhere could not reach it)"},
     {F("search_max_conns", CFG_UINT64, search_max_conns), .def = "256", .min = "1", .max = "65536",
      .doc = "connections the search port serves at once; more are closed"},
     {F("data_dir", CFG_STRING, data_dir),

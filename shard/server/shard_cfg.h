@@ -15,11 +15,12 @@ enum shard_fsync {
 };
 
 struct shard_cfg {
-    char *listen;         /* NNG URL of the native protocol */
-    char *advertise;      /* native URL told to others; NULL: listen */
-    char *http;           /* HTTP URL for /metrics, /healthz, /readyz; "" disables */
-    char *http_advertise; /* HTTP URL told to others; NULL: derived */
-    char *search_listen;  /* tcp://HOST:PORT of the search port (tcpsrv.h); "" disables */
+    char *listen;           /* NNG URL of the native protocol */
+    char *advertise;        /* native URL told to others; NULL: listen */
+    char *http;             /* HTTP URL for /metrics, /healthz, /readyz; "" disables */
+    char *http_advertise;   /* HTTP URL told to others; NULL: derived */
+    char *search_listen;    /* tcp://HOST:PORT of the search port (tcpsrv.h); "" disables */
+    char *search_advertise; /* search port URL told to the coordinators; NULL: derived */
     uint64_t search_max_conns;
     char *data_dir; /* required */
     char *node_id;  /* NULL: the one in data_dir/node.id (generated on first start) */

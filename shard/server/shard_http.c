@@ -23,6 +23,7 @@ struct shard_metrics {
     struct rpcsrv *_Atomic server;
     struct metrics_counter *req[MSG_TYPE_COUNT][OUT_COUNT];
     struct metrics_histogram *lat[MSG_TYPE_COUNT];
+    struct metrics_counter *search_port; /* requests of the search port */
 };
 
 struct shard_http {
@@ -218,6 +219,11 @@ struct shard_metrics *shard_metrics_new(struct node *n)
                 goto err;
         }
     }
+    if (metrics_counter(sm->reg, "dvec_shard_search_port_requests",
+                        "Requests answered on the search port (search_listen); they count in "
+                        "dvec_shard_requests too.",
+                        NULL, &sm->search_port, err) != DV_OK)
+        goto err;
     if (metrics_add_collector(sm->reg, collect, sm) != DV_OK ||
         metrics_add_process(sm->reg) != DV_OK)
         goto err;
@@ -251,6 +257,15 @@ void shard_metrics_done(void *arg, const struct rpcsrv_result *res, uint64_t ns)
         res->type >= 0 && res->type < MSG_TYPE_COUNT && sm->lat[res->type] ? res->type : MSG_ERROR;
     metrics_counter_inc(sm->req[t][outcome_of(res->code)]);
     metrics_histogram_observe(sm->lat[t], (double)ns * 1e-9);
+}
+
+void shard_metrics_done_search(void *arg, const struct rpcsrv_result *res, uint64_t ns)
+{
+    struct shard_metrics *sm = arg;
+    if (sm == NULL)
+        return;
+    metrics_counter_inc(sm->search_port);
+    shard_metrics_done(arg, res, ns);
 }
 
 /* ---- HTTP -------------------------------------------------------------------------------- */

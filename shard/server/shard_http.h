@@ -21,6 +21,8 @@ void shard_metrics_free(struct shard_metrics *sm);
 
 /* rpcsrv_done_fn: counts one request. */
 void shard_metrics_done(void *arg, const struct rpcsrv_result *res, uint64_t ns);
+/* The same for a request of the search port, which it also counts as such. */
+void shard_metrics_done_search(void *arg, const struct rpcsrv_result *res, uint64_t ns);
 
 /* GET /metrics, /healthz (alive) and /readyz (ready: not draining) on `url`. */
 struct shard_http;

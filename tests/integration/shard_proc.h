@@ -41,8 +41,9 @@ struct sp_proc {
     char log[128]; /* log of the current (or last) run */
     char url[64];  /* tcp://127.0.0.1:PORT */
     char http_url[64];
-    uint16_t port, http_port; /* http_port 0: HTTP disabled */
-    char node_id[64];         /* unique: a hello proves which process answered */
+    char search_url[64];                   /* the search port, tcp://127.0.0.1:PORT */
+    uint16_t port, http_port, search_port; /* http_port 0: HTTP disabled */
+    char node_id[64];                      /* unique: a hello proves which process answered */
     bool http;
     const char *extra[SP_MAX_EXTRA];
     size_t n_extra;
@@ -270,7 +271,10 @@ static inline int sp_start(struct sp_proc *p)
         if (p->port == 0 || attempt > 0) {
             p->port = sp_port();
             p->http_port = p->http ? sp_port() : 0;
+            p->search_port = sp_port();
         }
+        snprintf(p->search_url, sizeof p->search_url, "tcp://127.0.0.1:%u",
+                 (unsigned)p->search_port);
         snprintf(p->url, sizeof p->url, "tcp://127.0.0.1:%u", (unsigned)p->port);
         if (p->http)
             snprintf(p->http_url, sizeof p->http_url, "http://127.0.0.1:%u",
@@ -278,10 +282,10 @@ static inline int sp_start(struct sp_proc *p)
         else
             p->http_url[0] = '\0';
         snprintf(p->log, sizeof p->log, "%s/log.%d", p->base, ++p->runs);
-        const char *argv[10 + SP_MAX_EXTRA] = {sp_exe,      "--data_dir", p->data,
-                                               "--listen",  p->url,       "--http",
-                                               p->http_url, "--node_id",  p->node_id};
-        size_t n = 9;
+        const char *argv[12 + SP_MAX_EXTRA] = {
+            sp_exe,      "--data_dir", p->data,    "--listen",        p->url,       "--http",
+            p->http_url, "--node_id",  p->node_id, "--search_listen", p->search_url};
+        size_t n = 11;
         for (size_t i = 0; i < p->n_extra; i++)
             argv[n++] = p->extra[i];
         argv[n] = NULL;

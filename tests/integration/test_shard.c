@@ -18,6 +18,7 @@
 #include "part_util.h"
 #include "rpc.h"
 #include "shard_cfg.h"
+#include "tcpcall.h"
 #include "shard_proc.h"
 #include "shard_case.h"
 
@@ -1745,7 +1746,8 @@ static void test_cli(void **state)
     /* a second process on the same data dir */
     char listen[64];
     snprintf(listen, sizeof listen, "tcp://127.0.0.1:%u", (unsigned)sp_port());
-    const char *second[] = {"--data_dir", p->data, "--listen", listen, "--http", "", NULL};
+    const char *second[] = {"--data_dir", p->data,           "--listen", listen, "--http",
+                            "",           "--search_listen", "",         NULL};
     run_expect(second, 2, "in use");
     hello_ok(r);
 
@@ -1813,6 +1815,74 @@ static double metric_value(const char *text, const char *name, const char *const
         return v ? strtod(v + 1, NULL) : -1;
     }
     return -1;
+}
+
+/* One call through the node's search port. */
+static int port_call(struct tcpcall *tc, const struct msg *m, struct msg_reply *rep, char *err)
+{
+    struct tcpcall_job j = {.c = tc, .req = m, .timeout_ms = 10000};
+    tcpcall_many(&j, 1);
+    *rep = j.rep;
+    snprintf(err, DV_ERRMSG_SIZE, "%s", j.errmsg);
+    return j.rc;
+}
+
+/* The search port (search_listen): searches, gets and hello answer as on the native URL;
+ * anything that would change the node is refused, naming the native URL, and changes nothing. */
+static void test_search_port(void **state)
+{
+    (void)state;
+    struct sp_proc *p = new_proc(false, NULL, 0);
+    start(p);
+    struct rpc *r = client(p, 10000);
+    create_ok(r, COLL, 0, 1, 1);
+    upsert_ok(r, COLL, 0, 1, 0, 500);
+    struct tcpcall *tc;
+    char err[DV_ERRMSG_SIZE];
+    assert_int_equal(tcpcall_open(p->search_url, 0, &tc, err), DV_OK);
+
+    struct msg m = {.type = MSG_HELLO};
+    struct msg_reply rep, want;
+    assert_int_equal(port_call(tc, &m, &rep, err), DV_OK);
+    assert_int_equal(rep.m.u.hello_rep.n_replicas, 1);
+    msg_reply_free(&rep);
+
+    float qv[DIM];
+    pu_vec(77, 0, DIM, qv);
+    struct msg_query q = {.vec = qv, .dim = DIM, .k = K, .ef = 64};
+    struct msg_target t = {0, 1};
+    m = req_of(MSG_SEARCH, COLL, 0, 0);
+    m.u.search_req = (struct msg_search_req){&t, 1, &q, 1};
+    assert_int_equal(port_call(tc, &m, &rep, err), DV_OK);
+    call_ok(r, &m, &want);
+    const struct msg_hits *a = &rep.m.u.search_rep.parts[0].results[0],
+                          *b = &want.m.u.search_rep.parts[0].results[0];
+    assert_int_equal(a->n, K);
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(a->hits[0].id.lo, 77);
+    for (uint32_t i = 0; i < a->n; i++)
+        assert_true(a->hits[i].id.lo == b->hits[i].id.lo);
+    msg_reply_free(&rep);
+    msg_reply_free(&want);
+
+    /* writes and replica changes: refused, the connection kept */
+    struct upsert_data u;
+    m = req_of(MSG_UPSERT, COLL, 0, 1);
+    assert_int_equal(upsert_build(&m, &u, 1000, 10, 0, DIM, false), DV_OK);
+    assert_int_equal(port_call(tc, &m, &rep, err), DV_EINVAL);
+    assert_non_null(strstr(err, "native URL"));
+    assert_non_null(strstr(err, "upsert"));
+    msg_reply_free(&rep);
+    upsert_free(&u);
+    m = req_of(MSG_REPLICA_DROP, COLL, 0, 1);
+    assert_int_equal(port_call(tc, &m, &rep, err), DV_EINVAL);
+    msg_reply_free(&rep);
+    m = (struct msg){.type = MSG_HELLO};
+    assert_int_equal(port_call(tc, &m, &rep, err), DV_OK);
+    msg_reply_free(&rep);
+    struct msg_info_rep in = info_of(r, COLL, 0, 1);
+    assert_int_equal(in.points, 500);
+    tcpcall_close(tc); /* r: closed by the teardown */
 }
 
 static void test_http(void **state)
@@ -1915,6 +1985,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_sigterm_drains, sp_case_setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_answers_in_flight, sp_case_setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, sp_case_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_port, sp_case_setup, teardown),
         cmocka_unit_test_setup_teardown(test_http, sp_case_setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,6 +49,19 @@ static void test_wildcard(void **state)
     assert_false(addr_is_wildcard("tcp://dvec-node-0.dvec-node:7400"));
 }
 
+static void test_loopback(void **state)
+{
+    assert_true(addr_is_loopback("tcp://127.0.0.1:7401"));
+    assert_true(addr_is_loopback("tcp://127.3.2.1:7401"));
+    assert_true(addr_is_loopback("tcp://localhost:7401"));
+    assert_true(addr_is_loopback("tcp://[::1]:7401"));
+    assert_false(addr_is_loopback("tcp://10.0.0.1:7401"));
+    assert_false(addr_is_loopback("tcp://0.0.0.0:7401"));
+    assert_false(addr_is_loopback("tcp://dvec-node-0.dvec-node:7401"));
+    assert_false(addr_is_loopback("tcp://127host:7401"));
+    assert_false(addr_is_loopback("not a url"));
+}
+
 static void test_advertise(void **state)
 {
     char out[128], err[DV_ERRMSG_SIZE];
@@ -114,9 +127,8 @@ static void test_ordinal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_split),
-        cmocka_unit_test(test_wildcard),
-        cmocka_unit_test(test_advertise),
+        cmocka_unit_test(test_split),    cmocka_unit_test(test_wildcard),
+        cmocka_unit_test(test_loopback), cmocka_unit_test(test_advertise),
         cmocka_unit_test(test_ordinal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
