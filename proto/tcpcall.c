@@ -91,12 +91,21 @@ void tcpcall_close(struct tcpcall *c)
 /* A connection from the pool, or a new one (connected within timeout_ms); -1 with errmsg. */
 static int conn_get(struct tcpcall *c, uint32_t timeout_ms, char *errmsg)
 {
-    pthread_mutex_lock(&c->mu);
-    int fd = c->n_idle ? c->idle[--c->n_idle] : -1;
-    pthread_mutex_unlock(&c->mu);
-    if (fd >= 0)
-        return fd;
-    fd = socket(c->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int fd = c->n_idle ? c->idle[--c->n_idle] : -1;
+        pthread_mutex_unlock(&c->mu);
+        if (fd < 0)
+            break;
+        /* An idle connection the server closed (it restarted, or dropped idle ones) has its
+         * end of file waiting: not used. Nothing else can be waiting on an idle one. */
+        char b;
+        ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return fd;
+        close(fd);
+    }
+    int fd = socket(c->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         dv_errmsg_set(errmsg, "search port %s: socket: %s", c->url, strerror(errno));
         return -1;

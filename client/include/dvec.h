@@ -95,6 +95,11 @@ typedef struct dvec_options {
      * to this long; a moved partition or a dropped collection is noticed at once (the node
      * refuses, the call goes through a coordinator and the table is fetched again). */
     uint32_t route_ttl_ms;
+    /* One hop: false (the default): a search goes to a node's search port (plain TCP, one
+     * thread wake-up per request) when the node has one, else to its native URL (NNG). A
+     * search port that refuses or drops a connection is left for 1 s. true: native URLs only
+     * (also the environment variable DVEC_NO_SEARCH_PORT). */
+    bool no_search_port;
 } dvec_options;
 
 /*

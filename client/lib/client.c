@@ -146,6 +146,7 @@ DVEC_API int dvec_connect(const char *urls, const dvec_options *opts, dvec_clien
     ro.connect_wait_ms = o.connect_timeout_ms ? o.connect_timeout_ms : 1000;
     c->direct = !o.via_coordinator && getenv("DVEC_VIA_COORDINATOR") == NULL;
     c->route_ttl_ms = o.route_ttl_ms ? o.route_ttl_ms : CL_ROUTE_TTL_MS;
+    c->search_port = !o.no_search_port && getenv("DVEC_NO_SEARCH_PORT") == NULL;
     c->node_opts = ro; /* nodes: the same timeouts as coordinators */
     atomic_init(&c->turn, 0);
     for (size_t i = 0; i < c->n; i++) {

@@ -15,6 +15,7 @@
 #include "msg.h"
 #include "pid.h"
 #include "rpc.h"
+#include "tcpcall.h"
 
 #define CL_MAX_URLS         64    /* coordinator URLs of one client */
 #define CL_MAX_SCROLL       10000 /* points per scroll page */
@@ -27,9 +28,15 @@ struct cl_metric {
 };
 
 /* A connection to a node, opened on first use and kept until dvec_close. */
+/* A connection to a node: its native URL over NNG (rpc), or its search port (tcp). Allocated
+ * one by one, never moved: routes point at them. */
 struct cl_conn {
     char *url;
-    struct rpc *rpc;
+    struct rpc *rpc;     /* NULL for a search port */
+    struct tcpcall *tcp; /* NULL for a native URL */
+    /* A search port that refused or dropped a connection is not used (the node's native URL
+     * is) until this time (clock_mono_ms). */
+    _Atomic uint64_t off_until_ms;
 };
 
 /*
@@ -41,8 +48,9 @@ struct cl_conn {
 struct cl_route {
     char name[PROTO_MAX_NAME + 1];
     bool none;
-    struct msg_reply rep; /* rep.m.u.route_rep */
-    struct rpc **conns;   /* [n_nodes]: the connection to each of the route's nodes */
+    struct msg_reply rep;    /* rep.m.u.route_rep */
+    struct rpc **conns;      /* [n_nodes]: the connection to each of the route's nodes */
+    struct cl_conn **search; /* [n_nodes]: each node's search port, NULL when it has none */
     uint64_t fetched_ms;
     int refs; /* under the client's mu; the cache holds one while listed */
     struct cl_route *next;
@@ -60,9 +68,10 @@ struct dvec_client {
     size_t n_metrics;
     bool direct;               /* one hop (dvec_options.via_coordinator false) */
     uint32_t route_ttl_ms;     /* dvec_options.route_ttl_ms, 0 replaced */
+    bool search_port;          /* one hop uses nodes' search ports (!no_search_port) */
     struct rpc_opts node_opts; /* of the connections to nodes */
     struct cl_route *routes;   /* one per collection, the newest */
-    struct cl_conn *conns;     /* to nodes, by URL */
+    struct cl_conn **conns;    /* to nodes, by URL */
     size_t n_conns, cap_conns;
     atomic_uint_least64_t turn; /* which in-sync replica a read goes to, in turn */
 };

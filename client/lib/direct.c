@@ -1,15 +1,21 @@
 /* direct.c - one hop: a search sent by libdvec straight to the nodes that hold the collection's
- * partitions (one request per node, all at once), and the hits merged here as a coordinator
- * would. Anything unusual goes back to the caller, which asks a coordinator instead. */
+ * partitions (one request per node, all at once: to their search ports when every node of the
+ * search has one, else over NNG), and the hits merged here as a coordinator would. Anything
+ * unusual goes back to the caller, which asks a coordinator instead. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client_int.h"
+#include "clock.h"
+
+/* A search port that refused or dropped a connection is left alone this long (ms). */
+#define CL_SEARCH_OFF_MS 1000
 
 /* What a direct search's reply points into. */
 struct direct_mem {
     struct rpc_job *jobs;
+    uint32_t *nodes; /* [n_jobs]: the route node of each job */
     size_t n_jobs;
     struct msg *reqs;
     struct msg_target *targets;
@@ -25,6 +31,7 @@ static void direct_free(void *p)
     for (size_t i = 0; d->jobs && i < d->n_jobs; i++)
         msg_reply_free(&d->jobs[i].rep);
     free(d->jobs);
+    free(d->nodes);
     free(d->reqs);
     free(d->targets);
     free(d->results);
@@ -43,7 +50,8 @@ static bool plan(dvec_client *c, struct cl_route *r, const char *coll,
     d->targets = malloc(np * sizeof *d->targets);
     d->reqs = calloc(np, sizeof *d->reqs);
     d->jobs = calloc(np, sizeof *d->jobs);
-    bool ok = via && d->targets && d->reqs && d->jobs;
+    d->nodes = calloc(np, sizeof *d->nodes);
+    bool ok = via && d->targets && d->reqs && d->jobs && d->nodes;
     uint64_t turn = atomic_fetch_add(&c->turn, 1);
     for (uint32_t p = 0; ok && p < np; p++) {
         const struct msg_route_part *rp = &t->parts[p];
@@ -63,6 +71,7 @@ static bool plan(dvec_client *c, struct cl_route *r, const char *coll,
         q->type = MSG_SEARCH;
         q->addr.coll = (struct msg_str){coll, (uint32_t)strlen(coll)};
         q->u.search_req = (struct msg_search_req){first, groups[g].n, s->queries, s->n_queries};
+        d->nodes[d->n_jobs] = groups[g].node;
         struct rpc_job *j = &d->jobs[d->n_jobs++];
         j->r = r->conns[groups[g].node];
         j->req = q;
@@ -131,6 +140,45 @@ static bool merge(const struct msg_route_rep *t, const struct msg_csearch_req *s
     return ok;
 }
 
+/* The calls of d through the nodes' search ports, when every node of them has one that is not
+ * left alone; false when they did not run, or one found its port refusing or closing (that
+ * port is then left alone for a while and the caller runs them over NNG). */
+static bool call_search_ports(struct cl_route *r, struct direct_mem *d, uint32_t timeout_ms)
+{
+    uint64_t now = clock_mono_ms();
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        const struct cl_conn *k = r->search[d->nodes[i]];
+        if (k == NULL || atomic_load(&k->off_until_ms) > now)
+            return false;
+    }
+    struct tcpcall_job *tj = calloc(d->n_jobs ? d->n_jobs : 1, sizeof *tj);
+    if (tj == NULL)
+        return false;
+    for (size_t i = 0; i < d->n_jobs; i++)
+        tj[i] = (struct tcpcall_job){
+            .c = r->search[d->nodes[i]]->tcp, .req = d->jobs[i].req, .timeout_ms = timeout_ms};
+    tcpcall_many(tj, d->n_jobs);
+    /* DV_EIO: no connection, or it closed without a reply (the node stopped, or a port in
+     * the route that is not the node's); a timeout is the node's, as over NNG */
+    bool refused = false;
+    for (size_t i = 0; i < d->n_jobs; i++)
+        if (tj[i].rc == DV_EIO) {
+            atomic_store(&r->search[d->nodes[i]]->off_until_ms, now + CL_SEARCH_OFF_MS);
+            refused = true;
+        }
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        if (refused) {
+            msg_reply_free(&tj[i].rep);
+            continue;
+        }
+        d->jobs[i].rc = tj[i].rc;
+        d->jobs[i].rep = tj[i].rep;
+        memcpy(d->jobs[i].errmsg, tj[i].errmsg, sizeof tj[i].errmsg);
+    }
+    free(tj);
+    return !refused;
+}
+
 bool cl_direct_search(dvec_client *c, const char *coll, const struct msg_csearch_req *s,
                       uint32_t timeout_ms, struct msg_reply *rep)
 {
@@ -151,7 +199,8 @@ bool cl_direct_search(dvec_client *c, const char *coll, const struct msg_csearch
     if (ok) {
         for (size_t i = 0; i < d->n_jobs; i++)
             d->jobs[i].timeout_ms = timeout_ms;
-        rpc_call_many(d->jobs, d->n_jobs);
+        if (!call_search_ports(r, d, timeout_ms))
+            rpc_call_many(d->jobs, d->n_jobs);
         bool stale;
         ok = all_answered(d, &stale);
         if (stale)

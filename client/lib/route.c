@@ -8,30 +8,38 @@
 #include "client_int.h"
 #include "clock.h"
 
-/* The connection to node URL `url` (len bytes), opened on first use. Called with c->mu held. */
-static struct rpc *conn_of(dvec_client *c, const char *url, uint32_t len)
+/* The connection to node URL `url` (len bytes): its native URL over NNG, or its search port
+ * (`search`), opened on first use. Called with c->mu held. */
+static struct cl_conn *conn_of(dvec_client *c, const char *url, uint32_t len, bool search)
 {
-    for (size_t i = 0; i < c->n_conns; i++)
-        if (strlen(c->conns[i].url) == len && memcmp(c->conns[i].url, url, len) == 0)
-            return c->conns[i].rpc;
+    for (size_t i = 0; i < c->n_conns; i++) {
+        struct cl_conn *k = c->conns[i];
+        if (strlen(k->url) == len && memcmp(k->url, url, len) == 0 && (k->tcp != NULL) == search)
+            return k;
+    }
     if (c->n_conns == c->cap_conns) {
         size_t cap = c->cap_conns ? 2 * c->cap_conns : 8;
-        struct cl_conn *n = realloc(c->conns, cap * sizeof *n);
+        struct cl_conn **n = realloc(c->conns, cap * sizeof *n);
         if (n == NULL)
             return NULL;
         c->conns = n;
         c->cap_conns = cap;
     }
-    struct cl_conn *k = &c->conns[c->n_conns];
+    struct cl_conn *k = calloc(1, sizeof *k);
     char e[DV_ERRMSG_SIZE];
-    if ((k->url = strndup(url, len)) == NULL)
-        return NULL;
-    if (rpc_open(k->url, &c->node_opts, &k->rpc, e) != DV_OK) {
-        free(k->url);
+    if (k == NULL || (k->url = strndup(url, len)) == NULL) {
+        free(k);
         return NULL;
     }
-    c->n_conns++;
-    return k->rpc;
+    int rc =
+        search ? tcpcall_open(k->url, 0, &k->tcp, e) : rpc_open(k->url, &c->node_opts, &k->rpc, e);
+    if (rc != DV_OK) {
+        free(k->url);
+        free(k);
+        return NULL;
+    }
+    c->conns[c->n_conns++] = k;
+    return k;
 }
 
 static void route_free(struct cl_route *r)
@@ -40,6 +48,7 @@ static void route_free(struct cl_route *r)
         return;
     msg_reply_free(&r->rep);
     free(r->conns);
+    free(r->search);
     free(r);
 }
 
@@ -61,13 +70,21 @@ static struct cl_route *fetch(dvec_client *c, const char *coll)
         return r;
     }
     r->conns = calloc(t->n_nodes ? t->n_nodes : 1, sizeof *r->conns);
-    if (r->conns == NULL) {
+    r->search = calloc(t->n_nodes ? t->n_nodes : 1, sizeof *r->search);
+    if (r->conns == NULL || r->search == NULL) {
         route_free(r);
         return NULL;
     }
     pthread_mutex_lock(&c->mu);
-    for (uint32_t i = 0; i < t->n_nodes && !r->none; i++)
-        r->none = (r->conns[i] = conn_of(c, t->nodes[i].url.p, t->nodes[i].url.len)) == NULL;
+    for (uint32_t i = 0; i < t->n_nodes && !r->none; i++) {
+        struct cl_conn *k = conn_of(c, t->nodes[i].url.p, t->nodes[i].url.len, false);
+        r->none = k == NULL;
+        r->conns[i] = k ? k->rpc : NULL;
+        /* a search port that does not parse is not used: the native URL is */
+        const struct msg_str *su = &t->search_urls[i];
+        if (k && c->search_port && su->len > 0)
+            r->search[i] = conn_of(c, su->p, su->len, true);
+    }
     pthread_mutex_unlock(&c->mu);
     return r;
 }
@@ -149,8 +166,10 @@ void cl_routes_free(dvec_client *c)
         route_free(r); /* no call runs during dvec_close */
     }
     for (size_t i = 0; i < c->n_conns; i++) {
-        rpc_close(c->conns[i].rpc);
-        free(c->conns[i].url);
+        rpc_close(c->conns[i]->rpc);
+        tcpcall_close(c->conns[i]->tcp);
+        free(c->conns[i]->url);
+        free(c->conns[i]);
     }
     free(c->conns);
     c->conns = NULL;

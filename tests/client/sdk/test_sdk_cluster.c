@@ -1253,38 +1253,75 @@ static int search_ids(dvec_client *c, const char *coll, uint32_t qi, uint64_t *i
     return rc;
 }
 
+/* Requests the nodes answered on their search ports (dvec_shard_search_port_requests_total of
+ * every node's /metrics, read with curl; node J's HTTP port is the script's P+100+10(J-1)+1). */
+static double search_port_requests(void)
+{
+    double total = 0;
+    for (int j = 0; j < NNODE; j++) {
+        char cmd[128], line[512];
+        snprintf(cmd, sizeof cmd, "curl -s --max-time 5 http://127.0.0.1:%d/metrics",
+                 T.port + 100 + 10 * j + 1);
+        FILE *f = popen(cmd, "r");
+        assert_non_null(f);
+        bool seen = false;
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "dvec_shard_search_port_requests_total ", 38) == 0) {
+                total += strtod(line + 38, NULL);
+                seen = true;
+            }
+        pclose(f);
+        assert_true(seen);
+    }
+    return total;
+}
+
 /*
- * One hop: a client searches the nodes themselves. With every coordinator stopped (SIGSTOP), a
- * client holding the collection's routing table answers searches, the same ids as before; one
- * made with via_coordinator cannot. A stale table is corrected, never wrong: after the
- * collection is dropped and made again with other ids, and after it is made again with
- * another dimension, the client (which keeps its table 10 minutes here) answers from the new
- * collection.
+ * One hop: a client searches the nodes themselves, on their search ports (the nodes count
+ * them), or on their native URLs with no_search_port. With every coordinator stopped (SIGSTOP),
+ * a client holding the collection's routing table answers searches, the same ids as before,
+ * either way; one made with via_coordinator cannot. A stale table is corrected, never wrong: after
+ * the collection is dropped and made again with other ids, and after it is made again with another
+ * dimension, the client (which keeps its table 10 minutes here) answers from the new collection.
  */
 static void test_one_hop(void **state)
 {
     (void)state;
     need_main();
     dvec_options o = {.timeout_ms = 1000, .max_attempts = 1, .route_ttl_ms = 600000};
-    dvec_client *one, *via;
+    dvec_client *one, *nng, *via;
     OK(dvec_connect(T.urls, &o, &one, err));
+    o.no_search_port = true;
+    OK(dvec_connect(T.urls, &o, &nng, err));
     o.via_coordinator = true;
     OK(dvec_connect(T.urls, &o, &via, err));
     enum { NHOP = 10 };
     uint64_t before[NHOP][K], ids[K];
     size_t n;
+    double port0 = search_port_requests();
     for (uint32_t q = 0; q < NHOP; q++) {
         OK(search_ids(one, COLL, q, before[q], &n, err));
         assert_int_equal(n, K);
     }
+    double port1 = search_port_requests();
+    for (uint32_t q = 0; q < NHOP; q++) {
+        OK(search_ids(nng, COLL, q, ids, &n, err));
+        assert_int_equal(n, K);
+        assert_memory_equal(ids, before[q], sizeof ids);
+    }
+    double port2 = search_port_requests();
+    printf("# search port requests: %.0f for %d one-hop searches, %.0f with no_search_port\n",
+           port1 - port0, NHOP, port2 - port1);
+    assert_true(port1 - port0 >= NHOP); /* one per node holding a partition, per search */
+    assert_true(port2 == port1);
 
     signal_coords(SIGSTOP);
     printf("# every coordinator stopped\n");
     int bad = 0;
-    for (uint32_t q = 0; q < NHOP; q++) {
+    for (uint32_t q = 0; q < 2 * NHOP; q++) {
         dvec_error e;
-        int rc = search_ids(one, COLL, q, ids, &n, &e);
-        if (rc != DVEC_OK || n != K || memcmp(ids, before[q], sizeof ids) != 0) {
+        int rc = search_ids(q < NHOP ? one : nng, COLL, q % NHOP, ids, &n, &e);
+        if (rc != DVEC_OK || n != K || memcmp(ids, before[q % NHOP], sizeof ids) != 0) {
             printf("# one hop, query %u: %s \"%s\", %zu ids\n", q, dvec_code_name(rc), e.message,
                    n);
             bad++;
@@ -1296,7 +1333,7 @@ static void test_one_hop(void **state)
            e.message);
     signal_coords(SIGCONT);
     printf("# %d of %d one-hop searches differed or failed while the coordinators were stopped\n",
-           bad, NHOP);
+           bad, 2 * NHOP);
     assert_int_equal(bad, 0);
     assert_true(rc == DVEC_ETIMEDOUT || rc == DVEC_EIO);
 
@@ -1343,6 +1380,7 @@ static void test_one_hop(void **state)
     }
     OK(dvec_collection_drop(one, hop, err));
     dvec_close(one);
+    dvec_close(nng);
     dvec_close(via);
 }
 
