@@ -163,10 +163,11 @@ int bench_cluster_main(int argc, char **argv)
         bench_gen_vec(o.n + 1000003ull * (q + 1), o.dim, qv + (size_t)q * o.dim);
     uint64_t *truth = bench_oracle_l2(data, o.n, o.dim, qv, o.queries, o.k, dist_get()->l2sq);
 
-    char curl[64], craft[64], group[256], nurl[64], cdir[4200], ndir[4200];
+    char curl[64], craft[64], group[256], nurl[64], surl[64], cdir[4200], ndir[4200];
     snprintf(curl, sizeof curl, "tcp://127.0.0.1:%u", o.port);
     snprintf(craft, sizeof craft, "127.0.0.1:%u", o.port + 1);
     snprintf(nurl, sizeof nurl, "tcp://127.0.0.1:%u", o.port + 2);
+    snprintf(surl, sizeof surl, "tcp://127.0.0.1:%u", o.port + 3);
     snprintf(group, sizeof group, "1=%s=%s", craft, curl);
     snprintf(cdir, sizeof cdir, "%s/coord", o.dir);
     snprintf(ndir, sizeof ndir, "%s/node", o.dir);
@@ -184,9 +185,9 @@ int bench_cluster_main(int argc, char **argv)
                      "--group",
                      group,
                      NULL};
-    char *nargv[] = {shard_path, "--data_dir", ndir, "--node_id", "n1", "--listen",
-                     nurl,       "--http",     "",   "--workers", "2",  "--coordinators",
-                     curl,       NULL};
+    char *nargv[] = {shard_path, "--data_dir",      ndir, "--node_id", "n1", "--listen",
+                     nurl,       "--http",          "",   "--workers", "2",  "--coordinators",
+                     curl,       "--search_listen", surl, NULL};
     pid_t cpid = spawn(cargv), npid = spawn(nargv);
     char err[DV_ERRMSG_SIZE];
     struct rpc_opts ro;
@@ -239,22 +240,29 @@ int bench_cluster_main(int argc, char **argv)
         snprintf(err, sizeof err, "--qbatch %u: the SDK rows take at most 64", o.qbatch);
         goto fail;
     }
-    dvec_client *one = NULL, *via = NULL;
+    dvec_client *one = NULL, *onenng = NULL, *via = NULL;
     dvec_options dop = {.timeout_ms = 120000};
     dvec_error de;
     if (dvec_connect(curl, &dop, &one, &de) != DVEC_OK) {
         snprintf(err, sizeof err, "SDK: %.200s", de.message);
         goto fail;
     }
+    dop.no_search_port = true;
+    if (dvec_connect(curl, &dop, &onenng, &de) != DVEC_OK) {
+        dvec_close(one);
+        snprintf(err, sizeof err, "SDK: %.200s", de.message);
+        goto fail;
+    }
     dop.via_coordinator = true;
     if (dvec_connect(curl, &dop, &via, &de) != DVEC_OK) {
         dvec_close(one);
+        dvec_close(onenng);
         snprintf(err, sizeof err, "SDK: %.200s", de.message);
         goto fail;
     }
     /* Each number of clients: the paths one after the other, so that the rows of one setting
      * share whatever the machine is doing then. */
-    struct path_run viac[8], node[8], sdk1[8], sdkc[8];
+    struct path_run viac[8], node[8], sdk1[8], sdkn[8], sdkc[8];
     memset(node, 0, sizeof node);
     for (uint32_t i = 0; i < n_clients && rc == DV_OK; i++) {
         g_coord = false;
@@ -265,10 +273,13 @@ int bench_cluster_main(int argc, char **argv)
             rc = DV_EIO;
         if (rc == DV_OK && run_path(&o, NULL, one, qv, truth, clients[i], cpid, npid, &sdk1[i]))
             rc = DV_EIO;
+        if (rc == DV_OK && run_path(&o, NULL, onenng, qv, truth, clients[i], cpid, npid, &sdkn[i]))
+            rc = DV_EIO;
         if (rc == DV_OK && run_path(&o, NULL, via, qv, truth, clients[i], cpid, npid, &sdkc[i]))
             rc = DV_EIO;
     }
     dvec_close(one);
+    dvec_close(onenng);
     dvec_close(via);
     rpc_close(cr);
     rpc_close(nr);
@@ -291,7 +302,8 @@ int bench_cluster_main(int argc, char **argv)
         if (parts == 1)
             print_row("straight to the node (native protocol)", clients[t], &node[t], base, o.k);
         print_row("through dvec-coord (native protocol)", clients[t], &viac[t], base, o.k);
-        print_row("C SDK, one hop", clients[t], &sdk1[t], base, o.k);
+        print_row("C SDK, one hop (search port)", clients[t], &sdk1[t], base, o.k);
+        print_row("C SDK, one hop (NNG)", clients[t], &sdkn[t], base, o.k);
         print_row("C SDK, via the coordinator", clients[t], &sdkc[t], base, o.k);
     }
     printf("\nUpsert through the coordinator (fsync always, batches of %u, 2 client threads): "

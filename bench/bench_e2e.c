@@ -162,7 +162,7 @@ static int e2e_parse(int argc, char **argv, struct e2e_opts *o)
         else if (strcmp(a, "--load-clients") == 0)
             bad = e2e_u32(v, 1, E2E_MAX_THREADS, &o->load_clients);
         else if (strcmp(a, "--port") == 0)
-            bad = e2e_u32(v, 1024, 65535 - 1 - E2E_MAX_NODES, &o->port);
+            bad = e2e_u32(v, 1024, 65535 - 1 - 2 * E2E_MAX_NODES, &o->port);
         else if (strcmp(a, "--queries-max") == 0)
             bad = e2e_u32(v, 0, UINT32_MAX, &o->queries_max);
         else {
@@ -720,7 +720,7 @@ static int e2e_cluster(const struct e2e_opts *o, const struct e2e_exes *x, const
                        double *lat)
 {
     struct e2e_cluster c = {.n = 0};
-    char err[DV_ERRMSG_SIZE] = "", curl[64], craft[64], group[160], url[64], id[16];
+    char err[DV_ERRMSG_SIZE] = "", curl[64], craft[64], group[160], url[64], surl[64], id[16];
     char data[E2E_PATH], log[E2E_PATH];
     const char *what = "start";
     int rc = DV_OK;
@@ -745,6 +745,7 @@ static int e2e_cluster(const struct e2e_opts *o, const struct e2e_exes *x, const
     for (uint32_t i = 1; i <= nodes; i++) {
         snprintf(id, sizeof id, "n%u", i);
         snprintf(url, sizeof url, "tcp://127.0.0.1:%u", o->port + 1 + i);
+        snprintf(surl, sizeof surl, "tcp://127.0.0.1:%u", o->port + 1 + E2E_MAX_NODES + i);
         snprintf(data, sizeof data, "%s/%s", o->dir, id);
         snprintf(log, sizeof log, "%s/%s.log", o->dir, id);
         char *nargv[] = {(char *)x->shard,
@@ -760,6 +761,8 @@ static int e2e_cluster(const struct e2e_opts *o, const struct e2e_exes *x, const
                          E2E_WORKERS,
                          "--coordinators",
                          curl,
+                         "--search_listen",
+                         surl,
                          NULL};
         if ((rc = e2e_spawn(&c, id, nargv, log, err)) != DV_OK)
             goto fail;

@@ -22,7 +22,8 @@
 #   DVEC_SET_<KEY>=VALUE   any setting as a flag: DVEC_SET_REPLICAS__DEAD_TIMEOUT=10m gives
 #                          --replicas.dead_timeout=10m (lower case, "__" is ".")
 # Flags given after the role come last and win over everything derived here.
-# Ports: coordinator 7300 (native), 7310 (raft), 7380 (REST, metrics); node 7400, 7480.
+# Ports: coordinator 7300 (native), 7310 (raft), 7380 (REST, metrics); node 7400 (native),
+# 7401 (search port), 7480 (metrics).
 set -eu
 
 role=${1:-}
@@ -121,6 +122,7 @@ shard)
     run dvec-shard --config "${DVEC_CONFIG:-/etc/dvec/shard.yaml}" --data_dir "$data" \
         --node_id_from_hostname true --rejoin_if_removed true --coordinators "$coords" \
         --listen tcp://0.0.0.0:7400 --advertise "tcp://$me:7400" \
+        --search_listen tcp://0.0.0.0:7401 \
         --http http://0.0.0.0:7480 -- "$@"
     ;;
 prestop)

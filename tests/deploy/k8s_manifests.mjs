@@ -271,13 +271,13 @@ const ROLES = {
         config: "shard.yaml",
         docSection: "dvec-shard",
         command: ["dvec-entrypoint", "shard"],
-        ports: { native: 7400, http: 7480 },
+        ports: { native: 7400, search: 7401, http: 7480 },
         serviceEnv: "DVEC_NODE_SERVICE",
     },
 };
 // Set by dvec-entrypoint as flags: never in the files.
 const ENTRYPOINT_KEYS = [
-    "listen", "advertise", "http", "http_advertise", "data_dir", "node_id",
+    "listen", "advertise", "http", "http_advertise", "search_listen", "data_dir", "node_id",
     "node_id_from_hostname", "coordinators", "id", "id_from_hostname", "group", "join",
     "raft.listen", "raft.advertise",
 ];
@@ -569,7 +569,7 @@ const CHECKS = {
         return p;
     },
 
-    "NetworkPolicy: 7310 from coordinators, 7400 from coordinators and nodes, 7480 in the namespace, 7300/7380 open"(objs, ctx) {
+    "NetworkPolicy: 7310 from coordinators, 7400 from coordinators and nodes, 7480 in the namespace, 7300/7380/7401 open"(objs, ctx) {
         const p = [];
         const coordL = podLabels(sts(objs, "coord"));
         const nodeL = podLabels(sts(objs, "node"));
@@ -584,6 +584,7 @@ const CHECKS = {
             ["coord", 7380, ["coordinator", "node", "another pod of the namespace", "a pod of another namespace"]],
             ["coord", 7310, ["coordinator"]],
             ["node", 7400, ["coordinator", "node"]],
+            ["node", 7401, ["coordinator", "node", "another pod of the namespace", "a pod of another namespace"]],
             ["node", 7480, ["coordinator", "node", "another pod of the namespace", ...(ctx.monitoring ? ["a pod of another namespace"] : [])]],
         ];
         for (const [role, port, allowedFrom] of want) {
@@ -958,7 +959,7 @@ if (base.length) {
         },
         {
             desc: "raft (7310) open to every pod",
-            check: "NetworkPolicy: 7310 from coordinators, 7400 from coordinators and nodes, 7480 in the namespace, 7300/7380 open",
+            check: "NetworkPolicy: 7310 from coordinators, 7400 from coordinators and nodes, 7480 in the namespace, 7300/7380/7401 open",
             edit: (objs) => {
                 const np = find(objs, "NetworkPolicy", "dvec-coord");
                 np.spec.ingress[0].ports.push({ port: 7310, protocol: "TCP" });

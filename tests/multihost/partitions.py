@@ -93,6 +93,7 @@ def main():
                                    "--listen", "tcp://0.0.0.0:7400",
                                    "--advertise", "tcp://%s:7400" % n,
                                    "--http", "http://0.0.0.0:7480",
+                                   "--search_listen", "tcp://0.0.0.0:7401",
                                    "--coordinators", coords, "--report_interval", "250ms"]
                             + os.environ.get("DVEC_MH_NODE_ARGS", "").split(),
                             os.path.join(work, "node-%d.log" % i))

@@ -98,7 +98,8 @@ class Cluster:
             p = self._add(Proc(n, "node", h, [
                 self.shard_exe, "--node_id", "node-%d" % i, "--data_dir", d,
                 "--listen", "tcp://0.0.0.0:7400", "--advertise", "tcp://%s:7400" % n,
-                "--http", "http://0.0.0.0:7480", "--coordinators", coords,
+                "--http", "http://0.0.0.0:7480", "--search_listen", "tcp://0.0.0.0:7401",
+                "--coordinators", coords,
                 "--report_interval", "250ms", "--checkpoint.interval", "20s"],
                 os.path.join(work, "node-%d.log" % i), {"DVEC_IO_DELAY_FILE": delay_file}))
             p.disk, p.delay_file = d, delay_file
