@@ -53,12 +53,49 @@ void coord_close(struct coord *c)
         tr_peer_close(c->conns[i].peer);
     }
     free(c->conns);
+    for (size_t i = 0; i < c->n_sports; i++) {
+        tcpcall_close(c->sports[i]->tc);
+        free(c->sports[i]);
+    }
+    free(c->sports);
+    c->sports = NULL;
+    c->n_sports = 0;
     free(c->seen);
     c->conns = NULL;
     c->seen = NULL;
     c->n_conns = c->n_seen = 0;
     pthread_mutex_destroy(&c->seen_mu);
     pthread_mutex_destroy(&c->conns_mu);
+}
+
+struct coord_sport *coord_search_port(struct coord *c, const char *url)
+{
+    struct coord_sport *s = NULL;
+    pthread_mutex_lock(&c->conns_mu);
+    for (size_t i = 0; i < c->n_sports && !s; i++)
+        if (strcmp(c->sports[i]->url, url) == 0)
+            s = c->sports[i];
+    if (s == NULL && c->n_sports == c->cap_sports) {
+        size_t cap = c->cap_sports ? c->cap_sports * 2 : 16;
+        void *p = realloc(c->sports, cap * sizeof *c->sports);
+        if (p) {
+            c->sports = p;
+            c->cap_sports = cap;
+        }
+    }
+    char err[DV_ERRMSG_SIZE];
+    if (s == NULL && c->n_sports < c->cap_sports && (s = calloc(1, sizeof *s)) != NULL) {
+        snprintf(s->url, sizeof s->url, "%s", url);
+        /* idle connections: as many as searches a node is sent at once, and some */
+        if (tcpcall_open(url, 2 * c->o.node_inflight + 8, &s->tc, err) != DV_OK) {
+            log_warn("a node's search port does not parse; its searches go over NNG",
+                     "url=%s error=%s", url, err);
+            s->tc = NULL; /* kept, so that this is said once */
+        }
+        c->sports[c->n_sports++] = s;
+    }
+    pthread_mutex_unlock(&c->conns_mu);
+    return s;
 }
 
 struct tr_peer *coord_conn(struct coord *c, const char *url, struct combiner **comb, char *errmsg)

@@ -13,6 +13,7 @@
 #include "craft.h"
 #include "msg.h"
 #include "rpcsrv.h"
+#include "tcpcall.h"
 #include "transport.h"
 
 /* Settings the daemon passes down (coord_cfg.c fills them from YAML and flags). */
@@ -25,6 +26,7 @@ struct coord_opts {
     uint32_t report_every_ms;    /* what nodes are told; the leader checks at this pace */
     uint32_t max_batch;          /* points per client upsert */
     uint32_t node_inflight;      /* search requests outstanding per node before combining */
+    bool node_search_port;       /* native searches to the nodes' search ports (router_async.c) */
     uint32_t connect_wait_ms;    /* a call with no connection up fails after this long */
     uint32_t move_grace_ms;      /* a moved replica stays on its old node this long */
     uint32_t write_retry_ms;     /* a write meeting a moving partition retries this long */
@@ -36,6 +38,14 @@ struct coord_conn {
     char url[CRAFT_ADDR_MAX * 2];
     struct tr_peer *peer;
     struct combiner *comb; /* searches to this peer (combine.h) */
+};
+
+/* A node's search port, by URL; made on first use and kept. A port that refused or dropped a
+ * connection is not used until off_until_ms (clock_mono_ms). */
+struct coord_sport {
+    char url[CMAP_URL_MAX + 1];
+    struct tcpcall *tc;
+    _Atomic uint64_t off_until_ms;
 };
 
 /* The leader's view of node liveness (not replicated: rebuilt from reports after a change of
@@ -95,6 +105,8 @@ struct coord {
     pthread_mutex_t conns_mu;
     struct coord_conn *conns;
     size_t n_conns, cap_conns;
+    struct coord_sport **sports; /* under conns_mu; each allocated alone (never moves) */
+    size_t n_sports, cap_sports;
 
     pthread_mutex_t seen_mu;
     struct coord_seen *seen;
@@ -135,6 +147,10 @@ void coord_close(struct coord *c);
 /* The connection to `url` (made if needed on c->tr); NULL with errmsg when it cannot be opened.
  * *comb (if comb is not NULL) gets the connection's search combiner. */
 struct tr_peer *coord_conn(struct coord *c, const char *url, struct combiner **comb, char *errmsg);
+
+/* The search port pool for `url` (made if needed); NULL when out of memory, and tc NULL when
+ * the URL does not parse (logged once). */
+struct coord_sport *coord_search_port(struct coord *c, const char *url);
 
 /* A fresh request id for a command this coordinator submits. */
 struct cmap_reqid coord_reqid(struct coord *c);

@@ -62,6 +62,10 @@ const struct cfg_field coord_cfg_schema[] = {
     {F("node_inflight", CFG_UINT64, node_inflight), .def = "2", .min = "1", .max = "1024",
      .doc = "search requests outstanding per node; searches arriving beyond that wait for a "
             "slot and travel to the node together, as one request"},
+    {F("node_search_port", CFG_BOOL, node_search_port), .def = "true",
+     .doc = "searches received on the native protocol go to the nodes' search ports (plain "
+            "TCP, sent and waited for by the receiving thread) when every node of the search "
+            "has one; off: over NNG"},
     {F("moves.grace", CFG_DURATION, move_grace_ns), .def = "5s", .min = "0s", .max = "1h",
      .doc = "a moved replica stays on its old node this long after the switch (requests routed "
             "with an older map are answered 'stale map' meanwhile), then it is dropped"},

@@ -31,6 +31,7 @@ struct coord_cfg {
     uint64_t max_message;
     uint64_t max_batch; /* points per client write */
     uint64_t node_inflight;
+    bool node_search_port;
     uint64_t connect_wait_ns;
     uint64_t move_grace_ns;
     uint64_t write_retry_ns;

@@ -263,6 +263,7 @@ int main(int argc, char **argv)
         .report_every_ms = (uint32_t)(cf.reconcile_every_ns / 1000000),
         .max_batch = (uint32_t)cf.max_batch,
         .node_inflight = (uint32_t)cf.node_inflight,
+        .node_search_port = cf.node_search_port,
         .connect_wait_ms = (uint32_t)(cf.connect_wait_ns / 1000000),
         .move_grace_ms = (uint32_t)(cf.move_grace_ns / 1000000),
         .write_retry_ms = (uint32_t)(cf.write_retry_ns / 1000000),

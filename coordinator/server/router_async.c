@@ -4,7 +4,13 @@
  * of the default read consistency whose every partition has an in-sync replica on a serving
  * node. Anything else, and any failure of a node call, goes to a worker (router_search.c),
  * which retries other replicas, reads the map again and names errors: the request is then
- * run from the start, so the two paths cannot answer differently. */
+ * run from the start, so the two paths cannot answer differently.
+ *
+ * When every node of the search has a search port (node_search_port, on by default), the
+ * receiving thread sends the requests there and waits for the replies itself (tcpcall_many):
+ * no NNG operation and no other thread per node call. It blocks that NNG thread for the
+ * search's time, as a worker would be. A port that refuses or drops the connection is left
+ * alone for ROUTER_SILENT_MS and the same calls go over NNG. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,8 +34,10 @@ struct asearch {
     struct msg req; /* decoded; points into the request's bytes (valid until finish/requeue) */
     uint32_t metric;
     struct tr_job *jobs;
-    struct combiner **combs; /* [n_jobs] the node's combiner whose slot the job holds */
-    uint32_t *nodes;         /* [n_jobs] the node's number in the map */
+    struct combiner **combs;    /* [n_jobs] the node's combiner whose slot the job holds */
+    uint32_t *nodes;            /* [n_jobs] the node's number in the map */
+    struct coord_sport **ports; /* [n_jobs] the node's search port, NULL: none */
+    bool use_ports;             /* every node has a usable one: no combiner slots taken */
     size_t n_jobs;
     atomic_size_t left;
     struct msg *reqs;
@@ -46,6 +54,7 @@ static void asearch_free(struct asearch *a)
             combiner_put(a->combs[i]);
     free(a->combs);
     free(a->nodes);
+    free(a->ports);
     free(a->jobs);
     free(a->reqs);
     free(a->targets);
@@ -192,7 +201,8 @@ static bool plan(struct coord *c, struct asearch *a)
         a->jobs = calloc(np, sizeof *a->jobs);
         a->combs = calloc(np, sizeof *a->combs);
         a->nodes = calloc(np, sizeof *a->nodes);
-        ok = via && a->targets && a->reqs && a->jobs && a->combs && a->nodes;
+        a->ports = calloc(np, sizeof *a->ports);
+        ok = via && a->targets && a->reqs && a->jobs && a->combs && a->nodes && a->ports;
     }
     uint64_t turn = atomic_fetch_add(&c->read_turn, 1);
     for (uint32_t p = 0; ok && p < np; p++) {
@@ -209,13 +219,18 @@ static bool plan(struct coord *c, struct asearch *a)
             first[j].epoch = cl->parts[first[j].part].epoch;
         struct call k = {0};
         router_aim(c, m, groups[g].node, &k);
-        /* A node with max_inflight searches out: the worker path combines them. */
-        if (k.r == NULL || k.comb == NULL || !combiner_try_take(k.comb, s->n_queries)) {
+        if (k.r == NULL || k.comb == NULL) {
             ok = false;
             break;
         }
-        a->combs[a->n_jobs] = k.comb;
+        a->combs[a->n_jobs] = k.comb; /* a candidate until its slot is taken, below */
         a->nodes[a->n_jobs] = groups[g].node;
+        const struct cmap_node *nd = cmap_node_get(m, groups[g].node);
+        struct coord_sport *sp = c->o.node_search_port && nd && nd->search_url[0]
+                                     ? coord_search_port(c, nd->search_url)
+                                     : NULL;
+        if (sp && sp->tc && atomic_load(&sp->off_until_ms) <= clock_mono_ms())
+            a->ports[a->n_jobs] = sp;
         struct msg *q = &a->reqs[a->n_jobs];
         q->type = MSG_SEARCH;
         q->addr.coll = S(a->coll);
@@ -224,6 +239,21 @@ static bool plan(struct coord *c, struct asearch *a)
         j->p = k.r;
         j->req = q;
         j->timeout_ms = s->timeout_ms;
+    }
+    /* Over NNG, a node with node_inflight searches out: the worker path combines them. Over
+     * the search ports a node takes each search on a thread of its own: no slot. */
+    a->use_ports = ok;
+    for (size_t i = 0; ok && i < a->n_jobs; i++)
+        a->use_ports = a->use_ports && a->ports[i] != NULL;
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        struct combiner *cb = a->combs[i];
+        a->combs[i] = NULL;
+        if (ok && !a->use_ports) {
+            if (combiner_try_take(cb, s->n_queries))
+                a->combs[i] = cb; /* taken: put back when its reply is in */
+            else
+                ok = false;
+        }
     }
     free(groups);
     free(via);
@@ -247,14 +277,64 @@ static bool plain(struct coord *c, struct asearch *a)
     return ok && plan(c, a) && a->n_jobs > 0;
 }
 
-/* Starts every node call; the last one to finish runs finish(). */
-static void start(struct asearch *a)
+/* The node calls through the nodes' search ports (a->use_ports), waited for on this thread:
+ * true. False when one refused (that port is then left alone for ROUTER_SILENT_MS): nothing
+ * is answered, and the request goes to the worker path. */
+static bool run_ports(struct asearch *a)
 {
+    uint64_t now = clock_mono_ms();
+    struct tcpcall_job *tj = calloc(a->n_jobs, sizeof *tj);
+    if (tj == NULL)
+        return false;
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        uint32_t tmo = a->jobs[i].timeout_ms ? a->jobs[i].timeout_ms : a->c->o.request_timeout_ms;
+        tj[i] =
+            (struct tcpcall_job){.c = a->ports[i]->tc, .req = a->jobs[i].req, .timeout_ms = tmo};
+    }
+    tcpcall_many(tj, a->n_jobs);
+    /* DV_EIO: no connection, or closed without a reply; a timeout is the node's, as over NNG */
+    bool refused = false;
+    for (size_t i = 0; i < a->n_jobs; i++)
+        if (tj[i].rc == DV_EIO) {
+            atomic_store(&a->ports[i]->off_until_ms, now + ROUTER_SILENT_MS);
+            refused = true;
+        }
+    if (refused) {
+        for (size_t i = 0; i < a->n_jobs; i++)
+            msg_reply_free(&tj[i].rep);
+        free(tj);
+        return false;
+    }
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        struct tr_job *j = &a->jobs[i];
+        j->rc = tj[i].rc;
+        j->rep = tj[i].rep;
+        memcpy(j->errmsg, tj[i].errmsg, sizeof j->errmsg);
+        router_note(a->c, a->nodes[i], j->rc);
+    }
+    free(tj);
+    return true;
+}
+
+/* Runs every node call: on the search ports, then finish(), true; or started over NNG, where
+ * the last one to finish runs finish(), true. False when the search ports refused: the caller
+ * still owns the request (nothing was answered) and a is freed. */
+static bool start(struct asearch *a)
+{
+    if (a->use_ports) {
+        if (!run_ports(a)) {
+            asearch_free(a);
+            return false;
+        }
+        finish(a);
+        return true;
+    }
     atomic_init(&a->left, a->n_jobs);
     size_t n_jobs = a->n_jobs;
     struct tr_job *jobs = a->jobs;
     for (size_t i = 0; i < n_jobs; i++) /* a may be gone once the last has started */
         tr_call_start(&jobs[i], job_done, a);
+    return true;
 }
 
 bool router_search_plain(struct coord *c, const struct msg *req, struct msg *rep,
@@ -271,7 +351,8 @@ bool router_search_plain(struct coord *c, const struct msg *req, struct msg *rep
     }
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
-    start(a);
+    if (!start(a))
+        return false;
     pthread_mutex_lock(&a->mu);
     while (!a->done)
         pthread_cond_wait(&a->cv, &a->mu);
@@ -322,8 +403,8 @@ bool coord_run_async(void *arg, const void *in, size_t n, struct rpcsrv_req *h)
         asearch_free(a);
         return false;
     }
-    start(a); /* the request is ours now: the last reply finishes it, maybe before start returns */
-    return true;
+    /* the request is ours now: the last reply finishes it, maybe before start returns */
+    return start(a);
 }
 
 bool coord_search_start(void *arg, const struct msg *req, coord_search_done done, void *done_arg)
@@ -342,6 +423,5 @@ bool coord_search_start(void *arg, const struct msg *req, coord_search_done done
         asearch_free(a);
         return false;
     }
-    start(a);
-    return true;
+    return start(a);
 }

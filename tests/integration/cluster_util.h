@@ -63,7 +63,8 @@ static struct {
     struct sp_proc *nd[NND];
     char group[512];
     char coord_urls[256];
-    const char *node_extra[NND][8];
+    const char *node_extra[NND][10];
+    const char *node_search_advertise[NND]; /* dvec-shard --search_advertise, NULL: none */
     const char *nd_ckpt_interval; /* dvec-shard --checkpoint.interval, NULL: its default */
     struct rpc *cli[NCO];         /* one client per coordinator, kept across its restarts */
     bool up;                      /* every process started */
@@ -100,13 +101,15 @@ static void cluster_destroy(void)
     free(C.has);
     free(C.pts_id);
     free(C.pts_vec);
-    const char *exe = C.coord_exe, *extra[8];
+    const char *exe = C.coord_exe, *extra[8], *sadv[NND];
     int n_extra = C.n_co_extra;
     memcpy(extra, C.co_extra, sizeof extra);
+    memcpy(sadv, C.node_search_advertise, sizeof sadv);
     memset(&C, 0, sizeof C);
     C.coord_exe = exe;
     C.n_co_extra = n_extra;
     memcpy(C.co_extra, extra, sizeof extra);
+    memcpy(C.node_search_advertise, sadv, sizeof sadv); /* the program's, like the rest */
 }
 
 /* A port nothing listens on right now (a later collision is still retried). */
@@ -340,8 +343,12 @@ static void cluster_spawn(int n_started)
         const char **x = C.node_extra[i];
         x[0] = "--coordinators", x[1] = C.coord_urls, x[2] = "--report_interval";
         x[3] = "200ms", x[4] = "--node_id", x[5] = node_ids[i];
-        x[6] = "--checkpoint.interval", x[7] = C.nd_ckpt_interval;
-        C.nd[i] = sp_new(false, x, C.nd_ckpt_interval ? 8 : 6);
+        size_t nx = 6;
+        if (C.nd_ckpt_interval)
+            x[nx++] = "--checkpoint.interval", x[nx++] = C.nd_ckpt_interval;
+        if (C.node_search_advertise[i])
+            x[nx++] = "--search_advertise", x[nx++] = C.node_search_advertise[i];
+        C.nd[i] = sp_new(false, x, nx);
         assert_non_null(C.nd[i]);
         if (i < n_started)
             node_start(i);
