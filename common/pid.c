@@ -26,6 +26,15 @@ uint64_t pid_hash(const struct pid *p)
     return hash64_bytes(b, sizeof b, 0);
 }
 
+uint32_t pid_partition(const struct pid *id, uint32_t n_parts)
+{
+    if (n_parts <= 1)
+        return 0;
+    if (n_parts > INT32_MAX)
+        n_parts = INT32_MAX;
+    return (uint32_t)jump_consistent_hash(pid_hash(id), (int32_t)n_parts);
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')

@@ -36,6 +36,11 @@ int pid_cmp(const struct pid *a, const struct pid *b);
 /* A 64-bit hash of the id (stable across versions: it places points in partitions). */
 uint64_t pid_hash(const struct pid *p);
 
+/* The partition of a point among n_parts (>= 1): jump_consistent_hash(pid_hash(id), n_parts).
+ * The coordinators (place_partition_of) and libdvec's one-hop writes use this one copy; it
+ * must never change. */
+uint32_t pid_partition(const struct pid *id, uint32_t n_parts);
+
 /*
  * Parses a UUID string (36 chars with dashes, or 32 hex digits, any case). DV_EPARSE when
  * it is not one.

@@ -102,6 +102,15 @@ void cl_routes_free(dvec_client *c);
  * said the map moved on, a partition with no in-sync replica, a request the nodes refused):
  * the caller sends the request to a coordinator, which answers or says what is wrong.
  */
+/*
+ * An upsert, delete or set-payload (MSG_P_*) of `coll` straight to the partitions' primaries
+ * (direct_write.c). true with *rep as a coordinator's write reply would be (affected); false
+ * (rep empty) when it was not done that way or not acknowledged by every primary and secondary:
+ * the caller sends the same request to a coordinator (writes are idempotent).
+ */
+bool cl_direct_write(dvec_client *c, const char *coll, const struct msg *req, uint32_t timeout_ms,
+                     struct msg_reply *rep);
+
 bool cl_direct_search(dvec_client *c, const char *coll, const struct msg_csearch_req *s,
                       uint32_t timeout_ms, struct msg_reply *rep);
 

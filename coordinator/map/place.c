@@ -14,11 +14,7 @@
 
 uint32_t place_partition_of(const struct pid *id, uint32_t n_parts)
 {
-    if (n_parts <= 1)
-        return 0;
-    if (n_parts > INT32_MAX)
-        n_parts = INT32_MAX;
-    return (uint32_t)jump_consistent_hash(pid_hash(id), (int32_t)n_parts);
+    return pid_partition(id, n_parts);
 }
 
 bool place_eligible(const struct cmap_node *n)

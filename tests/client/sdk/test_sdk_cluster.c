@@ -1315,8 +1315,38 @@ static void test_one_hop(void **state)
     assert_true(port1 - port0 >= NHOP); /* one per node holding a partition, per search */
     assert_true(port2 == port1);
 
+    /* Writes one hop: a collection of 2 partitions x 2 replicas, its route fetched before the
+     * coordinators stop. */
+    const char *wcoll = "sdk_hop_writes";
+    dvec_collection_config wcfg;
+    dvec_collection_config_init(&wcfg, DIM);
+    wcfg.partitions = 2;
+    wcfg.replication = 2;
+    OK(dvec_collection_create(one, wcoll, &wcfg, err));
+    enum { NW = 40 };
+    dvec_point wp[NW];
+    dvec_id wid[NW];
+    for (int i = 0; i < NW; i++) {
+        wid[i] = dvec_id_num(5000 + (uint64_t)i);
+        wp[i] = (dvec_point){wid[i], T.vecs + (size_t)i * DIM, NULL};
+    }
+    OK(dvec_upsert(one, wcoll, wp, 1, DIM, err)); /* the route, before the stop */
+
     signal_coords(SIGSTOP);
     printf("# every coordinator stopped\n");
+    /* upsert, delete and set payload go to the primaries, which replicate them */
+    dvec_error we;
+    int wrc = dvec_upsert(one, wcoll, wp, NW, DIM, &we);
+    uint64_t deleted = 0;
+    int drc = wrc == DVEC_OK ? dvec_delete(one, wcoll, wid, 10, &deleted, &we) : wrc;
+    int prc = drc == DVEC_OK ? dvec_set_payload(one, wcoll, DVEC_PAYLOAD_SET, wid + 10, 10,
+                                                "{\"hop\": 1}", &we)
+                             : drc;
+    printf("# one-hop writes with the coordinators stopped: upsert %s, delete %s (%" PRIu64
+           "), set payload %s\n",
+           dvec_code_name(wrc), dvec_code_name(drc), deleted, dvec_code_name(prc));
+    if (prc != DVEC_OK)
+        printf("# the one that failed: %s\n", we.message);
     int bad = 0;
     for (uint32_t q = 0; q < 2 * NHOP; q++) {
         dvec_error e;
@@ -1336,6 +1366,34 @@ static void test_one_hop(void **state)
            bad, 2 * NHOP);
     assert_int_equal(bad, 0);
     assert_true(rc == DVEC_ETIMEDOUT || rc == DVEC_EIO);
+    assert_int_equal(wrc, DVEC_OK);
+    assert_int_equal(drc, DVEC_OK);
+    assert_int_equal(deleted, 10);
+    assert_int_equal(prc, DVEC_OK);
+    /* Read through the coordinators, twice per replica (reads take the replicas in turn):
+     * every replica holds the writes. */
+    for (int round = 0; round < 4; round++) {
+        dvec_records got;
+        dvec_error ge;
+        int grc;
+        uint64_t t0 = now_ms();
+        do /* the coordinators may still be electing after the stop */
+            grc = dvec_get(via, wcoll, wid, NW, false, true, &got, &ge);
+        while ((grc == DVEC_EBUSY || grc == DVEC_ETIMEDOUT || grc == DVEC_EIO) &&
+               now_ms() - t0 < 20000 && (usleep(100 * 1000), true));
+        if (grc != DVEC_OK)
+            print_error("get %s: %s\n", wcoll, ge.message);
+        assert_int_equal(grc, DVEC_OK);
+        assert_int_equal(got.n, NW - 10);
+        for (size_t j = 0; j < got.n; j++) {
+            uint64_t id = got.items[j].id.num;
+            assert_true(id >= 5010 && id < 5000 + NW);
+            bool hop = got.items[j].payload_json && strstr(got.items[j].payload_json, "\"hop\"");
+            assert_int_equal(hop, id < 5020);
+        }
+        dvec_records_free(&got);
+    }
+    OK(dvec_collection_drop(via, wcoll, err));
 
     /* A stale table: the collection made again under the same name. */
     const char *hop = "sdk_hop";
