@@ -196,6 +196,112 @@ static void test_node_silent(void **state)
     cf_close(f);
 }
 
+/* An upsert of `n` ids at `version` sent straight to partition p's primary (as libdvec's
+ * one-hop write sends it) with the route `pt` a client read earlier: its epoch, term and the
+ * in-sync secondaries it named. */
+static int direct_write(struct coord_fixture *f, uint32_t p, const struct cmap_part *pt,
+                        const struct pid *ids, uint32_t n, uint32_t version, struct msg_reply *rep,
+                        char *err)
+{
+    struct msg_peer group[CMAP_MAX_REPLICAS];
+    uint32_t ng = 0;
+    for (uint32_t k = 0; k < pt->n; k++)
+        if (pt->state[k] == CMAP_REPLICA_ACTIVE && pt->nodes[k] != pt->primary) {
+            const struct cf_node *nd = &f->nodes[index_of(f, pt->nodes[k])];
+            group[ng++] = (struct msg_peer){{nd->id, (uint32_t)strlen(nd->id)},
+                                            {nd->url, (uint32_t)strlen(nd->url)}};
+        }
+    float v[BATCH * DIM];
+    for (uint32_t i = 0; i < n; i++)
+        vec_of(ids[i].lo, version, v + i * DIM);
+    struct msg m = {.type = MSG_UPSERT};
+    m.addr = (struct msg_addr){{COLL, 1}, p, pt->epoch, pt->term};
+    m.u.upsert_req = (struct msg_upsert_req){(struct pid *)ids, v, NULL, n, DIM};
+    m.secondaries = group;
+    m.n_secondaries = ng;
+    struct tr_opts o;
+    tr_opts_default(&o);
+    struct tr_peer *peer;
+    int rc = tr_open(f->client, f->nodes[index_of(f, pt->primary)].url, &o, &peer, err);
+    if (rc != DV_OK)
+        return rc;
+    rc = tr_call(peer, &m, rep, 2000, err);
+    tr_peer_close(peer);
+    return rc;
+}
+
+/*
+ * One hop for writes (libdvec's direct_write.c): a client whose route went stale writes
+ * straight to a primary with the group it knew. Node-3 leaves the in-sync sets (silent), a
+ * client reads partition p's route, node-3 recovers and rejoins: the stale route's write
+ * (which would not replicate to node-3) is refused with DV_ESTALE, since the recovery unfenced
+ * the primary with the new epoch. The same write with the current route is acknowledged with
+ * no failed secondary and lands on every in-sync replica, node-3 included.
+ */
+static void test_stale_route_write(void **state)
+{
+    (void)state;
+    struct coord_fixture *f = open_cluster();
+    char err[DV_ERRMSG_SIZE];
+    static uint32_t ver[420];
+    for (uint64_t id = 0; id < 200; id += BATCH) {
+        assert_int_equal(write_batch(f, id, BATCH, 1, err), DV_OK);
+        for (uint32_t i = 0; i < BATCH; i++)
+            ver[id + i] = 1;
+    }
+    assert_int_equal(tr_fake_set_state(f->net, f->nodes[2].url, TR_FAKE_SILENT), DV_OK);
+    for (uint64_t id = 0; id < 200; id += BATCH) /* node-3 leaves every in-sync set */
+        assert_int_equal(write_batch(f, id, BATCH, 2, err), DV_OK);
+    for (uint64_t id = 0; id < 200; id++)
+        ver[id] = 2;
+    uint32_t p = 0;
+    while (p < PARTS && index_of(f, part_of(f, p).primary) == 2)
+        p++;
+    assert_true(p < PARTS);
+    struct cmap_part stale = part_of(f, p);
+    struct pid ids[5];
+    uint32_t n = 0;
+    for (uint64_t id = 0; id < 200 && n < 5; id++) {
+        ids[n] = pid_num(id);
+        if (place_partition_of(&ids[n], PARTS) == p)
+            n++;
+    }
+    assert_int_equal(n, 5);
+
+    assert_int_equal(tr_fake_set_state(f->net, f->nodes[2].url, TR_FAKE_UP), DV_OK);
+    uint64_t t0 = clock_mono_ms();
+    while (!all_in_sync(f, NULL) && clock_mono_ms() - t0 < 30000)
+        assert_int_equal(write_batch(f, 300, BATCH, 3, err), DV_OK);
+    assert_true(all_in_sync(f, NULL));
+    for (uint32_t i = 0; i < BATCH; i++)
+        ver[300 + i] = 3;
+    struct cmap_part now = part_of(f, p);
+    uint32_t insync = 0;
+    for (uint32_t k = 0; k < stale.n; k++)
+        insync += stale.state[k] == CMAP_REPLICA_ACTIVE;
+    printf("# partition %u: a route of epoch %" PRIu64 " (%u of %u replicas in sync), now epoch "
+           "%" PRIu64 "\n",
+           p, stale.epoch, insync, stale.n, now.epoch);
+    assert_int_equal(insync, 2); /* the stale route's group lacks node-3 */
+    assert_true(now.epoch > stale.epoch);
+    assert_int_equal(now.primary, stale.primary);
+
+    struct msg_reply rep;
+    int rc = direct_write(f, p, &stale, ids, n, 4, &rep, err);
+    printf("# the stale route's write: %s \"%s\"\n", dv_errname(rc), err);
+    msg_reply_free(&rep);
+    assert_int_equal(rc, DV_ESTALE);
+    check_in_sync(f, 420, ver);
+
+    assert_int_equal(direct_write(f, p, &now, ids, n, 4, &rep, err), DV_OK);
+    assert_int_equal(rep.m.u.write_rep.n_failed, 0);
+    msg_reply_free(&rep);
+    for (uint32_t i = 0; i < n; i++)
+        ver[ids[i].lo] = 4;
+    check_in_sync(f, 420, ver);
+    cf_close(f);
+}
+
 /* The primaries' node refuses connections (a killed process): the router asks the leader to
  * fail over, the leader promotes an in-sync replica with the highest LSN, the write goes
  * through; the term moved on and reads find every acknowledged write. */
@@ -737,15 +843,11 @@ static void test_verify(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_node_silent),
-        cmocka_unit_test(test_primary_dead),
-        cmocka_unit_test(test_dead_timeout),
-        cmocka_unit_test(test_change_rf),
-        cmocka_unit_test(test_verify),
-        cmocka_unit_test(test_old_primary_cut),
-        cmocka_unit_test(test_node_data_lost),
-        cmocka_unit_test(test_read_consistency),
-        cmocka_unit_test(test_strict_read_point_rewritten),
+        cmocka_unit_test(test_node_silent),      cmocka_unit_test(test_stale_route_write),
+        cmocka_unit_test(test_primary_dead),     cmocka_unit_test(test_dead_timeout),
+        cmocka_unit_test(test_change_rf),        cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_old_primary_cut),  cmocka_unit_test(test_node_data_lost),
+        cmocka_unit_test(test_read_consistency), cmocka_unit_test(test_strict_read_point_rewritten),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
