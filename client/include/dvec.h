@@ -86,9 +86,11 @@ typedef struct dvec_options {
                                     no connection within connect_timeout_ms only once) */
     /* false (the default): one hop. Searches of the default read consistency go straight to
      * the nodes holding the collection's partitions (the client keeps the collection's routing
-     * table from a coordinator, at most 1 s old) and the client merges the hits; whatever
-     * cannot be done that way (no route, a node that does not answer or has moved on) goes
-     * through a coordinator. true: every call goes through a coordinator. */
+     * table from a coordinator, at most 1 s old) and the client merges the hits; upserts,
+     * deletes and payload updates go straight to the partitions' primaries. Whatever cannot be
+     * done that way (no route, a node that does not answer or has moved on, a write a
+     * secondary missed) goes through a coordinator. true: every call goes through a
+     * coordinator. */
     bool via_coordinator;
     /* One hop: how long a collection's routing table is used before it is asked for again
      * (0: 1000 ms). A replica that left the in-sync set may take this client's reads for up
