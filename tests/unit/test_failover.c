@@ -196,6 +196,19 @@ static void test_node_silent(void **state)
     cf_close(f);
 }
 
+/* The first n ids below 200 that fall in partition p (there are that many). */
+static uint32_t ids_in_part(uint32_t p, struct pid *ids, uint32_t n)
+{
+    uint32_t got = 0;
+    for (uint64_t id = 0; id < 200 && got < n; id++) {
+        ids[got] = pid_num(id);
+        if (place_partition_of(&ids[got], PARTS) == p)
+            got++;
+    }
+    assert_int_equal(got, n);
+    return got;
+}
+
 /* An upsert of `n` ids at `version` sent straight to partition p's primary (as libdvec's
  * one-hop write sends it) with the route `pt` a client read earlier: its epoch, term and the
  * in-sync secondaries it named. */
@@ -260,13 +273,7 @@ static void test_stale_route_write(void **state)
     assert_true(p < PARTS);
     struct cmap_part stale = part_of(f, p);
     struct pid ids[5];
-    uint32_t n = 0;
-    for (uint64_t id = 0; id < 200 && n < 5; id++) {
-        ids[n] = pid_num(id);
-        if (place_partition_of(&ids[n], PARTS) == p)
-            n++;
-    }
-    assert_int_equal(n, 5);
+    uint32_t n = ids_in_part(p, ids, 5);
 
     assert_int_equal(tr_fake_set_state(f->net, f->nodes[2].url, TR_FAKE_UP), DV_OK);
     uint64_t t0 = clock_mono_ms();
@@ -332,12 +339,7 @@ static void test_deposed_primary_write(void **state)
     assert_int_equal(tr_fake_set_state(f->net, f->nodes[victim].url, TR_FAKE_UP), DV_OK);
 
     struct pid ids[5];
-    uint32_t n = 0;
-    for (uint64_t id = 0; id < 200 && n < 5; id++) {
-        ids[n] = pid_num(id);
-        if (place_partition_of(&ids[n], PARTS) == 0)
-            n++;
-    }
+    uint32_t n = ids_in_part(0, ids, 5);
     struct msg_reply rep;
     int rc = direct_write(f, 0, &stale, ids, n, 9, &rep, err);
     uint32_t failed = rc == DV_OK ? rep.m.u.write_rep.n_failed : 0;
