@@ -70,6 +70,8 @@ void part_free(struct part *p)
     free(p->pay);
     free(p->ids);
     free(p->pub);
+    free(p->freel);
+    part_spaces_free(p);
     idmap_free(&p->map);
     for (size_t i = 0; i < p->n_pidx; i++) {
         pindex_free(p->pidx[i]);
@@ -77,7 +79,6 @@ void part_free(struct part *p)
     }
     free(p->pidx);
     free(p->pdefs);
-    hnsw_destroy(p->ix);
     pthread_mutex_destroy(&p->wmu);
     pthread_mutex_destroy(&p->maint_mu);
     pthread_mutex_destroy(&p->ckpt_mu);
@@ -107,6 +108,13 @@ int part_reserve_slots(struct part *p, size_t n)
     if (pub == NULL)
         return DV_ENOMEM;
     p->pub = pub;
+    uint32_t *fl = realloc(p->freel, nc * sizeof *fl);
+    if (fl == NULL)
+        return DV_ENOMEM;
+    p->freel = fl;
+    p->freecap = nc;
+    if (part_spaces_reserve(p, p->cap, nc) != DV_OK)
+        return DV_ENOMEM;
     memset(ids + p->cap, 0, (nc - p->cap) * sizeof *ids);
     memset(pay + p->cap, 0, (nc - p->cap) * sizeof *pay);
     memset(pub + p->cap, 0, nc - p->cap);
@@ -178,14 +186,21 @@ int part_compact(struct part *p, char *errmsg)
     struct hnsw_repair_plan *plan;
     size_t freed = 0;
     uint64_t t0 = p->io->now_ns(p->io);
+    int rc = DV_OK;
     pthread_mutex_lock(&p->maint_mu);
-    int rc = hnsw_repair_relink(p->ix, &plan);
-    if (rc == DV_OK) {
-        /* No search may hold a slot number across the freeing: exclude them briefly. */
-        pthread_rwlock_wrlock(&p->rw);
-        rc = hnsw_repair_free(p->ix, plan, &freed);
-        pthread_rwlock_unlock(&p->rw);
-        hnsw_repair_drop(plan);
+    for (uint32_t i = 0; i < p->nsp && rc == DV_OK; i++) {
+        if (p->sp[i].def.kind != PART_VEC_DENSE)
+            continue;
+        size_t f = 0;
+        rc = hnsw_repair_relink(p->sp[i].ix, &plan);
+        if (rc == DV_OK) {
+            /* No search may hold a slot number across the freeing: exclude them briefly. */
+            pthread_rwlock_wrlock(&p->rw);
+            rc = hnsw_repair_free(p->sp[i].ix, plan, &f);
+            pthread_rwlock_unlock(&p->rw);
+            hnsw_repair_drop(plan);
+        }
+        freed += f;
     }
     pthread_mutex_unlock(&p->maint_mu);
     if (rc != DV_OK) {
@@ -200,16 +215,21 @@ int part_compact(struct part *p, char *errmsg)
 
 void part_get_info(struct part *p, struct part_info *info)
 {
-    struct hnsw_info hi;
     memset(info, 0, sizeof *info);
-    hnsw_get_info(p->ix, &hi);
     info->index = p->o.index;
+    for (uint32_t i = 0; i < p->nsp; i++) {
+        struct hnsw_info hi;
+        if (p->sp[i].def.kind != PART_VEC_DENSE)
+            continue;
+        hnsw_get_info(p->sp[i].ix, &hi);
+        if (hi.deleted > info->deleted)
+            info->deleted = hi.deleted;
+    }
     pthread_rwlock_rdlock(&p->rw);
     info->points = p->map.n;
     info->payload_bytes = p->payload_bytes;
     info->n_indexes = p->n_pidx;
     pthread_rwlock_unlock(&p->rw);
-    info->deleted = hi.deleted;
     /* Atomics, not ckpt_mu: a checkpoint holds that through its fsyncs, and this must not
      * wait (metrics, the background thread). */
     info->ckpt_lsn = __atomic_load_n(&p->ckpt_lsn, __ATOMIC_ACQUIRE);
@@ -406,15 +426,28 @@ int part_create(struct io *io, const char *dir, const struct part_opts *o, struc
 
     *out = NULL;
     errmsg[0] = '\0';
-    struct hnsw_index *probe;
-    rc = hnsw_create(&o->index, &probe);
-    if (rc != DV_OK) {
-        dv_errmsg_set(errmsg, "replica %s: bad index parameters", dir);
-        return rc;
+    struct part_space def0;
+    const struct part_space *defs = o->spaces;
+    uint32_t ndefs = o->n_spaces;
+    if (defs == NULL) {
+        memset(&def0, 0, sizeof def0);
+        def0.kind = PART_VEC_DENSE;
+        def0.index = o->index;
+        defs = &def0;
+        ndefs = 1;
     }
-    hnsw_destroy(probe);
+    rc = part_alloc(io, dir, o, &p);
+    if (rc != DV_OK)
+        return rc;
+    rc = part_spaces_init(p, defs, ndefs, errmsg);
+    if (rc != DV_OK) {
+        part_free(p);
+        dv_errmsg_prefix(errmsg, "replica %s", dir);
+        return rc == DV_ENOMEM ? rc : DV_EINVAL;
+    }
     rc = io->mkdir(io, dir, 0755);
     if (rc == -EEXIST) {
+        part_free(p);
         dv_errmsg_set(errmsg, "replica %s: directory exists", dir);
         return DV_EEXIST;
     }
@@ -424,20 +457,20 @@ int part_create(struct io *io, const char *dir, const struct part_opts *o, struc
     rc = io->mkdir(io, path, 0755);
     if (rc < 0)
         goto err_os;
-    rc = part_alloc(io, dir, o, &p);
-    if (rc != DV_OK)
-        return rc;
     bool switched;
     rc = part_write_meta(p, &switched, errmsg);
     part_free(p);
     if (rc != DV_OK)
         return rc;
     rc = io_fsync_dir(io, dir);
-    if (rc < 0)
-        goto err_os;
+    if (rc < 0) {
+        dv_errmsg_set(errmsg, "replica %s: cannot create: %s", dir, strerror(-rc));
+        return DV_EIO;
+    }
     return part_open(io, dir, o, out, errmsg);
 
 err_os:
+    part_free(p);
     dv_errmsg_set(errmsg, "replica %s: cannot create: %s", dir, strerror(-rc));
     return DV_EIO;
 }

@@ -32,8 +32,40 @@
 
 struct part;
 
+/*
+ * Vector spaces. A replica holds one or more named vectors per point (Qdrant's named vectors):
+ * each is a space with its own kind and index, fixed when the replica is created. A point
+ * carries any subset of them, none included, except in a replica whose only space is the
+ * unnamed default vector (the space named "", dense): there every point has it, as in Qdrant.
+ */
+#define PART_MAX_SPACES 16 /* named vectors per collection */
+#define PART_NAME_MAX   64 /* bytes of a vector name, NUL included */
+#define PART_NO_SLOT    UINT32_MAX
+
+enum part_vkind {
+    PART_VEC_DENSE = 0,  /* `dim` floats, searched with an HNSW index */
+    PART_VEC_SPARSE = 1, /* (term, weight) pairs, searched exactly with an inverted index */
+    PART_VEC_MULTI = 2,  /* rows of `dim` floats, scored exactly with MaxSim (multi.h) */
+};
+
+struct part_space {
+    char name[PART_NAME_MAX]; /* "" : the default vector */
+    enum part_vkind kind;
+    struct hnsw_params index; /* DENSE: the index; MULTI: dim and metric of the rows */
+    bool idf;                 /* SPARSE: queries weigh terms by inverse document frequency */
+};
+
+/* Largest number of rows of a multivector and of terms of a sparse vector. */
+#define PART_MAX_ROWS  4096
+#define PART_MAX_TERMS 65536
+
 struct part_opts {
-    struct hnsw_params index; /* dim, metric, m, ef_construction, ef_search, sq8 (create only) */
+    struct hnsw_params index; /* dim, metric, m, ef_construction, ef_search, sq8 (create only):
+                                 the default dense vector when `spaces` is NULL */
+    const struct part_space *spaces; /* create only: the replica's vectors (n_spaces of them,
+                                        distinct names), or NULL: one dense space "" of
+                                        `index` */
+    uint32_t n_spaces;
     struct wal_opts wal;
     uint64_t ckpt_wal_bytes;   /* checkpoint when the WAL holds this much, default 256 MiB */
     uint32_t ckpt_interval_ms; /* and at least this often while writes happen, default 300 s */
@@ -100,20 +132,31 @@ int part_cut_after(struct io *io, const char *dir, uint64_t lsn, uint64_t *dropp
 
 /* ---- writes ------------------------------------------------------------------------------ */
 
+/* One named vector of a point. */
+struct part_vec {
+    uint32_t space;      /* index in the replica's spaces (part_space_find) */
+    uint32_t n;          /* DENSE: dim; SPARSE: terms; MULTI: rows */
+    const float *v;      /* DENSE: dim floats; SPARSE: n weights; MULTI: n * dim floats */
+    const uint32_t *idx; /* SPARSE: n distinct terms, any order (sorted when stored) */
+};
+
 struct part_point {
     struct pid id;
-    const float *vec;    /* `dim` floats */
-    uint32_t dim;        /* must equal the replica's dimension (DV_EDIM otherwise) */
+    const float *vec;    /* the vector of space 0 (dense), `dim` floats, or NULL */
+    uint32_t dim;        /* must equal the space's dimension (DV_EDIM otherwise) */
     const void *payload; /* a msgpack map, or NULL for none */
     size_t payload_len;
+    const struct part_vec *vecs; /* named vectors (with or instead of `vec`), n_vecs of them */
+    uint32_t n_vecs;
 };
 
 /*
- * Inserts or replaces (same id: vector and payload replaced) n points. Checks everything
- * first (dimension, NaN/inf, payload is a map within max_payload,
- * batch size) and writes nothing when something is wrong: DV_ENAN / DV_EINVAL / DV_ETOOBIG
- * naming the point index in errmsg. *lsn (may be NULL) gets the record's LSN. When an id
- * appears twice in a batch, the last one wins.
+ * Inserts or replaces (same id: vectors and payload replaced; vectors not given are gone) n
+ * points. Checks everything first (dimension, NaN/inf, a space given twice, terms and rows
+ * within limits, payload is a map within max_payload, batch size) and writes nothing when
+ * something is wrong: DV_EDIM / DV_ENAN / DV_EINVAL / DV_ETOOBIG naming the point index and
+ * the vector in errmsg (the spaces' rule above applies). *lsn (may be NULL) gets the
+ * record's LSN. When an id appears twice in a batch, the last one wins.
  */
 int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t *lsn,
                 char *errmsg);
@@ -121,6 +164,24 @@ int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t
 /* Deletes points by id; missing ids are ignored. *deleted (may be NULL) gets the count. */
 int part_delete(struct part *p, const struct pid *ids, size_t n, uint64_t *lsn, size_t *deleted,
                 char *errmsg);
+
+/*
+ * Replaces the given named vectors of existing points (Qdrant's update vectors), keeping the
+ * others and the payload. pts[i].payload is ignored. DV_ENOTFOUND (naming the id) when a point
+ * is missing; checks as part_upsert.
+ */
+int part_update_vectors(struct part *p, const struct part_point *pts, size_t n, uint64_t *lsn,
+                        char *errmsg);
+
+/* Removes the vectors of `spaces` (n_spaces indexes) from existing points (missing ids are
+ * ignored, as by part_delete). A point may be left with no vector. */
+int part_delete_vectors(struct part *p, const struct pid *ids, size_t n, const uint32_t *spaces,
+                        uint32_t n_spaces, uint64_t *lsn, char *errmsg);
+
+/* The replica's spaces (valid while it is open) and the index of the one named name[0..len),
+ * or -1. */
+const struct part_space *part_spaces(const struct part *p, uint32_t *n);
+int part_space_find(const struct part *p, const char *name, size_t len);
 
 enum part_payload_op {
     PART_PAYLOAD_SET = 1,       /* merge: the keys given replace or add top-level keys */
@@ -140,10 +201,22 @@ int part_drop_index(struct part *p, const char *key, uint64_t *lsn, char *errmsg
 
 /* ---- reads ------------------------------------------------------------------------------- */
 
+/* A named vector of a result, owned by it. */
+struct part_hvec {
+    uint32_t space;
+    uint32_t n;    /* as part_vec */
+    float *v;      /* normalised for cosine */
+    uint32_t *idx; /* SPARSE: sorted terms */
+};
+
 struct part_hit {
     struct pid id;
-    float score;      /* search: cosine/dot similarity, euclid distance, manhattan distance */
-    float *vec;       /* with_vector: dim floats (normalised for cosine), else NULL */
+    float score;            /* search: cosine/dot similarity, euclid distance, manhattan distance */
+    float *vec;             /* with_vector, in a replica with only the unnamed vector: dim floats
+                               (normalised for cosine), else NULL */
+    struct part_hvec *vecs; /* with_vector, in a replica with named vectors: every vector the
+                               point has (or those in the read's vector mask), in space order */
+    uint32_t n_vecs;
     uint8_t *payload; /* with_payload: msgpack map, NULL when the point has none */
     size_t payload_len;
 };
@@ -164,12 +237,18 @@ int part_get(struct part *p, const struct pid *ids, size_t n, bool with_vector, 
 #define PART_MAX_K 100000 /* = PROTO_MAX_K, PROTO_MAX_EF (proto/proto_limits.h) */
 
 struct part_query {
-    const float *vec;            /* dim floats */
+    const float *vec;            /* DENSE: dim floats; MULTI: rows * dim floats; SPARSE: weights */
     uint32_t k;                  /* >= 1 */
     uint32_t ef;                 /* 0: the index default */
     const struct filter *filter; /* NULL: none */
     bool with_payload, with_vector;
     enum hnsw_quant quant;
+    uint32_t space;      /* the vector searched (index in the spaces), default 0 */
+    uint32_t n;          /* SPARSE: terms; MULTI: rows (0 counts as 1 for DENSE) */
+    const uint32_t *idx; /* SPARSE: the query's terms */
+    const float *idf_w;  /* SPARSE with idf: per query term, its weight from statistics of
+                            the whole collection; NULL: this replica's statistics */
+    uint32_t vec_mask;   /* with_vector: bit i returns space i; 0: every space */
 };
 
 /* How a search was answered (for tests, metrics and EXPLAIN-like output). */
@@ -183,6 +262,20 @@ enum part_plan {
 /* The k nearest points that match the filter, best first. `plan` may be NULL. */
 int part_search(struct part *p, const struct part_query *q, struct part_result *out,
                 enum part_plan *plan, char *errmsg);
+
+/*
+ * For IDF across replicas: the number of points holding a vector of sparse space `space`
+ * (*docs) and, per term idx[i], how many hold it (df[i]).
+ */
+int part_sparse_stats(struct part *p, uint32_t space, const uint32_t *idx, uint32_t n, uint64_t *df,
+                      uint64_t *docs, char *errmsg);
+
+/*
+ * Exact scores of the points `ids` against query q (its space, vector, filter ignored):
+ * hits in request order, missing ids and points without that vector left out.
+ */
+int part_score_ids(struct part *p, const struct part_query *q, const struct pid *ids, size_t n,
+                   struct part_result *out, char *errmsg);
 
 /* Exact number of points matching f (NULL: all). */
 int part_count(struct part *p, const struct filter *f, uint64_t *n, char *errmsg);

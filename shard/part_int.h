@@ -8,6 +8,7 @@
 #include "err.h"
 #include "idmap.h"
 #include "part.h"
+#include "sparse.h"
 
 /* WAL record types (docs/formats.md, "WAL records"). */
 enum {
@@ -16,6 +17,9 @@ enum {
     REC_PAYLOAD = 3,      /* op, [ids], bin(data) */
     REC_INDEX_CREATE = 4, /* key, kind */
     REC_INDEX_DROP = 5,   /* key */
+    REC_UPSERT_V = 6,     /* [ids], [payload bin | nil], [[[space, bin(vector)]...] per point] */
+    REC_VECTORS = 7,      /* [ids], [[[space, bin(vector)]...] per point]: update vectors */
+    REC_VECTORS_DEL = 8,  /* [ids], [space...]: delete vectors */
 };
 
 /* A payload: msgpack map bytes. Immutable once published; freed under the write lock. */
@@ -30,11 +34,32 @@ struct pidx_def {
     enum pindex_kind kind;
 };
 
+/*
+ * A vector space in memory. Point slots (ids, pay, pub) are the replica's; a dense space's
+ * HNSW index has slots of its own, mapped both ways (maps guarded by rw; an index slot whose
+ * vmap entry is PART_NO_SLOT is being inserted or was replaced: never returned). Sparse and
+ * multi vectors are blobs per point slot: SPARSE: u32 n, n u32 sorted terms, n f32 weights;
+ * MULTI: u32 rows, rows * dim f32 (rows normalised for cosine).
+ */
+struct vspace {
+    struct part_space def;
+    struct hnsw_index *ix; /* DENSE */
+    uint32_t *vmap;        /* DENSE: index slot -> point slot, vcap entries */
+    size_t vcap;
+    uint32_t *pmap;           /* DENSE: point slot -> index slot, p->cap entries */
+    struct blob **vb;         /* SPARSE, MULTI: per point slot, p->cap entries */
+    struct sparse_index *inv; /* SPARSE */
+    uint64_t points;          /* points holding this vector */
+};
+
 struct part {
     struct io *io;
     char *dir;
-    struct part_opts o;
-    struct hnsw_index *ix;
+    struct part_opts o; /* o.index: space 0's parameters when it is dense */
+    struct vspace *sp;
+    struct part_space *defs; /* the spaces' definitions, contiguous (part_spaces) */
+    uint32_t nsp;
+    bool legacy_ckpt; /* the checkpoint named in the meta has the format before spaces */
     struct wal *wal;
 
     pthread_mutex_t wmu;      /* serialises writers: WAL order == apply order */
@@ -49,6 +74,9 @@ struct part {
     uint8_t *pub;
     struct idmap map;
     uint64_t payload_bytes;
+    uint32_t *freel; /* point slots free for reuse (a stack), guarded by rw */
+    size_t nfree, freecap;
+    size_t used; /* point slots handed out so far: [0, used) */
 
     struct pindex **pidx; /* payload indexes, guarded by rw */
     struct pidx_def *pdefs;
@@ -88,18 +116,35 @@ void part_start_bg(struct part *p);
 
 /* ---- part_apply.c: WAL records and applying them ---- */
 
-/* A decoded (or to be encoded) upsert record: n points. */
+/* A vector of a record: the bytes of its blob (DENSE: dim floats as given). */
+struct part_rvec {
+    uint32_t space;
+    uint32_t len;
+    const uint8_t *data;
+};
+
+/*
+ * A decoded (or to be encoded) upsert record: n points. REC_UPSERT (space 0 dense only) keeps
+ * the vectors in `vecs`; REC_UPSERT_V and REC_VECTORS list each point's vectors in
+ * rv[rvoff[i] .. rvoff[i + 1]).
+ */
 struct part_rec_upsert {
     size_t n;
     struct pid *ids;
-    float *vecs; /* n * dim, aligned */
+    float *vecs; /* REC_UPSERT: n * dim, aligned */
     const uint8_t **pay;
     uint32_t *plen;
+    struct part_rvec *rv;
+    size_t *rvoff;
+    size_t nrv;
+    uint8_t *own; /* bytes the record owns (encoded vectors), or NULL */
 };
 
 void part_rec_upsert_free(struct part_rec_upsert *u);
 int part_rec_upsert_alloc(struct part_rec_upsert *u, size_t n, uint32_t dim);
 int part_rec_encode_upsert(const struct part_rec_upsert *u, uint32_t dim, struct buf *b);
+/* REC_UPSERT_V (with_payload) and REC_VECTORS (without). */
+int part_rec_encode_vectors(const struct part_rec_upsert *u, bool with_payload, struct buf *b);
 int part_rec_encode_ids(struct buf *b, const struct pid *ids, size_t n);
 /* Whether data is exactly one msgpack map (a payload). */
 bool part_is_map(const void *data, size_t n);
@@ -108,6 +153,36 @@ int part_apply_upsert(struct part *p, const struct part_rec_upsert *u, char *err
 int part_apply_delete(struct part *p, const struct pid *ids, size_t n, size_t *deleted);
 int part_apply_payload(struct part *p, enum part_payload_op op, const struct pid *ids, size_t n,
                        const uint8_t *data, size_t len);
+/* REC_UPSERT_V (replace = true: whole points) and REC_VECTORS (only the vectors given). */
+int part_apply_upsert_v(struct part *p, const struct part_rec_upsert *u, bool replace,
+                        char *errmsg);
+int part_apply_delete_vectors(struct part *p, const struct pid *ids, size_t n,
+                              const uint32_t *spaces, uint32_t ns);
+
+/* ---- part_space.c: spaces ---- */
+
+/* Creates the in-memory spaces of p from defs (empty indexes). */
+int part_spaces_init(struct part *p, const struct part_space *defs, uint32_t n, char *errmsg);
+void part_spaces_free(struct part *p);
+/* Checks a space definition (name, kind, parameters). */
+int part_space_check(const struct part_space *d, char *errmsg);
+/* Makes room for point slots < n in every space's per-slot arrays (rw held exclusively). */
+int part_spaces_reserve(struct part *p, size_t old_cap, size_t new_cap);
+/* Makes room for index slots < n in a dense space's vmap (rw held exclusively). */
+int part_vmap_reserve(struct vspace *v, size_t n);
+/* Whether point slot s has a vector of space i (rw held). */
+bool part_slot_has(const struct part *p, uint32_t i, uint32_t s);
+/* A point slot from the free stack or a new one (rw held exclusively); frees one. */
+int part_slot_alloc(struct part *p, uint32_t *s);
+void part_slot_free(struct part *p, uint32_t s);
+/* Checks one vector for space sp: DV_EDIM / DV_ENAN / DV_EINVAL / DV_ETOOBIG naming it
+ * after `what` ("point 3 (id 7)"). */
+int part_vec_check(const struct vspace *sp, const struct part_vec *v, const char *what,
+                   char *errmsg);
+/* Encodes vector v of space sp as its record/blob bytes (sparse: sorted). */
+int part_vec_encode(const struct vspace *sp, const struct part_vec *v, struct buf *b);
+/* Checks record/blob bytes of a vector of space sp (replay, catch-up). */
+bool part_blob_valid(const struct vspace *sp, const uint8_t *data, size_t len);
 
 /* ---- part_write.c ---- */
 
@@ -132,15 +207,24 @@ int part_load_ckpt(struct part *p, char *errmsg);
 /* Removes ckpt-* directories other than the current one and stray .tmp files. */
 void part_remove_stale(struct part *p);
 
-/* The files of a checkpoint, in stream order. */
-enum ckpt_file {
-    CKPT_GRAPH = 0,
-    CKPT_VECTORS = 1,
-    CKPT_CODES = 2,
-    CKPT_IDS = 3,
-    CKPT_PAYLOADS = 4,
-    CKPT_NFILES = 5,
+/* The files of a checkpoint, in stream order (docs/formats.md, "Checkpoints"). */
+enum ck_role { CK_IDS, CK_PAYLOADS, CK_GRAPH, CK_VECTORS, CK_CODES, CK_VMAP, CK_BLOBS };
+struct ckfile {
+    char name[32];
+    uint8_t role;   /* enum ck_role */
+    uint32_t space; /* GRAPH, VECTORS, CODES, VMAP, BLOBS */
+    uint32_t dim;   /* checked in the file's header */
 };
-extern const char *const part_ckpt_files[CKPT_NFILES];
+#define CKPT_MAX_FILES (2 + 4 * PART_MAX_SPACES)
+/* Every checkpoint file: a 4096-byte header (magic, version, its number in the list, LSN,
+ * body length and CRC32C, dim, slots, header CRC), then the body, page-aligned. */
+#define FILE_MAGIC   "DVECCKPT"
+#define FILE_VERSION 1
+#define FILE_HEAD    4096
+#define ID_ENTRY     24   /* ids.dvi: kind, 7 bytes padding, hi, lo */
+#define ID_NONE      0xff /* ids.dvi kind of a slot without a point */
+/* Fills f (room for CKPT_MAX_FILES) with p's checkpoint files; legacy: the format before
+ * vector spaces (graph.dvg vectors.dvv codes.dvq ids.dvi payloads.dvp, one dense space). */
+size_t part_ckpt_list(const struct part *p, bool legacy, struct ckfile *f);
 
 #endif

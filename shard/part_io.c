@@ -1,4 +1,4 @@
-/* part_io.c - a replica's files: meta, checkpoint writing and loading, stale-file cleanup. */
+/* part_io.c - a replica's files: the meta file, writing checkpoints, stale-file cleanup. */
 #include "part_int.h"
 
 #include <errno.h>
@@ -12,17 +12,51 @@
 #include "log.h"
 #include "mpk.h"
 
-const char *const part_ckpt_files[CKPT_NFILES] = {"graph.dvg", "vectors.dvv", "codes.dvq",
-                                                  "ids.dvi", "payloads.dvp"};
+size_t part_ckpt_list(const struct part *p, bool legacy, struct ckfile *f)
+{
+    size_t n = 0;
+    uint32_t dim0 = p->nsp > 0 ? p->sp[0].def.index.dim : 0;
+    if (legacy) { /* the format before vector spaces: one dense space, slots shared */
+        static const char *const names[] = {"graph.dvg", "vectors.dvv", "codes.dvq", "ids.dvi",
+                                            "payloads.dvp"};
+        static const uint8_t roles[] = {CK_GRAPH, CK_VECTORS, CK_CODES, CK_IDS, CK_PAYLOADS};
+        for (size_t i = 0; i < 5; i++) {
+            snprintf(f[i].name, sizeof f[i].name, "%s", names[i]);
+            f[i].role = roles[i];
+            f[i].space = 0;
+            f[i].dim = dim0;
+        }
+        return 5;
+    }
+    f[n++] = (struct ckfile){"ids.dvi", CK_IDS, 0, 0};
+    f[n++] = (struct ckfile){"payloads.dvp", CK_PAYLOADS, 0, 0};
+    for (uint32_t i = 0; i < p->nsp; i++) {
+        uint32_t dim = p->sp[i].def.index.dim;
+        if (p->sp[i].def.kind == PART_VEC_DENSE) {
+            static const char *const ext[] = {"graph-%u.dvg", "vectors-%u.dvv", "codes-%u.dvq",
+                                              "vmap-%u.dvm"};
+            static const uint8_t roles[] = {CK_GRAPH, CK_VECTORS, CK_CODES, CK_VMAP};
+            for (size_t k = 0; k < 4; k++) {
+                snprintf(f[n].name, sizeof f[n].name, ext[k], i);
+                f[n].role = roles[k];
+                f[n].space = i;
+                f[n].dim = dim;
+                n++;
+            }
+        } else {
+            snprintf(f[n].name, sizeof f[n].name, "vecs-%u.dvb", i);
+            f[n].role = CK_BLOBS;
+            f[n].space = i;
+            f[n].dim = dim;
+            n++;
+        }
+    }
+    return n;
+}
 
 #define META_MAGIC   "DVECMETA"
 #define META_VERSION 1
 #define META_MAX     (1u << 20)
-#define FILE_MAGIC   "DVECCKPT"
-#define FILE_VERSION 1
-#define FILE_HEAD    4096 /* header block; the body starts page-aligned (mmap-able) */
-#define ID_ENTRY     24
-#define ID_NONE      0xff
 
 /* ---- meta ------------------------------------------------------------------------------- */
 
@@ -35,7 +69,7 @@ int part_write_meta(struct part *p, bool *switched, char *errmsg)
     e |= buf_put_u32(&b, META_VERSION);
     e |= buf_put_u32(&b, 0); /* body length, patched below */
     size_t start = b.len;
-    e |= mpw_map(&b, 11);
+    e |= mpw_map(&b, 12);
     e |= mpw_str(&b, "dim", 3) | mpw_u64(&b, ip->dim);
     e |= mpw_str(&b, "metric", 6) | mpw_u64(&b, (uint64_t)ip->metric);
     e |= mpw_str(&b, "m", 1) | mpw_u64(&b, ip->m);
@@ -46,6 +80,17 @@ int part_write_meta(struct part *p, bool *switched, char *errmsg)
     e |= mpw_str(&b, "capacity", 8) | mpw_u64(&b, ip->capacity);
     e |= mpw_str(&b, "ckpt", 4) | mpw_str(&b, p->ckpt_name, strlen(p->ckpt_name));
     e |= mpw_str(&b, "ckpt_lsn", 8) | mpw_u64(&b, p->ckpt_lsn);
+    e |= mpw_str(&b, "spaces", 6) | mpw_array(&b, p->nsp);
+    for (uint32_t i = 0; i < p->nsp; i++) {
+        const struct part_space *d = &p->sp[i].def;
+        e |= mpw_array(&b, 11);
+        e |= mpw_str(&b, d->name, strlen(d->name)) | mpw_u64(&b, (uint64_t)d->kind);
+        e |= mpw_u64(&b, d->index.dim) | mpw_u64(&b, (uint64_t)d->index.metric);
+        e |= mpw_u64(&b, d->index.m) | mpw_u64(&b, d->index.ef_construction);
+        e |= mpw_u64(&b, d->index.ef_search) | mpw_bool(&b, d->index.sq8);
+        e |= mpw_u64(&b, d->index.seed) | mpw_u64(&b, d->index.capacity);
+        e |= mpw_bool(&b, d->idf);
+    }
     e |= mpw_str(&b, "indexes", 7) | mpw_array(&b, (uint32_t)p->n_pidx);
     for (size_t i = 0; i < p->n_pidx; i++) {
         e |= mpw_array(&b, 2);
@@ -92,6 +137,50 @@ int part_write_meta(struct part *p, bool *switched, char *errmsg)
     return DV_OK;
 }
 
+/* The "spaces" field: an array of [name, kind, dim, metric, m, ef_construction, ef_search,
+ * sq8, seed, capacity, idf]. */
+static int meta_spaces(struct mpk *r, struct part *p, char *errmsg)
+{
+    uint32_t n;
+    struct part_space defs[PART_MAX_SPACES];
+    if (mpk_array(r, &n) || n == 0 || n > PART_MAX_SPACES)
+        return DV_ECORRUPT;
+    memset(defs, 0, sizeof defs);
+    for (uint32_t i = 0; i < n; i++) {
+        struct part_space *d = &defs[i];
+        uint32_t na, nl;
+        const char *name;
+        uint64_t v[8];
+        bool sq8, idf;
+        if (mpk_array(r, &na) || na < 11 || mpk_str(r, &name, &nl) || nl >= PART_NAME_MAX)
+            return DV_ECORRUPT;
+        memcpy(d->name, name, nl);
+        for (int k = 0; k < 6; k++)
+            if (mpk_u64(r, &v[k]))
+                return DV_ECORRUPT;
+        if (mpk_bool(r, &sq8) || mpk_u64(r, &v[6]) || mpk_u64(r, &v[7]) || mpk_bool(r, &idf))
+            return DV_ECORRUPT;
+        for (uint32_t k = 11; k < na; k++) /* newer fields */
+            if (mpk_skip(r))
+                return DV_ECORRUPT;
+        hnsw_params_default(&d->index);
+        d->kind = (enum part_vkind)v[0];
+        d->index.dim = (uint32_t)v[1];
+        d->index.metric = (enum hnsw_metric)v[2];
+        d->index.m = (uint32_t)v[3];
+        d->index.ef_construction = (uint32_t)v[4];
+        d->index.ef_search = (uint32_t)v[5];
+        d->index.sq8 = sq8;
+        d->index.seed = v[6];
+        d->index.capacity = (uint32_t)v[7];
+        d->idf = idf;
+    }
+    int rc = part_spaces_init(p, defs, n, errmsg);
+    if (rc == DV_EINVAL)
+        rc = DV_ECORRUPT;
+    return rc;
+}
+
 static int meta_field(struct mpk *r, const char *key, uint32_t kl, struct part *p, char *errmsg)
 {
     struct hnsw_params *ip = &p->o.index;
@@ -106,6 +195,8 @@ static int meta_field(struct mpk *r, const char *key, uint32_t kl, struct part *
         p->ckpt_name[sl] = '\0';
         return DV_OK;
     }
+    if (IS("spaces"))
+        return p->nsp == 0 ? meta_spaces(r, p, errmsg) : DV_ECORRUPT;
     if (IS("sq8")) {
         bool b;
         if (mpk_bool(r, &b))
@@ -193,6 +284,17 @@ int part_read_meta(struct part *p, char *errmsg)
         if (mpk_str(&r, &key, &kl) != DV_OK)
             goto bad;
         rc = meta_field(&r, key, kl, p, errmsg);
+        if (rc != DV_OK)
+            goto out;
+    }
+    if (p->nsp == 0) {
+        /* Written before vector spaces: one dense vector "", with the top-level parameters. */
+        struct part_space d;
+        memset(&d, 0, sizeof d);
+        d.kind = PART_VEC_DENSE;
+        d.index = p->o.index;
+        p->legacy_ckpt = p->ckpt_name[0] != '\0';
+        rc = part_spaces_init(p, &d, 1, errmsg);
         if (rc != DV_OK)
             goto out;
     }
@@ -327,7 +429,8 @@ static int fw_write(struct part *p, struct fw *f, const void *buf, size_t n)
     return fw_raw(p, f, buf, n);
 }
 
-static int fw_header(struct part *p, struct fw *f, uint32_t kind, uint64_t lsn, uint64_t slots)
+static int fw_header(struct part *p, struct fw *f, uint32_t kind, uint32_t dim, uint64_t lsn,
+                     uint64_t slots)
 {
     uint8_t h[FILE_HEAD];
     memset(h, 0, sizeof h);
@@ -337,7 +440,7 @@ static int fw_header(struct part *p, struct fw *f, uint32_t kind, uint64_t lsn, 
     buf_wr_le64(h + 16, lsn);
     buf_wr_le64(h + 24, f->len);
     buf_wr_le32(h + 32, f->crc);
-    buf_wr_le32(h + 36, p->o.index.dim);
+    buf_wr_le32(h + 36, dim);
     buf_wr_le64(h + 40, slots);
     buf_wr_le32(h + 60, crc32c(h, 60));
     if (fw_drain(p, f) != DV_OK)
@@ -359,6 +462,43 @@ static int save_part_cb(void *arg, enum hnsw_part part, const void *buf, size_t 
 {
     struct save_ctx *c = arg;
     return fw_write(c->p, &c->fw[part], buf, n);
+}
+
+/* Writes a dense space's index-slot -> point-slot map for `slots` index slots. */
+static int write_vmap(struct part *p, const struct vspace *v, uint64_t slots, struct fw *f)
+{
+    uint8_t chunk[4096];
+    size_t used = 0;
+    int rc = DV_OK;
+    for (uint64_t s = 0; s < slots && rc == DV_OK; s++) {
+        buf_wr_le32(chunk + used, s < v->vcap ? v->vmap[s] : PART_NO_SLOT);
+        used += 4;
+        if (used == sizeof chunk) {
+            rc = fw_write(p, f, chunk, used);
+            used = 0;
+        }
+    }
+    if (rc == DV_OK && used > 0)
+        rc = fw_write(p, f, chunk, used);
+    return rc;
+}
+
+/* Writes the blobs of a sparse or multi space: (slot u32, len u32, bytes) per point. */
+static int write_blobs(struct part *p, const struct vspace *v, struct fw *f)
+{
+    int rc = DV_OK;
+    for (size_t s = 0; s < p->cap && rc == DV_OK; s++) {
+        const struct blob *b = v->vb[s];
+        if (b == NULL || !p->pub[s])
+            continue;
+        uint8_t h[8];
+        buf_wr_le32(h, (uint32_t)s);
+        buf_wr_le32(h + 4, b->len);
+        rc = fw_write(p, f, h, sizeof h);
+        if (rc == DV_OK)
+            rc = fw_write(p, f, b->data, b->len);
+    }
+    return rc;
 }
 
 /* Writes ids and payloads of every slot (caller holds wmu: no writer changes them). */
@@ -401,37 +541,58 @@ static int write_ids_payloads(struct part *p, struct fw *fi, struct fw *fp)
 int part_checkpoint(struct part *p, char *errmsg)
 {
     char name[64], dir[4096], path[4096], old[64] = "";
-    struct fw fw[CKPT_NFILES];
+    struct fw fw[CKPT_MAX_FILES];
+    struct ckfile cf[CKPT_MAX_FILES];
+    uint64_t slots[CKPT_MAX_FILES];
     uint64_t t0, t1, lsn, old_lsn = 0;
     bool made_dir = false;
-    struct hnsw_info hi = {0};
-    uint64_t id_slots = 0;
     int rc = DV_OK;
 
     errmsg[0] = '\0';
-    for (int i = 0; i < CKPT_NFILES; i++) {
+    size_t nf = part_ckpt_list(p, false, cf);
+    for (size_t i = 0; i < nf; i++) {
         fw[i] = (struct fw){-1, 0, 0, 0, NULL, NULL, false, 0};
+        slots[i] = 0;
     }
     pthread_mutex_lock(&p->ckpt_mu);
     /* Memory for the capture, sized from the current state with some room for growth. */
     if (__atomic_load_n(&p->applied_lsn, __ATOMIC_ACQUIRE) !=
         __atomic_load_n(&p->ckpt_lsn, __ATOMIC_ACQUIRE)) {
-        struct hnsw_info pi;
-        hnsw_get_info(p->ix, &pi);
-        size_t room = (size_t)(pi.slots + pi.slots / 16 + 1024);
-        size_t est[CKPT_NFILES] = {
-            128 + 16 * (size_t)pi.dim + 4 + room * (7 + (2 * (size_t)pi.m + 1) * 4) +
-                room / 4 * ((size_t)pi.m + 1) * 4,
-            room * pi.dim * sizeof(float),
-            pi.sq8_ready ? room * pi.dim : 0,
-            0,
-            0,
-        };
+        size_t est[CKPT_MAX_FILES];
         pthread_rwlock_rdlock(&p->rw);
-        est[CKPT_IDS] = (p->cap + p->cap / 16 + 1024) * ID_ENTRY;
-        est[CKPT_PAYLOADS] = p->payload_bytes + p->payload_bytes / 8 + room * 8;
+        for (size_t i = 0; i < nf; i++) {
+            const struct vspace *v = &p->sp[cf[i].space];
+            struct hnsw_info pi;
+            memset(&pi, 0, sizeof pi);
+            if (cf[i].role >= CK_GRAPH && cf[i].role <= CK_VMAP)
+                hnsw_get_info(v->ix, &pi);
+            size_t room = (size_t)(pi.slots + pi.slots / 16 + 1024);
+            switch (cf[i].role) {
+            case CK_GRAPH:
+                est[i] = 128 + 16 * (size_t)pi.dim + 4 + room * (7 + (2 * (size_t)pi.m + 1) * 4) +
+                         room / 4 * ((size_t)pi.m + 1) * 4;
+                break;
+            case CK_VECTORS:
+                est[i] = room * pi.dim * sizeof(float);
+                break;
+            case CK_CODES:
+                est[i] = pi.sq8_ready ? room * pi.dim : 0;
+                break;
+            case CK_VMAP:
+                est[i] = room * 4;
+                break;
+            case CK_IDS:
+                est[i] = (p->cap + p->cap / 16 + 1024) * ID_ENTRY;
+                break;
+            case CK_PAYLOADS:
+                est[i] = p->payload_bytes + p->payload_bytes / 8 + p->map.n * 8;
+                break;
+            default: /* blobs: not sized ahead */
+                est[i] = 0;
+            }
+        }
         pthread_rwlock_unlock(&p->rw);
-        for (int i = 0; i < CKPT_NFILES; i++) {
+        for (size_t i = 0; i < nf; i++) {
             if (est[i] >= FW_BUF && (fw[i].head = chunk_prefault(est[i])) != NULL)
                 fw[i].tail = fw[i].head;
         }
@@ -457,8 +618,8 @@ int part_checkpoint(struct part *p, char *errmsg)
         goto out_unlock;
     }
     made_dir = true;
-    for (int i = 0; i < CKPT_NFILES && rc == DV_OK; i++) {
-        if (snprintf(path, sizeof path, "%s/%s", dir, part_ckpt_files[i]) >= (int)sizeof path)
+    for (size_t i = 0; i < nf && rc == DV_OK; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", dir, cf[i].name) >= (int)sizeof path)
             rc = DV_EINVAL;
         fw[i].fd = p->io->open(p->io, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fw[i].fd < 0) {
@@ -466,13 +627,25 @@ int part_checkpoint(struct part *p, char *errmsg)
             rc = DV_EIO;
         }
     }
-    struct save_ctx sc = {p, fw};
-    if (rc == DV_OK)
-        rc = hnsw_save(p->ix, save_part_cb, &sc);
-    if (rc == DV_OK)
-        rc = write_ids_payloads(p, &fw[CKPT_IDS], &fw[CKPT_PAYLOADS]);
-    hnsw_get_info(p->ix, &hi);
-    id_slots = p->cap;
+    for (size_t i = 0; i < nf && rc == DV_OK; i++) {
+        const struct vspace *v = &p->sp[cf[i].space];
+        if (cf[i].role == CK_IDS) {
+            /* ids and payloads are written together (payloads.dvp follows ids.dvi) */
+            rc = write_ids_payloads(p, &fw[i], &fw[i + 1]);
+            slots[i] = slots[i + 1] = p->cap;
+        } else if (cf[i].role == CK_GRAPH) {
+            struct hnsw_info hi;
+            struct save_ctx sc = {p, &fw[i]};
+            rc = hnsw_save(v->ix, save_part_cb, &sc);
+            hnsw_get_info(v->ix, &hi);
+            slots[i] = slots[i + 1] = slots[i + 2] = slots[i + 3] = hi.slots;
+            if (rc == DV_OK)
+                rc = write_vmap(p, v, hi.slots, &fw[i + 3]);
+        } else if (cf[i].role == CK_BLOBS) {
+            rc = write_blobs(p, v, &fw[i]);
+            slots[i] = p->cap;
+        }
+    }
 out_unlock:
     pthread_mutex_unlock(&p->wmu);
     pthread_mutex_unlock(&p->maint_mu);
@@ -481,9 +654,9 @@ out_unlock:
         goto out_files;
 
     /* Writers run again: write the captured bytes, make the files durable, switch the meta. */
-    for (int i = 0; i < CKPT_NFILES && rc == DV_OK; i++)
-        rc = fw_header(p, &fw[i], (uint32_t)i, lsn, i == CKPT_IDS ? id_slots : hi.slots);
-    for (int i = 0; i < CKPT_NFILES && rc == DV_OK; i++) {
+    for (size_t i = 0; i < nf && rc == DV_OK; i++)
+        rc = fw_header(p, &fw[i], (uint32_t)i, cf[i].dim, lsn, slots[i]);
+    for (size_t i = 0; i < nf && rc == DV_OK; i++) {
         e = p->io->fsync(p->io, fw[i].fd);
         if (e < 0) {
             fw[i].err = e;
@@ -502,17 +675,20 @@ out_unlock:
         __atomic_store_n(&p->ckpt_lsn, lsn, __ATOMIC_RELEASE);
         bool switched;
         pthread_rwlock_rdlock(&p->rw); /* index definitions as of now (>= lsn: harmless) */
+        bool was_legacy = p->legacy_ckpt;
+        p->legacy_ckpt = false;
         rc = part_write_meta(p, &switched, errmsg);
         pthread_rwlock_unlock(&p->rw);
         if (rc != DV_OK && !switched) {
             snprintf(p->ckpt_name, sizeof p->ckpt_name, "%s", old);
             __atomic_store_n(&p->ckpt_lsn, old_lsn, __ATOMIC_RELEASE);
+            p->legacy_ckpt = was_legacy;
         } else if (rc != DV_OK) {
             /* A restart may read the old or the new meta: keep both checkpoints (the next
              * open removes the one its meta does not name) and the WAL. */
             made_dir = false;
             pthread_mutex_unlock(&p->ckpt_mu);
-            for (int i = 0; i < CKPT_NFILES; i++) {
+            for (size_t i = 0; i < nf; i++) {
                 fw_drain(p, &fw[i]);
                 if (fw[i].fd >= 0)
                     p->io->close(p->io, fw[i].fd);
@@ -521,7 +697,7 @@ out_unlock:
         }
     }
 out_files:
-    for (int i = 0; i < CKPT_NFILES; i++) {
+    for (size_t i = 0; i < nf; i++) {
         fw[i].err = fw[i].err ? fw[i].err : -ECANCELED; /* drop what was not written */
         fw_drain(p, &fw[i]);
         if (fw[i].err == -ECANCELED)
@@ -529,7 +705,7 @@ out_files:
         if (fw[i].fd >= 0)
             p->io->close(p->io, fw[i].fd);
         if (fw[i].err && errmsg[0] == '\0')
-            dv_errmsg_set(errmsg, "checkpoint: %s: %s", part_ckpt_files[i], strerror(-fw[i].err));
+            dv_errmsg_set(errmsg, "checkpoint: %s: %s", cf[i].name, strerror(-fw[i].err));
     }
     if (rc != DV_OK) {
         if (made_dir)
@@ -566,256 +742,6 @@ out_files:
              (unsigned long long)lsn, (unsigned long long)((t2 - t0) / 1000000),
              (unsigned long long)((t1 - t0) / 1000000));
     return DV_OK;
-}
-
-/* ---- loading ------------------------------------------------------------------------------ */
-
-#define FR_BUF (1u << 20)
-
-/* A checkpoint file being read: small reads are served from a 1 MiB buffer. */
-struct fr {
-    int fd;
-    uint64_t len, pos; /* body length and bytes consumed */
-    uint32_t crc, want_crc;
-    uint64_t slots;
-    const char *name;
-    uint8_t *buf; /* may be NULL: unbuffered */
-    size_t blen, bpos;
-    uint64_t fpos; /* body bytes read from the file */
-};
-
-static int fr_open(struct part *p, const char *dir, int kind, uint64_t lsn, struct fr *f,
-                   char *errmsg)
-{
-    char path[4608];
-    uint8_t h[64];
-    f->name = part_ckpt_files[kind];
-    snprintf(path, sizeof path, "%s/%s", dir, f->name);
-    f->fd = p->io->open(p->io, path, O_RDONLY, 0);
-    if (f->fd < 0) {
-        dv_errmsg_set(errmsg, "%s: cannot open: %s", f->name, strerror(-f->fd));
-        return f->fd == -ENOENT ? DV_ECORRUPT : DV_EIO;
-    }
-    ssize_t r = io_read_full(p->io, f->fd, h, sizeof h, 0);
-    if (r < 0) {
-        dv_errmsg_set(errmsg, "%s: read: %s", f->name, strerror((int)-r));
-        return DV_EIO;
-    }
-    if (r < (ssize_t)sizeof h || memcmp(h, FILE_MAGIC, 8) != 0 ||
-        crc32c(h, 60) != buf_rd_le32(h + 60)) {
-        dv_errmsg_set(errmsg, "%s: bad header at offset 0 (file damaged)", f->name);
-        return DV_ECORRUPT;
-    }
-    if (buf_rd_le32(h + 8) != FILE_VERSION || buf_rd_le32(h + 12) != (uint32_t)kind ||
-        buf_rd_le64(h + 16) != lsn || buf_rd_le32(h + 36) != p->o.index.dim) {
-        dv_errmsg_set(errmsg, "%s: header does not belong to this checkpoint", f->name);
-        return DV_ECORRUPT;
-    }
-    f->len = buf_rd_le64(h + 24);
-    f->want_crc = buf_rd_le32(h + 32);
-    f->slots = buf_rd_le64(h + 40);
-    f->pos = 0;
-    f->crc = 0;
-    f->blen = f->bpos = 0;
-    f->fpos = 0;
-    off_t size;
-    if (p->io->fsize(p->io, f->fd, &size) < 0 || (uint64_t)size != FILE_HEAD + f->len) {
-        dv_errmsg_set(errmsg, "%s: %lld bytes, header says %llu (truncated or extended)", f->name,
-                      (long long)size, (unsigned long long)(FILE_HEAD + f->len));
-        return DV_ECORRUPT;
-    }
-    return DV_OK;
-}
-
-static int fr_pread(struct part *p, struct fr *f, void *buf, size_t n, char *errmsg)
-{
-    ssize_t r = io_read_full(p->io, f->fd, buf, n, (off_t)(FILE_HEAD + f->fpos));
-    if (r < 0 || (size_t)r != n) {
-        dv_errmsg_set(errmsg, "%s: read at offset %llu: %s", f->name,
-                      (unsigned long long)(FILE_HEAD + f->fpos),
-                      r < 0 ? strerror((int)-r) : "short");
-        return r < 0 ? DV_EIO : DV_ECORRUPT;
-    }
-    f->fpos += n;
-    return DV_OK;
-}
-
-static int fr_read(struct part *p, struct fr *f, void *buf, size_t n, char *errmsg)
-{
-    uint8_t *d = buf;
-    size_t left = n;
-    if (f->pos + n > f->len) {
-        dv_errmsg_set(errmsg, "%s: body ends at offset %llu, %zu more bytes expected", f->name,
-                      (unsigned long long)(FILE_HEAD + f->len), n);
-        return DV_ECORRUPT;
-    }
-    while (left > 0) {
-        int rc;
-        if (f->bpos < f->blen) {
-            size_t take = f->blen - f->bpos < left ? f->blen - f->bpos : left;
-            memcpy(d, f->buf + f->bpos, take);
-            f->bpos += take;
-            d += take;
-            left -= take;
-        } else if (f->buf == NULL || left >= FR_BUF / 4) {
-            if ((rc = fr_pread(p, f, d, left, errmsg)) != DV_OK)
-                return rc;
-            left = 0;
-        } else {
-            size_t want = f->len - f->fpos < FR_BUF ? (size_t)(f->len - f->fpos) : FR_BUF;
-            if ((rc = fr_pread(p, f, f->buf, want, errmsg)) != DV_OK)
-                return rc;
-            f->blen = want;
-            f->bpos = 0;
-        }
-    }
-    f->crc = crc32c_update(f->crc, buf, n);
-    f->pos += n;
-    return DV_OK;
-}
-
-/* The whole body was read and its checksum matches. */
-static int fr_finish(struct fr *f, char *errmsg)
-{
-    if (f->pos != f->len) {
-        dv_errmsg_set(errmsg, "%s: %llu bytes of body left over at offset %llu", f->name,
-                      (unsigned long long)(f->len - f->pos),
-                      (unsigned long long)(FILE_HEAD + f->pos));
-        return DV_ECORRUPT;
-    }
-    if (f->crc != f->want_crc) {
-        dv_errmsg_set(errmsg, "%s: checksum mismatch in the body (offset %d..%llu, damaged)",
-                      f->name, FILE_HEAD, (unsigned long long)(FILE_HEAD + f->len));
-        return DV_ECORRUPT;
-    }
-    return DV_OK;
-}
-
-struct load_ctx {
-    struct part *p;
-    struct fr *fr;
-    char *errmsg;
-    enum hnsw_part last; /* the part read last: the file an index error is about */
-};
-
-static int load_part_cb(void *arg, enum hnsw_part part, void *buf, size_t n)
-{
-    struct load_ctx *c = arg;
-    c->last = part;
-    return fr_read(c->p, &c->fr[part], buf, n, c->errmsg);
-}
-
-static int load_ids_payloads(struct part *p, struct fr *fi, struct fr *fp, char *errmsg)
-{
-    uint8_t e[ID_ENTRY];
-    int rc = DV_OK;
-    if (fi->len != fi->slots * ID_ENTRY) {
-        dv_errmsg_set(errmsg, "%s: %llu bytes for %llu slots", fi->name,
-                      (unsigned long long)fi->len, (unsigned long long)fi->slots);
-        return DV_ECORRUPT;
-    }
-    if ((rc = part_reserve_slots(p, fi->slots)) != DV_OK)
-        return rc;
-    struct hnsw_info hi;
-    hnsw_get_info(p->ix, &hi);
-    if ((rc = idmap_reserve(&p->map, p->ids, hi.live)) != DV_OK)
-        return rc;
-    for (uint64_t s = 0; s < fi->slots; s++) {
-        if ((rc = fr_read(p, fi, e, sizeof e, errmsg)) != DV_OK)
-            return rc;
-        if (e[0] == ID_NONE)
-            continue;
-        if (e[0] > PID_UUID || !hnsw_is_live(p->ix, (uint32_t)s)) {
-            dv_errmsg_set(errmsg, "%s: slot %llu: bad id entry (offset %llu)", fi->name,
-                          (unsigned long long)s, (unsigned long long)(FILE_HEAD + s * ID_ENTRY));
-            return DV_ECORRUPT;
-        }
-        p->ids[s].kind = e[0];
-        p->ids[s].hi = buf_rd_le64(e + 8);
-        p->ids[s].lo = buf_rd_le64(e + 16);
-        if (idmap_get(&p->map, p->ids, &p->ids[s]) != IDMAP_EMPTY) {
-            dv_errmsg_set(errmsg, "%s: slot %llu: duplicate id", fi->name, (unsigned long long)s);
-            return DV_ECORRUPT;
-        }
-        if ((rc = idmap_put(&p->map, p->ids, (uint32_t)s)) != DV_OK)
-            return rc;
-        p->pub[s] = 1;
-    }
-    if ((rc = fr_finish(fi, errmsg)) != DV_OK)
-        return rc;
-    if (hi.live != p->map.n) {
-        dv_errmsg_set(errmsg, "%s: %zu ids for %llu live vectors", fi->name, p->map.n,
-                      (unsigned long long)hi.live);
-        return DV_ECORRUPT;
-    }
-    while (fp->pos < fp->len) {
-        uint8_t h[8];
-        uint64_t at = FILE_HEAD + fp->pos;
-        if ((rc = fr_read(p, fp, h, sizeof h, errmsg)) != DV_OK)
-            return rc;
-        uint32_t s = buf_rd_le32(h), len = buf_rd_le32(h + 4);
-        if (s >= p->cap || !p->pub[s] || p->pay[s] != NULL || len > fp->len - fp->pos) {
-            dv_errmsg_set(errmsg, "%s: bad payload entry at offset %llu", fp->name,
-                          (unsigned long long)at);
-            return DV_ECORRUPT;
-        }
-        struct blob *b = malloc(sizeof *b + len);
-        if (b == NULL)
-            return DV_ENOMEM;
-        b->len = len;
-        if ((rc = fr_read(p, fp, b->data, len, errmsg)) != DV_OK) {
-            free(b);
-            return rc;
-        }
-        p->pay[s] = b;
-        p->payload_bytes += len;
-    }
-    return fr_finish(fp, errmsg);
-}
-
-int part_load_ckpt(struct part *p, char *errmsg)
-{
-    struct fr fr[CKPT_NFILES];
-    char dir[4096];
-    int rc = DV_OK;
-
-    if (p->ckpt_name[0] == '\0') {
-        rc = hnsw_create(&p->o.index, &p->ix);
-        if (rc != DV_OK)
-            dv_errmsg_set(errmsg, "cannot create the index: %s", dv_strerror(rc));
-        return rc;
-    }
-    snprintf(dir, sizeof dir, "%s/%s", p->dir, p->ckpt_name);
-    for (int i = 0; i < CKPT_NFILES; i++) {
-        fr[i].fd = -1;
-        fr[i].buf = i >= CKPT_IDS ? malloc(FR_BUF) : NULL;
-    }
-    for (int i = 0; i < CKPT_NFILES && rc == DV_OK; i++)
-        rc = fr_open(p, dir, i, p->ckpt_lsn, &fr[i], errmsg);
-    if (rc == DV_OK) {
-        struct load_ctx lc = {p, fr, errmsg, HNSW_PART_GRAPH};
-        rc = hnsw_load(&p->o.index, load_part_cb, &lc, &p->ix, errmsg);
-        if (rc != DV_OK && strstr(errmsg, ".dv") == NULL)
-            dv_errmsg_prefix(errmsg, "%s", part_ckpt_files[lc.last]);
-    }
-    for (int i = CKPT_GRAPH; i <= CKPT_CODES && rc == DV_OK; i++)
-        rc = fr_finish(&fr[i], errmsg);
-    if (rc == DV_OK) {
-        /* payload indexes were created from the meta file; fill them now */
-        rc = load_ids_payloads(p, &fr[CKPT_IDS], &fr[CKPT_PAYLOADS], errmsg);
-    }
-    for (size_t i = 0; i < p->n_pidx && rc == DV_OK; i++)
-        for (size_t s = 0; s < p->cap && rc == DV_OK; s++)
-            if (p->pay[s] != NULL)
-                rc = pindex_add(p->pidx[i], (uint32_t)s, p->pay[s]->data, p->pay[s]->len);
-    for (int i = 0; i < CKPT_NFILES; i++) {
-        free(fr[i].buf);
-        if (fr[i].fd >= 0)
-            p->io->close(p->io, fr[i].fd);
-    }
-    if (rc != DV_OK)
-        dv_errmsg_prefix(errmsg, "%s", p->ckpt_name);
-    return rc;
 }
 
 void part_remove_stale(struct part *p)

@@ -12,7 +12,7 @@
 
 #define SNAP_MAGIC   "DVSNAP01"
 #define SNAP_END     "DVSNAPND"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2 /* 1: files by number (the five legacy names); 2: files by name */
 #define CHUNK        (256 * 1024)
 
 /* ---- writing ------------------------------------------------------------------------------ */
@@ -77,8 +77,9 @@ static int so_file(struct part *p, struct snap_out *so, int fd, uint64_t size, u
 
 int part_snapshot(struct part *p, part_sink_fn sink, void *arg, uint64_t *lsn_out, char *errmsg)
 {
-    int fds[CKPT_NFILES];
-    off_t sizes[CKPT_NFILES];
+    int fds[CKPT_MAX_FILES];
+    off_t sizes[CKPT_MAX_FILES];
+    struct ckfile cf[CKPT_MAX_FILES];
     void *meta = NULL;
     size_t meta_len = 0, nfiles = 0;
     char path[4608];
@@ -86,7 +87,7 @@ int part_snapshot(struct part *p, part_sink_fn sink, void *arg, uint64_t *lsn_ou
     int rc;
 
     errmsg[0] = '\0';
-    for (int i = 0; i < CKPT_NFILES; i++)
+    for (int i = 0; i < CKPT_MAX_FILES; i++)
         fds[i] = -1;
     rc = part_checkpoint(p, errmsg);
     if (rc != DV_OK)
@@ -98,9 +99,9 @@ int part_snapshot(struct part *p, part_sink_fn sink, void *arg, uint64_t *lsn_ou
     snprintf(path, sizeof path, "%s/%s", p->dir, PART_META);
     int e = io_read_file(p->io, path, 1u << 20, &meta, &meta_len);
     if (e == 0 && p->ckpt_name[0] != '\0') {
-        nfiles = CKPT_NFILES;
-        for (int i = 0; i < CKPT_NFILES && e == 0; i++) {
-            snprintf(path, sizeof path, "%s/%s/%s", p->dir, p->ckpt_name, part_ckpt_files[i]);
+        nfiles = part_ckpt_list(p, p->legacy_ckpt, cf);
+        for (size_t i = 0; i < nfiles && e == 0; i++) {
+            snprintf(path, sizeof path, "%s/%s/%s", p->dir, p->ckpt_name, cf[i].name);
             fds[i] = p->io->open(p->io, path, O_RDONLY, 0);
             e = fds[i] < 0 ? fds[i] : p->io->fsize(p->io, fds[i], &sizes[i]);
         }
@@ -139,7 +140,9 @@ int part_snapshot(struct part *p, part_sink_fn sink, void *arg, uint64_t *lsn_ou
     if (rc == DV_OK)
         rc = so_u32(&so, (uint32_t)nfiles);
     for (size_t i = 0; i < nfiles && rc == DV_OK; i++) {
-        rc = so_u32(&so, (uint32_t)i) | so_u64(&so, (uint64_t)sizes[i]);
+        rc = so_u32(&so, (uint32_t)strlen(cf[i].name));
+        rc |= so_write(&so, cf[i].name, strlen(cf[i].name));
+        rc |= so_u64(&so, (uint64_t)sizes[i]);
         if (rc == DV_OK)
             rc = so_file(p, &so, fds[i], (uint64_t)sizes[i], tmp);
     }
@@ -155,7 +158,7 @@ int part_snapshot(struct part *p, part_sink_fn sink, void *arg, uint64_t *lsn_ou
     if (rc != DV_OK && errmsg[0] == '\0')
         dv_errmsg_set(errmsg, "snapshot: stream aborted: %s", dv_strerror(rc));
 out:
-    for (int i = 0; i < CKPT_NFILES; i++)
+    for (int i = 0; i < CKPT_MAX_FILES; i++)
         if (fds[i] >= 0)
             p->io->close(p->io, fds[i]);
     free(meta);
@@ -269,7 +272,7 @@ static int restore_files(struct io *io, const char *dir, struct snap_in *si, cha
         rc = DV_ECORRUPT;
     if (rc == DV_OK)
         rc = si_u32(si, &version) | si_u64(si, &lsn) | si_u32(si, &meta_len);
-    if (rc == DV_OK && (version != SNAP_VERSION || meta_len > (1u << 20))) {
+    if (rc == DV_OK && (version < 1 || version > SNAP_VERSION || meta_len > (1u << 20))) {
         dv_errmsg_set(errmsg, "snapshot: version %u or meta size %u not supported", version,
                       meta_len);
         rc = DV_ECORRUPT;
@@ -281,19 +284,42 @@ static int restore_files(struct io *io, const char *dir, struct snap_in *si, cha
         rc = si_read(si, meta, meta_len);
     if (rc == DV_OK)
         rc = si_u32(si, &nfiles);
-    if (rc == DV_OK && nfiles != 0 && nfiles != CKPT_NFILES)
+    if (rc == DV_OK && (version == 1 ? nfiles != 0 && nfiles != 5 : nfiles > CKPT_MAX_FILES))
         rc = DV_ECORRUPT;
     snprintf(ckdir, sizeof ckdir, "%s/ckpt-%020llu", dir, (unsigned long long)lsn);
     int e;
     if (rc == DV_OK && nfiles > 0 && (e = io->mkdir(io, ckdir, 0755)) < 0)
         rc = io_err_full(e) ? DV_EFULL : DV_EIO;
     for (uint32_t i = 0; i < nfiles && rc == DV_OK; i++) {
+        static const char *const v1_names[] = {"graph.dvg", "vectors.dvv", "codes.dvq", "ids.dvi",
+                                               "payloads.dvp"};
+        char fname[32];
         uint32_t kind;
         uint64_t size;
-        rc = si_u32(si, &kind) | si_u64(si, &size);
-        if (rc == DV_OK && kind != i)
-            rc = DV_ECORRUPT;
-        if (snprintf(path, sizeof path, "%s/%s", ckdir, part_ckpt_files[i]) >= (int)sizeof path)
+        if (version == 1) {
+            rc = si_u32(si, &kind);
+            if (rc == DV_OK && kind != i)
+                rc = DV_ECORRUPT;
+            snprintf(fname, sizeof fname, "%s", v1_names[i < 5 ? i : 0]);
+        } else {
+            rc = si_u32(si, &kind); /* the name's length */
+            if (rc == DV_OK && (kind == 0 || kind >= sizeof fname))
+                rc = DV_ECORRUPT;
+            if (rc == DV_OK)
+                rc = si_read(si, fname, kind);
+            if (rc == DV_OK) {
+                fname[kind] = '\0';
+                for (uint32_t c = 0; c < kind && rc == DV_OK; c++)
+                    if (!((fname[c] >= 'a' && fname[c] <= 'z') ||
+                          (fname[c] >= '0' && fname[c] <= '9') || fname[c] == '.' ||
+                          fname[c] == '-') ||
+                        (c == 0 && fname[c] == '.'))
+                        rc = DV_ECORRUPT; /* a plain file name: nothing outside ckdir */
+            }
+        }
+        if (rc == DV_OK)
+            rc = si_u64(si, &size);
+        if (snprintf(path, sizeof path, "%s/%s", ckdir, fname) >= (int)sizeof path)
             rc = DV_EINVAL;
         if (rc == DV_OK)
             rc = si_file(io, si, path, size, tmp);

@@ -85,6 +85,164 @@ static int settle(struct part *p, int rc, uint64_t lsn, const char *errmsg)
     return rc;
 }
 
+/* Whether the replica's only vector is the unnamed dense one: its points all have it. */
+static bool default_only(const struct part *p)
+{
+    return p->nsp == 1 && p->sp[0].def.kind == PART_VEC_DENSE && p->sp[0].def.name[0] == '\0';
+}
+
+/* Checks point i's vectors and payload (payload only when with_payload). */
+static int check_point(struct part *p, const struct part_point *pt, size_t i, bool with_payload,
+                       char *errmsg)
+{
+    char id[PID_TEXT_MAX], what[PID_TEXT_MAX + 64];
+    bool seen[PART_MAX_SPACES] = {false};
+    int rc;
+    pid_format(&pt->id, id);
+    snprintf(what, sizeof what, "point %zu (id %s)", i, id);
+    if (pt->vec != NULL) {
+        if (p->sp[0].def.kind != PART_VEC_DENSE || p->sp[0].def.name[0] != '\0') {
+            dv_errmsg_set(errmsg, "%s: the collection has no unnamed vector; name the vector",
+                          what);
+            return DV_EINVAL;
+        }
+        if (pt->dim != p->sp[0].def.index.dim) {
+            dv_errmsg_set(errmsg, "%s: vector has %u dimensions, the collection %u", what, pt->dim,
+                          p->sp[0].def.index.dim);
+            return DV_EDIM;
+        }
+        for (uint32_t d = 0; d < pt->dim; d++) {
+            if (!isfinite(pt->vec[d])) {
+                dv_errmsg_set(errmsg, "%s: vector[%u] is not a finite number", what, d);
+                return DV_ENAN;
+            }
+        }
+        seen[0] = true;
+    }
+    if (pt->n_vecs > PART_MAX_SPACES || (pt->n_vecs > 0 && pt->vecs == NULL)) {
+        dv_errmsg_set(errmsg, "%s: %u vectors, at most %d", what, pt->n_vecs, PART_MAX_SPACES);
+        return DV_EINVAL;
+    }
+    for (uint32_t j = 0; j < pt->n_vecs; j++) {
+        uint32_t sp = pt->vecs[j].space;
+        if (sp >= p->nsp) {
+            dv_errmsg_set(errmsg, "%s: no vector number %u in the collection", what, sp);
+            return DV_EINVAL;
+        }
+        if (seen[sp]) {
+            dv_errmsg_set(errmsg, "%s: vector \"%s\" given twice", what, p->sp[sp].def.name);
+            return DV_EINVAL;
+        }
+        seen[sp] = true;
+        if ((rc = part_vec_check(&p->sp[sp], &pt->vecs[j], what, errmsg)) != DV_OK)
+            return rc;
+    }
+    if (with_payload && default_only(p) && !seen[0]) {
+        dv_errmsg_set(errmsg, "%s: no vector", what);
+        return DV_EINVAL;
+    }
+    if (!with_payload)
+        return DV_OK;
+    if (pt->payload != NULL && pt->payload_len > p->o.max_payload) {
+        dv_errmsg_set(errmsg, "%s: payload of %zu bytes exceeds %u", what, pt->payload_len,
+                      p->o.max_payload);
+        return DV_ETOOBIG;
+    }
+    if (pt->payload != NULL && !part_is_map(pt->payload, pt->payload_len)) {
+        dv_errmsg_set(errmsg, "%s: payload is not a msgpack map", what);
+        return DV_EINVAL;
+    }
+    return DV_OK;
+}
+
+/* Builds the record of an upsert or update of named vectors: vector bytes go to vbytes. */
+static int build_vectors(struct part *p, const struct part_point *pts, size_t n,
+                         struct part_rec_upsert *u, struct buf *vbytes)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += pts[i].n_vecs + (pts[i].vec != NULL);
+    memset(u, 0, sizeof *u);
+    u->n = n;
+    u->ids = malloc((n ? n : 1) * sizeof *u->ids);
+    u->pay = calloc(n ? n : 1, sizeof *u->pay);
+    u->plen = calloc(n ? n : 1, sizeof *u->plen);
+    u->rvoff = calloc(n + 1, sizeof *u->rvoff);
+    u->rv = malloc((total ? total : 1) * sizeof *u->rv);
+    size_t *off = malloc((total ? total : 1) * sizeof *off);
+    int rc = (!u->ids || !u->pay || !u->plen || !u->rvoff || !u->rv || !off) ? DV_ENOMEM : DV_OK;
+    for (size_t i = 0; i < n && rc == DV_OK; i++) {
+        u->ids[i] = pts[i].id;
+        u->pay[i] = pts[i].payload;
+        u->plen[i] = (uint32_t)pts[i].payload_len;
+        u->rvoff[i] = u->nrv;
+        if (pts[i].vec != NULL) {
+            struct part_vec v0 = {0, pts[i].dim, pts[i].vec, NULL};
+            off[u->nrv] = vbytes->len;
+            rc = part_vec_encode(&p->sp[0], &v0, vbytes);
+            u->rv[u->nrv].space = 0;
+            u->rv[u->nrv].len = (uint32_t)(vbytes->len - off[u->nrv]);
+            u->nrv++;
+        }
+        for (uint32_t j = 0; j < pts[i].n_vecs && rc == DV_OK; j++) {
+            const struct part_vec *v = &pts[i].vecs[j];
+            off[u->nrv] = vbytes->len;
+            rc = part_vec_encode(&p->sp[v->space], v, vbytes);
+            u->rv[u->nrv].space = v->space;
+            u->rv[u->nrv].len = (uint32_t)(vbytes->len - off[u->nrv]);
+            u->nrv++;
+        }
+    }
+    u->rvoff[n] = u->nrv;
+    for (size_t j = 0; j < u->nrv && rc == DV_OK; j++)
+        u->rv[j].data = vbytes->data + off[j];
+    free(off);
+    return rc;
+}
+
+/* Logs and applies a REC_UPSERT_V or REC_VECTORS record (the caller checked the points). */
+static int write_vectors(struct part *p, const struct part_point *pts, size_t n, bool upsert,
+                         uint64_t *lsn_out, char *errmsg)
+{
+    struct part_rec_upsert u;
+    struct buf body = BUF_INIT, vbytes = BUF_INIT;
+    uint64_t lsn;
+    int rc = build_vectors(p, pts, n, &u, &vbytes);
+    if (rc == DV_OK)
+        rc = part_rec_encode_vectors(&u, upsert, &body);
+    if (rc != DV_OK)
+        goto out;
+    pthread_mutex_lock(&p->wmu);
+    rc = check_writable(p, errmsg);
+    if (rc == DV_OK && !upsert) {
+        /* Every point must exist (Qdrant answers 404 for a missing point). */
+        pthread_rwlock_rdlock(&p->rw);
+        for (size_t i = 0; i < n && rc == DV_OK; i++) {
+            if (idmap_get(&p->map, p->ids, &pts[i].id) == IDMAP_EMPTY) {
+                char id[PID_TEXT_MAX];
+                pid_format(&pts[i].id, id);
+                dv_errmsg_set(errmsg, "no point with id %s", id);
+                rc = DV_ENOTFOUND;
+            }
+        }
+        pthread_rwlock_unlock(&p->rw);
+    }
+    if (rc == DV_OK)
+        rc = log_record(p, upsert ? REC_UPSERT_V : REC_VECTORS, &body, &lsn, errmsg);
+    if (rc == DV_OK)
+        rc = settle(p, part_apply_upsert_v(p, &u, upsert, errmsg), lsn, errmsg);
+    pthread_mutex_unlock(&p->wmu);
+    if (rc == DV_OK)
+        rc = finish_write(p, lsn, lsn_out, errmsg);
+out:
+    part_rec_upsert_free(&u);
+    buf_free(&body);
+    buf_free(&vbytes);
+    if (rc == DV_ENOMEM && errmsg[0] == '\0')
+        dv_errmsg_set(errmsg, "out of memory writing %zu points", n);
+    return rc;
+}
+
 int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t *lsn_out,
                 char *errmsg)
 {
@@ -93,6 +251,7 @@ int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t
     struct buf body = BUF_INIT;
     uint64_t lsn;
     int rc;
+    bool named = false;
 
     errmsg[0] = '\0';
     if (n == 0 || n > p->o.max_batch) {
@@ -100,38 +259,13 @@ int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t
         return n == 0 ? DV_EINVAL : DV_ETOOBIG;
     }
     for (size_t i = 0; i < n; i++) {
-        char id[PID_TEXT_MAX];
-        if (pts[i].vec == NULL) {
-            pid_format(&pts[i].id, id);
-            dv_errmsg_set(errmsg, "point %zu (id %s): no vector", i, id);
-            return DV_EINVAL;
-        }
-        if (pts[i].dim != dim) {
-            pid_format(&pts[i].id, id);
-            dv_errmsg_set(errmsg, "point %zu (id %s): vector has %u dimensions, the collection %u",
-                          i, id, pts[i].dim, dim);
-            return DV_EDIM;
-        }
-        for (uint32_t d = 0; d < dim; d++) {
-            if (!isfinite(pts[i].vec[d])) {
-                pid_format(&pts[i].id, id);
-                dv_errmsg_set(errmsg, "point %zu (id %s): vector[%u] is not a finite number", i, id,
-                              d);
-                return DV_ENAN;
-            }
-        }
-        if (pts[i].payload != NULL && pts[i].payload_len > p->o.max_payload) {
-            pid_format(&pts[i].id, id);
-            dv_errmsg_set(errmsg, "point %zu (id %s): payload of %zu bytes exceeds %u", i, id,
-                          pts[i].payload_len, p->o.max_payload);
-            return DV_ETOOBIG;
-        }
-        if (pts[i].payload != NULL && !part_is_map(pts[i].payload, pts[i].payload_len)) {
-            pid_format(&pts[i].id, id);
-            dv_errmsg_set(errmsg, "point %zu (id %s): payload is not a msgpack map", i, id);
-            return DV_EINVAL;
-        }
+        if ((rc = check_point(p, &pts[i], i, true, errmsg)) != DV_OK)
+            return rc;
+        named |= pts[i].n_vecs > 0 || pts[i].vec == NULL;
     }
+    if (named || !default_only(p))
+        return write_vectors(p, pts, n, true, lsn_out, errmsg);
+    /* Only the default vector: the compact record of the format before named vectors. */
     if (part_rec_upsert_alloc(&u, n, dim) != DV_OK)
         return DV_ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -156,6 +290,79 @@ int part_upsert(struct part *p, const struct part_point *pts, size_t n, uint64_t
 out:
     part_rec_upsert_free(&u);
     buf_free(&body);
+    return rc;
+}
+
+int part_update_vectors(struct part *p, const struct part_point *pts, size_t n, uint64_t *lsn_out,
+                        char *errmsg)
+{
+    int rc;
+    errmsg[0] = '\0';
+    if (n == 0 || n > p->o.max_batch) {
+        dv_errmsg_set(errmsg, "a batch holds 1 to %u points, not %zu", p->o.max_batch, n);
+        return n == 0 ? DV_EINVAL : DV_ETOOBIG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = check_point(p, &pts[i], i, false, errmsg)) != DV_OK)
+            return rc;
+        if (pts[i].vec == NULL && pts[i].n_vecs == 0) {
+            char id[PID_TEXT_MAX];
+            pid_format(&pts[i].id, id);
+            dv_errmsg_set(errmsg, "point %zu (id %s): no vector to update", i, id);
+            return DV_EINVAL;
+        }
+    }
+    return write_vectors(p, pts, n, false, lsn_out, errmsg);
+}
+
+int part_delete_vectors(struct part *p, const struct pid *ids, size_t n, const uint32_t *spaces,
+                        uint32_t n_spaces, uint64_t *lsn_out, char *errmsg)
+{
+    struct buf body = BUF_INIT;
+    uint64_t lsn;
+    int rc;
+
+    errmsg[0] = '\0';
+    if (n > p->o.max_batch) {
+        dv_errmsg_set(errmsg, "a batch holds at most %u ids, not %zu", p->o.max_batch, n);
+        return DV_ETOOBIG;
+    }
+    if (n_spaces == 0 || n_spaces > p->nsp) {
+        dv_errmsg_set(errmsg, "name 1 to %u vectors to delete, not %u", p->nsp, n_spaces);
+        return DV_EINVAL;
+    }
+    for (uint32_t j = 0; j < n_spaces; j++) {
+        if (spaces[j] >= p->nsp) {
+            dv_errmsg_set(errmsg, "no vector number %u in the collection", spaces[j]);
+            return DV_EINVAL;
+        }
+        if (default_only(p)) {
+            dv_errmsg_set(errmsg, "the unnamed vector of a collection without named vectors "
+                                  "cannot be deleted (delete the point)");
+            return DV_EINVAL;
+        }
+    }
+    int e = mpw_array(&body, 2) | part_rec_encode_ids(&body, ids, n) | mpw_array(&body, n_spaces);
+    for (uint32_t j = 0; j < n_spaces; j++)
+        e |= mpw_u64(&body, spaces[j]);
+    if (e != DV_OK) {
+        buf_free(&body);
+        return DV_ENOMEM;
+    }
+    pthread_mutex_lock(&p->wmu);
+    rc = check_writable(p, errmsg);
+    if (rc == DV_OK)
+        rc = log_record(p, REC_VECTORS_DEL, &body, &lsn, errmsg);
+    if (rc == DV_OK) {
+        rc = part_apply_delete_vectors(p, ids, n, spaces, n_spaces);
+        if (rc != DV_OK)
+            dv_errmsg_set(errmsg, "out of memory deleting vectors");
+        rc = settle(p, rc, lsn, errmsg);
+    }
+    pthread_mutex_unlock(&p->wmu);
+    buf_free(&body);
+    if (rc == DV_OK)
+        rc = finish_write(p, lsn, lsn_out, errmsg);
     return rc;
 }
 

@@ -123,7 +123,7 @@ static void test_ops(void **state)
     assert_int_equal(pid_parse("6f1c2a3b-0000-4000-8000-00000000abcd", 36, &u), DV_OK);
     float vec[DIM];
     pu_vec(42, 7, DIM, vec);
-    struct part_point pt = {u, vec, DIM, NULL, 0};
+    struct part_point pt = {u, vec, DIM, NULL, 0, NULL, 0};
     assert_int_equal(part_upsert(p, &pt, 1, NULL, err), DV_OK);
     extra_points = 1;
     struct part_result r;
@@ -207,7 +207,8 @@ static void test_ops(void **state)
     struct pid from, next;
     bool more = true, first = true;
     /* k, ef and limit are bounded */
-    struct part_query big = {vec, PART_MAX_K + 1, 0, NULL, false, false, HNSW_QUANT_AUTO};
+    struct part_query big = {vec, PART_MAX_K + 1, 0,    NULL, false, false, HNSW_QUANT_AUTO, 0,
+                             0,   NULL,           NULL, 0};
     assert_int_equal(part_search(p, &big, &r, NULL, err), DV_ERANGE);
     assert_non_null(strstr(err, "at most"));
     bool more2;
@@ -326,7 +327,8 @@ static void test_filtered_search(void **state)
                 pu_vec(100000 + (uint64_t)qi, 0, DIM, q);
                 uint64_t truth[10];
                 size_t nt = oracle(q, ver, n, f, 10, truth);
-                struct part_query pq = {q, 10, 64, f, true, false, HNSW_QUANT_AUTO};
+                struct part_query pq = {q, 10, 64,   f,    true, false, HNSW_QUANT_AUTO,
+                                        0, 0,  NULL, NULL, 0};
                 struct part_result r;
                 enum part_plan plan;
                 assert_int_equal(part_search(p, &pq, &r, &plan, err), DV_OK);
@@ -403,7 +405,7 @@ static void test_checkpoint_reopen(void **state)
 
     float q[DIM];
     pu_vec(123456, 0, DIM, q);
-    struct part_query pq = {q, 10, 50, NULL, false, false, HNSW_QUANT_AUTO};
+    struct part_query pq = {q, 10, 50, NULL, false, false, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
     struct part_result r1, r2;
     assert_int_equal(part_search(p, &pq, &r1, NULL, err), DV_OK);
     part_close(p);
@@ -589,17 +591,19 @@ static void test_corruption(void **state)
     part_close(p);
 
     /* every checkpoint file: header byte and body byte */
-    for (int f = 0; f < CKPT_NFILES; f++) {
+    static const char *const files[] = {"ids.dvi",       "payloads.dvp", "graph-0.dvg",
+                                        "vectors-0.dvv", "codes-0.dvq",  "vmap-0.dvm"};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         long offs[] = {5, 4096 + 3, -1};
         for (int k = 0; k < 3; k++) {
             copy_tree(dir, work);
-            snprintf(path, sizeof path, "%s/%s/%s", work, ck, part_ckpt_files[f]);
+            snprintf(path, sizeof path, "%s/%s/%s", work, ck, files[f]);
             flip(path, offs[k]);
             int rc = part_open(io_posix(), work, &o, &p, err);
             if (rc == DV_OK)
-                print_message("file %s offset %ld: opened\n", part_ckpt_files[f], offs[k]);
+                print_message("file %s offset %ld: opened\n", files[f], offs[k]);
             assert_int_equal(rc, DV_ECORRUPT);
-            assert_non_null(strstr(err, part_ckpt_files[f]));
+            assert_non_null(strstr(err, files[f]));
         }
     }
     /* meta */
@@ -797,7 +801,7 @@ static void test_disk_full(void **state)
     check_content(p, ver, 200);
     float q[DIM];
     pu_vec(3, 0, DIM, q);
-    struct part_query pq = {q, 5, 64, NULL, false, true, HNSW_QUANT_AUTO};
+    struct part_query pq = {q, 5, 64, NULL, false, true, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
     struct part_result r;
     assert_int_equal(part_search(p, &pq, &r, NULL, err), DV_OK);
     assert_int_equal(r.n, 5);

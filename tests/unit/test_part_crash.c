@@ -140,7 +140,8 @@ static double recall(struct part *p, const uint32_t *ver)
                 d += (double)(q[j] - v[j]) * (q[j] - v[j]);
             pu_topk_offer(bd, bi, &nb, 10, d, i);
         }
-        struct part_query pq = {q, 10, 64, NULL, false, false, HNSW_QUANT_AUTO};
+        struct part_query pq = {q, 10, 64,   NULL, false, false, HNSW_QUANT_AUTO,
+                                0, 0,  NULL, NULL, 0};
         struct part_result r;
         assert_int_equal(part_search(p, &pq, &r, NULL, err), DV_OK);
         for (size_t i = 0; i < r.n; i++)

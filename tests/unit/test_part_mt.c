@@ -237,7 +237,7 @@ static void read_search(struct run *r, uint64_t *seed, int fi)
     enum part_plan plan = PART_PLAN_WALK;
     const struct filter *f = fi < 0 ? NULL : r->f[fi];
     pu_vec(pu_rng(seed) % MAX_IDS, (uint32_t)(pu_rng(seed) % 8), DIM, q);
-    struct part_query pq = {q, K, 0, f, true, true, HNSW_QUANT_AUTO};
+    struct part_query pq = {q, K, 0, f, true, true, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
     uint64_t lo = ld64(&r->created_done);
     int rc = part_search(r->p, &pq, &res, &plan, err);
     uint64_t dels = ld64(&r->deleted_started);
@@ -390,7 +390,7 @@ static bool upsert(struct writer *w, const uint32_t *js, const uint32_t *vers, s
         buf_init(&pl[i]);
         pu_vec(id, vers[i], DIM, v[i]);
         pu_payload(id, vers[i], &pl[i]);
-        pts[i] = (struct part_point){pid_num(id), v[i], DIM, pl[i].data, pl[i].len};
+        pts[i] = (struct part_point){pid_num(id), v[i], DIM, pl[i].data, pl[i].len, NULL, 0};
         if (__atomic_load_n(&r->issued[id], __ATOMIC_SEQ_CST) < vers[i] + 1)
             __atomic_store_n(&r->issued[id], vers[i] + 1, __ATOMIC_SEQ_CST);
     }
@@ -668,7 +668,7 @@ static void check_model(struct part *p, const struct model *m, struct filter *co
         assert_int_equal(n, match);
         float q[DIM];
         pu_vec(12345, (uint32_t)fi, DIM, q);
-        struct part_query pq = {q, K, 0, f[fi], true, true, HNSW_QUANT_AUTO};
+        struct part_query pq = {q, K, 0, f[fi], true, true, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
         assert_int_equal(part_search(p, &pq, &res, NULL, err), DV_OK);
         assert_int_equal(res.n, match < K ? match : K);
         for (size_t i = 0; i < res.n; i++) {
@@ -703,7 +703,7 @@ static void check_model(struct part *p, const struct model *m, struct filter *co
             best[at] = d;
             best_id[at] = i;
         }
-        struct part_query pq = {q, K, 0, NULL, false, false, HNSW_QUANT_AUTO};
+        struct part_query pq = {q, K, 0, NULL, false, false, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
         assert_int_equal(part_search(p, &pq, &res, NULL, err), DV_OK);
         assert_int_equal(res.n, nb);
         for (size_t i = 0; i < nb; i++)
