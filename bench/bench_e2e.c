@@ -682,7 +682,8 @@ static void *e2e_load_main(void *arg)
         for (uint32_t i = 0; i < cnt; i++)
             ids[i] = (struct pid){.lo = from + i, .kind = PID_NUM};
         struct msg req = {.type = MSG_P_UPSERT, .addr = e2e_addr()};
-        req.u.upsert_req = (struct msg_upsert_req){ids, d->base + from * d->dim, NULL, cnt, d->dim};
+        req.u.upsert_req =
+            (struct msg_upsert_req){ids, d->base + from * d->dim, NULL, cnt, d->dim, NULL};
         struct msg_reply rep;
         rc = rpc_call(l->r, &req, &rep, err);
         if (rc == DV_OK && rep.m.u.write_rep.affected != cnt) {

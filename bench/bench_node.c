@@ -99,7 +99,7 @@ void *bench_load_main(void *arg)
             ids[i] = (struct pid){.lo = from + i, .kind = PID_NUM};
         struct msg req = {.type = g_coord ? MSG_P_UPSERT : MSG_UPSERT, .addr = addr()};
         req.u.upsert_req =
-            (struct msg_upsert_req){ids, (float *)l->data + from * o->dim, NULL, cnt, o->dim};
+            (struct msg_upsert_req){ids, (float *)l->data + from * o->dim, NULL, cnt, o->dim, NULL};
         struct msg_reply rep;
         int rc = rpc_call(l->r, &req, &rep, err);
         msg_reply_free(&rep);

@@ -32,6 +32,8 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_REPLICA_FENCE] = "replica_fence",
     [MSG_REPLICATE] = "replicate",
     [MSG_REPLICA_DIGEST] = "replica_digest",
+    [MSG_UPDATE_VECTORS] = "update_vectors",
+    [MSG_DELETE_VECTORS] = "delete_vectors",
     [MSG_COLL_CREATE] = "coll_create",
     [MSG_COLL_DROP] = "coll_drop",
     [MSG_COLL_LIST] = "coll_list",
@@ -50,6 +52,8 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_COORD_REMOVE] = "coord_remove",
     [MSG_ADMIN] = "admin",
     [MSG_ROUTE] = "route",
+    [MSG_P_UPDATE_VECTORS] = "points_update_vectors",
+    [MSG_P_DELETE_VECTORS] = "points_delete_vectors",
 };
 
 bool msg_type_known(int type)
@@ -81,6 +85,8 @@ bool msg_type_addressed(int type)
     case MSG_REPLICA_FENCE:
     case MSG_REPLICATE:
     case MSG_REPLICA_DIGEST:
+    case MSG_UPDATE_VECTORS:
+    case MSG_DELETE_VECTORS:
         return true;
     default:
         return false;
@@ -90,7 +96,7 @@ bool msg_type_addressed(int type)
 bool msg_type_replicated(int type)
 {
     return type == MSG_UPSERT || type == MSG_DELETE || type == MSG_SET_PAYLOAD ||
-           type == MSG_PAYLOAD_INDEX;
+           type == MSG_PAYLOAD_INDEX || type == MSG_UPDATE_VECTORS || type == MSG_DELETE_VECTORS;
 }
 
 int msg_query_check(const struct msg_query *q, uint32_t i, char *errmsg)
@@ -121,6 +127,8 @@ bool msg_type_collection(int type)
     case MSG_P_SCROLL:
     case MSG_P_SEARCH:
     case MSG_P_INDEX:
+    case MSG_P_UPDATE_VECTORS:
+    case MSG_P_DELETE_VECTORS:
         return true;
     default:
         return false;
@@ -140,20 +148,37 @@ bool msg_code_known(int64_t code)
 uint32_t msg_request_fields(int type)
 {
     static const uint8_t fields[MSG_TYPE_COUNT] = {
-        [MSG_REPLICA_CREATE] = 8, [MSG_UPSERT] = 4,
-        [MSG_DELETE] = 1,         [MSG_GET] = 3,
-        [MSG_SET_PAYLOAD] = 3,    [MSG_COUNT] = 1,
-        [MSG_SCROLL] = 5,         [MSG_SEARCH] = 3,
-        [MSG_SNAPSHOT_READ] = 3,  [MSG_WAL_READ] = 2,
-        [MSG_PAYLOAD_INDEX] = 3,  [MSG_COLL_CREATE] = 9,
-        [MSG_P_UPSERT] = 4,       [MSG_P_DELETE] = 1,
-        [MSG_P_GET] = 3,          [MSG_P_SET_PAYLOAD] = 3,
-        [MSG_P_COUNT] = 1,        [MSG_P_SCROLL] = 5,
-        [MSG_P_SEARCH] = 3,       [MSG_P_INDEX] = 3,
-        [MSG_NODE_REPORT] = 6,    [MSG_COORD_ADD] = 3,
-        [MSG_COORD_REMOVE] = 1,   [MSG_REPLICA_PULL] = 12,
-        [MSG_REPLICA_FENCE] = 1,  [MSG_ADMIN] = 2,
+        [MSG_REPLICA_CREATE] = 8,
+        [MSG_UPSERT] = 4,
+        [MSG_DELETE] = 1,
+        [MSG_GET] = 3,
+        [MSG_SET_PAYLOAD] = 3,
+        [MSG_COUNT] = 1,
+        [MSG_SCROLL] = 5,
+        [MSG_SEARCH] = 3,
+        [MSG_SNAPSHOT_READ] = 3,
+        [MSG_WAL_READ] = 2,
+        [MSG_PAYLOAD_INDEX] = 3,
+        [MSG_COLL_CREATE] = 9,
+        [MSG_P_UPSERT] = 4,
+        [MSG_P_DELETE] = 1,
+        [MSG_P_GET] = 3,
+        [MSG_P_SET_PAYLOAD] = 3,
+        [MSG_P_COUNT] = 1,
+        [MSG_P_SCROLL] = 5,
+        [MSG_P_SEARCH] = 3,
+        [MSG_P_INDEX] = 3,
+        [MSG_NODE_REPORT] = 6,
+        [MSG_COORD_ADD] = 3,
+        [MSG_COORD_REMOVE] = 1,
+        [MSG_REPLICA_PULL] = 12,
+        [MSG_REPLICA_FENCE] = 1,
+        [MSG_ADMIN] = 2,
         [MSG_REPLICATE] = 2,
+        [MSG_UPDATE_VECTORS] = 4,
+        [MSG_DELETE_VECTORS] = 2,
+        [MSG_P_UPDATE_VECTORS] = 4,
+        [MSG_P_DELETE_VECTORS] = 2,
     };
     /* addressed: collection, partition, epoch, term; replicated writes end with the
      * secondaries */
@@ -232,17 +257,59 @@ static int w_replicas(struct buf *b, const struct msg_replica *r, uint32_t n)
     return DV_OK;
 }
 
+static int w_nvecs(struct buf *b, const struct msg_nvecs *nv);
+
+/* Hits: [id, score, vector | nil, payload | nil] and, when the point's named vectors were
+ * asked for, a 5th element with them. */
 static int w_hits(struct buf *b, const struct msg_hits *h)
 {
     int rc;
     W(mpw_array(b, h->n));
     for (uint32_t i = 0; i < h->n; i++) {
         const struct msg_hit *x = &h->hits[i];
-        W(mpw_array(b, 4));
+        W(mpw_array(b, x->named.v != NULL ? 5 : 4));
         W(mpw_pid(b, &x->id));
         W(mpw_f32(b, x->score));
         W(x->vec ? w_floats(b, x->vec, x->dim) : mpw_nil(b));
         W(w_bin_or_nil(b, x->payload));
+        if (x->named.v != NULL)
+            W(w_nvecs(b, &x->named));
+    }
+    return DV_OK;
+}
+
+/* A point's named vectors: [[name, n, bin(floats), bin(terms) | nil]...]. */
+static int w_nvecs(struct buf *b, const struct msg_nvecs *nv)
+{
+    int rc;
+    W(mpw_array(b, nv->n));
+    for (uint32_t i = 0; i < nv->n; i++) {
+        const struct msg_nvec *v = &nv->v[i];
+        W(mpw_array(b, 4));
+        W(w_str(b, v->name));
+        W(mpw_u64(b, v->n));
+        W(w_floats(b, v->v, v->nv));
+        W(v->idx ? mpw_bin(b, v->idx, (size_t)v->n * 4) : mpw_nil(b));
+    }
+    return DV_OK;
+}
+
+/* A collection's named vectors: [[name, kind, dim, metric, m, ef_construction, sq8, idf]...]. */
+static int w_spaces(struct buf *b, const struct msg_coll_cfg *c)
+{
+    int rc;
+    W(mpw_array(b, c->n_spaces));
+    for (uint32_t i = 0; i < c->n_spaces; i++) {
+        const struct msg_vspace *v = &c->spaces[i];
+        W(mpw_array(b, 8));
+        W(w_str(b, v->name));
+        W(mpw_u64(b, v->kind));
+        W(mpw_u64(b, v->dim));
+        W(mpw_u64(b, v->metric));
+        W(mpw_u64(b, v->m));
+        W(mpw_u64(b, v->ef_construction));
+        W(mpw_bool(b, v->sq8));
+        W(mpw_bool(b, v->idf));
     }
     return DV_OK;
 }
@@ -285,16 +352,28 @@ static int w_strs(struct buf *b, const struct msg_str *s, uint32_t n)
     return DV_OK;
 }
 
+/* A query: [vec, k, ef, filter, with_payload, with_vector] and, for named vectors, a 7th
+ * element [using, terms | nil, rows, idf weights | nil, [vector names]]. */
 static int w_query(struct buf *b, const struct msg_query *q)
 {
     int rc;
-    W(mpw_array(b, 6));
+    bool ext =
+        q->using.len > 0 || q->idx != NULL || q->rows > 0 || q->idf_w != NULL || q->n_vec_names > 0;
+    W(mpw_array(b, ext ? 7 : 6));
     W(w_floats(b, q->vec, q->dim));
     W(mpw_u64(b, q->k));
     W(mpw_u64(b, q->ef));
     W(w_raw_or_nil(b, q->filter));
     W(mpw_bool(b, q->with_payload));
-    return mpw_bool(b, q->with_vector);
+    W(mpw_bool(b, q->with_vector));
+    if (!ext)
+        return DV_OK;
+    W(mpw_array(b, 5));
+    W(w_str(b, q->using));
+    W(q->idx ? mpw_bin(b, q->idx, (size_t)q->dim * 4) : mpw_nil(b));
+    W(mpw_u64(b, q->rows));
+    W(q->idf_w ? w_floats(b, q->idf_w, q->dim) : mpw_nil(b));
+    return w_strs(b, q->vec_names, q->n_vec_names);
 }
 
 static int w_error(struct buf *b, const struct msg_error *e)
@@ -342,7 +421,15 @@ static int w_request(struct buf *b, const struct msg *m)
     /* A node report's flags likewise, only when set, and its search port after them. */
     bool search = t == MSG_NODE_REPORT && m->u.node_report_req.search_url.len > 0;
     bool flags = t == MSG_NODE_REPORT && (m->u.node_report_req.flags != 0 || search);
-    W(mpw_array(b, msg_request_fields(t) + (consistency || flags ? 1 : 0) + (search ? 1 : 0)));
+    /* Named vectors: points' as a last field of upserts and vector updates, a collection's
+     * definitions as a last field of coll_create and replica create. */
+    bool named = (t == MSG_UPSERT || t == MSG_P_UPSERT || t == MSG_UPDATE_VECTORS ||
+                  t == MSG_P_UPDATE_VECTORS) &&
+                 m->u.upsert_req.named != NULL;
+    bool spaces = (t == MSG_COLL_CREATE && m->u.coll_cfg.n_spaces > 0) ||
+                  (t == MSG_REPLICA_CREATE && m->u.create_req.cfg.n_spaces > 0);
+    W(mpw_array(b, msg_request_fields(t) + (consistency || flags ? 1 : 0) + (search ? 1 : 0) +
+                       (named || spaces ? 1 : 0)));
     if (msg_type_addressed(t)) {
         W(w_str(b, m->addr.coll));
         W(mpw_u64(b, m->addr.part));
@@ -362,6 +449,14 @@ static int w_request(struct buf *b, const struct msg *m)
     }
     if (consistency)
         W(mpw_u64(b, m->read_consistency));
+    if (named) {
+        const struct msg_upsert_req *u = &m->u.upsert_req;
+        W(mpw_array(b, u->n));
+        for (uint32_t i = 0; i < u->n; i++)
+            W(w_nvecs(b, &u->named[i]));
+    }
+    if (spaces)
+        W(w_spaces(b, t == MSG_COLL_CREATE ? &m->u.coll_cfg : &m->u.create_req.cfg));
     return DV_OK;
 }
 
@@ -393,7 +488,9 @@ static int w_request_body(struct buf *b, const struct msg *m)
         W(w_coll_cfg(b, &m->u.coll_cfg, true));
         break;
     case MSG_UPSERT:
-    case MSG_P_UPSERT: {
+    case MSG_P_UPSERT:
+    case MSG_UPDATE_VECTORS:
+    case MSG_P_UPDATE_VECTORS: {
         const struct msg_upsert_req *u = &m->u.upsert_req;
         W(w_ids(b, u->ids, u->n));
         W(mpw_u64(b, u->dim));
@@ -408,6 +505,11 @@ static int w_request_body(struct buf *b, const struct msg *m)
     case MSG_DELETE:
     case MSG_P_DELETE:
         W(w_ids(b, m->u.delete_req.ids, m->u.delete_req.n));
+        break;
+    case MSG_DELETE_VECTORS:
+    case MSG_P_DELETE_VECTORS:
+        W(w_ids(b, m->u.delvec_req.ids, m->u.delvec_req.n));
+        W(w_strs(b, m->u.delvec_req.names, m->u.delvec_req.n_names));
         break;
     case MSG_GET:
     case MSG_P_GET:

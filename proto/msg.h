@@ -48,6 +48,8 @@ enum msg_type {
     MSG_REPLICA_FENCE = 18,  /* coordinator -> source node: pause / resume writes of a replica */
     MSG_REPLICATE = 19,      /* primary -> secondary: WAL records of a partition, in LSN order */
     MSG_REPLICA_DIGEST = 20, /* a replica's content digest (collections verify) */
+    MSG_UPDATE_VECTORS = 21, /* replace named vectors of existing points (body: upsert's) */
+    MSG_DELETE_VECTORS = 22, /* remove named vectors of points */
     /* 17..31: unassigned (unknown, like any type not listed here) */
     /* The client API: clients (SDK, REST gateway) -> coordinator, whole collections. */
     MSG_COLL_CREATE = 32,
@@ -62,13 +64,15 @@ enum msg_type {
     MSG_P_SCROLL = 41,
     MSG_P_SEARCH = 42,
     MSG_P_INDEX = 43,
-    MSG_CLUSTER = 44,      /* the cluster's status, for admin tools */
-    MSG_NODE_REPORT = 45,  /* node -> coordinator: registration and heartbeat */
-    MSG_COORD_ADD = 46,    /* admin -> coordinator: add a coordinator to the raft group */
-    MSG_COORD_REMOVE = 47, /* admin -> coordinator: remove one */
-    MSG_ADMIN = 48,        /* admin -> coordinator: rebalancing and node commands */
-    MSG_ROUTE = 49,        /* client -> coordinator: a collection's routing table (one hop) */
-    MSG_TYPE_COUNT = 50,   /* one more than the highest type; not every type below it exists */
+    MSG_CLUSTER = 44,          /* the cluster's status, for admin tools */
+    MSG_NODE_REPORT = 45,      /* node -> coordinator: registration and heartbeat */
+    MSG_COORD_ADD = 46,        /* admin -> coordinator: add a coordinator to the raft group */
+    MSG_COORD_REMOVE = 47,     /* admin -> coordinator: remove one */
+    MSG_ADMIN = 48,            /* admin -> coordinator: rebalancing and node commands */
+    MSG_ROUTE = 49,            /* client -> coordinator: a collection's routing table (one hop) */
+    MSG_P_UPDATE_VECTORS = 60, /* client: update vectors of a collection's points */
+    MSG_P_DELETE_VECTORS = 61, /* client: delete vectors of a collection's points */
+    MSG_TYPE_COUNT = 62,       /* one more than the highest type; not every type below it exists */
 };
 
 /* Name of a message type ("upsert", "points_search"), "unknown" otherwise. */
@@ -141,9 +145,43 @@ struct msg_hello_rep {
  * converted in one place per user: coordinator/server/coord_coll.c (the map's cmap_coll_cfg),
  * shard/server/replica_cfg.c (a replica's hnsw_params and fsync policy), client/lib/coll.c
  * (the SDK's dvec_collection_config) and coordinator/rest/rest_coll.c (REST's JSON). */
+/*
+ * A named vector of a collection (Qdrant's named, sparse and multi vectors): kind is enum
+ * part_vkind (0 dense, 1 sparse, 2 multi); dim, metric, m, ef_construction and sq8 as in the
+ * config (sparse: unused); idf for sparse vectors.
+ */
+struct msg_vspace {
+    struct msg_str name;
+    uint32_t kind, dim, metric, m, ef_construction;
+    bool sq8, idf;
+};
+
 struct msg_coll_cfg {
     uint32_t dim, metric, m, ef_construction, ef_search, fsync, partitions, replication;
     bool sq8;
+    /* Named vectors, or none (n_spaces 0): then the collection has one unnamed dense vector of
+     * the parameters above. Carried as an optional last field by coll_create, coll_info's
+     * reply, route's reply and replica create (docs/protocol.md, "Named vectors"). */
+    struct msg_vspace *spaces;
+    uint32_t n_spaces;
+};
+
+/*
+ * One named vector of a point or a hit: DENSE: v holds nv == n floats; SPARSE: n terms in idx
+ * and their nv == n weights in v; MULTI: n rows, nv == n * dim floats. The kind comes from the
+ * collection's definition of `name`.
+ */
+struct msg_nvec {
+    struct msg_str name;
+    uint32_t n, nv;
+    float *v;
+    uint32_t *idx; /* SPARSE only, else NULL */
+};
+
+/* The named vectors of one point. */
+struct msg_nvecs {
+    struct msg_nvec *v;
+    uint32_t n;
 };
 
 /* A replica's parameters (cfg without partitions and replication). incarnation: the map epoch
@@ -173,6 +211,16 @@ struct msg_upsert_req {
     float *vecs;
     struct msg_bytes *payloads;
     uint32_t n, dim;
+    struct msg_nvecs *named; /* NULL, or n entries: each point's named vectors (then dim is 0
+                                and vecs empty); an optional last field on the wire */
+};
+
+/* Delete vectors: the points' vectors named names[n_names] are removed. */
+struct msg_delvec_req {
+    struct pid *ids;
+    uint32_t n;
+    struct msg_str *names;
+    uint32_t n_names;
 };
 
 /* Reply of upsert, delete, set payload, payload index and replicate: the WAL record's LSN (of
@@ -230,6 +278,7 @@ struct msg_hit {
     float *vec;
     uint32_t dim;
     struct msg_bytes payload;
+    struct msg_nvecs named; /* a collection with named vectors: the point's, when asked for */
 };
 
 struct msg_hits {
@@ -243,11 +292,25 @@ struct msg_scroll_rep {
     struct pid next; /* meaningful when more */
 };
 
+/*
+ * A search. The vector searched is `using` (a named vector; empty: the unnamed one); vec holds
+ * dim floats: a dense query, a sparse query's weights (its terms in idx[dim]) or a multivector
+ * query's rows (rows of dim / rows floats). idf_w (NULL or dim floats): a sparse query's IDF
+ * weights computed by the coordinator from the whole collection. vec_names[n_vec_names]: with
+ * with_vector, the named vectors to return (none: all). These travel as an optional 7th
+ * element of the query, written only when one of them is set.
+ */
 struct msg_query {
     float *vec;
     uint32_t dim, k, ef;
     struct msg_bytes filter;
     bool with_payload, with_vector;
+    struct msg_str using;
+    uint32_t *idx;
+    uint32_t rows;
+    float *idf_w;
+    struct msg_str *vec_names;
+    uint32_t n_vec_names;
 };
 
 struct msg_target {
@@ -581,7 +644,8 @@ struct msg {
         struct msg_create_req create_req;
         struct msg_list_rep list_rep;
         struct msg_info_rep info_rep;
-        struct msg_upsert_req upsert_req;
+        struct msg_upsert_req upsert_req; /* also update vectors */
+        struct msg_delvec_req delvec_req;
         struct msg_write_rep write_rep; /* upsert, delete, set payload, payload index, points_* */
         struct msg_ids_req delete_req;
         struct msg_get_req get_req;

@@ -104,6 +104,9 @@ enum {
     MIN_PEER_FAIL = 4,  /* [id "", code, text ""] */
     MIN_TERM = 3,       /* [term, start] */
     MIN_ROUTE_PART = 7, /* [epoch, term, nil, [], false, []] */
+    MIN_NVEC = 5,       /* [name "", n, bin8 "", nil] */
+    MIN_NVECS = 1,      /* [] */
+    MIN_VSPACE = 9,     /* [name "", kind, dim, metric, m, ef_construction, sq8, idf] */
 };
 
 static int d_bin(struct dec *d, struct msg_bytes *v, const char *field)
@@ -197,6 +200,84 @@ static int d_coll_cfg(struct dec *d, struct msg_coll_cfg *c, bool with_placement
     return DV_OK;
 }
 
+/* A bin of a float count not known ahead (a multiple of 4 bytes, at most max floats). */
+static int d_floats_any(struct dec *d, uint32_t max, float **out, uint32_t *count,
+                        const char *field)
+{
+    struct mpk save = d->k.r;
+    const void *p;
+    uint32_t len;
+    int rc;
+    R(mpk_bin(&save, &p, &len), field);
+    if (len % 4 || len / 4 > max)
+        return fail(d, DV_ECORRUPT, field);
+    *count = len / 4;
+    return d_floats(d, *count, out, field);
+}
+
+/* A bin of exactly n uint32 (little-endian), copied into aligned memory. */
+static int d_u32_bin(struct dec *d, uint32_t n, uint32_t **out, const char *field)
+{
+    const void *p;
+    uint32_t len;
+    int rc = mpk_dec_bin(&d->k, &p, &len, field);
+    if (rc != DV_OK)
+        return rc;
+    if ((uint64_t)len != (uint64_t)n * 4)
+        return fail(d, DV_ECORRUPT, field);
+    *out = d_alloc(d, n ? n : 1, sizeof **out);
+    if (!*out)
+        return fail(d, DV_ENOMEM, field);
+    memcpy(*out, p, len);
+    return DV_OK;
+}
+
+/* A point's named vectors (msg.c's w_nvecs). */
+static int d_nvecs(struct dec *d, struct msg_nvecs *nv)
+{
+    int rc;
+    TRY(mpk_dec_list(&d->k, &nv->n, MIN_NVEC, PROTO_MAX_VECTORS, "named vectors"));
+    nv->v = d_alloc(d, nv->n ? nv->n : 1, sizeof *nv->v);
+    if (!nv->v)
+        return fail(d, DV_ENOMEM, "named vectors");
+    for (uint32_t i = 0; i < nv->n; i++) {
+        struct msg_nvec *v = &nv->v[i];
+        memset(v, 0, sizeof *v);
+        TRY(mpk_dec_tuple(&d->k, 4, "named vector"));
+        TRY(d_str(d, &v->name, "vector name"));
+        TRY(mpk_dec_u32(&d->k, &v->n, "vector length"));
+        TRY(d_floats_any(d, PROTO_MAX_VECTOR_FLOATS, &v->v, &v->nv, "vector values"));
+        if (mpk_peek(&d->k.r) == MPK_NIL)
+            TRY(mpk_dec_nil(&d->k, "vector terms"));
+        else
+            TRY(d_u32_bin(d, v->n, &v->idx, "vector terms"));
+    }
+    return DV_OK;
+}
+
+/* A collection's named vectors (msg.c's w_spaces). */
+static int d_spaces(struct dec *d, struct msg_coll_cfg *c)
+{
+    int rc;
+    TRY(mpk_dec_list(&d->k, &c->n_spaces, MIN_VSPACE, PROTO_MAX_VECTORS, "named vectors"));
+    c->spaces = d_alloc(d, c->n_spaces ? c->n_spaces : 1, sizeof *c->spaces);
+    if (!c->spaces)
+        return fail(d, DV_ENOMEM, "named vectors");
+    for (uint32_t i = 0; i < c->n_spaces; i++) {
+        struct msg_vspace *v = &c->spaces[i];
+        TRY(mpk_dec_tuple(&d->k, 8, "named vector"));
+        TRY(d_str(d, &v->name, "vector name"));
+        TRY(mpk_dec_u32(&d->k, &v->kind, "vector kind"));
+        TRY(mpk_dec_u32(&d->k, &v->dim, "vector dim"));
+        TRY(mpk_dec_u32(&d->k, &v->metric, "vector metric"));
+        TRY(mpk_dec_u32(&d->k, &v->m, "vector m"));
+        TRY(mpk_dec_u32(&d->k, &v->ef_construction, "vector ef_construction"));
+        TRY(mpk_dec_bool(&d->k, &v->sq8, "vector sq8"));
+        TRY(mpk_dec_bool(&d->k, &v->idf, "vector idf"));
+    }
+    return DV_OK;
+}
+
 static int d_replicas(struct dec *d, struct msg_replica **out, uint32_t *n)
 {
     int rc;
@@ -227,9 +308,11 @@ static int d_hits(struct dec *d, struct msg_hits *h)
     for (uint32_t i = 0; i < h->n; i++) {
         struct msg_hit *x = &h->hits[i];
         double score;
+        uint32_t na;
         memset(x, 0, sizeof *x);
-        if ((rc = mpk_dec_tuple(&d->k, 4, "hit")))
-            return rc;
+        R(mpk_array(&d->k.r, &na), "hit");
+        if (na != 4 && na != 5)
+            return fail(d, DV_ECORRUPT, "hit");
         TRY(mpk_dec_pid(&d->k, &x->id, "hit id"));
         TRY(mpk_dec_f64(&d->k, &score, "hit score"));
         x->score = (float)score;
@@ -247,6 +330,8 @@ static int d_hits(struct dec *d, struct msg_hits *h)
                 return rc;
         }
         if ((rc = d_bin_or_nil(d, &x->payload, "hit payload")))
+            return rc;
+        if (na == 5 && (rc = d_nvecs(d, &x->named)))
             return rc;
     }
     return DV_OK;
@@ -330,10 +415,12 @@ static int d_secondaries(struct dec *d, struct msg *m)
 static int d_query(struct dec *d, struct msg_query *q)
 {
     const void *p;
-    uint32_t len;
+    uint32_t len, na;
     int rc;
-    if ((rc = mpk_dec_tuple(&d->k, 6, "query")))
-        return rc;
+    memset(q, 0, sizeof *q);
+    R(mpk_array(&d->k.r, &na), "query");
+    if (na != 6 && na != 7)
+        return fail(d, DV_ECORRUPT, "query");
     struct mpk save = d->k.r;
     R(mpk_bin(&save, &p, &len), "query vector");
     if (len % 4 || len / 4 > PROTO_MAX_DIM)
@@ -346,7 +433,23 @@ static int d_query(struct dec *d, struct msg_query *q)
         (rc = mpk_dec_bool(&d->k, &q->with_payload, "query with_payload")) ||
         (rc = mpk_dec_bool(&d->k, &q->with_vector, "query with_vector")))
         return rc;
-    return DV_OK;
+    if (na == 6)
+        return DV_OK;
+    /* [using, terms | nil, rows, idf weights | nil, [vector names]] */
+    TRY(mpk_dec_tuple(&d->k, 5, "query named vector"));
+    TRY(d_str(d, &q->using, "query using"));
+    if (mpk_peek(&d->k.r) == MPK_NIL)
+        TRY(mpk_dec_nil(&d->k, "query terms"));
+    else
+        TRY(d_u32_bin(d, q->dim, &q->idx, "query terms"));
+    TRY(mpk_dec_u32(&d->k, &q->rows, "query rows"));
+    if (q->rows > 0 && q->dim % q->rows != 0)
+        return fail(d, DV_ECORRUPT, "query rows");
+    if (mpk_peek(&d->k.r) == MPK_NIL)
+        TRY(mpk_dec_nil(&d->k, "query idf"));
+    else
+        TRY(d_floats(d, q->dim, &q->idf_w, "query idf"));
+    return d_strs(d, &q->vec_names, &q->n_vec_names, "query vector names");
 }
 
 static int d_queries(struct dec *d, struct msg_query **out, uint32_t *n)
@@ -423,7 +526,16 @@ static int d_request(struct dec *d)
     /* A node report with one more field: its flags; two more: its flags and search port. */
     bool search = m->type == MSG_NODE_REPORT && n == msg_request_fields(m->type) + 2;
     bool flags = m->type == MSG_NODE_REPORT && (n == msg_request_fields(m->type) + 1 || search);
-    if (n != msg_request_fields(m->type) && !no_incarnation && !consistency && !flags)
+    /* Upserts and vector updates with one more field: the points' named vectors; coll_create
+     * and replica create: the collection's named vectors. */
+    int t = m->type;
+    bool named = (t == MSG_UPSERT || t == MSG_P_UPSERT || t == MSG_UPDATE_VECTORS ||
+                  t == MSG_P_UPDATE_VECTORS) &&
+                 n == msg_request_fields(t) + 1;
+    bool spaces =
+        (t == MSG_COLL_CREATE || t == MSG_REPLICA_CREATE) && n == msg_request_fields(t) + 1;
+    if (n != msg_request_fields(m->type) && !no_incarnation && !consistency && !flags && !named &&
+        !spaces)
         return fail(d, DV_ECORRUPT, "body length");
     if (msg_type_addressed(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")) ||
@@ -449,7 +561,23 @@ static int d_request(struct dec *d)
             m->read_consistency > MSG_READ_ALL)
             return fail(d, DV_ERANGE, "read consistency");
     }
-    return msg_type_replicated(m->type) ? d_secondaries(d, m) : DV_OK;
+    if (msg_type_replicated(m->type) && (rc = d_secondaries(d, m)))
+        return rc;
+    if (named) {
+        struct msg_upsert_req *u = &m->u.upsert_req;
+        uint32_t np;
+        TRY(mpk_dec_list(&d->k, &np, MIN_NVECS, UINT32_MAX, "named vectors"));
+        if (np != u->n)
+            return fail(d, DV_ECORRUPT, "named vectors count");
+        u->named = d_alloc(d, np ? np : 1, sizeof *u->named);
+        if (!u->named)
+            return fail(d, DV_ENOMEM, "named vectors");
+        for (uint32_t i = 0; i < np; i++)
+            TRY(d_nvecs(d, &u->named[i]));
+    }
+    if (spaces)
+        TRY(d_spaces(d, t == MSG_COLL_CREATE ? &m->u.coll_cfg : &m->u.create_req.cfg));
+    return DV_OK;
 }
 
 /* The type's own fields of a request, after the address (no_incarnation: a replica create
@@ -479,7 +607,9 @@ static int d_request_body(struct dec *d, bool no_incarnation)
     case MSG_COLL_CREATE:
         return d_coll_cfg(d, &m->u.coll_cfg, true);
     case MSG_UPSERT:
-    case MSG_P_UPSERT: {
+    case MSG_P_UPSERT:
+    case MSG_UPDATE_VECTORS:
+    case MSG_P_UPDATE_VECTORS: {
         struct msg_upsert_req *u = &m->u.upsert_req;
         uint32_t np;
         if ((rc = d_ids(d, &u->ids, &u->n, "ids")) || (rc = mpk_dec_u32(&d->k, &u->dim, "dim")))
@@ -503,6 +633,14 @@ static int d_request_body(struct dec *d, bool no_incarnation)
     case MSG_DELETE:
     case MSG_P_DELETE:
         return d_ids(d, &m->u.delete_req.ids, &m->u.delete_req.n, "ids");
+    case MSG_DELETE_VECTORS:
+    case MSG_P_DELETE_VECTORS: {
+        struct msg_delvec_req *v = &m->u.delvec_req;
+        if ((rc = d_ids(d, &v->ids, &v->n, "ids")) ||
+            (rc = d_strs(d, &v->names, &v->n_names, "vector names")))
+            return rc;
+        return DV_OK;
+    }
     case MSG_GET:
     case MSG_P_GET: {
         struct msg_get_req *g = &m->u.get_req;

@@ -92,7 +92,8 @@ static bool fill(const struct msg *req, const struct msg_route_rep *t, uint32_t 
                 w->payloads[j] = u->payloads[members[j]];
         }
         sub->type = MSG_UPSERT;
-        sub->u.upsert_req = (struct msg_upsert_req){w->ids, w->vecs, w->payloads, cnt, u->dim};
+        sub->u.upsert_req =
+            (struct msg_upsert_req){w->ids, w->vecs, w->payloads, cnt, u->dim, NULL};
         break;
     }
     case MSG_P_DELETE:

@@ -154,7 +154,7 @@ DVEC_API int dvec_upsert(dvec_client *c, const char *coll, const dvec_point *poi
 
     struct msg req = cl_req(MSG_P_UPSERT, coll);
     req.u.upsert_req =
-        (struct msg_upsert_req){ids, vecs, any_payload ? pl : NULL, (uint32_t)n, dim};
+        (struct msg_upsert_req){ids, vecs, any_payload ? pl : NULL, (uint32_t)n, dim, NULL};
     struct msg_reply rep;
     if ((rc = coll_call(c, coll, "upsert", &req, &rep, err)) != DVEC_OK)
         goto out;

@@ -210,7 +210,7 @@ int rh_upsert(struct rx *x, const char *coll)
         pays[i] = mbytes(&mp, poff[i], plen[i]);
     struct msg q = {.type = MSG_P_UPSERT};
     q.addr.coll = S(coll);
-    q.u.upsert_req = (struct msg_upsert_req){ids, vecs, pays, n, dim};
+    q.u.upsert_req = (struct msg_upsert_req){ids, vecs, pays, n, dim, NULL};
     struct msg_reply rep;
     if ((st = rx_call(x, &q, &rep)) == 200) {
         msg_reply_free(&rep);

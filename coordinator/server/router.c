@@ -367,7 +367,7 @@ int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
             }
             sub.type = MSG_UPSERT;
             sub.u.upsert_req =
-                (struct msg_upsert_req){pb[p].ids, pb[p].vecs, pb[p].payloads, cnt, u->dim};
+                (struct msg_upsert_req){pb[p].ids, pb[p].vecs, pb[p].payloads, cnt, u->dim, NULL};
             break;
         }
         case MSG_P_DELETE:

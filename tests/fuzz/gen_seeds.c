@@ -78,9 +78,9 @@ int main(int argc, char **argv)
     float vecs[12] = {0.5f, -1, 2, 0, 1, 1, 1, 1, -0.25f, 3e30f, 1e-30f, 0};
     struct msg_bytes pls[3] = {B(payload), {NULL, 0}, B(payload)};
     struct msg_replica reps[2] = {{S("docs"), 3, 41}, {S("images"), 0, 0}};
-    struct msg_hit hits[3] = {{ids[0], 0.9f, vecs, 4, B(payload)},
-                              {ids[2], 0.5f, NULL, 0, {NULL, 0}},
-                              {ids[1], -1.5f, vecs + 4, 4, {NULL, 0}}};
+    struct msg_hit hits[3] = {{ids[0], 0.9f, vecs, 4, B(payload), {NULL, 0}},
+                              {ids[2], 0.5f, NULL, 0, {NULL, 0}, {NULL, 0}},
+                              {ids[1], -1.5f, vecs + 4, 4, {NULL, 0}, {NULL, 0}}};
     struct msg m;
 
     /* ---- requests ---- */
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     m = req(MSG_REPLICA_INFO);
     put(&m, NULL);
     m = req(MSG_UPSERT);
-    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pls, 3, 4};
+    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pls, 3, 4, NULL};
     put(&m, NULL);
     m = req(MSG_DELETE);
     m.u.delete_req = (struct msg_ids_req){ids, 3};
@@ -127,9 +127,10 @@ int main(int argc, char **argv)
     m.u.scroll_req = (struct msg_scroll_req){false, {0}, 10, {NULL, 0}, false, false};
     put(&m, "start");
     struct msg_target parts[3] = {{0, 7}, {3, 7}, {9, 8}};
-    struct msg_query qs[3] = {{vecs, 4, 10, 0, B(filter), true, false},
-                              {vecs + 4, 4, 1, 128, {NULL, 0}, false, true},
-                              {vecs + 8, 4, 5, 64, B(range), true, true}};
+    struct msg_query qs[3] = {
+        {vecs, 4, 10, 0, B(filter), true, false, {NULL, 0}, NULL, 0, NULL, NULL, 0},
+        {vecs + 4, 4, 1, 128, {NULL, 0}, false, true, {NULL, 0}, NULL, 0, NULL, NULL, 0},
+        {vecs + 8, 4, 5, 64, B(range), true, true, {NULL, 0}, NULL, 0, NULL, NULL, 0}};
     m = req(MSG_SEARCH);
     m.addr.coll = S("docs");
     m.u.search_req = (struct msg_search_req){parts, 3, qs, 3};
@@ -152,9 +153,9 @@ int main(int argc, char **argv)
 
     /* ---- client API and node report requests ---- */
     m = req(MSG_COLL_CREATE);
-    m.u.coll_cfg = (struct msg_coll_cfg){4, 2, 16, 200, 64, 1, 8, 2, false};
+    m.u.coll_cfg = (struct msg_coll_cfg){4, 2, 16, 200, 64, 1, 8, 2, false, NULL, 0};
     put(&m, NULL);
-    m.u.coll_cfg = (struct msg_coll_cfg){4, 0, 0, 0, 0, 0, 0, 0, true};
+    m.u.coll_cfg = (struct msg_coll_cfg){4, 0, 0, 0, 0, 0, 0, 0, true, NULL, 0};
     put(&m, "defaults");
     m = req(MSG_COLL_DROP);
     put(&m, NULL);
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
     m = req(MSG_COLL_INFO);
     put(&m, NULL);
     m = req(MSG_P_UPSERT);
-    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pls, 3, 4};
+    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pls, 3, 4, NULL};
     put(&m, NULL);
     m = req(MSG_P_DELETE);
     m.u.delete_req = (struct msg_ids_req){ids, 3};
@@ -291,7 +292,8 @@ int main(int argc, char **argv)
                                    {1, 6, nodes + 1, 2, 0, 2, NULL},
                                    {2, 7, NULL, 0, 3, 0, NULL}};
     m = rep(MSG_COLL_INFO);
-    m.u.coll_info_rep = (struct msg_coll_info_rep){{4, 2, 16, 200, 64, 1, 3, 2, false}, 13, cps, 3};
+    m.u.coll_info_rep =
+        (struct msg_coll_info_rep){{4, 2, 16, 200, 64, 1, 3, 2, false, NULL, 0}, 13, cps, 3};
     put(&m, NULL);
     int pwrites[] = {MSG_P_UPSERT, MSG_P_DELETE, MSG_P_SET_PAYLOAD, MSG_P_INDEX};
     for (size_t i = 0; i < sizeof pwrites / sizeof pwrites[0]; i++) {

@@ -507,7 +507,7 @@ static int upsert_ids(struct rpc *r, const char *coll, uint32_t dim, const uint6
     }
     for (uint32_t i = 0; i < n; i++)
         pl[i].p = all.data + off[i];
-    m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pl, n, dim};
+    m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pl, n, dim, NULL};
     struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     if (rc == DV_OK && rep.m.u.write_rep.affected != n) {

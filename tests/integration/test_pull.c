@@ -90,7 +90,7 @@ static int upsert_range(struct rpc *r, uint32_t part, uint64_t epoch, uint64_t f
         pu_payload(first + i, ver, &one[i]);
         pl[i] = (struct msg_bytes){one[i].data, (uint32_t)one[i].len};
     }
-    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pl, n, DIM};
+    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pl, n, DIM, NULL};
     struct msg_reply rep;
     rc = call(r, &m, &rep, err);
     if (rc == DV_OK && lsn)

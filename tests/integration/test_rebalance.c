@@ -207,7 +207,7 @@ static int upsert_ver(struct rpc *r, const uint64_t *ids, uint32_t n, uint32_t v
     for (uint32_t i = 0; i < n; i++)
         pl[i].p = all.data + off[i];
     struct msg m = creq(MSG_P_UPSERT, COLL);
-    m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pl, n, DIM};
+    m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pl, n, DIM, NULL};
     struct msg_reply rep;
     err[0] = '\0';
     int rc = rpc_call(r, &m, &rep, err);

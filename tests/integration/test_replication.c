@@ -175,7 +175,7 @@ static void *writer(void *arg)
                 rpayload('v', version, pay[i]);
                 pays[i] = (struct msg_bytes){pay[i], 8};
             }
-            m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pays, RBATCH, RDIM};
+            m.u.upsert_req = (struct msg_upsert_req){pids, vecs, pays, RBATCH, RDIM, NULL};
         }
         /* as a client with several coordinators does: a coordinator it cannot reach (no
          * connection within 300 ms) is left alone for a while */

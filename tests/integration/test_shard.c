@@ -101,7 +101,7 @@ static int upsert_build(struct msg *m, struct upsert_data *u, uint64_t first, ui
         upsert_free(u);
         return rc;
     }
-    m->u.upsert_req = (struct msg_upsert_req){u->ids, u->vecs, u->pl, n, dim};
+    m->u.upsert_req = (struct msg_upsert_req){u->ids, u->vecs, u->pl, n, dim, NULL};
     return DV_OK;
 }
 

@@ -423,7 +423,8 @@ int cf_upsert(struct coord_fixture *f, const char *coll, const struct pid *ids, 
 {
     struct msg req = {.type = MSG_P_UPSERT};
     req.addr.coll = (struct msg_str){coll, (uint32_t)strlen(coll)};
-    req.u.upsert_req = (struct msg_upsert_req){(struct pid *)ids, (float *)vecs, NULL, n, dim};
+    req.u.upsert_req =
+        (struct msg_upsert_req){(struct pid *)ids, (float *)vecs, NULL, n, dim, NULL};
     struct msg_reply rep;
     int rc = cf_call(f, &req, &rep, errmsg);
     if (rc == DV_OK && rep.m.u.write_rep.affected != n) {

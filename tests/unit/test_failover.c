@@ -229,7 +229,7 @@ static int direct_write(struct coord_fixture *f, uint32_t p, const struct cmap_p
         vec_of(ids[i].lo, version, v + i * DIM);
     struct msg m = {.type = MSG_UPSERT};
     m.addr = (struct msg_addr){{COLL, 1}, p, pt->epoch, pt->term};
-    m.u.upsert_req = (struct msg_upsert_req){(struct pid *)ids, v, NULL, n, DIM};
+    m.u.upsert_req = (struct msg_upsert_req){(struct pid *)ids, v, NULL, n, DIM, NULL};
     m.secondaries = group;
     m.n_secondaries = ng;
     struct tr_opts o;
@@ -399,7 +399,7 @@ static void direct_upsert(struct coord_fixture *f, int i, const struct pid *ids,
     struct cmap_part pt = part_of(f, 0);
     struct msg req = {.type = MSG_UPSERT};
     req.addr = (struct msg_addr){{COLL, (uint32_t)strlen(COLL)}, 0, pt.epoch, pt.term};
-    req.u.upsert_req = (struct msg_upsert_req){(struct pid *)ids, (float *)v, NULL, n, DIM};
+    req.u.upsert_req = (struct msg_upsert_req){(struct pid *)ids, (float *)v, NULL, n, DIM, NULL};
     struct tr_opts to;
     tr_opts_default(&to);
     struct tr_peer *peer;

@@ -166,7 +166,7 @@ static void upsert_n(int type, uint32_t n, uint32_t dim)
     }
     struct msg m = {.type = type, .req_id = 42}, out;
     m.addr = (struct msg_addr){S("vectors"), 11, 1234, 0};
-    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pl, n, dim};
+    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, pl, n, dim, NULL};
     round_trip(&m, &out);
     assert_int_equal(out.addr.coll.len, 7);
     assert_memory_equal(out.addr.coll.p, "vectors", 7);
@@ -262,9 +262,9 @@ static void writes_reads(bool cl)
 
     /* replies with hits */
     float v[3] = {1.5f, -2, 0.125f};
-    struct msg_hit hits[3] = {{ids[0], 0.5f, v, 3, {payload, sizeof payload}},
-                              {ids[1], -1.0f, NULL, 0, {NULL, 0}},
-                              {ids[2], 3e30f, v, 3, {NULL, 0}}};
+    struct msg_hit hits[3] = {{ids[0], 0.5f, v, 3, {payload, sizeof payload}, {NULL, 0}},
+                              {ids[1], -1.0f, NULL, 0, {NULL, 0}, {NULL, 0}},
+                              {ids[2], 3e30f, v, 3, {NULL, 0}, {NULL, 0}}};
     struct msg r = {.type = T(GET), .reply = true, .req_id = 5};
     r.u.get_rep = (struct msg_hits){hits, 3};
     round_trip(&r, &out);
@@ -307,8 +307,9 @@ static void check_search(void **state)
 {
     float v1[4] = {1, 2, 3, 4}, v2[4] = {0, 0, 0, 1};
     struct msg_target parts[3] = {{0, 1}, {5, 2}, {9, 3}};
-    struct msg_query qs[2] = {{v1, 4, 10, 0, {filter, sizeof filter}, true, false},
-                              {v2, 4, 1, 128, {NULL, 0}, false, true}};
+    struct msg_query qs[2] = {
+        {v1, 4, 10, 0, {filter, sizeof filter}, true, false, {NULL, 0}, NULL, 0, NULL, NULL, 0},
+        {v2, 4, 1, 128, {NULL, 0}, false, true, {NULL, 0}, NULL, 0, NULL, NULL, 0}};
     struct msg m = {.type = MSG_SEARCH, .req_id = 3}, out;
     m.addr.coll = S("docs");
     m.u.search_req = (struct msg_search_req){parts, 3, qs, 2};
@@ -319,8 +320,8 @@ static void check_search(void **state)
     assert_memory_equal(out.addr.coll.p, "docs", 4);
     msg_free(&out);
 
-    struct msg_hit hits[2] = {{test_id(3), 0.9f, v1, 4, {payload, sizeof payload}},
-                              {test_id(4), 0.1f, NULL, 0, {NULL, 0}}};
+    struct msg_hit hits[2] = {{test_id(3), 0.9f, v1, 4, {payload, sizeof payload}, {NULL, 0}},
+                              {test_id(4), 0.1f, NULL, 0, {NULL, 0}, {NULL, 0}}};
     struct msg_hits res[2] = {{hits, 2}, {hits, 0}};
     struct msg_search_part sp[2] = {{5, {0}, res, 2},
                                     {9, {DV_ESTALE, S("stale map"), 99}, NULL, 0}};
@@ -383,10 +384,10 @@ static void check_malformed(void **state)
     assert_non_null(strstr(errmsg, "version 1"));
 
     buf_reset(&b);
-    header(&b, 1, 21);
+    header(&b, 1, 25);
     mpw_array(&b, 0);
     assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
-    assert_non_null(strstr(errmsg, "unknown message type 21"));
+    assert_non_null(strstr(errmsg, "unknown message type 25"));
     buf_reset(&b);
     header(&b, 1, 1u << 31);
     mpw_array(&b, 0);
@@ -895,11 +896,20 @@ static void check_type_table(void **state)
         assert_int_equal(msg_type_collection(client[i].type), client[i].coll);
         assert_false(msg_type_addressed(client[i].type));
     }
-    assert_int_equal(MSG_TYPE_COUNT, 50);
+    /* named vectors: node writes (addressed, replicated) and their client API */
+    assert_int_equal(MSG_UPDATE_VECTORS, 21);
+    assert_int_equal(MSG_DELETE_VECTORS, 22);
+    assert_true(msg_type_addressed(MSG_UPDATE_VECTORS) && msg_type_replicated(MSG_UPDATE_VECTORS));
+    assert_true(msg_type_addressed(MSG_DELETE_VECTORS) && msg_type_replicated(MSG_DELETE_VECTORS));
+    assert_string_equal(msg_type_name(MSG_P_UPDATE_VECTORS), "points_update_vectors");
+    assert_string_equal(msg_type_name(MSG_P_DELETE_VECTORS), "points_delete_vectors");
+    assert_true(msg_type_collection(MSG_P_UPDATE_VECTORS));
+    assert_true(msg_type_collection(MSG_P_DELETE_VECTORS));
+    assert_int_equal(MSG_TYPE_COUNT, 62);
 
     struct buf b = BUF_INIT;
     for (int t = -1; t <= MSG_TYPE_COUNT; t++) {
-        bool gap = t < 0 || (t >= 21 && t <= 31) || t >= MSG_TYPE_COUNT;
+        bool gap = t < 0 || (t >= 23 && t <= 31) || (t >= 50 && t <= 59) || t >= MSG_TYPE_COUNT;
         assert_int_equal(msg_type_known(t), !gap);
         assert_false(msg_type_addressed(t) && msg_type_collection(t));
         if (gap) {
@@ -958,8 +968,8 @@ static void check_route(void **state)
     struct msg_route_part parts[2] = {{5, 2, 0, r0, 3, true, s0, 2},
                                       {9, 1, UINT32_MAX, r1, 1, false, NULL, 0}};
     m.reply = true;
-    m.u.route_rep =
-        (struct msg_route_rep){77, {128, 1, 16, 200, 64, 0, 2, 3, false}, nodes, NULL, 3, parts, 2};
+    m.u.route_rep = (struct msg_route_rep){
+        77, {128, 1, 16, 200, 64, 0, 2, 3, false, NULL, 0}, nodes, NULL, 3, parts, 2};
     round_trip(&m, &out);
     const struct msg_route_rep *r = &out.u.route_rep;
     assert_true(r->map_epoch == 77);
@@ -1023,7 +1033,7 @@ static void check_coll_admin(void **state)
 {
     struct msg m = {.type = MSG_COLL_CREATE, .req_id = 50}, out;
     m.addr = (struct msg_addr){S("docs"), 7, 8, 0}; /* part and epoch are not sent */
-    m.u.coll_cfg = (struct msg_coll_cfg){768, 2, 32, 400, 128, 1, 16, 3, true};
+    m.u.coll_cfg = (struct msg_coll_cfg){768, 2, 32, 400, 128, 1, 16, 3, true, NULL, 0};
     round_trip(&m, &out);
     const struct msg_coll_cfg *c = &out.u.coll_cfg;
     assert_int_equal(out.addr.coll.len, 4);
@@ -1047,8 +1057,9 @@ static void check_coll_admin(void **state)
     assert_int_equal(out.u.coll_cfg.replication, 0);
     assert_false(out.u.coll_cfg.sq8);
     msg_free(&out);
-    m.u.coll_cfg = (struct msg_coll_cfg){UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX,
-                                         UINT32_MAX, UINT32_MAX, UINT32_MAX, true};
+    m.u.coll_cfg = (struct msg_coll_cfg){UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX,
+                                         UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX,
+                                         true,       NULL,       0};
     round_trip(&m, &out);
     assert_int_equal(out.u.coll_cfg.replication, UINT32_MAX);
     msg_free(&out);
@@ -1103,8 +1114,8 @@ static void check_coll_admin(void **state)
                                      {1, UINT64_MAX, nodes + 1, 1, 0, 1, NULL},
                                      {UINT32_MAX, 0, NULL, 0, UINT64_MAX, 0, NULL}};
     r.type = MSG_COLL_INFO;
-    r.u.coll_info_rep =
-        (struct msg_coll_info_rep){{128, 1, 16, 200, 64, 0, 3, 2, false}, 1ULL << 40, parts, 3};
+    r.u.coll_info_rep = (struct msg_coll_info_rep){
+        {128, 1, 16, 200, 64, 0, 3, 2, false, NULL, 0}, 1ULL << 40, parts, 3};
     round_trip(&r, &out);
     const struct msg_coll_info_rep *f = &out.u.coll_info_rep;
     assert_int_equal(f->cfg.dim, 128);
@@ -1134,8 +1145,9 @@ static void check_coll_admin(void **state)
 static void check_csearch(void **state)
 {
     float v1[4] = {1, 2, 3, 4}, v2[4] = {0, 0, 0, 1};
-    struct msg_query qs[2] = {{v1, 4, 10, 0, {filter, sizeof filter}, true, false},
-                              {v2, 4, 1, 128, {NULL, 0}, false, true}};
+    struct msg_query qs[2] = {
+        {v1, 4, 10, 0, {filter, sizeof filter}, true, false, {NULL, 0}, NULL, 0, NULL, NULL, 0},
+        {v2, 4, 1, 128, {NULL, 0}, false, true, {NULL, 0}, NULL, 0, NULL, NULL, 0}};
     struct msg m = {.type = MSG_P_SEARCH, .req_id = 80}, out;
     m.addr.coll = S("docs");
     m.u.csearch_req = (struct msg_csearch_req){qs, 2, true, 2500};
@@ -1160,8 +1172,8 @@ static void check_csearch(void **state)
     assert_int_equal(out.u.csearch_req.n_queries, 0);
     msg_free(&out);
 
-    struct msg_hit hits[2] = {{test_id(3), 0.9f, v1, 4, {payload, sizeof payload}},
-                              {test_id(4), 0.1f, NULL, 0, {NULL, 0}}};
+    struct msg_hit hits[2] = {{test_id(3), 0.9f, v1, 4, {payload, sizeof payload}, {NULL, 0}},
+                              {test_id(4), 0.1f, NULL, 0, {NULL, 0}, {NULL, 0}}};
     struct msg_hits res[2] = {{hits, 2}, {hits, 0}};
     uint32_t failed[2] = {3, UINT32_MAX};
     struct msg r = {.type = MSG_P_SEARCH, .reply = true, .req_id = 80};
@@ -1580,7 +1592,7 @@ static void check_too_big_encode(void **state)
     assert_non_null(ids);
     struct msg m = {.type = MSG_UPSERT};
     m.addr.coll = S("c");
-    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, NULL, n, dim};
+    m.u.upsert_req = (struct msg_upsert_req){ids, vecs, NULL, n, dim, NULL};
     struct buf b = BUF_INIT;
     assert_int_equal(msg_encode(&m, &b, errmsg), DV_ETOOBIG);
     assert_int_equal(b.len, 0);
@@ -1816,6 +1828,94 @@ static void check_replication(void **state)
     buf_free(&b);
 }
 
+/* Named vectors: points' in upserts and vector updates, hits', queries', a collection's
+ * definitions in coll_create and replica create, delete vectors. */
+static void check_named_vectors(void **state)
+{
+    struct pid ids[2] = {test_id(0), test_id(1)};
+    float dense[4] = {1, 2, 3, 4}, sw[3] = {0.5f, 1.5f, 2.5f}, rows[6] = {1, 0, 0, 1, 1, 1};
+    uint32_t terms[3] = {7, 1, 900000};
+    struct msg_nvec a[2] = {{S("text"), 4, 4, dense, NULL}, {S("bm25"), 3, 3, sw, terms}};
+    struct msg_nvec b[1] = {{S("colbert"), 3, 6, rows, NULL}};
+    struct msg_nvecs named[2] = {{a, 2}, {b, 1}};
+    struct msg_bytes pl[2] = {{NULL, 0}, {NULL, 0}};
+    const int types[] = {MSG_UPSERT, MSG_P_UPSERT, MSG_UPDATE_VECTORS, MSG_P_UPDATE_VECTORS};
+    for (int t = 0; t < 4; t++) {
+        struct msg m = {.type = types[t], .req_id = 9}, out;
+        m.addr = (struct msg_addr){S("c"), 1, 2, 3};
+        m.u.upsert_req = (struct msg_upsert_req){ids, NULL, pl, 2, 0, named};
+        round_trip(&m, &out);
+        const struct msg_upsert_req *u = &out.u.upsert_req;
+        assert_non_null(u->named);
+        assert_int_equal(u->named[0].n, 2);
+        assert_int_equal(u->named[0].v[1].n, 3);
+        assert_int_equal(u->named[0].v[1].idx[2], 900000);
+        assert_true(u->named[0].v[1].v[1] == 1.5f);
+        assert_null(u->named[0].v[0].idx);
+        assert_int_equal(u->named[1].v[0].nv, 6);
+        msg_free(&out);
+    }
+    /* delete vectors */
+    const int dtypes[] = {MSG_DELETE_VECTORS, MSG_P_DELETE_VECTORS};
+    struct msg_str names[2] = {S("text"), S("bm25")};
+    for (int t = 0; t < 2; t++) {
+        struct msg m = {.type = dtypes[t], .req_id = 9}, out;
+        m.addr = (struct msg_addr){S("c"), 1, 2, 3};
+        m.u.delvec_req = (struct msg_delvec_req){ids, 2, names, 2};
+        round_trip(&m, &out);
+        assert_int_equal(out.u.delvec_req.n_names, 2);
+        assert_int_equal(out.u.delvec_req.names[1].len, 4);
+        msg_free(&out);
+    }
+    /* a query on a named sparse vector with IDF weights, and one on a multivector */
+    float idf[3] = {1, 2, 3};
+    struct msg_str want[1] = {S("text")};
+    struct msg_query qs[2] = {
+        {sw, 3, 10, 0, {NULL, 0}, false, true, S("bm25"), terms, 0, idf, want, 1},
+        {rows, 6, 5, 0, {NULL, 0}, true, false, S("colbert"), NULL, 3, NULL, NULL, 0}};
+    struct msg_target parts[1] = {{0, 7}};
+    struct msg m = {.type = MSG_SEARCH, .req_id = 4}, out;
+    m.addr = (struct msg_addr){S("c"), 0, 0, 0};
+    m.u.search_req = (struct msg_search_req){parts, 1, qs, 2};
+    round_trip(&m, &out);
+    const struct msg_query *q = out.u.search_req.queries;
+    assert_int_equal(q[0].using.len, 4);
+    assert_int_equal(q[0].idx[0], 7);
+    assert_true(q[0].idf_w[2] == 3);
+    assert_int_equal(q[0].n_vec_names, 1);
+    assert_int_equal(q[1].rows, 3);
+    assert_null(q[1].idx);
+    msg_free(&out);
+    /* hits with named vectors */
+    struct msg_hit hits[2] = {{ids[0], 0.5f, NULL, 0, {NULL, 0}, {a, 2}},
+                              {ids[1], 0.25f, NULL, 0, {NULL, 0}, {NULL, 0}}};
+    struct msg r = {.type = MSG_GET, .reply = true, .req_id = 5};
+    r.u.get_rep = (struct msg_hits){hits, 2};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.get_rep.hits[0].named.n, 2);
+    assert_null(out.u.get_rep.hits[1].named.v);
+    msg_free(&out);
+    /* a collection's named vectors */
+    struct msg_vspace sp[2] = {{S("text"), 0, 384, 2, 16, 100, true, false},
+                               {S("bm25"), 1, 0, 0, 0, 0, false, true}};
+    struct msg c = {.type = MSG_COLL_CREATE, .req_id = 6};
+    c.addr.coll = S("docs");
+    c.u.coll_cfg = (struct msg_coll_cfg){0, 0, 0, 0, 0, 0, 2, 1, false, sp, 2};
+    round_trip(&c, &out);
+    assert_int_equal(out.u.coll_cfg.n_spaces, 2);
+    assert_int_equal(out.u.coll_cfg.spaces[0].dim, 384);
+    assert_true(out.u.coll_cfg.spaces[1].idf);
+    msg_free(&out);
+    c = (struct msg){.type = MSG_REPLICA_CREATE, .req_id = 7};
+    c.addr = (struct msg_addr){S("docs"), 1, 2, 0};
+    c.u.create_req.cfg = (struct msg_coll_cfg){0, 0, 0, 0, 0, 0, 0, 0, false, sp, 2};
+    c.u.create_req.incarnation = 5;
+    round_trip(&c, &out);
+    assert_int_equal(out.u.create_req.cfg.n_spaces, 2);
+    assert_int_equal(out.u.create_req.incarnation, 5);
+    msg_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1823,6 +1923,7 @@ int main(void)
         cmocka_unit_test(check_simple),
         cmocka_unit_test(check_hello_list_info_stats),
         cmocka_unit_test(check_upsert),
+        cmocka_unit_test(check_named_vectors),
         cmocka_unit_test(check_writes_reads),
         cmocka_unit_test(check_search),
         cmocka_unit_test(check_errors),

@@ -176,7 +176,7 @@ static int upsert(struct env *e, int primary, unsigned mask, uint64_t epoch, uin
     if (epoch > e->epoch)
         e->epoch = epoch;
     struct msg req = {.type = MSG_UPSERT, .addr = {S(COLL), 0, epoch, term}};
-    req.u.upsert_req = (struct msg_upsert_req){ids, vecs, pay, cnt, DIM};
+    req.u.upsert_req = (struct msg_upsert_req){ids, vecs, pay, cnt, DIM, NULL};
     req.secondaries = peers;
     req.n_secondaries = group(e, primary, mask, peers);
     return call(e, primary, &req, rep);

@@ -80,14 +80,18 @@ static int fake_answer(void *arg, const void *in, size_t n, struct buf *out,
     struct msg_coll_part part = {0, 1, nodes, 1, 100, 1, NULL};
     struct buf status = BUF_INIT;
     for (int i = 0; i < 100; i++)
-        hits[i] = (struct msg_hit){
-            pid_num((uint64_t)i + 1), 1.0f - (float)i / 100.0f, vec, 4, {payload, sizeof payload}};
+        hits[i] = (struct msg_hit){pid_num((uint64_t)i + 1),
+                                   1.0f - (float)i / 100.0f,
+                                   vec,
+                                   4,
+                                   {payload, sizeof payload},
+                                   {NULL, 0}};
     switch (q.type) {
     case MSG_COLL_LIST:
         r.u.coll_list_rep = (struct msg_coll_list_rep){names, 1};
         break;
     case MSG_COLL_INFO:
-        r.u.coll_info_rep.cfg = (struct msg_coll_cfg){4, 2, 16, 200, 64, 0, 1, 1, false};
+        r.u.coll_info_rep.cfg = (struct msg_coll_cfg){4, 2, 16, 200, 64, 0, 1, 1, false, NULL, 0};
         r.u.coll_info_rep.points = 100;
         r.u.coll_info_rep.parts = &part;
         r.u.coll_info_rep.n_parts = 1;
