@@ -1,5 +1,5 @@
-/* filter_int.h - the compiled form of a filter, shared by filter.c (compile, match) and
- * plan.c (planning against payload indexes). Internal to shard/storage. */
+/* filter_int.h - the compiled form of a filter, shared by filter_compile.c, filter_match.c and
+ * filter_plan.c (planning against payload indexes). Internal to shard/storage. */
 #ifndef DV_FILTER_INT_H
 #define DV_FILTER_INT_H
 
@@ -73,5 +73,11 @@ struct filter {
     uint32_t min_count;
     bool has_min;
 };
+
+/* Helpers shared by filter_compile.c and filter_match.c. */
+bool filter_num_read(struct mpk r, struct num *out); /* an integer or float at r */
+int filter_strref_cmp(const void *a, const void *b); /* qsort/bsearch on struct strref */
+int filter_i64_cmp(const void *a, const void *b);
+int filter_pid_qcmp(const void *a, const void *b);
 
 #endif
