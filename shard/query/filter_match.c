@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "dtime.h"
 #include "filter_int.h"
 
 /* ---- Numbers ---- */
@@ -145,6 +146,80 @@ static bool set_has(const struct cond *c, struct mpk r)
     return bsearch(&v, c->u.set.ints, c->u.set.n, sizeof v, filter_i64_cmp) != NULL;
 }
 
+static bool dt_in_range(const struct cond *c, int64_t t)
+{
+    uint8_t has = c->u.dt.has;
+    const int64_t *b = c->u.dt.b;
+    return !((has & 1u << B_GT && !(t > b[B_GT])) || (has & 1u << B_GTE && !(t >= b[B_GTE])) ||
+             (has & 1u << B_LT && !(t < b[B_LT])) || (has & 1u << B_LTE && !(t <= b[B_LTE])));
+}
+
+/* Bound: does the query token k match a token of the field? */
+static bool has_token(const struct cond *c, const char *s, size_t n, const struct strref *q)
+{
+    struct ftext_iter it;
+    const char *t;
+    size_t tn;
+    ftext_init(&it, &c->u.text.opts, s, n);
+    while (ftext_next(&it, &t, &tn))
+        if (ftext_tok_match(&c->u.text.opts, t, tn, q->s, q->n))
+            return true;
+    return false;
+}
+
+/* Bound phrase: the query's tokens match consecutive tokens of the field, in order. */
+static bool has_phrase(const struct cond *c, const char *s, size_t n)
+{
+    const struct ftext_opts *o = &c->u.text.opts;
+    struct ftext_iter it;
+    const char *t;
+    size_t tn;
+    ftext_init(&it, o, s, n);
+    for (;;) {
+        struct ftext_iter from = it;
+        uint32_t k = 0;
+        while (k < c->u.text.ntok && ftext_next(&from, &t, &tn) &&
+               ftext_tok_match(o, t, tn, c->u.text.toks[k].s, c->u.text.toks[k].n))
+            k++;
+        if (k == c->u.text.ntok)
+            return true;
+        if (!ftext_next(&it, &t, &tn))
+            return false;
+    }
+}
+
+/* match text / phrase on one string: tokens with a text index (filter_bind), else Qdrant's
+ * substring rule. */
+static bool text_check(const struct cond *c, const char *s, size_t n)
+{
+    if (!c->u.text.bound)
+        return c->u.text.n == 0 || (n >= c->u.text.n && memmem(s, n, c->u.text.s, c->u.text.n));
+    if (c->u.text.ntok == 0)
+        return false;
+    if (c->kind == C_PHRASE)
+        return has_phrase(c, s, n);
+    for (uint32_t i = 0; i < c->u.text.ntok; i++)
+        if (!has_token(c, s, n, &c->u.text.toks[i]))
+            return false;
+    return true;
+}
+
+static bool geo_check(const struct cond *c, struct geo_point p)
+{
+    if (c->kind == C_GEO_RADIUS)
+        return geo_distance(c->u.geo.c, p) <= c->u.geo.radius;
+    if (c->kind == C_GEO_BOX)
+        return geo_in_box(&c->u.geo.box, p);
+    if (!geo_in_ring(c->u.geo.pts, c->u.geo.ring_end[0], p))
+        return false;
+    for (uint32_t r = 1; r < c->u.geo.nring; r++) {
+        uint32_t from = c->u.geo.ring_end[r - 1];
+        if (geo_in_ring(c->u.geo.pts + from, c->u.geo.ring_end[r] - from, p))
+            return false;
+    }
+    return true;
+}
+
 /* A field condition on one value that is not an array (or on one element of an array). */
 static bool scalar_check(const struct cond *c, struct mpk r)
 {
@@ -181,6 +256,24 @@ static bool scalar_check(const struct cond *c, struct mpk r)
     case C_RANGE: {
         struct num x;
         return filter_num_read(r, &x) && in_range(c, &x);
+    }
+    case C_DTRANGE: {
+        const char *s;
+        uint32_t n;
+        int64_t t;
+        return mpk_str(&r, &s, &n) == DV_OK && dtime_parse(s, n, &t) && dt_in_range(c, t);
+    }
+    case C_TEXT:
+    case C_PHRASE: {
+        const char *s;
+        uint32_t n;
+        return mpk_str(&r, &s, &n) == DV_OK && text_check(c, s, n);
+    }
+    case C_GEO_RADIUS:
+    case C_GEO_BOX:
+    case C_GEO_POLY: {
+        struct geo_point pt;
+        return geo_read_point(r, &pt) && geo_check(c, pt);
     }
     default:
         return false;
@@ -236,15 +329,58 @@ static bool null_fn(void *ctx, const struct mpk *val)
     return mpk_peek(val) == MPK_NIL;
 }
 
-static bool eval(const struct filter *f, const struct pid *id, const void *p, size_t len);
+static bool eval(const struct filter *f, const struct filter_point *pt);
 
-static bool cond_match(const struct cond *c, const struct pid *id, const void *p, size_t len)
+struct nested_ctx {
+    const struct filter *sub;
+    const struct filter_point *pt;
+};
+
+/* One element of a nested array: the sub-filter sees it as the whole payload. */
+static bool nested_elem(const struct nested_ctx *nc, struct mpk r)
 {
+    const uint8_t *start;
+    size_t len;
+    if (mpk_peek(&r) != MPK_MAP || mpk_span(&r, &start, &len) != DV_OK)
+        return false;
+    struct filter_point e = *nc->pt;
+    e.payload = start;
+    e.len = len;
+    return eval(nc->sub, &e);
+}
+
+static bool nested_fn(void *ctx, const struct mpk *val)
+{
+    struct mpk r = *val;
+    uint32_t n;
+    if (mpk_peek(&r) != MPK_ARRAY)
+        return nested_elem(ctx, r);
+    if (mpk_array(&r, &n) != DV_OK)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (nested_elem(ctx, r))
+            return true;
+        if (mpk_skip(&r) != DV_OK)
+            return false;
+    }
+    return false;
+}
+
+static bool cond_match(const struct cond *c, const struct filter_point *pt)
+{
+    const void *p = pt->payload;
+    size_t len = pt->len;
     switch (c->kind) {
     case C_VALUE:
     case C_ANY:
     case C_EXCEPT:
     case C_RANGE:
+    case C_DTRANGE:
+    case C_TEXT:
+    case C_PHRASE:
+    case C_GEO_RADIUS:
+    case C_GEO_BOX:
+    case C_GEO_POLY:
         return filter_path_visit(&c->path, p, len, field_fn, (void *)c);
     case C_COUNT: {
         uint64_t total = 0;
@@ -256,41 +392,53 @@ static bool cond_match(const struct cond *c, const struct pid *id, const void *p
     case C_NULL:
         return filter_path_visit(&c->path, p, len, null_fn, NULL);
     case C_HASID:
-        return id != NULL && c->u.ids.n > 0 &&
-               bsearch(id, c->u.ids.ids, c->u.ids.n, sizeof *id, filter_pid_qcmp) != NULL;
+        return pt->id != NULL && c->u.ids.n > 0 &&
+               bsearch(pt->id, c->u.ids.ids, c->u.ids.n, sizeof *pt->id, filter_pid_qcmp) != NULL;
     case C_FILTER:
-        return eval(c->u.sub, id, p, len);
+        return eval(c->u.sub, pt);
+    case C_NESTED: {
+        struct nested_ctx nc = {c->u.sub, pt};
+        return filter_path_visit(&c->path, p, len, nested_fn, &nc);
+    }
+    case C_HASVEC:
+        return pt->has_vector != NULL && pt->has_vector(pt->arg, c->u.vec.s, c->u.vec.n);
     default:
         return false;
     }
 }
 
-static bool eval(const struct filter *f, const struct pid *id, const void *p, size_t len)
+static bool eval(const struct filter *f, const struct filter_point *pt)
 {
     for (uint32_t i = 0; i < f->must.n; i++)
-        if (!cond_match(&f->must.v[i], id, p, len))
+        if (!cond_match(&f->must.v[i], pt))
             return false;
     for (uint32_t i = 0; i < f->must_not.n; i++)
-        if (cond_match(&f->must_not.v[i], id, p, len))
+        if (cond_match(&f->must_not.v[i], pt))
             return false;
     if (f->should.n > 0) {
         bool any = false;
         for (uint32_t i = 0; i < f->should.n && !any; i++)
-            any = cond_match(&f->should.v[i], id, p, len);
+            any = cond_match(&f->should.v[i], pt);
         if (!any)
             return false;
     }
     if (f->has_min) {
         uint32_t hits = 0;
         for (uint32_t i = 0; i < f->min_should.n && hits < f->min_count; i++)
-            hits += cond_match(&f->min_should.v[i], id, p, len);
+            hits += cond_match(&f->min_should.v[i], pt);
         if (hits < f->min_count)
             return false;
     }
     return true;
 }
 
+bool filter_match_point(const struct filter *f, const struct filter_point *pt)
+{
+    return eval(f, pt);
+}
+
 bool filter_match(const struct filter *f, const struct pid *id, const void *payload, size_t len)
 {
-    return eval(f, id, payload, len);
+    struct filter_point pt = {id, payload, len, NULL, NULL};
+    return eval(f, &pt);
 }
