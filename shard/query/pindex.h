@@ -27,6 +27,18 @@
  * every prefix of each token); geo takes geo points ({"lon", "lat"} maps, geo.h) and files
  * each under its grid cell at every level of geo.h's grid.
  *
+ * Wiring into a replica (the calls, in order):
+ *   create index: pindex_params_parse(field_schema) -> pindex_create_params; log the bytes of
+ *     pindex_params_encode in the WAL record and the meta file; on replay and load,
+ *     pindex_params_decode -> pindex_create_params (an old record holding only kind 0/1 is
+ *     pindex_create(key, kind)).
+ *   search/scroll/count: filter_compile, then under the indexes' read lock filter_bind(f, ix,
+ *     nix) once, filter_estimate / filter_candidates, and filter_match_point with a
+ *     has_vector callback on each candidate.
+ *   payload_schema: pindex_schema per index.  facet: the sorted matching slots (or NULL for
+ *     no filter) -> pindex_facet.  order_by: pindex_order with a callback that checks the
+ *     filter on each slot and stops after `limit` hits.
+ *
  * Threads: not internally locked. The owner serialises writers (add, remove) and excludes
  * readers while one runs, e.g. with its own rwlock: writers take it exclusively; readers
  * (pindex_key, pindex_mem, the lookups below, filter_estimate, filter_candidates) share it.
