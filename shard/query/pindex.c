@@ -367,21 +367,30 @@ static void key_op(struct op *o, const char *s, size_t n, int64_t iv)
     }
 }
 
-/* The tokens of a string in a text index (folded; prefixes too for the prefix tokenizer). */
+/* The tokens of a string in a text index (folded; prefixes too for the prefix tokenizer).
+ * Folding uses the index's scratch buffer, which adding grows to the longest token seen, so
+ * removing the same payload never allocates. */
 static void text_op(struct op *o, const char *s, size_t n)
 {
-    const struct ftext_opts *t = &o->ix->prm.tok;
+    struct pindex *ix = o->ix;
+    const struct ftext_opts *t = &ix->prm.tok;
     struct ftext_iter it;
     const char *tok;
     size_t tn;
-    char small[256];
     ftext_init(&it, t, s, n);
     while (o->rc == DV_OK && ftext_next(&it, &tok, &tn)) {
-        char *f = tn <= sizeof small ? small : malloc(tn);
-        if (f == NULL) {
-            o->rc = DV_ENOMEM;
-            return;
+        if (tn > ix->capscratch) {
+            if (o->remove)
+                continue; /* longer than any token added: not indexed */
+            char *v = realloc(ix->scratch, tn);
+            if (v == NULL) {
+                o->rc = DV_ENOMEM;
+                return;
+            }
+            ix->scratch = v;
+            ix->capscratch = tn;
         }
+        char *f = ix->scratch;
         ftext_fold(t, tok, tn, f);
         if (t->tokenizer != FTEXT_PREFIX) {
             key_op(o, f, tn, 0);
@@ -391,8 +400,6 @@ static void text_op(struct op *o, const char *s, size_t n)
             for (size_t c = lo; c <= hi; c++)
                 key_op(o, f, ftext_prefix_bytes(f, tn, c), 0);
         }
-        if (f != small)
-            free(f);
     }
 }
 
@@ -537,6 +544,7 @@ void pindex_free(struct pindex *ix)
     free(ix->recent);
     free(ix->other.v);
     free(ix->all.v);
+    free(ix->scratch);
     filter_path_free(&ix->path);
     free(ix);
 }
@@ -590,7 +598,7 @@ size_t pindex_mem(const struct pindex *ix)
     return sizeof *ix + ix->path.textlen + 1 + ix->path.nseg * sizeof *ix->path.seg +
            ix->cap * sizeof *ix->tab + ix->capsorted * sizeof *ix->sorted +
            ix->caprecent * sizeof *ix->recent + ix->other.cap * sizeof *ix->other.v +
-           ix->all.cap * sizeof *ix->all.v + ix->heap;
+           ix->all.cap * sizeof *ix->all.v + ix->capscratch + ix->heap;
 }
 
 size_t pindex_values(const struct pindex *ix)

@@ -46,6 +46,8 @@ struct pindex {
     struct posting other; /* integer index: slots with non-int64 numbers */
     struct posting all;   /* slots holding at least one indexed value */
     struct pindex_params prm;
+    char *scratch; /* text index: folded tokens (writers only) */
+    size_t capscratch;
     size_t heap; /* bytes in postings and strings */
 };
 

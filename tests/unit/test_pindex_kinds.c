@@ -139,6 +139,19 @@ static void test_kinds_add_remove(void **state)
     assert_int_equal(pindex_values(ix), 3);
     rm(ix, 1, "{\"d\":\"Hello, wide World! a\"}");
     assert_int_equal(pindex_values(ix), 0);
+    /* A long token (folded in the index's scratch buffer). */
+    {
+        char t[700], upper[301], lower[301];
+        memset(upper, 'X', 300);
+        memset(lower, 'x', 300);
+        upper[300] = lower[300] = '\0';
+        snprintf(t, sizeof t, "{\"d\":\"ab %s\"}", upper);
+        add(ix, 7, t);
+        expect_list(pindex_get_str(ix, lower, 300), (const uint32_t[]){7}, 1);
+        rm(ix, 7, t);
+        assert_int_equal(pindex_values(ix), 0);
+        assert_int_equal(pindex_points(ix), 0);
+    }
     pindex_free(ix);
     ix = mk("d", "{\"type\":\"text\",\"tokenizer\":\"prefix\",\"min_token_len\":2,"
                  "\"max_token_len\":3,\"lowercase\":false}");
