@@ -99,7 +99,8 @@ int pindex_params_parse(const void *mp, size_t n, struct pindex_params *out, cha
  * The msgpack form for the replica's WAL record and meta file: exactly the field_schema that
  * pindex_params_parse reads back (a string when !has_params, else an object holding every
  * param of the kind). pindex_params_decode is pindex_params_parse with "index params" in its
- * messages. DV_ENOMEM.
+ * messages. Encode: DV_EINVAL for a kind out of range, DV_ENOMEM (`out` then keeps its
+ * length).
  */
 int pindex_params_encode(const struct pindex_params *p, struct buf *out);
 int pindex_params_decode(const void *mp, size_t n, struct pindex_params *out, char *errmsg);
