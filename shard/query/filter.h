@@ -22,8 +22,18 @@
  *             | {"key": K, "range": {"gt"|"gte"|"lt"|"lte": number, ...}}
  *             | {"key": K, "values_count": {"gt"|"gte"|"lt"|"lte": n, ...}}
  *             | {"is_empty": {"key": K}} | {"is_null": {"key": K}}
+ *             | {"key": K, "match": {"text": string}}     (full text)
+ *             | {"key": K, "match": {"phrase": string}}   (full text, consecutive tokens)
+ *             | {"key": K, "range": {"gt"|"gte"|"lt"|"lte": datetime string, ...}}
+ *             | {"key": K, "geo_radius": {"center": point, "radius": meters}}
+ *             | {"key": K, "geo_bounding_box": {"top_left": point, "bottom_right": point}}
+ *             | {"key": K, "geo_polygon": {"exterior": ring, "interiors": [ring...]}}
  *             | {"has_id": [id...]}           (non-negative integers or UUID strings)
+ *             | {"nested": {"key": K, "filter": filter}}
+ *             | {"has_vector": name}
  *             | filter                        (nested)
+ *   point     = {"lon": number in [-180, 180], "lat": number in [-90, 90]}
+ *   ring      = {"points": [point...]}       (at least 4 points, the last equal to the first)
  *
  * A filter matches when every must-condition matches, at least one should-condition does
  * (if there are any), at least min_count of the min_should conditions do, and no
@@ -43,8 +53,25 @@
  *     bounds.
  *   values_count: the number of values, counting an array as its length and null as 0, is
  *     within all bounds (a missing key counts 0).
+ *   match text: with a text index on the key (see filter_bind), every token of the query
+ *     (tokenized with the index's settings, ftext.h) is among the tokens of a string value;
+ *     a query without tokens matches nothing. Without a text index: the query is a substring
+ *     of a string value (Qdrant's rule).
+ *   match phrase: with a text index, the query's tokens appear consecutively and in order in
+ *     a string value; without one, a substring like match text.
+ *   range with datetime bounds (all bounds strings, dtime.h's formats: RFC 3339 and Qdrant's
+ *     lenient forms; no zone means UTC): the value is a string that parses as a datetime and
+ *     whose instant (microseconds) is within all bounds.
+ *   geo_radius: the value is a geo point (a map with numbers lon, lat) within radius meters
+ *     of center by the haversine distance; geo_bounding_box: within the box (top_left.lon >
+ *     bottom_right.lon crosses the antimeridian); geo_polygon: inside the exterior ring and
+ *     outside every interior ring (ray casting on lon/lat).
  * is_empty holds when every value is null or [] (so also when the key is missing); is_null
- * when some value is null.
+ * when some value is null. nested holds when some element of the array at K (each map
+ * element; a map value counts as one element) matches the filter on its own, its keys
+ * relative to the element: all its conditions hold for the SAME element. has_id and
+ * has_vector are refused inside nested. has_vector holds when the point has the named vector
+ * ("" is the unnamed one): filter_match_point asks the caller; filter_match never holds it.
  *
  * A compiled filter is immutable: any number of threads may match with it at once.
  */
@@ -69,12 +96,47 @@ void filter_free(struct filter *f);
 bool filter_match(const struct filter *f, const struct pid *id, const void *payload, size_t len);
 
 /*
+ * What filter_match_point knows about one point: its id (may be NULL), its payload (a msgpack
+ * map of len bytes, len 0 for none) and, for has_vector, a callback saying whether the point
+ * has the vector `name` (n bytes, not NUL-terminated; NULL callback: it has none). The
+ * callback runs on the matching thread, must not allocate, and sees `arg`.
+ */
+struct filter_point {
+    const struct pid *id;
+    const void *payload;
+    size_t len;
+    bool (*has_vector)(void *arg, const char *name, size_t n);
+    void *arg;
+};
+
+/* filter_match with has_vector support. Allocates nothing. */
+bool filter_match_point(const struct filter *f, const struct filter_point *pt);
+
+/*
  * Planner support. `ix` holds `nix` payload indexes; an index serves a condition when its
- * key is the condition's key spelled the same way and its kind fits the condition (keyword:
- * match value/any with strings; integer: match value/any with integers, and range). The
- * caller holds the indexes' read lock (see pindex.h) during these calls.
+ * key is the condition's key spelled the same way and its kind fits the condition:
+ *   keyword: match value/any with strings;  uuid: match value/any with UUID strings;
+ *   integer: match value/any with integers (unless its lookup flag is off), range with
+ *     numbers (unless its range flag is off);
+ *   float: range with numbers;  bool: match value with a bool;
+ *   datetime: range with datetimes;  geo: geo_radius, geo_bounding_box, geo_polygon;
+ *   text: match text and phrase (candidates: the intersection of the query tokens' lists).
+ * nested conditions are not served. The caller holds the indexes' read lock (see pindex.h)
+ * during these calls.
  */
 struct pindex;
+
+/*
+ * Binds the full-text conditions of f to the text indexes among `ix` (nix indexes): a match
+ * text/phrase on a key with a PINDEX_TEXT index gets that index's tokenizer settings and
+ * token semantics; one without keeps the substring rule. Inside nested, a condition on key k
+ * of nested key K binds to an index on "K[].k". The replica calls it once per request after
+ * filter_compile, under its indexes' read lock, before the filter is used by other threads
+ * (binding writes to f; matching never does). The filter keeps copies, not pointers: the
+ * indexes may go away afterwards. Binding again replaces the previous binding. DV_ENOMEM
+ * (f then keeps the substring rule for the conditions not bound yet; it stays usable).
+ */
+int filter_bind(struct filter *f, struct pindex *const *ix, size_t nix);
 
 /*
  * Upper bound of the number of points matching f, from the indexes, when the must-conditions
@@ -97,7 +159,8 @@ int filter_candidates(const struct filter *f, struct pindex *const *ix, size_t n
 /*
  * True when the candidates of filter_candidates() are exactly the matching points, so the
  * caller may skip filter_match() on them: the filter is one must-condition, a match of a
- * value or of any of a list, on a key with an index of that value's type.
+ * value or of any of a list, on a key with a keyword index (strings), an integer index with
+ * lookup (integers) or a bool index (a bool value).
  */
 bool filter_index_exact(const struct filter *f, struct pindex *const *ix, size_t nix);
 

@@ -1,5 +1,5 @@
-/* filter_int.h - the compiled form of a filter, shared by filter.c (compile, match) and
- * plan.c (planning against payload indexes). Internal to shard/storage. */
+/* filter_int.h - the compiled form of a filter, shared by filter_compile.c, filter_match.c and
+ * filter_plan.c (planning against payload indexes). Internal to shard/storage. */
 #ifndef DV_FILTER_INT_H
 #define DV_FILTER_INT_H
 
@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #include "filter.h"
+#include "ftext.h"
+#include "geo.h"
 #include "pid.h"
 
 /* Numbers compared exactly whatever their encoding. */
@@ -21,7 +23,25 @@ struct num {
     } v;
 };
 
-enum cond_kind { C_VALUE, C_ANY, C_EXCEPT, C_RANGE, C_COUNT, C_EMPTY, C_NULL, C_HASID, C_FILTER };
+enum cond_kind {
+    C_VALUE,
+    C_ANY,
+    C_EXCEPT,
+    C_RANGE,
+    C_COUNT,
+    C_EMPTY,
+    C_NULL,
+    C_HASID,
+    C_FILTER,
+    C_TEXT,       /* match text */
+    C_PHRASE,     /* match phrase */
+    C_DTRANGE,    /* range with datetime bounds */
+    C_GEO_RADIUS, /* geo_radius */
+    C_GEO_BOX,    /* geo_bounding_box */
+    C_GEO_POLY,   /* geo_polygon */
+    C_NESTED,     /* nested: path is the array's key, u.sub the per-element filter */
+    C_HASVEC,     /* has_vector */
+};
 enum { V_STR, V_INT, V_BOOL };
 enum { B_GT, B_GTE, B_LT, B_LTE };
 
@@ -60,6 +80,30 @@ struct cond {
             size_t n;
         } ids;
         struct filter *sub;
+        struct {
+            char *s; /* the query text */
+            uint32_t n;
+            bool bound; /* a text index on the key: token semantics with `opts` */
+            struct ftext_opts opts;
+            struct strref *toks; /* bound: the query's tokens, pointing into s */
+            uint32_t ntok;
+        } text;
+        struct {
+            int64_t b[4]; /* microseconds since the epoch */
+            uint8_t has;
+        } dt;
+        struct {
+            struct geo_point c;
+            double radius;
+            struct geo_box box;    /* geo_bounding_box, and the bounds of the others */
+            struct geo_point *pts; /* geo_polygon: every ring's points */
+            uint32_t *ring_end;    /* ring r is pts[r ? ring_end[r-1] : 0 .. ring_end[r]) */
+            uint32_t nring;        /* ring 0 is the exterior, the others holes */
+        } geo;
+        struct {
+            char *s;
+            uint32_t n;
+        } vec;
     } u;
 };
 
@@ -73,5 +117,11 @@ struct filter {
     uint32_t min_count;
     bool has_min;
 };
+
+/* Helpers shared by filter_compile.c and filter_match.c. */
+bool filter_num_read(struct mpk r, struct num *out); /* an integer or float at r */
+int filter_strref_cmp(const void *a, const void *b); /* qsort/bsearch on struct strref */
+int filter_i64_cmp(const void *a, const void *b);
+int filter_pid_qcmp(const void *a, const void *b);
 
 #endif

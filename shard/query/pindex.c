@@ -1,7 +1,9 @@
 /* pindex.c - payload index on one key: an open-addressing hash of values to sorted posting
- * lists, and for integers an ordered view of the distinct values for range enumeration. */
+ * lists, and for integers, floats and datetimes an ordered view of the distinct values for
+ * range enumeration. */
 #include "pindex.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,44 +11,9 @@
 #include "filter.h"
 #include "hash.h"
 #include "mpk.h"
-
-/* A sorted set of slots. */
-struct posting {
-    uint32_t *v;
-    uint32_t n, cap;
-};
-
-/* A hash-table entry: a keyword (s, slen) or an integer (iv), and its slots. */
-struct ent {
-    uint64_t h;
-    char *s;
-    uint32_t slen;
-    uint8_t used;
-    int64_t iv;
-    struct posting pl;
-};
-
-/*
- * Integer values are also kept in order for ranges: `sorted` is a sorted array of distinct
- * values that may hold stale ones (no longer in the table; `stale` counts them), and `recent`
- * an unsorted array of values added since the last merge. New values go to `recent`; when it
- * outgrows about the square root of `sorted` both are merged, so adding costs amortised
- * O(sqrt n) and a range costs O(log n + |recent| + values in range). All of this work happens
- * in writers; readers only read.
- */
-struct pindex {
-    char *key;
-    struct filter_path path;
-    enum pindex_kind kind;
-    struct ent *tab;
-    size_t cap, count; /* cap is a power of two; count used entries */
-    int64_t *sorted;
-    size_t nsorted, capsorted, stale;
-    int64_t *recent;
-    size_t nrecent, caprecent;
-    struct posting other; /* integer index: slots with non-int64 numbers */
-    size_t heap;          /* bytes in postings and strings */
-};
+#include "dtime.h"
+#include "geo.h"
+#include "pindex_int.h"
 
 static const uint32_t no_slots[1];
 
@@ -138,7 +105,7 @@ static bool ent_is(const struct pindex *ix, const struct ent *e, uint64_t h, con
 {
     if (e->h != h)
         return false;
-    if (ix->kind == PINDEX_INTEGER)
+    if (pindex_int_keyed(ix))
         return e->iv == iv;
     return e->slen == n && memcmp(e->s, s, n) == 0;
 }
@@ -215,7 +182,7 @@ static void unplace(struct pindex *ix, struct ent *e)
 
 /* ---- Ordered integer values ---- */
 
-static size_t lower_i64(const int64_t *v, size_t n, int64_t x)
+size_t pindex_lower_i64(const int64_t *v, size_t n, int64_t x)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -230,7 +197,7 @@ static size_t lower_i64(const int64_t *v, size_t n, int64_t x)
 
 static bool in_sorted(const struct pindex *ix, int64_t v)
 {
-    size_t at = lower_i64(ix->sorted, ix->nsorted, v);
+    size_t at = pindex_lower_i64(ix->sorted, ix->nsorted, v);
     return at < ix->nsorted && ix->sorted[at] == v;
 }
 
@@ -324,14 +291,14 @@ static void int_gone(struct pindex *ix, int64_t v)
 
 static int add_value(struct pindex *ix, uint32_t slot, const char *s, size_t n, int64_t iv)
 {
-    bool isint = ix->kind == PINDEX_INTEGER;
+    bool isint = pindex_int_keyed(ix), ord = pindex_ordered(ix);
     uint64_t h = isint ? hash_int(iv) : hash_str(s, n);
     struct ent *e = find(ix, h, s, n, iv);
     if (e != NULL)
         return posting_add(ix, &e->pl, slot);
-    bool was_sorted = isint && in_sorted(ix, iv);
+    bool was_sorted = ord && in_sorted(ix, iv);
     int rc = reserve_one(ix);
-    if (rc == DV_OK && isint && !was_sorted)
+    if (rc == DV_OK && ord && !was_sorted)
         rc = reserve_recent(ix);
     if (rc != DV_OK)
         return rc;
@@ -348,7 +315,7 @@ static int add_value(struct pindex *ix, uint32_t slot, const char *s, size_t n, 
         ix->heap += n;
     }
     place(ix, &ne);
-    if (isint) {
+    if (ord) {
         if (was_sorted) {
             ix->stale--;
         } else {
@@ -362,7 +329,7 @@ static int add_value(struct pindex *ix, uint32_t slot, const char *s, size_t n, 
 
 static void remove_value(struct pindex *ix, uint32_t slot, const char *s, size_t n, int64_t iv)
 {
-    bool isint = ix->kind == PINDEX_INTEGER;
+    bool isint = pindex_int_keyed(ix);
     uint64_t h = isint ? hash_int(iv) : hash_str(s, n);
     struct ent *e = find(ix, h, s, n, iv);
     if (e == NULL)
@@ -376,7 +343,7 @@ static void remove_value(struct pindex *ix, uint32_t slot, const char *s, size_t
         free(e->s);
     }
     unplace(ix, e);
-    if (isint)
+    if (pindex_ordered(ix))
         int_gone(ix, iv);
 }
 
@@ -384,36 +351,116 @@ struct op {
     struct pindex *ix;
     uint32_t slot;
     bool remove;
+    bool hit; /* some value was indexed */
     int rc;
 };
+
+static void key_op(struct op *o, const char *s, size_t n, int64_t iv)
+{
+    if (o->rc != DV_OK)
+        return;
+    if (o->remove) {
+        remove_value(o->ix, o->slot, s, n, iv);
+    } else {
+        o->rc = add_value(o->ix, o->slot, s, n, iv);
+        o->hit = true;
+    }
+}
+
+/* The tokens of a string in a text index (folded; prefixes too for the prefix tokenizer).
+ * Folding uses the index's scratch buffer, which adding grows to the longest token seen, so
+ * removing the same payload never allocates. */
+static void text_op(struct op *o, const char *s, size_t n)
+{
+    struct pindex *ix = o->ix;
+    const struct ftext_opts *t = &ix->prm.tok;
+    struct ftext_iter it;
+    const char *tok;
+    size_t tn;
+    ftext_init(&it, t, s, n);
+    while (o->rc == DV_OK && ftext_next(&it, &tok, &tn)) {
+        if (tn > ix->capscratch) {
+            if (o->remove)
+                continue; /* longer than any token added: not indexed */
+            char *v = realloc(ix->scratch, tn);
+            if (v == NULL) {
+                o->rc = DV_ENOMEM;
+                return;
+            }
+            ix->scratch = v;
+            ix->capscratch = tn;
+        }
+        char *f = ix->scratch;
+        ftext_fold(t, tok, tn, f);
+        if (t->tokenizer != FTEXT_PREFIX) {
+            key_op(o, f, tn, 0);
+        } else {
+            size_t chars = ftext_chars(f, tn), lo = t->min_len ? t->min_len : 1;
+            size_t hi = t->max_len && t->max_len < chars ? t->max_len : chars;
+            for (size_t c = lo; c <= hi; c++)
+                key_op(o, f, ftext_prefix_bytes(f, tn, c), 0);
+        }
+    }
+}
 
 /* One scalar (a value, or an element of an array value). */
 static void op_scalar(struct op *o, struct mpk r)
 {
     struct pindex *ix = o->ix;
     enum mpk_type t = mpk_peek(&r);
-    if (ix->kind == PINDEX_KEYWORD) {
-        const char *s;
-        uint32_t n;
-        if (t != MPK_STR || mpk_str(&r, &s, &n) != DV_OK)
-            return;
-        if (o->remove)
-            remove_value(ix, o->slot, s, n, 0);
-        else
-            o->rc = add_value(ix, o->slot, s, n, 0);
-        return;
-    }
+    const char *s;
+    uint32_t n;
     int64_t v;
+    double d;
+    bool b;
+    struct pid id;
+    struct geo_point pt;
+    switch (ix->kind) {
+    case PINDEX_KEYWORD:
+        if (t == MPK_STR && mpk_str(&r, &s, &n) == DV_OK)
+            key_op(o, s, n, 0);
+        return;
+    case PINDEX_TEXT:
+        if (t == MPK_STR && mpk_str(&r, &s, &n) == DV_OK)
+            text_op(o, s, n);
+        return;
+    case PINDEX_UUID:
+        if (t == MPK_STR && mpk_str(&r, &s, &n) == DV_OK && pid_parse_uuid(s, n, &id) == DV_OK) {
+            uint8_t raw[16];
+            pid_uuid_bytes(&id, raw);
+            key_op(o, (const char *)raw, 16, 0);
+        }
+        return;
+    case PINDEX_DATETIME:
+        if (t == MPK_STR && mpk_str(&r, &s, &n) == DV_OK && dtime_parse(s, n, &v))
+            key_op(o, NULL, 0, v);
+        return;
+    case PINDEX_BOOL:
+        if (t == MPK_BOOL && mpk_bool(&r, &b) == DV_OK)
+            key_op(o, NULL, 0, b);
+        return;
+    case PINDEX_FLOAT:
+        if ((t == MPK_UINT || t == MPK_INT || t == MPK_FLOAT) && mpk_f64(&r, &d) == DV_OK &&
+            !isnan(d))
+            key_op(o, NULL, 0, pindex_float_key(d));
+        return;
+    case PINDEX_GEO:
+        if (t == MPK_MAP && geo_read_point(r, &pt))
+            for (int l = 0; l < GEO_LEVELS; l++)
+                key_op(o, NULL, 0, geo_cell(l, pt));
+        return;
+    case PINDEX_INTEGER:
+        break;
+    }
     if ((t == MPK_UINT || t == MPK_INT) && mpk_i64(&r, &v) == DV_OK) {
-        if (o->remove)
-            remove_value(ix, o->slot, NULL, 0, v);
-        else
-            o->rc = add_value(ix, o->slot, NULL, 0, v);
+        key_op(o, NULL, 0, v);
     } else if (t == MPK_UINT || t == MPK_FLOAT) {
-        if (o->remove)
+        if (o->remove) {
             posting_del(ix, &ix->other, o->slot);
-        else
+        } else {
             o->rc = posting_add(ix, &ix->other, o->slot);
+            o->hit = true;
+        }
     }
 }
 
@@ -438,27 +485,40 @@ static bool op_fn(void *ctx, const struct mpk *val)
 
 int pindex_add(struct pindex *ix, uint32_t slot, const void *payload, size_t len)
 {
-    struct op o = {ix, slot, false, DV_OK};
+    struct op o = {ix, slot, false, false, DV_OK};
     filter_path_visit(&ix->path, payload, len, op_fn, &o);
+    if (o.hit && o.rc == DV_OK)
+        o.rc = posting_add(ix, &ix->all, slot);
     return o.rc;
 }
 
 void pindex_remove(struct pindex *ix, uint32_t slot, const void *payload, size_t len)
 {
-    struct op o = {ix, slot, true, DV_OK};
+    struct op o = {ix, slot, true, false, DV_OK};
     filter_path_visit(&ix->path, payload, len, op_fn, &o);
+    posting_del(ix, &ix->all, slot);
 }
 
 /* ---- Life cycle and lookups ---- */
 
 int pindex_create(const char *key, enum pindex_kind kind, struct pindex **out)
 {
-    if (key == NULL || (kind != PINDEX_KEYWORD && kind != PINDEX_INTEGER))
+    if ((unsigned)kind >= PINDEX_KIND_COUNT)
+        return DV_EINVAL;
+    struct pindex_params p = pindex_params_default(kind);
+    return pindex_create_params(key, &p, out);
+}
+
+int pindex_create_params(const char *key, const struct pindex_params *p, struct pindex **out)
+{
+    if (key == NULL || p->kind >= PINDEX_KIND_COUNT || p->tok.tokenizer > FTEXT_MULTILINGUAL ||
+        (p->tok.max_len && p->tok.min_len > p->tok.max_len))
         return DV_EINVAL;
     struct pindex *ix = calloc(1, sizeof *ix);
     if (ix == NULL)
         return DV_ENOMEM;
-    ix->kind = kind;
+    ix->kind = (enum pindex_kind)p->kind;
+    ix->prm = *p;
     int rc = filter_path_parse(key, strlen(key), &ix->path, NULL);
     if (rc != DV_OK) {
         free(ix);
@@ -483,6 +543,8 @@ void pindex_free(struct pindex *ix)
     free(ix->sorted);
     free(ix->recent);
     free(ix->other.v);
+    free(ix->all.v);
+    free(ix->scratch);
     filter_path_free(&ix->path);
     free(ix);
 }
@@ -497,11 +559,46 @@ enum pindex_kind pindex_kind_of(const struct pindex *ix)
     return ix->kind;
 }
 
+const struct pindex_params *pindex_params_of(const struct pindex *ix)
+{
+    return &ix->prm;
+}
+
+size_t pindex_points(const struct pindex *ix)
+{
+    return ix->all.n;
+}
+
+int64_t pindex_float_key(double d)
+{
+    if (d == 0)
+        d = 0; /* -0.0 */
+    int64_t k;
+    memcpy(&k, &d, sizeof k);
+    /* Negative doubles sort reversed as integers: flip their magnitude bits. */
+    return k < 0 ? (int64_t)((uint64_t)k ^ 0x7fffffffffffffffULL) : k;
+}
+
+double pindex_float_of_key(int64_t k)
+{
+    if (k < 0)
+        k = (int64_t)((uint64_t)k ^ 0x7fffffffffffffffULL);
+    double d;
+    memcpy(&d, &k, sizeof d);
+    return d;
+}
+
+const struct ent *pindex_find_int(const struct pindex *ix, int64_t v)
+{
+    return find(ix, hash_int(v), NULL, 0, v);
+}
+
 size_t pindex_mem(const struct pindex *ix)
 {
     return sizeof *ix + ix->path.textlen + 1 + ix->path.nseg * sizeof *ix->path.seg +
            ix->cap * sizeof *ix->tab + ix->capsorted * sizeof *ix->sorted +
-           ix->caprecent * sizeof *ix->recent + ix->other.cap * sizeof *ix->other.v + ix->heap;
+           ix->caprecent * sizeof *ix->recent + ix->other.cap * sizeof *ix->other.v +
+           ix->all.cap * sizeof *ix->all.v + ix->capscratch + ix->heap;
 }
 
 size_t pindex_values(const struct pindex *ix)
@@ -512,7 +609,7 @@ size_t pindex_values(const struct pindex *ix)
 struct pindex_list pindex_get_str(const struct pindex *ix, const char *s, size_t n)
 {
     struct pindex_list none = {no_slots, 0};
-    if (ix->kind != PINDEX_KEYWORD)
+    if (pindex_int_keyed(ix))
         return none;
     const struct ent *e = find(ix, hash_str(s, n), s, n, 0);
     return e ? plist(&e->pl) : none;
@@ -521,7 +618,7 @@ struct pindex_list pindex_get_str(const struct pindex *ix, const char *s, size_t
 struct pindex_list pindex_get_int(const struct pindex *ix, int64_t v)
 {
     struct pindex_list none = {no_slots, 0};
-    if (ix->kind != PINDEX_INTEGER)
+    if (!pindex_int_keyed(ix))
         return none;
     const struct ent *e = find(ix, hash_int(v), NULL, 0, v);
     return e ? plist(&e->pl) : none;
@@ -534,9 +631,9 @@ struct pindex_list pindex_other_numbers(const struct pindex *ix)
 
 void pindex_range(const struct pindex *ix, int64_t lo, int64_t hi, pindex_list_fn fn, void *ctx)
 {
-    if (ix->kind != PINDEX_INTEGER || lo > hi)
+    if (!pindex_ordered(ix) || lo > hi)
         return;
-    for (size_t i = lower_i64(ix->sorted, ix->nsorted, lo); i < ix->nsorted; i++) {
+    for (size_t i = pindex_lower_i64(ix->sorted, ix->nsorted, lo); i < ix->nsorted; i++) {
         int64_t v = ix->sorted[i];
         if (v > hi)
             break;

@@ -1,5 +1,4 @@
-/* filter.c - payload filters: key paths, compiling Qdrant's filter shape from msgpack, and
- * matching payloads without allocating. */
+/* filter_compile.c - compiling Qdrant's filter shape from msgpack, and freeing it. */
 #include "filter.h"
 
 #include <math.h>
@@ -9,470 +8,10 @@
 #include <string.h>
 
 #include "err.h"
+#include "dtime.h"
 #include "filter_int.h"
 
-#define FILTER_MAX_SEGS 32
 #define FILTER_MAX_NEST 16 /* nested filters inside one another */
-
-/* ---- Key paths ---- */
-
-static void opt_errmsg(char *errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void opt_errmsg(char *errmsg, const char *fmt, ...)
-{
-    if (errmsg == NULL)
-        return;
-    char tmp[DV_ERRMSG_SIZE];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    dv_errmsg_set(errmsg, "%s", tmp);
-}
-
-int filter_path_parse(const char *key, size_t n, struct filter_path *out, char *errmsg)
-{
-    memset(out, 0, sizeof *out);
-    if (n == 0) {
-        opt_errmsg(errmsg, "key must not be empty");
-        return DV_EINVAL;
-    }
-    if (memchr(key, '\0', n) != NULL) {
-        opt_errmsg(errmsg, "key must not hold NUL");
-        return DV_EINVAL;
-    }
-    char *text = malloc(n + 1);
-    struct filter_seg *seg = malloc(FILTER_MAX_SEGS * sizeof *seg);
-    if (text == NULL || seg == NULL) {
-        free(text);
-        free(seg);
-        return DV_ENOMEM;
-    }
-    memcpy(text, key, n);
-    text[n] = '\0';
-    uint32_t ns = 0;
-    size_t i = 0;
-    const char *why = NULL;
-    for (;;) {
-        size_t start = i;
-        while (i < n && text[i] != '.' && text[i] != '[' && text[i] != ']')
-            i++;
-        if (i == start) {
-            why = "empty step";
-            goto err;
-        }
-        if (ns == FILTER_MAX_SEGS) {
-            why = "too many steps";
-            goto err;
-        }
-        seg[ns++] = (struct filter_seg){FILTER_SEG_KEY, (uint32_t)(i - start), text + start, 0};
-        while (i < n && text[i] == '[') {
-            struct filter_seg s = {FILTER_SEG_ALL, 0, NULL, 0};
-            i++;
-            if (i < n && text[i] >= '0' && text[i] <= '9') {
-                uint64_t v = 0;
-                while (i < n && text[i] >= '0' && text[i] <= '9') {
-                    v = v * 10 + (uint64_t)(text[i++] - '0');
-                    if (v > UINT32_MAX) {
-                        why = "array index too big";
-                        goto err;
-                    }
-                }
-                s.kind = FILTER_SEG_IDX;
-                s.index = (uint32_t)v;
-            }
-            if (i >= n || text[i] != ']') {
-                why = "bad brackets (use [] or [index])";
-                goto err;
-            }
-            i++;
-            if (ns == FILTER_MAX_SEGS) {
-                why = "too many steps";
-                goto err;
-            }
-            seg[ns++] = s;
-        }
-        if (i == n)
-            break;
-        if (text[i] != '.') {
-            why = "bad brackets (use [] or [index])";
-            goto err;
-        }
-        i++;
-    }
-    struct filter_seg *fit = realloc(seg, ns * sizeof *seg);
-    out->text = text;
-    out->textlen = n;
-    out->seg = fit != NULL ? fit : seg;
-    out->nseg = ns;
-    return DV_OK;
-
-err:
-    opt_errmsg(errmsg, "key \"%.*s\": %s", (int)(n > 64 ? 64 : n), key, why);
-    free(text);
-    free(seg);
-    return DV_EINVAL;
-}
-
-void filter_path_free(struct filter_path *p)
-{
-    free(p->text);
-    free(p->seg);
-    memset(p, 0, sizeof *p);
-}
-
-static bool visit_at(const struct filter_path *p, uint32_t i, struct mpk v, filter_visit_fn fn,
-                     void *ctx);
-
-/* v is at a map: follows the first entry named by seg i. */
-static bool visit_key(const struct filter_path *p, uint32_t i, struct mpk v, filter_visit_fn fn,
-                      void *ctx)
-{
-    const struct filter_seg *s = &p->seg[i];
-    uint32_t n;
-    if (mpk_map(&v, &n) != DV_OK)
-        return false;
-    for (uint32_t k = 0; k < n; k++) {
-        const char *name;
-        uint32_t len;
-        if (mpk_str(&v, &name, &len) == DV_OK) {
-            if (len == s->len && memcmp(name, s->name, len) == 0)
-                return visit_at(p, i + 1, v, fn, ctx);
-        } else if (mpk_skip(&v) != DV_OK) {
-            return false;
-        }
-        if (mpk_skip(&v) != DV_OK)
-            return false;
-    }
-    return false;
-}
-
-static bool visit_at(const struct filter_path *p, uint32_t i, struct mpk v, filter_visit_fn fn,
-                     void *ctx)
-{
-    if (i == p->nseg)
-        return fn(ctx, &v);
-    const struct filter_seg *s = &p->seg[i];
-    enum mpk_type t = mpk_peek(&v);
-    if (s->kind == FILTER_SEG_KEY && t == MPK_MAP)
-        return visit_key(p, i, v, fn, ctx);
-    uint32_t n;
-    if (t != MPK_ARRAY || mpk_array(&v, &n) != DV_OK)
-        return false;
-    for (uint32_t k = 0; k < n; k++) {
-        switch (s->kind) {
-        case FILTER_SEG_KEY: /* a named step looks into the maps of an array */
-            if (mpk_peek(&v) == MPK_MAP && visit_key(p, i, v, fn, ctx))
-                return true;
-            break;
-        case FILTER_SEG_ALL:
-            if (visit_at(p, i + 1, v, fn, ctx))
-                return true;
-            break;
-        default:
-            if (k == s->index)
-                return visit_at(p, i + 1, v, fn, ctx);
-            break;
-        }
-        if (mpk_skip(&v) != DV_OK)
-            return false;
-    }
-    return false;
-}
-
-bool filter_path_visit(const struct filter_path *p, const void *payload, size_t len,
-                       filter_visit_fn fn, void *ctx)
-{
-    if (len == 0)
-        return false;
-    struct mpk v;
-    mpk_init(&v, payload, len);
-    return visit_at(p, 0, v, fn, ctx);
-}
-
-/* ---- Numbers ---- */
-
-static bool num_read(struct mpk r, struct num *out)
-{
-    switch (mpk_peek(&r)) {
-    case MPK_UINT:
-        if (mpk_u64(&r, &out->v.u) != DV_OK)
-            return false;
-        out->k = out->v.u > (uint64_t)INT64_MAX ? NUM_U64 : NUM_I64;
-        return true;
-    case MPK_INT:
-        out->k = NUM_I64;
-        return mpk_i64(&r, &out->v.i) == DV_OK;
-    case MPK_FLOAT:
-        out->k = NUM_F64;
-        return mpk_f64(&r, &out->v.f) == DV_OK;
-    default:
-        return false;
-    }
-}
-
-/* Exact comparisons of an integer with a double: -1, 0, 1, or 2 when d is NaN. */
-static int cmp_i64_f64(int64_t a, double d)
-{
-    if (isnan(d))
-        return 2;
-    if (d >= 9223372036854775808.0)
-        return -1;
-    if (d < -9223372036854775808.0)
-        return 1;
-    int64_t t = (int64_t)d; /* truncates toward zero, in range */
-    if (a != t)
-        return a < t ? -1 : 1;
-    double frac = d - (double)t;
-    return frac > 0 ? -1 : frac < 0 ? 1 : 0;
-}
-
-static int cmp_u64_f64(uint64_t a, double d)
-{
-    if (isnan(d))
-        return 2;
-    if (d >= 18446744073709551616.0)
-        return -1;
-    if (d < 0)
-        return 1;
-    uint64_t t = (uint64_t)d;
-    if (a != t)
-        return a < t ? -1 : 1;
-    double frac = d - (double)t;
-    return frac > 0 ? -1 : 0;
-}
-
-static int num_cmp(const struct num *a, const struct num *b)
-{
-    if (a->k == NUM_F64 && b->k == NUM_F64) {
-        if (isnan(a->v.f) || isnan(b->v.f))
-            return 2;
-        return a->v.f < b->v.f ? -1 : a->v.f > b->v.f ? 1 : 0;
-    }
-    if (a->k == NUM_F64) {
-        int c = num_cmp(b, a);
-        return c == 2 ? 2 : -c;
-    }
-    if (b->k == NUM_F64)
-        return a->k == NUM_I64 ? cmp_i64_f64(a->v.i, b->v.f) : cmp_u64_f64(a->v.u, b->v.f);
-    if (a->k != b->k)
-        return a->k == NUM_U64 ? 1 : -1;
-    if (a->k == NUM_U64)
-        return a->v.u < b->v.u ? -1 : a->v.u > b->v.u ? 1 : 0;
-    return a->v.i < b->v.i ? -1 : a->v.i > b->v.i ? 1 : 0;
-}
-
-static bool in_range(const struct cond *c, const struct num *x)
-{
-    uint8_t has = c->u.range.has;
-    for (int b = 0; b < 4; b++) {
-        if (!(has & (1u << b)))
-            continue;
-        int r = num_cmp(x, &c->u.range.b[b]);
-        if (r == 2)
-            return false;
-        if ((b == B_GT && r <= 0) || (b == B_GTE && r < 0) || (b == B_LT && r >= 0) ||
-            (b == B_LTE && r > 0))
-            return false;
-    }
-    return true;
-}
-
-static bool count_ok(const struct cond *c, uint64_t n)
-{
-    uint8_t has = c->u.count.has;
-    const uint64_t *b = c->u.count.b;
-    return !((has & 1u << B_GT && !(n > b[B_GT])) || (has & 1u << B_GTE && !(n >= b[B_GTE])) ||
-             (has & 1u << B_LT && !(n < b[B_LT])) || (has & 1u << B_LTE && !(n <= b[B_LTE])));
-}
-
-/* ---- Matching ---- */
-
-static int strref_cmp(const void *a, const void *b)
-{
-    const struct strref *x = a, *y = b;
-    uint32_t n = x->n < y->n ? x->n : y->n;
-    int c = n ? memcmp(x->s, y->s, n) : 0;
-    if (c != 0)
-        return c;
-    return x->n < y->n ? -1 : x->n > y->n ? 1 : 0;
-}
-
-static int i64_cmp(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int pid_qcmp(const void *a, const void *b)
-{
-    return pid_cmp(a, b);
-}
-
-static bool set_has(const struct cond *c, struct mpk r)
-{
-    if (c->u.set.n == 0)
-        return false;
-    if (c->vt == V_STR) {
-        struct strref k;
-        if (mpk_str(&r, &k.s, &k.n) != DV_OK)
-            return false;
-        return bsearch(&k, c->u.set.strs, c->u.set.n, sizeof k, strref_cmp) != NULL;
-    }
-    int64_t v;
-    if (mpk_i64(&r, &v) != DV_OK)
-        return false;
-    return bsearch(&v, c->u.set.ints, c->u.set.n, sizeof v, i64_cmp) != NULL;
-}
-
-/* A field condition on one value that is not an array (or on one element of an array). */
-static bool scalar_check(const struct cond *c, struct mpk r)
-{
-    switch (c->kind) {
-    case C_VALUE:
-        if (c->vt == V_STR) {
-            const char *s;
-            uint32_t n;
-            return mpk_str(&r, &s, &n) == DV_OK && n == c->u.val.n && memcmp(s, c->u.val.s, n) == 0;
-        } else if (c->vt == V_INT) {
-            int64_t v;
-            return mpk_i64(&r, &v) == DV_OK && v == c->u.val.i;
-        } else {
-            bool b;
-            return mpk_bool(&r, &b) == DV_OK && b == c->u.val.b;
-        }
-    case C_ANY:
-        return set_has(c, r);
-    case C_EXCEPT: {
-        enum mpk_type t = mpk_peek(&r);
-        if (t == MPK_NIL || t == MPK_INVALID)
-            return false;
-        bool same = c->vt == V_STR ? t == MPK_STR : (t == MPK_UINT || t == MPK_INT);
-        if (!same)
-            return true;
-        if (c->vt == V_INT) {
-            struct mpk tmp = r;
-            int64_t v;
-            if (mpk_i64(&tmp, &v) != DV_OK)
-                return true; /* above INT64_MAX: a number of another kind */
-        }
-        return !set_has(c, r);
-    }
-    case C_RANGE: {
-        struct num x;
-        return num_read(r, &x) && in_range(c, &x);
-    }
-    default:
-        return false;
-    }
-}
-
-static bool field_fn(void *ctx, const struct mpk *val)
-{
-    const struct cond *c = ctx;
-    struct mpk r = *val;
-    uint32_t n;
-    if (mpk_peek(&r) != MPK_ARRAY)
-        return scalar_check(c, r);
-    if (mpk_array(&r, &n) != DV_OK)
-        return false;
-    for (uint32_t i = 0; i < n; i++) {
-        if (scalar_check(c, r))
-            return true;
-        if (mpk_skip(&r) != DV_OK)
-            return false;
-    }
-    return false;
-}
-
-static bool count_fn(void *ctx, const struct mpk *val)
-{
-    uint64_t *total = ctx;
-    struct mpk r = *val;
-    uint32_t n;
-    enum mpk_type t = mpk_peek(&r);
-    if (t == MPK_ARRAY && mpk_array(&r, &n) == DV_OK)
-        *total += n;
-    else if (t != MPK_NIL && t != MPK_ARRAY)
-        *total += 1;
-    return false;
-}
-
-/* Stops at the first value that is neither null nor []. */
-static bool nonempty_fn(void *ctx, const struct mpk *val)
-{
-    struct mpk r = *val;
-    uint32_t n;
-    enum mpk_type t = mpk_peek(&r);
-    if (t == MPK_NIL)
-        return false;
-    if (t == MPK_ARRAY)
-        return mpk_array(&r, &n) == DV_OK && n > 0;
-    return true;
-}
-
-static bool null_fn(void *ctx, const struct mpk *val)
-{
-    return mpk_peek(val) == MPK_NIL;
-}
-
-static bool eval(const struct filter *f, const struct pid *id, const void *p, size_t len);
-
-static bool cond_match(const struct cond *c, const struct pid *id, const void *p, size_t len)
-{
-    switch (c->kind) {
-    case C_VALUE:
-    case C_ANY:
-    case C_EXCEPT:
-    case C_RANGE:
-        return filter_path_visit(&c->path, p, len, field_fn, (void *)c);
-    case C_COUNT: {
-        uint64_t total = 0;
-        filter_path_visit(&c->path, p, len, count_fn, &total);
-        return count_ok(c, total);
-    }
-    case C_EMPTY:
-        return !filter_path_visit(&c->path, p, len, nonempty_fn, NULL);
-    case C_NULL:
-        return filter_path_visit(&c->path, p, len, null_fn, NULL);
-    case C_HASID:
-        return id != NULL && c->u.ids.n > 0 &&
-               bsearch(id, c->u.ids.ids, c->u.ids.n, sizeof *id, pid_qcmp) != NULL;
-    case C_FILTER:
-        return eval(c->u.sub, id, p, len);
-    default:
-        return false;
-    }
-}
-
-static bool eval(const struct filter *f, const struct pid *id, const void *p, size_t len)
-{
-    for (uint32_t i = 0; i < f->must.n; i++)
-        if (!cond_match(&f->must.v[i], id, p, len))
-            return false;
-    for (uint32_t i = 0; i < f->must_not.n; i++)
-        if (cond_match(&f->must_not.v[i], id, p, len))
-            return false;
-    if (f->should.n > 0) {
-        bool any = false;
-        for (uint32_t i = 0; i < f->should.n && !any; i++)
-            any = cond_match(&f->should.v[i], id, p, len);
-        if (!any)
-            return false;
-    }
-    if (f->has_min) {
-        uint32_t hits = 0;
-        for (uint32_t i = 0; i < f->min_should.n && hits < f->min_count; i++)
-            hits += cond_match(&f->min_should.v[i], id, p, len);
-        if (hits < f->min_count)
-            return false;
-    }
-    return true;
-}
-
-bool filter_match(const struct filter *f, const struct pid *id, const void *payload, size_t len)
-{
-    return eval(f, id, payload, len);
-}
 
 /* ---- Freeing ---- */
 
@@ -495,7 +34,20 @@ static void cond_free(struct cond *c)
         free(c->u.ids.ids);
         break;
     case C_FILTER:
+    case C_NESTED:
         filter_free(c->u.sub);
+        break;
+    case C_TEXT:
+    case C_PHRASE:
+        free(c->u.text.s);
+        free(c->u.text.toks);
+        break;
+    case C_GEO_POLY:
+        free(c->u.geo.pts);
+        free(c->u.geo.ring_end);
+        break;
+    case C_HASVEC:
+        free(c->u.vec.s);
         break;
     default:
         break;
@@ -654,7 +206,7 @@ static int parse_set(struct cc *c, struct mpk *r, struct cond *cd, const char *w
             cd->u.set.strs[i] = (struct strref){cd->u.set.blob + off, sn};
             off += sn;
         }
-        qsort(cd->u.set.strs, n, sizeof *cd->u.set.strs, strref_cmp);
+        qsort(cd->u.set.strs, n, sizeof *cd->u.set.strs, filter_strref_cmp);
         return DV_OK;
     }
     if (t0 != MPK_UINT && t0 != MPK_INT)
@@ -670,7 +222,7 @@ static int parse_set(struct cc *c, struct mpk *r, struct cond *cd, const char *w
         if (rc != DV_OK)
             return cc_fail(c, "%s must hold only strings or only integers", what);
     }
-    qsort(cd->u.set.ints, n, sizeof *cd->u.set.ints, i64_cmp);
+    qsort(cd->u.set.ints, n, sizeof *cd->u.set.ints, filter_i64_cmp);
     return DV_OK;
 }
 
@@ -682,7 +234,7 @@ static int parse_match(struct cc *c, struct mpk *r, struct cond *cd)
     if (mpk_map(r, &n) != DV_OK)
         return cc_fail(c, "must be a map");
     if (n != 1)
-        return cc_fail(c, "must hold exactly one of value, any, except");
+        return cc_fail(c, "must hold exactly one of value, any, except, text, phrase");
     struct strref k;
     if ((rc = cc_key(c, r, &k)) != DV_OK)
         return rc;
@@ -720,10 +272,21 @@ static int parse_match(struct cc *c, struct mpk *r, struct cond *cd)
         cd->kind = key_is(&k, "any") ? C_ANY : C_EXCEPT;
         if ((rc = parse_set(c, r, cd, cd->kind == C_ANY ? "any" : "except")) != DV_OK)
             return rc;
-    } else if (key_is(&k, "text") || key_is(&k, "phrase") || key_is(&k, "text_any")) {
-        return cc_fail(c, "%.*s is not supported", (int)k.n, k.s);
+    } else if (key_is(&k, "text") || key_is(&k, "phrase")) {
+        const char *s;
+        uint32_t sn;
+        cd->kind = key_is(&k, "text") ? C_TEXT : C_PHRASE;
+        if (mpk_str(r, &s, &sn) != DV_OK)
+            return cc_fail(c, "%s must be a string", cd->kind == C_TEXT ? "text" : "phrase");
+        if ((cd->u.text.s = malloc(sn ? sn : 1)) == NULL)
+            return DV_ENOMEM;
+        memcpy(cd->u.text.s, s, sn);
+        cd->u.text.n = sn;
+    } else if (key_is(&k, "text_any")) {
+        return cc_fail(c, "text_any is not supported");
     } else {
-        return cc_fail(c, "unknown key \"%.*s\" (value, any or except)", (int)k.n, k.s);
+        return cc_fail(c, "unknown key \"%.*s\" (value, any, except, text or phrase)", (int)k.n,
+                       k.s);
     }
     cc_pop(c, at);
     return DV_OK;
@@ -756,10 +319,26 @@ static int parse_bounds(struct cc *c, struct mpk *r, struct cond *cd, bool count
         if (count) {
             if (mpk_u64(r, &cd->u.count.b[b]) != DV_OK)
                 return cc_fail(c, "%s must be a non-negative integer", names[b]);
+        } else if (mpk_peek(r) == MPK_STR) {
+            /* A datetime bound: Qdrant's DatetimeRange shares the range key. */
+            const char *s;
+            uint32_t sn;
+            if (has != 0 && cd->kind != C_DTRANGE)
+                return cc_fail(c, "%s: bounds must be all numbers or all datetimes", names[b]);
+            cd->kind = C_DTRANGE;
+            if (mpk_str(r, &s, &sn) != DV_OK)
+                return cc_fail(c, "malformed msgpack");
+            if (!dtime_parse(s, sn, &cd->u.dt.b[b]))
+                return cc_fail(c,
+                               "%s must be a number or an RFC 3339 datetime (e.g. "
+                               "2023-02-08T10:49:00Z), not \"%.*s\"",
+                               names[b], (int)(sn > 40 ? 40 : sn), s);
         } else {
             struct num *x = &cd->u.range.b[b];
-            if (!num_read(*r, x))
-                return cc_fail(c, "%s must be a number", names[b]);
+            if (cd->kind == C_DTRANGE)
+                return cc_fail(c, "%s: bounds must be all numbers or all datetimes", names[b]);
+            if (!filter_num_read(*r, x))
+                return cc_fail(c, "%s must be a number or a datetime string", names[b]);
             if (x->k == NUM_F64 && isnan(x->v.f))
                 return cc_fail(c, "%s must not be NaN", names[b]);
             if ((rc = cc_skip(c, r)) != DV_OK)
@@ -771,6 +350,8 @@ static int parse_bounds(struct cc *c, struct mpk *r, struct cond *cd, bool count
         return cc_fail(c, "needs at least one of gt, gte, lt, lte");
     if (count)
         cd->u.count.has = has;
+    else if (cd->kind == C_DTRANGE)
+        cd->u.dt.has = has;
     else
         cd->u.range.has = has;
     cc_pop(c, at);
@@ -795,12 +376,293 @@ static int parse_has_id(struct cc *c, struct mpk *r, struct cond *cd)
         if (rc != DV_OK)
             return cc_fail(c, "[%u]: id must be a non-negative integer or a UUID string", i);
     }
-    qsort(cd->u.ids.ids, n, sizeof *cd->u.ids.ids, pid_qcmp);
+    qsort(cd->u.ids.ids, n, sizeof *cd->u.ids.ids, filter_pid_qcmp);
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (m == 0 || !pid_eq(&cd->u.ids.ids[m - 1], &cd->u.ids.ids[i]))
             cd->u.ids.ids[m++] = cd->u.ids.ids[i];
     cd->u.ids.n = m;
+    cc_pop(c, at);
+    return DV_OK;
+}
+
+/* A geo point of a condition: {"lon": number, "lat": number}. */
+static int parse_geo_point(struct cc *c, struct mpk *r, struct geo_point *pt, const char *what)
+{
+    uint32_t n;
+    int rc;
+    bool has_lon = false, has_lat = false;
+    size_t at = cc_push(c, "%s", what);
+    if (mpk_map(r, &n) != DV_OK)
+        return cc_fail(c, "must be a map with lon and lat");
+    for (uint32_t i = 0; i < n; i++) {
+        struct strref k;
+        if ((rc = cc_key(c, r, &k)) != DV_OK)
+            return rc;
+        bool lon = key_is(&k, "lon");
+        if (!lon && !key_is(&k, "lat"))
+            return cc_fail(c, "unknown key \"%.*s\" (lon or lat)", (int)k.n, k.s);
+        if (lon ? has_lon : has_lat)
+            return cc_fail(c, "duplicate key \"%s\"", lon ? "lon" : "lat");
+        enum mpk_type t = mpk_peek(r);
+        double v;
+        if ((t != MPK_UINT && t != MPK_INT && t != MPK_FLOAT) || mpk_f64(r, &v) != DV_OK)
+            return cc_fail(c, "%s must be a number", lon ? "lon" : "lat");
+        if (lon ? !(v >= -180 && v <= 180) : !(v >= -90 && v <= 90))
+            return cc_fail(c, "%s must be within [%s]", lon ? "lon" : "lat",
+                           lon ? "-180, 180" : "-90, 90");
+        if (lon) {
+            pt->lon = v;
+            has_lon = true;
+        } else {
+            pt->lat = v;
+            has_lat = true;
+        }
+    }
+    if (!has_lon || !has_lat)
+        return cc_fail(c, "needs lon and lat");
+    cc_pop(c, at);
+    return DV_OK;
+}
+
+/* {"center": point, "radius": meters} */
+static int parse_geo_radius(struct cc *c, struct mpk *r, struct cond *cd)
+{
+    uint32_t n;
+    int rc;
+    bool has_c = false, has_r = false;
+    size_t at = cc_push(c, "geo_radius");
+    if (mpk_map(r, &n) != DV_OK)
+        return cc_fail(c, "must be a map with center and radius");
+    for (uint32_t i = 0; i < n; i++) {
+        struct strref k;
+        if ((rc = cc_key(c, r, &k)) != DV_OK)
+            return rc;
+        if (key_is(&k, "center") && !has_c) {
+            has_c = true;
+            if ((rc = parse_geo_point(c, r, &cd->u.geo.c, "center")) != DV_OK)
+                return rc;
+        } else if (key_is(&k, "radius") && !has_r) {
+            enum mpk_type t = mpk_peek(r);
+            has_r = true;
+            if ((t != MPK_UINT && t != MPK_INT && t != MPK_FLOAT) ||
+                mpk_f64(r, &cd->u.geo.radius) != DV_OK || !(cd->u.geo.radius >= 0) ||
+                isinf(cd->u.geo.radius))
+                return cc_fail(c, "radius must be a non-negative number of meters");
+        } else {
+            return cc_fail(c, "unknown or duplicate key \"%.*s\" (center, radius)", (int)k.n, k.s);
+        }
+    }
+    if (!has_c || !has_r)
+        return cc_fail(c, "needs center and radius");
+    cd->u.geo.box = geo_radius_box(cd->u.geo.c, cd->u.geo.radius);
+    cc_pop(c, at);
+    return DV_OK;
+}
+
+/* {"top_left": point, "bottom_right": point} */
+static int parse_geo_box(struct cc *c, struct mpk *r, struct cond *cd)
+{
+    uint32_t n;
+    int rc;
+    bool has_tl = false, has_br = false;
+    struct geo_point tl, br;
+    size_t at = cc_push(c, "geo_bounding_box");
+    if (mpk_map(r, &n) != DV_OK)
+        return cc_fail(c, "must be a map with top_left and bottom_right");
+    for (uint32_t i = 0; i < n; i++) {
+        struct strref k;
+        if ((rc = cc_key(c, r, &k)) != DV_OK)
+            return rc;
+        if (key_is(&k, "top_left") && !has_tl) {
+            has_tl = true;
+            rc = parse_geo_point(c, r, &tl, "top_left");
+        } else if (key_is(&k, "bottom_right") && !has_br) {
+            has_br = true;
+            rc = parse_geo_point(c, r, &br, "bottom_right");
+        } else {
+            return cc_fail(c, "unknown or duplicate key \"%.*s\" (top_left, bottom_right)",
+                           (int)k.n, k.s);
+        }
+        if (rc != DV_OK)
+            return rc;
+    }
+    if (!has_tl || !has_br)
+        return cc_fail(c, "needs top_left and bottom_right");
+    if (tl.lat < br.lat)
+        return cc_fail(c, "top_left.lat must not be below bottom_right.lat");
+    /* top_left.lon > bottom_right.lon: the box crosses the antimeridian. */
+    cd->u.geo.box = (struct geo_box){br.lat, tl.lat, tl.lon, br.lon};
+    cc_pop(c, at);
+    return DV_OK;
+}
+
+/* One ring {"points": [point...]}: closed (first == last), at least 4 points. Appends it. */
+static int parse_ring(struct cc *c, struct mpk *r, struct cond *cd, uint32_t *cap)
+{
+    uint32_t n, np = 0;
+    int rc;
+    bool seen = false;
+    if (mpk_map(r, &n) != DV_OK)
+        return cc_fail(c, "must be a map with points");
+    for (uint32_t i = 0; i < n; i++) {
+        struct strref k;
+        if ((rc = cc_key(c, r, &k)) != DV_OK)
+            return rc;
+        if (!key_is(&k, "points") || seen)
+            return cc_fail(c, "unknown or duplicate key \"%.*s\" (points)", (int)k.n, k.s);
+        seen = true;
+        if (mpk_array(r, &np) != DV_OK)
+            return cc_fail(c, "points must be an array of points");
+        uint32_t base = cd->u.geo.nring ? cd->u.geo.ring_end[cd->u.geo.nring - 1] : 0;
+        if (np > *cap - base) {
+            uint32_t nc = *cap ? *cap : 16;
+            while (nc - base < np)
+                nc *= 2;
+            struct geo_point *v = realloc(cd->u.geo.pts, nc * sizeof *v);
+            if (v == NULL)
+                return DV_ENOMEM;
+            cd->u.geo.pts = v;
+            *cap = nc;
+        }
+        for (uint32_t j = 0; j < np; j++) {
+            char what[24];
+            snprintf(what, sizeof what, "points[%u]", j);
+            if ((rc = parse_geo_point(c, r, &cd->u.geo.pts[base + j], what)) != DV_OK)
+                return rc;
+        }
+        if (np < 4)
+            return cc_fail(c, "points: a ring needs at least 4 points");
+        const struct geo_point *f = &cd->u.geo.pts[base], *l = &cd->u.geo.pts[base + np - 1];
+        if (f->lon != l->lon || f->lat != l->lat)
+            return cc_fail(c, "points: a ring must be closed (the last point equal to the "
+                              "first)");
+        uint32_t *e = realloc(cd->u.geo.ring_end, (cd->u.geo.nring + 1) * sizeof *e);
+        if (e == NULL)
+            return DV_ENOMEM;
+        cd->u.geo.ring_end = e;
+        e[cd->u.geo.nring++] = base + np;
+    }
+    if (!seen)
+        return cc_fail(c, "needs points");
+    return DV_OK;
+}
+
+/* {"exterior": ring, "interiors": [ring...]} */
+static int parse_geo_poly(struct cc *c, struct mpk *r, struct cond *cd)
+{
+    uint32_t n, cap = 0;
+    int rc;
+    struct mpk ext, ints;
+    bool has_e = false, has_i = false;
+    size_t at = cc_push(c, "geo_polygon");
+    if (mpk_map(r, &n) != DV_OK)
+        return cc_fail(c, "must be a map with exterior and interiors");
+    for (uint32_t i = 0; i < n; i++) {
+        struct strref k;
+        if ((rc = cc_key(c, r, &k)) != DV_OK)
+            return rc;
+        if (key_is(&k, "exterior") && !has_e) {
+            has_e = true;
+            ext = *r;
+        } else if (key_is(&k, "interiors") && !has_i) {
+            has_i = true;
+            ints = *r;
+        } else {
+            return cc_fail(c, "unknown or duplicate key \"%.*s\" (exterior, interiors)", (int)k.n,
+                           k.s);
+        }
+        if ((rc = cc_skip(c, r)) != DV_OK)
+            return rc;
+    }
+    if (!has_e)
+        return cc_fail(c, "needs exterior");
+    size_t at2 = cc_push(c, "exterior");
+    if ((rc = parse_ring(c, &ext, cd, &cap)) != DV_OK)
+        return rc;
+    cc_pop(c, at2);
+    if (has_i && mpk_peek(&ints) != MPK_NIL) {
+        uint32_t ni;
+        if (mpk_array(&ints, &ni) != DV_OK)
+            return cc_fail(c, "interiors must be an array of rings");
+        for (uint32_t i = 0; i < ni; i++) {
+            at2 = cc_push(c, "interiors[%u]", i);
+            if ((rc = parse_ring(c, &ints, cd, &cap)) != DV_OK)
+                return rc;
+            cc_pop(c, at2);
+        }
+    }
+    /* The exterior's bounds, for the index. */
+    struct geo_box *b = &cd->u.geo.box;
+    *b = (struct geo_box){90, -90, 180, -180};
+    for (uint32_t i = 0; i < cd->u.geo.ring_end[0]; i++) {
+        const struct geo_point *q = &cd->u.geo.pts[i];
+        b->lat_min = fmin(b->lat_min, q->lat);
+        b->lat_max = fmax(b->lat_max, q->lat);
+        b->lon_min = fmin(b->lon_min, q->lon);
+        b->lon_max = fmax(b->lon_max, q->lon);
+    }
+    cc_pop(c, at);
+    return DV_OK;
+}
+
+/* True when f or a filter inside it holds a condition of kind k. */
+static bool holds_kind(const struct filter *f, uint8_t k)
+{
+    const struct clist *ls[4] = {&f->must, &f->should, &f->must_not, &f->min_should};
+    for (int l = 0; l < 4; l++)
+        for (uint32_t i = 0; i < ls[l]->n; i++) {
+            const struct cond *cd = &ls[l]->v[i];
+            if (cd->kind == k ||
+                ((cd->kind == C_FILTER || cd->kind == C_NESTED) && holds_kind(cd->u.sub, k)))
+                return true;
+        }
+    return false;
+}
+
+/* {"key": K, "filter": filter} */
+static int parse_nested(struct cc *c, struct mpk *r, struct cond *cd)
+{
+    uint32_t n;
+    int rc;
+    struct mpk sub;
+    bool has_f = false;
+    size_t at = cc_push(c, "nested");
+    if (mpk_map(r, &n) != DV_OK)
+        return cc_fail(c, "must be a map with key and filter");
+    for (uint32_t i = 0; i < n; i++) {
+        struct strref k;
+        if ((rc = cc_key(c, r, &k)) != DV_OK)
+            return rc;
+        if (key_is(&k, "key") && cd->path.text == NULL) {
+            const char *s;
+            uint32_t sn;
+            if (mpk_str(r, &s, &sn) != DV_OK)
+                return cc_fail(c, "key must be a string");
+            char why[DV_ERRMSG_SIZE];
+            if ((rc = filter_path_parse(s, sn, &cd->path, why)) != DV_OK)
+                return rc == DV_ENOMEM ? rc : cc_fail(c, "%s", why);
+        } else if (key_is(&k, "filter") && !has_f) {
+            has_f = true;
+            sub = *r;
+            if ((rc = cc_skip(c, r)) != DV_OK)
+                return rc;
+        } else {
+            return cc_fail(c, "unknown or duplicate key \"%.*s\" (key, filter)", (int)k.n, k.s);
+        }
+    }
+    if (cd->path.text == NULL || !has_f)
+        return cc_fail(c, "needs key and filter");
+    if ((cd->u.sub = calloc(1, sizeof *cd->u.sub)) == NULL)
+        return DV_ENOMEM;
+    size_t at2 = cc_push(c, "filter");
+    if ((rc = parse_filter(c, &sub, cd->u.sub)) != DV_OK)
+        return rc;
+    if (holds_kind(cd->u.sub, C_HASID))
+        return cc_fail(c, "has_id is not supported inside nested");
+    if (holds_kind(cd->u.sub, C_HASVEC))
+        return cc_fail(c, "has_vector is not supported inside nested");
+    cc_pop(c, at2);
     cc_pop(c, at);
     return DV_OK;
 }
@@ -811,21 +673,24 @@ enum {
     K_MATCH,
     K_RANGE,
     K_COUNT,
+    K_GEO_RADIUS,
+    K_GEO_BOX,
+    K_GEO_POLY,
     K_EMPTY,
     K_NULL,
     K_HASID,
+    K_NESTED,
+    K_HASVEC,
     K_MUST,
     K_SHOULD,
     K_MUST_NOT,
     K_MIN_SHOULD,
     K_N
 };
-static const char *const cond_keys[K_N] = {"key",      "match",    "range",     "values_count",
-                                           "is_empty", "is_null",  "has_id",    "must",
-                                           "should",   "must_not", "min_should"};
-static const char *const unsupported_keys[] = {"geo_radius", "geo_bounding_box", "geo_polygon",
-                                               "nested",     "has_vector",       "datetime_range",
-                                               "text"};
+static const char *const cond_keys[K_N] = {
+    "key",         "match",    "range",    "values_count", "geo_radius", "geo_bounding_box",
+    "geo_polygon", "is_empty", "is_null",  "has_id",       "nested",     "has_vector",
+    "must",        "should",   "must_not", "min_should"};
 
 static int parse_cond(struct cc *c, struct mpk *r, struct cond *cd)
 {
@@ -842,12 +707,8 @@ static int parse_cond(struct cc *c, struct mpk *r, struct cond *cd)
         int j = 0;
         while (j < K_N && !key_is(&k, cond_keys[j]))
             j++;
-        if (j == K_N) {
-            for (size_t u = 0; u < sizeof unsupported_keys / sizeof unsupported_keys[0]; u++)
-                if (key_is(&k, unsupported_keys[u]))
-                    return cc_fail(c, "%s conditions are not supported", unsupported_keys[u]);
+        if (j == K_N)
             return cc_fail(c, "unknown condition \"%.*s\"", (int)k.n, k.s);
-        }
         if (has[j])
             return cc_fail(c, "duplicate key \"%s\"", cond_keys[j]);
         has[j] = true;
@@ -855,19 +716,24 @@ static int parse_cond(struct cc *c, struct mpk *r, struct cond *cd)
         if ((rc = cc_skip(c, r)) != DV_OK)
             return rc;
     }
-    int field = has[K_KEY] || has[K_MATCH] || has[K_RANGE] || has[K_COUNT];
+    int nfield = 0, fk = -1;
+    for (int j = K_MATCH; j <= K_GEO_POLY; j++)
+        if (has[j]) {
+            nfield++;
+            fk = j;
+        }
+    int field = has[K_KEY] || nfield > 0;
     int nested = has[K_MUST] || has[K_SHOULD] || has[K_MUST_NOT] || has[K_MIN_SHOULD];
-    if (field + has[K_EMPTY] + has[K_NULL] + has[K_HASID] + nested > 1)
+    if (field + has[K_EMPTY] + has[K_NULL] + has[K_HASID] + has[K_NESTED] + has[K_HASVEC] + nested >
+        1)
         return cc_fail(c, "condition mixes kinds (a field condition, is_empty, is_null, "
-                          "has_id or a nested filter)");
+                          "has_id, nested, has_vector or a nested filter)");
     if (field) {
         if (!has[K_KEY])
-            return cc_fail(c, "%s needs a key",
-                           has[K_MATCH]   ? "match"
-                           : has[K_RANGE] ? "range"
-                                          : "values_count");
-        if (has[K_MATCH] + has[K_RANGE] + has[K_COUNT] != 1)
-            return cc_fail(c, "a key needs exactly one of match, range, values_count");
+            return cc_fail(c, "%s needs a key", cond_keys[fk]);
+        if (nfield != 1)
+            return cc_fail(c, "a key needs exactly one of match, range, values_count, "
+                              "geo_radius, geo_bounding_box, geo_polygon");
         const char *s;
         uint32_t sn;
         if (mpk_str(&at[K_KEY], &s, &sn) != DV_OK)
@@ -875,10 +741,22 @@ static int parse_cond(struct cc *c, struct mpk *r, struct cond *cd)
         char why[DV_ERRMSG_SIZE];
         if ((rc = filter_path_parse(s, sn, &cd->path, why)) != DV_OK)
             return rc == DV_ENOMEM ? rc : cc_fail(c, "%s", why);
-        if (has[K_MATCH])
+        switch (fk) {
+        case K_MATCH:
             return parse_match(c, &at[K_MATCH], cd);
-        cd->kind = has[K_RANGE] ? C_RANGE : C_COUNT;
-        return parse_bounds(c, &at[has[K_RANGE] ? K_RANGE : K_COUNT], cd, has[K_COUNT]);
+        case K_GEO_RADIUS:
+            cd->kind = C_GEO_RADIUS;
+            return parse_geo_radius(c, &at[fk], cd);
+        case K_GEO_BOX:
+            cd->kind = C_GEO_BOX;
+            return parse_geo_box(c, &at[fk], cd);
+        case K_GEO_POLY:
+            cd->kind = C_GEO_POLY;
+            return parse_geo_poly(c, &at[fk], cd);
+        default:
+            cd->kind = fk == K_RANGE ? C_RANGE : C_COUNT;
+            return parse_bounds(c, &at[fk], cd, fk == K_COUNT);
+        }
     }
     if (has[K_EMPTY] || has[K_NULL]) {
         cd->kind = has[K_EMPTY] ? C_EMPTY : C_NULL;
@@ -891,6 +769,22 @@ static int parse_cond(struct cc *c, struct mpk *r, struct cond *cd)
     if (has[K_HASID]) {
         cd->kind = C_HASID;
         return parse_has_id(c, &at[K_HASID], cd);
+    }
+    if (has[K_NESTED]) {
+        cd->kind = C_NESTED;
+        return parse_nested(c, &at[K_NESTED], cd);
+    }
+    if (has[K_HASVEC]) {
+        const char *s;
+        uint32_t sn;
+        cd->kind = C_HASVEC;
+        if (mpk_str(&at[K_HASVEC], &s, &sn) != DV_OK)
+            return cc_fail(c, "has_vector must be a vector name (a string)");
+        if ((cd->u.vec.s = malloc(sn ? sn : 1)) == NULL)
+            return DV_ENOMEM;
+        memcpy(cd->u.vec.s, s, sn);
+        cd->u.vec.n = sn;
+        return DV_OK;
     }
     /* A nested filter (the empty map too: it matches everything). */
     cd->kind = C_FILTER;
