@@ -428,8 +428,10 @@ static int w_request(struct buf *b, const struct msg *m)
                  m->u.upsert_req.named != NULL;
     bool spaces = (t == MSG_COLL_CREATE && m->u.coll_cfg.n_spaces > 0) ||
                   (t == MSG_REPLICA_CREATE && m->u.create_req.cfg.n_spaces > 0);
+    /* A payload index's params likewise. */
+    bool iparams = (t == MSG_PAYLOAD_INDEX || t == MSG_P_INDEX) && m->u.index_req.params.p != NULL;
     W(mpw_array(b, msg_request_fields(t) + (consistency || flags ? 1 : 0) + (search ? 1 : 0) +
-                       (named || spaces ? 1 : 0)));
+                       (named || spaces || iparams ? 1 : 0)));
     if (msg_type_addressed(t)) {
         W(w_str(b, m->addr.coll));
         W(mpw_u64(b, m->addr.part));
@@ -457,6 +459,8 @@ static int w_request(struct buf *b, const struct msg *m)
     }
     if (spaces)
         W(w_spaces(b, t == MSG_COLL_CREATE ? &m->u.coll_cfg : &m->u.create_req.cfg));
+    if (iparams)
+        W(w_raw_or_nil(b, m->u.index_req.params));
     return DV_OK;
 }
 

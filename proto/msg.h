@@ -418,9 +418,12 @@ enum msg_index_op {
     MSG_INDEX_DROP = 2,
 };
 
+/* params: the index's field_schema (pindex.h's pindex_params_encode form: a kind name or an
+ * object) or nil: the defaults of `kind`; an optional last field, sent only when set. */
 struct msg_index_req {
     uint32_t op, kind;
     struct msg_str key;
+    struct msg_bytes params;
 };
 
 /* ---- moving a replica (rebalancing) ---- */

@@ -122,8 +122,9 @@ int part_reserve_slots(struct part *p, size_t n)
     return DV_OK;
 }
 
-int part_add_pindex(struct part *p, const char *key, enum pindex_kind kind, char *errmsg)
+int part_add_pindex(struct part *p, const char *key, const struct pindex_params *prm, char *errmsg)
 {
+    enum pindex_kind kind = (enum pindex_kind)prm->kind;
     struct pindex *ix;
     for (size_t i = 0; i < p->n_pidx; i++) {
         if (strcmp(p->pdefs[i].key, key) == 0) {
@@ -133,7 +134,7 @@ int part_add_pindex(struct part *p, const char *key, enum pindex_kind kind, char
             return DV_EEXIST;
         }
     }
-    int rc = pindex_create(key, kind, &ix);
+    int rc = pindex_create_params(key, prm, &ix);
     if (rc != DV_OK) {
         dv_errmsg_set(errmsg, "payload index on \"%s\": %s", key, dv_strerror(rc));
         return rc;
@@ -161,6 +162,7 @@ int part_add_pindex(struct part *p, const char *key, enum pindex_kind kind, char
     p->pidx[p->n_pidx] = ix;
     p->pdefs[p->n_pidx].key = k;
     p->pdefs[p->n_pidx].kind = kind;
+    p->pdefs[p->n_pidx].prm = *prm;
     p->n_pidx++;
     return DV_OK;
 }

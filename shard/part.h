@@ -55,6 +55,9 @@ struct part_space {
     bool idf;                 /* SPARSE: queries weigh terms by inverse document frequency */
 };
 
+/* Checks a space definition (name, kind, parameters): DV_EINVAL naming what is wrong. */
+int part_space_check(const struct part_space *d, char *errmsg);
+
 /* Largest number of rows of a multivector and of terms of a sparse vector. */
 #define PART_MAX_ROWS  4096
 #define PART_MAX_TERMS 65536
@@ -198,6 +201,18 @@ int part_set_payload(struct part *p, enum part_payload_op op, const struct pid *
 int part_create_index(struct part *p, const char *key, enum pindex_kind kind, uint64_t *lsn,
                       char *errmsg);
 int part_drop_index(struct part *p, const char *key, uint64_t *lsn, char *errmsg);
+/* The same with Qdrant's index parameters (pindex.h; prm->kind is the type). Creating an index
+ * that exists with the same type is a no-op that keeps its parameters. */
+int part_create_index_params(struct part *p, const char *key, const struct pindex_params *prm,
+                             uint64_t *lsn, char *errmsg);
+
+/*
+ * Prepares a compiled filter for this replica's payload indexes (filter_bind: full-text
+ * conditions learn the tokenizer of a text index on their key). Call once per filter before
+ * any read uses it, from one thread; replicas of one collection have the same indexes, so a
+ * filter bound to one serves its other partitions.
+ */
+int part_bind_filter(struct part *p, struct filter *f);
 
 /* ---- reads ------------------------------------------------------------------------------- */
 

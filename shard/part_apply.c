@@ -789,17 +789,29 @@ int part_apply_record(struct part *p, uint8_t type, const void *body, size_t len
         uint32_t kl;
         uint64_t kind = 0;
         char k[1024];
+        struct pindex_params prm;
         mpk_init(&r, body, len);
         if (mpk_array(&r, &na) || na < 1 || mpk_str(&r, &key, &kl) || kl >= sizeof k ||
-            (type == REC_INDEX_CREATE && (na != 2 || mpk_u64(&r, &kind) || kind > 1))) {
+            (type == REC_INDEX_CREATE &&
+             (na < 2 || na > 3 || mpk_u64(&r, &kind) || kind >= PINDEX_KIND_COUNT))) {
             dv_errmsg_set(errmsg, "index record does not decode");
             return DV_ECORRUPT;
+        }
+        prm = pindex_params_default((enum pindex_kind)kind);
+        if (type == REC_INDEX_CREATE && na == 3) { /* [key, kind, params] */
+            const void *pb;
+            uint32_t pl;
+            if (mpk_bin(&r, &pb, &pl) || pindex_params_decode(pb, pl, &prm, errmsg) != DV_OK ||
+                prm.kind != kind) {
+                dv_errmsg_set(errmsg, "index record does not decode (params)");
+                return DV_ECORRUPT;
+            }
         }
         memcpy(k, key, kl);
         k[kl] = '\0';
         pthread_rwlock_wrlock(&p->rw);
         if (type == REC_INDEX_CREATE)
-            rc = part_add_pindex(p, k, (enum pindex_kind)kind, errmsg);
+            rc = part_add_pindex(p, k, &prm, errmsg);
         else {
             part_drop_pindex(p, k);
             rc = DV_OK;

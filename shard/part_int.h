@@ -32,6 +32,7 @@ struct blob {
 struct pidx_def {
     char *key;
     enum pindex_kind kind;
+    struct pindex_params prm;
 };
 
 /*
@@ -111,7 +112,7 @@ void part_free(struct part *p);
 int part_apply_record(struct part *p, uint8_t type, const void *body, size_t len, char *errmsg);
 /* Makes room for slots < n in the per-slot arrays. Caller holds rw exclusively. */
 int part_reserve_slots(struct part *p, size_t n);
-int part_add_pindex(struct part *p, const char *key, enum pindex_kind kind, char *errmsg);
+int part_add_pindex(struct part *p, const char *key, const struct pindex_params *prm, char *errmsg);
 void part_start_bg(struct part *p);
 
 /* ---- part_apply.c: WAL records and applying them ---- */
@@ -164,8 +165,6 @@ int part_apply_delete_vectors(struct part *p, const struct pid *ids, size_t n,
 /* Creates the in-memory spaces of p from defs (empty indexes). */
 int part_spaces_init(struct part *p, const struct part_space *defs, uint32_t n, char *errmsg);
 void part_spaces_free(struct part *p);
-/* Checks a space definition (name, kind, parameters). */
-int part_space_check(const struct part_space *d, char *errmsg);
 /* Makes room for point slots < n in every space's per-slot arrays (rw held exclusively). */
 int part_spaces_reserve(struct part *p, size_t old_cap, size_t new_cap);
 /* Makes room for index slots < n in a dense space's vmap (rw held exclusively). */

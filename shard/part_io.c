@@ -93,9 +93,19 @@ int part_write_meta(struct part *p, bool *switched, char *errmsg)
     }
     e |= mpw_str(&b, "indexes", 7) | mpw_array(&b, (uint32_t)p->n_pidx);
     for (size_t i = 0; i < p->n_pidx; i++) {
-        e |= mpw_array(&b, 2);
+        /* [key, kind] for a keyword or integer index of default params (the format before
+         * index params), else [key, kind, params] */
+        const struct pindex_params *prm = &p->pdefs[i].prm;
+        bool plain = !prm->has_params && prm->kind <= PINDEX_INTEGER;
+        e |= mpw_array(&b, plain ? 2 : 3);
         e |= mpw_str(&b, p->pdefs[i].key, strlen(p->pdefs[i].key));
         e |= mpw_u64(&b, (uint64_t)p->pdefs[i].kind);
+        if (!plain) {
+            struct buf pb = BUF_INIT;
+            e |= pindex_params_encode(prm, &pb);
+            e |= mpw_bin(&b, pb.data, pb.len);
+            buf_free(&pb);
+        }
     }
     if (e == DV_OK) {
         buf_wr_le32(b.data + 12, (uint32_t)(b.len - start));
@@ -212,12 +222,20 @@ static int meta_field(struct mpk *r, const char *key, uint32_t kl, struct part *
             uint32_t two, sl;
             const char *s;
             char k[1024];
-            if (mpk_array(r, &two) || two != 2 || mpk_str(r, &s, &sl) || sl >= sizeof k ||
-                mpk_u64(r, &v) || v > 1)
+            if (mpk_array(r, &two) || two < 2 || two > 3 || mpk_str(r, &s, &sl) || sl >= sizeof k ||
+                mpk_u64(r, &v) || v >= PINDEX_KIND_COUNT)
                 return DV_ECORRUPT;
+            struct pindex_params prm = pindex_params_default((enum pindex_kind)v);
+            if (two == 3) {
+                const void *pb;
+                uint32_t pl;
+                if (mpk_bin(r, &pb, &pl) || pindex_params_decode(pb, pl, &prm, errmsg) != DV_OK ||
+                    prm.kind != v)
+                    return DV_ECORRUPT;
+            }
             memcpy(k, s, sl);
             k[sl] = '\0';
-            int rc = part_add_pindex(p, k, (enum pindex_kind)v, errmsg);
+            int rc = part_add_pindex(p, k, &prm, errmsg);
             if (rc != DV_OK)
                 return rc;
         }

@@ -142,6 +142,29 @@ struct accept_ctx {
     const struct vspace *v; /* accept_vslot: the dense space whose index slots are given */
 };
 
+int part_bind_filter(struct part *p, struct filter *f)
+{
+    if (f == NULL)
+        return DV_OK;
+    pthread_rwlock_rdlock(&p->rw);
+    int rc = filter_bind(f, p->pidx, p->n_pidx);
+    pthread_rwlock_unlock(&p->rw);
+    return rc;
+}
+
+struct has_vec_ctx {
+    const struct part *p;
+    uint32_t s;
+};
+
+/* has_vector: whether point slot s has the vector `name`. */
+static bool has_vector(void *arg, const char *name, size_t n)
+{
+    const struct has_vec_ctx *h = arg;
+    int i = part_space_find(h->p, name, n);
+    return i >= 0 && part_slot_has(h->p, (uint32_t)i, h->s);
+}
+
 /* The filter of every read: visible points that match the user's filter. */
 static bool accept(uint32_t s, void *arg)
 {
@@ -152,7 +175,9 @@ static bool accept(uint32_t s, void *arg)
     if (c->f == NULL)
         return true;
     const struct blob *b = p->pay[s];
-    return filter_match(c->f, &p->ids[s], b ? b->data : NULL, b ? b->len : 0);
+    struct has_vec_ctx h = {p, s};
+    struct filter_point fp = {&p->ids[s], b ? b->data : NULL, b ? b->len : 0, has_vector, &h};
+    return filter_match_point(c->f, &fp);
 }
 
 /* The same for an index slot of the dense space c->v. */

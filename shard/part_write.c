@@ -479,7 +479,7 @@ int part_set_payload(struct part *p, enum part_payload_op op, const struct pid *
     return rc;
 }
 
-static int index_op(struct part *p, uint8_t type, const char *key, enum pindex_kind kind,
+static int index_op(struct part *p, uint8_t type, const char *key, const struct pindex_params *prm,
                     uint64_t *lsn_out, char *errmsg)
 {
     struct buf body = BUF_INIT;
@@ -492,14 +492,24 @@ static int index_op(struct part *p, uint8_t type, const char *key, enum pindex_k
         dv_errmsg_set(errmsg, "payload index key must have 1 to 1023 bytes");
         return DV_EINVAL;
     }
-    if (type == REC_INDEX_CREATE && kind != PINDEX_KEYWORD && kind != PINDEX_INTEGER) {
+    enum pindex_kind kind = (enum pindex_kind)prm->kind;
+    if (type == REC_INDEX_CREATE && (unsigned)kind >= PINDEX_KIND_COUNT) {
         dv_errmsg_set(errmsg, "unknown payload index type %d", (int)kind);
         return DV_EINVAL;
     }
-    int e = mpw_array(&body, type == REC_INDEX_CREATE ? 2 : 1);
+    /* [key], [key, kind] (keyword and integer with default params: the format before index
+     * params), or [key, kind, params] */
+    bool plain = !prm->has_params && kind <= PINDEX_INTEGER;
+    int e = mpw_array(&body, type != REC_INDEX_CREATE ? 1 : plain ? 2 : 3);
     e |= mpw_str(&body, key, kl);
     if (type == REC_INDEX_CREATE)
         e |= mpw_u64(&body, (uint64_t)kind);
+    if (type == REC_INDEX_CREATE && !plain) {
+        struct buf pb = BUF_INIT;
+        e |= pindex_params_encode(prm, &pb);
+        e |= mpw_bin(&body, pb.data, pb.len);
+        buf_free(&pb);
+    }
     if (e != DV_OK) {
         buf_free(&body);
         return DV_ENOMEM;
@@ -529,12 +539,20 @@ static int index_op(struct part *p, uint8_t type, const char *key, enum pindex_k
 int part_create_index(struct part *p, const char *key, enum pindex_kind kind, uint64_t *lsn,
                       char *errmsg)
 {
-    return index_op(p, REC_INDEX_CREATE, key, kind, lsn, errmsg);
+    struct pindex_params prm = pindex_params_default(kind);
+    return index_op(p, REC_INDEX_CREATE, key, &prm, lsn, errmsg);
+}
+
+int part_create_index_params(struct part *p, const char *key, const struct pindex_params *prm,
+                             uint64_t *lsn, char *errmsg)
+{
+    return index_op(p, REC_INDEX_CREATE, key, prm, lsn, errmsg);
 }
 
 int part_drop_index(struct part *p, const char *key, uint64_t *lsn, char *errmsg)
 {
-    return index_op(p, REC_INDEX_DROP, key, PINDEX_KEYWORD, lsn, errmsg);
+    struct pindex_params prm = pindex_params_default(PINDEX_KEYWORD);
+    return index_op(p, REC_INDEX_DROP, key, &prm, lsn, errmsg);
 }
 
 int part_apply(struct part *p, uint64_t lsn, uint8_t type, const void *body, size_t len,

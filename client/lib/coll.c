@@ -247,7 +247,8 @@ DVEC_API int dvec_payload_index_create(dvec_client *c, const char *coll, const c
                         "\"integer\"",
                         coll, key, kind ? kind : "(null)");
     struct msg req = cl_req(MSG_P_INDEX, coll);
-    req.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, k, {key, (uint32_t)strlen(key)}};
+    req.u.index_req =
+        (struct msg_index_req){MSG_INDEX_CREATE, k, {key, (uint32_t)strlen(key)}, {NULL, 0}};
     struct msg_reply rep;
     if ((rc = call_named(c, coll, "payload index", &req, &rep, err)) != DVEC_OK)
         return rc;

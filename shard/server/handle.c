@@ -8,6 +8,7 @@
 #include "err.h"
 #include "filter.h"
 #include "handle.h"
+#include "handle_vec.h"
 #include "log.h"
 #include "mpk.h"
 #include "pull.h"
@@ -28,27 +29,6 @@ static int compile_filter(struct msg_bytes f, struct filter **out, char *errmsg)
     if (f.p == NULL)
         return DV_OK;
     return filter_compile(f.p, f.len, out, errmsg);
-}
-
-/* Copies a C string for the reply's lifetime is not needed: replies are encoded before the
- * replicas are released. Hits point into the part_result. */
-static int hits_from(const struct part_result *r, uint32_t dim, struct msg_hits *out)
-{
-    out->n = (uint32_t)r->n;
-    out->hits = calloc(r->n ? r->n : 1, sizeof *out->hits);
-    if (out->hits == NULL)
-        return DV_ENOMEM;
-    for (size_t i = 0; i < r->n; i++) {
-        const struct part_hit *h = &r->hits[i];
-        struct msg_hit *x = &out->hits[i];
-        x->id = h->id;
-        x->score = h->score;
-        x->vec = h->vec;
-        x->dim = h->vec ? dim : 0;
-        x->payload.p = h->payload;
-        x->payload.len = (uint32_t)h->payload_len;
-    }
-    return DV_OK;
 }
 
 static uint32_t replica_dim(struct node_replica *r)
@@ -113,7 +93,6 @@ struct search_job {
     struct part_result *results; /* [part * n_queries + query] */
     int *codes;                  /* per (part, query) */
     char (*errs)[DV_ERRMSG_SIZE];
-    uint32_t *dims;
 };
 
 static void search_one(void *arg, size_t i)
@@ -123,22 +102,13 @@ static void search_one(void *arg, size_t i)
     size_t p = i / nq, q = i % nq;
     if (j->reps[p] == NULL)
         return;
-    const struct msg_query *mq = &j->req->queries[q];
-    if (mq->dim != j->dims[p]) {
-        j->codes[i] = DV_EDIM;
-        dv_errmsg_set(j->errs[i], "query %zu has %u dimensions, the collection has %u", q, mq->dim,
-                      j->dims[p]);
+    struct part_query pq;
+    j->codes[i] = hv_query(j->reps[p]->part, &j->req->queries[q], &pq, j->errs[i]);
+    if (j->codes[i] != DV_OK) {
+        dv_errmsg_prefix(j->errs[i], "query %zu", q);
         return;
     }
-    struct part_query pq = {
-        .vec = mq->vec,
-        .k = mq->k,
-        .ef = mq->ef,
-        .filter = j->filters[q],
-        .with_payload = mq->with_payload,
-        .with_vector = mq->with_vector,
-        .quant = HNSW_QUANT_AUTO,
-    };
+    pq.filter = j->filters[q];
     j->codes[i] = part_search(j->reps[p]->part, &pq, &j->results[i], NULL, j->errs[i]);
 }
 
@@ -155,12 +125,10 @@ static int do_search(struct handle_ctx *c, const struct msg *req, struct msg *re
     j.results = calloc(total ? total : 1, sizeof *j.results);
     j.codes = calloc(total ? total : 1, sizeof *j.codes);
     j.errs = calloc(total ? total : 1, sizeof *j.errs);
-    j.dims = calloc(np ? np : 1, sizeof *j.dims);
     struct msg_search_part *parts = calloc(np ? np : 1, sizeof *parts);
     struct msg_hits *hits = calloc(total ? total : 1, sizeof *hits);
     char(*perr)[DV_ERRMSG_SIZE] = calloc(np ? np : 1, sizeof *perr);
-    if (!j.reps || !j.filters || !j.results || !j.codes || !j.errs || !j.dims || !parts || !hits ||
-        !perr)
+    if (!j.reps || !j.filters || !j.results || !j.codes || !j.errs || !parts || !hits || !perr)
         goto done;
 
     for (uint32_t q = 0; q < nq; q++) {
@@ -182,7 +150,15 @@ static int do_search(struct handle_ctx *c, const struct msg *req, struct msg *re
             parts[p].err = (struct msg_error){prc, S(perr[p]), known};
             continue;
         }
-        j.dims[p] = replica_dim(j.reps[p]);
+    }
+    /* Full-text conditions learn the collection's text indexes (the same on every partition)
+     * once, before the searches share the filters. */
+    for (uint32_t p = 0; p < np; p++) {
+        if (j.reps[p] == NULL)
+            continue;
+        for (uint32_t q = 0; q < nq; q++)
+            part_bind_filter(j.reps[p]->part, j.filters[q]);
+        break;
     }
     if (c->parallel && total > HANDLE_INLINE_SEARCHES)
         c->parallel(c->pool, total, search_one, &j);
@@ -209,7 +185,7 @@ static int do_search(struct handle_ctx *c, const struct msg *req, struct msg *re
         parts[p].n = nq;
         for (uint32_t q = 0; q < nq; q++) {
             size_t i = (size_t)p * nq + q;
-            if ((rc = hits_from(&j.results[i], j.dims[p], &hits[i])) != DV_OK)
+            if ((rc = hv_hits(j.reps[p]->part, &j.results[i], &hits[i])) != DV_OK)
                 goto done;
         }
     }
@@ -219,7 +195,7 @@ static int do_search(struct handle_ctx *c, const struct msg *req, struct msg *re
 
 done:
     for (size_t i = 0; hits && i < total; i++)
-        free(hits[i].hits);
+        hv_hits_free(&hits[i]);
     for (size_t i = 0; j.results && i < total; i++)
         part_result_free(&j.results[i]);
     for (uint32_t q = 0; j.filters && q < nq; q++)
@@ -232,7 +208,6 @@ done:
     free(j.results);
     free(j.codes);
     free(j.errs);
-    free(j.dims);
     free(parts);
     free(hits);
     free(perr);
@@ -329,7 +304,7 @@ static int do_pull(struct handle_ctx *c, const struct msg *req, struct msg *rep,
 static bool is_write(int type)
 {
     return type == MSG_UPSERT || type == MSG_DELETE || type == MSG_SET_PAYLOAD ||
-           type == MSG_PAYLOAD_INDEX;
+           type == MSG_PAYLOAD_INDEX || type == MSG_UPDATE_VECTORS || type == MSG_DELETE_VECTORS;
 }
 
 /*
@@ -388,6 +363,7 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     void *chunk = NULL;
     struct wal_acc acc = {0};
     struct part_point *pts = NULL;
+    struct part_vec *pvecs = NULL;
     bool over_capacity = false; /* DV_EFULL of the node's capacity, not of its disk */
 
     switch (req->type) {
@@ -410,10 +386,11 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         o->payload_bytes = info.payload_bytes;
         break;
     }
-    case MSG_UPSERT: {
+    case MSG_UPSERT:
+    case MSG_UPDATE_VECTORS: {
         const struct msg_upsert_req *u = &req->u.upsert_req;
         uint32_t dim = replica_dim(r);
-        if (u->n > 0 && u->dim != dim) {
+        if (u->named == NULL && u->n > 0 && u->dim != dim) {
             dv_errmsg_set(errmsg,
                           "wrong dimension: the vectors have %u dimensions, collection %s "
                           "partition %u has %u",
@@ -421,26 +398,29 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
             rc = DV_EDIM;
             break;
         }
-        if (c->capacity && node_points(c->node) + u->n > c->capacity) {
+        if (req->type == MSG_UPSERT && c->capacity && node_points(c->node) + u->n > c->capacity) {
             dv_errmsg_set(errmsg, "node is full: capacity %" PRIu64 " points", c->capacity);
             over_capacity = true;
             rc = DV_EFULL;
             break;
         }
-        pts = calloc(u->n ? u->n : 1, sizeof *pts);
-        if (pts == NULL) {
-            rc = DV_ENOMEM;
+        if ((rc = hv_points(p, u, &pts, &pvecs, errmsg)) != DV_OK)
             break;
-        }
-        for (uint32_t i = 0; i < u->n; i++) {
-            pts[i].id = u->ids[i];
-            pts[i].vec = u->vecs + (size_t)i * u->dim;
-            pts[i].dim = u->dim;
-            pts[i].payload = u->payloads[i].p;
-            pts[i].payload_len = u->payloads[i].len;
-        }
-        rc = part_upsert(p, pts, u->n, &rep->u.write_rep.lsn, errmsg);
+        if (req->type == MSG_UPSERT)
+            rc = part_upsert(p, pts, u->n, &rep->u.write_rep.lsn, errmsg);
+        else
+            rc = part_update_vectors(p, pts, u->n, &rep->u.write_rep.lsn, errmsg);
         rep->u.write_rep.affected = u->n;
+        break;
+    }
+    case MSG_DELETE_VECTORS: {
+        const struct msg_delvec_req *v = &req->u.delvec_req;
+        uint32_t spaces[PART_MAX_SPACES];
+        if ((rc = hv_spaces(p, v->names, v->n_names, spaces, errmsg)) != DV_OK)
+            break;
+        rc =
+            part_delete_vectors(p, v->ids, v->n, spaces, v->n_names, &rep->u.write_rep.lsn, errmsg);
+        rep->u.write_rep.affected = v->n;
         break;
     }
     case MSG_DELETE: {
@@ -475,16 +455,26 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         }
         memcpy(key, x->key.p, x->key.len);
         key[x->key.len] = '\0';
-        if (x->op == 1 && x->kind <= PINDEX_INTEGER) {
-            rc =
-                part_create_index(p, key, (enum pindex_kind)x->kind, &rep->u.write_rep.lsn, errmsg);
+        if (x->op == 1 && x->kind < PINDEX_KIND_COUNT) {
+            struct pindex_params prm = pindex_params_default((enum pindex_kind)x->kind);
+            if (x->params.p != NULL &&
+                (rc = pindex_params_parse(x->params.p, x->params.len, &prm, errmsg)) != DV_OK)
+                break;
+            if (prm.kind != x->kind) {
+                dv_errmsg_set(errmsg, "payload index: params of type %s for kind %u",
+                              pindex_kind_name((enum pindex_kind)prm.kind), x->kind);
+                rc = DV_EINVAL;
+                break;
+            }
+            rc = part_create_index_params(p, key, &prm, &rep->u.write_rep.lsn, errmsg);
         } else if (x->op == 2) {
             rc = part_drop_index(p, key, &rep->u.write_rep.lsn, errmsg);
         } else {
             dv_errmsg_set(errmsg,
-                          "payload index: op must be 1 (create) or 2 (drop) and kind "
-                          "0 (keyword) or 1 (integer), got op %u kind %u",
-                          x->op, x->kind);
+                          "payload index: op must be 1 (create) or 2 (drop) and kind 0 to %d "
+                          "(keyword, integer, float, bool, geo, text, datetime, uuid), got op %u "
+                          "kind %u",
+                          PINDEX_KIND_COUNT - 1, x->op, x->kind);
             rc = DV_EINVAL;
         }
         rep->u.write_rep.affected = rc == DV_OK;
@@ -494,11 +484,13 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         const struct msg_get_req *g = &req->u.get_req;
         rc = part_get(p, g->ids, g->n, g->with_vector, g->with_payload, &res, errmsg);
         if (rc == DV_OK)
-            rc = hits_from(&res, replica_dim(r), &rep->u.get_rep);
+            rc = hv_hits(p, &res, &rep->u.get_rep);
         break;
     }
     case MSG_COUNT:
         rc = compile_filter(req->u.count_req.filter, &f, errmsg);
+        if (rc == DV_OK)
+            rc = part_bind_filter(p, f);
         if (rc == DV_OK)
             rc = part_count(p, f, &rep->u.count_rep.count, errmsg);
         break;
@@ -506,11 +498,13 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         const struct msg_scroll_req *s = &req->u.scroll_req;
         rc = compile_filter(s->filter, &f, errmsg);
         if (rc == DV_OK)
+            rc = part_bind_filter(p, f);
+        if (rc == DV_OK)
             rc = part_scroll(p, s->has_from ? &s->from : NULL, s->limit, f, s->with_vector,
                              s->with_payload, &res, &rep->u.scroll_rep.next,
                              &rep->u.scroll_rep.more, errmsg);
         if (rc == DV_OK)
-            rc = hits_from(&res, replica_dim(r), &rep->u.scroll_rep.hits);
+            rc = hv_hits(p, &res, &rep->u.scroll_rep.hits);
         break;
     }
     case MSG_SNAPSHOT_READ: {
@@ -578,14 +572,16 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         rc = msg_encode(rep, out, errmsg);
 
     free(pts);
+    free(pvecs);
     free(chunk);
     for (uint32_t i = 0; i < acc.n; i++)
         free((void *)acc.recs[i].body.p);
     free(acc.recs);
     filter_free(f);
-    free(rep->type == MSG_GET && rep->u.get_rep.hits ? rep->u.get_rep.hits : NULL);
+    if (rep->type == MSG_GET)
+        hv_hits_free(&rep->u.get_rep);
     if (rep->type == MSG_SCROLL)
-        free(rep->u.scroll_rep.hits.hits);
+        hv_hits_free(&rep->u.scroll_rep.hits);
     part_result_free(&res);
     if (writing)
         node_write_end(c->node, r);
@@ -641,11 +637,14 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
     case MSG_REPLICA_CREATE: {
         const struct msg_create_req *cr = &req->u.create_req;
         struct hnsw_params hp;
+        struct part_space spaces[PART_MAX_SPACES];
         enum wal_sync sync;
-        if ((rc = replica_cfg_params(&cr->cfg, &hp, &sync, errmsg)) != DV_OK)
+        if ((rc = replica_cfg_params(&cr->cfg, &hp, &sync, errmsg)) != DV_OK ||
+            (rc = replica_cfg_spaces(&cr->cfg, spaces, errmsg)) != DV_OK)
             return rc;
         rc = node_create(c->node, req->addr.coll.p, req->addr.coll.len, req->addr.part,
-                         req->addr.epoch, cr->incarnation, &hp, sync, stale_epoch, errmsg);
+                         req->addr.epoch, cr->incarnation, &hp, cr->cfg.n_spaces ? spaces : NULL,
+                         cr->cfg.n_spaces, sync, stale_epoch, errmsg);
         return rc == DV_OK ? msg_encode(rep, out, errmsg) : rc;
     }
     case MSG_REPLICA_DROP:

@@ -821,9 +821,29 @@ static int adopt_incarnation(struct node *n, struct node_replica *pub, uint64_t 
     return DV_OK;
 }
 
+/* Whether replica p has the vectors a create asks for. */
+static bool same_vectors(struct part *p, const struct hnsw_params *index,
+                         const struct part_space *spaces, uint32_t n_spaces)
+{
+    uint32_t ns;
+    const struct part_space *have = part_spaces(p, &ns);
+    if (spaces == NULL)
+        return ns == 1 && have[0].kind == PART_VEC_DENSE && have[0].name[0] == '\0' &&
+               have[0].index.dim == index->dim && have[0].index.metric == index->metric;
+    if (ns != n_spaces)
+        return false;
+    for (uint32_t i = 0; i < ns; i++)
+        if (strcmp(have[i].name, spaces[i].name) != 0 || have[i].kind != spaces[i].kind ||
+            have[i].index.dim != spaces[i].index.dim ||
+            have[i].index.metric != spaces[i].index.metric)
+            return false;
+    return true;
+}
+
 int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
                 uint64_t epoch, uint64_t incarnation, const struct hnsw_params *index,
-                enum wal_sync fsync, uint64_t *known, char *errmsg)
+                const struct part_space *spaces, uint32_t n_spaces, enum wal_sync fsync,
+                uint64_t *known, char *errmsg)
 {
     char err[DV_ERRMSG_SIZE];
     *known = 0;
@@ -845,7 +865,7 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
     if (rc == DV_OK) {
         struct part_info info;
         part_get_info(have->part, &info);
-        bool same = info.index.dim == index->dim && info.index.metric == index->metric;
+        bool same = same_vectors(have->part, index, spaces, n_spaces);
         if (same && incarnation != 0 && node_incarnation(have) != incarnation)
             rc = adopt_incarnation(n, have, incarnation, errmsg);
         node_release(n, have);
@@ -875,6 +895,8 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
     struct part_opts o;
     replica_opts(n, fsync, &o);
     o.index = *index;
+    o.spaces = spaces;
+    o.n_spaces = n_spaces;
     snprintf(data, sizeof data, "%s/data", tmp);
     struct part *p;
     rc = part_create(n->io, data, &o, &p, err);
@@ -893,8 +915,8 @@ int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t part
     if (find(n, coll, coll_len, partition) != NULL) {
         pthread_mutex_unlock(&n->mu);
         remove_tree(n->io, tmp, 0);
-        return node_create(n, coll, coll_len, partition, epoch, incarnation, index, fsync, known,
-                           errmsg);
+        return node_create(n, coll, coll_len, partition, epoch, incarnation, index, spaces,
+                           n_spaces, fsync, known, errmsg);
     }
     rc = n->io->rename(n->io, tmp, final);
     char replicas[PATH_MAX + 16];

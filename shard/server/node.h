@@ -124,19 +124,20 @@ int node_replicate(struct node *n, struct node_replica *r, uint64_t term, uint64
 uint64_t node_term_start(struct node *n, const struct node_replica *r);
 
 /*
- * Creates a replica of the collection's `incarnation` (0: none given). Idempotent: when it
- * exists with the same dimension and metric, its epoch is raised to `epoch` and DV_OK
- * returned; with other parameters, DV_EEXIST. A lower epoch than the existing replica's:
- * DV_ESTALE.
- * Incarnations: when the existing replica has another non-zero incarnation, it belongs to a
- * dropped collection of the same name: it is dropped (as node_drop does: requests using it
- * finish first) and an empty one created; a create of an earlier incarnation than the
- * replica's is DV_ESTALE. A replica without one (0) is kept and takes the request's; a
- * request without one (0) keeps whatever replica exists.
+ * Creates a replica of the collection's `incarnation` (0: none given), with the named vectors
+ * `spaces` (n_spaces; NULL: one unnamed dense vector of `index`). Idempotent: when it exists
+ * with the same dimension and metric (the same vector names, kinds and dimensions), its epoch
+ * is raised to `epoch` and DV_OK returned; with other parameters, DV_EEXIST. A lower epoch than the
+ * existing replica's: DV_ESTALE. Incarnations: when the existing replica has another non-zero
+ * incarnation, it belongs to a dropped collection of the same name: it is dropped (as node_drop
+ * does: requests using it finish first) and an empty one created; a create of an earlier
+ * incarnation than the replica's is DV_ESTALE. A replica without one (0) is kept and takes the
+ * request's; a request without one (0) keeps whatever replica exists.
  */
 int node_create(struct node *n, const char *coll, size_t coll_len, uint32_t partition,
                 uint64_t epoch, uint64_t incarnation, const struct hnsw_params *index,
-                enum wal_sync fsync, uint64_t *known, char *errmsg);
+                const struct part_space *spaces, uint32_t n_spaces, enum wal_sync fsync,
+                uint64_t *known, char *errmsg);
 
 /* Drops a replica (waits for requests using it, then deletes its files). DV_ESTALE when
  * `epoch` is older than the replica's or the node does not hold it. */

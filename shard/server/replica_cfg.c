@@ -1,6 +1,8 @@
 /* replica_cfg.c - a replica's index parameters and fsync policy from the protocol's config. */
 #include "replica_cfg.h"
 
+#include <string.h>
+
 #include "err.h"
 
 int replica_cfg_params(const struct msg_coll_cfg *c, struct hnsw_params *hp, enum wal_sync *sync,
@@ -26,5 +28,45 @@ int replica_cfg_params(const struct msg_coll_cfg *c, struct hnsw_params *hp, enu
         hp->ef_search = c->ef_search;
     hp->sq8 = c->sq8;
     *sync = (enum wal_sync)c->fsync;
+    return DV_OK;
+}
+
+int replica_cfg_spaces(const struct msg_coll_cfg *c, struct part_space *out, char *errmsg)
+{
+    if (c->n_spaces > PART_MAX_SPACES) {
+        dv_errmsg_set(errmsg, "%u named vectors, at most %d", c->n_spaces, PART_MAX_SPACES);
+        return DV_EINVAL;
+    }
+    for (uint32_t i = 0; i < c->n_spaces; i++) {
+        const struct msg_vspace *v = &c->spaces[i];
+        struct part_space *d = &out[i];
+        memset(d, 0, sizeof *d);
+        if (v->name.len >= PART_NAME_MAX) {
+            dv_errmsg_set(errmsg, "vector name of %u bytes, at most %d", v->name.len,
+                          PART_NAME_MAX - 1);
+            return DV_EINVAL;
+        }
+        memcpy(d->name, v->name.p, v->name.len);
+        if (v->kind > PART_VEC_MULTI || v->metric > HNSW_L1) {
+            dv_errmsg_set(errmsg, "vector \"%s\": unknown kind %u or metric %u", d->name, v->kind,
+                          v->metric);
+            return DV_EINVAL;
+        }
+        d->kind = (enum part_vkind)v->kind;
+        hnsw_params_default(&d->index);
+        d->index.dim = v->dim;
+        d->index.metric = (enum hnsw_metric)v->metric;
+        if (v->m)
+            d->index.m = v->m;
+        if (v->ef_construction)
+            d->index.ef_construction = v->ef_construction;
+        if (c->ef_search)
+            d->index.ef_search = c->ef_search;
+        d->index.sq8 = v->sq8;
+        d->idf = v->idf;
+        int rc = part_space_check(d, errmsg);
+        if (rc != DV_OK)
+            return rc;
+    }
     return DV_OK;
 }

@@ -4,6 +4,7 @@
 
 #include "hnsw.h"
 #include "msg.h"
+#include "part.h"
 #include "wal.h"
 
 /*
@@ -16,5 +17,9 @@
  */
 int replica_cfg_params(const struct msg_coll_cfg *c, struct hnsw_params *hp, enum wal_sync *sync,
                        char *errmsg);
+
+/* The collection's named vectors (c->spaces, c->n_spaces of them) as the replica's spaces;
+ * out has room for PART_MAX_SPACES. DV_EINVAL naming the bad one. */
+int replica_cfg_spaces(const struct msg_coll_cfg *c, struct part_space *out, char *errmsg);
 
 #endif

@@ -146,9 +146,9 @@ int main(int argc, char **argv)
     m.u.wal_req = (struct msg_wal_req){42, 1u << 20};
     put(&m, NULL);
     m = req(MSG_PAYLOAD_INDEX);
-    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 1, S("n")};
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 1, S("n"), {NULL, 0}};
     put(&m, "create");
-    m.u.index_req = (struct msg_index_req){MSG_INDEX_DROP, 0, S("tag")};
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_DROP, 0, S("tag"), {NULL, 0}};
     put(&m, "drop");
 
     /* ---- client API and node report requests ---- */
@@ -187,7 +187,7 @@ int main(int argc, char **argv)
     m.u.csearch_req = (struct msg_csearch_req){qs + 1, 1, false, 0};
     put(&m, "strict");
     m = req(MSG_P_INDEX);
-    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 0, S("tag")};
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 0, S("tag"), {NULL, 0}};
     put(&m, NULL);
     m = req(MSG_CLUSTER);
     put(&m, NULL);

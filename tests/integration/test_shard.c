@@ -479,7 +479,7 @@ static int payload_index(struct rpc *r, uint32_t op, uint32_t kind, const char *
                          char *err)
 {
     struct msg m = req_of(MSG_PAYLOAD_INDEX, COLL, 0, 1);
-    m.u.index_req = (struct msg_index_req){op, kind, {key, (uint32_t)strlen(key)}};
+    m.u.index_req = (struct msg_index_req){op, kind, {key, (uint32_t)strlen(key)}, {NULL, 0}};
     struct msg_reply rep;
     int rc = call(r, &m, &rep, err);
     if (rc == DV_OK && lsn)
@@ -739,7 +739,8 @@ static void test_every_op(void **state)
                      DV_EEXIST);
     assert_int_equal(payload_index(r, MSG_INDEX_DROP, 0, "color", NULL, err), DV_OK);
     assert_int_equal(payload_index(r, MSG_INDEX_DROP, 0, "color", NULL, err), DV_OK);
-    assert_int_equal(payload_index(r, MSG_INDEX_CREATE, 7, "x", NULL, err), DV_EINVAL);
+    assert_int_equal(payload_index(r, MSG_INDEX_CREATE, PINDEX_KIND_COUNT, "x", NULL, err),
+                     DV_EINVAL);
     assert_int_equal(payload_index(r, MSG_INDEX_CREATE, PINDEX_KEYWORD, "", NULL, err), DV_EINVAL);
     check_filtered_search(r, "red");
 

@@ -77,7 +77,8 @@ static int create(struct env *e, uint32_t part, char *err)
     hnsw_params_default(&ix);
     ix.dim = DIM;
     uint64_t known = 0;
-    return node_create(e->n, COLL, strlen(COLL), part, 1, 7, &ix, WAL_SYNC_ALWAYS, &known, err);
+    return node_create(e->n, COLL, strlen(COLL), part, 1, 7, &ix, NULL, 0, WAL_SYNC_ALWAYS, &known,
+                       err);
 }
 
 static struct node_replica *acquire(struct env *e, uint32_t part)

@@ -244,7 +244,7 @@ static void writes_reads(bool cl)
     msg_free(&out);
 
     m.type = cl ? MSG_P_INDEX : MSG_PAYLOAD_INDEX;
-    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 1, S("meta.year")};
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 1, S("meta.year"), {NULL, 0}};
     round_trip(&m, &out);
     assert_int_equal(out.u.index_req.kind, 1);
     assert_memory_equal(out.u.index_req.key.p, "meta.year", 9);
@@ -689,20 +689,20 @@ static void check_payload_index(void **state)
 {
     struct msg m = {.type = MSG_PAYLOAD_INDEX, .req_id = 41}, out;
     m.addr = (struct msg_addr){S("docs"), 3, 4, 0};
-    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 0, S("tags")};
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 0, S("tags"), {NULL, 0}};
     round_trip(&m, &out);
     assert_int_equal(out.u.index_req.op, MSG_INDEX_CREATE);
     assert_int_equal(out.u.index_req.kind, 0);
     assert_int_equal(out.u.index_req.key.len, 4);
     assert_memory_equal(out.u.index_req.key.p, "tags", 4);
     msg_free(&out);
-    m.u.index_req = (struct msg_index_req){MSG_INDEX_DROP, 1, S("meta.year")};
+    m.u.index_req = (struct msg_index_req){MSG_INDEX_DROP, 1, S("meta.year"), {NULL, 0}};
     round_trip(&m, &out);
     assert_int_equal(out.u.index_req.op, MSG_INDEX_DROP);
     assert_int_equal(out.u.index_req.kind, 1);
     msg_free(&out);
     /* the codec leaves op, kind and an empty key to the node to judge */
-    m.u.index_req = (struct msg_index_req){UINT32_MAX, UINT32_MAX, {NULL, 0}};
+    m.u.index_req = (struct msg_index_req){UINT32_MAX, UINT32_MAX, {NULL, 0}, {NULL, 0}};
     round_trip(&m, &out);
     assert_int_equal(out.u.index_req.op, UINT32_MAX);
     assert_int_equal(out.u.index_req.key.len, 0);
