@@ -761,7 +761,7 @@ static int w_reply_body(struct buf *b, const struct msg *m)
     }
     case MSG_ROUTE: {
         const struct msg_route_rep *r = &m->u.route_rep;
-        W(mpw_array(b, 4));
+        W(mpw_array(b, r->coll.len ? 5 : 4));
         W(mpw_u64(b, r->map_epoch));
         W(w_coll_cfg(b, &r->cfg, true));
         W(mpw_array(b, r->n_nodes));
@@ -784,6 +784,8 @@ static int w_reply_body(struct buf *b, const struct msg *m)
             W(mpw_bool(b, p->writable));
             W(w_u32s(b, p->secondaries, p->n_secondaries));
         }
+        if (r->coll.len)
+            W(w_str(b, r->coll));
         return DV_OK;
     }
     case MSG_P_SEARCH: {

@@ -559,7 +559,9 @@ struct msg_route_part {
 /* A collection's routing table: the answering coordinator's map epoch, the collection's
  * config (with placement: cfg.partitions is the number of parts), the nodes the parts name
  * (id and native URL; search_urls[i], node i's search port, empty when it has none: a node
- * entry's third element, sent only when not empty) and parts[n_parts] in partition order. */
+ * entry's third element, sent only when not empty) and parts[n_parts] in partition order.
+ * coll: when the route was asked for by an alias, the collection it names, which requests to
+ * the nodes must use (a 5th element, sent only when not empty). */
 struct msg_route_rep {
     uint64_t map_epoch;
     struct msg_coll_cfg cfg;
@@ -568,6 +570,7 @@ struct msg_route_rep {
     uint32_t n_nodes;
     struct msg_route_part *parts;
     uint32_t n_parts;
+    struct msg_str coll;
 };
 
 /* status: one msgpack value (a map built by the coordinator, passed through) or nil. */

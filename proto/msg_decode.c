@@ -971,8 +971,12 @@ static int d_reply_body(struct dec *d)
     }
     case MSG_ROUTE: {
         struct msg_route_rep *r = &m->u.route_rep;
-        if ((rc = mpk_dec_tuple(&d->k, 4, "body")) ||
-            (rc = mpk_dec_u64(&d->k, &r->map_epoch, "map epoch")) ||
+        uint32_t body;
+        /* 4 fields: not asked by an alias (or a coordinator that predates aliases) */
+        R(mpk_array(&d->k.r, &body), "body");
+        if (body != 4 && body != 5)
+            return fail(d, DV_ECORRUPT, "body");
+        if ((rc = mpk_dec_u64(&d->k, &r->map_epoch, "map epoch")) ||
             (rc = d_coll_cfg(d, &r->cfg, true)) ||
             (rc = mpk_dec_list(&d->k, &r->n_nodes, MIN_PEER, PROTO_MAX_ROUTE_NODES, "nodes")))
             return rc;
@@ -1013,6 +1017,8 @@ static int d_reply_body(struct dec *d)
                                      "secondaries")))
                 return rc;
         }
+        if (body == 5)
+            return d_str(d, &r->coll, "collection");
         return DV_OK;
     }
     case MSG_P_SEARCH: {

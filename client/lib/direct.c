@@ -69,7 +69,8 @@ static bool plan(dvec_client *c, struct cl_route *r, const char *coll,
             first[j].epoch = t->parts[first[j].part].epoch;
         struct msg *q = &d->reqs[d->n_jobs];
         q->type = MSG_SEARCH;
-        q->addr.coll = (struct msg_str){coll, (uint32_t)strlen(coll)};
+        /* an alias's route names the collection the nodes know */
+        q->addr.coll = t->coll.len ? t->coll : (struct msg_str){coll, (uint32_t)strlen(coll)};
         q->u.search_req = (struct msg_search_req){first, groups[g].n, s->queries, s->n_queries};
         d->nodes[d->n_jobs] = groups[g].node;
         struct rpc_job *j = &d->jobs[d->n_jobs++];

@@ -75,7 +75,8 @@ static bool fill(const struct msg *req, const struct msg_route_rep *t, uint32_t 
         w->ids[j] = ids[members[j]];
     for (uint32_t j = 0; j < rp->n_secondaries; j++)
         w->group[j] = t->nodes[rp->secondaries[j]];
-    *sub = (struct msg){.addr = {req->addr.coll, p, rp->epoch, rp->term}};
+    /* an alias's route names the collection the nodes know */
+    *sub = (struct msg){.addr = {t->coll.len ? t->coll : req->addr.coll, p, rp->epoch, rp->term}};
     sub->secondaries = w->group;
     sub->n_secondaries = rp->n_secondaries;
     switch (req->type) {

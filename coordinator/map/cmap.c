@@ -18,7 +18,7 @@ static const char *const cmd_type_names[] = {
     "none",        "node_register",  "node_state", "node_weight",   "node_remove",  "coll_create",
     "coll_drop",   "part_set",       "move_add",   "move_update",   "move_remove",  "batch",
     "coord_set",   "coord_remove",   "settings",   "replica_state", "part_promote", "replica_move",
-    "replica_add", "replica_remove", "coll_set",
+    "replica_add", "replica_remove", "coll_set",   "alias",         "coll_index",
 };
 static const char *const replica_state_names[] = {"active", "dead", "partial", "initializing",
                                                   "recovery"};
@@ -207,6 +207,7 @@ void cmap_coll_destroy(struct cmap_coll *c)
     if (!c)
         return;
     free(c->parts);
+    free(c->indexes);
     free(c);
 }
 
@@ -237,6 +238,7 @@ void cmap_free(struct cmap *m)
     free(m->moves);
     free(m->seen);
     free(m->coords);
+    free(m->aliases);
     memset(m, 0, sizeof *m);
 }
 
@@ -279,11 +281,16 @@ int cmap_copy(struct cmap *dst, const struct cmap *src)
                 goto err_free;
             *c = *s;
             c->parts = malloc(s->cfg.n_parts * sizeof *c->parts);
-            if (!c->parts) {
+            c->indexes = s->n_indexes ? malloc(s->n_indexes * sizeof *c->indexes) : NULL;
+            if (!c->parts || (s->n_indexes && !c->indexes)) {
+                free(c->parts);
+                free(c->indexes);
                 free(c);
                 goto err_free;
             }
             memcpy(c->parts, s->parts, s->cfg.n_parts * sizeof *c->parts);
+            if (s->n_indexes)
+                memcpy(c->indexes, s->indexes, s->n_indexes * sizeof *c->indexes);
             dst->colls[i] = c;
             dst->n_colls = i + 1;
         }
@@ -301,6 +308,13 @@ int cmap_copy(struct cmap *dst, const struct cmap *src)
             goto err_free;
         memcpy(dst->coords, src->coords, src->n_coords * sizeof *dst->coords);
         dst->n_coords = dst->cap_coords = src->n_coords;
+    }
+    if (src->n_aliases) {
+        dst->aliases = malloc(src->n_aliases * sizeof *dst->aliases);
+        if (!dst->aliases)
+            goto err_free;
+        memcpy(dst->aliases, src->aliases, src->n_aliases * sizeof *dst->aliases);
+        dst->n_aliases = dst->cap_aliases = src->n_aliases;
     }
     memcpy(dst->seen, src->seen, src->dedup_cap * sizeof *dst->seen);
     dst->n_seen = src->n_seen;
@@ -352,8 +366,13 @@ static bool part_equal(const struct cmap_part *a, const struct cmap_part *b)
 
 static bool coll_equal(const struct cmap_coll *a, const struct cmap_coll *b)
 {
-    if (strcmp(a->name, b->name) != 0 || !cfg_equal(&a->cfg, &b->cfg) || a->epoch != b->epoch)
+    if (strcmp(a->name, b->name) != 0 || !cfg_equal(&a->cfg, &b->cfg) || a->epoch != b->epoch ||
+        a->n_indexes != b->n_indexes)
         return false;
+    for (uint32_t i = 0; i < a->n_indexes; i++)
+        if (strcmp(a->indexes[i].key, b->indexes[i].key) != 0 ||
+            a->indexes[i].kind != b->indexes[i].kind)
+            return false;
     for (uint32_t i = 0; i < a->cfg.n_parts; i++)
         if (!part_equal(&a->parts[i], &b->parts[i]))
             return false;
@@ -381,13 +400,18 @@ bool cmap_equal(const struct cmap *a, const struct cmap *b)
 {
     if (a->epoch != b->epoch || a->n_nodes != b->n_nodes || a->n_colls != b->n_colls ||
         a->n_moves != b->n_moves || a->dedup_cap != b->dedup_cap || a->n_seen != b->n_seen ||
-        a->n_coords != b->n_coords || a->settings.paused != b->settings.paused ||
+        a->n_coords != b->n_coords || a->n_aliases != b->n_aliases ||
+        a->settings.paused != b->settings.paused ||
         a->settings.auto_rebalance != b->settings.auto_rebalance ||
         a->settings.rate != b->settings.rate ||
         a->settings.moves_per_node != b->settings.moves_per_node)
         return false;
     for (uint32_t i = 0; i < a->n_coords; i++)
         if (!coord_equal(&a->coords[i], &b->coords[i]))
+            return false;
+    for (uint32_t i = 0; i < a->n_aliases; i++)
+        if (strcmp(a->aliases[i].name, b->aliases[i].name) != 0 ||
+            strcmp(a->aliases[i].coll, b->aliases[i].coll) != 0)
             return false;
     for (uint32_t i = 0; i < a->n_nodes; i++)
         if (!node_equal(&a->nodes[i], &b->nodes[i]))

@@ -51,6 +51,10 @@
 #define CMAP_MAX_SNAPSHOT  (1u << 30)   /* bytes of one encoded map */
 #define CMAP_MAX_COORDS    16           /* coordinator records (removed ones included) */
 #define CMAP_NONE          UINT32_MAX   /* no node */
+#define CMAP_MAX_ALIASES   65536        /* collection aliases */
+#define CMAP_MAX_ALIAS_OPS 1024         /* actions of one alias command */
+#define CMAP_MAX_INDEXES   256          /* payload index definitions of one collection */
+#define CMAP_KEY_MAX       255          /* bytes of an indexed payload key */
 
 enum cmap_node_state {
     CMAP_NODE_JOINING = 0,  /* registered, placeable, may not hold data yet */
@@ -170,11 +174,41 @@ struct cmap_part {
     uint8_t state[CMAP_MAX_REPLICAS]; /* enum cmap_replica_state of nodes[k] */
 };
 
+/* A payload index created through the coordinators: the payload key and its kind, the number
+ * of shard's enum pindex_kind (0 keyword, 1 integer, ...; the map keeps any number, so kinds
+ * added to the nodes need no change here). */
+struct cmap_pindex {
+    char key[CMAP_KEY_MAX + 1];
+    uint32_t kind;
+};
+
 struct cmap_coll {
     char name[CMAP_NAME_MAX + 1];
     struct cmap_coll_cfg cfg;
-    uint64_t epoch;          /* map epoch of the creation */
-    struct cmap_part *parts; /* cfg.n_parts */
+    uint64_t epoch;              /* map epoch of the creation */
+    struct cmap_part *parts;     /* cfg.n_parts */
+    struct cmap_pindex *indexes; /* by key; NULL when n_indexes == 0 */
+    uint32_t n_indexes;
+};
+
+/* A collection alias (Qdrant's): another name of collection `coll`, usable wherever a
+ * collection name is. Names follow the collection rules and never equal a collection's. */
+struct cmap_alias {
+    char name[CMAP_NAME_MAX + 1];
+    char coll[CMAP_NAME_MAX + 1];
+};
+
+/* One action of an alias command, applied in order, all or nothing. */
+enum cmap_alias_op {
+    CMAP_ALIAS_CREATE = 1, /* alias `a` of collection `b` */
+    CMAP_ALIAS_DELETE = 2, /* alias `a` (b is empty) */
+    CMAP_ALIAS_RENAME = 3, /* alias `a` becomes alias `b` */
+};
+
+struct cmap_alias_action {
+    uint32_t op; /* enum cmap_alias_op */
+    char a[CMAP_NAME_MAX + 1];
+    char b[CMAP_NAME_MAX + 1];
 };
 
 /* A planned move of one replica of a partition from one node to another. (collection,
@@ -238,6 +272,8 @@ struct cmap {
     uint32_t dedup_cap, n_seen, seen_head;
     struct cmap_coord *coords; /* ordered by id, at most CMAP_MAX_COORDS */
     uint32_t n_coords, cap_coords;
+    struct cmap_alias *aliases; /* ordered by name */
+    uint32_t n_aliases, cap_aliases;
 };
 
 /* ---- the map ----------------------------------------------------------------------------- */
@@ -264,6 +300,16 @@ const struct cmap_node *cmap_node_find(const struct cmap *m, const char *id);
 const struct cmap_node *cmap_node_get(const struct cmap *m, uint32_t num);
 
 const struct cmap_coll *cmap_coll_find(const struct cmap *m, const char *name);
+
+/* The alias `name`, NULL if there is none. */
+const struct cmap_alias *cmap_alias_find(const struct cmap *m, const char *name);
+
+/* The collection `name` names: a collection of that name, else the collection of the alias of
+ * that name; NULL when neither exists. What requests from clients use. */
+const struct cmap_coll *cmap_coll_resolve(const struct cmap *m, const char *name);
+
+/* The index definition of `key` in collection `c`, NULL if there is none. */
+const struct cmap_pindex *cmap_pindex_find(const struct cmap_coll *c, const char *key);
 
 /* Partition `part` of a collection, NULL if either does not exist. */
 const struct cmap_part *cmap_part_find(const struct cmap *m, const char *coll, uint32_t part);
@@ -317,7 +363,9 @@ enum cmap_cmd_type {
     CMAP_CMD_REPLICA_ADD = 18,    /* one more replica of a partition (replication factor up) */
     CMAP_CMD_REPLICA_REMOVE = 19, /* one replica less (replication factor down) */
     CMAP_CMD_COLL_SET = 20,       /* a collection's replication and write consistency factors */
-    CMAP_CMD_TYPE_COUNT = 21,     /* new types go here: numbers in Raft logs keep their meaning */
+    CMAP_CMD_ALIAS = 21,          /* create, delete and rename aliases, all or nothing */
+    CMAP_CMD_COLL_INDEX = 22,     /* record or forget a payload index definition */
+    CMAP_CMD_TYPE_COUNT = 23,     /* new types go here: numbers in Raft logs keep their meaning */
 };
 
 /* "node_register", ...; "unknown" outside the enum. */
@@ -480,6 +528,26 @@ struct cmap_cmd {
             char name[CMAP_NAME_MAX + 1];
             uint32_t rf, wcf;
         } coll_set;
+        /* Applies acts[n] (1 .. CMAP_MAX_ALIAS_OPS) in order, all or nothing: on the first
+         * failing action the map is unchanged and the result names it (action number, alias).
+         * CREATE: DV_EINVAL for a bad name, DV_ENOTFOUND for an unknown collection, DV_EEXIST
+         * when the name is a collection's or an alias's; DELETE: DV_ENOTFOUND for an unknown
+         * alias; RENAME: both; DV_EFULL beyond CMAP_MAX_ALIASES. `acts` is malloc'd (freed by
+         * cmap_cmd_free). */
+        struct {
+            struct cmap_alias_action *acts;
+            uint32_t n;
+        } alias;
+        /* Records (op CMAP_INDEX_CREATE, replacing the kind of a key already there) or
+         * forgets (CMAP_INDEX_DROP; a key not there changes nothing but succeeds) a payload index
+         * definition of collection `name`. DV_ENOTFOUND for an unknown collection, DV_EINVAL
+         * for a bad key or op, DV_EFULL beyond CMAP_MAX_INDEXES. */
+        struct {
+            char name[CMAP_NAME_MAX + 1];
+            uint32_t op;
+            uint32_t kind;
+            char key[CMAP_KEY_MAX + 1];
+        } coll_index;
         /* Changes the settings whose CMAP_SET_* bit is in `mask` to the values of `set`.
          * DV_EINVAL for moves_per_node outside 1 .. CMAP_MAX_MOVES_PER_NODE. */
         struct {
@@ -488,6 +556,8 @@ struct cmap_cmd {
         } settings;
     } u;
 };
+
+enum { CMAP_INDEX_CREATE = 1, CMAP_INDEX_DROP = 2 };
 
 enum {
     CMAP_SET_PAUSED = 1,

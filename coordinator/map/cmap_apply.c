@@ -43,6 +43,23 @@ static int fail(const struct cmap *m, struct cmap_result *res, int code, const c
     return DV_OK;
 }
 
+void cmap_apply_ok(struct cmap *m, struct cmap_result *res)
+{
+    ok(m, res);
+}
+
+int cmap_apply_fail(const struct cmap *m, struct cmap_result *res, int code, const char *fmt, ...)
+{
+    va_list ap;
+    res->code = code;
+    res->dup = false;
+    res->epoch = m->epoch;
+    va_start(ap, fmt);
+    vsnprintf(res->msg, sizeof res->msg, fmt, ap);
+    va_end(ap);
+    return DV_OK;
+}
+
 static struct cmap_node *node_mut(struct cmap *m, const char *id)
 {
     return (struct cmap_node *)cmap_node_find(m, id);
@@ -266,6 +283,8 @@ static int coll_create(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_r
     uint32_t slot = cmap_coll_slot(m, c->name, &found);
     if (found)
         return fail(m, res, DV_EEXIST, "collection \"%s\" exists", c->name);
+    if (cmap_alias_find(m, c->name))
+        return fail(m, res, DV_EEXIST, "an alias is named \"%s\"", c->name);
     char why[CMAP_MSG_MAX];
     struct cmap_coll_cfg cfg = c->cfg;
     if (cfg.write_consistency_factor == 0)
@@ -353,6 +372,7 @@ static int coll_drop(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_res
         if (strcmp(m->moves[i].coll, name) != 0)
             m->moves[j++] = m->moves[i];
     m->n_moves = j;
+    cmap_alias_drop_coll(m, name);
     ok(m, res);
     return DV_OK;
 }
@@ -818,6 +838,12 @@ int cmap_apply_cmd(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resul
         break;
     case CMAP_CMD_COLL_SET:
         rc = coll_set(m, cmd, res);
+        break;
+    case CMAP_CMD_ALIAS:
+        rc = cmap_alias_apply(m, cmd, res);
+        break;
+    case CMAP_CMD_COLL_INDEX:
+        rc = cmap_index_apply(m, cmd, res);
         break;
     default:
         fail(m, res, DV_EINVAL, "command type %d cannot be applied", cmd->type);

@@ -217,6 +217,14 @@ static bool cmd_shape_ok(const struct cmap_cmd *c, char *errmsg)
         if (!str_fits(c->u.coll_set.name, sizeof c->u.coll_set.name, CMAP_NAME_MAX))
             bad = "name";
         break;
+    case CMAP_CMD_ALIAS:
+        if (!cmap_alias_shape_ok(c))
+            bad = "actions";
+        break;
+    case CMAP_CMD_COLL_INDEX:
+        if (!cmap_index_shape_ok(c))
+            bad = "name or key";
+        break;
     case CMAP_CMD_REPLICA_MOVE:
         if (!str_fits(c->u.replica_move.coll, sizeof c->u.replica_move.coll, CMAP_NAME_MAX))
             bad = "collection";
@@ -351,6 +359,12 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
         W(w_str(b, c->u.coll_set.name));
         W(mpw_u64(b, c->u.coll_set.rf));
         W(mpw_u64(b, c->u.coll_set.wcf));
+        break;
+    case CMAP_CMD_ALIAS:
+        W(cmap_alias_write(b, c));
+        break;
+    case CMAP_CMD_COLL_INDEX:
+        W(cmap_index_write(b, c));
         break;
     case CMAP_CMD_REPLICA_MOVE:
         W(mpw_array(b, 5));
@@ -697,6 +711,10 @@ static int d_body(struct dec *d)
             return rc;
         return DV_OK;
     }
+    case CMAP_CMD_ALIAS:
+        return cmap_alias_read(&d->k, c);
+    case CMAP_CMD_COLL_INDEX:
+        return cmap_index_read(&d->k, c);
     case CMAP_CMD_REPLICA_MOVE: {
         typeof(c->u.replica_move) *x = &c->u.replica_move;
         if ((rc = mpk_dec_tuple(&d->k, 5, "body")) != DV_OK ||
@@ -790,6 +808,9 @@ void cmap_cmd_free(struct cmap_cmd *cmd)
     case CMAP_CMD_COLL_CREATE:
         free(cmd->u.coll_create.node_ids);
         free(cmd->u.coll_create.parts);
+        break;
+    case CMAP_CMD_ALIAS:
+        free(cmd->u.alias.acts);
         break;
     default:
         break;

@@ -69,4 +69,29 @@ int cmap_write_cfg(struct buf *b, const struct cmap_coll_cfg *g);
 struct mpk_dec;
 int cmap_read_cfg(struct mpk_dec *k, struct cmap_coll_cfg *g, const char *field);
 
+/* Results for apply functions outside cmap_apply.c: success moves the map epoch on; a failure
+ * records code and message in `res` and returns DV_OK (applying went well). */
+void cmap_apply_ok(struct cmap *m, struct cmap_result *res);
+int cmap_apply_fail(const struct cmap *m, struct cmap_result *res, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Aliases (cmap_alias.c): the alias command's shape check, body bytes and apply; the
+ * snapshot's alias list (read after the collections); forgetting a dropped collection's. */
+bool cmap_alias_shape_ok(const struct cmap_cmd *c);
+int cmap_alias_write(struct buf *b, const struct cmap_cmd *c);
+int cmap_alias_read(struct mpk_dec *k, struct cmap_cmd *c);
+int cmap_alias_apply(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res);
+int cmap_alias_snap_write(struct buf *b, const struct cmap *m);
+int cmap_alias_snap_read(struct mpk_dec *k, struct cmap *m);
+void cmap_alias_drop_coll(struct cmap *m, const char *coll);
+
+/* Payload index definitions (cmap_index.c), the same for the coll_index command and a
+ * collection's index list in snapshots. */
+bool cmap_index_shape_ok(const struct cmap_cmd *c);
+int cmap_index_write(struct buf *b, const struct cmap_cmd *c);
+int cmap_index_read(struct mpk_dec *k, struct cmap_cmd *c);
+int cmap_index_apply(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_result *res);
+int cmap_index_snap_write(struct buf *b, const struct cmap_coll *c);
+int cmap_index_snap_read(struct mpk_dec *k, struct cmap_coll *c);
+
 #endif

@@ -22,6 +22,7 @@
  *   seen:       [req_hi, req_lo, code, epoch, message]            (oldest first)
  *   coordinator: [raft_id, raft_addr, client_url, role]
  *   settings:   [paused, auto_rebalance, rate, moves_per_node]
+ *   aliases:    [[alias, collection], ...]  (a 9th element, only when there are aliases)
  * Nodes come in number order, collections in name order, coordinators in id order.
  *
  * The coordinators came later, as a 7th element of the same version 1: a body of 6 elements
@@ -32,6 +33,10 @@
  * 3 elements reads as term 1, every replica ACTIVE) and the collection's
  * write_consistency_factor (a config of 9 elements reads as 1). A node's search port is its
  * record's 8th element, written only when the node has one (7 elements read as none).
+ * Aliases are the body's 9th element and a collection's payload index definitions
+ * ([[key, kind], ...]) its 5th, each written only when there are any: a map without them
+ * encodes as before (older builds read it), and bodies of 8 elements and collections of 4
+ * read as none.
  */
 
 #define W(x)                                                                                       \
@@ -72,7 +77,7 @@ static int w_coll(struct buf *b, const struct cmap_coll *c)
 {
     const struct cmap_coll_cfg *g = &c->cfg;
     int rc;
-    W(mpw_array(b, 4));
+    W(mpw_array(b, c->n_indexes ? 5 : 4));
     W(w_str(b, c->name));
     W(cmap_write_cfg(b, g));
     W(mpw_u64(b, c->epoch));
@@ -90,6 +95,8 @@ static int w_coll(struct buf *b, const struct cmap_coll *c)
         for (uint32_t k = 0; k < part->n; k++)
             W(mpw_u64(b, part->state[k]));
     }
+    if (c->n_indexes)
+        W(cmap_index_snap_write(b, c));
 err:
     return rc;
 }
@@ -101,7 +108,7 @@ int cmap_encode(const struct cmap *m, struct buf *out)
     uint8_t hdr[CMAP_SNAP_HDR] = {0};
     W(buf_append(out, hdr, sizeof hdr));
     size_t body = out->len;
-    W(mpw_array(out, 8));
+    W(mpw_array(out, m->n_aliases ? 9 : 8));
     W(mpw_u64(out, m->epoch));
     W(mpw_u64(out, m->dedup_cap));
     W(mpw_array(out, m->n_nodes));
@@ -145,6 +152,8 @@ int cmap_encode(const struct cmap *m, struct buf *out)
     W(mpw_bool(out, m->settings.auto_rebalance));
     W(mpw_u64(out, m->settings.rate));
     W(mpw_u64(out, m->settings.moves_per_node));
+    if (m->n_aliases)
+        W(cmap_alias_snap_write(out, m));
     if (out->len - start > CMAP_MAX_SNAPSHOT) {
         rc = DV_ETOOBIG;
         goto err;
@@ -355,9 +364,12 @@ static int s_coll(struct sdec *d, struct cmap_coll *c)
     struct cmap_coll_cfg *g = &c->cfg;
     char why[CMAP_MSG_MAX];
     uint32_t n;
+    uint32_t fields;
     int rc;
-    if ((rc = mpk_dec_tuple(&d->k, 4, "collection")) != DV_OK ||
-        (rc = mpk_dec_strcpy(&d->k, c->name, CMAP_NAME_MAX, "collection name")) != DV_OK)
+    /* 4 fields: no payload index definitions */
+    if (mpk_array(&d->k.r, &fields) != DV_OK || (fields != 4 && fields != 5))
+        return mpk_dec_fail(&d->k, DV_ECORRUPT, "collection");
+    if ((rc = mpk_dec_strcpy(&d->k, c->name, CMAP_NAME_MAX, "collection name")) != DV_OK)
         return rc;
     if (!cmap_name_valid(c->name))
         return mpk_dec_failf(&d->k, DV_EINVAL, "collection name");
@@ -377,6 +389,8 @@ static int s_coll(struct sdec *d, struct cmap_coll *c)
     for (uint32_t p = 0; p < n; p++)
         if ((rc = s_part(d, &c->parts[p], c->name, p)) != DV_OK)
             return rc;
+    if (fields == 5)
+        return cmap_index_snap_read(&d->k, c);
     return DV_OK;
 }
 
@@ -563,7 +577,8 @@ int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
     uint32_t fields;
     if ((rc = mpk_array(&d.k.r, &fields)) != DV_OK)
         return mpk_dec_failf(&d.k, rc, "map");
-    if (fields < 6 || fields > 8) /* 6, 7: written before the coordinators, the settings */
+    /* 6, 7: written before the coordinators, the settings; 8: no aliases */
+    if (fields < 6 || fields > 9)
         return mpk_dec_failf(&d.k, DV_ECORRUPT, "map (%u fields)", fields);
     if ((rc = mpk_u64(&d.k.r, &epoch)) != DV_OK)
         return mpk_dec_failf(&d.k, rc, "epoch");
@@ -576,7 +591,8 @@ int cmap_decode(const void *p, size_t n, struct cmap *out, char *errmsg)
     out->epoch = epoch;
     if ((rc = s_nodes(&d)) != DV_OK || (rc = s_colls(&d)) != DV_OK || (rc = s_moves(&d)) != DV_OK ||
         (rc = s_seen(&d)) != DV_OK || (fields >= 7 && (rc = s_coords(&d)) != DV_OK) ||
-        (fields == 8 && (rc = s_settings(&d)) != DV_OK))
+        (fields >= 8 && (rc = s_settings(&d)) != DV_OK) ||
+        (fields == 9 && (rc = cmap_alias_snap_read(&d.k, out)) != DV_OK))
         goto err_free;
     if (!mpk_done(&d.k.r)) {
         rc = mpk_dec_failf(&d.k, DV_ECORRUPT, "bytes after the map");

@@ -774,6 +774,12 @@ int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *
         return primary_failed(c, &a, status, errmsg);
     if (strcmp(op, "coll_set") == 0)
         return coll_set(c, &a, status, errmsg);
+    if (strcmp(op, "alias_update") == 0)
+        return admin_alias_update(c, a.p, a.n, status, errmsg);
+    if (strcmp(op, "alias_list") == 0)
+        return admin_alias_list(c, a.p, a.n, status, errmsg);
+    if (strcmp(op, "index_record") == 0)
+        return admin_index_record(c, a.p, a.n, status, errmsg);
     if (strcmp(op, "verify") == 0) {
         char coll[CMAP_NAME_MAX + 1];
         int rc = arg_str(&a, "collection", coll, sizeof coll, true, errmsg);
@@ -783,7 +789,7 @@ int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *
                   "unknown admin op \"%.63s\" (rebalance_plan, rebalance_apply, rebalance_status, "
                   "rebalance_pause, rebalance_resume, rebalance_set, node_add, node_drain, "
                   "node_undrain, node_remove, node_weight, coord_add, coord_remove, replica_state, "
-                  "primary_failed, coll_set, verify)",
+                  "primary_failed, coll_set, alias_update, alias_list, index_record, verify)",
                   op);
     return DV_EINVAL;
 }

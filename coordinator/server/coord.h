@@ -208,6 +208,22 @@ int mover_status(struct coord *c, const struct cmap *m, struct buf *b);
 /* An admin request (MSG_ADMIN) on the ready leader: fills `status` (a msgpack map). */
 int admin_run(struct coord *c, const struct msg *req, struct buf *status, char *errmsg);
 
+/* The coordinator's status map (native `cluster`, msgpack) appended to `b` (coord_status.c).
+ * DV_ENOMEM. */
+int coord_cluster_status(struct coord *c, struct buf *b);
+
+/* Admin ops on aliases (admin_alias.c): `alias_update` applies Qdrant's {"actions": [...]} as
+ * one map command, `alias_list` lists them ({"collection": name} for one collection's);
+ * `index_record` records a payload index definition created or dropped through the router. */
+struct mpk;
+int admin_alias_update(struct coord *c, const uint8_t *args, size_t n, struct buf *b, char *errmsg);
+int admin_alias_list(struct coord *c, const uint8_t *args, size_t n, struct buf *b, char *errmsg);
+int admin_index_record(struct coord *c, const uint8_t *args, size_t n, struct buf *b, char *errmsg);
+/* Records in the map (admin op index_record, on the leader) the payload index `ix` created or
+ * dropped on collection `coll`'s replicas; a failure is logged and returned. */
+struct msg_index_req;
+int coord_index_note(struct coord *c, const char *coll, const struct msg_index_req *ix);
+
 /* A route request (MSG_ROUTE) for collection `name`, from this coordinator's map (leader or
  * not): fills rep->u.route_rep, which points into *mem until coord_route_free(*mem).
  * DV_ENOTFOUND, DV_ENOMEM (*mem NULL). route.c. */

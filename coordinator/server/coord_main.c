@@ -154,7 +154,7 @@ static bool coll_meta(void *arg, const char *name, uint32_t *dim, uint32_t *metr
 {
     struct coord *c = arg;
     struct cmap_ref *ref = craft_map(c->raft);
-    const struct cmap_coll *cl = cmap_coll_find(&ref->map, name);
+    const struct cmap_coll *cl = cmap_coll_resolve(&ref->map, name);
     if (cl) {
         *dim = cl->cfg.dim;
         *metric = cl->cfg.metric;

@@ -20,6 +20,7 @@ struct route_mem {
     char (*search)[CMAP_URL_MAX + 1]; /* [n_nodes] search ports */
     struct msg_str *search_urls;      /* [n_nodes] */
     uint32_t *num_of;                 /* [n_nodes] map node number of each route node */
+    char coll[CMAP_NAME_MAX + 1];     /* the collection an alias names */
 };
 
 void coord_route_free(void *p)
@@ -60,7 +61,7 @@ int coord_route(struct coord *c, const char *name, struct msg *rep, void **mem, 
     *mem = NULL;
     struct cmap_ref *ref = craft_map(c->raft);
     const struct cmap *m = &ref->map;
-    const struct cmap_coll *cl = cmap_coll_find(m, name);
+    const struct cmap_coll *cl = cmap_coll_resolve(m, name);
     if (cl == NULL) {
         craft_map_release(c->raft, ref);
         dv_errmsg_set(errmsg, "collection %s does not exist", name);
@@ -91,6 +92,10 @@ int coord_route(struct coord *c, const char *name, struct msg *rep, void **mem, 
     }
     struct msg_route_rep *o = &rep->u.route_rep;
     o->map_epoch = m->epoch;
+    if (strcmp(cl->name, name) != 0) { /* asked by an alias: the nodes know the collection */
+        snprintf(r->coll, sizeof r->coll, "%s", cl->name);
+        o->coll = (struct msg_str){r->coll, (uint32_t)strlen(r->coll)};
+    }
     coord_coll_cfg_to_msg(&cl->cfg, &o->cfg);
     uint32_t n_nodes = 0, used = 0;
     for (uint32_t p = 0; p < np; p++) {

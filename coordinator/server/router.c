@@ -586,7 +586,7 @@ static bool leader_ready(struct coord *c)
 int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct coord_tmp **tmp,
                bool plain_ok, char *errmsg)
 {
-    char name[CMAP_NAME_MAX + 1];
+    char name[CMAP_NAME_MAX + 1], resolved[CMAP_NAME_MAX + 1];
     if (req->addr.coll.len == 0 || req->addr.coll.len > CMAP_NAME_MAX) {
         dv_errmsg_set(errmsg, "collection name must be 1 to %d bytes", CMAP_NAME_MAX);
         return DV_EINVAL;
@@ -599,16 +599,16 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
         if (t == NULL)
             return DV_ENOMEM;
         struct cmap_ref *ref = craft_map(c->raft);
-        const struct cmap_coll *cl = cmap_coll_find(&ref->map, name);
+        const struct cmap_coll *cl = cmap_coll_resolve(&ref->map, name);
         if (cl == NULL && !leader_ready(c)) {
             /* A follower learns of a commit with the leader's next heartbeat: a collection
-             * just created through another coordinator may be a few ms away. */
+             * (or alias) just created through another coordinator may be a few ms away. */
             uint64_t end = clock_mono_ms() + FOLLOWER_LAG_MS;
             while (cl == NULL && clock_mono_ms() < end) {
                 craft_map_release(c->raft, ref);
                 clock_sleep_ms(5);
                 ref = craft_map(c->raft);
-                cl = cmap_coll_find(&ref->map, name);
+                cl = cmap_coll_resolve(&ref->map, name);
             }
         }
         if (cl == NULL) {
@@ -618,6 +618,7 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
             return DV_ENOTFOUND;
         }
         uint64_t epoch = ref->map.epoch;
+        snprintf(resolved, sizeof resolved, "%s", cl->name);
         if (attempt == 0 && plain_ok && req->type == MSG_P_SEARCH) {
             /* REST's searches; native ones got here from coord_run_async already failing. */
             craft_map_release(c->raft, ref);
@@ -626,7 +627,7 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
                 return DV_OK;
             }
             ref = craft_map(c->raft);
-            if ((cl = cmap_coll_find(&ref->map, name)) == NULL) {
+            if ((cl = cmap_coll_resolve(&ref->map, name)) == NULL) {
                 craft_map_release(c->raft, ref);
                 router_tmp_free(t);
                 dv_errmsg_set(errmsg, "collection %s does not exist", name);
@@ -659,6 +660,8 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
             (stale || paused) && (attempt == 0 || clock_mono_ms() - t0 < c->o.write_retry_ms);
         if (!retry) {
             *tmp = t;
+            if (rc == DV_OK && req->type == MSG_P_INDEX) /* for payload_schema */
+                coord_index_note(c, resolved, &req->u.index_req);
             return rc;
         }
         router_tmp_free(t);

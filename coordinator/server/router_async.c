@@ -187,9 +187,11 @@ static bool plan(struct coord *c, struct asearch *a)
 {
     struct cmap_ref *ref = craft_map(c->raft);
     const struct cmap *m = &ref->map;
-    const struct cmap_coll *cl = cmap_coll_find(m, a->coll);
+    const struct cmap_coll *cl = cmap_coll_resolve(m, a->coll);
     const struct msg_csearch_req *s = &a->reqp->u.csearch_req;
     bool ok = cl != NULL;
+    if (ok) /* the nodes know the collection, not its aliases */
+        snprintf(a->coll, sizeof a->coll, "%s", cl->name);
     for (uint32_t q = 0; ok && q < s->n_queries; q++)
         ok = s->queries[q].dim == cl->cfg.dim;
     uint32_t np = ok ? cl->cfg.n_parts : 0;

@@ -235,4 +235,36 @@ static inline struct cmap_cmd cu_coord_remove(uint64_t id)
     return c;
 }
 
+/* An alias command of n actions, each given as (op, a, b). */
+static inline struct cmap_cmd cu_alias(uint32_t n, const uint32_t *ops, const char *const *a,
+                                       const char *const *b)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_ALIAS;
+    c.req = cu_rid();
+    c.u.alias.acts = calloc(n ? n : 1, sizeof *c.u.alias.acts);
+    c.u.alias.n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        c.u.alias.acts[i].op = ops[i];
+        snprintf(c.u.alias.acts[i].a, sizeof c.u.alias.acts[i].a, "%s", a[i]);
+        snprintf(c.u.alias.acts[i].b, sizeof c.u.alias.acts[i].b, "%s", b[i] ? b[i] : "");
+    }
+    return c;
+}
+
+static inline struct cmap_cmd cu_index(const char *coll, uint32_t op, uint32_t kind,
+                                       const char *key)
+{
+    struct cmap_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMAP_CMD_COLL_INDEX;
+    c.req = cu_rid();
+    snprintf(c.u.coll_index.name, sizeof c.u.coll_index.name, "%s", coll);
+    c.u.coll_index.op = op;
+    c.u.coll_index.kind = kind;
+    snprintf(c.u.coll_index.key, sizeof c.u.coll_index.key, "%s", key);
+    return c;
+}
+
 #endif

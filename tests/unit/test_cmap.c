@@ -147,6 +147,10 @@ static int all_commands(struct cmap_cmd *out)
     out[n] = cu_promote("c", 3, "n0", 0);
     out[n].type = CMAP_CMD_COLL_SET;
     out[n++].u.coll_set = (typeof(out[0].u.coll_set)){"coll-1", 3, 2};
+    static const uint32_t ops[] = {CMAP_ALIAS_CREATE, CMAP_ALIAS_DELETE, CMAP_ALIAS_RENAME};
+    static const char *const as[] = {"al", "old", "x"}, *const bs[] = {"c", NULL, "y"};
+    out[n++] = cu_alias(3, ops, as, bs);
+    out[n++] = cu_index("c", CMAP_INDEX_CREATE, 9, "a.b[].c");
     return n;
 }
 
@@ -226,6 +230,20 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
         break;
     case CMAP_CMD_COORD_REMOVE:
         assert_true(a->u.coord_remove.id == b->u.coord_remove.id);
+        break;
+    case CMAP_CMD_ALIAS:
+        assert_int_equal(a->u.alias.n, b->u.alias.n);
+        for (uint32_t i = 0; i < a->u.alias.n; i++) {
+            assert_int_equal(a->u.alias.acts[i].op, b->u.alias.acts[i].op);
+            assert_string_equal(a->u.alias.acts[i].a, b->u.alias.acts[i].a);
+            assert_string_equal(a->u.alias.acts[i].b, b->u.alias.acts[i].b);
+        }
+        break;
+    case CMAP_CMD_COLL_INDEX:
+        assert_string_equal(a->u.coll_index.name, b->u.coll_index.name);
+        assert_int_equal(a->u.coll_index.op, b->u.coll_index.op);
+        assert_int_equal(a->u.coll_index.kind, b->u.coll_index.kind);
+        assert_string_equal(a->u.coll_index.key, b->u.coll_index.key);
         break;
     case CMAP_CMD_SETTINGS:
         assert_int_equal(a->u.settings.mask, b->u.settings.mask);
@@ -1631,6 +1649,206 @@ static void test_snapshot_corrupt(void **state)
  * done already answer from the request-id memory. Either way the final map equals the one
  * of a run without faults.
  */
+/* Applies one alias command of n actions; returns the result (its message in *msg). */
+static struct cmap_result alias_run(struct cmap *m, uint32_t n, const uint32_t *ops,
+                                    const char *const *a, const char *const *b)
+{
+    struct cmap_cmd cmd = cu_alias(n, ops, a, b);
+    struct cmap_result r = run(m, &cmd);
+    cmap_cmd_free(&cmd);
+    return r;
+}
+
+static const char *alias_of(const struct cmap *m, const char *name)
+{
+    const struct cmap_alias *a = cmap_alias_find(m, name);
+    return a ? a->coll : NULL;
+}
+
+/* Aliases: create, delete, rename in order, all or nothing, with the failing action named;
+ * a swap in one command; collisions with collections both ways; a drop takes its aliases. */
+static void test_aliases(void **state)
+{
+    (void)state;
+    struct cmap m;
+    base_map(&m, 0);
+    assert_int_equal(run_free(&m, cu_create("d", 4, 2, ids3, 3)), DV_OK);
+    static const uint32_t C = CMAP_ALIAS_CREATE, D = CMAP_ALIAS_DELETE, R = CMAP_ALIAS_RENAME;
+
+    struct cmap_result r = alias_run(&m, 1, &C, (const char *[]){"prod"}, (const char *[]){"c"});
+    assert_int_equal(r.code, DV_OK);
+    assert_string_equal(alias_of(&m, "prod"), "c");
+    assert_ptr_equal(cmap_coll_resolve(&m, "prod"), cmap_coll_find(&m, "c"));
+    assert_ptr_equal(cmap_coll_resolve(&m, "d"), cmap_coll_find(&m, "d"));
+    assert_null(cmap_coll_resolve(&m, "nope"));
+
+    /* All or nothing: the second action fails, the first is not applied. */
+    uint64_t epoch = m.epoch;
+    r = alias_run(&m, 2, (const uint32_t[]){C, C}, (const char *[]){"a1", "a2"},
+                  (const char *[]){"c", "missing"});
+    assert_int_equal(r.code, DV_ENOTFOUND);
+    assert_non_null(strstr(r.msg, "action 1 (create_alias)"));
+    assert_non_null(strstr(r.msg, "missing"));
+    assert_null(cmap_alias_find(&m, "a1"));
+    assert_int_equal(m.epoch, epoch);
+
+    /* Clashes: an alias named like a collection or another alias, a collection named like an
+     * alias, a bad name, unknown aliases to delete or rename. */
+    assert_int_equal(alias_run(&m, 1, &C, (const char *[]){"d"}, (const char *[]){"c"}).code,
+                     DV_EEXIST);
+    assert_int_equal(alias_run(&m, 1, &C, (const char *[]){"prod"}, (const char *[]){"d"}).code,
+                     DV_EEXIST);
+    assert_int_equal(alias_run(&m, 1, &C, (const char *[]){"bad name"}, (const char *[]){"d"}).code,
+                     DV_EINVAL);
+    assert_int_equal(alias_run(&m, 1, &C, (const char *[]){"x"}, (const char *[]){"prod"}).code,
+                     DV_ENOTFOUND); /* an alias of an alias is not a collection */
+    r = alias_run(&m, 1, &D, (const char *[]){"ghost"}, (const char *[]){NULL});
+    assert_int_equal(r.code, DV_ENOTFOUND);
+    assert_non_null(strstr(r.msg, "ghost"));
+    assert_int_equal(alias_run(&m, 1, &R, (const char *[]){"ghost"}, (const char *[]){"g2"}).code,
+                     DV_ENOTFOUND);
+    assert_int_equal(alias_run(&m, 1, &R, (const char *[]){"prod"}, (const char *[]){"c"}).code,
+                     DV_EEXIST);
+    assert_int_equal(run_free(&m, cu_create("prod", 4, 2, ids3, 3)), DV_EEXIST);
+    assert_int_equal(m.epoch, epoch);
+    assert_string_equal(alias_of(&m, "prod"), "c");
+
+    /* The swap: delete and create in one command, one epoch, never without the alias. */
+    r = alias_run(&m, 2, (const uint32_t[]){D, C}, (const char *[]){"prod", "prod"},
+                  (const char *[]){NULL, "d"});
+    assert_int_equal(r.code, DV_OK);
+    assert_int_equal(m.epoch, epoch + 1);
+    assert_string_equal(alias_of(&m, "prod"), "d");
+
+    /* Rename, then more aliases in name order. */
+    assert_int_equal(alias_run(&m, 1, &R, (const char *[]){"prod"}, (const char *[]){"live"}).code,
+                     DV_OK);
+    assert_null(cmap_alias_find(&m, "prod"));
+    assert_string_equal(alias_of(&m, "live"), "d");
+    assert_int_equal(alias_run(&m, 3, (const uint32_t[]){C, C, C},
+                               (const char *[]){"z1", "a1", "m1"}, (const char *[]){"c", "c", "d"})
+                         .code,
+                     DV_OK);
+    assert_int_equal(m.n_aliases, 4);
+    for (uint32_t i = 1; i < m.n_aliases; i++)
+        assert_true(strcmp(m.aliases[i - 1].name, m.aliases[i].name) < 0);
+
+    /* A copy carries them and they count for equality. */
+    struct cmap cp;
+    assert_int_equal(cmap_copy(&cp, &m), DV_OK);
+    assert_true(cmap_equal(&m, &cp));
+    assert_int_equal(alias_run(&cp, 1, &D, (const char *[]){"a1"}, (const char *[]){NULL}).code,
+                     DV_OK);
+    m.epoch++;
+    assert_false(cmap_equal(&m, &cp));
+    m.epoch--;
+    cmap_free(&cp);
+
+    /* Dropping a collection drops its aliases (and only those). */
+    assert_int_equal(run_free(&m, cu_drop("c")), DV_OK);
+    assert_int_equal(m.n_aliases, 2);
+    assert_null(cmap_alias_find(&m, "a1"));
+    assert_string_equal(alias_of(&m, "m1"), "d");
+    assert_string_equal(alias_of(&m, "live"), "d");
+    /* The names are free for collections again. */
+    assert_int_equal(run_free(&m, cu_create("a1", 2, 1, ids3, 3)), DV_OK);
+    cmap_free(&m);
+}
+
+/* Payload index definitions: recorded, replaced, dropped, any kind number kept. */
+static void test_indexes(void **state)
+{
+    (void)state;
+    struct cmap m;
+    base_map(&m, 0);
+    assert_int_equal(run_free(&m, cu_index("c", CMAP_INDEX_CREATE, 0, "city")), DV_OK);
+    assert_int_equal(run_free(&m, cu_index("c", CMAP_INDEX_CREATE, 1, "age")), DV_OK);
+    assert_int_equal(run_free(&m, cu_index("c", CMAP_INDEX_CREATE, 42, "geo.loc")), DV_OK);
+    const struct cmap_coll *c = cmap_coll_find(&m, "c");
+    assert_int_equal(c->n_indexes, 3);
+    assert_string_equal(c->indexes[0].key, "age"); /* by key */
+    assert_int_equal(cmap_pindex_find(c, "geo.loc")->kind, 42);
+    assert_int_equal(run_free(&m, cu_index("c", CMAP_INDEX_CREATE, 1, "city")), DV_OK);
+    assert_int_equal(cmap_pindex_find(c, "city")->kind, 1);
+    assert_int_equal(run_free(&m, cu_index("c", CMAP_INDEX_DROP, 0, "city")), DV_OK);
+    assert_null(cmap_pindex_find(c, "city"));
+    assert_int_equal(run_free(&m, cu_index("c", CMAP_INDEX_DROP, 0, "city")), DV_OK);
+    assert_int_equal(run_free(&m, cu_index("x", CMAP_INDEX_CREATE, 0, "k")), DV_ENOTFOUND);
+    assert_int_equal(run_free(&m, cu_index("c", CMAP_INDEX_CREATE, 0, "")), DV_EINVAL);
+    assert_int_equal(run_free(&m, cu_index("c", 7, 0, "k")), DV_EINVAL);
+    assert_int_equal(c->n_indexes, 2);
+    struct cmap cp;
+    assert_int_equal(cmap_copy(&cp, &m), DV_OK);
+    assert_true(cmap_equal(&m, &cp));
+    assert_int_equal(cmap_pindex_find(cmap_coll_find(&cp, "c"), "age")->kind, 1);
+    cmap_free(&cp);
+    cmap_free(&m);
+}
+
+/* Aliases and index definitions survive a snapshot; a map without them encodes as before
+ * (8 elements, collections of 4), so snapshots written before them read as none. */
+static void test_snapshot_aliases(void **state)
+{
+    (void)state;
+    struct cmap m, d;
+    char err[DV_ERRMSG_SIZE];
+    struct buf b = BUF_INIT, before = BUF_INIT;
+    base_map(&m, 0);
+    assert_int_equal(cmap_encode(&m, &before), DV_OK);
+    assert_int_equal(before.data[24], 0x98);
+    assert_int_equal(cmap_decode(before.data, before.len, &d, err), DV_OK);
+    assert_int_equal(d.n_aliases, 0);
+    assert_int_equal(cmap_coll_find(&d, "c")->n_indexes, 0);
+    cmap_free(&d);
+
+    static const uint32_t C = CMAP_ALIAS_CREATE, D = CMAP_ALIAS_DELETE;
+    assert_int_equal(alias_run(&m, 2, (const uint32_t[]){C, C}, (const char *[]){"p", "q"},
+                               (const char *[]){"c", "c"})
+                         .code,
+                     DV_OK);
+    assert_int_equal(run_free(&m, cu_index("c", CMAP_INDEX_CREATE, 0, "city")), DV_OK);
+    assert_int_equal(cmap_encode(&m, &b), DV_OK);
+    assert_int_equal(b.data[24], 0x99);
+    if (cmap_decode(b.data, b.len, &d, err) != DV_OK)
+        fail_msg("decode: %s", err);
+    assert_true(cmap_equal(&m, &d));
+    assert_string_equal(cmap_alias_find(&d, "q")->coll, "c");
+    assert_int_equal(cmap_pindex_find(cmap_coll_find(&d, "c"), "city")->kind, 0);
+    cmap_free(&d);
+
+    /* Corrupt alias lists are refused: an alias naming no collection, out of order. */
+    struct cmap bad;
+    assert_int_equal(cmap_copy(&bad, &m), DV_OK);
+    snprintf(bad.aliases[1].coll, sizeof bad.aliases[1].coll, "gone");
+    buf_reset(&b);
+    assert_int_equal(cmap_encode(&bad, &b), DV_OK);
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_ECORRUPT);
+    assert_non_null(strstr(err, "gone"));
+    snprintf(bad.aliases[1].coll, sizeof bad.aliases[1].coll, "c");
+    snprintf(bad.aliases[1].name, sizeof bad.aliases[1].name, "a");
+    buf_reset(&b);
+    assert_int_equal(cmap_encode(&bad, &b), DV_OK);
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_ECORRUPT);
+    assert_non_null(strstr(err, "order"));
+    cmap_free(&bad);
+
+    /* Without aliases and indexes again, the body has the shape of before. */
+    assert_int_equal(alias_run(&m, 2, (const uint32_t[]){D, D}, (const char *[]){"p", "q"},
+                               (const char *[]){NULL, NULL})
+                         .code,
+                     DV_OK);
+    assert_int_equal(run_free(&m, cu_index("c", CMAP_INDEX_DROP, 0, "city")), DV_OK);
+    buf_reset(&b);
+    assert_int_equal(cmap_encode(&m, &b), DV_OK);
+    assert_int_equal(b.data[24], 0x98);
+    assert_int_equal(cmap_decode(b.data, b.len, &d, err), DV_OK);
+    assert_true(cmap_equal(&m, &d));
+    cmap_free(&d);
+    cmap_free(&m);
+    buf_free(&b);
+    buf_free(&before);
+}
+
 static void test_apply_faults(void **state)
 {
     static const char *const four[] = {"n0", "n1", "n2", "n3"};
@@ -1761,6 +1979,9 @@ int main(void)
         cmocka_unit_test(test_snapshot_roundtrip),
         cmocka_unit_test(test_snapshot_corrupt),
         cmocka_unit_test(test_snapshot_bad_coords),
+        cmocka_unit_test(test_aliases),
+        cmocka_unit_test(test_indexes),
+        cmocka_unit_test(test_snapshot_aliases),
         cmocka_unit_test(test_apply_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -969,7 +969,7 @@ static void check_route(void **state)
                                       {9, 1, UINT32_MAX, r1, 1, false, NULL, 0}};
     m.reply = true;
     m.u.route_rep = (struct msg_route_rep){
-        77, {128, 1, 16, 200, 64, 0, 2, 3, false, NULL, 0}, nodes, NULL, 3, parts, 2};
+        77, {128, 1, 16, 200, 64, 0, 2, 3, false, NULL, 0}, nodes, NULL, 3, parts, 2, {NULL, 0}};
     round_trip(&m, &out);
     const struct msg_route_rep *r = &out.u.route_rep;
     assert_true(r->map_epoch == 77);
@@ -990,6 +990,7 @@ static void check_route(void **state)
     assert_false(r->parts[1].writable);
     assert_int_equal(r->parts[1].n_readers, 1);
     assert_int_equal(r->parts[1].n_secondaries, 0);
+    assert_int_equal(r->coll.len, 0); /* not asked by an alias */
     for (uint32_t i = 0; i < 3; i++)
         assert_int_equal(r->search_urls[i].len, 0); /* none sent: every node without one */
     msg_free(&out);
@@ -1013,6 +1014,18 @@ static void check_route(void **state)
     assert_int_equal(msg_encode(&m, &sb, errmsg), DV_OK);
     assert_true(sb.len == with - 2 * (1 + 10)); /* two strings less, same array headers */
     buf_free(&sb);
+
+    /* asked by an alias: the collection's name as a 5th element; without it, 4 (as before) */
+    m.u.route_rep.coll = S("docs_v2");
+    round_trip(&m, &out);
+    assert_int_equal(out.u.route_rep.coll.len, 7);
+    assert_memory_equal(out.u.route_rep.coll.p, "docs_v2", 7);
+    assert_int_equal(out.u.route_rep.n_parts, 2);
+    msg_free(&out);
+    assert_int_equal(msg_encode(&m, &sb, errmsg), DV_OK);
+    assert_true(sb.len == with - 2 * (1 + 10) + 1 + 7);
+    buf_free(&sb);
+    m.u.route_rep.coll = (struct msg_str){NULL, 0};
 
     /* a reader naming node 3 of 3 */
     r1[0] = 3;
