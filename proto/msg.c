@@ -302,7 +302,7 @@ static int w_spaces(struct buf *b, const struct msg_coll_cfg *c)
     for (uint32_t i = 0; i < c->n_spaces; i++) {
         const struct msg_vspace *v = &c->spaces[i];
         W(mpw_array(b, 8));
-        W(w_str(b, v->name));
+        W(mpw_str(b, v->name, strlen(v->name)));
         W(mpw_u64(b, v->kind));
         W(mpw_u64(b, v->dim));
         W(mpw_u64(b, v->metric));
@@ -659,6 +659,10 @@ static int w_reply_body(struct buf *b, const struct msg *m)
     case MSG_P_DELETE:
     case MSG_P_SET_PAYLOAD:
     case MSG_P_INDEX:
+    case MSG_UPDATE_VECTORS:
+    case MSG_DELETE_VECTORS:
+    case MSG_P_UPDATE_VECTORS:
+    case MSG_P_DELETE_VECTORS:
     case MSG_REPLICATE: {
         const struct msg_write_rep *w = &m->u.write_rep;
         W(mpw_array(b, 3));
@@ -741,7 +745,7 @@ static int w_reply_body(struct buf *b, const struct msg *m)
         return w_strs(b, m->u.coll_list_rep.names, m->u.coll_list_rep.n);
     case MSG_COLL_INFO: {
         const struct msg_coll_info_rep *f = &m->u.coll_info_rep;
-        W(mpw_array(b, 11));
+        W(mpw_array(b, f->cfg.n_spaces ? 12 : 11));
         W(w_coll_cfg(b, &f->cfg, true));
         W(mpw_u64(b, f->points));
         W(mpw_array(b, f->n_parts));
@@ -757,11 +761,15 @@ static int w_reply_body(struct buf *b, const struct msg *m)
             for (uint32_t j = 0; j < p->n_nodes; j++)
                 W(mpw_u64(b, p->states ? p->states[j] : 0));
         }
+        if (f->cfg.n_spaces) /* 12th: the named vectors */
+            W(w_spaces(b, &f->cfg));
         return DV_OK;
     }
     case MSG_ROUTE: {
         const struct msg_route_rep *r = &m->u.route_rep;
-        W(mpw_array(b, r->coll.len ? 5 : 4));
+        /* 5th: the collection's name when asked by an alias ("" otherwise), 6th: the named
+         * vectors */
+        W(mpw_array(b, r->cfg.n_spaces ? 6 : r->coll.len ? 5 : 4));
         W(mpw_u64(b, r->map_epoch));
         W(w_coll_cfg(b, &r->cfg, true));
         W(mpw_array(b, r->n_nodes));
@@ -784,8 +792,10 @@ static int w_reply_body(struct buf *b, const struct msg *m)
             W(mpw_bool(b, p->writable));
             W(w_u32s(b, p->secondaries, p->n_secondaries));
         }
-        if (r->coll.len)
+        if (r->coll.len || r->cfg.n_spaces)
             W(w_str(b, r->coll));
+        if (r->cfg.n_spaces)
+            W(w_spaces(b, &r->cfg));
         return DV_OK;
     }
     case MSG_P_SEARCH: {

@@ -151,7 +151,7 @@ struct msg_hello_rep {
  * config (sparse: unused); idf for sparse vectors.
  */
 struct msg_vspace {
-    struct msg_str name;
+    char name[PROTO_MAX_VNAME + 1]; /* NUL-terminated */
     uint32_t kind, dim, metric, m, ef_construction;
     bool sq8, idf;
 };
@@ -161,9 +161,10 @@ struct msg_coll_cfg {
     bool sq8;
     /* Named vectors, or none (n_spaces 0): then the collection has one unnamed dense vector of
      * the parameters above. Carried as an optional last field by coll_create, coll_info's
-     * reply, route's reply and replica create (docs/protocol.md, "Named vectors"). */
-    struct msg_vspace *spaces;
+     * reply, route's reply and replica create (docs/protocol.md, "Named vectors"). Held by
+     * value, so a config is copied with its names. */
     uint32_t n_spaces;
+    struct msg_vspace spaces[PROTO_MAX_VECTORS];
 };
 
 /*
@@ -730,14 +731,18 @@ uint32_t msg_search_group(uint32_t *via, uint32_t np, struct msg_target *targets
 size_t msg_hits_total(const struct msg_search_rep *const *reps, size_t n, uint32_t nq);
 
 /*
- * Per query, the hits of every answered list of reps[n] best first by `metric`
- * (msg_hit_order), the queries[q].k best, into results[nq]; the hits are copied into pool,
- * which has room for msg_hits_total() of them. The vectors and payloads still point into the
- * replies.
+ * Per query, the hits of every answered list of reps[n] best first by `metric` (or metrics[q]
+ * when metrics is not NULL; msg_hit_order), the queries[q].k best, into results[nq]; the hits are
+ * copied into pool, which has room for msg_hits_total() of them. The vectors and payloads still
+ * point into the replies.
  */
 void msg_hits_merge(const struct msg_search_rep *const *reps, size_t n,
                     const struct msg_query *queries, uint32_t nq, uint32_t metric,
-                    struct msg_hits *results, struct msg_hit *pool);
+                    const uint32_t *metrics, struct msg_hits *results, struct msg_hit *pool);
+
+/* The metric whose order a query's hits follow (msg_hit_order): the collection's, or for a
+ * query using a named vector that vector's (a sparse vector's scores are dot products). */
+uint32_t msg_query_metric(const struct msg_coll_cfg *cfg, const struct msg_query *q);
 
 /* True for the client reads that may carry a read consistency (get, count, scroll, search). */
 bool msg_type_consistent_read(int type);

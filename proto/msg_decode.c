@@ -187,6 +187,7 @@ static int d_strs(struct dec *d, struct msg_str **out, uint32_t *n, const char *
 static int d_coll_cfg(struct dec *d, struct msg_coll_cfg *c, bool with_placement)
 {
     int rc;
+    c->n_spaces = 0; /* an optional last field of the message sets them */
     if ((rc = mpk_dec_u32(&d->k, &c->dim, "dim")) ||
         (rc = mpk_dec_u32(&d->k, &c->metric, "metric")) || (rc = mpk_dec_u32(&d->k, &c->m, "m")) ||
         (rc = mpk_dec_u32(&d->k, &c->ef_construction, "ef_construction")) ||
@@ -260,13 +261,15 @@ static int d_spaces(struct dec *d, struct msg_coll_cfg *c)
 {
     int rc;
     TRY(mpk_dec_list(&d->k, &c->n_spaces, MIN_VSPACE, PROTO_MAX_VECTORS, "named vectors"));
-    c->spaces = d_alloc(d, c->n_spaces ? c->n_spaces : 1, sizeof *c->spaces);
-    if (!c->spaces)
-        return fail(d, DV_ENOMEM, "named vectors");
     for (uint32_t i = 0; i < c->n_spaces; i++) {
         struct msg_vspace *v = &c->spaces[i];
+        struct msg_str name;
         TRY(mpk_dec_tuple(&d->k, 8, "named vector"));
-        TRY(d_str(d, &v->name, "vector name"));
+        TRY(d_str(d, &name, "vector name"));
+        if (name.len > PROTO_MAX_VNAME || memchr(name.p, 0, name.len) != NULL)
+            return fail(d, DV_ERANGE, "vector name");
+        memcpy(v->name, name.p, name.len);
+        v->name[name.len] = '\0';
         TRY(mpk_dec_u32(&d->k, &v->kind, "vector kind"));
         TRY(mpk_dec_u32(&d->k, &v->dim, "vector dim"));
         TRY(mpk_dec_u32(&d->k, &v->metric, "vector metric"));
@@ -790,6 +793,10 @@ static int d_reply_body(struct dec *d)
     case MSG_P_DELETE:
     case MSG_P_SET_PAYLOAD:
     case MSG_P_INDEX:
+    case MSG_UPDATE_VECTORS:
+    case MSG_DELETE_VECTORS:
+    case MSG_P_UPDATE_VECTORS:
+    case MSG_P_DELETE_VECTORS:
     case MSG_REPLICATE: {
         struct msg_write_rep *w = &m->u.write_rep;
         if ((rc = mpk_dec_tuple(&d->k, 3, "body")) || (rc = mpk_dec_u64(&d->k, &w->lsn, "lsn")) ||
@@ -926,7 +933,12 @@ static int d_reply_body(struct dec *d)
         return d_strs(d, &m->u.coll_list_rep.names, &m->u.coll_list_rep.n, "names");
     case MSG_COLL_INFO: {
         struct msg_coll_info_rep *f = &m->u.coll_info_rep;
-        if ((rc = mpk_dec_tuple(&d->k, 11, "body")) || (rc = d_coll_cfg(d, &f->cfg, true)) ||
+        uint32_t body;
+        /* 12 fields: with the named vectors */
+        R(mpk_array(&d->k.r, &body), "body");
+        if (body != 11 && body != 12)
+            return fail(d, DV_ECORRUPT, "body");
+        if ((rc = d_coll_cfg(d, &f->cfg, true)) ||
             (rc = mpk_dec_u64(&d->k, &f->points, "points")) ||
             (rc = mpk_dec_list(&d->k, &f->n_parts, MIN_COLL_PART, UINT32_MAX, "partition list")))
             return rc;
@@ -967,14 +979,14 @@ static int d_reply_body(struct dec *d)
                 }
             }
         }
-        return DV_OK;
+        return body == 12 ? d_spaces(d, &f->cfg) : DV_OK;
     }
     case MSG_ROUTE: {
         struct msg_route_rep *r = &m->u.route_rep;
         uint32_t body;
         /* 4 fields: not asked by an alias (or a coordinator that predates aliases) */
         R(mpk_array(&d->k.r, &body), "body");
-        if (body != 4 && body != 5)
+        if (body < 4 || body > 6)
             return fail(d, DV_ECORRUPT, "body");
         if ((rc = mpk_dec_u64(&d->k, &r->map_epoch, "map epoch")) ||
             (rc = d_coll_cfg(d, &r->cfg, true)) ||
@@ -1017,9 +1029,9 @@ static int d_reply_body(struct dec *d)
                                      "secondaries")))
                 return rc;
         }
-        if (body == 5)
-            return d_str(d, &r->coll, "collection");
-        return DV_OK;
+        if (body >= 5 && (rc = d_str(d, &r->coll, "collection")))
+            return rc;
+        return body == 6 ? d_spaces(d, &r->cfg) : DV_OK;
     }
     case MSG_P_SEARCH: {
         struct msg_csearch_rep *s = &m->u.csearch_rep;

@@ -67,11 +67,11 @@ size_t msg_hits_total(const struct msg_search_rep *const *reps, size_t n, uint32
 
 void msg_hits_merge(const struct msg_search_rep *const *reps, size_t n,
                     const struct msg_query *queries, uint32_t nq, uint32_t metric,
-                    struct msg_hits *results, struct msg_hit *pool)
+                    const uint32_t *metrics, struct msg_hits *results, struct msg_hit *pool)
 {
-    int (*order)(const void *, const void *) = msg_hit_order(metric);
     size_t used = 0;
     for (uint32_t q = 0; q < nq; q++) {
+        int (*order)(const void *, const void *) = msg_hit_order(metrics ? metrics[q] : metric);
         struct msg_hit *h = pool + used;
         size_t cnt = 0;
         for (size_t i = 0; i < n; i++)
@@ -87,4 +87,13 @@ void msg_hits_merge(const struct msg_search_rep *const *reps, size_t n,
         results[q] = (struct msg_hits){h, (uint32_t)(cnt < k ? cnt : k)};
         used += cnt;
     }
+}
+
+uint32_t msg_query_metric(const struct msg_coll_cfg *cfg, const struct msg_query *q)
+{
+    for (uint32_t i = 0; i < cfg->n_spaces; i++)
+        if (strlen(cfg->spaces[i].name) == q->using.len &&
+            memcmp(cfg->spaces[i].name, q->using.p, q->using.len) == 0)
+            return cfg->spaces[i].kind == 1 ? 1u : cfg->spaces[i].metric; /* sparse: dot */
+    return cfg->metric;
 }

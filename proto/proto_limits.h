@@ -45,8 +45,9 @@
  * defaults to it. */
 #define PROTO_MAX_BATCH 65536
 
-/* Named vectors of a collection (= PART_MAX_SPACES, shard/part.h). */
+/* Named vectors of a collection (= PART_MAX_SPACES, shard/part.h), and bytes of a name. */
 #define PROTO_MAX_VECTORS 16
+#define PROTO_MAX_VNAME   63
 
 /* Floats of one named vector: a multivector's rows times its dimension (4096 rows of 1024). */
 #define PROTO_MAX_VECTOR_FLOATS (4096u * 1024u)

@@ -134,7 +134,7 @@ static bool merge(const struct msg_route_rep *t, const struct msg_csearch_req *s
     d->pool = ok ? malloc((total ? total : 1) * sizeof *d->pool) : NULL;
     ok = ok && d->results && d->pool;
     if (ok) {
-        msg_hits_merge(reps, d->n_jobs, s->queries, nq, t->cfg.metric, d->results, d->pool);
+        msg_hits_merge(reps, d->n_jobs, s->queries, nq, t->cfg.metric, NULL, d->results, d->pool);
         *out = (struct msg_csearch_rep){d->results, nq, false, NULL, 0};
     }
     free(reps);
@@ -191,8 +191,9 @@ bool cl_direct_search(dvec_client *c, const char *coll, const struct msg_csearch
         return false;
     const struct msg_route_rep *t = &r->rep.m.u.route_rep;
     for (uint32_t q = 0; q < s->n_queries; q++)
-        if (s->queries[q].dim != t->cfg.dim) {
-            cl_route_put(c, r); /* the coordinator says what is wrong */
+        if (s->queries[q].dim != t->cfg.dim || t->cfg.n_spaces > 0 ||
+            s->queries[q].using.len > 0) { /* named vectors: a coordinator's */
+            cl_route_put(c, r);            /* the coordinator says what is wrong */
             return false;
         }
     struct direct_mem *d = calloc(1, sizeof *d);

@@ -52,7 +52,8 @@ static bool plain_write(const struct msg *req, const struct msg_route_rep *t)
     if (req->type != MSG_P_UPSERT)
         return true;
     const struct msg_upsert_req *u = &req->u.upsert_req;
-    if (u->dim != t->cfg.dim)
+    /* named vectors are split and checked by a coordinator (router_check_vectors) */
+    if (u->named != NULL || t->cfg.n_spaces > 0 || u->dim != t->cfg.dim)
         return false;
     for (size_t i = 0; i < (size_t)u->n * u->dim; i++)
         if (!isfinite(u->vecs[i]))

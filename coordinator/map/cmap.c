@@ -118,8 +118,28 @@ bool cmap_cfg_valid(const struct cmap_coll_cfg *c, char *msg)
             return false;                                                                          \
         }                                                                                          \
     } while (0)
-    CHECK(c->dim >= 1 && c->dim <= PROTO_MAX_DIM, "dimension %u not in 1..%u", c->dim,
-          PROTO_MAX_DIM);
+    CHECK(c->n_spaces <= PROTO_MAX_VECTORS, "%u named vectors, at most %u", c->n_spaces,
+          PROTO_MAX_VECTORS);
+    CHECK(c->n_spaces > 0 || (c->dim >= 1 && c->dim <= PROTO_MAX_DIM), "dimension %u not in 1..%u",
+          c->dim, PROTO_MAX_DIM);
+    CHECK(c->n_spaces == 0 || c->dim == 0, "dimension %u with named vectors (0 expected)", c->dim);
+    for (uint32_t i = 0; i < c->n_spaces; i++) {
+        const struct cmap_vspace *v = &c->spaces[i];
+        size_t nl = strnlen(v->name, sizeof v->name);
+        CHECK(nl < sizeof v->name, "vector name longer than %u bytes", PROTO_MAX_VNAME);
+        for (uint32_t j = 0; j < i; j++)
+            CHECK(strcmp(c->spaces[j].name, v->name) != 0, "vector \"%s\" defined twice", v->name);
+        CHECK(v->kind <= 2, "vector \"%s\": unknown kind %u", v->name, v->kind);
+        CHECK(v->kind == 1 || (v->dim >= 1 && v->dim <= PROTO_MAX_DIM),
+              "vector \"%s\": dimension %u not in 1..%u", v->name, v->dim, PROTO_MAX_DIM);
+        CHECK(v->kind != 1 || v->dim == 0, "sparse vector \"%s\" with dimension %u", v->name,
+              v->dim);
+        CHECK(v->metric <= CMAP_METRIC_L1, "vector \"%s\": unknown metric %u", v->name, v->metric);
+        CHECK(v->kind == 1 || (v->m >= 2 && v->m <= PROTO_MAX_M),
+              "vector \"%s\": m %u not in 2..%u", v->name, v->m, PROTO_MAX_M);
+        CHECK(v->ef_construction <= PROTO_MAX_CFG_EF, "vector \"%s\": ef_construction %u over %u",
+              v->name, v->ef_construction, PROTO_MAX_CFG_EF);
+    }
     CHECK(c->metric <= CMAP_METRIC_L1, "unknown metric %u", c->metric);
     CHECK(c->m >= 2 && c->m <= PROTO_MAX_M, "m %u not in 2..%u", c->m, PROTO_MAX_M);
     CHECK(c->ef_construction >= 1 && c->ef_construction <= PROTO_MAX_CFG_EF,
@@ -353,7 +373,9 @@ static bool cfg_equal(const struct cmap_coll_cfg *a, const struct cmap_coll_cfg 
     return a->dim == b->dim && a->metric == b->metric && a->m == b->m &&
            a->ef_construction == b->ef_construction && a->ef_search == b->ef_search &&
            a->n_parts == b->n_parts && a->rf == b->rf && a->fsync == b->fsync && a->sq8 == b->sq8 &&
-           a->write_consistency_factor == b->write_consistency_factor;
+           a->write_consistency_factor == b->write_consistency_factor &&
+           a->n_spaces == b->n_spaces &&
+           memcmp(a->spaces, b->spaces, a->n_spaces * sizeof a->spaces[0]) == 0;
 }
 
 static bool part_equal(const struct cmap_part *a, const struct cmap_part *b)

@@ -141,6 +141,15 @@ struct cmap_coord {
     int role;                          /* enum cmap_coord_role */
 };
 
+/* A named vector of a collection (Qdrant's named, sparse and multi vectors): kind 0 dense,
+ * 1 sparse, 2 multi (shard/part.h's enum part_vkind); dim, metric, m, ef_construction, sq8 as
+ * the collection's (sparse: dim 0); idf for sparse vectors. */
+struct cmap_vspace {
+    char name[PROTO_MAX_VNAME + 1];
+    uint32_t kind, dim, metric, m, ef_construction;
+    bool sq8, idf;
+};
+
 /* Parameters of a collection, fixed at creation. */
 struct cmap_coll_cfg {
     uint32_t dim;             /* 1 .. CMAP_MAX_DIM */
@@ -155,6 +164,10 @@ struct cmap_coll_cfg {
     /* Qdrant's write_consistency_factor: a write needs this many in-sync (ACTIVE) replicas,
      * 1 .. CMAP_MAX_RF; 0 in a command means 1. */
     uint32_t write_consistency_factor;
+    /* Named vectors (n_spaces of them), or none: one unnamed dense vector of dim and metric
+     * (then dim is 1 .. CMAP_MAX_DIM; with named vectors, dim is 0). */
+    uint32_t n_spaces;
+    struct cmap_vspace spaces[PROTO_MAX_VECTORS];
 };
 
 /*

@@ -39,7 +39,7 @@ static int w_str(struct buf *b, const char *s)
 int cmap_write_cfg(struct buf *b, const struct cmap_coll_cfg *g)
 {
     int rc;
-    W(mpw_array(b, 10));
+    W(mpw_array(b, g->n_spaces ? 11 : 10));
     W(mpw_u64(b, g->dim));
     W(mpw_u64(b, g->metric));
     W(mpw_u64(b, g->m));
@@ -50,6 +50,22 @@ int cmap_write_cfg(struct buf *b, const struct cmap_coll_cfg *g)
     W(mpw_u64(b, g->fsync));
     W(mpw_bool(b, g->sq8));
     W(mpw_u64(b, g->write_consistency_factor));
+    if (g->n_spaces == 0)
+        return DV_OK;
+    /* 11th: the named vectors, [[name, kind, dim, metric, m, ef_construction, sq8, idf]...] */
+    W(mpw_array(b, g->n_spaces));
+    for (uint32_t i = 0; i < g->n_spaces; i++) {
+        const struct cmap_vspace *v = &g->spaces[i];
+        W(mpw_array(b, 8));
+        W(w_str(b, v->name));
+        W(mpw_u64(b, v->kind));
+        W(mpw_u64(b, v->dim));
+        W(mpw_u64(b, v->metric));
+        W(mpw_u64(b, v->m));
+        W(mpw_u64(b, v->ef_construction));
+        W(mpw_bool(b, v->sq8));
+        W(mpw_bool(b, v->idf));
+    }
     return DV_OK;
 err:
     return rc;
@@ -59,9 +75,11 @@ int cmap_read_cfg(struct mpk_dec *k, struct cmap_coll_cfg *g, const char *field)
 {
     int rc;
     uint32_t n;
-    /* 9 elements: written before write_consistency_factor existed (it reads as 1) */
-    if (mpk_array(&k->r, &n) != DV_OK || (n != 9 && n != 10))
+    /* 9 elements: written before write_consistency_factor existed (it reads as 1); 11: with
+     * named vectors */
+    if (mpk_array(&k->r, &n) != DV_OK || n < 9 || n > 11)
         return mpk_dec_fail(k, DV_ECORRUPT, field);
+    g->n_spaces = 0;
     if ((rc = mpk_dec_u32(k, &g->dim, "dim")) != DV_OK ||
         (rc = mpk_dec_u32(k, &g->metric, "metric")) != DV_OK ||
         (rc = mpk_dec_u32(k, &g->m, "m")) != DV_OK ||
@@ -73,8 +91,26 @@ int cmap_read_cfg(struct mpk_dec *k, struct cmap_coll_cfg *g, const char *field)
         (rc = mpk_dec_bool(k, &g->sq8, "sq8")) != DV_OK)
         return rc;
     g->write_consistency_factor = 1;
-    if (n == 10)
-        return mpk_dec_u32(k, &g->write_consistency_factor, "write_consistency_factor");
+    if (n >= 10 &&
+        (rc = mpk_dec_u32(k, &g->write_consistency_factor, "write_consistency_factor")) != DV_OK)
+        return rc;
+    if (n < 11)
+        return DV_OK;
+    if ((rc = mpk_dec_list(k, &g->n_spaces, 9, PROTO_MAX_VECTORS, "named vectors")) != DV_OK)
+        return rc;
+    for (uint32_t i = 0; i < g->n_spaces; i++) {
+        struct cmap_vspace *v = &g->spaces[i];
+        if ((rc = mpk_dec_tuple(k, 8, "named vector")) != DV_OK ||
+            (rc = mpk_dec_strcpy(k, v->name, PROTO_MAX_VNAME, "vector name")) != DV_OK ||
+            (rc = mpk_dec_u32(k, &v->kind, "vector kind")) != DV_OK ||
+            (rc = mpk_dec_u32(k, &v->dim, "vector dim")) != DV_OK ||
+            (rc = mpk_dec_u32(k, &v->metric, "vector metric")) != DV_OK ||
+            (rc = mpk_dec_u32(k, &v->m, "vector m")) != DV_OK ||
+            (rc = mpk_dec_u32(k, &v->ef_construction, "vector ef_construction")) != DV_OK ||
+            (rc = mpk_dec_bool(k, &v->sq8, "vector sq8")) != DV_OK ||
+            (rc = mpk_dec_bool(k, &v->idf, "vector idf")) != DV_OK)
+            return rc;
+    }
     return DV_OK;
 }
 

@@ -808,6 +808,8 @@ int coord_call(void *arg, const struct msg *req, struct msg_reply *rep, struct r
     case MSG_P_SCROLL:
     case MSG_P_SEARCH:
     case MSG_P_INDEX:
+    case MSG_P_UPDATE_VECTORS:
+    case MSG_P_DELETE_VECTORS:
         rc = router_run(c, req, m, &k->rt, !res->requeued, res->errmsg);
         break;
     case MSG_COORD_ADD:

@@ -277,21 +277,66 @@ struct part_batch {
     struct pid *ids;
     float *vecs;
     struct msg_bytes *payloads;
+    struct msg_nvecs *named;
 };
 
 /* `turn`: read_node's, for a get. */
+int router_check_vectors(const struct cmap_coll *cl, const struct msg_upsert_req *u, char *errmsg)
+{
+    if (u->n == 0)
+        return DV_OK;
+    if (u->named == NULL) {
+        if (cl->cfg.n_spaces > 0) {
+            dv_errmsg_set(errmsg, "collection %s has named vectors only: name each vector",
+                          cl->name);
+            return DV_EINVAL;
+        }
+        if (u->dim != cl->cfg.dim) {
+            dv_errmsg_set(errmsg,
+                          "wrong dimension: the vectors have %u dimensions, collection %s has %u",
+                          u->dim, cl->name, cl->cfg.dim);
+            return DV_EDIM;
+        }
+        return DV_OK;
+    }
+    /* Named vectors: names and lengths are checked by the nodes (shard/server/handle_vec.c);
+     * a collection without named vectors takes only the unnamed one, named "". */
+    for (uint32_t i = 0; i < u->n; i++) {
+        for (uint32_t j = 0; j < u->named[i].n; j++) {
+            const struct msg_nvec *v = &u->named[i].v[j];
+            bool known = false;
+            for (uint32_t k = 0; k < cl->cfg.n_spaces && !known; k++)
+                known = strlen(cl->cfg.spaces[k].name) == v->name.len &&
+                        memcmp(cl->cfg.spaces[k].name, v->name.p, v->name.len) == 0;
+            if (cl->cfg.n_spaces == 0)
+                known = v->name.len == 0;
+            if (!known) {
+                dv_errmsg_set(errmsg, "point %u: collection %s has no vector named \"%.*s\"", i,
+                              cl->name, (int)v->name.len, v->name.p ? v->name.p : "");
+                return DV_EINVAL;
+            }
+        }
+    }
+    return DV_OK;
+}
+
 int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
                   char *errmsg)
 {
     const struct pid *ids;
     uint32_t n;
+    int rc;
     switch (req->type) {
     case MSG_P_UPSERT:
+    case MSG_P_UPDATE_VECTORS:
         ids = req->u.upsert_req.ids, n = req->u.upsert_req.n;
         break;
     case MSG_P_DELETE:
         ids = req->u.delete_req.ids, n = req->u.delete_req.n;
+        break;
+    case MSG_P_DELETE_VECTORS:
+        ids = req->u.delvec_req.ids, n = req->u.delvec_req.n;
         break;
     case MSG_P_GET:
         ids = req->u.get_req.ids, n = req->u.get_req.n;
@@ -303,16 +348,13 @@ int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
         dv_errmsg_set(errmsg, "batch of %u points exceeds the maximum of %u", n, c->o.max_batch);
         return DV_ETOOBIG;
     }
-    if (req->type == MSG_P_UPSERT && n > 0 && req->u.upsert_req.dim != cl->cfg.dim) {
-        dv_errmsg_set(errmsg,
-                      "wrong dimension: the vectors have %u dimensions, collection %s has %u",
-                      req->u.upsert_req.dim, cl->name, cl->cfg.dim);
-        return DV_EDIM;
-    }
+    bool vectors = req->type == MSG_P_UPSERT || req->type == MSG_P_UPDATE_VECTORS;
+    if (vectors && (rc = router_check_vectors(cl, &req->u.upsert_req, errmsg)) != DV_OK)
+        return rc;
     uint32_t np = cl->cfg.n_parts;
     bool writing = req->type != MSG_P_GET;
     struct split s = {0};
-    int rc = split_ids(ids, n, np, &s);
+    rc = split_ids(ids, n, np, &s);
     struct part_batch *pb = calloc(np, sizeof *pb);
     size_t ncalls = 0;
     for (uint32_t p = 0; p < np; p++)
@@ -351,11 +393,13 @@ int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
             pb[p].ids[j] = ids[s.members[p][j]];
         struct msg sub = {.addr = {S(cl->name), p, pt->epoch, 0}};
         switch (req->type) {
-        case MSG_P_UPSERT: {
+        case MSG_P_UPSERT:
+        case MSG_P_UPDATE_VECTORS: {
             const struct msg_upsert_req *u = &req->u.upsert_req;
-            pb[p].vecs = malloc((size_t)cnt * u->dim * sizeof(float));
+            pb[p].vecs = malloc(((size_t)cnt * u->dim + 1) * sizeof(float));
             pb[p].payloads = calloc(cnt, sizeof *pb[p].payloads);
-            if (pb[p].vecs == NULL || pb[p].payloads == NULL) {
+            pb[p].named = u->named ? calloc(cnt, sizeof *pb[p].named) : NULL;
+            if (pb[p].vecs == NULL || pb[p].payloads == NULL || (u->named && !pb[p].named)) {
                 rc = DV_ENOMEM;
                 goto out;
             }
@@ -363,16 +407,25 @@ int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
                 uint32_t i = s.members[p][j];
                 memcpy(pb[p].vecs + (size_t)j * u->dim, u->vecs + (size_t)i * u->dim,
                        u->dim * sizeof(float));
-                pb[p].payloads[j] = u->payloads[i];
+                if (u->payloads != NULL)
+                    pb[p].payloads[j] = u->payloads[i];
+                if (u->named != NULL)
+                    pb[p].named[j] = u->named[i]; /* points into the request */
             }
-            sub.type = MSG_UPSERT;
-            sub.u.upsert_req =
-                (struct msg_upsert_req){pb[p].ids, pb[p].vecs, pb[p].payloads, cnt, u->dim, NULL};
+            sub.type = req->type == MSG_P_UPSERT ? MSG_UPSERT : MSG_UPDATE_VECTORS;
+            sub.u.upsert_req = (struct msg_upsert_req){pb[p].ids, pb[p].vecs, pb[p].payloads,
+                                                       cnt,       u->dim,     pb[p].named};
             break;
         }
         case MSG_P_DELETE:
             sub.type = MSG_DELETE;
             sub.u.delete_req = (struct msg_ids_req){pb[p].ids, cnt};
+            break;
+        case MSG_P_DELETE_VECTORS:
+            sub.type = MSG_DELETE_VECTORS;
+            sub.u.delvec_req = req->u.delvec_req;
+            sub.u.delvec_req.ids = pb[p].ids;
+            sub.u.delvec_req.n = cnt;
             break;
         case MSG_P_GET:
             sub.type = MSG_GET;
@@ -447,6 +500,7 @@ out:
             free(pb[p].ids);
             free(pb[p].vecs);
             free(pb[p].payloads);
+            free(pb[p].named);
         }
     free(pb);
     free(calls);
@@ -639,6 +693,8 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
         case MSG_P_UPSERT:
         case MSG_P_DELETE:
         case MSG_P_SET_PAYLOAD:
+        case MSG_P_UPDATE_VECTORS:
+        case MSG_P_DELETE_VECTORS:
             rc = router_by_ids(c, &ref->map, cl, req, rep, t, 0, errmsg);
             break;
         case MSG_P_GET:

@@ -101,7 +101,7 @@ static int answer(struct asearch *a, struct buf *out, char *errmsg)
     struct msg_hit *pool = malloc((total ? total : 1) * sizeof *pool);
     int rc = DV_ENOMEM;
     if (reps && results && pool) {
-        msg_hits_merge(reps, a->n_jobs, s->queries, nq, a->metric, results, pool);
+        msg_hits_merge(reps, a->n_jobs, s->queries, nq, a->metric, NULL, results, pool);
         struct msg rep = {.type = MSG_P_SEARCH, .reply = true, .req_id = a->reqp->req_id};
         rep.u.csearch_rep = (struct msg_csearch_rep){results, nq, false, NULL, 0};
         rc = msg_encode(&rep, out, errmsg);
@@ -125,7 +125,7 @@ static void callback(struct asearch *a)
     coord_search_done cb = a->cb;
     void *arg = a->cb_arg;
     if (results && pool) {
-        msg_hits_merge(reps, a->n_jobs, s->queries, nq, a->metric, results, pool);
+        msg_hits_merge(reps, a->n_jobs, s->queries, nq, a->metric, NULL, results, pool);
         struct msg_csearch_rep rep = {results, nq, false, NULL, 0};
         cb(arg, &rep, a->metric);
     } else {
@@ -193,7 +193,8 @@ static bool plan(struct coord *c, struct asearch *a)
     if (ok) /* the nodes know the collection, not its aliases */
         snprintf(a->coll, sizeof a->coll, "%s", cl->name);
     for (uint32_t q = 0; ok && q < s->n_queries; q++)
-        ok = s->queries[q].dim == cl->cfg.dim;
+        ok = s->queries[q].dim == cl->cfg.dim && cl->cfg.n_spaces == 0 &&
+             s->queries[q].using.len == 0;
     uint32_t np = ok ? cl->cfg.n_parts : 0;
     uint32_t *via = ok ? malloc(np * sizeof *via) : NULL;
     if (ok) {
@@ -373,7 +374,8 @@ bool router_search_plain(struct coord *c, const struct msg *req, struct msg *rep
         free(t->calls);
         t->calls = NULL;
     } else {
-        msg_hits_merge(reps, a->n_jobs, req->u.csearch_req.queries, nq, a->metric, results, pool);
+        msg_hits_merge(reps, a->n_jobs, req->u.csearch_req.queries, nq, a->metric, NULL, results,
+                       pool);
         for (size_t i = 0; i < a->n_jobs; i++) { /* the hits point into the replies */
             t->calls[i].rep = a->jobs[i].rep;
             memset(&a->jobs[i].rep, 0, sizeof a->jobs[i].rep);

@@ -59,6 +59,15 @@ void router_note(struct coord *c, uint32_t num, int rc);
 /* True while node `num` is avoided for reads (router_note). */
 bool router_silent(struct coord *c, uint32_t num);
 
+/* Checks query i against collection cl (the vector it uses exists, its dimension) and gives
+ * the metric its hits are ordered by (a sparse vector's: dot). DV_EDIM / DV_EINVAL. */
+int router_check_query(const struct cmap_coll *cl, const struct msg_query *q, uint32_t i,
+                       uint32_t *metric, char *errmsg);
+
+/* Checks an upsert's or vector update's vectors against collection cl: the unnamed ones'
+ * dimension, or that every named one exists (DV_EDIM / DV_EINVAL naming it). */
+int router_check_vectors(const struct cmap_coll *cl, const struct msg_upsert_req *u, char *errmsg);
+
 /* The reads, each from one in-sync replica per partition (read_node with `turn`); get goes
  * through router_by_ids with the writes. Replies point into t. */
 int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,

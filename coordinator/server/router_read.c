@@ -233,7 +233,11 @@ int router_consistent_read(struct coord *c, const struct cmap *m, const struct c
         uint32_t n;
         if ((rc = resolve_hits(lists, r, need, pool + used, &n)) != DV_OK)
             return rc;
-        qsort(pool + used, n, sizeof *pool, msg_hit_order(cl->cfg.metric));
+        uint32_t metric = cl->cfg.metric;
+        char qerr[DV_ERRMSG_SIZE];
+        if (router_check_query(cl, &req->u.csearch_req.queries[q], q, &metric, qerr) != DV_OK)
+            metric = cl->cfg.metric; /* checked by every replica's search already */
+        qsort(pool + used, n, sizeof *pool, msg_hit_order(metric));
         uint32_t k = req->u.csearch_req.queries[q].k;
         results[q] = (struct msg_hits){pool + used, n < k ? n : k};
         used += n;

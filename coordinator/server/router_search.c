@@ -66,6 +66,52 @@ static void mark_answered(const struct call *calls, size_t from, size_t to, bool
     }
 }
 
+int router_check_query(const struct cmap_coll *cl, const struct msg_query *q, uint32_t i,
+                       uint32_t *metric, char *errmsg)
+{
+    const struct cmap_coll_cfg *g = &cl->cfg;
+    if (g->n_spaces == 0) {
+        if (q->using.len > 0) {
+            dv_errmsg_set(errmsg, "query %u: collection %s has no named vectors (using \"%.*s\")",
+                          i, cl->name, (int)q->using.len, q->using.p);
+            return DV_EINVAL;
+        }
+        if (q->dim != g->dim) {
+            dv_errmsg_set(errmsg, "query %u: wrong dimension: %u, collection %s has %u dimensions",
+                          i, q->dim, cl->name, g->dim);
+            return DV_EDIM;
+        }
+        *metric = g->metric;
+        return DV_OK;
+    }
+    for (uint32_t k = 0; k < g->n_spaces; k++) {
+        const struct cmap_vspace *v = &g->spaces[k];
+        if (strlen(v->name) != q->using.len || memcmp(v->name, q->using.p, q->using.len) != 0)
+            continue;
+        uint32_t rows = q->rows ? q->rows : 1;
+        if ((v->kind == 0 && q->dim != v->dim) || (v->kind == 2 && q->dim != rows * v->dim)) {
+            dv_errmsg_set(errmsg,
+                          "query %u: wrong dimension: %u, vector \"%s\" of collection %s has %u "
+                          "dimensions",
+                          i, v->kind == 2 ? q->dim / rows : q->dim, v->name, cl->name, v->dim);
+            return DV_EDIM;
+        }
+        if (v->kind == 1 && q->dim > 0 && q->idx == NULL) {
+            dv_errmsg_set(errmsg, "query %u: sparse vector \"%s\" needs indices", i, v->name);
+            return DV_EINVAL;
+        }
+        *metric = v->kind == 1 ? CMAP_METRIC_IP : v->metric;
+        return DV_OK;
+    }
+    if (q->using.len == 0)
+        dv_errmsg_set(errmsg, "query %u: collection %s has named vectors only: say which (using)",
+                      i, cl->name);
+    else
+        dv_errmsg_set(errmsg, "query %u: collection %s has no vector named \"%.*s\"", i, cl->name,
+                      (int)q->using.len, q->using.p);
+    return DV_EINVAL;
+}
+
 int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
                   char *errmsg)
@@ -76,12 +122,12 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     for (uint32_t q = 0; q < nq; q++)
         if ((rc = msg_query_check(&s->queries[q], q, errmsg)) != DV_OK)
             return rc;
+    uint32_t *metrics = router_tmp_alloc(t, (nq ? nq : 1) * sizeof *metrics);
+    if (metrics == NULL)
+        return DV_ENOMEM;
     for (uint32_t q = 0; q < nq; q++)
-        if (s->queries[q].dim != cl->cfg.dim) {
-            dv_errmsg_set(errmsg, "query %u: wrong dimension: %u, collection %s has %u dimensions",
-                          q, s->queries[q].dim, cl->name, cl->cfg.dim);
-            return DV_EDIM;
-        }
+        if ((rc = router_check_query(cl, &s->queries[q], q, &metrics[q], errmsg)) != DV_OK)
+            return rc;
     uint64_t t0 = clock_mono_ms();
     /* One request per node naming the partitions read from it; a second round for the
      * partitions whose node failed, on another replica when there is one. */
@@ -207,7 +253,7 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     struct msg_hit *pool = router_tmp_alloc(t, (total ? total : 1) * sizeof *pool);
     if (results == NULL || pool == NULL)
         return DV_ENOMEM;
-    msg_hits_merge(reps, ncalls, s->queries, nq, cl->cfg.metric, results, pool);
+    msg_hits_merge(reps, ncalls, s->queries, nq, cl->cfg.metric, metrics, results, pool);
     rep->u.csearch_rep = (struct msg_csearch_rep){results, nq, nfailed > 0, failed, nfailed};
     return DV_OK;
 }

@@ -41,12 +41,12 @@ int replica_cfg_spaces(const struct msg_coll_cfg *c, struct part_space *out, cha
         const struct msg_vspace *v = &c->spaces[i];
         struct part_space *d = &out[i];
         memset(d, 0, sizeof *d);
-        if (v->name.len >= PART_NAME_MAX) {
-            dv_errmsg_set(errmsg, "vector name of %u bytes, at most %d", v->name.len,
+        if (strlen(v->name) >= PART_NAME_MAX) {
+            dv_errmsg_set(errmsg, "vector name of %zu bytes, at most %d", strlen(v->name),
                           PART_NAME_MAX - 1);
             return DV_EINVAL;
         }
-        memcpy(d->name, v->name.p, v->name.len);
+        memcpy(d->name, v->name, strlen(v->name));
         if (v->kind > PART_VEC_MULTI || v->metric > HNSW_L1) {
             dv_errmsg_set(errmsg, "vector \"%s\": unknown kind %u or metric %u", d->name, v->kind,
                           v->metric);

@@ -153,9 +153,25 @@ int main(int argc, char **argv)
 
     /* ---- client API and node report requests ---- */
     m = req(MSG_COLL_CREATE);
-    m.u.coll_cfg = (struct msg_coll_cfg){4, 2, 16, 200, 64, 1, 8, 2, false, NULL, 0};
+    m.u.coll_cfg = (struct msg_coll_cfg){.dim = 4,
+                                         .metric = 2,
+                                         .m = 16,
+                                         .ef_construction = 200,
+                                         .ef_search = 64,
+                                         .fsync = 1,
+                                         .partitions = 8,
+                                         .replication = 2,
+                                         .sq8 = false};
     put(&m, NULL);
-    m.u.coll_cfg = (struct msg_coll_cfg){4, 0, 0, 0, 0, 0, 0, 0, true, NULL, 0};
+    m.u.coll_cfg = (struct msg_coll_cfg){.dim = 4,
+                                         .metric = 0,
+                                         .m = 0,
+                                         .ef_construction = 0,
+                                         .ef_search = 0,
+                                         .fsync = 0,
+                                         .partitions = 0,
+                                         .replication = 0,
+                                         .sq8 = true};
     put(&m, "defaults");
     m = req(MSG_COLL_DROP);
     put(&m, NULL);
@@ -292,8 +308,18 @@ int main(int argc, char **argv)
                                    {1, 6, nodes + 1, 2, 0, 2, NULL},
                                    {2, 7, NULL, 0, 3, 0, NULL}};
     m = rep(MSG_COLL_INFO);
-    m.u.coll_info_rep =
-        (struct msg_coll_info_rep){{4, 2, 16, 200, 64, 1, 3, 2, false, NULL, 0}, 13, cps, 3};
+    m.u.coll_info_rep = (struct msg_coll_info_rep){{.dim = 4,
+                                                    .metric = 2,
+                                                    .m = 16,
+                                                    .ef_construction = 200,
+                                                    .ef_search = 64,
+                                                    .fsync = 1,
+                                                    .partitions = 3,
+                                                    .replication = 2,
+                                                    .sq8 = false},
+                                                   13,
+                                                   cps,
+                                                   3};
     put(&m, NULL);
     int pwrites[] = {MSG_P_UPSERT, MSG_P_DELETE, MSG_P_SET_PAYLOAD, MSG_P_INDEX};
     for (size_t i = 0; i < sizeof pwrites / sizeof pwrites[0]; i++) {

@@ -108,7 +108,7 @@ static void test_merge(void **state)
         struct msg_hit *pool = malloc((total ? total : 1) * sizeof *pool);
         struct msg_hits res[NQ];
         assert_non_null(pool);
-        msg_hits_merge(rp, NODES, qs, NQ, metric, res, pool);
+        msg_hits_merge(rp, NODES, qs, NQ, metric, NULL, res, pool);
         for (int q = 0; q < NQ; q++) {
             qsort(all[q], nall[q], sizeof(struct msg_hit), order);
             size_t want = nall[q] < qs[q].k ? nall[q] : qs[q].k;

@@ -968,8 +968,22 @@ static void check_route(void **state)
     struct msg_route_part parts[2] = {{5, 2, 0, r0, 3, true, s0, 2},
                                       {9, 1, UINT32_MAX, r1, 1, false, NULL, 0}};
     m.reply = true;
-    m.u.route_rep = (struct msg_route_rep){
-        77, {128, 1, 16, 200, 64, 0, 2, 3, false, NULL, 0}, nodes, NULL, 3, parts, 2, {NULL, 0}};
+    m.u.route_rep = (struct msg_route_rep){77,
+                                           {.dim = 128,
+                                            .metric = 1,
+                                            .m = 16,
+                                            .ef_construction = 200,
+                                            .ef_search = 64,
+                                            .fsync = 0,
+                                            .partitions = 2,
+                                            .replication = 3,
+                                            .sq8 = false},
+                                           nodes,
+                                           NULL,
+                                           3,
+                                           parts,
+                                           2,
+                                           {NULL, 0}};
     round_trip(&m, &out);
     const struct msg_route_rep *r = &out.u.route_rep;
     assert_true(r->map_epoch == 77);
@@ -1046,7 +1060,15 @@ static void check_coll_admin(void **state)
 {
     struct msg m = {.type = MSG_COLL_CREATE, .req_id = 50}, out;
     m.addr = (struct msg_addr){S("docs"), 7, 8, 0}; /* part and epoch are not sent */
-    m.u.coll_cfg = (struct msg_coll_cfg){768, 2, 32, 400, 128, 1, 16, 3, true, NULL, 0};
+    m.u.coll_cfg = (struct msg_coll_cfg){.dim = 768,
+                                         .metric = 2,
+                                         .m = 32,
+                                         .ef_construction = 400,
+                                         .ef_search = 128,
+                                         .fsync = 1,
+                                         .partitions = 16,
+                                         .replication = 3,
+                                         .sq8 = true};
     round_trip(&m, &out);
     const struct msg_coll_cfg *c = &out.u.coll_cfg;
     assert_int_equal(out.addr.coll.len, 4);
@@ -1070,9 +1092,15 @@ static void check_coll_admin(void **state)
     assert_int_equal(out.u.coll_cfg.replication, 0);
     assert_false(out.u.coll_cfg.sq8);
     msg_free(&out);
-    m.u.coll_cfg = (struct msg_coll_cfg){UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX,
-                                         UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX,
-                                         true,       NULL,       0};
+    m.u.coll_cfg = (struct msg_coll_cfg){.dim = UINT32_MAX,
+                                         .metric = UINT32_MAX,
+                                         .m = UINT32_MAX,
+                                         .ef_construction = UINT32_MAX,
+                                         .ef_search = UINT32_MAX,
+                                         .fsync = UINT32_MAX,
+                                         .partitions = UINT32_MAX,
+                                         .replication = UINT32_MAX,
+                                         .sq8 = true};
     round_trip(&m, &out);
     assert_int_equal(out.u.coll_cfg.replication, UINT32_MAX);
     msg_free(&out);
@@ -1127,8 +1155,18 @@ static void check_coll_admin(void **state)
                                      {1, UINT64_MAX, nodes + 1, 1, 0, 1, NULL},
                                      {UINT32_MAX, 0, NULL, 0, UINT64_MAX, 0, NULL}};
     r.type = MSG_COLL_INFO;
-    r.u.coll_info_rep = (struct msg_coll_info_rep){
-        {128, 1, 16, 200, 64, 0, 3, 2, false, NULL, 0}, 1ULL << 40, parts, 3};
+    r.u.coll_info_rep = (struct msg_coll_info_rep){{.dim = 128,
+                                                    .metric = 1,
+                                                    .m = 16,
+                                                    .ef_construction = 200,
+                                                    .ef_search = 64,
+                                                    .fsync = 0,
+                                                    .partitions = 3,
+                                                    .replication = 2,
+                                                    .sq8 = false},
+                                                   1ULL << 40,
+                                                   parts,
+                                                   3};
     round_trip(&r, &out);
     const struct msg_coll_info_rep *f = &out.u.coll_info_rep;
     assert_int_equal(f->cfg.dim, 128);
@@ -1909,19 +1947,22 @@ static void check_named_vectors(void **state)
     assert_null(out.u.get_rep.hits[1].named.v);
     msg_free(&out);
     /* a collection's named vectors */
-    struct msg_vspace sp[2] = {{S("text"), 0, 384, 2, 16, 100, true, false},
-                               {S("bm25"), 1, 0, 0, 0, 0, false, true}};
+    struct msg_vspace sp[2] = {{"text", 0, 384, 2, 16, 100, true, false},
+                               {"bm25", 1, 0, 0, 0, 0, false, true}};
     struct msg c = {.type = MSG_COLL_CREATE, .req_id = 6};
     c.addr.coll = S("docs");
-    c.u.coll_cfg = (struct msg_coll_cfg){0, 0, 0, 0, 0, 0, 2, 1, false, sp, 2};
+    c.u.coll_cfg = (struct msg_coll_cfg){.partitions = 2, .replication = 1, .n_spaces = 2};
+    memcpy(c.u.coll_cfg.spaces, sp, sizeof sp);
     round_trip(&c, &out);
     assert_int_equal(out.u.coll_cfg.n_spaces, 2);
     assert_int_equal(out.u.coll_cfg.spaces[0].dim, 384);
     assert_true(out.u.coll_cfg.spaces[1].idf);
+    assert_string_equal(out.u.coll_cfg.spaces[1].name, "bm25");
     msg_free(&out);
     c = (struct msg){.type = MSG_REPLICA_CREATE, .req_id = 7};
     c.addr = (struct msg_addr){S("docs"), 1, 2, 0};
-    c.u.create_req.cfg = (struct msg_coll_cfg){0, 0, 0, 0, 0, 0, 0, 0, false, sp, 2};
+    c.u.create_req.cfg = (struct msg_coll_cfg){.n_spaces = 2};
+    memcpy(c.u.create_req.cfg.spaces, sp, sizeof sp);
     c.u.create_req.incarnation = 5;
     round_trip(&c, &out);
     assert_int_equal(out.u.create_req.cfg.n_spaces, 2);

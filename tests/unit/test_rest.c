@@ -91,7 +91,15 @@ static int fake_answer(void *arg, const void *in, size_t n, struct buf *out,
         r.u.coll_list_rep = (struct msg_coll_list_rep){names, 1};
         break;
     case MSG_COLL_INFO:
-        r.u.coll_info_rep.cfg = (struct msg_coll_cfg){4, 2, 16, 200, 64, 0, 1, 1, false, NULL, 0};
+        r.u.coll_info_rep.cfg = (struct msg_coll_cfg){.dim = 4,
+                                                      .metric = 2,
+                                                      .m = 16,
+                                                      .ef_construction = 200,
+                                                      .ef_search = 64,
+                                                      .fsync = 0,
+                                                      .partitions = 1,
+                                                      .replication = 1,
+                                                      .sq8 = false};
         r.u.coll_info_rep.points = 100;
         r.u.coll_info_rep.parts = &part;
         r.u.coll_info_rep.n_parts = 1;
