@@ -215,6 +215,12 @@ check "a collection named like an alias: 409" 409 "'live' in err"
 call GET "$REST3/collections/live"
 check "GET /collections/live: c1's info" 200 \
     "res['config']['params']['shard_number'] == 4 and res['config']['hnsw_config']['m'] == 12"
+call PATCH "$REST/collections/live" '{"params":{"write_consistency_factor":1}}'
+check "PATCH /collections/live: c1's update" 200 "res is True"
+call DELETE "$REST/collections/live"
+check "DELETE /collections/live: false (an alias is not deleted as a collection)" 200 "res is False"
+call GET "$REST/collections/c1"
+check "... and c1 is still there" 200 "res['points_count'] == 0"
 alias "$REST" '{"rename_alias":{"old_alias_name":"old","new_alias_name":"older"}}'
 check "rename_alias" 200 "res is True"
 call GET "$REST/aliases"
