@@ -478,6 +478,14 @@ static int healthz_handler(void *arg, struct buf *body, const char **content_typ
                                               : NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR;
 }
 
+/* Qdrant's liveness probe: the process answers. */
+static int livez_handler(void *arg, struct buf *body, const char **content_type)
+{
+    return buf_appendf(body, "livez check passed\n") == DV_OK
+               ? NNG_HTTP_STATUS_OK
+               : NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR;
+}
+
 static int readyz_handler(void *arg, struct buf *body, const char **content_type)
 {
     const struct health *hl = arg;
@@ -498,6 +506,8 @@ int httpd_add_health(struct httpd *h, httpd_ready_fn ready, void *arg, char *err
     h->health.ready = ready;
     h->health.arg = arg;
     int rc = httpd_add(h, "/healthz", healthz_handler, NULL, errmsg);
+    if (rc == DV_OK)
+        rc = httpd_add(h, "/livez", livez_handler, NULL, errmsg);
     if (rc == DV_OK)
         rc = httpd_add(h, "/readyz", readyz_handler, &h->health, errmsg);
     return rc;

@@ -48,7 +48,8 @@ int httpd_add(struct httpd *h, const char *path, httpd_handler_fn fn, void *arg,
 int httpd_add_metrics(struct httpd *h, struct metrics *reg, char *errmsg);
 
 /*
- * GET /healthz: 200 "ok" whenever the server answers. GET /readyz: 200 "ready" if
+ * GET /healthz: 200 "ok" whenever the server answers; GET /livez (Qdrant's name): 200 "livez check
+ * passed" likewise. GET /readyz: 200 "ready" if
  * ready(arg) is true (or ready is NULL), else 503 with the reason it gave.
  */
 int httpd_add_health(struct httpd *h, httpd_ready_fn ready, void *arg, char *errmsg);

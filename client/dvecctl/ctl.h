@@ -36,7 +36,7 @@ extern const struct cmd cmd_status, cmd_coll_create, cmd_coll_list, cmd_coll_inf
     cmd_coll_set, cmd_coll_verify, cmd_points_load, cmd_search, cmd_get, cmd_delete, cmd_count,
     cmd_bench, cmd_rb_plan, cmd_rb_apply, cmd_rb_status, cmd_rb_pause, cmd_rb_resume, cmd_rb_set,
     cmd_node_add, cmd_node_drain, cmd_node_undrain, cmd_node_remove, cmd_node_weight, cmd_coord_add,
-    cmd_coord_remove;
+    cmd_coord_remove, cmd_alias_create, cmd_alias_delete, cmd_alias_rename, cmd_alias_list;
 
 /* The options every command takes (--coordinators, --config, --timeout, --help). */
 extern const struct opt_spec ctl_global_opts[];

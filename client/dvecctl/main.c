@@ -22,17 +22,18 @@ const struct opt_spec ctl_global_opts[] = {
 };
 
 static const struct cmd *const commands[] = {
-    &cmd_status,       &cmd_coll_create, &cmd_coll_list, &cmd_coll_info,   &cmd_coll_drop,
-    &cmd_points_load,  &cmd_search,      &cmd_get,       &cmd_delete,      &cmd_count,
-    &cmd_bench,        &cmd_rb_plan,     &cmd_rb_apply,  &cmd_rb_status,   &cmd_rb_pause,
-    &cmd_rb_resume,    &cmd_rb_set,      &cmd_node_add,  &cmd_node_drain,  &cmd_node_undrain,
-    &cmd_node_remove,  &cmd_node_weight, &cmd_coll_set,  &cmd_coll_verify, &cmd_coord_add,
-    &cmd_coord_remove,
+    &cmd_status,       &cmd_coll_create,  &cmd_coll_list,    &cmd_coll_info,    &cmd_coll_drop,
+    &cmd_points_load,  &cmd_search,       &cmd_get,          &cmd_delete,       &cmd_count,
+    &cmd_bench,        &cmd_rb_plan,      &cmd_rb_apply,     &cmd_rb_status,    &cmd_rb_pause,
+    &cmd_rb_resume,    &cmd_rb_set,       &cmd_node_add,     &cmd_node_drain,   &cmd_node_undrain,
+    &cmd_node_remove,  &cmd_node_weight,  &cmd_coll_set,     &cmd_coll_verify,  &cmd_coord_add,
+    &cmd_coord_remove, &cmd_alias_create, &cmd_alias_delete, &cmd_alias_rename, &cmd_alias_list,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Command groups: a word that is only the first word of commands. */
-static const char *const groups[] = {"collections", "points", "rebalance", "node", "coordinators"};
+static const char *const groups[] = {"collections", "points",       "rebalance",
+                                     "node",        "coordinators", "alias"};
 
 double ctl_now(void)
 {

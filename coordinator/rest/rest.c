@@ -277,14 +277,17 @@ static int route(struct rx *x)
         op = get ? REST_OP_CLUSTER : -1;
     } else if (n == 1 && is(s[0], "aliases")) {
         op = get ? REST_OP_ALIASES : -1;
-    } else if (n == 1 && (is(s[0], "metrics") || is(s[0], "healthz") || is(s[0], "readyz"))) {
+    } else if (n == 1 && is(s[0], "telemetry")) {
+        op = get ? REST_OP_TELEMETRY : -1;
+    } else if (n == 1 && (is(s[0], "metrics") || is(s[0], "healthz") || is(s[0], "readyz") ||
+                          is(s[0], "livez"))) {
         op = -1; /* httpd serves their GET; other methods land here */
     } else if (!is(s[0], "collections")) {
         known = false;
     } else if (n == 1) {
         op = get ? REST_OP_COLL_LIST : -1;
     } else if (n == 2 && is(s[1], "aliases") && post) {
-        op = REST_OP_ALIASES; /* updating aliases: refused by rh_aliases */
+        op = REST_OP_ALIASES; /* updating aliases */
     } else if (n == 2) {
         op = get     ? REST_OP_COLL_INFO
              : put   ? REST_OP_COLL_CREATE
@@ -364,6 +367,8 @@ static int dispatch(struct rx *x)
         return rh_coll_update(x, c);
     case REST_OP_ALIASES:
         return rh_aliases(x);
+    case REST_OP_TELEMETRY:
+        return rh_telemetry(x);
     case REST_OP_COLL_CLUSTER:
         return rh_coll_cluster(x, c);
     case REST_OP_CLUSTER:

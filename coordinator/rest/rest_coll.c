@@ -1,5 +1,5 @@
 /* rest_coll.c - the REST API's collection and cluster calls: list, info, exists, create,
- * delete, aliases, payload indexes, and the cluster's shape in Qdrant's terms. */
+ * delete, payload indexes, and the cluster's shape in Qdrant's terms (aliases: rest_alias.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,18 +36,9 @@ int rh_root(struct rx *x)
     return rc == DV_OK ? 200 : oom(x);
 }
 
-/* dvec has no aliases: lists are empty, changes are refused. */
-int rh_aliases(struct rx *x)
-{
-    if (strcmp(x->method, "POST") == 0)
-        return rx_fail(x, 400, "Wrong input: collection aliases are not supported by dvec");
-    return jw_raw(&x->res, "{\"aliases\":[]}") == DV_OK ? 200 : oom(x);
-}
-
 /* ---- the cluster status (native `cluster`) ----------------------------------------------- */
 
-/* The coordinator's status map as JSON (the caller json_decref's it). */
-static int cluster_status(struct rx *x, json_t **out)
+int rx_cluster_status(struct rx *x, json_t **out)
 {
     struct msg q = {.type = MSG_CLUSTER};
     struct msg_reply rep;
@@ -113,7 +104,7 @@ static int put_u64(struct buf *b, const char *key, uint64_t v, bool comma)
 int rh_cluster(struct rx *x)
 {
     json_t *st;
-    int s = cluster_status(x, &st);
+    int s = rx_cluster_status(x, &st);
     if (s != 200)
         return s;
     json_t *me = json_object_get(st, "coordinator");
@@ -278,6 +269,65 @@ static int set_wcf(struct rx *x, const char *coll, uint64_t wcf)
     return st;
 }
 
+/* The status's entry of collection `coll`, or of the collection alias `coll` names; NULL. */
+static json_t *coll_entry(json_t *status, const char *coll)
+{
+    json_t *cj, *aj;
+    size_t ci, ai;
+    json_array_foreach(json_object_get(status, "collections"), ci, cj)
+    {
+        const char *cn = json_string_value(json_object_get(cj, "name"));
+        if (cn && strcmp(cn, coll) == 0)
+            return cj;
+    }
+    json_array_foreach(json_object_get(status, "collections"), ci, cj)
+    {
+        json_array_foreach(json_object_get(cj, "aliases"), ai, aj)
+        {
+            const char *an = json_string_value(aj);
+            if (an && strcmp(an, coll) == 0)
+                return cj;
+        }
+    }
+    return NULL;
+}
+
+/* Qdrant's names of enum pindex_kind (shard/query/pindex.h) by number: a kind added there gets
+ * its name here, one line; a kind without one is shown as "kind_N". */
+static const char *const index_kind_names[] = {
+    "keyword", /* 0 */
+    "integer", /* 1 */
+};
+
+/* "payload_schema": {"key": {"data_type": ..., "points": N}, ...} from the map's index
+ * definitions ([[key, kind], ...]). dvec's nodes do not count the points each index holds:
+ * `points` is the collection's point count, an upper bound. */
+static int payload_schema(struct buf *b, json_t *defs, uint64_t points)
+{
+    int rc = jw_raw(b, "\"payload_schema\":{");
+    size_t i;
+    json_t *d;
+    json_array_foreach(defs, i, d)
+    {
+        const char *key = json_string_value(json_array_get(d, 0));
+        json_int_t kind = json_integer_value(json_array_get(d, 1));
+        if (key == NULL)
+            continue;
+        if (rc == DV_OK && i > 0)
+            rc = jw_raw(b, ",");
+        if (rc == DV_OK)
+            rc = jw_str(b, key, strlen(key));
+        size_t n_names = sizeof index_kind_names / sizeof index_kind_names[0];
+        if (rc == DV_OK && kind >= 0 && (size_t)kind < n_names)
+            rc = buf_appendf(b, ":{\"data_type\":\"%s\"", index_kind_names[kind]);
+        else if (rc == DV_OK)
+            rc = buf_appendf(b, ":{\"data_type\":\"kind_%lld\"", (long long)kind);
+        if (rc == DV_OK)
+            rc = buf_appendf(b, ",\"points\":%" PRIu64 "}", points);
+    }
+    return rc == DV_OK ? jw_raw(b, "}") : rc;
+}
+
 int rh_coll_info(struct rx *x, const char *coll)
 {
     struct msg q = {.type = MSG_COLL_INFO};
@@ -287,7 +337,7 @@ int rh_coll_info(struct rx *x, const char *coll)
     if (st != 200)
         return st;
     json_t *status = NULL;
-    if ((st = cluster_status(x, &status)) != 200) {
+    if ((st = rx_cluster_status(x, &status)) != 200) {
         msg_reply_free(&rep);
         return st;
     }
@@ -296,15 +346,10 @@ int rh_coll_info(struct rx *x, const char *coll)
     /* green: every replica in sync on a serving node; yellow: every partition has one (the
      * others are down or being copied); red: a partition has none. */
     uint64_t wcf = 1; /* the map's, from the cluster status */
-    json_t *cj;
-    size_t ci;
-    json_array_foreach(json_object_get(status, "collections"), ci, cj)
-    {
-        const char *cn = json_string_value(json_object_get(cj, "name"));
-        json_t *w = json_object_get(cj, "write_consistency_factor");
-        if (cn && strcmp(cn, coll) == 0 && json_is_integer(w))
-            wcf = (uint64_t)json_integer_value(w);
-    }
+    json_t *entry = coll_entry(status, coll);
+    json_t *w = json_object_get(entry, "write_consistency_factor");
+    if (json_is_integer(w))
+        wcf = (uint64_t)json_integer_value(w);
     const char *color = "green";
     for (uint32_t p = 0; p < o->n_parts; p++) {
         uint32_t ok = 0;
@@ -356,7 +401,9 @@ int rh_coll_info(struct rx *x, const char *coll)
                                 "\"always_ram\":true}}},"
                               : "\"quantization_config\":null},");
     if (rc == DV_OK)
-        rc = jw_raw(b, "\"payload_schema\":{}}");
+        rc = payload_schema(b, json_object_get(entry, "payload_indexes"), o->points);
+    if (rc == DV_OK)
+        rc = jw_raw(b, "}");
     json_decref(status);
     msg_reply_free(&rep);
     return rc == DV_OK ? 200 : oom(x);
@@ -371,7 +418,7 @@ int rh_coll_cluster(struct rx *x, const char *coll)
     if (st != 200)
         return st;
     json_t *status = NULL;
-    if ((st = cluster_status(x, &status)) != 200) {
+    if ((st = rx_cluster_status(x, &status)) != 200) {
         msg_reply_free(&rep);
         return st;
     }

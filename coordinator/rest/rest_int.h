@@ -24,6 +24,7 @@
     X(COLL_DROP, "collection_delete")                                                              \
     X(COLL_UPDATE, "collection_update")                                                            \
     X(ALIASES, "aliases")                                                                          \
+    X(TELEMETRY, "telemetry")                                                                      \
     X(COLL_CLUSTER, "collection_cluster")                                                          \
     X(CLUSTER, "cluster")                                                                          \
     X(INDEX_CREATE, "index_create")                                                                \
@@ -139,6 +140,10 @@ int rx_call(struct rx *x, struct msg *req, struct msg_reply *rep);
 /* The collection's dimension and metric from the local map (false: not known there). */
 bool rx_meta(struct rx *x, const char *coll, uint32_t *dim, uint32_t *metric);
 
+/* The coordinator's status map (native `cluster`) as JSON, an object the caller json_decref's
+ * (rest_coll.c); an error status through rx_fail otherwise. */
+int rx_cluster_status(struct rx *x, json_t **out);
+
 /* The next operation_id (UpdateResult). */
 uint64_t rx_op_id(struct rx *x);
 
@@ -227,6 +232,7 @@ int rh_coll_create(struct rx *x, const char *coll);
 int rh_coll_drop(struct rx *x, const char *coll);
 int rh_coll_update(struct rx *x, const char *coll);
 int rh_aliases(struct rx *x);
+int rh_telemetry(struct rx *x);
 int rh_coll_cluster(struct rx *x, const char *coll);
 int rh_cluster(struct rx *x);
 int rh_index(struct rx *x, const char *coll, const char *field);

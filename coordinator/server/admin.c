@@ -655,6 +655,11 @@ static int coll_set(struct coord *c, const struct args *a, struct buf *b, char *
         arg_str(a, "collection", cmd.u.coll_set.name, sizeof cmd.u.coll_set.name, true, errmsg);
     if (rc != DV_OK)
         return rc;
+    struct cmap_ref *at = craft_map(c->raft); /* an alias names its collection */
+    const struct cmap_coll *named = cmap_coll_resolve(&at->map, cmd.u.coll_set.name);
+    if (named)
+        snprintf(cmd.u.coll_set.name, sizeof cmd.u.coll_set.name, "%s", named->name);
+    craft_map_release(c->raft, at);
     if ((rc = arg_u64(a, "replication_factor", &rf, errmsg)) != DV_OK && rc != DV_ENOTFOUND)
         return rc;
     if ((rc = arg_u64(a, "write_consistency_factor", &wcf, errmsg)) != DV_OK && rc != DV_ENOTFOUND)

@@ -170,12 +170,131 @@ call GET "$REST/collections/c1/exists"
 check "GET .../c1/exists: true" 200 "res == {'exists': True}"
 call GET "$REST/collections/zz/exists"
 check "GET .../zz/exists: false" 200 "res == {'exists': False}"
+
+# ---- aliases ----------------------------------------------------------------------------------
+alias() { call POST "$1/collections/aliases" "{\"actions\":[$2]}"; }
+names="[(a['alias_name'], a['collection_name']) for a in res['aliases']]"
 call GET "$REST/aliases"
-check "GET /aliases: empty" 200 "res == {'aliases': []}"
-call POST "$REST/collections/aliases" '{"actions":[{"create_alias":{"collection_name":"c1","alias_name":"a"}}]}'
-check "POST /collections/aliases (changing aliases): 400" 400 "'aliases' in err"
+check "GET /aliases: none yet" 200 "res == {'aliases': []}"
+call PUT "$REST/collections/c1b" '{"vectors":{"size":4,"distance":"Cosine"},"shard_number":2}'
+check "PUT /collections/c1b (a second collection of 4 dimensions)" 200 "res is True"
+alias "$REST2" '{"create_alias":{"collection_name":"c1","alias_name":"live"}},
+  {"create_alias":{"collection_name":"c1","alias_name":"old"}}'
+check "POST /collections/aliases through any coordinator: two aliases in one request" 200 "res is True"
+call GET "$REST2/aliases"
+check "GET /aliases: both, by name" 200 "$names == [('live', 'c1'), ('old', 'c1')]"
+call GET "$REST3/collections/c1/aliases"
+check "GET /collections/c1/aliases (another coordinator)" 200 "$names == [('live', 'c1'), ('old', 'c1')]"
+call GET "$REST/collections/c1b/aliases"
+check "GET /collections/c1b/aliases: none" 200 "res == {'aliases': []}"
+call GET "$REST/collections/zz/aliases"
+check "GET /collections/zz/aliases: 404" 404 "err == 'Not found: Collection \`zz\` doesn\\'t exist!'"
+alias "$REST" '{"create_alias":{"collection_name":"c1","alias_name":"x1"}},
+  {"create_alias":{"collection_name":"zz","alias_name":"x2"}}'
+check "an unknown collection in the 2nd action: 404 naming it" 404 "'zz' in err and 'action 1 (create_alias)' in err"
+call GET "$REST/aliases"
+check "... and the 1st action was not applied (all or nothing)" 200 "$names == [('live', 'c1'), ('old', 'c1')]"
+alias "$REST" '{"create_alias":{"collection_name":"c1","alias_name":"c1b"}}'
+check "an alias named like a collection: 409" 409 "'collection is named \"c1b\"' in err"
+alias "$REST" '{"create_alias":{"collection_name":"c1b","alias_name":"live"}}'
+check "an alias that exists: 409" 409 "'alias \"live\" exists' in err"
+alias "$REST" '{"delete_alias":{"alias_name":"ghost"}}'
+check "deleting an unknown alias: 404" 404 "'alias \"ghost\" not found' in err"
+alias "$REST" '{"rename_alias":{"old_alias_name":"old","new_alias_name":"live"}}'
+check "renaming onto an alias that exists: 409" 409 "'live' in err"
+alias "$REST" '{"create_alias":{"collection_name":"c1","alias_name":"bad name"}}'
+check "a bad alias name: 400" 400 "'bad alias name' in err"
+alias "$REST" '{"make_alias":{"alias_name":"y"}}'
+check "an unknown action: 400" 400 "'actions[0]: unknown action' in err"
+alias "$REST" '{"create_alias":{"alias_name":"y"}}'
+check "a missing field: 400 naming it" 400 "'actions[0].create_alias: \"collection_name\" is missing' in err"
+call POST "$REST/collections/aliases" '{"action":[]}'
+check "no actions: 400" 400 "'actions' in err"
+call PUT "$REST/collections/live" '{"vectors":{"size":4,"distance":"Cosine"}}'
+check "a collection named like an alias: 409" 409 "'live' in err"
+call GET "$REST3/collections/live"
+check "GET /collections/live: c1's info" 200 \
+    "res['config']['params']['shard_number'] == 4 and res['config']['hnsw_config']['m'] == 12"
+call PATCH "$REST/collections/live" '{"params":{"write_consistency_factor":1}}'
+check "PATCH /collections/live: c1's update" 200 "res is True"
+call DELETE "$REST/collections/live"
+check "DELETE /collections/live: false (an alias is not deleted as a collection)" 200 "res is False"
+call GET "$REST/collections/c1"
+check "... and c1 is still there" 200 "res['points_count'] == 0"
+alias "$REST" '{"rename_alias":{"old_alias_name":"old","new_alias_name":"older"}}'
+check "rename_alias" 200 "res is True"
+call GET "$REST/aliases"
+check "GET /aliases after the rename" 200 "$names == [('live', 'c1'), ('older', 'c1')]"
+# Swapping "live" between c1 and c1b (delete + create in one request) while searches run through
+# it on another coordinator: none may see "not found".
+(
+    for _ in $(seq 1 80); do
+        curl -sS -m 20 -o /dev/null -w '%{http_code}\n' -X POST -H 'Content-Type: application/json' \
+            --data-binary '{"vector":[1,0,0,0],"limit":3}' "$REST3/collections/live/points/search"
+    done >"$dir/swap.codes"
+) &
+swapper=$!
+to=c1b
+for _ in $(seq 1 10); do
+    alias "$REST" "{\"delete_alias\":{\"alias_name\":\"live\"}},
+      {\"create_alias\":{\"collection_name\":\"$to\",\"alias_name\":\"live\"}}"
+    [ "$status" = 200 ] || break
+    if [ $to = c1b ]; then to=c1; else to=c1b; fi
+done
+check "10 swaps of live between c1 and c1b" 200 "res is True"
+wait $swapper
+codes=$(sort "$dir/swap.codes" | uniq -c | tr '\n' ' ')
+[ "$(grep -c -v '^200$' "$dir/swap.codes")" = 0 ] && [ "$(wc -l <"$dir/swap.codes")" = 80 ] &&
+    ok "80 searches through live during the swaps: all 200 ($codes)" ||
+    fail "searches through live during the swaps: $codes"
 call GET "$REST/collections/c1/aliases"
-check "GET /collections/c1/aliases: empty" 200 "res == {'aliases': []}"
+check "live is c1's after an even number of swaps" 200 "$names == [('live', 'c1'), ('older', 'c1')]"
+alias "$REST" '{"create_alias":{"collection_name":"c1b","alias_name":"b"}}'
+check "alias b of c1b" 200 "res is True"
+call PUT "$REST2/collections/b/points?wait=true" '{"points":[{"id":1,"vector":[1,0,0,0],"payload":{"k":"a"}},
+  {"id":2,"vector":[0,1,0,0]},{"id":3,"vector":[0.9,0.1,0,0]}]}'
+check "upsert through alias b" 200 "res['status'] == 'completed'"
+call POST "$REST3/collections/b/points/search" '{"vector":[1,0,0,0],"limit":2,"with_payload":true}'
+check "search through alias b: c1b's points" 200 "[h['id'] for h in res] == [1, 3] and res[0]['payload'] == {'k': 'a'}"
+call POST "$REST/collections/b/points/count" '{"exact":true}'
+check "count through alias b" 200 "res['count'] == 3"
+call GET "$REST/collections/b/points/2"
+check "get a point through alias b" 200 "res['id'] == 2"
+call POST "$REST/collections/b/points/scroll" '{"limit":10}'
+check "scroll through alias b" 200 "[p['id'] for p in res['points']] == [1, 2, 3]"
+call POST "$REST/collections/b/points/delete?wait=true" '{"points":[2]}'
+check "delete through alias b" 200 "res['status'] == 'completed'"
+call POST "$REST/collections/b/points/payload?wait=true" '{"payload":{"n":1},"points":[3]}'
+check "set payload through alias b" 200 "res['status'] == 'completed'"
+call PUT "$REST/collections/b/index?wait=true" '{"field_name":"k","field_schema":"keyword"}'
+check "payload index through alias b" 200 "res['status'] == 'completed'"
+call GET "$REST/collections/c1b"
+check "c1b's payload_schema names the keyword index" 200 \
+    "res['payload_schema'] == {'k': {'data_type': 'keyword', 'points': 2}}"
+call DELETE "$REST/collections/b/index/k?wait=true"
+check "drop the index through alias b" 200 "res['status'] == 'completed'"
+call GET "$REST/collections/b"
+check "payload_schema empty again" 200 "res['payload_schema'] == {}"
+call DELETE "$REST/collections/c1b"
+check "DELETE c1b" 200 "res is True"
+call GET "$REST/aliases"
+check "its alias b went with it" 200 "$names == [('live', 'c1'), ('older', 'c1')]"
+alias "$REST" '{"delete_alias":{"alias_name":"live"}},{"delete_alias":{"alias_name":"older"}}'
+check "delete_alias x2" 200 "res is True"
+call GET "$REST/aliases"
+check "GET /aliases: none left" 200 "res == {'aliases': []}"
+
+# ---- telemetry, livez ---------------------------------------------------------------------------
+call GET "$REST2/telemetry"
+check "GET /telemetry: id, app, collections, cluster" 200 \
+    "res['app']['name'] == 'dvec' and res['app']['version'] and isinstance(res['id'], str) and
+     res['collections']['number_of_collections'] == 5 and
+     sorted(c['id'] for c in res['collections']['collections']) == ['c1', 'm_Dot', 'm_Euclid', 'm_Manhattan', 'q8'] and
+     res['cluster']['enabled'] is True and res['cluster']['status']['role'] in ('Leader', 'Follower')"
+for u in "$REST" "$REST2" "$REST3"; do
+    [ "$(curl -s -w '%{http_code}' "$u/livez")" = "livez check passed
+200" ] && ok "$u: /livez 200" || fail "$u: /livez 200"
+done
 
 # ---- points: a deterministic data set, checked against a brute-force oracle -------------------
 python3 - "$dir" <<'PY'
@@ -635,7 +754,7 @@ while IFS=$'\t' read -r want cmd; do
     )
     short=$(echo "$cmd" | head -1 | cut -c1-90)
     json=1
-    case "$cmd" in *healthz* | *readyz* | *metrics*) json=0 ;; esac
+    case "$cmd" in *healthz* | *readyz* | *livez* | *metrics*) json=0 ;; esac
     if [ "$code" = "$want" ] &&
         { [ $json = 0 ] || python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$dir/ex.out" 2>/dev/null; }; then
         ok "docs/api.md example $nex ($want): $short"

@@ -76,8 +76,31 @@ await check('getCollection', async () => {
     p.vectors.size === 4 && p.vectors.distance === 'Dot' && r.config.hnsw_config.m === 8 &&
     r.config.quantization_config.scalar.type === 'int8') || JSON.stringify(r);
 });
-await check('getAliases / getCollectionAliases', async () =>
+await check('getAliases / getCollectionAliases: none yet', async () =>
   eq([await c.getAliases(), await c.getCollectionAliases(name)], [{ aliases: [] }, { aliases: [] }]));
+await check('updateCollectionAliases (create_alias x2), getAliases, getCollectionAliases', async () => {
+  const r = await c2.updateCollectionAliases({
+    actions: [{ create_alias: { collection_name: name, alias_name: 'js_live' } },
+      { create_alias: { collection_name: name, alias_name: 'js_tmp' } }],
+  });
+  const want = { aliases: [{ alias_name: 'js_live', collection_name: name }, { alias_name: 'js_tmp', collection_name: name }] };
+  return r === true ? eq([await c2.getAliases(), await c.getCollectionAliases(name)], [want, want]) : JSON.stringify(r);
+});
+await check('updateCollectionAliases: an unknown collection throws 404, nothing applied', async () => {
+  const st = await status(() => c.updateCollectionAliases({
+    actions: [{ delete_alias: { alias_name: 'js_tmp' } }, { create_alias: { collection_name: 'nope', alias_name: 'js_x' } }],
+  }));
+  return st === 404 ? eq((await c.getAliases()).aliases.map((a) => a.alias_name), ['js_live', 'js_tmp']) : `status ${st}`;
+});
+await check('updateCollectionAliases: rename_alias and delete_alias', async () => {
+  await c.updateCollectionAliases({ actions: [{ rename_alias: { old_alias_name: 'js_tmp', new_alias_name: 'js_old' } }] });
+  await c.updateCollectionAliases({ actions: [{ delete_alias: { alias_name: 'js_old' } }] });
+  return eq(await c.getAliases(), { aliases: [{ alias_name: 'js_live', collection_name: name }] });
+});
+await check('getCollection through the alias', async () => {
+  const r = await c.getCollection('js_live');
+  return (r.config.params.shard_number === 3 && r.config.hnsw_config.m === 8) || JSON.stringify(r);
+});
 
 const pts = [
   { id: 1, vector: [0.05, 0.61, 0.76, 0.74], payload: { city: 'Berlin', pop: 3.6 } },
@@ -117,6 +140,14 @@ await check('queryBatch', async () => {
   const r = await c.queryBatch(name, { searches: [{ query: q, limit: 1 }, { query: { nearest: U }, limit: 2, with_vector: true }] });
   return (r.length === 2 && r[0].points.length === 1 && r[1].points[0].vector.length === 4) || JSON.stringify(r);
 });
+// (client 1.19 has no search method: query is Qdrant's search now)
+await check('query through the alias (another coordinator): the collection\'s hits', async () => {
+  const direct = (await c.query(name, { query: q, limit: 3 })).points.map((p) => p.id);
+  return eventually(async () => eq((await c2.query('js_live', { query: q, limit: 3 })).points.map((p) => p.id), direct));
+});
+await check('count and retrieve through the alias', async () =>
+  eq([await c.count('js_live', { exact: true }), (await c.retrieve('js_live', { ids: [1] })).map((p) => p.id)],
+    [{ count: 6 }, [1]]));
 await check('query of a missing collection throws 404', async () => eq(await status(() => c.query('nope', { query: q })), 404));
 await check('retrieve', async () => {
   const r = await c.retrieve(name, { ids: [1, U, 99], with_vector: true });
@@ -142,10 +173,13 @@ await check('setPayload / overwritePayload / deletePayload / clearPayload', asyn
   const r = await c.retrieve(name, { ids: [1, 2, 3, 4] });
   return eq(r.map((p) => p.payload), [{ city: 'Berlin', seen: true }, { city: 'London', pop: 8.9, seen: true, big: true }, { only: 1 }, {}]);
 });
-await check('createPayloadIndex / deletePayloadIndex', async () => {
+await check('createPayloadIndex / payload_schema / deletePayloadIndex', async () => {
   const a = await c.createPayloadIndex(name, { field_name: 'city', field_schema: 'keyword', wait: true });
+  const schema = (await c.getCollection(name)).payload_schema;
   const b = await c.deletePayloadIndex(name, 'city', { wait: true });
-  return eq([a.status, b.status], ['completed', 'completed']);
+  const after = (await c.getCollection(name)).payload_schema;
+  return eq([a.status, schema.city.data_type, typeof schema.city.points, b.status, after],
+    ['completed', 'keyword', 'number', 'completed', {}]);
 });
 await check('delete by ids and by filter', async () => {
   await c.delete(name, { points: [5], wait: true });
@@ -161,8 +195,13 @@ await check('collectionClusterInfo', async () => {
   return (r.shard_count === 3 && r.remote_shards.length === 6 && r.remote_shards.every((s) => s.state === 'Active')) || JSON.stringify(r);
 });
 await check('getCollection of a missing collection throws 404', async () => eq(await status(() => c.getCollection('nope')), 404));
+await check('telemetry (api)', async () => {
+  const r = (await c.api().telemetry({})).data.result;
+  return (r.app.name === 'dvec' && r.collections.number_of_collections >= 1) || JSON.stringify(r);
+});
 await check('deleteCollection', async () => eq(await c.deleteCollection(name), true));
 await check('collectionExists is false after delete', async () => eq(await c.collectionExists(name), { exists: false }));
+await check('... and its alias is gone', async () => eq(await c.getAliases(), { aliases: [] }));
 await check('... and soon on another coordinator', async () =>
   eventually(async () => eq(await c2.collectionExists(name), { exists: false })));
 

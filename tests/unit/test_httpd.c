@@ -154,6 +154,10 @@ static void test_endpoints(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "ok\n");
 
+    assert_int_equal(request(port, "GET", "/livez", &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "livez check passed\n");
+
     assert_int_equal(request(port, "GET", "/readyz", &r), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "ready\n");

@@ -204,6 +204,32 @@ expect "points load .jsonl --create --dim auto" 0 "^created collection pts \(dim
     "^loaded 50 points into pts"
 run count pts
 expect "count after the .jsonl load" 0 "^50$"
+
+# ---- aliases ------------------------------------------------------------------------------------
+run alias create docs_live docs
+expect "alias create" 0 "^alias docs_live -> collection docs$"
+run count docs_live
+expect "count through the alias" 0 "^400$"
+run alias create docs_live pts
+expect "alias create of a name taken: exit 1 naming it" 1 "alias \"docs_live\" exists"
+run alias create x nope
+expect "alias create of an unknown collection: exit 1" 1 "collection \"nope\" not found"
+run alias create pts docs
+expect "alias create of a collection's name: exit 1" 1 "a collection is named \"pts\""
+run alias create docs_live
+expect "alias create without COLLECTION: exit 2" 2 "usage: dvecctl alias create"
+run alias rename docs_live docs_prod
+expect "alias rename" 0 "^alias docs_live renamed docs_prod$"
+run alias list
+expect "alias list (table)" 0 "^ALIAS +COLLECTION" "^docs_prod +docs$"
+run alias list docs --json
+expect "alias list docs --json" 0 '"alias_name": "docs_prod"' '"collection_name": "docs"'
+run alias delete docs_prod
+expect "alias delete" 0 "^alias docs_prod deleted$"
+run alias delete docs_prod
+expect "alias delete of an unknown alias: exit 1" 1 "alias \"docs_prod\" not found"
+run alias list pts
+expect "alias list pts: none" 0 "^ALIAS +COLLECTION$"
 run count pts --filter '{"must": [{"key": "color", "match": {"value": "red"}}]}'
 expect "count with a filter" 0 "^17$"
 cp "$D/small.fvecs" "$D/small.bin"

@@ -1331,6 +1331,19 @@ static void test_one_hop(void **state)
         wp[i] = (dvec_point){wid[i], T.vecs + (size_t)i * DIM, NULL};
     }
     OK(dvec_upsert(one, wcoll, wp, 1, DIM, err)); /* the route, before the stop */
+    /* Aliases: their routes name the collection, so one hop works through them too. */
+    char *arep = NULL;
+    OK(dvec_admin(one, "alias_update",
+                  "{\"actions\": [{\"create_alias\": {\"collection_name\": \"" COLL
+                  "\", \"alias_name\": \"sdk_alias\"}}, {\"create_alias\": "
+                  "{\"collection_name\": \"sdk_hop_writes\", \"alias_name\": \"sdk_walias\"}}]}",
+                  &arep, err));
+    free(arep);
+    OK(search_ids(one, "sdk_alias", 0, ids, &n, err)); /* the routes, before the stop */
+    assert_memory_equal(ids, before[0], sizeof ids);
+    dvec_id aid = dvec_id_num(6000);
+    dvec_point ap = {aid, T.vecs, NULL};
+    OK(dvec_upsert(one, "sdk_walias", &ap, 1, DIM, err));
 
     signal_coords(SIGSTOP);
     printf("# every coordinator stopped\n");
@@ -1357,14 +1370,29 @@ static void test_one_hop(void **state)
             bad++;
         }
     }
+    for (uint32_t q = 0; q < NHOP; q++) {
+        dvec_error e;
+        int rc = search_ids(one, "sdk_alias", q, ids, &n, &e);
+        if (rc != DVEC_OK || n != K || memcmp(ids, before[q], sizeof ids) != 0) {
+            printf("# one hop through the alias, query %u: %s \"%s\"\n", q, dvec_code_name(rc),
+                   e.message);
+            bad++;
+        }
+    }
+    dvec_id aid2 = dvec_id_num(6001);
+    dvec_point ap2 = {aid2, T.vecs + DIM, NULL};
+    int arc = dvec_upsert(one, "sdk_walias", &ap2, 1, DIM, &we);
+    printf("# one-hop upsert through an alias with the coordinators stopped: %s\n",
+           dvec_code_name(arc));
     dvec_error e;
     int rc = search_ids(via, COLL, 0, ids, &n, &e);
     printf("# via the coordinator while they are stopped: %s \"%s\"\n", dvec_code_name(rc),
            e.message);
     signal_coords(SIGCONT);
     printf("# %d of %d one-hop searches differed or failed while the coordinators were stopped\n",
-           bad, 2 * NHOP);
+           bad, 3 * NHOP);
     assert_int_equal(bad, 0);
+    assert_int_equal(arc, DVEC_OK);
     assert_true(rc == DVEC_ETIMEDOUT || rc == DVEC_EIO);
     assert_int_equal(wrc, DVEC_OK);
     assert_int_equal(drc, DVEC_OK);
@@ -1393,7 +1421,18 @@ static void test_one_hop(void **state)
         }
         dvec_records_free(&got);
     }
+    /* the writes through the alias are in the collection */
+    dvec_id both[2] = {aid, aid2};
+    dvec_records agot;
+    OK(dvec_get(via, wcoll, both, 2, false, false, &agot, err));
+    assert_int_equal(agot.n, 2);
+    dvec_records_free(&agot);
     OK(dvec_collection_drop(via, wcoll, err));
+    char *alist = NULL;
+    OK(dvec_admin(via, "alias_list", NULL, &alist, err));
+    assert_non_null(strstr(alist, "sdk_alias")); /* the drop took sdk_walias only */
+    assert_null(strstr(alist, "sdk_walias"));
+    free(alist);
 
     /* A stale table: the collection made again under the same name. */
     const char *hop = "sdk_hop";
