@@ -88,15 +88,30 @@ bool rx_param(const struct rx *x, const char *key, char *out, size_t cap)
     return false;
 }
 
+int rx_oom(struct rx *x)
+{
+    return rx_fail(x, 500, "Service internal error: out of memory");
+}
+
+struct msg_bytes rx_bytes(const struct buf *b, size_t off, size_t len)
+{
+    return (struct msg_bytes){len ? b->data + off : NULL, (uint32_t)len};
+}
+
+bool rx_cfg(struct rx *x, const char *coll, struct msg_coll_cfg *cfg)
+{
+    return x->r->o.meta != NULL && x->r->o.meta(x->r->o.meta_arg, coll, cfg);
+}
+
 bool rx_meta(struct rx *x, const char *coll, uint32_t *dim, uint32_t *metric)
 {
-    uint32_t d, m;
-    if (x->r->o.meta == NULL || !x->r->o.meta(x->r->o.meta_arg, coll, &d, &m))
+    struct msg_coll_cfg cfg;
+    if (!rx_cfg(x, coll, &cfg))
         return false;
     if (dim)
-        *dim = d;
+        *dim = cfg.dim;
     if (metric)
-        *metric = m;
+        *metric = cfg.metric;
     return true;
 }
 
@@ -323,6 +338,8 @@ static int route(struct rx *x)
             op = post ? REST_OP_SCROLL : -1;
         else if (is(t, "count"))
             op = post ? REST_OP_COUNT : -1;
+        else if (is(t, "vectors"))
+            op = put ? REST_OP_UPDATE_VECTORS : -1;
         else
             op = get ? REST_OP_GET_ONE : -1;
     } else if (n == 5 && is(s[2], "points")) {
@@ -334,6 +351,8 @@ static int route(struct rx *x)
             op = post ? REST_OP_SEARCH_BATCH : -1;
         else if (is(s[3], "query") && is(s[4], "batch"))
             op = post ? REST_OP_QUERY_BATCH : -1;
+        else if (is(s[3], "vectors") && is(s[4], "delete"))
+            op = post ? REST_OP_DELETE_VECTORS : -1;
         else
             known = false;
     } else {
@@ -385,6 +404,10 @@ static int dispatch(struct rx *x)
         return rh_get_one(x, c, x->seg[3]);
     case REST_OP_DELETE:
         return rh_delete(x, c);
+    case REST_OP_UPDATE_VECTORS:
+        return rh_update_vectors(x, c);
+    case REST_OP_DELETE_VECTORS:
+        return rh_delete_vectors(x, c);
     case REST_OP_SET_PAYLOAD:
         return rh_payload(x, c, 1);
     case REST_OP_OVERWRITE_PAYLOAD:

@@ -34,9 +34,10 @@ struct rest;
 typedef int (*rest_call_fn)(void *arg, const struct msg *req, struct msg_reply *rep,
                             struct rpcsrv_result *res);
 
-/* Dimension and metric (CMAP_METRIC_* / enum hnsw_metric numbering) of a collection as this
- * coordinator's map knows it; false when it does not know the collection. Any thread. */
-typedef bool (*rest_meta_fn)(void *arg, const char *name, uint32_t *dim, uint32_t *metric);
+/* The config of a collection (or of an alias's) as this coordinator's map knows it: its
+ * dimension and metric (CMAP_METRIC_* / enum hnsw_metric numbering) and its named vectors;
+ * false when it does not know the collection. Any thread. */
+typedef bool (*rest_meta_fn)(void *arg, const char *name, struct msg_coll_cfg *cfg);
 
 /* A plain search started without blocking (coord_search_start): done(done_arg, rep, metric)
  * runs later on another thread with the merged hits (valid during the call), or rep NULL when

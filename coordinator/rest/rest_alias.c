@@ -10,10 +10,7 @@
 
 #define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
 
-static int oom(struct rx *x)
-{
-    return rx_fail(x, 500, "Service internal error: out of memory");
-}
+#define oom rx_oom
 
 /* Runs admin op `op` with `args` (NULL: none); on 200 *out holds its status as JSON. */
 static int admin(struct rx *x, const char *op, const json_t *args, json_t **out)

@@ -19,10 +19,7 @@
 
 static const char *const distance_names[] = {"Euclid", "Dot", "Cosine", "Manhattan"};
 
-static int oom(struct rx *x)
-{
-    return rx_fail(x, 500, "Service internal error: out of memory");
-}
+#define oom rx_oom
 
 /* ---- service ----------------------------------------------------------------------------- */
 
@@ -376,11 +373,21 @@ int rh_coll_info(struct rx *x, const char *coll)
     if (rc == DV_OK)
         rc = put_u64(b, "segments_count", o->n_parts, true);
     if (rc == DV_OK)
+        rc = c->n_spaces
+                 ? jw_raw(b, ",\"config\":{\"params\":{")
+                 : buf_appendf(b,
+                               ",\"config\":{\"params\":{\"vectors\":{\"size\":%u,"
+                               "\"distance\":\"%s\"},",
+                               c->dim, c->metric < 4 ? distance_names[c->metric] : "Euclid");
+    if (rc == DV_OK && c->n_spaces) {
+        rc = rv_write_cfg(b, c);
+        if (rc == DV_OK)
+            rc = jw_raw(b, ",");
+    }
+    if (rc == DV_OK)
         rc = buf_appendf(b,
-                         ",\"config\":{\"params\":{\"vectors\":{\"size\":%u,\"distance\":\"%s\"},"
                          "\"shard_number\":%u,\"replication_factor\":%u,"
                          "\"write_consistency_factor\":%" PRIu64 ",\"on_disk_payload\":false},",
-                         c->dim, c->metric < 4 ? distance_names[c->metric] : "Euclid",
                          c->partitions, c->replication, wcf);
     if (rc == DV_OK)
         rc = buf_appendf(b,
@@ -478,7 +485,7 @@ int rh_coll_cluster(struct rx *x, const char *coll)
 }
 
 /* Reads hnsw_config (m, ef_construct) into cfg: members given win over what is there. */
-static int hnsw_params(struct rx *x, json_t *h, const char *field, struct msg_coll_cfg *cfg)
+int rest_hnsw_params(struct rx *x, json_t *h, const char *field, struct msg_coll_cfg *cfg)
 {
     if (h == NULL)
         return 200;
@@ -497,7 +504,7 @@ static int hnsw_params(struct rx *x, json_t *h, const char *field, struct msg_co
 }
 
 /* quantization_config: null, or scalar int8 (dvec's SQ8); others are refused. */
-static int quant_params(struct rx *x, json_t *q, const char *field, struct msg_coll_cfg *cfg)
+int rest_quant_params(struct rx *x, json_t *q, const char *field, struct msg_coll_cfg *cfg)
 {
     if (q == NULL)
         return 200;
@@ -517,6 +524,60 @@ static int quant_params(struct rx *x, json_t *q, const char *field, struct msg_c
     return 200;
 }
 
+/* The common members of a create (shard_number, replication_factor, ...) into cfg; *wcf gets
+ * write_consistency_factor. */
+static int create_common(struct rx *x, json_t *j, struct msg_coll_cfg *cfg, uint64_t *wcf)
+{
+    uint64_t shards, rf;
+    bool b;
+    int st;
+    if ((st = rj_u64(x, j, "shard_number", 0, 1, 1u << 20, &shards)) != 200 ||
+        (st = rj_u64(x, j, "replication_factor", 0, 1, 1u << 20, &rf)) != 200 ||
+        (st = rj_u64(x, j, "write_consistency_factor", 1, 1, 1u << 20, wcf)) != 200 ||
+        (st = rj_bool(x, j, "on_disk_payload", false, &b)) != 200)
+        return st;
+    if (*wcf > 8)
+        return rx_fail(x, 422,
+                       "Validation error: `write_consistency_factor` must be 1 to 8, not %" PRIu64,
+                       *wcf);
+    cfg->partitions = (uint32_t)shards;
+    cfg->replication = (uint32_t)rf;
+    cfg->fsync = 0; /* every write is durable when acknowledged, as with the SDK's default */
+    static const char *const objects[] = {"wal_config", "optimizers_config", "strict_mode_config",
+                                          NULL};
+    for (const char *const *k = objects; *k; k++) {
+        json_t *o = rj_get(j, *k);
+        if (o && !json_is_object(o))
+            return rj_type_error(x, *k, "expected an object");
+    }
+    return 200;
+}
+
+/* A create with named vectors ({"name": {size, distance, ...}}) and/or sparse vectors. */
+static int create_named(struct rx *x, const char *coll, json_t *j, json_t *vectors, json_t *sparse)
+{
+    struct msg q = {.type = MSG_COLL_CREATE};
+    q.addr.coll = S(coll);
+    struct msg_coll_cfg *cfg = &q.u.coll_cfg;
+    uint64_t wcf;
+    int st;
+    cfg->m = 16;
+    cfg->ef_construction = 200;
+    if ((st = create_common(x, j, cfg, &wcf)) != 200 ||
+        (st = rest_hnsw_params(x, rj_get(j, "hnsw_config"), "hnsw_config", cfg)) != 200 ||
+        (st = rest_quant_params(x, rj_get(j, "quantization_config"), "quantization_config", cfg)) !=
+            200 ||
+        (st = rv_parse_cfg(x, vectors, sparse, cfg)) != 200)
+        return st;
+    struct msg_reply rep;
+    if ((st = rx_call(x, &q, &rep)) != 200)
+        return st;
+    msg_reply_free(&rep);
+    if (wcf > 1 && (st = set_wcf(x, coll, wcf)) != 200)
+        return st;
+    return jw_raw(&x->res, "true") == DV_OK ? 200 : oom(x);
+}
+
 int rh_coll_create(struct rx *x, const char *coll)
 {
     int st = rj_body(x, false);
@@ -527,29 +588,29 @@ int rh_coll_create(struct rx *x, const char *coll)
     if ((st = rj_unsupported(x, j, unsupported)) != 200)
         return st;
     json_t *sparse = rj_get(j, "sparse_vectors");
-    if (sparse && !(json_is_object(sparse) && json_object_size(sparse) == 0))
-        return rx_fail(x, 400, "Wrong input: sparse vectors are not supported by dvec");
+    if (sparse && !json_is_object(sparse))
+        return rj_type_error(x, "sparse_vectors", "expected an object");
     json_t *sm = rj_get(j, "sharding_method");
     if (sm && !(json_is_string(sm) && strcmp(json_string_value(sm), "auto") == 0))
         return rx_fail(x, 400, "Wrong input: only the `auto` sharding method is supported by dvec");
 
     json_t *v = rj_get(j, "vectors");
-    if (v == NULL)
-        return rx_fail(x, 400,
-                       "Wrong input: `vectors` is required (dvec collections hold one "
-                       "dense vector per point)");
-    if (!json_is_object(v))
+    if (v != NULL && !json_is_object(v))
         return rj_type_error(x, "vectors", "expected an object");
-    if (json_object_get(v, "size") == NULL) {
-        /* The named form {"<name>": {size, distance}}: only the default name "" works. */
-        json_t *def = json_object_get(v, "");
-        if (json_object_size(v) != 1 || def == NULL)
-            return rx_fail(x, 400,
-                           "Wrong input: named vectors are not supported by dvec (use "
-                           "{\"size\": N, \"distance\": D})");
-        v = def;
+    bool named_form = v == NULL || json_object_get(v, "size") == NULL;
+    if (named_form && v != NULL && json_object_size(v) == 1 && json_object_get(v, "") &&
+        (sparse == NULL || json_object_size(sparse) == 0)) {
+        v = json_object_get(v, ""); /* {"": {size, distance}}: the unnamed vector */
+        named_form = false;
         if (!json_is_object(v))
             return rj_type_error(x, "vectors", "expected an object");
+    }
+    if (named_form || (sparse && json_object_size(sparse) > 0)) {
+        if (!named_form)
+            return rx_fail(x, 400,
+                           "Wrong input: sparse vectors need named dense vectors (`vectors`: "
+                           "{\"name\": {size, distance}}) or none (`vectors`: {})");
+        return create_named(x, coll, j, v, sparse);
     }
     json_t *size = json_object_get(v, "size");
     if (!json_is_integer(size) || json_integer_value(size) < 0)
@@ -594,12 +655,12 @@ int rh_coll_create(struct rx *x, const char *coll)
     cfg->partitions = (uint32_t)shards;
     cfg->replication = (uint32_t)rf;
     /* Collection-level settings, then the vector's own (which win, as in Qdrant). */
-    if ((st = hnsw_params(x, rj_get(j, "hnsw_config"), "hnsw_config", cfg)) != 200 ||
-        (st = hnsw_params(x, rj_get(v, "hnsw_config"), "vectors.hnsw_config", cfg)) != 200 ||
-        (st = quant_params(x, rj_get(j, "quantization_config"), "quantization_config", cfg)) !=
+    if ((st = rest_hnsw_params(x, rj_get(j, "hnsw_config"), "hnsw_config", cfg)) != 200 ||
+        (st = rest_hnsw_params(x, rj_get(v, "hnsw_config"), "vectors.hnsw_config", cfg)) != 200 ||
+        (st = rest_quant_params(x, rj_get(j, "quantization_config"), "quantization_config", cfg)) !=
             200 ||
-        (st = quant_params(x, rj_get(v, "quantization_config"), "vectors.quantization_config",
-                           cfg)) != 200)
+        (st = rest_quant_params(x, rj_get(v, "quantization_config"), "vectors.quantization_config",
+                                cfg)) != 200)
         return st;
     static const char *const objects[] = {"wal_config", "optimizers_config", "strict_mode_config",
                                           NULL};

@@ -37,6 +37,8 @@
     X(OVERWRITE_PAYLOAD, "overwrite_payload")                                                      \
     X(DELETE_PAYLOAD, "delete_payload")                                                            \
     X(CLEAR_PAYLOAD, "clear_payload")                                                              \
+    X(UPDATE_VECTORS, "update_vectors")                                                            \
+    X(DELETE_VECTORS, "delete_vectors")                                                            \
     X(SEARCH, "search")                                                                            \
     X(SEARCH_BATCH, "search_batch")                                                                \
     X(QUERY, "query")                                                                              \
@@ -139,6 +141,12 @@ int rx_call(struct rx *x, struct msg *req, struct msg_reply *rep);
 
 /* The collection's dimension and metric from the local map (false: not known there). */
 bool rx_meta(struct rx *x, const char *coll, uint32_t *dim, uint32_t *metric);
+/* 500 "out of memory". */
+int rx_oom(struct rx *x);
+/* The len bytes at off in b as a msg_bytes (p NULL when len is 0). */
+struct msg_bytes rx_bytes(const struct buf *b, size_t off, size_t len);
+/* The whole config, named vectors included (rest_meta_fn). */
+bool rx_cfg(struct rx *x, const char *coll, struct msg_coll_cfg *cfg);
 
 /* The coordinator's status map (native `cluster`) as JSON, an object the caller json_decref's
  * (rest_coll.c); an error status through rx_fail otherwise. */
@@ -200,6 +208,8 @@ int rj_psel(struct rx *x, json_t *o, const char *key, bool def, struct psel *out
 
 /* with_vector (alias with_vectors): true/false or a list of names (true when not empty). */
 int rj_with_vector(struct rx *x, json_t *o, bool def, bool *out);
+/* with_vector's list of vector names (borrowed from o), NULL when it is not a list. */
+json_t *rj_vector_names(json_t *o);
 
 /* Refuses members dvec does not serve (shard_key, named vectors' `using`, ...) when set. */
 int rj_unsupported(struct rx *x, json_t *o, const char *const *keys);
@@ -215,9 +225,16 @@ int jw_vec(struct buf *b, const float *v, uint32_t dim);
 /* A payload (msgpack map, or p == NULL for none: {}) as JSON, filtered by `sel`. */
 int jw_payload(struct buf *b, const struct msg_bytes *p, const struct psel *sel);
 
-/* A hit as a ScoredPoint (scored) or a Record. */
+/* How named vectors are shown: the collection's config (their kinds; NULL: guessed from the
+ * values) and with_vector's list of names (NULL: every vector). */
+struct rv_out {
+    const struct msg_coll_cfg *cfg;
+    json_t *names;
+};
+
+/* A hit as a ScoredPoint (scored) or a Record; vo may be NULL. */
 int jw_point(struct buf *b, const struct msg_hit *h, bool scored, const struct psel *sel,
-             bool with_vector);
+             bool with_vector, const struct rv_out *vo);
 
 /* {"operation_id":N,"status":"completed"} */
 int jw_update(struct rx *x);
@@ -241,10 +258,53 @@ int rh_upsert(struct rx *x, const char *coll);
 int rh_get(struct rx *x, const char *coll);
 int rh_get_one(struct rx *x, const char *coll, const char *id);
 int rh_delete(struct rx *x, const char *coll);
+int rh_update_vectors(struct rx *x, const char *coll);
+int rh_delete_vectors(struct rx *x, const char *coll);
 int rh_payload(struct rx *x, const char *coll, uint32_t op);
 int rh_search(struct rx *x, const char *coll, bool batch);
 int rh_query(struct rx *x, const char *coll, bool batch);
 int rh_scroll(struct rx *x, const char *coll);
 int rh_count(struct rx *x, const char *coll);
+
+/* ---- rest_vec.c: named, sparse and multi vectors ---- */
+
+/* Allocations that live as long as one request's parse (rv_free frees them all). */
+struct rv_arena {
+    void **b;
+    size_t n, cap;
+};
+void *rv_alloc(struct rv_arena *a, size_t bytes);
+void rv_free(struct rv_arena *a);
+
+/* The named vector `name` (len bytes) of cfg, NULL if none. */
+const struct msg_vspace *rv_space(const struct msg_coll_cfg *cfg, const char *name, size_t len);
+
+/* A create's `vectors` (the named form, may be NULL) and `sparse_vectors` (may be NULL) into
+ * cfg's named vectors (cfg's m, ef_construction and sq8 are the collection's defaults). */
+int rv_parse_cfg(struct rx *x, json_t *vectors, json_t *sparse, struct msg_coll_cfg *cfg);
+
+/* `"vectors":{...},"sparse_vectors":{...}` of a collection with named vectors. */
+int rv_write_cfg(struct buf *b, const struct msg_coll_cfg *c);
+
+/* One vector (dense array, sparse {indices, values}, multi array of arrays) of the named vector
+ * sp (NULL: its kind from the JSON's shape); the name is left to the caller. */
+int rv_vector(struct rx *x, const struct msg_vspace *sp, json_t *v, const char *field,
+              struct msg_nvec *out, struct rv_arena *a);
+
+/* A point's `vector` object {name: vector, ...} of a collection with named vectors. */
+int rv_point(struct rx *x, const struct msg_coll_cfg *cfg, json_t *v, const char *field,
+             struct msg_nvecs *out, struct rv_arena *a);
+
+/* A batch's `vectors` {name: [vector or null per point]} into out[n]. */
+int rv_batch(struct rx *x, const struct msg_coll_cfg *cfg, json_t *bv, uint32_t n,
+             struct msg_nvecs *out, struct rv_arena *a);
+
+/* A point's named vectors as a JSON object, those named in sel only (NULL: all). */
+int rv_write_named(struct buf *b, const struct msg_nvecs *nv, const struct msg_coll_cfg *cfg,
+                   json_t *sel);
+
+/* rest_coll.c's parsers of hnsw_config and quantization_config (collection or vector). */
+int rest_hnsw_params(struct rx *x, json_t *h, const char *field, struct msg_coll_cfg *cfg);
+int rest_quant_params(struct rx *x, json_t *q, const char *field, struct msg_coll_cfg *cfg);
 
 #endif

@@ -255,6 +255,14 @@ int rj_with_vector(struct rx *x, json_t *o, bool def, bool *out)
     return rj_type_error(x, "with_vector", "expected a boolean or a list of vector names");
 }
 
+json_t *rj_vector_names(json_t *o)
+{
+    json_t *v = o ? rj_get(o, "with_vector") : NULL;
+    if (v == NULL && o)
+        v = rj_get(o, "with_vectors");
+    return json_is_array(v) ? v : NULL;
+}
+
 int rj_unsupported(struct rx *x, json_t *o, const char *const *keys)
 {
     for (; *keys; keys++)
@@ -447,7 +455,7 @@ int jw_payload(struct buf *b, const struct msg_bytes *p, const struct psel *sel)
 }
 
 int jw_point(struct buf *b, const struct msg_hit *h, bool scored, const struct psel *sel,
-             bool with_vector)
+             bool with_vector, const struct rv_out *vo)
 {
     int rc = jw_raw(b, "{\"id\":");
     if (rc == DV_OK)
@@ -466,6 +474,10 @@ int jw_point(struct buf *b, const struct msg_hit *h, bool scored, const struct p
         rc = jw_raw(b, ",\"vector\":");
         if (rc == DV_OK)
             rc = jw_vec(b, h->vec, h->dim);
+    } else if (rc == DV_OK && with_vector && h->named.v) {
+        rc = jw_raw(b, ",\"vector\":");
+        if (rc == DV_OK)
+            rc = rv_write_named(b, &h->named, vo ? vo->cfg : NULL, vo ? vo->names : NULL);
     }
     return rc == DV_OK ? jw_raw(b, "}") : rc;
 }

@@ -1,5 +1,6 @@
-/* rest_points.c - the REST API's point calls: upsert, get, delete, payloads, search, query,
- * scroll and count; the by-filter writes Qdrant has and the native API lacks. */
+/* rest_points.c - the REST API's point calls: upsert, get, delete, payloads, vectors, scroll
+ * and count; the by-filter writes Qdrant has and the native API lacks. (Search and query:
+ * rest_search.c.) */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,21 +18,8 @@
 /* Most ids one request may name (the coordinator's max_batch limits writes further). */
 #define MAX_IDS (1u << 22)
 
-static int oom(struct rx *x)
-{
-    return rx_fail(x, 500, "Service internal error: out of memory");
-}
-
-static struct msg_bytes mbytes(const struct buf *b, size_t off, size_t len)
-{
-    return (struct msg_bytes){len ? b->data + off : NULL, (uint32_t)len};
-}
-
-/* Higher scores are better for Cosine and Dot; lower for Euclid and Manhattan. */
-static bool lower_better(uint32_t metric)
-{
-    return metric == 0 || metric == 3;
-}
+#define oom    rx_oom
+#define mbytes rx_bytes
 
 /* ---- upsert ------------------------------------------------------------------------------ */
 
@@ -99,8 +87,15 @@ int rh_upsert(struct rx *x, const char *coll)
                        "Format error in JSON body: data did not match any variant of "
                        "untagged enum PointInsertOperations (expected `points` or "
                        "`batch`)");
-    uint32_t dim = 0, metric;
-    rx_meta(x, coll, &dim, &metric); /* when known, vectors are checked against it here */
+    uint32_t dim = 0;
+    struct msg_coll_cfg cfg;
+    bool named = false;          /* a collection with named vectors: points carry them by name */
+    if (rx_cfg(x, coll, &cfg)) { /* when known, vectors are checked against it here */
+        dim = cfg.dim;
+        named = cfg.n_spaces > 0;
+    }
+    struct rv_arena arena = {0};
+    struct msg_nvecs *nvecs = NULL;
     struct pid *ids = NULL;
     float *vecs = NULL;
     struct msg_bytes *pays = NULL;
@@ -114,7 +109,14 @@ int rh_upsert(struct rx *x, const char *coll)
         json_t *bv = json_object_get(batch, "vectors"), *bp = rj_get(batch, "payloads");
         if ((st = rj_ids(x, json_object_get(batch, "ids"), "batch.ids", MAX_IDS, &ids, &n)) != 200)
             goto out;
-        if (json_is_object(bv)) {
+        if (named) {
+            if ((nvecs = rv_alloc(&arena, (n ? n : 1) * sizeof *nvecs)) == NULL) {
+                st = oom(x);
+                goto out;
+            }
+            if ((st = rv_batch(x, &cfg, bv, n, nvecs, &arena)) != 200)
+                goto out;
+        } else if (json_is_object(bv)) {
             /* {"": [[...], ...]}: the default vector by name. */
             json_t *def = json_object_get(bv, "");
             if (json_object_size(bv) != 1 || def == NULL) {
@@ -123,11 +125,12 @@ int rh_upsert(struct rx *x, const char *coll)
             }
             bv = def;
         }
-        if (!json_is_array(bv)) {
+        if (!named && !json_is_array(bv)) {
             st = rj_type_error(x, "batch.vectors", "expected an array of vectors");
             goto out;
         }
-        if (json_array_size(bv) != n || (bp && json_is_array(bp) && json_array_size(bp) != n)) {
+        if ((!named && json_array_size(bv) != n) ||
+            (bp && json_is_array(bp) && json_array_size(bp) != n)) {
             st = rx_fail(x, 400, "Wrong input: number of ids, vectors and payloads must be equal");
             goto out;
         }
@@ -143,7 +146,7 @@ int rh_upsert(struct rx *x, const char *coll)
         }
         for (uint32_t i = 0; i < n; i++) {
             snprintf(f, sizeof f, "batch.vectors[%u]", i);
-            if ((st = take_vector(x, json_array_get(bv, i), f, i, n, &dim, &vecs)) != 200)
+            if (!named && (st = take_vector(x, json_array_get(bv, i), f, i, n, &dim, &vecs)) != 200)
                 goto out;
             snprintf(f, sizeof f, "batch.payloads[%u]", i);
             if (bp &&
@@ -164,7 +167,8 @@ int rh_upsert(struct rx *x, const char *coll)
         ids = calloc(n ? n : 1, sizeof *ids);
         poff = calloc(n ? n : 1, sizeof *poff);
         plen = calloc(n ? n : 1, sizeof *plen);
-        if (ids == NULL || poff == NULL || plen == NULL) {
+        nvecs = named ? rv_alloc(&arena, (n ? n : 1) * sizeof *nvecs) : NULL;
+        if (ids == NULL || poff == NULL || plen == NULL || (named && nvecs == NULL)) {
             st = oom(x);
             goto out;
         }
@@ -176,7 +180,7 @@ int rh_upsert(struct rx *x, const char *coll)
                 goto out;
             }
             json_t *id = json_object_get(p, "id"), *vec = json_object_get(p, "vector");
-            if (id == NULL || vec == NULL) {
+            if (id == NULL || (vec == NULL && !named)) {
                 st = rx_fail(x, 400, "Format error in JSON body: points[%u]: missing field `%s`", i,
                              id == NULL ? "id" : "vector");
                 goto out;
@@ -185,8 +189,13 @@ int rh_upsert(struct rx *x, const char *coll)
             if ((st = rj_id(x, id, f, &ids[i])) != 200)
                 goto out;
             snprintf(f, sizeof f, "points[%u].vector", i);
-            if ((st = take_vector(x, vec, f, i, n, &dim, &vecs)) != 200)
+            if (named) {
+                nvecs[i] = (struct msg_nvecs){NULL, 0};
+                if (vec != NULL && (st = rv_point(x, &cfg, vec, f, &nvecs[i], &arena)) != 200)
+                    goto out;
+            } else if ((st = take_vector(x, vec, f, i, n, &dim, &vecs)) != 200) {
                 goto out;
+            }
             snprintf(f, sizeof f, "points[%u].payload", i);
             if ((st = take_payload(x, json_object_get(p, "payload"), f, &mp, &poff[i], &plen[i])) !=
                 200)
@@ -210,13 +219,14 @@ int rh_upsert(struct rx *x, const char *coll)
         pays[i] = mbytes(&mp, poff[i], plen[i]);
     struct msg q = {.type = MSG_P_UPSERT};
     q.addr.coll = S(coll);
-    q.u.upsert_req = (struct msg_upsert_req){ids, vecs, pays, n, dim, NULL};
+    q.u.upsert_req = (struct msg_upsert_req){ids, vecs, pays, n, named ? 0 : dim, nvecs};
     struct msg_reply rep;
     if ((st = rx_call(x, &q, &rep)) == 200) {
         msg_reply_free(&rep);
         st = jw_update(x);
     }
 out:
+    rv_free(&arena);
     free(ids);
     free(vecs);
     free(pays);
@@ -230,14 +240,14 @@ out:
 
 /* Writes the hits as a JSON array of Records (or ScoredPoints). */
 static int write_points(struct rx *x, const struct msg_hit *h, uint32_t n, bool scored,
-                        const struct psel *sel, bool with_vector)
+                        const struct psel *sel, bool with_vector, const struct rv_out *vo)
 {
     int rc = jw_raw(&x->res, "[");
     for (uint32_t i = 0; i < n && rc == DV_OK; i++) {
         if (i)
             rc = jw_raw(&x->res, ",");
         if (rc == DV_OK)
-            rc = jw_point(&x->res, &h[i], scored, sel, with_vector);
+            rc = jw_point(&x->res, &h[i], scored, sel, with_vector, vo);
     }
     if (rc == DV_OK)
         rc = jw_raw(&x->res, "]");
@@ -276,7 +286,9 @@ int rh_get(struct rx *x, const char *coll)
     free(ids);
     if (st != 200)
         return st;
-    st = write_points(x, rep.m.u.get_rep.hits, rep.m.u.get_rep.n, false, &sel, wv);
+    struct msg_coll_cfg cfg;
+    struct rv_out vo = {rx_cfg(x, coll, &cfg) ? &cfg : NULL, rj_vector_names(x->json)};
+    st = write_points(x, rep.m.u.get_rep.hits, rep.m.u.get_rep.n, false, &sel, wv, &vo);
     msg_reply_free(&rep);
     return st;
 }
@@ -309,7 +321,9 @@ int rh_get_one(struct rx *x, const char *coll, const char *sid)
         return rx_fail(x, 404, "Not found: No point with id %s found", t);
     }
     struct psel all = {.on = true};
-    int rc = jw_point(&x->res, &rep.m.u.get_rep.hits[0], false, &all, true);
+    struct msg_coll_cfg cfg;
+    struct rv_out vo = {rx_cfg(x, coll, &cfg) ? &cfg : NULL, NULL};
+    int rc = jw_point(&x->res, &rep.m.u.get_rep.hits[0], false, &all, true, &vo);
     msg_reply_free(&rep);
     if (rc == DV_ENOMEM)
         return oom(x);
@@ -320,9 +334,11 @@ int rh_get_one(struct rx *x, const char *coll, const char *sid)
 
 /* What a write does with one list of ids (a request's, or a page of a filter's matches). */
 struct write_op {
-    int type; /* MSG_P_DELETE or MSG_P_SET_PAYLOAD */
+    int type; /* MSG_P_DELETE, MSG_P_SET_PAYLOAD or MSG_P_DELETE_VECTORS */
     uint32_t op;
     struct msg_bytes data;
+    struct msg_str *names; /* delete vectors: the vectors' names */
+    uint32_t n_names;
 };
 
 static int write_ids(struct rx *x, const char *coll, const struct write_op *w, struct pid *ids,
@@ -332,6 +348,8 @@ static int write_ids(struct rx *x, const char *coll, const struct write_op *w, s
     q.addr.coll = S(coll);
     if (w->type == MSG_P_DELETE)
         q.u.delete_req = (struct msg_ids_req){ids, n};
+    else if (w->type == MSG_P_DELETE_VECTORS)
+        q.u.delvec_req = (struct msg_delvec_req){ids, n, w->names, w->n_names};
     else
         q.u.set_payload_req = (struct msg_set_payload_req){w->op, ids, n, w->data};
     struct msg_reply rep;
@@ -426,6 +444,102 @@ int rh_delete(struct rx *x, const char *coll)
     return st == 200 ? jw_update(x) : st;
 }
 
+/* POST /collections/{c}/points/vectors/delete: {"points" | "filter", "vector": [names]}. */
+int rh_delete_vectors(struct rx *x, const char *coll)
+{
+    int st = rj_body(x, false);
+    if (st != 200)
+        return st;
+    static const char *const unsupported[] = {"shard_key", NULL};
+    if ((st = rj_unsupported(x, x->json, unsupported)) != 200)
+        return st;
+    json_t *names = rj_get(x->json, "vector");
+    if (names == NULL)
+        return rx_fail(x, 400, "Format error in JSON body: missing field `vector`");
+    if (!json_is_array(names) || json_array_size(names) == 0 ||
+        json_array_size(names) > PROTO_MAX_VECTORS)
+        return rj_type_error(x, "vector", "expected an array of 1 to 16 vector names");
+    struct msg_str ns[PROTO_MAX_VECTORS];
+    struct msg_coll_cfg cfg;
+    bool known = rx_cfg(x, coll, &cfg);
+    for (size_t i = 0; i < json_array_size(names); i++) {
+        const char *n = json_string_value(json_array_get(names, i));
+        if (n == NULL)
+            return rj_type_error(x, "vector", "expected an array of vector names");
+        if (known && rv_space(&cfg, n, strlen(n)) == NULL)
+            return rx_fail(x, 400, "Wrong input: Not existing vector name error: %.64s", n);
+        ns[i] = S(n);
+    }
+    struct write_op w = {
+        .type = MSG_P_DELETE_VECTORS, .names = ns, .n_names = (uint32_t)json_array_size(names)};
+    struct buf mp = BUF_INIT;
+    st = run_write(x, coll, &w, &mp);
+    buf_free(&mp);
+    return st == 200 ? jw_update(x) : st;
+}
+
+/* PUT /collections/{c}/points/vectors: {"points": [{"id", "vector"}]}, the given vectors of
+ * existing points replaced (404 naming a missing point). */
+int rh_update_vectors(struct rx *x, const char *coll)
+{
+    int st = rj_body(x, false);
+    if (st != 200)
+        return st;
+    static const char *const unsupported[] = {"shard_key", NULL};
+    if ((st = rj_unsupported(x, x->json, unsupported)) != 200)
+        return st;
+    json_t *points = rj_get(x->json, "points");
+    if (points == NULL)
+        return rx_fail(x, 400, "Format error in JSON body: missing field `points`");
+    if (!json_is_array(points))
+        return rj_type_error(x, "points", "expected an array of {id, vector}");
+    struct msg_coll_cfg cfg;
+    if (!rx_cfg(x, coll, &cfg))
+        return rx_fail(x, 404, "Not found: Collection `%s` doesn't exist!", coll);
+    size_t k = json_array_size(points);
+    if (k > MAX_IDS)
+        return rx_fail(x, 400, "Wrong input: %zu points, at most %u per request", k, MAX_IDS);
+    uint32_t n = (uint32_t)k, dim = cfg.dim;
+    struct rv_arena a = {0};
+    struct pid *ids = rv_alloc(&a, (n ? n : 1) * sizeof *ids);
+    struct msg_nvecs *nv = rv_alloc(&a, (n ? n : 1) * sizeof *nv);
+    float *vecs = NULL;
+    if (ids == NULL || nv == NULL) {
+        rv_free(&a);
+        return oom(x);
+    }
+    char f[64];
+    for (uint32_t i = 0; i < n && st == 200; i++) {
+        json_t *p = json_array_get(points, i);
+        json_t *id = json_is_object(p) ? json_object_get(p, "id") : NULL;
+        json_t *vec = json_is_object(p) ? json_object_get(p, "vector") : NULL;
+        if (id == NULL || vec == NULL) {
+            st = rx_fail(x, 400, "Format error in JSON body: points[%u]: expected {id, vector}", i);
+            break;
+        }
+        snprintf(f, sizeof f, "points[%u].id", i);
+        if ((st = rj_id(x, id, f, &ids[i])) != 200)
+            break;
+        snprintf(f, sizeof f, "points[%u].vector", i);
+        if (cfg.n_spaces > 0)
+            st = rv_point(x, &cfg, vec, f, &nv[i], &a);
+        else
+            st = take_vector(x, vec, f, i, n, &dim, &vecs);
+    }
+    if (st == 200 && n > 0) {
+        struct msg q = {.type = MSG_P_UPDATE_VECTORS};
+        q.addr.coll = S(coll);
+        q.u.upsert_req = (struct msg_upsert_req){
+            ids, vecs, NULL, n, cfg.n_spaces ? 0 : dim, cfg.n_spaces ? nv : NULL};
+        struct msg_reply rep;
+        if ((st = rx_call(x, &q, &rep)) == 200)
+            msg_reply_free(&rep);
+    }
+    free(vecs);
+    rv_free(&a);
+    return st == 200 ? jw_update(x) : st;
+}
+
 /* op: 1 set, 2 overwrite, 3 delete keys, 4 clear (enum part_payload_op). */
 int rh_payload(struct rx *x, const char *coll, uint32_t op)
 {
@@ -484,464 +598,6 @@ out:
     return st;
 }
 
-/* ---- search and query -------------------------------------------------------------------- */
-
-/* One search of a batch, as parsed: a nearest-vector search, or (a query without `query`)
- * points in id order. */
-struct plan {
-    bool scroll;
-    float *vec; /* owned */
-    uint32_t dim;
-    uint32_t limit, offset, ef;
-    size_t f_off, f_len; /* filter in the batch's msgpack buffer */
-    bool has_thr;
-    float thr;
-    struct psel sel;
-    bool with_vector;
-    bool exclude; /* a query by point id: that point is not a result */
-    struct pid excl;
-    uint32_t qi; /* its query in the native request */
-};
-
-static void plans_free(struct plan *p, size_t n)
-{
-    for (size_t i = 0; p && i < n; i++)
-        free(p[i].vec);
-    free(p);
-}
-
-/* Looks up the vector of point `id` (a query by id). */
-static int vector_of(struct rx *x, const char *coll, const struct pid *id, struct plan *p)
-{
-    struct msg q = {.type = MSG_P_GET};
-    q.addr.coll = S(coll);
-    struct pid one = *id;
-    q.u.get_req = (struct msg_get_req){&one, 1, true, false};
-    struct msg_reply rep;
-    int st = rx_call(x, &q, &rep);
-    if (st != 200)
-        return st;
-    const struct msg_hits *h = &rep.m.u.get_rep;
-    if (h->n == 0 || h->hits[0].vec == NULL) {
-        msg_reply_free(&rep);
-        char t[PID_TEXT_MAX];
-        pid_format(id, t);
-        return rx_fail(x, 404, "Not found: No point with id %s found", t);
-    }
-    p->dim = h->hits[0].dim;
-    p->vec = malloc((size_t)p->dim * sizeof *p->vec);
-    if (p->vec)
-        memcpy(p->vec, h->hits[0].vec, (size_t)p->dim * sizeof *p->vec);
-    msg_reply_free(&rep);
-    if (p->vec == NULL)
-        return oom(x);
-    p->exclude = true;
-    p->excl = *id;
-    return 200;
-}
-
-/* A vector input (dense vector, or a point id whose vector is used). */
-static int vector_input(struct rx *x, const char *coll, json_t *v, const char *field,
-                        struct plan *p)
-{
-    if (json_is_integer(v) || json_is_string(v)) {
-        struct pid id;
-        int st = rj_id(x, v, field, &id);
-        if (st == 200 && x->fast)
-            return REST_SLOW; /* the lookup is a call: a worker's */
-        return st == 200 ? vector_of(x, coll, &id, p) : st;
-    }
-    if (!json_is_array(v))
-        return rx_fail(x, 400,
-                       "Wrong input: %s: dvec serves nearest-neighbour queries by a dense vector "
-                       "or a point id",
-                       field);
-    int st = rj_vector(x, v, field, NULL, &p->dim);
-    if (st != 200)
-        return st;
-    uint32_t dim;
-    if (rx_meta(x, coll, &dim, NULL) && dim != p->dim)
-        return rx_fail(x, 400, "Wrong input: Vector dimension error: expected dim: %u, got %u", dim,
-                       p->dim);
-    if ((p->vec = malloc((p->dim ? p->dim : 1) * sizeof *p->vec)) == NULL)
-        return oom(x);
-    return rj_vector(x, v, field, p->vec, &p->dim);
-}
-
-/* The members search and query requests share: filter, params, score_threshold, limit,
- * offset, with_payload, with_vector. */
-static int common_params(struct rx *x, json_t *o, bool limit_required, struct plan *p,
-                         struct buf *mp)
-{
-    int st;
-    static const char *const unsupported[] = {"shard_key", "lookup_from", NULL};
-    if ((st = rj_unsupported(x, o, unsupported)) != 200)
-        return st;
-    if ((st = rj_filter(x, json_object_get(o, "filter"), "filter", mp, &p->f_off, &p->f_len)) !=
-        200)
-        return st;
-    json_t *params = rj_get(o, "params");
-    uint64_t ef = 0;
-    if (params) {
-        bool exact;
-        if (!json_is_object(params))
-            return rj_type_error(x, "params", "expected an object");
-        if ((st = rj_u64(x, params, "hnsw_ef", 0, 0, PROTO_MAX_EF, &ef)) != 200 ||
-            (st = rj_bool(x, params, "exact", false, &exact)) != 200)
-            return st;
-        /* No exhaustive scan in dvec: a wide walk stands in for it. */
-        if (exact && ef < 2000)
-            ef = 2000;
-    }
-    p->ef = (uint32_t)ef;
-    json_t *thr = rj_get(o, "score_threshold");
-    if (thr) {
-        if (!json_is_number(thr))
-            return rj_type_error(x, "score_threshold", "expected a number");
-        p->has_thr = true;
-        p->thr = (float)json_number_value(thr);
-    }
-    uint64_t limit, offset;
-    if (limit_required && rj_get(o, "limit") == NULL)
-        return rx_fail(x, 400, "Format error in JSON body: missing field `limit`");
-    if ((st = rj_u64(x, o, "limit", 10, 1, PROTO_MAX_K, &limit)) != 200 ||
-        (st = rj_u64(x, o, "offset", 0, 0, PROTO_MAX_K, &offset)) != 200)
-        return st;
-    if (limit + offset > PROTO_MAX_K) {
-        char what[64];
-        snprintf(what, sizeof what, "limit + offset must be %u or smaller", PROTO_MAX_K);
-        return rj_invalid(x, "limit", what);
-    }
-    p->limit = (uint32_t)limit;
-    p->offset = (uint32_t)offset;
-    if ((st = rj_psel(x, o, "with_payload", false, &p->sel)) != 200 ||
-        (st = rj_with_vector(x, o, false, &p->with_vector)) != 200)
-        return st;
-    return 200;
-}
-
-/* A SearchRequest: {vector, filter, params, limit, offset, with_payload, with_vector,
- * score_threshold}. */
-static int parse_search(struct rx *x, const char *coll, json_t *o, struct plan *p, struct buf *mp)
-{
-    if (!json_is_object(o))
-        return rj_type_error(x, "searches[]", "expected an object");
-    json_t *v = json_object_get(o, "vector");
-    if (v == NULL)
-        return rx_fail(x, 400, "Format error in JSON body: missing field `vector`");
-    if (json_is_object(v) && json_object_get(v, "vector") != NULL) {
-        /* NamedVector {"name", "vector"}: the default name only. */
-        json_t *name = json_object_get(v, "name");
-        if (!json_is_string(name) || json_string_value(name)[0] != '\0')
-            return rx_fail(x, 400, "Wrong input: Not existing vector name error: %.64s",
-                           json_is_string(name) ? json_string_value(name) : "?");
-        v = json_object_get(v, "vector");
-    }
-    int st = common_params(x, o, true, p, mp);
-    if (st != 200)
-        return st;
-    return vector_input(x, coll, v, "vector", p);
-}
-
-/* A QueryRequest: {query, using, prefetch, filter, params, score_threshold, limit, offset,
- * with_payload, with_vector}. */
-static int parse_query(struct rx *x, const char *coll, json_t *o, struct plan *p, struct buf *mp)
-{
-    if (!json_is_object(o))
-        return rj_type_error(x, "searches[]", "expected an object");
-    int st;
-    static const char *const unsupported[] = {"prefetch", NULL};
-    if ((st = rj_unsupported(x, o, unsupported)) != 200)
-        return st;
-    json_t *use = rj_get(o, "using");
-    if (use && !(json_is_string(use) && json_string_value(use)[0] == '\0'))
-        return rx_fail(x, 400, "Wrong input: Not existing vector name error: %.64s",
-                       json_is_string(use) ? json_string_value(use) : "?");
-    if ((st = common_params(x, o, false, p, mp)) != 200)
-        return st;
-    json_t *q = rj_get(o, "query");
-    if (q == NULL) {
-        p->scroll = true; /* no query: points in id order */
-        return 200;
-    }
-    if (json_is_object(q)) {
-        json_t *near = json_object_get(q, "nearest");
-        if (near == NULL) {
-            const char *kind = "?";
-            const char *key;
-            json_t *val;
-            json_object_foreach(q, key, val)
-            {
-                kind = key;
-                break;
-            }
-            return rx_fail(x, 400,
-                           "Wrong input: query type `%.32s` is not supported by dvec "
-                           "(nearest only)",
-                           kind);
-        }
-        if (rj_get(q, "mmr"))
-            return rx_fail(x, 400, "Wrong input: `mmr` is not supported by dvec");
-        q = near;
-    }
-    return vector_input(x, coll, q, "query", p);
-}
-
-/* The native queries of the vector plans (p[i].qi set), into *out (free()). */
-static int build_queries(struct rx *x, struct plan *p, size_t n, const struct buf *mp,
-                         struct msg_query **out, size_t *nq_out)
-{
-    size_t nq = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!p[i].scroll)
-            p[i].qi = (uint32_t)nq++;
-    struct msg_query *qs = calloc(nq ? nq : 1, sizeof *qs);
-    if (qs == NULL)
-        return oom(x);
-    for (size_t i = 0; i < n; i++) {
-        if (p[i].scroll)
-            continue;
-        struct msg_query *q = &qs[p[i].qi];
-        q->vec = p[i].vec;
-        q->dim = p[i].dim;
-        q->k = p[i].limit + p[i].offset + (p[i].exclude ? 1 : 0);
-        if (q->k > PROTO_MAX_K)
-            q->k = PROTO_MAX_K;
-        q->ef = p[i].ef;
-        q->filter = mbytes(mp, p[i].f_off, p[i].f_len);
-        q->with_payload = p[i].sel.on;
-        q->with_vector = p[i].with_vector;
-    }
-    *out = qs;
-    *nq_out = nq;
-    return 200;
-}
-
-/* Writes each plan's result list with `open` and `close` around it: the vector plans' from
- * srep, the id-order plans' from a scroll each (a worker's only). `lower`: lower scores are
- * better (score_threshold's direction). */
-static int render(struct rx *x, const char *coll, struct plan *p, size_t n, struct buf *mp,
-                  bool batch, const char *open, const char *close,
-                  const struct msg_csearch_rep *srep, bool lower)
-{
-    int st = 200;
-    int rc = batch ? jw_raw(&x->res, "[") : DV_OK;
-    for (size_t i = 0; i < n && st == 200 && rc == DV_OK; i++) {
-        if (batch && i)
-            rc = jw_raw(&x->res, ",");
-        if (rc == DV_OK)
-            rc = jw_raw(&x->res, open);
-        if (rc != DV_OK)
-            break;
-        const struct msg_hit *hits;
-        uint32_t nh;
-        struct msg_reply r2 = {0};
-        if (p[i].scroll) {
-            /* Points in id order: the first offset + limit, the offset skipped; score 0. */
-            struct msg q = {.type = MSG_P_SCROLL};
-            q.addr.coll = S(coll);
-            q.u.scroll_req = (struct msg_scroll_req){false,
-                                                     {0},
-                                                     p[i].limit + p[i].offset,
-                                                     mbytes(mp, p[i].f_off, p[i].f_len),
-                                                     p[i].with_vector,
-                                                     p[i].sel.on};
-            if ((st = rx_call(x, &q, &r2)) != 200)
-                break;
-            hits = r2.m.u.scroll_rep.hits.hits;
-            nh = r2.m.u.scroll_rep.hits.n;
-        } else {
-            const struct msg_hits *h = &srep->results[p[i].qi];
-            hits = h->hits;
-            nh = h->n;
-        }
-        uint32_t skipped = 0, written = 0;
-        rc = jw_raw(&x->res, "[");
-        for (uint32_t k = 0; k < nh && rc == DV_OK && written < p[i].limit; k++) {
-            const struct msg_hit *h = &hits[k];
-            if (p[i].exclude && pid_eq(&h->id, &p[i].excl))
-                continue;
-            if (!p[i].scroll && p[i].has_thr && (lower ? h->score > p[i].thr : h->score < p[i].thr))
-                break; /* best first: the rest are worse */
-            if (skipped < p[i].offset) {
-                skipped++;
-                continue;
-            }
-            if (written++)
-                rc = jw_raw(&x->res, ",");
-            if (rc == DV_OK)
-                rc = jw_point(&x->res, h, true, &p[i].sel, p[i].with_vector);
-        }
-        if (rc == DV_OK)
-            rc = jw_raw(&x->res, "]");
-        if (rc == DV_OK)
-            rc = jw_raw(&x->res, close);
-        msg_reply_free(&r2);
-    }
-    if (st == 200 && rc == DV_OK && batch)
-        rc = jw_raw(&x->res, "]");
-    if (st != 200)
-        return st;
-    if (rc == DV_ENOMEM)
-        return oom(x);
-    return rc == DV_OK ? 200
-                       : rx_fail(x, 500,
-                                 "Service internal error: a payload cannot be "
-                                 "shown as JSON (%s)",
-                                 dv_strerror(rc));
-}
-
-/* Runs the plans on a worker: one native search for every vector plan, a scroll for each
- * id-order plan. */
-static int run_plans(struct rx *x, const char *coll, struct plan *p, size_t n, struct buf *mp,
-                     bool batch, const char *open, const char *close)
-{
-    struct msg_query *qs;
-    size_t nq;
-    int st = build_queries(x, p, n, mp, &qs, &nq);
-    if (st != 200)
-        return st;
-    struct msg_reply srep = {0};
-    if (nq) {
-        struct msg q = {.type = MSG_P_SEARCH};
-        q.addr.coll = S(coll);
-        q.u.csearch_req = (struct msg_csearch_req){qs, (uint32_t)nq, false, x->timeout_ms};
-        st = rx_call(x, &q, &srep);
-    }
-    free(qs);
-    if (st != 200)
-        return st;
-    uint32_t metric = 2;
-    bool lower = false;
-    if (rx_meta(x, coll, NULL, &metric))
-        lower = lower_better(metric);
-    st = render(x, coll, p, n, mp, batch, open, close, &srep.m.u.csearch_rep, lower);
-    msg_reply_free(&srep);
-    return st;
-}
-
-/* A fast search between its start and its reply (x->search). */
-struct rx_search {
-    const char *coll; /* in x->path */
-    struct plan *p;
-    size_t n;
-    struct buf mp;
-    struct msg_query *qs;
-    struct msg req;
-    bool batch;
-    const char *open, *close;
-};
-
-static void rx_search_free(struct rx_search *sr)
-{
-    plans_free(sr->p, sr->n);
-    buf_free(&sr->mp);
-    free(sr->qs);
-    free(sr);
-}
-
-/* The search's done (rest_search_done, on an nng thread): render and answer, or hand the
- * request to a worker. */
-static void search_done(void *arg, const struct msg_csearch_rep *rep, uint32_t metric)
-{
-    struct rx *x = arg;
-    struct rx_search *sr = x->search;
-    x->search = NULL;
-    if (rep == NULL) {
-        rx_search_free(sr);
-        rx_requeue(x);
-        return;
-    }
-    int st = render(x, sr->coll, sr->p, sr->n, &sr->mp, sr->batch, sr->open, sr->close, rep,
-                    lower_better(metric));
-    rx_search_free(sr);
-    rx_finish(x, st);
-}
-
-/* Starts the plans of a fast search: REST_STARTED, REST_SLOW (an id-order plan, or not a plain
- * search), or an error status. Takes p and mp in every case. */
-static int start_plans(struct rx *x, const char *coll, struct plan *p, size_t n, struct buf *mp,
-                       bool batch, const char *open, const char *close)
-{
-    int st = REST_SLOW;
-    for (size_t i = 0; i < n; i++)
-        if (p[i].scroll)
-            goto out; /* a scroll is a call */
-    struct rx_search *sr = calloc(1, sizeof *sr);
-    if (sr == NULL) {
-        st = oom(x);
-        goto out;
-    }
-    size_t nq;
-    if ((st = build_queries(x, p, n, mp, &sr->qs, &nq)) != 200) {
-        free(sr);
-        goto out;
-    }
-    *sr = (struct rx_search){coll, p, n, *mp, sr->qs, {.type = MSG_P_SEARCH}, batch, open, close};
-    sr->req.addr.coll = S(coll);
-    sr->req.req_id = 0;
-    sr->req.u.csearch_req = (struct msg_csearch_req){sr->qs, (uint32_t)nq, false, x->timeout_ms};
-    x->search = sr;
-    if (x->r->o.search(x->r->o.search_arg, &sr->req, search_done, x))
-        return REST_STARTED; /* x may be answered and gone already */
-    x->search = NULL;
-    rx_search_free(sr);
-    return REST_SLOW;
-out:
-    plans_free(p, n);
-    buf_free(mp);
-    return st;
-}
-
-/* Search and query, single or batch ({"searches": [...]}). */
-static int searches(struct rx *x, const char *coll, bool batch, bool query)
-{
-    int st = rj_body(x, false);
-    if (st != 200)
-        return st;
-    json_t *list = x->json;
-    size_t n = 1;
-    if (batch) {
-        list = json_object_get(x->json, "searches");
-        if (list == NULL)
-            return rx_fail(x, 400, "Format error in JSON body: missing field `searches`");
-        if (!json_is_array(list))
-            return rj_type_error(x, "searches", "expected an array");
-        n = json_array_size(list);
-        if (n > 1024)
-            return rx_fail(x, 400, "Wrong input: %zu searches in one batch, at most 1024", n);
-    }
-    struct plan *p = calloc(n ? n : 1, sizeof *p);
-    if (p == NULL)
-        return oom(x);
-    struct buf mp = BUF_INIT;
-    /* Filters are appended to mp while parsing; their offsets stay valid as it grows. */
-    for (size_t i = 0; i < n && st == 200; i++) {
-        json_t *o = batch ? json_array_get(list, i) : list;
-        st = query ? parse_query(x, coll, o, &p[i], &mp) : parse_search(x, coll, o, &p[i], &mp);
-    }
-    const char *open = query ? "{\"points\":" : "", *close = query ? "}" : "";
-    if (st == 200 && x->fast)
-        return start_plans(x, coll, p, n, &mp, batch, open, close);
-    if (st == 200)
-        st = run_plans(x, coll, p, n, &mp, batch, open, close);
-    plans_free(p, n);
-    buf_free(&mp);
-    return st;
-}
-
-int rh_search(struct rx *x, const char *coll, bool batch)
-{
-    return searches(x, coll, batch, false);
-}
-
-int rh_query(struct rx *x, const char *coll, bool batch)
-{
-    return searches(x, coll, batch, true);
-}
-
-/* ---- scroll and count -------------------------------------------------------------------- */
-
 int rh_scroll(struct rx *x, const char *coll)
 {
     int st = rj_body(x, true);
@@ -976,7 +632,9 @@ int rh_scroll(struct rx *x, const char *coll)
     const struct msg_scroll_rep *r = &rep.m.u.scroll_rep;
     int rc = jw_raw(&x->res, "{\"points\":");
     if (rc == DV_OK) {
-        st = write_points(x, r->hits.hits, r->hits.n, false, &sel, wv);
+        struct msg_coll_cfg cfg;
+        struct rv_out vo = {rx_cfg(x, coll, &cfg) ? &cfg : NULL, rj_vector_names(j)};
+        st = write_points(x, r->hits.hits, r->hits.n, false, &sel, wv, &vo);
         if (st == 200) {
             rc = jw_raw(&x->res, ",\"next_page_offset\":");
             if (rc == DV_OK)

@@ -12,6 +12,7 @@
 #include "addr.h"
 #include "clock.h"
 #include "coord.h"
+#include "coord_coll.h"
 #include "coord_cfg.h"
 #include "daemon.h"
 #include "err.h"
@@ -149,16 +150,14 @@ static int collect(void *arg, struct metrics_writer *w)
     return rc;
 }
 
-/* rest_meta_fn: a collection's dimension and metric from the local copy of the map. */
-static bool coll_meta(void *arg, const char *name, uint32_t *dim, uint32_t *metric)
+/* rest_meta_fn: a collection's config from the local copy of the map. */
+static bool coll_meta(void *arg, const char *name, struct msg_coll_cfg *cfg)
 {
     struct coord *c = arg;
     struct cmap_ref *ref = craft_map(c->raft);
     const struct cmap_coll *cl = cmap_coll_resolve(&ref->map, name);
-    if (cl) {
-        *dim = cl->cfg.dim;
-        *metric = cl->cfg.metric;
-    }
+    if (cl)
+        coord_coll_cfg_to_msg(&cl->cfg, cfg);
     craft_map_release(c->raft, ref);
     return cl != NULL;
 }

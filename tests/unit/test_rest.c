@@ -35,12 +35,11 @@ static atomic_int force_code; /* answer every request with this error when not 0
 static atomic_bool hold;      /* requests wait while set */
 static atomic_int calls;
 
-static bool fake_meta(void *arg, const char *name, uint32_t *dim, uint32_t *metric)
+static bool fake_meta(void *arg, const char *name, struct msg_coll_cfg *cfg)
 {
     if (strcmp(name, "a") != 0)
         return false;
-    *dim = 4;
-    *metric = 2;
+    *cfg = (struct msg_coll_cfg){.dim = 4, .metric = 2};
     return true;
 }
 
