@@ -353,12 +353,12 @@ static int w_strs(struct buf *b, const struct msg_str *s, uint32_t n)
 }
 
 /* A query: [vec, k, ef, filter, with_payload, with_vector] and, for named vectors, a 7th
- * element [using, terms | nil, rows, idf weights | nil, [vector names]]. */
+ * element [using, terms | nil, rows, [docs, bin(term counts)] | nil, [vector names]]. */
 static int w_query(struct buf *b, const struct msg_query *q)
 {
     int rc;
-    bool ext =
-        q->using.len > 0 || q->idx != NULL || q->rows > 0 || q->idf_w != NULL || q->n_vec_names > 0;
+    bool ext = q->using.len > 0 || q->idx != NULL || q->rows > 0 || q->idf_df != NULL ||
+               q->n_vec_names > 0;
     W(mpw_array(b, ext ? 7 : 6));
     W(w_floats(b, q->vec, q->dim));
     W(mpw_u64(b, q->k));
@@ -372,7 +372,13 @@ static int w_query(struct buf *b, const struct msg_query *q)
     W(w_str(b, q->using));
     W(q->idx ? mpw_bin(b, q->idx, (size_t)q->dim * 4) : mpw_nil(b));
     W(mpw_u64(b, q->rows));
-    W(q->idf_w ? w_floats(b, q->idf_w, q->dim) : mpw_nil(b));
+    if (q->idf_df != NULL) { /* [docs, bin(dim u64 counts)] */
+        W(mpw_array(b, 2));
+        W(mpw_u64(b, q->idf_docs));
+        W(mpw_bin(b, q->idf_df, (size_t)q->dim * 8));
+    } else {
+        W(mpw_nil(b));
+    }
     return w_strs(b, q->vec_names, q->n_vec_names);
 }
 

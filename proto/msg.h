@@ -296,8 +296,9 @@ struct msg_scroll_rep {
 /*
  * A search. The vector searched is `using` (a named vector; empty: the unnamed one); vec holds
  * dim floats: a dense query, a sparse query's weights (its terms in idx[dim]) or a multivector
- * query's rows (rows of dim / rows floats). idf_w (NULL or dim floats): a sparse query's IDF
- * weights computed by the coordinator from the whole collection. vec_names[n_vec_names]: with
+ * query's rows (rows of dim / rows floats). idf_df (NULL or dim counts) and idf_docs: a
+ * sparse query's statistics of the whole collection (sparse_stats summed by the coordinator),
+ * from which every partition weighs its terms alike. vec_names[n_vec_names]: with
  * with_vector, the named vectors to return (none: all). These travel as an optional 7th
  * element of the query, written only when one of them is set.
  */
@@ -309,7 +310,8 @@ struct msg_query {
     struct msg_str using;
     uint32_t *idx;
     uint32_t rows;
-    float *idf_w;
+    uint64_t *idf_df;
+    uint64_t idf_docs;
     struct msg_str *vec_names;
     uint32_t n_vec_names;
 };

@@ -438,7 +438,7 @@ static int d_query(struct dec *d, struct msg_query *q)
         return rc;
     if (na == 6)
         return DV_OK;
-    /* [using, terms | nil, rows, idf weights | nil, [vector names]] */
+    /* [using, terms | nil, rows, [docs, bin(term counts)] | nil, [vector names]] */
     TRY(mpk_dec_tuple(&d->k, 5, "query named vector"));
     TRY(d_str(d, &q->using, "query using"));
     if (mpk_peek(&d->k.r) == MPK_NIL)
@@ -448,10 +448,21 @@ static int d_query(struct dec *d, struct msg_query *q)
     TRY(mpk_dec_u32(&d->k, &q->rows, "query rows"));
     if (q->rows > 0 && q->dim % q->rows != 0)
         return fail(d, DV_ECORRUPT, "query rows");
-    if (mpk_peek(&d->k.r) == MPK_NIL)
+    if (mpk_peek(&d->k.r) == MPK_NIL) {
         TRY(mpk_dec_nil(&d->k, "query idf"));
-    else
-        TRY(d_floats(d, q->dim, &q->idf_w, "query idf"));
+    } else {
+        const void *p2;
+        uint32_t l2;
+        TRY(mpk_dec_tuple(&d->k, 2, "query idf"));
+        TRY(mpk_dec_u64(&d->k, &q->idf_docs, "query idf docs"));
+        TRY(mpk_dec_bin(&d->k, &p2, &l2, "query idf counts"));
+        if ((uint64_t)l2 != (uint64_t)q->dim * 8)
+            return fail(d, DV_ECORRUPT, "query idf counts");
+        q->idf_df = d_alloc(d, q->dim ? q->dim : 1, sizeof *q->idf_df);
+        if (!q->idf_df)
+            return fail(d, DV_ENOMEM, "query idf counts");
+        memcpy(q->idf_df, p2, l2);
+    }
     return d_strs(d, &q->vec_names, &q->n_vec_names, "query vector names");
 }
 

@@ -240,11 +240,11 @@ static int sparse_weights(struct part *p, const struct vspace *v, const struct p
     float *w = malloc((q->n ? q->n : 1) * sizeof *w);
     if (w == NULL)
         return DV_ENOMEM;
-    uint64_t docs = sparse_docs(v->inv);
+    uint64_t docs = q->idf_df ? q->idf_docs : sparse_docs(v->inv);
     for (uint32_t j = 0; j < q->n; j++) {
         w[j] = q->vec[j];
         if (v->def.idf)
-            w[j] *= q->idf_w ? q->idf_w[j] : sparse_idf(docs, sparse_df(v->inv, q->idx[j]));
+            w[j] *= sparse_idf(docs, q->idf_df ? q->idf_df[j] : sparse_df(v->inv, q->idx[j]));
     }
     (void)p;
     *out = w;

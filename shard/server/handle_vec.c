@@ -157,7 +157,8 @@ int hv_query(struct part *p, const struct msg_query *mq, struct part_query *pq, 
         }
         pq->n = mq->dim;
         pq->idx = mq->idx;
-        pq->idf_w = mq->idf_w;
+        pq->idf_df = mq->idf_df;
+        pq->idf_docs = mq->idf_docs;
         break;
     case PART_VEC_MULTI: {
         uint32_t rows = mq->rows ? mq->rows : 1;

@@ -128,9 +128,9 @@ int main(int argc, char **argv)
     put(&m, "start");
     struct msg_target parts[3] = {{0, 7}, {3, 7}, {9, 8}};
     struct msg_query qs[3] = {
-        {vecs, 4, 10, 0, B(filter), true, false, {NULL, 0}, NULL, 0, NULL, NULL, 0},
-        {vecs + 4, 4, 1, 128, {NULL, 0}, false, true, {NULL, 0}, NULL, 0, NULL, NULL, 0},
-        {vecs + 8, 4, 5, 64, B(range), true, true, {NULL, 0}, NULL, 0, NULL, NULL, 0}};
+        {vecs, 4, 10, 0, B(filter), true, false, {NULL, 0}, NULL, 0, NULL, 0, NULL, 0},
+        {vecs + 4, 4, 1, 128, {NULL, 0}, false, true, {NULL, 0}, NULL, 0, NULL, 0, NULL, 0},
+        {vecs + 8, 4, 5, 64, B(range), true, true, {NULL, 0}, NULL, 0, NULL, 0, NULL, 0}};
     m = req(MSG_SEARCH);
     m.addr.coll = S("docs");
     m.u.search_req = (struct msg_search_req){parts, 3, qs, 3};

@@ -207,8 +207,13 @@ static void test_ops(void **state)
     struct pid from, next;
     bool more = true, first = true;
     /* k, ef and limit are bounded */
-    struct part_query big = {vec, PART_MAX_K + 1, 0,    NULL, false, false, HNSW_QUANT_AUTO, 0,
-                             0,   NULL,           NULL, 0};
+    struct part_query big = {.vec = vec,
+                             .k = PART_MAX_K + 1,
+                             .ef = 0,
+                             .filter = NULL,
+                             .with_payload = false,
+                             .with_vector = false,
+                             .quant = HNSW_QUANT_AUTO};
     assert_int_equal(part_search(p, &big, &r, NULL, err), DV_ERANGE);
     assert_non_null(strstr(err, "at most"));
     bool more2;
@@ -327,8 +332,13 @@ static void test_filtered_search(void **state)
                 pu_vec(100000 + (uint64_t)qi, 0, DIM, q);
                 uint64_t truth[10];
                 size_t nt = oracle(q, ver, n, f, 10, truth);
-                struct part_query pq = {q, 10, 64,   f,    true, false, HNSW_QUANT_AUTO,
-                                        0, 0,  NULL, NULL, 0};
+                struct part_query pq = {.vec = q,
+                                        .k = 10,
+                                        .ef = 64,
+                                        .filter = f,
+                                        .with_payload = true,
+                                        .with_vector = false,
+                                        .quant = HNSW_QUANT_AUTO};
                 struct part_result r;
                 enum part_plan plan;
                 assert_int_equal(part_search(p, &pq, &r, &plan, err), DV_OK);
@@ -405,7 +415,13 @@ static void test_checkpoint_reopen(void **state)
 
     float q[DIM];
     pu_vec(123456, 0, DIM, q);
-    struct part_query pq = {q, 10, 50, NULL, false, false, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
+    struct part_query pq = {.vec = q,
+                            .k = 10,
+                            .ef = 50,
+                            .filter = NULL,
+                            .with_payload = false,
+                            .with_vector = false,
+                            .quant = HNSW_QUANT_AUTO};
     struct part_result r1, r2;
     assert_int_equal(part_search(p, &pq, &r1, NULL, err), DV_OK);
     part_close(p);
@@ -801,7 +817,13 @@ static void test_disk_full(void **state)
     check_content(p, ver, 200);
     float q[DIM];
     pu_vec(3, 0, DIM, q);
-    struct part_query pq = {q, 5, 64, NULL, false, true, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
+    struct part_query pq = {.vec = q,
+                            .k = 5,
+                            .ef = 64,
+                            .filter = NULL,
+                            .with_payload = false,
+                            .with_vector = true,
+                            .quant = HNSW_QUANT_AUTO};
     struct part_result r;
     assert_int_equal(part_search(p, &pq, &r, NULL, err), DV_OK);
     assert_int_equal(r.n, 5);

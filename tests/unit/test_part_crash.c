@@ -140,8 +140,13 @@ static double recall(struct part *p, const uint32_t *ver)
                 d += (double)(q[j] - v[j]) * (q[j] - v[j]);
             pu_topk_offer(bd, bi, &nb, 10, d, i);
         }
-        struct part_query pq = {q, 10, 64,   NULL, false, false, HNSW_QUANT_AUTO,
-                                0, 0,  NULL, NULL, 0};
+        struct part_query pq = {.vec = q,
+                                .k = 10,
+                                .ef = 64,
+                                .filter = NULL,
+                                .with_payload = false,
+                                .with_vector = false,
+                                .quant = HNSW_QUANT_AUTO};
         struct part_result r;
         assert_int_equal(part_search(p, &pq, &r, NULL, err), DV_OK);
         for (size_t i = 0; i < r.n; i++)

@@ -237,7 +237,13 @@ static void read_search(struct run *r, uint64_t *seed, int fi)
     enum part_plan plan = PART_PLAN_WALK;
     const struct filter *f = fi < 0 ? NULL : r->f[fi];
     pu_vec(pu_rng(seed) % MAX_IDS, (uint32_t)(pu_rng(seed) % 8), DIM, q);
-    struct part_query pq = {q, K, 0, f, true, true, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
+    struct part_query pq = {.vec = q,
+                            .k = K,
+                            .ef = 0,
+                            .filter = f,
+                            .with_payload = true,
+                            .with_vector = true,
+                            .quant = HNSW_QUANT_AUTO};
     uint64_t lo = ld64(&r->created_done);
     int rc = part_search(r->p, &pq, &res, &plan, err);
     uint64_t dels = ld64(&r->deleted_started);
@@ -668,7 +674,13 @@ static void check_model(struct part *p, const struct model *m, struct filter *co
         assert_int_equal(n, match);
         float q[DIM];
         pu_vec(12345, (uint32_t)fi, DIM, q);
-        struct part_query pq = {q, K, 0, f[fi], true, true, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
+        struct part_query pq = {.vec = q,
+                                .k = K,
+                                .ef = 0,
+                                .filter = f[fi],
+                                .with_payload = true,
+                                .with_vector = true,
+                                .quant = HNSW_QUANT_AUTO};
         assert_int_equal(part_search(p, &pq, &res, NULL, err), DV_OK);
         assert_int_equal(res.n, match < K ? match : K);
         for (size_t i = 0; i < res.n; i++) {
@@ -703,7 +715,13 @@ static void check_model(struct part *p, const struct model *m, struct filter *co
             best[at] = d;
             best_id[at] = i;
         }
-        struct part_query pq = {q, K, 0, NULL, false, false, HNSW_QUANT_AUTO, 0, 0, NULL, NULL, 0};
+        struct part_query pq = {.vec = q,
+                                .k = K,
+                                .ef = 0,
+                                .filter = NULL,
+                                .with_payload = false,
+                                .with_vector = false,
+                                .quant = HNSW_QUANT_AUTO};
         assert_int_equal(part_search(p, &pq, &res, NULL, err), DV_OK);
         assert_int_equal(res.n, nb);
         for (size_t i = 0; i < nb; i++)

@@ -296,8 +296,8 @@ static void check_query(struct part *p, struct query *q, uint32_t k)
     struct filter *f = q->color >= 0 ? color_filter(q->color) : NULL;
     if (q->space == S_BM25)
         model_idf(q);
-    struct part_query pq = {q->vec,          k,        N,    f,      false, false,
-                            HNSW_QUANT_AUTO, q->space, q->n, q->idx, NULL,  0};
+    struct part_query pq = {q->vec,   k,    N,      f,    false, false, HNSW_QUANT_AUTO,
+                            q->space, q->n, q->idx, NULL, 0,     0};
     if (q->space == S_TEXT || q->space == S_IMG)
         pq.n = 0;
     int rc = part_search(p, &pq, &r, NULL, err);
@@ -629,18 +629,22 @@ static void test_sparse_stats(void **state)
     assert_int_equal(part_sparse_stats(p, S_BM25, i1, 2, df, &docs, err), DV_OK);
     assert_true(docs == 2 && df[0] == 1 && df[1] == 2);
     assert_int_equal(part_sparse_stats(p, S_TEXT, i1, 2, df, &docs, err), DV_EINVAL);
-    /* given weights replace the local IDF */
-    float qv[2] = {1, 1}, given[2] = {10, 0};
-    struct part_query pq = {qv, 5, 0, NULL, false, false, HNSW_QUANT_AUTO, S_BM25, 2, i1, given, 0};
+    /* statistics of the whole collection replace the local ones: 10 points, term 1 in 1 of
+     * them, term 2 in all 10 */
+    float qv[2] = {1, 1};
+    uint64_t given[2] = {1, 10};
+    struct part_query pq = {qv,     5, 0,  NULL,  false, false, HNSW_QUANT_AUTO,
+                            S_BM25, 2, i1, given, 10,    0};
     struct part_result r;
     assert_int_equal(part_search(p, &pq, &r, NULL, err), DV_OK);
     assert_int_equal(r.n, 2);
-    assert_true(r.hits[0].id.lo == 1 && fabsf(r.hits[0].score - 10) < 1e-5f);
-    assert_true(r.hits[1].id.lo == 2 && fabsf(r.hits[1].score) < 1e-5f);
+    float x1 = sparse_idf(10, 1), x2 = sparse_idf(10, 10);
+    assert_true(r.hits[0].id.lo == 1 && fabsf(r.hits[0].score - (x1 + x2)) < 1e-5f);
+    assert_true(r.hits[1].id.lo == 2 && fabsf(r.hits[1].score - 3 * x2) < 1e-5f);
     part_result_free(&r);
     /* exact scores of given ids */
     struct pid ids[3] = {pid_num(2), pid_num(9), pid_num(1)};
-    pq.idf_w = NULL;
+    pq.idf_df = NULL;
     assert_int_equal(part_score_ids(p, &pq, ids, 3, &r, err), DV_OK);
     assert_int_equal(r.n, 2);
     assert_int_equal(r.hits[0].id.lo, 2);

@@ -308,8 +308,8 @@ static void check_search(void **state)
     float v1[4] = {1, 2, 3, 4}, v2[4] = {0, 0, 0, 1};
     struct msg_target parts[3] = {{0, 1}, {5, 2}, {9, 3}};
     struct msg_query qs[2] = {
-        {v1, 4, 10, 0, {filter, sizeof filter}, true, false, {NULL, 0}, NULL, 0, NULL, NULL, 0},
-        {v2, 4, 1, 128, {NULL, 0}, false, true, {NULL, 0}, NULL, 0, NULL, NULL, 0}};
+        {v1, 4, 10, 0, {filter, sizeof filter}, true, false, {NULL, 0}, NULL, 0, NULL, 0, NULL, 0},
+        {v2, 4, 1, 128, {NULL, 0}, false, true, {NULL, 0}, NULL, 0, NULL, 0, NULL, 0}};
     struct msg m = {.type = MSG_SEARCH, .req_id = 3}, out;
     m.addr.coll = S("docs");
     m.u.search_req = (struct msg_search_req){parts, 3, qs, 2};
@@ -1197,8 +1197,8 @@ static void check_csearch(void **state)
 {
     float v1[4] = {1, 2, 3, 4}, v2[4] = {0, 0, 0, 1};
     struct msg_query qs[2] = {
-        {v1, 4, 10, 0, {filter, sizeof filter}, true, false, {NULL, 0}, NULL, 0, NULL, NULL, 0},
-        {v2, 4, 1, 128, {NULL, 0}, false, true, {NULL, 0}, NULL, 0, NULL, NULL, 0}};
+        {v1, 4, 10, 0, {filter, sizeof filter}, true, false, {NULL, 0}, NULL, 0, NULL, 0, NULL, 0},
+        {v2, 4, 1, 128, {NULL, 0}, false, true, {NULL, 0}, NULL, 0, NULL, 0, NULL, 0}};
     struct msg m = {.type = MSG_P_SEARCH, .req_id = 80}, out;
     m.addr.coll = S("docs");
     m.u.csearch_req = (struct msg_csearch_req){qs, 2, true, 2500};
@@ -1919,11 +1919,11 @@ static void check_named_vectors(void **state)
         msg_free(&out);
     }
     /* a query on a named sparse vector with IDF weights, and one on a multivector */
-    float idf[3] = {1, 2, 3};
+    uint64_t df[3] = {1, 2, 3};
     struct msg_str want[1] = {S("text")};
     struct msg_query qs[2] = {
-        {sw, 3, 10, 0, {NULL, 0}, false, true, S("bm25"), terms, 0, idf, want, 1},
-        {rows, 6, 5, 0, {NULL, 0}, true, false, S("colbert"), NULL, 3, NULL, NULL, 0}};
+        {sw, 3, 10, 0, {NULL, 0}, false, true, S("bm25"), terms, 0, df, 40, want, 1},
+        {rows, 6, 5, 0, {NULL, 0}, true, false, S("colbert"), NULL, 3, NULL, 0, NULL, 0}};
     struct msg_target parts[1] = {{0, 7}};
     struct msg m = {.type = MSG_SEARCH, .req_id = 4}, out;
     m.addr = (struct msg_addr){S("c"), 0, 0, 0};
@@ -1932,7 +1932,7 @@ static void check_named_vectors(void **state)
     const struct msg_query *q = out.u.search_req.queries;
     assert_int_equal(q[0].using.len, 4);
     assert_int_equal(q[0].idx[0], 7);
-    assert_true(q[0].idf_w[2] == 3);
+    assert_true(q[0].idf_df[2] == 3 && q[0].idf_docs == 40);
     assert_int_equal(q[0].n_vec_names, 1);
     assert_int_equal(q[1].rows, 3);
     assert_null(q[1].idx);
