@@ -49,13 +49,6 @@ static int update(struct rx *x)
         return rx_fail(x, 400, "Format error in JSON body: missing field `actions`");
     if (!json_is_array(acts))
         return rj_type_error(x, "actions", "expected a list of alias actions");
-    const char *key;
-    json_t *v;
-    json_object_foreach(x->json, key, v)
-    {
-        if (strcmp(key, "actions") != 0 && strcmp(key, "timeout") != 0)
-            return rx_fail(x, 400, "Format error in JSON body: unknown field `%.64s`", key);
-    }
     json_t *args = json_pack("{s:O}", "actions", acts);
     if (args == NULL)
         return oom(x);
