@@ -34,6 +34,7 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_REPLICA_DIGEST] = "replica_digest",
     [MSG_UPDATE_VECTORS] = "update_vectors",
     [MSG_DELETE_VECTORS] = "delete_vectors",
+    [MSG_SPARSE_STATS] = "sparse_stats",
     [MSG_COLL_CREATE] = "coll_create",
     [MSG_COLL_DROP] = "coll_drop",
     [MSG_COLL_LIST] = "coll_list",
@@ -561,6 +562,19 @@ static int w_request_body(struct buf *b, const struct msg *m)
             W(w_query(b, &s->queries[i]));
         break;
     }
+    case MSG_SPARSE_STATS: {
+        const struct msg_sstats_req *s = &m->u.sstats_req;
+        W(w_str(b, m->addr.coll));
+        W(mpw_array(b, s->n_parts));
+        for (uint32_t i = 0; i < s->n_parts; i++) {
+            W(mpw_array(b, 2));
+            W(mpw_u64(b, s->parts[i].part));
+            W(mpw_u64(b, s->parts[i].epoch));
+        }
+        W(w_str(b, s->using));
+        W(mpw_bin(b, s->terms, (size_t)s->n_terms * 4));
+        break;
+    }
     case MSG_P_SEARCH: {
         const struct msg_csearch_req *s = &m->u.csearch_req;
         W(mpw_array(b, s->n_queries));
@@ -699,6 +713,20 @@ static int w_reply_body(struct buf *b, const struct msg *m)
         W(mpw_array(b, 2));
         W(w_hits(b, &s->hits));
         return s->more ? mpw_pid(b, &s->next) : mpw_nil(b);
+    }
+    case MSG_SPARSE_STATS: {
+        const struct msg_sstats_rep *s = &m->u.sstats_rep;
+        W(mpw_array(b, 1));
+        W(mpw_array(b, s->n_parts));
+        for (uint32_t i = 0; i < s->n_parts; i++) {
+            const struct msg_sstats_part *sp = &s->parts[i];
+            W(mpw_array(b, 4));
+            W(mpw_u64(b, sp->part));
+            W(sp->err.code ? w_error(b, &sp->err) : mpw_nil(b));
+            W(mpw_u64(b, sp->docs));
+            W(mpw_bin(b, sp->df, sp->err.code ? 0 : (size_t)sp->n * 8));
+        }
+        return DV_OK;
     }
     case MSG_SEARCH: {
         const struct msg_search_rep *s = &m->u.search_rep;

@@ -50,6 +50,7 @@ enum msg_type {
     MSG_REPLICA_DIGEST = 20, /* a replica's content digest (collections verify) */
     MSG_UPDATE_VECTORS = 21, /* replace named vectors of existing points (body: upsert's) */
     MSG_DELETE_VECTORS = 22, /* remove named vectors of points */
+    MSG_SPARSE_STATS = 23,   /* term counts of a sparse vector on partitions (IDF) */
     /* 17..31: unassigned (unknown, like any type not listed here) */
     /* The client API: clients (SDK, REST gateway) -> coordinator, whole collections. */
     MSG_COLL_CREATE = 32,
@@ -328,6 +329,33 @@ struct msg_search_req {
     uint32_t n_parts;
     struct msg_query *queries;
     uint32_t n_queries;
+};
+
+/*
+ * Statistics of the sparse vector `using` on several partitions of a node (addr.coll, as a
+ * search names them): per partition, the points holding it and how many hold each of
+ * terms[n_terms]. The coordinator sums them for IDF weights of the whole collection.
+ */
+struct msg_sstats_req {
+    struct msg_target *parts;
+    uint32_t n_parts;
+    struct msg_str using;
+    uint32_t *terms;
+    uint32_t n_terms;
+};
+
+/* One partition's answer: err.code == 0, docs and df[n] (n == n_terms), or an error. */
+struct msg_sstats_part {
+    uint32_t part;
+    struct msg_error err;
+    uint64_t docs;
+    uint64_t *df;
+    uint32_t n;
+};
+
+struct msg_sstats_rep {
+    struct msg_sstats_part *parts;
+    uint32_t n_parts;
 };
 
 /* One partition's answer: err.code == 0 and results[n] (n == the request's n_queries, in
@@ -666,6 +694,8 @@ struct msg {
         struct msg_scroll_rep scroll_rep;
         struct msg_search_req search_req;
         struct msg_search_rep search_rep;
+        struct msg_sstats_req sstats_req;
+        struct msg_sstats_rep sstats_rep;
         struct msg_stats_rep stats_rep;
         struct msg_snapshot_req snapshot_req;
         struct msg_snapshot_rep snapshot_rep;

@@ -706,6 +706,33 @@ static int d_request_body(struct dec *d, bool no_incarnation)
                 return rc;
         return d_queries(d, &s->queries, &s->n_queries);
     }
+    case MSG_SPARSE_STATS: {
+        struct msg_sstats_req *s = &m->u.sstats_req;
+        const void *tp;
+        uint32_t tl;
+        if ((rc = d_str(d, &m->addr.coll, "collection")) ||
+            (rc = mpk_dec_list(&d->k, &s->n_parts, MIN_TARGET, UINT32_MAX, "partitions")))
+            return rc;
+        s->parts = d_alloc(d, s->n_parts, sizeof *s->parts);
+        if (!s->parts)
+            return fail(d, DV_ENOMEM, "partitions");
+        for (uint32_t i = 0; i < s->n_parts; i++)
+            if ((rc = mpk_dec_tuple(&d->k, 2, "partition")) ||
+                (rc = mpk_dec_u32(&d->k, &s->parts[i].part, "partition")) ||
+                (rc = mpk_dec_u64(&d->k, &s->parts[i].epoch, "partition epoch")))
+                return rc;
+        if ((rc = d_str(d, &s->using, "vector name")) ||
+            (rc = mpk_dec_bin(&d->k, &tp, &tl, "terms")))
+            return rc;
+        if (tl % 4 || tl / 4 > 65536)
+            return fail(d, DV_ECORRUPT, "terms");
+        s->n_terms = tl / 4;
+        s->terms = d_alloc(d, s->n_terms ? s->n_terms : 1, sizeof *s->terms);
+        if (!s->terms)
+            return fail(d, DV_ENOMEM, "terms");
+        memcpy(s->terms, tp, tl);
+        return DV_OK;
+    }
     case MSG_P_SEARCH: {
         struct msg_csearch_req *s = &m->u.csearch_req;
         if ((rc = d_queries(d, &s->queries, &s->n_queries)) ||
@@ -852,6 +879,39 @@ static int d_reply_body(struct dec *d)
             TRY(mpk_dec_pid(&d->k, &s->next, "next"));
         else
             TRY(mpk_dec_nil(&d->k, "next"));
+        return DV_OK;
+    }
+    case MSG_SPARSE_STATS: {
+        struct msg_sstats_rep *s = &m->u.sstats_rep;
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")) ||
+            (rc = mpk_dec_list(&d->k, &s->n_parts, MIN_PART, UINT32_MAX, "partitions")))
+            return rc;
+        s->parts = d_alloc(d, s->n_parts, sizeof *s->parts);
+        if (!s->parts)
+            return fail(d, DV_ENOMEM, "partitions");
+        for (uint32_t i = 0; i < s->n_parts; i++) {
+            struct msg_sstats_part *sp = &s->parts[i];
+            const void *dp;
+            uint32_t dl;
+            memset(sp, 0, sizeof *sp);
+            if ((rc = mpk_dec_tuple(&d->k, 4, "partition stats")) ||
+                (rc = mpk_dec_u32(&d->k, &sp->part, "partition")))
+                return rc;
+            if (mpk_peek(&d->k.r) == MPK_NIL)
+                TRY(mpk_dec_nil(&d->k, "partition error"));
+            else if ((rc = d_error(d, &sp->err)))
+                return rc;
+            if ((rc = mpk_dec_u64(&d->k, &sp->docs, "docs")) ||
+                (rc = mpk_dec_bin(&d->k, &dp, &dl, "term counts")))
+                return rc;
+            if (dl % 8)
+                return fail(d, DV_ECORRUPT, "term counts");
+            sp->n = dl / 8;
+            sp->df = d_alloc(d, sp->n ? sp->n : 1, sizeof *sp->df);
+            if (!sp->df)
+                return fail(d, DV_ENOMEM, "term counts");
+            memcpy(sp->df, dp, dl);
+        }
         return DV_OK;
     }
     case MSG_SEARCH: {

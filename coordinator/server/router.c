@@ -405,8 +405,9 @@ int router_by_ids(struct coord *c, const struct cmap *m, const struct cmap_coll 
             }
             for (uint32_t j = 0; j < cnt; j++) {
                 uint32_t i = s.members[p][j];
-                memcpy(pb[p].vecs + (size_t)j * u->dim, u->vecs + (size_t)i * u->dim,
-                       u->dim * sizeof(float));
+                if (u->dim > 0)
+                    memcpy(pb[p].vecs + (size_t)j * u->dim, u->vecs + (size_t)i * u->dim,
+                           u->dim * sizeof(float));
                 if (u->payloads != NULL)
                     pb[p].payloads[j] = u->payloads[i];
                 if (u->named != NULL)

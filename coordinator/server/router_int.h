@@ -31,7 +31,7 @@ struct call {
 struct coord_tmp {
     struct call *calls;
     size_t n_calls;
-    void *blocks[8];
+    void *blocks[24];
     size_t n_blocks;
     struct coord_tmp *subs[PROTO_MAX_RF]; /* a consistent read's answers, one per replica */
 };

@@ -112,6 +112,95 @@ int router_check_query(const struct cmap_coll *cl, const struct msg_query *q, ui
     return DV_EINVAL;
 }
 
+/* The sparse vector with IDF that query q uses, NULL for any other query. */
+static const struct cmap_vspace *idf_space(const struct cmap_coll *cl, const struct msg_query *q)
+{
+    for (uint32_t k = 0; k < cl->cfg.n_spaces; k++) {
+        const struct cmap_vspace *v = &cl->cfg.spaces[k];
+        if (v->kind == 1 && v->idf && strlen(v->name) == q->using.len &&
+            memcmp(v->name, q->using.p, q->using.len) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+/*
+ * IDF of the whole collection (Qdrant computes it from the collection's statistics): for each
+ * query on a sparse vector with the idf modifier, one sparse_stats call per node for the
+ * partitions read from it (via[]), the counts summed into the query, so that every partition
+ * weighs the terms alike. qs is the request's queries, copied, and gets the counts.
+ */
+static int collection_idf(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                          struct msg_query *qs, uint32_t nq, const uint32_t *via,
+                          struct coord_tmp *t, char *errmsg)
+{
+    uint32_t np = cl->cfg.n_parts;
+    int rc = DV_OK;
+    for (uint32_t q = 0; q < nq && rc == DV_OK; q++) {
+        if (np < 2 || qs[q].dim == 0 || qs[q].idf_df != NULL || idf_space(cl, &qs[q]) == NULL)
+            continue;
+        struct msg_target *tg = router_tmp_alloc(t, np * sizeof *tg);
+        uint64_t *df = router_tmp_alloc(t, qs[q].dim * sizeof *df);
+        struct call *calls = calloc(np, sizeof *calls);
+        if (tg == NULL || df == NULL || calls == NULL) {
+            free(calls);
+            return DV_ENOMEM;
+        }
+        memset(df, 0, qs[q].dim * sizeof *df);
+        size_t nc = 0;
+        uint32_t used = 0;
+        for (uint32_t p = 0; p < np; p++) { /* one call per node, in the order nodes appear */
+            bool seen = false;
+            for (uint32_t e = 0; e < p && !seen; e++)
+                seen = via[e] == via[p];
+            if (seen)
+                continue;
+            struct call *k = &calls[nc++];
+            uint32_t first = used;
+            for (uint32_t e = p; e < np; e++)
+                if (via[e] == via[p])
+                    tg[used++] = (struct msg_target){e, cl->parts[e].epoch};
+            k->req.type = MSG_SPARSE_STATS;
+            k->req.addr.coll = S(cl->name);
+            k->req.u.sstats_req =
+                (struct msg_sstats_req){tg + first, used - first, qs[q].using, qs[q].idx, qs[q].dim};
+            k->part = p;
+            router_aim(c, m, via[p], k);
+        }
+        router_run_calls(c, calls, nc);
+        uint64_t docs = 0;
+        for (size_t i = 0; i < nc && rc == DV_OK; i++) {
+            if (calls[i].rc != DV_OK) {
+                dv_errmsg_set(errmsg, "query %u: IDF statistics of partition %u on node %s: %s", q,
+                              calls[i].part, calls[i].node_id ? calls[i].node_id : "?",
+                              calls[i].err);
+                rc = calls[i].rc;
+                break;
+            }
+            const struct msg_sstats_rep *r = &calls[i].rep.m.u.sstats_rep;
+            for (uint32_t j = 0; j < r->n_parts && rc == DV_OK; j++) {
+                const struct msg_sstats_part *sp = &r->parts[j];
+                if (sp->err.code != 0 || sp->n != qs[q].dim) {
+                    dv_errmsg_set(errmsg, "query %u: IDF statistics of partition %u: %.*s", q,
+                                  sp->part, (int)sp->err.text.len,
+                                  sp->err.text.p ? sp->err.text.p : "wrong length");
+                    rc = sp->err.code ? sp->err.code : DV_EPROTO;
+                    break;
+                }
+                docs += sp->docs;
+                for (uint32_t k = 0; k < sp->n; k++)
+                    df[k] += sp->df[k];
+            }
+        }
+        for (size_t i = 0; i < nc; i++)
+            msg_reply_free(&calls[i].rep);
+        free(calls);
+        qs[q].idf_df = df;
+        qs[q].idf_docs = docs;
+    }
+    return rc;
+}
+
 int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
                   char *errmsg)
@@ -147,6 +236,25 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     for (uint32_t p = 0; p < np; p++) {
         want[p] = true;
         via[p] = router_read_node(c, m, &cl->parts[p], UINT32_MAX, turn + p);
+    }
+    /* Sparse queries with IDF get the collection's statistics first (a copy of the request). */
+    struct msg_csearch_req s_idf = *s;
+    for (uint32_t q = 0; q < nq; q++) {
+        if (np < 2 || idf_space(cl, &s->queries[q]) == NULL)
+            continue;
+        struct msg_query *qs = router_tmp_alloc(t, nq * sizeof *qs);
+        if (qs == NULL) {
+            free(calls);
+            return DV_ENOMEM;
+        }
+        memcpy(qs, s->queries, nq * sizeof *qs);
+        s_idf.queries = qs;
+        if ((rc = collection_idf(c, m, cl, qs, nq, via, t, errmsg)) != DV_OK) {
+            free(calls);
+            return rc;
+        }
+        s = &s_idf;
+        break;
     }
     search_calls(c, m, cl, s, want, via, s->timeout_ms, calls, &ncalls, targets, &nt, scratch,
                  groups);

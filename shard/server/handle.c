@@ -653,6 +653,8 @@ static int run(struct handle_ctx *c, struct msg *req, struct msg *rep, char *err
         return rc == DV_OK ? msg_encode(rep, out, errmsg) : rc;
     case MSG_SEARCH:
         return do_search(c, req, rep, errmsg, out);
+    case MSG_SPARSE_STATS:
+        return hv_sparse_stats(c->node, req, rep, errmsg, out);
     case MSG_REPLICA_PULL:
         return do_pull(c, req, rep, errmsg, out, stale_epoch);
     case MSG_STATS: {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "node.h"
 
 static int space_of(struct part *p, struct msg_str name, const char *what, char *errmsg)
 {
@@ -225,4 +226,49 @@ void hv_hits_free(struct msg_hits *h)
     free(h->hits);
     h->hits = NULL;
     h->n = 0;
+}
+
+int hv_sparse_stats(struct node *n, const struct msg *req, struct msg *rep, char *errmsg,
+                    struct buf *out)
+{
+    const struct msg_sstats_req *s = &req->u.sstats_req;
+    uint32_t np = s->n_parts;
+    struct msg_sstats_part *parts = calloc(np ? np : 1, sizeof *parts);
+    uint64_t *df = calloc((size_t)(np ? np : 1) * (s->n_terms ? s->n_terms : 1), sizeof *df);
+    char(*perr)[DV_ERRMSG_SIZE] = calloc(np ? np : 1, sizeof *perr);
+    int rc = DV_ENOMEM;
+    if (parts == NULL || df == NULL || perr == NULL)
+        goto out;
+    for (uint32_t i = 0; i < np; i++) {
+        struct node_replica *r;
+        uint64_t known = 0;
+        parts[i].part = s->parts[i].part;
+        int prc = node_acquire(n, req->addr.coll.p, req->addr.coll.len, s->parts[i].part,
+                               s->parts[i].epoch, &r, &known, perr[i]);
+        if (prc == DV_OK) {
+            int sp = part_space_find(r->part, s->using.p ? s->using.p : "", s->using.len);
+            if (sp < 0) {
+                dv_errmsg_set(perr[i], "no vector named \"%.*s\"", (int)s->using.len,
+                              s->using.p ? s->using.p : "");
+                prc = DV_EINVAL;
+            } else {
+                prc = part_sparse_stats(r->part, (uint32_t)sp, s->terms, s->n_terms,
+                                        df + (size_t)i * s->n_terms, &parts[i].docs, perr[i]);
+            }
+            node_release(n, r);
+        }
+        if (prc != DV_OK) {
+            parts[i].err = (struct msg_error){prc, {perr[i], (uint32_t)strlen(perr[i])}, known};
+            continue;
+        }
+        parts[i].df = df + (size_t)i * s->n_terms;
+        parts[i].n = s->n_terms;
+    }
+    rep->u.sstats_rep = (struct msg_sstats_rep){parts, np};
+    rc = msg_encode(rep, out, errmsg);
+out:
+    free(parts);
+    free(df);
+    free(perr);
+    return rc;
 }

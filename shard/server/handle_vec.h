@@ -3,7 +3,9 @@
 #ifndef DV_HANDLE_VEC_H
 #define DV_HANDLE_VEC_H
 
+#include "buf.h"
 #include "msg.h"
+#include "node.h"
 #include "part.h"
 
 /*
@@ -30,5 +32,10 @@ int hv_query(struct part *p, const struct msg_query *mq, struct part_query *pq, 
  */
 int hv_hits(struct part *p, const struct part_result *r, struct msg_hits *out);
 void hv_hits_free(struct msg_hits *h);
+
+/* A sparse_stats request: per partition, part_sparse_stats of the named vector (errors per
+ * partition, as a search's), encoded into out. */
+int hv_sparse_stats(struct node *n, const struct msg *req, struct msg *rep, char *errmsg,
+                    struct buf *out);
 
 #endif
