@@ -205,5 +205,87 @@ await check('... and its alias is gone', async () => eq(await c.getAliases(), { 
 await check('... and soon on another coordinator', async () =>
   eventually(async () => eq(await c2.collectionExists(name), { exists: false })));
 
+// ---- named, sparse and multi vectors (issue 19), against brute force ----
+const hy = 'jshybrid';
+const rnd = (() => { let x = 12345; return () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648); })();
+const H = 240;
+const dense = [], sparse = [], multi = [];
+for (let i = 0; i < H; i++) {
+  dense.push([rnd() - 0.5, rnd() - 0.5, rnd() - 0.5, rnd() - 0.5]);
+  const terms = [...new Set(Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => 1 + Math.floor(rnd() * 40)))].sort((a, b) => a - b);
+  sparse.push({ indices: terms, values: terms.map(() => Math.round((0.1 + rnd()) * 1000) / 1000) });
+  multi.push(Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => [rnd() - 0.5, rnd() - 0.5, rnd() - 0.5]));
+}
+const norm = (v) => { const l = Math.hypot(...v); return v.map((x) => x / l); };
+const close = (a, b) => Math.abs(a - b) <= 1e-3 * Math.max(1, Math.abs(b));
+await check('createCollection with named dense, multi and sparse (idf) vectors, 3 shards', async () =>
+  eq(await c.createCollection(hy, {
+    vectors: { text: { size: 4, distance: 'Cosine' }, colbert: { size: 3, distance: 'Cosine', multivector_config: { comparator: 'max_sim' } } },
+    sparse_vectors: { bm25: { modifier: 'idf' } },
+    shard_number: 3,
+  }), true));
+await check('getCollection echoes the named vectors', async () => {
+  const p = (await c.getCollection(hy)).config.params;
+  return eq([p.vectors.text.size, p.vectors.text.distance, p.vectors.colbert.multivector_config.comparator, p.sparse_vectors.bm25.modifier],
+    [4, 'Cosine', 'max_sim', 'idf']);
+});
+await check('upsert points with any subset of their named vectors', async () => {
+  const points = [];
+  for (let i = 0; i < H; i++) {
+    const vector = {};
+    if (i % 7 !== 3) vector.text = dense[i];
+    if (i % 5 !== 1) vector.bm25 = sparse[i];
+    if (i % 3 !== 2) vector.colbert = multi[i];
+    points.push({ id: i, vector, payload: { even: i % 2 === 0 } });
+  }
+  const r = await c.upsert(hy, { points, wait: true });
+  return eq(r.status, 'completed');
+});
+const hasText = (i) => i % 7 !== 3, hasBm25 = (i) => i % 5 !== 1, hasColbert = (i) => i % 3 !== 2;
+await check('query using a named dense vector (exact) matches brute force, with a filter', async () => {
+  const q = [0.3, -0.2, 0.5, 0.1];
+  const r = await c.query(hy, { query: q, using: 'text', limit: 8, filter: { must: [{ key: 'even', match: { value: true } }] }, params: { exact: true } });
+  const want = [...Array(H).keys()].filter((i) => hasText(i) && i % 2 === 0)
+    .map((i) => [i, dot(norm(q), norm(dense[i]))]).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 8);
+  return eq(r.points.map((p) => p.id), want.map((w) => w[0]));
+});
+await check('query on a sparse vector with idf matches brute force over the whole collection', async () => {
+  const q = { indices: [3, 7, 11, 20], values: [1, 0.5, 2, 1] };
+  const r = await c.query(hy, { query: q, using: 'bm25', limit: 10 });
+  const docs = [...Array(H).keys()].filter(hasBm25);
+  const df = (t) => docs.filter((i) => sparse[i].indices.includes(t)).length;
+  const idf = (t) => Math.log(1 + (docs.length - df(t) + 0.5) / (df(t) + 0.5));
+  const want = docs.map((i) => {
+    let s = 0, any = false;
+    q.indices.forEach((t, k) => { const j = sparse[i].indices.indexOf(t); if (j >= 0) { any = true; s += q.values[k] * idf(t) * sparse[i].values[j]; } });
+    return any ? [i, s] : null;
+  }).filter(Boolean).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 10);
+  const got = r.points.map((p) => [p.id, p.score]);
+  return (got.length === want.length && got.every((g, k) => close(g[1], want[k][1]))) || `${JSON.stringify(got)} != ${JSON.stringify(want)}`;
+});
+await check('query on a multivector (MaxSim) matches brute force', async () => {
+  const q = [[0.2, 0.1, -0.3], [0.5, -0.4, 0.1]];
+  const r = await c.query(hy, { query: q, using: 'colbert', limit: 6 });
+  const want = [...Array(H).keys()].filter(hasColbert).map((i) => [i, q.reduce((s, qr) => s + Math.max(...multi[i].map((d) => dot(norm(qr), norm(d)))), 0)])
+    .sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 6);
+  const got = r.points.map((p) => [p.id, p.score]);
+  return (got.length === want.length && got.every((g, k) => close(g[1], want[k][1]))) || `${JSON.stringify(got)} != ${JSON.stringify(want)}`;
+});
+await check('retrieve with_vector by name', async () => {
+  const r = await c.retrieve(hy, { ids: [0, 3], with_vector: ['bm25'] });
+  return eq(r.map((p) => Object.keys(p.vector).sort()), [['bm25'], ['bm25']]);
+});
+await check('updateVectors and deleteVectors', async () => {
+  await c.updateVectors(hy, { points: [{ id: 3, vector: { text: [1, 0, 0, 0] } }], wait: true });
+  await c.deleteVectors(hy, { points: [0], vector: ['colbert', 'bm25'], wait: true });
+  const r = await c.retrieve(hy, { ids: [0, 3], with_vector: true });
+  return eq(r.map((p) => Object.keys(p.vector).sort()), [['text'], ['bm25', 'colbert', 'text']]);
+});
+await check('count with has_vector', async () =>
+  eq(await c.count(hy, { filter: { must: [{ has_vector: 'colbert' }] } }), { count: [...Array(H).keys()].filter(hasColbert).length - 1 }));
+await check('an unknown vector name is refused with 400', async () =>
+  eq(await status(() => c.query(hy, { query: [1, 0, 0, 0], using: 'nope' })), 400));
+await check('deleteCollection (named vectors)', async () => eq(await c.deleteCollection(hy), true));
+
 console.log(`1..${n}`);
 process.exit(failed ? 1 : 0);
