@@ -548,8 +548,10 @@ static int d_request(struct dec *d)
                  n == msg_request_fields(t) + 1;
     bool spaces =
         (t == MSG_COLL_CREATE || t == MSG_REPLICA_CREATE) && n == msg_request_fields(t) + 1;
+    /* A payload index with one more field: its params. */
+    bool iparams = (t == MSG_PAYLOAD_INDEX || t == MSG_P_INDEX) && n == msg_request_fields(t) + 1;
     if (n != msg_request_fields(m->type) && !no_incarnation && !consistency && !flags && !named &&
-        !spaces)
+        !spaces && !iparams)
         return fail(d, DV_ECORRUPT, "body length");
     if (msg_type_addressed(m->type)) {
         if ((rc = d_str(d, &m->addr.coll, "collection")) ||
@@ -591,6 +593,8 @@ static int d_request(struct dec *d)
     }
     if (spaces)
         TRY(d_spaces(d, t == MSG_COLL_CREATE ? &m->u.coll_cfg : &m->u.create_req.cfg));
+    if (iparams)
+        TRY(d_raw_or_nil(d, &m->u.index_req.params, "index params"));
     return DV_OK;
 }
 

@@ -292,8 +292,14 @@ static json_t *coll_entry(json_t *status, const char *coll)
 /* Qdrant's names of enum pindex_kind (shard/query/pindex.h) by number: a kind added there gets
  * its name here, one line; a kind without one is shown as "kind_N". */
 static const char *const index_kind_names[] = {
-    "keyword", /* 0 */
-    "integer", /* 1 */
+    "keyword",  /* 0 */
+    "integer",  /* 1 */
+    "float",    /* 2 */
+    "bool",     /* 3 */
+    "geo",      /* 4 */
+    "text",     /* 5 */
+    "datetime", /* 6 */
+    "uuid",     /* 7 */
 };
 
 /* "payload_schema": {"key": {"data_type": ..., "points": N}, ...} from the map's index
@@ -759,7 +765,7 @@ int rh_coll_update(struct rx *x, const char *coll)
 }
 
 /* PUT /collections/{c}/index (field in the body) or DELETE /collections/{c}/index/{field}. */
-int rh_index(struct rx *x, const char *coll, const char *field)
+static int rh_index_(struct rx *x, const char *coll, const char *field, struct buf *params_b)
 {
     struct msg q = {.type = MSG_P_INDEX};
     q.addr.coll = S(coll);
@@ -778,20 +784,29 @@ int rh_index(struct rx *x, const char *coll, const char *field)
         json_t *type = schema && json_is_object(schema) ? json_object_get(schema, "type") : schema;
         if (schema == NULL)
             return rx_fail(x, 400,
-                           "Wrong input: field_schema is required by dvec (keyword or "
-                           "integer)");
+                           "Wrong input: field_schema is required by dvec (keyword, integer, "
+                           "float, bool, geo, text, datetime or uuid)");
         if (!json_is_string(type))
             return rj_type_error(x, "field_schema", "expected a schema name or {\"type\": name}");
         const char *t = json_string_value(type);
-        if (strcmp(t, "keyword") == 0)
-            ix->kind = 0;
-        else if (strcmp(t, "integer") == 0)
-            ix->kind = 1;
-        else
+        size_t nk = sizeof index_kind_names / sizeof index_kind_names[0];
+        ix->kind = UINT32_MAX;
+        for (size_t k = 0; k < nk; k++)
+            if (strcmp(t, index_kind_names[k]) == 0)
+                ix->kind = (uint32_t)k;
+        if (ix->kind == UINT32_MAX)
             return rx_fail(x, 400,
-                           "Wrong input: payload index type `%.32s` is not supported by dvec "
-                           "(keyword, integer)",
+                           "Wrong input: unknown payload index type `%.32s` (keyword, integer, "
+                           "float, bool, geo, text, datetime, uuid)",
                            t);
+        /* An object's parameters (tokenizer, lookup/range, ...) go to the nodes, which check
+         * them (shard/query/pindex.h's pindex_params_parse). */
+        if (json_is_object(schema)) {
+            char err[DV_ERRMSG_SIZE];
+            if (jsonmp_from_json(schema, params_b, err) != DV_OK)
+                return rx_fail(x, 400, "Wrong input: field_schema: %s", err);
+            ix->params = (struct msg_bytes){params_b->data, (uint32_t)params_b->len};
+        }
         ix->op = MSG_INDEX_CREATE;
         ix->key = (struct msg_str){json_string_value(name), (uint32_t)json_string_length(name)};
     }
@@ -801,4 +816,12 @@ int rh_index(struct rx *x, const char *coll, const char *field)
         return st;
     msg_reply_free(&rep);
     return jw_update(x);
+}
+
+int rh_index(struct rx *x, const char *coll, const char *field)
+{
+    struct buf params = BUF_INIT;
+    int st = rh_index_(x, coll, field, &params);
+    buf_free(&params);
+    return st;
 }

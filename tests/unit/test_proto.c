@@ -899,6 +899,8 @@ static void check_type_table(void **state)
     /* named vectors: node writes (addressed, replicated) and their client API */
     assert_int_equal(MSG_UPDATE_VECTORS, 21);
     assert_int_equal(MSG_DELETE_VECTORS, 22);
+    assert_int_equal(MSG_SPARSE_STATS, 23);
+    assert_false(msg_type_addressed(MSG_SPARSE_STATS) || msg_type_replicated(MSG_SPARSE_STATS));
     assert_true(msg_type_addressed(MSG_UPDATE_VECTORS) && msg_type_replicated(MSG_UPDATE_VECTORS));
     assert_true(msg_type_addressed(MSG_DELETE_VECTORS) && msg_type_replicated(MSG_DELETE_VECTORS));
     assert_string_equal(msg_type_name(MSG_P_UPDATE_VECTORS), "points_update_vectors");
@@ -909,7 +911,7 @@ static void check_type_table(void **state)
 
     struct buf b = BUF_INIT;
     for (int t = -1; t <= MSG_TYPE_COUNT; t++) {
-        bool gap = t < 0 || (t >= 23 && t <= 31) || (t >= 50 && t <= 59) || t >= MSG_TYPE_COUNT;
+        bool gap = t < 0 || (t >= 24 && t <= 31) || (t >= 50 && t <= 59) || t >= MSG_TYPE_COUNT;
         assert_int_equal(msg_type_known(t), !gap);
         assert_false(msg_type_addressed(t) && msg_type_collection(t));
         if (gap) {
@@ -1945,6 +1947,22 @@ static void check_named_vectors(void **state)
     round_trip(&r, &out);
     assert_int_equal(out.u.get_rep.hits[0].named.n, 2);
     assert_null(out.u.get_rep.hits[1].named.v);
+    msg_free(&out);
+    /* a payload index with params (its field_schema object) */
+    const uint8_t schema[] = {0x81, 0xa4, 't', 'y', 'p', 'e', 0xa4, 't', 'e', 'x', 't'};
+    struct msg ix = {.type = MSG_P_INDEX, .req_id = 8};
+    ix.addr.coll = S("docs");
+    ix.u.index_req =
+        (struct msg_index_req){MSG_INDEX_CREATE, 5, S("title"), {schema, sizeof schema}};
+    round_trip(&ix, &out);
+    assert_int_equal(out.u.index_req.params.len, sizeof schema);
+    assert_memory_equal(out.u.index_req.params.p, schema, sizeof schema);
+    msg_free(&out);
+    ix.type = MSG_PAYLOAD_INDEX;
+    ix.addr = (struct msg_addr){S("docs"), 1, 2, 3};
+    round_trip(&ix, &out);
+    assert_int_equal(out.u.index_req.kind, 5);
+    assert_int_equal(out.u.index_req.params.len, sizeof schema);
     msg_free(&out);
     /* a collection's named vectors */
     struct msg_vspace sp[2] = {{"text", 0, 384, 2, 16, 100, true, false},
