@@ -484,7 +484,11 @@ check "create a keyword payload index" 200 "res['status'] == 'completed'"
 call PUT "$REST/collections/c1/index" '{"field_name":"n","field_schema":{"type":"integer","lookup":true,"range":true}}'
 check "create an integer payload index ({type: integer})" 200 "res['status'] == 'completed'"
 call PUT "$REST/collections/c1/index" '{"field_name":"g","field_schema":"geo"}'
-check "a geo index: 400 (not supported)" 400 "'geo' in err"
+check "a geo index" 200 "res['status'] == 'completed'"
+call PUT "$REST/collections/c1/index" '{"field_name":"g2","field_schema":"vector"}'
+check "an unknown index type: 400 naming it" 400 "'vector' in err"
+call PUT "$REST/collections/c1/index" '{"field_name":"t","field_schema":{"type":"text","tokenizer":"nope"}}'
+check "a bad tokenizer: 400 naming it" 400 "'tokenizer' in err"
 call POST "$REST/collections/c1/points/count" '{"filter":{"must":[{"key":"color","match":{"value":"green"}},{"key":"n","range":{"lt":30}}]}}'
 check "count through the indexes" 200 "res == {'count': 10}"
 call POST "$REST/collections/c1/points/payload?wait=true" '{"payload":{"flag":1,"color":"pink"},"points":[1,2]}'
@@ -626,12 +630,20 @@ call PUT "$REST/collections/x1" '{"vectors":{"size":4,"distance":"Cosine"},"hnsw
 check "ef_construct 2: 422" 422 "'ef_construct' in err"
 call PUT "$REST/collections/x1" '{"vectors":{"size":4,"distance":"Cosine"},"shard_number":5000}'
 check "shard_number beyond dvec's limit: 400" 400 "True"
-call PUT "$REST/collections/x1" '{"vectors":{"a":{"size":4,"distance":"Cosine"},"b":{"size":4,"distance":"Dot"}}}'
-check "named vectors: 400" 400 "'named' in err"
+call PUT "$REST/collections/x1" '{"vectors":{"a":{"size":4,"distance":"Cosine"},"b":{"size":0,"distance":"Dot"}}}'
+check "a named vector of size 0: 422 naming it" 422 "'vectors.b.size' in err"
+call PUT "$REST/collections/x1" '{"vectors":{"a":{"size":4,"distance":"Cosine"}},"sparse_vectors":{"a":{}}}'
+check "a name both dense and sparse: 400" 400 "'names a dense and a sparse' in err"
+call PUT "$REST/collections/x1" '{"vectors":{"a":{"size":4,"distance":"Cosine","multivector_config":{"comparator":"sum"}}}}'
+check "an unknown multivector comparator: 400" 400 "'multivector_config' in err"
+call PUT "$REST/collections/x1" '{"vectors":{}}'
+check "a collection without vectors: 400" 400 "'at least one vector' in err"
 call PUT "$REST/collections/bad%2Fname" '{"vectors":{"size":4,"distance":"Cosine"}}'
 check "a collection name dvec refuses: 400" 400 "True"
 call PUT "$REST/collections/x1" '{"vectors":{"size":4,"distance":"Cosine"},"sparse_vectors":{"s":{}}}'
-check "sparse vectors: 400" 400 "'sparse' in err"
+check "sparse vectors beside an unnamed vector: 400" 400 "'sparse' in err"
+call PUT "$REST/collections/x1" '{"sparse_vectors":{"s":{"modifier":"bm42"}}}'
+check "an unknown sparse modifier: 400" 400 "'modifier' in err"
 call GET "$REST/collections/x1/exists"
 check "no refused collection was created" 200 "res == {'exists': False}"
 call PUT "$REST/collections/c1/points?wait=perhaps" '{"points":[]}'
