@@ -277,13 +277,10 @@ static void *search_main(void *arg)
         } else if (x->r || x->mode == RUN_SPORT) {
             struct msg_target t = {0, g_epoch};
             for (uint32_t j = 0; j < cnt; j++)
-                mq[j] = (struct msg_query){(float *)x->queries + (size_t)(q0 + j) * o->dim,
-                                           o->dim,
-                                           o->k,
-                                           o->ef,
-                                           {NULL, 0},
-                                           false,
-                                           false};
+                mq[j] = (struct msg_query){.vec = (float *)x->queries + (size_t)(q0 + j) * o->dim,
+                                           .dim = o->dim,
+                                           .k = o->k,
+                                           .ef = o->ef};
             struct msg req = {.type = g_coord ? MSG_P_SEARCH : MSG_SEARCH, .addr = addr()};
             if (g_coord)
                 req.u.csearch_req = (struct msg_csearch_req){mq, cnt, false, 0};

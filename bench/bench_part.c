@@ -323,7 +323,8 @@ static int run_filtered(const struct opts *o, struct part *p)
                     bd[j] = d;
                     truth[j] = i;
                 }
-                struct part_query pq = {q, o->k, o->ef, f, false, false, HNSW_QUANT_OFF};
+                struct part_query pq = {
+                    .vec = q, .k = o->k, .ef = o->ef, .filter = f, .quant = HNSW_QUANT_OFF};
                 struct part_result r;
                 double t0 = bench_now();
                 if (part_search(p, &pq, &r, &plan, err) != DV_OK) {

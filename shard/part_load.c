@@ -33,7 +33,10 @@ static int fr_open(struct part *p, const char *dir, const struct ckfile *cf, int
     char path[4608];
     uint8_t h[64];
     f->name = cf->name;
-    snprintf(path, sizeof path, "%s/%s", dir, f->name);
+    if (snprintf(path, sizeof path, "%s/%s", dir, f->name) >= (int)sizeof path) {
+        dv_errmsg_set(errmsg, "%s: path too long", f->name);
+        return DV_EINVAL;
+    }
     f->fd = p->io->open(p->io, path, O_RDONLY, 0);
     if (f->fd < 0) {
         dv_errmsg_set(errmsg, "%s: cannot open: %s", f->name, strerror(-f->fd));
