@@ -360,6 +360,68 @@ int main(int argc, char **argv)
     m = rep(MSG_COORD_REMOVE);
     put(&m, NULL);
 
+    /* ---- named, sparse and multi vectors (issue 19) ---- */
+    {
+        struct pid nids[2] = {pid_num(1), pid_num(2)};
+        float dv[4] = {1, 2, 3, 4}, sw[2] = {0.5f, 1.5f}, mrows[4] = {1, 0, 0, 1};
+        uint32_t vterms[2] = {7, 9000};
+        struct msg_nvec a[2] = {{S("text"), 4, 4, dv, NULL}, {S("bm25"), 2, 2, sw, vterms}};
+        struct msg_nvec b2[1] = {{S("colbert"), 2, 4, mrows, NULL}};
+        struct msg_nvecs named[2] = {{a, 2}, {b2, 1}};
+        struct msg_bytes npl[2] = {{NULL, 0}, {NULL, 0}};
+        const int wtypes[] = {MSG_UPSERT, MSG_P_UPSERT, MSG_UPDATE_VECTORS, MSG_P_UPDATE_VECTORS};
+        for (int t = 0; t < 4; t++) {
+            m = req(wtypes[t]);
+            m.u.upsert_req = (struct msg_upsert_req){nids, NULL, npl, 2, 0, named};
+            put(&m, "named");
+        }
+        struct msg_str vnames[2] = {S("text"), S("bm25")};
+        m = req(MSG_DELETE_VECTORS);
+        m.u.delvec_req = (struct msg_delvec_req){nids, 2, vnames, 2};
+        put(&m, NULL);
+        m = req(MSG_P_DELETE_VECTORS);
+        m.u.delvec_req = (struct msg_delvec_req){nids, 2, vnames, 2};
+        put(&m, NULL);
+        uint64_t counts[2] = {3, 40};
+        struct msg_query nq[2] = {
+            {.vec = sw,
+             .dim = 2,
+             .k = 5,
+             .using = S("bm25"),
+             .idx = vterms,
+             .idf_df = counts,
+             .idf_docs = 100,
+             .vec_names = vnames,
+             .n_vec_names = 1},
+            {.vec = mrows, .dim = 4, .k = 3, .using = S("colbert"), .rows = 2}};
+        struct msg_target nt[1] = {{0, 7}};
+        m = req(MSG_SEARCH);
+        m.addr.coll = S("docs");
+        m.u.search_req = (struct msg_search_req){nt, 1, nq, 2};
+        put(&m, "named");
+        m = req(MSG_SPARSE_STATS);
+        m.addr.coll = S("docs");
+        m.u.sstats_req = (struct msg_sstats_req){nt, 1, S("bm25"), vterms, 2};
+        put(&m, NULL);
+        struct msg_sstats_part sp = {0, {0, {NULL, 0}, 0}, 100, counts, 2};
+        m = rep(MSG_SPARSE_STATS);
+        m.u.sstats_rep = (struct msg_sstats_rep){&sp, 1};
+        put(&m, NULL);
+        struct msg_hit nh[1] = {{nids[0], 0.5f, NULL, 0, {NULL, 0}, {a, 2}}};
+        m = rep(MSG_GET);
+        m.u.get_rep = (struct msg_hits){nh, 1};
+        put(&m, "named");
+        m = req(MSG_COLL_CREATE);
+        m.u.coll_cfg = (struct msg_coll_cfg){.partitions = 2, .n_spaces = 2};
+        m.u.coll_cfg.spaces[0] = (struct msg_vspace){"text", 0, 4, 2, 16, 100, false, false};
+        m.u.coll_cfg.spaces[1] = (struct msg_vspace){"bm25", 1, 0, 0, 0, 0, false, true};
+        put(&m, "named");
+        const uint8_t schema[] = {0x81, 0xa4, 't', 'y', 'p', 'e', 0xa4, 't', 'e', 'x', 't'};
+        m = req(MSG_P_INDEX);
+        m.u.index_req = (struct msg_index_req){MSG_INDEX_CREATE, 5, S("title"), B(schema)};
+        put(&m, "params");
+    }
+
     printf("gen_seeds: %d seeds in %s\n", written, dir);
     return 0;
 }

@@ -1964,6 +1964,28 @@ static void check_named_vectors(void **state)
     assert_int_equal(out.u.index_req.kind, 5);
     assert_int_equal(out.u.index_req.params.len, sizeof schema);
     msg_free(&out);
+    /* sparse_stats: a request and its answer, one partition failed */
+    struct msg_target st[2] = {{0, 7}, {3, 7}};
+    struct msg sq = {.type = MSG_SPARSE_STATS, .req_id = 11};
+    sq.addr.coll = S("docs");
+    sq.u.sstats_req = (struct msg_sstats_req){st, 2, S("bm25"), terms, 3};
+    round_trip(&sq, &out);
+    assert_int_equal(out.u.sstats_req.n_parts, 2);
+    assert_int_equal(out.u.sstats_req.n_terms, 3);
+    assert_int_equal(out.u.sstats_req.terms[2], 900000);
+    assert_int_equal(out.u.sstats_req.using.len, 4);
+    msg_free(&out);
+    uint64_t counts[3] = {5, 0, 9};
+    struct msg_sstats_part spp[2] = {{0, {0, {NULL, 0}, 0}, 20, counts, 3},
+                                     {3, {DV_ESTALE, S("stale map"), 9}, 0, NULL, 0}};
+    struct msg sr = {.type = MSG_SPARSE_STATS, .reply = true, .req_id = 11};
+    sr.u.sstats_rep = (struct msg_sstats_rep){spp, 2};
+    round_trip(&sr, &out);
+    assert_int_equal(out.u.sstats_rep.n_parts, 2);
+    assert_true(out.u.sstats_rep.parts[0].docs == 20 && out.u.sstats_rep.parts[0].df[2] == 9);
+    assert_int_equal(out.u.sstats_rep.parts[1].err.code, DV_ESTALE);
+    assert_int_equal(out.u.sstats_rep.parts[1].n, 0);
+    msg_free(&out);
     /* a collection's named vectors */
     struct msg_vspace sp[2] = {{"text", 0, 384, 2, 16, 100, true, false},
                                {"bm25", 1, 0, 0, 0, 0, false, true}};
