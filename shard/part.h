@@ -191,6 +191,9 @@ enum part_payload_op {
     PART_PAYLOAD_OVERWRITE = 2, /* the payload becomes exactly the one given */
     PART_PAYLOAD_DELETE = 3,    /* `data` is a msgpack array of top-level key strings */
     PART_PAYLOAD_CLEAR = 4,     /* no payload; data ignored */
+    PART_PAYLOAD_SET_KEY = 5,   /* `data` is [key, map]: SET inside the object at key, a path
+                                   of map keys "a.b.c" (objects on the way are created, a
+                                   value that is no object is replaced by one) */
 };
 
 /* Changes the payload of existing points. DV_ENOTFOUND (naming the id) if one is missing. */

@@ -597,6 +597,77 @@ int part_apply_delete(struct part *p, const struct pid *ids, size_t n, size_t *d
     return rc;
 }
 
+/* Appends to out the map `base` (may be NULL: empty) with the entries of map `add` merged in
+ * (an entry of add replaces base's entry of the same key). */
+static int merge_maps(const uint8_t *base, size_t blen, const uint8_t *add, size_t alen,
+                      struct buf *out)
+{
+    struct mpk r, ar;
+    uint32_t nb = 0, na = 0, kept = 0;
+    struct buf k = BUF_INIT;
+    int rc = DV_OK;
+    mpk_init(&ar, add, alen);
+    if (mpk_map(&ar, &na) != DV_OK)
+        return DV_ECORRUPT;
+    if (base != NULL) {
+        mpk_init(&r, base, blen);
+        if (mpk_map(&r, &nb) != DV_OK)
+            return DV_ECORRUPT;
+    }
+    for (uint32_t i = 0; i < nb && rc == DV_OK; i++) {
+        const uint8_t *ks, *vs;
+        size_t kl, vl;
+        const char *key;
+        uint32_t keylen;
+        struct mpk kr;
+        if (mpk_span(&r, &ks, &kl) || mpk_span(&r, &vs, &vl)) {
+            rc = DV_ECORRUPT;
+            break;
+        }
+        mpk_init(&kr, ks, kl);
+        const uint8_t *v;
+        size_t vlen;
+        if (mpk_str(&kr, &key, &keylen) == DV_OK &&
+            mpk_map_find(add, alen, key, keylen, &v, &vlen) == DV_OK)
+            continue;
+        rc |= buf_append(&k, ks, kl) | buf_append(&k, vs, vl);
+        kept++;
+    }
+    if (rc == DV_OK)
+        rc = mpw_map(out, kept + na) | buf_append(out, k.data, k.len) |
+             buf_append(out, ar.p, (size_t)(ar.end - ar.p));
+    buf_free(&k);
+    return rc == DV_OK ? DV_OK : rc == DV_ECORRUPT ? DV_ECORRUPT : DV_ENOMEM;
+}
+
+/* Appends to out the map `cur` (may be NULL) with `add` merged into the object at path
+ * (len bytes, dot-separated keys). */
+static int set_at(const uint8_t *cur, size_t clen, const char *path, size_t len, const uint8_t *add,
+                  size_t alen, struct buf *out)
+{
+    const char *dot = memchr(path, '.', len);
+    size_t hl = dot ? (size_t)(dot - path) : len;
+    const uint8_t *sub = NULL;
+    size_t sublen = 0;
+    if (cur != NULL && mpk_map_find(cur, clen, path, (uint32_t)hl, &sub, &sublen) == DV_OK) {
+        struct mpk t;
+        mpk_init(&t, sub, sublen);
+        if (mpk_peek(&t) != MPK_MAP)
+            sub = NULL; /* a value that is no object: replaced by one */
+    }
+    /* The new value of the head key, then every other entry of cur. */
+    struct buf v = BUF_INIT, head = BUF_INIT;
+    int rc = dot ? set_at(sub, sublen, dot + 1, len - hl - 1, add, alen, &v)
+                 : merge_maps(sub, sublen, add, alen, &v);
+    if (rc == DV_OK) {
+        rc = mpw_map(&head, 1) | mpw_str(&head, path, hl) | buf_append(&head, v.data, v.len);
+        rc = rc ? DV_ENOMEM : merge_maps(cur, clen, head.data, head.len, out);
+    }
+    buf_free(&v);
+    buf_free(&head);
+    return rc;
+}
+
 /* Builds the new payload of one point for a payload operation (NULL result: no payload). */
 static int payload_op(enum part_payload_op op, const struct blob *cur, const uint8_t *data,
                       size_t len, struct blob **out)
@@ -609,6 +680,20 @@ static int payload_op(enum part_payload_op op, const struct blob *cur, const uin
     *out = NULL;
     if (op == PART_PAYLOAD_CLEAR)
         return DV_OK;
+    if (op == PART_PAYLOAD_SET_KEY) { /* data: [key, map] */
+        struct mpk r2;
+        uint32_t two, kl;
+        const char *key;
+        mpk_init(&r2, data, len);
+        if (mpk_array(&r2, &two) || two != 2 || mpk_str(&r2, &key, &kl))
+            return DV_ECORRUPT;
+        int rc2 = set_at(cur ? cur->data : NULL, cur ? cur->len : 0, key, kl, r2.p,
+                         (size_t)(r2.end - r2.p), &b);
+        if (rc2 == DV_OK && (*out = blob_new(b.data, b.len)) == NULL)
+            rc2 = DV_ENOMEM;
+        buf_free(&b);
+        return rc2;
+    }
     if (op == PART_PAYLOAD_OVERWRITE || (op == PART_PAYLOAD_SET && cur == NULL)) {
         *out = blob_new(data, len);
         return *out ? DV_OK : DV_ENOMEM;
@@ -767,8 +852,8 @@ int part_apply_record(struct part *p, uint8_t type, const void *body, size_t len
         const void *data;
         uint32_t dl;
         mpk_init(&r, body, len);
-        if (mpk_array(&r, &na) || na != 3 || mpk_u64(&r, &op) || op < 1 || op > 4 ||
-            decode_ids(&r, &ids, &n) != DV_OK) {
+        if (mpk_array(&r, &na) || na != 3 || mpk_u64(&r, &op) || op < 1 ||
+            op > PART_PAYLOAD_SET_KEY || decode_ids(&r, &ids, &n) != DV_OK) {
             dv_errmsg_set(errmsg, "payload record does not decode");
             return DV_ECORRUPT;
         }

@@ -408,7 +408,7 @@ int part_set_payload(struct part *p, enum part_payload_op op, const struct pid *
     int rc;
 
     errmsg[0] = '\0';
-    if (op < PART_PAYLOAD_SET || op > PART_PAYLOAD_CLEAR) {
+    if (op < PART_PAYLOAD_SET || op > PART_PAYLOAD_SET_KEY) {
         dv_errmsg_set(errmsg, "unknown payload operation %d", (int)op);
         return DV_EINVAL;
     }
@@ -422,6 +422,22 @@ int part_set_payload(struct part *p, enum part_payload_op op, const struct pid *
     } else if (len > p->o.max_payload) {
         dv_errmsg_set(errmsg, "payload of %zu bytes exceeds %u", len, p->o.max_payload);
         return DV_ETOOBIG;
+    } else if (op == PART_PAYLOAD_SET_KEY) {
+        struct mpk r;
+        uint32_t two, kl;
+        const char *key;
+        mpk_init(&r, data, len);
+        bool ok = data != NULL && mpk_array(&r, &two) == DV_OK && two == 2 &&
+                  mpk_str(&r, &key, &kl) == DV_OK && kl > 0 &&
+                  part_is_map(r.p, (size_t)(r.end - r.p));
+        for (uint32_t i = 0; ok && i < kl; i++)
+            ok = key[i] != '[' && key[i] != ']' &&
+                 !(key[i] == '.' && (i == 0 || i + 1 == kl || key[i + 1] == '.'));
+        if (!ok) {
+            dv_errmsg_set(errmsg, "set payload by key needs [key, map] with a key of map keys "
+                                  "separated by dots (\"a.b\"; no [] steps, no empty step)");
+            return DV_EINVAL;
+        }
     } else if (op == PART_PAYLOAD_DELETE) {
         struct mpk r;
         uint32_t nk;

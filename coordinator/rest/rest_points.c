@@ -546,12 +546,23 @@ int rh_payload(struct rx *x, const char *coll, uint32_t op)
     int st = rj_body(x, false);
     if (st != 200)
         return st;
-    static const char *const unsupported[] = {"shard_key", "key", NULL};
+    static const char *const unsupported[] = {"shard_key", NULL};
     if ((st = rj_unsupported(x, x->json, unsupported)) != 200)
         return st;
     struct buf mp = BUF_INIT;
     char err[DV_ERRMSG_SIZE];
     struct write_op w = {.type = MSG_P_SET_PAYLOAD, .op = op};
+    json_t *key = rj_get(x->json, "key");
+    if (key != NULL && op != 1)
+        return rx_fail(x, 400,
+                       "Wrong input: `key` is taken by set payload only (POST .../payload)");
+    if (key != NULL && !json_is_string(key))
+        return rj_type_error(x, "key", "expected a string (a path of keys, \"a.b\")");
+    if (key != NULL) { /* set at a key: the nodes' op 5, data [key, payload] */
+        w.op = 5;
+        mpw_array(&mp, 2);
+        mpw_str(&mp, json_string_value(key), json_string_length(key));
+    }
     if (op == 1 || op == 2) {
         json_t *p = json_object_get(x->json, "payload");
         if (p == NULL) {

@@ -432,10 +432,10 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     }
     case MSG_SET_PAYLOAD: {
         const struct msg_set_payload_req *s = &req->u.set_payload_req;
-        if (s->op < PART_PAYLOAD_SET || s->op > PART_PAYLOAD_CLEAR) {
+        if (s->op < PART_PAYLOAD_SET || s->op > PART_PAYLOAD_SET_KEY) {
             dv_errmsg_set(errmsg,
                           "unknown payload operation %u (1 set, 2 overwrite, 3 delete "
-                          "keys, 4 clear)",
+                          "keys, 4 clear, 5 set at a key)",
                           s->op);
             rc = DV_EINVAL;
             break;

@@ -285,6 +285,12 @@ await check('count with has_vector', async () =>
   eq(await c.count(hy, { filter: { must: [{ has_vector: 'colbert' }] } }), { count: [...Array(H).keys()].filter(hasColbert).length - 1 }));
 await check('an unknown vector name is refused with 400', async () =>
   eq(await status(() => c.query(hy, { query: [1, 0, 0, 0], using: 'nope' })), 400));
+await check('setPayload with a key (a nested path)', async () => {
+  await c.setPayload(hy, { payload: { lang: 'de' }, key: 'meta.src', points: [0], wait: true });
+  await c.setPayload(hy, { payload: { n: 2 }, key: 'meta.src', points: [0], wait: true });
+  const r = await c.retrieve(hy, { ids: [0] });
+  return eq(r[0].payload, { even: true, meta: { src: { lang: 'de', n: 2 } } });
+});
 await check('deleteCollection (named vectors)', async () => eq(await c.deleteCollection(hy), true));
 
 console.log(`1..${n}`);

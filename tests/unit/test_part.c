@@ -195,6 +195,47 @@ static void test_ops(void **state)
     assert_int_equal(mpk_map_find(r.hits[0].payload, r.hits[0].payload_len, "color", 5, &val, &vl),
                      DV_ENOTFOUND);
     part_result_free(&r);
+    /* set at a key: {"tags": "x", "meta": {"a": 1, "deep": {"b": 2}}} + [meta.deep, {"c": 3}]
+     * -> meta.deep has b and c; "tags" (no object) at a key path is replaced by an object */
+    assert_int_equal(part_set_payload(p, PART_PAYLOAD_CLEAR, &one, 1, NULL, 0, NULL, err), DV_OK);
+    struct buf j = BUF_INIT;
+    const char *start = "{\"tags\": \"x\", \"meta\": {\"a\": 1, \"deep\": {\"b\": 2}}}";
+    assert_int_equal(jsonmp_from_text(start, strlen(start), &j, err), DV_OK);
+    assert_int_equal(part_set_payload(p, PART_PAYLOAD_SET, &one, 1, j.data, j.len, NULL, err),
+                     DV_OK);
+    const char *cases[][2] = {
+        {"[\"meta.deep\", {\"c\": 3}]",
+         "{\"tags\":\"x\",\"meta\":{\"a\":1,\"deep\":{\"b\":2,\"c\":3}}}"},
+        {"[\"meta\", {\"a\": 5}]",
+         "{\"tags\":\"x\",\"meta\":{\"deep\":{\"b\":2,\"c\":3},\"a\":5}}"},
+        {"[\"tags.t\", {\"n\": 1}]",
+         "{\"meta\":{\"deep\":{\"b\":2,\"c\":3},\"a\":5},\"tags\":{\"t\":{\"n\":1}}}"},
+    };
+    for (size_t c = 0; c < 3; c++) {
+        buf_reset(&j);
+        assert_int_equal(jsonmp_from_text(cases[c][0], strlen(cases[c][0]), &j, err), DV_OK);
+        assert_int_equal(
+            part_set_payload(p, PART_PAYLOAD_SET_KEY, &one, 1, j.data, j.len, NULL, err), DV_OK);
+        assert_int_equal(part_get(p, &one, 1, false, true, &r, err), DV_OK);
+        char *text = NULL;
+        assert_int_equal(jsonmp_to_text(r.hits[0].payload, r.hits[0].payload_len, &text, err),
+                         DV_OK);
+        if (strcmp(text, cases[c][1]) != 0)
+            print_message("set at a key %zu: %s, want %s\n", c, text, cases[c][1]);
+        assert_string_equal(text, cases[c][1]);
+        free(text);
+        part_result_free(&r);
+    }
+    const char *bad[] = {"[\"\", {\"c\": 3}]", "[\"a..b\", {}]", "[\"a[0]\", {}]", "[\"a\", 3]",
+                         "{\"a\": 1}"};
+    for (size_t c = 0; c < 5; c++) {
+        buf_reset(&j);
+        assert_int_equal(jsonmp_from_text(bad[c], strlen(bad[c]), &j, err), DV_OK);
+        assert_int_equal(
+            part_set_payload(p, PART_PAYLOAD_SET_KEY, &one, 1, j.data, j.len, NULL, err),
+            DV_EINVAL);
+    }
+    buf_free(&j);
     assert_int_equal(part_set_payload(p, PART_PAYLOAD_CLEAR, &one, 1, NULL, 0, NULL, err), DV_OK);
     buf_reset(&b);
     pu_payload(7, 0, &b);
