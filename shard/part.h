@@ -261,15 +261,15 @@ struct part_query {
     const struct filter *filter; /* NULL: none */
     bool with_payload, with_vector;
     enum hnsw_quant quant;
-    uint32_t space;      /* the vector searched (index in the spaces), default 0 */
-    uint32_t n;          /* SPARSE: terms; MULTI: rows (0 counts as 1 for DENSE) */
-    const uint32_t *idx; /* SPARSE: the query's terms */
+    uint32_t space;         /* the vector searched (index in the spaces), default 0 */
+    uint32_t n;             /* SPARSE: terms; MULTI: rows (0 counts as 1 for DENSE) */
+    const uint32_t *idx;    /* SPARSE: the query's terms */
     const uint64_t *idf_df; /* SPARSE with idf: per query term, how many points of the whole
                                collection hold it (part_sparse_stats summed over partitions),
                                with idf_docs the points holding the vector; NULL: this
                                replica's statistics */
     uint64_t idf_docs;
-    uint32_t vec_mask;   /* with_vector: bit i returns space i; 0: every space */
+    uint32_t vec_mask; /* with_vector: bit i returns space i; 0: every space */
 };
 
 /* How a search was answered (for tests, metrics and EXPLAIN-like output). */

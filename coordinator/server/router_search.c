@@ -162,8 +162,8 @@ static int collection_idf(struct coord *c, const struct cmap *m, const struct cm
                     tg[used++] = (struct msg_target){e, cl->parts[e].epoch};
             k->req.type = MSG_SPARSE_STATS;
             k->req.addr.coll = S(cl->name);
-            k->req.u.sstats_req =
-                (struct msg_sstats_req){tg + first, used - first, qs[q].using, qs[q].idx, qs[q].dim};
+            k->req.u.sstats_req = (struct msg_sstats_req){tg + first, used - first, qs[q].using,
+                                                          qs[q].idx, qs[q].dim};
             k->part = p;
             router_aim(c, m, via[p], k);
         }
