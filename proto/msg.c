@@ -245,6 +245,19 @@ static int w_ids(struct buf *b, const struct pid *ids, uint32_t n)
     return DV_OK;
 }
 
+/* The partitions a search or sparse_stats names: [[partition, epoch]...]. */
+static int w_targets(struct buf *b, const struct msg_target *t, uint32_t n)
+{
+    int rc;
+    W(mpw_array(b, n));
+    for (uint32_t i = 0; i < n; i++) {
+        W(mpw_array(b, 2));
+        W(mpw_u64(b, t[i].part));
+        W(mpw_u64(b, t[i].epoch));
+    }
+    return DV_OK;
+}
+
 static int w_replicas(struct buf *b, const struct msg_replica *r, uint32_t n)
 {
     int rc;
@@ -551,12 +564,7 @@ static int w_request_body(struct buf *b, const struct msg *m)
     case MSG_SEARCH: {
         const struct msg_search_req *s = &m->u.search_req;
         W(w_str(b, m->addr.coll));
-        W(mpw_array(b, s->n_parts));
-        for (uint32_t i = 0; i < s->n_parts; i++) {
-            W(mpw_array(b, 2));
-            W(mpw_u64(b, s->parts[i].part));
-            W(mpw_u64(b, s->parts[i].epoch));
-        }
+        W(w_targets(b, s->parts, s->n_parts));
         W(mpw_array(b, s->n_queries));
         for (uint32_t i = 0; i < s->n_queries; i++)
             W(w_query(b, &s->queries[i]));
@@ -565,12 +573,7 @@ static int w_request_body(struct buf *b, const struct msg *m)
     case MSG_SPARSE_STATS: {
         const struct msg_sstats_req *s = &m->u.sstats_req;
         W(w_str(b, m->addr.coll));
-        W(mpw_array(b, s->n_parts));
-        for (uint32_t i = 0; i < s->n_parts; i++) {
-            W(mpw_array(b, 2));
-            W(mpw_u64(b, s->parts[i].part));
-            W(mpw_u64(b, s->parts[i].epoch));
-        }
+        W(w_targets(b, s->parts, s->n_parts));
         W(w_str(b, s->using));
         W(mpw_bin(b, s->terms, (size_t)s->n_terms * 4));
         break;

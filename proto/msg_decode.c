@@ -281,6 +281,24 @@ static int d_spaces(struct dec *d, struct msg_coll_cfg *c)
     return DV_OK;
 }
 
+/* The partitions a search or sparse_stats names: [[partition, epoch]...]. */
+static int d_targets(struct dec *d, struct msg_target **out, uint32_t *n)
+{
+    int rc;
+    if ((rc = mpk_dec_list(&d->k, n, MIN_TARGET, UINT32_MAX, "partitions")))
+        return rc;
+    struct msg_target *t = d_alloc(d, *n, sizeof *t);
+    if (!t)
+        return fail(d, DV_ENOMEM, "partitions");
+    for (uint32_t i = 0; i < *n; i++)
+        if ((rc = mpk_dec_tuple(&d->k, 2, "partition")) ||
+            (rc = mpk_dec_u32(&d->k, &t[i].part, "partition")) ||
+            (rc = mpk_dec_u64(&d->k, &t[i].epoch, "partition epoch")))
+            return rc;
+    *out = t;
+    return DV_OK;
+}
+
 static int d_replicas(struct dec *d, struct msg_replica **out, uint32_t *n)
 {
     int rc;
@@ -698,16 +716,8 @@ static int d_request_body(struct dec *d, bool no_incarnation)
         struct msg_search_req *s = &m->u.search_req;
         if ((rc = d_str(d, &m->addr.coll, "collection")))
             return rc;
-        if ((rc = mpk_dec_list(&d->k, &s->n_parts, MIN_TARGET, UINT32_MAX, "partitions")))
+        if ((rc = d_targets(d, &s->parts, &s->n_parts)))
             return rc;
-        s->parts = d_alloc(d, s->n_parts, sizeof *s->parts);
-        if (!s->parts)
-            return fail(d, DV_ENOMEM, "partitions");
-        for (uint32_t i = 0; i < s->n_parts; i++)
-            if ((rc = mpk_dec_tuple(&d->k, 2, "partition")) ||
-                (rc = mpk_dec_u32(&d->k, &s->parts[i].part, "partition")) ||
-                (rc = mpk_dec_u64(&d->k, &s->parts[i].epoch, "partition epoch")))
-                return rc;
         return d_queries(d, &s->queries, &s->n_queries);
     }
     case MSG_SPARSE_STATS: {
@@ -715,16 +725,8 @@ static int d_request_body(struct dec *d, bool no_incarnation)
         const void *tp;
         uint32_t tl;
         if ((rc = d_str(d, &m->addr.coll, "collection")) ||
-            (rc = mpk_dec_list(&d->k, &s->n_parts, MIN_TARGET, UINT32_MAX, "partitions")))
+            (rc = d_targets(d, &s->parts, &s->n_parts)))
             return rc;
-        s->parts = d_alloc(d, s->n_parts, sizeof *s->parts);
-        if (!s->parts)
-            return fail(d, DV_ENOMEM, "partitions");
-        for (uint32_t i = 0; i < s->n_parts; i++)
-            if ((rc = mpk_dec_tuple(&d->k, 2, "partition")) ||
-                (rc = mpk_dec_u32(&d->k, &s->parts[i].part, "partition")) ||
-                (rc = mpk_dec_u64(&d->k, &s->parts[i].epoch, "partition epoch")))
-                return rc;
         if ((rc = d_str(d, &s->using, "vector name")) ||
             (rc = mpk_dec_bin(&d->k, &tp, &tl, "terms")))
             return rc;
