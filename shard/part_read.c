@@ -218,6 +218,23 @@ static int all_slots(struct part *p, uint32_t **out, size_t *n)
     return DV_OK;
 }
 
+/* The slots of the points `ids` (n distinct ones) that exist, into *out (free()). */
+static int id_slots(struct part *p, const struct pid *ids, size_t n, uint32_t **out, size_t *nc)
+{
+    uint32_t *v = malloc((n ? n : 1) * sizeof *v);
+    size_t k = 0;
+    if (v == NULL)
+        return DV_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = idmap_get(&p->map, p->ids, &ids[i]);
+        if (s != IDMAP_EMPTY)
+            v[k++] = s;
+    }
+    *out = v;
+    *nc = k;
+    return DV_OK;
+}
+
 /* Estimated points matching an unindexed filter, from a fixed sample of slots. */
 static uint64_t sample_estimate(struct part *p, const struct accept_ctx *c)
 {
@@ -365,8 +382,17 @@ int part_search(struct part *p, const struct part_query *q, struct part_result *
         bool by_index = exact_ok && filter_index_exact(q->filter, p->pidx, p->n_pidx);
         double exact = (by_index ? 1.0 : 2.0) * (double)est, scan = (double)total + (double)est;
         bool multi = v->def.kind == PART_VEC_MULTI;
-        if (exact_ok && (multi || est <= p->o.exact_threshold || exact < walk) &&
-            filter_candidates(q->filter, p->pidx, p->n_pidx, &cands, &nc) == DV_OK) {
+        size_t nid;
+        const struct pid *ids = filter_must_ids(q->filter, &nid);
+        if (ids != NULL && (multi || nid <= p->o.exact_threshold || 2.0 * (double)nid < walk) &&
+            (!exact_ok || nid <= est)) {
+            /* has_id: the candidates are the listed points (a re-scoring query's) */
+            plan = PART_PLAN_INDEXED;
+            rc = id_slots(p, ids, nid, &cands, &nc);
+            if (rc != DV_OK)
+                goto out_unlock;
+        } else if (exact_ok && (multi || est <= p->o.exact_threshold || exact < walk) &&
+                   filter_candidates(q->filter, p->pidx, p->n_pidx, &cands, &nc) == DV_OK) {
             plan = PART_PLAN_INDEXED;
             if (by_index)
                 c.f = NULL; /* every candidate matches: only visibility is left to check */

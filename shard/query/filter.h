@@ -165,6 +165,14 @@ int filter_candidates(const struct filter *f, struct pindex *const *ix, size_t n
 bool filter_index_exact(const struct filter *f, struct pindex *const *ix, size_t nix);
 
 /*
+ * The ids of the smallest has_id condition among f's top-level must-conditions (sorted by
+ * pid_cmp, distinct, owned by f), or NULL when it has none. A point matching f is one of
+ * them: the planner looks them up in the replica's id map (a re-scoring query is a search
+ * restricted to the ids of its candidates).
+ */
+const struct pid *filter_must_ids(const struct filter *f, size_t *n);
+
+/*
  * Key paths, shared with the payload index. A parsed path owns a copy of its text.
  */
 enum filter_seg_kind {

@@ -342,6 +342,20 @@ uint64_t filter_estimate(const struct filter *f, struct pindex *const *ix, size_
     return e;
 }
 
+const struct pid *filter_must_ids(const struct filter *f, size_t *n)
+{
+    const struct pid *best = NULL;
+    *n = 0;
+    for (uint32_t i = 0; f != NULL && i < f->must.n; i++) {
+        const struct cond *c = &f->must.v[i];
+        if (c->kind == C_HASID && (best == NULL || c->u.ids.n < *n)) {
+            best = c->u.ids.ids;
+            *n = c->u.ids.n;
+        }
+    }
+    return best;
+}
+
 /* A growable array of slots, with duplicates until the end. */
 struct slots {
     uint32_t *v;

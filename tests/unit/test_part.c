@@ -348,6 +348,10 @@ static void test_filtered_search(void **state)
         {"{\"should\":[{\"key\":\"n\",\"range\":{\"lt\":5}},{\"has_id\":[4000,4001]}]}", false},
         {"{\"must\":[{\"key\":\"tags\",\"match\":{\"value\":\"all\"}}]}", false},     /* 100% */
         {"{\"must\":[{\"key\":\"color\",\"match\":{\"value\":\"purple\"}}]}", false}, /* none */
+        /* has_id: the listed points are the candidates (an id that does not exist too) */
+        {"{\"must\":[{\"has_id\":[5,17,300,2999,5999,99999,1200,1201,1202,4444,77,78]},"
+         "{\"key\":\"n\",\"range\":{\"lt\":90}}]}",
+         true},
     };
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
@@ -384,7 +388,7 @@ static void test_filtered_search(void **state)
                 enum part_plan plan;
                 assert_int_equal(part_search(p, &pq, &r, &plan, err), DV_OK);
                 assert_int_equal(r.n, nt);
-                if (round == 1 && cases[c].indexed_after)
+                if ((round == 1 || c == 7) && cases[c].indexed_after)
                     assert_int_equal(plan, PART_PLAN_INDEXED);
                 for (size_t i = 0; i < r.n; i++) {
                     /* every result matches the filter */
