@@ -334,6 +334,10 @@ static int route(struct rx *x)
             op = post ? REST_OP_SEARCH : -1;
         else if (is(t, "query"))
             op = post ? REST_OP_QUERY : -1;
+        else if (is(t, "recommend"))
+            op = post ? REST_OP_RECOMMEND : -1;
+        else if (is(t, "discover"))
+            op = post ? REST_OP_DISCOVER : -1;
         else if (is(t, "scroll"))
             op = post ? REST_OP_SCROLL : -1;
         else if (is(t, "count"))
@@ -351,6 +355,10 @@ static int route(struct rx *x)
             op = post ? REST_OP_SEARCH_BATCH : -1;
         else if (is(s[3], "query") && is(s[4], "batch"))
             op = post ? REST_OP_QUERY_BATCH : -1;
+        else if (is(s[3], "recommend") && is(s[4], "batch"))
+            op = post ? REST_OP_RECOMMEND_BATCH : -1;
+        else if (is(s[3], "discover") && is(s[4], "batch"))
+            op = post ? REST_OP_DISCOVER_BATCH : -1;
         else if (is(s[3], "vectors") && is(s[4], "delete"))
             op = post ? REST_OP_DELETE_VECTORS : -1;
         else
@@ -424,6 +432,14 @@ static int dispatch(struct rx *x)
         return rh_query(x, c, false);
     case REST_OP_QUERY_BATCH:
         return rh_query(x, c, true);
+    case REST_OP_RECOMMEND:
+        return rh_recommend(x, c, false, false);
+    case REST_OP_RECOMMEND_BATCH:
+        return rh_recommend(x, c, true, false);
+    case REST_OP_DISCOVER:
+        return rh_recommend(x, c, false, true);
+    case REST_OP_DISCOVER_BATCH:
+        return rh_recommend(x, c, true, true);
     case REST_OP_SCROLL:
         return rh_scroll(x, c);
     case REST_OP_COUNT:

@@ -43,6 +43,10 @@
     X(SEARCH_BATCH, "search_batch")                                                                \
     X(QUERY, "query")                                                                              \
     X(QUERY_BATCH, "query_batch")                                                                  \
+    X(RECOMMEND, "recommend")                                                                      \
+    X(RECOMMEND_BATCH, "recommend_batch")                                                          \
+    X(DISCOVER, "discover")                                                                        \
+    X(DISCOVER_BATCH, "discover_batch")                                                            \
     X(SCROLL, "scroll")                                                                            \
     X(COUNT, "count")                                                                              \
     X(UNKNOWN, "unknown")
@@ -263,6 +267,7 @@ int rh_delete_vectors(struct rx *x, const char *coll);
 int rh_payload(struct rx *x, const char *coll, uint32_t op);
 int rh_search(struct rx *x, const char *coll, bool batch);
 int rh_query(struct rx *x, const char *coll, bool batch);
+int rh_recommend(struct rx *x, const char *coll, bool batch, bool discover);
 int rh_scroll(struct rx *x, const char *coll);
 int rh_count(struct rx *x, const char *coll);
 
@@ -302,6 +307,43 @@ int rv_batch(struct rx *x, const struct msg_coll_cfg *cfg, json_t *bv, uint32_t 
 /* A point's named vectors as a JSON object, those named in sel only (NULL: all). */
 int rv_write_named(struct buf *b, const struct msg_nvecs *nv, const struct msg_coll_cfg *cfg,
                    json_t *sel);
+
+/* ---- rest_search.c: query vectors, shared with rest_query.c ---- */
+
+/* A query vector as parsed: dense (vec of dim floats), sparse (idx: dim terms), multi (rows
+ * rows of dim / rows floats), of the named vector `using` ("" the unnamed one); a point's own
+ * vector when the input was an id (exclude: that point is not a result). */
+struct rs_qvec {
+    char using[PROTO_MAX_VNAME + 1];
+    float *vec; /* owned */
+    uint32_t dim;
+    uint32_t *idx; /* owned */
+    uint32_t rows;
+    bool exclude;
+    struct pid excl;
+};
+void rs_qvec_free(struct rs_qvec *v);
+
+/* A vector name (`using`, a NamedVector's `name`; absent or null: unchanged) into v->using. */
+int rs_using(struct rx *x, json_t *name, const char *field, struct rs_qvec *v);
+
+/* A vector input: dense, sparse {indices, values}, multivector, or a point id (a call: a
+ * worker's; REST_SLOW on a fast request), checked against v->using's kind and size. */
+int rs_vector_input(struct rx *x, const char *coll, json_t *v, const char *field,
+                    struct rs_qvec *q);
+
+/* A request's `params` (hnsw_ef, exact) and `score_threshold`. */
+int rs_params(struct rx *x, json_t *o, uint32_t *ef, bool *has_thr, float *thr);
+
+/* Whether lower scores are better for the vector `using` of coll (Euclid, Manhattan). */
+bool rs_lower(struct rx *x, const char *coll, const char *using);
+
+/* rest_query.c: query requests with prefetch, fusion, recommend, discover or context (any of
+ * a batch), on a worker; REST_SLOW on a fast request. `open`/`close` surround each result
+ * list, `batch` makes a list of them. */
+bool rq_wants(json_t *o);
+int rq_run(struct rx *x, const char *coll, json_t *const *reqs, size_t n, bool batch,
+           const char *open, const char *close);
 
 /* rest_coll.c's parsers of hnsw_config and quantization_config (collection or vector). */
 int rest_hnsw_params(struct rx *x, json_t *h, const char *field, struct msg_coll_cfg *cfg);

@@ -22,34 +22,34 @@ static bool lower_better(uint32_t metric)
  * points in id order. */
 struct plan {
     bool scroll;
-    float *vec; /* owned */
-    uint32_t dim;
-    char using[PROTO_MAX_VNAME + 1]; /* the named vector searched, "" the unnamed one */
-    uint32_t *idx;                   /* owned: a sparse query's terms (dim of them) */
-    uint32_t rows;                   /* a multivector query's rows */
-    json_t *vnames;                  /* with_vector's names (borrowed), NULL: all */
+    struct rs_qvec q;
+    json_t *vnames; /* with_vector's names (borrowed), NULL: all */
     uint32_t limit, offset, ef;
     size_t f_off, f_len; /* filter in the batch's msgpack buffer */
     bool has_thr;
     float thr;
     struct psel sel;
     bool with_vector;
-    bool exclude; /* a query by point id: that point is not a result */
-    struct pid excl;
     uint32_t qi; /* its query in the native request */
 };
 
+void rs_qvec_free(struct rs_qvec *v)
+{
+    free(v->vec);
+    free(v->idx);
+    v->vec = NULL;
+    v->idx = NULL;
+}
+
 static void plans_free(struct plan *p, size_t n)
 {
-    for (size_t i = 0; p && i < n; i++) {
-        free(p[i].vec);
-        free(p[i].idx);
-    }
+    for (size_t i = 0; p && i < n; i++)
+        rs_qvec_free(&p[i].q);
     free(p);
 }
 
 /* Takes a query vector parsed into v (from the arena) as the plan's own. */
-static int plan_take(struct rx *x, struct plan *p, const struct msg_nvec *v)
+static int plan_take(struct rx *x, struct rs_qvec *p, const struct msg_nvec *v)
 {
     p->dim = v->nv;
     p->vec = malloc((p->dim ? p->dim : 1) * sizeof *p->vec);
@@ -64,7 +64,7 @@ static int plan_take(struct rx *x, struct plan *p, const struct msg_nvec *v)
 }
 
 /* Looks up the vector of point `id` (a query by id), the named one the plan uses. */
-static int vector_of(struct rx *x, const char *coll, const struct pid *id, struct plan *p)
+static int vector_of(struct rx *x, const char *coll, const struct pid *id, struct rs_qvec *p)
 {
     struct msg q = {.type = MSG_P_GET};
     q.addr.coll = S(coll);
@@ -87,10 +87,11 @@ static int vector_of(struct rx *x, const char *coll, const struct pid *id, struc
             found = v;
     }
     if (found == NULL) {
+        bool exists = h->n > 0;
         msg_reply_free(&rep);
         char t[PID_TEXT_MAX];
         pid_format(id, t);
-        if (h->n > 0)
+        if (exists)
             return rx_fail(x, 400, "Wrong input: point %s has no vector \"%s\"", t, p->using);
         return rx_fail(x, 404, "Not found: No point with id %s found", t);
     }
@@ -105,8 +106,7 @@ static int vector_of(struct rx *x, const char *coll, const struct pid *id, struc
 
 /* A vector input: a dense vector, a sparse {indices, values}, a multivector, or a point id
  * whose vector is used; of the named vector p->using when the collection has named vectors. */
-static int vector_input(struct rx *x, const char *coll, json_t *v, const char *field,
-                        struct plan *p)
+int rs_vector_input(struct rx *x, const char *coll, json_t *v, const char *field, struct rs_qvec *p)
 {
     if (json_is_integer(v) || json_is_string(v)) {
         struct pid id;
@@ -158,18 +158,9 @@ static int vector_input(struct rx *x, const char *coll, json_t *v, const char *f
     return st;
 }
 
-/* The members search and query requests share: filter, params, score_threshold, limit,
- * offset, with_payload, with_vector. */
-static int common_params(struct rx *x, json_t *o, bool limit_required, struct plan *p,
-                         struct buf *mp)
+int rs_params(struct rx *x, json_t *o, uint32_t *ef_out, bool *has_thr, float *thr)
 {
     int st;
-    static const char *const unsupported[] = {"shard_key", "lookup_from", NULL};
-    if ((st = rj_unsupported(x, o, unsupported)) != 200)
-        return st;
-    if ((st = rj_filter(x, json_object_get(o, "filter"), "filter", mp, &p->f_off, &p->f_len)) !=
-        200)
-        return st;
     json_t *params = rj_get(o, "params");
     uint64_t ef = 0;
     if (params) {
@@ -183,14 +174,44 @@ static int common_params(struct rx *x, json_t *o, bool limit_required, struct pl
         if (exact && ef < 2000)
             ef = 2000;
     }
-    p->ef = (uint32_t)ef;
-    json_t *thr = rj_get(o, "score_threshold");
-    if (thr) {
-        if (!json_is_number(thr))
-            return rj_type_error(x, "score_threshold", "expected a number");
-        p->has_thr = true;
-        p->thr = (float)json_number_value(thr);
+    *ef_out = (uint32_t)ef;
+    json_t *t = rj_get(o, "score_threshold");
+    *has_thr = t != NULL;
+    if (t && !json_is_number(t))
+        return rj_type_error(x, "score_threshold", "expected a number");
+    *thr = t ? (float)json_number_value(t) : 0;
+    return 200;
+}
+
+bool rs_lower(struct rx *x, const char *coll, const char *using)
+{
+    struct msg_coll_cfg cfg;
+    uint32_t metric = 2;
+    if (rx_cfg(x, coll, &cfg)) {
+        const struct msg_vspace *sp = rv_space(&cfg, using, strlen(using));
+        if (sp)
+            return sp->kind != 1 && lower_better(sp->metric);
+        metric = cfg.metric;
+    } else {
+        rx_meta(x, coll, NULL, &metric);
     }
+    return lower_better(metric);
+}
+
+/* The members search and query requests share: filter, params, score_threshold, limit,
+ * offset, with_payload, with_vector. */
+static int common_params(struct rx *x, json_t *o, bool limit_required, struct plan *p,
+                         struct buf *mp)
+{
+    int st;
+    static const char *const unsupported[] = {"shard_key", "lookup_from", NULL};
+    if ((st = rj_unsupported(x, o, unsupported)) != 200)
+        return st;
+    if ((st = rj_filter(x, json_object_get(o, "filter"), "filter", mp, &p->f_off, &p->f_len)) !=
+        200)
+        return st;
+    if ((st = rs_params(x, o, &p->ef, &p->has_thr, &p->thr)) != 200)
+        return st;
     uint64_t limit, offset;
     if (limit_required && rj_get(o, "limit") == NULL)
         return rx_fail(x, 400, "Format error in JSON body: missing field `limit`");
@@ -212,7 +233,7 @@ static int common_params(struct rx *x, json_t *o, bool limit_required, struct pl
 }
 
 /* A vector name (`using`, a NamedVector's `name`) into p->using. */
-static int take_using(struct rx *x, json_t *name, const char *field, struct plan *p)
+int rs_using(struct rx *x, json_t *name, const char *field, struct rs_qvec *p)
 {
     if (name == NULL || json_is_null(name))
         return 200;
@@ -237,13 +258,13 @@ static int parse_search(struct rx *x, const char *coll, json_t *o, struct plan *
     int st;
     if (json_is_object(v) && json_object_get(v, "vector") != NULL) {
         /* NamedVector / NamedSparseVector {"name", "vector"} */
-        if ((st = take_using(x, json_object_get(v, "name"), "vector.name", p)) != 200)
+        if ((st = rs_using(x, json_object_get(v, "name"), "vector.name", &p->q)) != 200)
             return st;
         v = json_object_get(v, "vector");
     }
     if ((st = common_params(x, o, true, p, mp)) != 200)
         return st;
-    return vector_input(x, coll, v, "vector", p);
+    return rs_vector_input(x, coll, v, "vector", &p->q);
 }
 
 /* A QueryRequest: {query, using, prefetch, filter, params, score_threshold, limit, offset,
@@ -253,10 +274,7 @@ static int parse_query(struct rx *x, const char *coll, json_t *o, struct plan *p
     if (!json_is_object(o))
         return rj_type_error(x, "searches[]", "expected an object");
     int st;
-    static const char *const unsupported[] = {"prefetch", NULL};
-    if ((st = rj_unsupported(x, o, unsupported)) != 200)
-        return st;
-    if ((st = take_using(x, rj_get(o, "using"), "using", p)) != 200)
+    if ((st = rs_using(x, rj_get(o, "using"), "using", &p->q)) != 200)
         return st;
     if ((st = common_params(x, o, false, p, mp)) != 200)
         return st;
@@ -285,7 +303,7 @@ static int parse_query(struct rx *x, const char *coll, json_t *o, struct plan *p
             return rx_fail(x, 400, "Wrong input: `mmr` is not supported by dvec");
         q = near;
     }
-    return vector_input(x, coll, q, "query", p);
+    return rs_vector_input(x, coll, q, "query", &p->q);
 }
 
 /* The native queries of the vector plans (p[i].qi set), into *out (free()). */
@@ -303,18 +321,18 @@ static int build_queries(struct rx *x, struct plan *p, size_t n, const struct bu
         if (p[i].scroll)
             continue;
         struct msg_query *q = &qs[p[i].qi];
-        q->vec = p[i].vec;
-        q->dim = p[i].dim;
-        q->k = p[i].limit + p[i].offset + (p[i].exclude ? 1 : 0);
+        q->vec = p[i].q.vec;
+        q->dim = p[i].q.dim;
+        q->k = p[i].limit + p[i].offset + (p[i].q.exclude ? 1 : 0);
         if (q->k > PROTO_MAX_K)
             q->k = PROTO_MAX_K;
         q->ef = p[i].ef;
         q->filter = mbytes(mp, p[i].f_off, p[i].f_len);
         q->with_payload = p[i].sel.on;
         q->with_vector = p[i].with_vector;
-        q->using = S(p[i].using);
-        q->idx = p[i].idx;
-        q->rows = p[i].rows;
+        q->using = S(p[i].q.using);
+        q->idx = p[i].q.idx;
+        q->rows = p[i].q.rows;
     }
     *out = qs;
     *nq_out = nq;
@@ -363,13 +381,14 @@ static int render(struct rx *x, const char *coll, struct plan *p, size_t n, stru
         }
         uint32_t skipped = 0, written = 0;
         /* the direction of score_threshold: the searched vector's */
-        const struct msg_vspace *sp = known ? rv_space(&cfg, p[i].using, strlen(p[i].using)) : NULL;
+        const struct msg_vspace *sp =
+            known ? rv_space(&cfg, p[i].q.using, strlen(p[i].q.using)) : NULL;
         bool lower = sp ? sp->kind != 1 && lower_better(sp->metric) : lower_better(metric);
         struct rv_out vo = {known ? &cfg : NULL, p[i].vnames};
         rc = jw_raw(&x->res, "[");
         for (uint32_t k = 0; k < nh && rc == DV_OK && written < p[i].limit; k++) {
             const struct msg_hit *h = &hits[k];
-            if (p[i].exclude && pid_eq(&h->id, &p[i].excl))
+            if (p[i].q.exclude && pid_eq(&h->id, &p[i].q.excl))
                 continue;
             if (!p[i].scroll && p[i].has_thr && (lower ? h->score > p[i].thr : h->score < p[i].thr))
                 break; /* best first: the rest are worse */
@@ -518,6 +537,20 @@ static int searches(struct rx *x, const char *coll, bool batch, bool query)
         n = json_array_size(list);
         if (n > 1024)
             return rx_fail(x, 400, "Wrong input: %zu searches in one batch, at most 1024", n);
+    }
+    for (size_t i = 0; query && i < n; i++) {
+        json_t *o = batch ? json_array_get(list, i) : list;
+        if (json_is_object(o) && rq_wants(o)) {
+            /* a tree in the batch: every query of it runs as one (rest_query.c) */
+            json_t **reqs = malloc(n * sizeof *reqs);
+            if (reqs == NULL)
+                return oom(x);
+            for (size_t j = 0; j < n; j++)
+                reqs[j] = batch ? json_array_get(list, j) : list;
+            st = rq_run(x, coll, reqs, n, batch, "{\"points\":", "}");
+            free(reqs);
+            return st;
+        }
     }
     struct plan *p = calloc(n ? n : 1, sizeof *p);
     if (p == NULL)

@@ -271,6 +271,97 @@ await check('query on a multivector (MaxSim) matches brute force', async () => {
   const got = r.points.map((p) => [p.id, p.score]);
   return (got.length === want.length && got.every((g, k) => close(g[1], want[k][1]))) || `${JSON.stringify(got)} != ${JSON.stringify(want)}`;
 });
+// ---- the Query API (issue 19): prefetch, fusion, re-scoring, recommend, discover, against brute force ----
+const docsB = [...Array(H).keys()].filter(hasBm25);
+const dfB = (t) => docsB.filter((i) => sparse[i].indices.includes(t)).length;
+const idfB = (t) => Math.log(1 + (docsB.length - dfB(t) + 0.5) / (dfB(t) + 0.5));
+const scoreText = (q, i) => (hasText(i) ? dot(norm(q), norm(dense[i])) : null);
+const scoreBm25 = (q, i) => {
+  if (!hasBm25(i)) return null;
+  let s = 0, any = false;
+  q.indices.forEach((t, k) => { const j = sparse[i].indices.indexOf(t); if (j >= 0) { any = true; s += q.values[k] * idfB(t) * sparse[i].values[j]; } });
+  return any ? s : null;
+};
+const scoreColbert = (q, i) => (hasColbert(i) ? q.reduce((s, qr) => s + Math.max(...multi[i].map((d) => dot(norm(qr), norm(d)))), 0) : null);
+// the top `k` ids of `among` by a scoring function (null: no such vector), best first, ties by id
+const top = (fn, k, among = [...Array(H).keys()]) => among.map((i) => [i, fn(i)]).filter((e) => e[1] !== null)
+  .sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, k);
+const sameScores = (got, want) => (got.length === want.length && got.every((g, k) => g[0] === want[k][0] && close(g[1], want[k][1])))
+  || `${JSON.stringify(got)} != ${JSON.stringify(want)}`;
+const qd = [0.3, -0.2, 0.5, 0.1], qs = { indices: [3, 7, 11, 20, 25], values: [1, 0.5, 2, 1, 1] };
+const qc = [[0.2, 0.1, -0.3], [0.5, -0.4, 0.1]];
+const fuseRrf = (lists, k = 2, w = null) => {
+  const m = new Map();
+  lists.forEach((l, li) => l.forEach(([id], r) => m.set(id, (m.get(id) || 0) + (1 / ((r + 1) / (w ? w[li] : 1) + k - 1)))));
+  return [...m.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+};
+await check('query: prefetch dense + sparse fused with rrf matches brute force', async () => {
+  const r = await c.query(hy, { prefetch: [{ query: qd, using: 'text', limit: 20, params: { exact: true } }, { query: qs, using: 'bm25', limit: 20 }], query: { fusion: 'rrf' }, limit: 10 });
+  const want = fuseRrf([top((i) => scoreText(qd, i), 20), top((i) => scoreBm25(qs, i), 20)]).slice(0, 10);
+  return sameScores(r.points.map((p) => [p.id, p.score]), want);
+});
+await check('query: rrf with k and weights, and a filter that holds for the prefetches too', async () => {
+  const even = { must: [{ key: 'even', match: { value: true } }] };
+  const r = await c.query(hy, { prefetch: [{ query: qd, using: 'text', limit: 15, params: { exact: true } }, { query: qs, using: 'bm25', limit: 15 }], query: { rrf: { k: 60, weights: [1, 3] } }, filter: even, limit: 8 });
+  const evens = [...Array(H).keys()].filter((i) => i % 2 === 0);
+  const want = fuseRrf([top((i) => scoreText(qd, i), 15, evens), top((i) => scoreBm25(qs, i), 15, evens)], 60, [1, 3]).slice(0, 8);
+  return sameScores(r.points.map((p) => [p.id, p.score]), want);
+});
+await check('query: dbsf fusion matches brute force', async () => {
+  const r = await c.query(hy, { prefetch: [{ query: qd, using: 'text', limit: 12, params: { exact: true } }, { query: qs, using: 'bm25', limit: 12 }], query: { fusion: 'dbsf' }, limit: 6 });
+  const m = new Map();
+  for (const l of [top((i) => scoreText(qd, i), 12), top((i) => scoreBm25(qs, i), 12)]) {
+    const mean = l.reduce((s, e) => s + e[1], 0) / l.length;
+    const sd = Math.sqrt(l.reduce((s, e) => s + (e[1] - mean) ** 2, 0) / l.length);
+    l.forEach(([id, sc]) => m.set(id, (m.get(id) || 0) + Math.min(1, Math.max(0, (sc - (mean - 3 * sd)) / (6 * sd)))));
+  }
+  const want = [...m.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 6);
+  return sameScores(r.points.map((p) => [p.id, p.score]), want);
+});
+await check('query: a sparse prefetch re-scored by a dense vector, and nested prefetches re-scored by MaxSim', async () => {
+  const r1 = await c.query(hy, { prefetch: { query: qs, using: 'bm25', limit: 30 }, query: qd, using: 'text', limit: 5 });
+  const cand = top((i) => scoreBm25(qs, i), 30).map((e) => e[0]);
+  const w1 = top((i) => scoreText(qd, i), 5, cand);
+  const r2 = await c.query(hy, { prefetch: { prefetch: { query: qs, using: 'bm25', limit: 50 }, query: qd, using: 'text', limit: 20 }, query: qc, using: 'colbert', limit: 4, with_payload: true });
+  const c2 = top((i) => scoreText(qd, i), 20, top((i) => scoreBm25(qs, i), 50).map((e) => e[0])).map((e) => e[0]);
+  const w2 = top((i) => scoreColbert(qc, i), 4, c2);
+  const e1 = sameScores(r1.points.map((p) => [p.id, p.score]), w1);
+  const e2 = sameScores(r2.points.map((p) => [p.id, p.score]), w2);
+  return e1 !== true ? e1 : e2 !== true ? e2 : eq(r2.points.map((p) => p.payload.even), w2.map((w) => w[0] % 2 === 0));
+});
+const sig = (x) => x / (1 + Math.abs(x)), ssig = (x) => 0.5 * (sig(x) + 1);
+const cosIJ = (i, j) => dot(norm(dense[i]), norm(dense[j]));
+const notEx = (ex) => [...Array(H).keys()].filter((i) => hasText(i) && !ex.includes(i));
+await check('query: recommend average_vector, best_score and sum_scores match brute force', async () => {
+  const pos = [8, 11, 16], neg = [12];
+  const avg = [0, 1, 2, 3].map((d) => 2 * pos.reduce((s, i) => s + norm(dense[i])[d], 0) / pos.length - norm(dense[12])[d]);
+  const ra = await c.query(hy, { query: { recommend: { positive: pos, negative: neg } }, using: 'text', limit: 5, params: { exact: true } });
+  const wa = top((i) => dot(norm(avg), norm(dense[i])), 5, notEx([...pos, ...neg]));
+  const rb = await c.query(hy, { query: { recommend: { positive: pos, negative: neg, strategy: 'best_score' } }, using: 'text', limit: 5 });
+  const wb = top((i) => { const p = Math.max(...pos.map((j) => cosIJ(i, j))), n = cosIJ(i, 12); return p > n ? ssig(p) : -ssig(n); }, 5, notEx([...pos, ...neg]));
+  const rs = await c.query(hy, { query: { recommend: { positive: pos, negative: neg, strategy: 'sum_scores' } }, using: 'text', limit: 5 });
+  const ws = top((i) => pos.reduce((s, j) => s + cosIJ(i, j), 0) - cosIJ(i, 12), 5, notEx([...pos, ...neg]));
+  const e = [sameScores(ra.points.map((p) => [p.id, p.score]), wa), sameScores(rb.points.map((p) => [p.id, p.score]), wb),
+    sameScores(rs.points.map((p) => [p.id, p.score]), ws)].map((x, k) => (x === true ? x : `${['average_vector', 'best_score', 'sum_scores'][k]}: ${x}`))
+    .filter((x) => x !== true);
+  return e.length === 0 || e.join('; ');
+});
+await check('query: discover and context match brute force', async () => {
+  const rd = await c.query(hy, { query: { discover: { target: 20, context: [{ positive: 21, negative: 22 }] } }, using: 'text', limit: 5 });
+  const wd = top((i) => (cosIJ(i, 21) > cosIJ(i, 22) ? 1 : -1) + ssig(cosIJ(i, 20)), 5, notEx([20, 21, 22]));
+  const rc = await c.query(hy, { query: { context: [{ positive: 21, negative: 22 }, { positive: 30, negative: 32 }] }, using: 'text', limit: 5 });
+  const ctx = (i) => [[21, 22], [30, 32]].reduce((s, [p, n]) => s + sig(Math.min(cosIJ(i, p) - cosIJ(i, n) - 1.1920929e-7, 0)), 0);
+  const wc = top(ctx, 5, notEx([21, 22, 30, 32]));
+  // context: ties at 0 (inside every pair's zone) are many; each score is its point's, and the best ones
+  const ec = rc.points.every((p) => close(p.score, ctx(p.id))) && rc.points.every((p, k) => close(p.score, wc[k][1]))
+    || `${JSON.stringify(rc.points.map((p) => [p.id, p.score]))} vs ${JSON.stringify(wc)}`;
+  const ed = sameScores(rd.points.map((p) => [p.id, p.score]), wd);
+  return ed !== true ? ed : ec;
+});
+await check('query: fusion without prefetches, a bad strategy, an example without the vector are refused with 400', async () =>
+  eq([await status(() => c.query(hy, { query: { fusion: 'rrf' } })),
+    await status(() => c.query(hy, { query: { recommend: { positive: [1], strategy: 'nope' } }, using: 'text' })),
+    await status(() => c.query(hy, { query: { recommend: { positive: [17] } }, using: 'text' }))], [400, 400, 400]));
 await check('retrieve with_vector by name', async () => {
   const r = await c.retrieve(hy, { ids: [0, 3], with_vector: ['bm25'] });
   return eq(r.map((p) => Object.keys(p.vector).sort()), [['bm25'], ['bm25']]);
