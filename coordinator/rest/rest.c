@@ -355,6 +355,10 @@ static int route(struct rx *x)
             op = post ? REST_OP_SEARCH_BATCH : -1;
         else if (is(s[3], "query") && is(s[4], "batch"))
             op = post ? REST_OP_QUERY_BATCH : -1;
+        else if (is(s[3], "search") && is(s[4], "groups"))
+            op = post ? REST_OP_SEARCH_GROUPS : -1;
+        else if (is(s[3], "query") && is(s[4], "groups"))
+            op = post ? REST_OP_QUERY_GROUPS : -1;
         else if (is(s[3], "recommend") && is(s[4], "batch"))
             op = post ? REST_OP_RECOMMEND_BATCH : -1;
         else if (is(s[3], "discover") && is(s[4], "batch"))
@@ -432,6 +436,10 @@ static int dispatch(struct rx *x)
         return rh_query(x, c, false);
     case REST_OP_QUERY_BATCH:
         return rh_query(x, c, true);
+    case REST_OP_SEARCH_GROUPS:
+        return rh_groups(x, c, false);
+    case REST_OP_QUERY_GROUPS:
+        return rh_groups(x, c, true);
     case REST_OP_RECOMMEND:
         return rh_recommend(x, c, false, false);
     case REST_OP_RECOMMEND_BATCH:

@@ -43,6 +43,8 @@
     X(SEARCH_BATCH, "search_batch")                                                                \
     X(QUERY, "query")                                                                              \
     X(QUERY_BATCH, "query_batch")                                                                  \
+    X(SEARCH_GROUPS, "search_groups")                                                              \
+    X(QUERY_GROUPS, "query_groups")                                                                \
     X(RECOMMEND, "recommend")                                                                      \
     X(RECOMMEND_BATCH, "recommend_batch")                                                          \
     X(DISCOVER, "discover")                                                                        \
@@ -268,6 +270,7 @@ int rh_payload(struct rx *x, const char *coll, uint32_t op);
 int rh_search(struct rx *x, const char *coll, bool batch);
 int rh_query(struct rx *x, const char *coll, bool batch);
 int rh_recommend(struct rx *x, const char *coll, bool batch, bool discover);
+int rh_groups(struct rx *x, const char *coll, bool query);
 int rh_scroll(struct rx *x, const char *coll);
 int rh_count(struct rx *x, const char *coll);
 
@@ -342,6 +345,27 @@ bool rs_lower(struct rx *x, const char *coll, const char *using);
  * a batch), on a worker; REST_SLOW on a fast request. `open`/`close` surround each result
  * list, `batch` makes a list of them. */
 bool rq_wants(json_t *o);
+
+/* A query's result: points best first; lower: the scores are distances (lower is better). */
+struct rq_hit {
+    struct pid id;
+    float score;
+};
+struct rq_list {
+    struct rq_hit *v;
+    size_t n;
+    bool lower;
+};
+void rq_list_free(struct rq_list *l);
+
+/* Evaluates the query request o (any tree) into *out: its `limit` best points. */
+int rq_eval(struct rx *x, const char *coll, json_t *o, uint32_t limit, struct rq_list *out);
+
+/* The points `ids` (n of them) with payload and/or vectors into *rep; *got holds them sorted
+ * by id (rq_find looks one up; NULL: deleted since). msg_reply_free(rep) afterwards. */
+int rq_fetch(struct rx *x, const char *coll, struct pid *ids, size_t n, bool with_vector,
+             bool with_payload, struct msg_reply *rep, struct msg_hits *got);
+const struct msg_hit *rq_find(const struct msg_hits *got, const struct pid *id);
 int rq_run(struct rx *x, const char *coll, json_t *const *reqs, size_t n, bool batch,
            const char *open, const char *close);
 

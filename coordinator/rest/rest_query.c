@@ -25,19 +25,6 @@
 #define RQ_CAND_FACTOR  4  /* candidates per example: this many times what is asked for */
 #define RQ_RRF_K        2  /* Qdrant's default k of rrf */
 
-/* A scored point. */
-struct sp {
-    struct pid id;
-    float score;
-};
-
-/* A node's result, best first; lower: its scores are distances (lower is better). */
-struct slist {
-    struct sp *v;
-    size_t n;
-    bool lower;
-};
-
 /* One tree's run. */
 struct qrun {
     struct rx *x;
@@ -45,7 +32,7 @@ struct qrun {
     uint32_t timeout_ms;
 };
 
-static void slist_free(struct slist *l)
+void rq_list_free(struct rq_list *l)
 {
     free(l->v);
     l->v = NULL;
@@ -54,19 +41,19 @@ static void slist_free(struct slist *l)
 
 static int sp_by_id(const void *a, const void *b)
 {
-    return pid_cmp(&((const struct sp *)a)->id, &((const struct sp *)b)->id);
+    return pid_cmp(&((const struct rq_hit *)a)->id, &((const struct rq_hit *)b)->id);
 }
 
 static int sp_by_score(const void *a, const void *b)
 {
-    float x = ((const struct sp *)a)->score, y = ((const struct sp *)b)->score;
+    float x = ((const struct rq_hit *)a)->score, y = ((const struct rq_hit *)b)->score;
     return x > y   ? -1
            : x < y ? 1
-                   : pid_cmp(&((const struct sp *)a)->id, &((const struct sp *)b)->id);
+                   : pid_cmp(&((const struct rq_hit *)a)->id, &((const struct rq_hit *)b)->id);
 }
 
 /* The similarity of a score: higher is better. */
-static float sim(const struct slist *l, float s)
+static float sim(const struct rq_list *l, float s)
 {
     return l->lower ? -s : s;
 }
@@ -94,7 +81,7 @@ static json_t *filter_and(json_t *a, json_t *b)
 }
 
 /* f restricted to the points of `ids` (new reference). */
-static json_t *filter_ids(json_t *f, const struct slist *ids)
+static json_t *filter_ids(json_t *f, const struct rq_list *ids)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < ids->n; i++)
@@ -116,7 +103,7 @@ static json_t *filter_ids(json_t *f, const struct slist *ids)
  * query j into res[j] (its own vector's direction), without the point a query excludes.
  */
 static int search(struct qrun *r, const struct rs_qvec *qv, size_t nq, uint32_t k, uint32_t ef,
-                  json_t *f, const struct slist *only, struct slist *res)
+                  json_t *f, const struct rq_list *only, struct rq_list *res)
 {
     struct rx *x = r->x;
     json_t *ff = only ? filter_ids(f, only) : (f ? json_incref(f) : NULL);
@@ -149,15 +136,15 @@ static int search(struct qrun *r, const struct rs_qvec *qv, size_t nq, uint32_t 
     }
     for (size_t j = 0; st == 200 && j < nq; j++) {
         const struct msg_hits *h = &rep.m.u.csearch_rep.results[j];
-        res[j] = (struct slist){calloc(h->n ? h->n : 1, sizeof *res[j].v), 0,
-                                rs_lower(x, r->coll, qv[j].using)};
+        res[j] = (struct rq_list){calloc(h->n ? h->n : 1, sizeof *res[j].v), 0,
+                                  rs_lower(x, r->coll, qv[j].using)};
         if (res[j].v == NULL) {
             st = rx_oom(x);
             break;
         }
         for (uint32_t i = 0; i < h->n && res[j].n < k; i++)
             if (!(qv[j].exclude && pid_eq(&h->hits[i].id, &qv[j].excl)))
-                res[j].v[res[j].n++] = (struct sp){h->hits[i].id, h->hits[i].score};
+                res[j].v[res[j].n++] = (struct rq_hit){h->hits[i].id, h->hits[i].score};
     }
     msg_reply_free(&rep);
     free(qs);
@@ -166,7 +153,7 @@ static int search(struct qrun *r, const struct rs_qvec *qv, size_t nq, uint32_t 
 }
 
 /* The first `limit` points in id order that match f (a query without `query`); score 0. */
-static int scroll(struct qrun *r, json_t *f, uint32_t limit, struct slist *out)
+static int scroll(struct qrun *r, json_t *f, uint32_t limit, struct rq_list *out)
 {
     struct buf mp = BUF_INIT;
     size_t off = 0, len = 0;
@@ -181,11 +168,11 @@ static int scroll(struct qrun *r, json_t *f, uint32_t limit, struct slist *out)
     }
     if (st == 200) {
         const struct msg_hits *h = &rep.m.u.scroll_rep.hits;
-        *out = (struct slist){calloc(h->n ? h->n : 1, sizeof *out->v), 0, false};
+        *out = (struct rq_list){calloc(h->n ? h->n : 1, sizeof *out->v), 0, false};
         if (out->v == NULL)
             st = rx_oom(r->x);
         for (uint32_t i = 0; st == 200 && i < h->n; i++)
-            out->v[out->n++] = (struct sp){h->hits[i].id, 0};
+            out->v[out->n++] = (struct rq_hit){h->hits[i].id, 0};
     }
     msg_reply_free(&rep);
     buf_free(&mp);
@@ -195,17 +182,17 @@ static int scroll(struct qrun *r, json_t *f, uint32_t limit, struct slist *out)
 /* ---- fusion ------------------------------------------------------------------------------ */
 
 /* The distinct points of the lists, by id (scores 0) into *out. */
-static int union_of(struct rx *x, const struct slist *l, size_t n, struct slist *out)
+static int union_of(struct rx *x, const struct rq_list *l, size_t n, struct rq_list *out)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += l[i].n;
-    *out = (struct slist){calloc(total ? total : 1, sizeof *out->v), 0, false};
+    *out = (struct rq_list){calloc(total ? total : 1, sizeof *out->v), 0, false};
     if (out->v == NULL)
         return rx_oom(x);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < l[i].n; j++)
-            out->v[out->n++] = (struct sp){l[i].v[j].id, 0};
+            out->v[out->n++] = (struct rq_hit){l[i].v[j].id, 0};
     qsort(out->v, out->n, sizeof *out->v, sp_by_id);
     size_t m = 0;
     for (size_t i = 0; i < out->n; i++)
@@ -216,10 +203,10 @@ static int union_of(struct rx *x, const struct slist *l, size_t n, struct slist 
 }
 
 /* Where id is in u (sorted by id), or -1. */
-static long find(const struct slist *u, const struct pid *id)
+static long find(const struct rq_list *u, const struct pid *id)
 {
-    struct sp key = {*id, 0};
-    const struct sp *at = bsearch(&key, u->v, u->n, sizeof key, sp_by_id);
+    struct rq_hit key = {*id, 0};
+    const struct rq_hit *at = bsearch(&key, u->v, u->n, sizeof key, sp_by_id);
     return at ? at - u->v : -1;
 }
 
@@ -229,8 +216,8 @@ static long find(const struct slist *u, const struct pid *id)
  * form); dbsf adds the point's score in each list normalised by that list's mean +- 3
  * standard deviations and clamped into [0, 1].
  */
-static int fuse(struct rx *x, const struct slist *l, size_t n, bool dbsf, double k, const double *w,
-                struct slist *out)
+static int fuse(struct rx *x, const struct rq_list *l, size_t n, bool dbsf, double k,
+                const double *w, struct rq_list *out)
 {
     int st = union_of(x, l, n, out);
     for (size_t i = 0; st == 200 && i < n; i++) {
@@ -261,7 +248,7 @@ static int fuse(struct rx *x, const struct slist *l, size_t n, bool dbsf, double
 }
 
 /* {"fusion": "rrf" | "dbsf"} or {"rrf": {"k": n, "weights": [w...]}} over the prefetches. */
-static int fusion(struct qrun *r, json_t *q, const struct slist *l, size_t n, struct slist *out)
+static int fusion(struct qrun *r, json_t *q, const struct rq_list *l, size_t n, struct rq_list *out)
 {
     struct rx *x = r->x;
     json_t *fu = json_object_get(q, "fusion"), *rrf = json_object_get(q, "rrf");
@@ -440,7 +427,7 @@ static int average(struct rx *x, const struct examples *e, bool sum, struct rs_q
         return 200;
     }
     if (sh == 1) { /* sparse: per term, merged through a sorted list of (term, value) */
-        struct sp *t = calloc(nterms ? nterms : 1, sizeof *t);
+        struct rq_hit *t = calloc(nterms ? nterms : 1, sizeof *t);
         out->idx = malloc((nterms ? nterms : 1) * sizeof *out->idx);
         out->vec = malloc((nterms ? nterms : 1) * sizeof *out->vec);
         if (t == NULL || out->idx == NULL || out->vec == NULL) {
@@ -453,7 +440,7 @@ static int average(struct rx *x, const struct examples *e, bool sum, struct rs_q
                 float f = sum                    ? (e->kind[i] == EX_POS ? 1.0f : -1.0f)
                           : e->kind[i] == EX_POS ? (nn ? 2.0f : 1.0f) / (float)np
                                                  : -1.0f / (float)nn;
-                t[m++] = (struct sp){{0, e->v[i].idx[j], PID_NUM}, f * e->v[i].vec[j]};
+                t[m++] = (struct rq_hit){{0, e->v[i].idx[j], PID_NUM}, f * e->v[i].vec[j]};
             }
         qsort(t, m, sizeof *t, sp_by_id);
         out->dim = 0;
@@ -536,10 +523,10 @@ static float score_of(int how, const struct examples *e, const float *s)
  */
 static int score_examples(struct qrun *r, int how, const struct examples *e, unsigned from,
                           const struct rs_qvec *extra, json_t *f, uint32_t want, uint32_t ef,
-                          const struct slist *cands, struct slist *out)
+                          const struct rq_list *cands, struct rq_list *out)
 {
     struct rx *x = r->x;
-    struct slist res[RQ_MAX_EXAMPLES] = {0}, u = {0};
+    struct rq_list res[RQ_MAX_EXAMPLES] = {0}, u = {0};
     int st = 200;
     uint32_t per = want * RQ_CAND_FACTOR + (uint32_t)e->n;
     per = per > PROTO_MAX_K / RQ_MAX_EXAMPLES ? PROTO_MAX_K / RQ_MAX_EXAMPLES : per;
@@ -558,7 +545,7 @@ static int score_examples(struct qrun *r, int how, const struct examples *e, uns
         if (st == 200)
             st = union_of(x, res, ns, &u);
         for (size_t i = 0; i < ns; i++)
-            slist_free(&res[i]);
+            rq_list_free(&res[i]);
         cands = &u;
     }
     float *s = calloc(e->n ? e->n : 1, sizeof *s);
@@ -570,7 +557,7 @@ static int score_examples(struct qrun *r, int how, const struct examples *e, uns
     if (st == 200 && cands->n > 0)
         st = search(r, e->v, e->n, (uint32_t)cands->n, 0, f, cands, res);
     /* every candidate's similarity to each example, then its score */
-    struct slist all = {0};
+    struct rq_list all = {0};
     if (st == 200 && (st = union_of(x, cands, 1, &all)) == 200) {
         float *m = malloc((all.n ? all.n : 1) * e->n * sizeof *m);
         if (m == NULL)
@@ -583,7 +570,7 @@ static int score_examples(struct qrun *r, int how, const struct examples *e, uns
                 if (at >= 0)
                     m[(size_t)at * e->n + j] = sim(&res[j], res[j].v[i].score);
             }
-        *out = (struct slist){calloc(all.n ? all.n : 1, sizeof *out->v), 0, false};
+        *out = (struct rq_list){calloc(all.n ? all.n : 1, sizeof *out->v), 0, false};
         if (m && out->v == NULL)
             st = rx_oom(x);
         for (size_t i = 0; st == 200 && i < all.n; i++) {
@@ -594,16 +581,16 @@ static int score_examples(struct qrun *r, int how, const struct examples *e, uns
                 is_example = is_example || (e->v[j].exclude && pid_eq(&e->v[j].excl, &all.v[i].id));
             }
             if (ok && !is_example)
-                out->v[out->n++] = (struct sp){all.v[i].id, score_of(how, e, s)};
+                out->v[out->n++] = (struct rq_hit){all.v[i].id, score_of(how, e, s)};
         }
         free(m);
         if (st == 200)
             qsort(out->v, out->n, sizeof *out->v, sp_by_score);
     }
     for (size_t j = 0; j < e->n; j++)
-        slist_free(&res[j]);
-    slist_free(&all);
-    slist_free(&u);
+        rq_list_free(&res[j]);
+    rq_list_free(&all);
+    rq_list_free(&u);
     free(s);
     return st;
 }
@@ -611,11 +598,11 @@ static int score_examples(struct qrun *r, int how, const struct examples *e, uns
 /* ---- the tree ---------------------------------------------------------------------------- */
 
 static int eval(struct qrun *r, json_t *o, json_t *pf, uint32_t limit, int depth,
-                struct slist *out);
+                struct rq_list *out);
 
 /* A query `q` with prefetch results l[n]: the query's own points into *out (limit of them). */
-static int run_query(struct qrun *r, json_t *o, json_t *q, json_t *f, const struct slist *l,
-                     size_t n, uint32_t limit, struct slist *out)
+static int run_query(struct qrun *r, json_t *o, json_t *q, json_t *f, const struct rq_list *l,
+                     size_t n, uint32_t limit, struct rq_list *out)
 {
     struct rx *x = r->x;
     int st;
@@ -627,24 +614,24 @@ static int run_query(struct qrun *r, json_t *o, json_t *q, json_t *f, const stru
     struct rs_qvec base = {0};
     if ((st = rs_using(x, rj_get(o, "using"), "using", &base)) != 200)
         return st;
-    struct slist cands = {0};
+    struct rq_list cands = {0};
     if (n > 0 && (st = union_of(x, l, n, &cands)) != 200)
         return st;
-    const struct slist *only = n > 0 ? &cands : NULL;
+    const struct rq_list *only = n > 0 ? &cands : NULL;
     if (q == NULL) {
         /* no query: the one prefetch's points, or the first points in id order */
         if (n > 1)
             st = rx_fail(x, 400,
                          "Wrong input: %zu prefetches and no query to combine them (`fusion`)", n);
         else if (n == 1) {
-            *out = (struct slist){malloc((l[0].n ? l[0].n : 1) * sizeof *out->v), 0, l[0].lower};
+            *out = (struct rq_list){malloc((l[0].n ? l[0].n : 1) * sizeof *out->v), 0, l[0].lower};
             if (out->v == NULL)
                 st = rx_oom(x);
             for (size_t i = 0; st == 200 && i < l[0].n && out->n < limit; i++)
                 out->v[out->n++] = l[0].v[i];
         } else
             st = scroll(r, f, limit, out);
-        slist_free(&cands);
+        rq_list_free(&cands);
         return st;
     }
     json_t *k;
@@ -668,12 +655,12 @@ static int run_query(struct qrun *r, json_t *o, json_t *q, json_t *f, const stru
             struct rs_qvec avg = {0};
             if ((st = average(x, &e, false, &avg)) == 200) {
                 /* the examples given by id are not results */
-                struct slist one = {0};
+                struct rq_list one = {0};
                 uint32_t nex = 0;
                 for (size_t i = 0; i < e.n; i++)
                     nex += e.v[i].exclude;
                 st = search(r, &avg, 1, limit + nex, ef, f, only, &one);
-                *out = (struct slist){one.v, 0, one.lower};
+                *out = (struct rq_list){one.v, 0, one.lower};
                 for (size_t i = 0; st == 200 && i < one.n && out->n < limit; i++) {
                     bool ex = false;
                     for (size_t j = 0; j < e.n; j++)
@@ -752,7 +739,7 @@ static int run_query(struct qrun *r, json_t *o, json_t *q, json_t *f, const stru
             st = search(r, &base, 1, limit, ef, f, only, out);
     }
     rs_qvec_free(&base);
-    slist_free(&cands);
+    rq_list_free(&cands);
     if (st == 200 && has_thr) { /* best first: cut at the first one past the threshold */
         size_t m = 0;
         while (m < out->n && (out->lower ? out->v[m].score <= thr : out->v[m].score >= thr))
@@ -765,10 +752,11 @@ static int run_query(struct qrun *r, json_t *o, json_t *q, json_t *f, const stru
 }
 
 /* Evaluates query (or prefetch) o under the parent's filter pf: its `limit` best points. */
-static int eval(struct qrun *r, json_t *o, json_t *pf, uint32_t limit, int depth, struct slist *out)
+static int eval(struct qrun *r, json_t *o, json_t *pf, uint32_t limit, int depth,
+                struct rq_list *out)
 {
     struct rx *x = r->x;
-    *out = (struct slist){0};
+    *out = (struct rq_list){0};
     if (!json_is_object(o))
         return rj_type_error(x, "prefetch", "expected an object");
     if (depth > RQ_MAX_DEPTH)
@@ -788,7 +776,7 @@ static int eval(struct qrun *r, json_t *o, json_t *pf, uint32_t limit, int depth
         return rx_fail(x, 400, "Wrong input: %zu prefetches in one query, at most %d", n,
                        RQ_MAX_PREFETCH);
     }
-    struct slist *l = calloc(n ? n : 1, sizeof *l);
+    struct rq_list *l = calloc(n ? n : 1, sizeof *l);
     if (l == NULL)
         st = rx_oom(x);
     for (size_t i = 0; st == 200 && i < n; i++) {
@@ -801,11 +789,11 @@ static int eval(struct qrun *r, json_t *o, json_t *pf, uint32_t limit, int depth
     if (st == 200)
         st = run_query(r, o, rj_get(o, "query"), f, l, n, limit, out);
     for (size_t i = 0; l && i < n; i++)
-        slist_free(&l[i]);
+        rq_list_free(&l[i]);
     free(l);
     json_decref(f);
     if (st != 200)
-        slist_free(out);
+        rq_list_free(out);
     return st;
 }
 
@@ -816,9 +804,30 @@ static int hit_by_id(const void *a, const void *b)
     return pid_cmp(&((const struct msg_hit *)a)->id, &((const struct msg_hit *)b)->id);
 }
 
+int rq_fetch(struct rx *x, const char *coll, struct pid *ids, size_t n, bool with_vector,
+             bool with_payload, struct msg_reply *rep, struct msg_hits *got)
+{
+    struct msg q = {.type = MSG_P_GET};
+    q.addr.coll = S(coll);
+    q.u.get_req = (struct msg_get_req){ids, (uint32_t)n, with_vector, with_payload};
+    *got = (struct msg_hits){0};
+    int st = rx_call(x, &q, rep);
+    if (st != 200)
+        return st;
+    *got = rep->m.u.get_rep;
+    qsort(got->hits, got->n, sizeof *got->hits, hit_by_id);
+    return 200;
+}
+
+const struct msg_hit *rq_find(const struct msg_hits *got, const struct pid *id)
+{
+    struct msg_hit key = {.id = *id};
+    return got->n ? bsearch(&key, got->hits, got->n, sizeof key, hit_by_id) : NULL;
+}
+
 /* Writes the points of res past `offset` as ScoredPoints, with payload and vectors as o asks
  * (fetched in one call). */
-static int render(struct qrun *r, json_t *o, const struct slist *res, uint32_t offset)
+static int render(struct qrun *r, json_t *o, const struct rq_list *res, uint32_t offset)
 {
     struct rx *x = r->x;
     struct psel sel;
@@ -835,16 +844,10 @@ static int render(struct qrun *r, json_t *o, const struct slist *res, uint32_t o
         ids[i] = res->v[offset + i].id;
     struct msg_reply rep = {0};
     struct msg_hits got = {0};
-    if (n > 0 && (sel.on || with_vector)) {
-        struct msg q = {.type = MSG_P_GET};
-        q.addr.coll = S(r->coll);
-        q.u.get_req = (struct msg_get_req){ids, (uint32_t)n, with_vector, sel.on};
-        if ((st = rx_call(x, &q, &rep)) != 200) {
-            free(ids);
-            return st;
-        }
-        got = rep.m.u.get_rep;
-        qsort(got.hits, got.n, sizeof *got.hits, hit_by_id);
+    if (n > 0 && (sel.on || with_vector) &&
+        (st = rq_fetch(x, r->coll, ids, n, with_vector, sel.on, &rep, &got)) != 200) {
+        free(ids);
+        return st;
     }
     struct msg_coll_cfg cfg;
     bool known = rx_cfg(x, r->coll, &cfg);
@@ -854,8 +857,7 @@ static int render(struct qrun *r, json_t *o, const struct slist *res, uint32_t o
     for (size_t i = 0; i < n && rc == DV_OK; i++) {
         struct msg_hit h = {.id = ids[i], .score = res->v[offset + i].score};
         if (sel.on || with_vector) {
-            struct msg_hit key = {.id = ids[i]};
-            const struct msg_hit *g = bsearch(&key, got.hits, got.n, sizeof key, hit_by_id);
+            const struct msg_hit *g = rq_find(&got, &ids[i]);
             if (g == NULL)
                 continue; /* deleted since */
             h = *g;
@@ -876,6 +878,12 @@ static int render(struct qrun *r, json_t *o, const struct slist *res, uint32_t o
                ? 200
                : rx_fail(x, 500, "Service internal error: a payload cannot be shown as JSON (%s)",
                          dv_strerror(rc));
+}
+
+int rq_eval(struct rx *x, const char *coll, json_t *o, uint32_t limit, struct rq_list *out)
+{
+    struct qrun r = {x, coll, x->timeout_ms};
+    return eval(&r, o, NULL, limit, 0, out);
 }
 
 bool rq_wants(json_t *o)
@@ -914,7 +922,7 @@ int rq_run(struct rx *x, const char *coll, json_t *const *reqs, size_t n, bool b
             snprintf(what, sizeof what, "limit + offset must be %u or smaller", PROTO_MAX_K);
             return rj_invalid(x, "limit", what);
         }
-        struct slist res;
+        struct rq_list res;
         if ((st = eval(&r, o, NULL, (uint32_t)(limit + offset), 0, &res)) != 200)
             return st;
         if (batch && i)
@@ -925,7 +933,7 @@ int rq_run(struct rx *x, const char *coll, json_t *const *reqs, size_t n, bool b
             st = render(&r, o, &res, (uint32_t)offset);
         if (st == 200 && rc == DV_OK)
             rc = jw_raw(&x->res, close);
-        slist_free(&res);
+        rq_list_free(&res);
     }
     if (st == 200 && rc == DV_OK && batch)
         rc = jw_raw(&x->res, "]");

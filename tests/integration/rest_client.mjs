@@ -362,6 +362,33 @@ await check('query: fusion without prefetches, a bad strategy, an example withou
   eq([await status(() => c.query(hy, { query: { fusion: 'rrf' } })),
     await status(() => c.query(hy, { query: { recommend: { positive: [1], strategy: 'nope' } }, using: 'text' })),
     await status(() => c.query(hy, { query: { recommend: { positive: [17] } }, using: 'text' }))], [400, 400, 400]));
+await check('queryGroups and search/groups (group_by, group_size, with_lookup) match brute force', async () => {
+  for (let g = 0; g < 5; g++)
+    await c.setPayload(hy, { payload: { grp: g, tags: [`t${g}`, `t${(g + 1) % 5}`] }, points: [...Array(H).keys()].filter((i) => i % 5 === g), wait: true });
+  await c.createCollection('jslookup', { vectors: { size: 2, distance: 'Dot' } });
+  await c.upsert('jslookup', { points: [0, 1, 2, 3, 4].map((i) => ({ id: i, vector: [1, i], payload: { title: `group ${i}` } })), wait: true });
+  const ranked = top((i) => scoreText(qd, i), H);
+  const groupsOf = (keyOf, size, limit) => {
+    const gs = new Map();
+    for (const [id, sc] of ranked)
+      for (const k of keyOf(id)) {
+        if (!gs.has(k)) gs.set(k, []);
+        if (gs.get(k).length < size) gs.get(k).push([id, sc]);
+      }
+    return [...gs.entries()].slice(0, limit);
+  };
+  const r1 = await c.queryGroups(hy, { query: qd, using: 'text', group_by: 'grp', group_size: 3, limit: 4, params: { exact: true }, with_lookup: { collection: 'jslookup', with_payload: true } });
+  const w1 = groupsOf((i) => [i % 5], 3, 4);
+  const e1 = eq(r1.groups.map((g) => [g.id, g.hits.map((h) => h.id), g.lookup.payload.title]), w1.map(([k, hs]) => [k, hs.map((h) => h[0]), `group ${k}`]));
+  // an array value puts a point in several groups
+  const got2 = (await (await fetch(`${url}/collections/${hy}/points/search/groups`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ vector: { name: 'text', vector: qd }, group_by: 'tags', group_size: 2, limit: 3, params: { exact: true } }) })).json()).result.groups;
+  const w2 = groupsOf((i) => [`t${i % 5}`, `t${(i % 5 + 1) % 5}`], 2, 3);
+  const e2 = eq(got2.map((g) => [g.id, g.hits.map((h) => h.id)]), w2.map(([k, hs]) => [k, hs.map((h) => h[0])]));
+  await c.deleteCollection('jslookup');
+  await c.deletePayload(hy, { keys: ['grp', 'tags'], points: [...Array(H).keys()], wait: true });
+  return e1 !== true ? e1 : e2;
+});
 await check('retrieve with_vector by name', async () => {
   const r = await c.retrieve(hy, { ids: [0, 3], with_vector: ['bm25'] });
   return eq(r.map((p) => Object.keys(p.vector).sort()), [['bm25'], ['bm25']]);
