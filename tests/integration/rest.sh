@@ -443,8 +443,8 @@ call POST "$REST/collections/c1/points/query" '{"limit":3,"offset":2,"filter":{"
 check "query without query: points in id order" 200 "[p['id'] for p in res['points']] == [9, 12, 15] and all(p['score'] == 0 for p in res['points'])"
 call POST "$REST/collections/c1/points/query/batch" "{\"searches\":[{\"query\":$Q,\"limit\":1},{\"query\":3,\"limit\":2,\"with_vector\":true}]}"
 check "query/batch: one {points} per query" 200 "len(res) == 2 and len(res[0]['points']) == 1 and len(res[1]['points']) == 2 and len(res[1]['points'][0]['vector']) == 4"
-call POST "$REST/collections/c1/points/query" '{"query":{"recommend":{"positive":[1]}},"limit":2}'
-check "query kinds other than nearest: 400" 400 "'recommend' in err"
+call POST "$REST/collections/c1/points/query" '{"query":{"formula":{"sum":[1]}},"limit":2}'
+check "query kinds dvec does not serve: 400 naming them" 400 "'formula' in err"
 call POST "$REST/collections/c1/points/query" '{"query":[1,0,0,0],"using":"image"}'
 check "query using a named vector: 400" 400 "'image' in err"
 call POST "$REST/collections/c1/points/query" '{"query":424242}'
