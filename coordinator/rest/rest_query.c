@@ -97,35 +97,37 @@ static json_t *filter_ids(json_t *f, const struct rq_list *ids)
 
 /* ---- searches ---------------------------------------------------------------------------- */
 
-/*
- * Runs nq queries (qv[j], k results each, at most PROTO_MAX_K) over the collection with the
- * JSON filter f (may be NULL), restricted to the points of `only` when not NULL; the hits of
- * query j into res[j] (its own vector's direction), without the point a query excludes.
- */
-static int search(struct qrun *r, const struct rs_qvec *qv, size_t nq, uint32_t k, uint32_t ef,
-                  json_t *f, const struct rq_list *only, struct rq_list *res)
+/* One search of a native batch: vector v, k results, ef, under the JSON filter f (may be
+ * NULL; borrowed). */
+struct leaf {
+    const struct rs_qvec *v;
+    uint32_t k, ef;
+    json_t *f;
+};
+
+/* Runs the searches lq[nq] in one native request over the collection: the hits of search j
+ * into res[j] (its own vector's direction), at most lq[j].k of them, without the point its
+ * vector excludes. */
+static int search_many(struct qrun *r, const struct leaf *lq, size_t nq, struct rq_list *res)
 {
     struct rx *x = r->x;
-    json_t *ff = only ? filter_ids(f, only) : (f ? json_incref(f) : NULL);
-    if (only && ff == NULL)
-        return rx_oom(x);
     struct buf mp = BUF_INIT;
-    size_t off = 0, len = 0;
-    int st = rj_filter(x, ff, "filter", &mp, &off, &len);
-    json_decref(ff);
+    size_t *off = calloc(nq ? 2 * nq : 1, sizeof *off);
     struct msg_query *qs = calloc(nq ? nq : 1, sizeof *qs);
-    if (st == 200 && qs == NULL)
-        st = rx_oom(x);
-    for (size_t j = 0; st == 200 && j < nq; j++) {
-        uint32_t kj = k + (qv[j].exclude ? 1 : 0);
-        qs[j] = (struct msg_query){.vec = qv[j].vec,
-                                   .dim = qv[j].dim,
+    int st = off && qs ? 200 : rx_oom(x);
+    for (size_t j = 0; st == 200 && j < nq; j++)
+        st = rj_filter(x, lq[j].f, "filter", &mp, &off[2 * j], &off[2 * j + 1]);
+    for (size_t j = 0; st == 200 && j < nq; j++) { /* mp does not move any more */
+        const struct rs_qvec *v = lq[j].v;
+        uint32_t kj = lq[j].k + (v->exclude ? 1 : 0);
+        qs[j] = (struct msg_query){.vec = v->vec,
+                                   .dim = v->dim,
                                    .k = kj > PROTO_MAX_K ? PROTO_MAX_K : kj,
-                                   .ef = ef,
-                                   .filter = rx_bytes(&mp, off, len),
-                                   .using = S(qv[j].using),
-                                   .idx = qv[j].idx,
-                                   .rows = qv[j].rows};
+                                   .ef = lq[j].ef,
+                                   .filter = rx_bytes(&mp, off[2 * j], off[2 * j + 1]),
+                                   .using = S(v->using),
+                                   .idx = v->idx,
+                                   .rows = v->rows};
     }
     struct msg_reply rep = {0};
     if (st == 200) {
@@ -136,19 +138,39 @@ static int search(struct qrun *r, const struct rs_qvec *qv, size_t nq, uint32_t 
     }
     for (size_t j = 0; st == 200 && j < nq; j++) {
         const struct msg_hits *h = &rep.m.u.csearch_rep.results[j];
+        const struct rs_qvec *v = lq[j].v;
         res[j] = (struct rq_list){calloc(h->n ? h->n : 1, sizeof *res[j].v), 0,
-                                  rs_lower(x, r->coll, qv[j].using)};
+                                  rs_lower(x, r->coll, v->using)};
         if (res[j].v == NULL) {
             st = rx_oom(x);
             break;
         }
-        for (uint32_t i = 0; i < h->n && res[j].n < k; i++)
-            if (!(qv[j].exclude && pid_eq(&h->hits[i].id, &qv[j].excl)))
+        for (uint32_t i = 0; i < h->n && res[j].n < lq[j].k; i++)
+            if (!(v->exclude && pid_eq(&h->hits[i].id, &v->excl)))
                 res[j].v[res[j].n++] = (struct rq_hit){h->hits[i].id, h->hits[i].score};
     }
     msg_reply_free(&rep);
     free(qs);
+    free(off);
     buf_free(&mp);
+    return st;
+}
+
+/* search_many of nq vectors with the same k, ef and filter f, restricted to the points of
+ * `only` when not NULL. */
+static int search(struct qrun *r, const struct rs_qvec *qv, size_t nq, uint32_t k, uint32_t ef,
+                  json_t *f, const struct rq_list *only, struct rq_list *res)
+{
+    json_t *ff = only ? filter_ids(f, only) : f;
+    struct leaf *lq = calloc(nq ? nq : 1, sizeof *lq);
+    int st = lq && (ff || !only) ? 200 : rx_oom(r->x);
+    for (size_t j = 0; st == 200 && j < nq; j++)
+        lq[j] = (struct leaf){&qv[j], k, ef, ff};
+    if (st == 200)
+        st = search_many(r, lq, nq, res);
+    if (only)
+        json_decref(ff);
+    free(lq);
     return st;
 }
 
@@ -600,6 +622,41 @@ static int score_examples(struct qrun *r, int how, const struct examples *e, uns
 static int eval(struct qrun *r, json_t *o, json_t *pf, uint32_t limit, int depth,
                 struct rq_list *out);
 
+/* A nearest query's vector: a vector, {"nearest": v} or a point id, for the vector v->using. */
+static int nearest_input(struct qrun *r, json_t *q, struct rs_qvec *v)
+{
+    json_t *in = q;
+    if (json_is_object(q) && json_object_get(q, "indices") == NULL) {
+        in = json_object_get(q, "nearest");
+        if (in == NULL) {
+            const char *kind = "?", *key;
+            json_t *val;
+            json_object_foreach(q, key, val)
+            {
+                kind = key;
+                break;
+            }
+            return rx_fail(r->x, 400, "Wrong input: query type `%.32s` is not supported by dvec",
+                           kind);
+        }
+        if (rj_get(q, "mmr"))
+            return rx_fail(r->x, 400, "Wrong input: `mmr` is not supported by dvec");
+    }
+    return rs_vector_input(r->x, r->coll, in, "query", v);
+}
+
+/* Cuts a result (best first) at the first point past score_threshold, and to `limit`. */
+static void cut(struct rq_list *l, bool has_thr, float thr, uint32_t limit)
+{
+    size_t m = 0;
+    while (has_thr && m < l->n && (l->lower ? l->v[m].score <= thr : l->v[m].score >= thr))
+        m++;
+    if (has_thr)
+        l->n = m;
+    if (l->n > limit)
+        l->n = limit;
+}
+
 /* A query `q` with prefetch results l[n]: the query's own points into *out (limit of them). */
 static int run_query(struct qrun *r, json_t *o, json_t *q, json_t *f, const struct rq_list *l,
                      size_t n, uint32_t limit, struct rq_list *out)
@@ -716,38 +773,75 @@ static int run_query(struct qrun *r, json_t *o, json_t *q, json_t *f, const stru
         st = rx_fail(x, 400, "Wrong input: query `%s` is not supported by dvec yet",
                      json_object_get(q, "order_by") ? "order_by" : "sample");
     } else {
-        /* nearest (a vector, {"nearest": v}, a point id) */
-        json_t *v = q;
-        if (json_is_object(q) && json_object_get(q, "indices") == NULL) {
-            v = json_object_get(q, "nearest");
-            if (v == NULL) {
-                const char *kind = "?", *key;
-                json_t *val;
-                json_object_foreach(q, key, val)
-                {
-                    kind = key;
-                    break;
-                }
-                st = rx_fail(x, 400, "Wrong input: query type `%.32s` is not supported by dvec",
-                             kind);
-            } else if (rj_get(q, "mmr"))
-                st = rx_fail(x, 400, "Wrong input: `mmr` is not supported by dvec");
-        }
-        if (st == 200)
-            st = rs_vector_input(x, r->coll, v, "query", &base);
+        st = nearest_input(r, q, &base); /* a vector, {"nearest": v}, a point id */
         if (st == 200)
             st = search(r, &base, 1, limit, ef, f, only, out);
     }
     rs_qvec_free(&base);
     rq_list_free(&cands);
-    if (st == 200 && has_thr) { /* best first: cut at the first one past the threshold */
-        size_t m = 0;
-        while (m < out->n && (out->lower ? out->v[m].score <= thr : out->v[m].score >= thr))
-            m++;
-        out->n = m;
+    if (st == 200)
+        cut(out, has_thr, thr, limit);
+    return st;
+}
+
+/* A prefetch that is a plain nearest search, parsed: prefetch number i of its parent. */
+struct pleaf {
+    size_t i;
+    struct rs_qvec v;
+    json_t *f; /* the parent's filter and its own (owned) */
+    uint32_t limit, ef;
+    bool has_thr;
+    float thr;
+};
+
+/* Checks that o (a prefetch or a query) asks for nothing dvec refuses, and gives its filter
+ * joined with the parent's pf (a new reference or NULL) in *f. */
+static int own_filter(struct qrun *r, json_t *o, json_t *pf, json_t **f)
+{
+    static const char *const unsupported[] = {"lookup_from", "shard_key", NULL};
+    *f = NULL;
+    int st = rj_unsupported(r->x, o, unsupported);
+    if (st != 200)
+        return st;
+    json_t *own = rj_get(o, "filter");
+    if (own && !json_is_object(own))
+        return rj_type_error(r->x, "filter", "expected an object");
+    *f = filter_and(pf, own); /* a parent's filter holds for its prefetches too */
+    return 200;
+}
+
+static int leaf_prepare(struct qrun *r, json_t *c, json_t *pf, struct pleaf *pl)
+{
+    int st = own_filter(r, c, pf, &pl->f);
+    if (st == 200)
+        st = rs_params(r->x, c, &pl->ef, &pl->has_thr, &pl->thr);
+    if (st == 200)
+        st = rs_using(r->x, rj_get(c, "using"), "using", &pl->v);
+    if (st == 200)
+        st = nearest_input(r, rj_get(c, "query"), &pl->v);
+    return st;
+}
+
+/* The searches of the leaves pl[n], in one native request; leaf j's points into l[pl[j].i]. */
+static int run_leaves(struct qrun *r, struct pleaf *pl, size_t n, struct rq_list *l)
+{
+    struct leaf *lq = calloc(n, sizeof *lq);
+    struct rq_list *res = calloc(n, sizeof *res);
+    int st = lq && res ? 200 : rx_oom(r->x);
+    for (size_t j = 0; st == 200 && j < n; j++)
+        lq[j] = (struct leaf){&pl[j].v, pl[j].limit, pl[j].ef, pl[j].f};
+    if (st == 200)
+        st = search_many(r, lq, n, res);
+    for (size_t j = 0; res && j < n; j++) {
+        if (st == 200) {
+            cut(&res[j], pl[j].has_thr, pl[j].thr, pl[j].limit);
+            l[pl[j].i] = res[j];
+        } else {
+            rq_list_free(&res[j]);
+        }
     }
-    if (st == 200 && out->n > limit)
-        out->n = limit;
+    free(lq);
+    free(res);
     return st;
 }
 
@@ -761,14 +855,10 @@ static int eval(struct qrun *r, json_t *o, json_t *pf, uint32_t limit, int depth
         return rj_type_error(x, "prefetch", "expected an object");
     if (depth > RQ_MAX_DEPTH)
         return rx_fail(x, 400, "Wrong input: prefetches nested more than %d deep", RQ_MAX_DEPTH);
-    static const char *const unsupported[] = {"lookup_from", "shard_key", NULL};
-    int st = rj_unsupported(x, o, unsupported);
+    json_t *f;
+    int st = own_filter(r, o, pf, &f);
     if (st != 200)
         return st;
-    json_t *own = rj_get(o, "filter");
-    if (own && !json_is_object(own))
-        return rj_type_error(x, "filter", "expected an object");
-    json_t *f = filter_and(pf, own); /* a parent's filter holds for its prefetches too */
     json_t *pre = rj_get(o, "prefetch");
     size_t n = pre == NULL ? 0 : json_is_array(pre) ? json_array_size(pre) : 1;
     if (n > RQ_MAX_PREFETCH) {
@@ -777,15 +867,32 @@ static int eval(struct qrun *r, json_t *o, json_t *pf, uint32_t limit, int depth
                        RQ_MAX_PREFETCH);
     }
     struct rq_list *l = calloc(n ? n : 1, sizeof *l);
-    if (l == NULL)
+    struct pleaf *pl = calloc(n ? n : 1, sizeof *pl);
+    if (l == NULL || pl == NULL)
         st = rx_oom(x);
+    size_t nl = 0;
     for (size_t i = 0; st == 200 && i < n; i++) {
         json_t *c = json_is_array(pre) ? json_array_get(pre, i) : pre;
         uint64_t cl = 10;
         if (json_is_object(c) && (st = rj_u64(x, c, "limit", 10, 1, PROTO_MAX_K, &cl)) != 200)
             break;
-        st = eval(r, c, f, (uint32_t)cl, depth + 1, &l[i]);
+        if (json_is_object(c) && rj_get(c, "prefetch") == NULL && rj_get(c, "query") != NULL &&
+            !rq_wants(c)) {
+            /* a plain nearest search: batched with its siblings below */
+            pl[nl].i = i;
+            pl[nl].limit = (uint32_t)cl;
+            st = leaf_prepare(r, c, f, &pl[nl++]);
+        } else {
+            st = eval(r, c, f, (uint32_t)cl, depth + 1, &l[i]);
+        }
     }
+    if (st == 200 && nl > 0)
+        st = run_leaves(r, pl, nl, l);
+    for (size_t i = 0; pl && i < nl; i++) {
+        rs_qvec_free(&pl[i].v);
+        json_decref(pl[i].f);
+    }
+    free(pl);
     if (st == 200)
         st = run_query(r, o, rj_get(o, "query"), f, l, n, limit, out);
     for (size_t i = 0; l && i < n; i++)
