@@ -358,6 +358,41 @@ struct rq_list {
 };
 void rq_list_free(struct rq_list *l);
 
+/* ---- rest_query.c internals shared with rest_explore.c ---- */
+
+#define RQ_MAX_PREFETCH 64 /* prefetches of one query */
+
+/* One query tree's run. */
+struct rq_ctx {
+    struct rx *x;
+    const char *coll;
+    uint32_t timeout_ms;
+};
+
+int rq_by_id(const void *a, const void *b);    /* qsort of rq_hit by id */
+int rq_by_score(const void *a, const void *b); /* best first, ties by id */
+/* The similarity of a score of l: higher is better (a distance is negated). */
+float rq_sim(const struct rq_list *l, float s);
+/* The distinct points of the lists l[n], sorted by id, scores 0, into *out. */
+int rq_union(struct rx *x, const struct rq_list *l, size_t n, struct rq_list *out);
+/* Where id is in u (sorted by id), or -1. */
+long rq_pos(const struct rq_list *u, const struct pid *id);
+/* Searches with the vectors qv[nq] (k results each, ef) over the collection, under the JSON
+ * filter f (may be NULL) and restricted to the points of `only` (may be NULL), in one native
+ * request: query j's points into res[j] (without the point its vector excludes). */
+int rq_search(struct rq_ctx *r, const struct rs_qvec *qv, size_t nq, uint32_t k, uint32_t ef,
+              json_t *f, const struct rq_list *only, struct rq_list *res);
+
+/* rest_explore.c: a query's fusion of the prefetch lists l[n] ({"fusion": ...}, {"rrf":
+ * ...}); recommend {positive, negative, strategy}; discover {target, context} (disc) or
+ * context [pairs] - of the vector `using`, under filter f, among `only` (the prefetches'
+ * points; NULL: the collection), `limit` points into *out. */
+int rq_fusion(struct rq_ctx *r, json_t *q, const struct rq_list *l, size_t n, struct rq_list *out);
+int rq_recommend(struct rq_ctx *r, json_t *k, const char *using, json_t *f, uint32_t limit,
+                 uint32_t ef, const struct rq_list *only, struct rq_list *out);
+int rq_discover(struct rq_ctx *r, json_t *k, bool disc, const char *using, json_t *f,
+                uint32_t limit, uint32_t ef, const struct rq_list *only, struct rq_list *out);
+
 /* Evaluates the query request o (any tree) into *out: its `limit` best points. */
 int rq_eval(struct rx *x, const char *coll, json_t *o, uint32_t limit, struct rq_list *out);
 
