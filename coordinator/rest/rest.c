@@ -359,6 +359,8 @@ static int route(struct rx *x)
             op = post ? REST_OP_SEARCH_GROUPS : -1;
         else if (is(s[3], "query") && is(s[4], "groups"))
             op = post ? REST_OP_QUERY_GROUPS : -1;
+        else if (is(s[3], "recommend") && is(s[4], "groups"))
+            op = post ? REST_OP_RECOMMEND_GROUPS : -1;
         else if (is(s[3], "recommend") && is(s[4], "batch"))
             op = post ? REST_OP_RECOMMEND_BATCH : -1;
         else if (is(s[3], "discover") && is(s[4], "batch"))
@@ -437,9 +439,11 @@ static int dispatch(struct rx *x)
     case REST_OP_QUERY_BATCH:
         return rh_query(x, c, true);
     case REST_OP_SEARCH_GROUPS:
-        return rh_groups(x, c, false);
+        return rh_groups(x, c, RG_SEARCH);
     case REST_OP_QUERY_GROUPS:
-        return rh_groups(x, c, true);
+        return rh_groups(x, c, RG_QUERY);
+    case REST_OP_RECOMMEND_GROUPS:
+        return rh_groups(x, c, RG_RECOMMEND);
     case REST_OP_RECOMMEND:
         return rh_recommend(x, c, false, false);
     case REST_OP_RECOMMEND_BATCH:

@@ -294,35 +294,41 @@ static int run_groups(struct rx *x, const char *coll, json_t *o)
     return st;
 }
 
-int rh_groups(struct rx *x, const char *coll, bool query)
+int rh_groups(struct rx *x, const char *coll, int shape)
 {
     int st = rj_body(x, false);
     if (st != 200)
         return st;
     if (x->fast)
         return REST_SLOW;
-    if (query)
+    if (shape == RG_QUERY)
         return run_groups(x, coll, x->json);
-    /* a SearchGroupsRequest: its `vector` (NamedVector: name and vector) is the query */
-    json_t *v = json_object_get(x->json, "vector");
-    if (v == NULL)
-        return rx_fail(x, 400, "Format error in JSON body: missing field `vector`");
-    json_t *o = json_copy(x->json);
+    if (rj_get(x->json, "limit") == NULL || rj_get(x->json, "group_size") == NULL)
+        return rx_fail(x, 400, "Format error in JSON body: missing field `%s`",
+                       rj_get(x->json, "limit") == NULL ? "limit" : "group_size");
+    json_t *o;
+    if (shape == RG_RECOMMEND) {
+        o = rq_as_query(x->json, false);
+    } else {
+        /* a SearchGroupsRequest: its `vector` (NamedVector: name and vector) is the query */
+        json_t *v = json_object_get(x->json, "vector");
+        if (v == NULL)
+            return rx_fail(x, 400, "Format error in JSON body: missing field `vector`");
+        bool named = json_is_object(v) && json_object_get(v, "vector") != NULL;
+        o = json_copy(x->json);
+        if (o != NULL) {
+            json_object_del(o, "vector");
+            if (json_object_set(o, "query", named ? json_object_get(v, "vector") : v) != 0 ||
+                (named && json_object_get(v, "name") &&
+                 json_object_set(o, "using", json_object_get(v, "name")) != 0)) {
+                json_decref(o);
+                o = NULL;
+            }
+        }
+    }
     if (o == NULL)
         return rx_oom(x);
-    json_object_del(o, "vector");
-    bool named = json_is_object(v) && json_object_get(v, "vector") != NULL;
-    if (json_object_set(o, "query", named ? json_object_get(v, "vector") : v) != 0 ||
-        (named && json_object_get(v, "name") &&
-         json_object_set(o, "using", json_object_get(v, "name")) != 0)) {
-        json_decref(o);
-        return rx_oom(x);
-    }
-    if (rj_get(x->json, "limit") == NULL || rj_get(x->json, "group_size") == NULL)
-        st = rx_fail(x, 400, "Format error in JSON body: missing field `%s`",
-                     rj_get(x->json, "limit") == NULL ? "limit" : "group_size");
-    else
-        st = run_groups(x, coll, o);
+    st = run_groups(x, coll, o);
     json_decref(o);
     return st;
 }

@@ -45,6 +45,7 @@
     X(QUERY_BATCH, "query_batch")                                                                  \
     X(SEARCH_GROUPS, "search_groups")                                                              \
     X(QUERY_GROUPS, "query_groups")                                                                \
+    X(RECOMMEND_GROUPS, "recommend_groups")                                                        \
     X(RECOMMEND, "recommend")                                                                      \
     X(RECOMMEND_BATCH, "recommend_batch")                                                          \
     X(DISCOVER, "discover")                                                                        \
@@ -270,7 +271,9 @@ int rh_payload(struct rx *x, const char *coll, uint32_t op);
 int rh_search(struct rx *x, const char *coll, bool batch);
 int rh_query(struct rx *x, const char *coll, bool batch);
 int rh_recommend(struct rx *x, const char *coll, bool batch, bool discover);
-int rh_groups(struct rx *x, const char *coll, bool query);
+/* The body's shape: a QueryGroupsRequest, a SearchGroupsRequest, a RecommendGroupsRequest. */
+enum { RG_QUERY, RG_SEARCH, RG_RECOMMEND };
+int rh_groups(struct rx *x, const char *coll, int shape);
 int rh_scroll(struct rx *x, const char *coll);
 int rh_count(struct rx *x, const char *coll);
 
@@ -392,6 +395,10 @@ int rq_recommend(struct rq_ctx *r, json_t *k, const char *using, json_t *f, uint
                  uint32_t ef, const struct rq_list *only, struct rq_list *out);
 int rq_discover(struct rq_ctx *r, json_t *k, bool disc, const char *using, json_t *f,
                 uint32_t limit, uint32_t ef, const struct rq_list *only, struct rq_list *out);
+
+/* A RecommendRequest {positive, negative, strategy, ...} or a DiscoverRequest {target,
+ * context, ...} as the query request it is (a new reference; NULL: out of memory). */
+json_t *rq_as_query(json_t *o, bool discover);
 
 /* Evaluates the query request o (any tree) into *out: its `limit` best points. */
 int rq_eval(struct rx *x, const char *coll, json_t *o, uint32_t limit, struct rq_list *out);

@@ -583,9 +583,7 @@ int rq_run(struct rx *x, const char *coll, json_t *const *reqs, size_t n, bool b
     return st;
 }
 
-/* A RecommendRequest {positive, negative, strategy, ...} or a DiscoverRequest {target,
- * context, ...} as the query request it is (a new reference). */
-static json_t *as_query(json_t *o, bool discover)
+json_t *rq_as_query(json_t *o, bool discover)
 {
     json_t *q = json_copy(o), *inner;
     if (q == NULL)
@@ -637,7 +635,7 @@ int rh_recommend(struct rx *x, const char *coll, bool batch, bool discover)
             st = rj_type_error(x, "searches[]", "expected an object");
         else if (rj_get(o, "limit") == NULL)
             st = rx_fail(x, 400, "Format error in JSON body: missing field `limit`");
-        else if ((reqs[i] = as_query(o, discover)) == NULL)
+        else if ((reqs[i] = rq_as_query(o, discover)) == NULL)
             st = rx_oom(x);
     }
     if (st == 200)
