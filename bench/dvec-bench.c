@@ -13,6 +13,7 @@
 #include "bench_rest.h"
 #include "bench_transport.h"
 #include "bench_part.h"
+#include "bench_filters.h"
 #include "bench_sparse.h"
 #include "bench_util.h"
 #include "bench_wal.h"
@@ -590,6 +591,8 @@ int main(int argc, char **argv)
         return bench_part_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "sparse") == 0)
         return bench_sparse_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "filters") == 0)
+        return bench_filters_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "node") == 0)
         return bench_node_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
@@ -606,6 +609,7 @@ int main(int argc, char **argv)
             "       dvec-bench wal [--writers 4] [--batch 256] [--sync always] [--json]\n"
             "       dvec-bench storage [--n 200000] [--dim 128] [--writers 4] [--json]\n"
             "       dvec-bench sparse [--n 100000] [--vocab 30000] [--terms 40] [--json]\n"
+            "       dvec-bench filters [--n 50000] [--dim 64] [--queries 100] [--json]\n"
             "       dvec-bench node [--n 100000] [--dim 128] [--queries 2000] [--ef 64]\n"
             "       dvec-bench cluster [--n 100000] [--dim 128] [--parts 1] [--ef 64]\n"
             "       dvec-bench e2e [--nodes 1,3] [--ef 16,32,64,128] [--queries-max N]\n"

@@ -343,6 +343,7 @@ static int score_examples(struct rq_ctx *r, int how, const struct examples *e, u
     per = per > PROTO_MAX_K / RQ_MAX_EXAMPLES ? PROTO_MAX_K / RQ_MAX_EXAMPLES : per;
     if (cands == NULL) {
         struct rs_qvec src[RQ_MAX_EXAMPLES + 1];
+        memset(src, 0, sizeof src);
         size_t ns = 0;
         if (extra != NULL)
             src[ns++] = *extra;
