@@ -698,9 +698,16 @@ static int payload_op(enum part_payload_op op, const struct blob *cur, const uin
         *out = blob_new(data, len);
         return *out ? DV_OK : DV_ENOMEM;
     }
+    if (op == PART_PAYLOAD_SET) { /* the current entries whose key is not given, then data's */
+        rc = merge_maps(cur->data, cur->len, data, len, &b);
+        if (rc == DV_OK && (*out = blob_new(b.data, b.len)) == NULL)
+            rc = DV_ENOMEM;
+        buf_free(&b);
+        return rc;
+    }
     if (cur == NULL)
         return DV_OK; /* deleting keys of nothing */
-    /* Keep the current entries whose key is not replaced (SET) or deleted (DELETE). */
+    /* DELETE: keep the current entries whose key is not in the list. */
     struct buf kept = BUF_INIT;
     mpk_init(&r, cur->data, cur->len);
     if (mpk_map(&r, &n) != DV_OK)
@@ -718,21 +725,15 @@ static int payload_op(enum part_payload_op op, const struct blob *cur, const uin
         mpk_init(&kr, ks, kl);
         bool drop = false;
         if (mpk_str(&kr, &key, &keylen) == DV_OK) {
-            if (op == PART_PAYLOAD_SET) {
-                const uint8_t *v;
-                size_t vlen;
-                drop = mpk_map_find(data, len, key, keylen, &v, &vlen) == DV_OK;
-            } else {
-                struct mpk dr;
-                uint32_t nk;
-                mpk_init(&dr, data, len);
-                mpk_array(&dr, &nk);
-                for (uint32_t j = 0; j < nk && !drop; j++) {
-                    const char *dk;
-                    uint32_t dl;
-                    if (mpk_str(&dr, &dk, &dl) == DV_OK && dl == keylen && memcmp(dk, key, dl) == 0)
-                        drop = true;
-                }
+            struct mpk dr;
+            uint32_t nk;
+            mpk_init(&dr, data, len);
+            mpk_array(&dr, &nk);
+            for (uint32_t j = 0; j < nk && !drop; j++) {
+                const char *dk;
+                uint32_t dl;
+                if (mpk_str(&dr, &dk, &dl) == DV_OK && dl == keylen && memcmp(dk, key, dl) == 0)
+                    drop = true;
             }
         }
         if (!drop) {
@@ -741,19 +742,9 @@ static int payload_op(enum part_payload_op op, const struct blob *cur, const uin
             cnt++;
         }
     }
-    uint32_t add = 0;
-    const uint8_t *rest = NULL;
-    size_t restlen = 0;
-    if (rc == DV_OK && op == PART_PAYLOAD_SET) {
-        mpk_init(&r, data, len);
-        mpk_map(&r, &add);
-        rest = r.p;
-        restlen = (size_t)(r.end - r.p);
-    }
     if (rc == DV_OK) {
-        rc |= mpw_map(&b, cnt + add);
+        rc |= mpw_map(&b, cnt);
         rc |= buf_append(&b, kept.data, kept.len);
-        rc |= buf_append(&b, rest, restlen);
     }
     if (rc == DV_OK && (*out = blob_new(b.data, b.len)) == NULL)
         rc = DV_ENOMEM;
