@@ -411,5 +411,104 @@ await check('setPayload with a key (a nested path)', async () => {
 });
 await check('deleteCollection (named vectors)', async () => eq(await c.deleteCollection(hy), true));
 
+// ---- every filter condition, without and with payload indexes, against brute force (issue 19) ----
+{
+  const fc = 'jsfilters';
+  const F = 300;
+  const r2 = (() => { let x = 777; return () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648); })();
+  const words = ['red', 'green', 'blue', 'cheap', 'good', 'fast', 'very', 'old'];
+  const docs = [];
+  for (let i = 0; i < F; i++) {
+    const d = {
+      n: Math.floor(r2() * 100), x: Math.round(r2() * 1000) / 10, ok: r2() < 0.3,
+      tag: words[Math.floor(r2() * 4)], tags: words.filter(() => r2() < 0.25),
+      at: new Date(Date.UTC(2024, 0, 1) + Math.floor(r2() * 365 * 86400) * 1000).toISOString().replace('.000Z', 'Z'),
+      loc: { lon: Math.round((r2() * 20 - 10) * 1e4) / 1e4, lat: Math.round((r2() * 20 + 40) * 1e4) / 1e4 },
+      text: Array.from({ length: 2 + Math.floor(r2() * 4) }, () => words[Math.floor(r2() * words.length)]).join(' '),
+      items: Array.from({ length: Math.floor(r2() * 3) }, () => ({ kind: words[Math.floor(r2() * 3)], qty: Math.floor(r2() * 10) })),
+      u: `00000000-0000-4000-8000-${String(Math.floor(r2() * 5)).padStart(12, '0')}`,
+    };
+    if (i % 10 === 3) d.maybe = null; else if (i % 10 === 4) d.maybe = []; else if (i % 10 !== 5) d.maybe = i;
+    docs.push(d);
+  }
+  const rad = (v) => (v * Math.PI) / 180;
+  const hav = (a, b) => {
+    const dl = rad(b.lat - a.lat), dn = rad(b.lon - a.lon);
+    const h = Math.sin(dl / 2) ** 2 + Math.cos(rad(a.lat)) * Math.cos(rad(b.lat)) * Math.sin(dn / 2) ** 2;
+    return 2 * 6371008.8 * Math.asin(Math.min(1, Math.sqrt(h)));
+  };
+  const inRing = (p, ring) => {
+    let c = false;
+    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      const a = ring[i], b = ring[j];
+      if ((a.lat > p.lat) !== (b.lat > p.lat) && p.lon < ((b.lon - a.lon) * (p.lat - a.lat)) / (b.lat - a.lat) + a.lon) c = !c;
+    }
+    return c;
+  };
+  const toks = (t) => t.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+  const ring = [{ lon: -5, lat: 45 }, { lon: 5, lat: 45 }, { lon: 5, lat: 55 }, { lon: -5, lat: 55 }, { lon: -5, lat: 45 }];
+  const hole = [{ lon: -1, lat: 49 }, { lon: 1, lat: 49 }, { lon: 1, lat: 51 }, { lon: -1, lat: 51 }, { lon: -1, lat: 49 }];
+  const t0 = Date.parse('2024-03-01T00:00:00Z'), t1 = Date.parse('2024-06-01T00:00:00+02:00');
+  // [name, filter, holds(doc, id), text index semantics?]
+  const cases = [
+    ['match value (keyword)', { must: [{ key: 'tag', match: { value: 'red' } }] }, (d) => d.tag === 'red'],
+    ['match any over an array', { must: [{ key: 'tags', match: { any: ['cheap', 'fast'] } }] }, (d) => d.tags.some((t) => t === 'cheap' || t === 'fast')],
+    ['match except', { must: [{ key: 'tag', match: { except: ['red', 'green'] } }] }, (d) => !['red', 'green'].includes(d.tag)],
+    ['range integer', { must: [{ key: 'n', range: { gte: 20, lt: 35 } }] }, (d) => d.n >= 20 && d.n < 35],
+    ['range float', { must: [{ key: 'x', range: { gt: 10.5, lte: 30 } }] }, (d) => d.x > 10.5 && d.x <= 30],
+    ['match bool', { must: [{ key: 'ok', match: { value: true } }] }, (d) => d.ok],
+    ['datetime range (offsets)', { must: [{ key: 'at', range: { gte: '2024-03-01T00:00:00Z', lt: '2024-06-01T00:00:00+02:00' } }] }, (d) => Date.parse(d.at) >= t0 && Date.parse(d.at) < t1],
+    ['geo radius', { must: [{ key: 'loc', geo_radius: { center: { lon: 0, lat: 50 }, radius: 300000 } }] }, (d) => hav(d.loc, { lon: 0, lat: 50 }) <= 300000],
+    ['geo bounding box', { must: [{ key: 'loc', geo_bounding_box: { top_left: { lon: -3, lat: 55 }, bottom_right: { lon: 4, lat: 47 } } }] }, (d) => d.loc.lon >= -3 && d.loc.lon <= 4 && d.loc.lat >= 47 && d.loc.lat <= 55],
+    ['geo polygon with a hole', { must: [{ key: 'loc', geo_polygon: { exterior: { points: ring }, interiors: [{ points: hole }] } }] }, (d) => inRing(d.loc, ring) && !inRing(d.loc, hole)],
+    ['values_count', { must: [{ key: 'tags', values_count: { gte: 2 } }] }, (d) => d.tags.length >= 2],
+    ['is_empty', { must: [{ is_empty: { key: 'maybe' } }] }, (d) => d.maybe === undefined || d.maybe === null || (Array.isArray(d.maybe) && d.maybe.length === 0)],
+    ['is_null', { must: [{ is_null: { key: 'maybe' } }] }, (d) => d.maybe === null],
+    ['has_id and must_not', { must: [{ has_id: [1, 2, 3, 50, 51, 52, 299] }], must_not: [{ key: 'ok', match: { value: true } }] }, (d, i) => [1, 2, 3, 50, 51, 52, 299].includes(i) && !d.ok],
+    ['nested: both conditions on the same element', { must: [{ nested: { key: 'items', filter: { must: [{ key: 'kind', match: { value: 'red' } }, { key: 'qty', range: { gte: 5 } }] } } }] },
+      (d) => d.items.some((e) => e.kind === 'red' && e.qty >= 5)],
+    ['min_should', { min_should: { conditions: [{ key: 'tag', match: { value: 'red' } }, { key: 'ok', match: { value: true } }, { key: 'n', range: { lt: 50 } }], min_count: 2 } },
+      (d) => [d.tag === 'red', d.ok, d.n < 50].filter(Boolean).length >= 2],
+    ['should', { should: [{ key: 'tag', match: { value: 'blue' } }, { key: 'n', range: { gte: 95 } }] }, (d) => d.tag === 'blue' || d.n >= 95],
+    ['match uuid', { must: [{ key: 'u', match: { any: ['00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000003'] } }] }, (d) => ['1', '3'].includes(d.u.slice(-1))],
+    ['match text (all tokens)', { must: [{ key: 'text', match: { text: 'good cheap' } }] }, null, (d) => ['good', 'cheap'].every((w) => toks(d.text).includes(w)), (d) => d.text.includes('good cheap')],
+    ['match phrase', { must: [{ key: 'text', match: { phrase: 'very old' } }] }, null, (d) => { const t = toks(d.text); return t.some((w, k) => w === 'very' && t[k + 1] === 'old'); }, (d) => d.text.includes('very old')],
+  ];
+  const ids = async (filter) => {
+    const r = await c.scroll(fc, { filter, limit: 1000, with_payload: false });
+    return r.points.map((p) => p.id).sort((a, b) => a - b);
+  };
+  await check('filters: a collection with every kind of payload (2 shards)', async () => {
+    await c.createCollection(fc, { vectors: { size: 2, distance: 'Dot' }, shard_number: 2 });
+    const r = await c.upsert(fc, { points: docs.map((d, i) => ({ id: i, vector: [1, i], payload: d })), wait: true });
+    return eq(r.status, 'completed');
+  });
+  for (const withIndex of [false, true]) {
+    if (withIndex)
+      await check('filters: payload indexes of every kind', async () => {
+        for (const [field_name, field_schema] of [['tag', 'keyword'], ['tags', 'keyword'], ['n', 'integer'], ['x', 'float'], ['ok', 'bool'], ['at', 'datetime'],
+          ['loc', 'geo'], ['u', 'uuid'], ['text', { type: 'text', tokenizer: 'word', lowercase: true }]])
+          await c.createPayloadIndex(fc, { field_name, field_schema, wait: true });
+        const schema = (await c.getCollection(fc)).payload_schema;
+        return eq(Object.keys(schema).sort(), ['at', 'loc', 'n', 'ok', 'tag', 'tags', 'text', 'u', 'x']);
+      });
+    for (const [name, filter, holds, tokHolds, subHolds] of cases) {
+      await check(`filter ${name} ${withIndex ? 'with' : 'without'} an index matches brute force`, async () => {
+        const fn = holds || (withIndex ? tokHolds : subHolds);
+        const want = docs.map((d, i) => [d, i]).filter(([d, i]) => fn(d, i)).map(([, i]) => i);
+        const got = await ids(filter);
+        const cnt = (await c.count(fc, { filter, exact: true })).count;
+        const q = await c.query(fc, { query: [1, 0.001], filter, limit: 1000 });
+        const e = eq(got, want);
+        return e !== true ? `${name}: ${e}` : cnt !== want.length ? `count ${cnt} != ${want.length}`
+          : eq(q.points.map((p) => p.id).sort((a, b) => a - b), want);
+      });
+    }
+  }
+  await check('filters: a bad condition is refused with 400 naming it', async () =>
+    eq(await status(() => c.scroll(fc, { filter: { must: [{ key: 'loc', geo_radius: { center: { lon: 0, lat: 99 }, radius: 1 } }] } })), 400));
+  await check('filters: deleteCollection', async () => eq(await c.deleteCollection(fc), true));
+}
+
 console.log(`1..${n}`);
 process.exit(failed ? 1 : 0);
