@@ -338,6 +338,10 @@ int rs_using(struct rx *x, json_t *name, const char *field, struct rs_qvec *v);
 int rs_vector_input(struct rx *x, const char *coll, json_t *v, const char *field,
                     struct rs_qvec *q);
 
+/* A point's own vector v->using from a hit with vectors, as a query vector that excludes the
+ * point: false when it has none; *st is 200 or an error (out of memory) when true. */
+bool rs_qvec_of_hit(struct rx *x, const struct msg_hit *h, struct rs_qvec *v, int *st);
+
 /* A request's `params` (hnsw_ef, exact) and `score_threshold`. */
 int rs_params(struct rx *x, json_t *o, uint32_t *ef, bool *has_thr, float *thr);
 

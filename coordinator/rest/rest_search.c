@@ -63,6 +63,27 @@ static int plan_take(struct rx *x, struct rs_qvec *p, const struct msg_nvec *v)
     return 200;
 }
 
+bool rs_qvec_of_hit(struct rx *x, const struct msg_hit *h, struct rs_qvec *p, int *st)
+{
+    const struct msg_nvec *found = NULL;
+    struct msg_nvec unnamed;
+    if (h->vec != NULL && p->using[0] == '\0') {
+        unnamed = (struct msg_nvec){{"", 0}, h->dim, h->dim, h->vec, NULL};
+        found = &unnamed;
+    }
+    for (uint32_t k = 0; k < h->named.n && !found; k++) {
+        const struct msg_nvec *v = &h->named.v[k];
+        if (v->name.len == strlen(p->using) && memcmp(v->name.p, p->using, v->name.len) == 0)
+            found = v;
+    }
+    if (found == NULL)
+        return false;
+    *st = plan_take(x, p, found);
+    p->exclude = true;
+    p->excl = h->id;
+    return true;
+}
+
 /* Looks up the vector of point `id` (a query by id), the named one the plan uses. */
 static int vector_of(struct rx *x, const char *coll, const struct pid *id, struct rs_qvec *p)
 {
@@ -75,19 +96,8 @@ static int vector_of(struct rx *x, const char *coll, const struct pid *id, struc
     if (st != 200)
         return st;
     const struct msg_hits *h = &rep.m.u.get_rep;
-    const struct msg_nvec *found = NULL;
-    struct msg_nvec unnamed;
-    if (h->n > 0 && h->hits[0].vec != NULL && p->using[0] == '\0') {
-        unnamed = (struct msg_nvec){{"", 0}, h->hits[0].dim, h->hits[0].dim, h->hits[0].vec, NULL};
-        found = &unnamed;
-    }
-    for (uint32_t k = 0; h->n > 0 && k < h->hits[0].named.n && !found; k++) {
-        const struct msg_nvec *v = &h->hits[0].named.v[k];
-        if (v->name.len == strlen(p->using) && memcmp(v->name.p, p->using, v->name.len) == 0)
-            found = v;
-    }
-    if (found == NULL) {
-        bool exists = h->n > 0;
+    bool exists = h->n > 0;
+    if (!exists || !rs_qvec_of_hit(x, &h->hits[0], p, &st)) {
         msg_reply_free(&rep);
         char t[PID_TEXT_MAX];
         pid_format(id, t);
@@ -95,13 +105,8 @@ static int vector_of(struct rx *x, const char *coll, const struct pid *id, struc
             return rx_fail(x, 400, "Wrong input: point %s has no vector \"%s\"", t, p->using);
         return rx_fail(x, 404, "Not found: No point with id %s found", t);
     }
-    st = plan_take(x, p, found);
     msg_reply_free(&rep);
-    if (st != 200)
-        return st;
-    p->exclude = true;
-    p->excl = *id;
-    return 200;
+    return st;
 }
 
 /* A vector input: a dense vector, a sparse {indices, values}, a multivector, or a point id
