@@ -691,7 +691,11 @@ static int coll_set(struct coord *c, const struct args *a, struct buf *b, char *
     uint32_t now_rf = cl ? cl->cfg.rf : 0, now_wcf = cl ? cl->cfg.write_consistency_factor : 0;
     uint32_t now_ef = cl ? cl->cfg.ef_search : 0;
     craft_map_release(c->raft, ref);
-    T(mpw_map(b, 4));
+    /* map_epoch: a coordinator that forwarded the op waits for its copy of the map to have
+     * it (read your writes: a GET /collections/{c} there echoes the change) */
+    T(mpw_map(b, 5));
+    T(K("map_epoch"));
+    T(mpw_u64(b, res.epoch));
     T(K("collection"));
     T(K(cmd.u.coll_set.name));
     T(K("replication_factor"));
