@@ -531,7 +531,8 @@ static int score_examples(struct qrun *r, int how, const struct examples *e, uns
     uint32_t per = want * RQ_CAND_FACTOR + (uint32_t)e->n;
     per = per > PROTO_MAX_K / RQ_MAX_EXAMPLES ? PROTO_MAX_K / RQ_MAX_EXAMPLES : per;
     if (cands == NULL) {
-        struct rs_qvec src[RQ_MAX_EXAMPLES + 1];
+        /* zeroed: gcc 12 -O3 (release) cannot see that search() reads only src[0, ns) */
+        struct rs_qvec src[RQ_MAX_EXAMPLES + 1] = {0};
         size_t ns = 0;
         if (extra != NULL)
             src[ns++] = *extra;
