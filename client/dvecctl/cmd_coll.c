@@ -374,6 +374,8 @@ static const struct opt_spec set_opts[] = {
      "replicas per partition (1 .. 8), added or dropped online"},
     {"write-consistency-factor", OPT_VAL, "N",
      "in-sync replicas a write needs (1 .. 8; Qdrant's name)"},
+    {"ef", OPT_VAL, "N",
+     "default ef of searches that give none (1 .. 65535; Qdrant's hnsw_config.ef)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -381,13 +383,15 @@ static int set_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
 {
     const char *name = o->pos[0];
     char msg[512];
-    uint32_t rf = 0, wcf = 0;
-    if (!opts_has(o, "replication-factor") && !opts_has(o, "write-consistency-factor"))
-        return ctl_usage(cmd, "give --replication-factor and/or --write-consistency-factor");
+    uint32_t rf = 0, wcf = 0, ef = 0;
+    if (!opts_has(o, "replication-factor") && !opts_has(o, "write-consistency-factor") &&
+        !opts_has(o, "ef"))
+        return ctl_usage(cmd, "give --replication-factor, --write-consistency-factor and/or --ef");
     if ((opts_has(o, "replication-factor") &&
          opts_u32(o, "replication-factor", 1, 8, &rf, msg, sizeof msg) != 0) ||
         (opts_has(o, "write-consistency-factor") &&
-         opts_u32(o, "write-consistency-factor", 1, 8, &wcf, msg, sizeof msg) != 0))
+         opts_u32(o, "write-consistency-factor", 1, 8, &wcf, msg, sizeof msg) != 0) ||
+        (opts_has(o, "ef") && opts_u32(o, "ef", 1, 65535, &ef, msg, sizeof msg) != 0))
         return ctl_usage(cmd, "%s", msg);
     dvec_client *c;
     int rc = ctl_client(ctl, &c);
@@ -398,6 +402,8 @@ static int set_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
         json_object_set_new(args, "replication_factor", json_integer(rf));
     if (wcf)
         json_object_set_new(args, "write_consistency_factor", json_integer(wcf));
+    if (ef)
+        json_object_set_new(args, "ef_search", json_integer(ef));
     char *atext = json_dumps(args, JSON_COMPACT), *text = NULL;
     json_decref(args);
     dvec_error e = {0};
@@ -407,9 +413,10 @@ static int set_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
         return ctl_fail(&e);
     json_t *doc = json_loads(text, 0, NULL);
     free(text);
-    printf("collection %s: replication factor %lld, write consistency factor %lld%s\n", name,
-           (long long)json_integer_value(json_object_get(doc, "replication_factor")),
+    printf("collection %s: replication factor %lld, write consistency factor %lld, ef %lld%s\n",
+           name, (long long)json_integer_value(json_object_get(doc, "replication_factor")),
            (long long)json_integer_value(json_object_get(doc, "write_consistency_factor")),
+           (long long)json_integer_value(json_object_get(doc, "ef_search")),
            rf ? " (replicas are added or dropped in the background: dvecctl status)" : "");
     json_decref(doc);
     return CTL_EXIT_OK;
@@ -417,11 +424,12 @@ static int set_run(struct ctl *ctl, const struct cmd *cmd, const struct opts *o)
 
 const struct cmd cmd_coll_set = {
     "collections set",
-    "NAME [--replication-factor N] [--write-consistency-factor N]",
-    "change a collection's replication factor or write consistency factor, online",
+    "NAME [--replication-factor N] [--write-consistency-factor N] [--ef N]",
+    "change a collection's replication factor, write consistency factor or search ef, online",
     "A higher replication factor adds a replica to each partition on the least loaded node,\n"
     "copied from the primary while writes go on; a lower one drops secondaries (replicas out\n"
-    "of sync first). Writes need --write-consistency-factor in-sync replicas.\n",
+    "of sync first). Writes need --write-consistency-factor in-sync replicas. --ef is the ef\n"
+    "of searches that give none (coordinators and one-hop clients fill it in).\n",
     set_opts,
     1,
     1,

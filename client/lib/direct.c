@@ -196,6 +196,12 @@ bool cl_direct_search(dvec_client *c, const char *coll, const struct msg_csearch
             cl_route_put(c, r);            /* the coordinator says what is wrong */
             return false;
         }
+    /* A query without an ef gets the collection's default from the route (the map's, which a
+     * collection update may have changed since the replicas were created), as a coordinator
+     * gives it (router_default_ef). */
+    for (uint32_t q = 0; q < s->n_queries; q++)
+        if (s->queries[q].ef == 0)
+            s->queries[q].ef = t->cfg.ef_search;
     struct direct_mem *d = calloc(1, sizeof *d);
     bool ok = d && plan(c, r, coll, s, d);
     if (ok) {

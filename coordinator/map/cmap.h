@@ -535,11 +535,13 @@ struct cmap_cmd {
             uint64_t expect_term;
         } replica_op;
         /* Sets the replication factor (0: kept) and write_consistency_factor (0: kept) of a
-         * collection, each 1 .. CMAP_MAX_RF (DV_EINVAL). The leader then adds or removes
-         * replicas until every partition has rf of them. DV_ENOTFOUND. */
+         * collection, each 1 .. CMAP_MAX_RF, and its default search ef (0: kept),
+         * 1 .. PROTO_MAX_CFG_EF (DV_EINVAL otherwise). The leader then adds or removes
+         * replicas until every partition has rf of them. DV_ENOTFOUND. Encoded as
+         * [name, rf, wcf] or, with ef_search, [name, rf, wcf, ef_search]. */
         struct {
             char name[CMAP_NAME_MAX + 1];
-            uint32_t rf, wcf;
+            uint32_t rf, wcf, ef_search;
         } coll_set;
         /* Applies acts[n] (1 .. CMAP_MAX_ALIAS_OPS) in order, all or nothing: on the first
          * failing action the map is unchanged and the result names it (action number, alias).

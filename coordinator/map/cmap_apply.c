@@ -572,8 +572,13 @@ static int coll_set(struct cmap *m, const struct cmap_cmd *cmd, struct cmap_resu
                     "collection \"%s\": replication factor %u and write_consistency_factor %u "
                     "must be 1 to %u",
                     c->name, c->rf, c->wcf, CMAP_MAX_RF);
+    if (c->ef_search > PROTO_MAX_CFG_EF)
+        return fail(m, res, DV_EINVAL, "collection \"%s\": ef_search %u must be 1 to %u", c->name,
+                    c->ef_search, PROTO_MAX_CFG_EF);
     if (c->rf)
         coll->cfg.rf = c->rf;
+    if (c->ef_search)
+        coll->cfg.ef_search = c->ef_search;
     if (c->wcf)
         coll->cfg.write_consistency_factor = c->wcf;
     ok(m, res);

@@ -391,10 +391,14 @@ static int w_body(struct buf *b, const struct cmap_cmd *c)
         W(mpw_u64(b, c->u.replica_op.expect_term));
         break;
     case CMAP_CMD_COLL_SET:
-        W(mpw_array(b, 3));
+        /* ef_search is a 4th element only when set: entries written before it existed and
+         * those that keep it are the same 3 elements. */
+        W(mpw_array(b, c->u.coll_set.ef_search ? 4 : 3));
         W(w_str(b, c->u.coll_set.name));
         W(mpw_u64(b, c->u.coll_set.rf));
         W(mpw_u64(b, c->u.coll_set.wcf));
+        if (c->u.coll_set.ef_search)
+            W(mpw_u64(b, c->u.coll_set.ef_search));
         break;
     case CMAP_CMD_ALIAS:
         W(cmap_alias_write(b, c));
@@ -740,10 +744,14 @@ static int d_body(struct dec *d)
     }
     case CMAP_CMD_COLL_SET: {
         typeof(c->u.coll_set) *x = &c->u.coll_set;
-        if ((rc = mpk_dec_tuple(&d->k, 3, "body")) != DV_OK ||
-            (rc = mpk_dec_strcpy(&d->k, x->name, CMAP_NAME_MAX, "name")) != DV_OK ||
+        uint32_t n;
+        if (mpk_array(&d->k.r, &n) != DV_OK || n < 3 || n > 4)
+            return mpk_dec_fail(&d->k, DV_ECORRUPT, "body");
+        x->ef_search = 0;
+        if ((rc = mpk_dec_strcpy(&d->k, x->name, CMAP_NAME_MAX, "name")) != DV_OK ||
             (rc = mpk_dec_u32(&d->k, &x->rf, "replication")) != DV_OK ||
-            (rc = mpk_dec_u32(&d->k, &x->wcf, "write_consistency_factor")) != DV_OK)
+            (rc = mpk_dec_u32(&d->k, &x->wcf, "write_consistency_factor")) != DV_OK ||
+            (n == 4 && (rc = mpk_dec_u32(&d->k, &x->ef_search, "ef_search")) != DV_OK))
             return rc;
         return DV_OK;
     }

@@ -344,6 +344,8 @@ static int route(struct rx *x)
             op = post ? REST_OP_COUNT : -1;
         else if (is(t, "vectors"))
             op = put ? REST_OP_UPDATE_VECTORS : -1;
+        else if (is(t, "batch"))
+            op = post ? REST_OP_UPDATE_BATCH : -1;
         else
             op = get ? REST_OP_GET_ONE : -1;
     } else if (n == 5 && is(s[2], "points")) {
@@ -456,6 +458,8 @@ static int dispatch(struct rx *x)
         return rh_scroll(x, c);
     case REST_OP_COUNT:
         return rh_count(x, c);
+    case REST_OP_UPDATE_BATCH:
+        return rh_update_batch(x, c);
     default:
         return rx_fail(x, 404, "Not found: no such path");
     }

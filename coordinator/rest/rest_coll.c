@@ -1,5 +1,6 @@
 /* rest_coll.c - the REST API's collection and cluster calls: list, info, exists, create,
- * delete, payload indexes, and the cluster's shape in Qdrant's terms (aliases: rest_alias.c). */
+ * delete, payload indexes, and the cluster's shape in Qdrant's terms (aliases: rest_alias.c,
+ * update: rest_coll_update.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,8 +399,8 @@ int rh_coll_info(struct rx *x, const char *coll)
     if (rc == DV_OK)
         rc = buf_appendf(b,
                          "\"hnsw_config\":{\"m\":%u,\"ef_construct\":%u,\"full_scan_threshold\":"
-                         "10000,\"max_indexing_threads\":0,\"on_disk\":false},",
-                         c->m, c->ef_construction);
+                         "10000,\"max_indexing_threads\":0,\"on_disk\":false,\"ef\":%u},",
+                         c->m, c->ef_construction, c->ef_search);
     /* dvec compacts a replica once 10% of its points are deleted; its WAL has no fixed
      * segment count or flush interval: the closest values are reported. */
     if (rc == DV_OK)
@@ -695,69 +696,6 @@ int rh_coll_drop(struct rx *x, const char *coll)
         x->err[0] = '\0';
         return jw_raw(&x->res, "false") == DV_OK ? 200 : oom(x);
     }
-    if (st != 200)
-        return st;
-    msg_reply_free(&rep);
-    return jw_raw(&x->res, "true") == DV_OK ? 200 : oom(x);
-}
-
-/* PATCH /collections/{c}: Qdrant's collection update; dvec changes `params.replication_factor`
- * (replicas are added or dropped online) and `params.write_consistency_factor`. Anything
- * else in the body is refused, naming it (dvec cannot change it on a live collection). */
-int rh_coll_update(struct rx *x, const char *coll)
-{
-    int st = rj_body(x, false);
-    if (st != 200)
-        return st;
-    const char *key;
-    json_t *v;
-    json_object_foreach(x->json, key, v)
-    {
-        if (strcmp(key, "params") != 0 && !json_is_null(v))
-            return rx_fail(x, 400, "Bad request: dvec cannot change `%.64s` of a collection", key);
-    }
-    json_t *params = json_object_get(x->json, "params");
-    if (params != NULL && !json_is_object(params))
-        return rj_type_error(x, "params", "expected an object");
-    json_t *args = json_pack("{s:s}", "collection", coll);
-    if (args == NULL)
-        return oom(x);
-    json_object_foreach(params, key, v)
-    {
-        bool rf = strcmp(key, "replication_factor") == 0;
-        if (!rf && strcmp(key, "write_consistency_factor") != 0) {
-            if (json_is_null(v))
-                continue;
-            json_decref(args);
-            return rx_fail(x, 400, "Bad request: dvec cannot change `params.%.64s` of a collection",
-                           key);
-        }
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 8) {
-            json_decref(args);
-            return rx_fail(x, 422, "Validation error: `params.%s` must be an integer from 1 to 8",
-                           key);
-        }
-        json_object_set(args, key, v);
-    }
-    if (json_object_size(args) == 1) {
-        json_decref(args);
-        return rx_fail(x, 400,
-                       "Bad request: nothing to change (dvec changes params.replication_factor "
-                       "and params.write_consistency_factor)");
-    }
-    struct buf a = BUF_INIT;
-    char err[DV_ERRMSG_SIZE];
-    int rc = jsonmp_from_json(args, &a, err);
-    json_decref(args);
-    if (rc != DV_OK) {
-        buf_free(&a);
-        return oom(x);
-    }
-    struct msg q = {.type = MSG_ADMIN};
-    q.u.admin_req = (struct msg_admin_req){S("coll_set"), {a.data, (uint32_t)a.len}};
-    struct msg_reply rep;
-    st = rx_call(x, &q, &rep);
-    buf_free(&a);
     if (st != 200)
         return st;
     msg_reply_free(&rep);

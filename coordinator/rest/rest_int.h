@@ -39,6 +39,7 @@
     X(CLEAR_PAYLOAD, "clear_payload")                                                              \
     X(UPDATE_VECTORS, "update_vectors")                                                            \
     X(DELETE_VECTORS, "delete_vectors")                                                            \
+    X(UPDATE_BATCH, "update_batch")                                                                \
     X(SEARCH, "search")                                                                            \
     X(SEARCH_BATCH, "search_batch")                                                                \
     X(QUERY, "query")                                                                              \
@@ -276,6 +277,17 @@ enum { RG_QUERY, RG_SEARCH, RG_RECOMMEND };
 int rh_groups(struct rx *x, const char *coll, int shape);
 int rh_scroll(struct rx *x, const char *coll);
 int rh_count(struct rx *x, const char *coll);
+int rh_update_batch(struct rx *x, const char *coll); /* rest_batch.c */
+
+/* The point writes on one JSON object `j` (a body, or an operation of a batch; borrowed): parsed
+ * and checked, then sent when `apply` (with `apply` false nothing is sent; a collection that
+ * does not exist may still be found). 200, or an error status through rx_fail. The result
+ * (UpdateResult) is the caller's to write. payload's op as rh_payload's. */
+int rp_upsert(struct rx *x, const char *coll, json_t *j, bool apply);
+int rp_delete(struct rx *x, const char *coll, json_t *j, bool apply);
+int rp_payload(struct rx *x, const char *coll, json_t *j, uint32_t op, bool apply);
+int rp_update_vectors(struct rx *x, const char *coll, json_t *j, bool apply);
+int rp_delete_vectors(struct rx *x, const char *coll, json_t *j, bool apply);
 
 /* ---- rest_vec.c: named, sparse and multi vectors ---- */
 

@@ -72,12 +72,9 @@ static int take_payload(struct rx *x, json_t *p, const char *field, struct buf *
     return 200;
 }
 
-int rh_upsert(struct rx *x, const char *coll)
+int rp_upsert(struct rx *x, const char *coll, json_t *j, bool apply)
 {
-    int st = rj_body(x, false);
-    if (st != 200)
-        return st;
-    json_t *j = x->json;
+    int st;
     static const char *const unsupported[] = {"shard_key", NULL};
     if ((st = rj_unsupported(x, j, unsupported)) != 200)
         return st;
@@ -208,7 +205,11 @@ int rh_upsert(struct rx *x, const char *coll)
             st = rx_fail(x, 404, "Not found: Collection `%s` doesn't exist!", coll);
             goto out;
         }
-        st = jw_update(x);
+        st = 200;
+        goto out;
+    }
+    if (!apply) { /* checked: every point parsed */
+        st = 200;
         goto out;
     }
     if ((pays = calloc(n, sizeof *pays)) == NULL) {
@@ -221,10 +222,8 @@ int rh_upsert(struct rx *x, const char *coll)
     q.addr.coll = S(coll);
     q.u.upsert_req = (struct msg_upsert_req){ids, vecs, pays, n, named ? 0 : dim, nvecs};
     struct msg_reply rep;
-    if ((st = rx_call(x, &q, &rep)) == 200) {
+    if ((st = rx_call(x, &q, &rep)) == 200)
         msg_reply_free(&rep);
-        st = jw_update(x);
-    }
 out:
     rv_free(&arena);
     free(ids);
@@ -234,6 +233,14 @@ out:
     free(plen);
     buf_free(&mp);
     return st;
+}
+
+int rh_upsert(struct rx *x, const char *coll)
+{
+    int st = rj_body(x, false);
+    if (st == 200)
+        st = rp_upsert(x, coll, x->json, true);
+    return st == 200 ? jw_update(x) : st;
 }
 
 /* ---- get --------------------------------------------------------------------------------- */
@@ -401,11 +408,12 @@ static int write_filter(struct rx *x, const char *coll, const struct write_op *w
     }
 }
 
-/* The PointsSelector of a body: {"points": [...]} or {"filter": {...}}, both optional for
- * payload calls (`required` says whether one must be there). */
-static int run_write(struct rx *x, const char *coll, const struct write_op *w, struct buf *mp)
+/* The write to the PointsSelector of object j: {"points": [...]} or {"filter": {...}}, one of
+ * them. With `apply` false only checked. */
+static int run_write(struct rx *x, const char *coll, json_t *j, const struct write_op *w,
+                     struct buf *mp, bool apply)
 {
-    json_t *pts = rj_get(x->json, "points"), *flt = rj_get(x->json, "filter");
+    json_t *pts = rj_get(j, "points"), *flt = rj_get(j, "filter");
     if (pts && flt)
         return rx_fail(x, 400, "Wrong input: give either `points` or `filter`, not both");
     if (pts == NULL && flt == NULL)
@@ -416,7 +424,7 @@ static int run_write(struct rx *x, const char *coll, const struct write_op *w, s
         int st = rj_ids(x, pts, "points", MAX_IDS, &ids, &n);
         if (st != 200)
             return st;
-        st = n ? write_ids(x, coll, w, ids, n) : 200;
+        st = n && apply ? write_ids(x, coll, w, ids, n) : 200;
         free(ids);
         if (st == 200 && n == 0 && !rx_meta(x, coll, NULL, NULL))
             st = rx_fail(x, 404, "Not found: Collection `%s` doesn't exist!", coll);
@@ -424,36 +432,40 @@ static int run_write(struct rx *x, const char *coll, const struct write_op *w, s
     }
     size_t off, len;
     int st = rj_filter(x, flt, "filter", mp, &off, &len);
-    if (st != 200)
+    if (st != 200 || !apply)
         return st;
     return write_filter(x, coll, w, mbytes(mp, off, len));
+}
+
+int rp_delete(struct rx *x, const char *coll, json_t *j, bool apply)
+{
+    int st;
+    static const char *const unsupported[] = {"shard_key", NULL};
+    if ((st = rj_unsupported(x, j, unsupported)) != 200)
+        return st;
+    struct write_op w = {.type = MSG_P_DELETE};
+    struct buf mp = BUF_INIT;
+    st = run_write(x, coll, j, &w, &mp, apply);
+    buf_free(&mp);
+    return st;
 }
 
 int rh_delete(struct rx *x, const char *coll)
 {
     int st = rj_body(x, false);
-    if (st != 200)
-        return st;
-    static const char *const unsupported[] = {"shard_key", NULL};
-    if ((st = rj_unsupported(x, x->json, unsupported)) != 200)
-        return st;
-    struct write_op w = {.type = MSG_P_DELETE};
-    struct buf mp = BUF_INIT;
-    st = run_write(x, coll, &w, &mp);
-    buf_free(&mp);
+    if (st == 200)
+        st = rp_delete(x, coll, x->json, true);
     return st == 200 ? jw_update(x) : st;
 }
 
 /* POST /collections/{c}/points/vectors/delete: {"points" | "filter", "vector": [names]}. */
-int rh_delete_vectors(struct rx *x, const char *coll)
+int rp_delete_vectors(struct rx *x, const char *coll, json_t *j, bool apply)
 {
-    int st = rj_body(x, false);
-    if (st != 200)
-        return st;
+    int st;
     static const char *const unsupported[] = {"shard_key", NULL};
-    if ((st = rj_unsupported(x, x->json, unsupported)) != 200)
+    if ((st = rj_unsupported(x, j, unsupported)) != 200)
         return st;
-    json_t *names = rj_get(x->json, "vector");
+    json_t *names = rj_get(j, "vector");
     if (names == NULL)
         return rx_fail(x, 400, "Format error in JSON body: missing field `vector`");
     if (!json_is_array(names) || json_array_size(names) == 0 ||
@@ -473,22 +485,28 @@ int rh_delete_vectors(struct rx *x, const char *coll)
     struct write_op w = {
         .type = MSG_P_DELETE_VECTORS, .names = ns, .n_names = (uint32_t)json_array_size(names)};
     struct buf mp = BUF_INIT;
-    st = run_write(x, coll, &w, &mp);
+    st = run_write(x, coll, j, &w, &mp, apply);
     buf_free(&mp);
+    return st;
+}
+
+int rh_delete_vectors(struct rx *x, const char *coll)
+{
+    int st = rj_body(x, false);
+    if (st == 200)
+        st = rp_delete_vectors(x, coll, x->json, true);
     return st == 200 ? jw_update(x) : st;
 }
 
 /* PUT /collections/{c}/points/vectors: {"points": [{"id", "vector"}]}, the given vectors of
  * existing points replaced (404 naming a missing point). */
-int rh_update_vectors(struct rx *x, const char *coll)
+int rp_update_vectors(struct rx *x, const char *coll, json_t *j, bool apply)
 {
-    int st = rj_body(x, false);
-    if (st != 200)
-        return st;
+    int st;
     static const char *const unsupported[] = {"shard_key", NULL};
-    if ((st = rj_unsupported(x, x->json, unsupported)) != 200)
+    if ((st = rj_unsupported(x, j, unsupported)) != 200)
         return st;
-    json_t *points = rj_get(x->json, "points");
+    json_t *points = rj_get(j, "points");
     if (points == NULL)
         return rx_fail(x, 400, "Format error in JSON body: missing field `points`");
     if (!json_is_array(points))
@@ -526,7 +544,7 @@ int rh_update_vectors(struct rx *x, const char *coll)
         else
             st = take_vector(x, vec, f, i, n, &dim, &vecs);
     }
-    if (st == 200 && n > 0) {
+    if (st == 200 && n > 0 && apply) {
         struct msg q = {.type = MSG_P_UPDATE_VECTORS};
         q.addr.coll = S(coll);
         q.u.upsert_req = (struct msg_upsert_req){
@@ -537,22 +555,28 @@ int rh_update_vectors(struct rx *x, const char *coll)
     }
     free(vecs);
     rv_free(&a);
+    return st;
+}
+
+int rh_update_vectors(struct rx *x, const char *coll)
+{
+    int st = rj_body(x, false);
+    if (st == 200)
+        st = rp_update_vectors(x, coll, x->json, true);
     return st == 200 ? jw_update(x) : st;
 }
 
 /* op: 1 set, 2 overwrite, 3 delete keys, 4 clear (enum part_payload_op). */
-int rh_payload(struct rx *x, const char *coll, uint32_t op)
+int rp_payload(struct rx *x, const char *coll, json_t *j, uint32_t op, bool apply)
 {
-    int st = rj_body(x, false);
-    if (st != 200)
-        return st;
+    int st;
     static const char *const unsupported[] = {"shard_key", NULL};
-    if ((st = rj_unsupported(x, x->json, unsupported)) != 200)
+    if ((st = rj_unsupported(x, j, unsupported)) != 200)
         return st;
     struct buf mp = BUF_INIT;
     char err[DV_ERRMSG_SIZE];
     struct write_op w = {.type = MSG_P_SET_PAYLOAD, .op = op};
-    json_t *key = rj_get(x->json, "key");
+    json_t *key = rj_get(j, "key");
     if (key != NULL && op != 1)
         return rx_fail(x, 400,
                        "Wrong input: `key` is taken by set payload only (POST .../payload)");
@@ -564,7 +588,7 @@ int rh_payload(struct rx *x, const char *coll, uint32_t op)
         mpw_str(&mp, json_string_value(key), json_string_length(key));
     }
     if (op == 1 || op == 2) {
-        json_t *p = json_object_get(x->json, "payload");
+        json_t *p = json_object_get(j, "payload");
         if (p == NULL) {
             st = rx_fail(x, 400, "Format error in JSON body: missing field `payload`");
             goto out;
@@ -578,7 +602,7 @@ int rh_payload(struct rx *x, const char *coll, uint32_t op)
             goto out;
         }
     } else if (op == 3) {
-        json_t *k = json_object_get(x->json, "keys");
+        json_t *k = json_object_get(j, "keys");
         if (k == NULL) {
             st = rx_fail(x, 400, "Format error in JSON body: missing field `keys`");
             goto out;
@@ -600,13 +624,19 @@ int rh_payload(struct rx *x, const char *coll, uint32_t op)
     size_t dlen = mp.len;
     struct buf fmp = BUF_INIT;
     w.data = mbytes(&mp, 0, dlen);
-    st = run_write(x, coll, &w, &fmp);
+    st = run_write(x, coll, j, &w, &fmp, apply);
     buf_free(&fmp);
-    if (st == 200)
-        st = jw_update(x);
 out:
     buf_free(&mp);
     return st;
+}
+
+int rh_payload(struct rx *x, const char *coll, uint32_t op)
+{
+    int st = rj_body(x, false);
+    if (st == 200)
+        st = rp_payload(x, coll, x->json, op, true);
+    return st == 200 ? jw_update(x) : st;
 }
 
 int rh_scroll(struct rx *x, const char *coll)

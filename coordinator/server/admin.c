@@ -645,12 +645,13 @@ out:
     return rc;
 }
 
-/* Changes a collection's replication factor and/or write_consistency_factor online: the
- * leader then adds or removes replicas (coord_leader.c, fix_replication). */
+/* Changes a collection's replication factor, write_consistency_factor and/or default search ef
+ * online: the leader then adds or removes replicas (coord_leader.c, fix_replication); the
+ * routers give searches without an ef the new one (router_default_ef). */
 static int coll_set(struct coord *c, const struct args *a, struct buf *b, char *errmsg)
 {
     struct cmap_cmd cmd = {.type = CMAP_CMD_COLL_SET, .req = coord_reqid(c)};
-    uint64_t rf = 0, wcf = 0;
+    uint64_t rf = 0, wcf = 0, ef = 0;
     int rc =
         arg_str(a, "collection", cmd.u.coll_set.name, sizeof cmd.u.coll_set.name, true, errmsg);
     if (rc != DV_OK)
@@ -664,8 +665,10 @@ static int coll_set(struct coord *c, const struct args *a, struct buf *b, char *
         return rc;
     if ((rc = arg_u64(a, "write_consistency_factor", &wcf, errmsg)) != DV_OK && rc != DV_ENOTFOUND)
         return rc;
-    if (rf == 0 && wcf == 0) {
-        dv_errmsg_set(errmsg, "give replication_factor and/or write_consistency_factor");
+    if ((rc = arg_u64(a, "ef_search", &ef, errmsg)) != DV_OK && rc != DV_ENOTFOUND)
+        return rc;
+    if (rf == 0 && wcf == 0 && ef == 0) {
+        dv_errmsg_set(errmsg, "give replication_factor, write_consistency_factor and/or ef_search");
         return DV_EINVAL;
     }
     if (rf > CMAP_MAX_RF || wcf > CMAP_MAX_RF) {
@@ -673,22 +676,34 @@ static int coll_set(struct coord *c, const struct args *a, struct buf *b, char *
                       CMAP_MAX_RF);
         return DV_EINVAL;
     }
+    if (ef > PROTO_MAX_CFG_EF) {
+        dv_errmsg_set(errmsg, "ef_search must be 1 to %d", PROTO_MAX_CFG_EF);
+        return DV_EINVAL;
+    }
     cmd.u.coll_set.rf = (uint32_t)rf;
     cmd.u.coll_set.wcf = (uint32_t)wcf;
+    cmd.u.coll_set.ef_search = (uint32_t)ef;
     struct cmap_result res;
     if ((rc = apply(c, &cmd, &res, errmsg)) != DV_OK)
         return rc;
     struct cmap_ref *ref = craft_map(c->raft);
     const struct cmap_coll *cl = cmap_coll_find(&ref->map, cmd.u.coll_set.name);
     uint32_t now_rf = cl ? cl->cfg.rf : 0, now_wcf = cl ? cl->cfg.write_consistency_factor : 0;
+    uint32_t now_ef = cl ? cl->cfg.ef_search : 0;
     craft_map_release(c->raft, ref);
-    T(mpw_map(b, 3));
+    /* map_epoch: a coordinator that forwarded the op waits for its copy of the map to have
+     * it (read your writes: a GET /collections/{c} there echoes the change) */
+    T(mpw_map(b, 5));
+    T(K("map_epoch"));
+    T(mpw_u64(b, res.epoch));
     T(K("collection"));
     T(K(cmd.u.coll_set.name));
     T(K("replication_factor"));
     T(mpw_u64(b, now_rf));
     T(K("write_consistency_factor"));
     T(mpw_u64(b, now_wcf));
+    T(K("ef_search"));
+    T(mpw_u64(b, now_ef));
 out:
     return rc;
 }

@@ -199,6 +199,7 @@ static bool plan(struct coord *c, struct asearch *a)
     uint32_t *via = ok ? malloc(np * sizeof *via) : NULL;
     if (ok) {
         a->metric = cl->cfg.metric;
+        router_default_ef(cl, s->queries, s->n_queries);
         a->targets = malloc(np * sizeof *a->targets);
         a->reqs = calloc(np, sizeof *a->reqs);
         a->jobs = calloc(np, sizeof *a->jobs);

@@ -83,6 +83,12 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
                   char *errmsg);
 
+/* Gives the queries q[n] that name no ef (0) the collection's default search ef from the map
+ * (ef_search, which coll_set and REST's PATCH hnsw_config.ef change), in place: a replica's
+ * own default is the one it was created with. The queries belong to the request being
+ * routed; nothing reads their ef 0 afterwards. */
+void router_default_ef(const struct cmap_coll *cl, struct msg_query *q, uint32_t n);
+
 /* A plain search (router_async.c: default read consistency, every partition with an in-sync
  * replica on a serving node) sent to the nodes without waking a worker, the calling thread
  * waiting once for all of them: true with rep filled (pointing into t); false when it is not

@@ -201,6 +201,13 @@ static int collection_idf(struct coord *c, const struct cmap *m, const struct cm
     return rc;
 }
 
+void router_default_ef(const struct cmap_coll *cl, struct msg_query *q, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (q[i].ef == 0)
+            q[i].ef = cl->cfg.ef_search;
+}
+
 int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
                   char *errmsg)
@@ -217,6 +224,7 @@ int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll 
     for (uint32_t q = 0; q < nq; q++)
         if ((rc = router_check_query(cl, &s->queries[q], q, &metrics[q], errmsg)) != DV_OK)
             return rc;
+    router_default_ef(cl, s->queries, nq);
     uint64_t t0 = clock_mono_ms();
     /* One request per node naming the partitions read from it; a second round for the
      * partitions whose node failed, on another replica when there is one. */

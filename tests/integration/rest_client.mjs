@@ -509,6 +509,86 @@ await check('deleteCollection (named vectors)', async () => eq(await c.deleteCol
     eq(await status(() => c.scroll(fc, { filter: { must: [{ key: 'loc', geo_radius: { center: { lon: 0, lat: 99 }, radius: 1 } }] } })), 400));
   await check('filters: deleteCollection', async () => eq(await c.deleteCollection(fc), true));
 }
+// ---- points/batch (UpdateOperations), count exact/approximate, PATCH hnsw_config.ef ----------
+const bn = 'jsbatch';
+await check('batch: createCollection', async () =>
+  eq(await c.createCollection(bn, { vectors: { size: 4, distance: 'Euclid' }, shard_number: 3 }), true));
+{
+  // A model of the collection: every operation applied to it in order, as the server must.
+  const model = new Map();
+  const ops = [];
+  const vec = (i) => [i % 7, (i * 3) % 5, (i * 5) % 11, 1];
+  ops.push({ upsert: { points: [...Array(30).keys()].map((i) => ({ id: i, vector: vec(i), payload: { g: i % 3, i } })) } });
+  ops.push({ set_payload: { payload: { tag: 'x' }, points: [1, 2, 3] } });
+  ops.push({ delete: { points: [2, 4] } });
+  ops.push({ overwrite_payload: { payload: { only: 1 }, points: [3] } });
+  ops.push({ update_vectors: { points: [{ id: 1, vector: [9, 9, 9, 9] }] } });
+  ops.push({ delete_payload: { keys: ['g'], points: [5, 6] } });
+  ops.push({ upsert: { batch: { ids: [2, 40], vectors: [[2, 2, 2, 2], [4, 0, 0, 4]], payloads: [{ back: true }, { g: 2 }] } } });
+  ops.push({ clear_payload: { points: [7] } });
+  ops.push({ delete: { filter: { must: [{ key: 'g', match: { value: 2 } }] } } });
+  ops.push({ set_payload: { payload: { late: true }, filter: { must: [{ key: 'g', match: { value: 1 } }] } } });
+  const apply = (op) => {
+    const [kind, a] = Object.entries(op)[0];
+    const sel = (f) => (a.points ? a.points.filter((id) => model.has(id)) : [...model.keys()].filter((id) => f(model.get(id).payload)));
+    const match = (p) => a.filter && p[a.filter.must[0].key] === a.filter.must[0].match.value;
+    if (kind === 'upsert') {
+      if (a.points) for (const p of a.points) model.set(p.id, { vector: p.vector, payload: p.payload || {} });
+      else a.batch.ids.forEach((id, k) => model.set(id, { vector: a.batch.vectors[k], payload: a.batch.payloads[k] || {} }));
+    } else if (kind === 'delete') for (const id of sel(match)) model.delete(id);
+    else if (kind === 'set_payload') for (const id of sel(match)) Object.assign(model.get(id).payload, a.payload);
+    else if (kind === 'overwrite_payload') for (const id of sel(match)) model.get(id).payload = { ...a.payload };
+    else if (kind === 'delete_payload') for (const id of sel(match)) for (const k of a.keys) delete model.get(id).payload[k];
+    else if (kind === 'clear_payload') for (const id of sel(match)) model.get(id).payload = {};
+    else if (kind === 'update_vectors') for (const p of a.points) model.get(p.id).vector = p.vector;
+  };
+  await check('batchUpdate: mixed operations, one UpdateResult each, applied in order', async () => {
+    const r = await c.batchUpdate(bn, { operations: ops, wait: true });
+    ops.forEach(apply);
+    const ids = [...Array(45).keys()];
+    const got = await c.retrieve(bn, { ids, with_payload: true, with_vector: true });
+    const want = ids.filter((id) => model.has(id)).map((id) => ({ id, payload: model.get(id).payload, vector: model.get(id).vector }));
+    const e = eq(r.map((u) => u.status), ops.map(() => 'completed'));
+    return e !== true ? e : eq(got.map((p) => ({ id: p.id, payload: p.payload, vector: p.vector })), want);
+  });
+  const countOf = (f) => [...model.values()].filter((p) => f(p.payload)).length;
+  await check('count exact: true and false, with and without a filter, equal brute force', async () => {
+    const f = { must: [{ key: 'late', match: { value: true } }] };
+    return eq([await c.count(bn, { exact: true }), await c.count(bn, { exact: false }),
+      await c.count(bn, { filter: f, exact: true }), await c.count(bn, { filter: f, exact: false })],
+    [{ count: model.size }, { count: model.size }, { count: countOf((p) => p.late === true) }, { count: countOf((p) => p.late === true) }]);
+  });
+  await check('batchUpdate: a malformed operation (index 2) is refused with 400 naming it; nothing applied', async () => {
+    const before = await c.count(bn);
+    const bad = { operations: [{ upsert: { points: [{ id: 100, vector: [1, 1, 1, 1] }] } }, { delete: { points: [0] } }, { set_payload: { points: [1] } }] };
+    const res = await fetch(`${url}/collections/${bn}/points/batch?wait=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(bad) });
+    const body = await res.json();
+    const st = await status(() => c.batchUpdate(bn, { ...bad, wait: true }));
+    const e = eq([res.status, st, /operations\[2\]\.set_payload/.test(body.status.error)], [400, 400, true]);
+    return e !== true ? `${e}: ${body.status.error}` : eq(await c.count(bn), before);
+  });
+  await check('batchUpdate: a point missing at apply time (index 1): 404, the operation before it stays applied', async () => {
+    const st = await status(() => c.batchUpdate(bn, { operations: [{ upsert: { points: [{ id: 101, vector: [1, 2, 3, 4] }] } }, { set_payload: { payload: { a: 1 }, points: [999] } }, { delete: { points: [101] } }], wait: true }));
+    const r = await c.retrieve(bn, { ids: [101] });
+    return eq([st, r.map((p) => p.id)], [404, [101]]);
+  });
+}
+await check('updateCollection hnsw_config.ef: getCollection echoes it, searches answer as brute force', async () => {
+  const r = await c.updateCollection(bn, { hnsw_config: { ef: 128 } });
+  const g = await c.getCollection(bn);
+  const q = [1, 2, 3, 1];
+  const hits = (await c.query(bn, { query: q, limit: 3 })).points;
+  const pts = await c.scroll(bn, { limit: 100, with_vector: true });
+  const d = (v) => Math.sqrt(v.reduce((s, x, k) => s + (x - q[k]) ** 2, 0));
+  const want = pts.points.map((p) => [p.id, d(p.vector)]).sort((a, b) => a[1] - b[1] || 0).slice(0, 3).map((x) => x[0]);
+  return eq([r, g.config.hnsw_config.ef, hits.map((h) => h.id)], [true, 128, want]);
+});
+await check('updateCollection: m, optimizers_config and quantization are refused with 400, ef unchanged', async () =>
+  eq([await status(() => c.updateCollection(bn, { hnsw_config: { m: 32 } })),
+    await status(() => c.updateCollection(bn, { optimizers_config: { indexing_threshold: 1000 } })),
+    await status(() => c.updateCollection(bn, { quantization_config: { scalar: { type: 'int8' } } })),
+    (await c.getCollection(bn)).config.hnsw_config.ef], [400, 400, 400, 128]));
+await check('batch: deleteCollection', async () => eq(await c.deleteCollection(bn), true));
 
 console.log(`1..${n}`);
 process.exit(failed ? 1 : 0);

@@ -50,6 +50,11 @@ static int node_serve(void *arg, const void *in, size_t n, struct buf *out,
     if (type >= 0 && type < MSG_TYPE_COUNT)
         atomic_fetch_add(&nd->reqs[type], 1);
     if (type == MSG_SEARCH) {
+        struct msg m;
+        char err[DV_ERRMSG_SIZE];
+        if (msg_decode(in, n, &m, err) == DV_OK && m.u.search_req.n_queries > 0)
+            atomic_store(&nd->search_ef, m.u.search_req.queries[0].ef);
+        msg_free(&m);
         unsigned s = atomic_load(&nd->stale_searches);
         while (s > 0 && !atomic_compare_exchange_weak(&nd->stale_searches, &s, s - 1))
             ;

@@ -54,6 +54,7 @@ struct cf_node {
      * DV_ESTALE ("stale map", an epoch ahead of the map's) without running. */
     atomic_uint stale_searches;
     atomic_uint reqs[MSG_TYPE_COUNT]; /* requests the node received, by type */
+    atomic_uint search_ef;            /* the ef of the first query of the last MSG_SEARCH */
     uint32_t pull_call_ms;
 };
 

@@ -146,7 +146,10 @@ static int all_commands(struct cmap_cmd *out)
     out[n++].u.replica_op = (typeof(out[0].u.replica_op)){"c", 3, "n0", 0};
     out[n] = cu_promote("c", 3, "n0", 0);
     out[n].type = CMAP_CMD_COLL_SET;
-    out[n++].u.coll_set = (typeof(out[0].u.coll_set)){"coll-1", 3, 2};
+    out[n++].u.coll_set = (typeof(out[0].u.coll_set)){"coll-1", 3, 2, 0};
+    out[n] = cu_promote("c", 3, "n0", 0);
+    out[n].type = CMAP_CMD_COLL_SET;
+    out[n++].u.coll_set = (typeof(out[0].u.coll_set)){"coll-2", 0, 0, PROTO_MAX_CFG_EF};
     static const uint32_t ops[] = {CMAP_ALIAS_CREATE, CMAP_ALIAS_DELETE, CMAP_ALIAS_RENAME};
     static const char *const as[] = {"al", "old", "x"}, *const bs[] = {"c", NULL, "y"};
     out[n++] = cu_alias(3, ops, as, bs);
@@ -278,6 +281,7 @@ static void assert_cmd_equal(const struct cmap_cmd *a, const struct cmap_cmd *b)
         assert_string_equal(a->u.coll_set.name, b->u.coll_set.name);
         assert_int_equal(a->u.coll_set.rf, b->u.coll_set.rf);
         assert_int_equal(a->u.coll_set.wcf, b->u.coll_set.wcf);
+        assert_int_equal(a->u.coll_set.ef_search, b->u.coll_set.ef_search);
         break;
     case CMAP_CMD_PART_PROMOTE:
         assert_string_equal(a->u.promote.coll, b->u.promote.coll);
@@ -945,12 +949,27 @@ static void test_replica_move(void **state)
     assert_int_equal(pt->state[1], CMAP_REPLICA_DEAD);
     struct cmap_cmd set = cu_rmove("c", 1, "n1", "n0", 0);
     set.type = CMAP_CMD_COLL_SET;
-    set.u.coll_set = (typeof(set.u.coll_set)){"c", 9, 0};
+    set.u.coll_set = (typeof(set.u.coll_set)){"c", 9, 0, 0};
     assert_int_equal(run_free(&m, set), DV_EINVAL);
     set = cu_rmove("c", 1, "n1", "n0", 0);
     set.type = CMAP_CMD_COLL_SET;
-    set.u.coll_set = (typeof(set.u.coll_set)){"c", 3, 2};
+    set.u.coll_set = (typeof(set.u.coll_set)){"c", 3, 2, 0};
     assert_int_equal(run_free(&m, set), DV_OK);
+    assert_int_equal(cmap_coll_find(&m, "c")->cfg.rf, 3);
+    assert_int_equal(cmap_coll_find(&m, "c")->cfg.write_consistency_factor, 2);
+    /* the default search ef: kept by 0, refused above the maximum, changed alone */
+    uint32_t ef0 = cmap_coll_find(&m, "c")->cfg.ef_search;
+    assert_int_equal(cmap_coll_find(&m, "c")->cfg.rf, 3);
+    set = cu_rmove("c", 1, "n1", "n0", 0);
+    set.type = CMAP_CMD_COLL_SET;
+    set.u.coll_set = (typeof(set.u.coll_set)){"c", 0, 0, PROTO_MAX_CFG_EF + 1};
+    assert_int_equal(run_free(&m, set), DV_EINVAL);
+    assert_int_equal(cmap_coll_find(&m, "c")->cfg.ef_search, ef0);
+    set = cu_rmove("c", 1, "n1", "n0", 0);
+    set.type = CMAP_CMD_COLL_SET;
+    set.u.coll_set = (typeof(set.u.coll_set)){"c", 0, 0, 123};
+    assert_int_equal(run_free(&m, set), DV_OK);
+    assert_int_equal(cmap_coll_find(&m, "c")->cfg.ef_search, 123);
     assert_int_equal(cmap_coll_find(&m, "c")->cfg.rf, 3);
     assert_int_equal(cmap_coll_find(&m, "c")->cfg.write_consistency_factor, 2);
     cmap_free(&m);

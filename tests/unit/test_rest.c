@@ -470,6 +470,11 @@ static void test_fuzz(void **state)
          "{\"payload\":{\"x\":1},\"filter\":{\"must\":[{\"has_id\":[1]}]}}"},
         {"POST", "/collections/a/points/payload/delete", "{\"keys\":[\"x\"],\"points\":[1]}"},
         {"POST", "/collections/a/points/payload/clear", "{\"points\":[1]}"},
+        {"POST", "/collections/a/points/batch",
+         "{\"operations\":[{\"upsert\":{\"points\":[{\"id\":1,\"vector\":[1,2,3,4]}]}},"
+         "{\"set_payload\":{\"payload\":{\"x\":1},\"points\":[1]}},{\"delete_payload\":"
+         "{\"keys\":[\"x\"],\"points\":[1]}},{\"delete\":{\"filter\":{\"must\":[{\"has_id\":"
+         "[1]}]}}},{\"clear_payload\":{\"points\":[1]}}]}"},
         {"POST", "/collections/a/points/search",
          "{\"vector\":[1,2,3,4],\"limit\":5,\"offset\":1,\"params\":{\"hnsw_ef\":32},"
          "\"score_threshold\":0.5,\"with_payload\":[\"k\"],\"with_vector\":false}"},

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "coord_fixture.h"
 #include "err.h"
+#include "mpk.h"
 #include "place.h"
 
 #define DIM  8
@@ -290,6 +291,64 @@ static void test_search_stale_once(void **state)
     env_free(e);
 }
 
+/* ---- the default search ef ------------------------------------------------------------- */
+
+/* Searches without an ef get the collection's from the map, and a coll_set changes it for the
+ * searches after it (REST's PATCH hnsw_config.ef); an ef given stays. */
+static void test_default_ef(void **state)
+{
+    (void)state;
+    struct env *e = env_new(2, 2, 2);
+    struct coord_fixture *f = e->f;
+    char err[DV_ERRMSG_SIZE];
+    float q[DIM];
+    query(e, q);
+    struct msg_reply rep;
+    assert_int_equal(search(e, q, false, 500, &rep, err), DV_OK);
+    check_topk(e, q, (1u << e->n_parts) - 1, &rep.m.u.csearch_rep.results[0]);
+    msg_reply_free(&rep);
+    int n = cf_part_node(f, COLL, 0);
+    assert_int_equal(atomic_load(&f->nodes[n].search_ef), 64); /* the create's default */
+
+    struct buf a = BUF_INIT;
+    mpw_map(&a, 2);
+    mpw_str(&a, "collection", 10);
+    mpw_str(&a, COLL, strlen(COLL));
+    mpw_str(&a, "ef_search", 9);
+    mpw_u64(&a, 300);
+    int rc = cf_admin(f, "coll_set", a.data, a.len, &rep, err);
+    if (rc != DV_OK)
+        fail_msg("coll_set: %s: %s", dv_errname(rc), err);
+    msg_reply_free(&rep);
+    assert_int_equal(search(e, q, false, 500, &rep, err), DV_OK);
+    check_topk(e, q, (1u << e->n_parts) - 1, &rep.m.u.csearch_rep.results[0]);
+    msg_reply_free(&rep);
+    assert_int_equal(atomic_load(&f->nodes[n].search_ef), 300);
+
+    struct msg_query qu = {.vec = q, .dim = DIM, .k = K, .ef = 20};
+    struct msg req = {.type = MSG_P_SEARCH};
+    req.addr.coll = (struct msg_str){COLL, 1};
+    req.u.csearch_req = (struct msg_csearch_req){&qu, 1, false, 500};
+    assert_int_equal(cf_call(f, &req, &rep, err), DV_OK);
+    msg_reply_free(&rep);
+    assert_int_equal(atomic_load(&f->nodes[n].search_ef), 20);
+
+    /* out of range: refused, the map unchanged */
+    a.len = 0;
+    mpw_map(&a, 2);
+    mpw_str(&a, "collection", 10);
+    mpw_str(&a, COLL, strlen(COLL));
+    mpw_str(&a, "ef_search", 9);
+    mpw_u64(&a, PROTO_MAX_CFG_EF + 1);
+    assert_int_equal(cf_admin(f, "coll_set", a.data, a.len, &rep, err), DV_EINVAL);
+    msg_reply_free(&rep);
+    buf_free(&a);
+    assert_int_equal(search(e, q, false, 500, &rep, err), DV_OK);
+    msg_reply_free(&rep);
+    assert_int_equal(atomic_load(&f->nodes[n].search_ef), 300);
+    env_free(e);
+}
+
 /* ---- writes ---------------------------------------------------------------------------- */
 
 static void test_upsert_split(void **state)
@@ -479,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_search_avoids_silent),
         cmocka_unit_test(test_search_slow_node),
         cmocka_unit_test(test_search_stale_once),
+        cmocka_unit_test(test_default_ef),
         cmocka_unit_test(test_upsert_split),
         cmocka_unit_test(test_get_delete),
         cmocka_unit_test(test_combine_concurrent),
