@@ -310,6 +310,78 @@ int part_scroll(struct part *p, const struct pid *from, uint32_t limit, const st
                 bool *more, char *errmsg);
 
 /*
+ * Facets (Qdrant's facet API): the values of the keyword, integer (with lookup), bool or uuid
+ * index on `key` with the number of points holding each, among the points matching f (NULL:
+ * all); a point holding several values counts once for each. The `limit` values with the
+ * highest counts (0: all), by count descending then value ascending (pindex_facet). DV_EINVAL
+ * naming the key when it has no such index. `out` owns its strings (part_facets_free).
+ */
+enum part_fval_type {
+    PART_FV_STR = 0,  /* keyword, uuid (its canonical text) */
+    PART_FV_INT = 1,  /* integer */
+    PART_FV_BOOL = 2, /* bool: i is 0 or 1 */
+};
+
+struct part_facet_hit {
+    uint8_t type; /* enum part_fval_type */
+    char *s;      /* PART_FV_STR: len bytes, NUL-terminated, owned by the result */
+    uint32_t len;
+    int64_t i;
+    uint64_t count;
+};
+
+struct part_facets {
+    struct part_facet_hit *hits;
+    size_t n;
+};
+
+int part_facet(struct part *p, const char *key, const struct filter *f, size_t limit,
+               struct part_facets *out, char *errmsg);
+void part_facets_free(struct part_facets *r);
+
+/*
+ * order_by (Qdrant's scroll with order_by): the points matching f in the order of their values
+ * at `key`, which needs an integer index with range, a float or a datetime index (DV_EINVAL
+ * naming the key otherwise). As in Qdrant a point holding several values comes once per value
+ * (pindex_order). Ascending, or descending when `desc`; points with equal values by id
+ * ascending; from start_from on (values >= it ascending, <= it descending). At most `limit`
+ * (1 to PART_MAX_K) entries: out->hits[i] with its value in (*vals)[i] (malloc'd, the caller
+ * frees it; NULL when out->n is 0).
+ */
+enum part_start_type {
+    PART_START_NONE = 0,
+    PART_START_INT = 1,   /* i; a datetime index reads it as microseconds since the epoch */
+    PART_START_FLOAT = 2, /* f; an integer index starts at its ceiling (floor descending) */
+    PART_START_TIME = 3,  /* s[0..len): a datetime string (dtime.h), for a datetime index */
+};
+
+struct part_start {
+    uint8_t type; /* enum part_start_type */
+    int64_t i;
+    double f;
+    const char *s;
+    size_t len;
+};
+
+struct part_ordval {
+    bool is_float; /* a float index: f; integer, datetime (microseconds): i */
+    int64_t i;
+    double f;
+};
+
+struct part_order_req {
+    const char *key;
+    bool desc;
+    struct part_start start;
+    uint32_t limit;
+    const struct filter *filter; /* NULL: none */
+    bool with_vector, with_payload;
+};
+
+int part_scroll_ordered(struct part *p, const struct part_order_req *q, struct part_result *out,
+                        struct part_ordval **vals, char *errmsg);
+
+/*
  * A content digest of the replica, independent of the order points were written or stored in:
  * the sum (mod 2^64) over live points of a hash of the id, the vector's bytes (as stored:
  * normalised for cosine) and the payload's bytes; *count gets the points and *lsn the LSN the

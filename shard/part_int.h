@@ -160,6 +160,15 @@ int part_apply_upsert_v(struct part *p, const struct part_rec_upsert *u, bool re
 int part_apply_delete_vectors(struct part *p, const struct pid *ids, size_t n,
                               const uint32_t *spaces, uint32_t ns);
 
+/* ---- part_read.c ---- */
+
+/* Whether point slot s holds a visible point that matches f (NULL: any); caller holds rw. */
+bool part_slot_match(const struct part *p, const struct filter *f, uint32_t s);
+/* Fills h for point slot s: id, and its vectors and payload when asked (caller holds rw
+ * shared); h owns what it holds (part_result_free). */
+int part_fill_hit(struct part *p, uint32_t s, bool with_vector, bool with_payload,
+                  struct part_hit *h);
+
 /* ---- part_space.c: spaces ---- */
 
 /* Creates the in-memory spaces of p from defs (empty indexes). */

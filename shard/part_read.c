@@ -112,6 +112,12 @@ static int fill_hit(struct part *p, uint32_t s, bool wv, bool wp, struct part_hi
     return fill_hit_mask(p, s, wv, 0, wp, h);
 }
 
+int part_fill_hit(struct part *p, uint32_t s, bool with_vector, bool with_payload,
+                  struct part_hit *h)
+{
+    return fill_hit_mask(p, s, with_vector, 0, with_payload, h);
+}
+
 int part_get(struct part *p, const struct pid *ids, size_t n, bool with_vector, bool with_payload,
              struct part_result *out, char *errmsg)
 {
@@ -178,6 +184,12 @@ static bool accept(uint32_t s, void *arg)
     struct has_vec_ctx h = {p, s};
     struct filter_point fp = {&p->ids[s], b ? b->data : NULL, b ? b->len : 0, has_vector, &h};
     return filter_match_point(c->f, &fp);
+}
+
+bool part_slot_match(const struct part *p, const struct filter *f, uint32_t s)
+{
+    struct accept_ctx c = {(struct part *)p, f, NULL};
+    return accept(s, &c);
 }
 
 /* The same for an index slot of the dense space c->v. */
