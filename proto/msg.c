@@ -23,6 +23,8 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_SET_PAYLOAD] = "set_payload",
     [MSG_COUNT] = "count",
     [MSG_SCROLL] = "scroll",
+    [MSG_FACET] = "facet",
+    [MSG_SCROLL_ORDER] = "scroll_order",
     [MSG_SEARCH] = "search",
     [MSG_STATS] = "stats",
     [MSG_SNAPSHOT_READ] = "snapshot_read",
@@ -45,6 +47,8 @@ static const char *const type_names[MSG_TYPE_COUNT] = {
     [MSG_P_SET_PAYLOAD] = "points_set_payload",
     [MSG_P_COUNT] = "points_count",
     [MSG_P_SCROLL] = "points_scroll",
+    [MSG_P_FACET] = "points_facet",
+    [MSG_P_SCROLL_ORDER] = "points_scroll_order",
     [MSG_P_SEARCH] = "points_search",
     [MSG_P_INDEX] = "points_index",
     [MSG_CLUSTER] = "cluster",
@@ -79,6 +83,8 @@ bool msg_type_addressed(int type)
     case MSG_SET_PAYLOAD:
     case MSG_COUNT:
     case MSG_SCROLL:
+    case MSG_FACET:
+    case MSG_SCROLL_ORDER:
     case MSG_SNAPSHOT_READ:
     case MSG_WAL_READ:
     case MSG_PAYLOAD_INDEX:
@@ -126,6 +132,8 @@ bool msg_type_collection(int type)
     case MSG_P_SET_PAYLOAD:
     case MSG_P_COUNT:
     case MSG_P_SCROLL:
+    case MSG_P_FACET:
+    case MSG_P_SCROLL_ORDER:
     case MSG_P_SEARCH:
     case MSG_P_INDEX:
     case MSG_P_UPDATE_VECTORS:
@@ -156,6 +164,8 @@ uint32_t msg_request_fields(int type)
         [MSG_SET_PAYLOAD] = 3,
         [MSG_COUNT] = 1,
         [MSG_SCROLL] = 5,
+        [MSG_FACET] = 4,
+        [MSG_SCROLL_ORDER] = 7,
         [MSG_SEARCH] = 3,
         [MSG_SNAPSHOT_READ] = 3,
         [MSG_WAL_READ] = 2,
@@ -167,6 +177,8 @@ uint32_t msg_request_fields(int type)
         [MSG_P_SET_PAYLOAD] = 3,
         [MSG_P_COUNT] = 1,
         [MSG_P_SCROLL] = 5,
+        [MSG_P_FACET] = 4,
+        [MSG_P_SCROLL_ORDER] = 7,
         [MSG_P_SEARCH] = 3,
         [MSG_P_INDEX] = 3,
         [MSG_NODE_REPORT] = 6,
@@ -396,6 +408,23 @@ static int w_query(struct buf *b, const struct msg_query *q)
     return w_strs(b, q->vec_names, q->n_vec_names);
 }
 
+/* An order_by start: nil, an integer, a float64 or a string. */
+static int w_start(struct buf *b, const struct msg_start *s)
+{
+    switch (s->type) {
+    case MSG_START_NONE:
+        return mpw_nil(b);
+    case MSG_START_INT:
+        return mpw_i64(b, s->i);
+    case MSG_START_FLOAT:
+        return mpw_f64(b, s->f);
+    case MSG_START_STR:
+        return w_str(b, s->s);
+    default:
+        return DV_EINVAL;
+    }
+}
+
 static int w_error(struct buf *b, const struct msg_error *e)
 {
     int rc;
@@ -561,6 +590,27 @@ static int w_request_body(struct buf *b, const struct msg *m)
         W(mpw_bool(b, s->with_payload));
         break;
     }
+    case MSG_FACET:
+    case MSG_P_FACET: {
+        const struct msg_facet_req *f = &m->u.facet_req;
+        W(w_str(b, f->key));
+        W(w_raw_or_nil(b, f->filter));
+        W(mpw_u64(b, f->limit));
+        W(mpw_bool(b, f->exact));
+        break;
+    }
+    case MSG_SCROLL_ORDER:
+    case MSG_P_SCROLL_ORDER: {
+        const struct msg_oscroll_req *o = &m->u.oscroll_req;
+        W(w_str(b, o->key));
+        W(mpw_bool(b, o->desc));
+        W(w_start(b, &o->start));
+        W(mpw_u64(b, o->limit));
+        W(w_raw_or_nil(b, o->filter));
+        W(mpw_bool(b, o->with_vector));
+        W(mpw_bool(b, o->with_payload));
+        break;
+    }
     case MSG_SEARCH: {
         const struct msg_search_req *s = &m->u.search_req;
         W(w_str(b, m->addr.coll));
@@ -716,6 +766,36 @@ static int w_reply_body(struct buf *b, const struct msg *m)
         W(mpw_array(b, 2));
         W(w_hits(b, &s->hits));
         return s->more ? mpw_pid(b, &s->next) : mpw_nil(b);
+    }
+    case MSG_FACET:
+    case MSG_P_FACET: {
+        const struct msg_facet_rep *f = &m->u.facet_rep;
+        W(mpw_array(b, 1));
+        W(mpw_array(b, f->n));
+        for (uint32_t i = 0; i < f->n; i++) {
+            const struct msg_facet_hit *h = &f->hits[i];
+            W(mpw_array(b, 2));
+            if (h->type == MSG_FV_STR)
+                W(w_str(b, h->s));
+            else if (h->type == MSG_FV_INT)
+                W(mpw_i64(b, h->i));
+            else if (h->type == MSG_FV_BOOL)
+                W(mpw_bool(b, h->i != 0));
+            else
+                return DV_EINVAL;
+            W(mpw_u64(b, h->count));
+        }
+        return DV_OK;
+    }
+    case MSG_SCROLL_ORDER:
+    case MSG_P_SCROLL_ORDER: {
+        const struct msg_oscroll_rep *o = &m->u.oscroll_rep;
+        W(mpw_array(b, 2));
+        W(w_hits(b, &o->hits));
+        W(mpw_array(b, o->hits.n));
+        for (uint32_t i = 0; i < o->hits.n; i++)
+            W(o->vals[i].is_float ? mpw_f64(b, o->vals[i].f) : mpw_i64(b, o->vals[i].i));
+        return DV_OK;
     }
     case MSG_SPARSE_STATS: {
         const struct msg_sstats_rep *s = &m->u.sstats_rep;

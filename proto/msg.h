@@ -51,6 +51,8 @@ enum msg_type {
     MSG_UPDATE_VECTORS = 21, /* replace named vectors of existing points (body: upsert's) */
     MSG_DELETE_VECTORS = 22, /* remove named vectors of points */
     MSG_SPARSE_STATS = 23,   /* term counts of a sparse vector on partitions (IDF) */
+    MSG_FACET = 24,          /* a payload index's value counts on a partition (facet) */
+    MSG_SCROLL_ORDER = 25,   /* a partition's points in a payload value's order (order_by) */
     /* 17..31: unassigned (unknown, like any type not listed here) */
     /* The client API: clients (SDK, REST gateway) -> coordinator, whole collections. */
     MSG_COLL_CREATE = 32,
@@ -71,6 +73,8 @@ enum msg_type {
     MSG_COORD_REMOVE = 47,     /* admin -> coordinator: remove one */
     MSG_ADMIN = 48,            /* admin -> coordinator: rebalancing and node commands */
     MSG_ROUTE = 49,            /* client -> coordinator: a collection's routing table (one hop) */
+    MSG_P_FACET = 50,          /* client: facet counts over a collection */
+    MSG_P_SCROLL_ORDER = 51,   /* client: a collection's points in a payload value's order */
     MSG_P_UPDATE_VECTORS = 60, /* client: update vectors of a collection's points */
     MSG_P_DELETE_VECTORS = 61, /* client: delete vectors of a collection's points */
     MSG_TYPE_COUNT = 62,       /* one more than the highest type; not every type below it exists */
@@ -273,6 +277,63 @@ struct msg_scroll_req {
     bool with_vector, with_payload;
 };
 
+/*
+ * Facet (Qdrant's facet API): the counts of the values of the payload index on `key` among the
+ * points matching `filter` (nil: all), the `limit` values with the highest counts (count
+ * descending, then value ascending). A node's limit 0 means every value; a client's limit is
+ * 1 to PROTO_MAX_K. `exact` is Qdrant's flag (counts are always exact).
+ */
+struct msg_facet_req {
+    struct msg_str key;
+    struct msg_bytes filter;
+    uint32_t limit;
+    bool exact;
+};
+
+/* A facet value: a string (keyword, uuid), an integer or a bool (i 0 or 1). */
+enum msg_fval_type { MSG_FV_STR = 0, MSG_FV_INT = 1, MSG_FV_BOOL = 2 };
+
+struct msg_facet_hit {
+    uint8_t type; /* enum msg_fval_type */
+    struct msg_str s;
+    int64_t i;
+    uint64_t count;
+};
+
+struct msg_facet_rep {
+    struct msg_facet_hit *hits;
+    uint32_t n;
+};
+
+/* Where an order_by scan starts: none, an integer, a float or a datetime string. */
+enum msg_start_type {
+    MSG_START_NONE = 0,
+    MSG_START_INT = 1,
+    MSG_START_FLOAT = 2,
+    MSG_START_STR = 3
+};
+
+struct msg_start {
+    uint8_t type; /* enum msg_start_type */
+    int64_t i;
+    double f;
+    struct msg_str s;
+};
+
+/*
+ * A scroll in the order of the values at `key` (Qdrant's order_by; the key needs a range
+ * index), ascending or descending from `start`; a point holding several values comes once per
+ * value, equal values by id. limit: 1 to PROTO_MAX_K.
+ */
+struct msg_oscroll_req {
+    struct msg_str key;
+    bool desc;
+    struct msg_start start;
+    uint32_t limit;
+    struct msg_bytes filter;
+    bool with_vector, with_payload;
+};
+
 /* vec: dim floats or NULL; payload: a msgpack map or nil. */
 struct msg_hit {
     struct pid id;
@@ -292,6 +353,19 @@ struct msg_scroll_rep {
     struct msg_hits hits;
     bool more;
     struct pid next; /* meaningful when more */
+};
+
+/* An order_by value: a float index's double, or an integer (datetime: microseconds). */
+struct msg_ordval {
+    bool is_float;
+    int64_t i;
+    double f;
+};
+
+/* The hits in order, each with its value (vals[hits.n]). */
+struct msg_oscroll_rep {
+    struct msg_hits hits;
+    struct msg_ordval *vals;
 };
 
 /*
@@ -656,7 +730,8 @@ struct msg_node_report_rep {
  * collection-level requests use addr.coll only. The client API reuses the members of the node
  * messages of the same shape: points_upsert upsert_req, points_delete delete_req, points_get
  * get_req / get_rep, points_set_payload set_payload_req, points_count count_req / count_rep,
- * points_scroll scroll_req / scroll_rep, points_index index_req, and write_rep answers its
+ * points_scroll scroll_req / scroll_rep, points_facet facet_req / facet_rep,
+ * points_scroll_order oscroll_req / oscroll_rep, points_index index_req, and write_rep answers its
  * writes. Its own: coll_create coll_cfg, coll_list coll_list_rep, coll_info coll_info_rep,
  * points_search csearch_req / csearch_rep, route route_rep, cluster cluster_rep, node_report
  * node_report_req / node_report_rep (coll_list and cluster requests have no body, coll_drop and
@@ -692,6 +767,10 @@ struct msg {
         struct msg_count_rep count_rep;
         struct msg_scroll_req scroll_req;
         struct msg_scroll_rep scroll_rep;
+        struct msg_facet_req facet_req;
+        struct msg_facet_rep facet_rep;
+        struct msg_oscroll_req oscroll_req;
+        struct msg_oscroll_rep oscroll_rep;
         struct msg_search_req search_req;
         struct msg_search_rep search_rep;
         struct msg_sstats_req sstats_req;

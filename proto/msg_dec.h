@@ -63,6 +63,8 @@ enum {
     MIN_NVEC = 5,       /* [name "", n, bin8 "", nil] */
     MIN_NVECS = 1,      /* [] */
     MIN_VSPACE = 9,     /* [name "", kind, dim, metric, m, ef_construction, sq8, idf] */
+    MIN_FACET_HIT = 3,  /* [0, count] */
+    MIN_ORDVAL = 1,     /* a positive fixint */
 };
 
 void *msgd_alloc(struct dec *d, size_t count, size_t size);

@@ -305,6 +305,28 @@ int msgd_hits(struct dec *d, struct msg_hits *h)
     return DV_OK;
 }
 
+/* An order_by start: nil, an integer (int64), a float or a string. */
+static int msgd_start(struct dec *d, struct msg_start *st)
+{
+    int rc;
+    memset(st, 0, sizeof *st);
+    switch (mpk_peek(&d->k.r)) {
+    case MPK_NIL:
+        return mpk_dec_nil(&d->k, "start_from");
+    case MPK_UINT:
+    case MPK_INT:
+        st->type = MSG_START_INT;
+        return mpk_dec_i64(&d->k, &st->i, "start_from");
+    case MPK_FLOAT:
+        st->type = MSG_START_FLOAT;
+        return mpk_dec_f64(&d->k, &st->f, "start_from");
+    default:
+        st->type = MSG_START_STR;
+        TRY(msgd_str(d, &st->s, "start_from"));
+        return DV_OK;
+    }
+}
+
 int msgd_error(struct dec *d, struct msg_error *e)
 {
     int64_t code;
@@ -666,6 +688,26 @@ static int d_request_body(struct dec *d, bool no_incarnation)
         if ((rc = msgd_targets(d, &s->parts, &s->n_parts)))
             return rc;
         return msgd_queries(d, &s->queries, &s->n_queries);
+    }
+    case MSG_FACET:
+    case MSG_P_FACET: {
+        struct msg_facet_req *f = &m->u.facet_req;
+        if ((rc = msgd_str(d, &f->key, "key")) || (rc = msgd_raw_or_nil(d, &f->filter, "filter")) ||
+            (rc = mpk_dec_u32(&d->k, &f->limit, "limit")) ||
+            (rc = mpk_dec_bool(&d->k, &f->exact, "exact")))
+            return rc;
+        return DV_OK;
+    }
+    case MSG_SCROLL_ORDER:
+    case MSG_P_SCROLL_ORDER: {
+        struct msg_oscroll_req *o = &m->u.oscroll_req;
+        if ((rc = msgd_str(d, &o->key, "key")) || (rc = mpk_dec_bool(&d->k, &o->desc, "desc")) ||
+            (rc = msgd_start(d, &o->start)) || (rc = mpk_dec_u32(&d->k, &o->limit, "limit")) ||
+            (rc = msgd_raw_or_nil(d, &o->filter, "filter")) ||
+            (rc = mpk_dec_bool(&d->k, &o->with_vector, "with_vector")) ||
+            (rc = mpk_dec_bool(&d->k, &o->with_payload, "with_payload")))
+            return rc;
+        return DV_OK;
     }
     case MSG_SPARSE_STATS: {
         struct msg_sstats_req *s = &m->u.sstats_req;

@@ -107,6 +107,60 @@ int msgd_reply_body(struct dec *d)
             TRY(mpk_dec_nil(&d->k, "next"));
         return DV_OK;
     }
+    case MSG_FACET:
+    case MSG_P_FACET: {
+        struct msg_facet_rep *f = &m->u.facet_rep;
+        if ((rc = mpk_dec_tuple(&d->k, 1, "body")) ||
+            (rc = mpk_dec_list(&d->k, &f->n, MIN_FACET_HIT, UINT32_MAX, "facet hits")))
+            return rc;
+        f->hits = msgd_alloc(d, f->n ? f->n : 1, sizeof *f->hits);
+        if (!f->hits)
+            return msgd_fail(d, DV_ENOMEM, "facet hits");
+        for (uint32_t i = 0; i < f->n; i++) {
+            struct msg_facet_hit *h = &f->hits[i];
+            bool b;
+            memset(h, 0, sizeof *h);
+            TRY(mpk_dec_tuple(&d->k, 2, "facet hit"));
+            switch (mpk_peek(&d->k.r)) {
+            case MPK_STR:
+                h->type = MSG_FV_STR;
+                TRY(msgd_str(d, &h->s, "facet value"));
+                break;
+            case MPK_BOOL:
+                h->type = MSG_FV_BOOL;
+                TRY(mpk_dec_bool(&d->k, &b, "facet value"));
+                h->i = b;
+                break;
+            default:
+                h->type = MSG_FV_INT;
+                TRY(mpk_dec_i64(&d->k, &h->i, "facet value"));
+            }
+            TRY(mpk_dec_u64(&d->k, &h->count, "facet count"));
+        }
+        return DV_OK;
+    }
+    case MSG_SCROLL_ORDER:
+    case MSG_P_SCROLL_ORDER: {
+        struct msg_oscroll_rep *o = &m->u.oscroll_rep;
+        uint32_t nv;
+        if ((rc = mpk_dec_tuple(&d->k, 2, "body")) || (rc = msgd_hits(d, &o->hits)) ||
+            (rc = mpk_dec_list(&d->k, &nv, MIN_ORDVAL, UINT32_MAX, "order values")))
+            return rc;
+        if (nv != o->hits.n)
+            return msgd_fail(d, DV_ECORRUPT, "order values count");
+        o->vals = msgd_alloc(d, nv ? nv : 1, sizeof *o->vals);
+        if (!o->vals)
+            return msgd_fail(d, DV_ENOMEM, "order values");
+        for (uint32_t i = 0; i < nv; i++) {
+            memset(&o->vals[i], 0, sizeof o->vals[i]);
+            o->vals[i].is_float = mpk_peek(&d->k.r) == MPK_FLOAT;
+            if (o->vals[i].is_float)
+                TRY(mpk_dec_f64(&d->k, &o->vals[i].f, "order value"));
+            else
+                TRY(mpk_dec_i64(&d->k, &o->vals[i].i, "order value"));
+        }
+        return DV_OK;
+    }
     case MSG_SPARSE_STATS: {
         struct msg_sstats_rep *s = &m->u.sstats_rep;
         if ((rc = mpk_dec_tuple(&d->k, 1, "body")) ||

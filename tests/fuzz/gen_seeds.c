@@ -126,6 +126,16 @@ int main(int argc, char **argv)
     put(&m, "from");
     m.u.scroll_req = (struct msg_scroll_req){false, {0}, 10, {NULL, 0}, false, false};
     put(&m, "start");
+    m = req(MSG_FACET);
+    m.u.facet_req = (struct msg_facet_req){S("city"), B(range), 0, true};
+    put(&m, "filter");
+    m = req(MSG_SCROLL_ORDER);
+    m.u.oscroll_req = (struct msg_oscroll_req){
+        S("ts"), true, {MSG_START_STR, 0, 0, S("2024-03-01")}, 10, B(range), false, true};
+    put(&m, "time");
+    m.u.oscroll_req = (struct msg_oscroll_req){
+        S("n"), false, {MSG_START_FLOAT, 0, 1.5, {NULL, 0}}, 3, {NULL, 0}, true, false};
+    put(&m, "float");
     struct msg_target parts[3] = {{0, 7}, {3, 7}, {9, 8}};
     struct msg_query qs[3] = {
         {vecs, 4, 10, 0, B(filter), true, false, {NULL, 0}, NULL, 0, NULL, 0, NULL, 0},
@@ -197,6 +207,13 @@ int main(int argc, char **argv)
     m = req(MSG_P_SCROLL);
     m.u.scroll_req = (struct msg_scroll_req){true, ids[0], 50, B(range), false, true};
     put(&m, NULL);
+    m = req(MSG_P_FACET);
+    m.u.facet_req = (struct msg_facet_req){S("tag"), {NULL, 0}, 10, false};
+    put(&m, NULL);
+    m = req(MSG_P_SCROLL_ORDER);
+    m.u.oscroll_req = (struct msg_oscroll_req){
+        S("price"), false, {MSG_START_INT, -7, 0, {NULL, 0}}, 50, B(range), false, true};
+    put(&m, NULL);
     m = req(MSG_P_SEARCH);
     m.u.csearch_req = (struct msg_csearch_req){qs, 3, true, 2500};
     put(&m, "partial");
@@ -266,6 +283,16 @@ int main(int argc, char **argv)
     put(&m, "more");
     m.u.scroll_rep = (struct msg_scroll_rep){{hits + 2, 1}, false, {0}};
     put(&m, "end");
+    struct msg_facet_hit fh[3] = {{MSG_FV_STR, S("Paris"), 0, 9},
+                                  {MSG_FV_INT, {NULL, 0}, -3, 2},
+                                  {MSG_FV_BOOL, {NULL, 0}, 1, 1}};
+    m = rep(MSG_FACET);
+    m.u.facet_rep = (struct msg_facet_rep){fh, 3};
+    put(&m, NULL);
+    struct msg_ordval ov[2] = {{false, 1709251200000000, 0}, {true, 0, 2.5}};
+    m = rep(MSG_SCROLL_ORDER);
+    m.u.oscroll_rep = (struct msg_oscroll_rep){{hits, 2}, ov};
+    put(&m, NULL);
     struct msg_hits res[3] = {{hits, 3}, {hits + 1, 1}, {hits, 0}}; /* one per query */
     struct msg_hits res9[3] = {{hits + 2, 1}, {hits, 0}, {hits, 2}};
     struct msg_search_part sps[3] = {

@@ -295,6 +295,114 @@ static void writes_reads(bool cl)
     msg_free(&out);
 }
 
+/* Facet and order_by scroll, node and client forms: requests, replies, and malformed ones. */
+static void facet_order(bool cl)
+{
+    static const uint8_t emptymap[] = {0x80}; /* {} */
+    struct msg m = {.type = T(FACET), .req_id = 9}, out;
+    if (!cl)
+        m.addr = (struct msg_addr){S("c"), 3, 12, 2};
+    else
+        m.addr.coll = S("c");
+    m.u.facet_req = (struct msg_facet_req){S("meta.city"), {emptymap, sizeof emptymap}, 0, true};
+    round_trip(&m, &out);
+    assert_memory_equal(out.u.facet_req.key.p, "meta.city", 9);
+    assert_int_equal(out.u.facet_req.limit, 0);
+    assert_true(out.u.facet_req.exact);
+    assert_int_equal(out.u.facet_req.filter.len, 1);
+    msg_free(&out);
+    m.u.facet_req = (struct msg_facet_req){S("k"), {NULL, 0}, 10, false};
+    round_trip(&m, &out);
+    assert_null(out.u.facet_req.filter.p);
+    msg_free(&out);
+
+    struct msg r = {.type = T(FACET), .reply = true, .req_id = 9};
+    struct msg_facet_hit fh[4] = {{MSG_FV_STR, S("Berlin"), 0, 7},
+                                  {MSG_FV_INT, {NULL, 0}, -42, 3},
+                                  {MSG_FV_INT, {NULL, 0}, INT64_MAX, 2},
+                                  {MSG_FV_BOOL, {NULL, 0}, 1, UINT64_MAX}};
+    r.u.facet_rep = (struct msg_facet_rep){fh, 4};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.facet_rep.n, 4);
+    assert_int_equal(out.u.facet_rep.hits[0].type, MSG_FV_STR);
+    assert_memory_equal(out.u.facet_rep.hits[0].s.p, "Berlin", 6);
+    assert_int_equal(out.u.facet_rep.hits[1].i, -42);
+    assert_true(out.u.facet_rep.hits[2].i == INT64_MAX);
+    assert_int_equal(out.u.facet_rep.hits[3].type, MSG_FV_BOOL);
+    assert_true(out.u.facet_rep.hits[3].count == UINT64_MAX);
+    msg_free(&out);
+    r.u.facet_rep = (struct msg_facet_rep){NULL, 0};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.facet_rep.n, 0);
+    msg_free(&out);
+    fh[0].type = 9; /* not a value type */
+    r.u.facet_rep = (struct msg_facet_rep){fh, 1};
+    struct buf b = BUF_INIT;
+    assert_int_equal(msg_encode(&r, &b, errmsg), DV_EINVAL);
+
+    m.type = T(SCROLL_ORDER);
+    const struct msg_start starts[4] = {{MSG_START_NONE, 0, 0, {NULL, 0}},
+                                        {MSG_START_INT, -5, 0, {NULL, 0}},
+                                        {MSG_START_FLOAT, 0, 2.75, {NULL, 0}},
+                                        {MSG_START_STR, 0, 0, S("2024-03-01T10:00:00Z")}};
+    for (int i = 0; i < 4; i++) {
+        m.u.oscroll_req = (struct msg_oscroll_req){
+            S("ts"), i % 2 == 1, starts[i], 100, {emptymap, sizeof emptymap}, i == 2, i != 2};
+        round_trip(&m, &out);
+        const struct msg_oscroll_req *o = &out.u.oscroll_req;
+        assert_memory_equal(o->key.p, "ts", 2);
+        assert_int_equal(o->desc, i % 2 == 1);
+        assert_int_equal(o->start.type, starts[i].type);
+        assert_true(o->start.i == starts[i].i && o->start.f == starts[i].f);
+        assert_int_equal(o->start.s.len, starts[i].s.len);
+        assert_int_equal(o->limit, 100);
+        assert_int_equal(o->with_vector, i == 2);
+        assert_int_equal(o->with_payload, i != 2);
+        msg_free(&out);
+    }
+    struct pid ids[2] = {pid_num(4), pid_num(1)};
+    struct msg_hit hits[2] = {{ids[0], 0, NULL, 0, {emptymap, sizeof emptymap}, {NULL, 0}},
+                              {ids[1], 0, NULL, 0, {NULL, 0}, {NULL, 0}}};
+    struct msg_ordval vals[2] = {{false, INT64_MIN, 0}, {true, 0, -0.5}};
+    r.type = T(SCROLL_ORDER);
+    r.u.oscroll_rep = (struct msg_oscroll_rep){{hits, 2}, vals};
+    round_trip(&r, &out);
+    assert_int_equal(out.u.oscroll_rep.hits.n, 2);
+    assert_false(out.u.oscroll_rep.vals[0].is_float);
+    assert_true(out.u.oscroll_rep.vals[0].i == INT64_MIN);
+    assert_true(out.u.oscroll_rep.vals[1].is_float && out.u.oscroll_rep.vals[1].f == -0.5);
+    msg_free(&out);
+    /* values and hits must agree in number */
+    buf_reset(&b);
+    assert_int_equal(msg_encode(&r, &b, errmsg), DV_OK);
+    uint8_t *bad = malloc(b.len);
+    memcpy(bad, b.data, b.len);
+    /* the values' array header is the third byte from the end before the two values: a
+     * fixarray of 2 then an int64 (9 bytes) and a float64 (9 bytes) */
+    size_t at = b.len - 19;
+    assert_int_equal(bad[at], 0x92);
+    bad[at] = 0x91;
+    assert_int_equal(msg_decode(bad, b.len - 9, &out, errmsg), DV_EPROTO);
+    assert_non_null(strstr(errmsg, "order values count"));
+    free(bad);
+    buf_free(&b);
+}
+
+static void check_facet_order(void **state)
+{
+    (void)state;
+    facet_order(false);
+    facet_order(true);
+    assert_int_equal(MSG_FACET, 24);
+    assert_int_equal(MSG_SCROLL_ORDER, 25);
+    assert_int_equal(MSG_P_FACET, 50);
+    assert_int_equal(MSG_P_SCROLL_ORDER, 51);
+    assert_true(msg_type_addressed(MSG_FACET) && msg_type_addressed(MSG_SCROLL_ORDER));
+    assert_true(msg_type_collection(MSG_P_FACET) && msg_type_collection(MSG_P_SCROLL_ORDER));
+    assert_false(msg_type_replicated(MSG_FACET) || msg_type_consistent_read(MSG_P_FACET));
+    assert_string_equal(msg_type_name(MSG_P_SCROLL_ORDER), "points_scroll_order");
+}
+
 static void check_writes_reads(void **state)
 {
     writes_reads(false);
@@ -384,10 +492,10 @@ static void check_malformed(void **state)
     assert_non_null(strstr(errmsg, "version 1"));
 
     buf_reset(&b);
-    header(&b, 1, 25);
+    header(&b, 1, 26);
     mpw_array(&b, 0);
     assert_int_equal(msg_decode(b.data, b.len, &out, errmsg), DV_EPROTO);
-    assert_non_null(strstr(errmsg, "unknown message type 25"));
+    assert_non_null(strstr(errmsg, "unknown message type 26"));
     buf_reset(&b);
     header(&b, 1, 1u << 31);
     mpw_array(&b, 0);
@@ -911,7 +1019,7 @@ static void check_type_table(void **state)
 
     struct buf b = BUF_INIT;
     for (int t = -1; t <= MSG_TYPE_COUNT; t++) {
-        bool gap = t < 0 || (t >= 24 && t <= 31) || (t >= 50 && t <= 59) || t >= MSG_TYPE_COUNT;
+        bool gap = t < 0 || (t >= 26 && t <= 31) || (t >= 52 && t <= 59) || t >= MSG_TYPE_COUNT;
         assert_int_equal(msg_type_known(t), !gap);
         assert_false(msg_type_addressed(t) && msg_type_collection(t));
         if (gap) {
@@ -2031,6 +2139,7 @@ int main(void)
         cmocka_unit_test(check_payload_index),
         cmocka_unit_test(check_new_malformed),
         cmocka_unit_test(check_type_table),
+        cmocka_unit_test(check_facet_order),
         cmocka_unit_test(check_coll_admin),
         cmocka_unit_test(check_route),
         cmocka_unit_test(check_csearch),
