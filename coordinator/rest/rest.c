@@ -318,6 +318,8 @@ static int route(struct rx *x)
             op = get ? REST_OP_COLL_CLUSTER : -1;
         else if (is(s[2], "index"))
             op = put ? REST_OP_INDEX_CREATE : -1;
+        else if (is(s[2], "facet"))
+            op = post ? REST_OP_FACET : -1;
         else if (is(s[2], "points"))
             op = put ? REST_OP_UPSERT : post ? REST_OP_GET : -1;
         else
@@ -460,6 +462,8 @@ static int dispatch(struct rx *x)
         return rh_count(x, c);
     case REST_OP_UPDATE_BATCH:
         return rh_update_batch(x, c);
+    case REST_OP_FACET:
+        return rh_facet(x, c);
     default:
         return rx_fail(x, 404, "Not found: no such path");
     }

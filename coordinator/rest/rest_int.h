@@ -53,6 +53,7 @@
     X(DISCOVER_BATCH, "discover_batch")                                                            \
     X(SCROLL, "scroll")                                                                            \
     X(COUNT, "count")                                                                              \
+    X(FACET, "facet")                                                                              \
     X(UNKNOWN, "unknown")
 
 enum rest_op {
@@ -288,6 +289,23 @@ int rp_delete(struct rx *x, const char *coll, json_t *j, bool apply);
 int rp_payload(struct rx *x, const char *coll, json_t *j, uint32_t op, bool apply);
 int rp_update_vectors(struct rx *x, const char *coll, json_t *j, bool apply);
 int rp_delete_vectors(struct rx *x, const char *coll, json_t *j, bool apply);
+
+/* ---- rest_order.c ------------------------------------------------------------------------- */
+
+/* POST .../facet, and POST .../points/scroll with order_by (rh_scroll hands it over, the body
+ * parsed). */
+int rh_facet(struct rx *x, const char *coll);
+int rh_scroll_order(struct rx *x, const char *coll);
+
+/*
+ * An ordered scroll (native points_scroll_order): order_by is Qdrant's (a key or {key,
+ * direction, start_from}; `field` names it in errors), filter a JSON filter or NULL. 200 with
+ * *rep to free (msg_reply_free; hits and their values in rep->m.u.oscroll_rep) and *desc the
+ * direction; else the error answer is set and *rep holds nothing.
+ */
+int ro_scroll(struct rx *x, const char *coll, json_t *order_by, const char *field, json_t *filter,
+              uint32_t limit, bool with_vector, bool with_payload, bool *desc,
+              struct msg_reply *rep);
 
 /* ---- rest_vec.c: named, sparse and multi vectors ---- */
 

@@ -645,7 +645,9 @@ int rh_scroll(struct rx *x, const char *coll)
     if (st != 200)
         return st;
     json_t *j = x->json;
-    static const char *const unsupported[] = {"shard_key", "order_by", NULL};
+    if (rj_get(j, "order_by") != NULL)
+        return rh_scroll_order(x, coll);
+    static const char *const unsupported[] = {"shard_key", NULL};
     struct psel sel;
     bool wv;
     uint64_t limit;

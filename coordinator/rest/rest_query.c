@@ -259,6 +259,34 @@ static void cut(struct rq_list *l, bool has_thr, float thr, uint32_t limit)
         l->n = limit;
 }
 
+/*
+ * order_by (rest_order.c's ordered scroll): the points matching f, among `only` when given (a
+ * prefetch's), in the order of a payload value, each scored by its value; a point holding
+ * several values comes once per value.
+ */
+static int order_by(struct rq_ctx *r, json_t *ob, json_t *f, const struct rq_list *only,
+                    uint32_t limit, struct rq_list *out)
+{
+    json_t *ff = only ? filter_ids(f, only) : (f ? json_incref(f) : NULL);
+    if (only && ff == NULL)
+        return rx_oom(r->x);
+    struct msg_reply rep;
+    bool desc = false;
+    int st = ro_scroll(r->x, r->coll, ob, "query.order_by", ff, limit, false, false, &desc, &rep);
+    json_decref(ff);
+    if (st != 200)
+        return st;
+    const struct msg_oscroll_rep *o = &rep.m.u.oscroll_rep;
+    *out = (struct rq_list){calloc(o->hits.n ? o->hits.n : 1, sizeof *out->v), 0, !desc};
+    if (out->v == NULL)
+        st = rx_oom(r->x);
+    for (uint32_t i = 0; st == 200 && i < o->hits.n; i++)
+        out->v[out->n++] = (struct rq_hit){
+            o->hits.hits[i].id, o->vals[i].is_float ? (float)o->vals[i].f : (float)o->vals[i].i};
+    msg_reply_free(&rep);
+    return st;
+}
+
 /* A query `q` with prefetch results l[n]: the query's own points into *out (limit of them). */
 static int run_query(struct rq_ctx *r, json_t *o, json_t *q, json_t *f, const struct rq_list *l,
                      size_t n, uint32_t limit, struct rq_list *out)
@@ -302,10 +330,10 @@ static int run_query(struct rq_ctx *r, json_t *o, json_t *q, json_t *f, const st
                                      (k = json_object_get(q, "context")) != NULL)) {
         st = rq_discover(r, k, json_object_get(q, "discover") != NULL, base.using, f, limit, ef,
                          only, out);
-    } else if (json_is_object(q) &&
-               (json_object_get(q, "order_by") || json_object_get(q, "sample"))) {
-        st = rx_fail(x, 400, "Wrong input: query `%s` is not supported by dvec yet",
-                     json_object_get(q, "order_by") ? "order_by" : "sample");
+    } else if (json_is_object(q) && json_object_get(q, "order_by") != NULL) {
+        st = order_by(r, json_object_get(q, "order_by"), f, only, limit, out);
+    } else if (json_is_object(q) && json_object_get(q, "sample") != NULL) {
+        st = rx_fail(x, 400, "Wrong input: query `sample` is not supported by dvec yet");
     } else {
         st = nearest_input(r, q, &base); /* a vector, {"nearest": v}, a point id */
         if (st == 200)

@@ -806,6 +806,8 @@ int coord_call(void *arg, const struct msg *req, struct msg_reply *rep, struct r
     case MSG_P_SET_PAYLOAD:
     case MSG_P_COUNT:
     case MSG_P_SCROLL:
+    case MSG_P_FACET:
+    case MSG_P_SCROLL_ORDER:
     case MSG_P_SEARCH:
     case MSG_P_INDEX:
     case MSG_P_UPDATE_VECTORS:

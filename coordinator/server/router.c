@@ -513,7 +513,7 @@ out:
 
 /* One call per partition to one of its in-sync replicas (read_node with `turn`), of the same
  * request `sub` (addr filled here). */
-static int fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+int router_fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                    const struct msg *sub, struct coord_tmp *t, uint64_t turn, char *errmsg)
 {
     uint32_t np = cl->cfg.n_parts;
@@ -538,7 +538,7 @@ int router_count(struct coord *c, const struct cmap *m, const struct cmap_coll *
                  char *errmsg)
 {
     struct msg sub = {.type = MSG_COUNT, .u.count_req = req->u.count_req};
-    int rc = fan_out(c, m, cl, &sub, t, turn, errmsg);
+    int rc = router_fan_out(c, m, cl, &sub, t, turn, errmsg);
     if (rc != DV_OK)
         return rc;
     uint64_t total = 0;
@@ -566,7 +566,7 @@ int router_scroll(struct coord *c, const struct cmap *m, const struct cmap_coll 
         return DV_ERANGE;
     }
     sub.u.scroll_req.limit = limit + 1;
-    int rc = fan_out(c, m, cl, &sub, t, turn, errmsg);
+    int rc = router_fan_out(c, m, cl, &sub, t, turn, errmsg);
     if (rc != DV_OK)
         return rc;
     size_t total = 0;
@@ -703,6 +703,14 @@ int router_run(struct coord *c, const struct msg *req, struct msg *rep, struct c
         case MSG_P_SCROLL:
         case MSG_P_SEARCH:
             rc = router_consistent_read(c, &ref->map, cl, req, rep, t, errmsg);
+            break;
+        case MSG_P_FACET:
+            rc = router_facet(c, &ref->map, cl, req, rep, t, atomic_fetch_add(&c->read_turn, 1),
+                              errmsg);
+            break;
+        case MSG_P_SCROLL_ORDER:
+            rc = router_scroll_order(c, &ref->map, cl, req, rep, t,
+                                     atomic_fetch_add(&c->read_turn, 1), errmsg);
             break;
         default:
             rc = payload_index(c, &ref->map, cl, req, rep, t, errmsg);

@@ -79,6 +79,17 @@ int router_count(struct coord *c, const struct cmap *m, const struct cmap_coll *
 int router_scroll(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
                   char *errmsg);
+/* One call of `sub` per partition to one of its in-sync replicas (read_node with `turn`);
+ * the calls and their replies are in t. The first error, naming the partition. */
+int router_fan_out(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                   const struct msg *sub, struct coord_tmp *t, uint64_t turn, char *errmsg);
+/* Facet and order_by scroll (router_order.c): every partition asked, the answers merged. */
+int router_facet(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                 const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                 char *errmsg);
+int router_scroll_order(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
+                        const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
+                        char *errmsg);
 int router_search(struct coord *c, const struct cmap *m, const struct cmap_coll *cl,
                   const struct msg *req, struct msg *rep, struct coord_tmp *t, uint64_t turn,
                   char *errmsg);

@@ -8,6 +8,7 @@
 #include "err.h"
 #include "filter.h"
 #include "handle.h"
+#include "handle_order.h"
 #include "handle_vec.h"
 #include "log.h"
 #include "mpk.h"
@@ -365,6 +366,7 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
     struct part_point *pts = NULL;
     struct part_vec *pvecs = NULL;
     bool over_capacity = false; /* DV_EFULL of the node's capacity, not of its disk */
+    bool encoded = false;       /* the case encoded its reply into out */
 
     switch (req->type) {
     case MSG_REPLICA_INFO: {
@@ -507,6 +509,14 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
             rc = hv_hits(p, &res, &rep->u.scroll_rep.hits);
         break;
     }
+    case MSG_FACET:
+        rc = ho_facet(p, req, rep, out, errmsg);
+        encoded = true;
+        break;
+    case MSG_SCROLL_ORDER:
+        rc = ho_scroll_order(p, req, rep, out, errmsg);
+        encoded = true;
+        break;
     case MSG_SNAPSHOT_READ: {
         const struct msg_snapshot_req *s = &req->u.snapshot_req;
         struct msg_snapshot_rep *o = &rep->u.snapshot_rep;
@@ -568,7 +578,7 @@ static int do_addressed(struct handle_ctx *c, struct msg *req, struct msg *rep, 
         rep->u.write_rep.failed = peer_fails;
         rep->u.write_rep.n_failed = nf;
     }
-    if (rc == DV_OK)
+    if (rc == DV_OK && !encoded)
         rc = msg_encode(rep, out, errmsg);
 
     free(pts);
