@@ -269,7 +269,8 @@ int part_scroll_ordered(struct part *p, const struct part_order_req *q, struct p
     if (rc != DV_OK)
         goto out_unlock;
     /* Values come in order already; equal ones get ordered by id (ids are stable under rw). */
-    qsort_r(o.e, o.n, sizeof *o.e, oentry_cmp, &o);
+    if (o.n > 1)
+        qsort_r(o.e, o.n, sizeof *o.e, oentry_cmp, &o);
     size_t n = o.n < q->limit ? o.n : q->limit;
     out->hits = calloc(n ? n : 1, sizeof *out->hits);
     *vals = malloc((n ? n : 1) * sizeof **vals);

@@ -589,6 +589,90 @@ await check('updateCollection: m, optimizers_config and quantization are refused
     await status(() => c.updateCollection(bn, { quantization_config: { scalar: { type: 'int8' } } })),
     (await c.getCollection(bn)).config.hnsw_config.ef], [400, 400, 400, 128]));
 await check('batch: deleteCollection', async () => eq(await c.deleteCollection(bn), true));
+// order_by and facet over random payloads in 3 shards, against brute force.
+const od = 'jsorder';
+const O = 200;
+const colors = ['red', 'green', 'blue', 'Black', 'white'];
+const opts = [];
+const oT0 = Date.UTC(2024, 2, 1); // 2024-03-01T00:00:00Z
+for (let i = 0; i < O; i++) {
+  const p = { grp: i % 3, flag: rnd() < 0.5 };
+  const a = Math.floor(rnd() * 40), b = Math.floor(rnd() * 40);
+  if (i % 9 !== 0) p.price = rnd() < 0.3 && a !== b ? [a, b] : a;
+  if (i % 7 !== 0) p.weight = Math.round(rnd() * 1000) / 100;
+  if (i % 5 !== 0) p.added = new Date(oT0 + Math.floor(rnd() * 3600) * 1000).toISOString();
+  const c1 = colors[Math.floor(rnd() * 5)], c2 = colors[Math.floor(rnd() * 5)];
+  if (i % 6 !== 0) p.color = rnd() < 0.3 && c1 !== c2 ? [c1, c2] : c1;
+  opts.push({ id: i, vector: [rnd() - 0.5, rnd() - 0.5, rnd() - 0.5], payload: p });
+}
+const vals = (p, k) => (p[k] === undefined ? [] : Array.isArray(p[k]) ? p[k] : [p[k]]);
+const usOf = (s) => Date.parse(s) * 1000;
+// The entries (id, value) of the points passing `keep`, by value (desc: descending), then id.
+const ordered = (k, desc, keep, start, limit, conv = (v) => v) => {
+  const e = [];
+  for (const pt of opts)
+    if (keep(pt))
+      for (const v of vals(pt.payload, k).map(conv))
+        if (start === undefined || (desc ? v <= start : v >= start)) e.push([pt.id, v]);
+  e.sort((x, y) => (desc ? y[1] - x[1] : x[1] - y[1]) || x[0] - y[0]);
+  return e.slice(0, limit);
+};
+const facetOf = (k, keep, limit) => {
+  const m = new Map();
+  for (const pt of opts) if (keep(pt)) for (const v of vals(pt.payload, k)) m.set(v, (m.get(v) || 0) + 1);
+  const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+  return [...m].map(([value, count]) => ({ value, count }))
+    .sort((a, b) => b.count - a.count || cmp(a.value, b.value)).slice(0, limit);
+};
+await check('order_by and facet: a collection of 3 shards with range and facet indexes', async () => {
+  await c.createCollection(od, { vectors: { size: 3, distance: 'Dot' }, shard_number: 3 });
+  await c.upsert(od, { points: opts, wait: true });
+  for (const [field_name, field_schema] of [['price', 'integer'], ['weight', 'float'], ['added', 'datetime'],
+    ['color', 'keyword'], ['flag', 'bool'], ['grp', 'integer']])
+    await c.createPayloadIndex(od, { field_name, field_schema, wait: true });
+  return eq(await c.count(od, { exact: true }), { count: O });
+});
+await check('scroll with order_by (an integer key, arrays once per value) matches brute force', async () => {
+  const r = await c.scroll(od, { order_by: 'price', limit: 25, with_payload: false });
+  return eq([r.points.map((p) => [p.id, p.order_value]), r.next_page_offset],
+    [ordered('price', false, () => true, undefined, 25), null]);
+});
+await check('scroll with order_by desc from start_from, with a filter (a float key)', async () => {
+  const r = await c.scroll(od, { order_by: { key: 'weight', direction: 'desc', start_from: 5.5 }, limit: 20,
+    filter: { must: [{ key: 'grp', match: { value: 1 } }] } });
+  return eq(r.points.map((p) => [p.id, p.order_value, p.payload.grp]),
+    ordered('weight', true, (pt) => pt.payload.grp === 1, 5.5, 20).map((e) => [...e, 1]));
+});
+await check('scroll with order_by a datetime key from a datetime start_from (values in microseconds)', async () => {
+  const r = await c.scroll(od, { order_by: { key: 'added', start_from: '2024-03-01T00:30:00Z' }, limit: 15 });
+  return eq(r.points.map((p) => [p.id, p.order_value]),
+    ordered('added', false, () => true, usOf('2024-03-01T00:30:00Z'), 15, usOf));
+});
+await check('facet on a keyword key (arrays count once per value) matches brute force', async () =>
+  eq((await c.facet(od, { key: 'color' })).hits, facetOf('color', () => true, 10)));
+await check('facet on an integer key with a filter and a limit, exact', async () =>
+  eq((await c.facet(od, { key: 'price', limit: 6, exact: true, filter: { must_not: [{ key: 'grp', match: { value: 0 } }] } })).hits,
+    facetOf('price', (pt) => pt.payload.grp !== 0, 6)));
+await check('facet on a bool key', async () => eq((await c.facet(od, { key: 'flag' })).hits, facetOf('flag', () => true, 10)));
+await check('query with order_by: the ordered points with the filter, scored by their value', async () => {
+  const r = await c.query(od, { query: { order_by: { key: 'price', direction: 'desc' } }, limit: 12,
+    filter: { must: [{ key: 'flag', match: { value: true } }] } });
+  return eq(r.points.map((p) => [p.id, p.score]), ordered('price', true, (pt) => pt.payload.flag, undefined, 12));
+});
+await check('query with order_by over a prefetch orders the prefetch\'s points', async () => {
+  const q = [0.4, -0.3, 0.2];
+  const r = await c.query(od, { prefetch: { query: q, limit: 30, params: { exact: true } }, query: { order_by: 'weight' }, limit: 10 });
+  const near = new Set(opts.map((pt) => [pt.id, dot(q, pt.vector)]).sort((a, b) => b[1] - a[1] || a[0] - b[0])
+    .slice(0, 30).map((e) => e[0]));
+  const want = ordered('weight', false, (pt) => near.has(pt.id), undefined, 10);
+  return eq(r.points.map((p) => [p.id, Math.round(p.score * 100) / 100]), want);
+});
+await check('order_by without a range index, a bad direction, facet without a facet index: 400', async () =>
+  eq([await status(() => c.scroll(od, { order_by: 'color' })),
+    await status(() => c.scroll(od, { order_by: { key: 'price', direction: 'sideways' } })),
+    await status(() => c.query(od, { query: { order_by: 'nope' } })),
+    await status(() => c.facet(od, { key: 'weight' }))], [400, 400, 400, 400]));
+await check('deleteCollection (order_by and facet)', async () => eq(await c.deleteCollection(od), true));
 
 console.log(`1..${n}`);
 process.exit(failed ? 1 : 0);
