@@ -70,7 +70,7 @@ static uint32_t distinct(uint32_t n, uint32_t range, int64_t *out)
 
 static void make_point(struct mpoint *m)
 {
-    int64_t tmp[MAXV];
+    int64_t tmp[MAXV] = {0};
     memset(m, 0, sizeof *m);
     m->live = true;
     m->grp = rnd(3);
