@@ -1,4 +1,5 @@
-/* msg.c - message type names and the encoder of the native protocol's messages (msg.h). */
+/* msg.c - message type names and the encoder of the native protocol's messages (msg.h): the
+ * envelope, the shared field encoders and request bodies (replies: msg_encode_rep.c). */
 #include "msg.h"
 
 #include <stddef.h>
@@ -7,6 +8,7 @@
 
 #include "err.h"
 #include "mpk.h"
+#include "msg_enc.h"
 #include "msg_int.h"
 
 /* The known types: a type without a name here (a gap in the enum) is unknown. */
@@ -203,32 +205,26 @@ uint32_t msg_request_fields(int type)
 
 /* ---- encode ------------------------------------------------------------------------------ */
 
-#define W(x)                                                                                       \
-    do {                                                                                           \
-        if ((rc = (x)) != DV_OK)                                                                   \
-            return rc;                                                                             \
-    } while (0)
-
-static int w_str(struct buf *b, struct msg_str s)
+int msgw_str(struct buf *b, struct msg_str s)
 {
     return mpw_str(b, s.p ? s.p : "", s.p ? s.len : 0);
 }
 
 /* A bin that is never nil: {NULL, 0} is the empty bin; DV_EINVAL for NULL with a length. */
-static int w_bin(struct buf *b, struct msg_bytes v)
+int msgw_bin(struct buf *b, struct msg_bytes v)
 {
     if (!v.p && v.len)
         return DV_EINVAL;
     return mpw_bin(b, v.p ? (const void *)v.p : "", v.len);
 }
 
-static int w_bin_or_nil(struct buf *b, struct msg_bytes v)
+static int msgw_bin_or_nil(struct buf *b, struct msg_bytes v)
 {
     return v.p ? mpw_bin(b, v.p, v.len) : mpw_nil(b);
 }
 
 /* One raw msgpack value or nil; DV_EINVAL unless the bytes are exactly one value. */
-static int w_raw_or_nil(struct buf *b, struct msg_bytes v)
+int msgw_raw_or_nil(struct buf *b, struct msg_bytes v)
 {
     if (!v.p)
         return mpw_nil(b);
@@ -243,12 +239,12 @@ static int w_raw_or_nil(struct buf *b, struct msg_bytes v)
 #error "proto: vectors are written as host floats; big-endian hosts need a byte swap here"
 #endif
 
-static int w_floats(struct buf *b, const float *v, size_t n)
+static int msgw_floats(struct buf *b, const float *v, size_t n)
 {
     return mpw_bin(b, v, n * 4);
 }
 
-static int w_ids(struct buf *b, const struct pid *ids, uint32_t n)
+static int msgw_ids(struct buf *b, const struct pid *ids, uint32_t n)
 {
     int rc;
     W(mpw_array(b, n));
@@ -258,7 +254,7 @@ static int w_ids(struct buf *b, const struct pid *ids, uint32_t n)
 }
 
 /* The partitions a search or sparse_stats names: [[partition, epoch]...]. */
-static int w_targets(struct buf *b, const struct msg_target *t, uint32_t n)
+static int msgw_targets(struct buf *b, const struct msg_target *t, uint32_t n)
 {
     int rc;
     W(mpw_array(b, n));
@@ -270,24 +266,24 @@ static int w_targets(struct buf *b, const struct msg_target *t, uint32_t n)
     return DV_OK;
 }
 
-static int w_replicas(struct buf *b, const struct msg_replica *r, uint32_t n)
+int msgw_replicas(struct buf *b, const struct msg_replica *r, uint32_t n)
 {
     int rc;
     W(mpw_array(b, n));
     for (uint32_t i = 0; i < n; i++) {
         W(mpw_array(b, 3));
-        W(w_str(b, r[i].coll));
+        W(msgw_str(b, r[i].coll));
         W(mpw_u64(b, r[i].part));
         W(mpw_u64(b, r[i].applied_lsn));
     }
     return DV_OK;
 }
 
-static int w_nvecs(struct buf *b, const struct msg_nvecs *nv);
+static int msgw_nvecs(struct buf *b, const struct msg_nvecs *nv);
 
 /* Hits: [id, score, vector | nil, payload | nil] and, when the point's named vectors were
  * asked for, a 5th element with them. */
-static int w_hits(struct buf *b, const struct msg_hits *h)
+int msgw_hits(struct buf *b, const struct msg_hits *h)
 {
     int rc;
     W(mpw_array(b, h->n));
@@ -296,32 +292,32 @@ static int w_hits(struct buf *b, const struct msg_hits *h)
         W(mpw_array(b, x->named.v != NULL ? 5 : 4));
         W(mpw_pid(b, &x->id));
         W(mpw_f32(b, x->score));
-        W(x->vec ? w_floats(b, x->vec, x->dim) : mpw_nil(b));
-        W(w_bin_or_nil(b, x->payload));
+        W(x->vec ? msgw_floats(b, x->vec, x->dim) : mpw_nil(b));
+        W(msgw_bin_or_nil(b, x->payload));
         if (x->named.v != NULL)
-            W(w_nvecs(b, &x->named));
+            W(msgw_nvecs(b, &x->named));
     }
     return DV_OK;
 }
 
 /* A point's named vectors: [[name, n, bin(floats), bin(terms) | nil]...]. */
-static int w_nvecs(struct buf *b, const struct msg_nvecs *nv)
+static int msgw_nvecs(struct buf *b, const struct msg_nvecs *nv)
 {
     int rc;
     W(mpw_array(b, nv->n));
     for (uint32_t i = 0; i < nv->n; i++) {
         const struct msg_nvec *v = &nv->v[i];
         W(mpw_array(b, 4));
-        W(w_str(b, v->name));
+        W(msgw_str(b, v->name));
         W(mpw_u64(b, v->n));
-        W(w_floats(b, v->v, v->nv));
+        W(msgw_floats(b, v->v, v->nv));
         W(v->idx ? mpw_bin(b, v->idx, (size_t)v->n * 4) : mpw_nil(b));
     }
     return DV_OK;
 }
 
 /* A collection's named vectors: [[name, kind, dim, metric, m, ef_construction, sq8, idf]...]. */
-static int w_spaces(struct buf *b, const struct msg_coll_cfg *c)
+int msgw_spaces(struct buf *b, const struct msg_coll_cfg *c)
 {
     int rc;
     W(mpw_array(b, c->n_spaces));
@@ -344,7 +340,7 @@ static int w_spaces(struct buf *b, const struct msg_coll_cfg *c)
  * ef_construction, ef_search, sq8, fsync, then (with_placement) partitions, replication. With
  * them it is the body of coll_create after the name and the start of coll_info's reply;
  * without them the start of a replica create (and of a pull's create tail). */
-static int w_coll_cfg(struct buf *b, const struct msg_coll_cfg *c, bool with_placement)
+int msgw_coll_cfg(struct buf *b, const struct msg_coll_cfg *c, bool with_placement)
 {
     int rc;
     W(mpw_u64(b, c->dim));
@@ -360,7 +356,7 @@ static int w_coll_cfg(struct buf *b, const struct msg_coll_cfg *c, bool with_pla
     return mpw_u64(b, c->replication);
 }
 
-static int w_u32s(struct buf *b, const uint32_t *v, uint32_t n)
+int msgw_u32s(struct buf *b, const uint32_t *v, uint32_t n)
 {
     int rc;
     W(mpw_array(b, n));
@@ -369,33 +365,33 @@ static int w_u32s(struct buf *b, const uint32_t *v, uint32_t n)
     return DV_OK;
 }
 
-static int w_strs(struct buf *b, const struct msg_str *s, uint32_t n)
+int msgw_strs(struct buf *b, const struct msg_str *s, uint32_t n)
 {
     int rc;
     W(mpw_array(b, n));
     for (uint32_t i = 0; i < n; i++)
-        W(w_str(b, s[i]));
+        W(msgw_str(b, s[i]));
     return DV_OK;
 }
 
 /* A query: [vec, k, ef, filter, with_payload, with_vector] and, for named vectors, a 7th
  * element [using, terms | nil, rows, [docs, bin(term counts)] | nil, [vector names]]. */
-static int w_query(struct buf *b, const struct msg_query *q)
+static int msgw_query(struct buf *b, const struct msg_query *q)
 {
     int rc;
     bool ext = q->using.len > 0 || q->idx != NULL || q->rows > 0 || q->idf_df != NULL ||
                q->n_vec_names > 0;
     W(mpw_array(b, ext ? 7 : 6));
-    W(w_floats(b, q->vec, q->dim));
+    W(msgw_floats(b, q->vec, q->dim));
     W(mpw_u64(b, q->k));
     W(mpw_u64(b, q->ef));
-    W(w_raw_or_nil(b, q->filter));
+    W(msgw_raw_or_nil(b, q->filter));
     W(mpw_bool(b, q->with_payload));
     W(mpw_bool(b, q->with_vector));
     if (!ext)
         return DV_OK;
     W(mpw_array(b, 5));
-    W(w_str(b, q->using));
+    W(msgw_str(b, q->using));
     W(q->idx ? mpw_bin(b, q->idx, (size_t)q->dim * 4) : mpw_nil(b));
     W(mpw_u64(b, q->rows));
     if (q->idf_df != NULL) { /* [docs, bin(dim u64 counts)] */
@@ -405,11 +401,11 @@ static int w_query(struct buf *b, const struct msg_query *q)
     } else {
         W(mpw_nil(b));
     }
-    return w_strs(b, q->vec_names, q->n_vec_names);
+    return msgw_strs(b, q->vec_names, q->n_vec_names);
 }
 
 /* An order_by start: nil, an integer, a float64 or a string. */
-static int w_start(struct buf *b, const struct msg_start *s)
+static int msgw_start(struct buf *b, const struct msg_start *s)
 {
     switch (s->type) {
     case MSG_START_NONE:
@@ -419,33 +415,33 @@ static int w_start(struct buf *b, const struct msg_start *s)
     case MSG_START_FLOAT:
         return mpw_f64(b, s->f);
     case MSG_START_STR:
-        return w_str(b, s->s);
+        return msgw_str(b, s->s);
     default:
         return DV_EINVAL;
     }
 }
 
-static int w_error(struct buf *b, const struct msg_error *e)
+int msgw_error(struct buf *b, const struct msg_error *e)
 {
     int rc;
     if (!msg_code_known(e->code))
         return DV_EINVAL;
     W(mpw_array(b, 3));
     W(mpw_i64(b, e->code));
-    W(w_str(b, e->text));
+    W(msgw_str(b, e->text));
     return mpw_u64(b, e->epoch);
 }
 
 /* The 8 fields of a replica create (config, incarnation), also the tail of a replica pull. */
-static int w_create(struct buf *b, const struct msg_create_req *c)
+static int msgw_create(struct buf *b, const struct msg_create_req *c)
 {
     int rc;
-    W(w_coll_cfg(b, &c->cfg, false));
+    W(msgw_coll_cfg(b, &c->cfg, false));
     return mpw_u64(b, c->incarnation);
 }
 
 /* WAL records: [[lsn, type, bin body], ...] (a WAL read's reply, a replicate request). */
-static int w_wal_recs(struct buf *b, const struct msg_wal_rec *recs, uint32_t n)
+int msgw_wal_recs(struct buf *b, const struct msg_wal_rec *recs, uint32_t n)
 {
     int rc;
     W(mpw_array(b, n));
@@ -453,7 +449,7 @@ static int w_wal_recs(struct buf *b, const struct msg_wal_rec *recs, uint32_t n)
         W(mpw_array(b, 3));
         W(mpw_u64(b, recs[i].lsn));
         W(mpw_u64(b, recs[i].type));
-        W(w_bin(b, recs[i].body));
+        W(msgw_bin(b, recs[i].body));
     }
     return DV_OK;
 }
@@ -482,20 +478,20 @@ static int w_request(struct buf *b, const struct msg *m)
     W(mpw_array(b, msg_request_fields(t) + (consistency || flags ? 1 : 0) + (search ? 1 : 0) +
                        (named || spaces || iparams ? 1 : 0)));
     if (msg_type_addressed(t)) {
-        W(w_str(b, m->addr.coll));
+        W(msgw_str(b, m->addr.coll));
         W(mpw_u64(b, m->addr.part));
         W(mpw_u64(b, m->addr.epoch));
         W(mpw_u64(b, m->addr.term));
     } else if (msg_type_collection(t)) {
-        W(w_str(b, m->addr.coll));
+        W(msgw_str(b, m->addr.coll));
     }
     W(w_request_body(b, m));
     if (msg_type_replicated(t)) {
         W(mpw_array(b, m->n_secondaries));
         for (uint32_t i = 0; i < m->n_secondaries; i++) {
             W(mpw_array(b, 2));
-            W(w_str(b, m->secondaries[i].node_id));
-            W(w_str(b, m->secondaries[i].url));
+            W(msgw_str(b, m->secondaries[i].node_id));
+            W(msgw_str(b, m->secondaries[i].url));
         }
     }
     if (consistency)
@@ -504,12 +500,12 @@ static int w_request(struct buf *b, const struct msg *m)
         const struct msg_upsert_req *u = &m->u.upsert_req;
         W(mpw_array(b, u->n));
         for (uint32_t i = 0; i < u->n; i++)
-            W(w_nvecs(b, &u->named[i]));
+            W(msgw_nvecs(b, &u->named[i]));
     }
     if (spaces)
-        W(w_spaces(b, t == MSG_COLL_CREATE ? &m->u.coll_cfg : &m->u.create_req.cfg));
+        W(msgw_spaces(b, t == MSG_COLL_CREATE ? &m->u.coll_cfg : &m->u.create_req.cfg));
     if (iparams)
-        W(w_raw_or_nil(b, m->u.index_req.params));
+        W(msgw_raw_or_nil(b, m->u.index_req.params));
     return DV_OK;
 }
 
@@ -519,73 +515,73 @@ static int w_request_body(struct buf *b, const struct msg *m)
     int rc;
     switch (m->type) {
     case MSG_REPLICA_CREATE:
-        W(w_create(b, &m->u.create_req));
+        W(msgw_create(b, &m->u.create_req));
         break;
     case MSG_REPLICA_PULL: {
         const struct msg_pull_req *p = &m->u.pull_req;
         W(mpw_u64(b, p->op));
-        W(w_str(b, p->source));
+        W(msgw_str(b, p->source));
         W(mpw_u64(b, p->rate));
         W(mpw_u64(b, p->until_lsn));
-        W(w_create(b, &p->create));
+        W(msgw_create(b, &p->create));
         break;
     }
     case MSG_REPLICA_FENCE:
         W(mpw_u64(b, m->u.fence_req.op));
         break;
     case MSG_ADMIN:
-        W(w_str(b, m->u.admin_req.op));
-        W(w_raw_or_nil(b, m->u.admin_req.args));
+        W(msgw_str(b, m->u.admin_req.op));
+        W(msgw_raw_or_nil(b, m->u.admin_req.args));
         break;
     case MSG_COLL_CREATE:
-        W(w_coll_cfg(b, &m->u.coll_cfg, true));
+        W(msgw_coll_cfg(b, &m->u.coll_cfg, true));
         break;
     case MSG_UPSERT:
     case MSG_P_UPSERT:
     case MSG_UPDATE_VECTORS:
     case MSG_P_UPDATE_VECTORS: {
         const struct msg_upsert_req *u = &m->u.upsert_req;
-        W(w_ids(b, u->ids, u->n));
+        W(msgw_ids(b, u->ids, u->n));
         W(mpw_u64(b, u->dim));
-        W(w_floats(b, u->vecs, (size_t)u->n * u->dim));
+        W(msgw_floats(b, u->vecs, (size_t)u->n * u->dim));
         W(mpw_array(b, u->n));
         for (uint32_t i = 0; i < u->n; i++) {
             struct msg_bytes none = {NULL, 0};
-            W(w_bin_or_nil(b, u->payloads ? u->payloads[i] : none));
+            W(msgw_bin_or_nil(b, u->payloads ? u->payloads[i] : none));
         }
         break;
     }
     case MSG_DELETE:
     case MSG_P_DELETE:
-        W(w_ids(b, m->u.delete_req.ids, m->u.delete_req.n));
+        W(msgw_ids(b, m->u.delete_req.ids, m->u.delete_req.n));
         break;
     case MSG_DELETE_VECTORS:
     case MSG_P_DELETE_VECTORS:
-        W(w_ids(b, m->u.delvec_req.ids, m->u.delvec_req.n));
-        W(w_strs(b, m->u.delvec_req.names, m->u.delvec_req.n_names));
+        W(msgw_ids(b, m->u.delvec_req.ids, m->u.delvec_req.n));
+        W(msgw_strs(b, m->u.delvec_req.names, m->u.delvec_req.n_names));
         break;
     case MSG_GET:
     case MSG_P_GET:
-        W(w_ids(b, m->u.get_req.ids, m->u.get_req.n));
+        W(msgw_ids(b, m->u.get_req.ids, m->u.get_req.n));
         W(mpw_bool(b, m->u.get_req.with_vector));
         W(mpw_bool(b, m->u.get_req.with_payload));
         break;
     case MSG_SET_PAYLOAD:
     case MSG_P_SET_PAYLOAD:
         W(mpw_u64(b, m->u.set_payload_req.op));
-        W(w_ids(b, m->u.set_payload_req.ids, m->u.set_payload_req.n));
-        W(w_raw_or_nil(b, m->u.set_payload_req.data));
+        W(msgw_ids(b, m->u.set_payload_req.ids, m->u.set_payload_req.n));
+        W(msgw_raw_or_nil(b, m->u.set_payload_req.data));
         break;
     case MSG_COUNT:
     case MSG_P_COUNT:
-        W(w_raw_or_nil(b, m->u.count_req.filter));
+        W(msgw_raw_or_nil(b, m->u.count_req.filter));
         break;
     case MSG_SCROLL:
     case MSG_P_SCROLL: {
         const struct msg_scroll_req *s = &m->u.scroll_req;
         W(s->has_from ? mpw_pid(b, &s->from) : mpw_nil(b));
         W(mpw_u64(b, s->limit));
-        W(w_raw_or_nil(b, s->filter));
+        W(msgw_raw_or_nil(b, s->filter));
         W(mpw_bool(b, s->with_vector));
         W(mpw_bool(b, s->with_payload));
         break;
@@ -593,8 +589,8 @@ static int w_request_body(struct buf *b, const struct msg *m)
     case MSG_FACET:
     case MSG_P_FACET: {
         const struct msg_facet_req *f = &m->u.facet_req;
-        W(w_str(b, f->key));
-        W(w_raw_or_nil(b, f->filter));
+        W(msgw_str(b, f->key));
+        W(msgw_raw_or_nil(b, f->filter));
         W(mpw_u64(b, f->limit));
         W(mpw_bool(b, f->exact));
         break;
@@ -602,29 +598,29 @@ static int w_request_body(struct buf *b, const struct msg *m)
     case MSG_SCROLL_ORDER:
     case MSG_P_SCROLL_ORDER: {
         const struct msg_oscroll_req *o = &m->u.oscroll_req;
-        W(w_str(b, o->key));
+        W(msgw_str(b, o->key));
         W(mpw_bool(b, o->desc));
-        W(w_start(b, &o->start));
+        W(msgw_start(b, &o->start));
         W(mpw_u64(b, o->limit));
-        W(w_raw_or_nil(b, o->filter));
+        W(msgw_raw_or_nil(b, o->filter));
         W(mpw_bool(b, o->with_vector));
         W(mpw_bool(b, o->with_payload));
         break;
     }
     case MSG_SEARCH: {
         const struct msg_search_req *s = &m->u.search_req;
-        W(w_str(b, m->addr.coll));
-        W(w_targets(b, s->parts, s->n_parts));
+        W(msgw_str(b, m->addr.coll));
+        W(msgw_targets(b, s->parts, s->n_parts));
         W(mpw_array(b, s->n_queries));
         for (uint32_t i = 0; i < s->n_queries; i++)
-            W(w_query(b, &s->queries[i]));
+            W(msgw_query(b, &s->queries[i]));
         break;
     }
     case MSG_SPARSE_STATS: {
         const struct msg_sstats_req *s = &m->u.sstats_req;
-        W(w_str(b, m->addr.coll));
-        W(w_targets(b, s->parts, s->n_parts));
-        W(w_str(b, s->using));
+        W(msgw_str(b, m->addr.coll));
+        W(msgw_targets(b, s->parts, s->n_parts));
+        W(msgw_str(b, s->using));
         W(mpw_bin(b, s->terms, (size_t)s->n_terms * 4));
         break;
     }
@@ -632,7 +628,7 @@ static int w_request_body(struct buf *b, const struct msg *m)
         const struct msg_csearch_req *s = &m->u.csearch_req;
         W(mpw_array(b, s->n_queries));
         for (uint32_t i = 0; i < s->n_queries; i++)
-            W(w_query(b, &s->queries[i]));
+            W(msgw_query(b, &s->queries[i]));
         W(mpw_bool(b, s->allow_partial));
         W(mpw_u64(b, s->timeout_ms));
         break;
@@ -647,34 +643,34 @@ static int w_request_body(struct buf *b, const struct msg *m)
         W(mpw_u64(b, m->u.wal_req.max_bytes));
         break;
     case MSG_REPLICATE:
-        W(w_wal_recs(b, m->u.replicate_req.recs, m->u.replicate_req.n));
+        W(msgw_wal_recs(b, m->u.replicate_req.recs, m->u.replicate_req.n));
         W(mpw_u64(b, m->u.replicate_req.term_start));
         break;
     case MSG_PAYLOAD_INDEX:
     case MSG_P_INDEX:
         W(mpw_u64(b, m->u.index_req.op));
-        W(w_str(b, m->u.index_req.key));
+        W(msgw_str(b, m->u.index_req.key));
         W(mpw_u64(b, m->u.index_req.kind));
         break;
     case MSG_COORD_ADD:
         W(mpw_u64(b, m->u.coord_req.id));
-        W(w_str(b, m->u.coord_req.raft_addr));
-        W(w_str(b, m->u.coord_req.client_url));
+        W(msgw_str(b, m->u.coord_req.raft_addr));
+        W(msgw_str(b, m->u.coord_req.client_url));
         break;
     case MSG_COORD_REMOVE:
         W(mpw_u64(b, m->u.coord_req.id));
         break;
     case MSG_NODE_REPORT: {
         const struct msg_node_report_req *r = &m->u.node_report_req;
-        W(w_str(b, r->node_id));
-        W(w_str(b, r->url));
-        W(w_str(b, r->http_url));
+        W(msgw_str(b, r->node_id));
+        W(msgw_str(b, r->url));
+        W(msgw_str(b, r->http_url));
         W(mpw_f64(b, r->weight));
         W(mpw_u64(b, r->capacity));
         W(mpw_array(b, r->n));
         for (uint32_t i = 0; i < r->n; i++) {
             W(mpw_array(b, 5));
-            W(w_str(b, r->replicas[i].coll));
+            W(msgw_str(b, r->replicas[i].coll));
             W(mpw_u64(b, r->replicas[i].part));
             W(mpw_u64(b, r->replicas[i].applied_lsn));
             W(mpw_u64(b, r->replicas[i].points));
@@ -683,7 +679,7 @@ static int w_request_body(struct buf *b, const struct msg *m)
         if (r->flags || r->search_url.len)
             W(mpw_u64(b, r->flags));
         if (r->search_url.len)
-            W(w_str(b, r->search_url));
+            W(msgw_str(b, r->search_url));
         break;
     }
     default: /* hello, drop, list, info, stats, coll_drop, coll_list, coll_info, cluster:
@@ -691,263 +687,6 @@ static int w_request_body(struct buf *b, const struct msg *m)
         break;
     }
     return DV_OK;
-}
-
-static int w_reply_body(struct buf *b, const struct msg *m)
-{
-    int rc;
-    switch (m->type) {
-    case MSG_REPLICA_DIGEST:
-        W(mpw_array(b, 3));
-        W(mpw_u64(b, m->u.digest_rep.digest));
-        W(mpw_u64(b, m->u.digest_rep.points));
-        return mpw_u64(b, m->u.digest_rep.lsn);
-    case MSG_HELLO: {
-        const struct msg_hello_rep *h = &m->u.hello_rep;
-        W(mpw_array(b, 4));
-        W(w_str(b, h->node_id));
-        W(w_str(b, h->version));
-        W(mpw_u64(b, h->capacity));
-        return w_replicas(b, h->replicas, h->n_replicas);
-    }
-    case MSG_REPLICA_LIST:
-        W(mpw_array(b, 1));
-        return w_replicas(b, m->u.list_rep.replicas, m->u.list_rep.n);
-    case MSG_REPLICA_INFO: {
-        const struct msg_info_rep *f = &m->u.info_rep;
-        const uint64_t v[] = {f->dim,         f->metric,   f->m,         f->ef_construction,
-                              f->ef_search,   f->points,   f->deleted,   f->applied_lsn,
-                              f->durable_lsn, f->ckpt_lsn, f->wal_bytes, f->payload_bytes};
-        W(mpw_array(b, 13));
-        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
-            W(mpw_u64(b, v[i]));
-        return mpw_bool(b, f->sq8);
-    }
-    case MSG_UPSERT:
-    case MSG_DELETE:
-    case MSG_SET_PAYLOAD:
-    case MSG_PAYLOAD_INDEX:
-    case MSG_REPLICA_FENCE:
-    case MSG_P_UPSERT:
-    case MSG_P_DELETE:
-    case MSG_P_SET_PAYLOAD:
-    case MSG_P_INDEX:
-    case MSG_UPDATE_VECTORS:
-    case MSG_DELETE_VECTORS:
-    case MSG_P_UPDATE_VECTORS:
-    case MSG_P_DELETE_VECTORS:
-    case MSG_REPLICATE: {
-        const struct msg_write_rep *w = &m->u.write_rep;
-        W(mpw_array(b, 3));
-        W(mpw_u64(b, w->lsn));
-        W(mpw_u64(b, w->affected));
-        W(mpw_array(b, w->n_failed));
-        for (uint32_t i = 0; i < w->n_failed; i++) {
-            if (!msg_code_known(w->failed[i].code))
-                return DV_EINVAL;
-            W(mpw_array(b, 3));
-            W(w_str(b, w->failed[i].node_id));
-            W(mpw_i64(b, w->failed[i].code));
-            W(w_str(b, w->failed[i].text));
-        }
-        return DV_OK;
-    }
-    case MSG_GET:
-    case MSG_P_GET:
-        W(mpw_array(b, 1));
-        return w_hits(b, &m->u.get_rep);
-    case MSG_COUNT:
-    case MSG_P_COUNT:
-        W(mpw_array(b, 1));
-        return mpw_u64(b, m->u.count_rep.count);
-    case MSG_SCROLL:
-    case MSG_P_SCROLL: {
-        const struct msg_scroll_rep *s = &m->u.scroll_rep;
-        W(mpw_array(b, 2));
-        W(w_hits(b, &s->hits));
-        return s->more ? mpw_pid(b, &s->next) : mpw_nil(b);
-    }
-    case MSG_FACET:
-    case MSG_P_FACET: {
-        const struct msg_facet_rep *f = &m->u.facet_rep;
-        W(mpw_array(b, 1));
-        W(mpw_array(b, f->n));
-        for (uint32_t i = 0; i < f->n; i++) {
-            const struct msg_facet_hit *h = &f->hits[i];
-            W(mpw_array(b, 2));
-            if (h->type == MSG_FV_STR)
-                W(w_str(b, h->s));
-            else if (h->type == MSG_FV_INT)
-                W(mpw_i64(b, h->i));
-            else if (h->type == MSG_FV_BOOL)
-                W(mpw_bool(b, h->i != 0));
-            else
-                return DV_EINVAL;
-            W(mpw_u64(b, h->count));
-        }
-        return DV_OK;
-    }
-    case MSG_SCROLL_ORDER:
-    case MSG_P_SCROLL_ORDER: {
-        const struct msg_oscroll_rep *o = &m->u.oscroll_rep;
-        W(mpw_array(b, 2));
-        W(w_hits(b, &o->hits));
-        W(mpw_array(b, o->hits.n));
-        for (uint32_t i = 0; i < o->hits.n; i++)
-            W(o->vals[i].is_float ? mpw_f64(b, o->vals[i].f) : mpw_i64(b, o->vals[i].i));
-        return DV_OK;
-    }
-    case MSG_SPARSE_STATS: {
-        const struct msg_sstats_rep *s = &m->u.sstats_rep;
-        W(mpw_array(b, 1));
-        W(mpw_array(b, s->n_parts));
-        for (uint32_t i = 0; i < s->n_parts; i++) {
-            const struct msg_sstats_part *sp = &s->parts[i];
-            W(mpw_array(b, 4));
-            W(mpw_u64(b, sp->part));
-            W(sp->err.code ? w_error(b, &sp->err) : mpw_nil(b));
-            W(mpw_u64(b, sp->docs));
-            W(mpw_bin(b, sp->df, sp->err.code ? 0 : (size_t)sp->n * 8));
-        }
-        return DV_OK;
-    }
-    case MSG_SEARCH: {
-        const struct msg_search_rep *s = &m->u.search_rep;
-        W(mpw_array(b, 1));
-        W(mpw_array(b, s->n_parts));
-        for (uint32_t i = 0; i < s->n_parts; i++) {
-            const struct msg_search_part *sp = &s->parts[i];
-            W(mpw_array(b, 3));
-            W(mpw_u64(b, sp->part));
-            W(sp->err.code ? w_error(b, &sp->err) : mpw_nil(b));
-            W(mpw_array(b, sp->err.code ? 0 : sp->n));
-            for (uint32_t j = 0; !sp->err.code && j < sp->n; j++)
-                W(w_hits(b, &sp->results[j]));
-        }
-        return DV_OK;
-    }
-    case MSG_STATS:
-        W(mpw_array(b, 1));
-        W(mpw_array(b, m->u.stats_rep.n));
-        for (uint32_t i = 0; i < m->u.stats_rep.n; i++) {
-            W(mpw_array(b, 2));
-            W(w_str(b, m->u.stats_rep.stats[i].name));
-            W(mpw_u64(b, m->u.stats_rep.stats[i].value));
-        }
-        return DV_OK;
-    case MSG_SNAPSHOT_READ: {
-        const struct msg_snapshot_rep *s = &m->u.snapshot_rep;
-        W(mpw_array(b, 5));
-        W(mpw_u64(b, s->session));
-        W(mpw_u64(b, s->lsn));
-        W(mpw_u64(b, s->total));
-        W(w_bin(b, s->data));
-        return mpw_bool(b, s->done);
-    }
-    case MSG_WAL_READ: {
-        const struct msg_wal_rep *w = &m->u.wal_rep;
-        W(mpw_array(b, 3));
-        W(w_wal_recs(b, w->recs, w->n));
-        W(mpw_u64(b, w->applied_lsn));
-        W(mpw_array(b, w->n_terms));
-        for (uint32_t i = 0; i < w->n_terms; i++) {
-            W(mpw_array(b, 2));
-            W(mpw_u64(b, w->terms[i].term));
-            W(mpw_u64(b, w->terms[i].start));
-        }
-        return DV_OK;
-    }
-    case MSG_COLL_LIST:
-        W(mpw_array(b, 1));
-        return w_strs(b, m->u.coll_list_rep.names, m->u.coll_list_rep.n);
-    case MSG_COLL_INFO: {
-        const struct msg_coll_info_rep *f = &m->u.coll_info_rep;
-        W(mpw_array(b, f->cfg.n_spaces ? 12 : 11));
-        W(w_coll_cfg(b, &f->cfg, true));
-        W(mpw_u64(b, f->points));
-        W(mpw_array(b, f->n_parts));
-        for (uint32_t i = 0; i < f->n_parts; i++) {
-            const struct msg_coll_part *p = &f->parts[i];
-            W(mpw_array(b, 6));
-            W(mpw_u64(b, p->part));
-            W(mpw_u64(b, p->epoch));
-            W(w_strs(b, p->nodes, p->n_nodes));
-            W(mpw_u64(b, p->points));
-            W(mpw_u64(b, p->term));
-            W(mpw_array(b, p->n_nodes));
-            for (uint32_t j = 0; j < p->n_nodes; j++)
-                W(mpw_u64(b, p->states ? p->states[j] : 0));
-        }
-        if (f->cfg.n_spaces) /* 12th: the named vectors */
-            W(w_spaces(b, &f->cfg));
-        return DV_OK;
-    }
-    case MSG_ROUTE: {
-        const struct msg_route_rep *r = &m->u.route_rep;
-        /* 5th: the collection's name when asked by an alias ("" otherwise), 6th: the named
-         * vectors */
-        W(mpw_array(b, r->cfg.n_spaces ? 6 : r->coll.len ? 5 : 4));
-        W(mpw_u64(b, r->map_epoch));
-        W(w_coll_cfg(b, &r->cfg, true));
-        W(mpw_array(b, r->n_nodes));
-        for (uint32_t i = 0; i < r->n_nodes; i++) {
-            bool search = r->search_urls && r->search_urls[i].len > 0;
-            W(mpw_array(b, search ? 3 : 2));
-            W(w_str(b, r->nodes[i].node_id));
-            W(w_str(b, r->nodes[i].url));
-            if (search)
-                W(w_str(b, r->search_urls[i]));
-        }
-        W(mpw_array(b, r->n_parts));
-        for (uint32_t i = 0; i < r->n_parts; i++) {
-            const struct msg_route_part *p = &r->parts[i];
-            W(mpw_array(b, 6));
-            W(mpw_u64(b, p->epoch));
-            W(mpw_u64(b, p->term));
-            W(p->primary == UINT32_MAX ? mpw_nil(b) : mpw_u64(b, p->primary));
-            W(w_u32s(b, p->readers, p->n_readers));
-            W(mpw_bool(b, p->writable));
-            W(w_u32s(b, p->secondaries, p->n_secondaries));
-        }
-        if (r->coll.len || r->cfg.n_spaces)
-            W(w_str(b, r->coll));
-        if (r->cfg.n_spaces)
-            W(w_spaces(b, &r->cfg));
-        return DV_OK;
-    }
-    case MSG_P_SEARCH: {
-        const struct msg_csearch_rep *s = &m->u.csearch_rep;
-        W(mpw_array(b, 3));
-        W(mpw_array(b, s->n));
-        for (uint32_t i = 0; i < s->n; i++)
-            W(w_hits(b, &s->results[i]));
-        W(mpw_bool(b, s->partial));
-        W(mpw_array(b, s->n_failed));
-        for (uint32_t i = 0; i < s->n_failed; i++)
-            W(mpw_u64(b, s->failed[i]));
-        return DV_OK;
-    }
-    case MSG_CLUSTER:
-    case MSG_ADMIN:
-        W(mpw_array(b, 1));
-        return w_raw_or_nil(b, m->u.cluster_rep.status);
-    case MSG_REPLICA_PULL: {
-        const struct msg_pull_rep *p = &m->u.pull_rep;
-        W(mpw_array(b, 6));
-        W(mpw_u64(b, p->state));
-        W(mpw_u64(b, p->bytes_done));
-        W(mpw_u64(b, p->bytes_total));
-        W(mpw_u64(b, p->applied_lsn));
-        W(mpw_u64(b, p->source_lsn));
-        return w_str(b, p->error);
-    }
-    case MSG_NODE_REPORT:
-        W(mpw_array(b, 2));
-        W(mpw_u64(b, m->u.node_report_rep.map_epoch));
-        return w_str(b, m->u.node_report_rep.leader_url);
-    default: /* create, drop, coll_create, coll_drop */
-        return mpw_array(b, 0);
-    }
 }
 
 static int w_msg(struct buf *b, const struct msg *m)
@@ -961,11 +700,11 @@ static int w_msg(struct buf *b, const struct msg *m)
     if (!m->reply)
         return w_request(b, m);
     if (m->err.code) {
-        W(w_error(b, &m->err));
+        W(msgw_error(b, &m->err));
         return mpw_nil(b);
     }
     W(mpw_nil(b));
-    return w_reply_body(b, m);
+    return msgw_reply_body(b, m);
 }
 
 int msg_encode(const struct msg *m, struct buf *out, char *errmsg)

@@ -130,7 +130,7 @@ int msgd_strs(struct dec *d, struct msg_str **out, uint32_t *n, const char *fiel
     return DV_OK;
 }
 
-/* The collection config (see w_coll_cfg); without placement, partitions and replication
+/* The collection config (see msgw_coll_cfg); without placement, partitions and replication
  * read as 0. */
 int msgd_coll_cfg(struct dec *d, struct msg_coll_cfg *c, bool with_placement)
 {
