@@ -475,8 +475,10 @@ static int w_request(struct buf *b, const struct msg *m)
                   (t == MSG_REPLICA_CREATE && m->u.create_req.cfg.n_spaces > 0);
     /* A payload index's params likewise. */
     bool iparams = (t == MSG_PAYLOAD_INDEX || t == MSG_P_INDEX) && m->u.index_req.params.p != NULL;
+    /* An ordered scroll's sample seed likewise. */
+    bool sample = (t == MSG_SCROLL_ORDER || t == MSG_P_SCROLL_ORDER) && m->u.oscroll_req.sample;
     W(mpw_array(b, msg_request_fields(t) + (consistency || flags ? 1 : 0) + (search ? 1 : 0) +
-                       (named || spaces || iparams ? 1 : 0)));
+                       (named || spaces || iparams || sample ? 1 : 0)));
     if (msg_type_addressed(t)) {
         W(msgw_str(b, m->addr.coll));
         W(mpw_u64(b, m->addr.part));
@@ -506,6 +508,8 @@ static int w_request(struct buf *b, const struct msg *m)
         W(msgw_spaces(b, t == MSG_COLL_CREATE ? &m->u.coll_cfg : &m->u.create_req.cfg));
     if (iparams)
         W(msgw_raw_or_nil(b, m->u.index_req.params));
+    if (sample)
+        W(mpw_u64(b, m->u.oscroll_req.sample));
     return DV_OK;
 }
 

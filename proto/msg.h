@@ -332,6 +332,11 @@ struct msg_oscroll_req {
     uint32_t limit;
     struct msg_bytes filter;
     bool with_vector, with_payload;
+    /* Not 0: a random sample instead (Qdrant's sample: random; key, desc and start unused):
+     * the points whose keys, a hash of this seed and the id, are smallest, in key order, each
+     * with its key as an integer value; merged like any order_by, the collection's `limit`
+     * smallest keys are a uniform sample. An optional last field of the body. */
+    uint64_t sample;
 };
 
 /* vec: dim floats or NULL; payload: a msgpack map or nil. */

@@ -537,8 +537,11 @@ static int d_request(struct dec *d)
         (t == MSG_COLL_CREATE || t == MSG_REPLICA_CREATE) && n == msg_request_fields(t) + 1;
     /* A payload index with one more field: its params. */
     bool iparams = (t == MSG_PAYLOAD_INDEX || t == MSG_P_INDEX) && n == msg_request_fields(t) + 1;
+    /* An ordered scroll with one more field: a sample's seed. */
+    bool sample =
+        (t == MSG_SCROLL_ORDER || t == MSG_P_SCROLL_ORDER) && n == msg_request_fields(t) + 1;
     if (n != msg_request_fields(m->type) && !no_incarnation && !consistency && !flags && !named &&
-        !spaces && !iparams)
+        !spaces && !iparams && !sample)
         return msgd_fail(d, DV_ECORRUPT, "body length");
     if (msg_type_addressed(m->type)) {
         if ((rc = msgd_str(d, &m->addr.coll, "collection")) ||
@@ -582,6 +585,11 @@ static int d_request(struct dec *d)
         TRY(msgd_spaces(d, t == MSG_COLL_CREATE ? &m->u.coll_cfg : &m->u.create_req.cfg));
     if (iparams)
         TRY(msgd_raw_or_nil(d, &m->u.index_req.params, "index params"));
+    if (sample) {
+        TRY(mpk_dec_u64(&d->k, &m->u.oscroll_req.sample, "sample seed"));
+        if (m->u.oscroll_req.sample == 0)
+            return msgd_fail(d, DV_ECORRUPT, "sample seed 0");
+    }
     return DV_OK;
 }
 

@@ -382,6 +382,17 @@ int part_scroll_ordered(struct part *p, const struct part_order_req *q, struct p
                         struct part_ordval **vals, char *errmsg);
 
 /*
+ * A random sample (Qdrant's sample: random): the `limit` visible points matching f (NULL: any)
+ * whose keys are smallest, a point's key being a hash of `seed` and its id ((*vals)[i].i, in
+ * [0, 2^63), ascending; out and *vals as part_scroll_ordered's). Keys do not depend on where a
+ * point is stored, so the smallest keys over several partitions' samples are a uniform sample
+ * of their union (bottom-k sampling). O(matching points).
+ */
+int part_sample(struct part *p, uint64_t seed, uint32_t limit, const struct filter *f,
+                bool with_vector, bool with_payload, struct part_result *out,
+                struct part_ordval **vals, char *errmsg);
+
+/*
  * A content digest of the replica, independent of the order points were written or stored in:
  * the sum (mod 2^64) over live points of a hash of the id, the vector's bytes (as stored:
  * normalised for cosine) and the payload's bytes; *count gets the points and *lsn the LSN the

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dtime.h"
+#include "hash.h"
 
 /* The payload index on `key`, or NULL (caller holds rw shared). */
 static struct pindex *index_of(const struct part *p, const char *key)
@@ -32,7 +33,8 @@ static int matching_slots(struct part *p, const struct filter *f, uint32_t **out
     uint32_t *c = NULL;
     size_t nc = 0, k = 0;
     bool exact_ok = false;
-    filter_estimate(f, p->pidx, p->n_pidx, p->map.n, &exact_ok);
+    if (f != NULL) /* NULL: every visible point */
+        filter_estimate(f, p->pidx, p->n_pidx, p->map.n, &exact_ok);
     if (exact_ok && filter_candidates(f, p->pidx, p->n_pidx, &c, &nc) == DV_OK) {
         for (size_t i = 0; i < nc; i++)
             if (part_slot_match(p, f, c[i]))
@@ -291,5 +293,95 @@ out_unlock:
     }
     if (rc == DV_ENOMEM)
         dv_errmsg_set(errmsg, "out of memory in an order_by scroll");
+    return rc;
+}
+
+/* A sampled slot and its key; a max-heap of the `limit` smallest keys. */
+struct skey {
+    uint64_t key;
+    uint32_t slot;
+};
+
+static void sift_down(struct skey *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && h[l].key > h[m].key)
+            m = l;
+        if (r < n && h[r].key > h[m].key)
+            m = r;
+        if (m == i)
+            return;
+        struct skey t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static int skey_cmp(const void *a, const void *b)
+{
+    const struct skey *x = a, *y = b;
+    return (x->key > y->key) - (x->key < y->key);
+}
+
+int part_sample(struct part *p, uint64_t seed, uint32_t limit, const struct filter *f,
+                bool with_vector, bool with_payload, struct part_result *out,
+                struct part_ordval **vals, char *errmsg)
+{
+    uint32_t *slots = NULL;
+    size_t n = 0, nh = 0;
+    struct skey *h = NULL;
+    int rc;
+
+    out->hits = NULL;
+    out->n = 0;
+    *vals = NULL;
+    if (limit == 0 || limit > PART_MAX_K) {
+        dv_errmsg_set(errmsg, "sample: limit must be 1 to %u, not %u", PART_MAX_K, limit);
+        return limit == 0 ? DV_EINVAL : DV_ERANGE;
+    }
+    pthread_rwlock_rdlock(&p->rw);
+    rc = matching_slots(p, f, &slots, &n);
+    if (rc == DV_OK && (h = malloc((limit < n ? limit : n ? n : 1) * sizeof *h)) == NULL)
+        rc = DV_ENOMEM;
+    for (size_t i = 0; rc == DV_OK && i < n; i++) {
+        /* the key of a point is a hash of the seed and its id: the same on every replica and
+         * partition, so the smallest keys over all partitions are a uniform sample */
+        const struct pid *id = &p->ids[slots[i]];
+        uint64_t k =
+            hash64_u64(hash64_u64(id->lo ^ seed) ^ id->hi ^ ((uint64_t)id->kind << 56)) >> 1;
+        if (nh < limit) {
+            h[nh++] = (struct skey){k, slots[i]};
+            if (nh == limit)
+                for (size_t j = nh / 2; j-- > 0;)
+                    sift_down(h, nh, j);
+        } else if (k < h[0].key) {
+            h[0] = (struct skey){k, slots[i]};
+            sift_down(h, nh, 0);
+        }
+    }
+    if (rc == DV_OK && nh > 1)
+        qsort(h, nh, sizeof *h, skey_cmp);
+    if (rc == DV_OK) {
+        out->hits = calloc(nh ? nh : 1, sizeof *out->hits);
+        *vals = malloc((nh ? nh : 1) * sizeof **vals);
+        if (out->hits == NULL || *vals == NULL)
+            rc = DV_ENOMEM;
+    }
+    for (size_t i = 0; i < nh && rc == DV_OK; i++) {
+        rc = part_fill_hit(p, h[i].slot, with_vector, with_payload, &out->hits[i]);
+        out->n++;
+        (*vals)[i] = (struct part_ordval){false, (int64_t)h[i].key, 0};
+    }
+    pthread_rwlock_unlock(&p->rw);
+    free(slots);
+    free(h);
+    if (rc != DV_OK) {
+        part_result_free(out);
+        free(*vals);
+        *vals = NULL;
+        dv_errmsg_set(errmsg, "out of memory in a sample");
+    }
     return rc;
 }

@@ -350,6 +350,9 @@ static int route(struct rx *x)
             op = post ? REST_OP_UPDATE_BATCH : -1;
         else
             op = get ? REST_OP_GET_ONE : -1;
+    } else if (n == 6 && is(s[2], "points") && is(s[3], "search") && is(s[4], "matrix") &&
+               (is(s[5], "pairs") || is(s[5], "offsets"))) {
+        op = post ? (is(s[5], "pairs") ? REST_OP_MATRIX_PAIRS : REST_OP_MATRIX_OFFSETS) : -1;
     } else if (n == 5 && is(s[2], "points")) {
         if (is(s[3], "payload") && is(s[4], "delete"))
             op = post ? REST_OP_DELETE_PAYLOAD : -1;
@@ -446,6 +449,10 @@ static int dispatch(struct rx *x)
         return rh_groups(x, c, RG_SEARCH);
     case REST_OP_QUERY_GROUPS:
         return rh_groups(x, c, RG_QUERY);
+    case REST_OP_MATRIX_PAIRS:
+        return rh_matrix(x, c, false);
+    case REST_OP_MATRIX_OFFSETS:
+        return rh_matrix(x, c, true);
     case REST_OP_RECOMMEND_GROUPS:
         return rh_groups(x, c, RG_RECOMMEND);
     case REST_OP_RECOMMEND:

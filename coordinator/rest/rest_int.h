@@ -47,6 +47,8 @@
     X(SEARCH_GROUPS, "search_groups")                                                              \
     X(QUERY_GROUPS, "query_groups")                                                                \
     X(RECOMMEND_GROUPS, "recommend_groups")                                                        \
+    X(MATRIX_PAIRS, "matrix_pairs")                                                                \
+    X(MATRIX_OFFSETS, "matrix_offsets")                                                            \
     X(RECOMMEND, "recommend")                                                                      \
     X(RECOMMEND_BATCH, "recommend_batch")                                                          \
     X(DISCOVER, "discover")                                                                        \
@@ -307,6 +309,14 @@ int ro_scroll(struct rx *x, const char *coll, json_t *order_by, const char *fiel
               uint32_t limit, bool with_vector, bool with_payload, bool *desc,
               struct msg_reply *rep);
 
+/* A random sample of `limit` points matching filter (JSON or NULL): native points_scroll_order
+ * with a fresh seed (each call another sample). As ro_scroll otherwise. */
+int ro_sample(struct rx *x, const char *coll, json_t *filter, uint32_t limit,
+              struct msg_reply *rep);
+
+/* rest_matrix.c: search/matrix/pairs and search/matrix/offsets. */
+int rh_matrix(struct rx *x, const char *coll, bool offsets);
+
 /* ---- rest_vec.c: named, sparse and multi vectors ---- */
 
 /* Allocations that live as long as one request's parse (rv_free frees them all). */
@@ -419,6 +429,10 @@ long rq_pos(const struct rq_list *u, const struct pid *id);
  * request: query j's points into res[j] (without the point its vector excludes). */
 int rq_search(struct rq_ctx *r, const struct rs_qvec *qv, size_t nq, uint32_t k, uint32_t ef,
               json_t *f, const struct rq_list *only, struct rq_list *res);
+
+/* A random sample (ro_sample) as a list (scores 0), among `only` (may be NULL). */
+int rq_sample(struct rq_ctx *r, json_t *f, const struct rq_list *only, uint32_t limit,
+              struct rq_list *out);
 
 /* rest_explore.c: a query's fusion of the prefetch lists l[n] ({"fusion": ...}, {"rrf":
  * ...}); recommend {positive, negative, strategy}; discover {target, context} (disc) or

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "err.h"
+#include "hash.h"
 #include "rest_int.h"
 
 #define S(str) ((struct msg_str){(str), (uint32_t)strlen(str)})
@@ -99,6 +101,25 @@ int ro_scroll(struct rx *x, const char *coll, json_t *order_by, const char *fiel
         o->with_vector = with_vector;
         o->with_payload = with_payload;
         *desc = o->desc;
+        st = rx_call(x, &q, rep);
+    }
+    buf_free(&mp);
+    return st;
+}
+
+int ro_sample(struct rx *x, const char *coll, json_t *filter, uint32_t limit, struct msg_reply *rep)
+{
+    static _Atomic uint64_t calls;
+    struct buf mp = BUF_INIT;
+    size_t off = 0, len = 0;
+    struct msg q = {.type = MSG_P_SCROLL_ORDER};
+    q.addr.coll = S(coll);
+    memset(rep, 0, sizeof *rep);
+    int st = rj_filter(x, filter, "filter", &mp, &off, &len);
+    if (st == 200) {
+        uint64_t h = clock_mono_ns() ^ (++calls * 0x9e3779b97f4a7c15ull);
+        q.u.oscroll_req = (struct msg_oscroll_req){
+            .limit = limit, .filter = rx_bytes(&mp, off, len), .sample = hash64_u64(h) | 1};
         st = rx_call(x, &q, rep);
     }
     buf_free(&mp);

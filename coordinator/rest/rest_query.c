@@ -287,6 +287,28 @@ static int order_by(struct rq_ctx *r, json_t *ob, json_t *f, const struct rq_lis
     return st;
 }
 
+int rq_sample(struct rq_ctx *r, json_t *f, const struct rq_list *only, uint32_t limit,
+              struct rq_list *out)
+{
+    json_t *ff = only ? filter_ids(f, only) : f;
+    if (only && ff == NULL)
+        return rx_oom(r->x);
+    struct msg_reply rep;
+    int st = ro_sample(r->x, r->coll, ff, limit, &rep);
+    if (only)
+        json_decref(ff);
+    if (st != 200)
+        return st;
+    const struct msg_oscroll_rep *o = &rep.m.u.oscroll_rep;
+    *out = (struct rq_list){calloc(o->hits.n ? o->hits.n : 1, sizeof *out->v), 0, false};
+    if (out->v == NULL)
+        st = rx_oom(r->x);
+    for (uint32_t i = 0; st == 200 && i < o->hits.n; i++)
+        out->v[out->n++] = (struct rq_hit){o->hits.hits[i].id, 0};
+    msg_reply_free(&rep);
+    return st;
+}
+
 /* A query `q` with prefetch results l[n]: the query's own points into *out (limit of them). */
 static int run_query(struct rq_ctx *r, json_t *o, json_t *q, json_t *f, const struct rq_list *l,
                      size_t n, uint32_t limit, struct rq_list *out)
@@ -333,7 +355,13 @@ static int run_query(struct rq_ctx *r, json_t *o, json_t *q, json_t *f, const st
     } else if (json_is_object(q) && json_object_get(q, "order_by") != NULL) {
         st = order_by(r, json_object_get(q, "order_by"), f, only, limit, out);
     } else if (json_is_object(q) && json_object_get(q, "sample") != NULL) {
-        st = rx_fail(x, 400, "Wrong input: query `sample` is not supported by dvec yet");
+        json_t *how = json_object_get(q, "sample");
+        if (!json_is_string(how) || strcmp(json_string_value(how), "random") != 0)
+            st = rx_fail(x, 400,
+                         "Format error in JSON body: query.sample: unknown variant, expected "
+                         "`random`");
+        else /* a random sample of the matching points (of the prefetches' if any) */
+            st = rq_sample(r, f, only, limit, out);
     } else {
         st = nearest_input(r, q, &base); /* a vector, {"nearest": v}, a point id */
         if (st == 200)

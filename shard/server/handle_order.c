@@ -79,10 +79,13 @@ int ho_scroll_order(struct part *p, const struct msg *req, struct msg *rep, stru
     struct msg_hits hits = {0};
     struct filter *f = NULL;
     char key[KEY_MAX + 1];
-    int rc = key_of(q->key, key, errmsg);
+    int rc = q->sample ? DV_OK : key_of(q->key, key, errmsg);
     if (rc == DV_OK)
         rc = filter_of(p, q->filter, &f, errmsg);
-    if (rc == DV_OK) {
+    if (rc == DV_OK && q->sample) {
+        rc = part_sample(p, q->sample, q->limit, f, q->with_vector, q->with_payload, &res, &pv,
+                         errmsg);
+    } else if (rc == DV_OK) {
         struct part_order_req pq = {
             key, q->desc, {0}, q->limit, f, q->with_vector, q->with_payload};
         const struct msg_start *s = &q->start;

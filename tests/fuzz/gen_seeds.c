@@ -131,11 +131,14 @@ int main(int argc, char **argv)
     put(&m, "filter");
     m = req(MSG_SCROLL_ORDER);
     m.u.oscroll_req = (struct msg_oscroll_req){
-        S("ts"), true, {MSG_START_STR, 0, 0, S("2024-03-01")}, 10, B(range), false, true};
+        S("ts"), true, {MSG_START_STR, 0, 0, S("2024-03-01")}, 10, B(range), false, true, 0};
     put(&m, "time");
     m.u.oscroll_req = (struct msg_oscroll_req){
-        S("n"), false, {MSG_START_FLOAT, 0, 1.5, {NULL, 0}}, 3, {NULL, 0}, true, false};
+        S("n"), false, {MSG_START_FLOAT, 0, 1.5, {NULL, 0}}, 3, {NULL, 0}, true, false, 0};
     put(&m, "float");
+    m.u.oscroll_req = (struct msg_oscroll_req){
+        S(""), false, {MSG_START_NONE, 0, 0, {NULL, 0}}, 5, B(range), false, false, 42};
+    put(&m, "sample");
     struct msg_target parts[3] = {{0, 7}, {3, 7}, {9, 8}};
     struct msg_query qs[3] = {
         {vecs, 4, 10, 0, B(filter), true, false, {NULL, 0}, NULL, 0, NULL, 0, NULL, 0},
@@ -212,7 +215,7 @@ int main(int argc, char **argv)
     put(&m, NULL);
     m = req(MSG_P_SCROLL_ORDER);
     m.u.oscroll_req = (struct msg_oscroll_req){
-        S("price"), false, {MSG_START_INT, -7, 0, {NULL, 0}}, 50, B(range), false, true};
+        S("price"), false, {MSG_START_INT, -7, 0, {NULL, 0}}, 50, B(range), false, true, 0};
     put(&m, NULL);
     m = req(MSG_P_SEARCH);
     m.u.csearch_req = (struct msg_csearch_req){qs, 3, true, 2500};

@@ -505,6 +505,33 @@ await check('deleteCollection (named vectors)', async () => eq(await c.deleteCol
       });
     }
   }
+  await check('query sample random: distinct matching points, another sample each call', async () => {
+    const filter = { must: [{ key: 'tag', match: { any: ['red', 'blue'] } }] };
+    const a = (await c.query(fc, { query: { sample: 'random' }, filter, limit: 12, with_payload: true })).points;
+    const b = (await c.query(fc, { query: { sample: 'random' }, filter, limit: 12 })).points;
+    const matching = docs.filter((d) => ['red', 'blue'].includes(d.tag)).length;
+    const ok = a.length === 12 && new Set(a.map((p) => p.id)).size === 12 && a.every((p) => ['red', 'blue'].includes(p.payload.tag))
+      && b.length === 12 && JSON.stringify(a.map((p) => p.id)) !== JSON.stringify(b.map((p) => p.id));
+    const all = (await c.query(fc, { query: { sample: 'random' }, filter, limit: 1000 })).points;
+    return (ok && all.length === matching) || `${JSON.stringify(a)} / ${JSON.stringify(b)} / ${all.length} of ${matching}`;
+  });
+  await check('search matrix pairs and offsets: each sampled point\'s nearest among the sample (brute force)', async () => {
+    const filter = { must: [{ key: 'n', range: { gte: 10 } }], must_not: [{ has_id: [0] }] };
+    const pr = await c.searchMatrixPairs(fc, { sample: 9, limit: 3, filter });
+    const sample = [...new Set(pr.pairs.map((p) => p.a))].sort((x, y) => x - y);
+    const want = [];
+    for (const a of sample)
+      sample.filter((b) => b !== a).map((b) => [b, 1 + a * b]).sort((x, y) => y[1] - x[1]).slice(0, 3)
+        .forEach(([b, sc]) => want.push({ a, b, score: sc }));
+    const e1 = sample.length === 9 && sample.every((i) => docs[i].n >= 10 && i !== 0);
+    const e2 = eq(pr.pairs.map((p) => [p.a, p.b, p.score]), want.map((p) => [p.a, p.b, p.score]));
+    const off = await c.searchMatrixOffsets(fc, { sample: 5, limit: 2, filter });
+    const e3 = off.ids.length === 5 && off.offsets_row.length === 10 && off.offsets_row.every((r, k) => {
+      const a = off.ids[r], b = off.ids[off.offsets_col[k]];
+      return close(off.scores[k], 1 + a * b) && a !== b;
+    });
+    return (e1 && e2 === true && e3) || `${e1} ${e2} ${e3} ${JSON.stringify(off)}`;
+  });
   await check('filters: a bad condition is refused with 400 naming it', async () =>
     eq(await status(() => c.scroll(fc, { filter: { must: [{ key: 'loc', geo_radius: { center: { lon: 0, lat: 99 }, radius: 1 } }] } })), 400));
   await check('filters: deleteCollection', async () => eq(await c.deleteCollection(fc), true));

@@ -138,14 +138,16 @@ static void payload(const struct mpoint *m, struct buf *b)
         mpw_str(b, uus[m->uu], strlen(uus[m->uu]));
 }
 
-static void upsert(struct part *p, const uint32_t *ids, size_t n)
+/* Writes the points ids[n] to p: new model points (fresh), or the model's as they are. */
+static void put(struct part *p, const uint32_t *ids, size_t n, bool fresh)
 {
     char err[DV_ERRMSG_SIZE];
     struct part_point *pts = calloc(n, sizeof *pts);
     float *v = malloc(n * DIM * sizeof *v);
     struct buf *pl = calloc(n, sizeof *pl);
     for (size_t i = 0; i < n; i++) {
-        make_point(&model[ids[i]]);
+        if (fresh)
+            make_point(&model[ids[i]]);
         payload(&model[ids[i]], &pl[i]);
         pu_vec(ids[i], 0, DIM, v + i * DIM);
         pts[i] = (struct part_point){.id = pid_num(ids[i]),
@@ -407,8 +409,8 @@ static void test_facet_order_brute_force(void **state)
         ids[i] = ids[j];
         ids[j] = t;
     }
-    upsert(p, ids, N / 2);
-    upsert(p, ids + N / 2, N - N / 2);
+    put(p, ids, N / 2, true);
+    put(p, ids + N / 2, N - N / 2, true);
     for (size_t i = 3; i < 7; i++)
         assert_int_equal(part_create_index(p, ix[i].key, ix[i].kind, NULL, err), DV_OK);
     check_all(p);
@@ -421,10 +423,108 @@ static void test_facet_order_brute_force(void **state)
         model[id].live = false;
     }
     assert_int_equal(part_delete(p, del, N / 4, NULL, NULL, err), DV_OK);
-    upsert(p, ids + 1, 100);
+    put(p, ids + 1, 100, true);
     check_all(p);
     part_close(p);
     pu_tmpdir_free(dir);
+}
+
+static struct part *sample_part(char *dir, size_t cap, const char *name)
+{
+    char err[DV_ERRMSG_SIZE];
+    struct part_opts o;
+    struct part *p;
+    part_opts_default(&o);
+    o.index.dim = DIM;
+    o.index.m = 8;
+    o.wal.sync = WAL_SYNC_NEVER;
+    o.background = false;
+    pu_tmpdir(dir, cap, name);
+    assert_int_equal(part_create(io_posix(), dir, &o, &p, err), DV_OK);
+    return p;
+}
+
+/* sample: `limit` distinct live points matching the filter, the same for the same seed; the
+ * points split over two replicas give samples whose merged smallest keys are the whole
+ * replica's sample (what makes the coordinator's merge a uniform sample). */
+static void test_sample(void **state)
+{
+    (void)state;
+    char d1[4096], d2[4096], d3[4096], err[DV_ERRMSG_SIZE];
+    rs = 99;
+    struct part *all = sample_part(d1, sizeof d1, "sall"), *lo = sample_part(d2, sizeof d2, "slo"),
+                *hi = sample_part(d3, sizeof d3, "shi");
+    uint32_t ids[N];
+    for (uint32_t i = 0; i < N; i++)
+        ids[i] = i;
+    put(all, ids, N, true);
+    put(lo, ids, N / 2, false);
+    put(hi, ids + N / 2, N - N / 2, false);
+    char fj[64];
+    snprintf(fj, sizeof fj, "{\"must\":[{\"key\":\"grp\",\"match\":{\"value\":%d}}]}", 1);
+    struct filter *f = compile(fj);
+    for (int round = 0; round < 2; round++) {
+        const struct filter *ff = round ? f : NULL;
+        uint32_t matching = 0;
+        for (uint32_t i = 0; i < N; i++)
+            matching += model_match(&model[i], round ? 1 : -1);
+        for (uint64_t seed = 1; seed < 40; seed += 3) {
+            struct part_result r, a, b, again;
+            struct part_ordval *v, *va, *vb, *vagain;
+            uint32_t limit = 1 + (uint32_t)(seed % 25);
+            assert_int_equal(part_sample(all, seed, limit, ff, false, true, &r, &v, err), DV_OK);
+            assert_int_equal(r.n, limit < matching ? limit : matching);
+            for (size_t i = 0; i < r.n; i++) {
+                assert_true(model_match(&model[r.hits[i].id.lo], round ? 1 : -1));
+                if (i > 0)
+                    assert_true(v[i - 1].i < v[i].i); /* ascending keys: distinct points */
+            }
+            assert_int_equal(part_sample(all, seed, limit, ff, false, false, &again, &vagain, err),
+                             DV_OK);
+            assert_int_equal(again.n, r.n);
+            for (size_t i = 0; i < r.n; i++)
+                assert_true(pid_eq(&again.hits[i].id, &r.hits[i].id));
+            /* the split: merge the two samples by key, keep `limit` */
+            assert_int_equal(part_sample(lo, seed, limit, ff, false, false, &a, &va, err), DV_OK);
+            assert_int_equal(part_sample(hi, seed, limit, ff, false, false, &b, &vb, err), DV_OK);
+            size_t i = 0, j = 0;
+            for (size_t k = 0; k < r.n; k++) {
+                bool from_a = j >= b.n || (i < a.n && va[i].i < vb[j].i);
+                const struct pid *got = from_a ? &a.hits[i++].id : &b.hits[j++].id;
+                assert_true(pid_eq(got, &r.hits[k].id));
+            }
+            part_result_free(&r);
+            part_result_free(&again);
+            part_result_free(&a);
+            part_result_free(&b);
+            free(v);
+            free(vagain);
+            free(va);
+            free(vb);
+        }
+    }
+    /* another seed, another sample (of 25 among hundreds) */
+    struct part_result r1, r2;
+    struct part_ordval *v1, *v2;
+    assert_int_equal(part_sample(all, 7, 25, NULL, false, false, &r1, &v1, err), DV_OK);
+    assert_int_equal(part_sample(all, 8, 25, NULL, false, false, &r2, &v2, err), DV_OK);
+    size_t same = 0;
+    for (size_t i = 0; i < r1.n; i++)
+        for (size_t j = 0; j < r2.n; j++)
+            same += pid_eq(&r1.hits[i].id, &r2.hits[j].id);
+    assert_true(same < r1.n);
+    part_result_free(&r1);
+    part_result_free(&r2);
+    free(v1);
+    free(v2);
+    assert_int_equal(part_sample(all, 7, 0, NULL, false, false, &r1, &v1, err), DV_EINVAL);
+    filter_free(f);
+    part_close(all);
+    part_close(lo);
+    part_close(hi);
+    pu_tmpdir_free(d1);
+    pu_tmpdir_free(d2);
+    pu_tmpdir_free(d3);
 }
 
 static void test_refusals(void **state)
@@ -482,6 +582,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_facet_order_brute_force),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

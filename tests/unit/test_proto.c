@@ -345,10 +345,22 @@ static void facet_order(bool cl)
                                         {MSG_START_INT, -5, 0, {NULL, 0}},
                                         {MSG_START_FLOAT, 0, 2.75, {NULL, 0}},
                                         {MSG_START_STR, 0, 0, S("2024-03-01T10:00:00Z")}};
-    for (int i = 0; i < 4; i++) {
-        m.u.oscroll_req = (struct msg_oscroll_req){
-            S("ts"), i % 2 == 1, starts[i], 100, {emptymap, sizeof emptymap}, i == 2, i != 2};
+    for (int i = 0; i < 5; i++) {
+        /* the fifth: a sample (the optional last field), no key */
+        m.u.oscroll_req = (struct msg_oscroll_req){.key = i < 4 ? S("ts") : S(""),
+                                                   .desc = i % 2 == 1,
+                                                   .start = starts[i % 4],
+                                                   .limit = 100,
+                                                   .filter = {emptymap, sizeof emptymap},
+                                                   .with_vector = i == 2,
+                                                   .with_payload = i != 2,
+                                                   .sample = i == 4 ? 0x8000000000000001ull : 0};
         round_trip(&m, &out);
+        assert_true(out.u.oscroll_req.sample == m.u.oscroll_req.sample);
+        if (i == 4) {
+            msg_free(&out);
+            continue;
+        }
         const struct msg_oscroll_req *o = &out.u.oscroll_req;
         assert_memory_equal(o->key.p, "ts", 2);
         assert_int_equal(o->desc, i % 2 == 1);
