@@ -107,11 +107,6 @@ static int fill_hit_mask(struct part *p, uint32_t s, bool wv, uint32_t mask, boo
     return DV_OK;
 }
 
-static int fill_hit(struct part *p, uint32_t s, bool wv, bool wp, struct part_hit *h)
-{
-    return fill_hit_mask(p, s, wv, 0, wp, h);
-}
-
 int part_fill_hit(struct part *p, uint32_t s, bool with_vector, bool with_payload,
                   struct part_hit *h)
 {
@@ -131,7 +126,7 @@ int part_get(struct part *p, const struct pid *ids, size_t n, bool with_vector, 
         uint32_t s = idmap_get(&p->map, p->ids, &ids[i]);
         if (s == IDMAP_EMPTY)
             continue;
-        rc = fill_hit(p, s, with_vector, with_payload, &out->hits[out->n]);
+        rc = part_fill_hit(p, s, with_vector, with_payload, &out->hits[out->n]);
         out->n++;
     }
     pthread_rwlock_unlock(&p->rw);
@@ -677,7 +672,7 @@ int part_scroll(struct part *p, const struct pid *from, uint32_t limit, const st
     if (out->hits == NULL)
         rc = DV_ENOMEM;
     for (size_t i = 0; i < n && rc == DV_OK; i++) {
-        rc = fill_hit(p, h[i], with_vector, with_payload, &out->hits[i]);
+        rc = part_fill_hit(p, h[i], with_vector, with_payload, &out->hits[i]);
         out->n++;
     }
     pthread_rwlock_unlock(&p->rw);
