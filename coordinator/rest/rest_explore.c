@@ -251,7 +251,8 @@ static int average(struct rx *x, const struct examples *e, bool sum, struct rs_q
                 float f = sum                    ? (e->kind[i] == EX_POS ? 1.0f : -1.0f)
                           : e->kind[i] == EX_POS ? (nn ? 2.0f : 1.0f) / (float)np
                                                  : -1.0f / (float)nn;
-                t[m++] = (struct rq_hit){{0, e->v[i].idx[j], PID_NUM}, f * e->v[i].vec[j]};
+                t[m++] = (struct rq_hit){.id = {0, e->v[i].idx[j], PID_NUM},
+                                         .score = f * e->v[i].vec[j]};
             }
         qsort(t, m, sizeof *t, rq_by_id);
         out->dim = 0;
@@ -393,7 +394,7 @@ static int score_examples(struct rq_ctx *r, int how, const struct examples *e, u
                 is_example = is_example || (e->v[j].exclude && pid_eq(&e->v[j].excl, &all.v[i].id));
             }
             if (ok && !is_example)
-                out->v[out->n++] = (struct rq_hit){all.v[i].id, score_of(how, e, s)};
+                out->v[out->n++] = (struct rq_hit){.id = all.v[i].id, .score = score_of(how, e, s)};
         }
         free(m);
         if (st == 200)

@@ -309,6 +309,9 @@ int ro_scroll(struct rx *x, const char *coll, json_t *order_by, const char *fiel
               uint32_t limit, bool with_vector, bool with_payload, bool *desc,
               struct msg_reply *rep);
 
+/* An order value as JSON: an integer, or a float (a float index's). */
+int jw_ordval(struct buf *b, const struct msg_ordval *v);
+
 /* A random sample of `limit` points matching filter (JSON or NULL): native points_scroll_order
  * with a fresh seed (each call another sample). As ro_scroll otherwise. */
 int ro_sample(struct rx *x, const char *coll, json_t *filter, uint32_t limit,
@@ -397,6 +400,8 @@ bool rq_wants(json_t *o);
 struct rq_hit {
     struct pid id;
     float score;
+    bool has_ov; /* order_by: the point's order value, shown as order_value */
+    struct msg_ordval ov;
 };
 struct rq_list {
     struct rq_hit *v;

@@ -29,7 +29,7 @@ static int jw_f64(struct buf *b, double v)
     return buf_appendf(b, "%s%s", tmp, real ? "" : ".0");
 }
 
-static int jw_ordval(struct buf *b, const struct msg_ordval *v)
+int jw_ordval(struct buf *b, const struct msg_ordval *v)
 {
     return v->is_float ? jw_f64(b, v->f) : buf_appendf(b, "%" PRId64, v->i);
 }

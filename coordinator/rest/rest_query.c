@@ -134,7 +134,8 @@ static int search_many(struct rq_ctx *r, const struct leaf *lq, size_t nq, struc
         }
         for (uint32_t i = 0; i < h->n && res[j].n < lq[j].k; i++)
             if (!(v->exclude && pid_eq(&h->hits[i].id, &v->excl)))
-                res[j].v[res[j].n++] = (struct rq_hit){h->hits[i].id, h->hits[i].score};
+                res[j].v[res[j].n++] =
+                    (struct rq_hit){.id = h->hits[i].id, .score = h->hits[i].score};
     }
     msg_reply_free(&rep);
     free(qs);
@@ -181,7 +182,7 @@ static int scroll(struct rq_ctx *r, json_t *f, uint32_t limit, struct rq_list *o
         if (out->v == NULL)
             st = rx_oom(r->x);
         for (uint32_t i = 0; st == 200 && i < h->n; i++)
-            out->v[out->n++] = (struct rq_hit){h->hits[i].id, 0};
+            out->v[out->n++] = (struct rq_hit){.id = h->hits[i].id};
     }
     msg_reply_free(&rep);
     buf_free(&mp);
@@ -201,7 +202,7 @@ int rq_union(struct rx *x, const struct rq_list *l, size_t n, struct rq_list *ou
         return rx_oom(x);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < l[i].n; j++)
-            out->v[out->n++] = (struct rq_hit){l[i].v[j].id, 0};
+            out->v[out->n++] = (struct rq_hit){.id = l[i].v[j].id};
     qsort(out->v, out->n, sizeof *out->v, rq_by_id);
     size_t m = 0;
     for (size_t i = 0; i < out->n; i++)
@@ -214,7 +215,7 @@ int rq_union(struct rx *x, const struct rq_list *l, size_t n, struct rq_list *ou
 /* Where id is in u (sorted by id), or -1. */
 long rq_pos(const struct rq_list *u, const struct pid *id)
 {
-    struct rq_hit key = {*id, 0};
+    struct rq_hit key = {.id = *id};
     const struct rq_hit *at = bsearch(&key, u->v, u->n, sizeof key, rq_by_id);
     return at ? at - u->v : -1;
 }
@@ -281,8 +282,11 @@ static int order_by(struct rq_ctx *r, json_t *ob, json_t *f, const struct rq_lis
     if (out->v == NULL)
         st = rx_oom(r->x);
     for (uint32_t i = 0; st == 200 && i < o->hits.n; i++)
-        out->v[out->n++] = (struct rq_hit){
-            o->hits.hits[i].id, o->vals[i].is_float ? (float)o->vals[i].f : (float)o->vals[i].i};
+        out->v[out->n++] = (struct rq_hit){.id = o->hits.hits[i].id,
+                                           .score = o->vals[i].is_float ? (float)o->vals[i].f
+                                                                        : (float)o->vals[i].i,
+                                           .has_ov = true,
+                                           .ov = o->vals[i]};
     msg_reply_free(&rep);
     return st;
 }
@@ -304,7 +308,7 @@ int rq_sample(struct rq_ctx *r, json_t *f, const struct rq_list *only, uint32_t 
     if (out->v == NULL)
         st = rx_oom(r->x);
     for (uint32_t i = 0; st == 200 && i < o->hits.n; i++)
-        out->v[out->n++] = (struct rq_hit){o->hits.hits[i].id, 0};
+        out->v[out->n++] = (struct rq_hit){.id = o->hits.hits[i].id};
     msg_reply_free(&rep);
     return st;
 }
@@ -564,6 +568,14 @@ static int render(struct rq_ctx *r, json_t *o, const struct rq_list *res, uint32
             rc = jw_raw(&x->res, ",");
         if (rc == DV_OK)
             rc = jw_point(&x->res, &h, true, &sel, with_vector, &vo);
+        if (rc == DV_OK && res->v[offset + i].has_ov) { /* order_by: the value, inside the } */
+            x->res.len--;
+            rc = jw_raw(&x->res, ",\"order_value\":");
+            if (rc == DV_OK)
+                rc = jw_ordval(&x->res, &res->v[offset + i].ov);
+            if (rc == DV_OK)
+                rc = jw_raw(&x->res, "}");
+        }
     }
     if (rc == DV_OK)
         rc = jw_raw(&x->res, "]");

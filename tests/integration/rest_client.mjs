@@ -684,7 +684,8 @@ await check('facet on a bool key', async () => eq((await c.facet(od, { key: 'fla
 await check('query with order_by: the ordered points with the filter, scored by their value', async () => {
   const r = await c.query(od, { query: { order_by: { key: 'price', direction: 'desc' } }, limit: 12,
     filter: { must: [{ key: 'flag', match: { value: true } }] } });
-  return eq(r.points.map((p) => [p.id, p.score]), ordered('price', true, (pt) => pt.payload.flag, undefined, 12));
+  return eq(r.points.map((p) => [p.id, p.score, p.order_value]),
+    ordered('price', true, (pt) => pt.payload.flag, undefined, 12).map(([id, v]) => [id, v, v]));
 });
 await check('query with order_by over a prefetch orders the prefetch\'s points', async () => {
   const q = [0.4, -0.3, 0.2];
