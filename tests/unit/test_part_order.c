@@ -379,7 +379,7 @@ static void test_facet_order_brute_force(void **state)
     char dir[4096], err[DV_ERRMSG_SIZE];
     const char *env = getenv("DVEC_TEST_SEED");
     uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-    print_message("seed %llu (DVEC_TEST_SEED repeats it)\n", (unsigned long long)seed);
+    print_message("# seed %llu (DVEC_TEST_SEED repeats it)\n", (unsigned long long)seed);
     rs = seed;
 
     struct part_opts o;
