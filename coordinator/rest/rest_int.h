@@ -385,6 +385,9 @@ int rs_vector_input(struct rx *x, const char *coll, json_t *v, const char *field
  * point: false when it has none; *st is 200 or an error (out of memory) when true. */
 bool rs_qvec_of_hit(struct rx *x, const struct msg_hit *h, struct rs_qvec *v, int *st);
 
+/* The body's requests: the body itself (n = 1), or a batch's `searches` list (at most 1024). */
+int rs_batch(struct rx *x, bool batch, json_t **list, size_t *n);
+
 /* A request's `params` (hnsw_ef, exact) and `score_threshold`. */
 int rs_params(struct rx *x, json_t *o, uint32_t *ef, bool *has_thr, float *thr);
 

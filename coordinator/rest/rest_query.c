@@ -679,21 +679,11 @@ json_t *rq_as_query(json_t *o, bool discover)
 
 int rh_recommend(struct rx *x, const char *coll, bool batch, bool discover)
 {
-    int st = rj_body(x, false);
+    json_t *list;
+    size_t n;
+    int st = rs_batch(x, batch, &list, &n);
     if (st != 200)
         return st;
-    json_t *list = x->json;
-    size_t n = 1;
-    if (batch) {
-        list = json_object_get(x->json, "searches");
-        if (list == NULL)
-            return rx_fail(x, 400, "Format error in JSON body: missing field `searches`");
-        if (!json_is_array(list))
-            return rj_type_error(x, "searches", "expected an array");
-        n = json_array_size(list);
-        if (n > 1024)
-            return rx_fail(x, 400, "Wrong input: %zu requests in one batch, at most 1024", n);
-    }
     json_t **reqs = calloc(n ? n : 1, sizeof *reqs);
     if (reqs == NULL)
         return rx_oom(x);

@@ -525,24 +525,34 @@ out:
     return st;
 }
 
-/* Search and query, single or batch ({"searches": [...]}). */
-static int searches(struct rx *x, const char *coll, bool batch, bool query)
+int rs_batch(struct rx *x, bool batch, json_t **list, size_t *n)
 {
     int st = rj_body(x, false);
     if (st != 200)
         return st;
-    json_t *list = x->json;
-    size_t n = 1;
-    if (batch) {
-        list = json_object_get(x->json, "searches");
-        if (list == NULL)
-            return rx_fail(x, 400, "Format error in JSON body: missing field `searches`");
-        if (!json_is_array(list))
-            return rj_type_error(x, "searches", "expected an array");
-        n = json_array_size(list);
-        if (n > 1024)
-            return rx_fail(x, 400, "Wrong input: %zu searches in one batch, at most 1024", n);
-    }
+    *list = x->json;
+    *n = 1;
+    if (!batch)
+        return 200;
+    *list = json_object_get(x->json, "searches");
+    if (*list == NULL)
+        return rx_fail(x, 400, "Format error in JSON body: missing field `searches`");
+    if (!json_is_array(*list))
+        return rj_type_error(x, "searches", "expected an array");
+    *n = json_array_size(*list);
+    if (*n > 1024)
+        return rx_fail(x, 400, "Wrong input: %zu searches in one batch, at most 1024", *n);
+    return 200;
+}
+
+/* Search and query, single or batch ({"searches": [...]}). */
+static int searches(struct rx *x, const char *coll, bool batch, bool query)
+{
+    json_t *list;
+    size_t n;
+    int st = rs_batch(x, batch, &list, &n);
+    if (st != 200)
+        return st;
     for (size_t i = 0; query && i < n; i++) {
         json_t *o = batch ? json_array_get(list, i) : list;
         if (json_is_object(o) && rq_wants(o)) {
